@@ -1,0 +1,64 @@
+// Determinism levels and the op families a study can switch to `fast` one at a time.
+// The contract itself is docs/determinism.md.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace detdl {
+
+enum class Level : std::uint8_t {
+  portable,    // same bits on any thread count, any device, CPU == GPU
+  repeatable,  // same bits run to run on one machine and configuration
+  fast,        // anything goes: completion-order combines, atomics, vendor fast paths
+};
+
+// Op families whose reductions a study can switch to `fast` one at a time, to attribute
+// implementation-level variance to the op that causes it.
+enum class OpFamily : std::uint8_t {
+  matmul,        // linear / GEMM forward and data gradients, conv forward and data gradient
+  conv_wgrad,    // convolution weight gradient (the long batch x rows x cols reduction)
+  bias_grad,     // bias gradients (sums over batch, rows, cols)
+  norm_stats,    // batch-norm statistics and their gradients
+  loss_reduce,   // loss and metric reductions over the batch
+  optimizer,     // optimizer state updates (element-wise; reductions of penalties)
+  count_,
+};
+inline constexpr int kOpFamilyCount = static_cast<int>(OpFamily::count_);
+
+constexpr std::string_view level_name(Level l) {
+  switch (l) {
+    case Level::portable: return "portable";
+    case Level::repeatable: return "repeatable";
+    case Level::fast: return "fast";
+  }
+  return "?";
+}
+
+inline std::optional<Level> parse_level(std::string_view s) {
+  if (s == "portable") return Level::portable;
+  if (s == "repeatable") return Level::repeatable;
+  if (s == "fast") return Level::fast;
+  return std::nullopt;
+}
+
+constexpr std::string_view op_family_name(OpFamily f) {
+  switch (f) {
+    case OpFamily::matmul: return "matmul";
+    case OpFamily::conv_wgrad: return "conv_wgrad";
+    case OpFamily::bias_grad: return "bias_grad";
+    case OpFamily::norm_stats: return "norm_stats";
+    case OpFamily::loss_reduce: return "loss_reduce";
+    case OpFamily::optimizer: return "optimizer";
+    case OpFamily::count_: break;
+  }
+  return "?";
+}
+
+inline std::optional<OpFamily> parse_op_family(std::string_view s) {
+  for (int i = 0; i < kOpFamilyCount; ++i)
+    if (op_family_name(static_cast<OpFamily>(i)) == s) return static_cast<OpFamily>(i);
+  return std::nullopt;
+}
+
+}  // namespace detdl

@@ -1,0 +1,131 @@
+#include "kernels/cpu/parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace detdl::cpu {
+namespace {
+
+// A pool of persistent workers woken per job. Jobs are rare enough (one per kernel call)
+// that a mutex/condition variable handshake costs little against the kernels' work.
+class Pool {
+ public:
+  ~Pool() { resize(1); }
+
+  void resize(int n) {
+    std::lock_guard<std::mutex> run(run_mutex_);
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+    stop_ = false;
+    threads_ = std::max(1, n);
+    for (int w = 1; w < threads_; ++w) workers_.emplace_back([this, w] { loop(w); });
+  }
+
+  int threads() const { return threads_; }
+
+  void run(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn) {
+    if (n <= 0) return;
+    const int T = static_cast<int>(std::min<std::int64_t>(threads_, n));
+    if (T <= 1 || in_job_) {
+      fn(0, n, 0);
+      return;
+    }
+    std::lock_guard<std::mutex> run(run_mutex_);
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      job_ = &fn;
+      job_n_ = n;
+      job_threads_ = T;
+      pending_ = T - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    in_job_ = true;
+    fn(0, n / T, 0);  // the calling thread takes block 0
+    in_job_ = false;
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void loop(int w) {
+    std::uint64_t seen = 0;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      seen = generation_;
+    }
+    for (;;) {
+      const std::function<void(std::int64_t, std::int64_t, int)>* job;
+      std::int64_t n;
+      int T;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+        job = job_;
+        n = job_n_;
+        T = job_threads_;
+      }
+      if (w < T) {
+        in_job_ = true;
+        (*job)(n * w / T, n * (w + 1) / T, w);
+        in_job_ = false;
+        std::lock_guard<std::mutex> lk(m_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  std::mutex run_mutex_;  // one job at a time
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(std::int64_t, std::int64_t, int)>* job_ = nullptr;
+  std::int64_t job_n_ = 0;
+  int job_threads_ = 1;
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  int threads_ = 1;
+  static thread_local bool in_job_;
+};
+thread_local bool Pool::in_job_ = false;
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1 || n > 1024) throw std::invalid_argument("threads must be in [1, 1024], got " + std::to_string(n));
+  if (n != pool().threads()) pool().resize(n);
+}
+
+int num_threads() { return pool().threads(); }
+
+void parallel_ranges(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn) {
+  pool().run(n, fn);
+}
+
+void parallel_for(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn) {
+  pool().run(n_tasks, [&](std::int64_t b, std::int64_t e, int) {
+    for (std::int64_t i = b; i < e; ++i) fn(i);
+  });
+}
+
+}  // namespace detdl::cpu

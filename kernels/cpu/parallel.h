@@ -1,0 +1,23 @@
+// The CPU thread pool. Work is split with a fixed partition of task indices; in the
+// `portable` and `repeatable` levels every output is computed by exactly one task in the
+// canonical order, so results never depend on the thread count. Only `fast` kernels
+// combine partial results in completion order.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace detdl::cpu {
+
+// Threads used by CPU kernels (the calling thread is one of them). Default: 1.
+void set_num_threads(int n);
+int num_threads();
+
+// Runs fn(task) for task in [0, n_tasks) on the pool; returns when all are done. Tasks are
+// dealt in contiguous blocks: thread t runs tasks [t*n/T, (t+1)*n/T). Nested calls run
+// serially on the calling thread.
+void parallel_for(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn);
+
+// Like parallel_for, but fn receives a contiguous range [begin, end) and the worker index.
+void parallel_ranges(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn);
+
+}  // namespace detdl::cpu

@@ -1,0 +1,57 @@
+// CUDA canonical reductions (portable level). Each thread owns one chunk: it accumulates
+// its chunk in index order from +0.0f, exactly as kernels/common/reduction.h does; the
+// chunk partials are then folded by the same ChunkTree on one thread. The result is bit
+// for bit the CPU's canonical_sum / canonical_dot.
+#include <cstdint>
+
+#include "kernels/common/reduction.h"
+#include "kernels/cuda/reduce.h"
+
+namespace detdl::cuda {
+
+__global__ void chunk_partials_sum(const float* x, std::int64_t n, float* partials) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t s = c * kChunkValues;
+  if (s >= n) return;
+  const std::int64_t e = (s + kChunkValues < n) ? s + kChunkValues : n;
+  float p = 0.0f;
+  for (std::int64_t k = s; k < e; ++k) p = p + x[k];
+  partials[c] = p;
+}
+
+__global__ void chunk_partials_dot(const float* a, const float* b, std::int64_t n,
+                                   float* partials) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t s = c * kChunkProducts;
+  if (s >= n) return;
+  const std::int64_t e = (s + kChunkProducts < n) ? s + kChunkProducts : n;
+  float p = 0.0f;
+  for (std::int64_t k = s; k < e; ++k) p = fmaf(a[k], b[k], p);
+  partials[c] = p;
+}
+
+__global__ void fold_partials(const float* partials, std::int64_t chunks, float* out) {
+  ChunkTree tree;
+  for (std::int64_t c = 0; c < chunks; ++c) tree.push(partials[c]);
+  *out = tree.root();
+}
+
+cudaError_t canonical_sum(const float* x, std::int64_t n, float* partials, float* out,
+                          cudaStream_t stream) {
+  const std::int64_t chunks = (n + kChunkValues - 1) / kChunkValues;
+  if (chunks > 0)
+    chunk_partials_sum<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(x, n, partials);
+  fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
+  return cudaGetLastError();
+}
+
+cudaError_t canonical_dot(const float* a, const float* b, std::int64_t n, float* partials,
+                          float* out, cudaStream_t stream) {
+  const std::int64_t chunks = (n + kChunkProducts - 1) / kChunkProducts;
+  if (chunks > 0)
+    chunk_partials_dot<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(a, b, n, partials);
+  fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
+  return cudaGetLastError();
+}
+
+}  // namespace detdl::cuda
