@@ -1,1 +1,25 @@
-int main(){return 0;}
+// detdl: the command line. Subcommands: train (one training run), hash (a checkpoint's
+// weight hash), version.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"detdl: a deep-learning engine whose determinism you can prove"};
+  app.require_subcommand(1);
+  detdl::tools::add_train_command(app);
+  detdl::tools::add_hash_command(app);
+  app.add_subcommand("version", "print the version")->callback([] { std::cout << "detdl " << DETDL_VERSION << "\n"; });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "detdl: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -128,4 +128,34 @@ void parallel_for(std::int64_t n_tasks, const std::function<void(std::int64_t)>&
   });
 }
 
+namespace {
+std::vector<int>& forced_assignment() {
+  static std::vector<int> a;
+  return a;
+}
+}  // namespace
+
+void set_dynamic_assignment_for_testing(std::vector<int> assignment) {
+  forced_assignment() = std::move(assignment);
+}
+
+void parallel_dynamic(std::int64_t n_pieces, const std::function<void(std::int64_t, int)>& fn) {
+  const int T = static_cast<int>(std::min<std::int64_t>(num_threads(), n_pieces));
+  if (T <= 1) {
+    for (std::int64_t i = 0; i < n_pieces; ++i) fn(i, 0);
+    return;
+  }
+  const std::vector<int> forced = forced_assignment();
+  std::atomic<std::int64_t> next{0};
+  pool().run(T, [&](std::int64_t b, std::int64_t e, int) {
+    if (!forced.empty()) {  // [b, e) is more than one worker only when run serially (nested)
+      for (std::int64_t w = b; w < e; ++w)
+        for (std::int64_t i = 0; i < n_pieces; ++i)
+          if (forced[i % forced.size()] % T == w) fn(i, static_cast<int>(w));
+      return;
+    }
+    for (std::int64_t i = next.fetch_add(1); i < n_pieces; i = next.fetch_add(1)) fn(i, static_cast<int>(b));
+  });
+}
+
 }  // namespace detdl::cpu

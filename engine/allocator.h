@@ -1,0 +1,23 @@
+// Device memory allocators. The CPU allocator returns 64-byte aligned blocks; the CUDA
+// backend implements the same interface with a caching allocator over cudaMalloc.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace detdl {
+
+enum class Device : std::uint8_t { cpu, cuda };
+std::string_view device_name(Device d);
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* p, std::size_t bytes) = 0;
+  virtual Device device() const = 0;
+};
+
+Allocator& cpu_allocator();
+
+}  // namespace detdl

@@ -1,0 +1,8 @@
+#include "engine/context.h"
+
+namespace detdl {
+RunContext& context() {
+  thread_local RunContext c;
+  return c;
+}
+}  // namespace detdl

@@ -1,0 +1,37 @@
+// The per-thread run context: which determinism level each op family runs at, whether the
+// model is training, and the dropout stream's keys. A training run sets it once; a study
+// running several runs in threads gives each its own.
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "kernels/common/level.h"
+
+namespace detdl {
+
+struct RunContext {
+  std::array<Level, kOpFamilyCount> level_of{};  // all portable by default
+  bool training = true;
+  std::uint64_t dropout_seed = 0;
+  std::uint32_t step = 0;          // optimizer step: part of the dropout counter
+  std::uint32_t dropout_layer = 0; // counts dropout calls within a step (reset per step)
+
+  void set_level(Level l) { level_of.fill(l); }
+  Level level(OpFamily f) const { return level_of[static_cast<int>(f)]; }
+};
+
+RunContext& context();  // this thread's
+
+// Sets this thread's context for the guard's lifetime.
+class ContextGuard {
+ public:
+  explicit ContextGuard(const RunContext& c) : saved_(context()) { context() = c; }
+  ~ContextGuard() { context() = saved_; }
+  ContextGuard(const ContextGuard&) = delete;
+  ContextGuard& operator=(const ContextGuard&) = delete;
+
+ private:
+  RunContext saved_;
+};
+
+}  // namespace detdl

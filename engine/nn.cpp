@@ -1,0 +1,101 @@
+#include "engine/nn.h"
+
+#include <functional>
+
+namespace detdl {
+
+void Module::train(bool on) {
+  for_each([on](Module& m) { m.training_ = on; });
+}
+
+void Module::for_each(const std::function<void(Module&)>& fn) {
+  fn(*this);
+  for (auto& [name, child] : children_) child->for_each(fn);
+}
+
+Tensor Module::add_parameter(std::string name, Shape shape, InitSpec init) {
+  Tensor t = Tensor::zeros(shape);
+  t.set_requires_grad(true);
+  params_.push_back({std::move(name), t, init});
+  return t;
+}
+
+Tensor Module::add_buffer(std::string name, Tensor value) {
+  buffers_.push_back({std::move(name), value, {}});
+  return value;
+}
+
+void Module::collect(const std::string& prefix, bool params, std::vector<NamedTensor>& out) const {
+  for (const auto& nt : params ? params_ : buffers_) out.push_back({prefix + nt.name, nt.tensor, nt.init});
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", params, out);
+}
+
+std::vector<NamedTensor> Module::parameters() const {
+  std::vector<NamedTensor> out;
+  collect("", true, out);
+  return out;
+}
+
+std::vector<NamedTensor> Module::buffers() const {
+  std::vector<NamedTensor> out;
+  collect("", false, out);
+  return out;
+}
+
+std::int64_t Module::parameter_count() const {
+  std::int64_t n = 0;
+  for (const auto& p : parameters()) n += p.tensor.numel();
+  return n;
+}
+
+void Module::initialize(std::uint64_t seed) {
+  auto ps = parameters();
+  for (std::size_t i = 0; i < ps.size(); ++i)
+    detdl::initialize(ps[i].tensor, ps[i].init, seed, static_cast<std::uint32_t>(i));
+  for_each([](Module& m) { m.reset_buffers(); });
+}
+
+Linear::Linear(std::int64_t in, std::int64_t out, bool bias, InitSpec wi, InitSpec bi) {
+  w_ = add_parameter("weight", {out, in}, wi);
+  if (bias) b_ = add_parameter("bias", {out}, bi);
+}
+
+Tensor Linear::forward(const Tensor& x) { return ops::linear(x, w_, b_); }
+
+Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t kernel, ops::Conv2dOptions opt,
+               bool bias, InitSpec wi, InitSpec bi)
+    : opt_(opt) {
+  w_ = add_parameter("weight", {out, in, kernel, kernel}, wi);
+  if (bias) b_ = add_parameter("bias", {out}, bi);
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, w_, b_, opt_); }
+
+BatchNorm::BatchNorm(std::int64_t channels, float momentum, float eps, bool unbiased)
+    : momentum_(momentum), eps_(eps), unbiased_(unbiased) {
+  gamma_ = add_parameter("weight", {channels}, {InitKind::ones});
+  beta_ = add_parameter("bias", {channels}, {InitKind::zeros});
+  mean_ = add_buffer("running_mean", Tensor::zeros({channels}));
+  var_ = add_buffer("running_var", Tensor::full({channels}, 1.0f));
+}
+
+void BatchNorm::reset_buffers() {
+  float* m = mean_.f32();
+  float* v = var_.f32();
+  for (std::int64_t i = 0; i < mean_.numel(); ++i) {
+    m[i] = 0.0f;
+    v[i] = 1.0f;
+  }
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  return ops::batch_norm(x, gamma_, beta_, mean_, var_, training(), momentum_, eps_, unbiased_);
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (auto& l : layers_) h = l->forward(h);
+  return h;
+}
+
+}  // namespace detdl

@@ -1,0 +1,78 @@
+// The engine's differentiable ops. Each op computes its forward with a CPU kernel from
+// kernels/cpu/ (the level comes from this thread's RunContext, per op family) and records
+// its backward on the tape (engine/autograd.h). Shape letters: N batch, C channels, H, W,
+// K reduction length / classes, O outputs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/common/activation.h"
+
+namespace detdl::ops {
+
+// ---- element-wise arithmetic (same shapes; no broadcasting) ----
+Tensor add(const Tensor& a, const Tensor& b);   // a + b (the residual add)
+Tensor sub(const Tensor& a, const Tensor& b);   // a - b
+Tensor mul(const Tensor& a, const Tensor& b);   // a * b
+Tensor scale(const Tensor& a, float s);         // a * s
+Tensor sum(const Tensor& a);                    // () canonical sum of all elements
+Tensor mean(const Tensor& a);                   // () sum / numel
+
+// ---- shapes ----
+Tensor reshape(const Tensor& x, Shape shape);   // one -1 allowed
+Tensor flatten(const Tensor& x);                // (N, ...) -> (N, prod(...))
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+
+// ---- dense ----
+Tensor matmul(const Tensor& a, const Tensor& b);                         // (M,K) x (K,N) -> (M,N)
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);        // x (N,I), w (O,I), b (O) or undefined -> (N,O)
+
+// ---- activations ----
+Tensor activation(const Tensor& x, Activation kind, float alpha = 0.0f);
+inline Tensor relu(const Tensor& x) { return activation(x, Activation::relu); }
+inline Tensor leaky_relu(const Tensor& x, float alpha = 0.01f) { return activation(x, Activation::leaky_relu, alpha); }
+inline Tensor elu(const Tensor& x, float alpha = 1.0f) { return activation(x, Activation::elu, alpha); }
+inline Tensor selu(const Tensor& x) { return activation(x, Activation::selu); }
+inline Tensor tanh(const Tensor& x) { return activation(x, Activation::tanh); }
+inline Tensor sigmoid(const Tensor& x) { return activation(x, Activation::sigmoid); }
+Tensor softmax(const Tensor& logits);  // (N, K) -> (N, K); not differentiable (use the losses)
+
+// ---- convolution and pooling (NCHW) ----
+struct Conv2dOptions {
+  std::int64_t stride = 1;
+  std::int64_t pad = 0;     // symmetric padding (ignored when same = true)
+  bool same = false;        // Keras/TensorFlow 'same' padding (may be asymmetric)
+};
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o);  // x (N,C,H,W), w (O,C,KH,KW), b (O) or undefined
+struct Pool2dOptions {
+  std::int64_t kernel = 2;
+  std::int64_t stride = 2;
+  std::int64_t pad = 0;
+  bool same = false;
+  bool count_include_pad = false;  // average pooling only
+};
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o);
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o);
+Tensor global_avg_pool2d(const Tensor& x);  // (N,C,H,W) -> (N,C)
+
+// ---- normalisation ----
+// x: (N, C) or (N, C, H, W). Training: batch statistics, running stats updated in place
+// (running = running*(1-momentum) + batch*momentum). Eval: running statistics.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum, float eps,
+                  bool unbiased_running_var = true);
+
+// ---- regularisation ----
+// Inverted dropout keyed by (dropout seed, step, layer, element) from the RunContext;
+// identity when not training or p == 0.
+Tensor dropout(const Tensor& x, float p);
+
+// ---- losses (return a () scalar: the mean over the batch) ----
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);   // (N,K), labels (N) int32
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool from_logits);  // same shapes
+Tensor mean_squared_error(const Tensor& pred, const Tensor& target);        // same shapes
+Tensor l1_penalty(const Tensor& w, float lambda);  // lambda * sum |w|
+Tensor l2_penalty(const Tensor& w, float lambda);  // lambda * sum w^2
+
+}  // namespace detdl::ops

@@ -1,0 +1,57 @@
+// Pooling ops over kernels/cpu/pool.h (whose header names the summation orders).
+#include <stdexcept>
+
+#include "engine/autograd.h"
+#include "engine/ops/ops.h"
+#include "kernels/cpu/pool.h"
+
+namespace detdl::ops {
+namespace {
+
+cpu::Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
+  check_ndim(x, 4, what);
+  return o.same ? cpu::pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride)
+                : cpu::pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride, o.pad);
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
+  const cpu::Pool2dShape s = pool_shape(x, o, "max_pool2d input (N, C, H, W)");
+  Tensor y = Tensor::empty({s.N, s.C, s.OH, s.OW});
+  Tensor argmax = Tensor::empty({s.N, s.C, s.OH, s.OW}, DType::i32);
+  cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
+  record("max_pool2d", {x}, y, [s, argmax](const Tensor& g) {
+    Tensor gx = Tensor::empty({s.N, s.C, s.H, s.W});
+    cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
+  const cpu::Pool2dShape s = pool_shape(x, o, "avg_pool2d input (N, C, H, W)");
+  Tensor y = Tensor::empty({s.N, s.C, s.OH, s.OW});
+  cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
+  record("avg_pool2d", {x}, y, [s, inc = o.count_include_pad](const Tensor& g) {
+    Tensor gx = Tensor::empty({s.N, s.C, s.H, s.W});
+    cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+Tensor global_avg_pool2d(const Tensor& x) {
+  check_ndim(x, 4, "global_avg_pool2d input (N, C, H, W)");
+  const std::int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+  Tensor y = Tensor::empty({N, C});
+  cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
+  record("global_avg_pool2d", {x}, y, [shape = x.shape(), N, C, HW](const Tensor& g) {
+    Tensor gx = Tensor::empty(shape);
+    cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+}  // namespace detdl::ops

@@ -1,0 +1,51 @@
+#include "engine/schedule.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "kernels/common/detmath.h"
+
+namespace detdl {
+
+float Schedule::lr(std::int64_t epoch) const {
+  // gamma^k by repeated multiplication in double (exactly reproducible, unlike pow from
+  // whichever libm), rounded once to float.
+  auto decay = [&](std::int64_t k) {
+    double f = 1.0;
+    for (std::int64_t i = 0; i < k; ++i) f *= gamma;
+    return static_cast<float>(static_cast<double>(base_lr) * f);
+  };
+  switch (kind) {
+    case Kind::constant: return base_lr;
+    case Kind::step: return decay(epoch / std::max<std::int64_t>(step_size, 1));
+    case Kind::multistep:
+      return decay(std::count_if(milestones.begin(), milestones.end(),
+                                 [&](std::int64_t m) { return epoch >= m; }));
+    case Kind::cosine: {
+      // eta_min + (base - eta_min) * (1 + cos(pi * e / T)) / 2, with the engine's cos so
+      // the value is the same on every machine.
+      const std::int64_t e = std::min<std::int64_t>(epoch, t_max);
+      const float phase = 3.14159265358979323846f * static_cast<float>(e) / static_cast<float>(t_max);
+      return eta_min + (base_lr - eta_min) * (1.0f + det_cosf(phase)) * 0.5f;
+    }
+  }
+  return base_lr;
+}
+
+std::string Schedule::describe() const {
+  std::ostringstream o;
+  switch (kind) {
+    case Kind::constant: o << "constant(" << base_lr << ")"; break;
+    case Kind::step: o << "step(" << base_lr << ", every " << step_size << ", x" << gamma << ")"; break;
+    case Kind::multistep: {
+      o << "multistep(" << base_lr << ", at";
+      for (auto m : milestones) o << ' ' << m;
+      o << ", x" << gamma << ")";
+      break;
+    }
+    case Kind::cosine: o << "cosine(" << base_lr << " -> " << eta_min << " over " << t_max << ")"; break;
+  }
+  return o.str();
+}
+
+}  // namespace detdl

@@ -1,0 +1,24 @@
+// Learning-rate schedules, evaluated once per step on the host and passed to the
+// optimizer kernels as a float (the contract: host scalars are computed once). Epoch-based
+// like Keras/PyTorch schedulers: the rate for epoch e (0-based).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace detdl {
+
+struct Schedule {
+  enum class Kind { constant, step, multistep, cosine } kind = Kind::constant;
+  float base_lr = 0.01f;
+  std::int64_t step_size = 1;              // step: decay every step_size epochs
+  std::vector<std::int64_t> milestones;    // multistep: decay at these epochs (sorted)
+  float gamma = 0.1f;                      // step, multistep: factor per decay
+  std::int64_t t_max = 1;                  // cosine: epochs of the half period
+  float eta_min = 0.0f;                    // cosine: the floor
+
+  float lr(std::int64_t epoch) const;
+  std::string describe() const;
+};
+
+}  // namespace detdl

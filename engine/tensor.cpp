@@ -1,0 +1,184 @@
+#include "engine/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+
+namespace detdl {
+
+std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+std::string_view dtype_name(DType t) { return t == DType::f32 ? "float32" : "int32"; }
+
+namespace {
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(std::size_t bytes) override {
+    // 64-byte alignment: whole cache lines, aligned AVX loads.
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void deallocate(void* p, std::size_t) override { std::free(p); }
+  Device device() const override { return Device::cpu; }
+};
+}  // namespace
+
+Allocator& cpu_allocator() {
+  static CpuAllocator a;
+  return a;
+}
+
+Storage::Storage(std::size_t nbytes, Allocator& alloc)
+    : data(alloc.allocate(nbytes)), bytes(nbytes), allocator(&alloc) {}
+Storage::~Storage() { allocator->deallocate(data, bytes); }
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream o;
+  o << '[';
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+std::int64_t shape_numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Allocator& a) {
+  for (auto d : shape)
+    if (d < 0) throw std::invalid_argument("tensor shape " + shape_str(shape) + " has a negative size");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), a);
+  impl->shape = shape;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  std::memset(t.impl().storage->data, 0, t.impl().storage->bytes);
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape);
+  float* p = t.f32();
+  for (std::int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = value;
+  return t;
+}
+
+Tensor Tensor::from_vector(const Shape& shape, const std::vector<float>& values) {
+  if (shape_numel(shape) != static_cast<std::int64_t>(values.size()))
+    throw std::invalid_argument("from_vector: shape " + shape_str(shape) + " needs " +
+                                std::to_string(shape_numel(shape)) + " values, got " +
+                                std::to_string(values.size()));
+  Tensor t = empty(shape);
+  if (!values.empty()) std::memcpy(t.f32(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::from_vector_i32(const Shape& shape, const std::vector<std::int32_t>& values) {
+  if (shape_numel(shape) != static_cast<std::int64_t>(values.size()))
+    throw std::invalid_argument("from_vector_i32: shape " + shape_str(shape) + " needs " +
+                                std::to_string(shape_numel(shape)) + " values, got " +
+                                std::to_string(values.size()));
+  Tensor t = empty(shape, DType::i32);
+  if (!values.empty()) std::memcpy(t.i32(), values.data(), values.size() * sizeof(std::int32_t));
+  return t;
+}
+
+TensorImpl& Tensor::impl() const {
+  if (!impl_) throw std::logic_error("use of an undefined tensor");
+  return *impl_;
+}
+
+std::int64_t Tensor::dim(int i) const {
+  const int n = ndim();
+  const int j = i < 0 ? i + n : i;
+  if (j < 0 || j >= n)
+    throw std::out_of_range("dim " + std::to_string(i) + " of a tensor of shape " + shape_str(shape()));
+  return shape()[j];
+}
+
+float* Tensor::f32() {
+  check_dtype(*this, DType::f32, "f32()");
+  return static_cast<float*>(impl().storage->data);
+}
+const float* Tensor::f32() const {
+  check_dtype(*this, DType::f32, "f32()");
+  return static_cast<const float*>(impl().storage->data);
+}
+std::int32_t* Tensor::i32() {
+  check_dtype(*this, DType::i32, "i32()");
+  return static_cast<std::int32_t*>(impl().storage->data);
+}
+const std::int32_t* Tensor::i32() const {
+  check_dtype(*this, DType::i32, "i32()");
+  return static_cast<const std::int32_t*>(impl().storage->data);
+}
+
+float Tensor::item() const {
+  if (numel() != 1) throw std::invalid_argument("item() of a tensor of shape " + shape_str(shape()));
+  return f32()[0];
+}
+
+Tensor Tensor::view(Shape shape) const {
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) throw std::invalid_argument("view " + shape_str(shape) + ": more than one -1");
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0 && known > 0) shape[infer] = numel() / known;
+  if (shape_numel(shape) != numel())
+    throw std::invalid_argument("view: cannot view shape " + shape_str(this->shape()) + " as " +
+                                shape_str(shape));
+  auto impl2 = std::make_shared<TensorImpl>();
+  impl2->storage = impl().storage;
+  impl2->shape = std::move(shape);
+  impl2->dtype = dtype();
+  return Tensor(std::move(impl2));
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape(), dtype());
+  std::memcpy(t.impl().storage->data, impl().storage->data, numel() * dtype_size(dtype()));
+  return t;
+}
+
+std::vector<float> Tensor::to_vector() const {
+  const float* p = f32();
+  return std::vector<float>(p, p + numel());
+}
+
+Tensor& Tensor::set_requires_grad(bool on) {
+  impl().requires_grad = on;
+  return *this;
+}
+
+void check_shape(const Tensor& t, const Shape& expected, const char* what) {
+  if (t.shape() != expected)
+    throw std::invalid_argument(std::string(what) + ": expected shape " + shape_str(expected) +
+                                ", got " + shape_str(t.shape()));
+}
+void check_ndim(const Tensor& t, int ndim, const char* what) {
+  if (t.ndim() != ndim)
+    throw std::invalid_argument(std::string(what) + ": expected a " + std::to_string(ndim) +
+                                "-d tensor, got shape " + shape_str(t.shape()));
+}
+void check_dtype(const Tensor& t, DType dtype, const char* what) {
+  if (t.dtype() != dtype)
+    throw std::invalid_argument(std::string(what) + ": expected " + std::string(dtype_name(dtype)) +
+                                ", got " + std::string(dtype_name(t.dtype())));
+}
+
+}  // namespace detdl

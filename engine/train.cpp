@@ -1,0 +1,280 @@
+#include "engine/train.h"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "engine/autograd.h"
+#include "engine/hash.h"
+#include "kernels/common/philox.h"
+#include "kernels/common/reduction.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl {
+
+std::string_view loss_name(LossKind k) {
+  switch (k) {
+    case LossKind::softmax_ce: return "softmax_ce";
+    case LossKind::bce: return "bce";
+    case LossKind::mse: return "mse";
+  }
+  return "?";
+}
+
+std::string weight_hash(const Module& m) {
+  Fnv1a64 h;
+  for (const auto& p : m.parameters()) h.update_tensor(p.name, p.tensor);
+  for (const auto& b : m.buffers()) h.update_tensor(b.name, b.tensor);
+  return h.hex();
+}
+
+std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::int64_t> p(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) p[i] = i;
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    // j uniform in [0, i] by multiply-shift of a 32-bit draw (bias < 2^-32 * n: negligible
+    // and, above all, the same on every machine).
+    const std::uint64_t u = philox_u32(seed, RandomStream::data_order, static_cast<std::uint32_t>(epoch),
+                                       static_cast<std::uint64_t>(i));
+    const auto j = static_cast<std::int64_t>((u * static_cast<std::uint64_t>(i + 1)) >> 32);
+    std::swap(p[i], p[j]);
+  }
+  return p;
+}
+
+namespace {
+
+// Rows `idx` of t (N, ...) gathered into a new (B, ...) tensor.
+Tensor gather_rows(const Tensor& t, const std::int64_t* idx, std::int64_t count) {
+  Shape s = t.shape();
+  s[0] = count;
+  Tensor out = Tensor::empty(s, t.dtype());
+  const std::size_t row = static_cast<std::size_t>(t.numel() / t.dim(0)) * dtype_size(t.dtype());
+  const auto* src = static_cast<const char*>(t.impl().storage->data);
+  auto* dst = static_cast<char*>(out.impl().storage->data);
+  for (std::int64_t i = 0; i < count; ++i) std::memcpy(dst + i * row, src + idx[i] * row, row);
+  return out;
+}
+
+Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y) {
+  switch (kind) {
+    case LossKind::softmax_ce: return ops::softmax_cross_entropy(out, y);
+    case LossKind::bce: return ops::binary_cross_entropy(out, y, /*from_logits=*/false);
+    case LossKind::mse: return ops::mean_squared_error(out, y);
+  }
+  throw std::logic_error("unknown loss");
+}
+
+// Number of correct predictions in a batch: argmax (first maximum) against the label for
+// classification; for bce, elements whose thresholded output matches the target, scaled
+// to rows; for mse with several outputs, argmax against the target's argmax.
+std::int64_t count_correct(LossKind kind, const Tensor& out, const Tensor& y) {
+  const std::int64_t n = out.dim(0);
+  const std::int64_t k = out.numel() / n;
+  const float* o = out.f32();
+  auto argmax = [k](const float* r) {
+    std::int64_t best = 0;
+    for (std::int64_t j = 1; j < k; ++j)
+      if (r[j] > r[best]) best = j;
+    return best;
+  };
+  std::int64_t correct = 0;
+  if (kind == LossKind::softmax_ce) {
+    for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == y.i32()[i];
+  } else if (kind == LossKind::bce) {
+    if (k != 1) {
+      for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == argmax(y.f32() + i * k);
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) correct += (o[i] > 0.5f) == (y.f32()[i] > 0.5f);
+    }
+  } else if (k > 1) {
+    for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == argmax(y.f32() + i * k);
+  }
+  return correct;
+}
+
+}  // namespace
+
+Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end) {
+  if (begin < 0 || end > d.size() || begin > end)
+    throw std::out_of_range("slice_rows: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") of a data set of " + std::to_string(d.size()));
+  std::vector<std::int64_t> idx;
+  for (std::int64_t i = begin; i < end; ++i) idx.push_back(i);
+  return {gather_rows(d.x, idx.data(), end - begin), gather_rows(d.y, idx.data(), end - begin)};
+}
+
+std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss, std::int64_t eval_batch) {
+  NoGradGuard ng;
+  const bool was_training = model.training();
+  model.train(false);
+  const std::int64_t n = data.size();
+  std::vector<float> weighted;  // batch mean * batch size, summed canonically below
+  std::int64_t correct = 0;
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) idx[i] = i;
+  for (std::int64_t s = 0; s < n; s += eval_batch) {
+    const std::int64_t c = std::min(eval_batch, n - s);
+    Tensor xb = gather_rows(data.x, idx.data() + s, c);
+    Tensor yb = gather_rows(data.y, idx.data() + s, c);
+    Tensor out = model.forward(xb);
+    weighted.push_back(compute_loss(loss, out, yb).item() * static_cast<float>(c));
+    correct += count_correct(loss, out, yb);
+  }
+  model.train(was_training);
+  const float total = canonical_sum(weighted.data(), static_cast<std::int64_t>(weighted.size()));
+  return {n ? total / static_cast<float>(n) : 0.0f,
+          n ? static_cast<float>(correct) / static_cast<float>(n) : 0.0f};
+}
+
+Trainer::Trainer(Module& model, TrainConfig cfg)
+    : model_(model), cfg_(std::move(cfg)), opt_(model.parameters(), cfg_.optimizer) {
+  if (cfg_.batch_size < 1) throw std::invalid_argument("batch size must be at least 1");
+  if (cfg_.epochs < 0) throw std::invalid_argument("epochs must not be negative");
+}
+
+namespace {
+struct EpochProgress {
+  std::vector<float> batch_losses;
+  std::int64_t correct = 0;
+};
+}  // namespace
+
+TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
+                         const std::function<void(const EpochStats&)>& on_epoch) {
+  const std::int64_t n = train.size();
+  if (n == 0) throw std::invalid_argument("the training set is empty");
+  if (train.y.dim(0) != n)
+    throw std::invalid_argument("inputs and targets differ in length: " + std::to_string(n) + " vs " +
+                                std::to_string(train.y.dim(0)));
+  cpu::set_num_threads(cfg_.threads);
+  RunContext ctx = cfg_.context;
+  ctx.dropout_seed = cfg_.dropout_seed;
+  ContextGuard guard(ctx);
+
+  const std::int64_t spe = (n + cfg_.batch_size - 1) / cfg_.batch_size;
+  const std::int64_t total = spe * cfg_.epochs;
+  std::int64_t step = 0;
+  EpochProgress prog;
+
+  auto save = [&](const std::string& path) {
+    TensorFile f;
+    for (const auto& p : model_.parameters()) f.tensors.emplace_back("model." + p.name, p.tensor);
+    for (const auto& b : model_.buffers()) f.tensors.emplace_back("model." + b.name, b.tensor);
+    for (auto& [name, t] : opt_.state()) f.tensors.emplace_back("optim." + name, t);
+    f.tensors.emplace_back("train.batch_losses",
+                           Tensor::from_vector({static_cast<std::int64_t>(prog.batch_losses.size())}, prog.batch_losses));
+    f.metadata["detdl.version"] = DETDL_VERSION;
+    f.metadata["train.step"] = std::to_string(step);
+    f.metadata["train.epoch_correct"] = std::to_string(prog.correct);
+    f.metadata["optim.steps"] = std::to_string(opt_.steps());
+    f.metadata["optim.config"] = cfg_.optimizer.describe();
+    f.metadata["rng.init_seed"] = std::to_string(cfg_.init_seed);
+    f.metadata["rng.order_seed"] = std::to_string(cfg_.order_seed);
+    f.metadata["rng.dropout_seed"] = std::to_string(cfg_.dropout_seed);
+    f.metadata["model.hash"] = weight_hash(model_);
+    save_safetensors(path, f);
+  };
+
+  if (resume && !cfg_.checkpoint_path.empty() && std::filesystem::exists(cfg_.checkpoint_path)) {
+    const TensorFile f = load_safetensors(cfg_.checkpoint_path);
+    auto restore = [&](const NamedTensor& p) {
+      const Tensor* t = f.find("model." + p.name);
+      if (!t) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no tensor model." + p.name);
+      if (t->shape() != p.tensor.shape())
+        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": model." + p.name + " has shape " +
+                                 shape_str(t->shape()) + ", the model needs " + shape_str(p.tensor.shape()));
+      std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data, t->numel() * 4);
+    };
+    for (const auto& p : model_.parameters()) restore(p);
+    for (const auto& b : model_.buffers()) restore(b);
+    auto meta = [&](const char* key) -> std::int64_t {
+      auto it = f.metadata.find(key);
+      if (it == f.metadata.end()) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no metadata " + key);
+      try {
+        return std::stoll(it->second);
+      } catch (const std::exception&) {
+        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": metadata " + key + " is not an integer");
+      }
+    };
+    for (const char* key : {"rng.init_seed", "rng.order_seed", "rng.dropout_seed"}) {
+      const std::uint64_t want = key[4] == 'i' ? cfg_.init_seed : key[4] == 'o' ? cfg_.order_seed : cfg_.dropout_seed;
+      if (f.metadata.count(key) && f.metadata.at(key) != std::to_string(want))
+        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": " + key + " is " + f.metadata.at(key) +
+                                 ", this run's is " + std::to_string(want));
+    }
+    opt_.load_state(f, "optim.", meta("optim.steps"));
+    step = meta("train.step");
+    prog.correct = meta("train.epoch_correct");
+    if (const Tensor* bl = f.find("train.batch_losses")) prog.batch_losses = bl->to_vector();
+  } else {
+    model_.initialize(cfg_.init_seed);
+  }
+
+  TrainResult result;
+  std::vector<std::int64_t> perm;
+  std::int64_t perm_epoch = -1;
+  auto t_epoch = std::chrono::steady_clock::now();
+  while (step < total) {
+    const std::int64_t epoch = step / spe, b = step % spe;
+    if (perm_epoch != epoch) {
+      if (cfg_.shuffle) {
+        perm = epoch_permutation(n, cfg_.order_seed, epoch);
+      } else {
+        perm.resize(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) perm[i] = i;
+      }
+      perm_epoch = epoch;
+    }
+    const std::int64_t start = b * cfg_.batch_size, count = std::min(cfg_.batch_size, n - start);
+    Tensor xb = gather_rows(train.x, perm.data() + start, count);
+    Tensor yb = gather_rows(train.y, perm.data() + start, count);
+    context().step = static_cast<std::uint32_t>(step);
+    context().dropout_layer = 0;
+    model_.train(true);
+    Tensor out = model_.forward(xb);
+    Tensor loss = compute_loss(cfg_.loss, out, yb);
+    const float data_loss = loss.item();
+    for (const auto& p : model_.parameters()) {
+      if (p.tensor.ndim() < 2) continue;  // penalties on weights, not biases or norm scales
+      if (cfg_.l1 > 0.0f) loss = ops::add(loss, ops::l1_penalty(p.tensor, cfg_.l1));
+      if (cfg_.l2 > 0.0f) loss = ops::add(loss, ops::l2_penalty(p.tensor, cfg_.l2));
+    }
+    backward(loss);
+    opt_.step(cfg_.schedule.lr(epoch));
+    opt_.zero_grad();
+    prog.batch_losses.push_back(data_loss);
+    prog.correct += count_correct(cfg_.loss, out, yb);
+    ++step;
+    result.steps = step;
+
+    if (step % spe == 0) {  // epoch end
+      EpochStats st;
+      st.epoch = epoch;
+      st.train_loss = canonical_sum(prog.batch_losses.data(), static_cast<std::int64_t>(prog.batch_losses.size())) /
+                      static_cast<float>(prog.batch_losses.size());
+      st.train_accuracy = static_cast<float>(prog.correct) / static_cast<float>(n);
+      if (test) std::tie(st.test_loss, st.test_accuracy) = evaluate(model_, *test, cfg_.loss);
+      const auto now = std::chrono::steady_clock::now();
+      st.seconds = std::chrono::duration<double>(now - t_epoch).count();
+      t_epoch = now;
+      st.weight_hash = weight_hash(model_);
+      prog = EpochProgress{};
+      result.epochs.push_back(st);
+      if (on_epoch) on_epoch(st);
+      if (!cfg_.checkpoint_path.empty()) save(cfg_.checkpoint_path);
+    } else if (!cfg_.checkpoint_path.empty() && cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0) {
+      save(cfg_.checkpoint_path);
+    }
+    if (cfg_.stop_after_steps >= 0 && step >= cfg_.stop_after_steps && step < total) {
+      if (!cfg_.checkpoint_path.empty()) save(cfg_.checkpoint_path);
+      result.stopped_early = true;
+      break;
+    }
+  }
+  result.weight_hash = weight_hash(model_);
+  return result;
+}
+
+}  // namespace detdl

@@ -1,0 +1,94 @@
+// The training loop: mini-batch SGD-style training of a Module on an in-memory data set,
+// with per-epoch metrics, checkpoints and exact resume.
+//
+// A run is a pure function of its config: the data order of epoch e is the Philox
+// permutation keyed by (order seed, e); dropout is keyed by (dropout seed, step, layer,
+// element); so a run stopped after step k and resumed from its checkpoint gives the same
+// bits as one never stopped.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/context.h"
+#include "engine/optim.h"
+#include "engine/schedule.h"
+#include "kernels/common/level.h"
+
+namespace detdl {
+
+// Inputs x (N, ...) float32; targets y: (N) int32 class labels for softmax_ce, or float32 of
+// the model output's shape for bce / mse.
+struct Dataset {
+  Tensor x;
+  Tensor y;
+  std::int64_t size() const { return x.dim(0); }
+};
+
+// Rows [begin, end) of both tensors, copied.
+Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end);
+
+enum class LossKind { softmax_ce, bce, mse };
+std::string_view loss_name(LossKind k);
+
+struct TrainConfig {
+  std::int64_t epochs = 1;
+  std::int64_t batch_size = 32;
+  LossKind loss = LossKind::softmax_ce;
+  OptimizerConfig optimizer;
+  Schedule schedule;
+  float l1 = 0.0f, l2 = 0.0f;  // penalties on weights (parameters with 2+ dims)
+  std::uint64_t init_seed = 1, order_seed = 1, dropout_seed = 1;
+  bool shuffle = true;
+  RunContext context;          // determinism level per op family
+  int threads = 1;
+  std::string checkpoint_path;           // empty: none
+  std::int64_t checkpoint_every = 0;     // steps between checkpoints (0: at epoch ends only)
+  std::int64_t stop_after_steps = -1;    // stop (after checkpointing) at this step: for tests
+};
+
+struct EpochStats {
+  std::int64_t epoch = 0;
+  float train_loss = 0.0f;  // mean of the epoch's batch losses (canonical sum / batches)
+  float train_accuracy = 0.0f;
+  float test_loss = 0.0f;   // over the whole test set, eval mode
+  float test_accuracy = 0.0f;
+  double seconds = 0.0;
+  std::string weight_hash;
+};
+
+struct TrainResult {
+  std::vector<EpochStats> epochs;
+  std::int64_t steps = 0;
+  std::string weight_hash;  // parameters and buffers, in the model's order
+  bool stopped_early = false;
+};
+
+// Weight hash of a module's parameters and buffers (engine/hash.h).
+std::string weight_hash(const Module& m);
+
+// The permutation of [0, n) for one epoch: Fisher-Yates driven by Philox draws keyed by
+// (seed, RandomStream::data_order, epoch, position).
+std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
+
+// Loss and accuracy of `model` on `data` in eval mode (no tape), batches of eval_batch.
+std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
+                                 std::int64_t eval_batch = 1000);
+
+class Trainer {
+ public:
+  Trainer(Module& model, TrainConfig cfg);
+
+  // Initialises the model from init_seed, or restores model, optimizer and position from
+  // cfg.checkpoint_path when `resume` is set and the file exists.
+  TrainResult fit(const Dataset& train, const Dataset* test, bool resume = false,
+                  const std::function<void(const EpochStats&)>& on_epoch = {});
+
+ private:
+  Module& model_;
+  TrainConfig cfg_;
+  Optimizer opt_;
+};
+
+}  // namespace detdl

@@ -1,0 +1,378 @@
+// CPU convolution: im2col / col2im around sgemm. The reduction orders are in conv.h; this
+// file keeps them by construction: every sum of products is one sgemm reduction, and
+// everything else (im2col, col2im, gathers, scatters, the tile tree) is done per output
+// element in a fixed order, so thread count and tiling never change a bit.
+#include "kernels/cpu/conv.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/common/reduction.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+std::atomic<i64> g_scratch_budget{i64{4} << 20};
+
+// Scratch grown on demand and kept between calls of the calling thread (pool workers only
+// write into the caller's buffers), so a training loop does not reallocate every step.
+struct Scratch {
+  std::vector<float> cols;      // (C*KH*KW, positions of a tile)
+  std::vector<float> gemm_out;  // (O, positions of a tile)
+  std::vector<float> dy_tile;   // (O, positions of a tile)
+  std::vector<std::vector<float>> tree;  // weight-gradient partials of tile groups
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+float* grow(std::vector<float>& v, i64 n) {
+  if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+  return v.data();
+}
+
+i64 floor_div(i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
+i64 ceil_div(i64 a, i64 b) { return floor_div(a + b - 1, b); }
+
+// Output indices [lo, hi) whose window tap `k` lands inside [0, size) of the input:
+// i = o*stride - pad + k in [0, size).
+struct Range {
+  i64 lo, hi;
+};
+Range inside(i64 k, i64 stride, i64 pad, i64 size, i64 out) {
+  const i64 lo = std::max<i64>(0, ceil_div(pad - k, stride));
+  const i64 hi = std::min<i64>(out, floor_div(size - 1 + pad - k, stride) + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+void require(bool ok, const char* field, const std::string& what, i64 got) {
+  if (!ok)
+    throw std::invalid_argument(std::string("conv2d: ") + field + " must be " + what + ", got " +
+                                std::to_string(got));
+}
+
+// Fills one im2col row, tap (c, kh, kw), for flat output positions [p, end) of the (n, oh, ow)
+// space: dst[q - p] = xpad[n][c][oh*sh - pt + kh][ow*sw - pl + kw].
+void fill_row(const Conv2dShape& s, const float* x, i64 c, i64 kh, i64 kw, i64 p, i64 end,
+              float* dst) {
+  const i64 OHW = s.OH * s.OW;
+  const Range cols = inside(kw, s.stride_w, s.pad_left, s.W, s.OW);
+  i64 n = p / OHW, oh = (p % OHW) / s.OW, ow = p % s.OW;
+  while (p < end) {
+    const i64 len = std::min(s.OW - ow, end - p);
+    const i64 ih = oh * s.stride_h - s.pad_top + kh;
+    if (ih < 0 || ih >= s.H) {
+      std::fill(dst, dst + len, 0.0f);
+    } else {
+      const float* xrow = x + ((n * s.C + c) * s.H + ih) * s.W;
+      const i64 lo = std::min(std::max(cols.lo, ow), ow + len);
+      const i64 hi = std::min(std::max(cols.hi, lo), ow + len);
+      std::fill(dst, dst + (lo - ow), 0.0f);
+      if (s.stride_w == 1) {
+        std::memcpy(dst + (lo - ow), xrow + (lo - s.pad_left + kw),
+                    static_cast<std::size_t>(hi - lo) * sizeof(float));
+      } else {
+        for (i64 j = lo; j < hi; ++j) dst[j - ow] = xrow[j * s.stride_w - s.pad_left + kw];
+      }
+      std::fill(dst + (hi - ow), dst + len, 0.0f);
+    }
+    p += len;
+    dst += len;
+    ow = 0;
+    if (++oh == s.OH) {
+      oh = 0;
+      ++n;
+    }
+  }
+}
+
+// cols (C*KH*KW, p1 - p0): the patches of flat output positions [p0, p1).
+void im2col(const Conv2dShape& s, const float* x, i64 p0, i64 p1, float* cols) {
+  const i64 P = p1 - p0, K = s.C * s.KH * s.KW;
+  constexpr i64 kSeg = 4096;  // positions per task, so a few rows still spread over threads
+  const i64 nseg = (P + kSeg - 1) / kSeg;
+  parallel_ranges(K * nseg, [&](i64 b, i64 e, int) {
+    for (i64 t = b; t < e; ++t) {
+      const i64 r = t / nseg, a = p0 + (t % nseg) * kSeg, z = std::min(a + kSeg, p1);
+      const i64 c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
+      fill_row(s, x, c, kh, kw, a, z, cols + r * P + (a - p0));
+    }
+  });
+}
+
+// dx for samples [n0, n1) from dcols (C*KH*KW, (n1-n0)*OH*OW): each (n, c) plane is zeroed,
+// then taps are added in (kh, kw) row-major order; one tap reaches a pixel at most once,
+// so every pixel sees its terms in exactly that order.
+void col2im(const Conv2dShape& s, const float* dcols, i64 n0, i64 n1, float* dx) {
+  const i64 OHW = s.OH * s.OW, P = (n1 - n0) * OHW, HW = s.H * s.W;
+  parallel_ranges((n1 - n0) * s.C, [&](i64 b, i64 e, int) {
+    for (i64 t = b; t < e; ++t) {
+      const i64 nl = t / s.C, c = t % s.C;
+      float* plane = dx + ((n0 + nl) * s.C + c) * HW;
+      std::fill(plane, plane + HW, 0.0f);
+      for (i64 kh = 0; kh < s.KH; ++kh) {
+        const Range rows = inside(kh, s.stride_h, s.pad_top, s.H, s.OH);
+        for (i64 kw = 0; kw < s.KW; ++kw) {
+          const Range cols = inside(kw, s.stride_w, s.pad_left, s.W, s.OW);
+          const float* src = dcols + ((c * s.KH + kh) * s.KW + kw) * P + nl * OHW;
+          for (i64 oh = rows.lo; oh < rows.hi; ++oh) {
+            float* drow = plane + (oh * s.stride_h - s.pad_top + kh) * s.W;
+            const float* srow = src + oh * s.OW;
+            const i64 off = kw - s.pad_left;
+            for (i64 ow = cols.lo; ow < cols.hi; ++ow) {
+              drow[ow * s.stride_w + off] = drow[ow * s.stride_w + off] + srow[ow];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// dyt (O, p1 - p0) = dy[n][o][oh][ow] for flat positions [p0, p1) of the (n, oh, ow) space.
+void gather_dy(const Conv2dShape& s, const float* dy, i64 p0, i64 p1, float* dyt) {
+  const i64 OHW = s.OH * s.OW, P = p1 - p0;
+  parallel_ranges(s.O, [&](i64 b, i64 e, int) {
+    for (i64 o = b; o < e; ++o) {
+      for (i64 p = p0; p < p1;) {
+        const i64 n = p / OHW, j = p % OHW, len = std::min(OHW - j, p1 - p);
+        std::memcpy(dyt + o * P + (p - p0), dy + (n * s.O + o) * OHW + j,
+                    static_cast<std::size_t>(len) * sizeof(float));
+        p += len;
+      }
+    }
+  });
+}
+
+// Samples per tile for forward / data gradient: tiles hold whole samples (col2im needs all
+// taps of a pixel in one tile) and fit the budget with `per_position` floats per position.
+i64 samples_per_tile(const Conv2dShape& s, i64 per_position) {
+  const i64 per_sample = per_position * s.OH * s.OW;
+  return std::clamp<i64>(g_scratch_budget.load() / per_sample, 1, s.N);
+}
+
+}  // namespace
+
+void check_conv2d_shape(const Conv2dShape& s) {
+  require(s.N >= 1, "N", ">= 1", s.N);
+  require(s.C >= 1, "C", ">= 1", s.C);
+  require(s.H >= 1, "H", ">= 1", s.H);
+  require(s.W >= 1, "W", ">= 1", s.W);
+  require(s.O >= 1, "O", ">= 1", s.O);
+  require(s.KH >= 1, "KH", ">= 1", s.KH);
+  require(s.KW >= 1, "KW", ">= 1", s.KW);
+  require(s.stride_h >= 1, "stride_h", ">= 1", s.stride_h);
+  require(s.stride_w >= 1, "stride_w", ">= 1", s.stride_w);
+  require(s.pad_top >= 0, "pad_top", ">= 0", s.pad_top);
+  require(s.pad_left >= 0, "pad_left", ">= 0", s.pad_left);
+  require(s.OH >= 1, "OH", ">= 1", s.OH);
+  require(s.OW >= 1, "OW", ">= 1", s.OW);
+}
+
+Conv2dShape conv2d_shape(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride,
+                         i64 pad) {
+  require(stride >= 1, "stride", ">= 1", stride);
+  require(pad >= 0, "pad", ">= 0", pad);
+  require(KH >= 1 && H + 2 * pad >= KH, "KH", "in [1, H + 2*pad]", KH);
+  require(KW >= 1 && W + 2 * pad >= KW, "KW", "in [1, W + 2*pad]", KW);
+  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, pad, pad,
+                (H + 2 * pad - KH) / stride + 1, (W + 2 * pad - KW) / stride + 1};
+  check_conv2d_shape(s);
+  return s;
+}
+
+Conv2dShape conv2d_shape_same(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride) {
+  require(stride >= 1, "stride", ">= 1", stride);
+  require(H >= 1, "H", ">= 1", H);
+  require(W >= 1, "W", ">= 1", W);
+  const i64 OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
+  const i64 pad_h = std::max<i64>((OH - 1) * stride + KH - H, 0);
+  const i64 pad_w = std::max<i64>((OW - 1) * stride + KW - W, 0);
+  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, pad_h / 2, pad_w / 2, OH, OW};
+  check_conv2d_shape(s);
+  return s;
+}
+
+Conv2dShape conv2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride) {
+  require(stride >= 1, "stride", ">= 1", stride);
+  require(KH >= 1 && KH <= H, "KH", "in [1, H]", KH);
+  require(KW >= 1 && KW <= W, "KW", "in [1, W]", KW);
+  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, 0, 0,
+                (H - KH) / stride + 1, (W - KW) / stride + 1};
+  check_conv2d_shape(s);
+  return s;
+}
+
+void set_conv_scratch_budget(i64 floats) {
+  if (floats < 1)
+    throw std::invalid_argument("set_conv_scratch_budget: floats must be >= 1, got " +
+                                std::to_string(floats));
+  g_scratch_budget.store(floats);
+}
+i64 conv_scratch_budget() { return g_scratch_budget.load(); }
+
+void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
+                    const float* bias, float* y) {
+  check_conv2d_shape(s);
+  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
+  const i64 G = samples_per_tile(s, K + s.O);
+  Scratch& sc = scratch();
+  for (i64 n0 = 0; n0 < s.N; n0 += G) {
+    const i64 n1 = std::min(s.N, n0 + G), P = (n1 - n0) * OHW;
+    float* cols = grow(sc.cols, K * P);
+    im2col(s, x, n0 * OHW, n1 * OHW, cols);
+    if (n1 - n0 == 1) {  // a single sample's (O, OH*OW) block is already y's layout
+      float* yn = y + n0 * s.O * OHW;
+      sgemm(level, false, false, s.O, P, K, w, K, cols, P, yn, P);
+      if (bias) {
+        parallel_ranges(s.O, [&](i64 b, i64 e, int) {
+          for (i64 o = b; o < e; ++o)
+            for (i64 j = 0; j < OHW; ++j) yn[o * OHW + j] = yn[o * OHW + j] + bias[o];
+        });
+      }
+      continue;
+    }
+    float* out = grow(sc.gemm_out, s.O * P);  // (O, (n1-n0)*OH*OW)
+    sgemm(level, false, false, s.O, P, K, w, K, cols, P, out, P);
+    parallel_ranges((n1 - n0) * s.O, [&](i64 b, i64 e, int) {
+      for (i64 t = b; t < e; ++t) {
+        const i64 nl = t / s.O, o = t % s.O;
+        const float* src = out + o * P + nl * OHW;
+        float* dst = y + ((n0 + nl) * s.O + o) * OHW;
+        if (bias) {
+          for (i64 j = 0; j < OHW; ++j) dst[j] = src[j] + bias[o];
+        } else {
+          std::memcpy(dst, src, static_cast<std::size_t>(OHW) * sizeof(float));
+        }
+      }
+    });
+  }
+}
+
+void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
+                          float* dx) {
+  check_conv2d_shape(s);
+  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
+  const i64 G = samples_per_tile(s, K + s.O);
+  Scratch& sc = scratch();
+  for (i64 n0 = 0; n0 < s.N; n0 += G) {
+    const i64 n1 = std::min(s.N, n0 + G), P = (n1 - n0) * OHW;
+    const float* dyt = dy + n0 * s.O * OHW;  // one sample: (O, OH*OW) as it lies
+    if (n1 - n0 > 1) {
+      float* buf = grow(sc.dy_tile, s.O * P);
+      gather_dy(s, dy, n0 * OHW, n1 * OHW, buf);
+      dyt = buf;
+    }
+    float* dcols = grow(sc.cols, K * P);  // (C*KH*KW, P) = W^T (K, O) * dY (O, P)
+    sgemm(level, true, false, K, P, s.O, w, K, dyt, P, dcols, P);
+    col2im(s, dcols, n0, n1, dx);
+  }
+}
+
+void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
+                            float* dw) {
+  check_conv2d_shape(s);
+  const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O;
+  Scratch& sc = scratch();
+
+  // One tile if the whole reduction fits; otherwise tiles of 2^k whole chunks of
+  // kChunkProducts positions. sgemm over a tile gives the root of that tile's subtree of
+  // the canonical chunk tree (an aligned group of 2^k chunks is a subtree, and the last,
+  // shorter group is its own tree with the same pairing), so combining the tile roots with
+  // the same pairwise tree gives the canonical root over the whole length.
+  i64 tile = total;
+  if (per_position * total > g_scratch_budget.load()) {
+    tile = kChunkProducts;
+    while (tile * 2 < total && tile * 2 * per_position <= g_scratch_budget.load()) tile *= 2;
+  }
+  const i64 ntiles = (total + tile - 1) / tile;
+
+  std::vector<std::vector<float>>& slots = sc.tree;  // stack of tile-group partials (O, K)
+  std::vector<int> height;
+  int depth = 0;
+  for (i64 t = 0; t < ntiles; ++t) {
+    const i64 p0 = t * tile, p1 = std::min(total, p0 + tile), P = p1 - p0;
+    float* cols = grow(sc.cols, K * P);
+    float* dyt = grow(sc.dy_tile, s.O * P);
+    im2col(s, x, p0, p1, cols);
+    gather_dy(s, dy, p0, p1, dyt);
+    if (ntiles == 1) {  // dW (O, K) = dY (O, P) * cols (K, P)^T
+      sgemm(level, false, true, s.O, K, P, dyt, P, cols, P, dw, K);
+      return;
+    }
+    if (static_cast<int>(slots.size()) <= depth) slots.resize(depth + 1);
+    if (static_cast<int>(height.size()) <= depth) height.resize(depth + 1);
+    float* part = grow(slots[depth], s.O * K);
+    sgemm(level, false, true, s.O, K, P, dyt, P, cols, P, part, K);
+    int h = 0;  // merge equal-height neighbours, as ChunkTree::push does per element
+    while (depth > 0 && height[depth - 1] == h) {
+      float* left = slots[depth - 1].data();
+      const float* right = slots[depth].data();
+      parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
+        for (i64 i = b; i < e; ++i) left[i] = left[i] + right[i];
+      });
+      --depth;
+      ++h;
+    }
+    height[depth++] = h;
+  }
+  // Fold what is left from right to left, as ChunkTree::root does per element.
+  parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
+    for (i64 i = b; i < e; ++i) {
+      float r = slots[depth - 1][i];
+      for (int d = depth - 2; d >= 0; --d) r = slots[d][i] + r;
+      dw[i] = r;
+    }
+  });
+}
+
+void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, float* db) {
+  check_conv2d_shape(s);
+  const i64 OHW = s.OH * s.OW;
+  if (level == Level::fast && num_threads() > 1 && s.N > 1) {
+    // Per-thread running sums over a block of samples, added into db in completion order.
+    std::fill(db, db + s.O, 0.0f);
+    std::mutex m;
+    parallel_ranges(s.N, [&](i64 b, i64 e, int) {
+      std::vector<float> part(static_cast<std::size_t>(s.O), 0.0f);
+      for (i64 o = 0; o < s.O; ++o)
+        for (i64 n = b; n < e; ++n)
+          for (i64 j = 0; j < OHW; ++j) part[o] = part[o] + dy[(n * s.O + o) * OHW + j];
+      std::lock_guard<std::mutex> lock(m);
+      for (i64 o = 0; o < s.O; ++o) db[o] = db[o] + part[o];
+    });
+    return;
+  }
+  // Canonical sum over (n, oh, ow): chunks of kChunkValues run across sample boundaries.
+  parallel_ranges(s.O, [&](i64 b, i64 e, int) {
+    for (i64 o = b; o < e; ++o) {
+      ChunkTree tree;
+      float p = 0.0f;
+      int in_chunk = 0;
+      for (i64 n = 0; n < s.N; ++n) {
+        const float* row = dy + (n * s.O + o) * OHW;
+        for (i64 j = 0; j < OHW; ++j) {
+          p = p + row[j];
+          if (++in_chunk == kChunkValues) {
+            tree.push(p);
+            p = 0.0f;
+            in_chunk = 0;
+          }
+        }
+      }
+      if (in_chunk > 0) tree.push(p);
+      db[o] = tree.root();
+    }
+  });
+}
+
+}  // namespace detdl::cpu

@@ -1,0 +1,94 @@
+// 2-D convolution on the CPU: im2col into a scratch buffer, then one sgemm per tile.
+// Activations are NCHW, weights (O, C, KH, KW). Padding may be asymmetric (Keras 'same'
+// with stride 2 pads 0 before and 1 after), so a convolution is described by its output
+// size and its top/left padding; output positions whose window reaches past the input see
+// zeros there (that covers any bottom/right padding).
+//
+// Reduction orders (the determinism contract, docs/determinism.md). `portable` and
+// `repeatable` give exactly these, bit for bit, on any thread count and any scratch
+// budget; "canonical dot/sum" is kernels/common/reduction.h (chunks of 4096 products /
+// 256 values, fmaf / + in index order from +0.0f inside a chunk, pairwise tree over chunks).
+// Write xpad[n][c][i][j] = x[n][c][i][j] inside the input and 0.0f outside, and
+// ih = oh*stride_h - pad_top + kh, iw = ow*stride_w - pad_left + kw.
+//
+//   forward:  y[n][o][oh][ow] = canonical dot over (c, kh, kw) in row-major order
+//             (K = C*KH*KW) of xpad[n][c][ih][iw] * w[o][c][kh][kw]; positions outside the
+//             input are included as 0.0f terms (that is what im2col writes), then + bias[o]
+//             after the root (no add at all when bias is null).
+//   backward_data:  dx[n][c][i][j] = +0.0f + t(kh0, kw0) + t(kh1, kw1) + ... with plain adds,
+//             over the (kh, kw) in row-major order whose output position
+//             (oh, ow) = ((i + pad_top - kh) / stride_h, (j + pad_left - kw) / stride_w) is
+//             a whole number inside [0, OH) x [0, OW); t(kh, kw) = canonical dot over o of
+//             w[o][c][kh][kw] * dy[n][o][oh][ow]. That is exactly the GEMM dcols = W^T * dY
+//             (reduction over o) followed by col2im adding into a zeroed dx in (kh, kw) order.
+//   backward_weight:  dw[o][c][kh][kw] = canonical dot over (n, oh, ow) flattened in that
+//             order, ONE reduction of length N*OH*OW (chunk boundaries do not align with
+//             sample boundaries), of dy[n][o][oh][ow] * xpad[n][c][ih][iw]: the GEMM
+//             dY (O, N*OH*OW) times im2col(x) (C*KH*KW, N*OH*OW) transposed.
+//   backward_bias:  db[o] = canonical sum of values over (n, oh, ow) flattened, of
+//             dy[n][o][oh][ow] (chunk 256).
+//
+// `fast`: the level is passed to sgemm, which may split long reductions (the weight
+// gradient's N*OH*OW) across threads and combine in completion order; backward_bias splits
+// over n across threads and adds the per-thread partials into db in completion order.
+//
+// Outputs are overwritten (=), never accumulated into; the caller adds gradients up.
+#pragma once
+#include <cstdint>
+
+#include "kernels/common/level.h"
+
+namespace detdl::cpu {
+
+struct Conv2dShape {
+  std::int64_t N, C, H, W;          // input
+  std::int64_t O, KH, KW;           // output channels, kernel
+  std::int64_t stride_h, stride_w;
+  std::int64_t pad_top, pad_left;   // zeros before row 0 / col 0
+  std::int64_t OH, OW;              // output size; positions past the input read zeros
+};
+
+// Symmetric padding, PyTorch sizes: OH = (H + 2*pad - KH) / stride + 1 (floor).
+Conv2dShape conv2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                         std::int64_t O, std::int64_t KH, std::int64_t KW, std::int64_t stride,
+                         std::int64_t pad);
+// Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
+// pad_top = pad_total / 2 (the odd one goes to the bottom); likewise for W.
+Conv2dShape conv2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                              std::int64_t O, std::int64_t KH, std::int64_t KW,
+                              std::int64_t stride);
+// Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
+Conv2dShape conv2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                               std::int64_t O, std::int64_t KH, std::int64_t KW,
+                               std::int64_t stride);
+// Throws std::invalid_argument naming the field when a size or stride is < 1 or a padding
+// is < 0. Every kernel below calls it.
+void check_conv2d_shape(const Conv2dShape& s);
+
+void conv2d_forward(Level level, const Conv2dShape& s,
+                    const float* x,     // (N, C, H, W)
+                    const float* w,     // (O, C, KH, KW)
+                    const float* bias,  // (O) or nullptr
+                    float* y);          // (N, O, OH, OW)
+
+void conv2d_backward_data(Level level, const Conv2dShape& s,
+                          const float* dy,  // (N, O, OH, OW)
+                          const float* w,   // (O, C, KH, KW)
+                          float* dx);       // (N, C, H, W)
+
+void conv2d_backward_weight(Level level, const Conv2dShape& s,
+                            const float* x,   // (N, C, H, W)
+                            const float* dy,  // (N, O, OH, OW)
+                            float* dw);       // (O, C, KH, KW)
+
+void conv2d_backward_bias(Level level, const Conv2dShape& s,
+                          const float* dy,  // (N, O, OH, OW)
+                          float* db);       // (O)
+
+// Upper bound, in floats, on the per-call scratch (im2col columns and GEMM tiles); work is
+// tiled to fit (a single sample's tile may exceed it). Results never depend on it; tests
+// lower it to force tiling. Default 4 Mi floats (16 MiB).
+void set_conv_scratch_budget(std::int64_t floats);
+std::int64_t conv_scratch_budget();
+
+}  // namespace detdl::cpu

@@ -1,0 +1,79 @@
+// 2-D pooling on the CPU, NCHW. Windows are described like convolutions (conv.h): output
+// size plus top/left padding; window positions outside the input are padding.
+//
+// Orders (the determinism contract, docs/determinism.md). Nothing here reduces across
+// planes, so every level gives the same bits on any thread count; `Level` is not taken.
+// Write ih = oh*stride_h - pad_top + kh, iw = ow*stride_w - pad_left + kw.
+//
+//   maxpool2d_forward:  y = max over the window, padding counts as -inf; the first maximum
+//             in (kh, kw) row-major order wins ties; a NaN in the window wins over numbers
+//             (the first NaN), so divergence is not hidden. argmax = ih*W + iw of the winner,
+//             -1 (and y = -inf) when the window is all padding.
+//   maxpool2d_backward: dx zeroed, then dx[argmax] = dx[argmax] + dy for outputs in
+//             (oh, ow) row-major order (argmax -1 is skipped).
+//   avgpool2d_forward:  y = (+0.0f + x(kh0,kw0) + x(kh1,kw1) + ...) / count, plain adds over the
+//             window's positions inside the input in (kh, kw) row-major order (padding adds
+//             nothing; the window is small, so no chunking). count = KH*KW when
+//             count_include_pad, else the number of window positions inside the input;
+//             a window with count 0 gives y = 0.
+//   avgpool2d_backward: dx zeroed, then for outputs in (oh, ow) row-major order,
+//             g = dy / count and dx[ih][iw] = dx[ih][iw] + g for each window position inside
+//             the input.
+//   global_avgpool_forward:  y[n][c] = canonical_sum over the HW values of the plane
+//             (chunk 256) / HW.
+//   global_avgpool_backward: dx[n][c][i] = dy[n][c] / HW.
+#pragma once
+#include <cstdint>
+
+namespace detdl::cpu {
+
+struct Pool2dShape {
+  std::int64_t N, C, H, W;          // input (and output channels)
+  std::int64_t KH, KW;              // window
+  std::int64_t stride_h, stride_w;
+  std::int64_t pad_top, pad_left;   // padding before row 0 / col 0
+  std::int64_t OH, OW;              // output size; window positions past the input are padding
+};
+
+// Symmetric padding, PyTorch sizes (floor mode): OH = (H + 2*pad - KH) / stride + 1.
+Pool2dShape pool2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                         std::int64_t KH, std::int64_t KW, std::int64_t stride,
+                         std::int64_t pad);
+// Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
+// pad_top = pad_total / 2; likewise for W.
+Pool2dShape pool2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                              std::int64_t KH, std::int64_t KW, std::int64_t stride);
+// Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
+Pool2dShape pool2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                               std::int64_t KH, std::int64_t KW, std::int64_t stride);
+// Throws std::invalid_argument naming the field when a size or stride is < 1, a padding
+// is < 0, or H*W does not fit the int32 argmax. Every kernel below calls it.
+void check_pool2d_shape(const Pool2dShape& s);
+
+void maxpool2d_forward(const Pool2dShape& s,
+                       const float* x,         // (N, C, H, W)
+                       float* y,               // (N, C, OH, OW)
+                       std::int32_t* argmax);  // (N, C, OH, OW): ih*W + iw, or -1
+
+void maxpool2d_backward(const Pool2dShape& s,
+                        const float* dy,            // (N, C, OH, OW)
+                        const std::int32_t* argmax, // (N, C, OH, OW)
+                        float* dx);                 // (N, C, H, W)
+
+void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad,
+                       const float* x,  // (N, C, H, W)
+                       float* y);       // (N, C, OH, OW)
+
+void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad,
+                        const float* dy,  // (N, C, OH, OW)
+                        float* dx);       // (N, C, H, W)
+
+void global_avgpool_forward(std::int64_t N, std::int64_t C, std::int64_t HW,
+                            const float* x,  // (N, C, HW)
+                            float* y);       // (N, C)
+
+void global_avgpool_backward(std::int64_t N, std::int64_t C, std::int64_t HW,
+                             const float* dy,  // (N, C)
+                             float* dx);       // (N, C, HW)
+
+}  // namespace detdl::cpu

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything (CPU backend, its tests and benchmarks; the CUDA backend too where
+# nvcc exists, so that a change breaking the GPU build cannot land) and runs all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+cd build
+ctest --output-on-failure -j"$(nproc)" "$@"

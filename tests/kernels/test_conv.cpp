@@ -1,0 +1,415 @@
+// Convolution kernels against (1) the order conv.h documents, written here as plain loops
+// that build the canonical chunk tree level by level (bit for bit), (2) a float64
+// reference (tolerance), (3) central differences in double of L = sum(y * r), and
+// (4) themselves on 1, 2 and 3 threads and under several scratch budgets (bit for bit).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/common/philox.h"
+#include "kernels/cpu/conv.h"
+#include "kernels/cpu/parallel.h"
+
+namespace {
+
+using detdl::Level;
+using detdl::cpu::Conv2dShape;
+using i64 = std::int64_t;
+using Vec = std::vector<float>;
+using Vec64 = std::vector<double>;
+
+Vec random_vec(i64 n, std::uint32_t sub) {
+  Vec v(static_cast<std::size_t>(n));
+  for (i64 i = 0; i < n; ++i)
+    v[i] = 2.0f * detdl::philox_uniform(42, detdl::RandomStream::test, sub, i) - 1.0f;
+  return v;
+}
+
+// ---- the canonical reduction, written independently of ChunkTree: level by level ----
+float tree_of(Vec parts) {
+  if (parts.empty()) return 0.0f;
+  while (parts.size() > 1) {
+    Vec next;
+    for (std::size_t i = 0; i < parts.size(); i += 2)
+      next.push_back(i + 1 < parts.size() ? parts[i] + parts[i + 1] : parts[i]);
+    parts = next;
+  }
+  return parts[0];
+}
+float ref_dot(const Vec& a, const Vec& b) {
+  Vec parts;
+  for (std::size_t s = 0; s < a.size(); s += 4096) {
+    float p = 0.0f;
+    for (std::size_t k = s; k < std::min(a.size(), s + 4096); ++k) p = std::fmaf(a[k], b[k], p);
+    parts.push_back(p);
+  }
+  return tree_of(parts);
+}
+float ref_sum(const Vec& v) {
+  Vec parts;
+  for (std::size_t s = 0; s < v.size(); s += 256) {
+    float p = 0.0f;
+    for (std::size_t k = s; k < std::min(v.size(), s + 256); ++k) p = p + v[k];
+    parts.push_back(p);
+  }
+  return tree_of(parts);
+}
+
+// ---- index helpers ----
+i64 xi(const Conv2dShape& s, i64 n, i64 c, i64 h, i64 w) { return ((n * s.C + c) * s.H + h) * s.W + w; }
+i64 yi(const Conv2dShape& s, i64 n, i64 o, i64 h, i64 w) { return ((n * s.O + o) * s.OH + h) * s.OW + w; }
+i64 wi(const Conv2dShape& s, i64 o, i64 c, i64 kh, i64 kw) { return ((o * s.C + c) * s.KH + kh) * s.KW + kw; }
+template <class T>
+T xpad(const Conv2dShape& s, const std::vector<T>& x, i64 n, i64 c, i64 oh, i64 ow, i64 kh, i64 kw) {
+  const i64 ih = oh * s.stride_h - s.pad_top + kh, iw = ow * s.stride_w - s.pad_left + kw;
+  return (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) ? T(0) : x[xi(s, n, c, ih, iw)];
+}
+i64 x_size(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
+i64 y_size(const Conv2dShape& s) { return s.N * s.O * s.OH * s.OW; }
+i64 w_size(const Conv2dShape& s) { return s.O * s.C * s.KH * s.KW; }
+
+// ---- the documented orders as plain loops (float, bit for bit) ----
+Vec ref_forward(const Conv2dShape& s, const Vec& x, const Vec& w, const float* bias) {
+  Vec y(y_size(s));
+  for (i64 n = 0; n < s.N; ++n)
+    for (i64 o = 0; o < s.O; ++o)
+      for (i64 oh = 0; oh < s.OH; ++oh)
+        for (i64 ow = 0; ow < s.OW; ++ow) {
+          Vec a, b;  // terms over (c, kh, kw), padding included as 0.0f
+          for (i64 c = 0; c < s.C; ++c)
+            for (i64 kh = 0; kh < s.KH; ++kh)
+              for (i64 kw = 0; kw < s.KW; ++kw) {
+                a.push_back(xpad(s, x, n, c, oh, ow, kh, kw));
+                b.push_back(w[wi(s, o, c, kh, kw)]);
+              }
+          const float r = ref_dot(a, b);
+          y[yi(s, n, o, oh, ow)] = bias ? r + bias[o] : r;
+        }
+  return y;
+}
+// Output position of input pixel (i, j) under tap (kh, kw), if there is one.
+bool out_pos(const Conv2dShape& s, i64 i, i64 j, i64 kh, i64 kw, i64& oh, i64& ow) {
+  const i64 a = i + s.pad_top - kh, b = j + s.pad_left - kw;
+  if (a < 0 || b < 0 || a % s.stride_h != 0 || b % s.stride_w != 0) return false;
+  oh = a / s.stride_h;
+  ow = b / s.stride_w;
+  return oh < s.OH && ow < s.OW;
+}
+Vec ref_backward_data(const Conv2dShape& s, const Vec& dy, const Vec& w) {
+  Vec dx(x_size(s));
+  for (i64 n = 0; n < s.N; ++n)
+    for (i64 c = 0; c < s.C; ++c)
+      for (i64 i = 0; i < s.H; ++i)
+        for (i64 j = 0; j < s.W; ++j) {
+          float acc = 0.0f;
+          for (i64 kh = 0; kh < s.KH; ++kh)
+            for (i64 kw = 0; kw < s.KW; ++kw) {
+              i64 oh, ow;
+              if (!out_pos(s, i, j, kh, kw, oh, ow)) continue;
+              Vec a, b;  // terms over o
+              for (i64 o = 0; o < s.O; ++o) {
+                a.push_back(w[wi(s, o, c, kh, kw)]);
+                b.push_back(dy[yi(s, n, o, oh, ow)]);
+              }
+              acc = acc + ref_dot(a, b);
+            }
+          dx[xi(s, n, c, i, j)] = acc;
+        }
+  return dx;
+}
+Vec ref_backward_weight(const Conv2dShape& s, const Vec& x, const Vec& dy) {
+  Vec dw(w_size(s));
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 c = 0; c < s.C; ++c)
+      for (i64 kh = 0; kh < s.KH; ++kh)
+        for (i64 kw = 0; kw < s.KW; ++kw) {
+          Vec a, b;  // terms over (n, oh, ow): one reduction across the batch
+          for (i64 n = 0; n < s.N; ++n)
+            for (i64 oh = 0; oh < s.OH; ++oh)
+              for (i64 ow = 0; ow < s.OW; ++ow) {
+                a.push_back(dy[yi(s, n, o, oh, ow)]);
+                b.push_back(xpad(s, x, n, c, oh, ow, kh, kw));
+              }
+          dw[wi(s, o, c, kh, kw)] = ref_dot(a, b);
+        }
+  return dw;
+}
+Vec ref_backward_bias(const Conv2dShape& s, const Vec& dy) {
+  Vec db(s.O);
+  for (i64 o = 0; o < s.O; ++o) {
+    Vec v;
+    for (i64 n = 0; n < s.N; ++n)
+      for (i64 k = 0; k < s.OH * s.OW; ++k) v.push_back(dy[(n * s.O + o) * s.OH * s.OW + k]);
+    db[o] = ref_sum(v);
+  }
+  return db;
+}
+
+// ---- float64 references (abs = true gives the sum of |terms|, the error scale) ----
+Vec64 to64(const Vec& v, bool abs) {
+  Vec64 d(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) d[i] = abs ? std::fabs(double(v[i])) : double(v[i]);
+  return d;
+}
+Vec64 fwd64(const Conv2dShape& s, const Vec64& x, const Vec64& w, const Vec64* bias) {
+  Vec64 y(y_size(s));
+  for (i64 n = 0; n < s.N; ++n)
+    for (i64 o = 0; o < s.O; ++o)
+      for (i64 oh = 0; oh < s.OH; ++oh)
+        for (i64 ow = 0; ow < s.OW; ++ow) {
+          double acc = bias ? (*bias)[o] : 0.0;
+          for (i64 c = 0; c < s.C; ++c)
+            for (i64 kh = 0; kh < s.KH; ++kh)
+              for (i64 kw = 0; kw < s.KW; ++kw)
+                acc += xpad(s, x, n, c, oh, ow, kh, kw) * w[wi(s, o, c, kh, kw)];
+          y[yi(s, n, o, oh, ow)] = acc;
+        }
+  return y;
+}
+// The three gradients of L = sum(y * dy) in float64, written as the adjoint of fwd64.
+struct Grads64 {
+  Vec64 dx, dw, db;
+};
+Grads64 grads64(const Conv2dShape& s, const Vec64& x, const Vec64& w, const Vec64& dy) {
+  Grads64 g{Vec64(x_size(s)), Vec64(w_size(s)), Vec64(s.O)};
+  for (i64 n = 0; n < s.N; ++n)
+    for (i64 o = 0; o < s.O; ++o)
+      for (i64 oh = 0; oh < s.OH; ++oh)
+        for (i64 ow = 0; ow < s.OW; ++ow) {
+          const double d = dy[yi(s, n, o, oh, ow)];
+          g.db[o] += d;
+          for (i64 c = 0; c < s.C; ++c)
+            for (i64 kh = 0; kh < s.KH; ++kh)
+              for (i64 kw = 0; kw < s.KW; ++kw) {
+                const i64 ih = oh * s.stride_h - s.pad_top + kh, iw = ow * s.stride_w - s.pad_left + kw;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                g.dx[xi(s, n, c, ih, iw)] += d * w[wi(s, o, c, kh, kw)];
+                g.dw[wi(s, o, c, kh, kw)] += d * x[xi(s, n, c, ih, iw)];
+              }
+        }
+  return g;
+}
+
+void expect_bits(const Vec& got, const Vec& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    std::uint32_t a, b;
+    std::memcpy(&a, &got[i], 4);
+    std::memcpy(&b, &want[i], 4);
+    ASSERT_EQ(a, b) << what << " at " << i << ": " << got[i] << " vs " << want[i];
+  }
+}
+void expect_close(const Vec& got, const Vec64& want, const Vec64& scale, double rel,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], rel * scale[i] + 1e-30) << what << " at " << i;
+}
+
+// Runs make() on 1, 2 and 3 threads and under the default and a tiny scratch budget; all
+// results must be the same bits. Returns the result.
+Vec same_everywhere(const std::function<Vec()>& make, const std::string& what) {
+  const i64 budget = detdl::cpu::conv_scratch_budget();
+  detdl::cpu::set_num_threads(1);
+  const Vec first = make();
+  for (int threads : {1, 2, 3}) {
+    for (i64 b : {budget, i64{1}, i64{5000}}) {
+      detdl::cpu::set_num_threads(threads);
+      detdl::cpu::set_conv_scratch_budget(b);
+      expect_bits(make(), first, what + " threads=" + std::to_string(threads) + " budget=" +
+                                     std::to_string(b));
+    }
+  }
+  detdl::cpu::set_num_threads(1);
+  detdl::cpu::set_conv_scratch_budget(budget);
+  return first;
+}
+
+struct Case {
+  const char* name;
+  Conv2dShape s;
+};
+std::vector<Case> cases() {
+  using namespace detdl::cpu;
+  return {
+      {"1x1", conv2d_shape(3, 3, 7, 5, 4, 1, 1, 1, 0)},
+      {"1x1_stride2", conv2d_shape(2, 3, 8, 7, 4, 1, 1, 2, 0)},
+      {"3x3_s1_p1_N1", conv2d_shape(1, 3, 7, 5, 5, 3, 3, 1, 1)},
+      {"3x3_s2_p1", conv2d_shape(2, 3, 7, 5, 4, 3, 3, 2, 1)},
+      {"3x3_s2_same_asym", conv2d_shape_same(3, 2, 8, 6, 3, 3, 3, 2)},
+      {"3x3_s2_same_odd", conv2d_shape_same(1, 3, 7, 5, 2, 3, 3, 2)},
+      {"5x5_same_lenet", conv2d_shape_same(2, 1, 7, 5, 3, 5, 5, 1)},
+      {"5x5_valid", conv2d_shape_valid(3, 3, 9, 8, 4, 5, 5, 1)},
+      // 3x2 kernel, strides 1 and 2, and output rows/cols that reach past the input.
+      {"manual_3x2_past", Conv2dShape{2, 2, 6, 5, 3, 3, 2, 1, 2, 1, 0, 7, 3}},
+  };
+}
+
+// Checks every kernel on one shape; `fd` adds the finite-difference checks.
+void check_all(const Conv2dShape& s, const std::string& name, bool fd) {
+  const Vec x = random_vec(x_size(s), 1), w = random_vec(w_size(s), 2), b = random_vec(s.O, 3);
+  const Vec dy = random_vec(y_size(s), 4);
+  const Level P = Level::portable;
+
+  // forward, with and without bias
+  const Vec y = same_everywhere([&] {
+    Vec out(y_size(s));
+    detdl::cpu::conv2d_forward(P, s, x.data(), w.data(), b.data(), out.data());
+    return out;
+  }, name + " forward");
+  expect_bits(y, ref_forward(s, x, w, b.data()), name + " forward vs canonical loop");
+  const Vec y_nobias = same_everywhere([&] {
+    Vec out(y_size(s));
+    detdl::cpu::conv2d_forward(Level::repeatable, s, x.data(), w.data(), nullptr, out.data());
+    return out;
+  }, name + " forward no bias");
+  expect_bits(y_nobias, ref_forward(s, x, w, nullptr), name + " forward (no bias) vs loop");
+  const Vec64 b64 = to64(b, false), babs = to64(b, true);
+  expect_close(y, fwd64(s, to64(x, false), to64(w, false), &b64),
+               fwd64(s, to64(x, true), to64(w, true), &babs), 1e-5, name + " forward vs f64");
+
+  // gradients
+  const Vec dx = same_everywhere([&] {
+    Vec out(x_size(s), 7.0f);  // overwritten, not accumulated into
+    detdl::cpu::conv2d_backward_data(P, s, dy.data(), w.data(), out.data());
+    return out;
+  }, name + " backward_data");
+  expect_bits(dx, ref_backward_data(s, dy, w), name + " backward_data vs canonical loop");
+  const Vec dw = same_everywhere([&] {
+    Vec out(w_size(s), 7.0f);
+    detdl::cpu::conv2d_backward_weight(P, s, x.data(), dy.data(), out.data());
+    return out;
+  }, name + " backward_weight");
+  expect_bits(dw, ref_backward_weight(s, x, dy), name + " backward_weight vs canonical loop");
+  const Vec db = same_everywhere([&] {
+    Vec out(s.O, 7.0f);
+    detdl::cpu::conv2d_backward_bias(P, s, dy.data(), out.data());
+    return out;
+  }, name + " backward_bias");
+  expect_bits(db, ref_backward_bias(s, dy), name + " backward_bias vs canonical loop");
+
+  const Grads64 g = grads64(s, to64(x, false), to64(w, false), to64(dy, false));
+  const Grads64 ga = grads64(s, to64(x, true), to64(w, true), to64(dy, true));
+  expect_close(dx, g.dx, ga.dx, 1e-5, name + " backward_data vs f64");
+  expect_close(dw, g.dw, ga.dw, 1e-5, name + " backward_weight vs f64");
+  expect_close(db, g.db, ga.db, 1e-5, name + " backward_bias vs f64");
+  if (!fd) return;
+
+  // Central differences in double of L = sum(fwd64(x, w, b) * dy) for every input.
+  const Vec64 r = to64(dy, false);
+  auto loss = [&](const Vec64& xx, const Vec64& ww, const Vec64& bb) {
+    const Vec64 yy = fwd64(s, xx, ww, &bb);
+    double L = 0.0;
+    for (std::size_t i = 0; i < yy.size(); ++i) L += yy[i] * r[i];
+    return L;
+  };
+  Vec64 x64 = to64(x, false), w64 = to64(w, false), bb64 = to64(b, false);
+  const double h = 1e-3;
+  auto fd_check = [&](Vec64& param, const Vec& grad, const char* what) {
+    for (std::size_t i = 0; i < param.size(); ++i) {
+      const double keep = param[i];
+      param[i] = keep + h;
+      const double up = loss(x64, w64, bb64);
+      param[i] = keep - h;
+      const double down = loss(x64, w64, bb64);
+      param[i] = keep;
+      const double num = (up - down) / (2 * h);
+      ASSERT_NEAR(grad[i], num, 1e-4 * (1.0 + std::fabs(num))) << name << " " << what << " " << i;
+    }
+  };
+  fd_check(x64, dx, "finite-difference dx");
+  fd_check(w64, dw, "finite-difference dw");
+  fd_check(bb64, db, "finite-difference db");
+}
+
+TEST(ConvShape, Builders) {
+  using namespace detdl::cpu;
+  const Conv2dShape a = conv2d_shape(2, 3, 7, 5, 4, 3, 3, 2, 1);
+  EXPECT_EQ(a.OH, 4);
+  EXPECT_EQ(a.OW, 3);
+  EXPECT_EQ(a.pad_top, 1);
+  // Keras 'same', stride 2, even size: 0 before, 1 after.
+  const Conv2dShape b = conv2d_shape_same(1, 1, 8, 6, 1, 3, 3, 2);
+  EXPECT_EQ(b.OH, 4);
+  EXPECT_EQ(b.OW, 3);
+  EXPECT_EQ(b.pad_top, 0);
+  EXPECT_EQ(b.pad_left, 0);
+  const Conv2dShape c = conv2d_shape_same(1, 1, 28, 28, 6, 5, 5, 1);  // LeNet
+  EXPECT_EQ(c.OH, 28);
+  EXPECT_EQ(c.pad_top, 2);
+  const Conv2dShape d = conv2d_shape_same(1, 1, 1, 1, 1, 3, 3, 2);  // pad total 2
+  EXPECT_EQ(d.OH, 1);
+  EXPECT_EQ(d.pad_top, 1);
+  const Conv2dShape e = conv2d_shape_valid(1, 1, 14, 13, 16, 5, 5, 1);
+  EXPECT_EQ(e.OH, 10);
+  EXPECT_EQ(e.OW, 9);
+  EXPECT_EQ(e.pad_left, 0);
+}
+
+TEST(ConvShape, RejectsBadFieldsByName) {
+  using namespace detdl::cpu;
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no throw");
+  };
+  EXPECT_NE(message([] { conv2d_shape(0, 1, 4, 4, 1, 3, 3, 1, 1); }).find("N must"), std::string::npos);
+  EXPECT_NE(message([] { conv2d_shape(1, 1, 4, 4, 0, 3, 3, 1, 1); }).find("O must"), std::string::npos);
+  EXPECT_NE(message([] { conv2d_shape(1, 1, 4, 4, 1, 3, 3, 0, 1); }).find("stride"), std::string::npos);
+  EXPECT_NE(message([] { conv2d_shape(1, 1, 4, 4, 1, 3, 3, 1, -1); }).find("pad"), std::string::npos);
+  EXPECT_NE(message([] { conv2d_shape_valid(1, 1, 2, 4, 1, 3, 3, 1); }).find("KH"), std::string::npos);
+  Conv2dShape s = conv2d_shape(1, 1, 4, 4, 1, 3, 3, 1, 1);
+  s.OW = 0;
+  EXPECT_NE(message([&] { check_conv2d_shape(s); }).find("OW"), std::string::npos);
+  float v = 0;
+  EXPECT_THROW(conv2d_forward(Level::portable, s, &v, &v, nullptr, &v), std::invalid_argument);
+}
+
+TEST(Conv, AllKernelsOnAwkwardShapes) {
+  for (const Case& c : cases()) check_all(c.s, c.name, /*fd=*/false);
+}
+
+TEST(Conv, GradientsByFiniteDifferences) {
+  for (const Case& c : cases()) check_all(c.s, c.name, /*fd=*/true);
+}
+
+// Reductions longer than one chunk: forward K = C*KH*KW = 4113, data-gradient O = 4100,
+// weight gradient N*OH*OW = 2*48*48 = 4608 and 5*48*48 = 11520 (3 chunks; tiled by 1, 2 or
+// all chunks under the budgets of same_everywhere), bias N*OH*OW = 300 > 256.
+TEST(Conv, LongReductions) {
+  using namespace detdl::cpu;
+  check_all(conv2d_shape(1, 457, 3, 3, 2, 3, 3, 1, 1), "forward K=4113", false);
+  check_all(conv2d_shape(1, 2, 3, 3, 4100, 3, 3, 1, 1), "data O=4100", false);
+  check_all(conv2d_shape(2, 1, 48, 48, 2, 3, 3, 1, 1), "weight K=4608", false);
+  check_all(conv2d_shape_same(5, 1, 48, 48, 2, 3, 3, 1), "weight K=11520", false);
+  check_all(conv2d_shape(3, 2, 10, 10, 3, 1, 1, 1, 0), "bias n=300", false);
+}
+
+// `fast` is allowed to differ from the canonical bits, but must still be right.
+TEST(Conv, FastLevelIsClose) {
+  using namespace detdl::cpu;
+  const Conv2dShape s = conv2d_shape_same(5, 1, 48, 48, 2, 3, 3, 1);
+  const Vec x = random_vec(x_size(s), 1), dy = random_vec(y_size(s), 4), w(w_size(s), 0.0f);
+  const Grads64 g = grads64(s, to64(x, false), to64(w, false), to64(dy, false));
+  const Grads64 ga = grads64(s, to64(x, true), to64(w, true), to64(dy, true));
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    Vec dw(w_size(s)), db(s.O);
+    conv2d_backward_weight(Level::fast, s, x.data(), dy.data(), dw.data());
+    conv2d_backward_bias(Level::fast, s, dy.data(), db.data());
+    expect_close(dw, g.dw, ga.dw, 1e-5, "fast backward_weight");
+    expect_close(db, g.db, ga.db, 1e-5, "fast backward_bias");
+  }
+  set_num_threads(1);
+}
+
+}  // namespace

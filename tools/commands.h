@@ -1,0 +1,7 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace detdl::tools {
+void add_train_command(CLI::App& app);
+void add_hash_command(CLI::App& app);
+}  // namespace detdl::tools
