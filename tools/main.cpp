@@ -1,5 +1,4 @@
-// detdl: the command line. Subcommands: train (one training run), hash (a checkpoint's
-// weight hash), version.
+// detdl: the command line. Subcommands: train, hash, ops, version (docs/cli.md).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -12,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   detdl::tools::add_train_command(app);
   detdl::tools::add_hash_command(app);
+  detdl::tools::add_ops_command(app);
   app.add_subcommand("version", "print the version")->callback([] { std::cout << "detdl " << DETDL_VERSION << "\n"; });
   try {
     app.parse(argc, argv);

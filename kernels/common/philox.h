@@ -42,7 +42,7 @@ enum class RandomStream : std::uint32_t {
   init = 1,         // sub = parameter index,         index = element index
   data_order = 2,   // sub = epoch,                   index = position in the permutation
   augment = 3,      // sub = epoch,                   index = sample * 4 + draw
-  dropout = 4,      // sub = (step << 16) | layer,    index = element index
+  dropout = 4,      // sub = layer within the step,   index = (step << 36) + element index
   label_noise = 5,  // sub = 0,                       index = sample * 4 + draw
   synthetic = 6,    // generated data sets
   test = 15,

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,14 +20,14 @@ namespace {
 
 using i64 = std::int64_t;
 
-std::atomic<i64> g_scratch_budget{i64{4} << 20};
+std::atomic<i64> g_scratch_budget{i64{1} << 20};
 
 // Scratch grown on demand and kept between calls of the calling thread (pool workers only
 // write into the caller's buffers), so a training loop does not reallocate every step.
 struct Scratch {
-  std::vector<float> cols;      // (C*KH*KW, positions of a tile)
-  std::vector<float> gemm_out;  // (O, positions of a tile)
-  std::vector<float> dy_tile;   // (O, positions of a tile)
+  std::vector<float> cols;               // (C*KH*KW, positions of a tile)
+  std::vector<float> gemm_out;           // (O, positions of a tile)
+  std::vector<float> dy_tile;            // (O, positions of a tile)
   std::vector<std::vector<float>> tree;  // weight-gradient partials of tile groups
 };
 Scratch& scratch() {
@@ -128,8 +127,13 @@ void col2im(const Conv2dShape& s, const float* dcols, i64 n0, i64 n1, float* dx)
             float* drow = plane + (oh * s.stride_h - s.pad_top + kh) * s.W;
             const float* srow = src + oh * s.OW;
             const i64 off = kw - s.pad_left;
-            for (i64 ow = cols.lo; ow < cols.hi; ++ow) {
-              drow[ow * s.stride_w + off] = drow[ow * s.stride_w + off] + srow[ow];
+            if (s.stride_w == 1) {  // contiguous: lets the compiler vectorise across pixels
+              float* d = drow + (cols.lo + off);
+              const float* v = srow + cols.lo;
+              for (i64 j = 0; j < cols.hi - cols.lo; ++j) d[j] = d[j] + v[j];
+            } else {
+              for (i64 ow = cols.lo; ow < cols.hi; ++ow)
+                drow[ow * s.stride_w + off] = drow[ow * s.stride_w + off] + srow[ow];
             }
           }
         }
@@ -160,6 +164,43 @@ i64 samples_per_tile(const Conv2dShape& s, i64 per_position) {
   return std::clamp<i64>(g_scratch_budget.load() / per_sample, 1, s.N);
 }
 
+// `fast` weight gradient over several tiles: tiles are handed to threads by timing
+// (parallel_dynamic); each thread adds the GEMMs of the tiles it gets into its own (O, K)
+// partial, and the partials are added in the order the threads finished. When the whole
+// reduction is one tile, sgemm's own `fast` split-K plays this part instead.
+void fast_weight_tiles(const Conv2dShape& s, const float* x, const float* dy, i64 tile, i64 ntiles,
+                       float* dw) {
+  const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, size = s.O * K;
+  const int T = static_cast<int>(std::min<i64>(num_threads(), ntiles));
+  std::vector<std::vector<float>> partial(T);
+  std::vector<i64> finished(T, -1);  // completion stamp of each thread's last tile
+  std::atomic<i64> stamp{0};
+  parallel_dynamic(ntiles, [&](i64 t, int worker) {
+    Scratch& sc = scratch();  // this thread's own buffers; nested pool calls run serially
+    const i64 p0 = t * tile, p1 = std::min(total, p0 + tile), P = p1 - p0;
+    float* cols = grow(sc.cols, K * P);
+    float* dyt = grow(sc.dy_tile, s.O * P);
+    float* out = grow(sc.gemm_out, size);
+    im2col(s, x, p0, p1, cols);
+    gather_dy(s, dy, p0, p1, dyt);
+    sgemm(Level::fast, false, true, s.O, K, P, dyt, P, cols, P, out, K);
+    std::vector<float>& acc = partial[worker];
+    if (acc.empty()) {
+      acc.assign(out, out + size);
+    } else {
+      for (i64 i = 0; i < size; ++i) acc[i] = acc[i] + out[i];
+    }
+    finished[worker] = stamp.fetch_add(1);
+  });
+  std::vector<int> order;
+  for (int w = 0; w < T; ++w)
+    if (finished[w] >= 0) order.push_back(w);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return finished[a] < finished[b]; });
+  std::copy(partial[order[0]].begin(), partial[order[0]].end(), dw);
+  for (std::size_t j = 1; j < order.size(); ++j)
+    for (i64 i = 0; i < size; ++i) dw[i] = dw[i] + partial[order[j]][i];
+}
+
 }  // namespace
 
 void check_conv2d_shape(const Conv2dShape& s) {
@@ -178,14 +219,24 @@ void check_conv2d_shape(const Conv2dShape& s) {
   require(s.OW >= 1, "OW", ">= 1", s.OW);
 }
 
-Conv2dShape conv2d_shape(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride,
-                         i64 pad) {
+Conv2dShape conv2d_shape(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride, i64 pad) {
   require(stride >= 1, "stride", ">= 1", stride);
   require(pad >= 0, "pad", ">= 0", pad);
   require(KH >= 1 && H + 2 * pad >= KH, "KH", "in [1, H + 2*pad]", KH);
   require(KW >= 1 && W + 2 * pad >= KW, "KW", "in [1, W + 2*pad]", KW);
-  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, pad, pad,
-                (H + 2 * pad - KH) / stride + 1, (W + 2 * pad - KW) / stride + 1};
+  Conv2dShape s{N,
+                C,
+                H,
+                W,
+                O,
+                KH,
+                KW,
+                stride,
+                stride,
+                pad,
+                pad,
+                (H + 2 * pad - KH) / stride + 1,
+                (W + 2 * pad - KW) / stride + 1};
   check_conv2d_shape(s);
   return s;
 }
@@ -206,8 +257,8 @@ Conv2dShape conv2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW
   require(stride >= 1, "stride", ">= 1", stride);
   require(KH >= 1 && KH <= H, "KH", "in [1, H]", KH);
   require(KW >= 1 && KW <= W, "KW", "in [1, W]", KW);
-  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, 0, 0,
-                (H - KH) / stride + 1, (W - KW) / stride + 1};
+  Conv2dShape s{
+      N, C, H, W, O, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
   check_conv2d_shape(s);
   return s;
 }
@@ -295,6 +346,10 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
     while (tile * 2 < total && tile * 2 * per_position <= g_scratch_budget.load()) tile *= 2;
   }
   const i64 ntiles = (total + tile - 1) / tile;
+  if (level == Level::fast && ntiles > 1) {
+    fast_weight_tiles(s, x, dy, tile, ntiles, dw);
+    return;
+  }
 
   std::vector<std::vector<float>>& slots = sc.tree;  // stack of tile-group partials (O, K)
   std::vector<int> height;
@@ -339,38 +394,52 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, fl
   check_conv2d_shape(s);
   const i64 OHW = s.OH * s.OW;
   if (level == Level::fast && num_threads() > 1 && s.N > 1) {
-    // Per-thread running sums over a block of samples, added into db in completion order.
-    std::fill(db, db + s.O, 0.0f);
-    std::mutex m;
-    parallel_ranges(s.N, [&](i64 b, i64 e, int) {
-      std::vector<float> part(static_cast<std::size_t>(s.O), 0.0f);
-      for (i64 o = 0; o < s.O; ++o)
-        for (i64 n = b; n < e; ++n)
-          for (i64 j = 0; j < OHW; ++j) part[o] = part[o] + dy[(n * s.O + o) * OHW + j];
-      std::lock_guard<std::mutex> lock(m);
-      for (i64 o = 0; o < s.O; ++o) db[o] = db[o] + part[o];
+    // Samples are handed to workers by timing; each worker keeps running sums over the
+    // samples it got, and the workers' partials are added up. Which samples meet in which
+    // partial changes run to run, and so do the bits.
+    const int T = static_cast<int>(std::min<i64>(num_threads(), s.N));
+    std::vector<float> part(static_cast<std::size_t>(T * s.O), 0.0f);
+    parallel_dynamic(s.N, [&](i64 n, int worker) {
+      float* pw = part.data() + worker * s.O;
+      for (i64 o = 0; o < s.O; ++o) {
+        const float* row = dy + (n * s.O + o) * OHW;
+        for (i64 j = 0; j < OHW; ++j) pw[o] = pw[o] + row[j];
+      }
     });
+    for (i64 o = 0; o < s.O; ++o) {
+      float r = 0.0f;
+      for (int t = 0; t < T; ++t) r = r + part[t * s.O + o];
+      db[o] = r;
+    }
     return;
   }
   // Canonical sum over (n, oh, ow): chunks of kChunkValues run across sample boundaries.
-  parallel_ranges(s.O, [&](i64 b, i64 e, int) {
-    for (i64 o = b; o < e; ++o) {
-      ChunkTree tree;
-      float p = 0.0f;
+  // A task takes up to kLanes channels in lockstep (independent add chains, same chunk
+  // boundaries), each channel still doing exactly its own canonical sequence of adds.
+  constexpr i64 kLanes = 8;
+  parallel_ranges((s.O + kLanes - 1) / kLanes, [&](i64 b, i64 e, int) {
+    for (i64 blk = b; blk < e; ++blk) {
+      const i64 o0 = blk * kLanes, lanes = std::min(kLanes, s.O - o0);
+      ChunkTree tree[kLanes];
+      float p[kLanes] = {};
       int in_chunk = 0;
       for (i64 n = 0; n < s.N; ++n) {
-        const float* row = dy + (n * s.O + o) * OHW;
+        const float* rows = dy + (n * s.O + o0) * OHW;  // lane l's row is rows + l*OHW
         for (i64 j = 0; j < OHW; ++j) {
-          p = p + row[j];
+          for (i64 l = 0; l < lanes; ++l) p[l] = p[l] + rows[l * OHW + j];
           if (++in_chunk == kChunkValues) {
-            tree.push(p);
-            p = 0.0f;
+            for (i64 l = 0; l < lanes; ++l) {
+              tree[l].push(p[l]);
+              p[l] = 0.0f;
+            }
             in_chunk = 0;
           }
         }
       }
-      if (in_chunk > 0) tree.push(p);
-      db[o] = tree.root();
+      for (i64 l = 0; l < lanes; ++l) {
+        if (in_chunk > 0) tree[l].push(p[l]);
+        db[o0 + l] = tree[l].root();
+      }
     }
   });
 }

@@ -29,8 +29,11 @@
 //             dy[n][o][oh][ow] (chunk 256).
 //
 // `fast`: the level is passed to sgemm, which may split long reductions (the weight
-// gradient's N*OH*OW) across threads and combine in completion order; backward_bias splits
-// over n across threads and adds the per-thread partials into db in completion order.
+// gradient's N*OH*OW) across threads and combine in completion order; a weight gradient
+// tiled to fit the scratch budget hands its tiles to threads by timing and adds the
+// threads' partials in completion order instead of the tree; backward_bias hands
+// samples to threads by timing (parallel_dynamic), keeps a running sum per thread and adds
+// the threads' sums, so its bits vary run to run on 2+ threads.
 //
 // Outputs are overwritten (=), never accumulated into; the caller adds gradients up.
 #pragma once
@@ -41,11 +44,11 @@
 namespace detdl::cpu {
 
 struct Conv2dShape {
-  std::int64_t N, C, H, W;          // input
-  std::int64_t O, KH, KW;           // output channels, kernel
+  std::int64_t N, C, H, W;  // input
+  std::int64_t O, KH, KW;   // output channels, kernel
   std::int64_t stride_h, stride_w;
-  std::int64_t pad_top, pad_left;   // zeros before row 0 / col 0
-  std::int64_t OH, OW;              // output size; positions past the input read zeros
+  std::int64_t pad_top, pad_left;  // zeros before row 0 / col 0
+  std::int64_t OH, OW;             // output size; positions past the input read zeros
 };
 
 // Symmetric padding, PyTorch sizes: OH = (H + 2*pad - KH) / stride + 1 (floor).
@@ -87,7 +90,8 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s,
 
 // Upper bound, in floats, on the per-call scratch (im2col columns and GEMM tiles); work is
 // tiled to fit (a single sample's tile may exceed it). Results never depend on it; tests
-// lower it to force tiling. Default 4 Mi floats (16 MiB).
+// lower it to force tiling. Default 1 Mi floats (4 MiB): tiles that stay in cache beat
+// bigger GEMMs on the 2-core machines this must train on.
 void set_conv_scratch_budget(std::int64_t floats);
 std::int64_t conv_scratch_budget();
 

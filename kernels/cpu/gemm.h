@@ -2,8 +2,21 @@
 //
 // Reduction order: C[m][n] is the canonical dot over k = 0..K-1 of opA[m][k] * opB[k][n]
 // (chunks of kChunkProducts = 4096, fmaf in k order inside a chunk from +0.0f, pairwise
-// tree over chunks). `portable` and `repeatable` give exactly that on any thread count;
-// `fast` may split K across threads and combine partials in completion order.
+// tree over chunks). `portable` and `repeatable` give exactly that on any thread count and
+// any transpose combination: threads own fixed regions of C, and each element is computed
+// by one thread as the canonical dot (gemm_block.h: packed panels, 6x16 AVX2 micro-kernel,
+// one fmaf chain per lane).
+//
+// `fast` does two things, and nothing else:
+//   1. No chunk tree: each C element is ONE fmaf chain over k = 0..K-1 in order (so for
+//      K <= kChunkProducts it equals portable bit for bit).
+//   2. Split-K when C is small against K (2+ threads, K >= 2 * kChunkProducts and
+//      K >= 4 * max(M, N), as in weight gradients): k is cut into pieces (whole multiples
+//      of 256, at least kChunkProducts, about 4 per thread) handed out dynamically by
+//      parallel_dynamic; each worker continues one fmaf chain in its own (M, N) partial
+//      over the pieces it gets, in the order it gets them, and the partials are added
+//      into C (c = c + p) in the order the workers finished their last piece. So with 2+
+//      threads the bits may differ from run to run; with 1 thread `fast` is one chain.
 #pragma once
 #include <cstdint>
 

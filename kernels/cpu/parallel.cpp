@@ -29,7 +29,14 @@ class Pool {
     workers_.clear();
     stop_ = false;
     threads_ = std::max(1, n);
-    for (int w = 1; w < threads_; ++w) workers_.emplace_back([this, w] { loop(w); });
+    // Each worker starts from the generation current now: reading it in the worker itself
+    // would race with the first job posted before the worker got to run.
+    std::uint64_t start;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      start = generation_;
+    }
+    for (int w = 1; w < threads_; ++w) workers_.emplace_back([this, w, start] { loop(w, start); });
   }
 
   int threads() const { return threads_; }
@@ -60,12 +67,7 @@ class Pool {
   }
 
  private:
-  void loop(int w) {
-    std::uint64_t seen = 0;
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      seen = generation_;
-    }
+  void loop(int w, std::uint64_t seen) {
     for (;;) {
       const std::function<void(std::int64_t, std::int64_t, int)>* job;
       std::int64_t n;

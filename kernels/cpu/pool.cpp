@@ -18,8 +18,8 @@ using i64 = std::int64_t;
 
 void require(bool ok, const char* where, const char* field, const std::string& what, i64 got) {
   if (!ok)
-    throw std::invalid_argument(std::string(where) + ": " + field + " must be " + what +
-                                ", got " + std::to_string(got));
+    throw std::invalid_argument(std::string(where) + ": " + field + " must be " + what + ", got " +
+                                std::to_string(got));
 }
 
 i64 floor_div(i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
@@ -74,8 +74,18 @@ Pool2dShape pool2d_shape(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 stride,
   require(pad >= 0, where, "pad", ">= 0", pad);
   require(KH >= 1 && H + 2 * pad >= KH, where, "KH", "in [1, H + 2*pad]", KH);
   require(KW >= 1 && W + 2 * pad >= KW, where, "KW", "in [1, W + 2*pad]", KW);
-  Pool2dShape s{N, C, H, W, KH, KW, stride, stride, pad, pad,
-                (H + 2 * pad - KH) / stride + 1, (W + 2 * pad - KW) / stride + 1};
+  Pool2dShape s{N,
+                C,
+                H,
+                W,
+                KH,
+                KW,
+                stride,
+                stride,
+                pad,
+                pad,
+                (H + 2 * pad - KH) / stride + 1,
+                (W + 2 * pad - KW) / stride + 1};
   check_pool2d_shape(s);
   return s;
 }
@@ -98,8 +108,8 @@ Pool2dShape pool2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 s
   require(stride >= 1, where, "stride", ">= 1", stride);
   require(KH >= 1 && KH <= H, where, "KH", "in [1, H]", KH);
   require(KW >= 1 && KW <= W, where, "KW", "in [1, W]", KW);
-  Pool2dShape s{N, C, H, W, KH, KW, stride, stride, 0, 0,
-                (H - KH) / stride + 1, (W - KW) / stride + 1};
+  Pool2dShape s{
+      N, C, H, W, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
   check_pool2d_shape(s);
   return s;
 }
@@ -169,8 +179,7 @@ void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float
   });
 }
 
-void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy,
-                        float* dx) {
+void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   for_planes(s.N * s.C, [&](i64 p) {

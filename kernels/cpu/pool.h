@@ -28,17 +28,16 @@
 namespace detdl::cpu {
 
 struct Pool2dShape {
-  std::int64_t N, C, H, W;          // input (and output channels)
-  std::int64_t KH, KW;              // window
+  std::int64_t N, C, H, W;  // input (and output channels)
+  std::int64_t KH, KW;      // window
   std::int64_t stride_h, stride_w;
-  std::int64_t pad_top, pad_left;   // padding before row 0 / col 0
-  std::int64_t OH, OW;              // output size; window positions past the input are padding
+  std::int64_t pad_top, pad_left;  // padding before row 0 / col 0
+  std::int64_t OH, OW;             // output size; window positions past the input are padding
 };
 
 // Symmetric padding, PyTorch sizes (floor mode): OH = (H + 2*pad - KH) / stride + 1.
 Pool2dShape pool2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                         std::int64_t KH, std::int64_t KW, std::int64_t stride,
-                         std::int64_t pad);
+                         std::int64_t KH, std::int64_t KW, std::int64_t stride, std::int64_t pad);
 // Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
 // pad_top = pad_total / 2; likewise for W.
 Pool2dShape pool2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
@@ -56,9 +55,9 @@ void maxpool2d_forward(const Pool2dShape& s,
                        std::int32_t* argmax);  // (N, C, OH, OW): ih*W + iw, or -1
 
 void maxpool2d_backward(const Pool2dShape& s,
-                        const float* dy,            // (N, C, OH, OW)
-                        const std::int32_t* argmax, // (N, C, OH, OW)
-                        float* dx);                 // (N, C, H, W)
+                        const float* dy,             // (N, C, OH, OW)
+                        const std::int32_t* argmax,  // (N, C, OH, OW)
+                        float* dx);                  // (N, C, H, W)
 
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad,
                        const float* x,  // (N, C, H, W)

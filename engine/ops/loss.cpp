@@ -1,0 +1,93 @@
+// Losses, softmax and penalties over kernels/cpu/loss.h (whose header names the orders).
+// Each loss returns a () tensor: the mean over the batch (or elements).
+#include <stdexcept>
+
+#include "engine/autograd.h"
+#include "engine/context.h"
+#include "engine/ops/ops.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::ops {
+namespace {
+
+// d(loss)/d(input) = g * dlocal for a () upstream gradient g.
+Tensor scaled(const Tensor& dlocal, const Tensor& g) {
+  const float s = g.item();
+  if (s == 1.0f) return dlocal;
+  Tensor out = Tensor::empty(dlocal.shape());
+  for (std::int64_t i = 0; i < out.numel(); ++i) out.f32()[i] = dlocal.f32()[i] * s;
+  return out;
+}
+
+Level loss_level() { return context().level(OpFamily::loss_reduce); }
+
+}  // namespace
+
+Tensor softmax(const Tensor& logits) {
+  check_ndim(logits, 2, "softmax input (N, K)");
+  Tensor p = Tensor::empty(logits.shape());
+  cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
+  return p;
+}
+
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
+  check_ndim(logits, 2, "softmax_cross_entropy logits (N, K)");
+  check_dtype(labels, DType::i32, "softmax_cross_entropy labels");
+  check_shape(labels, {logits.dim(0)}, "softmax_cross_entropy labels");
+  const std::int64_t N = logits.dim(0), K = logits.dim(1);
+  const bool grad = needs_grad({logits});
+  Tensor d = grad ? Tensor::empty(logits.shape()) : Tensor();
+  const float loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr,
+                                                grad ? d.f32() : nullptr);
+  Tensor y = Tensor::scalar(loss);
+  record("softmax_cross_entropy", {logits}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  return y;
+}
+
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool from_logits) {
+  check_shape(targets, input.shape(), "binary_cross_entropy targets");
+  check_dtype(targets, DType::f32, "binary_cross_entropy targets");
+  const bool grad = needs_grad({input});
+  Tensor d = grad ? Tensor::empty(input.shape()) : Tensor();
+  const float loss = cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(), targets.f32(), from_logits,
+                                               nullptr, grad ? d.f32() : nullptr);
+  Tensor y = Tensor::scalar(loss);
+  record("binary_cross_entropy", {input}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  return y;
+}
+
+Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
+  check_shape(target, pred.shape(), "mean_squared_error target");
+  check_dtype(target, DType::f32, "mean_squared_error target");
+  const bool grad = needs_grad({pred});
+  Tensor d = grad ? Tensor::empty(pred.shape()) : Tensor();
+  const float loss =
+      cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(), target.f32(), nullptr, grad ? d.f32() : nullptr);
+  Tensor y = Tensor::scalar(loss);
+  record("mean_squared_error", {pred}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  return y;
+}
+
+Tensor l1_penalty(const Tensor& w, float lambda) {
+  Tensor y = Tensor::scalar(lambda * cpu::l1_penalty(loss_level(), w.numel(), w.f32()));
+  record("l1_penalty", {w}, y, [w, lambda](const Tensor& g) {
+    Tensor d = Tensor::zeros(w.shape());
+    cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+    return std::vector<Tensor>{scaled(d, g)};
+  });
+  return y;
+}
+
+// lambda * sum(w^2); gradient 2 * lambda * w (cpu::l2_penalty_grad_add).
+Tensor l2_penalty(const Tensor& w, float lambda) {
+  Tensor y = Tensor::scalar(lambda * cpu::l2_penalty(loss_level(), w.numel(), w.f32()));
+  record("l2_penalty", {w}, y, [w, lambda](const Tensor& g) {
+    Tensor d = Tensor::zeros(w.shape());
+    cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+    return std::vector<Tensor>{scaled(d, g)};
+  });
+  return y;
+}
+
+}  // namespace detdl::ops

@@ -1,0 +1,107 @@
+#include "engine/optim.h"
+
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "engine/context.h"
+#include "kernels/cpu/optim.h"
+
+namespace detdl {
+
+std::string_view optimizer_name(OptimizerConfig::Kind k) {
+  switch (k) {
+    case OptimizerConfig::Kind::sgd: return "sgd";
+    case OptimizerConfig::Kind::adam: return "adam";
+    case OptimizerConfig::Kind::rmsprop: return "rmsprop";
+  }
+  return "?";
+}
+
+std::optional<OptimizerConfig::Kind> parse_optimizer(std::string_view s) {
+  for (auto k : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam, OptimizerConfig::Kind::rmsprop})
+    if (optimizer_name(k) == s) return k;
+  return std::nullopt;
+}
+
+std::string OptimizerConfig::describe() const {
+  std::ostringstream o;
+  o << optimizer_name(kind) << (keras_form ? "[keras]" : "");
+  switch (kind) {
+    case Kind::sgd: o << "(momentum=" << momentum << (nesterov ? ", nesterov" : "") << ", wd=" << weight_decay << ")"; break;
+    case Kind::adam:
+      o << "(b1=" << beta1 << ", b2=" << beta2 << ", eps=" << eps << ", wd=" << weight_decay
+        << (decoupled ? " decoupled" : "") << ")";
+      break;
+    case Kind::rmsprop: o << "(alpha=" << alpha << ", eps=" << eps << ", momentum=" << momentum << ", wd=" << weight_decay << ")"; break;
+  }
+  return o.str();
+}
+
+Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg) : params_(std::move(params)), cfg_(cfg) {
+  std::vector<const char*> names;
+  switch (cfg_.kind) {
+    case OptimizerConfig::Kind::sgd: names = {"momentum_buffer"}; break;
+    case OptimizerConfig::Kind::adam: names = {"exp_avg", "exp_avg_sq"}; break;
+    case OptimizerConfig::Kind::rmsprop: names = {"square_avg", "momentum_buffer"}; break;
+  }
+  for (const auto& p : params_) {
+    std::vector<std::pair<std::string, Tensor>> s;
+    for (const char* n : names) s.emplace_back(n, Tensor::zeros(p.tensor.shape()));
+    slots_.push_back(std::move(s));
+  }
+}
+
+void Optimizer::step(float lr) {
+  ++steps_;
+  const auto [bc1, bc2] = cpu::adam_bias_corrections(cfg_.beta1, cfg_.beta2, steps_);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i].tensor;
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const std::int64_t n = p.numel();
+    auto& s = slots_[i];
+    switch (cfg_.kind) {
+      case OptimizerConfig::Kind::sgd:
+        cpu::sgd_update(n, p.f32(), g.f32(), s[0].second.f32(),
+                        {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
+        break;
+      case OptimizerConfig::Kind::adam:
+        cpu::adam_update(n, p.f32(), g.f32(), s[0].second.f32(), s[1].second.f32(),
+                         {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay, cfg_.decoupled, cfg_.keras_form});
+        break;
+      case OptimizerConfig::Kind::rmsprop:
+        cpu::rmsprop_update(n, p.f32(), g.f32(), s[0].second.f32(), s[1].second.f32(),
+                            {lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay});
+        break;
+    }
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_) p.tensor.zero_grad();
+}
+
+std::vector<std::pair<std::string, Tensor>> Optimizer::state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (const auto& [slot, t] : slots_[i]) out.emplace_back(params_[i].name + "." + slot, t);
+  return out;
+}
+
+void Optimizer::load_state(const TensorFile& file, const std::string& prefix, std::int64_t steps) {
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (auto& [slot, t] : slots_[i]) {
+      const std::string name = prefix + params_[i].name + "." + slot;
+      const Tensor* src = file.find(name);
+      if (!src) throw std::runtime_error("optimizer state: the checkpoint has no tensor " + name +
+                                         " (saved with another optimizer?)");
+      if (src->shape() != t.shape())
+        throw std::runtime_error("optimizer state: " + name + " has shape " + shape_str(src->shape()) +
+                                 ", expected " + shape_str(t.shape()));
+      std::memcpy(t.f32(), src->f32(), static_cast<std::size_t>(t.numel()) * 4);
+    }
+  steps_ = steps;
+}
+
+}  // namespace detdl

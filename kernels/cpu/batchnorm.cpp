@@ -1,0 +1,196 @@
+#include "kernels/cpu/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/common/reduction.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// Channels per task in the portable split: enough work per task for dense layers
+// (HW = 1, where a block is a run of adjacent columns), a fixed partition in any case.
+constexpr i64 kChannelBlock = 16;
+
+// Canonical per-channel sums for channels [c0, c1): out[c] = canonical sum over
+// k = n*HW + hw of term(i, c), where i = (n*C + c)*HW + hw is the flat index of x.
+template <class Term>
+void channel_sums_block(i64 N, i64 C, i64 HW, i64 c0, i64 c1, Term term, float* out) {
+  const i64 count = N * HW;
+  if (HW == 1) {
+    // Dense layout (N, C): the channels of a block are adjacent, so each one is a lane
+    // doing its own chunk's adds in row order (vectorisable, no bit changes).
+    const i64 w = c1 - c0;
+    std::vector<ChunkTree> trees(static_cast<std::size_t>(count > kChunkValues ? w : 0));
+    std::vector<float> part(static_cast<std::size_t>(w));
+    for (i64 s = 0; s < count; s += kChunkValues) {
+      const i64 e = std::min(count, s + kChunkValues);
+      std::fill(part.begin(), part.end(), 0.0f);
+      for (i64 n = s; n < e; ++n)
+        for (i64 j = 0; j < w; ++j) part[j] = part[j] + term(n * C + c0 + j, c0 + j);
+      if (count <= kChunkValues) {  // one chunk: the partial is the root
+        for (i64 j = 0; j < w; ++j) out[c0 + j] = part[j];
+        return;
+      }
+      for (i64 j = 0; j < w; ++j) trees[j].push(part[j]);
+    }
+    for (i64 j = 0; j < w; ++j) out[c0 + j] = count == 0 ? 0.0f : trees[j].root();
+    return;
+  }
+  // Planes (N, C, HW): channel c's values are N runs of HW contiguous floats; a chunk may
+  // span runs, so the chunk fill level is carried from one run to the next.
+  for (i64 c = c0; c < c1; ++c) {
+    ChunkTree tree;
+    float p = 0.0f;
+    i64 filled = 0;
+    for (i64 n = 0; n < N; ++n) {
+      const i64 base = (n * C + c) * HW;
+      for (i64 hw = 0; hw < HW;) {
+        const i64 take = std::min(HW - hw, kChunkValues - filled);
+        for (i64 k = 0; k < take; ++k) p = p + term(base + hw + k, c);
+        hw += take;
+        filled += take;
+        if (filled == kChunkValues) {
+          tree.push(p);
+          p = 0.0f;
+          filled = 0;
+        }
+      }
+    }
+    if (filled > 0) tree.push(p);
+    out[c] = tree.root();
+  }
+}
+
+// `fast` with 2+ threads: batch pieces handed out dynamically, one running partial per
+// worker and channel, partials added from +0.0f in worker index order (see the header).
+template <class Term>
+void channel_sums_fast(i64 N, i64 C, i64 HW, Term term, float* out) {
+  const int T = num_threads();
+  const i64 piece = std::max<i64>(1, N / (4 * T));
+  const i64 pieces = (N + piece - 1) / piece;
+  std::vector<float> part(static_cast<std::size_t>(T * C), 0.0f);
+  std::vector<char> used(static_cast<std::size_t>(T), 0);
+  parallel_dynamic(pieces, [&](i64 q, int w) {
+    used[w] = 1;
+    float* acc = part.data() + w * C;
+    for (i64 n = q * piece; n < std::min(N, (q + 1) * piece); ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const i64 base = (n * C + c) * HW;
+        float a = acc[c];
+        for (i64 hw = 0; hw < HW; ++hw) a = a + term(base + hw, c);
+        acc[c] = a;
+      }
+  });
+  for (i64 c = 0; c < C; ++c) out[c] = 0.0f;
+  for (int w = 0; w < T; ++w)
+    if (used[w])
+      for (i64 c = 0; c < C; ++c) out[c] = out[c] + part[w * C + c];
+}
+
+template <class Term>
+void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
+  if (level == Level::fast && num_threads() > 1 && N >= 2) {
+    channel_sums_fast(N, C, HW, term, out);
+    return;
+  }
+  const i64 blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  parallel_for(blocks, [&](i64 b) {
+    channel_sums_block(N, C, HW, b * kChannelBlock, std::min(C, (b + 1) * kChannelBlock), term, out);
+  });
+}
+
+// y = (((x - shift) * scale) * gamma) + beta per channel, over (n, c) planes in parallel.
+void normalize(i64 N, i64 C, i64 HW, const float* x, const float* shift, const float* scale,
+               const float* gamma, const float* beta, float* y) {
+  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
+    for (i64 n = n0; n < n1; ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const float m = shift[c], s = scale[c], g = gamma[c], b = beta[c];
+        const float* xs = x + (n * C + c) * HW;
+        float* ys = y + (n * C + c) * HW;
+        for (i64 i = 0; i < HW; ++i) ys[i] = ((xs[i] - m) * s) * g + b;
+      }
+  });
+}
+
+}  // namespace
+
+void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                             const float* beta, float eps, float* y, float* save_mean,
+                             float* save_inv_std, float* batch_var) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> sums(static_cast<std::size_t>(C));
+  channel_sums(level, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
+  for (i64 c = 0; c < C; ++c) save_mean[c] = sums[c] / count;
+  channel_sums(
+      level, N, C, HW,
+      [x, save_mean](i64 i, i64 c) {
+        const float d = x[i] - save_mean[c];
+        return d * d;
+      },
+      sums.data());
+  for (i64 c = 0; c < C; ++c) {
+    const float var = sums[c] / count;
+    if (batch_var) batch_var[c] = var;
+    save_inv_std[c] = 1.0f / sqrtf(var + eps);
+  }
+  normalize(N, C, HW, x, save_mean, save_inv_std, gamma, beta, y);
+}
+
+void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean,
+                              const float* batch_var, float* running_mean, float* running_var,
+                              bool unbiased) {
+  const float keep = 1.0f - momentum;
+  const float correction =
+      unbiased && count > 1 ? static_cast<float>(count) / static_cast<float>(count - 1) : 1.0f;
+  for (i64 c = 0; c < C; ++c) {
+    running_mean[c] = running_mean[c] * keep + batch_mean[c] * momentum;
+    running_var[c] = running_var[c] * keep + (batch_var[c] * correction) * momentum;
+  }
+}
+
+void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var,
+                            float eps, float* y) {
+  std::vector<float> inv_std(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) inv_std[c] = 1.0f / sqrtf(running_var[c] + eps);
+  normalize(N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
+}
+
+void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_inv_std,
+                        float* dx, float* dgamma, float* dbeta) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
+  channel_sums(level, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
+  channel_sums(
+      level, N, C, HW,
+      [x, dy, save_mean, save_inv_std](i64 i, i64 c) {
+        return dy[i] * ((x[i] - save_mean[c]) * save_inv_std[c]);
+      },
+      dg.data());
+  std::vector<float> k(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) {
+    k[c] = (gamma[c] * save_inv_std[c]) / count;
+    if (dbeta) dbeta[c] = db[c];
+    if (dgamma) dgamma[c] = dg[c];
+  }
+  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
+    for (i64 n = n0; n < n1; ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const float m = save_mean[c], s = save_inv_std[c], kc = k[c], b = db[c], g = dg[c];
+        const i64 base = (n * C + c) * HW;
+        for (i64 i = base; i < base + HW; ++i) {
+          const float xhat = (x[i] - m) * s;
+          dx[i] = kc * ((count * dy[i] - b) - xhat * g);
+        }
+      }
+  });
+}
+
+}  // namespace detdl::cpu

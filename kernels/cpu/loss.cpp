@@ -1,0 +1,187 @@
+#include "kernels/cpu/loss.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/common/detmath.h"
+#include "kernels/common/reduction.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// Element ranges below this run on the calling thread: a pool job costs more.
+constexpr i64 kSerialElements = 1 << 14;
+
+template <class Fn>
+void for_ranges(i64 n, Fn fn) {
+  if (n < kSerialElements) {
+    fn(0, n);
+    return;
+  }
+  parallel_ranges(n, [&](i64 b, i64 e, int) { fn(b, e); });
+}
+
+// Sum of term(i) over i in [0, n) in the order the header gives for `level`.
+template <class Term>
+float reduce_values(Level level, i64 n, Term term) {
+  const int T = num_threads();
+  if (level == Level::fast && T > 1 && n >= 4 * kChunkValues) {
+    const i64 piece = std::max<i64>(kChunkValues, n / (8 * T));
+    const i64 pieces = (n + piece - 1) / piece;
+    std::vector<float> part(static_cast<std::size_t>(T), 0.0f);
+    parallel_dynamic(pieces, [&](i64 q, int w) {
+      float acc = part[w];
+      for (i64 i = q * piece; i < std::min(n, (q + 1) * piece); ++i) acc = acc + term(i);
+      part[w] = acc;
+    });
+    float total = 0.0f;
+    for (float p : part) total = total + p;
+    return total;
+  }
+  const i64 chunks = (n + kChunkValues - 1) / kChunkValues;
+  if (chunks <= 16) return canonical_sum_of(n, term);
+  // Chunk partials in parallel (each one the in-order chain of its chunk), tree in order.
+  std::vector<float> part(static_cast<std::size_t>(chunks));
+  parallel_for(chunks, [&](i64 c) {
+    float p = 0.0f;
+    for (i64 i = c * kChunkValues; i < std::min(n, (c + 1) * kChunkValues); ++i) p = p + term(i);
+    part[c] = p;
+  });
+  ChunkTree tree;
+  for (float p : part) tree.push(p);
+  return tree.root();
+}
+
+// One softmax row: m = max, e_k = exp(x_k - m) written to e; returns s = canonical sum.
+float row_exp(const float* x, i64 K, float* e, float& m) {
+  m = x[0];
+  for (i64 k = 1; k < K; ++k) m = x[k] > m ? x[k] : m;
+  for (i64 k = 0; k < K; ++k) e[k] = det_expf(x[k] - m);
+  return canonical_sum(e, K);
+}
+
+}  // namespace
+
+void softmax_forward(i64 N, i64 K, const float* logits, float* probs) {
+  if (K <= 0) return;
+  parallel_ranges(N, [&](i64 r0, i64 r1, int) {
+    for (i64 i = r0; i < r1; ++i) {
+      float m;
+      float* p = probs + i * K;
+      const float s = row_exp(logits + i * K, K, p, m);
+      for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
+    }
+  });
+}
+
+float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits) {
+  for (i64 i = 0; i < N; ++i)
+    if (labels[i] < 0 || labels[i] >= K)
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) + " has label " +
+                                  std::to_string(labels[i]) + ", outside [0, " + std::to_string(K) + ")");
+  if (N == 0) return 0.0f;
+  std::vector<float> own;
+  float* loss = loss_per_sample;
+  if (!loss) {
+    own.resize(static_cast<std::size_t>(N));
+    loss = own.data();
+  }
+  const float count = static_cast<float>(N);
+  parallel_ranges(N, [&](i64 r0, i64 r1, int) {
+    std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(K));
+    for (i64 i = r0; i < r1; ++i) {
+      const float* x = logits + i * K;
+      float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
+      float m;
+      const float s = row_exp(x, K, e, m);
+      loss[i] = det_logf(s) - (x[labels[i]] - m);
+      if (dlogits)
+        for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
+    }
+  });
+  return reduce_values(level, N, [loss](i64 i) { return loss[i]; }) / count;
+}
+
+float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
+                           bool from_logits, float* loss_per_element, float* dinput) {
+  if (n == 0) return 0.0f;
+  std::vector<float> own;
+  float* loss = loss_per_element;
+  if (!loss) {
+    own.resize(static_cast<std::size_t>(n));
+    loss = own.data();
+  }
+  const float count = static_cast<float>(n);
+  constexpr float kEps = 1e-7f;
+  constexpr float kOneMinusEps = 1.0f - kEps;
+  for_ranges(n, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) {
+      const float x = input[i], t = target[i];
+      if (from_logits) {
+        const float ex = det_expf(-det_fabsf(x));
+        loss[i] = ((x > 0.0f ? x : 0.0f) - x * t) + det_log1pf(ex);
+        if (dinput) {
+          const float sig = x >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+          dinput[i] = (sig - t) / count;
+        }
+      } else {
+        const bool below = x < kEps, above = x > kOneMinusEps;
+        const float q = below ? kEps : (above ? kOneMinusEps : x);
+        loss[i] = -(t * det_logf(q) + (1.0f - t) * det_logf(1.0f - q));
+        if (dinput) dinput[i] = below || above ? 0.0f : ((q - t) / (q * (1.0f - q))) / count;
+      }
+    }
+  });
+  return reduce_values(level, n, [loss](i64 i) { return loss[i]; }) / count;
+}
+
+float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
+                         float* loss_per_element, float* dpred) {
+  if (n == 0) return 0.0f;
+  const float count = static_cast<float>(n);
+  if (loss_per_element || dpred)
+    for_ranges(n, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i) {
+        const float d = pred[i] - target[i];
+        if (loss_per_element) loss_per_element[i] = d * d;
+        if (dpred) dpred[i] = (2.0f * d) / count;
+      }
+    });
+  return reduce_values(level, n, [pred, target](i64 i) {
+           const float d = pred[i] - target[i];
+           return d * d;
+         }) / count;
+}
+
+float l1_penalty(Level level, i64 n, const float* w) {
+  return reduce_values(level, n, [w](i64 i) { return det_fabsf(w[i]); });
+}
+
+float l2_penalty(Level level, i64 n, const float* w) {
+  return reduce_values(level, n, [w](i64 i) { return w[i] * w[i]; });
+}
+
+void l1_penalty_grad_add(i64 n, const float* w, float lambda, float* g) {
+  for_ranges(n, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) {
+      const float v = w[i];
+      const float sign = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : (v == 0.0f ? 0.0f : v));
+      g[i] = g[i] + lambda * sign;
+    }
+  });
+}
+
+void l2_penalty_grad_add(i64 n, const float* w, float lambda, float* g) {
+  const float twice = 2.0f * lambda;
+  for_ranges(n, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) g[i] = g[i] + twice * w[i];
+  });
+}
+
+}  // namespace detdl::cpu

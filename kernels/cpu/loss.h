@@ -1,0 +1,86 @@
+// Softmax, losses and weight penalties on the CPU. Transcendentals are detmath.h's
+// (det_expf, det_logf, det_log1pf); no libm call.
+//
+// Reduction orders (the determinism contract, docs/determinism.md). Every sum below is a
+// canonical sum of values (chunks of kChunkValues = 256, plain adds from +0.0f in index
+// order, pairwise tree over chunks); a mean divides the root by the float count after it.
+//   softmax row i:   m = max_k x[i][k] (k ascending; a NaN logit makes the row NaN),
+//                    e_k = det_expf(x[i][k] - m), s = sum over k = 0..K-1 of e_k,
+//                    p_k = e_k / s.
+//   cross-entropy:   loss_i = det_logf(s_i) - (x[i][label_i] - m_i);
+//                    mean = (sum over samples i = 0..N-1 of loss_i) / N;
+//                    dlogits[i][k] = (p_k - [k == label_i]) / N.
+//   BCE, MSE:        mean = (sum over elements i = 0..n-1 of loss_i) / n.
+//   penalties:       sum over elements of |w_i| (l1) or of w_i * w_i (l2, the product
+//                    rounded, then added).
+// Per-row and per-element work is split across threads by rows / element ranges and
+// never depends on the thread count. The means and penalty sums (OpFamily::loss_reduce):
+//   `portable` / `repeatable`: the canonical sum (chunk partials may be computed on
+//     different threads; they are combined in the tree in chunk order).
+//   `fast` with 2+ threads and n >= 1024 terms: the index range is cut into pieces handed
+//     to threads dynamically (parallel_dynamic); each worker adds its pieces' terms into
+//     one running partial in the order it got them; the partials are added from +0.0f in
+//     worker index order. Which pieces land in which partial depends on timing, so 2+
+//     threads give run-to-run variation. With 1 thread, `fast` equals `portable`.
+// Gradients are written (=), except the *_grad_add helpers, which add (+=).
+#pragma once
+#include <cstdint>
+
+#include "kernels/common/level.h"
+
+namespace detdl::cpu {
+
+// Row-wise softmax (see the order above). Element-wise per row: no Level.
+void softmax_forward(std::int64_t N, std::int64_t K,
+                     const float* logits,  // (N, K)
+                     float* probs);        // (N, K)
+
+// Softmax cross-entropy with integer labels; returns the mean loss. loss_per_sample and
+// dlogits may be nullptr. Labels outside [0, K) throw std::invalid_argument naming the
+// sample index and the label (checked before anything is written).
+float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
+                            const float* logits,          // (N, K)
+                            const std::int32_t* labels,   // (N)
+                            float* loss_per_sample,       // (N) or nullptr
+                            float* dlogits);              // (N, K) or nullptr
+
+// Binary cross-entropy averaged over n elements; returns the mean.
+// from_logits (the stable form): with a = |x| and e = det_expf(-a),
+//   loss = ((x > 0 ? x : 0) - x * t) + det_log1pf(e)
+//   sigmoid = x >= 0 ? 1 / (1 + e) : e / (1 + e);  dinput = (sigmoid - t) / n
+// from probabilities: q = clamp(x, eps, 1 - eps) with eps = 1e-7f (Keras's epsilon);
+//   loss = -((t * det_logf(q)) + ((1 - t) * det_logf(1 - q)))
+//   dinput = ((q - t) / (q * (1 - q))) / n where eps <= x <= 1 - eps, else 0 (the
+//   clamp's gradient, as TensorFlow's clip_by_value: it passes at the bounds).
+float binary_cross_entropy(Level level, std::int64_t n,
+                           const float* input,       // (n) logits or probabilities
+                           const float* target,      // (n)
+                           bool from_logits,
+                           float* loss_per_element,  // (n) or nullptr
+                           float* dinput);           // (n) or nullptr
+
+// Mean squared error: d = p - t, loss = d * d, mean over n; dpred = (2 * d) / n.
+float mean_squared_error(Level level, std::int64_t n,
+                         const float* pred,        // (n)
+                         const float* target,      // (n)
+                         float* loss_per_element,  // (n) or nullptr
+                         float* dpred);            // (n) or nullptr
+
+// Penalty sums (the caller multiplies by lambda after the root).
+float l1_penalty(Level level, std::int64_t n, const float* w);  // sum |w|;  w: (n)
+float l2_penalty(Level level, std::int64_t n, const float* w);  // sum w*w;  w: (n)
+
+// g = g + lambda * sign(w); sign(0) = 0 (either zero), sign(NaN) = NaN.
+void l1_penalty_grad_add(std::int64_t n,
+                         const float* w,  // (n)
+                         float lambda,
+                         float* g);       // (n) accumulated
+// g = g + (2 * lambda) * w, (2 * lambda) computed once: the gradient of lambda * sum(w^2),
+// which is Keras's l2(lambda) regulariser. (PyTorch's weight_decay wd adds wd * w to the
+// gradient, i.e. it is the gradient of (wd / 2) * sum(w^2).)
+void l2_penalty_grad_add(std::int64_t n,
+                         const float* w,  // (n)
+                         float lambda,
+                         float* g);       // (n) accumulated
+
+}  // namespace detdl::cpu

@@ -1,0 +1,46 @@
+// Optimizer updates over arrays on the CPU: loops over the per-element formulas of
+// kernels/common/optim_formulas.h (which give the exact operation orders). No
+// reductions, so the bits never depend on the thread count or the level; arrays are split
+// into fixed blocks of 32768 elements across threads.
+#pragma once
+#include <cstdint>
+#include <utility>
+
+namespace detdl::cpu {
+
+// first: this is the optimizer's first step (PyTorch's momentum buffer starts as g').
+// keras: Keras's formula (sgd_element_keras) instead of PyTorch's.
+struct SgdParams { float lr, momentum, weight_decay; bool nesterov, first, keras; };
+void sgd_update(std::int64_t n,
+                float* p,          // (n) parameters, updated
+                const float* g,    // (n) gradients
+                float* buf,        // (n) momentum buffer / Keras velocity (unused when momentum == 0)
+                const SgdParams& s);
+
+// bc1, bc2 from adam_bias_corrections for this step. keras: Keras's formula with
+// lr_t = adam_keras_lr(lr, bc1, bc2) computed once per call.
+struct AdamParams { float lr, beta1, beta2, eps, bc1, bc2, weight_decay; bool decoupled, keras; };
+void adam_update(std::int64_t n,
+                 float* p,         // (n) parameters, updated
+                 const float* g,   // (n) gradients
+                 float* m,         // (n) first moment (exp_avg)
+                 float* v,         // (n) second moment (exp_avg_sq)
+                 const AdamParams& a);
+
+// alpha is Keras's rho when keras is set.
+struct RmspropParams { float lr, alpha, eps, momentum, weight_decay; bool keras = false; };
+void rmsprop_update(std::int64_t n,
+                    float* p,        // (n) parameters, updated
+                    const float* g,  // (n) gradients
+                    float* v,        // (n) square average
+                    float* buf,      // (n) momentum buffer (unused when momentum == 0)
+                    const RmspropParams& r);
+
+// Adam's bias corrections for step t >= 1: {1 - b1^t, 1 - b2^t}. b1 and b2 are widened
+// exactly to double; the powers are computed by binary exponentiation in double (for each
+// bit of t from the lowest: if the bit is set, r = r * b; then b = b * b), a fixed
+// sequence of IEEE multiplications, so the same on every machine (unlike libm's pow);
+// then 1 - power in double, rounded once to float.
+std::pair<float, float> adam_bias_corrections(float beta1, float beta2, std::int64_t t);
+
+}  // namespace detdl::cpu
