@@ -55,8 +55,6 @@ void gemm(benchmark::State& state) {
   }
 #endif
   cpu::set_num_threads(threads);
-  // Pause so that fresh pool workers have started (see use_threads in test_gemm.cpp).
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto run = [&] {
     if (impl == 2) {
 #if DETDL_HAVE_OPENBLAS

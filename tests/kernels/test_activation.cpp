@@ -151,11 +151,6 @@ std::uint32_t bits(float x) {
 TEST(Activation, KernelsBitEqualScalarOnAnyThreadCount) {
   for (int threads : {1, 2, 3}) {
     cpu::set_num_threads(threads);
-    // Workaround for a start-up race in kernels/cpu/parallel.cpp (a new worker reads the
-    // pool's generation counter only when it first runs, so a job or resize issued before
-    // that is missed and the pool hangs): give the workers time to start. Remove once the
-    // pool hands each worker its starting generation.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     for (std::int64_t n : {1, 7, 257, 16385, 40001}) {
       std::vector<float> x(n), dy(n);
       for (std::int64_t i = 0; i < n; ++i) {

@@ -169,13 +169,10 @@ Backward run_backward(Level level, const Shape& s, const Inputs& in, const Vec& 
 const std::vector<Shape> kShapes = {{3, 5, 97},  {600, 7, 1}, {1, 1, 1},    {2, 3, 300},
                                     {1, 4, 257}, {5, 37, 1},  {257, 18, 2}, {2, 2, 1}};
 
-// Pool::resize in parallel.cpp has a start-up race (a worker that reads the job
-// generation only after the first job was posted never runs it, and the caller waits
-// forever); giving new workers a moment to start avoids it until parallel.cpp is fixed.
+// Switches the pool only when the count changes.
 void use_threads(int n) {
   if (n == detdl::cpu::num_threads()) return;
   detdl::cpu::set_num_threads(n);
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
 }
 
 class ThreadGuard {

@@ -32,13 +32,10 @@ bool same_bits(const Vec& a, const Vec& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Pool::resize in parallel.cpp has a start-up race (a worker that reads the job
-// generation only after the first job was posted never runs it, and the caller waits
-// forever); giving new workers a moment to start avoids it until parallel.cpp is fixed.
+// Switches the pool only when the count changes.
 void use_threads(int n) {
   if (n == cpu::num_threads()) return;
   cpu::set_num_threads(n);
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
 }
 struct ThreadGuard {
   ~ThreadGuard() { cpu::set_num_threads(1); }

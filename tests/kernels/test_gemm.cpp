@@ -126,14 +126,10 @@ void expect_close_to_float64(const Problem& p, const std::vector<float>& C, doub
     }
 }
 
-// set_num_threads, then a short pause: kernels/cpu/parallel.cpp's Pool::loop reads the
-// job generation only once the new worker thread runs, so a job (or a resize) issued
-// before a fresh worker has started is missed and run()/resize() wait forever. The pause
-// lets the workers start; drop it once the pool captures the generation in resize().
+// Switches the pool only when the count changes.
 void use_threads(int t) {
   if (t == num_threads()) return;
   set_num_threads(t);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
 struct ThreadsGuard {
