@@ -99,6 +99,33 @@ void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
     return;
   }
   const i64 blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  const i64 count = N * HW;
+  if (HW > 1 && num_threads() > 1 && blocks < 2 * num_threads() && count > kChunkValues) {
+    // Few channel blocks for the threads (e.g. 8 or 16 channels of large planes): give
+    // each (channel, chunk) pair its own task instead, then fold every channel's chunk
+    // partials in chunk order. Same chunks, same adds, same tree: the canonical sum.
+    const i64 chunks = (count + kChunkValues - 1) / kChunkValues;
+    std::vector<float> part(static_cast<std::size_t>(C * chunks));
+    parallel_for(C * chunks, [&](i64 t) {
+      const i64 c = t / chunks, s = (t % chunks) * kChunkValues, e = std::min(count, s + kChunkValues);
+      i64 n = s / HW, hw = s % HW;
+      float p = 0.0f;
+      for (i64 k = s; k < e; ++k) {
+        p = p + term((n * C + c) * HW + hw, c);
+        if (++hw == HW) {
+          hw = 0;
+          ++n;
+        }
+      }
+      part[t] = p;
+    });
+    for (i64 c = 0; c < C; ++c) {
+      ChunkTree tree;
+      for (i64 j = 0; j < chunks; ++j) tree.push(part[c * chunks + j]);
+      out[c] = tree.root();
+    }
+    return;
+  }
   parallel_for(blocks, [&](i64 b) {
     channel_sums_block(N, C, HW, b * kChannelBlock, std::min(C, (b + 1) * kChannelBlock), term, out);
   });
