@@ -90,8 +90,7 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s,
 
 // Upper bound, in floats, on the per-call scratch (im2col columns and GEMM tiles); work is
 // tiled to fit (a single sample's tile may exceed it). Results never depend on it; tests
-// lower it to force tiling. Default 1 Mi floats (4 MiB): tiles that stay in cache beat
-// bigger GEMMs on the 2-core machines this must train on.
+// lower it to force tiling. Default 4 Mi floats (16 MiB).
 void set_conv_scratch_budget(std::int64_t floats);
 std::int64_t conv_scratch_budget();
 

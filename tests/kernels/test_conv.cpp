@@ -4,14 +4,12 @@
 // (4) themselves on 1, 2 and 3 threads and under several scratch budgets (bit for bit).
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kernels/common/philox.h"
@@ -222,15 +220,7 @@ void expect_close(const Vec& got, const Vec64& want, const Vec64& scale, double 
     ASSERT_NEAR(got[i], want[i], rel * scale[i] + 1e-30) << what << " at " << i;
 }
 
-// Thread-count changes go through here. The pause lets the pool's new workers start before
-// the first job: Pool::resize in parallel.cpp has a start-up race (a new worker reads
-// generation_ only once it runs, so a job posted before that is never seen and run() waits
-// forever). Reported; remove the pause once the pool captures the generation in resize().
-void use_threads(int n) {
-  if (n == detdl::cpu::num_threads()) return;
-  detdl::cpu::set_num_threads(n);
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
+void use_threads(int n) { detdl::cpu::set_num_threads(n); }
 
 struct Case {
   const char* name;

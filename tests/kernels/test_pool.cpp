@@ -3,7 +3,6 @@
 // themselves on 1, 2 and 3 threads.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -11,7 +10,6 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kernels/common/philox.h"
@@ -34,12 +32,7 @@ Vec random_vec(i64 n, std::uint32_t sub) {
   return v;
 }
 
-// See test_conv.cpp: the pause works around the pool's start-up race in Pool::resize.
-void use_threads(int n) {
-  if (n == detdl::cpu::num_threads()) return;
-  detdl::cpu::set_num_threads(n);
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
+void use_threads(int n) { detdl::cpu::set_num_threads(n); }
 
 template <class T>
 void expect_bits(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
