@@ -15,6 +15,7 @@
 #include "kernels/common/philox.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/parallel.h"
+#include "tests/kernels/reference.h"
 
 namespace {
 
@@ -32,16 +33,7 @@ Vec random_vec(i64 n, std::uint32_t sub) {
 }
 
 // ---- the canonical reduction, written independently of ChunkTree: level by level ----
-float tree_of(Vec parts) {
-  if (parts.empty()) return 0.0f;
-  while (parts.size() > 1) {
-    Vec next;
-    for (std::size_t i = 0; i < parts.size(); i += 2)
-      next.push_back(i + 1 < parts.size() ? parts[i] + parts[i + 1] : parts[i]);
-    parts = next;
-  }
-  return parts[0];
-}
+float tree_of(Vec parts) { return detdl::reference::level_tree(std::move(parts)); }
 float ref_dot(const Vec& a, const Vec& b) {
   Vec parts;
   for (std::size_t s = 0; s < a.size(); s += 4096) {

@@ -16,6 +16,7 @@
 
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/parallel.h"
+#include "tests/kernels/reference.h"
 
 namespace detdl::cpu {
 namespace {
@@ -75,16 +76,7 @@ struct Problem {
 };
 
 // The canonical tree built level by level: pairs (0,1), (2,3), ...; an odd last node moves up.
-float level_tree(std::vector<float> parts) {
-  if (parts.empty()) return 0.0f;
-  while (parts.size() > 1) {
-    std::vector<float> next;
-    for (std::size_t j = 0; j + 1 < parts.size(); j += 2) next.push_back(parts[j] + parts[j + 1]);
-    if (parts.size() % 2) next.push_back(parts.back());
-    parts = next;
-  }
-  return parts[0];
-}
+using detdl::reference::level_tree;
 
 // The canonical order as a plain scalar loop.
 float reference_element(const Problem& p, i64 m, i64 n) {

@@ -19,6 +19,7 @@
 #include "kernels/common/philox.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/parallel.h"
+#include "tests/kernels/reference.h"
 
 namespace {
 
@@ -59,22 +60,7 @@ struct ThreadGuard {
 };
 
 // ---- the canonical sum of values, level by level ----
-float ref_sum(const Vec& v) {
-  Vec parts;
-  for (std::size_t s = 0; s < v.size(); s += 256) {
-    float p = 0.0f;
-    for (std::size_t k = s; k < std::min(v.size(), s + 256); ++k) p = p + v[k];
-    parts.push_back(p);
-  }
-  if (parts.empty()) return 0.0f;
-  while (parts.size() > 1) {
-    Vec next;
-    for (std::size_t i = 0; i < parts.size(); i += 2)
-      next.push_back(i + 1 < parts.size() ? parts[i] + parts[i + 1] : parts[i]);
-    parts = next;
-  }
-  return parts[0];
-}
+float ref_sum(const Vec& v) { return detdl::reference::chunked_sum(v); }
 
 // ---- the documented orders as plain loops ----
 struct RowRef {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "tests/kernels/reference.h"
 
 namespace detdl {
 namespace {
@@ -40,16 +41,7 @@ std::vector<float> gen_vector(std::uint64_t seed, std::int64_t n) {
 }
 
 // The reference: pairs (0,1), (2,3), ... level by level; an odd last node moves up.
-float level_tree(std::vector<float> parts) {
-  if (parts.empty()) return 0.0f;
-  while (parts.size() > 1) {
-    std::vector<float> next;
-    for (std::size_t j = 0; j + 1 < parts.size(); j += 2) next.push_back(parts[j] + parts[j + 1]);
-    if (parts.size() % 2) next.push_back(parts.back());
-    parts = next;
-  }
-  return parts[0];
-}
+using detdl::reference::level_tree;
 
 // The canonical order as plain loops: chunk partials, then the level tree.
 float reference_sum(const std::vector<float>& x) {
