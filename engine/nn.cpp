@@ -71,9 +71,10 @@ Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t kernel, ops::Conv
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, w_, b_, opt_); }
 
-BatchNorm::BatchNorm(std::int64_t channels, float momentum, float eps, bool unbiased)
+BatchNorm::BatchNorm(std::int64_t channels, float momentum, float eps, bool unbiased,
+                     InitSpec gamma_init)
     : momentum_(momentum), eps_(eps), unbiased_(unbiased) {
-  gamma_ = add_parameter("weight", {channels}, {InitKind::ones});
+  gamma_ = add_parameter("weight", {channels}, gamma_init);
   beta_ = add_parameter("bias", {channels}, {InitKind::zeros});
   mean_ = add_buffer("running_mean", Tensor::zeros({channels}));
   var_ = add_buffer("running_var", Tensor::full({channels}, 1.0f));

@@ -89,8 +89,9 @@ class Conv2d final : public Module {
 // Batch normalisation over (N, C) or (N, C, H, W); momentum in PyTorch's convention.
 class BatchNorm final : public Module {
  public:
+  // gamma_init: ones by default; the WRN study draws gamma from U(0, 1).
   explicit BatchNorm(std::int64_t channels, float momentum = 0.1f, float eps = 1e-5f,
-                     bool unbiased_running_var = true);
+                     bool unbiased_running_var = true, InitSpec gamma_init = {InitKind::ones});
   Tensor forward(const Tensor& x) override;
   std::string kind() const override { return "BatchNorm"; }
 

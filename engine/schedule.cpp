@@ -21,6 +21,12 @@ float Schedule::lr(std::int64_t epoch) const {
     case Kind::multistep:
       return decay(std::count_if(milestones.begin(), milestones.end(),
                                  [&](std::int64_t m) { return epoch >= m; }));
+    case Kind::piecewise: {
+      double f = 1.0;
+      for (std::size_t i = 0; i < milestones.size() && i < factors.size(); ++i)
+        if (epoch >= milestones[i]) f = factors[i];
+      return static_cast<float>(static_cast<double>(base_lr) * f);
+    }
     case Kind::cosine: {
       // eta_min + (base - eta_min) * (1 + cos(pi * e / T)) / 2, with the engine's cos so
       // the value is the same on every machine.
@@ -41,6 +47,13 @@ std::string Schedule::describe() const {
       o << "multistep(" << base_lr << ", at";
       for (auto m : milestones) o << ' ' << m;
       o << ", x" << gamma << ")";
+      break;
+    }
+    case Kind::piecewise: {
+      o << "piecewise(" << base_lr;
+      for (std::size_t i = 0; i < milestones.size() && i < factors.size(); ++i)
+        o << ", x" << factors[i] << " from " << milestones[i];
+      o << ")";
       break;
     }
     case Kind::cosine: o << "cosine(" << base_lr << " -> " << eta_min << " over " << t_max << ")"; break;

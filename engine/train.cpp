@@ -105,13 +105,35 @@ Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end) {
   return {gather_rows(d.x, idx.data(), end - begin), gather_rows(d.y, idx.data(), end - begin)};
 }
 
-std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss, std::int64_t eval_batch) {
+namespace {
+
+// The model's output as the metrics see it: probabilities for softmax-CE models (their
+// output is logits), the output itself otherwise; and the dense targets.
+void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vector<float>& probs,
+                   std::vector<float>& dense) {
+  const std::int64_t n = out.dim(0), k = out.numel() / n;
+  if (kind == LossKind::softmax_ce) {
+    probs = ops::softmax(out).to_vector();
+    dense = one_hot(y.i32(), n, k);
+  } else {
+    probs = out.to_vector();
+    dense = y.to_vector();
+  }
+}
+
+}  // namespace
+
+EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics, std::int64_t eval_batch) {
   NoGradGuard ng;
   const bool was_training = model.training();
   model.train(false);
   const std::int64_t n = data.size();
-  std::vector<float> weighted;  // batch mean * batch size, summed canonically below
+  std::vector<float> weighted;
   std::int64_t correct = 0;
+  MetricAccumulator acc;
+  EvalResult r;
+  std::vector<float> scores;  // softmax-CE: all rows' logits, for per-class accuracy
+  std::int64_t k = 0;
   std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) idx[i] = i;
   for (std::int64_t s = 0; s < n; s += eval_batch) {
@@ -121,11 +143,42 @@ std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind lo
     Tensor out = model.forward(xb);
     weighted.push_back(compute_loss(loss, out, yb).item() * static_cast<float>(c));
     correct += count_correct(loss, out, yb);
+    k = out.numel() / c;
+    if (metrics) {
+      std::vector<float> p, t;
+      metric_inputs(loss, out, yb, p, t);
+      acc.add(p.data(), t.data(), c, k);
+    }
+    if (loss == LossKind::softmax_ce) {
+      const float* o = out.f32();
+      scores.insert(scores.end(), o, o + c * k);
+    }
   }
   model.train(was_training);
   const float total = canonical_sum(weighted.data(), static_cast<std::int64_t>(weighted.size()));
-  return {n ? total / static_cast<float>(n) : 0.0f,
-          n ? static_cast<float>(correct) / static_cast<float>(n) : 0.0f};
+  r.loss = n ? total / static_cast<float>(n) : 0.0f;
+  r.accuracy = n ? static_cast<float>(correct) / static_cast<float>(n) : 0.0f;
+  if (metrics && n) {
+    const auto m = acc.result();
+    std::copy(m.begin(), m.end(), r.metrics.begin());
+  }
+  if (loss == LossKind::softmax_ce && n) {
+    r.per_class_accuracy = per_class_accuracy(scores.data(), data.y.i32(), n, k);
+    r.predictions.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* row = scores.data() + i * k;
+      std::int32_t best = 0;
+      for (std::int64_t j = 1; j < k; ++j)
+        if (row[j] > row[best]) best = static_cast<std::int32_t>(j);
+      r.predictions[i] = best;
+    }
+  }
+  return r;
+}
+
+std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss, std::int64_t eval_batch) {
+  const EvalResult r = evaluate_full(model, data, loss, /*metrics=*/false, eval_batch);
+  return {r.loss, r.accuracy};
 }
 
 Trainer::Trainer(Module& model, TrainConfig cfg)
@@ -138,10 +191,16 @@ namespace {
 struct EpochProgress {
   std::vector<float> batch_losses;
   std::int64_t correct = 0;
+  MetricAccumulator metrics;
 };
 }  // namespace
 
 TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
+                         const std::function<void(const EpochStats&)>& on_epoch) {
+  return fit(train, EvalSets{test, nullptr}, resume, on_epoch);
+}
+
+TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resume,
                          const std::function<void(const EpochStats&)>& on_epoch) {
   const std::int64_t n = train.size();
   if (n == 0) throw std::invalid_argument("the training set is empty");
@@ -165,6 +224,12 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
     for (auto& [name, t] : opt_.state()) f.tensors.emplace_back("optim." + name, t);
     f.tensors.emplace_back("train.batch_losses",
                            Tensor::from_vector({static_cast<std::int64_t>(prog.batch_losses.size())}, prog.batch_losses));
+    for (int m = 0; m < kMetricCount; ++m) {
+      const auto& v = prog.metrics.values(static_cast<Metric>(m));
+      f.tensors.emplace_back("train.metrics." + std::string(metric_name(static_cast<Metric>(m))),
+                             Tensor::from_vector({static_cast<std::int64_t>(v.size())}, v));
+    }
+    f.metadata["train.metrics_outputs"] = std::to_string(prog.metrics.outputs());
     f.metadata["detdl.version"] = DETDL_VERSION;
     f.metadata["train.step"] = std::to_string(step);
     f.metadata["train.epoch_correct"] = std::to_string(prog.correct);
@@ -208,6 +273,20 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
     step = meta("train.step");
     prog.correct = meta("train.epoch_correct");
     if (const Tensor* bl = f.find("train.batch_losses")) prog.batch_losses = bl->to_vector();
+    if (f.metadata.count("train.metrics_outputs")) {
+      std::array<std::vector<float>, kMetricCount> values;
+      for (int m = 0; m < kMetricCount; ++m) {
+        const std::string name = "train.metrics." + std::string(metric_name(static_cast<Metric>(m)));
+        const Tensor* t = f.find(name);
+        if (!t) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no tensor " + name);
+        values[m] = t->to_vector();
+      }
+      try {
+        prog.metrics.restore(meta("train.metrics_outputs"), values);
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": " + e.what());
+      }
+    }
   } else {
     model_.initialize(cfg_.init_seed);
   }
@@ -230,6 +309,7 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
     const std::int64_t start = b * cfg_.batch_size, count = std::min(cfg_.batch_size, n - start);
     Tensor xb = gather_rows(train.x, perm.data() + start, count);
     Tensor yb = gather_rows(train.y, perm.data() + start, count);
+    if (cfg_.augment) cfg_.augment(xb, perm.data() + start, epoch);
     context().step = static_cast<std::uint32_t>(step);
     context().dropout_layer = 0;
     model_.train(true);
@@ -237,7 +317,8 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
     Tensor loss = compute_loss(cfg_.loss, out, yb);
     const float data_loss = loss.item();
     for (const auto& p : model_.parameters()) {
-      if (p.tensor.ndim() < 2) continue;  // penalties on weights, not biases or norm scales
+      // Default: penalties on weights, not biases or norm scales.
+      if (cfg_.penalize ? !cfg_.penalize(p) : p.tensor.ndim() < 2) continue;
       if (cfg_.l1 > 0.0f) loss = ops::add(loss, ops::l1_penalty(p.tensor, cfg_.l1));
       if (cfg_.l2 > 0.0f) loss = ops::add(loss, ops::l2_penalty(p.tensor, cfg_.l2));
     }
@@ -246,6 +327,12 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
     opt_.zero_grad();
     prog.batch_losses.push_back(data_loss);
     prog.correct += count_correct(cfg_.loss, out, yb);
+    if (cfg_.metrics) {
+      // Train metrics on the batch's outputs before the update: Keras's running mean.
+      std::vector<float> p, t;
+      metric_inputs(cfg_.loss, out, yb, p, t);
+      prog.metrics.add(p.data(), t.data(), count, out.numel() / count);
+    }
     ++step;
     result.steps = step;
 
@@ -255,7 +342,21 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
       st.train_loss = canonical_sum(prog.batch_losses.data(), static_cast<std::int64_t>(prog.batch_losses.size())) /
                       static_cast<float>(prog.batch_losses.size());
       st.train_accuracy = static_cast<float>(prog.correct) / static_cast<float>(n);
-      if (test) std::tie(st.test_loss, st.test_accuracy) = evaluate(model_, *test, cfg_.loss);
+      if (cfg_.metrics && prog.metrics.samples() > 0) {
+        const auto m = prog.metrics.result();
+        std::copy(m.begin(), m.end(), st.train_metrics.begin());
+      }
+      st.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+      if (evals.test) {
+        st.test = evaluate_full(model_, *evals.test, cfg_.loss, cfg_.metrics);
+        st.has_test = true;
+        st.test_loss = st.test.loss;
+        st.test_accuracy = st.test.accuracy;
+      }
+      if (evals.validation) {
+        st.validation = evaluate_full(model_, *evals.validation, cfg_.loss, cfg_.metrics);
+        st.has_validation = true;
+      }
       const auto now = std::chrono::steady_clock::now();
       st.seconds = std::chrono::duration<double>(now - t_epoch).count();
       t_epoch = now;

@@ -7,11 +7,13 @@
 // bits as one never stopped.
 #pragma once
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "engine/context.h"
+#include "engine/metrics.h"
 #include "engine/optim.h"
 #include "engine/schedule.h"
 #include "kernels/common/level.h"
@@ -38,8 +40,16 @@ struct TrainConfig {
   LossKind loss = LossKind::softmax_ce;
   OptimizerConfig optimizer;
   Schedule schedule;
-  float l1 = 0.0f, l2 = 0.0f;  // penalties on weights (parameters with 2+ dims)
+  float l1 = 0.0f, l2 = 0.0f;  // penalties added to the loss on the parameters `penalize` picks
+  // Which parameters the L1/L2 penalties apply to; unset: weights (parameters with 2+ dims),
+  // not biases or norm scales. The study presets pick e.g. conv kernels only.
+  std::function<bool(const NamedTensor&)> penalize;
   std::uint64_t init_seed = 1, order_seed = 1, dropout_seed = 1;
+  // In-place augmentation of a training batch xb (B, ...), whose row b is training sample
+  // rows[b], in epoch `epoch`. It must draw only from (its seed, epoch, sample index) so
+  // that a run stays a pure function of its config (docs/determinism.md, "Randomness").
+  std::function<void(Tensor& xb, const std::int64_t* rows, std::int64_t epoch)> augment;
+  bool metrics = true;         // the BUTTER series and per-class accuracy each epoch
   bool shuffle = true;
   RunContext context;          // determinism level per op family
   int threads = 1;
@@ -48,14 +58,36 @@ struct TrainConfig {
   std::int64_t stop_after_steps = -1;    // stop (after checkpointing) at this step: for tests
 };
 
+using MetricValues = std::array<double, kMetricCount>;
+
+// A model evaluated on one data set in eval mode.
+struct EvalResult {
+  float loss = 0.0f;
+  float accuracy = 0.0f;
+  MetricValues metrics{};                  // the BUTTER series (engine/metrics.h), if computed
+  std::vector<double> per_class_accuracy;  // softmax-CE models: per class (NaN: no rows)
+  std::vector<std::int32_t> predictions;   // softmax-CE models: argmax per row (for churn)
+};
+
 struct EpochStats {
-  std::int64_t epoch = 0;
+  std::int64_t epoch = 0;   // 0-based
   float train_loss = 0.0f;  // mean of the epoch's batch losses (canonical sum / batches)
   float train_accuracy = 0.0f;
+  MetricValues train_metrics{};  // running means over the epoch's batches (Keras semantics)
   float test_loss = 0.0f;   // over the whole test set, eval mode
   float test_accuracy = 0.0f;
-  double seconds = 0.0;
+  EvalResult test;          // full evaluation of the test set (when one is given)
+  EvalResult validation;    // and of the validation set (when one is given)
+  bool has_test = false, has_validation = false;
+  double seconds = 0.0;        // training and evaluation
+  double train_seconds = 0.0;  // the epoch's steps only
   std::string weight_hash;
+};
+
+// The held-out sets evaluated at each epoch end.
+struct EvalSets {
+  const Dataset* test = nullptr;
+  const Dataset* validation = nullptr;
 };
 
 struct TrainResult {
@@ -76,6 +108,10 @@ std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, 
 std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
                                  std::int64_t eval_batch = 1000);
 
+// Loss, accuracy and (with metrics) the BUTTER series, per-class accuracy and predictions.
+EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
+                         std::int64_t eval_batch = 1000);
+
 class Trainer {
  public:
   Trainer(Module& model, TrainConfig cfg);
@@ -83,6 +119,8 @@ class Trainer {
   // Initialises the model from init_seed, or restores model, optimizer and position from
   // cfg.checkpoint_path when `resume` is set and the file exists.
   TrainResult fit(const Dataset& train, const Dataset* test, bool resume = false,
+                  const std::function<void(const EpochStats&)>& on_epoch = {});
+  TrainResult fit(const Dataset& train, const EvalSets& evals, bool resume = false,
                   const std::function<void(const EpochStats&)>& on_epoch = {});
 
  private:

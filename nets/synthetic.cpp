@@ -29,8 +29,8 @@ Dataset make_blobs(std::int64_t n, std::int64_t features, std::int64_t classes, 
 
 Dataset make_bar_images(std::int64_t n, std::int64_t channels, std::int64_t size, std::int64_t classes,
                         std::uint64_t seed) {
-  if (n < 1 || channels < 1 || size < 4 || classes < 2 || classes > 2 * size)
-    throw std::invalid_argument("make_bar_images: need n >= 1, channels >= 1, size >= 4, 2 <= classes <= 2*size");
+  if (n < 1 || channels < 1 || size < 4 || classes < 2 || classes > 4 * size)
+    throw std::invalid_argument("make_bar_images: need n >= 1, channels >= 1, size >= 4, 2 <= classes <= 4*size");
   Dataset d{Tensor::empty({n, channels, size, size}), Tensor::empty({n}, DType::i32)};
   float* x = d.x.f32();
   std::int32_t* y = d.y.i32();

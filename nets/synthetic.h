@@ -13,7 +13,9 @@ Dataset make_blobs(std::int64_t n, std::int64_t features, std::int64_t classes, 
                    std::uint64_t seed);
 
 // n images (n, channels, size, size): class c is a bright bar at a class-dependent
-// position/orientation plus noise. y: int32 labels (n).
+// position/orientation plus noise. y: int32 labels (n). Up to 2*size classes every class has
+// its own bar; beyond that (up to 4*size, e.g. 100 classes on 32x32 for CIFAR-100-shaped
+// data) neighbouring classes share a bar: still a valid data set, just not fully learnable.
 Dataset make_bar_images(std::int64_t n, std::int64_t channels, std::int64_t size,
                         std::int64_t classes, std::uint64_t seed);
 

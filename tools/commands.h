@@ -5,4 +5,5 @@ namespace detdl::tools {
 void add_train_command(CLI::App& app);
 void add_hash_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
+void add_golden_command(CLI::App& app);
 }  // namespace detdl::tools

@@ -1,140 +1,256 @@
-// `detdl train`: one training run on a generated data set, printing per-epoch progress and
-// the final weight hash. (Real data sets and the study networks come with nets/.)
+// `detdl train`: one training run of any net on any data set (nets/experiment.h), built
+// from a preset, a JSON config file and flags (in that order, later ones winning). Prints
+// per-epoch progress and the final weight hash, and writes a JSON run record.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <stdexcept>
 
 #include "engine/checkpoint.h"
 #include "engine/hash.h"
-#include "kernels/cpu/parallel.h"
-#include "nets/simple.h"
-#include "nets/synthetic.h"
+#include "nets/experiment.h"
+#include "nets/zoo.h"
 #include "tools/commands.h"
 
 namespace detdl::tools {
 namespace {
 
-struct TrainArgs {
-  std::string net = "mlp";
-  std::int64_t epochs = 5, batch = 32, n_train = 2000, n_test = 500;
-  std::string optimizer = "sgd";
-  float lr = 0.05f, momentum = 0.9f, weight_decay = 0.0f, eps = -1.0f, dropout = 0.0f;
-  bool nesterov = false;
-  std::string level = "portable";
+struct TrainFlags {
+  std::string preset, config, record;
+  nets::Experiment e;  // flag values land here; only those given are applied
+  std::string optimizer, level, schedule, loss;
   std::vector<std::string> fast_ops;
-  int threads = 1;
-  std::uint64_t init_seed = 1, order_seed = 1, dropout_seed = 1, data_seed = 7;
-  std::string checkpoint, schedule = "constant";
-  bool resume = false;
+  std::uint64_t seed = 1;
+  std::string checkpoint;
+  bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false;
   std::int64_t stop_after = -1, checkpoint_every = 0;
-  bool quiet = false;
+  std::map<std::string, CLI::Option*> opt;  // by long name, to ask whether a flag was given
 };
 
-int run_train(const TrainArgs& a) {
-  TrainConfig cfg;
-  cfg.epochs = a.epochs;
-  cfg.batch_size = a.batch;
-  const auto level = parse_level(a.level);
-  if (!level) throw std::invalid_argument("--level: expected portable, repeatable or fast, got '" + a.level + "'");
-  cfg.context.set_level(*level);
-  for (const auto& f : a.fast_ops) {
-    const auto fam = parse_op_family(f);
-    if (!fam) throw std::invalid_argument("--fast-op: unknown op family '" + f + "' (matmul, conv_wgrad, bias_grad, norm_stats, loss_reduce, optimizer)");
-    cfg.context.level_of[static_cast<int>(*fam)] = Level::fast;
-  }
-  const auto kind = parse_optimizer(a.optimizer);
-  if (!kind) throw std::invalid_argument("--optimizer: expected sgd, adam or rmsprop, got '" + a.optimizer + "'");
-  cfg.optimizer.kind = *kind;
-  cfg.optimizer.momentum = a.momentum;
-  cfg.optimizer.nesterov = a.nesterov;
-  cfg.optimizer.weight_decay = a.weight_decay;
-  if (a.eps > 0.0f) cfg.optimizer.eps = a.eps;
-  cfg.schedule.base_lr = a.lr;
-  if (a.schedule == "cosine") {
-    cfg.schedule.kind = Schedule::Kind::cosine;
-    cfg.schedule.t_max = a.epochs;
-  } else if (a.schedule == "step") {
-    cfg.schedule.kind = Schedule::Kind::step;
-    cfg.schedule.step_size = std::max<std::int64_t>(1, a.epochs / 3);
-  } else if (a.schedule != "constant") {
-    throw std::invalid_argument("--schedule: expected constant, step or cosine, got '" + a.schedule + "'");
-  }
-  cfg.init_seed = a.init_seed;
-  cfg.order_seed = a.order_seed;
-  cfg.dropout_seed = a.dropout_seed;
-  cfg.threads = a.threads;
-  cfg.checkpoint_path = a.checkpoint;
-  cfg.checkpoint_every = a.checkpoint_every;
-  cfg.stop_after_steps = a.stop_after;
+bool given(const TrainFlags& f, const std::string& name) {
+  auto it = f.opt.find(name);
+  return it != f.opt.end() && it->second->count() > 0;
+}
 
-  std::shared_ptr<Module> model;
-  Dataset train, test;
-  if (a.net == "mlp") {
-    // One draw of train + test, split: both come from the same blobs.
-    const Dataset all = nets::make_blobs(a.n_train + a.n_test, 16, 4, 1.5f, a.data_seed);
-    train = slice_rows(all, 0, a.n_train);
-    test = slice_rows(all, a.n_train, a.n_train + a.n_test);
-    model = nets::make_mlp(16, 64, 4, a.dropout);
-  } else if (a.net == "cnn") {
-    const Dataset all = nets::make_bar_images(a.n_train + a.n_test, 1, 12, 6, a.data_seed);
-    train = slice_rows(all, 0, a.n_train);
-    test = slice_rows(all, a.n_train, a.n_train + a.n_test);
-    model = nets::make_small_cnn(1, 6);
-  } else {
-    throw std::invalid_argument("--net: expected mlp or cnn, got '" + a.net + "'");
+// "multistep:60,120,160:0.2", "step:30:0.1", "cosine", "constant".
+void parse_schedule(const std::string& s, Schedule& out, std::int64_t epochs) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (;;) {
+    const auto p = s.find(':', start);
+    parts.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) break;
+    start = p + 1;
   }
-  if (!a.quiet)
-    std::printf("detdl train: net=%s params=%lld level=%s threads=%d optimizer=%s lr=%g batch=%lld epochs=%lld\n",
-                a.net.c_str(), static_cast<long long>(model->parameter_count()), a.level.c_str(), a.threads,
-                cfg.optimizer.describe().c_str(), a.lr, static_cast<long long>(a.batch), static_cast<long long>(a.epochs));
-  Trainer trainer(*model, cfg);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto result = trainer.fit(train, &test, a.resume, [&](const EpochStats& s) {
-    if (a.quiet) return;
-    std::printf("epoch %3lld  loss %.6f  acc %.4f  test_loss %.6f  test_acc %.4f  %.2fs  %.0f samples/s  hash %s\n",
-                static_cast<long long>(s.epoch + 1), s.train_loss, s.train_accuracy, s.test_loss, s.test_accuracy,
-                s.seconds, static_cast<double>(train.size()) / s.seconds, s.weight_hash.c_str());
+  const std::string usage = "--schedule: expected constant, cosine, step:EVERY[:GAMMA] or multistep:E1,E2,...[:GAMMA], got '" + s + "'";
+  try {
+    if (parts[0] == "constant" && parts.size() == 1) {
+      out.kind = Schedule::Kind::constant;
+    } else if (parts[0] == "cosine" && parts.size() == 1) {
+      out.kind = Schedule::Kind::cosine;
+      out.t_max = std::max<std::int64_t>(1, epochs);
+    } else if (parts[0] == "step" && parts.size() >= 2 && parts.size() <= 3) {
+      out.kind = Schedule::Kind::step;
+      out.step_size = std::stoll(parts[1]);
+      if (parts.size() == 3) out.gamma = std::stof(parts[2]);
+      if (out.step_size < 1) throw std::invalid_argument("step");
+    } else if (parts[0] == "multistep" && parts.size() >= 2 && parts.size() <= 3) {
+      out.kind = Schedule::Kind::multistep;
+      out.milestones.clear();
+      std::size_t b = 0;
+      const std::string& m = parts[1];
+      for (;;) {
+        const auto c = m.find(',', b);
+        out.milestones.push_back(std::stoll(m.substr(b, c == std::string::npos ? std::string::npos : c - b)));
+        if (c == std::string::npos) break;
+        b = c + 1;
+      }
+      if (parts.size() == 3) out.gamma = std::stof(parts[2]);
+    } else {
+      throw std::invalid_argument("shape");
+    }
+  } catch (const std::exception&) {
+    throw std::invalid_argument(usage);
+  }
+}
+
+nets::Experiment build_experiment(const TrainFlags& f) {
+  nets::Experiment e;
+  if (!f.preset.empty()) {
+    e = nets::preset(f.preset);
+  } else {
+    // Without a preset: the engine's quick defaults (the MLP on blobs learns in 5 epochs).
+    e.optimizer.momentum = 0.9f;
+    e.schedule.base_lr = 0.05f;
+  }
+  if (!f.config.empty()) {
+    std::ifstream in(f.config);
+    if (!in) throw std::runtime_error("--config: cannot read " + f.config);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& ex) {
+      throw std::runtime_error("--config " + f.config + ": not valid JSON: " + ex.what());
+    }
+    // The config file starts from the preset's (or default) values: fields it leaves out keep them.
+    nlohmann::json base = nets::to_json(e);
+    base.merge_patch(j);
+    e = nets::experiment_from_json(base, f.config);
+  }
+  const auto& v = f.e;
+  if (given(f, "--net")) e.net = v.net;
+  if (given(f, "--data")) e.data = v.data;
+  if (given(f, "--data-dir")) e.data_dir = v.data_dir;
+  if (given(f, "--preprocess")) e.preprocess = v.preprocess;
+  if (given(f, "--study-split")) e.study_split = v.study_split;
+  if (given(f, "--augment")) e.augment = v.augment;
+  if (given(f, "--label-noise")) e.label_noise = v.label_noise;
+  if (given(f, "--epochs")) e.epochs = v.epochs;
+  if (given(f, "--batch-size")) e.batch_size = v.batch_size;
+  if (given(f, "--loss")) e.loss = f.loss;
+  if (given(f, "--optimizer")) {
+    const auto k = parse_optimizer(f.optimizer);
+    if (!k) throw std::invalid_argument("--optimizer: expected sgd, adam or rmsprop, got '" + f.optimizer + "'");
+    e.optimizer.kind = *k;
+  }
+  if (given(f, "--lr")) e.schedule.base_lr = v.schedule.base_lr;
+  if (given(f, "--momentum")) e.optimizer.momentum = v.optimizer.momentum;
+  if (given(f, "--nesterov")) e.optimizer.nesterov = v.optimizer.nesterov;
+  if (given(f, "--weight-decay")) e.optimizer.weight_decay = v.optimizer.weight_decay;
+  if (given(f, "--eps")) e.optimizer.eps = v.optimizer.eps;
+  if (given(f, "--keras-optim")) e.optimizer.keras_form = f.keras_optim;
+  if (given(f, "--schedule")) parse_schedule(f.schedule, e.schedule, e.epochs);
+  if (given(f, "--l1")) e.l1 = v.l1;
+  if (given(f, "--l2")) e.l2 = v.l2;
+  if (given(f, "--seed")) e.seeds = {f.seed, f.seed, f.seed, f.seed, f.seed, f.seed};
+  if (given(f, "--init-seed")) e.seeds.init = v.seeds.init;
+  if (given(f, "--order-seed")) e.seeds.order = v.seeds.order;
+  if (given(f, "--augment-seed")) e.seeds.augment = v.seeds.augment;
+  if (given(f, "--dropout-seed")) e.seeds.dropout = v.seeds.dropout;
+  if (given(f, "--label-noise-seed")) e.seeds.label_noise = v.seeds.label_noise;
+  if (given(f, "--split-seed")) e.seeds.split = v.seeds.split;
+  if (given(f, "--level")) {
+    const auto l = parse_level(f.level);
+    if (!l) throw std::invalid_argument("--level: expected portable, repeatable or fast, got '" + f.level + "'");
+    e.level = *l;
+  }
+  for (const auto& s : f.fast_ops) {
+    const auto fam = parse_op_family(s);
+    if (!fam)
+      throw std::invalid_argument("--fast-op: unknown op family '" + s +
+                                  "' (matmul, conv_wgrad, bias_grad, norm_stats, loss_reduce, optimizer)");
+    e.fast_ops.push_back(*fam);
+  }
+  if (given(f, "--threads")) e.threads = v.threads;
+  if (f.no_metrics) e.metrics = false;
+  // Round-trip through the JSON reader: the same checks as a config file.
+  return nets::experiment_from_json(nets::to_json(e), "flags");
+}
+
+int run_train(const TrainFlags& f) {
+  const nets::Experiment e = build_experiment(f);
+  if (f.print_config) {
+    std::cout << nets::to_json(e).dump(2) << "\n";
+    return 0;
+  }
+  nets::RunOptions ro;
+  ro.checkpoint_path = f.checkpoint;
+  ro.checkpoint_every = f.checkpoint_every;
+  ro.resume = f.resume;
+  ro.stop_after_steps = f.stop_after;
+  std::int64_t train_rows = 0;
+  ro.on_epoch = [&](const EpochStats& s) {
+    if (f.quiet) return;
+    std::printf("epoch %3lld/%lld  loss %.6f  acc %.4f", static_cast<long long>(s.epoch + 1),
+                static_cast<long long>(e.epochs), s.train_loss, s.train_accuracy);
+    if (s.has_validation) std::printf("  val_loss %.6f  val_acc %.4f", s.validation.loss, s.validation.accuracy);
+    if (s.has_test) std::printf("  test_loss %.6f  test_acc %.4f", s.test_loss, s.test_accuracy);
+    std::printf("  %.2fs  %.0f samples/s  hash %s\n", s.seconds,
+                s.train_seconds > 0 ? static_cast<double>(train_rows) / s.train_seconds : 0.0, s.weight_hash.c_str());
     std::fflush(stdout);
-  });
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (result.stopped_early) std::printf("stopped after step %lld (checkpoint %s)\n", static_cast<long long>(result.steps), a.checkpoint.c_str());
-  std::printf("weight hash %s  steps %lld  %.2fs\n", result.weight_hash.c_str(), static_cast<long long>(result.steps), secs);
+  };
+  ro.on_start = [&](const data::DataBundle& bundle, const nets::NetSpec& net) {
+    train_rows = bundle.train.size();
+    if (f.quiet) return;
+    std::printf("detdl train: net=%s (%s) params=%lld\n", e.net.c_str(), net.description.c_str(),
+                static_cast<long long>(net.model->parameter_count()));
+    const std::string val = bundle.has_validation ? " validation=" + std::to_string(bundle.validation.size()) : "";
+    std::printf("  data=%s (%s) train=%lld test=%lld%s\n  level=%s threads=%d  %s  lr %s  batch=%lld epochs=%lld\n",
+                e.data.c_str(), bundle.source.c_str(), static_cast<long long>(bundle.train.size()),
+                static_cast<long long>(bundle.test.size()), val.c_str(), std::string(level_name(e.level)).c_str(),
+                e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
+                static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
+    std::fflush(stdout);
+  };
+  const nets::RunOutput out = nets::run_experiment(e, ro);
+  if (!f.record.empty()) {
+    // Written whole to a temporary name, then renamed: a reader never sees half a record.
+    const std::string tmp = f.record + ".tmp";
+    {
+      std::ofstream o(tmp);
+      if (!o) throw std::runtime_error("--record: cannot write " + tmp);
+      o << out.record.dump(1) << "\n";
+      if (!o) throw std::runtime_error("--record: write failed for " + tmp);
+    }
+    if (std::rename(tmp.c_str(), f.record.c_str()) != 0) throw std::runtime_error("--record: cannot rename " + tmp + " to " + f.record);
+  }
+  if (out.result.stopped_early)
+    std::printf("stopped after step %lld (checkpoint %s)\n", static_cast<long long>(out.result.steps), f.checkpoint.c_str());
+  std::printf("weight hash %s  steps %lld  %.2fs\n", out.result.weight_hash.c_str(),
+              static_cast<long long>(out.result.steps), out.record["timings"]["total_seconds"].get<double>());
   return 0;
 }
 
 }  // namespace
 
 void add_train_command(CLI::App& app) {
-  auto a = std::make_shared<TrainArgs>();
-  CLI::App* c = app.add_subcommand("train", "train one model and print its loss and weight hash");
-  c->add_option("--net", a->net, "model: mlp (blobs data) or cnn (bar images)")->capture_default_str();
-  c->add_option("--epochs", a->epochs, "epochs")->check(CLI::NonNegativeNumber)->capture_default_str();
-  c->add_option("--batch-size", a->batch, "mini-batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--train-size", a->n_train, "generated training samples")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--test-size", a->n_test, "generated test samples")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--optimizer", a->optimizer, "sgd, adam or rmsprop")->capture_default_str();
-  c->add_option("--lr", a->lr, "learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  c->add_option("--momentum", a->momentum, "SGD / RMSprop momentum")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  c->add_flag("--nesterov", a->nesterov, "Nesterov momentum");
-  c->add_option("--weight-decay", a->weight_decay, "L2 weight decay added to gradients")->check(CLI::NonNegativeNumber);
-  c->add_option("--eps", a->eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)");
-  c->add_option("--dropout", a->dropout, "dropout rate in the MLP")->check(CLI::Range(0.0, 0.95));
-  c->add_option("--schedule", a->schedule, "constant, step or cosine")->capture_default_str();
-  c->add_option("--level", a->level, "determinism level: portable, repeatable or fast")->capture_default_str();
-  c->add_option("--fast-op", a->fast_ops, "run this op family at the fast level (repeatable)");
-  c->add_option("--threads", a->threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
-  c->add_option("--init-seed", a->init_seed, "weight initialisation seed")->capture_default_str();
-  c->add_option("--order-seed", a->order_seed, "data order seed")->capture_default_str();
-  c->add_option("--dropout-seed", a->dropout_seed, "dropout seed")->capture_default_str();
-  c->add_option("--data-seed", a->data_seed, "generated data seed")->capture_default_str();
-  c->add_option("--checkpoint", a->checkpoint, "safetensors checkpoint written at each epoch end");
-  c->add_option("--checkpoint-every", a->checkpoint_every, "also every N steps")->check(CLI::NonNegativeNumber);
-  c->add_flag("--resume", a->resume, "resume from --checkpoint if it exists");
-  c->add_option("--stop-after", a->stop_after, "stop after this many steps (after checkpointing)");
-  c->add_flag("--quiet", a->quiet, "print only the final line");
-  c->callback([a] { run_train(*a); });
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* c = app.add_subcommand("train", "train one net on one data set; print progress and the weight hash");
+  auto& o = f->opt;
+  auto& v = f->e;
+  c->add_option("--preset", f->preset, "start from a preset: lenet1, lenet4, lenet5, resnet20, resnet38, resnet56, wrn-28-10, butter");
+  c->add_option("--config", f->config, "JSON experiment file (fields as in the run record's \"experiment\"); flags override it");
+  o["--net"] = c->add_option("--net", v.net, "net: mlp[:H], cnn, lenet1|4|5[:keras|:classic], resnetD, wrn-D-K[:DROP], butter:SHAPE:DEPTH:SIZE (default mlp)");
+  o["--data"] = c->add_option("--data", v.data, "data set: blobs, bars, synthetic-mnist[:N], synthetic-cifar10[:N], mnist, fashion-mnist, cifar10[:DIR], cifar100[:DIR], pmlb:NAME, NAME, FILE.tsv.gz, IDX-DIR (default blobs)");
+  o["--data-dir"] = c->add_option("--data-dir", v.data_dir, "root of named data sets (default $DETDL_DATA_DIR or ../shared/data)");
+  o["--preprocess"] = c->add_option("--preprocess", v.preprocess, "none, pixel-mean or channel-std");
+  o["--study-split"] = c->add_flag("--study-split", v.study_split, "validation = first 7,500 test images, test = last 2,500");
+  o["--augment"] = c->add_option("--augment", v.augment, "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC");
+  o["--label-noise"] = c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")->check(CLI::Range(0.0, 1.0));
+  o["--epochs"] = c->add_option("--epochs", v.epochs, "epochs")->check(CLI::NonNegativeNumber);
+  o["--batch-size"] = c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(CLI::PositiveNumber);
+  o["--loss"] = c->add_option("--loss", f->loss, "auto, softmax_ce, bce or mse");
+  o["--optimizer"] = c->add_option("--optimizer", f->optimizer, "sgd, adam or rmsprop");
+  o["--lr"] = c->add_option("--lr", v.schedule.base_lr, "learning rate")->check(CLI::PositiveNumber);
+  o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")->check(CLI::Range(0.0, 1.0));
+  o["--nesterov"] = c->add_flag("--nesterov", v.optimizer.nesterov, "Nesterov momentum");
+  o["--weight-decay"] = c->add_option("--weight-decay", v.optimizer.weight_decay, "L2 weight decay added to the gradient")->check(CLI::NonNegativeNumber);
+  o["--eps"] = c->add_option("--eps", v.optimizer.eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)")->check(CLI::PositiveNumber);
+  o["--keras-optim"] = c->add_flag("--keras-optim", f->keras_optim, "Keras's update formulas instead of PyTorch's");
+  o["--schedule"] = c->add_option("--schedule", f->schedule, "constant, cosine, step:EVERY[:GAMMA], multistep:E1,E2[:GAMMA]");
+  o["--l1"] = c->add_option("--l1", v.l1, "L1 penalty (loss term) on the net's weights")->check(CLI::NonNegativeNumber);
+  o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")->check(CLI::NonNegativeNumber);
+  o["--level"] = c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
+  c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
+  o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(CLI::Range(1, 1024));
+  o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
+  o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
+  o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");
+  o["--augment-seed"] = c->add_option("--augment-seed", v.seeds.augment, "augmentation seed");
+  o["--dropout-seed"] = c->add_option("--dropout-seed", v.seeds.dropout, "dropout seed");
+  o["--label-noise-seed"] = c->add_option("--label-noise-seed", v.seeds.label_noise, "label noise seed");
+  o["--split-seed"] = c->add_option("--split-seed", v.seeds.split, "train/test split seed (tabular data)");
+  c->add_flag("--no-metrics", f->no_metrics, "skip the BUTTER series and per-class accuracy");
+  c->add_option("--record", f->record, "write the JSON run record here");
+  c->add_option("--checkpoint", f->checkpoint, "safetensors checkpoint written at each epoch end");
+  c->add_option("--checkpoint-every", f->checkpoint_every, "also every N steps")->check(CLI::NonNegativeNumber);
+  c->add_flag("--resume", f->resume, "resume from --checkpoint if it exists");
+  c->add_option("--stop-after", f->stop_after, "stop after this many steps (after checkpointing)");
+  c->add_flag("--print-config", f->print_config, "print the experiment as JSON and exit");
+  c->add_flag("--quiet", f->quiet, "print only the final line");
+  c->callback([f] { run_train(*f); });
 }
 
 void add_hash_command(CLI::App& app) {

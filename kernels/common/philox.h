@@ -45,6 +45,7 @@ enum class RandomStream : std::uint32_t {
   dropout = 4,      // sub = layer within the step,   index = (step << 36) + element index
   label_noise = 5,  // sub = 0,                       index = sample * 4 + draw
   synthetic = 6,    // generated data sets
+  split = 7,        // sub = 0,                       index = position in the split permutation
   test = 15,
 };
 

@@ -94,6 +94,16 @@ TEST(Schedule, StepMultistepCosine) {
   EXPECT_EQ(s.lr(79), 0.1f);
   EXPECT_FLOAT_EQ(s.lr(80), 0.01f);
   EXPECT_FLOAT_EQ(s.lr(150), 0.001f);
+  // The ResNet preset's Keras lr_schedule: x0.1 after epoch 80, ... x0.0005 after 180.
+  s.kind = Schedule::Kind::piecewise;
+  s.base_lr = 1e-3f;
+  s.milestones = {81, 121, 161, 181};
+  s.factors = {1e-1, 1e-2, 1e-3, 0.5e-3};
+  EXPECT_EQ(s.lr(80), 1e-3f);
+  EXPECT_EQ(s.lr(81), static_cast<float>(static_cast<double>(1e-3f) * 1e-1));
+  EXPECT_EQ(s.lr(160), static_cast<float>(static_cast<double>(1e-3f) * 1e-2));
+  EXPECT_EQ(s.lr(199), static_cast<float>(static_cast<double>(1e-3f) * 0.5e-3));
+  s.base_lr = 0.1f;
   s.kind = Schedule::Kind::cosine;
   s.t_max = 10;
   s.eta_min = 0.0f;

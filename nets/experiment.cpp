@@ -1,0 +1,454 @@
+#include "nets/experiment.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "nets/data/prepare.h"
+#include "nets/zoo.h"
+
+namespace detdl::nets {
+using nlohmann::json;
+
+RunContext Experiment::context() const {
+  RunContext c;
+  c.set_level(level);
+  for (OpFamily f : fast_ops) c.level_of[static_cast<int>(f)] = Level::fast;
+  return c;
+}
+
+namespace {
+
+std::string_view schedule_kind_name(Schedule::Kind k) {
+  switch (k) {
+    case Schedule::Kind::constant: return "constant";
+    case Schedule::Kind::step: return "step";
+    case Schedule::Kind::multistep: return "multistep";
+    case Schedule::Kind::piecewise: return "piecewise";
+    case Schedule::Kind::cosine: return "cosine";
+  }
+  return "?";
+}
+
+// Reads one JSON object field by field; remembers which were read so that an unknown
+// (e.g. misspelt) field is an error rather than silently ignored.
+class FieldReader {
+ public:
+  FieldReader(const json& j, std::string where) : j_(j), where_(std::move(where)) {
+    if (!j_.is_object()) throw std::invalid_argument(where_ + ": expected an object");
+  }
+  std::string path(const std::string& key) const { return where_ + "." + key; }
+
+  template <class T>
+  bool get(const std::string& key, T& out) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    if (it == j_.end()) return false;
+    try {
+      if constexpr (std::is_same_v<T, bool>) {
+        if (!it->is_boolean()) throw std::invalid_argument("expected true or false");
+      } else if constexpr (std::is_integral_v<T>) {
+        if (!it->is_number_integer()) throw std::invalid_argument("expected an integer");
+        if (std::is_unsigned_v<T> && it->get<long long>() < 0) throw std::invalid_argument("expected a non-negative integer");
+      } else if constexpr (std::is_floating_point_v<T>) {
+        if (!it->is_number()) throw std::invalid_argument("expected a number");
+      } else if constexpr (std::is_same_v<T, std::string>) {
+        if (!it->is_string()) throw std::invalid_argument("expected a string");
+      }
+      out = it->get<T>();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(path(key) + ": " + e.what() + ", got " + it->dump());
+    } catch (const json::exception& e) {
+      throw std::invalid_argument(path(key) + ": " + e.what());
+    }
+    return true;
+  }
+  const json* child(const std::string& key) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it)
+      if (!seen_.count(it.key())) throw std::invalid_argument(path(it.key()) + ": unknown field");
+  }
+  [[noreturn]] void bad(const std::string& key, const std::string& why) const {
+    throw std::invalid_argument(path(key) + ": " + why);
+  }
+
+ private:
+  const json& j_;
+  std::string where_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace
+
+json to_json(const Experiment& e) {
+  json fast = json::array();
+  for (OpFamily f : e.fast_ops) fast.push_back(std::string(op_family_name(f)));
+  const auto& o = e.optimizer;
+  const auto& s = e.schedule;
+  return json{
+      {"net", e.net},
+      {"data", e.data},
+      {"data_dir", e.data_dir},
+      {"preprocess", e.preprocess},
+      {"study_split", e.study_split},
+      {"augment", e.augment},
+      {"label_noise", e.label_noise},
+      {"epochs", e.epochs},
+      {"batch_size", e.batch_size},
+      {"loss", e.loss},
+      {"optimizer",
+       {{"kind", std::string(optimizer_name(o.kind))}, {"momentum", o.momentum}, {"nesterov", o.nesterov},
+        {"weight_decay", o.weight_decay}, {"decoupled", o.decoupled}, {"beta1", o.beta1}, {"beta2", o.beta2},
+        {"eps", o.eps}, {"alpha", o.alpha}, {"keras_form", o.keras_form}}},
+      {"schedule",
+       {{"kind", std::string(schedule_kind_name(s.kind))}, {"lr", s.base_lr}, {"step_size", s.step_size},
+        {"milestones", s.milestones}, {"gamma", s.gamma}, {"factors", s.factors}, {"t_max", s.t_max},
+        {"eta_min", s.eta_min}}},
+      {"l1", e.l1},
+      {"l2", e.l2},
+      {"seeds",
+       {{"init", e.seeds.init}, {"order", e.seeds.order}, {"augment", e.seeds.augment}, {"dropout", e.seeds.dropout},
+        {"label_noise", e.seeds.label_noise}, {"split", e.seeds.split}}},
+      {"level", std::string(level_name(e.level))},
+      {"fast_ops", fast},
+      {"threads", e.threads},
+      {"metrics", e.metrics},
+  };
+}
+
+Experiment experiment_from_json(const json& j, const std::string& where) {
+  Experiment e;
+  FieldReader r(j, where);
+  r.get("net", e.net);
+  r.get("data", e.data);
+  r.get("data_dir", e.data_dir);
+  r.get("preprocess", e.preprocess);
+  if (e.preprocess != "none" && e.preprocess != "pixel-mean" && e.preprocess != "channel-std")
+    r.bad("preprocess", "expected none, pixel-mean or channel-std, got '" + e.preprocess + "'");
+  r.get("study_split", e.study_split);
+  r.get("augment", e.augment);
+  r.get("label_noise", e.label_noise);
+  if (!(e.label_noise >= 0.0 && e.label_noise <= 1.0)) r.bad("label_noise", "expected a fraction in [0, 1]");
+  r.get("epochs", e.epochs);
+  if (e.epochs < 0) r.bad("epochs", "must not be negative");
+  r.get("batch_size", e.batch_size);
+  if (e.batch_size < 1) r.bad("batch_size", "must be at least 1");
+  r.get("loss", e.loss);
+  if (e.loss != "auto" && e.loss != "softmax_ce" && e.loss != "bce" && e.loss != "mse")
+    r.bad("loss", "expected auto, softmax_ce, bce or mse, got '" + e.loss + "'");
+  if (const json* o = r.child("optimizer")) {
+    FieldReader ro(*o, r.path("optimizer"));
+    std::string kind = std::string(optimizer_name(e.optimizer.kind));
+    ro.get("kind", kind);
+    const auto k = parse_optimizer(kind);
+    if (!k) ro.bad("kind", "expected sgd, adam or rmsprop, got '" + kind + "'");
+    e.optimizer.kind = *k;
+    ro.get("momentum", e.optimizer.momentum);
+    ro.get("nesterov", e.optimizer.nesterov);
+    ro.get("weight_decay", e.optimizer.weight_decay);
+    ro.get("decoupled", e.optimizer.decoupled);
+    ro.get("beta1", e.optimizer.beta1);
+    ro.get("beta2", e.optimizer.beta2);
+    ro.get("eps", e.optimizer.eps);
+    ro.get("alpha", e.optimizer.alpha);
+    ro.get("keras_form", e.optimizer.keras_form);
+    if (!(e.optimizer.eps > 0.0f)) ro.bad("eps", "must be positive");
+    ro.finish();
+  }
+  if (const json* s = r.child("schedule")) {
+    FieldReader rs(*s, r.path("schedule"));
+    std::string kind = "constant";
+    rs.get("kind", kind);
+    bool found = false;
+    for (auto k : {Schedule::Kind::constant, Schedule::Kind::step, Schedule::Kind::multistep, Schedule::Kind::piecewise,
+                   Schedule::Kind::cosine})
+      if (schedule_kind_name(k) == kind) e.schedule.kind = k, found = true;
+    if (!found) rs.bad("kind", "expected constant, step, multistep, piecewise or cosine, got '" + kind + "'");
+    rs.get("lr", e.schedule.base_lr);
+    if (!(e.schedule.base_lr > 0.0f)) rs.bad("lr", "must be positive");
+    rs.get("step_size", e.schedule.step_size);
+    rs.get("milestones", e.schedule.milestones);
+    rs.get("gamma", e.schedule.gamma);
+    rs.get("factors", e.schedule.factors);
+    rs.get("t_max", e.schedule.t_max);
+    rs.get("eta_min", e.schedule.eta_min);
+    if (e.schedule.kind == Schedule::Kind::piecewise && e.schedule.factors.size() != e.schedule.milestones.size())
+      rs.bad("factors", "piecewise needs one factor per milestone");
+    rs.finish();
+  }
+  r.get("l1", e.l1);
+  r.get("l2", e.l2);
+  if (const json* s = r.child("seeds")) {
+    FieldReader rs(*s, r.path("seeds"));
+    rs.get("init", e.seeds.init);
+    rs.get("order", e.seeds.order);
+    rs.get("augment", e.seeds.augment);
+    rs.get("dropout", e.seeds.dropout);
+    rs.get("label_noise", e.seeds.label_noise);
+    rs.get("split", e.seeds.split);
+    rs.finish();
+  }
+  std::string level = std::string(level_name(e.level));
+  r.get("level", level);
+  const auto l = parse_level(level);
+  if (!l) r.bad("level", "expected portable, repeatable or fast, got '" + level + "'");
+  e.level = *l;
+  std::vector<std::string> fast;
+  r.get("fast_ops", fast);
+  for (const auto& f : fast) {
+    const auto fam = parse_op_family(f);
+    if (!fam)
+      r.bad("fast_ops", "unknown op family '" + f + "' (matmul, conv_wgrad, bias_grad, norm_stats, loss_reduce, optimizer)");
+    e.fast_ops.push_back(*fam);
+  }
+  r.get("threads", e.threads);
+  if (e.threads < 1) r.bad("threads", "must be at least 1");
+  r.get("metrics", e.metrics);
+  r.finish();
+  return e;
+}
+
+std::vector<std::string> preset_names() {
+  return {"lenet1", "lenet4", "lenet5", "resnet20", "resnet38", "resnet56", "wrn-28-10", "butter"};
+}
+
+Experiment preset(const std::string& name) {
+  Experiment e;
+  if (name == "lenet1" || name == "lenet4" || name == "lenet5") {
+    // dl-variance: MNIST, x/255, SGD lr 0.01 without momentum, 50 epochs of 128.
+    e.net = name;
+    e.data = "mnist";
+    e.study_split = true;
+    e.epochs = 50;
+    e.batch_size = 128;
+    e.optimizer.kind = OptimizerConfig::Kind::sgd;
+    e.optimizer.keras_form = true;
+    e.schedule.base_lr = 0.01f;
+  } else if (name == "resnet20" || name == "resnet38" || name == "resnet56") {
+    // dl-variance: CIFAR-10 minus the per-pixel mean, shifts 10% + flips, Adam 1e-3 with the
+    // Keras example's lr_schedule, L2 1e-4 on conv kernels, 200 epochs of 128.
+    e.net = name;
+    e.data = "cifar10";
+    e.study_split = true;
+    e.preprocess = "pixel-mean";
+    e.augment = "shift-flip:0.1";
+    e.epochs = 200;
+    e.batch_size = 128;
+    e.optimizer.kind = OptimizerConfig::Kind::adam;
+    e.optimizer.eps = 1e-7f;
+    e.optimizer.keras_form = true;
+    e.schedule.kind = Schedule::Kind::piecewise;
+    e.schedule.base_lr = 1e-3f;
+    e.schedule.milestones = {81, 121, 161, 181};  // Keras: "epoch > 80" with 0-based epochs
+    e.schedule.factors = {1e-1, 1e-2, 1e-3, 0.5e-3};
+    e.l2 = 1e-4f;
+  } else if (name == "wrn-28-10") {
+    // dl-variance: CIFAR-100 standardised per channel, shifts 12.5% with reflection + flips,
+    // SGD momentum 0.9 lr 0.1 x0.2 at epochs 60, 120, 160, L2 5e-4, 200 epochs of 128.
+    e.net = name;
+    e.data = "cifar100";
+    e.study_split = true;
+    e.preprocess = "channel-std";
+    e.augment = "shift-reflect-flip:0.125";
+    e.epochs = 200;
+    e.batch_size = 128;
+    e.optimizer.kind = OptimizerConfig::Kind::sgd;
+    e.optimizer.momentum = 0.9f;
+    e.optimizer.keras_form = true;
+    e.schedule.kind = Schedule::Kind::multistep;
+    e.schedule.base_lr = 0.1f;
+    e.schedule.milestones = {60, 120, 160};
+    e.schedule.gamma = 0.2f;
+    e.l2 = 5e-4f;
+  } else if (name == "butter") {
+    // BUTTER's primary sweep at one point: Adam 1e-4 (Keras, eps 1e-7), batch 256.
+    e.net = "butter:rectangle:3:1024";
+    e.data = "wine_quality_white";
+    e.epochs = 3000;
+    e.batch_size = 256;
+    e.optimizer.kind = OptimizerConfig::Kind::adam;
+    e.optimizer.eps = 1e-7f;
+    e.optimizer.keras_form = true;
+    e.schedule.base_lr = 1e-4f;
+  } else {
+    std::string known;
+    for (const auto& p : preset_names()) known += (known.empty() ? "" : ", ") + p;
+    throw std::invalid_argument("unknown preset '" + name + "' (known: " + known + ")");
+  }
+  return e;
+}
+
+namespace {
+
+// "shift-flip:0.1" -> the augmentation closure for TrainConfig::augment.
+std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(const std::string& spec, std::uint64_t seed) {
+  if (spec.empty() || spec == "none") return {};
+  const auto colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  float frac = 0.0f;
+  if (colon != std::string::npos) {
+    try {
+      frac = std::stof(spec.substr(colon + 1));
+    } catch (const std::exception&) {
+      frac = -1.0f;
+    }
+  }
+  auto dims = [](const Tensor& xb) {
+    if (xb.ndim() != 4) throw std::invalid_argument("augment: needs (N, C, H, W) images, got " + shape_str(xb.shape()));
+  };
+  if (kind == "crop-flip") {
+    return [seed, dims](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
+      dims(xb);
+      data::augment_crop_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), 4, true, seed, epoch);
+    };
+  }
+  if (kind == "shift-flip" || kind == "shift-reflect-flip") {
+    if (!(frac > 0.0f && frac < 1.0f))
+      throw std::invalid_argument("augment '" + spec + "': expected " + kind + ":FRACTION with 0 < FRACTION < 1");
+    const auto fill = kind == "shift-flip" ? data::FillMode::nearest : data::FillMode::reflect;
+    return [seed, dims, frac, fill](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
+      dims(xb);
+      data::augment_shift_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), frac, fill, true, seed, epoch);
+    };
+  }
+  throw std::invalid_argument("augment '" + spec + "': expected none, crop-flip, shift-flip:FRAC or shift-reflect-flip:FRAC");
+}
+
+json eval_json(const EvalResult& r) {
+  json j{{"loss", r.loss}, {"accuracy", r.accuracy}};
+  for (int i = 0; i < kMetricCount; ++i) j[std::string(metric_name(static_cast<Metric>(i)))] = r.metrics[i];
+  return j;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      return c == std::string::npos ? line : line.substr(c + 2);
+    }
+  return "unknown";
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
+  data::DataOptions dopt;
+  dopt.root = e.data_dir;
+  dopt.study_split = e.study_split;
+  dopt.preprocess = e.preprocess;
+  dopt.split_seed = e.seeds.split;
+  const auto bundle = data::load_data(e.data, dopt);
+  NetSpec net = make_net(e.net, *bundle);
+
+  TrainConfig cfg;
+  cfg.epochs = e.epochs;
+  cfg.batch_size = e.batch_size;
+  cfg.loss = e.loss == "auto" ? bundle->loss
+             : e.loss == "softmax_ce" ? LossKind::softmax_ce
+             : e.loss == "bce"        ? LossKind::bce
+                                      : LossKind::mse;
+  cfg.optimizer = e.optimizer;
+  cfg.schedule = e.schedule;
+  cfg.l1 = e.l1;
+  cfg.l2 = e.l2;
+  cfg.penalize = net.penalize;
+  cfg.init_seed = e.seeds.init;
+  cfg.order_seed = e.seeds.order;
+  cfg.dropout_seed = e.seeds.dropout;
+  cfg.augment = make_augment(e.augment, e.seeds.augment);
+  cfg.metrics = e.metrics;
+  cfg.context = e.context();
+  cfg.threads = e.threads;
+  cfg.checkpoint_path = opt.checkpoint_path;
+  cfg.checkpoint_every = opt.checkpoint_every;
+  cfg.stop_after_steps = opt.stop_after_steps;
+
+  // The shared bundle is read-only: label noise goes into this run's own copy of y.
+  Dataset train = bundle->train;
+  if (e.label_noise > 0.0) {
+    train.y = bundle->train.y.clone();
+    data::add_label_noise(train, bundle->task, bundle->outputs, e.label_noise, e.seeds.label_noise);
+  }
+
+  if (opt.on_start) opt.on_start(*bundle, net);
+  RunOutput out;
+  out.parameters = net.model->parameter_count();
+  out.net_description = net.description;
+  json epochs = json::array();
+  const std::string started = utc_now();
+  const auto t0 = std::chrono::steady_clock::now();
+  Trainer trainer(*net.model, cfg);
+  EvalSets evals{&bundle->test, bundle->has_validation ? &bundle->validation : nullptr};
+  std::vector<std::int32_t> last_predictions;
+  out.result = trainer.fit(train, evals, opt.resume, [&](const EpochStats& s) {
+    json ep{{"epoch", s.epoch + 1}, {"seconds", s.seconds}, {"train_seconds", s.train_seconds},
+            {"weight_hash", s.weight_hash}};
+    json tr{{"loss", s.train_loss}, {"accuracy", s.train_accuracy}};
+    for (int i = 0; i < kMetricCount; ++i)
+      tr[std::string(metric_name(static_cast<Metric>(i)))] = s.train_metrics[i];
+    ep["train"] = tr;
+    if (s.has_test) {
+      ep["test"] = eval_json(s.test);
+      if (!s.test.per_class_accuracy.empty()) ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
+      last_predictions = s.test.predictions;
+    }
+    if (s.has_validation) ep["validation"] = eval_json(s.validation);
+    epochs.push_back(std::move(ep));
+    if (opt.on_epoch) opt.on_epoch(s);
+  });
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  json epoch_seconds = json::array();
+  for (const auto& s : out.result.epochs) epoch_seconds.push_back(s.seconds);
+  out.record = json{
+      {"record_version", 1},
+      {"detdl_version", DETDL_VERSION},
+      {"experiment", to_json(e)},
+      {"net", {{"name", e.net}, {"description", net.description}, {"parameters", out.parameters}}},
+      {"data",
+       {{"name", e.data},
+        {"source", bundle->source},
+        {"task", std::string(data::task_name(bundle->task))},
+        {"outputs", bundle->outputs},
+        {"train_rows", bundle->train.size()},
+        {"test_rows", bundle->test.size()},
+        {"validation_rows", bundle->has_validation ? bundle->validation.size() : 0}}},
+      {"loss", std::string(loss_name(cfg.loss))},
+      {"host", {{"name", host_name()}, {"cpu", cpu_model()}, {"threads", e.threads}}},
+      {"build", {{"compiler", __VERSION__}, {"flags", "-ffp-contract=off -fno-fast-math -mavx2 -mfma"}}},
+      {"started_at", started},
+      {"timings", {{"total_seconds", total}, {"epoch_seconds", epoch_seconds}}},
+      {"epochs", epochs},
+      {"steps", out.result.steps},
+      {"stopped_early", out.result.stopped_early},
+      {"weight_hash", out.result.weight_hash},
+      {"test_predictions", last_predictions},
+  };
+  return out;
+}
+
+}  // namespace detdl::nets

@@ -1,0 +1,83 @@
+// An experiment: everything that defines one training run (net, data, training config,
+// every seed, the determinism level per op family). A run is a pure function of its
+// Experiment: the same Experiment gives the same bits (in `portable`, on any thread
+// count), which is what lets a study skip runs it has stored and resume one that died.
+//
+// The JSON form is the study files' and the run records' `experiment` object; presets
+// give the dl-variance and BUTTER configurations (docs/cli.md).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/train.h"
+#include "nets/data/registry.h"
+#include "nets/zoo.h"
+
+namespace detdl::nets {
+
+struct Seeds {
+  std::uint64_t init = 1, order = 1, augment = 1, dropout = 1, label_noise = 1, split = 1;
+};
+
+struct Experiment {
+  std::string net = "mlp";
+  std::string data = "blobs";
+  std::string data_dir;             // root of named data sets (empty: data::data_root())
+  std::string preprocess = "none";  // none | pixel-mean | channel-std
+  bool study_split = false;         // validation = first 7,500 test images, test = last 2,500
+  std::string augment = "none";     // none | crop-flip | shift-flip:FRAC | shift-reflect-flip:FRAC
+  double label_noise = 0.0;         // fraction of training targets disturbed (BUTTER's rules)
+  std::int64_t epochs = 5;
+  std::int64_t batch_size = 32;
+  std::string loss = "auto";        // auto (from the data set's task) | softmax_ce | bce | mse
+  OptimizerConfig optimizer;
+  Schedule schedule;
+  float l1 = 0.0f, l2 = 0.0f;       // loss-term penalties on the net's chosen parameters
+  Seeds seeds;
+  Level level = Level::portable;
+  std::vector<OpFamily> fast_ops;   // families run at `fast` whatever the level
+  int threads = 1;
+  bool metrics = true;              // the 20 BUTTER series and per-class accuracy
+
+  RunContext context() const;
+};
+
+nlohmann::json to_json(const Experiment& e);
+// Reads the JSON form. Every field is optional (defaults above); an unknown field, a wrong
+// type or a bad value throws std::invalid_argument naming the field (with `where`, e.g.
+// the study file, as its prefix).
+Experiment experiment_from_json(const nlohmann::json& j, const std::string& where = "experiment");
+
+// Presets: lenet1, lenet4, lenet5, resnet38, resnet56 (also resnet20), wrn-28-10 (the
+// dl-variance configurations of ../shared/design/VARIANCE.md) and butter (BUTTER's
+// wine_quality_white rectangle depth 3 size 1024, Adam 1e-4, batch 256).
+Experiment preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+struct RunOptions {
+  // Called once the data set is loaded and the net built, before training.
+  std::function<void(const data::DataBundle&, const NetSpec&)> on_start;
+  std::function<void(const EpochStats&)> on_epoch;
+  std::string checkpoint_path;       // empty: none
+  std::int64_t checkpoint_every = 0;
+  bool resume = false;
+  std::int64_t stop_after_steps = -1;
+};
+
+struct RunOutput {
+  TrainResult result;
+  nlohmann::json record;  // the run record (docs/cli.md, "Run records")
+  std::int64_t parameters = 0;
+  std::string net_description;
+};
+
+// Loads the data (shared, data::load_data), builds the net, trains, and returns the result
+// with its run record: config, versions, host, timings, per-epoch series, hashes and the
+// final test predictions.
+RunOutput run_experiment(const Experiment& e, const RunOptions& opt = {});
+
+}  // namespace detdl::nets

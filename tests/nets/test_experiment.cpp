@@ -1,0 +1,212 @@
+// Experiments (nets/experiment.h): the JSON form and its errors, presets, the data
+// registry's sharing, and whole runs: records with every series, determinism across
+// threads, label noise and augmentation keyed by their own seeds, a BUTTER run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "nets/data/registry.h"
+#include "nets/experiment.h"
+
+namespace detdl::nets {
+namespace {
+
+const std::string kShared = DETDL_SHARED_DIR;
+
+Experiment tiny_mlp() {
+  Experiment e;
+  e.net = "mlp:16";
+  e.data = "blobs";
+  e.epochs = 2;
+  e.batch_size = 64;
+  e.optimizer.momentum = 0.9f;
+  e.schedule.base_lr = 0.05f;
+  return e;
+}
+
+TEST(ExperimentJson, RoundTripsEveryField) {
+  Experiment e = preset("resnet56");
+  e.seeds = {11, 12, 13, 14, 15, 16};
+  e.level = Level::repeatable;
+  e.fast_ops = {OpFamily::conv_wgrad, OpFamily::loss_reduce};
+  e.label_noise = 0.25;
+  e.threads = 3;
+  const auto j = to_json(e);
+  const Experiment back = experiment_from_json(j);
+  EXPECT_EQ(to_json(back), j);
+  EXPECT_EQ(back.seeds.split, 16u);
+  EXPECT_EQ(back.schedule.kind, Schedule::Kind::piecewise);
+  EXPECT_EQ(back.fast_ops.size(), 2u);
+}
+
+TEST(ExperimentJson, ErrorsNameTheField) {
+  auto message = [](const nlohmann::json& j) {
+    try {
+      experiment_from_json(j, "study.toml");
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"epoch", 3}}).find("study.toml.epoch: unknown field"), std::string::npos);
+  EXPECT_NE(message({{"epochs", "ten"}}).find("study.toml.epochs"), std::string::npos);
+  EXPECT_NE(message({{"batch_size", 0}}).find("study.toml.batch_size"), std::string::npos);
+  EXPECT_NE(message({{"level", "fastest"}}).find("study.toml.level"), std::string::npos);
+  EXPECT_NE(message({{"fast_ops", {"gemm"}}}).find("study.toml.fast_ops"), std::string::npos);
+  EXPECT_NE(message({{"optimizer", {{"kind", "adagrad"}}}}).find("study.toml.optimizer.kind"), std::string::npos);
+  EXPECT_NE(message({{"optimizer", {{"lr", 0.1}}}}).find("study.toml.optimizer.lr: unknown field"), std::string::npos);
+  EXPECT_NE(message({{"seeds", {{"init", -1}}}}).find("study.toml.seeds.init"), std::string::npos);
+  EXPECT_NE(message({{"schedule", {{"kind", "piecewise"}, {"milestones", {1, 2}}}}}).find("study.toml.schedule.factors"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("study.toml: expected an object"), std::string::npos);
+}
+
+TEST(Presets, AllParseAndUnknownIsRefused) {
+  for (const auto& name : preset_names()) {
+    const Experiment e = preset(name);
+    EXPECT_EQ(to_json(experiment_from_json(to_json(e))), to_json(e)) << name;
+  }
+  EXPECT_EQ(preset("lenet5").schedule.base_lr, 0.01f);
+  EXPECT_EQ(preset("wrn-28-10").schedule.milestones, (std::vector<std::int64_t>{60, 120, 160}));
+  EXPECT_THROW(preset("lenet6"), std::invalid_argument);
+}
+
+TEST(DataRegistry, LoadsOnceAndShares) {
+  const auto a = data::load_data("blobs");
+  const auto b = data::load_data("blobs");
+  EXPECT_EQ(a.get(), b.get());
+  EXPECT_EQ(a->train.x.impl().storage.get(), b->train.x.impl().storage.get());
+  data::DataOptions other;
+  other.split_seed = 2;  // a different key: a different bundle
+  EXPECT_NE(data::load_data("blobs", other).get(), a.get());
+  try {
+    data::load_data("no-such-data-set");
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-data-set"), std::string::npos);
+  }
+  EXPECT_THROW(data::load_data("synthetic-cifar10:abc"), std::invalid_argument);
+}
+
+TEST(DataRegistry, MnistStudySplit) {
+  data::DataOptions o;
+  o.root = kShared + "/data";
+  o.study_split = true;
+  const auto m = data::load_data("mnist", o);
+  EXPECT_EQ(m->train.size(), 60000);
+  EXPECT_EQ(m->validation.size(), 7500);
+  EXPECT_EQ(m->test.size(), 2500);
+  EXPECT_EQ(m->sample_shape, (Shape{1, 28, 28}));
+  EXPECT_EQ(m->outputs, 10);
+}
+
+TEST(RunExperiment, RecordsTwentySeriesAndIsThreadIndependent) {
+  Experiment e = tiny_mlp();
+  const RunOutput one = run_experiment(e);
+  e.threads = 2;
+  const RunOutput two = run_experiment(e);
+  EXPECT_EQ(one.result.weight_hash, two.result.weight_hash);
+  const auto& rec = one.record;
+  EXPECT_EQ(rec["weight_hash"], one.result.weight_hash);
+  ASSERT_EQ(rec["epochs"].size(), 2u);
+  const auto& ep = rec["epochs"][1];
+  // 10 series for the training split and 10 for the test split.
+  for (const char* split : {"train", "test"}) {
+    EXPECT_EQ(ep[split].size(), 10u) << split;
+    for (const char* key : {"loss", "accuracy", "cosine_similarity", "hinge", "kullback_leibler_divergence",
+                            "mean_absolute_error", "mean_squared_error", "mean_squared_logarithmic_error",
+                            "root_mean_squared_error", "squared_hinge"}) {
+      ASSERT_TRUE(ep[split].contains(key)) << split << " " << key;
+      EXPECT_TRUE(std::isfinite(ep[split][key].get<double>())) << split << " " << key;
+    }
+  }
+  EXPECT_EQ(ep["test_per_class_accuracy"].size(), 4u);
+  EXPECT_EQ(rec["test_predictions"].size(), 500u);
+  EXPECT_GT(ep["test"]["accuracy"].get<double>(), 0.5);
+  EXPECT_EQ(rec["experiment"], to_json(tiny_mlp()));
+}
+
+TEST(RunExperiment, EachSeedMovesOnlyItsSource) {
+  const std::string base = run_experiment(tiny_mlp()).result.weight_hash;
+  Experiment e = tiny_mlp();
+  e.seeds.init = 2;
+  EXPECT_NE(run_experiment(e).result.weight_hash, base);
+  e = tiny_mlp();
+  e.seeds.order = 2;
+  EXPECT_NE(run_experiment(e).result.weight_hash, base);
+  // No augmentation, no dropout, no label noise in this run: their seeds change nothing.
+  e = tiny_mlp();
+  e.seeds.augment = 9;
+  e.seeds.dropout = 9;
+  e.seeds.label_noise = 9;
+  EXPECT_EQ(run_experiment(e).result.weight_hash, base);
+  // With label noise, its seed matters; the shared data set is left untouched.
+  e = tiny_mlp();
+  e.label_noise = 0.2;
+  const std::string noisy = run_experiment(e).result.weight_hash;
+  EXPECT_NE(noisy, base);
+  e.seeds.label_noise = 2;
+  EXPECT_NE(run_experiment(e).result.weight_hash, noisy);
+  EXPECT_EQ(run_experiment(tiny_mlp()).result.weight_hash, base);
+}
+
+TEST(RunExperiment, AugmentedCnnOnCifarShapedData) {
+  Experiment e;
+  e.net = "cnn";
+  e.data = "synthetic-cifar10:64";
+  e.epochs = 1;
+  e.batch_size = 16;
+  e.augment = "crop-flip";
+  const std::string a = run_experiment(e).result.weight_hash;
+  e.threads = 2;
+  EXPECT_EQ(run_experiment(e).result.weight_hash, a);
+  e.seeds.augment = 5;
+  EXPECT_NE(run_experiment(e).result.weight_hash, a);
+  e.augment = "shift-reflect-flip:0.125";
+  EXPECT_NE(run_experiment(e).result.weight_hash, a);
+  e.augment = "rotate";
+  EXPECT_THROW(run_experiment(e), std::invalid_argument);
+}
+
+TEST(RunExperiment, ButterWineQualityLossFalls) {
+  // The BUTTER run: wine_quality_white, rectangle, depth 3, size 1024, Adam 1e-4,
+  // batch 256 (CI-sized: 12 epochs of the 3000).
+  Experiment e = preset("butter");
+  e.data_dir = kShared + "/data";
+  e.epochs = 12;
+  const RunOutput out = run_experiment(e);
+  EXPECT_EQ(out.parameters, 996);
+  const auto& eps = out.record["epochs"];
+  ASSERT_EQ(eps.size(), 12u);
+  for (const auto& ep : eps) {
+    EXPECT_EQ(ep["train"].size(), 10u);
+    EXPECT_EQ(ep["test"].size(), 10u);
+  }
+  const double first = eps[0]["test"]["loss"].get<double>(), last = eps[11]["test"]["loss"].get<double>();
+  EXPECT_LT(last, first);
+  int falls = 0;
+  for (std::size_t i = 1; i < eps.size(); ++i)
+    falls += eps[i]["test"]["loss"].get<double>() < eps[i - 1]["test"]["loss"].get<double>();
+  EXPECT_GE(falls, 9);
+  EXPECT_EQ(out.record["data"]["test_rows"], 980);  // ceil(0.2 * 4898)
+}
+
+TEST(RunExperiment, BadNamesAreRefusedByName) {
+  Experiment e = tiny_mlp();
+  e.net = "resnet21";
+  e.data = "synthetic-cifar10:16";
+  try {
+    run_experiment(e);
+    FAIL();
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("21"), std::string::npos);
+  }
+  e.net = "lenet5";  // LeNet needs 1x28x28 images
+  EXPECT_THROW(run_experiment(e), std::invalid_argument);
+  e.net = "transformer";
+  EXPECT_THROW(run_experiment(e), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace detdl::nets
