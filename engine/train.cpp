@@ -292,6 +292,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   }
 
   TrainResult result;
+  result.first_step = step;
   std::vector<std::int64_t> perm;
   std::int64_t perm_epoch = -1;
   auto t_epoch = std::chrono::steady_clock::now();
@@ -335,6 +336,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     }
     ++step;
     result.steps = step;
+    if (cfg_.step_hashes) result.step_hashes.push_back(weight_hash(model_));
 
     if (step % spe == 0) {  // epoch end
       EpochStats st;

@@ -50,6 +50,7 @@ struct TrainConfig {
   // that a run stays a pure function of its config (docs/determinism.md, "Randomness").
   std::function<void(Tensor& xb, const std::int64_t* rows, std::int64_t epoch)> augment;
   bool metrics = true;         // the BUTTER series and per-class accuracy each epoch
+  bool step_hashes = false;    // record the weight hash after every step (divergence studies)
   bool shuffle = true;
   RunContext context;          // determinism level per op family
   int threads = 1;
@@ -95,6 +96,10 @@ struct TrainResult {
   std::int64_t steps = 0;
   std::string weight_hash;  // parameters and buffers, in the model's order
   bool stopped_early = false;
+  // With TrainConfig::step_hashes: the hash after each step this call ran (a resumed run
+  // starts at its checkpoint's step: first_step says which).
+  std::vector<std::string> step_hashes;
+  std::int64_t first_step = 0;
 };
 
 // Weight hash of a module's parameters and buffers (engine/hash.h).

@@ -386,6 +386,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.checkpoint_path = opt.checkpoint_path;
   cfg.checkpoint_every = opt.checkpoint_every;
   cfg.stop_after_steps = opt.stop_after_steps;
+  cfg.step_hashes = opt.step_hashes;
 
   // The shared bundle is read-only: label noise goes into this run's own copy of y.
   Dataset train = bundle->train;
@@ -415,6 +416,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
       ep["test"] = eval_json(s.test);
       if (!s.test.per_class_accuracy.empty()) ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
       last_predictions = s.test.predictions;
+      if (opt.epoch_predictions && !s.test.predictions.empty()) ep["test_predictions"] = s.test.predictions;
     }
     if (s.has_validation) ep["validation"] = eval_json(s.validation);
     epochs.push_back(std::move(ep));
@@ -448,6 +450,10 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
       {"weight_hash", out.result.weight_hash},
       {"test_predictions", last_predictions},
   };
+  if (opt.step_hashes) {
+    out.record["first_step"] = out.result.first_step;
+    out.record["step_hashes"] = out.result.step_hashes;
+  }
   return out;
 }
 

@@ -66,6 +66,8 @@ struct RunOptions {
   std::int64_t checkpoint_every = 0;
   bool resume = false;
   std::int64_t stop_after_steps = -1;
+  bool step_hashes = false;  // record the weight hash after every step ("step_hashes")
+  bool epoch_predictions = false;  // record each epoch's test predictions (for selection + churn)
 };
 
 struct RunOutput {

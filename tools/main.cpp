@@ -1,4 +1,4 @@
-// detdl: the command line. Subcommands: train, golden, hash, ops, version (docs/cli.md).
+// detdl: the command line. Subcommands: train, study, report, golden, hash, ops, version (docs/cli.md).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   detdl::tools::add_hash_command(app);
   detdl::tools::add_ops_command(app);
   detdl::tools::add_golden_command(app);
+  detdl::tools::add_study_command(app);
   app.add_subcommand("version", "print the version")->callback([] { std::cout << "detdl " << DETDL_VERSION << "\n"; });
   try {
     app.parse(argc, argv);

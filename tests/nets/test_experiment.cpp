@@ -6,7 +6,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "nets/data/cifar.h"
 #include "nets/data/registry.h"
+#include "nets/synthetic.h"
 #include "nets/experiment.h"
 
 namespace detdl::nets {
@@ -167,6 +169,59 @@ TEST(RunExperiment, AugmentedCnnOnCifarShapedData) {
   EXPECT_NE(run_experiment(e).result.weight_hash, a);
   e.augment = "rotate";
   EXPECT_THROW(run_experiment(e), std::invalid_argument);
+}
+
+// Generated images written in CIFAR's binary format, read back by the loader: the path a
+// user's real CIFAR download takes. 40 training rows in 5 batch files, 12 test rows.
+std::string write_cifar_dir(const std::string& name, data::CifarKind kind, std::int64_t classes) {
+  const auto dir = std::filesystem::temp_directory_path() / ("detdl_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const Dataset all = nets::make_bar_images(52, 3, 32, classes, 11);
+  auto clamp01 = [](Dataset d) {  // the format stores bytes: keep the images in [0, 1]
+    float* x = d.x.f32();
+    for (std::int64_t i = 0; i < d.x.numel(); ++i) x[i] = std::min(1.0f, std::max(0.0f, x[i]));
+    return d;
+  };
+  if (kind == data::CifarKind::cifar10) {
+    for (int b = 0; b < 5; ++b)
+      data::write_cifar_file((dir / ("data_batch_" + std::to_string(b + 1) + ".bin")).string(),
+                             clamp01(slice_rows(all, b * 8, b * 8 + 8)), kind);
+    data::write_cifar_file((dir / "test_batch.bin").string(), clamp01(slice_rows(all, 40, 52)), kind);
+  } else {
+    data::write_cifar_file((dir / "train.bin").string(), clamp01(slice_rows(all, 0, 40)), kind);
+    data::write_cifar_file((dir / "test.bin").string(), clamp01(slice_rows(all, 40, 52)), kind);
+  }
+  return dir.string();
+}
+
+TEST(RunExperiment, ResNet20AndWrn16x4TrainOnCifarFormatFiles) {
+  const std::string c10 = write_cifar_dir("cifar10", data::CifarKind::cifar10, 10);
+  const std::string c100 = write_cifar_dir("cifar100", data::CifarKind::cifar100_fine, 100);
+  Experiment r = preset("resnet20");
+  r.data = "cifar10:" + c10;
+  r.epochs = 1;
+  r.batch_size = 16;  // 3 steps
+  const RunOutput a = run_experiment(r);
+  EXPECT_EQ(a.result.steps, 3);
+  EXPECT_EQ(a.record["data"]["train_rows"], 40);
+  EXPECT_EQ(a.record["data"]["test_rows"], 3);        // study split: last quarter of 12
+  EXPECT_EQ(a.record["data"]["validation_rows"], 9);
+  EXPECT_TRUE(std::isfinite(a.record["epochs"][0]["train"]["loss"].get<double>()));
+  r.threads = 2;
+  EXPECT_EQ(run_experiment(r).result.weight_hash, a.result.weight_hash);
+
+  Experiment w = preset("wrn-28-10");
+  w.net = "wrn-16-4";
+  w.data = "cifar100:" + c100;
+  w.epochs = 1;
+  w.batch_size = 20;  // 2 steps
+  const RunOutput b = run_experiment(w);
+  EXPECT_EQ(b.result.steps, 2);
+  EXPECT_EQ(b.parameters, 2772020);
+  w.threads = 2;
+  EXPECT_EQ(run_experiment(w).result.weight_hash, b.result.weight_hash);
+  std::filesystem::remove_all(c10);
+  std::filesystem::remove_all(c100);
 }
 
 TEST(RunExperiment, ButterWineQualityLossFalls) {

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Draws a study's pictures from the CSV files `detdl report` writes, and one HTML page.
+
+    report.py OUT_DIR STUDY_NAME
+
+Reads OUT_DIR/{analysis_result,analysis_raw,butter_summary,divergence,implementation_spread}.csv
+and table.txt; writes OUT_DIR/{accuracy_spread,class_spread,loss_curves,divergence}.png and
+OUT_DIR/index.html. Needs matplotlib (Debian: python3-matplotlib); nothing else.
+"""
+import csv
+import html
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def num(text):
+    try:
+        return float(text) if text not in ("", None) else math.nan
+    except ValueError:
+        return math.nan
+
+
+def ordered_settings(rows):
+    seen = []
+    for r in rows:
+        if r["setting"] not in seen:
+            seen.append(r["setting"])
+    return seen
+
+
+def accuracy_spread(raw, out):
+    """Test accuracy of every run, per setting, one panel per selection criterion."""
+    criteria = [c for c in ("best_loss", "best_acc", "last") if any(r["criterion"] == c for r in raw)]
+    settings = ordered_settings(raw)
+    fig, axes = plt.subplots(1, len(criteria), figsize=(4.5 * len(criteria), 4), squeeze=False, sharey=True)
+    for ax, crit in zip(axes[0], criteria):
+        data = [[100 * num(r["test_accuracy"]) for r in raw if r["setting"] == s and r["criterion"] == crit] for s in settings]
+        ax.boxplot(data, showfliers=False)
+        for i, ys in enumerate(data, start=1):
+            # Runs as points, spread sideways by rank so identical values stay visible as one dot.
+            ax.scatter([i + 0.08 * ((k % 5) - 2) for k in range(len(ys))], ys, s=14, alpha=0.7, zorder=3)
+        ax.set_title(f"selection: {crit}")
+        ax.set_xticks(range(1, len(settings) + 1))
+        ax.set_xticklabels(settings, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "accuracy_spread.png"), dpi=110)
+    plt.close(fig)
+
+
+def class_spread(raw, out):
+    """Per-class max - min test accuracy over the runs of each setting (last epoch)."""
+    rows = [r for r in raw if r["criterion"] == "last"] or raw
+    classes = sorted({int(k.split("_")[-1]) for k in rows[0] if k.startswith("acc_class_")}) if rows else []
+    if not classes:
+        return False
+    settings = ordered_settings(rows)
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(classes) * len(settings) / 2), 4))
+    width = 0.8 / max(1, len(settings))
+    for j, s in enumerate(settings):
+        gaps = []
+        for c in classes:
+            vals = [num(r[f"acc_class_{c}"]) for r in rows if r["setting"] == s]
+            vals = [v for v in vals if not math.isnan(v)]
+            gaps.append(100 * (max(vals) - min(vals)) if vals else math.nan)
+        ax.bar([c + j * width for c in classes], gaps, width=width, label=s)
+    ax.set_xlabel("class")
+    ax.set_ylabel("max - min test accuracy over runs (%)")
+    ax.set_title("per-class spread (last epoch)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "class_spread.png"), dpi=110)
+    plt.close(fig)
+    return True
+
+
+def loss_curves(summary, out):
+    """Median train/test loss per epoch with the q1-q3 band, per setting."""
+    rows = [r for r in summary if r["epoch"] not in ("", None)]
+    series = [s for s in ("train_loss", "test_loss", "validation_loss") if any(r["series"] == s for r in rows)]
+    if not series:
+        return False
+    settings = ordered_settings(rows)
+    fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 4), squeeze=False)
+    for ax, name in zip(axes[0], series):
+        for s in settings:
+            pts = sorted((int(r["epoch"]), num(r["q1"]), num(r["median"]), num(r["q3"]))
+                         for r in rows if r["setting"] == s and r["series"] == name)
+            if not pts:
+                continue
+            e = [p[0] for p in pts]
+            line, = ax.plot(e, [p[2] for p in pts], label=s)
+            ax.fill_between(e, [p[1] for p in pts], [p[3] for p in pts], alpha=0.2, color=line.get_color())
+        ax.set_title(name.replace("_", " ") + " (median, q1-q3)")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "loss_curves.png"), dpi=110)
+    plt.close(fig)
+    return True
+
+
+def divergence(div, out):
+    """Distinct weight states among a setting's runs after each step."""
+    if not div:
+        return False
+    settings = ordered_settings(div)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for s in settings:
+        pts = [(int(r["step"]), int(r["distinct_states"])) for r in div if r["setting"] == s]
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=s)
+    ax.set_xlabel("step")
+    ax.set_ylabel("distinct weight states among the runs")
+    ax.set_title("divergence over steps (1 = all runs bit-identical)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "divergence.png"), dpi=110)
+    plt.close(fig)
+    return True
+
+
+def table_html(rows):
+    if not rows:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v or '')}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: report.py OUT_DIR STUDY_NAME")
+    out, study = sys.argv[1], sys.argv[2]
+    raw = read_csv(os.path.join(out, "analysis_raw.csv"))
+    if not raw:
+        sys.exit(f"report.py: {os.path.join(out, 'analysis_raw.csv')} is missing or empty")
+    result = read_csv(os.path.join(out, "analysis_result.csv"))
+    pictures = []
+    accuracy_spread(raw, out)
+    pictures.append(("accuracy_spread.png", "Test accuracy of every run, per setting and selection criterion"))
+    if class_spread(raw, out):
+        pictures.append(("class_spread.png", "Per-class spread of test accuracy"))
+    if loss_curves(read_csv(os.path.join(out, "butter_summary.csv")), out):
+        pictures.append(("loss_curves.png", "Loss curves with quartile bands"))
+    if divergence(read_csv(os.path.join(out, "divergence.csv")), out):
+        pictures.append(("divergence.png", "Divergence over steps"))
+    text = ""
+    if os.path.exists(os.path.join(out, "table.txt")):
+        with open(os.path.join(out, "table.txt")) as f:
+            text = f.read()
+    figs = "".join(f"<h2>{html.escape(t)}</h2><img src='{p}' alt='{html.escape(t)}'>" for p, t in pictures)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>detdl study {html.escape(study)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}
+table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style>
+</head><body><h1>detdl study: {html.escape(study)}</h1>
+<pre>{html.escape(text)}</pre>{figs}
+<h2>analysis_result.csv</h2>{table_html(result)}
+<p>CSV files: analysis_result.csv, analysis_raw.csv, comparisons.csv, butter_summary.csv,
+implementation_spread.csv, divergence.csv, divergence_pairs.csv (same folder).</p></body></html>
+"""
+    tmp = os.path.join(out, "index.html.tmp")
+    with open(tmp, "w") as f:
+        f.write(page)
+    os.replace(tmp, os.path.join(out, "index.html"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+// `detdl study run|plan|table` and `detdl report`: run a study file into its SQLite store
+// (resumable: the same command again runs only what is missing), show its plan, print and
+// export its tables, and draw its pictures (docs/studies.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <fstream>
+#include <stdexcept>
+
+#include "tools/commands.h"
+#include "variance/analysis.h"
+#include "variance/runner.h"
+#include "variance/store.h"
+#include "variance/study.h"
+
+namespace detdl::tools {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string default_store(const variance::Study& s) { return s.name + ".sqlite"; }
+
+// The study to analyse: --study, or the store's only study.
+std::string pick_study(const variance::Store& store, const std::string& wanted) {
+  const auto names = store.studies();
+  if (!wanted.empty()) {
+    if (std::find(names.begin(), names.end(), wanted) == names.end())
+      throw std::invalid_argument("--study: no study '" + wanted + "' in " + store.path());
+    return wanted;
+  }
+  if (names.size() == 1) return names[0];
+  if (names.empty()) throw std::invalid_argument(store.path() + ": holds no study");
+  std::string list;
+  for (const auto& n : names) list += " " + n;
+  throw std::invalid_argument(store.path() + " holds several studies; choose one with --study:" + list);
+}
+
+void require_file(const std::string& path, const std::string& what) {
+  if (!fs::exists(path)) throw std::invalid_argument(what + ": no such file " + path);
+}
+
+// The report script beside the executable's source tree, or installed next to it.
+std::string report_script() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& p : {fs::path(DETDL_SOURCE_DIR) / "tools/report.py", exe.parent_path() / "report.py"})
+    if (fs::exists(p)) return p.string();
+  throw std::runtime_error("report: tools/report.py not found");
+}
+
+std::string python() {
+  // Debian's python has matplotlib (python3-matplotlib); a pyenv python on PATH may not.
+  return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
+}  // namespace
+
+void add_study_command(CLI::App& app) {
+  CLI::App* study = app.add_subcommand("study", "variance studies: run a study file, show its plan, print its tables");
+  study->require_subcommand(1);
+
+  struct RunArgs {
+    std::string file, store;
+    variance::RunnerOptions opt;
+    bool no_step_hashes = false;
+  };
+  auto r = std::make_shared<RunArgs>();
+  CLI::App* run = study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
+  run->add_option("file", r->file, "study file (.toml or .json)")->required();
+  run->add_option("--store", r->store, "SQLite store (default: <study name>.sqlite)");
+  run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")->check(CLI::Range(1, 256));
+  run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
+  run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
+  run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
+  run->callback([r] {
+    require_file(r->file, "study run");
+    const variance::Study s = variance::load_study(r->file);
+    r->opt.step_hashes = !r->no_step_hashes;
+    const auto sum = variance::run_study(s, r->store.empty() ? default_store(s) : r->store, r->opt);
+    if (sum.failed > 0)
+      throw std::runtime_error(std::to_string(sum.failed) + " run(s) failed; run the same command again to retry them");
+  });
+
+  struct PlanArgs {
+    std::string file, store;
+  };
+  auto p = std::make_shared<PlanArgs>();
+  CLI::App* plan = study->add_subcommand("plan", "list the plan's runs with their keys, seeds and status");
+  plan->add_option("file", p->file, "study file")->required();
+  plan->add_option("--store", p->store, "SQLite store (default: <study name>.sqlite)");
+  plan->callback([p] {
+    require_file(p->file, "study plan");
+    const variance::Study s = variance::load_study(p->file);
+    const std::string path = p->store.empty() ? default_store(s) : p->store;
+    std::set<std::string> done;
+    if (fs::exists(path)) done = variance::Store(path).run_keys(s.name);
+    std::printf("%-16s %-22s %4s %-10s %-6s %s\n", "key", "setting", "rep", "level", "status", "seeds (init order augment dropout label_noise split)");
+    for (const auto& row : variance::make_plan(s)) {
+      const auto& sd = row.experiment.seeds;
+      std::printf("%-16s %-22s %4lld %-10s %-6s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(), row.setting.c_str(),
+                  static_cast<long long>(row.repetition), std::string(level_name(row.experiment.level)).c_str(),
+                  done.count(row.key) ? "stored" : "todo", (unsigned long long)sd.init, (unsigned long long)sd.order,
+                  (unsigned long long)sd.augment, (unsigned long long)sd.dropout, (unsigned long long)sd.label_noise,
+                  (unsigned long long)sd.split);
+    }
+  });
+
+  struct TableArgs {
+    std::string store, study, out;
+  };
+  auto t = std::make_shared<TableArgs>();
+  CLI::App* table = study->add_subcommand("table", "print the study's tables; with --out also write them as CSV");
+  table->add_option("store", t->store, "SQLite store")->required();
+  table->add_option("--study", t->study, "study name (default: the store's only study)");
+  table->add_option("--out", t->out, "directory for the CSV files");
+  table->callback([t] {
+    require_file(t->store, "study table");
+    const variance::Store store(t->store);
+    const auto a = variance::analyze(store, pick_study(store, t->study));
+    variance::print_analysis(a, std::cout);
+    if (!t->out.empty()) {
+      variance::write_analysis(a, t->out);
+      std::cout << "\nCSV files in " << t->out << "\n";
+    }
+  });
+
+  auto rep = std::make_shared<TableArgs>();
+  CLI::App* report = app.add_subcommand("report", "CSV tables, PNG pictures and one HTML page for a study");
+  report->add_option("store", rep->store, "SQLite store")->required();
+  report->add_option("--study", rep->study, "study name (default: the store's only study)");
+  report->add_option("--out", rep->out, "output directory (default: <store>-report)");
+  report->callback([rep] {
+    require_file(rep->store, "report");
+    const variance::Store store(rep->store);
+    const auto a = variance::analyze(store, pick_study(store, rep->study));
+    const std::string out = rep->out.empty() ? fs::path(rep->store).replace_extension("").string() + "-report" : rep->out;
+    variance::write_analysis(a, out);
+    // The table as text, for the HTML page.
+    {
+      std::ostringstream text;
+      variance::print_analysis(a, text);
+      std::ofstream(fs::path(out) / "table.txt") << text.str();
+    }
+    const std::string cmd = python() + " '" + report_script() + "' '" + out + "' '" + a.study + "'";
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) throw std::runtime_error("report: drawing failed (" + cmd + "); the CSV files are in " + out);
+    std::cout << "report: " << (fs::path(out) / "index.html").string() << "\n";
+  });
+}
+
+}  // namespace detdl::tools

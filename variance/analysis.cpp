@@ -1,0 +1,207 @@
+#include "variance/analysis.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "variance/divergence.h"
+#include "variance/export.h"
+#include "variance/study.h"
+
+namespace detdl::variance {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<StoredRun> of_setting(const std::vector<StoredRun>& runs, const std::string& s) {
+  std::vector<StoredRun> out;
+  for (const auto& r : runs)
+    if (r.setting == s) out.push_back(r);
+  return out;
+}
+
+// The experiment without what a level-only comparison ignores.
+nlohmann::json algorithmic_part(nlohmann::json e) {
+  for (const char* k : {"level", "fast_ops", "threads"}) e.erase(k);
+  return e;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream o(tmp);
+    o << text;
+    if (!o) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, path);
+}
+
+std::string pct(double v) {
+  if (std::isnan(v)) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", 100.0 * v);
+  return b;
+}
+
+}  // namespace
+
+Analysis analyze(const Store& store, const std::string& study) {
+  Analysis a;
+  a.study = study;
+  const nlohmann::json spec = store.study_spec(study);
+  a.runs = store.runs(study);
+  if (a.runs.empty()) throw std::runtime_error("study " + study + " in " + store.path() + " has no runs yet");
+  // Settings in file order (those with runs), then any others found in the store.
+  try {
+    const Study s = study_from_json(spec, "stored study " + study);
+    for (const auto& st : s.settings) a.settings.push_back(st.name);
+    for (const auto& c : s.selection) a.criteria.push_back(parse_selection(c));
+    // Only the runs of the current plan: after a study file is edited, runs stored under
+    // the old keys stay in the store but are no longer part of the study.
+    std::set<std::string> keys;
+    for (const auto& row : make_plan(s)) keys.insert(row.key);
+    a.runs.erase(std::remove_if(a.runs.begin(), a.runs.end(), [&](const StoredRun& r) { return !keys.count(r.key); }),
+                 a.runs.end());
+  } catch (const std::exception&) {
+    a.criteria.assign(kSelections.begin(), kSelections.end());
+  }
+  for (const auto& r : a.runs)
+    if (std::find(a.settings.begin(), a.settings.end(), r.setting) == a.settings.end()) a.settings.push_back(r.setting);
+  a.settings.erase(std::remove_if(a.settings.begin(), a.settings.end(),
+                                  [&](const std::string& s) { return of_setting(a.runs, s).empty(); }),
+                   a.settings.end());
+
+  std::map<std::string, std::vector<std::string>> hashes_of;  // key -> step hashes
+  for (const auto& r : a.runs) hashes_of[r.key] = step_hashes(store.record(r.key));
+
+  for (const auto& s : a.settings) {
+    const auto runs = of_setting(a.runs, s);
+    for (Selection c : a.criteria) {
+      SettingSummary sum = summarize(runs, c);
+      // Churn at the selected epochs (the summary's default is the final predictions).
+      std::vector<std::vector<std::int32_t>> preds;
+      bool all = true;
+      for (const auto& r : runs) {
+        try {
+          preds.push_back(store.predictions_at(r.key, select_epoch(r, c).epoch));
+        } catch (const std::exception&) {
+          all = false;
+        }
+      }
+      if (all && preds.size() >= 2) sum.mean_churn = mean_pairwise_churn(preds);
+      a.summaries.push_back(std::move(sum));
+    }
+    a.spreads.push_back(implementation_spread(runs, Selection::last));
+    a.butter.push_back(butter_summary(runs));
+    std::vector<std::vector<std::string>> hs;
+    bool known = true;
+    for (const auto& r : runs) {
+      hs.push_back(hashes_of[r.key]);
+      known = known && !hs.back().empty();
+    }
+    a.distinct_states.push_back(known ? distinct_states_per_step(hs) : std::vector<std::int64_t>{});
+    std::int64_t first = known ? 0 : -1;
+    if (known)
+      for (std::size_t i = 0; i < a.distinct_states.back().size(); ++i)
+        if (a.distinct_states.back()[i] > 1) {
+          first = static_cast<std::int64_t>(i + 1);
+          break;
+        }
+    a.first_divergence.push_back(first);
+  }
+  for (std::size_t i = 0; i < a.settings.size(); ++i)
+    for (std::size_t j = i + 1; j < a.settings.size(); ++j) {
+      const auto ra = of_setting(a.runs, a.settings[i]), rb = of_setting(a.runs, a.settings[j]);
+      for (Selection c : a.criteria)
+        if (ra.size() >= 2 && rb.size() >= 2) a.comparisons.push_back(compare_settings(ra, rb, c));
+      for (const auto& x : ra)
+        for (const auto& y : rb)
+          if (x.repetition == y.repetition && algorithmic_part(x.experiment) == algorithmic_part(y.experiment))
+            a.pairs.push_back({x.setting, y.setting, x.repetition, first_divergence_step(hashes_of[x.key], hashes_of[y.key])});
+    }
+  return a;
+}
+
+void print_analysis(const Analysis& a, std::ostream& out) {
+  char line[512];
+  out << "study " << a.study << ": " << a.runs.size() << " runs, " << a.settings.size() << " settings\n";
+  for (Selection c : a.criteria) {
+    out << "\nselection " << selection_name(c)
+        << " (test accuracy in %; SD with its 90% CI; class: the class with the largest max-min gap)\n";
+    std::snprintf(line, sizeof line, "%-22s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s\n", "setting", "n", "mean", "min",
+                  "max", "SD [90% CI]", "max-min", "class gap", "hashes", "churn", "time diff");
+    out << line;
+    for (const auto& s : a.summaries) {
+      if (s.criterion != c) continue;
+      char sd[64], cls[48], td[32];
+      std::snprintf(sd, sizeof sd, "%.3f [%.3f, %.3f]", 100 * s.std_acc, 100 * s.std_ci.low, 100 * s.std_ci.high);
+      if (s.class_with_max_diff >= 0)
+        std::snprintf(cls, sizeof cls, "%.2f (%lld)", 100 * s.class_max_diff_value, static_cast<long long>(s.class_with_max_diff));
+      else
+        std::snprintf(cls, sizeof cls, "-");
+      std::snprintf(td, sizeof td, "%.1f%%", s.convergence_time_diff_pct);
+      std::snprintf(line, sizeof line, "%-22s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s\n", s.setting.c_str(), s.n,
+                    pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(), pct(s.max_acc).c_str(), sd, pct(s.max_diff).c_str(),
+                    cls, s.distinct_hashes, pct(s.mean_churn).c_str(), td);
+      out << line;
+    }
+  }
+  out << "\nimplementation-only spread (last epoch) and divergence\n";
+  std::snprintf(line, sizeof line, "%-22s %14s %26s %18s\n", "setting", "bit-identical", "max-min [90% bootstrap CI]",
+                "first diverging step");
+  out << line;
+  for (std::size_t i = 0; i < a.settings.size(); ++i) {
+    const auto& sp = a.spreads[i];
+    char ci[64], fd[32];
+    std::snprintf(ci, sizeof ci, "%s [%s, %s]", pct(sp.spread).c_str(), pct(sp.spread_ci.low).c_str(),
+                  pct(sp.spread_ci.high).c_str());
+    const auto f = a.first_divergence[i];
+    if (f < 0) std::snprintf(fd, sizeof fd, "unknown");
+    else if (f == 0) std::snprintf(fd, sizeof fd, "never");
+    else std::snprintf(fd, sizeof fd, "%lld", static_cast<long long>(f));
+    std::snprintf(line, sizeof line, "%-22s %14s %26s %18s\n", a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no", ci, fd);
+    out << line;
+  }
+  if (!a.pairs.empty()) {
+    out << "\nruns that differ only in level / fast ops: first step with different weights (0: never)\n";
+    std::map<std::pair<std::string, std::string>, std::vector<std::int64_t>> by;
+    for (const auto& p : a.pairs) by[{p.setting_a, p.setting_b}].push_back(p.first_step);
+    for (const auto& [k, v] : by) {
+      out << "  " << k.first << " vs " << k.second << ":";
+      for (auto s : v) out << " " << s;
+      out << "\n";
+    }
+  }
+}
+
+void write_analysis(const Analysis& a, const fs::path& dir) {
+  fs::create_directories(dir);
+  write_analysis_result(dir / "analysis_result.csv", a.summaries);
+  write_analysis_raw(dir / "analysis_raw.csv", a.runs, a.criteria);
+  write_comparisons(dir / "comparisons.csv", a.comparisons);
+  write_butter_summary(dir / "butter_summary.csv", a.butter);
+  std::string s = "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_divergence_step\n";
+  for (std::size_t i = 0; i < a.settings.size(); ++i) {
+    const auto& sp = a.spreads[i];
+    s += csv_field(a.settings[i]) + "," + std::to_string(sp.n) + "," + (sp.exactly_zero ? "1" : "0") + "," +
+         csv_number(sp.spread) + "," + csv_number(sp.spread_ci.low) + "," + csv_number(sp.spread_ci.high) + "," +
+         csv_number(sp.sd) + "," + csv_number(sp.sd_ci.low) + "," + csv_number(sp.sd_ci.high) + "," +
+         csv_number(a.first_divergence[i]) + "\n";
+  }
+  write_text(dir / "implementation_spread.csv", s);
+  s = "setting,step,distinct_states\n";
+  for (std::size_t i = 0; i < a.settings.size(); ++i)
+    for (std::size_t k = 0; k < a.distinct_states[i].size(); ++k)
+      s += csv_field(a.settings[i]) + "," + std::to_string(k + 1) + "," + std::to_string(a.distinct_states[i][k]) + "\n";
+  write_text(dir / "divergence.csv", s);
+  s = "setting_a,setting_b,repetition,first_divergence_step\n";
+  for (const auto& p : a.pairs)
+    s += csv_field(p.setting_a) + "," + csv_field(p.setting_b) + "," + std::to_string(p.repetition) + "," +
+         std::to_string(p.first_step) + "\n";
+  write_text(dir / "divergence_pairs.csv", s);
+}
+
+}  // namespace detdl::variance

@@ -1,0 +1,46 @@
+// Everything `detdl study table` and `detdl report` show for one study in a store: the
+// dl-variance tables per setting and selection criterion, the comparisons between settings,
+// the implementation-only spread, BUTTER's per-epoch summaries and where runs diverge.
+#pragma once
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "variance/stats.h"
+#include "variance/store.h"
+
+namespace detdl::variance {
+
+struct DivergencePair {
+  std::string setting_a, setting_b;
+  std::int64_t repetition = 0;
+  std::int64_t first_step = -1;  // 0: never differ; -1: no step hashes
+};
+
+struct Analysis {
+  std::string study;
+  std::vector<std::string> settings;    // in the study file's order
+  std::vector<Selection> criteria;
+  std::vector<StoredRun> runs;
+  std::vector<SettingSummary> summaries;          // setting-major, then criterion
+  std::vector<ImplementationSpread> spreads;      // per setting (criterion: last)
+  std::vector<Comparison> comparisons;            // every pair of settings, per criterion
+  std::vector<ButterSummary> butter;              // per setting
+  std::vector<std::vector<std::int64_t>> distinct_states;  // per setting, per step
+  std::vector<std::int64_t> first_divergence;     // per setting: earliest step any two runs differ (0 none, -1 unknown)
+  std::vector<DivergencePair> pairs;              // same repetition, settings whose runs differ only in level / fast ops
+};
+
+// Reads the study's runs from the store and computes everything. Throws std::runtime_error
+// when the study is not in the store or has no runs.
+Analysis analyze(const Store& store, const std::string& study);
+
+// The table a researcher reads first (one block per criterion).
+void print_analysis(const Analysis& a, std::ostream& out);
+
+// analysis_result.csv, analysis_raw.csv, comparisons.csv, butter_summary.csv,
+// implementation_spread.csv, divergence.csv, divergence_pairs.csv into `dir`.
+void write_analysis(const Analysis& a, const std::filesystem::path& dir);
+
+}  // namespace detdl::variance

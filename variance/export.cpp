@@ -1,0 +1,168 @@
+#include "variance/export.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+
+namespace detdl::variance {
+
+namespace {
+
+using Row = std::vector<std::string>;
+
+std::string join(const Row& row) {
+  std::string line;
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    if (i) line += ',';
+    line += row[i];
+  }
+  line += '\n';
+  return line;
+}
+
+// Writes header + rows to a temporary file beside `path`, then renames it over `path`.
+void write_table(const std::filesystem::path& path, const Row& header,
+                 const std::vector<Row>& rows) {
+  for (const auto& r : rows)
+    if (r.size() != header.size())
+      throw std::logic_error("csv " + path.string() + ": row of " + std::to_string(r.size()) +
+                             " fields under a header of " + std::to_string(header.size()));
+  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("csv " + path.string() + ": cannot open " + tmp.string());
+    std::vector<std::string> quoted;
+    for (const auto& h : header) quoted.push_back(csv_field(h));
+    out << join(quoted);
+    for (const auto& r : rows) out << join(r);
+    out.flush();
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp);
+      throw std::runtime_error("csv " + path.string() + ": write failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw std::runtime_error("csv " + path.string() + ": rename failed: " + ec.message());
+  }
+}
+
+std::string number(std::size_t v) { return std::to_string(v); }
+
+}  // namespace
+
+std::string csv_field(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_number(double value) {
+  if (std::isnan(value)) return "";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, value);  // shortest round trip, C locale
+  return std::string(buf, res.ptr);
+}
+
+std::string csv_number(std::int64_t value) { return std::to_string(value); }
+
+void write_analysis_result(const std::filesystem::path& path,
+                           const std::vector<SettingSummary>& summaries) {
+  const Row header = {"setting", "criterion", "n", "max_acc", "min_acc", "mean_acc", "std_acc",
+                      "std_ci_low", "std_ci_high", "max_diff", "class_max_diff",
+                      "class_with_max_diff", "mean_convergence_time",
+                      "max_convergence_time_diff_pct", "min_epoch", "max_epoch",
+                      "distinct_hashes", "mean_churn"};
+  std::vector<Row> rows;
+  for (const auto& s : summaries)
+    rows.push_back({csv_field(s.setting), std::string(selection_name(s.criterion)), number(s.n),
+                    csv_number(s.max_acc), csv_number(s.min_acc), csv_number(s.mean_acc),
+                    csv_number(s.std_acc), csv_number(s.std_ci.low), csv_number(s.std_ci.high),
+                    csv_number(s.max_diff), csv_number(s.class_max_diff_value),
+                    s.class_with_max_diff < 0 ? "" : csv_number(s.class_with_max_diff),
+                    csv_number(s.mean_convergence_time), csv_number(s.convergence_time_diff_pct),
+                    csv_number(s.min_epoch), csv_number(s.max_epoch), number(s.distinct_hashes),
+                    csv_number(s.mean_churn)});
+  write_table(path, header, rows);
+}
+
+void write_analysis_raw(const std::filesystem::path& path, const std::vector<StoredRun>& runs,
+                        const std::vector<Selection>& criteria) {
+  struct Line {
+    const StoredRun* run;
+    Selection criterion;
+    SelectedEpoch selected;
+  };
+  std::vector<Line> lines;
+  std::size_t classes = 0;
+  for (const auto& r : runs)
+    for (const Selection c : criteria) {
+      lines.push_back({&r, c, select_epoch(r, c)});
+      classes = std::max(classes, lines.back().selected.class_accuracy.size());
+    }
+  Row header = {"setting",          "repetition",       "key",
+                "criterion",        "selected_epoch",   "test_accuracy",
+                "convergence_time", "convergence_epoch", "weight_hash"};
+  for (std::size_t c = 0; c < classes; ++c) header.push_back("acc_class_" + std::to_string(c));
+  std::vector<Row> rows;
+  for (const auto& l : lines) {
+    const SelectedEpoch& s = l.selected;
+    Row row = {csv_field(l.run->setting), csv_number(l.run->repetition), csv_field(l.run->key),
+               std::string(selection_name(l.criterion)), csv_number(s.epoch),
+               csv_number(s.test_accuracy), csv_number(s.convergence_time), csv_number(s.epoch),
+               csv_field(s.weight_hash)};
+    for (std::size_t c = 0; c < classes; ++c)
+      row.push_back(c < s.class_accuracy.size() ? csv_number(s.class_accuracy[c]) : "");
+    rows.push_back(std::move(row));
+  }
+  write_table(path, header, rows);
+}
+
+void write_butter_summary(const std::filesystem::path& path,
+                          const std::vector<ButterSummary>& summaries) {
+  const Row header = {"setting", "epoch", "series", "count", "finite", "min",
+                      "max",     "mean",  "std",    "q1",    "median", "q3"};
+  std::vector<Row> rows;
+  auto add = [&rows](const std::string& setting, const std::string& epoch,
+                     const std::string& series, const SeriesSummary& s) {
+    rows.push_back({csv_field(setting), epoch, csv_field(series), number(s.count),
+                    number(s.finite), csv_number(s.min), csv_number(s.max), csv_number(s.mean),
+                    csv_number(s.std), csv_number(s.q1), csv_number(s.median), csv_number(s.q3)});
+  };
+  for (const auto& b : summaries) {
+    for (const auto& e : b.per_epoch) add(b.setting, csv_number(e.epoch), e.series, e.summary);
+    add(b.setting, "", "min_test_loss_epoch", b.min_test_loss_epoch);
+    add(b.setting, "", "min_test_loss", b.min_test_loss);
+    add(b.setting, "", "max_test_accuracy_epoch", b.max_test_accuracy_epoch);
+    add(b.setting, "", "max_test_accuracy", b.max_test_accuracy);
+  }
+  write_table(path, header, rows);
+}
+
+void write_comparisons(const std::filesystem::path& path,
+                       const std::vector<Comparison>& comparisons) {
+  const Row header = {"setting_a",     "setting_b",     "criterion", "levene_p",
+                      "mannwhitney_u", "mannwhitney_p", "cohens_d"};
+  std::vector<Row> rows;
+  for (const auto& c : comparisons)
+    rows.push_back({csv_field(c.setting_a), csv_field(c.setting_b),
+                    std::string(selection_name(c.criterion)), csv_number(c.levene_p),
+                    csv_number(c.mannwhitney_u), csv_number(c.mannwhitney_p),
+                    csv_number(c.cohens_d)});
+  write_table(path, header, rows);
+}
+
+}  // namespace detdl::variance

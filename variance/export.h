@@ -1,0 +1,52 @@
+// CSV tables of a study (the dl-variance artifact tables plus detdl's own).
+//
+// Format: a header line, then one line per row, lines ending in "\n"; fields separated by
+// ','; a field holding ',', '"', CR or LF is quoted with '"' and its '"' doubled (RFC 4180);
+// numbers in C locale ('.' decimal) with the shortest text that reads back to the same
+// double (std::to_chars); NaN is an empty field (pandas and R read it as missing), +-inf
+// is "inf" / "-inf". Each file is written to "<path>.tmp.<pid>" and renamed over `path`,
+// so a reader never sees half a table. Errors throw std::runtime_error naming the path.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "variance/stats.h"
+#include "variance/store.h"
+
+namespace detdl::variance {
+
+std::string csv_field(std::string_view text);  // quoted only when it must be
+std::string csv_number(double value);          // "" for NaN
+std::string csv_number(std::int64_t value);
+
+// analysis_result.csv: one row per summary (setting x criterion), in the given order.
+// Columns: setting, criterion, n, max_acc, min_acc, mean_acc, std_acc, std_ci_low,
+// std_ci_high, max_diff, class_max_diff, class_with_max_diff, mean_convergence_time,
+// max_convergence_time_diff_pct, min_epoch, max_epoch, distinct_hashes, mean_churn.
+// class_max_diff is the largest per-class difference; class_with_max_diff is empty when
+// no class has one.
+void write_analysis_result(const std::filesystem::path& path,
+                           const std::vector<SettingSummary>& summaries);
+
+// analysis_raw.csv: one row per run and criterion (runs in the given order, criteria in the
+// given order within a run). Columns: setting, repetition, key, criterion, selected_epoch,
+// test_accuracy, convergence_time, convergence_epoch, weight_hash (at the selected epoch),
+// acc_class_0 .. acc_class_{K-1}, K = the most classes any row has (missing ones empty).
+void write_analysis_raw(const std::filesystem::path& path, const std::vector<StoredRun>& runs,
+                        const std::vector<Selection>& criteria);
+
+// butter_summary.csv: columns setting, epoch, series, count, finite, min, max, mean, std,
+// q1, median, q3. Per setting: its per-epoch rows, then four rows with an empty epoch,
+// series min_test_loss_epoch, min_test_loss, max_test_accuracy_epoch, max_test_accuracy
+// (the per-run extremes summarised across runs).
+void write_butter_summary(const std::filesystem::path& path,
+                          const std::vector<ButterSummary>& summaries);
+
+// comparisons.csv: columns setting_a, setting_b, criterion, levene_p, mannwhitney_u,
+// mannwhitney_p, cohens_d.
+void write_comparisons(const std::filesystem::path& path,
+                       const std::vector<Comparison>& comparisons);
+
+}  // namespace detdl::variance

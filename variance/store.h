@@ -1,0 +1,139 @@
+// The study store: one SQLite file that every worker process of a study writes its runs
+// into and that the analysis reads back. One run = one transaction (all of its rows or
+// none), keyed by the run key (variance/run_key.h), so a killed worker leaves no half run
+// and a restarted study skips the keys it already has.
+//
+// Concurrency: WAL journal and a 60 s busy timeout, because several processes write the
+// same file; each write takes the write lock up front (BEGIN IMMEDIATE), so a check-then-
+// insert (put_run) cannot race with another process. A Store object is for one thread.
+//
+// Tables (schema_version 1, kept in meta): studies, runs, epochs (one row per epoch and
+// split), class_accuracy (per-class test accuracy per epoch), epoch_predictions (per-epoch
+// test predictions, only when the record carries them). The whole record is kept too,
+// zlib-compressed, so nothing the record had is lost to the columns.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+struct sqlite3;
+
+namespace detdl::variance {
+
+inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kRecordVersion = 1;
+
+// The ten per-epoch metrics every split records (BUTTER's list), in column order.
+inline constexpr std::array<std::string_view, 10> kMetricNames = {
+    "loss",
+    "accuracy",
+    "cosine_similarity",
+    "hinge",
+    "kullback_leibler_divergence",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "root_mean_squared_error",
+    "squared_hinge"};
+
+// metric name -> value; all ten names present, NaN where the record had null or nothing.
+using MetricMap = std::map<std::string, double>;
+
+struct EpochRow {
+  std::int64_t epoch = 0;  // 1-based
+  double seconds = 0;      // NaN when the record had null
+  std::string weight_hash;
+  MetricMap train, test;
+  MetricMap validation;                     // empty when the run had no validation set
+  std::vector<double> test_class_accuracy;  // per class, NaN for a class without rows;
+                                            // empty for a regression task
+};
+
+struct StoredRun {
+  std::string key, study, setting;
+  std::int64_t repetition = 0;
+  nlohmann::json experiment;  // the run's full config
+  std::string level;          // "portable" | "repeatable" | "fast" ("" when absent)
+  std::string detdl_version, host, cpu, started_at, finished_at;
+  std::string weight_hash;         // final
+  double total_seconds = 0;        // NaN when the record had none
+  std::int64_t steps = -1;         // -1 when the record had none
+  std::int64_t parameters = -1;    // -1 when the record had none
+  std::vector<EpochRow> epochs;    // epochs[i].epoch == i + 1
+  std::vector<std::int32_t> predictions;  // final test predictions (empty when absent)
+
+  // True when every epoch has validation metrics.
+  bool has_validation() const;
+};
+
+class Store {
+ public:
+  // Opens or creates the store at `path`. Throws std::runtime_error naming the path when
+  // the file is not an SQLite database, is another program's database, or has another
+  // schema_version.
+  explicit Store(const std::string& path);
+  ~Store();
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Inserts the study or replaces its spec (created_at is kept from the first insert).
+  void put_study(const std::string& name, const nlohmann::json& spec);
+  // The stored spec; throws std::runtime_error when the study is not in the store.
+  nlohmann::json study_spec(const std::string& name) const;
+  std::vector<std::string> studies() const;  // sorted
+
+  bool has_run(const std::string& key) const;
+  std::set<std::string> run_keys(const std::string& study) const;
+
+  // Stores one run (record layout: see docs of the run record; the study must have been
+  // put first). One transaction: on any error (a missing or mistyped field throws
+  // std::invalid_argument naming it) nothing of the run is stored. Returns false and
+  // changes nothing when the key is already stored.
+  bool put_run(const std::string& key, const std::string& study, const std::string& setting,
+               std::int64_t repetition, const nlohmann::json& record);
+
+  // Every run of the study, ordered by (setting, repetition, key).
+  std::vector<StoredRun> runs(const std::string& study) const;
+  // One run; throws std::runtime_error when the key is not stored.
+  StoredRun run(const std::string& key) const;
+
+  // Test predictions at `epoch` (1-based): the per-epoch predictions when the record had
+  // them, else the final predictions when `epoch` is the last one. Throws
+  // std::runtime_error when neither is stored.
+  std::vector<std::int32_t> predictions_at(const std::string& key, std::int64_t epoch) const;
+
+  // The whole record as put (decompressed). Throws std::runtime_error for an unknown key.
+  nlohmann::json record(const std::string& key) const;
+
+ private:
+  struct Closer {
+    void operator()(sqlite3* db) const;
+  };
+  void init_schema();
+  std::vector<StoredRun> load_runs(const std::string& where_column,
+                                   const std::string& value) const;
+
+  std::string path_;
+  std::unique_ptr<sqlite3, Closer> db_;
+};
+
+// Compact encoding of class predictions: byte 0 = width in bytes (1, 2 or 4: the smallest
+// signed width holding every value), bytes 1..8 = count (uint64 little-endian), then the
+// values as little-endian integers of that width, zlib-compressed.
+std::vector<unsigned char> pack_predictions(const std::vector<std::int32_t>& predictions);
+// `where` names the blob in error messages.
+std::vector<std::int32_t> unpack_predictions(const unsigned char* data, std::size_t size,
+                                             const std::string& where);
+
+}  // namespace detdl::variance

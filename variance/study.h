@@ -1,0 +1,73 @@
+// A study: one experiment run many times under several settings, each fixing or varying
+// each source of variance (docs/studies.md). The study file (TOML, or JSON with the same
+// structure) names a base experiment, the repetitions and the settings; the plan expands it
+// into rows, one per run, each with a stable key.
+//
+//   name = "lenet1-mnist"
+//   repetitions = 5
+//   selection = ["best_loss", "best_acc", "last"]
+//   [experiment]              # the base: a preset and/or any field of nets::Experiment
+//   preset = "lenet1"
+//   epochs = 5
+//   [[setting]]
+//   name = "fixed-portable"   # seeds fixed, portable
+//   [[setting]]
+//   name = "fixed-fast"
+//   level = "fast"
+//   threads = 2
+//   [[setting]]
+//   name = "varied"
+//   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split
+//   [setting.experiment]      # optional per-setting overrides of the base
+//   batch_size = 64
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nets/experiment.h"
+
+namespace detdl::variance {
+
+// The seeds a setting can vary with the repetition.
+enum class SeedSource { init, order, augment, dropout, label_noise, split };
+
+struct Setting {
+  std::string name;
+  std::vector<SeedSource> vary;  // these seeds change with the repetition; the rest stay fixed
+  nets::Experiment experiment;   // the base with this setting's level, fast ops, threads, overrides
+};
+
+struct Study {
+  std::string name;
+  std::string source;            // the file it was read from ("" when built in code)
+  std::int64_t repetitions = 1;
+  std::vector<std::string> selection{"best_loss", "best_acc", "last"};
+  std::vector<Setting> settings;
+  nlohmann::json spec;           // the file's content as JSON (stored with the study)
+};
+
+// One run of the plan. A run is a pure function of its row.
+struct PlanRow {
+  std::string key;        // stable: variance::run_key of {study, setting, repetition, experiment}
+  std::string setting;
+  std::int64_t repetition = 0;
+  nets::Experiment experiment;  // seeds already derived for this repetition
+};
+
+// Reads a study file (.toml, or .json). Errors name the file and the field, e.g.
+// "lenet1.toml: setting[2].level: expected portable, repeatable or fast, got 'fastest'".
+Study load_study(const std::string& path);
+// The same from JSON already parsed (where: the name used in errors).
+Study study_from_json(const nlohmann::json& j, const std::string& where);
+
+// The seed of `source` for repetition r when it varies: a SplitMix64 mix of (base seed,
+// source, r), so repetitions never share a seed and no setting's seeds depend on another's.
+std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition);
+
+// Every row: settings in file order, repetitions 0 .. repetitions-1.
+std::vector<PlanRow> make_plan(const Study& s);
+
+}  // namespace detdl::variance
