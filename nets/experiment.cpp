@@ -323,9 +323,13 @@ std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(con
   throw std::invalid_argument("augment '" + spec + "': expected none, crop-flip, shift-flip:FRAC or shift-reflect-flip:FRAC");
 }
 
-json eval_json(const EvalResult& r) {
-  json j{{"loss", r.loss}, {"accuracy", r.accuracy}};
-  for (int i = 0; i < kMetricCount; ++i) j[std::string(metric_name(static_cast<Metric>(i)))] = r.metrics[i];
+// loss, accuracy and (with metrics on) the other eight series. Accuracy is the trainer's
+// count of correct rows, the same rule as the metric's (first maximum / threshold 0.5).
+json series_json(float loss, float accuracy, const MetricValues& m, bool metrics) {
+  json j{{"loss", loss}, {"accuracy", accuracy}};
+  if (!metrics) return j;
+  for (int i = 0; i < kMetricCount; ++i)
+    if (static_cast<Metric>(i) != Metric::accuracy) j[std::string(metric_name(static_cast<Metric>(i)))] = m[i];
   return j;
 }
 
@@ -408,17 +412,14 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   out.result = trainer.fit(train, evals, opt.resume, [&](const EpochStats& s) {
     json ep{{"epoch", s.epoch + 1}, {"seconds", s.seconds}, {"train_seconds", s.train_seconds},
             {"weight_hash", s.weight_hash}};
-    json tr{{"loss", s.train_loss}, {"accuracy", s.train_accuracy}};
-    for (int i = 0; i < kMetricCount; ++i)
-      tr[std::string(metric_name(static_cast<Metric>(i)))] = s.train_metrics[i];
-    ep["train"] = tr;
+    ep["train"] = series_json(s.train_loss, s.train_accuracy, s.train_metrics, e.metrics);
     if (s.has_test) {
-      ep["test"] = eval_json(s.test);
+      ep["test"] = series_json(s.test.loss, s.test.accuracy, s.test.metrics, e.metrics);
       if (!s.test.per_class_accuracy.empty()) ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
       last_predictions = s.test.predictions;
       if (opt.epoch_predictions && !s.test.predictions.empty()) ep["test_predictions"] = s.test.predictions;
     }
-    if (s.has_validation) ep["validation"] = eval_json(s.validation);
+    if (s.has_validation) ep["validation"] = series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
     epochs.push_back(std::move(ep));
     if (opt.on_epoch) opt.on_epoch(s);
   });

@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "kernels/cpu/parallel.h"
 #include "variance/store.h"
 
 namespace detdl::variance {
@@ -92,6 +93,9 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
   // Load every data set the pending runs need, once, here: the workers inherit it.
   for (const PlanRow* row : todo) data::load_data(row->experiment.data, data_options(row->experiment));
 
+  // Workers are forked from this process: it must hold no pool threads (a child inherits
+  // none of them, only their handles), so the parent runs single-threaded from here on.
+  cpu::set_num_threads(1);
   const pid_t parent = getpid();
   std::map<pid_t, const PlanRow*> running;
   std::size_t next = 0;

@@ -129,6 +129,19 @@ TEST(RunExperiment, RecordsTwentySeriesAndIsThreadIndependent) {
   EXPECT_EQ(rec["experiment"], to_json(tiny_mlp()));
 }
 
+TEST(RunExperiment, WithoutMetricsTheRecordKeepsLossAndAccuracy) {
+  Experiment e = tiny_mlp();
+  e.metrics = false;
+  const RunOutput out = run_experiment(e);
+  const auto& ep = out.record["epochs"][1];
+  EXPECT_EQ(ep["test"].size(), 2u);
+  EXPECT_EQ(ep["test"]["accuracy"].get<double>(), static_cast<double>(out.result.epochs[1].test_accuracy));
+  EXPECT_GT(ep["test"]["accuracy"].get<double>(), 0.5);
+  EXPECT_EQ(ep["train"]["accuracy"].get<double>(), static_cast<double>(out.result.epochs[1].train_accuracy));
+  // Metrics never change the weights.
+  EXPECT_EQ(out.result.weight_hash, run_experiment(tiny_mlp()).result.weight_hash);
+}
+
 TEST(RunExperiment, EachSeedMovesOnlyItsSource) {
   const std::string base = run_experiment(tiny_mlp()).result.weight_hash;
   Experiment e = tiny_mlp();
