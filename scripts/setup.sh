@@ -3,7 +3,8 @@
 # The CUDA toolkit is optional: where nvcc exists the CUDA backend is compiled too.
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-      nlohmann-json3-dev zlib1g-dev libsqlite3-dev libopenblas-dev libtomlplusplus-dev)
+      nlohmann-json3-dev zlib1g-dev libsqlite3-dev libopenblas-dev libtomlplusplus-dev
+      python3-matplotlib)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

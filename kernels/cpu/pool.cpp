@@ -117,6 +117,35 @@ Pool2dShape pool2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 s
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
+  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 && s.pad_left == 0 &&
+      2 * s.OH <= s.H && 2 * s.OW <= s.W) {
+    // The common 2x2 / stride 2 window that never touches padding (LeNet, most CNNs): the
+    // generic loop below without its per-window tap clipping. Same candidates in the same
+    // order with the same rule, so the same result bit for bit (tested against it).
+    for_planes(s.N * s.C, [&](i64 p) {
+      const float* xp = x + p * HW;
+      float* yp = y + p * OHW;
+      std::int32_t* ap = argmax + p * OHW;
+      for (i64 oh = 0; oh < s.OH; ++oh) {
+        const i64 r0 = 2 * oh * s.W, r1 = r0 + s.W;
+        for (i64 ow = 0; ow < s.OW; ++ow) {
+          const i64 idx[4] = {r0 + 2 * ow, r0 + 2 * ow + 1, r1 + 2 * ow, r1 + 2 * ow + 1};
+          float best = xp[idx[0]];
+          i64 at = idx[0];
+          for (int q = 1; q < 4; ++q) {
+            const float v = xp[idx[q]];
+            if (v > best || (std::isnan(v) && !std::isnan(best))) {
+              best = v;
+              at = idx[q];
+            }
+          }
+          yp[oh * s.OW + ow] = best;
+          ap[oh * s.OW + ow] = static_cast<std::int32_t>(at);
+        }
+      }
+    });
+    return;
+  }
   for_planes(s.N * s.C, [&](i64 p) {
     const float* xp = x + p * HW;
     for (i64 oh = 0; oh < s.OH; ++oh) {
