@@ -424,6 +424,13 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
     if (opt.on_epoch) opt.on_epoch(s);
   });
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (opt.keep_weights_up_to > 0 && out.parameters <= opt.keep_weights_up_to) {
+    out.final_weights.reserve(static_cast<std::size_t>(out.parameters));
+    for (const auto& p : net.model->parameters()) {
+      const float* v = p.tensor.f32();
+      out.final_weights.insert(out.final_weights.end(), v, v + p.tensor.numel());
+    }
+  }
 
   json epoch_seconds = json::array();
   for (const auto& s : out.result.epochs) epoch_seconds.push_back(s.seconds);

@@ -68,6 +68,9 @@ struct RunOptions {
   std::int64_t stop_after_steps = -1;
   bool step_hashes = false;  // record the weight hash after every step ("step_hashes")
   bool epoch_predictions = false;  // record each epoch's test predictions (for selection + churn)
+  // Keep the final parameters (model order, concatenated) in RunOutput::final_weights when
+  // the model has at most this many (weight-space distances in studies); 0: never.
+  std::int64_t keep_weights_up_to = 0;
 };
 
 struct RunOutput {
@@ -75,6 +78,7 @@ struct RunOutput {
   nlohmann::json record;  // the run record (docs/cli.md, "Run records")
   std::int64_t parameters = 0;
   std::string net_description;
+  std::vector<float> final_weights;  // see RunOptions::keep_weights_up_to
 };
 
 // Loads the data (shared, data::load_data), builds the net, trains, and returns the result

@@ -57,6 +57,98 @@ std::string python() {
   return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 }
 
+// A study from a file and/or flags (the flags are the file's equivalent: --name,
+// --repetitions, --selection, --preset and --set FIELD=VALUE for the base experiment,
+// --setting SPEC for each setting; flags override the file, --setting replaces its settings).
+struct StudyFlags {
+  std::string file, name, preset;
+  std::int64_t repetitions = 0;
+  std::vector<std::string> set, settings, selection;
+};
+
+void add_study_flags(CLI::App* c, StudyFlags& f) {
+  c->add_option("file", f.file, "study file (.toml or .json); optional when --setting is given");
+  c->add_option("--name", f.name, "study name (overrides the file's)");
+  c->add_option("--repetitions", f.repetitions, "runs per setting")->check(CLI::PositiveNumber);
+  c->add_option("--selection", f.selection, "selection criteria: best_loss, best_acc, last");
+  c->add_option("--preset", f.preset, "base experiment from a preset (lenet1, ..., butter)");
+  c->add_option("--set", f.set, "FIELD=VALUE for the base experiment, e.g. epochs=5, data=mnist, optimizer.kind=adam");
+  c->add_option("--setting", f.settings,
+                "a setting: name=NAME[,level=L][,threads=T][,vary=init+order|all][,fast_ops=conv_wgrad+matmul]");
+}
+
+nlohmann::json parse_value(const std::string& v) {
+  try {
+    return nlohmann::json::parse(v);
+  } catch (const nlohmann::json::exception&) {
+    return v;  // a bare word is a string
+  }
+}
+
+std::vector<std::string> split_on(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::size_t b = 0;
+  for (;;) {
+    const auto p = s.find(sep, b);
+    out.push_back(s.substr(b, p == std::string::npos ? std::string::npos : p - b));
+    if (p == std::string::npos) return out;
+    b = p + 1;
+  }
+}
+
+variance::Study build_study(const StudyFlags& f) {
+  nlohmann::json spec = nlohmann::json::object();
+  std::string where = "flags";
+  if (!f.file.empty()) {
+    require_file(f.file, "study");
+    spec = variance::load_study(f.file).spec;
+    where = f.file + " + flags";
+  } else if (f.settings.empty()) {
+    throw std::invalid_argument("study: give a study file or at least one --setting");
+  }
+  if (!f.name.empty()) spec["name"] = f.name;
+  if (f.repetitions > 0) spec["repetitions"] = f.repetitions;
+  if (!f.selection.empty()) spec["selection"] = f.selection;
+  if (!spec.contains("experiment")) spec["experiment"] = nlohmann::json::object();
+  if (!f.preset.empty()) spec["experiment"]["preset"] = f.preset;
+  for (const auto& kv : f.set) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--set: expected FIELD=VALUE, got '" + kv + "'");
+    nlohmann::json* node = &spec["experiment"];
+    const auto path = split_on(kv.substr(0, eq), '.');
+    for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+      if (!node->contains(path[i])) (*node)[path[i]] = nlohmann::json::object();
+      node = &(*node)[path[i]];
+    }
+    (*node)[path.back()] = parse_value(kv.substr(eq + 1));
+  }
+  if (!f.settings.empty()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& spec_text : f.settings) {
+      nlohmann::json st = nlohmann::json::object();
+      for (const auto& part : split_on(spec_text, ',')) {
+        const auto eq = part.find('=');
+        if (eq == std::string::npos)
+          throw std::invalid_argument("--setting: expected KEY=VALUE pairs separated by commas, got '" + part + "'");
+        const std::string k = part.substr(0, eq), v = part.substr(eq + 1);
+        if (k == "vary" || k == "fast_ops") {
+          st[k] = split_on(v, '+');
+        } else if (k == "threads") {
+          st[k] = parse_value(v);
+        } else {
+          st[k] = v;
+        }
+      }
+      list.push_back(st);
+    }
+    spec["setting"] = list;
+  }
+  if (!spec.contains("name") && !f.file.empty()) spec["name"] = fs::path(f.file).stem().string();
+  variance::Study s = variance::study_from_json(spec, where);
+  s.source = f.file;
+  return s;
+}
+
 }  // namespace
 
 void add_study_command(CLI::App& app) {
@@ -64,21 +156,21 @@ void add_study_command(CLI::App& app) {
   study->require_subcommand(1);
 
   struct RunArgs {
-    std::string file, store;
+    StudyFlags study;
+    std::string store;
     variance::RunnerOptions opt;
     bool no_step_hashes = false;
   };
   auto r = std::make_shared<RunArgs>();
   CLI::App* run = study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
-  run->add_option("file", r->file, "study file (.toml or .json)")->required();
+  add_study_flags(run, r->study);
   run->add_option("--store", r->store, "SQLite store (default: <study name>.sqlite)");
   run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")->check(CLI::Range(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
   run->callback([r] {
-    require_file(r->file, "study run");
-    const variance::Study s = variance::load_study(r->file);
+    const variance::Study s = build_study(r->study);
     r->opt.step_hashes = !r->no_step_hashes;
     const auto sum = variance::run_study(s, r->store.empty() ? default_store(s) : r->store, r->opt);
     if (sum.failed > 0)
@@ -86,15 +178,15 @@ void add_study_command(CLI::App& app) {
   });
 
   struct PlanArgs {
-    std::string file, store;
+    StudyFlags study;
+    std::string store;
   };
   auto p = std::make_shared<PlanArgs>();
   CLI::App* plan = study->add_subcommand("plan", "list the plan's runs with their keys, seeds and status");
-  plan->add_option("file", p->file, "study file")->required();
+  add_study_flags(plan, p->study);
   plan->add_option("--store", p->store, "SQLite store (default: <study name>.sqlite)");
   plan->callback([p] {
-    require_file(p->file, "study plan");
-    const variance::Study s = variance::load_study(p->file);
+    const variance::Study s = build_study(p->study);
     const std::string path = p->store.empty() ? default_store(s) : p->store;
     std::set<std::string> done;
     if (fs::exists(path)) done = variance::Store(path).run_keys(s.name);

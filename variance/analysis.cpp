@@ -1,5 +1,6 @@
 #include "variance/analysis.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -74,6 +75,12 @@ Analysis analyze(const Store& store, const std::string& study) {
                                   [&](const std::string& s) { return of_setting(a.runs, s).empty(); }),
                    a.settings.end());
 
+  // Runs in the study file's setting order (the store orders them by name).
+  std::stable_sort(a.runs.begin(), a.runs.end(), [&](const StoredRun& x, const StoredRun& y) {
+    const auto ix = std::find(a.settings.begin(), a.settings.end(), x.setting) - a.settings.begin();
+    const auto iy = std::find(a.settings.begin(), a.settings.end(), y.setting) - a.settings.begin();
+    return ix < iy;
+  });
   std::map<std::string, std::vector<std::string>> hashes_of;  // key -> step hashes
   for (const auto& r : a.runs) hashes_of[r.key] = step_hashes(store.record(r.key));
 
@@ -103,6 +110,9 @@ Analysis analyze(const Store& store, const std::string& study) {
       known = known && !hs.back().empty();
     }
     a.distinct_states.push_back(known ? distinct_states_per_step(hs) : std::vector<std::int64_t>{});
+    std::vector<std::vector<float>> ws;
+    for (const auto& r : runs) ws.push_back(store.weights(r.key));
+    a.weight_distances.push_back(weight_distance(ws));
     std::int64_t first = known ? 0 : -1;
     if (known)
       for (std::size_t i = 0; i < a.distinct_states.back().size(); ++i)
@@ -150,8 +160,8 @@ void print_analysis(const Analysis& a, std::ostream& out) {
     }
   }
   out << "\nimplementation-only spread (last epoch) and divergence\n";
-  std::snprintf(line, sizeof line, "%-22s %14s %26s %18s\n", "setting", "bit-identical", "max-min [90% bootstrap CI]",
-                "first diverging step");
+  std::snprintf(line, sizeof line, "%-22s %14s %26s %18s %22s\n", "setting", "bit-identical",
+                "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)");
   out << line;
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
@@ -162,7 +172,12 @@ void print_analysis(const Analysis& a, std::ostream& out) {
     if (f < 0) std::snprintf(fd, sizeof fd, "unknown");
     else if (f == 0) std::snprintf(fd, sizeof fd, "never");
     else std::snprintf(fd, sizeof fd, "%lld", static_cast<long long>(f));
-    std::snprintf(line, sizeof line, "%-22s %14s %26s %18s\n", a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no", ci, fd);
+    char wd[48];
+    const auto& w = a.weight_distances[i];
+    if (std::isnan(w.mean_l2)) std::snprintf(wd, sizeof wd, "-");
+    else std::snprintf(wd, sizeof wd, "%.4g (%.2e)", w.mean_l2, w.relative);
+    std::snprintf(line, sizeof line, "%-22s %14s %26s %18s %22s\n", a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no",
+                  ci, fd, wd);
     out << line;
   }
   if (!a.pairs.empty()) {
@@ -183,13 +198,16 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
   write_analysis_raw(dir / "analysis_raw.csv", a.runs, a.criteria);
   write_comparisons(dir / "comparisons.csv", a.comparisons);
   write_butter_summary(dir / "butter_summary.csv", a.butter);
-  std::string s = "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_divergence_step\n";
+  std::string s =
+      "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_divergence_step,"
+      "mean_weight_distance,relative_weight_distance\n";
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
     s += csv_field(a.settings[i]) + "," + std::to_string(sp.n) + "," + (sp.exactly_zero ? "1" : "0") + "," +
          csv_number(sp.spread) + "," + csv_number(sp.spread_ci.low) + "," + csv_number(sp.spread_ci.high) + "," +
          csv_number(sp.sd) + "," + csv_number(sp.sd_ci.low) + "," + csv_number(sp.sd_ci.high) + "," +
-         csv_number(a.first_divergence[i]) + "\n";
+         csv_number(a.first_divergence[i]) + "," + csv_number(a.weight_distances[i].mean_l2) + "," +
+         csv_number(a.weight_distances[i].relative) + "\n";
   }
   write_text(dir / "implementation_spread.csv", s);
   s = "setting,step,distinct_states\n";

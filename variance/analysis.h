@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "variance/divergence.h"
 #include "variance/stats.h"
 #include "variance/store.h"
 
@@ -29,6 +30,7 @@ struct Analysis {
   std::vector<ButterSummary> butter;              // per setting
   std::vector<std::vector<std::int64_t>> distinct_states;  // per setting, per step
   std::vector<std::int64_t> first_divergence;     // per setting: earliest step any two runs differ (0 none, -1 unknown)
+  std::vector<WeightDistance> weight_distances;  // per setting
   std::vector<DivergencePair> pairs;              // same repetition, settings whose runs differ only in level / fast ops
 };
 

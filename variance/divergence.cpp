@@ -1,6 +1,7 @@
 #include "variance/divergence.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace detdl::variance {
@@ -30,6 +31,41 @@ std::vector<std::int64_t> distinct_states_per_step(const std::vector<std::vector
     out[s] = static_cast<std::int64_t>(seen.size());
   }
   return out;
+}
+
+WeightDistance weight_distance(const std::vector<std::vector<float>>& weights) {
+  std::size_t len = 0;
+  for (const auto& w : weights)
+    if (!w.empty()) {
+      len = w.size();
+      break;
+    }
+  std::vector<const std::vector<float>*> use;
+  for (const auto& w : weights)
+    if (!w.empty() && w.size() == len) use.push_back(&w);
+  WeightDistance d;
+  d.runs = use.size();
+  if (use.size() < 2) return d;
+  double dist = 0, norm = 0;
+  std::size_t pairs = 0;
+  for (std::size_t i = 0; i < use.size(); ++i) {
+    double n2 = 0;
+    for (float v : *use[i]) n2 += static_cast<double>(v) * v;
+    norm += std::sqrt(n2);
+    for (std::size_t j = i + 1; j < use.size(); ++j) {
+      double s = 0;
+      for (std::size_t k = 0; k < len; ++k) {
+        const double e = static_cast<double>((*use[i])[k]) - (*use[j])[k];
+        s += e * e;
+      }
+      dist += std::sqrt(s);
+      ++pairs;
+    }
+  }
+  d.mean_l2 = dist / static_cast<double>(pairs);
+  const double mean_norm = norm / static_cast<double>(use.size());
+  d.relative = mean_norm > 0 ? d.mean_l2 / mean_norm : std::numeric_limits<double>::quiet_NaN();
+  return d;
 }
 
 }  // namespace detdl::variance

@@ -4,6 +4,7 @@
 // determinism level this is the step at which `fast` first changed a bit.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,16 @@ std::int64_t first_divergence_step(const std::vector<std::string>& a, const std:
 // For each step s (index s-1), the number of distinct weight hashes among the runs that
 // reached step s.
 std::vector<std::int64_t> distinct_states_per_step(const std::vector<std::vector<std::string>>& runs);
+
+// Weight-space distance: the mean over all pairs of runs of the L2 distance between their
+// final weights (float64 sums), and the same divided by the mean L2 norm of the runs'
+// weights. Runs without weights, or of another length, are left out; NaN when fewer than
+// two remain.
+struct WeightDistance {
+  std::size_t runs = 0;
+  double mean_l2 = std::numeric_limits<double>::quiet_NaN();
+  double relative = std::numeric_limits<double>::quiet_NaN();
+};
+WeightDistance weight_distance(const std::vector<std::vector<float>>& weights);
 
 }  // namespace detdl::variance

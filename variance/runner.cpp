@@ -39,10 +39,11 @@ data::DataOptions data_options(const nets::Experiment& e) {
     nets::RunOptions ro;
     ro.step_hashes = opt.step_hashes;
     ro.epoch_predictions = true;
+    ro.keep_weights_up_to = opt.keep_weights_up_to;
     const auto t0 = std::chrono::steady_clock::now();
     const nets::RunOutput out = nets::run_experiment(row.experiment, ro);
     Store store(store_path);
-    store.put_run(row.key, study.name, row.setting, row.repetition, out.record);
+    store.put_run(row.key, study.name, row.setting, row.repetition, out.record, out.final_weights);
     if (!opt.quiet) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto& last = out.result.epochs.empty() ? EpochStats{} : out.result.epochs.back();

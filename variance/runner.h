@@ -18,6 +18,7 @@ namespace detdl::variance {
 struct RunnerOptions {
   int jobs = 1;                 // runs at once
   bool step_hashes = true;      // record each step's weight hash (first-divergence statistics)
+  std::int64_t keep_weights_up_to = 4'000'000;  // store final weights of nets this small (distances)
   bool quiet = false;           // no per-run lines
   std::int64_t max_runs = -1;   // stop after starting this many (tests); -1: all
 };

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
+#include <cstring>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -219,6 +220,10 @@ CREATE TABLE class_accuracy(
   class INTEGER NOT NULL,
   accuracy REAL,
   PRIMARY KEY (run_key, epoch, class));
+CREATE TABLE weights(
+  run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE,
+  count INTEGER NOT NULL,
+  data BLOB NOT NULL);
 CREATE TABLE epoch_predictions(
   run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
   epoch INTEGER NOT NULL,
@@ -413,9 +418,22 @@ void Store::init_schema() {
     while (st.step()) tables.insert(st.text(0));
   }
   if (tables.count("meta")) {
-    Statement st(db, "SELECT value FROM meta WHERE key = 'schema_version'", path_);
-    if (!st.step()) fail(path_, "meta table has no schema_version: not a detdl study store");
-    const std::string version = st.text(0);
+    std::string version;
+    {
+      Statement st(db, "SELECT value FROM meta WHERE key = 'schema_version'", path_);
+      if (!st.step()) fail(path_, "meta table has no schema_version: not a detdl study store");
+      version = st.text(0);
+    }
+    if (version == "1") {
+      // 1 -> 2 added only the weights table: upgrade in place, nothing stored changes.
+      exec(db,
+           "CREATE TABLE weights(run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE, "
+           "count INTEGER NOT NULL, data BLOB NOT NULL); "
+           "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+           path_);
+      tx.commit();
+      return;
+    }
     if (version != std::to_string(kStoreSchemaVersion))
       fail(path_, "schema_version " + version + ", this build reads schema_version " +
                       std::to_string(kStoreSchemaVersion));
@@ -473,7 +491,8 @@ std::set<std::string> Store::run_keys(const std::string& study) const {
 }
 
 bool Store::put_run(const std::string& key, const std::string& study, const std::string& setting,
-                    std::int64_t repetition, const nlohmann::json& record) {
+                    std::int64_t repetition, const nlohmann::json& record,
+                    const std::vector<float>& final_weights) {
   if (key.empty()) throw std::invalid_argument("put_run: run key is empty");
   sqlite3* db = db_.get();
   Transaction tx(db, path_);  // the write lock: nobody can insert `key` between check and insert
@@ -615,6 +634,17 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
       pred_st.run();
     }
   }
+  if (!final_weights.empty()) {
+    // float32 little-endian (the engine's own layout on every supported host), zlib.
+    std::vector<unsigned char> head;
+    put_u64(head, final_weights.size());
+    Statement w(db, "INSERT INTO weights(run_key, count, data) VALUES (?,?,?)", path_);
+    w.bind(1, key);
+    w.bind(2, static_cast<std::int64_t>(final_weights.size()));
+    w.bind(3, deflate_after(std::move(head), reinterpret_cast<const unsigned char*>(final_weights.data()),
+                            final_weights.size() * sizeof(float)));
+    w.run();
+  }
   tx.commit();
   return true;
 }
@@ -755,6 +785,23 @@ nlohmann::json Store::record(const std::string& key) const {
   std::size_t size = 0;
   const unsigned char* p = st.blob(0, size);
   return nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key));
+}
+
+std::vector<float> Store::weights(const std::string& key) const {
+  Statement st(db_.get(), "SELECT count, data FROM weights WHERE run_key = ?", path_);
+  st.bind(1, key);
+  if (!st.step()) return {};
+  const std::string where = "store " + path_ + " run " + key + " weights";
+  std::size_t size = 0;
+  const unsigned char* p = st.blob(1, size);
+  if (size < 8) throw std::runtime_error(where + ": blob shorter than its header");
+  const std::uint64_t n = get_u64(p);
+  if (n != static_cast<std::uint64_t>(st.int64(0)) || n > (std::uint64_t{1} << 34))
+    throw std::runtime_error(where + ": count does not match");
+  const auto bytes = inflate_exact(p + 8, size - 8, static_cast<std::size_t>(n) * sizeof(float), where);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
 }
 
 }  // namespace detdl::variance

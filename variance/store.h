@@ -27,7 +27,7 @@ struct sqlite3;
 
 namespace detdl::variance {
 
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;  // 2: the weights table
 inline constexpr int kRecordVersion = 1;
 
 // The ten per-epoch metrics every split records (BUTTER's list), in column order.
@@ -100,8 +100,13 @@ class Store {
   // put first). One transaction: on any error (a missing or mistyped field throws
   // std::invalid_argument naming it) nothing of the run is stored. Returns false and
   // changes nothing when the key is already stored.
+  // final_weights (optional): the run's parameters, concatenated in model order, stored in
+  // the same transaction (weight-space distances between runs).
   bool put_run(const std::string& key, const std::string& study, const std::string& setting,
-               std::int64_t repetition, const nlohmann::json& record);
+               std::int64_t repetition, const nlohmann::json& record,
+               const std::vector<float>& final_weights = {});
+  // The stored final weights; empty when the run stored none.
+  std::vector<float> weights(const std::string& key) const;
 
   // Every run of the study, ordered by (setting, repetition, key).
   std::vector<StoredRun> runs(const std::string& study) const;

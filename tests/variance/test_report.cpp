@@ -74,3 +74,36 @@ TEST(Report, TinyStudyTablesPicturesAndPage) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(StudyFlags, FlagsAreTheStudyFilesEquivalent) {
+  // A study built from flags alone: same plan as the same study written as a file.
+  auto r = run("study plan --name f --repetitions 2 --set net=mlp:8 --set epochs=2 --setting name=a "
+               "--setting name=b,level=fast,threads=2,vary=init+order");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const fs::path dir = fs::temp_directory_path() / ("detdl_flags_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "f.toml") << "name = \"f\"\nrepetitions = 2\n[experiment]\nnet = \"mlp:8\"\nepochs = 2\n"
+                                   "[[setting]]\nname = \"a\"\n[[setting]]\nname = \"b\"\nlevel = \"fast\"\nthreads = 2\n"
+                                   "vary = [\"init\", \"order\"]\n";
+  const auto f = run("study plan " + (dir / "f.toml").string());
+  ASSERT_EQ(f.status, 0) << f.output;
+  EXPECT_EQ(r.output, f.output);
+  // Flags override a file.
+  const auto o = run("study plan " + (dir / "f.toml").string() + " --repetitions 3");
+  EXPECT_NE(o.output.find(" b                         2 "), std::string::npos) << o.output;
+  // Bad flags are named.
+  auto bad = run("study plan --name f --setting name=a,colour");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--setting"), std::string::npos) << bad.output;
+  bad = run("study plan --name f --set epochs --setting name=a");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--set"), std::string::npos) << bad.output;
+  bad = run("study plan --name f --setting name=a,level=fastest");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("setting[1].level"), std::string::npos) << bad.output;
+  fs::remove_all(dir);
+}
+
+}  // namespace

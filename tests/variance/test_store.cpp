@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -479,4 +480,41 @@ TEST(Store, ForeignFilesAreRefusedWithTheirPath) {
   }
   EXPECT_TRUE(Store(good.string()).has_run("k"));
   fs::remove_all(dir);
+}
+
+TEST(Store, FinalWeightsRoundTripInTheRunsTransaction) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "w.sqlite").string();
+  Store s(path);
+  s.put_study("st", json{{"name", "st"}});
+  std::vector<float> w(10000);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::ldexp(static_cast<float>(i % 97) - 48.0f, -static_cast<int>(i % 20));
+  w[5] = -0.0f;
+  ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false), w));
+  const std::vector<float> back = s.weights("k1");
+  ASSERT_EQ(back.size(), w.size());
+  EXPECT_EQ(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)), 0);  // bit for bit, -0 included
+  ASSERT_TRUE(s.put_run("k2", "st", "a", 1, make_record(2, 10, 20, false, 1)));
+  EXPECT_TRUE(s.weights("k2").empty());
+  // A failing run stores no weights either.
+  json bad = make_record(2, 10, 20, false);
+  bad.erase("weight_hash");
+  EXPECT_THROW(s.put_run("k3", "st", "a", 2, bad, w), std::invalid_argument);
+  EXPECT_TRUE(s.weights("k3").empty());
+}
+
+TEST(Store, SchemaVersionOneIsUpgradedInPlace) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "v1.sqlite").string();
+  {
+    Store s(path);
+    s.put_study("st", json{{"name", "st"}});
+    ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false)));
+  }
+  exec_sql(path, "DROP TABLE weights; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  Store s(path);  // opens, upgrades
+  EXPECT_TRUE(s.has_run("k1"));
+  EXPECT_TRUE(s.weights("k1").empty());
+  ASSERT_TRUE(s.put_run("k2", "st", "a", 1, make_record(2, 10, 20, false, 1), {1.0f, 2.0f}));
+  EXPECT_EQ(s.weights("k2"), (std::vector<float>{1.0f, 2.0f}));
 }
