@@ -55,3 +55,32 @@ cudaError_t canonical_dot(const float* a, const float* b, std::int64_t n, float*
 }
 
 }  // namespace detdl::cuda
+
+namespace detdl::cuda {
+namespace {
+
+// term(j, i) = x[i][j]: thread (j, chunk) reads row i's element j, neighbours read
+// neighbouring columns (coalesced).
+struct ColumnTerm {
+  const float* x;
+  std::int64_t cols;
+  __device__ float operator()(std::int64_t j, std::int64_t i) const { return x[i * cols + j]; }
+};
+
+struct FlatTerm {
+  const float* x;
+  __device__ float operator()(std::int64_t k) const { return x[k]; }
+};
+
+}  // namespace
+
+void column_sums(Level level, std::int64_t rows, std::int64_t cols, const float* x, float* out,
+                 cudaStream_t stream) {
+  detail::value_reduce(level, cols, rows, ColumnTerm{x, cols}, detail::StoreSum{out}, stream);
+}
+
+float sum_all(Level level, std::int64_t n, const float* x, cudaStream_t stream) {
+  return detail::scalar_reduce(level, n, FlatTerm{x}, stream);
+}
+
+}  // namespace detdl::cuda

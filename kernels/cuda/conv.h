@@ -1,0 +1,66 @@
+// CUDA 2-D convolution with the CPU's shapes, layouts and orders (kernels/cpu/conv.h:
+// NCHW activations, (O, C, KH, KW) weights, output size + top/left padding, Keras 'same'
+// through cpu::conv2d_shape_same). im2col / gather into scratch from the caching
+// allocator, then cuda::sgemm (gemm.h), so every sum of products is one sgemm reduction:
+//   forward:          per tile of samples, cols (C*KH*KW, P) = im2col, out (O, P) = W * cols,
+//                     then y = out (+ bias[o] after the root). Canonical dot over (c, kh, kw).
+//   backward_data:    per tile of samples, dcols (C*KH*KW, P) = W^T * dY, then each dx pixel
+//                     is gathered by one thread: +0.0f + t(kh0, kw0) + t(kh1, kw1) + ... over
+//                     the taps that reach it, in (kh, kw) row-major order (the CPU's col2im
+//                     adds into a zeroed dx in the same order).
+//   backward_weight:  dw (O, C*KH*KW) = dY (O, N*OH*OW) * cols^T: one reduction over the
+//                     flattened (n, oh, ow). When it does not fit the scratch budget it is cut
+//                     into tiles of 2^g * 4096 positions (aligned groups of chunks, i.e.
+//                     subtrees), and the tile results are combined on a binary-counter stack
+//                     of device buffers (left + right), folded right to left: the canonical
+//                     root, exactly as the CPU's tiling does.
+//   backward_bias:    canonical sum of values over (n, oh, ow) per o (reduce.h value_reduce).
+// Levels: `portable` = `repeatable` = the orders above, bit for bit the CPU's. `fast`: sgemm
+// `fast` (one chain over K, split-K with atomics for the weight gradient), tiles of the
+// weight gradient added in tile order without the tree, and the bias gradient's chunk
+// partials combined by atomics, so the weight and bias gradients may vary run to run.
+// Outputs are overwritten. Pointers are device pointers. Throws std::invalid_argument on a
+// bad shape (cpu::check_conv2d_shape) and std::runtime_error on a CUDA error.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/common/level.h"
+#include "kernels/cpu/conv.h"
+
+namespace detdl::cuda {
+
+using cpu::Conv2dShape;
+
+void conv2d_forward(Level level, const Conv2dShape& s,
+                    const float* x,     // (N, C, H, W)
+                    const float* w,     // (O, C, KH, KW)
+                    const float* bias,  // (O) or nullptr
+                    float* y,           // (N, O, OH, OW)
+                    cudaStream_t stream);
+
+void conv2d_backward_data(Level level, const Conv2dShape& s,
+                          const float* dy,  // (N, O, OH, OW)
+                          const float* w,   // (O, C, KH, KW)
+                          float* dx,        // (N, C, H, W)
+                          cudaStream_t stream);
+
+void conv2d_backward_weight(Level level, const Conv2dShape& s,
+                            const float* x,   // (N, C, H, W)
+                            const float* dy,  // (N, O, OH, OW)
+                            float* dw,        // (O, C, KH, KW)
+                            cudaStream_t stream);
+
+void conv2d_backward_bias(Level level, const Conv2dShape& s,
+                          const float* dy,  // (N, O, OH, OW)
+                          float* db,        // (O)
+                          cudaStream_t stream);
+
+// Upper bound, in floats, on the scratch of one call (a single sample's tile, or one chunk
+// of 4096 positions of the weight gradient, may exceed it). Results never depend on it;
+// tests lower it to force tiling. Default 64 Mi floats (256 MiB). Throws for floats < 1.
+void set_conv_scratch_budget(std::int64_t floats);
+std::int64_t conv_scratch_budget();
+
+}  // namespace detdl::cuda

@@ -1,0 +1,207 @@
+// CUDA softmax and losses; the orders are in loss.h (and kernels/cpu/loss.h).
+#include "kernels/cuda/loss.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/common/detmath.h"
+#include "kernels/common/reduction.h"
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/reduce.h"
+
+namespace detdl::cuda {
+namespace {
+
+using i64 = std::int64_t;
+
+constexpr int kBlock = 256;
+unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
+
+#define DETDL_GRID_STRIDE(i, n) \
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
+
+// The CPU's row_exp: m = max (k ascending), e_k = det_expf(x_k - m) into e, s = canonical sum.
+__device__ float row_exp(const float* x, i64 K, float* e, float& m) {
+  m = x[0];
+  for (i64 k = 1; k < K; ++k) m = x[k] > m ? x[k] : m;
+  for (i64 k = 0; k < K; ++k) e[k] = det_expf(x[k] - m);
+  return ::detdl::canonical_sum(e, K);  // the shared reference, not cuda::canonical_sum
+}
+
+__global__ void softmax_kernel(i64 N, i64 K, const float* logits, float* probs) {
+  DETDL_GRID_STRIDE(i, N) {
+    float m;
+    float* p = probs + i * K;
+    const float s = row_exp(logits + i * K, K, p, m);
+    for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
+  }
+}
+
+// First sample (lowest index) whose label is outside [0, K), or `none`.
+__global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels, unsigned long long* first_bad) {
+  DETDL_GRID_STRIDE(i, N) {
+    if (labels[i] < 0 || labels[i] >= K) atomicMin(first_bad, static_cast<unsigned long long>(i));
+  }
+}
+
+// loss[i] = det_logf(s) - (x[label] - m); the exps live in dlogits (or in scratch) and
+// become the gradient (p_k - [k == label]) / count.
+__global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* logits, const std::int32_t* labels,
+                                     float* loss, float* e_rows, bool write_grad) {
+  DETDL_GRID_STRIDE(i, N) {
+    const float* x = logits + i * K;
+    float* e = e_rows + i * K;
+    float m;
+    const float s = row_exp(x, K, e, m);
+    loss[i] = det_logf(s) - (x[labels[i]] - m);
+    if (write_grad)
+      for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
+  }
+}
+
+__global__ void bce_kernel(i64 n, float count, const float* input, const float* target, bool from_logits, float* loss,
+                           float* dinput) {
+  constexpr float kEps = 1e-7f;
+  constexpr float kOneMinusEps = 1.0f - kEps;
+  DETDL_GRID_STRIDE(i, n) {
+    const float x = input[i], t = target[i];
+    if (from_logits) {
+      const float ex = det_expf(-det_fabsf(x));
+      loss[i] = ((x > 0.0f ? x : 0.0f) - x * t) + det_log1pf(ex);
+      if (dinput) {
+        const float sig = x >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+        dinput[i] = (sig - t) / count;
+      }
+    } else {
+      const bool below = x < kEps, above = x > kOneMinusEps;
+      const float q = below ? kEps : (above ? kOneMinusEps : x);
+      loss[i] = -(t * det_logf(q) + (1.0f - t) * det_logf(1.0f - q));
+      if (dinput) dinput[i] = below || above ? 0.0f : ((q - t) / (q * (1.0f - q))) / count;
+    }
+  }
+}
+
+__global__ void mse_kernel(i64 n, float count, const float* pred, const float* target, float* loss, float* dpred) {
+  DETDL_GRID_STRIDE(i, n) {
+    const float d = pred[i] - target[i];
+    if (loss) loss[i] = d * d;
+    if (dpred) dpred[i] = (2.0f * d) / count;
+  }
+}
+
+__global__ void l1_grad_kernel(i64 n, const float* w, float lambda, float* g) {
+  DETDL_GRID_STRIDE(i, n) {
+    const float v = w[i];
+    const float sign = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : (v == 0.0f ? 0.0f : v));
+    g[i] = g[i] + lambda * sign;
+  }
+}
+
+__global__ void l2_grad_kernel(i64 n, const float* w, float twice, float* g) {
+  DETDL_GRID_STRIDE(i, n) g[i] = g[i] + twice * w[i];
+}
+
+struct ValueTerm {
+  const float* v;
+  __device__ float operator()(i64 k) const { return v[k]; }
+};
+struct SquaredDifferenceTerm {
+  const float* p;
+  const float* t;
+  __device__ float operator()(i64 k) const {
+    const float d = p[k] - t[k];
+    return d * d;
+  }
+};
+struct AbsTerm {
+  const float* w;
+  __device__ float operator()(i64 k) const { return det_fabsf(w[k]); }
+};
+struct SquareTerm {
+  const float* w;
+  __device__ float operator()(i64 k) const { return w[k] * w[k]; }
+};
+
+}  // namespace
+
+void softmax_forward(i64 N, i64 K, const float* logits, float* probs, cudaStream_t stream) {
+  if (K <= 0 || N <= 0) return;
+  softmax_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, logits, probs);
+  DETDL_CUDA_CHECK_LAUNCH("softmax_kernel");
+}
+
+float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits, const std::int32_t* labels,
+                            float* loss_per_sample, float* dlogits, cudaStream_t stream) {
+  if (N <= 0) return 0.0f;
+  {
+    constexpr unsigned long long kNone = ~0ull;
+    DeviceBuffer<unsigned long long> first_bad(1, stream);
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(first_bad.get(), &kNone, sizeof kNone, cudaMemcpyHostToDevice, stream));
+    check_labels_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, labels, first_bad.get());
+    DETDL_CUDA_CHECK_LAUNCH("check_labels_kernel");
+    unsigned long long bad = kNone;
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(&bad, first_bad.get(), sizeof bad, cudaMemcpyDeviceToHost, stream));
+    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (bad != kNone) {
+      std::int32_t label = 0;
+      DETDL_CUDA_CHECK(cudaMemcpy(&label, labels + bad, sizeof label, cudaMemcpyDeviceToHost));
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(bad) + " has label " +
+                                  std::to_string(label) + ", outside [0, " + std::to_string(K) + ")");
+    }
+  }
+  const float count = static_cast<float>(N);
+  DeviceBuffer<float> own_loss(loss_per_sample ? 0 : static_cast<std::size_t>(N), stream);
+  DeviceBuffer<float> own_e(dlogits ? 0 : static_cast<std::size_t>(N * K), stream);
+  float* loss = loss_per_sample ? loss_per_sample : own_loss.get();
+  cross_entropy_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, count, logits, labels, loss,
+                                                           dlogits ? dlogits : own_e.get(), dlogits != nullptr);
+  DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
+  return detail::scalar_reduce(level, N, ValueTerm{loss}, stream) / count;
+}
+
+float binary_cross_entropy(Level level, i64 n, const float* input, const float* target, bool from_logits,
+                           float* loss_per_element, float* dinput, cudaStream_t stream) {
+  if (n <= 0) return 0.0f;
+  const float count = static_cast<float>(n);
+  DeviceBuffer<float> own(loss_per_element ? 0 : static_cast<std::size_t>(n), stream);
+  float* loss = loss_per_element ? loss_per_element : own.get();
+  bce_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, input, target, from_logits, loss, dinput);
+  DETDL_CUDA_CHECK_LAUNCH("bce_kernel");
+  return detail::scalar_reduce(level, n, ValueTerm{loss}, stream) / count;
+}
+
+float mean_squared_error(Level level, i64 n, const float* pred, const float* target, float* loss_per_element,
+                         float* dpred, cudaStream_t stream) {
+  if (n <= 0) return 0.0f;
+  const float count = static_cast<float>(n);
+  if (loss_per_element || dpred) {
+    mse_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, pred, target, loss_per_element, dpred);
+    DETDL_CUDA_CHECK_LAUNCH("mse_kernel");
+  }
+  return detail::scalar_reduce(level, n, SquaredDifferenceTerm{pred, target}, stream) / count;
+}
+
+float l1_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {
+  return detail::scalar_reduce(level, n, AbsTerm{w}, stream);
+}
+
+float l2_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {
+  return detail::scalar_reduce(level, n, SquareTerm{w}, stream);
+}
+
+void l1_penalty_grad_add(i64 n, const float* w, float lambda, float* g, cudaStream_t stream) {
+  if (n <= 0) return;
+  l1_grad_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, w, lambda, g);
+  DETDL_CUDA_CHECK_LAUNCH("l1_grad_kernel");
+}
+
+void l2_penalty_grad_add(i64 n, const float* w, float lambda, float* g, cudaStream_t stream) {
+  if (n <= 0) return;
+  const float twice = 2.0f * lambda;
+  l2_grad_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, w, twice, g);
+  DETDL_CUDA_CHECK_LAUNCH("l2_grad_kernel");
+}
+
+}  // namespace detdl::cuda

@@ -1,0 +1,685 @@
+// The CUDA kernels (kernels/cuda/) against the CPU kernels (kernels/cpu/), the oracle:
+//   `portable` must give the very same bits (memcmp) on shapes that cross chunk boundaries
+//   (GEMM K > 4096, conv weight-gradient reductions > 4096, sums > 256 values, odd sizes,
+//   chunk counts that are not powers of two, C tiles that split K into chunk groups);
+//   `fast` must stay within a rounding bound of the CPU, and the fast conv weight gradient
+//   is run 10 times to show its atomics reorder (or the test skips saying they did not).
+// Every test skips when cudaGetDeviceCount reports no device, so the binary is harmless in
+// CPU-only CI. Device memory is freed by RAII (compute-sanitizer clean).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/common/philox.h"
+#include "kernels/common/random.h"
+#include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/conv.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/optim.h"
+#include "kernels/cpu/pool.h"
+#include "kernels/cpu/reduce.h"
+#include "kernels/cuda/allocator.h"
+#include "kernels/cuda/batchnorm.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/conv.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/loss.h"
+#include "kernels/cuda/optim.h"
+#include "kernels/cuda/pool.h"
+#include "kernels/cuda/reduce.h"
+#include "kernels/cuda/vendor.h"
+
+namespace {
+
+using detdl::Level;
+using i64 = std::int64_t;
+using Vec = std::vector<float>;
+namespace cpu = detdl::cpu;
+namespace gpu = detdl::cuda;
+
+bool has_gpu() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) cudaGetLastError();  // no driver / no device: clear and report none
+  return status == cudaSuccess && count > 0;
+}
+
+// Uniform floats in [lo, hi) from Philox (seeded per test by `sub`): full 23-bit
+// fractions, so the order of a sum shows in the last bits.
+Vec random_vec(i64 n, std::uint32_t sub, float lo = -1.0f, float hi = 1.0f) {
+  Vec v(static_cast<std::size_t>(n));
+  for (i64 i = 0; i < n; ++i) v[i] = detdl::philox_uniform_range(lo, hi, 2024, detdl::RandomStream::test, sub, i);
+  return v;
+}
+
+// A device array owned by the test (plain cudaMalloc, freed in the destructor).
+template <class T>
+class Dev {
+ public:
+  explicit Dev(std::size_t n) : n_(n) { DETDL_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T))); }
+  explicit Dev(const std::vector<T>& host) : Dev(host.size()) {
+    DETDL_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  ~Dev() { cudaFree(p_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+  T* get() const { return p_; }
+  std::vector<T> host() const {
+    DETDL_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<T> h(n_);
+    DETDL_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_;
+};
+
+std::uint32_t bits(float x) {
+  std::uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+// Bit equality of two arrays; names the first differing element.
+template <class T>
+::testing::AssertionResult same_bits(const std::vector<T>& cpu_v, const std::vector<T>& gpu_v) {
+  if (cpu_v.size() != gpu_v.size())
+    return ::testing::AssertionFailure() << "sizes " << cpu_v.size() << " vs " << gpu_v.size();
+  if (std::memcmp(cpu_v.data(), gpu_v.data(), cpu_v.size() * sizeof(T)) == 0) return ::testing::AssertionSuccess();
+  for (std::size_t i = 0; i < cpu_v.size(); ++i)
+    if (std::memcmp(&cpu_v[i], &gpu_v[i], sizeof(T)) != 0)
+      return ::testing::AssertionFailure() << "first difference at " << i << ": cpu " << cpu_v[i] << " gpu "
+                                           << gpu_v[i];
+  return ::testing::AssertionFailure();
+}
+::testing::AssertionResult same_bits(float a, float b) {
+  if (bits(a) == bits(b)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "cpu " << a << " gpu " << b;
+}
+
+::testing::AssertionResult close(const Vec& ref, const Vec& got, float tol) {
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    if (!(std::fabs(ref[i] - got[i]) <= tol))
+      return ::testing::AssertionFailure() << "element " << i << ": cpu " << ref[i] << " gpu " << got[i] << " tol "
+                                           << tol;
+  return ::testing::AssertionSuccess();
+}
+
+// Every test runs on its own stream; the allocator's cache is emptied after each test.
+class Gpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!has_gpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports none)";
+    DETDL_CUDA_CHECK(cudaStreamCreate(&stream));
+  }
+  void TearDown() override {
+    if (!stream) return;
+    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+    gpu::device_allocator().empty_cache();
+    DETDL_CUDA_CHECK(cudaStreamDestroy(stream));
+  }
+  cudaStream_t stream = nullptr;
+};
+
+// ---------------------------------------------------------------- check.h, allocator
+
+TEST(CudaCheck, ThrowsWithFileLineAndErrorString) {
+  try {
+    DETDL_CUDA_CHECK(cudaErrorInvalidValue);
+    FAIL() << "no exception";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("test_gpu_kernels.cpp:"), std::string::npos) << what;
+    EXPECT_NE(what.find(cudaGetErrorString(cudaErrorInvalidValue)), std::string::npos) << what;
+  }
+}
+
+TEST(Allocator, SizeClasses) {
+  EXPECT_EQ(gpu::DeviceAllocator::size_class(0), 512u);
+  EXPECT_EQ(gpu::DeviceAllocator::size_class(1), 512u);
+  EXPECT_EQ(gpu::DeviceAllocator::size_class(513), 1024u);
+  EXPECT_EQ(gpu::DeviceAllocator::size_class((1u << 20) - 1), 1u << 20);
+  EXPECT_EQ(gpu::DeviceAllocator::size_class((1u << 20) + 1), 2u << 20);
+  EXPECT_EQ(gpu::DeviceAllocator::size_class((2u << 20) + 1), 4u << 20);
+}
+
+TEST_F(Gpu, AllocatorReusesReleasedBlocksPerStreamAndEmptiesItsCache) {
+  gpu::DeviceAllocator alloc;
+  void* a = alloc.allocate(1000, stream);
+  alloc.release(a);
+  void* b = alloc.allocate(900, stream);  // same class (1024 bytes), same stream: reused
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(alloc.stats().cache_hits, 1u);
+  EXPECT_EQ(alloc.stats().device_mallocs, 1u);
+  void* c = alloc.allocate(900, nullptr);  // another stream never gets a block in flight elsewhere
+  EXPECT_NE(c, b);
+  EXPECT_EQ(alloc.stats().bytes_in_use, 2048u);
+  alloc.release(b);
+  alloc.release(c);
+  EXPECT_THROW(alloc.release(c), std::invalid_argument);
+  EXPECT_EQ(alloc.stats().bytes_cached, 2048u);
+  alloc.empty_cache();
+  EXPECT_EQ(alloc.stats().bytes_cached, 0u);
+  EXPECT_EQ(alloc.stats().device_frees, 2u);
+  EXPECT_EQ(alloc.stats().peak_bytes_in_use, 2048u);
+}
+
+// ---------------------------------------------------------------- GEMM
+
+struct GemmCase {
+  i64 M, N, K;
+  bool ta, tb;
+};
+
+struct GemmProblem {
+  GemmCase g;
+  i64 lda, ldb, ldc;
+  Vec A, B;
+  GemmProblem(GemmCase c, std::uint32_t sub) : g(c) {
+    lda = (c.ta ? c.M : c.K) + 3;
+    ldb = (c.tb ? c.K : c.N) + 2;
+    ldc = c.N + 1;
+    A = random_vec((c.ta ? c.K : c.M) * lda, sub);
+    B = random_vec((c.tb ? c.N : c.K) * ldb, sub + 1);
+  }
+  // C starts as NaN with a sentinel in the ldc padding (must be left alone).
+  Vec fresh_c() const {
+    Vec C(static_cast<std::size_t>(g.M * ldc), std::numeric_limits<float>::quiet_NaN());
+    for (i64 m = 0; m < g.M; ++m) C[m * ldc + g.N] = 777.0f;
+    return C;
+  }
+  Vec run_cpu(Level level) const {
+    Vec C = fresh_c();
+    cpu::sgemm(level, g.ta, g.tb, g.M, g.N, g.K, A.data(), lda, B.data(), ldb, C.data(), ldc);
+    return C;
+  }
+  Vec run_gpu(Level level, cudaStream_t stream) const {
+    Dev<float> a(A), b(B), c(fresh_c());
+    gpu::sgemm(level, g.ta, g.tb, g.M, g.N, g.K, a.get(), lda, b.get(), ldb, c.get(), ldc, stream);
+    return c.host();
+  }
+  // Per element: sum over k of |a||b| (double), for rounding bounds.
+  std::vector<double> abs_sums() const {
+    std::vector<double> s(static_cast<std::size_t>(g.M * g.N), 0.0);
+    for (i64 m = 0; m < g.M; ++m)
+      for (i64 k = 0; k < g.K; ++k) {
+        const double a = std::fabs(g.ta ? A[k * lda + m] : A[m * lda + k]);
+        for (i64 n = 0; n < g.N; ++n) s[m * g.N + n] += a * std::fabs(g.tb ? B[n * ldb + k] : B[k * ldb + n]);
+      }
+    return s;
+  }
+  // |got - ref| <= rel * sum|a b| on every element (the padding must still be the sentinel).
+  ::testing::AssertionResult within(const Vec& ref, const Vec& got, double rel) const {
+    const std::vector<double> s = abs_sums();
+    for (i64 m = 0; m < g.M; ++m) {
+      if (got[m * ldc + g.N] != 777.0f) return ::testing::AssertionFailure() << "ldc padding written, row " << m;
+      for (i64 n = 0; n < g.N; ++n) {
+        const double d = std::fabs(static_cast<double>(ref[m * ldc + n]) - got[m * ldc + n]);
+        if (!(d <= rel * s[m * g.N + n] + 1e-30))
+          return ::testing::AssertionFailure() << "C[" << m << "][" << n << "]: cpu " << ref[m * ldc + n] << " gpu "
+                                               << got[m * ldc + n];
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
+
+TEST_F(Gpu, GemmPortableEqualsCpuBitForBit) {
+  const GemmCase cases[] = {
+      {37, 53, 9000, false, false},  // 3 chunks (not a power of two); few tiles: chunk groups
+      {5, 7, 20000, true, false},    // 5 chunks, tiny C: many groups of one chunk each
+      {130, 70, 4097, false, true},  // one term past a chunk
+      {64, 64, 4096, true, true},    // exactly one chunk
+      {1, 1, 1, false, false},
+      {3, 2, 0, false, true},        // K = 0: +0.0f everywhere
+      {66, 129, 300, true, false},   // edge tiles in both directions
+  };
+  std::uint32_t sub = 10;
+  for (const GemmCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "M " << c.M << " N " << c.N << " K " << c.K << " ta " << c.ta << " tb "
+                                      << c.tb);
+    const GemmProblem p(c, sub += 2);
+    const Vec ref = p.run_cpu(Level::portable);
+    EXPECT_TRUE(same_bits(ref, p.run_gpu(Level::portable, stream)));
+    EXPECT_TRUE(same_bits(ref, p.run_gpu(Level::repeatable, stream)));
+  }
+}
+
+TEST_F(Gpu, GemmPortableWithManyTilesUsesOneGroupAndStillEqualsCpu) {
+  // Enough C tiles (17 x 17 >= 2 per SM on an H100) that K is not split: each thread runs
+  // the whole chunk stack itself.
+  const GemmProblem p({1040, 1040, 4500, false, false}, 40);
+  EXPECT_TRUE(same_bits(p.run_cpu(Level::portable), p.run_gpu(Level::portable, stream)));
+}
+
+TEST_F(Gpu, GemmFastIsCloseAndEqualsPortableForOneChunk) {
+  const GemmProblem big({9, 11, 30000, false, true}, 50);  // split-K with atomics
+  EXPECT_TRUE(big.within(big.run_cpu(Level::portable), big.run_gpu(Level::fast, stream), 30000 * 0x1p-23));
+  const GemmProblem one({100, 90, 3000, true, false}, 52);  // K <= 4096: one chain either way
+  EXPECT_TRUE(same_bits(one.run_cpu(Level::portable), one.run_gpu(Level::fast, stream)));
+}
+
+TEST_F(Gpu, CublasSgemmFp32AndTf32AreClose) {
+  const GemmProblem p({70, 45, 1500, true, true}, 60);
+  const Vec ref = p.run_cpu(Level::portable);
+  for (bool tf32 : {false, true}) {
+    SCOPED_TRACE(tf32 ? "tf32" : "fp32");
+    Dev<float> a(p.A), b(p.B), c(p.fresh_c());
+    gpu::cublas_sgemm(tf32, true, true, p.g.M, p.g.N, p.g.K, a.get(), p.lda, b.get(), p.ldb, c.get(), p.ldc, stream);
+    // fp32: the worst case of any summation order; tf32: inputs rounded to 10 fraction bits.
+    EXPECT_TRUE(p.within(ref, c.host(), tf32 ? 0x1p-8 + 1500 * 0x1p-23 : 1500 * 0x1p-23));
+  }
+}
+
+TEST_F(Gpu, GemmRejectsBadLeadingDimension) {
+  EXPECT_THROW(gpu::sgemm(Level::portable, false, false, 4, 4, 4, nullptr, 3, nullptr, 4, nullptr, 4, stream),
+               std::invalid_argument);
+}
+
+// ---------------------------------------------------------------- reductions
+
+TEST_F(Gpu, ColumnSumsAndSumAllEqualCpu) {
+  for (auto [rows, cols] : std::initializer_list<std::pair<i64, i64>>{{1000, 77}, {300, 1}, {256, 5}, {3, 300}, {1, 1}}) {
+    SCOPED_TRACE(::testing::Message() << rows << " x " << cols);
+    const Vec x = random_vec(rows * cols, 70);
+    Vec ref(static_cast<std::size_t>(cols));
+    cpu::column_sums(Level::portable, rows, cols, x.data(), ref.data());
+    Dev<float> dx(x), out(static_cast<std::size_t>(cols));
+    gpu::column_sums(Level::portable, rows, cols, dx.get(), out.get(), stream);
+    EXPECT_TRUE(same_bits(ref, out.host()));
+    gpu::column_sums(Level::fast, rows, cols, dx.get(), out.get(), stream);
+    EXPECT_TRUE(close(ref, out.host(), 1e-6f * rows));
+  }
+  for (i64 n : {100003, 257, 256, 1, 0}) {
+    SCOPED_TRACE(n);
+    const Vec x = random_vec(n, 71);
+    Dev<float> dx(x);
+    EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()), gpu::sum_all(Level::portable, n, dx.get(), stream)));
+    EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()), gpu::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
+  }
+}
+
+// ---------------------------------------------------------------- convolution
+
+struct ConvRun {
+  Vec y, dx, dw, db;
+};
+
+ConvRun conv_cpu(const cpu::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
+                 bool bias) {
+  ConvRun r{Vec(s.N * s.O * s.OH * s.OW), Vec(s.N * s.C * s.H * s.W), Vec(w.size()), Vec(s.O)};
+  cpu::conv2d_forward(level, s, x.data(), w.data(), bias ? b.data() : nullptr, r.y.data());
+  cpu::conv2d_backward_data(level, s, dy.data(), w.data(), r.dx.data());
+  cpu::conv2d_backward_weight(level, s, x.data(), dy.data(), r.dw.data());
+  cpu::conv2d_backward_bias(level, s, dy.data(), r.db.data());
+  return r;
+}
+
+ConvRun conv_gpu(const cpu::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
+                 bool bias, cudaStream_t stream) {
+  Dev<float> dx_in(x), dw_in(w), db_in(b), ddy(dy);
+  Dev<float> y(s.N * s.O * s.OH * s.OW), dx(s.N * s.C * s.H * s.W), dw(w.size()), db(s.O);
+  gpu::conv2d_forward(level, s, dx_in.get(), dw_in.get(), bias ? db_in.get() : nullptr, y.get(), stream);
+  gpu::conv2d_backward_data(level, s, ddy.get(), dw_in.get(), dx.get(), stream);
+  gpu::conv2d_backward_weight(level, s, dx_in.get(), ddy.get(), dw.get(), stream);
+  gpu::conv2d_backward_bias(level, s, ddy.get(), db.get(), stream);
+  return {y.host(), dx.host(), dw.host(), db.host()};
+}
+
+struct ConvCase {
+  const char* name;
+  cpu::Conv2dShape s;
+};
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {"3x3 pad 1", cpu::conv2d_shape(3, 5, 13, 13, 7, 3, 3, 1, 1)},
+      {"same stride 2 (asymmetric pad)", cpu::conv2d_shape_same(4, 3, 16, 15, 6, 3, 3, 2)},
+      {"wgrad over 11264 positions (3 chunks)", cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1)},
+      {"forward K = 4140 (2 chunks)", cpu::conv2d_shape(2, 460, 6, 6, 5, 3, 3, 1, 1)},
+      {"data gradient over O = 4200", cpu::conv2d_shape_valid(2, 3, 5, 5, 4200, 2, 2, 1)},
+      {"5x5 same, 1 sample", cpu::conv2d_shape_same(1, 2, 9, 7, 3, 5, 5, 1)},
+  };
+}
+
+void check_conv_equal(const cpu::Conv2dShape& s, std::uint32_t sub, cudaStream_t stream) {
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, sub), w = random_vec(s.O * s.C * s.KH * s.KW, sub + 1);
+  const Vec b = random_vec(s.O, sub + 2), dy = random_vec(s.N * s.O * s.OH * s.OW, sub + 3);
+  for (bool bias : {true, false}) {
+    SCOPED_TRACE(bias ? "with bias" : "no bias");
+    const ConvRun ref = conv_cpu(s, x, w, b, dy, Level::portable, bias);
+    const ConvRun got = conv_gpu(s, x, w, b, dy, Level::portable, bias, stream);
+    EXPECT_TRUE(same_bits(ref.y, got.y)) << "forward";
+    EXPECT_TRUE(same_bits(ref.dx, got.dx)) << "backward_data";
+    EXPECT_TRUE(same_bits(ref.dw, got.dw)) << "backward_weight";
+    EXPECT_TRUE(same_bits(ref.db, got.db)) << "backward_bias";
+  }
+}
+
+TEST_F(Gpu, ConvPortableEqualsCpuBitForBit) {
+  std::uint32_t sub = 100;
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.name);
+    check_conv_equal(c.s, sub += 4, stream);
+  }
+}
+
+TEST_F(Gpu, ConvPortableUnderASmallScratchBudgetStillEqualsCpu) {
+  // Budget 1: forward / data tiles of one sample, weight-gradient tiles of 4096 positions
+  // (3 tiles on the stack of partial results).
+  const std::int64_t saved = gpu::conv_scratch_budget();
+  gpu::set_conv_scratch_budget(1);
+  check_conv_equal(cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1), 200, stream);
+  check_conv_equal(cpu::conv2d_shape_same(3, 2, 40, 41, 3, 3, 3, 1), 210, stream);  // 4920 positions: 2 tiles
+  gpu::set_conv_scratch_budget(saved);
+  EXPECT_THROW(gpu::set_conv_scratch_budget(0), std::invalid_argument);
+}
+
+TEST_F(Gpu, ConvRejectsBadShape) {
+  cpu::Conv2dShape s = cpu::conv2d_shape(1, 1, 4, 4, 1, 3, 3, 1, 1);
+  s.stride_h = 0;
+  EXPECT_THROW(gpu::conv2d_forward(Level::portable, s, nullptr, nullptr, nullptr, nullptr, stream),
+               std::invalid_argument);
+}
+
+TEST_F(Gpu, ConvFastIsClose) {
+  const cpu::Conv2dShape s = cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1);
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, 300), w = random_vec(s.O * s.C * 9, 301), b = random_vec(s.O, 302);
+  const Vec dy = random_vec(s.N * s.O * s.OH * s.OW, 303);
+  const ConvRun ref = conv_cpu(s, x, w, b, dy, Level::portable, true);
+  const ConvRun got = conv_gpu(s, x, w, b, dy, Level::fast, true, stream);
+  EXPECT_TRUE(close(ref.y, got.y, 1e-5f));
+  EXPECT_TRUE(close(ref.dx, got.dx, 1e-5f));
+  const float total = static_cast<float>(s.N * s.OH * s.OW);
+  EXPECT_TRUE(close(ref.dw, got.dw, total * 0x1p-22f));  // terms |dy x| < 1
+  EXPECT_TRUE(close(ref.db, got.db, total * 0x1p-22f));
+}
+
+TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
+  // 32768 positions, dw (8, 36): one C tile, so K is split into 32 pieces whose atomicAdds
+  // land in arrival order.
+  const cpu::Conv2dShape s = cpu::conv2d_shape(32, 4, 32, 32, 8, 3, 3, 1, 1);
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, 400), dy = random_vec(s.N * s.O * s.OH * s.OW, 401);
+  Dev<float> dx(x), ddy(dy), dw(s.O * s.C * 9);
+  Vec ref(s.O * s.C * 9);
+  cpu::conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), ref.data());
+  std::set<std::vector<std::uint32_t>> distinct;
+  for (int run = 0; run < 10; ++run) {
+    gpu::conv2d_backward_weight(Level::fast, s, dx.get(), ddy.get(), dw.get(), stream);
+    const Vec got = dw.host();
+    EXPECT_TRUE(close(ref, got, 32768 * 0x1p-22f));
+    std::vector<std::uint32_t> b(got.size());
+    std::memcpy(b.data(), got.data(), got.size() * sizeof(float));
+    distinct.insert(b);
+  }
+  std::printf("[ info ] fast conv weight gradient: %zu distinct results in 10 runs\n", distinct.size());
+  if (distinct.size() == 1) GTEST_SKIP() << "the 10 fast runs happened to be bit-identical (atomics did not race)";
+  EXPECT_GT(distinct.size(), 1u);
+}
+
+// ---------------------------------------------------------------- pooling
+
+TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
+  const cpu::Pool2dShape shapes[] = {
+      cpu::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0),       // the CPU's 2x2 / stride 2 fast path
+      cpu::pool2d_shape(2, 3, 11, 9, 3, 3, 2, 1),      // padding on every side
+      cpu::pool2d_shape_same(3, 2, 7, 10, 3, 2, 2),    // Keras 'same', asymmetric
+      cpu::pool2d_shape_valid(1, 4, 9, 9, 3, 3, 1),    // overlapping windows
+  };
+  std::uint32_t sub = 500;
+  for (const cpu::Pool2dShape& s : shapes) {
+    SCOPED_TRACE(::testing::Message() << s.H << "x" << s.W << " window " << s.KH << "x" << s.KW << " stride "
+                                      << s.stride_h << " pad " << s.pad_top << "," << s.pad_left);
+    // Values on a coarse grid, so windows have ties (the first maximum must win).
+    Vec x = random_vec(s.N * s.C * s.H * s.W, sub += 2);
+    for (float& v : x) v = std::round(v * 3.0f) / 3.0f;
+    Vec xnan = x;
+    xnan[5] = std::numeric_limits<float>::quiet_NaN();  // a NaN wins its windows (max only:
+    // a NaN produced by arithmetic has the device's canonical payload, not the CPU's)
+    const Vec dy = random_vec(s.N * s.C * s.OH * s.OW, sub + 1);
+    const std::size_t in = x.size(), out = dy.size();
+    Dev<float> gxnan(xnan), gx(x), gdy(dy), gy(out), gdx(in);
+    Dev<std::int32_t> garg(out);
+
+    Vec y(out), dx(in);
+    std::vector<std::int32_t> arg(out);
+    cpu::maxpool2d_forward(s, xnan.data(), y.data(), arg.data());
+    cpu::maxpool2d_backward(s, dy.data(), arg.data(), dx.data());
+    gpu::maxpool2d_forward(s, gxnan.get(), gy.get(), garg.get(), stream);
+    gpu::maxpool2d_backward(s, gdy.get(), garg.get(), gdx.get(), stream);
+    EXPECT_TRUE(same_bits(y, gy.host())) << "max forward";
+    EXPECT_TRUE(same_bits(arg, garg.host())) << "argmax";
+    EXPECT_TRUE(same_bits(dx, gdx.host())) << "max backward";
+    for (bool include_pad : {true, false}) {
+      SCOPED_TRACE(include_pad ? "count_include_pad" : "count inside only");
+      cpu::avgpool2d_forward(s, include_pad, x.data(), y.data());
+      cpu::avgpool2d_backward(s, include_pad, dy.data(), dx.data());
+      gpu::avgpool2d_forward(s, include_pad, gx.get(), gy.get(), stream);
+      gpu::avgpool2d_backward(s, include_pad, gdy.get(), gdx.get(), stream);
+      EXPECT_TRUE(same_bits(y, gy.host())) << "avg forward";
+      EXPECT_TRUE(same_bits(dx, gdx.host())) << "avg backward";
+    }
+  }
+  for (i64 HW : {1000, 7, 256}) {
+    SCOPED_TRACE(HW);
+    const i64 N = 3, C = 5;
+    const Vec x = random_vec(N * C * HW, 600), dy = random_vec(N * C, 601);
+    Vec y(N * C), dx(N * C * HW);
+    cpu::global_avgpool_forward(N, C, HW, x.data(), y.data());
+    cpu::global_avgpool_backward(N, C, HW, dy.data(), dx.data());
+    Dev<float> gx(x), gdy(dy), gy(N * C), gdx(N * C * HW);
+    gpu::global_avgpool_forward(N, C, HW, gx.get(), gy.get(), stream);
+    gpu::global_avgpool_backward(N, C, HW, gdy.get(), gdx.get(), stream);
+    EXPECT_TRUE(same_bits(y, gy.host())) << "global forward";
+    EXPECT_TRUE(same_bits(dx, gdx.host())) << "global backward";
+  }
+}
+
+// ---------------------------------------------------------------- batch norm
+
+TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
+  struct Case {
+    i64 N, C, HW;
+  };
+  for (const Case& c : {Case{7, 5, 300}, Case{1000, 3, 1}, Case{2, 17, 9}}) {
+    SCOPED_TRACE(::testing::Message() << "N " << c.N << " C " << c.C << " HW " << c.HW);
+    const i64 n = c.N * c.C * c.HW;
+    const Vec x = random_vec(n, 700, -2.0f, 3.0f), dy = random_vec(n, 701);
+    const Vec gamma = random_vec(c.C, 702, 0.5f, 1.5f), beta = random_vec(c.C, 703);
+    Vec rm = random_vec(c.C, 704), rv = random_vec(c.C, 705, 0.5f, 2.0f);
+    Dev<float> gx(x), gdy(dy), ggamma(gamma), gbeta(beta), grm(rm), grv(rv);
+    for (Level level : {Level::portable, Level::fast}) {
+      SCOPED_TRACE(std::string(detdl::level_name(level)));
+      Vec y(n), mean(c.C), inv(c.C), var(c.C), dx(n), dg(c.C), db(c.C);
+      cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), 1e-5f,
+                                   y.data(), mean.data(), inv.data(), var.data());
+      cpu::batchnorm_backward(Level::portable, c.N, c.C, c.HW, x.data(), dy.data(), gamma.data(), mean.data(),
+                              inv.data(), dx.data(), dg.data(), db.data());
+      Dev<float> gy(n), gmean(c.C), ginv(c.C), gvar(c.C), gdx(n), gdg(c.C), gdb(c.C);
+      gpu::batchnorm_forward_train(level, c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), 1e-5f, gy.get(),
+                                   gmean.get(), ginv.get(), gvar.get(), stream);
+      gpu::batchnorm_backward(level, c.N, c.C, c.HW, gx.get(), gdy.get(), ggamma.get(), gmean.get(), ginv.get(),
+                              gdx.get(), gdg.get(), gdb.get(), stream);
+      if (level == Level::portable) {
+        EXPECT_TRUE(same_bits(mean, gmean.host())) << "mean";
+        EXPECT_TRUE(same_bits(inv, ginv.host())) << "inv_std";
+        EXPECT_TRUE(same_bits(var, gvar.host())) << "var";
+        EXPECT_TRUE(same_bits(y, gy.host())) << "y";
+        EXPECT_TRUE(same_bits(dx, gdx.host())) << "dx";
+        EXPECT_TRUE(same_bits(dg, gdg.host())) << "dgamma";
+        EXPECT_TRUE(same_bits(db, gdb.host())) << "dbeta";
+      } else {
+        EXPECT_TRUE(close(mean, gmean.host(), 1e-5f));
+        EXPECT_TRUE(close(y, gy.host(), 1e-4f));
+        EXPECT_TRUE(close(dg, gdg.host(), 1e-6f * c.N * c.HW));
+        EXPECT_TRUE(close(dx, gdx.host(), 1e-4f));
+      }
+    }
+    // Running statistics (both conventions) and the eval forward: element-wise.
+    Vec mean(c.C), inv(c.C), var(c.C), y(n);
+    cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(),
+                                 mean.data(), inv.data(), var.data());
+    Dev<float> gmean(mean), gvar(var), gy(n);
+    for (bool unbiased : {true, false}) {
+      cpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, mean.data(), var.data(), rm.data(), rv.data(), unbiased);
+      gpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, gmean.get(), gvar.get(), grm.get(), grv.get(), unbiased,
+                                    stream);
+      EXPECT_TRUE(same_bits(rm, grm.host())) << "running mean";
+      EXPECT_TRUE(same_bits(rv, grv.host())) << "running var";
+    }
+    cpu::batchnorm_forward_eval(c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-3f,
+                                y.data());
+    gpu::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(), grv.get(), 1e-3f,
+                                gy.get(), stream);
+    EXPECT_TRUE(same_bits(y, gy.host())) << "eval forward";
+  }
+}
+
+// ---------------------------------------------------------------- softmax and losses
+
+TEST_F(Gpu, SoftmaxAndCrossEntropyEqualCpu) {
+  for (auto [N, K] : std::initializer_list<std::pair<i64, i64>>{{37, 300}, {1000, 10}, {3, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "N " << N << " K " << K);
+    const Vec logits = random_vec(N * K, 800, -8.0f, 8.0f);
+    std::vector<std::int32_t> labels(N);
+    for (i64 i = 0; i < N; ++i) labels[i] = static_cast<std::int32_t>((i * 7) % K);
+    Dev<float> glogits(logits), gprobs(N * K), gloss(N), gd(N * K);
+    Dev<std::int32_t> glabels(labels);
+    Vec probs(N * K), loss(N), d(N * K);
+    cpu::softmax_forward(N, K, logits.data(), probs.data());
+    gpu::softmax_forward(N, K, glogits.get(), gprobs.get(), stream);
+    EXPECT_TRUE(same_bits(probs, gprobs.host())) << "softmax";
+    const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, logits.data(), labels.data(), loss.data(),
+                                                  d.data());
+    EXPECT_TRUE(same_bits(mean, gpu::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+                                                           gloss.get(), gd.get(), stream)));
+    EXPECT_TRUE(same_bits(loss, gloss.host())) << "loss per sample";
+    EXPECT_TRUE(same_bits(d, gd.host())) << "dlogits";
+    EXPECT_TRUE(same_bits(mean, gpu::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+                                                           nullptr, nullptr, stream)));
+    EXPECT_NEAR(mean, gpu::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(), nullptr, nullptr,
+                                                 stream),
+                1e-5);
+  }
+  std::vector<std::int32_t> bad = {0, 1, 5, 2};
+  Dev<std::int32_t> gbad(bad);
+  Dev<float> glogits(random_vec(4 * 3, 801));
+  try {
+    gpu::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr, stream);
+    FAIL() << "no exception for label 5 with K = 3";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("sample 2 has label 5"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
+  const i64 n = 5003;
+  const Vec logits = random_vec(n, 900, -20.0f, 20.0f), target = random_vec(n, 901, 0.0f, 1.0f);
+  Vec probs = random_vec(n, 902, 0.0f, 1.0f);
+  probs[0] = 0.0f;  // outside [eps, 1 - eps]: clamped, zero gradient
+  probs[1] = 1.0f;
+  Dev<float> gtarget(target), gloss(n), gd(n);
+  for (bool from_logits : {true, false}) {
+    SCOPED_TRACE(from_logits ? "from logits" : "from probabilities");
+    const Vec& in = from_logits ? logits : probs;
+    Dev<float> gin(in);
+    Vec loss(n), d(n);
+    const float mean = cpu::binary_cross_entropy(Level::portable, n, in.data(), target.data(), from_logits,
+                                                 loss.data(), d.data());
+    EXPECT_TRUE(same_bits(mean, gpu::binary_cross_entropy(Level::portable, n, gin.get(), gtarget.get(), from_logits,
+                                                          gloss.get(), gd.get(), stream)));
+    EXPECT_TRUE(same_bits(loss, gloss.host()));
+    EXPECT_TRUE(same_bits(d, gd.host()));
+    EXPECT_NEAR(mean, gpu::binary_cross_entropy(Level::fast, n, gin.get(), gtarget.get(), from_logits, nullptr,
+                                                nullptr, stream),
+                1e-5);
+  }
+  {
+    Vec loss(n), d(n);
+    Dev<float> gpred(logits);
+    const float mean = cpu::mean_squared_error(Level::portable, n, logits.data(), target.data(), loss.data(), d.data());
+    EXPECT_TRUE(same_bits(mean, gpu::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), gloss.get(),
+                                                        gd.get(), stream)));
+    EXPECT_TRUE(same_bits(loss, gloss.host()));
+    EXPECT_TRUE(same_bits(d, gd.host()));
+    EXPECT_TRUE(same_bits(mean, gpu::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), nullptr,
+                                                        nullptr, stream)));
+  }
+  const i64 m = 70001;
+  Vec w = random_vec(m, 903), g = random_vec(m, 904);
+  w[0] = 0.0f;
+  w[1] = -0.0f;
+  Dev<float> gw(w), gg(g);
+  EXPECT_TRUE(same_bits(cpu::l1_penalty(Level::portable, m, w.data()), gpu::l1_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::portable, m, w.data()), gpu::l2_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_NEAR(cpu::l2_penalty(Level::portable, m, w.data()), gpu::l2_penalty(Level::fast, m, gw.get(), stream), 1e-2);
+  cpu::l1_penalty_grad_add(m, w.data(), 0.01f, g.data());
+  cpu::l2_penalty_grad_add(m, w.data(), 0.003f, g.data());
+  gpu::l1_penalty_grad_add(m, gw.get(), 0.01f, gg.get(), stream);
+  gpu::l2_penalty_grad_add(m, gw.get(), 0.003f, gg.get(), stream);
+  EXPECT_TRUE(same_bits(g, gg.host()));
+}
+
+// ---------------------------------------------------------------- optimizers
+
+TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
+  const i64 n = 1001;
+  const Vec p0 = random_vec(n, 1000);
+  std::vector<Vec> grads;
+  for (int t = 0; t < 3; ++t) grads.push_back(random_vec(n, 1001 + t));
+  auto run = [&](const char* name, auto cpu_step, auto gpu_step) {
+    SCOPED_TRACE(name);
+    Vec p = p0, s1(n, 0.0f), s2(n, 0.0f);
+    Dev<float> gp(p), gs1(s1), gs2(s2);
+    for (int t = 0; t < 3; ++t) {
+      Dev<float> gg(grads[t]);
+      cpu_step(t, p.data(), grads[t].data(), s1.data(), s2.data());
+      gpu_step(t, gp.get(), gg.get(), gs1.get(), gs2.get());
+    }
+    EXPECT_TRUE(same_bits(p, gp.host())) << "parameters";
+    EXPECT_TRUE(same_bits(s1, gs1.host())) << "state 1";
+    EXPECT_TRUE(same_bits(s2, gs2.host())) << "state 2";
+  };
+  for (bool keras : {false, true})
+    for (bool nesterov : {false, true}) {
+      auto params = [&](int t) { return cpu::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras}; };
+      run(keras ? "sgd keras" : "sgd torch",
+          [&](int t, float* p, const float* g, float* b, float*) { cpu::sgd_update(n, p, g, b, params(t)); },
+          [&](int t, float* p, const float* g, float* b, float*) { gpu::sgd_update(n, p, g, b, params(t), stream); });
+    }
+  for (bool keras : {false, true})
+    for (bool decoupled : {false, true}) {
+      auto params = [&](int t) {
+        const auto [bc1, bc2] = cpu::adam_bias_corrections(0.9f, 0.999f, t + 1);
+        return cpu::AdamParams{1e-3f, 0.9f, 0.999f, 1e-7f, bc1, bc2, 0.01f, decoupled, keras};
+      };
+      run(keras ? "adam keras" : "adam torch",
+          [&](int t, float* p, const float* g, float* m, float* v) { cpu::adam_update(n, p, g, m, v, params(t)); },
+          [&](int t, float* p, const float* g, float* m, float* v) {
+            gpu::adam_update(n, p, g, m, v, params(t), stream);
+          });
+    }
+  for (bool keras : {false, true})
+    for (float momentum : {0.0f, 0.8f}) {
+      const cpu::RmspropParams r{1e-2f, 0.9f, 1e-7f, momentum, 1e-4f, keras};
+      run(keras ? "rmsprop keras" : "rmsprop torch",
+          [&](int, float* p, const float* g, float* v, float* b) { cpu::rmsprop_update(n, p, g, v, b, r); },
+          [&](int, float* p, const float* g, float* v, float* b) { gpu::rmsprop_update(n, p, g, v, b, r, stream); });
+    }
+}
+
+}  // namespace
