@@ -122,9 +122,13 @@ def divergence(div, out):
         return False
     settings = ordered_settings(div)
     fig, ax = plt.subplots(figsize=(7, 4))
-    for s in settings:
+    styles = ["-", "--", ":", "-."]
+    for i, s in enumerate(settings):
         pts = [(int(r["step"]), int(r["distinct_states"])) for r in div if r["setting"] == s]
-        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=s)
+        # Settings often share a count (e.g. every run distinct): dashes and widths keep
+        # each line visible where they overlap.
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=s,
+                linestyle=styles[i % len(styles)], linewidth=max(0.8, 2.6 - 0.6 * i))
     ax.set_xlabel("step")
     ax.set_ylabel("distinct weight states among the runs")
     ax.set_title("divergence over steps (1 = all runs bit-identical)")
