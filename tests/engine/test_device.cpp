@@ -15,6 +15,7 @@
 #include "engine/nn.h"
 #include "engine/optim.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/registry.h"
 #include "engine/train.h"
 
 namespace detdl {
@@ -94,6 +95,12 @@ TEST(Device, OpsRefuseInputsOnDifferentDevices) {
   EXPECT_THROW(ops::matmul(h, Tensor::empty({3, 2}, DType::f32, labelled())), std::invalid_argument);
   EXPECT_EQ(same_device({h, Tensor(), w}, "x"), Device::cpu);  // undefined tensors are skipped
   EXPECT_EQ(same_device({d}, "x"), Device::cuda);
+}
+
+TEST(Device, EveryOpHasACudaPath) {
+  // The registry names where each op's CUDA kernel lives; an op without one would throw
+  // (or worse) on a CUDA tensor, so every row must name one.
+  for (const OpInfo& op : kOps) EXPECT_STRNE(op.cuda_kernel, "") << op.name;
 }
 
 TEST(Device, DataSetsMustStayOnTheHost) {
