@@ -19,5 +19,10 @@ class Allocator {
 };
 
 Allocator& cpu_allocator();
+// cpu_allocator(), or the CUDA allocator (engine/cuda_backend.h), which throws a clear
+// std::runtime_error when detdl was built without CUDA or no device is usable.
+Allocator& allocator_for(Device d);
+// Parses "cpu" / "cuda"; std::invalid_argument naming `what` (e.g. "--device") otherwise.
+Device parse_device(std::string_view s, const char* what);
 
 }  // namespace detdl

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "engine/cuda_backend.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl {
@@ -34,11 +35,18 @@ void accumulate_grad(const Tensor& t, Tensor g) {
   if (g.shape() != impl.shape)
     throw std::logic_error("gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                            shape_str(impl.shape));
+  if (g.device() != t.device())
+    throw std::logic_error("gradient on " + std::string(device_name(g.device())) + " for a tensor on " +
+                           std::string(device_name(t.device())));
   if (!impl.grad) {
     impl.grad = g.impl_ptr();
     return;
   }
   float* acc = static_cast<float*>(impl.grad->storage->data);
+  if (g.device() == Device::cuda) {
+    gpu::add_inplace(g.numel(), acc, g.data_f32());
+    return;
+  }
   const float* add = g.f32();
   cpu::parallel_ranges(g.numel(), [&](std::int64_t b, std::int64_t e, int) {
     for (std::int64_t i = b; i < e; ++i) acc[i] = acc[i] + add[i];
@@ -50,7 +58,7 @@ void backward(const Tensor& loss) {
     throw std::invalid_argument("backward: the loss must have one element, got shape " +
                                 shape_str(loss.shape()));
   if (!loss.requires_grad()) throw std::invalid_argument("backward: the loss does not require a gradient");
-  accumulate_grad(loss, Tensor::full(loss.shape(), 1.0f));
+  accumulate_grad(loss, Tensor::full(loss.shape(), 1.0f).to(loss.device()));
   // Move the tape out first so that a throwing closure cannot leave it half-run.
   std::vector<Node> nodes;
   nodes.swap(tape);

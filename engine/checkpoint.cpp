@@ -46,7 +46,8 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
     if (name == "__metadata__") throw std::invalid_argument("a tensor may not be named __metadata__");
     const std::size_t begin = data.size();
     const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
-    data.append(static_cast<const char*>(t.impl().storage->data), bytes);
+    const Tensor host = t.to(Device::cpu);  // device tensors are saved from a host copy
+    data.append(static_cast<const char*>(host.impl().storage->data), bytes);
     header[name] = {{"dtype", t.dtype() == DType::f32 ? "F32" : "I32"},
                     {"shape", t.shape()},
                     {"data_offsets", {begin, begin + bytes}}};

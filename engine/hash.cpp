@@ -19,7 +19,8 @@ void Fnv1a64::update_tensor(const std::string& name, const Tensor& t) {
     for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(d) >> (8 * i));
     update(b, 8);
   }
-  update(t.impl().storage->data, static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()));
+  const Tensor host = t.to(Device::cpu);  // a device tensor hashes its bytes copied back
+  update(host.impl().storage->data, static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()));
 }
 
 std::string hex64(std::uint64_t v) {

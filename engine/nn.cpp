@@ -49,10 +49,25 @@ std::int64_t Module::parameter_count() const {
 }
 
 void Module::initialize(std::uint64_t seed) {
+  // The initialisers draw on the host (the same bits on every device), then the tensors go back.
+  const Device d = device();
+  to(Device::cpu);
   auto ps = parameters();
   for (std::size_t i = 0; i < ps.size(); ++i)
     detdl::initialize(ps[i].tensor, ps[i].init, seed, static_cast<std::uint32_t>(i));
   for_each([](Module& m) { m.reset_buffers(); });
+  to(d);
+}
+
+void Module::to(Device d) {
+  for (auto& p : parameters()) p.tensor.move_to(d);
+  for (auto& b : buffers()) b.tensor.move_to(d);
+}
+
+Device Module::device() const {
+  for (const auto& p : parameters()) return p.tensor.device();
+  for (const auto& b : buffers()) return b.tensor.device();
+  return Device::cpu;
 }
 
 Linear::Linear(std::int64_t in, std::int64_t out, bool bias, InitSpec wi, InitSpec bi) {

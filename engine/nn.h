@@ -39,6 +39,12 @@ class Module {
   // uses Philox sub-stream i of the init seed. Buffers are reset to their defaults.
   void initialize(std::uint64_t seed);
 
+  // Moves every parameter and buffer to `d` in place (the module's handles stay valid;
+  // gradients are dropped). Initialise first: the initialisers run on the host.
+  void to(Device d);
+  // The device of the first parameter (or buffer); Device::cpu for a module with neither.
+  Device device() const;
+
  protected:
   // Both return a handle to the new tensor (handles alias: the module keeps the same one).
   Tensor add_parameter(std::string name, Shape shape, InitSpec init);

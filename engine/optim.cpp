@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "engine/context.h"
+#include "engine/cuda_backend.h"
 #include "kernels/cpu/optim.h"
 
 namespace detdl {
@@ -61,6 +62,11 @@ void Optimizer::step(float lr) {
     if (!g.defined()) continue;
     const std::int64_t n = p.numel();
     auto& s = slots_[i];
+    const Device dev = same_device({p, g, s[0].second}, "optimizer step");
+    if (dev == Device::cuda) {
+      step_on_gpu(n, p, g, s, lr, bc1, bc2);
+      continue;
+    }
     switch (cfg_.kind) {
       case OptimizerConfig::Kind::sgd:
         cpu::sgd_update(n, p.f32(), g.f32(), s[0].second.f32(),
@@ -76,6 +82,29 @@ void Optimizer::step(float lr) {
         break;
     }
   }
+}
+
+void Optimizer::step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
+                            std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2) {
+  switch (cfg_.kind) {
+    case OptimizerConfig::Kind::sgd:
+      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
+                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
+      break;
+    case OptimizerConfig::Kind::adam:
+      gpu::adam_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(), s[1].second.data_f32(),
+                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay, cfg_.decoupled, cfg_.keras_form});
+      break;
+    case OptimizerConfig::Kind::rmsprop:
+      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(), s[1].second.data_f32(),
+                          {lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay});
+      break;
+  }
+}
+
+void Optimizer::to(Device d) {
+  for (auto& slots : slots_)
+    for (auto& [name, t] : slots) t.move_to(d);
 }
 
 void Optimizer::zero_grad() {
@@ -99,7 +128,10 @@ void Optimizer::load_state(const TensorFile& file, const std::string& prefix, st
       if (src->shape() != t.shape())
         throw std::runtime_error("optimizer state: " + name + " has shape " + shape_str(src->shape()) +
                                  ", expected " + shape_str(t.shape()));
-      std::memcpy(t.f32(), src->f32(), static_cast<std::size_t>(t.numel()) * 4);
+      const Device d = t.device();  // the state may live on the device: load on the host, move back
+      t.move_to(Device::cpu);
+      std::memcpy(t.f32(), src->to(Device::cpu).f32(), static_cast<std::size_t>(t.numel()) * 4);
+      t.move_to(d);
     }
   steps_ = steps;
 }

@@ -38,6 +38,9 @@ class Optimizer {
   // without a gradient are left unchanged.
   void step(float lr);
   void zero_grad();
+  // Moves the state (momentum buffers, moments) to `d`, where the parameters must be for
+  // step(): on CUDA each update is the cuda:: kernel with the CPU's formula (same bits).
+  void to(Device d);
   std::int64_t steps() const { return steps_; }
   const OptimizerConfig& config() const { return cfg_; }
 
@@ -47,6 +50,9 @@ class Optimizer {
   void load_state(const TensorFile& file, const std::string& prefix, std::int64_t steps);
 
  private:
+  void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g, std::vector<std::pair<std::string, Tensor>>& s,
+                   float lr, float bc1, float bc2);
+
   std::vector<NamedTensor> params_;
   OptimizerConfig cfg_;
   std::vector<std::vector<std::pair<std::string, Tensor>>> slots_;  // per parameter

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/cuda_backend.h"
+
 namespace detdl {
 
 std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
@@ -76,6 +78,32 @@ Allocator& cpu_allocator() {
   return a;
 }
 
+Allocator& allocator_for(Device d) { return d == Device::cpu ? cpu_allocator() : gpu::allocator(); }
+
+Device parse_device(std::string_view s, const char* what) {
+  if (s == "cpu") return Device::cpu;
+  if (s == "cuda") return Device::cuda;
+  throw std::invalid_argument(std::string(what) + ": unknown device '" + std::string(s) + "' (expected cpu or cuda)");
+}
+
+namespace {
+// Copies `bytes` from src (on device `from`) to dst (on device `to`).
+void copy_between(void* dst, Device to, const void* src, Device from, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (from == Device::cpu && to == Device::cpu) std::memcpy(dst, src, bytes);
+  else if (from == Device::cpu) gpu::copy_to_device(dst, src, bytes);
+  else if (to == Device::cpu) gpu::copy_to_host(dst, src, bytes);
+  else gpu::copy_on_device(dst, src, bytes);
+}
+
+void check_host(const Tensor& t, const char* what) {
+  if (t.device() != Device::cpu)
+    throw std::invalid_argument(std::string(what) + " of a tensor on " + std::string(device_name(t.device())) +
+                                ": copy it to the host with to(Device::cpu), or use data_f32() / data_i32() for "
+                                "the device pointer");
+}
+}  // namespace
+
 Storage::Storage(std::size_t nbytes, Allocator& alloc)
     : data(alloc.allocate(nbytes)), bytes(nbytes), allocator(&alloc) {}
 Storage::~Storage() { allocator->deallocate(data, bytes); }
@@ -104,7 +132,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Allocator& a) {
   return Tensor(std::move(impl));
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {  // on the host
   Tensor t = empty(shape, dtype);
   std::memset(t.impl().storage->data, 0, t.impl().storage->bytes);
   return t;
@@ -152,24 +180,54 @@ std::int64_t Tensor::dim(int i) const {
 
 float* Tensor::f32() {
   check_dtype(*this, DType::f32, "f32()");
+  check_host(*this, "f32()");
   return static_cast<float*>(impl().storage->data);
 }
 const float* Tensor::f32() const {
   check_dtype(*this, DType::f32, "f32()");
+  check_host(*this, "f32()");
   return static_cast<const float*>(impl().storage->data);
 }
 std::int32_t* Tensor::i32() {
   check_dtype(*this, DType::i32, "i32()");
+  check_host(*this, "i32()");
   return static_cast<std::int32_t*>(impl().storage->data);
 }
 const std::int32_t* Tensor::i32() const {
   check_dtype(*this, DType::i32, "i32()");
+  check_host(*this, "i32()");
   return static_cast<const std::int32_t*>(impl().storage->data);
+}
+float* Tensor::data_f32() const {
+  check_dtype(*this, DType::f32, "data_f32()");
+  return static_cast<float*>(impl().storage->data);
+}
+std::int32_t* Tensor::data_i32() const {
+  check_dtype(*this, DType::i32, "data_i32()");
+  return static_cast<std::int32_t*>(impl().storage->data);
 }
 
 float Tensor::item() const {
   if (numel() != 1) throw std::invalid_argument("item() of a tensor of shape " + shape_str(shape()));
-  return f32()[0];
+  check_dtype(*this, DType::f32, "item()");
+  float v = 0.0f;
+  copy_between(&v, Device::cpu, impl().storage->data, device(), sizeof v);
+  return v;
+}
+
+Tensor Tensor::to(Device d) const {
+  if (device() == d) return *this;
+  Tensor t = empty(shape(), dtype(), allocator_for(d));
+  copy_between(t.impl().storage->data, d, impl().storage->data, device(), numel() * dtype_size(dtype()));
+  return t;
+}
+
+void Tensor::move_to(Device d) {
+  if (device() == d) return;
+  auto storage = std::make_shared<Storage>(numel() * dtype_size(dtype()), allocator_for(d));
+  copy_between(storage->data, d, impl().storage->data, device(), numel() * dtype_size(dtype()));
+  impl().storage = std::move(storage);
+  impl().grad.reset();
 }
 
 Tensor Tensor::view(Shape shape) const {
@@ -195,14 +253,16 @@ Tensor Tensor::view(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape(), dtype());
-  std::memcpy(t.impl().storage->data, impl().storage->data, numel() * dtype_size(dtype()));
+  Tensor t = empty(shape(), dtype(), allocator_for(device()));
+  copy_between(t.impl().storage->data, device(), impl().storage->data, device(), numel() * dtype_size(dtype()));
   return t;
 }
 
 std::vector<float> Tensor::to_vector() const {
-  const float* p = f32();
-  return std::vector<float>(p, p + numel());
+  check_dtype(*this, DType::f32, "to_vector()");
+  std::vector<float> v(static_cast<std::size_t>(numel()));
+  copy_between(v.data(), Device::cpu, impl().storage->data, device(), v.size() * sizeof(float));
+  return v;
 }
 
 Tensor& Tensor::set_requires_grad(bool on) {
@@ -224,6 +284,20 @@ void check_dtype(const Tensor& t, DType dtype, const char* what) {
   if (t.dtype() != dtype)
     throw std::invalid_argument(std::string(what) + ": expected " + std::string(dtype_name(dtype)) +
                                 ", got " + std::string(dtype_name(t.dtype())));
+}
+
+Device same_device(std::initializer_list<Tensor> ts, const char* what) {
+  bool seen = false;
+  Device d = Device::cpu;
+  for (const Tensor& t : ts) {
+    if (!t.defined()) continue;
+    if (seen && t.device() != d)
+      throw std::invalid_argument(std::string(what) + ": inputs on different devices (" + std::string(device_name(d)) +
+                                  " and " + std::string(device_name(t.device())) + "); move them with to()");
+    d = t.device();
+    seen = true;
+  }
+  return d;
 }
 
 }  // namespace detdl

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/cuda_backend.h"
 #include "engine/hash.h"
 #include "kernels/common/philox.h"
 #include "kernels/common/reduction.h"
@@ -47,6 +48,9 @@ namespace {
 
 // Rows `idx` of t (N, ...) gathered into a new (B, ...) tensor.
 Tensor gather_rows(const Tensor& t, const std::int64_t* idx, std::int64_t count) {
+  if (t.device() != Device::cpu)
+    throw std::invalid_argument("data sets stay on the host: gather_rows of a tensor on " +
+                                std::string(device_name(t.device())));
   Shape s = t.shape();
   s[0] = count;
   Tensor out = Tensor::empty(s, t.dtype());
@@ -125,6 +129,7 @@ void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vecto
 
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics, std::int64_t eval_batch) {
   NoGradGuard ng;
+  const Device dev = model.device();
   const bool was_training = model.training();
   model.train(false);
   const std::int64_t n = data.size();
@@ -140,8 +145,9 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
     const std::int64_t c = std::min(eval_batch, n - s);
     Tensor xb = gather_rows(data.x, idx.data() + s, c);
     Tensor yb = gather_rows(data.y, idx.data() + s, c);
-    Tensor out = model.forward(xb);
-    weighted.push_back(compute_loss(loss, out, yb).item() * static_cast<float>(c));
+    const Tensor out_dev = model.forward(xb.to(dev));
+    weighted.push_back(compute_loss(loss, out_dev, yb.to(dev)).item() * static_cast<float>(c));
+    const Tensor out = out_dev.to(Device::cpu);  // the metrics below run on the host
     correct += count_correct(loss, out, yb);
     k = out.numel() / c;
     if (metrics) {
@@ -242,6 +248,9 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     save_safetensors(path, f);
   };
 
+  // Initialisation and restoring run on the host (a caller may have moved the model).
+  model_.to(Device::cpu);
+  opt_.to(Device::cpu);
   if (resume && !cfg_.checkpoint_path.empty() && std::filesystem::exists(cfg_.checkpoint_path)) {
     const TensorFile f = load_safetensors(cfg_.checkpoint_path);
     auto restore = [&](const NamedTensor& p) {
@@ -291,6 +300,28 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     model_.initialize(cfg_.init_seed);
   }
 
+  // The run's device: model and optimizer state move there now and back to the host when
+  // fit returns or throws (so callers, checkpoints and hashes see host tensors after it).
+  const Device dev = cfg_.device;
+  if (dev != Device::cpu) gpu::require("training on device cuda");
+  struct DeviceScope {
+    Module& model;
+    Optimizer& opt;
+    Device dev;
+    DeviceScope(Module& m, Optimizer& o, Device d) : model(m), opt(o), dev(d) {
+      model.to(dev);
+      opt.to(dev);
+    }
+    ~DeviceScope() {
+      if (dev == Device::cpu) return;
+      try {
+        model.to(Device::cpu);
+        opt.to(Device::cpu);
+      } catch (...) {  // a failing device cannot give the state back; the run has failed anyway
+      }
+    }
+  } device_scope(model_, opt_, dev);
+
   TrainResult result;
   result.first_step = step;
   std::vector<std::int64_t> perm;
@@ -310,12 +341,12 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     const std::int64_t start = b * cfg_.batch_size, count = std::min(cfg_.batch_size, n - start);
     Tensor xb = gather_rows(train.x, perm.data() + start, count);
     Tensor yb = gather_rows(train.y, perm.data() + start, count);
-    if (cfg_.augment) cfg_.augment(xb, perm.data() + start, epoch);
+    if (cfg_.augment) cfg_.augment(xb, perm.data() + start, epoch);  // on the host, before the copy
     context().step = static_cast<std::uint32_t>(step);
     context().dropout_layer = 0;
     model_.train(true);
-    Tensor out = model_.forward(xb);
-    Tensor loss = compute_loss(cfg_.loss, out, yb);
+    const Tensor out_dev = model_.forward(xb.to(dev));
+    Tensor loss = compute_loss(cfg_.loss, out_dev, yb.to(dev));
     const float data_loss = loss.item();
     for (const auto& p : model_.parameters()) {
       // Default: penalties on weights, not biases or norm scales.
@@ -326,6 +357,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     backward(loss);
     opt_.step(cfg_.schedule.lr(epoch));
     opt_.zero_grad();
+    const Tensor out = out_dev.to(Device::cpu);  // accuracy and metrics on the host
     prog.batch_losses.push_back(data_loss);
     prog.correct += count_correct(cfg_.loss, out, yb);
     if (cfg_.metrics) {

@@ -53,6 +53,11 @@ struct TrainConfig {
   bool step_hashes = false;    // record the weight hash after every step (divergence studies)
   bool shuffle = true;
   RunContext context;          // determinism level per op family
+  // Where the steps run. Device::cuda: the model is initialised (or restored) on the host,
+  // moved to the GPU for the run and moved back when fit returns; the data set stays on
+  // the host, each batch is gathered (and augmented) there and copied over; the metrics
+  // are computed on the host from the outputs copied back.
+  Device device = Device::cpu;
   int threads = 1;
   std::string checkpoint_path;           // empty: none
   std::int64_t checkpoint_every = 0;     // steps between checkpoints (0: at epoch ends only)
@@ -114,6 +119,7 @@ std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind lo
                                  std::int64_t eval_batch = 1000);
 
 // Loss, accuracy and (with metrics) the BUTTER series, per-class accuracy and predictions.
+// Runs on the model's device (Module::device()); `data` is on the host.
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
                          std::int64_t eval_batch = 1000);
 

@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/cuda_backend.h"
 #include "nets/data/prepare.h"
 #include "nets/zoo.h"
 
@@ -94,7 +95,7 @@ json to_json(const Experiment& e) {
   for (OpFamily f : e.fast_ops) fast.push_back(std::string(op_family_name(f)));
   const auto& o = e.optimizer;
   const auto& s = e.schedule;
-  return json{
+  json j{
       {"net", e.net},
       {"data", e.data},
       {"data_dir", e.data_dir},
@@ -123,6 +124,8 @@ json to_json(const Experiment& e) {
       {"threads", e.threads},
       {"metrics", e.metrics},
   };
+  if (e.device != Device::cpu) j["device"] = std::string(device_name(e.device));
+  return j;
 }
 
 Experiment experiment_from_json(const json& j, const std::string& where) {
@@ -213,6 +216,11 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("threads", e.threads);
   if (e.threads < 1) r.bad("threads", "must be at least 1");
   r.get("metrics", e.metrics);
+  std::string device = std::string(device_name(e.device));
+  r.get("device", device);
+  if (device == "cpu") e.device = Device::cpu;
+  else if (device == "cuda") e.device = Device::cuda;
+  else r.bad("device", "expected cpu or cuda, got '" + device + "'");
   r.finish();
   return e;
 }
@@ -360,6 +368,8 @@ std::string utc_now() {
 }  // namespace
 
 RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
+  // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
+  if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
   data::DataOptions dopt;
   dopt.root = e.data_dir;
   dopt.study_split = e.study_split;
@@ -387,6 +397,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.metrics = e.metrics;
   cfg.context = e.context();
   cfg.threads = e.threads;
+  cfg.device = e.device;
   cfg.checkpoint_path = opt.checkpoint_path;
   cfg.checkpoint_every = opt.checkpoint_every;
   cfg.stop_after_steps = opt.stop_after_steps;
@@ -448,7 +459,8 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
         {"test_rows", bundle->test.size()},
         {"validation_rows", bundle->has_validation ? bundle->validation.size() : 0}}},
       {"loss", std::string(loss_name(cfg.loss))},
-      {"host", {{"name", host_name()}, {"cpu", cpu_model()}, {"threads", e.threads}}},
+      {"host", {{"name", host_name()}, {"cpu", cpu_model()}, {"threads", e.threads},
+                {"device", std::string(device_name(e.device))}}},
       {"build", {{"compiler", __VERSION__}, {"flags", "-ffp-contract=off -fno-fast-math -mavx2 -mfma"}}},
       {"started_at", started},
       {"timings", {{"total_seconds", total}, {"epoch_seconds", epoch_seconds}}},

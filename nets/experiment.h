@@ -42,6 +42,9 @@ struct Experiment {
   std::vector<OpFamily> fast_ops;   // families run at `fast` whatever the level
   int threads = 1;
   bool metrics = true;              // the 20 BUTTER series and per-class accuracy
+  // Where the steps run: cpu | cuda (TrainConfig::device). In the JSON form only when it is
+  // not cpu, so CPU records keep the form (and identity) they had before devices existed.
+  Device device = Device::cpu;
 
   RunContext context() const;
 };

@@ -46,9 +46,10 @@ std::vector<GoldenCase> golden_cases() {
   return cases;
 }
 
-std::string golden_hash(const GoldenCase& c, int threads) {
+std::string golden_hash(const GoldenCase& c, int threads, Device device) {
   Experiment e = c.experiment;
   e.threads = threads;
+  e.device = device;
   return run_experiment(e).result.weight_hash;
 }
 

@@ -19,7 +19,8 @@ struct GoldenCase {
 // Every one needs nothing outside the project (generated data only).
 std::vector<GoldenCase> golden_cases();
 
-// Runs one case on `threads` threads and returns its final weight hash.
-std::string golden_hash(const GoldenCase& c, int threads = 1);
+// Runs one case on `threads` threads (on `device`: the hashes must not depend on it) and
+// returns its final weight hash.
+std::string golden_hash(const GoldenCase& c, int threads = 1, Device device = Device::cpu);
 
 }  // namespace detdl::nets

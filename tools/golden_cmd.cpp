@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cuda_backend.h"
 #include "nets/golden.h"
 #include "tools/commands.h"
 
@@ -13,7 +14,7 @@ namespace detdl::tools {
 
 void add_golden_command(CLI::App& app) {
   struct Args {
-    std::string check, write;
+    std::string check, write, device = "cpu";
     int threads = 1;
   };
   auto a = std::make_shared<Args>();
@@ -21,7 +22,10 @@ void add_golden_command(CLI::App& app) {
   c->add_option("--check", a->check, "compare with this file (tests/golden/hashes.json); exit 1 on any mismatch");
   c->add_option("--write", a->write, "write the hashes to this file");
   c->add_option("--threads", a->threads, "CPU threads")->check(CLI::Range(1, 1024));
+  c->add_option("--device", a->device, "where the runs train: cpu (default) or cuda (must give the same hashes)");
   c->callback([a] {
+    const Device device = parse_device(a->device, "--device");
+    if (device == Device::cuda) gpu::require("--device cuda");
     nlohmann::json want;
     if (!a->check.empty()) {
       std::ifstream in(a->check);
@@ -35,7 +39,7 @@ void add_golden_command(CLI::App& app) {
     nlohmann::json got = nlohmann::json::object();
     int bad = 0;
     for (const auto& gc : nets::golden_cases()) {
-      const std::string h = nets::golden_hash(gc, a->threads);
+      const std::string h = nets::golden_hash(gc, a->threads, device);
       got[gc.name] = h;
       std::string verdict;
       if (!a->check.empty()) {

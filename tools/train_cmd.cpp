@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "engine/checkpoint.h"
+#include "engine/cuda_backend.h"
 #include "engine/hash.h"
 #include "nets/experiment.h"
 #include "nets/zoo.h"
@@ -20,7 +21,7 @@ namespace {
 struct TrainFlags {
   std::string preset, config, record;
   nets::Experiment e;  // flag values land here; only those given are applied
-  std::string optimizer, level, schedule, loss;
+  std::string optimizer, level, schedule, loss, device;
   std::vector<std::string> fast_ops;
   std::uint64_t seed = 1;
   std::string checkpoint;
@@ -144,6 +145,7 @@ nets::Experiment build_experiment(const TrainFlags& f) {
     e.fast_ops.push_back(*fam);
   }
   if (given(f, "--threads")) e.threads = v.threads;
+  if (given(f, "--device")) e.device = parse_device(f.device, "--device");
   if (f.no_metrics) e.metrics = false;
   // Round-trip through the JSON reader: the same checks as a config file.
   return nets::experiment_from_json(nets::to_json(e), "flags");
@@ -155,6 +157,8 @@ int run_train(const TrainFlags& f) {
     std::cout << nets::to_json(e).dump(2) << "\n";
     return 0;
   }
+  // Before any data is loaded: no CUDA build or no device is an error naming the option.
+  if (e.device == Device::cuda) gpu::require("--device cuda");
   nets::RunOptions ro;
   ro.checkpoint_path = f.checkpoint;
   ro.checkpoint_every = f.checkpoint_every;
@@ -177,9 +181,10 @@ int run_train(const TrainFlags& f) {
     std::printf("detdl train: net=%s (%s) params=%lld\n", e.net.c_str(), net.description.c_str(),
                 static_cast<long long>(net.model->parameter_count()));
     const std::string val = bundle.has_validation ? " validation=" + std::to_string(bundle.validation.size()) : "";
-    std::printf("  data=%s (%s) train=%lld test=%lld%s\n  level=%s threads=%d  %s  lr %s  batch=%lld epochs=%lld\n",
+    std::printf("  data=%s (%s) train=%lld test=%lld%s\n  level=%s device=%s threads=%d  %s  lr %s  batch=%lld epochs=%lld\n",
                 e.data.c_str(), bundle.source.c_str(), static_cast<long long>(bundle.train.size()),
                 static_cast<long long>(bundle.test.size()), val.c_str(), std::string(level_name(e.level)).c_str(),
+                std::string(device_name(e.device)).c_str(),
                 e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
                 static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
     std::fflush(stdout);
@@ -235,6 +240,7 @@ void add_train_command(CLI::App& app) {
   o["--level"] = c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
   c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(CLI::Range(1, 1024));
+  o["--device"] = c->add_option("--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
   o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
   o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
   o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");

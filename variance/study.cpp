@@ -130,10 +130,11 @@ Study study_from_json(const json& j, const std::string& where) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
-    static const std::set<std::string> fields{"name", "vary", "level", "fast_ops", "threads", "experiment"};
+    static const std::set<std::string> fields{"name", "vary", "level", "fast_ops", "threads", "device", "experiment"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
-        throw std::invalid_argument(at + "." + it.key() + ": unknown field (name, vary, level, fast_ops, threads, experiment)");
+        throw std::invalid_argument(at + "." + it.key() +
+                                    ": unknown field (name, vary, level, fast_ops, threads, device, experiment)");
     Setting st;
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
@@ -156,7 +157,7 @@ Study study_from_json(const json& j, const std::string& where) {
     }
     json patch = t.value("experiment", json::object());
     if (!patch.is_object()) throw std::invalid_argument(at + ".experiment: expected a table");
-    for (const char* k : {"level", "fast_ops", "threads"})
+    for (const char* k : {"level", "fast_ops", "threads", "device"})
       if (t.contains(k)) patch[k] = t[k];
     st.experiment = experiment_over(base, patch, at);
     s.settings.push_back(std::move(st));

@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/context.h"
+#include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
@@ -14,10 +15,17 @@ namespace {
 void check_same(const Tensor& a, const Tensor& b, const char* op) {
   check_dtype(a, DType::f32, op);
   check_shape(b, a.shape(), op);
+  same_device({a, b}, op);
 }
 
+// y = f(a, b) element-wise; on CUDA the same IEEE operation `op` per element.
 template <class F>
-Tensor map2(const Tensor& a, const Tensor& b, F f) {
+Tensor map2(const Tensor& a, const Tensor& b, gpu::Binary op, F f) {
+  if (a.device() == Device::cuda) {
+    Tensor y = Tensor::empty_on(Device::cuda, a.shape());
+    gpu::binary_map(op, a.numel(), a.data_f32(), b.data_f32(), y.data_f32());
+    return y;
+  }
   Tensor y = Tensor::empty(a.shape());
   const float* pa = a.f32();
   const float* pb = b.f32();
@@ -28,11 +36,18 @@ Tensor map2(const Tensor& a, const Tensor& b, F f) {
   return y;
 }
 
+// The canonical sum of all elements at the loss_reduce level, on a's device.
+float sum_of(const Tensor& a) {
+  const Level lv = context().level(OpFamily::loss_reduce);
+  if (a.device() == Device::cuda) return gpu::sum_all(lv, a.numel(), a.data_f32());
+  return cpu::sum_all(lv, a.numel(), a.f32());
+}
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
   check_same(a, b, "add");
-  Tensor y = map2(a, b, [](float u, float v) { return u + v; });
+  Tensor y = map2(a, b, gpu::Binary::add, [](float u, float v) { return u + v; });
   record("add", {a, b}, y, [](const Tensor& g) {
     // Two gradients that must not share storage: each may be accumulated into later.
     return std::vector<Tensor>{g, g.clone()};
@@ -42,7 +57,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   check_same(a, b, "sub");
-  Tensor y = map2(a, b, [](float u, float v) { return u - v; });
+  Tensor y = map2(a, b, gpu::Binary::sub, [](float u, float v) { return u - v; });
   record("sub", {a, b}, y, [](const Tensor& g) {
     return std::vector<Tensor>{g, scale(g, -1.0f)};
   });
@@ -51,7 +66,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_same(a, b, "mul");
-  Tensor y = map2(a, b, [](float u, float v) { return u * v; });
+  Tensor y = map2(a, b, gpu::Binary::mul, [](float u, float v) { return u * v; });
   record("mul", {a, b}, y, [a, b](const Tensor& g) {
     NoGradGuard ng;
     return std::vector<Tensor>{mul(g, b), mul(g, a)};
@@ -61,12 +76,16 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor scale(const Tensor& a, float s) {
   check_dtype(a, DType::f32, "scale");
-  Tensor y = Tensor::empty(a.shape());
-  const float* pa = a.f32();
-  float* py = y.f32();
-  cpu::parallel_ranges(a.numel(), [&](std::int64_t b, std::int64_t e, int) {
-    for (std::int64_t i = b; i < e; ++i) py[i] = pa[i] * s;
-  });
+  Tensor y = Tensor::empty_on(a.device(), a.shape());
+  if (a.device() == Device::cuda) {
+    gpu::scale(a.numel(), a.data_f32(), s, y.data_f32());
+  } else {
+    const float* pa = a.f32();
+    float* py = y.f32();
+    cpu::parallel_ranges(a.numel(), [&](std::int64_t b, std::int64_t e, int) {
+      for (std::int64_t i = b; i < e; ++i) py[i] = pa[i] * s;
+    });
+  }
   record("scale", {a}, y, [s](const Tensor& g) {
     NoGradGuard ng;
     return std::vector<Tensor>{scale(g, s)};
@@ -76,9 +95,10 @@ Tensor scale(const Tensor& a, float s) {
 
 Tensor sum(const Tensor& a) {
   check_dtype(a, DType::f32, "sum");
-  Tensor y = Tensor::scalar(cpu::sum_all(context().level(OpFamily::loss_reduce), a.numel(), a.f32()));
-  record("sum", {a}, y, [shape = a.shape()](const Tensor& g) {
-    return std::vector<Tensor>{Tensor::full(shape, g.item())};
+  // The result is a host scalar whatever a's device (as the losses'); gradients go back to a's.
+  Tensor y = Tensor::scalar(sum_of(a));
+  record("sum", {a}, y, [shape = a.shape(), d = a.device()](const Tensor& g) {
+    return std::vector<Tensor>{Tensor::full(shape, g.item()).to(d)};
   });
   return y;
 }
@@ -87,9 +107,9 @@ Tensor mean(const Tensor& a) {
   check_dtype(a, DType::f32, "mean");
   if (a.numel() == 0) throw std::invalid_argument("mean of an empty tensor");
   const float n = static_cast<float>(a.numel());
-  Tensor y = Tensor::scalar(cpu::sum_all(context().level(OpFamily::loss_reduce), a.numel(), a.f32()) / n);
-  record("mean", {a}, y, [shape = a.shape(), n](const Tensor& g) {
-    return std::vector<Tensor>{Tensor::full(shape, g.item() / n)};
+  Tensor y = Tensor::scalar(sum_of(a) / n);
+  record("mean", {a}, y, [shape = a.shape(), n, d = a.device()](const Tensor& g) {
+    return std::vector<Tensor>{Tensor::full(shape, g.item() / n).to(d)};
   });
   return y;
 }

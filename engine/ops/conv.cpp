@@ -1,10 +1,12 @@
-// Convolution op: forward and gradients from kernels/cpu/conv.h (whose header names the
-// reduction orders). The weight gradient runs at OpFamily::conv_wgrad's level, the bias
-// gradient at bias_grad's, the forward and data gradient at matmul's.
+// Convolution op: forward and gradients from kernels/cpu/conv.h or, for CUDA tensors,
+// kernels/cuda/conv.h (the same reduction orders, named in kernels/cpu/conv.h). The weight
+// gradient runs at OpFamily::conv_wgrad's level, the bias gradient at bias_grad's, the
+// forward and data gradient at matmul's.
 #include <stdexcept>
 
 #include "engine/autograd.h"
 #include "engine/context.h"
+#include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/conv.h"
 
@@ -13,6 +15,7 @@ namespace detdl::ops {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
   check_ndim(x, 4, "conv2d input (N, C, H, W)");
   check_ndim(w, 4, "conv2d weight (O, C, KH, KW)");
+  const Device dev = same_device({x, w, b}, "conv2d");
   if (w.dim(1) != x.dim(1))
     throw std::invalid_argument("conv2d: input has " + std::to_string(x.dim(1)) + " channels, weight " +
                                 shape_str(w.shape()) + " expects " + std::to_string(w.dim(1)));
@@ -20,21 +23,32 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       o.same ? cpu::conv2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride)
              : cpu::conv2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride, o.pad);
   if (b.defined()) check_shape(b, {s.O}, "conv2d bias");
-  Tensor y = Tensor::empty({s.N, s.O, s.OH, s.OW});
-  cpu::conv2d_forward(context().level(OpFamily::matmul), s, x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, y.f32());
-  record("conv2d", {x, w, b}, y, [x, w, b, s](const Tensor& g) {
+  Tensor y = Tensor::empty_on(dev, {s.N, s.O, s.OH, s.OW});
+  const float* bias = b.defined() ? b.data_f32() : nullptr;
+  if (dev == Device::cuda)
+    gpu::conv2d_forward(context().level(OpFamily::matmul), s, x.data_f32(), w.data_f32(), bias, y.data_f32());
+  else
+    cpu::conv2d_forward(context().level(OpFamily::matmul), s, x.f32(), w.f32(), bias, y.f32());
+  record("conv2d", {x, w, b}, y, [x, w, b, s, dev](const Tensor& g) {
+    const bool on_gpu = dev == Device::cuda;
     Tensor gx, gw, gb;
     if (x.requires_grad()) {
-      gx = Tensor::empty(x.shape());
-      cpu::conv2d_backward_data(context().level(OpFamily::matmul), s, g.f32(), w.f32(), gx.f32());
+      gx = Tensor::empty_on(dev, x.shape());
+      const Level lv = context().level(OpFamily::matmul);
+      if (on_gpu) gpu::conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
+      else cpu::conv2d_backward_data(lv, s, g.f32(), w.f32(), gx.f32());
     }
     if (w.requires_grad()) {
-      gw = Tensor::empty(w.shape());
-      cpu::conv2d_backward_weight(context().level(OpFamily::conv_wgrad), s, x.f32(), g.f32(), gw.f32());
+      gw = Tensor::empty_on(dev, w.shape());
+      const Level lv = context().level(OpFamily::conv_wgrad);
+      if (on_gpu) gpu::conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
+      else cpu::conv2d_backward_weight(lv, s, x.f32(), g.f32(), gw.f32());
     }
     if (b.defined() && b.requires_grad()) {
-      gb = Tensor::empty(b.shape());
-      cpu::conv2d_backward_bias(context().level(OpFamily::bias_grad), s, g.f32(), gb.f32());
+      gb = Tensor::empty_on(dev, b.shape());
+      const Level lv = context().level(OpFamily::bias_grad);
+      if (on_gpu) gpu::conv2d_backward_bias(lv, s, g.data_f32(), gb.data_f32());
+      else cpu::conv2d_backward_bias(lv, s, g.f32(), gb.f32());
     }
     return std::vector<Tensor>{gx, gw, gb};
   });

@@ -1,9 +1,12 @@
-// Losses, softmax and penalties over kernels/cpu/loss.h (whose header names the orders).
-// Each loss returns a () tensor: the mean over the batch (or elements).
+// Losses, softmax and penalties over kernels/cpu/loss.h (whose header names the orders) or,
+// for CUDA tensors, kernels/cuda/loss.h (the same orders). Each loss returns a () tensor on
+// the host, whatever the input's device (the kernels hand the value back to the host): the
+// mean over the batch (or elements). Gradients go back on the input's device.
 #include <stdexcept>
 
 #include "engine/autograd.h"
 #include "engine/context.h"
+#include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/parallel.h"
@@ -15,6 +18,11 @@ namespace {
 Tensor scaled(const Tensor& dlocal, const Tensor& g) {
   const float s = g.item();
   if (s == 1.0f) return dlocal;
+  if (dlocal.device() == Device::cuda) {
+    Tensor out = Tensor::empty_on(Device::cuda, dlocal.shape());
+    gpu::scale(dlocal.numel(), dlocal.data_f32(), s, out.data_f32());
+    return out;
+  }
   Tensor out = Tensor::empty(dlocal.shape());
   for (std::int64_t i = 0; i < out.numel(); ++i) out.f32()[i] = dlocal.f32()[i] * s;
   return out;
@@ -26,8 +34,10 @@ Level loss_level() { return context().level(OpFamily::loss_reduce); }
 
 Tensor softmax(const Tensor& logits) {
   check_ndim(logits, 2, "softmax input (N, K)");
-  Tensor p = Tensor::empty(logits.shape());
-  cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
+  check_dtype(logits, DType::f32, "softmax input");
+  Tensor p = Tensor::empty_on(logits.device(), logits.shape());
+  if (logits.device() == Device::cuda) gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32());
+  else cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
   return p;
 }
 
@@ -35,11 +45,15 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   check_ndim(logits, 2, "softmax_cross_entropy logits (N, K)");
   check_dtype(labels, DType::i32, "softmax_cross_entropy labels");
   check_shape(labels, {logits.dim(0)}, "softmax_cross_entropy labels");
+  check_dtype(logits, DType::f32, "softmax_cross_entropy logits");
+  const Device dev = same_device({logits, labels}, "softmax_cross_entropy");
   const std::int64_t N = logits.dim(0), K = logits.dim(1);
   const bool grad = needs_grad({logits});
-  Tensor d = grad ? Tensor::empty(logits.shape()) : Tensor();
-  const float loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr,
-                                                grad ? d.f32() : nullptr);
+  Tensor d = grad ? Tensor::empty_on(dev, logits.shape()) : Tensor();
+  float* dp = grad ? d.data_f32() : nullptr;
+  const float loss = dev == Device::cuda
+                         ? gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(), nullptr, dp)
+                         : cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record("softmax_cross_entropy", {logits}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
@@ -48,10 +62,16 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool from_logits) {
   check_shape(targets, input.shape(), "binary_cross_entropy targets");
   check_dtype(targets, DType::f32, "binary_cross_entropy targets");
+  check_dtype(input, DType::f32, "binary_cross_entropy input");
+  const Device dev = same_device({input, targets}, "binary_cross_entropy");
   const bool grad = needs_grad({input});
-  Tensor d = grad ? Tensor::empty(input.shape()) : Tensor();
-  const float loss = cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(), targets.f32(), from_logits,
-                                               nullptr, grad ? d.f32() : nullptr);
+  Tensor d = grad ? Tensor::empty_on(dev, input.shape()) : Tensor();
+  float* dp = grad ? d.data_f32() : nullptr;
+  const float loss =
+      dev == Device::cuda
+          ? gpu::binary_cross_entropy(loss_level(), input.numel(), input.data_f32(), targets.data_f32(), from_logits,
+                                      nullptr, dp)
+          : cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(), targets.f32(), from_logits, nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record("binary_cross_entropy", {input}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
@@ -60,20 +80,28 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
 Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
   check_shape(target, pred.shape(), "mean_squared_error target");
   check_dtype(target, DType::f32, "mean_squared_error target");
+  check_dtype(pred, DType::f32, "mean_squared_error prediction");
+  const Device dev = same_device({pred, target}, "mean_squared_error");
   const bool grad = needs_grad({pred});
-  Tensor d = grad ? Tensor::empty(pred.shape()) : Tensor();
+  Tensor d = grad ? Tensor::empty_on(dev, pred.shape()) : Tensor();
+  float* dp = grad ? d.data_f32() : nullptr;
   const float loss =
-      cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(), target.f32(), nullptr, grad ? d.f32() : nullptr);
+      dev == Device::cuda
+          ? gpu::mean_squared_error(loss_level(), pred.numel(), pred.data_f32(), target.data_f32(), nullptr, dp)
+          : cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(), target.f32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record("mean_squared_error", {pred}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
 Tensor l1_penalty(const Tensor& w, float lambda) {
-  Tensor y = Tensor::scalar(lambda * cpu::l1_penalty(loss_level(), w.numel(), w.f32()));
-  record("l1_penalty", {w}, y, [w, lambda](const Tensor& g) {
-    Tensor d = Tensor::zeros(w.shape());
-    cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+  const bool on_gpu = w.device() == Device::cuda;
+  Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
+                                             : cpu::l1_penalty(loss_level(), w.numel(), w.f32())));
+  record("l1_penalty", {w}, y, [w, lambda, on_gpu](const Tensor& g) {
+    Tensor d = Tensor::zeros(w.shape()).to(w.device());
+    if (on_gpu) gpu::l1_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
+    else cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
     return std::vector<Tensor>{scaled(d, g)};
   });
   return y;
@@ -81,10 +109,13 @@ Tensor l1_penalty(const Tensor& w, float lambda) {
 
 // lambda * sum(w^2); gradient 2 * lambda * w (cpu::l2_penalty_grad_add).
 Tensor l2_penalty(const Tensor& w, float lambda) {
-  Tensor y = Tensor::scalar(lambda * cpu::l2_penalty(loss_level(), w.numel(), w.f32()));
-  record("l2_penalty", {w}, y, [w, lambda](const Tensor& g) {
-    Tensor d = Tensor::zeros(w.shape());
-    cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+  const bool on_gpu = w.device() == Device::cuda;
+  Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
+                                             : cpu::l2_penalty(loss_level(), w.numel(), w.f32())));
+  record("l2_penalty", {w}, y, [w, lambda, on_gpu](const Tensor& g) {
+    Tensor d = Tensor::zeros(w.shape()).to(w.device());
+    if (on_gpu) gpu::l2_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
+    else cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
     return std::vector<Tensor>{scaled(d, g)};
   });
   return y;

@@ -1,8 +1,10 @@
-// Batch normalisation op over kernels/cpu/batchnorm.h (whose header names the order).
+// Batch normalisation op over kernels/cpu/batchnorm.h (whose header names the order) or,
+// for CUDA tensors, kernels/cuda/batchnorm.h (the same order).
 #include <stdexcept>
 
 #include "engine/autograd.h"
 #include "engine/context.h"
+#include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/batchnorm.h"
 
@@ -17,10 +19,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   check_shape(beta, {C}, "batch_norm beta");
   check_shape(running_mean, {C}, "batch_norm running_mean");
   check_shape(running_var, {C}, "batch_norm running_var");
-  Tensor y = Tensor::empty(x.shape());
+  check_dtype(x, DType::f32, "batch_norm input");
+  const Device dev = same_device({x, gamma, beta, running_mean, running_var}, "batch_norm");
+  const bool on_gpu = dev == Device::cuda;
+  Tensor y = Tensor::empty_on(dev, x.shape());
   if (!training) {
-    cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(), running_var.f32(),
-                                eps, y.f32());
+    if (on_gpu)
+      gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), running_mean.data_f32(),
+                                  running_var.data_f32(), eps, y.data_f32());
+    else
+      cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(), running_var.f32(),
+                                  eps, y.f32());
     record("batch_norm", {x, gamma, beta}, y, [](const Tensor&) -> std::vector<Tensor> {
       throw std::logic_error("batch_norm: backward through eval mode is not supported");
     });
@@ -28,15 +37,27 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   }
   if (N * HW < 2) throw std::invalid_argument("batch_norm: training needs more than one value per channel, got " + shape_str(x.shape()));
   const Level lv = context().level(OpFamily::norm_stats);
-  Tensor mean = Tensor::empty({C}), inv_std = Tensor::empty({C}), var = Tensor::empty({C});
-  cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(), mean.f32(),
-                               inv_std.f32(), var.f32());
-  cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(), running_var.f32(),
+  Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}), var = Tensor::empty_on(dev, {C});
+  if (on_gpu) {
+    gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, y.data_f32(),
+                                 mean.data_f32(), inv_std.data_f32(), var.data_f32());
+    gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(), running_mean.data_f32(),
+                                  running_var.data_f32(), unbiased);
+  } else {
+    cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(), mean.f32(),
+                                 inv_std.f32(), var.f32());
+    cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(), running_var.f32(),
                                   unbiased);
-  record("batch_norm", {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW](const Tensor& g) {
-    Tensor gx = Tensor::empty(x.shape()), gg = Tensor::empty({C}), gb = Tensor::empty({C});
-    cpu::batchnorm_backward(context().level(OpFamily::norm_stats), N, C, HW, x.f32(), g.f32(), gamma.f32(),
-                            mean.f32(), inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
+  }
+  record("batch_norm", {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev](const Tensor& g) {
+    Tensor gx = Tensor::empty_on(dev, x.shape()), gg = Tensor::empty_on(dev, {C}), gb = Tensor::empty_on(dev, {C});
+    const Level lv = context().level(OpFamily::norm_stats);
+    if (dev == Device::cuda)
+      gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
+                              inv_std.data_f32(), gx.data_f32(), gg.data_f32(), gb.data_f32());
+    else
+      cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(), inv_std.f32(), gx.f32(),
+                              gg.f32(), gb.f32());
     return std::vector<Tensor>{gx, gg, gb};
   });
   return y;

@@ -1,7 +1,9 @@
-// Pooling ops over kernels/cpu/pool.h (whose header names the summation orders).
+// Pooling ops over kernels/cpu/pool.h (whose header names the summation orders) or, for
+// CUDA tensors, kernels/cuda/pool.h (the same orders).
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/pool.h"
 
@@ -10,6 +12,7 @@ namespace {
 
 cpu::Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
   check_ndim(x, 4, what);
+  check_dtype(x, DType::f32, what);
   return o.same ? cpu::pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride)
                 : cpu::pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride, o.pad);
 }
@@ -18,12 +21,15 @@ cpu::Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char*
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   const cpu::Pool2dShape s = pool_shape(x, o, "max_pool2d input (N, C, H, W)");
-  Tensor y = Tensor::empty({s.N, s.C, s.OH, s.OW});
-  Tensor argmax = Tensor::empty({s.N, s.C, s.OH, s.OW}, DType::i32);
-  cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
-  record("max_pool2d", {x}, y, [s, argmax](const Tensor& g) {
-    Tensor gx = Tensor::empty({s.N, s.C, s.H, s.W});
-    cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
+  const Device dev = x.device();
+  Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
+  Tensor argmax = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW}, DType::i32);
+  if (dev == Device::cuda) gpu::maxpool2d_forward(s, x.data_f32(), y.data_f32(), argmax.data_i32());
+  else cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
+  record("max_pool2d", {x}, y, [s, argmax, dev](const Tensor& g) {
+    Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
+    if (dev == Device::cuda) gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
+    else cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -31,11 +37,14 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
   const cpu::Pool2dShape s = pool_shape(x, o, "avg_pool2d input (N, C, H, W)");
-  Tensor y = Tensor::empty({s.N, s.C, s.OH, s.OW});
-  cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
-  record("avg_pool2d", {x}, y, [s, inc = o.count_include_pad](const Tensor& g) {
-    Tensor gx = Tensor::empty({s.N, s.C, s.H, s.W});
-    cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
+  const Device dev = x.device();
+  Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
+  if (dev == Device::cuda) gpu::avgpool2d_forward(s, o.count_include_pad, x.data_f32(), y.data_f32());
+  else cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
+  record("avg_pool2d", {x}, y, [s, inc = o.count_include_pad, dev](const Tensor& g) {
+    Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
+    if (dev == Device::cuda) gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
+    else cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -44,11 +53,15 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
 Tensor global_avg_pool2d(const Tensor& x) {
   check_ndim(x, 4, "global_avg_pool2d input (N, C, H, W)");
   const std::int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
-  Tensor y = Tensor::empty({N, C});
-  cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
-  record("global_avg_pool2d", {x}, y, [shape = x.shape(), N, C, HW](const Tensor& g) {
-    Tensor gx = Tensor::empty(shape);
-    cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());
+  check_dtype(x, DType::f32, "global_avg_pool2d input");
+  const Device dev = x.device();
+  Tensor y = Tensor::empty_on(dev, {N, C});
+  if (dev == Device::cuda) gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
+  else cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
+  record("global_avg_pool2d", {x}, y, [shape = x.shape(), N, C, HW, dev](const Tensor& g) {
+    Tensor gx = Tensor::empty_on(dev, shape);
+    if (dev == Device::cuda) gpu::global_avgpool_backward(N, C, HW, g.data_f32(), gx.data_f32());
+    else cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # GPU checks (docs/gpu.md): builds detdl with the CUDA backend into build-gpu/, runs the
-# CUDA-vs-CPU kernel tests, the golden hashes (CPU engine path: the GPU engine path is not
-# wired yet), then compute-sanitizer memcheck and racecheck on a few small GPU tests, and
-# prints a summary table. Exits non-zero if any step fails.
+# CUDA-vs-CPU kernel tests, the engine-on-CUDA tests (ops through the tape, golden cases),
+# the golden hashes on the CPU and with the whole training on the GPU (--device cuda),
+# then compute-sanitizer memcheck and racecheck on a few small GPU tests, and prints a
+# summary table. Exits non-zero if any step fails.
 #   tests/gpu/run.sh              (from anywhere; BUILD_DIR=..., JOBS=... to override)
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD_DIR:-build-gpu}
 JOBS=${JOBS:-$(nproc)}
 TEST_BIN="$BUILD/tests/gpu/test_gpu_kernels"
+ENGINE_BIN="$BUILD/tests/gpu/test_gpu_engine"
 SANITIZER=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
 # Small tests for the sanitizers (they slow kernels 10-100x). The cuBLAS test is left out of
 # memcheck: its handle lives until exit, so --leak-check would report cuBLAS's workspace.
@@ -33,7 +35,7 @@ step() {  # step NAME COMMAND...: runs it, records PASS / FAIL
 
 step configure cmake -S . -B "$BUILD" -DDETDL_CUDA=ON -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=Release
-step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels
+step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine
 
 have_gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then have_gpu=1; fi
@@ -49,10 +51,27 @@ else
   record "gpu kernels" FAIL
 fi
 
-if [ -x "$BUILD/detdl" ]; then
-  step "golden hashes (CPU path)" "$BUILD/detdl" golden --check tests/golden/hashes.json
+if [ -x "$ENGINE_BIN" ]; then
+  if [ "$have_gpu" = 1 ]; then
+    step "engine on CUDA (ops, golden cases)" "$ENGINE_BIN"
+  else
+    "$ENGINE_BIN" --gtest_brief=1 >/dev/null 2>&1
+    if [ $? -eq 0 ]; then record "engine on CUDA (no GPU: all skipped)" SKIP; else record "engine on CUDA (no GPU)" FAIL; fi
+  fi
 else
-  record "golden hashes (CPU path)" FAIL
+  record "engine on CUDA" FAIL
+fi
+
+if [ -x "$BUILD/detdl" ]; then
+  step "golden hashes (CPU)" "$BUILD/detdl" golden --check tests/golden/hashes.json
+  if [ "$have_gpu" = 1 ]; then
+    step "golden hashes (--device cuda)" "$BUILD/detdl" golden --device cuda --check tests/golden/hashes.json
+  else
+    record "golden hashes (--device cuda)" SKIP
+  fi
+else
+  record "golden hashes (CPU)" FAIL
+  record "golden hashes (--device cuda)" FAIL
 fi
 
 if [ "$have_gpu" = 1 ] && [ -x "$SANITIZER" ] && [ -x "$TEST_BIN" ]; then

@@ -70,6 +70,31 @@ TEST(StudyFile, ParsesSettingsAndOverrides) {
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].key, b[i].key);
 }
 
+TEST(StudyFile, SettingsCanCompareDevices) {
+  // A device comparison: the same runs on the CPU and on CUDA (planning needs no GPU).
+  const Study s = load_study(write_file("devices.toml", R"(
+name = "devices"
+repetitions = 2
+[experiment]
+net = "mlp:8"
+[[setting]]
+name = "cpu"
+[[setting]]
+name = "cuda"
+device = "cuda"
+)").string());
+  ASSERT_EQ(s.settings.size(), 2u);
+  EXPECT_EQ(s.settings[0].experiment.device, Device::cpu);
+  EXPECT_EQ(s.settings[1].experiment.device, Device::cuda);
+  const auto plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 4u);
+  std::set<std::string> keys;
+  for (const auto& row : plan) keys.insert(row.key);
+  EXPECT_EQ(keys.size(), 4u);  // the device is part of a run's identity
+  EXPECT_NE(error_of("bad-device.toml", "name = \"d\"\n[[setting]]\nname = \"a\"\ndevice = \"tpu\"\n").find("device"),
+            std::string::npos);
+}
+
 TEST(StudyPlan, SeedsVaryOnlyWhereAsked) {
   const Study s = load_study(write_file("s.toml", kStudy).string());
   const auto plan = make_plan(s);
