@@ -136,12 +136,15 @@ Analysis analyze(const Store& store, const std::string& study) {
 }
 
 void print_analysis(const Analysis& a, std::ostream& out) {
-  char line[512];
+  char line[1024];
+  int w = 22;  // the setting column: as wide as the longest name (grid points make long ones)
+  for (const auto& st : a.settings) w = std::max(w, static_cast<int>(st.size()));
+  w = std::min(w, 400);
   out << "study " << a.study << ": " << a.runs.size() << " runs, " << a.settings.size() << " settings\n";
   for (Selection c : a.criteria) {
     out << "\nselection " << selection_name(c)
         << " (test accuracy in %; SD with its 90% CI; class: the class with the largest max-min gap)\n";
-    std::snprintf(line, sizeof line, "%-22s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s\n", "setting", "n", "mean", "min",
+    std::snprintf(line, sizeof line, "%-*s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s\n", w, "setting", "n", "mean", "min",
                   "max", "SD [90% CI]", "max-min", "class gap", "hashes", "churn", "time diff");
     out << line;
     for (const auto& s : a.summaries) {
@@ -153,14 +156,14 @@ void print_analysis(const Analysis& a, std::ostream& out) {
       else
         std::snprintf(cls, sizeof cls, "-");
       std::snprintf(td, sizeof td, "%.1f%%", s.convergence_time_diff_pct);
-      std::snprintf(line, sizeof line, "%-22s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s\n", s.setting.c_str(), s.n,
+      std::snprintf(line, sizeof line, "%-*s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s\n", w, s.setting.c_str(), s.n,
                     pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(), pct(s.max_acc).c_str(), sd, pct(s.max_diff).c_str(),
                     cls, s.distinct_hashes, pct(s.mean_churn).c_str(), td);
       out << line;
     }
   }
   out << "\nimplementation-only spread (last epoch) and divergence\n";
-  std::snprintf(line, sizeof line, "%-22s %14s %26s %18s %22s\n", "setting", "bit-identical",
+  std::snprintf(line, sizeof line, "%-*s %14s %26s %18s %22s\n", w, "setting", "bit-identical",
                 "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)");
   out << line;
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
@@ -173,10 +176,10 @@ void print_analysis(const Analysis& a, std::ostream& out) {
     else if (f == 0) std::snprintf(fd, sizeof fd, "never");
     else std::snprintf(fd, sizeof fd, "%lld", static_cast<long long>(f));
     char wd[48];
-    const auto& w = a.weight_distances[i];
-    if (std::isnan(w.mean_l2)) std::snprintf(wd, sizeof wd, "-");
-    else std::snprintf(wd, sizeof wd, "%.4g (%.2e)", w.mean_l2, w.relative);
-    std::snprintf(line, sizeof line, "%-22s %14s %26s %18s %22s\n", a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no",
+    const auto& dist = a.weight_distances[i];
+    if (std::isnan(dist.mean_l2)) std::snprintf(wd, sizeof wd, "-");
+    else std::snprintf(wd, sizeof wd, "%.4g (%.2e)", dist.mean_l2, dist.relative);
+    std::snprintf(line, sizeof line, "%-*s %14s %26s %18s %22s\n", w, a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no",
                   ci, fd, wd);
     out << line;
   }

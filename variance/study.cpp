@@ -96,11 +96,12 @@ std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t r
 
 Study study_from_json(const json& j, const std::string& where) {
   if (!j.is_object()) throw std::invalid_argument(where + ": expected a table at the top");
-  static const std::set<std::string> top{"name", "repetitions", "selection", "experiment", "setting", "description"};
+  static const std::set<std::string> top{"name",    "repetitions", "selection", "experiment",
+                                         "setting", "description", "grid"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key()))
       throw std::invalid_argument(where + ": " + it.key() +
-                                  ": unknown field (name, description, repetitions, selection, experiment, setting)");
+                                  ": unknown field (name, description, repetitions, selection, experiment, grid, setting)");
   Study s;
   s.spec = j;
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
@@ -125,6 +126,49 @@ Study study_from_json(const json& j, const std::string& where) {
   const json base = nets::to_json(experiment_over(nets::to_json(nets::Experiment{}), base_patch, where + ": experiment"));
   if (!j.contains("setting") || !j["setting"].is_array() || j["setting"].empty())
     throw std::invalid_argument(where + ": setting: at least one [[setting]] is required");
+  // The grid: experiment fields (dotted paths) with lists of values; every setting is run at
+  // every combination. Fields are taken in name order (JSON objects are sorted), the last
+  // varying fastest; values in list order.
+  std::vector<std::pair<std::string, json>> axes;
+  if (j.contains("grid")) {
+    if (!j["grid"].is_object()) throw std::invalid_argument(where + ": grid: expected a table of lists");
+    for (auto it = j["grid"].begin(); it != j["grid"].end(); ++it) {
+      if (!it->is_array() || it->empty())
+        throw std::invalid_argument(where + ": grid." + it.key() + ": expected a non-empty list of values");
+      axes.emplace_back(it.key(), *it);
+    }
+  }
+  std::vector<json> points{json::object()};  // each: {"path": value, ...}
+  for (const auto& [path, values] : axes) {
+    std::vector<json> next;
+    for (const auto& p : points)
+      for (const auto& v : values) {
+        json q = p;
+        q[path] = v;
+        next.push_back(q);
+      }
+    points = std::move(next);
+  }
+  auto apply_point = [&](json patch, const json& point) {
+    for (auto it = point.begin(); it != point.end(); ++it) {
+      json* node = &patch;
+      std::size_t b = 0;
+      const std::string& path = it.key();
+      for (std::size_t d = path.find('.'); d != std::string::npos; b = d + 1, d = path.find('.', b)) {
+        const std::string k = path.substr(b, d - b);
+        if (!node->contains(k)) (*node)[k] = json::object();
+        node = &(*node)[k];
+      }
+      (*node)[path.substr(b)] = *it;
+    }
+    return patch;
+  };
+  auto point_label = [](const json& point) {
+    std::string label;
+    for (auto it = point.begin(); it != point.end(); ++it)
+      label += (label.empty() ? "" : " ") + it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+    return label;
+  };
   std::set<std::string> names;
   for (std::size_t i = 0; i < j["setting"].size(); ++i) {
     const json& t = j["setting"][i];
@@ -159,8 +203,16 @@ Study study_from_json(const json& j, const std::string& where) {
     if (!patch.is_object()) throw std::invalid_argument(at + ".experiment: expected a table");
     for (const char* k : {"level", "fast_ops", "threads", "device"})
       if (t.contains(k)) patch[k] = t[k];
-    st.experiment = experiment_over(base, patch, at);
-    s.settings.push_back(std::move(st));
+    for (const json& point : points) {
+      // Grid values first, then the setting's own overrides (the setting's word wins).
+      Setting sp = st;
+      json merged = apply_point(json::object(), point);
+      merged.merge_patch(patch);
+      const std::string label = point_label(point);
+      if (!label.empty()) sp.name = st.name + " [" + label + "]";
+      sp.experiment = experiment_over(base, merged, label.empty() ? at : at + " at grid point " + label);
+      s.settings.push_back(std::move(sp));
+    }
   }
   return s;
 }

@@ -20,6 +20,9 @@
 //   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split
 //   [setting.experiment]      # optional per-setting overrides of the base
 //   batch_size = 64
+//   [grid]                    # optional: every setting at every combination (a sweep);
+//   net = ["butter:rectangle:3:1024", "butter:trapezoid:3:1024"]   # setting names get
+//   "optimizer.kind" = ["adam", "sgd"]                             # " [net=... optimizer.kind=...]"
 #pragma once
 #include <cstdint>
 #include <string>

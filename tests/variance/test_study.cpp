@@ -176,3 +176,52 @@ TEST(StudyFile, ShippedStudiesParse) {
 
 }  // namespace
 }  // namespace detdl::variance
+
+namespace detdl::variance {
+namespace {
+
+TEST(StudyGrid, EverySettingAtEveryPoint) {
+  const std::string text = R"(
+name = "g"
+repetitions = 2
+[experiment]
+net = "mlp:8"
+epochs = 1
+[grid]
+net = ["mlp:8", "mlp:16"]
+"optimizer.kind" = ["sgd", "adam"]
+[[setting]]
+name = "varied"
+vary = ["all"]
+[[setting]]
+name = "pinned"
+[setting.experiment]
+net = "mlp:32"
+)";
+  const Study s = load_study(write_file("g.toml", text).string());
+  ASSERT_EQ(s.settings.size(), 8u);  // 2 settings x 2 nets x 2 optimizers
+  EXPECT_EQ(s.settings[0].name, "varied [net=mlp:8 optimizer.kind=sgd]");
+  EXPECT_EQ(s.settings[1].name, "varied [net=mlp:8 optimizer.kind=adam]");
+  EXPECT_EQ(s.settings[1].experiment.optimizer.kind, OptimizerConfig::Kind::adam);
+  EXPECT_EQ(s.settings[2].experiment.net, "mlp:16");
+  EXPECT_EQ(s.settings[4].experiment.net, "mlp:32");  // the setting's own override wins
+  EXPECT_EQ(make_plan(s).size(), 16u);
+  std::set<std::string> keys;
+  for (const auto& r : make_plan(s)) keys.insert(r.key);
+  EXPECT_EQ(keys.size(), 16u);
+  auto err = [&](const std::string& grid) {
+    try {
+      load_study(write_file("bad_grid.toml", "name = \"g\"\n[grid]\n" + grid + "\n[[setting]]\nname = \"a\"\n").string());
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(err("net = []").find("grid.net"), std::string::npos);
+  EXPECT_NE(err("net = \"mlp\"").find("grid.net"), std::string::npos);
+  EXPECT_NE(err("epochs = [1, \"two\"]").find("epochs"), std::string::npos);
+  EXPECT_NE(err("colour = [1]").find("colour: unknown field"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace detdl::variance
