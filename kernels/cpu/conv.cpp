@@ -455,9 +455,39 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, fl
     return;
   }
   // Canonical sum over (n, oh, ow): chunks of kChunkValues run across sample boundaries.
+  constexpr i64 kLanes = 8;
+  const i64 L = s.N * OHW, n_chunks = (L + kChunkValues - 1) / kChunkValues;
+  if ((s.O + kLanes - 1) / kLanes < num_threads() && n_chunks > 1) {
+    // Few channels (LeNet's 6 or 16): channel blocks alone would leave threads idle, so
+    // every (channel, chunk) partial is its own task, each the chunk's adds in index order
+    // from +0.0f; then each channel folds its partials in chunk order through the tree.
+    // Same partials, same tree: the same bits as the loop below, on any thread count.
+    std::vector<float> partial(static_cast<std::size_t>(s.O * n_chunks));
+    parallel_ranges(s.O * n_chunks, [&](i64 b, i64 e, int) {
+      for (i64 t = b; t < e; ++t) {
+        const i64 o = t / n_chunks, c = t % n_chunks;
+        const i64 i0 = c * kChunkValues, i1 = std::min(L, i0 + kChunkValues);
+        i64 n = i0 / OHW, j = i0 % OHW;
+        float acc = 0.0f;
+        for (i64 i = i0; i < i1;) {
+          const float* row = dy + (n * s.O + o) * OHW;
+          const i64 stop = std::min(OHW, j + (i1 - i));
+          for (; j < stop; ++j, ++i) acc = acc + row[j];
+          j = 0;
+          ++n;
+        }
+        partial[static_cast<std::size_t>(t)] = acc;
+      }
+    });
+    for (i64 o = 0; o < s.O; ++o) {
+      ChunkTree tree;
+      for (i64 c = 0; c < n_chunks; ++c) tree.push(partial[static_cast<std::size_t>(o * n_chunks + c)]);
+      db[o] = tree.root();
+    }
+    return;
+  }
   // A task takes up to kLanes channels in lockstep (independent add chains, same chunk
   // boundaries), each channel still doing exactly its own canonical sequence of adds.
-  constexpr i64 kLanes = 8;
   parallel_ranges((s.O + kLanes - 1) / kLanes, [&](i64 b, i64 e, int) {
     for (i64 blk = b; blk < e; ++blk) {
       const i64 o0 = blk * kLanes, lanes = std::min(kLanes, s.O - o0);
