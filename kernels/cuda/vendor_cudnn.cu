@@ -166,11 +166,15 @@ void require_supported(const cpu::Conv2dShape& s, const char* what) {
                                 "supports only symmetric padding, use the own kernel");
 }
 
-// The first returned algorithm that succeeded (results come sorted fastest first).
+// The first returned algorithm that succeeded (results come sorted fastest first); the
+// descriptor takes the math type the heuristic rated it with (cuDNN's recommended use).
 template <class Perf>
-auto fastest(const Perf* perf, int count, const char* what) {
+auto fastest(const Perf* perf, int count, cudnnConvolutionDescriptor_t cd, const char* what) {
   for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i].algo;
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) {
+      DETDL_CUDNN_CHECK(cudnnSetConvolutionMathType(cd, perf[i].mathType));
+      return perf[i].algo;
+    }
   throw std::runtime_error(std::string(what) + ": cuDNN offers no algorithm for this shape");
 }
 
@@ -192,9 +196,12 @@ void cudnn_conv2d_forward(Level level, const cpu::Conv2dShape& s, const float* x
     int count = 0;
     DETDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd.d, wd.d, cd.d, yd.d,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
-    algo = fastest(perf, count, "cudnn_conv2d_forward");
+    algo = fastest(perf, count, cd.d, "cudnn_conv2d_forward");
   }
   std::size_t bytes = 0;
+  if (level != Level::fast &&
+      cudnnGetConvolutionForwardWorkspaceSize(h, xd.d, wd.d, cd.d, yd.d, algo, &bytes) != CUDNN_STATUS_SUCCESS)
+    algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // also deterministic; supports every shape
   DETDL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, xd.d, wd.d, cd.d, yd.d, algo, &bytes));
   Workspace ws(bytes, stream);
   const float one = 1.0f, zero = 0.0f;
@@ -219,7 +226,7 @@ void cudnn_conv2d_backward_data(Level level, const cpu::Conv2dShape& s, const fl
     int count = 0;
     DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd.d, dyd.d, cd.d, dxd.d,
                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
-    algo = fastest(perf, count, "cudnn_conv2d_backward_data");
+    algo = fastest(perf, count, cd.d, "cudnn_conv2d_backward_data");
   }
   std::size_t bytes = 0;
   DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd.d, dyd.d, cd.d, dxd.d, algo, &bytes));
@@ -246,7 +253,7 @@ void cudnn_conv2d_backward_weight(Level level, const cpu::Conv2dShape& s, const 
     int count = 0;
     DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         h, xd.d, dyd.d, cd.d, wd.d, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
-    algo = fastest(perf, count, "cudnn_conv2d_backward_weight");
+    algo = fastest(perf, count, cd.d, "cudnn_conv2d_backward_weight");
   }
   std::size_t bytes = 0;
   DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd.d, dyd.d, cd.d, wd.d, algo, &bytes));

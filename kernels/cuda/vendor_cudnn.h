@@ -1,8 +1,9 @@
 // cuDNN convolution, pooling and batch normalisation with the shapes of the own kernels
 // (kernels/cpu/conv.h, pool.h, kernels/cuda/batchnorm.h), for comparison only: cuDNN's
 // reduction orders are its own (undocumented, per GPU and version), so nothing here is ever
-// `portable`. NCHW float, cross-correlation (the engine's convolution), CUDNN_DEFAULT_MATH
-// (no TF32 tensor-core down-conversion) unless `level == fast`.
+// `portable`. NCHW float, cross-correlation (the engine's convolution). Math mode: below
+// `fast` CUDNN_FMA_MATH (plain FP32), because cuDNN's CUDNN_DEFAULT_MATH already permits
+// TF32 tensor cores for FP32 on Ampere and later; at `fast` whatever the heuristic chose.
 //
 // Algorithm choice: `portable` and `repeatable` use algorithms cuDNN documents as
 // deterministic (forward IMPLICIT_GEMM / IMPLICIT_PRECOMP_GEMM, backward data ALGO_1,
