@@ -11,7 +11,8 @@ namespace detdl {
 
 // Whose kernels a CUDA run uses: the engine's own (every level's contract holds), or the
 // vendor libraries for comparison (cuBLAS for matmul: FP32, TF32 at `fast`; cuDNN for
-// convolution with symmetric padding), which are never `portable` whatever the level says.
+// convolution with symmetric padding and batch norm with the unbiased running variance),
+// which are never `portable` whatever the level says.
 // Tensors on the CPU always use the own kernels: run_experiment rejects `vendor` with a
 // CPU device (docs/gpu.md).
 enum class Implementation : std::uint8_t { own, vendor };

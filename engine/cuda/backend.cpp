@@ -110,10 +110,10 @@ void dropout_backward(float p, std::int64_t n, const float* dy, const std::uint8
 }
 
 namespace {
-// --impl vendor (RunContext::implementation): matmul goes to cuBLAS, convolution to cuDNN.
-// A convolution cuDNN cannot express (asymmetric Keras 'same' padding) and pooling / batch
-// normalisation (their engine interfaces keep the own kernels' argmax and biased-variance
-// conventions) stay on the own kernels; docs/gpu.md.
+// --impl vendor (RunContext::implementation): matmul goes to cuBLAS, convolution and batch
+// norm to cuDNN. A convolution cuDNN cannot express (asymmetric Keras 'same' padding) and
+// pooling (the engine's max-pool backward takes an argmax, cuDNN's wants x and y) stay on
+// the own kernels; docs/gpu.md.
 bool use_vendor() { return context().implementation == Implementation::vendor; }
 bool use_cudnn(const cpu::Conv2dShape& s) {
   if (!use_vendor()) return false;
@@ -191,6 +191,38 @@ void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_
                         const float* gamma, const float* save_mean, const float* save_inv_std, float* dx,
                         float* dgamma, float* dbeta) {
   cuda::batchnorm_backward(level, N, C, HW, x, dy, gamma, save_mean, save_inv_std, dx, dgamma, dbeta, kStream);
+}
+
+namespace {
+bool use_cudnn_batchnorm(float eps) {
+  if (!use_vendor()) return false;
+  if (!cuda::cudnn_available()) throw std::runtime_error("--impl vendor: detdl was built without cuDNN");
+  return eps > 0.0f;  // cuDNN needs eps > 0 (CUDNN_BN_MIN_EPSILON); eps 0 stays on the own kernels
+}
+}  // namespace
+
+bool vendor_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                    const float* gamma, const float* beta, float eps, float momentum, bool unbiased,
+                                    float* y, float* save_mean, float* save_inv_std, float* running_mean,
+                                    float* running_var) {
+  if (!use_cudnn_batchnorm(eps) || !unbiased) return false;
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, x, gamma, beta, eps, momentum, y, running_mean, running_var, save_mean,
+                                      save_inv_std, kStream);
+  return true;
+}
+bool vendor_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* dy,
+                               const float* gamma, const float* save_mean, const float* save_inv_std, float eps,
+                               float* dx, float* dgamma, float* dbeta) {
+  if (!use_cudnn_batchnorm(eps)) return false;
+  cuda::cudnn_batchnorm_backward(N, C, HW, x, dy, gamma, save_mean, save_inv_std, eps, dx, dgamma, dbeta, kStream);
+  return true;
+}
+bool vendor_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                   const float* gamma, const float* beta, const float* running_mean,
+                                   const float* running_var, float eps, float* y) {
+  if (!use_cudnn_batchnorm(eps)) return false;
+  cuda::cudnn_batchnorm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y, kStream);
+  return true;
 }
 
 void softmax_forward(std::int64_t N, std::int64_t K, const float* logits, float* probs) {
