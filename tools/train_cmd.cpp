@@ -250,8 +250,8 @@ void add_train_command(CLI::App& app) {
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(CLI::Range(1, 1024));
   o["--device"] = c->add_option("--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
   o["--impl"] = c->add_option("--impl", f->impl,
-                              "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv and batch norm; "
-                              "for comparison, never portable)");
+                              "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
+                              "and batch norm; for comparison, never portable)");
   o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
   o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
   o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");
