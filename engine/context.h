@@ -9,12 +9,21 @@
 
 namespace detdl {
 
+// Whose kernels a CUDA run uses: the engine's own (every level's contract holds), or the
+// vendor libraries for comparison (cuBLAS for matmul: FP32, TF32 at `fast`; cuDNN for
+// convolution with symmetric padding and batch norm with the unbiased running variance),
+// which are never `portable` whatever the level says.
+// Tensors on the CPU always use the own kernels: run_experiment rejects `vendor` with a
+// CPU device (docs/gpu.md).
+enum class Implementation : std::uint8_t { own, vendor };
+
 struct RunContext {
   std::array<Level, kOpFamilyCount> level_of{};  // all portable by default
   bool training = true;
   std::uint64_t dropout_seed = 0;
   std::uint32_t step = 0;          // optimizer step: part of the dropout counter
   std::uint32_t dropout_layer = 0; // counts dropout calls within a step (reset per step)
+  Implementation implementation = Implementation::own;
 
   void set_level(Level l) { level_of.fill(l); }
   Level level(OpFamily f) const { return level_of[static_cast<int>(f)]; }

@@ -83,6 +83,26 @@ void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, con
 void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_inv_std, float* dx,
                         float* dgamma, float* dbeta);
+// Under --impl vendor (RunContext::implementation) batch norm goes to cuDNN
+// (kernels/cuda/vendor_cudnn.h). Each returns false, doing nothing, when the run is not
+// vendor or cuDNN cannot match the engine's convention; the caller then uses the own
+// kernels above. The training forward updates the running statistics itself (cuDNN's
+// exponentialAverageFactor is the engine's PyTorch momentum) and so needs `unbiased`:
+// cuDNN's running variance is always the unbiased one, so the Keras (biased) convention
+// falls back. The backward and eval forward have no convention to match.
+bool vendor_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x /*(N, C, HW)*/,
+                                    const float* gamma /*(C)*/, const float* beta /*(C)*/, float eps,
+                                    float momentum, bool unbiased, float* y /*(N, C, HW)*/,
+                                    float* save_mean /*(C)*/, float* save_inv_std /*(C)*/,
+                                    float* running_mean /*(C)*/, float* running_var /*(C)*/);
+bool vendor_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x /*(N, C, HW)*/,
+                               const float* dy /*(N, C, HW)*/, const float* gamma /*(C)*/,
+                               const float* save_mean /*(C)*/, const float* save_inv_std /*(C)*/, float eps,
+                               float* dx /*(N, C, HW)*/, float* dgamma /*(C)*/, float* dbeta /*(C)*/);
+bool vendor_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x /*(N, C, HW)*/,
+                                   const float* gamma /*(C)*/, const float* beta /*(C)*/,
+                                   const float* running_mean /*(C)*/, const float* running_var /*(C)*/, float eps,
+                                   float* y /*(N, C, HW)*/);
 
 // ---- losses (kernels/cuda/loss.h); the float results come back to the host ----
 void softmax_forward(std::int64_t N, std::int64_t K, const float* logits, float* probs);

@@ -81,6 +81,19 @@ void batchnorm_backward(Level, std::int64_t, std::int64_t, std::int64_t, const f
                         const float*, const float*, float*, float*, float*) {
   no_cuda("batchnorm_backward");
 }
+// Without CUDA no tensor is on the GPU, so these are never reached; "not done" is the truth.
+bool vendor_batchnorm_forward_train(std::int64_t, std::int64_t, std::int64_t, const float*, const float*,
+                                    const float*, float, float, bool, float*, float*, float*, float*, float*) {
+  return false;
+}
+bool vendor_batchnorm_backward(std::int64_t, std::int64_t, std::int64_t, const float*, const float*, const float*,
+                               const float*, const float*, float, float*, float*, float*) {
+  return false;
+}
+bool vendor_batchnorm_forward_eval(std::int64_t, std::int64_t, std::int64_t, const float*, const float*,
+                                   const float*, const float*, const float*, float, float*) {
+  return false;
+}
 void softmax_forward(std::int64_t, std::int64_t, const float*, float*) { no_cuda("softmax_forward"); }
 float softmax_cross_entropy(Level, std::int64_t, std::int64_t, const float*, const std::int32_t*, float*, float*) {
   no_cuda("softmax_cross_entropy");

@@ -20,6 +20,7 @@ RunContext Experiment::context() const {
   RunContext c;
   c.set_level(level);
   for (OpFamily f : fast_ops) c.level_of[static_cast<int>(f)] = Level::fast;
+  c.implementation = implementation;
   return c;
 }
 
@@ -125,6 +126,7 @@ json to_json(const Experiment& e) {
       {"metrics", e.metrics},
   };
   if (e.device != Device::cpu) j["device"] = std::string(device_name(e.device));
+  if (e.implementation != Implementation::own) j["implementation"] = "vendor";
   return j;
 }
 
@@ -221,6 +223,11 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   if (device == "cpu") e.device = Device::cpu;
   else if (device == "cuda") e.device = Device::cuda;
   else r.bad("device", "expected cpu or cuda, got '" + device + "'");
+  std::string implementation = e.implementation == Implementation::own ? "own" : "vendor";
+  r.get("implementation", implementation);
+  if (implementation == "own") e.implementation = Implementation::own;
+  else if (implementation == "vendor") e.implementation = Implementation::vendor;
+  else r.bad("implementation", "expected own or vendor, got '" + implementation + "'");
   r.finish();
   return e;
 }
@@ -370,6 +377,11 @@ std::string utc_now() {
 RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
   if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
+  // The vendor libraries (cuBLAS, cuDNN) run only on the GPU: a CPU run asking for them
+  // would silently be an own-kernel run, so it is refused.
+  if (e.implementation == Implementation::vendor && e.device != Device::cuda)
+    throw std::invalid_argument("experiment implementation \"vendor\" needs device \"cuda\" (cuBLAS/cuDNN run "
+                                "only on the GPU; CPU runs always use the own kernels)");
   data::DataOptions dopt;
   dopt.root = e.data_dir;
   dopt.study_split = e.study_split;

@@ -45,6 +45,10 @@ struct Experiment {
   // Where the steps run: cpu | cuda (TrainConfig::device). In the JSON form only when it is
   // not cpu, so CPU records keep the form (and identity) they had before devices existed.
   Device device = Device::cpu;
+  // Whose kernels a CUDA run uses: own | vendor (cuBLAS / cuDNN, engine/context.h). In the
+  // JSON form only when it is not own, so existing records keep their form and identity.
+  // vendor needs device cuda (run_experiment throws otherwise).
+  Implementation implementation = Implementation::own;
 
   RunContext context() const;
 };

@@ -21,7 +21,7 @@ namespace {
 struct TrainFlags {
   std::string preset, config, record;
   nets::Experiment e;  // flag values land here; only those given are applied
-  std::string optimizer, level, schedule, loss, device;
+  std::string optimizer, level, schedule, loss, device, impl;
   std::vector<std::string> fast_ops;
   std::uint64_t seed = 1;
   std::string checkpoint;
@@ -146,6 +146,11 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   }
   if (given(f, "--threads")) e.threads = v.threads;
   if (given(f, "--device")) e.device = parse_device(f.device, "--device");
+  if (given(f, "--impl")) {
+    if (f.impl == "own") e.implementation = Implementation::own;
+    else if (f.impl == "vendor") e.implementation = Implementation::vendor;
+    else throw std::invalid_argument("--impl: expected own or vendor, got '" + f.impl + "'");
+  }
   if (f.no_metrics) e.metrics = false;
   // Round-trip through the JSON reader: the same checks as a config file.
   return nets::experiment_from_json(nets::to_json(e), "flags");
@@ -159,6 +164,9 @@ int run_train(const TrainFlags& f) {
   }
   // Before any data is loaded: no CUDA build or no device is an error naming the option.
   if (e.device == Device::cuda) gpu::require("--device cuda");
+  if (e.implementation == Implementation::vendor && e.device != Device::cuda)
+    throw std::invalid_argument("--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
+                                "always use the own kernels)");
   nets::RunOptions ro;
   ro.checkpoint_path = f.checkpoint;
   ro.checkpoint_every = f.checkpoint_every;
@@ -241,6 +249,9 @@ void add_train_command(CLI::App& app) {
   c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(CLI::Range(1, 1024));
   o["--device"] = c->add_option("--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
+  o["--impl"] = c->add_option("--impl", f->impl,
+                              "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
+                              "and batch norm; for comparison, never portable)");
   o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
   o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
   o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");

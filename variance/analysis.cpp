@@ -24,9 +24,9 @@ std::vector<StoredRun> of_setting(const std::vector<StoredRun>& runs, const std:
   return out;
 }
 
-// The experiment without what a level-only (or device) comparison ignores.
+// The experiment without what a level-only (or device, or implementation) comparison ignores.
 nlohmann::json algorithmic_part(nlohmann::json e) {
-  for (const char* k : {"level", "fast_ops", "threads", "device"}) e.erase(k);
+  for (const char* k : {"level", "fast_ops", "threads", "device", "implementation"}) e.erase(k);
   return e;
 }
 

@@ -174,11 +174,13 @@ Study study_from_json(const json& j, const std::string& where) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
-    static const std::set<std::string> fields{"name", "vary", "level", "fast_ops", "threads", "device", "experiment"};
+    static const std::set<std::string> fields{"name",    "vary",           "level",     "fast_ops",
+                                              "threads", "device",         "implementation", "experiment"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
         throw std::invalid_argument(at + "." + it.key() +
-                                    ": unknown field (name, vary, level, fast_ops, threads, device, experiment)");
+                                    ": unknown field (name, vary, level, fast_ops, threads, device, implementation, "
+                                    "experiment)");
     Setting st;
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
@@ -201,7 +203,7 @@ Study study_from_json(const json& j, const std::string& where) {
     }
     json patch = t.value("experiment", json::object());
     if (!patch.is_object()) throw std::invalid_argument(at + ".experiment: expected a table");
-    for (const char* k : {"level", "fast_ops", "threads", "device"})
+    for (const char* k : {"level", "fast_ops", "threads", "device", "implementation"})
       if (t.contains(k)) patch[k] = t[k];
     for (const json& point : points) {
       // Grid values first, then the setting's own overrides (the setting's word wins).

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/context.h"
 #include "engine/cuda_backend.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/arith.h"
@@ -18,6 +19,8 @@
 #include "kernels/cuda/optim.h"
 #include "kernels/cuda/pool.h"
 #include "kernels/cuda/reduce.h"
+#include "kernels/cuda/vendor.h"
+#include "kernels/cuda/vendor_cudnn.h"
 
 namespace detdl::gpu {
 namespace {
@@ -106,8 +109,26 @@ void dropout_backward(float p, std::int64_t n, const float* dy, const std::uint8
   cuda::dropout_backward(p, n, dy, mask, dx, kStream);
 }
 
+namespace {
+// --impl vendor (RunContext::implementation): matmul goes to cuBLAS, convolution and batch
+// norm to cuDNN. A convolution cuDNN cannot express (asymmetric Keras 'same' padding) and
+// pooling (the engine's max-pool backward takes an argmax, cuDNN's wants x and y) stay on
+// the own kernels; docs/gpu.md.
+bool use_vendor() { return context().implementation == Implementation::vendor; }
+bool use_cudnn(const cpu::Conv2dShape& s) {
+  if (!use_vendor()) return false;
+  if (!cuda::cudnn_available()) throw std::runtime_error("--impl vendor: detdl was built without cuDNN");
+  return cuda::cudnn_conv2d_supported(s);
+}
+}  // namespace
+
 void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+  // --impl vendor: cuBLAS, plain FP32 unless the family runs at `fast` (then TF32).
+  if (use_vendor()) {
+    cuda::cublas_sgemm(level == Level::fast, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, kStream);
+    return;
+  }
   cuda::sgemm(level, trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, kStream);
 }
 void column_sums(Level level, std::int64_t rows, std::int64_t cols, const float* x, float* out) {
@@ -117,15 +138,19 @@ float sum_all(Level level, std::int64_t n, const float* x) { return cuda::sum_al
 
 void conv2d_forward(Level level, const cpu::Conv2dShape& s, const float* x, const float* w, const float* bias,
                     float* y) {
+  if (use_cudnn(s)) return cuda::cudnn_conv2d_forward(level, s, x, w, bias, y, kStream);
   cuda::conv2d_forward(level, s, x, w, bias, y, kStream);
 }
 void conv2d_backward_data(Level level, const cpu::Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  if (use_cudnn(s)) return cuda::cudnn_conv2d_backward_data(level, s, dy, w, dx, kStream);
   cuda::conv2d_backward_data(level, s, dy, w, dx, kStream);
 }
 void conv2d_backward_weight(Level level, const cpu::Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  if (use_cudnn(s)) return cuda::cudnn_conv2d_backward_weight(level, s, x, dy, dw, kStream);
   cuda::conv2d_backward_weight(level, s, x, dy, dw, kStream);
 }
 void conv2d_backward_bias(Level level, const cpu::Conv2dShape& s, const float* dy, float* db) {
+  if (use_cudnn(s)) return cuda::cudnn_conv2d_backward_bias(s, dy, db, kStream);
   cuda::conv2d_backward_bias(level, s, dy, db, kStream);
 }
 void maxpool2d_forward(const cpu::Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
@@ -166,6 +191,38 @@ void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_
                         const float* gamma, const float* save_mean, const float* save_inv_std, float* dx,
                         float* dgamma, float* dbeta) {
   cuda::batchnorm_backward(level, N, C, HW, x, dy, gamma, save_mean, save_inv_std, dx, dgamma, dbeta, kStream);
+}
+
+namespace {
+bool use_cudnn_batchnorm(float eps) {
+  if (!use_vendor()) return false;
+  if (!cuda::cudnn_available()) throw std::runtime_error("--impl vendor: detdl was built without cuDNN");
+  return eps > 0.0f;  // cuDNN needs eps > 0 (CUDNN_BN_MIN_EPSILON); eps 0 stays on the own kernels
+}
+}  // namespace
+
+bool vendor_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                    const float* gamma, const float* beta, float eps, float momentum, bool unbiased,
+                                    float* y, float* save_mean, float* save_inv_std, float* running_mean,
+                                    float* running_var) {
+  if (!use_cudnn_batchnorm(eps) || !unbiased) return false;
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, x, gamma, beta, eps, momentum, y, running_mean, running_var, save_mean,
+                                      save_inv_std, kStream);
+  return true;
+}
+bool vendor_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* dy,
+                               const float* gamma, const float* save_mean, const float* save_inv_std, float eps,
+                               float* dx, float* dgamma, float* dbeta) {
+  if (!use_cudnn_batchnorm(eps)) return false;
+  cuda::cudnn_batchnorm_backward(N, C, HW, x, dy, gamma, save_mean, save_inv_std, eps, dx, dgamma, dbeta, kStream);
+  return true;
+}
+bool vendor_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                   const float* gamma, const float* beta, const float* running_mean,
+                                   const float* running_var, float eps, float* y) {
+  if (!use_cudnn_batchnorm(eps)) return false;
+  cuda::cudnn_batchnorm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y, kStream);
+  return true;
 }
 
 void softmax_forward(std::int64_t N, std::int64_t K, const float* logits, float* probs) {

@@ -24,7 +24,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   const bool on_gpu = dev == Device::cuda;
   Tensor y = Tensor::empty_on(dev, x.shape());
   if (!training) {
-    if (on_gpu)
+    if (on_gpu && gpu::vendor_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
+                                                     running_mean.data_f32(), running_var.data_f32(), eps,
+                                                     y.data_f32())) {
+      // --impl vendor: cuDNN did it
+    } else if (on_gpu)
       gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), running_mean.data_f32(),
                                   running_var.data_f32(), eps, y.data_f32());
     else
@@ -38,7 +42,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   if (N * HW < 2) throw std::invalid_argument("batch_norm: training needs more than one value per channel, got " + shape_str(x.shape()));
   const Level lv = context().level(OpFamily::norm_stats);
   Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}), var = Tensor::empty_on(dev, {C});
-  if (on_gpu) {
+  // --impl vendor: cuDNN, which also updates the running statistics (false: own kernels).
+  const bool vendor = on_gpu && gpu::vendor_batchnorm_forward_train(
+                                    N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum, unbiased,
+                                    y.data_f32(), mean.data_f32(), inv_std.data_f32(), running_mean.data_f32(),
+                                    running_var.data_f32());
+  if (vendor) {
+    // done
+  } else if (on_gpu) {
     gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, y.data_f32(),
                                  mean.data_f32(), inv_std.data_f32(), var.data_f32());
     gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(), running_mean.data_f32(),
@@ -49,10 +60,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(), running_var.f32(),
                                   unbiased);
   }
-  record("batch_norm", {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev](const Tensor& g) {
+  record("batch_norm", {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev, vendor, eps](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, x.shape()), gg = Tensor::empty_on(dev, {C}), gb = Tensor::empty_on(dev, {C});
     const Level lv = context().level(OpFamily::norm_stats);
-    if (dev == Device::cuda)
+    if (vendor && gpu::vendor_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
+                                                 mean.data_f32(), inv_std.data_f32(), eps, gx.data_f32(),
+                                                 gg.data_f32(), gb.data_f32())) {
+      // --impl vendor: the forward ran on cuDNN, so does the backward
+    } else if (dev == Device::cuda)
       gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
                               inv_std.data_f32(), gx.data_f32(), gg.data_f32(), gb.data_f32());
     else

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks (docs/gpu.md): builds detdl with the CUDA backend into build-gpu/, runs the
 # CUDA-vs-CPU kernel tests, the engine-on-CUDA tests (ops through the tape, golden cases),
+# the cuDNN wrappers against the CPU kernels (within rounding bounds),
 # the golden hashes on the CPU and with the whole training on the GPU (--device cuda),
 # then compute-sanitizer memcheck and racecheck on a few small GPU tests, and prints a
 # summary table. Exits non-zero if any step fails.
@@ -11,6 +12,7 @@ BUILD=${BUILD_DIR:-build-gpu}
 JOBS=${JOBS:-$(nproc)}
 TEST_BIN="$BUILD/tests/gpu/test_gpu_kernels"
 ENGINE_BIN="$BUILD/tests/gpu/test_gpu_engine"
+CUDNN_BIN="$BUILD/tests/gpu/test_gpu_cudnn"
 SANITIZER=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
 # Small tests for the sanitizers (they slow kernels 10-100x). The cuBLAS test is left out of
 # memcheck: its handle lives until exit, so --leak-check would report cuBLAS's workspace.
@@ -35,7 +37,7 @@ step() {  # step NAME COMMAND...: runs it, records PASS / FAIL
 
 step configure cmake -S . -B "$BUILD" -DDETDL_CUDA=ON -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=Release
-step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine
+step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine test_gpu_cudnn
 
 have_gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then have_gpu=1; fi
@@ -60,6 +62,17 @@ if [ -x "$ENGINE_BIN" ]; then
   fi
 else
   record "engine on CUDA" FAIL
+fi
+
+if [ -x "$CUDNN_BIN" ]; then
+  if [ "$have_gpu" = 1 ]; then
+    step "cuDNN vs CPU (within rounding)" "$CUDNN_BIN"
+  else
+    "$CUDNN_BIN" --gtest_brief=1 >/dev/null 2>&1
+    if [ $? -eq 0 ]; then record "cuDNN vs CPU (no GPU: skipped)" SKIP; else record "cuDNN vs CPU (no GPU)" FAIL; fi
+  fi
+else
+  record "cuDNN vs CPU" FAIL
 fi
 
 if [ -x "$BUILD/detdl" ]; then

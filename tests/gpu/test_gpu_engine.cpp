@@ -5,6 +5,8 @@
 // Every test skips when no CUDA device is usable, so the binary is harmless in CPU-only CI.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -23,6 +25,14 @@
 
 namespace detdl {
 namespace {
+
+bool cuda_vendor_conv_available() {
+#ifdef DETDL_HAVE_CUDNN
+  return true;
+#else
+  return false;
+#endif
+}
 
 #define SKIP_WITHOUT_GPU() \
   if (!gpu::available()) GTEST_SKIP() << "no usable CUDA device"
@@ -224,6 +234,84 @@ TEST(GpuEngine, RunWithMetricsAndResumeMatchesTheCpu) {
   ro.resume = true;
   EXPECT_EQ(nets::run_experiment(e, ro).result.weight_hash, cpu.result.weight_hash) << "resumed on CUDA";
   std::remove(path.c_str());
+}
+
+// Worst-case rounding bound for a sum of n terms of magnitude <= 1 computed in two orders
+// (each within n * u * n of the exact sum, u = 2^-24).
+float rounding_bound(std::int64_t n) { return 2.0f * static_cast<float>(n * n) * std::ldexp(1.0f, -24); }
+
+// The op on CUDA under --impl vendor (at `repeatable`) against the CPU's own kernels: within
+// `tol` when cuDNN runs it, the very same bits where the engine must fall back.
+void expect_vendor(const char* name, const std::vector<Input>& inputs,
+                   const std::function<Tensor(std::vector<Tensor>&)>& op, float tol) {
+  const auto c = run_on(Device::cpu, inputs, op);
+  RunContext vendor = context();
+  vendor.set_level(Level::repeatable);
+  vendor.implementation = Implementation::vendor;
+  std::vector<std::vector<float>> g;
+  {
+    ContextGuard guard(vendor);
+    g = run_on(Device::cuda, inputs, op);
+  }
+  ASSERT_EQ(c.size(), g.size()) << name;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    ASSERT_EQ(c[i].size(), g[i].size()) << name << " result " << i;
+    for (std::size_t k = 0; k < c[i].size(); ++k)
+      if (!(std::fabs(c[i][k] - g[i][k]) <= tol)) {
+        ADD_FAILURE() << name << ": result " << i << " element " << k << ": cpu " << c[i][k] << " vendor " << g[i][k]
+                      << " tol " << tol;
+        break;
+      }
+  }
+}
+
+TEST(GpuEngine, VendorOpsAreCloseToTheCpuAndFallBackWhereTheyMust) {
+  SKIP_WITHOUT_GPU();
+  if (!cuda_vendor_conv_available()) GTEST_SKIP() << "built without cuDNN";
+  // cuDNN convolution: the longest sum is the weight gradient's N * OH * OW = 324 terms.
+  expect_vendor("conv2d pad 1 (cuDNN)",
+                {{random_tensor({4, 3, 9, 9}, 10)}, {random_tensor({6, 3, 3, 3}, 11)}, {random_tensor({6}, 12)}},
+                [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], x[2], {1, 1, false}); },
+                rounding_bound(4 * 9 * 9));
+  // Keras 'same' stride 2 on an even size: asymmetric padding, the own kernels, CPU bits.
+  expect_vendor("conv2d same stride 2 (own fallback)",
+                {{random_tensor({3, 2, 10, 10}, 13)}, {random_tensor({4, 2, 5, 5}, 14)}, {Tensor(), false}},
+                [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], Tensor(), {2, 0, true}); }, 0.0f);
+  const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)}, {random_tensor({3}, 21, 0.5f, 1.5f)},
+                              {random_tensor({3}, 22)}};
+  // cuDNN batch norm (PyTorch convention): statistics over 100 values, scaled by inv_std
+  // (about 1.7 for uniform [-1, 1] data): 4x the bound leaves room.
+  expect_vendor("batch_norm (cuDNN)", bn, [](std::vector<Tensor>& x) {
+    Tensor mean = Tensor::zeros({3}).to(x[0].device());
+    Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
+    return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/true);
+  }, 4.0f * rounding_bound(100));
+  // The Keras convention (biased running variance) cannot be expressed: own kernels, CPU bits.
+  expect_vendor("batch_norm biased (own fallback)", bn, [](std::vector<Tensor>& x) {
+    Tensor mean = Tensor::zeros({3}).to(x[0].device());
+    Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
+    return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/false);
+  }, 0.0f);
+}
+
+TEST(GpuEngine, VendorImplementationIsRepeatableAndCloseToTheCpu) {
+  SKIP_WITHOUT_GPU();
+  if (!cuda_vendor_conv_available()) GTEST_SKIP() << "built without cuDNN";
+  // --impl vendor (cuBLAS matmul, cuDNN convolution) at `repeatable`: the deterministic
+  // algorithms give the same bits twice; against the CPU's `portable` run only rounding
+  // differs, so after 6 SGD steps of lenet1 the losses agree to a loose 1e-3 (relative).
+  nets::Experiment e = nets::golden_cases()[0].experiment;
+  e.epochs = 2;
+  const auto cpu = nets::run_experiment(e);
+  e.device = Device::cuda;
+  e.level = Level::repeatable;
+  e.implementation = Implementation::vendor;
+  const auto a = nets::run_experiment(e);
+  const auto b = nets::run_experiment(e);
+  EXPECT_EQ(a.result.weight_hash, b.result.weight_hash) << "vendor repeatable run to run";
+  ASSERT_EQ(a.result.epochs.size(), cpu.result.epochs.size());
+  const float want = cpu.result.epochs.back().train_loss, got = a.result.epochs.back().train_loss;
+  EXPECT_NEAR(got, want, 1e-3f * std::max(1.0f, std::fabs(want)));
 }
 
 }  // namespace

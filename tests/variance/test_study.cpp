@@ -95,6 +95,31 @@ device = "cuda"
             std::string::npos);
 }
 
+TEST(StudyFile, SettingsCanCompareImplementations) {
+  // Own kernels against the vendor libraries on CUDA (planning needs no GPU).
+  const Study s = load_study(write_file("impl.toml", R"(
+name = "impl"
+repetitions = 1
+[experiment]
+net = "mlp:8"
+device = "cuda"
+[[setting]]
+name = "own"
+[[setting]]
+name = "vendor"
+implementation = "vendor"
+)").string());
+  ASSERT_EQ(s.settings.size(), 2u);
+  EXPECT_EQ(s.settings[0].experiment.implementation, Implementation::own);
+  EXPECT_EQ(s.settings[1].experiment.implementation, Implementation::vendor);
+  const auto plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_NE(plan[0].key, plan[1].key);  // the implementation is part of a run's identity
+  EXPECT_NE(error_of("bad-impl.toml", "name = \"d\"\n[[setting]]\nname = \"a\"\nimplementation = \"mkl\"\n")
+                .find("implementation"),
+            std::string::npos);
+}
+
 TEST(StudyPlan, SeedsVaryOnlyWhereAsked) {
   const Study s = load_study(write_file("s.toml", kStudy).string());
   const auto plan = make_plan(s);
