@@ -1,6 +1,8 @@
 // `detdl train` as a user runs it: bad flags and files are refused with the option's name,
 // a run writes a record whose hash is the printed one, and flags override presets.
 #include <gtest/gtest.h>
+
+#include "tests/cli_run.h"
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -11,22 +13,8 @@
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DETDL_BINARY_DIR) + "/detdl " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Result = detdl::test_util::CliResult;
+Result run(const std::string& args) { return detdl::test_util::run_detdl(args); }
 
 std::filesystem::path temp_dir() {
   auto d = std::filesystem::temp_directory_path() / ("detdl_cli_" + std::to_string(::getpid()));

@@ -5,6 +5,8 @@
 // a clear message (the vendor libraries run only on the GPU; docs/gpu.md). The GPU side is
 // tests/gpu/test_gpu_cudnn.cpp.
 #include <gtest/gtest.h>
+
+#include "tests/cli_run.h"
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -15,22 +17,8 @@
 namespace detdl::nets {
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DETDL_BINARY_DIR) + "/detdl " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Result = detdl::test_util::CliResult;
+Result run(const std::string& args) { return detdl::test_util::run_detdl(args); }
 
 std::string error_of(const nlohmann::json& j) {
   try {

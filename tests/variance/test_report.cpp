@@ -1,6 +1,8 @@
 // `detdl study table` and `detdl report` on a small study: the table names every setting,
 // the CSVs have their rows, the pictures and the HTML page are written; bad input is named.
 #include <gtest/gtest.h>
+
+#include "tests/cli_run.h"
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -10,21 +12,8 @@
 namespace {
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(DETDL_BINARY_DIR) + "/detdl " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Result = detdl::test_util::CliResult;
+Result run(const std::string& args) { return detdl::test_util::run_detdl(args); }
 
 std::size_t lines(const fs::path& p) {
   std::ifstream in(p);
