@@ -30,18 +30,20 @@ std::string weight_hash(const Module& m) {
   return h.hex();
 }
 
-std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed, RandomStream stream,
+                                             std::uint32_t sub) {
   std::vector<std::int64_t> p(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) p[i] = i;
   for (std::int64_t i = n - 1; i > 0; --i) {
-    // j uniform in [0, i] by multiply-shift of a 32-bit draw (bias < 2^-32 * n: negligible
-    // and, above all, the same on every machine).
-    const std::uint64_t u = philox_u32(seed, RandomStream::data_order, static_cast<std::uint32_t>(epoch),
-                                       static_cast<std::uint64_t>(i));
+    const std::uint64_t u = philox_u32(seed, stream, sub, static_cast<std::uint64_t>(i));
     const auto j = static_cast<std::int64_t>((u * static_cast<std::uint64_t>(i + 1)) >> 32);
     std::swap(p[i], p[j]);
   }
   return p;
+}
+
+std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+  return philox_permutation(n, seed, RandomStream::data_order, static_cast<std::uint32_t>(epoch));
 }
 
 namespace {
@@ -107,6 +109,17 @@ Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end) {
   std::vector<std::int64_t> idx;
   for (std::int64_t i = begin; i < end; ++i) idx.push_back(i);
   return {gather_rows(d.x, idx.data(), end - begin), gather_rows(d.y, idx.data(), end - begin)};
+}
+
+Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows) {
+  if (d.x.dim(0) != d.y.dim(0))
+    throw std::invalid_argument("take_rows: x has " + std::to_string(d.x.dim(0)) + " rows, y " +
+                                std::to_string(d.y.dim(0)));
+  for (auto r : rows)
+    if (r < 0 || r >= d.size())
+      throw std::out_of_range("take_rows: row " + std::to_string(r) + " of a data set of " + std::to_string(d.size()));
+  const auto count = static_cast<std::int64_t>(rows.size());
+  return {gather_rows(d.x, rows.data(), count), gather_rows(d.y, rows.data(), count)};
 }
 
 namespace {

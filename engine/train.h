@@ -17,6 +17,7 @@
 #include "engine/optim.h"
 #include "engine/schedule.h"
 #include "kernels/common/level.h"
+#include "kernels/common/philox.h"
 
 namespace detdl {
 
@@ -30,6 +31,9 @@ struct Dataset {
 
 // Rows [begin, end) of both tensors, copied.
 Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end);
+// The given rows of both tensors, in the given order, copied. Throws std::out_of_range for
+// a row outside the data set and std::invalid_argument when x and y differ in length.
+Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows);
 
 enum class LossKind { softmax_ce, bce, mse };
 std::string_view loss_name(LossKind k);
@@ -113,6 +117,12 @@ std::string weight_hash(const Module& m);
 // The permutation of [0, n) for one epoch: Fisher-Yates driven by Philox draws keyed by
 // (seed, RandomStream::data_order, epoch, position).
 std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
+
+// The same Fisher-Yates rule for any source: draw `position` is Philox (seed, stream, sub,
+// position), j = (draw * (i + 1)) >> 32 (bias < n * 2^-32, and the same on every machine).
+// The data order, the tabular split and label noise all use it.
+std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed, RandomStream stream,
+                                             std::uint32_t sub);
 
 // Loss and accuracy of `model` on `data` in eval mode (no tape), batches of eval_batch.
 std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,

@@ -13,38 +13,9 @@ namespace detdl::data {
 
 namespace {
 
-// Fisher-Yates over [0, n) from 32-bit Philox draws of (seed, stream, sub, position); j is
-// uniform in [0, i] by multiply-shift (bias < n * 2^-32, and the same on every machine).
-std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed, RandomStream stream, std::uint32_t sub) {
-  std::vector<std::int64_t> p(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) p[i] = i;
-  for (std::int64_t i = n - 1; i > 0; --i) {
-    const std::uint64_t u = philox_u32(seed, stream, sub, static_cast<std::uint64_t>(i));
-    const auto j = static_cast<std::int64_t>((u * static_cast<std::uint64_t>(i + 1)) >> 32);
-    std::swap(p[i], p[j]);
-  }
-  return p;
-}
-
 // Uniform integer in [0, m) from one 32-bit draw.
 std::int64_t uniform_below(std::uint32_t u, std::int64_t m) {
   return static_cast<std::int64_t>((static_cast<std::uint64_t>(u) * static_cast<std::uint64_t>(m)) >> 32);
-}
-
-Tensor take(const Tensor& t, const std::vector<std::int64_t>& rows) {
-  Shape s = t.shape();
-  const std::int64_t n = s.at(0);
-  s[0] = static_cast<std::int64_t>(rows.size());
-  Tensor out = Tensor::empty(s, t.dtype());
-  const std::size_t row_bytes = static_cast<std::size_t>(n == 0 ? 0 : t.numel() / n) * dtype_size(t.dtype());
-  const auto* src = static_cast<const char*>(t.impl().storage->data);
-  auto* dst = static_cast<char*>(out.impl().storage->data);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i] < 0 || rows[i] >= n)
-      throw std::out_of_range("take_rows: row " + std::to_string(rows[i]) + " of a data set of " + std::to_string(n));
-    std::memcpy(dst + i * row_bytes, src + static_cast<std::size_t>(rows[i]) * row_bytes, row_bytes);
-  }
-  return out;
 }
 
 void check_batch(const float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
@@ -91,12 +62,6 @@ std::int64_t fill_index(std::int64_t s, std::int64_t n, FillMode fill) {
 }
 
 }  // namespace
-
-Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows) {
-  if (d.y.dim(0) != d.x.dim(0))
-    throw std::invalid_argument("take_rows: x has " + std::to_string(d.x.dim(0)) + " rows, y " + std::to_string(d.y.dim(0)));
-  return {take(d.x, rows), take(d.y, rows)};
-}
 
 std::vector<std::int64_t> split_permutation(std::int64_t n, std::uint64_t seed) {
   if (n < 0) throw std::invalid_argument("split_permutation: n = " + std::to_string(n) + " < 0");

@@ -12,12 +12,11 @@
 
 namespace detdl::data {
 
-// Rows `rows` of d (x (N, ...), y (N, ...)), in that order, copied.
-Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows);
+// Rows of a data set in a given order: detdl::take_rows (engine/train.h).
+using detdl::take_rows;
 
-// The permutation of [0, n) behind shuffled_split: Fisher-Yates, for i = n-1 .. 1 swap p[i]
-// with p[j], j = (u * (i + 1)) >> 32, u = philox_u32(seed, RandomStream::split, 0, i) (the
-// multiply-shift rule of engine/train.cpp's epoch_permutation).
+// The permutation of [0, n) behind shuffled_split: detdl::philox_permutation (the data
+// order's Fisher-Yates rule) on (seed, RandomStream::split, sub 0).
 std::vector<std::int64_t> split_permutation(std::int64_t n, std::uint64_t seed);
 
 // BUTTER's 80/20 split, shuffled, not stratified: n_test = ceil(test_fraction * n) (double
