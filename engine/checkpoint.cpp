@@ -1,5 +1,7 @@
 #include "engine/checkpoint.h"
 
+#include "engine/atomic_file.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -31,6 +33,26 @@ std::uint32_t crc32_of(const std::string& bytes) {
   return static_cast<std::uint32_t>(c);
 }
 
+std::string hex8(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+// The metadata in one canonical byte string: every pair but the two CRCs, in key order,
+// each as key NUL value NUL (so no two different maps give the same bytes).
+std::string canonical_metadata(const std::map<std::string, std::string>& meta) {
+  std::string out;
+  for (const auto& [k, v] : meta) {
+    if (k == kDataCrcKey || k == kMetaCrcKey) continue;
+    out += k;
+    out.push_back('\0');
+    out += v;
+    out.push_back('\0');
+  }
+  return out;
+}
+
 }  // namespace
 
 const Tensor* TensorFile::find(const std::string& name) const {
@@ -54,9 +76,8 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   }
   json meta = json::object();
   for (const auto& [k, v] : file.metadata) meta[k] = v;
-  char crc[16];
-  std::snprintf(crc, sizeof crc, "%08x", crc32_of(data));
-  meta["detdl.crc32"] = crc;
+  meta[kDataCrcKey] = hex8(crc32_of(data));
+  meta[kMetaCrcKey] = hex8(crc32_of(canonical_metadata(file.metadata)));
   header["__metadata__"] = meta;
   std::string h = header.dump();
   while (h.size() % 8) h.push_back(' ');  // the format allows trailing spaces for alignment
@@ -64,19 +85,10 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, "cannot open " + tmp + " for writing");
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(h.data(), static_cast<std::streamsize>(h.size()));
-    out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out.flush();
-    if (!out) fail(path, "write failed (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail(path, "cannot rename " + tmp + ": " + ec.message());
+  std::string bytes(reinterpret_cast<const char*>(len), 8);
+  bytes += h;
+  bytes += data;
+  write_file_atomically(path, bytes, "checkpoint " + path);
 }
 
 TensorFile load_safetensors(const std::string& path) {
@@ -152,10 +164,15 @@ TensorFile load_safetensors(const std::string& path) {
   if (expect != data_size)
     fail(path, "data section is " + std::to_string(data_size) + " bytes but the tensors cover " +
                    std::to_string(expect) + " (truncated or trailing garbage)");
-  if (auto it = file.metadata.find("detdl.crc32"); it != file.metadata.end()) {
-    char crc[16];
-    std::snprintf(crc, sizeof crc, "%08x", crc32_of(data));
-    if (it->second != crc) fail(path, "corrupt: CRC-32 of the data is " + std::string(crc) + ", header says " + it->second);
+  if (auto it = file.metadata.find(kDataCrcKey); it != file.metadata.end()) {
+    const std::string crc = hex8(crc32_of(data));
+    if (it->second != crc) fail(path, "corrupt: CRC-32 of the data is " + crc + ", header says " + it->second);
+  }
+  if (auto it = file.metadata.find(kMetaCrcKey); it != file.metadata.end()) {
+    const std::string crc = hex8(crc32_of(canonical_metadata(file.metadata)));
+    if (it->second != crc)
+      fail(path, "corrupt or edited: CRC-32 of the metadata is " + crc + ", header says " + it->second +
+                     " (a metadata field was changed after the file was written)");
   }
   for (const auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);

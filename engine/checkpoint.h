@@ -14,6 +14,9 @@
 
 namespace detdl {
 
+inline constexpr const char* kDataCrcKey = "detdl.crc32";
+inline constexpr const char* kMetaCrcKey = "detdl.meta_crc32";
+
 struct TensorFile {
   std::vector<std::pair<std::string, Tensor>> tensors;  // in file order
   std::map<std::string, std::string> metadata;          // string -> string, as the format says
@@ -24,7 +27,9 @@ struct TensorFile {
 void save_safetensors(const std::string& path, const TensorFile& file);
 
 // Throws std::runtime_error naming the file and what is wrong (missing, truncated, bad
-// header, offsets out of range, unsupported dtype, CRC mismatch).
+// header, offsets out of range, unsupported dtype, CRC mismatch of the data or of the
+// metadata). Files without the CRCs (other tools' safetensors) load unchecked; the trainer
+// refuses to resume from one (engine/train.h).
 TensorFile load_safetensors(const std::string& path);
 
 }  // namespace detdl

@@ -1,6 +1,7 @@
 #include "engine/train.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -8,6 +9,7 @@
 #include "engine/autograd.h"
 #include "engine/cuda_backend.h"
 #include "engine/hash.h"
+#include "engine/resume.h"
 #include "kernels/common/philox.h"
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/parallel.h"
@@ -72,30 +74,41 @@ Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y) {
   throw std::logic_error("unknown loss");
 }
 
-// Number of correct predictions in a batch: argmax (first maximum) against the label for
-// classification; for bce, elements whose thresholded output matches the target, scaled
-// to rows; for mse with several outputs, argmax against the target's argmax.
+// Number of correct rows in a batch, by the accuracy metric's rule (engine/metrics.cpp;
+// Keras 2's "accuracy" as BUTTER records it), so that the accuracy a run prints is the
+// metric's accuracy series:
+//   one output:      binary accuracy at threshold 0.5, (output > 0.5) == (target > 0.5);
+//                    for every loss, regression (mse) included;
+//   several outputs: the output's first maximum against the target's first maximum (the
+//                    label itself for softmax_ce, whose logits have the first maximum of
+//                    their softmax: the function is monotone).
+// A row with a NaN output or target counts as wrong (the metric's value for it is NaN).
 std::int64_t count_correct(LossKind kind, const Tensor& out, const Tensor& y) {
   const std::int64_t n = out.dim(0);
+  if (n == 0) return 0;
   const std::int64_t k = out.numel() / n;
-  const float* o = out.f32();
   auto argmax = [k](const float* r) {
     std::int64_t best = 0;
     for (std::int64_t j = 1; j < k; ++j)
       if (r[j] > r[best]) best = j;
     return best;
   };
+  auto any_nan = [k](const float* r) {
+    for (std::int64_t j = 0; j < k; ++j)
+      if (std::isnan(r[j])) return true;
+    return false;
+  };
   std::int64_t correct = 0;
-  if (kind == LossKind::softmax_ce) {
-    for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == y.i32()[i];
-  } else if (kind == LossKind::bce) {
-    if (k != 1) {
-      for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == argmax(y.f32() + i * k);
-    } else {
-      for (std::int64_t i = 0; i < n; ++i) correct += (o[i] > 0.5f) == (y.f32()[i] > 0.5f);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* p = out.f32() + i * k;  // (k)
+    if (any_nan(p)) continue;
+    if (kind == LossKind::softmax_ce) {
+      correct += argmax(p) == y.i32()[i];
+      continue;
     }
-  } else if (k > 1) {
-    for (std::int64_t i = 0; i < n; ++i) correct += argmax(o + i * k) == argmax(y.f32() + i * k);
+    const float* t = y.f32() + i * k;  // (k)
+    if (any_nan(t)) continue;
+    correct += k == 1 ? ((p[0] > 0.5f) == (t[0] > 0.5f)) : (argmax(p) == argmax(t));
   }
   return correct;
 }
@@ -235,6 +248,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   const std::int64_t total = spe * cfg_.epochs;
   std::int64_t step = 0;
   EpochProgress prog;
+  const Identity identity = training_identity(cfg_);
 
   auto save = [&](const std::string& path) {
     TensorFile f;
@@ -254,9 +268,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     f.metadata["train.epoch_correct"] = std::to_string(prog.correct);
     f.metadata["optim.steps"] = std::to_string(opt_.steps());
     f.metadata["optim.config"] = cfg_.optimizer.describe();
-    f.metadata["rng.init_seed"] = std::to_string(cfg_.init_seed);
-    f.metadata["rng.order_seed"] = std::to_string(cfg_.order_seed);
-    f.metadata["rng.dropout_seed"] = std::to_string(cfg_.dropout_seed);
+    put_identity(f.metadata, identity);
     f.metadata["model.hash"] = weight_hash(model_);
     save_safetensors(path, f);
   };
@@ -264,51 +276,65 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   // Initialisation and restoring run on the host (a caller may have moved the model).
   model_.to(Device::cpu);
   opt_.to(Device::cpu);
+  TrainResult result;
   if (resume && !cfg_.checkpoint_path.empty() && std::filesystem::exists(cfg_.checkpoint_path)) {
-    const TensorFile f = load_safetensors(cfg_.checkpoint_path);
+    // Every field is checked before anything is trusted: a checkpoint that was edited, comes
+    // from another run, or disagrees with itself is refused with the field named, never
+    // resumed into bits that match no run (docs/reliability.md).
+    const std::string& path = cfg_.checkpoint_path;
+    const TensorFile f = load_safetensors(path);
+    if (!f.metadata.count(kMetaCrcKey) || !f.metadata.count(kDataCrcKey))
+      throw std::runtime_error("checkpoint " + path + ": cannot resume: it carries no CRC of its data and metadata "
+                               "(written by an older detdl or another tool)");
+    check_identity(path, f.metadata, identity);
+    const ResumePosition pos = check_position(path, f, n, cfg_.batch_size, spe, total);
+    std::size_t model_tensors = 0;
+    for (const auto& [name, t] : f.tensors) model_tensors += name.rfind("model.", 0) == 0;
     auto restore = [&](const NamedTensor& p) {
       const Tensor* t = f.find("model." + p.name);
-      if (!t) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no tensor model." + p.name);
-      if (t->shape() != p.tensor.shape())
-        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": model." + p.name + " has shape " +
+      if (!t) throw std::runtime_error("checkpoint " + path + ": no tensor model." + p.name);
+      if (t->shape() != p.tensor.shape() || t->dtype() != p.tensor.dtype())
+        throw std::runtime_error("checkpoint " + path + ": model." + p.name + " has shape " +
                                  shape_str(t->shape()) + ", the model needs " + shape_str(p.tensor.shape()));
-      std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data, t->numel() * 4);
+      std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data, t->numel() * dtype_size(t->dtype()));
     };
     for (const auto& p : model_.parameters()) restore(p);
     for (const auto& b : model_.buffers()) restore(b);
-    auto meta = [&](const char* key) -> std::int64_t {
-      auto it = f.metadata.find(key);
-      if (it == f.metadata.end()) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no metadata " + key);
-      try {
-        return std::stoll(it->second);
-      } catch (const std::exception&) {
-        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": metadata " + key + " is not an integer");
-      }
-    };
-    for (const char* key : {"rng.init_seed", "rng.order_seed", "rng.dropout_seed"}) {
-      const std::uint64_t want = key[4] == 'i' ? cfg_.init_seed : key[4] == 'o' ? cfg_.order_seed : cfg_.dropout_seed;
-      if (f.metadata.count(key) && f.metadata.at(key) != std::to_string(want))
-        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": " + key + " is " + f.metadata.at(key) +
-                                 ", this run's is " + std::to_string(want));
+    if (model_tensors != model_.parameters().size() + model_.buffers().size())
+      throw std::runtime_error("checkpoint " + path + ": holds " + std::to_string(model_tensors) +
+                               " model tensors, this net has " +
+                               std::to_string(model_.parameters().size() + model_.buffers().size()) + " (another net?)");
+    auto hash_it = f.metadata.find("model.hash");
+    if (hash_it == f.metadata.end()) throw std::runtime_error("checkpoint " + path + ": no metadata model.hash");
+    if (hash_it->second != weight_hash(model_))
+      throw std::runtime_error("checkpoint " + path + ": cannot resume: its weights hash to " + weight_hash(model_) +
+                               ", but metadata model.hash says " + hash_it->second + " (the weights were changed)");
+    opt_.load_state(f, "optim.", pos.step);
+    step = pos.step;
+    prog.correct = pos.epoch_correct;
+    prog.batch_losses = pos.batch_losses;
+    const std::int64_t seen = std::min(n, (step % spe) * cfg_.batch_size);
+    std::array<std::vector<float>, kMetricCount> values;
+    for (int m = 0; m < kMetricCount; ++m) {
+      const std::string name = "train.metrics." + std::string(metric_name(static_cast<Metric>(m)));
+      const Tensor* t = f.find(name);
+      if (!t) throw std::runtime_error("checkpoint " + path + ": no tensor " + name);
+      values[m] = t->to_vector();
+      // Each metric holds one value per row seen this epoch, or none (written without metrics).
+      const auto have = static_cast<std::int64_t>(values[m].size());
+      if (have != seen && !(have == 0 && !cfg_.metrics))
+        throw std::runtime_error("checkpoint " + path + ": cannot resume: tensor " + name + " holds " +
+                                 std::to_string(have) + " values, expected " + std::to_string(seen) +
+                                 " (rows of the epoch seen at step " + std::to_string(step) + ")");
     }
-    opt_.load_state(f, "optim.", meta("optim.steps"));
-    step = meta("train.step");
-    prog.correct = meta("train.epoch_correct");
-    if (const Tensor* bl = f.find("train.batch_losses")) prog.batch_losses = bl->to_vector();
-    if (f.metadata.count("train.metrics_outputs")) {
-      std::array<std::vector<float>, kMetricCount> values;
-      for (int m = 0; m < kMetricCount; ++m) {
-        const std::string name = "train.metrics." + std::string(metric_name(static_cast<Metric>(m)));
-        const Tensor* t = f.find(name);
-        if (!t) throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": no tensor " + name);
-        values[m] = t->to_vector();
-      }
+    if (seen > 0 && cfg_.metrics) {
       try {
-        prog.metrics.restore(meta("train.metrics_outputs"), values);
+        prog.metrics.restore(metadata_int(path, f, "train.metrics_outputs"), values);
       } catch (const std::invalid_argument& e) {
-        throw std::runtime_error("checkpoint " + cfg_.checkpoint_path + ": " + e.what());
+        throw std::runtime_error("checkpoint " + path + ": " + e.what());
       }
     }
+    result.resumed = true;
   } else {
     model_.initialize(cfg_.init_seed);
   }
@@ -335,12 +361,20 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     }
   } device_scope(model_, opt_, dev);
 
-  TrainResult result;
   result.first_step = step;
+  result.steps = step;  // a resumed run that is already complete reports where it is
   std::vector<std::int64_t> perm;
   std::int64_t perm_epoch = -1;
   auto t_epoch = std::chrono::steady_clock::now();
+  const auto t_start = std::chrono::steady_clock::now();
   while (step < total) {
+    // --stop-after N: stop once N steps are done (checked before each step, so 0 stops
+    // before the first one and a resumed run past N stops at once).
+    if (cfg_.stop_after_steps >= 0 && step >= cfg_.stop_after_steps) {
+      if (!cfg_.checkpoint_path.empty()) save(cfg_.checkpoint_path);
+      result.stopped_early = true;
+      break;
+    }
     const std::int64_t epoch = step / spe, b = step % spe;
     if (perm_epoch != epoch) {
       if (cfg_.shuffle) {
@@ -361,6 +395,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     const Tensor out_dev = model_.forward(xb.to(dev));
     Tensor loss = compute_loss(cfg_.loss, out_dev, yb.to(dev));
     const float data_loss = loss.item();
+    if (!std::isfinite(data_loss)) ++result.nonfinite_loss_steps;
     for (const auto& p : model_.parameters()) {
       // Default: penalties on weights, not biases or norm scales.
       if (cfg_.penalize ? !cfg_.penalize(p) : p.tensor.ndim() < 2) continue;
@@ -415,10 +450,15 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     } else if (!cfg_.checkpoint_path.empty() && cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0) {
       save(cfg_.checkpoint_path);
     }
-    if (cfg_.stop_after_steps >= 0 && step >= cfg_.stop_after_steps && step < total) {
-      if (!cfg_.checkpoint_path.empty()) save(cfg_.checkpoint_path);
-      result.stopped_early = true;
-      break;
+    if (cfg_.on_step) {
+      StepProgress sp;
+      sp.step = step;
+      sp.total_steps = total;
+      sp.steps_per_epoch = spe;
+      sp.first_step = result.first_step;
+      sp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      sp.rows_per_step = cfg_.batch_size;
+      cfg_.on_step(sp);
     }
   }
   result.weight_hash = weight_hash(model_);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <array>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,16 @@ Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows);
 enum class LossKind { softmax_ce, bce, mse };
 std::string_view loss_name(LossKind k);
 
+// Where a run is, for progress displays.
+struct StepProgress {
+  std::int64_t step = 0;             // steps done, from the run's start (a resumed run starts past 0)
+  std::int64_t total_steps = 0;
+  std::int64_t steps_per_epoch = 0;
+  std::int64_t first_step = 0;       // where this call started (resume)
+  double seconds = 0.0;              // since this call started training
+  std::int64_t rows_per_step = 0;    // batch size
+};
+
 struct TrainConfig {
   std::int64_t epochs = 1;
   std::int64_t batch_size = 32;
@@ -65,8 +76,15 @@ struct TrainConfig {
   int threads = 1;
   std::string checkpoint_path;           // empty: none
   std::int64_t checkpoint_every = 0;     // steps between checkpoints (0: at epoch ends only)
-  std::int64_t stop_after_steps = -1;    // stop (after checkpointing) at this step: for tests
+  std::int64_t stop_after_steps = -1;    // stop (after checkpointing) once this many steps are done (0: before the first)
+  // Settings outside this config that decide the run's bits (the data set, the net, ...),
+  // by experiment field: written into checkpoints with the config's own (engine/resume.h)
+  // and compared on resume.
+  std::map<std::string, std::string> identity;
+  // Called after every step (progress display); cheap callers only.
+  std::function<void(const StepProgress&)> on_step;
 };
+
 
 using MetricValues = std::array<double, kMetricCount>;
 
@@ -109,6 +127,10 @@ struct TrainResult {
   // starts at its checkpoint's step: first_step says which).
   std::vector<std::string> step_hashes;
   std::int64_t first_step = 0;
+  bool resumed = false;     // restored from the checkpoint (at first_step)
+  // Steps whose training loss was not finite (NaN/Inf): the run goes on, so that a study
+  // sees a diverged run as one (its series say how many values are finite).
+  std::int64_t nonfinite_loss_steps = 0;
 };
 
 // Weight hash of a module's parameters and buffers (engine/hash.h).

@@ -3,17 +3,23 @@
 // per-epoch progress and the final weight hash, and writes a JSON run record.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <stdexcept>
 
+#include <unistd.h>
+
+#include "engine/atomic_file.h"
 #include "engine/checkpoint.h"
 #include "engine/cuda_backend.h"
 #include "engine/hash.h"
 #include "nets/experiment.h"
 #include "nets/zoo.h"
+#include "tools/cli_checks.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
 
 namespace detdl::tools {
 namespace {
@@ -25,7 +31,8 @@ struct TrainFlags {
   std::vector<std::string> fast_ops;
   std::uint64_t seed = 1;
   std::string checkpoint;
-  bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false;
+  bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false, force = false;
+  std::string progress = "auto";
   std::int64_t stop_after = -1, checkpoint_every = 0;
   std::map<std::string, CLI::Option*> opt;  // by long name, to ask whether a flag was given
 };
@@ -77,6 +84,30 @@ void parse_schedule(const std::string& s, Schedule& out, std::int64_t epochs) {
   }
 }
 
+// "flags.optimizer.momentum: ..." -> "--momentum: ...": a value from a flag is named by the flag.
+std::string flag_message(const std::string& what) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"flags.schedule.lr", "--lr"},           {"flags.schedule.", "--schedule"},
+      {"flags.optimizer.momentum", "--momentum"}, {"flags.optimizer.weight_decay", "--weight-decay"},
+      {"flags.optimizer.eps", "--eps"},        {"flags.optimizer.", "--optimizer"},
+      {"flags.epochs", "--epochs"},            {"flags.batch_size", "--batch-size"},
+      {"flags.label_noise", "--label-noise"},  {"flags.threads", "--threads"},
+      {"flags.l1", "--l1"},                    {"flags.l2", "--l2"},
+      {"flags.preprocess", "--preprocess"},    {"flags.loss", "--loss"},
+      {"flags.augment", "--augment"},          {"flags.net", "--net"},
+      {"flags.data", "--data"}};
+  for (const auto& [path, flag] : kFlags) {
+    const std::string p(path);
+    if (what.rfind(p, 0) != 0) continue;
+    const auto colon = what.find(": ");
+    const std::string field = what.substr(6, colon == std::string::npos ? std::string::npos : colon - 6);
+    const std::string rest = colon == std::string::npos ? what : what.substr(colon + 2);
+    // A prefix match (schedule., optimizer.) keeps the field's name: "--schedule (gamma): ...".
+    return p.back() == '.' ? std::string(flag) + " (" + field + "): " + rest : std::string(flag) + ": " + rest;
+  }
+  return what;
+}
+
 nets::Experiment build_experiment(const TrainFlags& f) {
   nets::Experiment e;
   if (!f.preset.empty()) {
@@ -95,7 +126,9 @@ nets::Experiment build_experiment(const TrainFlags& f) {
     } catch (const nlohmann::json::exception& ex) {
       throw std::runtime_error("--config " + f.config + ": not valid JSON: " + ex.what());
     }
-    // The config file starts from the preset's (or default) values: fields it leaves out keep them.
+    // The config file starts from the preset's (or default) values: fields it leaves out keep
+    // them. A null would delete the preset's value (merge-patch) and so is refused.
+    nets::reject_nulls(j, f.config);
     nlohmann::json base = nets::to_json(e);
     base.merge_patch(j);
     e = nets::experiment_from_json(base, f.config);
@@ -152,8 +185,28 @@ nets::Experiment build_experiment(const TrainFlags& f) {
     else throw std::invalid_argument("--impl: expected own or vendor, got '" + f.impl + "'");
   }
   if (f.no_metrics) e.metrics = false;
-  // Round-trip through the JSON reader: the same checks as a config file.
-  return nets::experiment_from_json(nets::to_json(e), "flags");
+  // Round-trip through the JSON reader: the same checks as a config file, with the field
+  // named by the flag that set it.
+  try {
+    return nets::experiment_from_json(nets::to_json(e), "flags");
+  } catch (const std::invalid_argument& ex) {
+    throw std::invalid_argument(flag_message(ex.what()));
+  }
+}
+
+// The output files are checked before anything is loaded or trained: a run is never lost
+// to a missing folder, and nothing is overwritten without --force.
+void check_outputs(const TrainFlags& f) {
+  if (f.checkpoint.empty()) {
+    if (f.resume) throw std::invalid_argument("--resume needs --checkpoint PATH (the checkpoint to resume from)");
+    if (f.checkpoint_every > 0) throw std::invalid_argument("--checkpoint-every needs --checkpoint PATH");
+  } else {
+    // With --resume an existing checkpoint is the point; without it, it is someone's run.
+    check_output_path(f.checkpoint, f.resume || f.force, "--checkpoint");
+  }
+  if (!f.record.empty()) check_output_path(f.record, f.force, "--record");
+  if (!f.record.empty() && f.record == f.checkpoint)
+    throw std::invalid_argument("--record and --checkpoint name the same file " + f.record);
 }
 
 int run_train(const TrainFlags& f) {
@@ -167,13 +220,20 @@ int run_train(const TrainFlags& f) {
   if (e.implementation == Implementation::vendor && e.device != Device::cuda)
     throw std::invalid_argument("--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
                                 "always use the own kernels)");
+  check_outputs(f);
+  const bool resuming = f.resume && std::filesystem::exists(f.checkpoint);
+  if (f.resume && !resuming && !f.quiet)
+    std::printf("no checkpoint at %s yet: starting from step 0\n", f.checkpoint.c_str());
+  ProgressLine progress(f.progress == "on" || (f.progress == "auto" && !f.quiet && ::isatty(STDOUT_FILENO)));
   nets::RunOptions ro;
+  ro.on_step = [&](const StepProgress& p) { progress.update(p); };
   ro.checkpoint_path = f.checkpoint;
   ro.checkpoint_every = f.checkpoint_every;
   ro.resume = f.resume;
   ro.stop_after_steps = f.stop_after;
   std::int64_t train_rows = 0;
   ro.on_epoch = [&](const EpochStats& s) {
+    progress.clear();
     if (f.quiet) return;
     std::printf("epoch %3lld/%lld  loss %.6f  acc %.4f", static_cast<long long>(s.epoch + 1),
                 static_cast<long long>(e.epochs), s.train_loss, s.train_accuracy);
@@ -195,20 +255,18 @@ int run_train(const TrainFlags& f) {
                 std::string(device_name(e.device)).c_str(),
                 e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
                 static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
+    if (resuming) std::printf("  resuming from %s\n", f.checkpoint.c_str());
     std::fflush(stdout);
   };
   const nets::RunOutput out = nets::run_experiment(e, ro);
-  if (!f.record.empty()) {
-    // Written whole to a temporary name, then renamed: a reader never sees half a record.
-    const std::string tmp = f.record + ".tmp";
-    {
-      std::ofstream o(tmp);
-      if (!o) throw std::runtime_error("--record: cannot write " + tmp);
-      o << out.record.dump(1) << "\n";
-      if (!o) throw std::runtime_error("--record: write failed for " + tmp);
-    }
-    if (std::rename(tmp.c_str(), f.record.c_str()) != 0) throw std::runtime_error("--record: cannot rename " + tmp + " to " + f.record);
-  }
+  progress.clear();
+  if (out.result.resumed)
+    std::printf("resumed from step %lld of %s\n", static_cast<long long>(out.result.first_step), f.checkpoint.c_str());
+  if (out.result.nonfinite_loss_steps > 0)
+    std::printf("warning: the training loss was NaN or infinite in %lld steps (the run diverged)\n",
+                static_cast<long long>(out.result.nonfinite_loss_steps));
+  // Written whole to a unique temporary name, then renamed: a reader never sees half a record.
+  if (!f.record.empty()) write_file_atomically(f.record, out.record.dump(1) + "\n", "--record " + f.record);
   if (out.result.stopped_early)
     std::printf("stopped after step %lld (checkpoint %s)\n", static_cast<long long>(out.result.steps), f.checkpoint.c_str());
   std::printf("weight hash %s  steps %lld  %.2fs\n", out.result.weight_hash.c_str(),
@@ -231,23 +289,23 @@ void add_train_command(CLI::App& app) {
   o["--preprocess"] = c->add_option("--preprocess", v.preprocess, "none, pixel-mean or channel-std");
   o["--study-split"] = c->add_flag("--study-split", v.study_split, "validation = first 7,500 test images, test = last 2,500");
   o["--augment"] = c->add_option("--augment", v.augment, "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC");
-  o["--label-noise"] = c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")->check(CLI::Range(0.0, 1.0));
-  o["--epochs"] = c->add_option("--epochs", v.epochs, "epochs")->check(CLI::NonNegativeNumber);
-  o["--batch-size"] = c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(CLI::PositiveNumber);
+  o["--label-noise"] = c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")->check(number_text());
+  o["--epochs"] = c->add_option("--epochs", v.epochs, "epochs")->check(integer_text());
+  o["--batch-size"] = c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(integer_text());
   o["--loss"] = c->add_option("--loss", f->loss, "auto, softmax_ce, bce or mse");
   o["--optimizer"] = c->add_option("--optimizer", f->optimizer, "sgd, adam or rmsprop");
-  o["--lr"] = c->add_option("--lr", v.schedule.base_lr, "learning rate")->check(CLI::PositiveNumber);
-  o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")->check(CLI::Range(0.0, 1.0));
+  o["--lr"] = c->add_option("--lr", v.schedule.base_lr, "learning rate")->check(number_text());
+  o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")->check(number_text());
   o["--nesterov"] = c->add_flag("--nesterov", v.optimizer.nesterov, "Nesterov momentum");
-  o["--weight-decay"] = c->add_option("--weight-decay", v.optimizer.weight_decay, "L2 weight decay added to the gradient")->check(CLI::NonNegativeNumber);
-  o["--eps"] = c->add_option("--eps", v.optimizer.eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)")->check(CLI::PositiveNumber);
+  o["--weight-decay"] = c->add_option("--weight-decay", v.optimizer.weight_decay, "L2 weight decay added to the gradient")->check(number_text());
+  o["--eps"] = c->add_option("--eps", v.optimizer.eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)")->check(number_text());
   o["--keras-optim"] = c->add_flag("--keras-optim", f->keras_optim, "Keras's update formulas instead of PyTorch's");
   o["--schedule"] = c->add_option("--schedule", f->schedule, "constant, cosine, step:EVERY[:GAMMA], multistep:E1,E2[:GAMMA]");
-  o["--l1"] = c->add_option("--l1", v.l1, "L1 penalty (loss term) on the net's weights")->check(CLI::NonNegativeNumber);
-  o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")->check(CLI::NonNegativeNumber);
+  o["--l1"] = c->add_option("--l1", v.l1, "L1 penalty (loss term) on the net's weights")->check(number_text());
+  o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")->check(number_text());
   o["--level"] = c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
   c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
-  o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(CLI::Range(1, 1024));
+  o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(integer_text());
   o["--device"] = c->add_option("--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
   o["--impl"] = c->add_option("--impl", f->impl,
                               "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
@@ -260,11 +318,18 @@ void add_train_command(CLI::App& app) {
   o["--label-noise-seed"] = c->add_option("--label-noise-seed", v.seeds.label_noise, "label noise seed");
   o["--split-seed"] = c->add_option("--split-seed", v.seeds.split, "train/test split seed (tabular data)");
   c->add_flag("--no-metrics", f->no_metrics, "skip the BUTTER series and per-class accuracy");
-  c->add_option("--record", f->record, "write the JSON run record here");
-  c->add_option("--checkpoint", f->checkpoint, "safetensors checkpoint written at each epoch end");
-  c->add_option("--checkpoint-every", f->checkpoint_every, "also every N steps")->check(CLI::NonNegativeNumber);
-  c->add_flag("--resume", f->resume, "resume from --checkpoint if it exists");
-  c->add_option("--stop-after", f->stop_after, "stop after this many steps (after checkpointing)");
+  c->add_option("--record", f->record, "write the JSON run record here (an existing file is refused without --force)");
+  c->add_option("--checkpoint", f->checkpoint,
+                "safetensors checkpoint written at each epoch end (an existing file is refused without --resume or --force)");
+  c->add_option("--checkpoint-every", f->checkpoint_every, "also every N steps")->check(integer_text(0));
+  c->add_flag("--resume", f->resume,
+              "resume from --checkpoint if it exists (refused when its settings differ from this run's; "
+              "only --epochs may be raised)");
+  c->add_option("--stop-after", f->stop_after, "stop once this many steps are done, after checkpointing (0: before the first)")
+      ->check(integer_text(0));
+  c->add_flag("--force", f->force, "overwrite an existing --checkpoint (without --resume) or --record");
+  c->add_option("--progress", f->progress, "progress line within an epoch: auto (on a terminal), on or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   c->add_flag("--print-config", f->print_config, "print the experiment as JSON and exit");
   c->add_flag("--quiet", f->quiet, "print only the final line");
   c->callback([f] { run_train(*f); });
