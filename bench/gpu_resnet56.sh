@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 nvidia-smi -L
 for level in portable fast; do
   "$BUILD/detdl" train --device cuda --net resnet56 --data synthetic-cifar10:50000 --epochs 2 --batch-size 128 \
-    --optimizer adam --lr 1e-3 --eps 1e-7 --level "$level" --no-metrics --record "/tmp/detdl_resnet56_$level.json" --quiet
+    --optimizer adam --lr 1e-3 --eps 1e-7 --level "$level" --no-metrics --force --record "/tmp/detdl_resnet56_$level.json" --quiet
   "$PY" - "/tmp/detdl_resnet56_$level.json" "$level" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -12,7 +12,7 @@ PY=/usr/bin/python3
 out=$(mktemp -d)
 for t in 1 2; do
   build/detdl train --net lenet5:keras --data mnist --epochs "$EPOCHS" --batch-size 128 --optimizer sgd \
-    --lr 0.01 --momentum 0 --threads "$t" --no-metrics --quiet --record "$out/detdl_t$t.json" > /dev/null
+    --lr 0.01 --momentum 0 --threads "$t" --no-metrics --quiet --force --record "$out/detdl_t$t.json" > /dev/null
   "$PY" bench/torch_lenet5.py --epochs "$EPOCHS" --threads "$t" --batch 128 --optimizer sgd --lr 0.01 \
     > "$out/torch_t$t.log"
 done

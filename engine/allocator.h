@@ -18,6 +18,8 @@ class Allocator {
   virtual Device device() const = 0;
 };
 
+// The process's CPU allocator. It is never destroyed, so a tensor freed during static
+// destruction (e.g. one held by a function-local static cache) still has it.
 Allocator& cpu_allocator();
 // cpu_allocator(), or the CUDA allocator (engine/cuda_backend.h), which throws a clear
 // std::runtime_error when detdl was built without CUDA or no device is usable.

@@ -74,8 +74,13 @@ class CpuAllocator final : public Allocator {
 }  // namespace
 
 Allocator& cpu_allocator() {
-  static CpuAllocator a;
-  return a;
+  // Never destroyed: tensors held by other statics (the data set cache of
+  // nets/data/registry.cpp, kernels' scratch) are freed from the exit handlers, in an order
+  // across translation units that nothing fixes, and each Storage hands its block back to
+  // this allocator. A leaked singleton outlives every one of them; the blocks it still
+  // caches go back to the system with the process.
+  static CpuAllocator* const a = new CpuAllocator;
+  return *a;
 }
 
 Allocator& allocator_for(Device d) { return d == Device::cpu ? cpu_allocator() : gpu::allocator(); }

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "engine/cuda_backend.h"
+#include "nets/compat.h"
 #include "nets/data/prepare.h"
 #include "nets/zoo.h"
 
@@ -89,7 +90,54 @@ class FieldReader {
   std::set<std::string> seen_;
 };
 
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+constexpr double kHuge = 3.4028234663852886e38;  // FLT_MAX: every finite float
+
+// v must be finite and in [lo, hi]; `expected` says so in words.
+void in_range(const FieldReader& r, const std::string& key, double v, double lo, double hi, const std::string& expected) {
+  if (!(std::isfinite(v) && v >= lo && v <= hi)) r.bad(key, "expected " + expected + ", got " + num(v));
+}
+
+void check_optimizer(const OptimizerConfig& o, const FieldReader& r) {
+  in_range(r, "momentum", o.momentum, 0.0, 1.0, "a number in [0, 1]");
+  in_range(r, "weight_decay", o.weight_decay, 0.0, kHuge, "a finite number >= 0");
+  in_range(r, "beta1", o.beta1, 0.0, 1.0, "a number in [0, 1]");
+  in_range(r, "beta2", o.beta2, 0.0, 1.0, "a number in [0, 1]");
+  in_range(r, "alpha", o.alpha, 0.0, 1.0, "a number in [0, 1]");
+  in_range(r, "eps", o.eps, 0.0, kHuge, "a finite positive number");
+  if (!(o.eps > 0.0f)) r.bad("eps", "expected a finite positive number, got " + num(o.eps));
+}
+
+void check_schedule(const Schedule& s, const FieldReader& r) {
+  in_range(r, "lr", s.base_lr, 0.0, kHuge, "a finite positive number");
+  if (!(s.base_lr > 0.0f)) r.bad("lr", "expected a finite positive number, got " + num(s.base_lr));
+  in_range(r, "gamma", s.gamma, 0.0, kHuge, "a finite positive number");
+  if (!(s.gamma > 0.0f)) r.bad("gamma", "expected a finite positive number, got " + num(s.gamma));
+  if (s.step_size < 1) r.bad("step_size", "expected at least 1, got " + std::to_string(s.step_size));
+  for (std::size_t i = 0; i < s.milestones.size(); ++i) {
+    if (s.milestones[i] < 0 || s.milestones[i] > kMaxEpochs)
+      r.bad("milestones", "expected epochs in [0, " + std::to_string(kMaxEpochs) + "], got " + std::to_string(s.milestones[i]));
+    if (i && s.milestones[i] <= s.milestones[i - 1]) r.bad("milestones", "expected increasing epochs");
+  }
+  for (double f : s.factors) in_range(r, "factors", f, 0.0, kHuge, "finite numbers >= 0");
+  if (s.t_max < 1) r.bad("t_max", "expected at least 1, got " + std::to_string(s.t_max));
+  in_range(r, "eta_min", s.eta_min, 0.0, kHuge, "a finite number >= 0");
+}
+
 }  // namespace
+
+void reject_nulls(const json& j, const std::string& where) {
+  if (j.is_null()) throw std::invalid_argument(where + ": null is not a value (leave the field out for its default)");
+  if (j.is_object())
+    for (auto it = j.begin(); it != j.end(); ++it) reject_nulls(it.value(), where + "." + it.key());
+  if (j.is_array())
+    for (std::size_t i = 0; i < j.size(); ++i) reject_nulls(j[i], where + "[" + std::to_string(i) + "]");
+}
 
 json to_json(const Experiment& e) {
   json fast = json::array();
@@ -132,6 +180,7 @@ json to_json(const Experiment& e) {
 
 Experiment experiment_from_json(const json& j, const std::string& where) {
   Experiment e;
+  reject_nulls(j, where);
   FieldReader r(j, where);
   r.get("net", e.net);
   r.get("data", e.data);
@@ -142,11 +191,14 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("study_split", e.study_split);
   r.get("augment", e.augment);
   r.get("label_noise", e.label_noise);
-  if (!(e.label_noise >= 0.0 && e.label_noise <= 1.0)) r.bad("label_noise", "expected a fraction in [0, 1]");
+  if (!(e.label_noise >= 0.0 && e.label_noise <= 1.0))
+    r.bad("label_noise", "expected a fraction in [0, 1], got " + num(e.label_noise));
   r.get("epochs", e.epochs);
-  if (e.epochs < 0) r.bad("epochs", "must not be negative");
+  if (e.epochs < 0 || e.epochs > kMaxEpochs)
+    r.bad("epochs", "expected 0 to " + std::to_string(kMaxEpochs) + ", got " + std::to_string(e.epochs));
   r.get("batch_size", e.batch_size);
-  if (e.batch_size < 1) r.bad("batch_size", "must be at least 1");
+  if (e.batch_size < 1 || e.batch_size > kMaxBatchSize)
+    r.bad("batch_size", "expected 1 to " + std::to_string(kMaxBatchSize) + ", got " + std::to_string(e.batch_size));
   r.get("loss", e.loss);
   if (e.loss != "auto" && e.loss != "softmax_ce" && e.loss != "bce" && e.loss != "mse")
     r.bad("loss", "expected auto, softmax_ce, bce or mse, got '" + e.loss + "'");
@@ -166,8 +218,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     ro.get("eps", e.optimizer.eps);
     ro.get("alpha", e.optimizer.alpha);
     ro.get("keras_form", e.optimizer.keras_form);
-    if (!(e.optimizer.eps > 0.0f)) ro.bad("eps", "must be positive");
     ro.finish();
+    check_optimizer(e.optimizer, ro);
   }
   if (const json* s = r.child("schedule")) {
     FieldReader rs(*s, r.path("schedule"));
@@ -179,7 +231,6 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
       if (schedule_kind_name(k) == kind) e.schedule.kind = k, found = true;
     if (!found) rs.bad("kind", "expected constant, step, multistep, piecewise or cosine, got '" + kind + "'");
     rs.get("lr", e.schedule.base_lr);
-    if (!(e.schedule.base_lr > 0.0f)) rs.bad("lr", "must be positive");
     rs.get("step_size", e.schedule.step_size);
     rs.get("milestones", e.schedule.milestones);
     rs.get("gamma", e.schedule.gamma);
@@ -189,9 +240,12 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     if (e.schedule.kind == Schedule::Kind::piecewise && e.schedule.factors.size() != e.schedule.milestones.size())
       rs.bad("factors", "piecewise needs one factor per milestone");
     rs.finish();
+    check_schedule(e.schedule, rs);
   }
   r.get("l1", e.l1);
+  in_range(r, "l1", e.l1, 0.0, kHuge, "a finite number >= 0");
   r.get("l2", e.l2);
+  in_range(r, "l2", e.l2, 0.0, kHuge, "a finite number >= 0");
   if (const json* s = r.child("seeds")) {
     FieldReader rs(*s, r.path("seeds"));
     rs.get("init", e.seeds.init);
@@ -216,7 +270,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     e.fast_ops.push_back(*fam);
   }
   r.get("threads", e.threads);
-  if (e.threads < 1) r.bad("threads", "must be at least 1");
+  if (e.threads < 1 || e.threads > kMaxThreads)
+    r.bad("threads", "expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(e.threads));
   r.get("metrics", e.metrics);
   std::string device = std::string(device_name(e.device));
   r.get("device", device);
@@ -388,15 +443,12 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   dopt.preprocess = e.preprocess;
   dopt.split_seed = e.seeds.split;
   const auto bundle = data::load_data(e.data, dopt);
-  NetSpec net = make_net(e.net, *bundle);
+  NetSpec net = make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
 
   TrainConfig cfg;
   cfg.epochs = e.epochs;
   cfg.batch_size = e.batch_size;
-  cfg.loss = e.loss == "auto" ? bundle->loss
-             : e.loss == "softmax_ce" ? LossKind::softmax_ce
-             : e.loss == "bce"        ? LossKind::bce
-                                      : LossKind::mse;
+  cfg.loss = resolve_loss(e.loss, *bundle);
   cfg.optimizer = e.optimizer;
   cfg.schedule = e.schedule;
   cfg.l1 = e.l1;
@@ -414,6 +466,18 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.checkpoint_every = opt.checkpoint_every;
   cfg.stop_after_steps = opt.stop_after_steps;
   cfg.step_hashes = opt.step_hashes;
+  cfg.on_step = opt.on_step;
+  // The experiment's fields outside TrainConfig that decide the bits: a resume compares them
+  // (engine/resume.h). label_noise is exact as written in the JSON form.
+  cfg.identity = {{"net", e.net},
+                  {"data", e.data},
+                  {"preprocess", e.preprocess},
+                  {"study_split", e.study_split ? "true" : "false"},
+                  {"augment", e.augment},
+                  {"label_noise", json(e.label_noise).dump()},
+                  {"seeds.augment", std::to_string(e.seeds.augment)},
+                  {"seeds.label_noise", std::to_string(e.seeds.label_noise)},
+                  {"seeds.split", std::to_string(e.seeds.split)}};
 
   // The shared bundle is read-only: label noise goes into this run's own copy of y.
   Dataset train = bundle->train;
@@ -482,6 +546,33 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
       {"weight_hash", out.result.weight_hash},
       {"test_predictions", last_predictions},
   };
+  // Divergence (NaN/Inf loss or weights): the run completes and says so. "finite" counts,
+  // per series, the epochs whose value is finite (non-finite values are null in JSON).
+  json finite = json::object();
+  bool diverged = out.result.nonfinite_loss_steps > 0;
+  for (const auto& ep : epochs)
+    for (const char* part : {"train", "test", "validation"}) {
+      if (!ep.contains(part)) continue;
+      for (auto it = ep[part].begin(); it != ep[part].end(); ++it) {
+        const std::string key = std::string(part) + "." + it.key();
+        if (!finite.contains(key)) finite[key] = 0;
+        const bool ok = it.value().is_number() && std::isfinite(it.value().get<double>());
+        if (ok) finite[key] = finite[key].get<std::int64_t>() + 1;
+        if (!ok && (it.key() == "loss")) diverged = true;
+      }
+    }
+  bool weights_finite = true;
+  for (const auto& p : net.model->parameters()) {
+    const Tensor h = p.tensor.to(Device::cpu);
+    const float* v = h.f32();
+    for (std::int64_t i = 0; i < h.numel() && weights_finite; ++i) weights_finite = std::isfinite(v[i]);
+  }
+  if (!weights_finite) diverged = true;
+  out.record["finite"] = finite;
+  out.record["nonfinite_loss_steps"] = out.result.nonfinite_loss_steps;
+  out.record["weights_finite"] = weights_finite;
+  out.record["diverged"] = diverged;
+  out.record["resumed_from_step"] = out.result.resumed ? json(out.result.first_step) : json(nullptr);
   if (opt.step_hashes) {
     out.record["first_step"] = out.result.first_step;
     out.record["step_hashes"] = out.result.step_hashes;

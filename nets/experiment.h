@@ -53,10 +53,19 @@ struct Experiment {
   RunContext context() const;
 };
 
+// Bounds on the counts (a typo of a few digits is refused, not run for a year).
+inline constexpr std::int64_t kMaxEpochs = 1'000'000;
+inline constexpr std::int64_t kMaxBatchSize = 1 << 24;
+inline constexpr int kMaxThreads = 1024;
+
 nlohmann::json to_json(const Experiment& e);
+// JSON null anywhere in `j` is an error naming its path: a config merged over a preset
+// would otherwise silently drop the field to the engine's default (merge-patch semantics).
+void reject_nulls(const nlohmann::json& j, const std::string& where);
 // Reads the JSON form. Every field is optional (defaults above); an unknown field, a wrong
-// type or a bad value throws std::invalid_argument naming the field (with `where`, e.g.
-// the study file, as its prefix).
+// type, null, or a bad value (out of range, NaN, Inf) throws std::invalid_argument naming
+// the field (with `where`, e.g. the study file, as its prefix). This is the one validation
+// path: `detdl train` flags and study files are turned into this form and read by it.
 Experiment experiment_from_json(const nlohmann::json& j, const std::string& where = "experiment");
 
 // Presets: lenet1, lenet4, lenet5, resnet38, resnet56 (also resnet20), wrn-28-10 (the
@@ -69,6 +78,7 @@ struct RunOptions {
   // Called once the data set is loaded and the net built, before training.
   std::function<void(const data::DataBundle&, const NetSpec&)> on_start;
   std::function<void(const EpochStats&)> on_epoch;
+  std::function<void(const StepProgress&)> on_step;  // after every step (progress display)
   std::string checkpoint_path;       // empty: none
   std::int64_t checkpoint_every = 0;
   bool resume = false;

@@ -2,7 +2,8 @@
 
 namespace detdl::nets {
 
-std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t classes, float dropout) {
+std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t classes, float dropout,
+                                     OutputActivation output) {
   auto m = std::make_shared<Sequential>();
   m->emplace<Linear>(in, hidden, true, InitSpec{InitKind::he_uniform});
   m->emplace<Act>(Activation::relu);
@@ -10,10 +11,11 @@ std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
   m->emplace<Act>(Activation::tanh);
   if (dropout > 0.0f) m->emplace<Dropout>(dropout);
   m->emplace<Linear>(hidden, classes);
+  if (output == OutputActivation::sigmoid) m->emplace<Act>(Activation::sigmoid);
   return m;
 }
 
-std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t classes) {
+std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t classes, OutputActivation output) {
   auto m = std::make_shared<Sequential>();
   ops::Conv2dOptions same{1, 0, true};
   m->emplace<Conv2d>(channels, 8, 3, same, false, InitSpec{InitKind::he_normal});
@@ -24,6 +26,7 @@ std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t c
   m->emplace<Act>(Activation::elu, 1.0f);
   m->emplace<GlobalAvgPool>();
   m->emplace<Linear>(16, classes);
+  if (output == OutputActivation::sigmoid) m->emplace<Act>(Activation::sigmoid);
   return m;
 }
 

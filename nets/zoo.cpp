@@ -59,23 +59,39 @@ std::int64_t flat_inputs(const data::DataBundle& d) {
 
 }  // namespace
 
-NetSpec make_net(const std::string& name, const data::DataBundle& d) {
+NetSpec make_net(const std::string& name, const data::DataBundle& d) { return make_net(name, d, d.loss); }
+
+NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind loss) {
   NetSpec spec;
   spec.name = name;
   const auto parts = split(name, ':');
   const std::string& base = parts[0];
+  // Binary cross-entropy is computed on probabilities (Keras's form; ops::binary_cross_entropy
+  // with from_logits = false), so a net trained with it ends in a sigmoid.
+  const OutputActivation output = loss == LossKind::bce ? OutputActivation::sigmoid : OutputActivation::none;
   if (base == "mlp") {
     const std::int64_t hidden = parts.size() > 1 ? to_int(name, "the hidden width", parts[1]) : 64;
-    if (d.sample_shape.size() != 1)
-      throw std::invalid_argument("net '" + name + "' needs flat rows; data set '" + d.name + "' has rows " +
-                                  shape_str(d.sample_shape));
-    spec.model = make_mlp(flat_inputs(d), hidden, d.outputs);
+    auto mlp = make_mlp(flat_inputs(d), hidden, d.outputs, 0.0f, output);
+    if (d.sample_shape.size() == 1) {
+      spec.model = mlp;
+    } else {
+      // Images (or any other row shape) are flattened first.
+      auto flat = std::make_shared<Sequential>();
+      flat->emplace<Flatten>();
+      flat->add(mlp);
+      spec.model = flat;
+    }
     spec.description = "mlp " + std::to_string(flat_inputs(d)) + "-" + std::to_string(hidden) + "-" +
-                       std::to_string(hidden) + "-" + std::to_string(d.outputs);
+                       std::to_string(hidden) + "-" + std::to_string(d.outputs) +
+                       (output == OutputActivation::sigmoid ? ", sigmoid output" : "");
   } else if (base == "cnn") {
     if (d.sample_shape.size() != 3) throw std::invalid_argument("net 'cnn' needs images; data set '" + d.name + "' has rows " + shape_str(d.sample_shape));
-    spec.model = make_small_cnn(d.sample_shape[0], d.outputs);
-    spec.description = "small cnn";
+    spec.model = make_small_cnn(d.sample_shape[0], d.outputs, output);
+    spec.description = output == OutputActivation::sigmoid ? "small cnn, sigmoid output" : "small cnn";
+  } else if (loss != LossKind::softmax_ce && base != "butter") {
+    // LeNet, ResNet and WRN are the studies' classifiers: logits for softmax cross-entropy.
+    throw std::invalid_argument("net '" + name + "' is a classifier trained with softmax_ce, not " +
+                                std::string(loss_name(loss)));
   } else if (base == "lenet1" || base == "lenet4" || base == "lenet5") {
     LenetOptions o;
     if (parts.size() > 1) {
@@ -135,7 +151,9 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d) {
                                   shape_str(d.sample_shape));
     const std::int64_t n_in = flat_inputs(d);
     const ButterPlan plan = butter_plan(*shape, size, depth, n_in, d.outputs);
-    spec.model = make_butter_mlp(*shape, plan, n_in, d.loss != LossKind::softmax_ce);
+    // BUTTER (Keras): a sigmoid output for every task but multi-class (softmax there,
+    // which the engine's softmax cross-entropy applies to the logits itself).
+    spec.model = make_butter_mlp(*shape, plan, n_in, loss != LossKind::softmax_ce);
     std::string w;
     for (auto x : plan.widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
     spec.description = "BUTTER " + parts[1] + " depth " + parts[2] + " size " + parts[3] + ": " +

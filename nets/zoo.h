@@ -28,8 +28,15 @@ struct NetSpec {
   std::function<bool(const NamedTensor&)> penalize;
 };
 
-// Throws std::invalid_argument naming the net for an unknown name or one that does not fit
-// the data set (e.g. LeNet on 3-channel images, a BUTTER size more than 20% off).
+// The net `name` for the data set's shapes, with the output layer `loss` needs: logits for
+// softmax_ce; a sigmoid for bce (computed on probabilities, as Keras does); for mse the
+// values themselves, except BUTTER's nets, which keep BUTTER's (Keras's) sigmoid for every
+// non-multi-class task. The mlp flattens image rows. Throws std::invalid_argument naming the
+// net for an unknown name or one that does not fit the data set (e.g. LeNet on 3-channel
+// images, a BUTTER size more than 20% off, a classifier with a loss other than softmax_ce);
+// nets/compat.h checks the same before with messages naming the data set and loss too.
+NetSpec make_net(const std::string& name, const data::DataBundle& data, LossKind loss);
+// make_net(name, data, data.loss): the data set's own loss.
 NetSpec make_net(const std::string& name, const data::DataBundle& data);
 
 std::vector<std::string> known_net_names();

@@ -8,6 +8,7 @@
 
 #include "engine/cuda_backend.h"
 #include "nets/golden.h"
+#include "tools/cli_checks.h"
 #include "tools/commands.h"
 
 namespace detdl::tools {
@@ -21,7 +22,7 @@ void add_golden_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("golden", "compute each network's golden weight hash; check or write the file");
   c->add_option("--check", a->check, "compare with this file (tests/golden/hashes.json); exit 1 on any mismatch");
   c->add_option("--write", a->write, "write the hashes to this file");
-  c->add_option("--threads", a->threads, "CPU threads")->check(CLI::Range(1, 1024));
+  c->add_option("--threads", a->threads, "CPU threads")->check(integer_text(1, 1024));
   c->add_option("--device", a->device, "where the runs train: cpu (default) or cuda (must give the same hashes)");
   c->callback([a] {
     const Device device = parse_device(a->device, "--device");

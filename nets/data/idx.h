@@ -12,9 +12,10 @@
 namespace detdl::data {
 
 // The whole content of a file, decompressed if it is gzipped (gzread passes plain files
-// through). Throws std::runtime_error naming the file when it cannot be opened, read, or
-// its gzip stream is truncated or corrupt.
-std::vector<std::uint8_t> read_file_bytes(const std::string& path);
+// through). Throws std::runtime_error naming the file when it cannot be opened, read, its
+// gzip stream is truncated or corrupt, or its content is longer than max_bytes (checked
+// while inflating: memory stays bounded by max_bytes whatever the stream holds).
+std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::uint64_t max_bytes);
 
 // `dir`/`name` if it exists, else `dir`/`name`.gz; throws std::runtime_error naming both
 // when neither exists.
@@ -27,9 +28,15 @@ struct IdxArray {
   std::vector<std::uint8_t> bytes;
 };
 
-// Reads an IDX file of type 0x08 (unsigned byte), gzipped or plain. Checks the magic (two
-// zero bytes, type 0x08, 1..8 dims), that the data is not truncated and that nothing
-// follows it; errors are std::runtime_error naming the file.
+// The most data bytes an IDX file may declare: 2 GiB, 4x EMNIST's largest file (a float
+// tensor of it is 8 GiB). A header claiming more is refused before anything is allocated.
+inline constexpr std::uint64_t kMaxIdxDataBytes = std::uint64_t{1} << 31;
+
+// Reads an IDX file of type 0x08 (unsigned byte), gzipped or plain, as a stream: the
+// header first, checked (two zero bytes, type 0x08, 1..8 dims, the dims' product at most
+// kMaxIdxDataBytes) before the data is read; then that the data is not truncated and that
+// nothing follows it (without inflating more than 1 MiB of what follows). Errors are
+// std::runtime_error naming the file.
 IdxArray read_idx(const std::string& path);
 
 // Train and test halves of an image data set; y is int32 labels in [0, classes).
@@ -42,8 +49,9 @@ struct ImageSplit {
 // `dir` holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
 // t10k-labels-idx1-ubyte, each plain or .gz (MNIST and Fashion-MNIST naming).
 // x float32 (N, 1, R, C) = byte / 255.0f (R = C = 28 for MNIST); y int32 (N).
-// Errors (std::runtime_error, naming the file): missing file, images not 3-dimensional,
-// labels not 1-dimensional, image count != label count, label >= 10.
+// Both files' headers are checked against each other before either's data is read.
+// Errors (std::runtime_error, naming the file): missing file, any read_idx error, images
+// not 3-dimensional, labels not 1-dimensional, image count != label count, label >= 10.
 ImageSplit load_mnist_dir(const std::string& dir);
 
 // The dl-variance study's split of the official test set: validation = rows [0, head)

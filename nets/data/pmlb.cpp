@@ -126,10 +126,18 @@ float min_max(double value, double lo, double hi) { return static_cast<float>((v
 
 // The prepared columns of one input column, appended column by column to `out` (each a
 // vector over rows).
-void prepare_input(const std::string& name, const ColumnValues& v, std::vector<std::vector<float>>& out,
-                   std::vector<std::string>& names) {
+void prepare_input(const std::string& path, const std::string& name, const ColumnValues& v,
+                   std::vector<std::vector<float>>& out, std::vector<std::string>& names) {
   const std::size_t k = v.category.size(), n = v.code.size();
   if (k == 1) return;  // constant: carries no information
+  // One-hot of a text column grows with its distinct values (an ID column: rows x rows
+  // floats); refused before it is allocated rather than by the allocator.
+  constexpr std::size_t kMaxPreparedValues = std::size_t{1} << 30;  // 4 GiB of float32
+  const std::size_t width = (k > 2 && (k <= kMaxCategories || !v.numeric)) ? k : 1;
+  if (n > 0 && out.size() + width > kMaxPreparedValues / n)
+    throw std::runtime_error(path + ": column '" + name + "': " + std::to_string(k) + " distinct values one-hot over " +
+                             std::to_string(n) + " rows make more than " + std::to_string(kMaxPreparedValues) +
+                             " prepared input values");
   if (k == 2) {
     std::vector<float> col(n);
     for (std::size_t r = 0; r < n; ++r) col[r] = v.code[r] == v.code[0] ? 1.0f : 0.0f;
@@ -162,7 +170,10 @@ std::string_view task_name(Task t) {
 }
 
 TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
-  const std::vector<std::uint8_t> bytes = read_file_bytes(path);
+  // A text table with no size field; its length is bounded instead. The largest PMLB file
+  // BUTTER uses is a few tens of MB of text; 1 GiB bounds what a small gzip may inflate to.
+  constexpr std::uint64_t kMaxPmlbTextBytes = std::uint64_t{1} << 30;
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path, kMaxPmlbTextBytes);
   const std::string text(bytes.begin(), bytes.end());
   const Table t = parse_tsv(path, text);
   const auto target_it = std::find(t.names.begin(), t.names.end(), "target");
@@ -175,7 +186,7 @@ TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
   TabularData out;
   std::vector<std::vector<float>> columns;
   for (std::size_t j = 0; j < t.names.size(); ++j)
-    if (j != target_col) prepare_input(t.names[j], analyse(path, t, j), columns, out.input_columns);
+    if (j != target_col) prepare_input(path, t.names[j], analyse(path, t, j), columns, out.input_columns);
   if (columns.empty()) throw std::runtime_error(path + ": no input column left after dropping constant columns");
   out.n_inputs = static_cast<std::int64_t>(columns.size());
   out.all.x = Tensor::empty({n, out.n_inputs});

@@ -60,8 +60,12 @@ std::int64_t parse_count(const std::string& spec, const std::string& arg, std::i
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != arg.size() || v < 8)
-    throw std::invalid_argument("data set '" + spec + "': expected a row count of at least 8 after ':', got '" + arg + "'");
+  // At most 2^20 generated rows (a 32x32x3 set of that size is 12 GiB): a typo of a few
+  // digits is refused, not allocated.
+  constexpr long long kMaxRows = 1 << 20;
+  if (used != arg.size() || v < 8 || v > kMaxRows)
+    throw std::invalid_argument("data set '" + spec + "': expected a row count of 8 to " + std::to_string(kMaxRows) +
+                                " after ':', got '" + arg + "'");
   return v;
 }
 
@@ -112,7 +116,11 @@ std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOpt
   auto b = std::make_shared<DataBundle>();
   b->name = spec;
   const std::string root = opt.root.empty() ? data_root() : opt.root;
-  const auto [head, arg] = split_spec(spec);
+  // Not a structured binding: the lambdas below use `arg`, and clang before 16 cannot
+  // capture a structured binding (the fuzz build, scripts/fuzz.sh, uses clang 14).
+  const std::pair<std::string, std::string> head_arg = split_spec(spec);
+  const std::string& head = head_arg.first;
+  const std::string& arg = head_arg.second;
 
   auto generated_images = [&](std::int64_t channels, std::int64_t size, std::int64_t classes, std::int64_t n_default) {
     const std::int64_t n = parse_count(spec, arg, n_default);
