@@ -417,6 +417,16 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     ++step;
     result.steps = step;
     if (cfg_.step_hashes) result.step_hashes.push_back(weight_hash(model_));
+    if (cfg_.on_step) {
+      StepProgress sp;
+      sp.step = step;
+      sp.total_steps = total;
+      sp.steps_per_epoch = spe;
+      sp.first_step = result.first_step;
+      sp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      sp.rows_per_step = cfg_.batch_size;
+      cfg_.on_step(sp);
+    }
 
     if (step % spe == 0) {  // epoch end
       EpochStats st;
@@ -449,16 +459,6 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
       if (!cfg_.checkpoint_path.empty()) save(cfg_.checkpoint_path);
     } else if (!cfg_.checkpoint_path.empty() && cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0) {
       save(cfg_.checkpoint_path);
-    }
-    if (cfg_.on_step) {
-      StepProgress sp;
-      sp.step = step;
-      sp.total_steps = total;
-      sp.steps_per_epoch = spe;
-      sp.first_step = result.first_step;
-      sp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-      sp.rows_per_step = cfg_.batch_size;
-      cfg_.on_step(sp);
     }
   }
   result.weight_hash = weight_hash(model_);

@@ -18,8 +18,7 @@ class ProgressLine {
   void update(const StepProgress& p) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
-    const bool last = p.step == p.total_steps;
-    if (shown_ && !last && now - last_shown_ < std::chrono::milliseconds(250)) return;
+    if (shown_ && now - last_shown_ < std::chrono::milliseconds(250)) return;
     last_shown_ = now;
     const std::int64_t done = p.step - p.first_step;  // steps this process ran
     const double rate = p.seconds > 0 ? static_cast<double>(done) / p.seconds : 0.0;
