@@ -4,8 +4,12 @@
     report.py OUT_DIR STUDY_NAME
 
 Reads OUT_DIR/{analysis_result,analysis_raw,butter_summary,divergence,implementation_spread}.csv
-and table.txt; writes OUT_DIR/{accuracy_spread,class_spread,loss_curves,divergence}.png and
+and table.txt; writes OUT_DIR/{accuracy_spread,loss_spread,class_spread,loss_curves,divergence}.png
+(accuracy_spread for classification settings, loss_spread for regression ones) and
 OUT_DIR/index.html. Needs matplotlib (Debian: python3-matplotlib); nothing else.
+
+The draw_* functions return the figure without saving it, so tests can look at its axes
+(tests/variance/report_ticks_test.py).
 """
 import csv
 import html
@@ -17,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def read_csv(path):
@@ -41,60 +46,117 @@ def ordered_settings(rows):
     return seen
 
 
-def accuracy_spread(raw, out):
-    """Test accuracy of every run, per setting, one panel per selection criterion."""
+IDENTICAL_NOTE = "hashes differ,\nmetric identical"
+
+
+def finite(values):
+    return [v for v in values if not math.isnan(v) and not math.isinf(v)]
+
+
+def is_regression_row(r):
+    return r.get("regression", "0") == "1"
+
+
+def draw_metric_spread(raw, column, scale, ylabel):
+    """Every run's `column` per setting, one panel per selection criterion.
+
+    Values that are not finite (diverged runs) are left out and counted under the setting's
+    name. A setting whose runs have different final hashes but one value gets a note: a
+    zero spread is never shown without saying that the weights differ.
+    """
     criteria = [c for c in ("best_loss", "best_acc", "last") if any(r["criterion"] == c for r in raw)]
     settings = ordered_settings(raw)
     fig, axes = plt.subplots(1, len(criteria), figsize=(4.5 * len(criteria), 4), squeeze=False, sharey=True)
     for ax, crit in zip(axes[0], criteria):
-        data = [[100 * num(r["test_accuracy"]) for r in raw if r["setting"] == s and r["criterion"] == crit] for s in settings]
-        ax.boxplot(data, showfliers=False)
-        for i, ys in enumerate(data, start=1):
+        rows = [[r for r in raw if r["setting"] == s and r["criterion"] == crit] for s in settings]
+        all_values = [[scale * num(r[column]) for r in rs] for rs in rows]
+        data = [finite(v) for v in all_values]
+        ax.boxplot([d if d else [math.nan] for d in data], showfliers=False)
+        labels = []
+        for i, (ys, rs, every) in enumerate(zip(data, rows, all_values), start=1):
             # Runs as points, spread sideways by rank so identical values stay visible as one dot.
             ax.scatter([i + 0.08 * ((k % 5) - 2) for k in range(len(ys))], ys, s=14, alpha=0.7, zorder=3)
+            hashes = {r["weight_hash"] for r, v in zip(rs, every) if not math.isnan(v) and not math.isinf(v)}
+            if len(ys) > 1 and max(ys) == min(ys) and len(hashes) > 1:
+                ax.annotate(IDENTICAL_NOTE, (i, ys[0]), textcoords="offset points", xytext=(0, 8), ha="center",
+                            fontsize=7)
+            left_out = len(every) - len(ys)
+            labels.append(settings[i - 1] + (f"\n({left_out} not finite, left out)" if left_out else ""))
         ax.set_title(f"selection: {crit}")
         ax.set_xticks(range(1, len(settings) + 1))
-        ax.set_xticklabels(settings, rotation=30, ha="right", fontsize=8)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][0].set_ylabel(ylabel)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "accuracy_spread.png"), dpi=110)
+    return fig
+
+
+def save(fig, out, name):
+    fig.savefig(os.path.join(out, name), dpi=110)
     plt.close(fig)
 
 
-def class_spread(raw, out):
-    """Per-class max - min test accuracy over the runs of each setting (last epoch)."""
+def accuracy_spread(raw, out):
+    """Test accuracy of every classification run, per setting and criterion."""
+    rows = [r for r in raw if not is_regression_row(r)]
+    if not rows:
+        return False
+    save(draw_metric_spread(rows, "test_accuracy", 100, "test accuracy (%)"), out, "accuracy_spread.png")
+    return True
+
+
+def loss_spread(raw, out):
+    """Test loss (MSE) of every regression run: what a regression user compares."""
+    rows = [r for r in raw if is_regression_row(r)]
+    if not rows:
+        return False
+    save(draw_metric_spread(rows, "test_loss", 1, "test loss (MSE)"), out, "loss_spread.png")
+    return True
+
+
+def draw_class_spread(raw):
+    """Per-class max - min test accuracy over the runs of each setting (last epoch).
+
+    Each class's bars are centred on its tick, and every class has a tick."""
     rows = [r for r in raw if r["criterion"] == "last"] or raw
     classes = sorted({int(k.split("_")[-1]) for k in rows[0] if k.startswith("acc_class_")}) if rows else []
     if not classes:
-        return False
+        return None
     settings = ordered_settings(rows)
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(classes) * len(settings) / 2), 4))
     width = 0.8 / max(1, len(settings))
     for j, s in enumerate(settings):
         gaps = []
         for c in classes:
-            vals = [num(r[f"acc_class_{c}"]) for r in rows if r["setting"] == s]
-            vals = [v for v in vals if not math.isnan(v)]
+            vals = finite([num(r[f"acc_class_{c}"]) for r in rows if r["setting"] == s])
             gaps.append(100 * (max(vals) - min(vals)) if vals else math.nan)
-        ax.bar([c + j * width for c in classes], gaps, width=width, label=s)
+        offset = (j - (len(settings) - 1) / 2) * width
+        ax.bar([c + offset for c in classes], gaps, width=width, label=s)
+    ax.set_xticks(classes)
+    ax.set_xticklabels([str(c) for c in classes])
     ax.set_xlabel("class")
     ax.set_ylabel("max - min test accuracy over runs (%)")
     ax.set_title("per-class spread (last epoch)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "class_spread.png"), dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def class_spread(raw, out):
+    fig = draw_class_spread(raw)
+    if fig is None:
+        return False
+    save(fig, out, "class_spread.png")
     return True
 
 
-def loss_curves(summary, out):
+def draw_loss_curves(summary):
     """Median train/test loss per epoch with the q1-q3 band, per setting."""
     rows = [r for r in summary if r["epoch"] not in ("", None)]
     series = [s for s in ("train_loss", "test_loss", "validation_loss") if any(r["series"] == s for r in rows)]
     if not series:
-        return False
+        return None
     settings = ordered_settings(rows)
     fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 4), squeeze=False)
     for ax, name in zip(axes[0], series):
@@ -108,18 +170,25 @@ def loss_curves(summary, out):
             ax.fill_between(e, [p[1] for p in pts], [p[3] for p in pts], alpha=0.2, color=line.get_color())
         ax.set_title(name.replace("_", " ") + " (median, q1-q3)")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "loss_curves.png"), dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def loss_curves(summary, out):
+    fig = draw_loss_curves(summary)
+    if fig is None:
+        return False
+    save(fig, out, "loss_curves.png")
     return True
 
 
-def divergence(div, out):
+def draw_divergence(div):
     """Distinct weight states among a setting's runs after each step."""
     if not div:
-        return False
+        return None
     settings = ordered_settings(div)
     fig, ax = plt.subplots(figsize=(7, 4))
     styles = ["-", "--", ":", "-."]
@@ -131,12 +200,21 @@ def divergence(div, out):
                 linestyle=styles[i % len(styles)], linewidth=max(0.8, 2.6 - 0.6 * i))
     ax.set_xlabel("step")
     ax.set_ylabel("distinct weight states among the runs")
+    # Steps and state counts are whole numbers.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("divergence over steps (1 = all runs bit-identical)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "divergence.png"), dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def divergence(div, out):
+    fig = draw_divergence(div)
+    if fig is None:
+        return False
+    save(fig, out, "divergence.png")
     return True
 
 
@@ -157,8 +235,10 @@ def main():
         sys.exit(f"report.py: {os.path.join(out, 'analysis_raw.csv')} is missing or empty")
     result = read_csv(os.path.join(out, "analysis_result.csv"))
     pictures = []
-    accuracy_spread(raw, out)
-    pictures.append(("accuracy_spread.png", "Test accuracy of every run, per setting and selection criterion"))
+    if accuracy_spread(raw, out):
+        pictures.append(("accuracy_spread.png", "Test accuracy of every run, per setting and selection criterion"))
+    if loss_spread(raw, out):
+        pictures.append(("loss_spread.png", "Test loss (MSE) of every regression run, per setting and selection criterion"))
     if class_spread(raw, out):
         pictures.append(("class_spread.png", "Per-class spread of test accuracy"))
     if loss_curves(read_csv(os.path.join(out, "butter_summary.csv")), out):

@@ -3,7 +3,10 @@
 // export its tables, and draw its pictures (docs/studies.md).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -11,6 +14,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "tools/cli_checks.h"
 #include "tools/commands.h"
 #include "variance/analysis.h"
 #include "variance/runner.h"
@@ -69,7 +73,7 @@ struct StudyFlags {
 void add_study_flags(CLI::App* c, StudyFlags& f) {
   c->add_option("file", f.file, "study file (.toml or .json); optional when --setting is given");
   c->add_option("--name", f.name, "study name (overrides the file's)");
-  c->add_option("--repetitions", f.repetitions, "runs per setting")->check(CLI::PositiveNumber);
+  c->add_option("--repetitions", f.repetitions, "runs per setting")->check(integer_text(1));
   c->add_option("--selection", f.selection, "selection criteria: best_loss, best_acc, last");
   c->add_option("--preset", f.preset, "base experiment from a preset (lenet1, ..., butter)");
   c->add_option("--set", f.set, "FIELD=VALUE for the base experiment, e.g. epochs=5, data=mnist, optimizer.kind=adam");
@@ -160,18 +164,26 @@ void add_study_command(CLI::App& app) {
     std::string store;
     variance::RunnerOptions opt;
     bool no_step_hashes = false;
+    bool no_wait = false;
   };
   auto r = std::make_shared<RunArgs>();
   CLI::App* run = study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
   add_study_flags(run, r->study);
   run->add_option("--store", r->store, "SQLite store (default: <study name>.sqlite)");
-  run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")->check(CLI::Range(1, 256));
+  run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")->check(integer_text(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
+  run->add_option("--claim-lease", r->opt.claim_lease_seconds,
+                  "seconds without a heartbeat after which another machine's claim on a row is taken over")
+      ->check(CLI::Range(10, 86400));
+  run->add_flag("--no-wait", r->no_wait, "return when nothing is left to claim, without waiting for rows other runners hold");
   run->callback([r] {
     const variance::Study s = build_study(r->study);
     r->opt.step_hashes = !r->no_step_hashes;
+    r->opt.wait_for_others = !r->no_wait;
+    // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
+    r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
     const auto sum = variance::run_study(s, r->store.empty() ? default_store(s) : r->store, r->opt);
     if (sum.failed > 0)
       throw std::runtime_error(std::to_string(sum.failed) + " run(s) failed; run the same command again to retry them");
@@ -189,13 +201,23 @@ void add_study_command(CLI::App& app) {
     const variance::Study s = build_study(p->study);
     const std::string path = p->store.empty() ? default_store(s) : p->store;
     std::set<std::string> done;
-    if (fs::exists(path)) done = variance::Store(path).run_keys(s.name);
-    std::printf("%-16s %-22s %4s %-10s %-6s %s\n", "key", "setting", "rep", "level", "status", "seeds (init order augment dropout label_noise split)");
+    std::map<std::string, std::string> claimed;  // key -> "claimed" (its runner lives) | "stale"
+    if (fs::exists(path)) {
+      const variance::Store store(path);
+      done = store.run_keys(s.name);
+      const auto me = variance::Claimant::self();
+      const auto now = static_cast<std::int64_t>(std::time(nullptr));
+      for (const auto& c : store.claims(s.name))
+        claimed[c.key] = variance::claim_is_stale(c, me, now, variance::RunnerOptions{}.claim_lease_seconds) ? "stale"
+                                                                                                          : "claimed";
+    }
+    std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status", "seeds (init order augment dropout label_noise split)");
     for (const auto& row : variance::make_plan(s)) {
       const auto& sd = row.experiment.seeds;
-      std::printf("%-16s %-22s %4lld %-10s %-6s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(), row.setting.c_str(),
+      const std::string status = done.count(row.key) ? "stored" : claimed.count(row.key) ? claimed[row.key] : "todo";
+      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(), row.setting.c_str(),
                   static_cast<long long>(row.repetition), std::string(level_name(row.experiment.level)).c_str(),
-                  done.count(row.key) ? "stored" : "todo", (unsigned long long)sd.init, (unsigned long long)sd.order,
+                  status.c_str(), (unsigned long long)sd.init, (unsigned long long)sd.order,
                   (unsigned long long)sd.augment, (unsigned long long)sd.dropout, (unsigned long long)sd.label_noise,
                   (unsigned long long)sd.split);
     }

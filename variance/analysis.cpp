@@ -47,6 +47,25 @@ std::string pct(double v) {
   return b;
 }
 
+std::string fixed3(double v) {
+  if (std::isnan(v)) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+
+// 4 significant digits: a loss spread of 1e-7 shows as 1e-07, never as 0.
+std::string sig4(double v) {
+  if (std::isnan(v)) return "-";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4g", v);
+  return b;
+}
+
+// The hard rule of the tables: a spread of exactly 0 between runs whose weights differ is
+// said in words, never left as a bare 0 (it is a fact about the metric, not the runs).
+constexpr const char* kIdenticalNote = "hashes differ, metric identical";
+
 }  // namespace
 
 Analysis analyze(const Store& store, const std::string& study) {
@@ -141,36 +160,68 @@ void print_analysis(const Analysis& a, std::ostream& out) {
   for (const auto& st : a.settings) w = std::max(w, static_cast<int>(st.size()));
   w = std::min(w, 400);
   out << "study " << a.study << ": " << a.runs.size() << " runs, " << a.settings.size() << " settings\n";
+  const bool any_regression =
+      std::any_of(a.summaries.begin(), a.summaries.end(), [](const SettingSummary& s) { return s.regression; });
+  std::size_t diverged = 0;
+  for (const auto& r : a.runs) diverged += r.diverged;
+  if (diverged > 0)
+    out << diverged << " run(s) diverged (a loss not finite): each table leaves out the runs whose value is not "
+        << "finite at the selected epoch (div/out: diverged / left out)\n";
   for (Selection c : a.criteria) {
     out << "\nselection " << selection_name(c)
         << " (test accuracy in %; SD with its 90% CI; class: the class with the largest max-min gap)\n";
-    std::snprintf(line, sizeof line, "%-*s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s\n", w, "setting", "n", "mean", "min",
-                  "max", "SD [90% CI]", "max-min", "class gap", "hashes", "churn", "time diff");
+    std::snprintf(line, sizeof line, "%-*s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s %7s  %s\n", w, "setting", "n", "mean",
+                  "min", "max", "SD [90% CI]", "max-min", "class gap", "hashes", "churn", "time diff", "div/out", "note");
     out << line;
     for (const auto& s : a.summaries) {
       if (s.criterion != c) continue;
-      char sd[64], cls[48], td[32];
-      std::snprintf(sd, sizeof sd, "%.3f [%.3f, %.3f]", 100 * s.std_acc, 100 * s.std_ci.low, 100 * s.std_ci.high);
+      char sd[64], cls[48], td[32], dv[32];
+      std::snprintf(sd, sizeof sd, "%s [%s, %s]", fixed3(100 * s.std_acc).c_str(), fixed3(100 * s.std_ci.low).c_str(),
+                    fixed3(100 * s.std_ci.high).c_str());
       if (s.class_with_max_diff >= 0)
         std::snprintf(cls, sizeof cls, "%.2f (%lld)", 100 * s.class_max_diff_value, static_cast<long long>(s.class_with_max_diff));
       else
         std::snprintf(cls, sizeof cls, "-");
       std::snprintf(td, sizeof td, "%.1f%%", s.convergence_time_diff_pct);
-      std::snprintf(line, sizeof line, "%-*s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s\n", w, s.setting.c_str(), s.n,
-                    pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(), pct(s.max_acc).c_str(), sd, pct(s.max_diff).c_str(),
-                    cls, s.distinct_hashes, pct(s.mean_churn).c_str(), td);
+      std::snprintf(dv, sizeof dv, "%zu/%zu", s.diverged, s.left_out);
+      std::string note = s.acc_identical_despite_hashes ? kIdenticalNote : "";
+      if (s.regression) note += std::string(note.empty() ? "" : "; ") + "regression: see test loss below";
+      std::snprintf(line, sizeof line, "%-*s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s %7s  %s\n", w, s.setting.c_str(),
+                    s.n, pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(), pct(s.max_acc).c_str(), sd,
+                    pct(s.max_diff).c_str(), cls, s.distinct_hashes, pct(s.mean_churn).c_str(), td, dv, note.c_str());
+      out << line;
+    }
+    if (!any_regression) continue;
+    // Regression: the spread a regression user compares is the test loss (MSE), printed to
+    // 4 significant digits so that no nonzero spread reads as 0.
+    out << "\nselection " << selection_name(c) << ", regression settings (test loss; SD with its 90% CI)\n";
+    std::snprintf(line, sizeof line, "%-*s %3s %11s %11s %11s %36s %11s %7s %7s  %s\n", w, "setting", "n", "mean", "min",
+                  "max", "SD [90% CI]", "max-min", "hashes", "div/out", "note");
+    out << line;
+    for (const auto& s : a.summaries) {
+      if (s.criterion != c || !s.regression) continue;
+      char sd[96], dv[32];
+      std::snprintf(sd, sizeof sd, "%s [%s, %s]", sig4(s.loss.std).c_str(), sig4(s.loss.std_ci.low).c_str(),
+                    sig4(s.loss.std_ci.high).c_str());
+      std::snprintf(dv, sizeof dv, "%zu/%zu", s.diverged, s.left_out);
+      std::snprintf(line, sizeof line, "%-*s %3zu %11s %11s %11s %36s %11s %7zu %7s  %s\n", w, s.setting.c_str(), s.n,
+                    sig4(s.loss.mean).c_str(), sig4(s.loss.min).c_str(), sig4(s.loss.max).c_str(), sd,
+                    sig4(s.loss.max_diff).c_str(), s.distinct_hashes, dv,
+                    s.loss.identical_despite_hashes ? kIdenticalNote : "");
       out << line;
     }
   }
-  out << "\nimplementation-only spread (last epoch) and divergence\n";
-  std::snprintf(line, sizeof line, "%-*s %14s %26s %18s %22s\n", w, "setting", "bit-identical",
-                "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)");
+  out << "\nimplementation-only spread (last epoch; test accuracy in %, test loss for regression) and divergence\n";
+  std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, "setting", "bit-identical",
+                "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)", "note");
   out << line;
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
-    char ci[64], fd[32];
-    std::snprintf(ci, sizeof ci, "%s [%s, %s]", pct(sp.spread).c_str(), pct(sp.spread_ci.low).c_str(),
-                  pct(sp.spread_ci.high).c_str());
+    const bool regression = is_regression(of_setting(a.runs, a.settings[i]));
+    auto value = [&](double v) { return regression ? sig4(v) : pct(v); };
+    char ci[96], fd[32];
+    std::snprintf(ci, sizeof ci, "%s [%s, %s]", value(sp.spread).c_str(), value(sp.spread_ci.low).c_str(),
+                  value(sp.spread_ci.high).c_str());
     const auto f = a.first_divergence[i];
     if (f < 0) std::snprintf(fd, sizeof fd, "unknown");
     else if (f == 0) std::snprintf(fd, sizeof fd, "never");
@@ -179,8 +230,10 @@ void print_analysis(const Analysis& a, std::ostream& out) {
     const auto& dist = a.weight_distances[i];
     if (std::isnan(dist.mean_l2)) std::snprintf(wd, sizeof wd, "-");
     else std::snprintf(wd, sizeof wd, "%.4g (%.2e)", dist.mean_l2, dist.relative);
-    std::snprintf(line, sizeof line, "%-*s %14s %26s %18s %22s\n", w, a.settings[i].c_str(), sp.exactly_zero ? "yes" : "no",
-                  ci, fd, wd);
+    std::string note = !sp.exactly_zero && sp.spread == 0 ? kIdenticalNote : "";
+    if (sp.left_out > 0) note += (note.empty() ? "" : "; ") + std::to_string(sp.left_out) + " run(s) left out (not finite)";
+    std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, a.settings[i].c_str(),
+                  sp.exactly_zero ? "yes" : "no", ci, fd, wd, note.c_str());
     out << line;
   }
   if (!a.pairs.empty()) {

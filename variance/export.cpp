@@ -85,7 +85,10 @@ void write_analysis_result(const std::filesystem::path& path,
                       "std_ci_low", "std_ci_high", "max_diff", "class_max_diff",
                       "class_with_max_diff", "mean_convergence_time",
                       "max_convergence_time_diff_pct", "min_epoch", "max_epoch",
-                      "distinct_hashes", "mean_churn"};
+                      "distinct_hashes", "mean_churn", "regression", "diverged", "left_out",
+                      "acc_identical_despite_hashes", "max_loss", "min_loss", "mean_loss",
+                      "std_loss", "std_loss_ci_low", "std_loss_ci_high", "loss_max_diff",
+                      "loss_identical_despite_hashes"};
   std::vector<Row> rows;
   for (const auto& s : summaries)
     rows.push_back({csv_field(s.setting), std::string(selection_name(s.criterion)), number(s.n),
@@ -95,7 +98,12 @@ void write_analysis_result(const std::filesystem::path& path,
                     s.class_with_max_diff < 0 ? "" : csv_number(s.class_with_max_diff),
                     csv_number(s.mean_convergence_time), csv_number(s.convergence_time_diff_pct),
                     csv_number(s.min_epoch), csv_number(s.max_epoch), number(s.distinct_hashes),
-                    csv_number(s.mean_churn)});
+                    csv_number(s.mean_churn), s.regression ? "1" : "0", number(s.diverged),
+                    number(s.left_out), s.acc_identical_despite_hashes ? "1" : "0",
+                    csv_number(s.loss.max), csv_number(s.loss.min), csv_number(s.loss.mean),
+                    csv_number(s.loss.std), csv_number(s.loss.std_ci.low),
+                    csv_number(s.loss.std_ci.high), csv_number(s.loss.max_diff),
+                    s.loss.identical_despite_hashes ? "1" : "0"});
   write_table(path, header, rows);
 }
 
@@ -115,7 +123,8 @@ void write_analysis_raw(const std::filesystem::path& path, const std::vector<Sto
     }
   Row header = {"setting",          "repetition",       "key",
                 "criterion",        "selected_epoch",   "test_accuracy",
-                "convergence_time", "convergence_epoch", "weight_hash"};
+                "convergence_time", "convergence_epoch", "weight_hash",
+                "test_loss",        "regression",       "diverged"};
   for (std::size_t c = 0; c < classes; ++c) header.push_back("acc_class_" + std::to_string(c));
   std::vector<Row> rows;
   for (const auto& l : lines) {
@@ -123,7 +132,8 @@ void write_analysis_raw(const std::filesystem::path& path, const std::vector<Sto
     Row row = {csv_field(l.run->setting), csv_number(l.run->repetition), csv_field(l.run->key),
                std::string(selection_name(l.criterion)), csv_number(s.epoch),
                csv_number(s.test_accuracy), csv_number(s.convergence_time), csv_number(s.epoch),
-               csv_field(s.weight_hash)};
+               csv_field(s.weight_hash), csv_number(s.test_loss),
+               l.run->is_regression() ? "1" : "0", l.run->diverged ? "1" : "0"};
     for (std::size_t c = 0; c < classes; ++c)
       row.push_back(c < s.class_accuracy.size() ? csv_number(s.class_accuracy[c]) : "");
     rows.push_back(std::move(row));

@@ -24,16 +24,20 @@ std::string csv_number(std::int64_t value);
 // analysis_result.csv: one row per summary (setting x criterion), in the given order.
 // Columns: setting, criterion, n, max_acc, min_acc, mean_acc, std_acc, std_ci_low,
 // std_ci_high, max_diff, class_max_diff, class_with_max_diff, mean_convergence_time,
-// max_convergence_time_diff_pct, min_epoch, max_epoch, distinct_hashes, mean_churn.
-// class_max_diff is the largest per-class difference; class_with_max_diff is empty when
-// no class has one.
+// max_convergence_time_diff_pct, min_epoch, max_epoch, distinct_hashes, mean_churn,
+// regression (0/1), diverged, left_out, acc_identical_despite_hashes (0/1), max_loss,
+// min_loss, mean_loss, std_loss, std_loss_ci_low, std_loss_ci_high, loss_max_diff,
+// loss_identical_despite_hashes (0/1); the accuracy and loss statistics are over the
+// n - left_out runs whose selected values are finite (stats.h). class_max_diff is the
+// largest per-class difference; class_with_max_diff is empty when no class has one.
 void write_analysis_result(const std::filesystem::path& path,
                            const std::vector<SettingSummary>& summaries);
 
 // analysis_raw.csv: one row per run and criterion (runs in the given order, criteria in the
 // given order within a run). Columns: setting, repetition, key, criterion, selected_epoch,
 // test_accuracy, convergence_time, convergence_epoch, weight_hash (at the selected epoch),
-// acc_class_0 .. acc_class_{K-1}, K = the most classes any row has (missing ones empty).
+// test_loss, regression (0/1), diverged (0/1), acc_class_0 .. acc_class_{K-1}, K = the
+// most classes any row has (missing ones empty).
 void write_analysis_raw(const std::filesystem::path& path, const std::vector<StoredRun>& runs,
                         const std::vector<Selection>& criteria);
 

@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "kernels/cpu/parallel.h"
 #include "variance/store.h"
@@ -27,14 +29,17 @@ data::DataOptions data_options(const nets::Experiment& e) {
   return d;
 }
 
+// Worker exit codes the parent tells apart.
+constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyStored = 4;
+
 // The worker: one run, stored in one transaction, then _exit (no destructors of the
 // parent's objects run in the child, and nothing is flushed twice).
 [[noreturn]] void worker(const Study& study, const PlanRow& row, const std::string& store_path,
                          const RunnerOptions& opt, pid_t parent) {
   // Die with the parent: a killed study leaves no orphans that keep running.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(3);
-  int code = 0;
+  if (getppid() != parent) _exit(kExitNotChild);
+  int code = kExitStored;
   try {
     nets::RunOptions ro;
     ro.step_hashes = opt.step_hashes;
@@ -43,19 +48,21 @@ data::DataOptions data_options(const nets::Experiment& e) {
     const auto t0 = std::chrono::steady_clock::now();
     const nets::RunOutput out = nets::run_experiment(row.experiment, ro);
     Store store(store_path);
-    store.put_run(row.key, study.name, row.setting, row.repetition, out.record, out.final_weights);
+    if (!store.put_run(row.key, study.name, row.setting, row.repetition, out.record, out.final_weights))
+      code = kExitAlreadyStored;
     if (!opt.quiet) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto& last = out.result.epochs.empty() ? EpochStats{} : out.result.epochs.back();
-      std::printf("  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  %.1fs\n", row.setting.c_str(),
-                  static_cast<long long>(row.repetition), row.key.c_str(), out.result.weight_hash.c_str(),
-                  last.test_accuracy, secs);
+      std::printf("  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  test_loss %.6g  %.1fs%s\n",
+                  row.setting.c_str(), static_cast<long long>(row.repetition), row.key.c_str(),
+                  out.result.weight_hash.c_str(), last.test_accuracy, last.test_loss, secs,
+                  code == kExitAlreadyStored ? "  (another runner stored it first)" : "");
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "  FAILED %s rep %lld (key %s): %s\n", row.setting.c_str(),
                  static_cast<long long>(row.repetition), row.key.c_str(), e.what());
-    code = 2;
+    code = kExitFailed;
   }
   std::fflush(stdout);
   std::fflush(stderr);
@@ -69,10 +76,10 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
   const std::vector<PlanRow> plan = make_plan(study);
   RunnerSummary sum;
   sum.planned = static_cast<std::int64_t>(plan.size());
-  std::vector<const PlanRow*> todo;
+  std::deque<const PlanRow*> pending;  // rows to claim, in plan order
   {
-    // The parent's connection is closed before any fork: SQLite connections must not
-    // cross a fork, so every worker opens its own.
+    // Every connection of the parent is closed before a fork: SQLite connections must not
+    // cross a fork, so every worker opens its own (and the parent opens one per use).
     Store store(store_path);
     store.put_study(study.name, study.spec);
     const std::set<std::string> done = store.run_keys(study.name);
@@ -80,58 +87,121 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
       if (done.count(row.key)) {
         ++sum.stored;
       } else {
-        todo.push_back(&row);
+        pending.push_back(&row);
       }
     }
   }
   if (!opt.quiet)
     std::printf("study %s: %lld runs planned, %lld already stored, %zu to run (%d at a time) -> %s\n",
                 study.name.c_str(), static_cast<long long>(sum.planned), static_cast<long long>(sum.stored),
-                todo.size(), opt.jobs, store_path.c_str());
+                pending.size(), opt.jobs, store_path.c_str());
   std::fflush(stdout);
-  if (todo.empty()) return sum;
+  if (pending.empty()) return sum;
 
   // Load every data set the pending runs need, once, here: the workers inherit it.
-  for (const PlanRow* row : todo) data::load_data(row->experiment.data, data_options(row->experiment));
+  for (const PlanRow* row : pending) data::load_data(row->experiment.data, data_options(row->experiment));
 
   // Workers are forked from this process: it must hold no pool threads (a child inherits
   // none of them, only their handles), so the parent runs single-threaded from here on.
   cpu::set_num_threads(1);
   const pid_t parent = getpid();
+  const Claimant me = Claimant::self();
   std::map<pid_t, const PlanRow*> running;
-  std::size_t next = 0;
-  std::int64_t started = 0;
-  auto can_start = [&] { return next < todo.size() && (opt.max_runs < 0 || started < opt.max_runs); };
-  while (can_start() || !running.empty()) {
-    while (can_start() && static_cast<int>(running.size()) < opt.jobs) {
-      const PlanRow* row = todo[next++];
+  std::vector<const PlanRow*> held;  // rows other live runners hold: looked at again later
+  using Clock = std::chrono::steady_clock;
+  auto next_heartbeat = Clock::now() + std::chrono::seconds(opt.heartbeat_seconds);
+  auto next_recheck = Clock::now();
+  bool announced_wait = false;
+
+  // The next row this runner may run, claimed; nullptr when none can be claimed now.
+  auto claim_next = [&]() -> const PlanRow* {
+    if (pending.empty()) return nullptr;
+    Store store(store_path);  // closed again before the fork
+    while (!pending.empty()) {
+      const PlanRow* row = pending.front();
+      pending.pop_front();
+      switch (store.claim_run(row->key, study.name, me, opt.claim_lease_seconds)) {
+        case ClaimResult::claimed: return row;
+        case ClaimResult::stored: ++sum.by_others; break;
+        case ClaimResult::held: held.push_back(row); break;
+      }
+    }
+    return nullptr;
+  };
+  auto may_start = [&] { return opt.max_runs < 0 || sum.started < opt.max_runs; };
+
+  for (;;) {
+    while (static_cast<int>(running.size()) < opt.jobs && may_start()) {
+      const PlanRow* row = claim_next();
+      if (!row) break;
       std::fflush(stdout);
       std::fflush(stderr);
       const pid_t pid = fork();
-      if (pid < 0) throw std::runtime_error("study: fork failed");
+      if (pid < 0) {
+        Store(store_path).release_claim(row->key, me);
+        throw std::runtime_error("study: fork failed");
+      }
       if (pid == 0) worker(study, *row, store_path, opt, parent);
       running[pid] = row;
-      ++started;
+      ++sum.started;
+    }
+    const bool others_hold = !held.empty() && opt.wait_for_others && may_start();
+    if (running.empty() && (!may_start() || (pending.empty() && !others_hold))) break;
+    // Rows another runner holds are looked at again once a second: it may have stored
+    // them, or died (its claims are then stale and this runner takes them over).
+    if (pending.empty() && others_hold && Clock::now() >= next_recheck) {
+      if (running.empty() && !announced_wait && !opt.quiet) {
+        std::printf("study %s: waiting for %zu runs that other runners hold\n", study.name.c_str(), held.size());
+        std::fflush(stdout);
+        announced_wait = true;
+      }
+      pending.assign(held.begin(), held.end());
+      held.clear();
+      next_recheck = Clock::now() + std::chrono::seconds(1);
+      continue;
+    }
+    if (!running.empty() && Clock::now() >= next_heartbeat) {
+      Store(store_path).heartbeat(me);
+      next_heartbeat = Clock::now() + std::chrono::seconds(opt.heartbeat_seconds);
     }
     int status = 0;
-    const pid_t pid = waitpid(-1, &status, 0);
+    const pid_t pid = running.empty() ? 0 : waitpid(-1, &status, WNOHANG);
     if (pid < 0) throw std::runtime_error("study: waitpid failed");
+    if (pid == 0) {
+      // Polled rather than blocking: the heartbeat and the recheck need this process awake.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
     auto it = running.find(pid);
     if (it == running.end()) continue;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    const PlanRow& row = *it->second;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == kExitStored) {
       ++sum.ran;
     } else {
-      ++sum.failed;
-      if (WIFSIGNALED(status))
-        std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n", it->second->setting.c_str(),
-                     static_cast<long long>(it->second->repetition), WTERMSIG(status));
+      // The claim goes, so that another runner (or this command run again) may try the row.
+      Store(store_path).release_claim(row.key, me);
+      if (code == kExitAlreadyStored) {
+        ++sum.duplicates;
+      } else {
+        ++sum.failed;
+        if (WIFSIGNALED(status))
+          std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n", row.setting.c_str(),
+                       static_cast<long long>(row.repetition), WTERMSIG(status));
+      }
     }
     running.erase(it);
   }
-  if (!opt.quiet)
-    std::printf("study %s: %lld ran, %lld failed, %lld of %lld stored\n", study.name.c_str(),
-                static_cast<long long>(sum.ran), static_cast<long long>(sum.failed),
-                static_cast<long long>(sum.stored + sum.ran), static_cast<long long>(sum.planned));
+  if (!opt.quiet) {
+    // What the store holds of this plan, counted there (not from this runner's tallies).
+    const std::set<std::string> keys = Store(store_path).run_keys(study.name);
+    std::int64_t stored = 0;
+    for (const auto& row : plan) stored += keys.count(row.key);
+    std::printf("study %s: %lld ran, %lld failed, %lld stored by other runners, %lld of %lld stored\n",
+                study.name.c_str(), static_cast<long long>(sum.ran), static_cast<long long>(sum.failed),
+                static_cast<long long>(sum.by_others + sum.duplicates), static_cast<long long>(stored),
+                static_cast<long long>(sum.planned));
+  }
   return sum;
 }
 

@@ -6,6 +6,12 @@
 //
 // Why processes and not threads: the CPU thread pool is one per process and each run
 // chooses its own thread count; a process per run also isolates a crash to its run.
+//
+// Several runners, on one machine or on machines sharing the store, can feed one study:
+// each claims a row in the store before forking its worker (variance/claims.h), skips rows
+// that a live runner holds, and takes over the rows of a runner that died. A runner with
+// nothing left to claim waits for the rows other runners hold (they may die), so when
+// `study run` returns every row is stored or has failed.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -21,6 +27,11 @@ struct RunnerOptions {
   std::int64_t keep_weights_up_to = 4'000'000;  // store final weights of nets this small (distances)
   bool quiet = false;           // no per-run lines
   std::int64_t max_runs = -1;   // stop after starting this many (tests); -1: all
+  // A claim of another machine whose heartbeat is older than this is taken over. The
+  // runner renews its own every heartbeat_seconds; the lease must be a good deal longer.
+  std::int64_t claim_lease_seconds = 300;
+  std::int64_t heartbeat_seconds = 30;
+  bool wait_for_others = true;  // wait for rows that other live runners hold (see above)
 };
 
 struct RunnerSummary {
@@ -28,6 +39,11 @@ struct RunnerSummary {
   std::int64_t stored = 0;    // already in the store before this call
   std::int64_t ran = 0;       // finished and stored by this call
   std::int64_t failed = 0;    // workers that exited with an error (their rows stay missing)
+  std::int64_t started = 0;   // workers this call forked (ran + failed + duplicates)
+  std::int64_t by_others = 0;  // rows another runner stored while this one ran
+  // Runs finished here but found already stored by another runner (0 unless a claim was
+  // taken over from a runner that was only slow, not dead).
+  std::int64_t duplicates = 0;
 };
 
 // Runs the plan of `study` into the SQLite store at `store_path` (created if missing).

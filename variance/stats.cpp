@@ -48,11 +48,22 @@ std::size_t best_index(const std::vector<double>& v, Better better) {
   return best;  // all NaN: the first
 }
 
-std::vector<double> selected_accuracies(const std::vector<StoredRun>& runs, Selection s) {
-  std::vector<double> acc;
-  acc.reserve(runs.size());
-  for (const auto& r : runs) acc.push_back(select_epoch(r, s).test_accuracy);
-  return acc;
+// max, min, mean, SD with its 90% CI of finite values; `hashes`: the final weight hash of
+// the run of each value.
+SpreadOf spread_of(const std::vector<double>& values, const std::vector<std::string>& hashes) {
+  SpreadOf s;
+  s.n = values.size();
+  if (values.empty()) return s;
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  s.min = *lo;
+  s.max = *hi;
+  s.mean = mean_of(values);
+  s.std = sample_std(values);
+  s.std_ci = std_confidence_interval(s.std, s.n, 0.90);
+  s.max_diff = s.max - s.min;
+  s.identical_despite_hashes =
+      s.max_diff == 0 && std::set<std::string>(hashes.begin(), hashes.end()).size() > 1;
+  return s;
 }
 
 bool any_nan(const std::vector<double>& v) {
@@ -143,6 +154,7 @@ SelectedEpoch select_epoch(const StoredRun& run, Selection criterion) {
   SelectedEpoch out;
   out.epoch = e.epoch;
   out.test_accuracy = metric(e.test, "accuracy");
+  out.test_loss = metric(e.test, "loss");
   out.class_accuracy = e.test_class_accuracy;
   out.weight_hash = e.weight_hash;
   double time = 0;
@@ -294,36 +306,85 @@ Interval std_confidence_interval(double sd, std::size_t n, double confidence) {
 
 // ---- one setting ------------------------------------------------------------------------
 
+bool is_regression(const std::vector<StoredRun>& runs) {
+  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const StoredRun& r) { return r.is_regression(); });
+}
+
+namespace {
+
+// A run's selected epoch counts when its setting's metric and its test loss are finite
+// there (a loss that is not finite is a net that diverged, whatever its accuracy says).
+bool usable(const SelectedEpoch& e, bool regression) {
+  return std::isfinite(e.test_loss) && (regression || std::isfinite(e.test_accuracy));
+}
+
+}  // namespace
+
+std::vector<double> selected_metric(const std::vector<StoredRun>& runs, Selection criterion,
+                                    std::size_t* left_out) {
+  const bool regression = is_regression(runs);
+  std::vector<double> v;
+  std::size_t out = 0;
+  for (const auto& r : runs) {
+    const SelectedEpoch e = select_epoch(r, criterion);
+    if (usable(e, regression)) v.push_back(regression ? e.test_loss : e.test_accuracy);
+    else ++out;
+  }
+  if (left_out) *left_out = out;
+  return v;
+}
+
 SettingSummary summarize(const std::vector<StoredRun>& runs, Selection criterion) {
   check_one_setting(runs, "summarize");
   SettingSummary s;
   s.setting = runs.front().setting;
   s.criterion = criterion;
   s.n = runs.size();
+  s.regression = is_regression(runs);
 
   std::vector<SelectedEpoch> sel;
-  for (const auto& r : runs) sel.push_back(select_epoch(r, criterion));
-  std::vector<double> acc, time;
+  for (const auto& r : runs) {
+    sel.push_back(select_epoch(r, criterion));
+    s.diverged += r.diverged;
+  }
+  // The spread statistics: over the runs usable at their selected epoch only, so that a
+  // diverged run is neither a NaN that poisons the mean nor a silent 0.
+  std::vector<double> acc, loss, time;
+  std::vector<std::string> acc_hashes, loss_hashes;
+  std::vector<const SelectedEpoch*> used;
   std::size_t classes = 0;
-  for (const auto& e : sel) {
-    acc.push_back(e.test_accuracy);
+  for (std::size_t i = 0; i < sel.size(); ++i) {
+    const auto& e = sel[i];
     time.push_back(e.convergence_time);
+    if (!usable(e, s.regression)) {
+      ++s.left_out;
+      continue;
+    }
+    used.push_back(&e);
+    loss.push_back(e.test_loss);
+    loss_hashes.push_back(runs[i].weight_hash);
+    if (std::isfinite(e.test_accuracy)) {
+      acc.push_back(e.test_accuracy);
+      acc_hashes.push_back(runs[i].weight_hash);
+    }
     classes = std::max(classes, e.class_accuracy.size());
   }
-  const auto sorted_acc = sorted_nan_last(acc);
-  s.min_acc = sorted_acc.front();
-  s.max_acc = sorted_acc.back();
-  s.mean_acc = mean_of(acc);
-  s.std_acc = sample_std(acc);
-  s.std_ci = std_confidence_interval(s.std_acc, s.n, 0.90);
-  s.max_diff = s.max_acc - s.min_acc;
+  const SpreadOf a = spread_of(acc, acc_hashes);
+  s.max_acc = a.max;
+  s.min_acc = a.min;
+  s.mean_acc = a.mean;
+  s.std_acc = a.std;
+  s.std_ci = a.std_ci;
+  s.max_diff = a.max_diff;
+  s.acc_identical_despite_hashes = a.identical_despite_hashes;
+  s.loss = spread_of(loss, loss_hashes);
 
   s.class_max_diff.assign(classes, kNaN);
   for (std::size_t c = 0; c < classes; ++c) {
     std::vector<double> v;
-    for (const auto& e : sel)
-      if (c < e.class_accuracy.size() && std::isfinite(e.class_accuracy[c]))
-        v.push_back(e.class_accuracy[c]);
+    for (const SelectedEpoch* e : used)
+      if (c < e->class_accuracy.size() && std::isfinite(e->class_accuracy[c]))
+        v.push_back(e->class_accuracy[c]);
     if (v.empty()) continue;
     const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     s.class_max_diff[c] = *hi - *lo;
@@ -445,12 +506,15 @@ Comparison compare_settings(const std::vector<StoredRun>& a, const std::vector<S
                             Selection criterion) {
   check_one_setting(a, "compare_settings (first setting)");
   check_one_setting(b, "compare_settings (second setting)");
-  const auto acc_a = selected_accuracies(a, criterion);
-  const auto acc_b = selected_accuracies(b, criterion);
   Comparison c;
   c.setting_a = a.front().setting;
   c.setting_b = b.front().setting;
   c.criterion = criterion;
+  // Accuracy against loss compares nothing: such a pair keeps NaN everywhere.
+  if (is_regression(a) != is_regression(b)) return c;
+  const auto acc_a = selected_metric(a, criterion);
+  const auto acc_b = selected_metric(b, criterion);
+  if (acc_a.empty() || acc_b.empty()) return c;  // every run of a setting left out
   if (acc_a.size() + acc_b.size() > 2) c.levene_p = levene_median({acc_a, acc_b}).p;
   const auto mw = mann_whitney_u(acc_a, acc_b);
   c.mannwhitney_u = mw.statistic;
@@ -547,7 +611,8 @@ ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs,
     out.spread_ci = out.sd_ci = {0, 0};
     return out;
   }
-  const auto acc = selected_accuracies(runs, criterion);
+  const auto acc = selected_metric(runs, criterion, &out.left_out);
+  if (acc.empty()) return out;  // no run with a finite value: nothing to measure
   const auto [lo, hi] = std::minmax_element(acc.begin(), acc.end());
   out.spread = *hi - *lo;
   out.sd = sample_std(acc);

@@ -44,6 +44,7 @@ Selection parse_selection(std::string_view name);  // throws std::invalid_argume
 struct SelectedEpoch {
   std::int64_t epoch = 0;               // 1-based
   double test_accuracy = kNaN;          // at that epoch
+  double test_loss = kNaN;              // at that epoch (MSE for a regression run)
   std::vector<double> class_accuracy;   // test, per class, at that epoch
   double convergence_time = kNaN;       // sum of epoch seconds for epochs 1..epoch
   std::string weight_hash;              // at that epoch
@@ -84,13 +85,41 @@ Interval std_confidence_interval(double sd, std::size_t n, double confidence);
 
 // ---- one setting ------------------------------------------------------------------------
 
+// What a setting's spread is measured in: the test accuracy for classification; the test
+// loss for regression (MSE), whose accuracy says little (0 for every run, or BUTTER's
+// binary accuracy at 0.5). A setting is regression when all its runs are.
+bool is_regression(const std::vector<StoredRun>& runs);
+
+// The value of the setting's metric (above) at the selected epoch, per run. A run whose
+// value is not finite (a run that diverged before that epoch) is left out: `left_out`
+// counts them.
+std::vector<double> selected_metric(const std::vector<StoredRun>& runs, Selection criterion,
+                                    std::size_t* left_out = nullptr);
+
+struct SpreadOf {
+  std::size_t n = 0;  // finite values used
+  double max = kNaN, min = kNaN, mean = kNaN, std = kNaN;
+  Interval std_ci;        // 90%
+  double max_diff = kNaN;  // max - min
+  // More than one distinct final weight hash among the runs used, and yet max - min is
+  // exactly 0: the table says so instead of showing a bare 0.
+  bool identical_despite_hashes = false;
+};
+
 struct SettingSummary {
   std::string setting;
   Selection criterion = Selection::last;
-  std::size_t n = 0;
+  std::size_t n = 0;           // runs of the setting
+  bool regression = false;     // is_regression: `loss` is the spread that matters
+  std::size_t diverged = 0;    // runs that diverged (StoredRun::diverged)
+  // Runs left out of the accuracy statistics below: the test loss or accuracy at their
+  // selected epoch is not finite. The statistics are over the n - left_out others.
+  std::size_t left_out = 0;
   double max_acc = kNaN, min_acc = kNaN, mean_acc = kNaN, std_acc = kNaN;
   Interval std_ci;      // 90%
   double max_diff = kNaN;  // max_acc - min_acc
+  bool acc_identical_despite_hashes = false;  // see SpreadOf
+  SpreadOf loss;           // the test loss at the selected epoch, over the same runs
   std::vector<double> class_max_diff;   // per class: max - min over runs (NaN: no rows)
   double class_max_diff_value = kNaN;   // the largest of them
   std::int64_t class_with_max_diff = -1;  // its class (ties: lowest); -1 when none
@@ -128,7 +157,8 @@ struct Comparison {
   Selection criterion = Selection::last;
   double levene_p = kNaN, mannwhitney_u = kNaN, mannwhitney_p = kNaN, cohens_d = kNaN;
 };
-// The three tests on the selected test accuracies of two settings.
+// The three tests on the selected values of the settings' metric (test accuracy, or test
+// loss when both are regression; NaN everywhere when only one is), finite values only.
 Comparison compare_settings(const std::vector<StoredRun>& a, const std::vector<StoredRun>& b,
                             Selection criterion);
 
@@ -153,9 +183,12 @@ enum class BootstrapStatistic { sample_std, spread };  // spread = max - min
 Interval bootstrap_ci(const std::vector<double>& values, BootstrapStatistic statistic,
                       std::size_t resamples, double confidence, std::uint64_t seed);
 
-// "Is the spread that only the implementation causes zero?" For a fixed-seed setting.
+// "Is the spread that only the implementation causes zero?" For a fixed-seed setting, in
+// the setting's metric (is_regression: test loss, else test accuracy), over the runs whose
+// value is finite.
 struct ImplementationSpread {
   std::size_t n = 0;
+  std::size_t left_out = 0;  // runs whose value is not finite
   // Every run has the same weight hash at every epoch (so the same final weights): the
   // runs are bit-identical, the spread is zero with certainty and no sampling is needed.
   bool exactly_zero = false;

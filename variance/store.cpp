@@ -10,18 +10,22 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "variance/store_sql.h"
+
 namespace detdl::variance {
 
 namespace {
+
+using store_sql::exec;
+using store_sql::fail;
+using store_sql::Statement;
+using store_sql::Transaction;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::array<std::string_view, 3> kSplits = {"train", "test", "validation"};
 constexpr std::array<std::string_view, 6> kSeedNames = {"init",    "order",       "augment",
                                                         "dropout", "label_noise", "split"};
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw std::runtime_error("store " + path + ": " + what);
-}
 
 // ---- zlib blobs -------------------------------------------------------------------------
 
@@ -49,6 +53,11 @@ std::vector<unsigned char> deflate_after(std::vector<unsigned char> prefix,
 
 std::vector<unsigned char> inflate_exact(const unsigned char* data, std::size_t size,
                                          std::size_t expected, const std::string& where) {
+  // deflate never compresses better than 1032:1: a header claiming more than that of `size`
+  // bytes is corrupt, and is refused before `expected` bytes are allocated (fuzz_store).
+  if (expected / 1032 > size)
+    throw std::runtime_error(where + ": corrupt compressed blob (" + std::to_string(size) +
+                             " bytes cannot inflate to the " + std::to_string(expected) + " its header says)");
   std::vector<unsigned char> out(expected);
   uLongf got = static_cast<uLongf>(expected);
   const int rc = uncompress(out.data(), &got, data, static_cast<uLong>(size));
@@ -83,102 +92,6 @@ std::string utc_now() {
   return buf;
 }
 
-// ---- sqlite wrappers --------------------------------------------------------------------
-
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql, const std::string& path)
-      : db_(db), path_(path) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
-      fail(path_, std::string(sqlite3_errmsg(db)) + " (preparing: " + sql + ")");
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  void bind_null(int i) { check(sqlite3_bind_null(stmt_, i)); }
-  void bind(int i, std::int64_t v) { check(sqlite3_bind_int64(stmt_, i, v)); }
-  void bind(int i, double v) {
-    if (std::isnan(v)) return bind_null(i);  // NULL, not SQLite's own NaN handling
-    check(sqlite3_bind_double(stmt_, i, v));
-  }
-  void bind(int i, const std::string& v) {
-    check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  void bind(int i, const std::vector<unsigned char>& v) {
-    check(sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT));
-  }
-  // true while a row is available
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(path_, sqlite3_errmsg(db_));
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  bool is_null(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
-  std::int64_t int64(int c, std::int64_t if_null = 0) const {
-    return is_null(c) ? if_null : sqlite3_column_int64(stmt_, c);
-  }
-  double real(int c) const { return is_null(c) ? kNaN : sqlite3_column_double(stmt_, c); }
-  std::string text(int c) const {
-    const auto* p = sqlite3_column_text(stmt_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c)))
-             : std::string();
-  }
-  const unsigned char* blob(int c, std::size_t& size) const {
-    const void* p = sqlite3_column_blob(stmt_, c);
-    size = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c));
-    return static_cast<const unsigned char*>(p);
-  }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) fail(path_, std::string("bind: ") + sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  std::string path_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-void exec(sqlite3* db, const std::string& sql, const std::string& path) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string msg = err ? err : sqlite3_errmsg(db);
-    sqlite3_free(err);
-    fail(path, msg);
-  }
-}
-
-// BEGIN IMMEDIATE takes the write lock now (waiting up to the busy timeout), so nothing
-// read inside the transaction can change before it commits. Rolls back unless committed.
-class Transaction {
- public:
-  Transaction(sqlite3* db, const std::string& path) : db_(db), path_(path) {
-    exec(db_, "BEGIN IMMEDIATE", path_);
-  }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  void commit() {
-    exec(db_, "COMMIT", path_);
-    done_ = true;
-  }
-
- private:
-  sqlite3* db_;
-  std::string path_;
-  bool done_ = false;
-};
-
 const char* kSchema = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE studies(name TEXT PRIMARY KEY, spec_json TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -202,7 +115,9 @@ CREATE TABLE runs(
   parameters INTEGER,
   record_json BLOB NOT NULL,
   predictions BLOB,
-  finished_at TEXT NOT NULL);
+  finished_at TEXT NOT NULL,
+  task TEXT,
+  diverged INTEGER);
 CREATE INDEX runs_by_study ON runs(study, setting, repetition);
 CREATE TABLE epochs(
   run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
@@ -230,6 +145,30 @@ CREATE TABLE epoch_predictions(
   predictions BLOB NOT NULL,
   PRIMARY KEY (run_key, epoch));
 )sql";
+
+// Schema 3: who is running which row (variance/claims.h). No reference to runs: a claimed
+// row has no run yet. Times are Unix seconds.
+const char* kClaimsSchema = R"sql(
+CREATE TABLE claims(
+  key TEXT PRIMARY KEY,
+  study TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  machine TEXT NOT NULL,
+  start_time INTEGER NOT NULL,
+  claimed_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL);
+)sql";
+
+// The record's task ("" when absent) and its divergence flag (-1 when absent).
+std::pair<std::string, int> task_and_divergence(const nlohmann::json& record) {
+  std::string task;
+  if (const auto d = record.find("data"); d != record.end() && d->is_object())
+    if (const auto t = d->find("task"); t != d->end() && t->is_string()) task = t->get<std::string>();
+  int diverged = -1;
+  if (const auto v = record.find("diverged"); v != record.end() && v->is_boolean()) diverged = v->get<bool>() ? 1 : 0;
+  return {task, diverged};
+}
 
 // ---- record field access (errors name the run and the field) ----------------------------
 
@@ -424,24 +363,53 @@ void Store::init_schema() {
       if (!st.step()) fail(path_, "meta table has no schema_version: not a detdl study store");
       version = st.text(0);
     }
+    if (version == std::to_string(kStoreSchemaVersion)) return;  // read-only check; rolls back
+    if (version != "1" && version != "2")
+      fail(path_, "schema_version " + version + ", this build reads schema_version " +
+                      std::to_string(kStoreSchemaVersion) + " (and upgrades 1 and 2)");
+    // Older stores are upgraded in place, one version at a time, in this one transaction:
+    // nothing stored changes, columns and tables are only added.
     if (version == "1") {
-      // 1 -> 2 added only the weights table: upgrade in place, nothing stored changes.
+      // 1 -> 2: the weights table.
       exec(db,
            "CREATE TABLE weights(run_key TEXT PRIMARY KEY REFERENCES runs(key) ON DELETE CASCADE, "
-           "count INTEGER NOT NULL, data BLOB NOT NULL); "
-           "UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+           "count INTEGER NOT NULL, data BLOB NOT NULL);",
            path_);
-      tx.commit();
-      return;
     }
-    if (version != std::to_string(kStoreSchemaVersion))
-      fail(path_, "schema_version " + version + ", this build reads schema_version " +
-                      std::to_string(kStoreSchemaVersion));
-    return;  // read-only check; the transaction rolls back
+    // 2 -> 3: runs.task and runs.diverged (filled from each stored record) and the claims.
+    exec(db, "ALTER TABLE runs ADD COLUMN task TEXT; ALTER TABLE runs ADD COLUMN diverged INTEGER;", path_);
+    exec(db, kClaimsSchema, path_);
+    {
+      Statement read(db, "SELECT key, record_json FROM runs", path_);
+      Statement write(db, "UPDATE runs SET task = ?, diverged = ? WHERE key = ?", path_);
+      while (read.step()) {
+        const std::string key = read.text(0);
+        std::size_t size = 0;
+        const unsigned char* p = read.blob(1, size);
+        std::pair<std::string, int> filled{"", -1};
+        try {
+          filled = task_and_divergence(nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key)));
+        } catch (const std::exception&) {
+          // A damaged record stays as it is (reading it fails with its own error); the
+          // upgrade leaves its task and flag unknown rather than refusing the whole store.
+        }
+        const auto& [task, diverged] = filled;
+        write.reset();
+        if (task.empty()) write.bind_null(1); else write.bind(1, task);
+        if (diverged < 0) write.bind_null(2); else write.bind(2, static_cast<std::int64_t>(diverged));
+        write.bind(3, key);
+        write.run();
+      }
+    }
+    exec(db, "UPDATE meta SET value = '" + std::to_string(kStoreSchemaVersion) + "' WHERE key = 'schema_version';",
+         path_);
+    tx.commit();
+    return;
   }
   if (!tables.empty())
     fail(path_, "an SQLite database without detdl's meta table: not a detdl study store");
   exec(db, kSchema, path_);
+  exec(db, kClaimsSchema, path_);
   Statement st(db, "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", path_);
   st.bind(1, std::to_string(kStoreSchemaVersion));
   st.run();
@@ -530,8 +498,8 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
                  "INSERT INTO runs(key, study, setting, repetition, experiment_json, level, "
                  "fast_ops, seed_init, seed_order, seed_augment, seed_dropout, seed_label_noise, "
                  "seed_split, detdl_version, host, cpu, started_at, total_seconds, epochs, steps, "
-                 "weight_hash, parameters, record_json, predictions, finished_at) VALUES "
-                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 "weight_hash, parameters, record_json, predictions, finished_at, task, diverged) VALUES "
+                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                  path_);
     st.bind(1, key);
     st.bind(2, study);
@@ -568,6 +536,9 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
     if (has_final_predictions) st.bind(24, pack_predictions(final_predictions));
     else st.bind_null(24);
     st.bind(25, utc_now());
+    const auto [task, diverged] = task_and_divergence(record);
+    if (task.empty()) st.bind_null(26); else st.bind(26, task);
+    if (diverged < 0) st.bind_null(27); else st.bind(27, static_cast<std::int64_t>(diverged));
     st.run();
   }
 
@@ -645,6 +616,12 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
                             final_weights.size() * sizeof(float)));
     w.run();
   }
+  {
+    // The row is stored: whoever claimed it is done with it (variance/claims.h).
+    Statement st(db, "DELETE FROM claims WHERE key = ?", path_);
+    st.bind(1, key);
+    st.run();
+  }
   tx.commit();
   return true;
 }
@@ -666,7 +643,7 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
     Statement st(db,
                  "SELECT key, study, setting, repetition, experiment_json, level, detdl_version, "
                  "host, cpu, started_at, finished_at, weight_hash, total_seconds, steps, "
-                 "parameters, epochs, predictions FROM runs WHERE " +
+                 "parameters, epochs, predictions, task, diverged FROM runs WHERE " +
                      where_column + " = ? ORDER BY setting, repetition, key",
                  path_);
     st.bind(1, value);
@@ -687,7 +664,11 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
       run.total_seconds = st.real(12);
       run.steps = st.int64(13, -1);
       run.parameters = st.int64(14, -1);
-      run.epochs.resize(static_cast<std::size_t>(st.int64(15)));
+      // Bounded before the allocation: a corrupt count must not ask for terabytes (fuzz_store).
+      const std::int64_t epochs = st.int64(15);
+      if (epochs < 0 || epochs > 100'000)
+        fail(path_, "run " + run.key + " has an implausible epoch count " + std::to_string(epochs));
+      run.epochs.resize(static_cast<std::size_t>(epochs));
       for (std::size_t i = 0; i < run.epochs.size(); ++i) {
         run.epochs[i].epoch = static_cast<std::int64_t>(i) + 1;
         run.epochs[i].train = run.epochs[i].test = empty_metrics();
@@ -697,6 +678,8 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
         const unsigned char* p = st.blob(16, size);
         run.predictions = unpack_predictions(p, size, "store " + path_ + " run " + run.key);
       }
+      run.task = st.text(17);
+      run.diverged = st.int64(18, 0) == 1;
       index[run.key] = out.size();
       out.push_back(std::move(run));
     }
@@ -740,6 +723,12 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
       acc[static_cast<std::size_t>(cls)] = st.real(3);
     }
   }
+  // A train or test loss that is not finite at some epoch is a divergence whatever the
+  // record says (records from before the "diverged" flag have none). Both splits are in
+  // every stored epoch (put_run requires them).
+  for (auto& run : out)
+    for (const auto& e : run.epochs)
+      run.diverged = run.diverged || !std::isfinite(e.train.at("loss")) || !std::isfinite(e.test.at("loss"));
   return out;
 }
 

@@ -7,10 +7,12 @@
 // same file; each write takes the write lock up front (BEGIN IMMEDIATE), so a check-then-
 // insert (put_run) cannot race with another process. A Store object is for one thread.
 //
-// Tables (schema_version 1, kept in meta): studies, runs, epochs (one row per epoch and
+// Tables (schema_version 3, kept in meta): studies, runs, epochs (one row per epoch and
 // split), class_accuracy (per-class test accuracy per epoch), epoch_predictions (per-epoch
-// test predictions, only when the record carries them). The whole record is kept too,
-// zlib-compressed, so nothing the record had is lost to the columns.
+// test predictions, only when the record carries them), weights, claims (which process is
+// running which row: variance/claims.h). The whole record is kept too, zlib-compressed, so
+// nothing the record had is lost to the columns. Stores of schema 1 and 2 are upgraded in
+// place when opened.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -23,11 +25,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "variance/claims.h"
+
 struct sqlite3;
 
 namespace detdl::variance {
 
-inline constexpr int kStoreSchemaVersion = 2;  // 2: the weights table
+inline constexpr int kStoreSchemaVersion = 3;  // 2: the weights table; 3: claims, runs.task/diverged
 inline constexpr int kRecordVersion = 1;
 
 // The ten per-epoch metrics every split records (BUTTER's list), in column order.
@@ -68,6 +72,12 @@ struct StoredRun {
   std::int64_t parameters = -1;    // -1 when the record had none
   std::vector<EpochRow> epochs;    // epochs[i].epoch == i + 1
   std::vector<std::int32_t> predictions;  // final test predictions (empty when absent)
+  std::string task;                // the record's data.task: "regression", "binary",
+                                   // "multiclass" ("" when the record had none)
+  // The record's "diverged" flag, or a train or test loss that is not finite at some epoch.
+  bool diverged = false;
+
+  bool is_regression() const { return task == "regression"; }
 
   // True when every epoch has validation metrics.
   bool has_validation() const;
@@ -120,6 +130,21 @@ class Store {
 
   // The whole record as put (decompressed). Throws std::runtime_error for an unknown key.
   nlohmann::json record(const std::string& key) const;
+
+  // ---- claims: several runners feeding one store (variance/claims.h) ----
+  // In one write transaction: `claimed` when the row is neither stored nor claimed by a
+  // live process, and is now claimed by `by` (a stale claim is taken over); `stored` when
+  // its run is stored; `held` when a live claimant other than `by` has it. A claim of
+  // another machine is live while its heartbeat is younger than `lease_seconds`.
+  ClaimResult claim_run(const std::string& key, const std::string& study, const Claimant& by,
+                        std::int64_t lease_seconds);
+  // Drops `by`'s claim on `key` (a failed run: another runner may try it). put_run drops
+  // the claim of the row it stores, whoever holds it, in its own transaction.
+  void release_claim(const std::string& key, const Claimant& by);
+  // Marks every claim of `by` as alive now (what other machines judge it by).
+  void heartbeat(const Claimant& by);
+  // The study's claims, by key.
+  std::vector<Claim> claims(const std::string& study) const;
 
  private:
   struct Closer {

@@ -1,12 +1,14 @@
 #include "variance/study.h"
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include <toml++/toml.h>
 
+#include "variance/grid.h"
 #include "variance/run_key.h"
 
 namespace detdl::variance {
@@ -96,6 +98,9 @@ std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t r
 
 Study study_from_json(const json& j, const std::string& where) {
   if (!j.is_object()) throw std::invalid_argument(where + ": expected a table at the top");
+  // JSON study files: a null would delete a preset's field when the settings merge (the
+  // same rule as `detdl train --config`).
+  nets::reject_nulls(j, where);
   static const std::set<std::string> top{"name",    "repetitions", "selection", "experiment",
                                          "setting", "description", "grid"};
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -108,9 +113,13 @@ Study study_from_json(const json& j, const std::string& where) {
     throw std::invalid_argument(where + ": name: required, a non-empty string");
   s.name = j["name"];
   if (j.contains("repetitions")) {
-    if (!j["repetitions"].is_number_integer() || j["repetitions"].get<std::int64_t>() < 1)
-      throw std::invalid_argument(where + ": repetitions: expected an integer >= 1, got " + j["repetitions"].dump());
-    s.repetitions = j["repetitions"];
+    const json& r = j["repetitions"];
+    // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
+    if (!r.is_number_integer() || (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
+        r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
+      throw std::invalid_argument(where + ": repetitions: expected an integer from 1 to " +
+                                  std::to_string(kMaxRepetitions) + ", got " + r.dump());
+    s.repetitions = r.get<std::int64_t>();
   }
   if (j.contains("selection")) {
     if (!j["selection"].is_array() || j["selection"].empty())
@@ -126,50 +135,30 @@ Study study_from_json(const json& j, const std::string& where) {
   const json base = nets::to_json(experiment_over(nets::to_json(nets::Experiment{}), base_patch, where + ": experiment"));
   if (!j.contains("setting") || !j["setting"].is_array() || j["setting"].empty())
     throw std::invalid_argument(where + ": setting: at least one [[setting]] is required");
-  // The grid: experiment fields (dotted paths) with lists of values; every setting is run at
-  // every combination. Fields are taken in name order (JSON objects are sorted), the last
-  // varying fastest; values in list order.
-  std::vector<std::pair<std::string, json>> axes;
-  if (j.contains("grid")) {
-    if (!j["grid"].is_object()) throw std::invalid_argument(where + ": grid: expected a table of lists");
-    for (auto it = j["grid"].begin(); it != j["grid"].end(); ++it) {
-      if (!it->is_array() || it->empty())
-        throw std::invalid_argument(where + ": grid." + it.key() + ": expected a non-empty list of values");
-      axes.emplace_back(it.key(), *it);
-    }
-  }
-  std::vector<json> points{json::object()};  // each: {"path": value, ...}
-  for (const auto& [path, values] : axes) {
-    std::vector<json> next;
-    for (const auto& p : points)
-      for (const auto& v : values) {
-        json q = p;
-        q[path] = v;
-        next.push_back(q);
+  // Every count is checked against its bound before anything of that size is built.
+  const Grid grid = read_grid(j, where, kMaxGridPoints);
+  for (const auto& axis : grid.axes)
+    for (std::size_t v = 0; v < axis.values.size(); ++v) {
+      // Each value alone over the base: a bad value is named by its place in the grid.
+      try {
+        experiment_over(base, apply_grid_point(json::object(), json{{axis.path, axis.values[v]}}), "experiment");
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(where + ": grid." + axis.path + "[" + std::to_string(v + 1) + "]: " + e.what());
       }
-    points = std::move(next);
-  }
-  auto apply_point = [&](json patch, const json& point) {
-    for (auto it = point.begin(); it != point.end(); ++it) {
-      json* node = &patch;
-      std::size_t b = 0;
-      const std::string& path = it.key();
-      for (std::size_t d = path.find('.'); d != std::string::npos; b = d + 1, d = path.find('.', b)) {
-        const std::string k = path.substr(b, d - b);
-        if (!node->contains(k)) (*node)[k] = json::object();
-        node = &(*node)[k];
-      }
-      (*node)[path.substr(b)] = *it;
     }
-    return patch;
-  };
-  auto point_label = [](const json& point) {
-    std::string label;
-    for (auto it = point.begin(); it != point.end(); ++it)
-      label += (label.empty() ? "" : " ") + it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
-    return label;
-  };
-  std::set<std::string> names;
+  const auto file_settings = static_cast<std::int64_t>(j["setting"].size());
+  if (file_settings > kMaxSettings || file_settings * grid.points > kMaxSettings)
+    throw std::invalid_argument(where + ": setting: " + std::to_string(file_settings) + " settings x " +
+                                std::to_string(grid.points) + " grid points is more than a study may have (" +
+                                std::to_string(kMaxSettings) + " settings)");
+  // Both factors are bounded above, so the product fits.
+  if (file_settings * grid.points * s.repetitions > kMaxPlanRows)
+    throw std::invalid_argument(where + ": repetitions: " + std::to_string(file_settings) + " settings x " +
+                                std::to_string(grid.points) + " grid points x " + std::to_string(s.repetitions) +
+                                " repetitions = " + std::to_string(file_settings * grid.points * s.repetitions) +
+                                " runs, more than one study may plan (" + std::to_string(kMaxPlanRows) + ")");
+  const std::vector<json> points = grid_points(grid);
+  std::map<std::string, std::string> names;  // expanded setting name -> where it came from
   for (std::size_t i = 0; i < j["setting"].size(); ++i) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
@@ -185,7 +174,6 @@ Study study_from_json(const json& j, const std::string& where) {
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
     st.name = t["name"];
-    if (!names.insert(st.name).second) throw std::invalid_argument(at + ".name: '" + st.name + "' is used twice");
     if (t.contains("vary")) {
       if (!t["vary"].is_array()) throw std::invalid_argument(at + ".vary: expected a list of seed names");
       for (const auto& v : t["vary"]) {
@@ -208,11 +196,24 @@ Study study_from_json(const json& j, const std::string& where) {
     for (const json& point : points) {
       // Grid values first, then the setting's own overrides (the setting's word wins).
       Setting sp = st;
-      json merged = apply_point(json::object(), point);
+      json merged = apply_grid_point(json::object(), point);
       merged.merge_patch(patch);
-      const std::string label = point_label(point);
+      const std::string label = grid_point_label(point);
+      const std::string here = label.empty() ? at : at + " [" + label + "]";
       if (!label.empty()) sp.name = st.name + " [" + label + "]";
-      sp.experiment = experiment_over(base, merged, label.empty() ? at : at + " at grid point " + label);
+      const auto [other, fresh] = names.emplace(sp.name, here);
+      if (!fresh)
+        throw std::invalid_argument(at + ".name: '" + sp.name + "' is used twice (also " +
+                                    other->second.substr(where.size() + 2) + "); setting names must be unique");
+      sp.experiment = experiment_over(base, merged, here);
+      // A run of no epochs fails at its start: refuse the study now, before any run.
+      if (sp.experiment.epochs < 1) {
+        const std::string field = patch.contains("epochs")  ? at + ".experiment.epochs"
+                                  : point.contains("epochs") ? where + ": grid.epochs (" + here.substr(where.size() + 2) + ")"
+                                                             : where + ": experiment.epochs (" + here.substr(where.size() + 2) + ")";
+        throw std::invalid_argument(field + ": " + std::to_string(sp.experiment.epochs) +
+                                    " epochs cannot run; expected at least 1 (setting '" + sp.name + "')");
+      }
       s.settings.push_back(std::move(sp));
     }
   }
@@ -248,7 +249,16 @@ Study load_study(const std::string& path) {
 }
 
 std::vector<PlanRow> make_plan(const Study& s) {
+  const std::string where = s.source.empty() ? "study " + s.name : s.source;
+  // A Study built in code skips study_from_json's bounds: check the size before allocating.
+  if (s.repetitions < 0 || s.repetitions > kMaxRepetitions ||
+      static_cast<std::int64_t>(s.settings.size()) * s.repetitions > kMaxPlanRows)
+    throw std::invalid_argument(where + ": repetitions: " + std::to_string(s.settings.size()) + " settings x " +
+                                std::to_string(s.repetitions) + " repetitions is more than one study may plan (" +
+                                std::to_string(kMaxPlanRows) + " runs)");
   std::vector<PlanRow> rows;
+  rows.reserve(s.settings.size() * static_cast<std::size_t>(s.repetitions));
+  std::map<std::string, std::string> owner;  // key -> "setting 'x' repetition r"
   for (const auto& st : s.settings) {
     for (std::int64_t r = 0; r < s.repetitions; ++r) {
       PlanRow row;
@@ -261,6 +271,12 @@ std::vector<PlanRow> make_plan(const Study& s) {
       }
       row.key = run_key(json{{"study", s.name}, {"setting", st.name}, {"repetition", r},
                              {"experiment", nets::to_json(row.experiment)}});
+      // Two rows of one key would be one run counted twice (the store keeps one of them).
+      const std::string who = "setting '" + st.name + "' repetition " + std::to_string(r);
+      const auto [it, fresh] = owner.emplace(row.key, who);
+      if (!fresh)
+        throw std::invalid_argument(where + ": setting: " + who + " and " + it->second + " have the same run key " +
+                                    row.key + "; setting names must be unique");
       rows.push_back(std::move(row));
     }
   }

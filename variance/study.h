@@ -34,6 +34,15 @@
 
 namespace detdl::variance {
 
+// Bounds on what one study may ask for, checked when the file is read, before anything of
+// that size is built: a plan row costs about a kilobyte of memory and its run seconds to
+// days, so a study past these is a typo (a few zeros too many), not a study. Split a real
+// study of that size into several files that share one store.
+inline constexpr std::int64_t kMaxRepetitions = 10'000;
+inline constexpr std::int64_t kMaxGridPoints = 10'000;  // combinations of the [grid] lists
+inline constexpr std::int64_t kMaxSettings = 10'000;    // [[setting]]s x grid points
+inline constexpr std::int64_t kMaxPlanRows = 100'000;   // settings x grid points x repetitions
+
 // The seeds a setting can vary with the repetition.
 enum class SeedSource { init, order, augment, dropout, label_noise, split };
 
@@ -70,7 +79,9 @@ Study study_from_json(const nlohmann::json& j, const std::string& where);
 // source, r), so repetitions never share a seed and no setting's seeds depend on another's.
 std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition);
 
-// Every row: settings in file order, repetitions 0 .. repetitions-1.
+// Every row: settings in file order, repetitions 0 .. repetitions-1. Throws
+// std::invalid_argument (naming s.source, or the study) when the plan would exceed
+// kMaxPlanRows or two rows get one key.
 std::vector<PlanRow> make_plan(const Study& s);
 
 }  // namespace detdl::variance

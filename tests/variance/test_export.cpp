@@ -138,13 +138,15 @@ TEST(Csv, AnalysisResultHeaderQuotingAndRows) {
   EXPECT_EQ(first_line(text),
             "setting,criterion,n,max_acc,min_acc,mean_acc,std_acc,std_ci_low,std_ci_high,"
             "max_diff,class_max_diff,class_with_max_diff,mean_convergence_time,"
-            "max_convergence_time_diff_pct,min_epoch,max_epoch,distinct_hashes,mean_churn");
+            "max_convergence_time_diff_pct,min_epoch,max_epoch,distinct_hashes,mean_churn,"
+            "regression,diverged,left_out,acc_identical_despite_hashes,max_loss,min_loss,mean_loss,std_loss,"
+            "std_loss_ci_low,std_loss_ci_high,loss_max_diff,loss_identical_despite_hashes");
   EXPECT_NE(text.find("\n\"fixed, seed=1\",best_loss,3,"), std::string::npos);
   EXPECT_NE(text.find("\n\"default \"\"none\"\"\",last,3,"), std::string::npos);
   const auto rows = parse_csv(text);
   ASSERT_EQ(rows.size(), 1 + summaries.size());
   for (std::size_t i = 1; i < rows.size(); ++i) {
-    ASSERT_EQ(rows[i].size(), 18u);
+    ASSERT_EQ(rows[i].size(), 30u);
     const SettingSummary& s = summaries[i - 1];
     EXPECT_EQ(rows[i][0], s.setting);
     EXPECT_EQ(rows[i][1], selection_name(s.criterion));
@@ -155,6 +157,11 @@ TEST(Csv, AnalysisResultHeaderQuotingAndRows) {
     EXPECT_EQ(rows[i][10], "0");  // every class equal across runs
     EXPECT_EQ(rows[i][11], "0");
     EXPECT_EQ(rows[i][16], "3");
+    EXPECT_EQ(rows[i][18], "0");  // not regression
+    EXPECT_EQ(rows[i][19], "0");  // none diverged
+    EXPECT_EQ(rows[i][20], "0");  // none left out
+    EXPECT_EQ(std::stod(rows[i][24]), s.loss.mean);
+    EXPECT_EQ(std::stod(rows[i][28]), s.loss.max_diff);
   }
   // churn only where predictions exist: fixed has them (pairs 1/4, 1/4, 1/4 -> 1/4),
   // default has none -> empty
@@ -175,16 +182,17 @@ TEST(Csv, AnalysisRawOneRowPerRunAndCriterion) {
   const std::string text = slurp(path);
   EXPECT_EQ(first_line(text),
             "setting,repetition,key,criterion,selected_epoch,test_accuracy,convergence_time,"
-            "convergence_epoch,weight_hash,acc_class_0,acc_class_1,acc_class_2,acc_class_3");
+            "convergence_epoch,weight_hash,test_loss,regression,diverged,acc_class_0,acc_class_1,acc_class_2,"
+            "acc_class_3");
   const auto rows = parse_csv(text);
   ASSERT_EQ(rows.size(), 1u + 3 * 2);
   EXPECT_EQ(rows[1], (std::vector<std::string>{"a,b", "0", "key0", "best_loss", "2", "0.9", "4.5",
-                                               "2", "hash0_2", "0.5", "0.5", "", ""}));
+                                               "2", "hash0_2", "1", "0", "0", "0.5", "0.5", "", ""}));
   EXPECT_EQ(rows[4][0], "a,b");
   EXPECT_EQ(rows[4][3], "last");
-  EXPECT_EQ(rows[4][12], "0.5");
+  EXPECT_EQ(rows[4][15], "0.5");
   EXPECT_EQ(rows[6][0], "c");
-  EXPECT_EQ(rows[6][9], "");  // a run without per-class accuracies
+  EXPECT_EQ(rows[6][12], "");  // a run without per-class accuracies
   fs::remove_all(dir);
 }
 

@@ -1,13 +1,20 @@
 // `detdl study table` and `detdl report` on a small study: the table names every setting,
 // the CSVs have their rows, the pictures and the HTML page are written; bad input is named.
+// Then issue 9's table rules: regression settings measured in test loss, no silent zero
+// spread between differing weights, diverged runs counted and left out, picture ticks.
 #include <gtest/gtest.h>
 
 #include "tests/cli_run.h"
 #include <sys/wait.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+
+#include "variance/analysis.h"
+#include "variance/store.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -93,6 +100,185 @@ TEST(StudyFlags, FlagsAreTheStudyFilesEquivalent) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("setting[1].level"), std::string::npos) << bad.output;
   fs::remove_all(dir);
+}
+
+}  // namespace
+
+// ---- issue 9: regression tables, the zero-spread rule, diverged runs, picture ticks ------
+
+namespace {
+
+using nlohmann::json;
+
+// A run record as run_experiment writes it, cut down to what the store needs: `losses` per
+// epoch (NaN -> null, as nlohmann writes it), test accuracy `acc` at every epoch.
+json record_of(const std::string& task, const std::vector<double>& losses, double acc, const std::string& hash,
+               bool diverged) {
+  json epochs = json::array();
+  for (std::size_t e = 0; e < losses.size(); ++e) {
+    const json loss = std::isfinite(losses[e]) ? json(losses[e]) : json(nullptr);
+    epochs.push_back({{"epoch", e + 1},
+                      {"seconds", 0.5},
+                      {"weight_hash", hash + std::to_string(e)},
+                      {"train", {{"loss", loss}, {"accuracy", acc}}},
+                      {"test", {{"loss", loss}, {"accuracy", acc}, {"mean_squared_error", loss}}}});
+  }
+  return {{"record_version", 1},
+          {"experiment", {{"data", task == "regression" ? "537_houses" : "blobs"}}},
+          {"data", {{"task", task}}},
+          {"epochs", epochs},
+          {"weight_hash", hash},
+          {"diverged", diverged}};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("detdl_report_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string line_of(const std::string& text, const std::string& start_of_block, const std::string& setting) {
+  const auto block = text.find(start_of_block);
+  if (block == std::string::npos) return "(no block '" + start_of_block + "')";
+  const auto at = text.find("\n" + setting + " ", block);
+  if (at == std::string::npos) return "(no line '" + setting + "')";
+  return text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+}
+
+// Issue 9 (6): three regression runs with three final hashes and accuracy 0: the table
+// shows the test loss spread, and the accuracy's zero spread is flagged, not silent.
+TEST(Report, RegressionTableShowsTestLossSpreadAndFlagsZeroAccuracySpread) {
+  const fs::path dir = fresh_dir("regression");
+  const std::string store = (dir / "houses.sqlite").string();
+  {
+    detdl::variance::Store s(store);
+    s.put_study("houses", json::object());
+    const double last[] = {0.0412, 0.0398, 0.0431};
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(s.put_run("k" + std::to_string(i), "houses", "varied", i,
+                            record_of("regression", {0.08, last[i]}, 0.0, "hash" + std::to_string(i), false)));
+    // A classification setting with one accuracy and three hashes: flagged too.
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(s.put_run("c" + std::to_string(i), "houses", "cls", i,
+                            record_of("multiclass", {0.5, 0.4 + 0.01 * i}, 0.9, "chash" + std::to_string(i), false)));
+  }
+  const auto r = run("study table " + store);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string acc = line_of(r.output, "selection last (test accuracy", "varied");
+  EXPECT_NE(acc.find("hashes differ, metric identical"), std::string::npos) << acc;
+  EXPECT_NE(acc.find("regression: see test loss below"), std::string::npos) << acc;
+  EXPECT_NE(line_of(r.output, "selection last (test accuracy", "cls").find("hashes differ, metric identical"),
+            std::string::npos)
+      << r.output;
+  const std::string loss = line_of(r.output, "selection last, regression settings (test loss", "varied");
+  // mean 0.04137, min 0.0398, max 0.0431, max-min 0.0033, 3 hashes, nothing flagged
+  EXPECT_NE(loss.find("0.04137"), std::string::npos) << loss;
+  EXPECT_NE(loss.find("0.0398"), std::string::npos) << loss;
+  EXPECT_NE(loss.find("0.0431"), std::string::npos) << loss;
+  EXPECT_NE(loss.find("0.0033"), std::string::npos) << loss;
+  EXPECT_EQ(loss.find("hashes differ, metric identical"), std::string::npos) << loss;
+  // The implementation-only block measures the loss for the regression setting.
+  const std::string impl = line_of(r.output, "implementation-only spread", "varied");
+  EXPECT_NE(impl.find("0.0033"), std::string::npos) << impl;
+  EXPECT_NE(line_of(r.output, "implementation-only spread", "cls").find("hashes differ, metric identical"),
+            std::string::npos)
+      << r.output;
+
+  // The CSVs and pictures: the loss spread is drawn for the regression setting.
+  const fs::path out = dir / "report";
+  const auto rep = run("report " + store + " --out " + out.string());
+  ASSERT_EQ(rep.status, 0) << rep.output;
+  EXPECT_TRUE(fs::exists(out / "loss_spread.png"));
+  std::ifstream csv(out / "analysis_result.csv");
+  std::stringstream text;
+  text << csv.rdbuf();
+  EXPECT_NE(text.str().find(",loss_max_diff,"), std::string::npos);
+  EXPECT_NE(text.str().find("\nvaried,last,3,0,0,0,0,"), std::string::npos) << text.str();
+  fs::remove_all(dir);
+}
+
+// Issue 9 (6) end to end: a real regression study (PMLB 537_houses, BUTTER's rectangle
+// net) with three distinct final hashes never reports a zero spread without saying so, and
+// reports the test loss spread.
+TEST(Report, RegressionStudyOn537Houses) {
+  const std::string data = std::string(DETDL_SHARED_DIR) + "/data";
+  if (!fs::exists(data + "/pmlb/537_houses")) GTEST_SKIP() << "no " << data << "/pmlb/537_houses";
+  const fs::path dir = fresh_dir("houses");
+  std::ofstream(dir / "houses.toml") << "name = \"houses\"\nrepetitions = 3\n[experiment]\ndata = \"537_houses\"\n"
+                                        "data_dir = \"" << data << "\"\nnet = \"butter:rectangle:2:64\"\nepochs = 2\n"
+                                        "batch_size = 256\n[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n";
+  const std::string store = (dir / "houses.sqlite").string();
+  auto r = run("study run " + (dir / "houses.toml").string() + " --store " + store + " --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("study table " + store);
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* crit : {"best_loss", "best_acc", "last"}) {
+    const std::string loss =
+        line_of(r.output, std::string("selection ") + crit + ", regression settings (test loss", "varied");
+    std::istringstream fields(loss);
+    std::string setting, n, mean, min, max;
+    fields >> setting >> n >> mean >> min >> max;
+    EXPECT_EQ(n, "3") << loss;
+    EXPECT_LT(std::stod(min), std::stod(max)) << loss;  // three weights, three losses
+    EXPECT_NE(loss.find("       3 "), std::string::npos) << loss;  // three hashes
+    // The accuracy line: a spread, or the words that say there is none.
+    const std::string acc = line_of(r.output, std::string("selection ") + crit + " (test accuracy", "varied");
+    std::istringstream af(acc);
+    std::string a_setting, a_n, a_mean, a_min, a_max;
+    af >> a_setting >> a_n >> a_mean >> a_min >> a_max;
+    if (a_min == a_max) EXPECT_NE(acc.find("hashes differ, metric identical"), std::string::npos) << acc;
+  }
+  const auto rep = run("report " + store + " --out " + (dir / "out").string());
+  ASSERT_EQ(rep.status, 0) << rep.output;
+  EXPECT_GT(fs::file_size(dir / "out" / "loss_spread.png"), 1000u);
+  fs::remove_all(dir);
+}
+
+// Divergent training: runs with null (NaN) losses are counted per setting, left out of the
+// statistics (with the count), and nothing crashes or reads NaN as 0.
+TEST(Report, DivergedRunsAreCountedAndLeftOut) {
+  const fs::path dir = fresh_dir("diverged");
+  const std::string store = (dir / "d.sqlite").string();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  {
+    detdl::variance::Store s(store);
+    s.put_study("d", json::object());
+    ASSERT_TRUE(s.put_run("a0", "d", "lr-high", 0, record_of("multiclass", {0.5, 0.4}, 0.90, "a", false)));
+    ASSERT_TRUE(s.put_run("a1", "d", "lr-high", 1, record_of("multiclass", {0.5, 0.3}, 0.94, "b", false)));
+    ASSERT_TRUE(s.put_run("a2", "d", "lr-high", 2, record_of("multiclass", {0.6, nan}, 0.10, "c", true)));
+  }
+  const auto a = detdl::variance::analyze(detdl::variance::Store(store), "d");
+  std::ostringstream text;
+  detdl::variance::print_analysis(a, text);
+  const std::string t = text.str();
+  EXPECT_NE(t.find("1 run(s) diverged"), std::string::npos) << t;
+  const std::string last = line_of(t, "selection last (test accuracy", "lr-high");
+  EXPECT_NE(last.find(" 1/1 "), std::string::npos) << last;   // diverged / left out
+  EXPECT_NE(last.find(" 90.00 "), std::string::npos) << last;  // min over the finite runs
+  EXPECT_EQ(last.find("10.00"), std::string::npos) << last;    // the diverged run's accuracy is out
+  EXPECT_EQ(last.find("nan"), std::string::npos) << last;
+  EXPECT_NE(line_of(t, "selection best_loss (test accuracy", "lr-high").find(" 1/0 "), std::string::npos) << t;
+  EXPECT_NE(line_of(t, "implementation-only spread", "lr-high").find("1 run(s) left out"), std::string::npos) << t;
+  const auto r = run("report " + store + " --out " + (dir / "out").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  fs::remove_all(dir);
+}
+
+// Issue 9 (13): every class has a tick centred on its bars; epoch and step axes have
+// integer ticks (checked on the figures' axes by a Python unittest).
+TEST(Report, PictureTicks) {
+  const std::string src = DETDL_SOURCE_DIR;
+  const std::string cmd = (fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3") + std::string(" ") + src +
+                          "/tests/variance/report_ticks_test.py " + src + "/tools/report.py 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int st = pclose(p);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_NE(out.find("Ran 3 tests"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The study runner: every row stored once; a study stopped part way (by --max-runs, or by
 // SIGKILL to the `detdl study run` process) and run again ends with exactly the rows of an
-// uninterrupted study, and nothing is run twice.
+// uninterrupted study, and nothing is run twice; two runners on one store share the plan
+// through claims, and a killed runner's claims are taken over (variance/claims.h).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -122,6 +123,118 @@ TEST(Runner, KilledStudyResumesToTheSameRows) {
 
   ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + killed + " --quiet").c_str()), 0);
   EXPECT_EQ(rows(killed), rows(full));
+}
+
+// Issue 9 (11): two runners started together on one store share the plan: every row is
+// stored once, and between them they start each row once (no run is done twice).
+TEST(Runner, TwoConcurrentRunnersRunEachRowOnce) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "c.toml";
+  std::ofstream(file) << study_text(12);
+  const Study s = load_study(file.string());
+  const std::string store = (dir / "concurrent.sqlite").string();
+  fs::remove(store);
+  { Store(store).put_study(s.name, s.spec); }  // the file exists before both start
+  const int kRunners = 2;
+  pid_t pids[kRunners];
+  for (int i = 0; i < kRunners; ++i) {
+    pids[i] = fork();
+    ASSERT_GE(pids[i], 0);
+    if (pids[i] == 0) {
+      int code = 1;
+      try {
+        RunnerOptions opt;
+        opt.quiet = true;
+        const RunnerSummary sum = run_study(s, store, opt);
+        std::ofstream((dir / ("runner" + std::to_string(i))).string())
+            << sum.started << " " << sum.ran << " " << sum.failed << " " << sum.duplicates << "\n";
+        code = 0;
+      } catch (...) {
+      }
+      _exit(code);
+    }
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::int64_t started = 0, ran = 0;
+  for (int i = 0; i < kRunners; ++i) {
+    std::int64_t st = 0, r = 0, failed = -1, dup = -1;
+    std::ifstream((dir / ("runner" + std::to_string(i))).string()) >> st >> r >> failed >> dup;
+    EXPECT_EQ(failed, 0) << i;
+    EXPECT_EQ(dup, 0) << i;
+    EXPECT_EQ(st, r) << i;
+    EXPECT_GT(r, 0) << "runner " << i << " ran nothing: the two did not overlap";
+    started += st;
+    ran += r;
+  }
+  EXPECT_EQ(started, 9);  // each of the 9 rows started by exactly one runner
+  EXPECT_EQ(ran, 9);
+  EXPECT_EQ(rows(store).size(), 9u);
+  EXPECT_TRUE(Store(store).claims(s.name).empty());
+}
+
+// A runner killed with SIGKILL leaves its claim; the next runner takes it over at once
+// (same machine: the claimant's pid is dead) and finishes the study.
+TEST(Runner, ClaimOfAKilledRunnerIsTakenOver) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "t.toml";
+  std::ofstream(file) << study_text(60);  // long runs: the kill lands in the middle of one
+  const std::string store = (dir / "takeover.sqlite").string();
+  fs::remove(store);
+  const std::string exe = std::string(DETDL_BINARY_DIR) + "/detdl";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setpgid(0, 0);
+    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", store.c_str(), "--quiet",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::vector<Claim> held;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (held.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!fs::exists(store)) continue;
+    try {
+      held = Store(store).claims("resume");
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].by.pid, pid);
+  kill(-pid, SIGKILL);  // the runner and its worker
+  waitpid(pid, nullptr, 0);
+  const auto left = Store(store).claims("resume");
+  ASSERT_EQ(left.size(), 1u) << "the killed runner's claim stays in the store";
+  EXPECT_FALSE(process_alive(left[0].by.pid, left[0].by.start_time));
+  RunnerOptions opt;
+  opt.quiet = true;
+  opt.jobs = 2;
+  const RunnerSummary sum = run_study(load_study(file.string()), store, opt);
+  EXPECT_EQ(sum.failed, 0);
+  EXPECT_EQ(sum.stored + sum.ran, 9);
+  EXPECT_EQ(rows(store).size(), 9u);
+  EXPECT_TRUE(Store(store).has_run(left[0].key));  // the taken-over row
+  EXPECT_TRUE(Store(store).claims("resume").empty());
+}
+
+// The kill campaign in its CI form (scripts/kill-campaign.sh): 10 SIGKILLs of two runners
+// sharing one store, resumed each time; the store ends equal to an uninterrupted one.
+TEST(Runner, KillCampaignTenKills) {
+  const std::string cmd = "bash " + std::string(DETDL_SOURCE_DIR) + "/scripts/kill-campaign.sh " +
+                          std::string(DETDL_BINARY_DIR) + "/detdl 10 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_NE(out.find("kill campaign: 10 kills, "), std::string::npos) << out;
+  EXPECT_NE(out.find(" of 40 rows, 0 lost, 0 duplicated, all hashes equal, 0 claims left"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -503,3 +503,113 @@ TEST(Butter, PerEpochSummaryOverRepetitions) {
   EXPECT_EQ(b.max_test_accuracy.max, 0.6);
   EXPECT_EQ(b.max_test_accuracy_epoch.count, 3u);
 }
+
+// ---- regression, identical metrics, diverged runs (issue 9) ----------------------------
+
+namespace {
+
+// A regression run: accuracy 0 (the old accuracy of a one-output regression), the given
+// test loss (MSE) at its last epoch, its own final hash.
+StoredRun regression_run(const std::string& setting, double loss, const std::string& hash) {
+  StoredRun r = make_run(setting, setting + hash, {{loss * 2, 0.0, nan_, nan_, 1, "e1"}, {loss, 0.0, nan_, nan_, 1, hash}},
+                         false);
+  r.task = "regression";
+  return r;
+}
+
+}  // namespace
+
+TEST(Regression, TheSpreadIsTheTestLossAndAZeroAccuracySpreadIsFlagged) {
+  const std::vector<StoredRun> runs = {regression_run("r", 0.031, "a"), regression_run("r", 0.029, "b"),
+                                       regression_run("r", 0.035, "c")};
+  EXPECT_TRUE(is_regression(runs));
+  const SettingSummary s = summarize(runs, Selection::last);
+  EXPECT_TRUE(s.regression);
+  EXPECT_EQ(s.distinct_hashes, 3u);
+  // The accuracy says nothing, and the summary says so rather than showing a bare 0.
+  EXPECT_EQ(s.max_diff, 0.0);
+  EXPECT_TRUE(s.acc_identical_despite_hashes);
+  // The loss is what spreads.
+  EXPECT_EQ(s.loss.n, 3u);
+  EXPECT_EQ(s.loss.min, 0.029);
+  EXPECT_EQ(s.loss.max, 0.035);
+  EXPECT_NEAR(s.loss.max_diff, 0.006, 1e-15);
+  EXPECT_NEAR(s.loss.mean, 0.095 / 3, 1e-15);
+  EXPECT_GT(s.loss.std, 0.0);
+  EXPECT_FALSE(s.loss.identical_despite_hashes);
+  EXPECT_EQ(selected_metric(runs, Selection::last), (std::vector<double>{0.031, 0.029, 0.035}));
+  // The implementation-only spread and the comparisons measure the loss too.
+  const ImplementationSpread sp = implementation_spread(runs, Selection::last, 200, 0.9, 3);
+  EXPECT_NEAR(sp.spread, 0.006, 1e-15);
+  std::vector<StoredRun> other = {regression_run("q", 0.5, "d"), regression_run("q", 0.6, "e")};
+  EXPECT_FALSE(std::isnan(compare_settings(runs, other, Selection::last).cohens_d));
+  // Accuracy against loss compares nothing.
+  const std::vector<StoredRun> cls = {acc_run("c", 0.5), acc_run("c", 0.6)};
+  EXPECT_TRUE(std::isnan(compare_settings(runs, cls, Selection::last).cohens_d));
+  // A setting with one classification run is not a regression setting.
+  std::vector<StoredRun> mixed = runs;
+  mixed[1].task = "binary";
+  EXPECT_FALSE(is_regression(mixed));
+}
+
+TEST(Regression, IdenticalMetricWithDifferentHashesIsFlaggedOnlyThen) {
+  // Classification: one accuracy, three hashes -> flagged; one hash -> not.
+  const std::vector<StoredRun> differ = {acc_run("f", 0.9, "a"), acc_run("f", 0.9, "b"), acc_run("f", 0.9, "c")};
+  const SettingSummary d = summarize(differ, Selection::last);
+  EXPECT_EQ(d.max_diff, 0.0);
+  EXPECT_TRUE(d.acc_identical_despite_hashes);
+  const SettingSummary same = summarize(std::vector<StoredRun>(3, acc_run("f", 0.9, "a")), Selection::last);
+  EXPECT_FALSE(same.acc_identical_despite_hashes);
+  // Regression with the very same loss from different weights.
+  const std::vector<StoredRun> r = {regression_run("r", 0.25, "a"), regression_run("r", 0.25, "b")};
+  EXPECT_TRUE(summarize(r, Selection::last).loss.identical_despite_hashes);
+}
+
+TEST(Diverged, RunsAreCountedAndLeftOutNeverReadAsZero) {
+  // Three runs; the third diverges at epoch 2 (loss NaN, accuracy of a NaN net).
+  std::vector<StoredRun> runs = {
+      make_run("s", "k0", {{0.5, 0.80, nan_, nan_, 1, "a1"}, {0.4, 0.90, nan_, nan_, 1, "a2"}}, false),
+      make_run("s", "k1", {{0.5, 0.82, nan_, nan_, 1, "b1"}, {0.3, 0.94, nan_, nan_, 1, "b2"}}, false),
+      make_run("s", "k2", {{0.6, 0.70, nan_, nan_, 1, "c1"}, {nan_, 0.10, nan_, nan_, 1, "c2"}}, false)};
+  runs[2].diverged = true;
+  const SettingSummary last = summarize(runs, Selection::last);
+  EXPECT_EQ(last.n, 3u);
+  EXPECT_EQ(last.diverged, 1u);
+  EXPECT_EQ(last.left_out, 1u);
+  EXPECT_EQ(last.min_acc, 0.90);  // not 0.10: the diverged run is out
+  EXPECT_EQ(last.max_acc, 0.94);
+  EXPECT_NEAR(last.mean_acc, 0.92, 1e-15);
+  EXPECT_NEAR(last.loss.max_diff, 0.1, 1e-15);
+  EXPECT_EQ(last.loss.n, 2u);
+  // best_loss selects epoch 1 for the diverged run, where it was finite: it counts.
+  const SettingSummary best = summarize(runs, Selection::best_loss);
+  EXPECT_EQ(best.diverged, 1u);
+  EXPECT_EQ(best.left_out, 0u);
+  EXPECT_EQ(best.min_acc, 0.70);
+  // Every run diverged: no statistic, NaN (shown as "-"), never 0.
+  std::vector<StoredRun> all = {runs[2], runs[2]};
+  all[1].key = "k3";
+  all[1].epochs[1].weight_hash = all[1].weight_hash = "d2";  // not bit-identical: measured, not exactly 0
+  const SettingSummary none = summarize(all, Selection::last);
+  EXPECT_EQ(none.left_out, 2u);
+  EXPECT_TRUE(std::isnan(none.max_diff));
+  EXPECT_TRUE(std::isnan(none.mean_acc));
+  EXPECT_FALSE(none.acc_identical_despite_hashes);
+  const ImplementationSpread sp = implementation_spread(all, Selection::last);
+  EXPECT_EQ(sp.left_out, 2u);
+  EXPECT_TRUE(std::isnan(sp.spread));
+  const ImplementationSpread sp3 = implementation_spread(runs, Selection::last, 100, 0.9, 1);
+  EXPECT_EQ(sp3.left_out, 1u);
+  EXPECT_NEAR(sp3.spread, 0.04, 1e-15);
+  // Comparisons use the finite runs only.
+  const Comparison c = compare_settings(runs, {acc_run("t", 0.5), acc_run("t", 0.6)}, Selection::last);
+  EXPECT_FALSE(std::isnan(c.cohens_d));
+  EXPECT_FALSE(std::isnan(c.mannwhitney_p));
+  // BUTTER's per-epoch summary counts the finite values.
+  const ButterSummary b = butter_summary(runs);
+  for (const auto& e : b.per_epoch)
+    if (e.epoch == 2 && e.series == "test_loss") {
+      EXPECT_EQ(e.summary.count, 3u);
+      EXPECT_EQ(e.summary.finite, 2u);
+    }
+}

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <limits>
+
 #include "variance/store.h"
 
 using namespace detdl::variance;
@@ -503,6 +505,11 @@ TEST(Store, FinalWeightsRoundTripInTheRunsTransaction) {
   EXPECT_TRUE(s.weights("k3").empty());
 }
 
+// What schema 3 added to schema 2 (the claims table, runs.task, runs.diverged): dropping it
+// turns a store back into one that a schema-2 build wrote.
+const char* kDowngradeToTwo =
+    "DROP TABLE claims; ALTER TABLE runs DROP COLUMN task; ALTER TABLE runs DROP COLUMN diverged; ";
+
 TEST(Store, SchemaVersionOneIsUpgradedInPlace) {
   const fs::path dir = temp_dir();
   const std::string path = (dir / "v1.sqlite").string();
@@ -511,10 +518,92 @@ TEST(Store, SchemaVersionOneIsUpgradedInPlace) {
     s.put_study("st", json{{"name", "st"}});
     ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false)));
   }
-  exec_sql(path, "DROP TABLE weights; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  exec_sql(path, std::string("DROP TABLE weights; ") + kDowngradeToTwo + "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   Store s(path);  // opens, upgrades
   EXPECT_TRUE(s.has_run("k1"));
   EXPECT_TRUE(s.weights("k1").empty());
   ASSERT_TRUE(s.put_run("k2", "st", "a", 1, make_record(2, 10, 20, false, 1), {1.0f, 2.0f}));
   EXPECT_EQ(s.weights("k2"), (std::vector<float>{1.0f, 2.0f}));
+}
+
+// Schema 2 -> 3 in place: the runs keep everything, task and diverged are filled from each
+// stored record, and the claims table works.
+TEST(Store, SchemaVersionTwoIsUpgradedInPlace) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "v2.sqlite").string();
+  json regression = make_record(2, 10, 20, false, 1);
+  regression["data"]["task"] = "regression";
+  json diverged = make_record(2, 10, 20, false, 2);
+  diverged["diverged"] = true;
+  {
+    Store s(path);
+    s.put_study("st", json{{"name", "st"}});
+    ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false), {1.0f}));
+    ASSERT_TRUE(s.put_run("k2", "st", "a", 1, regression));
+    ASSERT_TRUE(s.put_run("k3", "st", "a", 2, diverged));
+  }
+  exec_sql(path, std::string(kDowngradeToTwo) + "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  EXPECT_EQ(count_rows(path, "runs"), 3);
+  Store s(path);  // opens, upgrades
+  EXPECT_EQ(count_rows(path, "claims"), 0);
+  const auto runs = s.runs("st");
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].task, "classification");
+  EXPECT_EQ(runs[1].task, "regression");
+  EXPECT_TRUE(runs[1].is_regression());
+  EXPECT_FALSE(runs[0].diverged);
+  EXPECT_TRUE(runs[2].diverged);
+  EXPECT_EQ(s.weights("k1"), std::vector<float>{1.0f});
+  EXPECT_EQ(s.claim_run("k4", "st", Claimant::self(), 300), ClaimResult::claimed);
+  EXPECT_EQ(s.claims("st").size(), 1u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "3");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+// Divergent training: NaN and infinity reach the record as JSON null (nlohmann writes them
+// so). The store keeps them as NaN, never 0, and marks the run diverged, from the record's
+// flag or from a loss that is not finite.
+TEST(Store, NullAndNonFiniteSeriesAreNaNAndMarkTheRunDiverged) {
+  const fs::path dir = temp_dir();
+  Store s((dir / "d.sqlite").string());
+  s.put_study("st", json::object());
+  json flagged = make_record(3, 10, 20, false, 1);
+  flagged["diverged"] = true;
+  flagged["finite"] = {{"train.loss", 1}, {"test.loss", 1}, {"test.accuracy", 3}};
+  for (int e = 1; e < 3; ++e) {
+    flagged["epochs"][e]["train"]["loss"] = nullptr;
+    flagged["epochs"][e]["test"]["loss"] = nullptr;
+    flagged["epochs"][e]["test"]["mean_squared_error"] = nullptr;
+    flagged["epochs"][e]["seconds"] = nullptr;
+  }
+  // A real NaN and infinity in the JSON value (not yet dumped): also null on the way in.
+  json unflagged = make_record(2, 10, 20, false, 2);
+  unflagged["epochs"][1]["test"]["loss"] = std::numeric_limits<double>::quiet_NaN();
+  unflagged["epochs"][1]["train"]["loss"] = std::numeric_limits<double>::infinity();
+  json healthy = make_record(2, 10, 20, false, 3);
+  healthy["diverged"] = false;
+  ASSERT_TRUE(s.put_run("flagged", "st", "a", 0, flagged));
+  ASSERT_TRUE(s.put_run("unflagged", "st", "a", 1, unflagged));
+  ASSERT_TRUE(s.put_run("healthy", "st", "a", 2, healthy));
+  const StoredRun f = s.run("flagged");
+  EXPECT_TRUE(f.diverged);
+  EXPECT_EQ(f.epochs[0].test.at("loss"), flagged["epochs"][0]["test"]["loss"].get<double>());
+  for (int e = 1; e < 3; ++e) {
+    EXPECT_TRUE(std::isnan(f.epochs[e].train.at("loss"))) << e;
+    EXPECT_TRUE(std::isnan(f.epochs[e].test.at("loss"))) << e;
+    EXPECT_TRUE(std::isnan(f.epochs[e].test.at("mean_squared_error"))) << e;
+    EXPECT_TRUE(std::isnan(f.epochs[e].seconds)) << e;
+  }
+  EXPECT_EQ(s.record("flagged")["finite"]["test.accuracy"], 3);  // the record keeps it
+  const StoredRun u = s.run("unflagged");
+  EXPECT_TRUE(u.diverged);
+  EXPECT_TRUE(std::isnan(u.epochs[1].test.at("loss")));
+  EXPECT_FALSE(std::isfinite(u.epochs[1].train.at("loss")));
+  EXPECT_FALSE(s.run("healthy").diverged);
 }
