@@ -6,38 +6,25 @@
 // element); so a run stopped after step k and resumed from its checkpoint gives the same
 // bits as one never stopped.
 #pragma once
-#include <cstdint>
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "engine/context.h"
+#include "engine/dataset.h"
 #include "engine/metrics.h"
 #include "engine/optim.h"
 #include "engine/schedule.h"
+#include "engine/train_checkpoint.h"
 #include "kernels/common/level.h"
-#include "kernels/common/philox.h"
+#include "kernels/common/permutation.h"
 
 namespace detdl {
 
-// Inputs x (N, ...) float32; targets y: (N) int32 class labels for softmax_ce, or float32 of
-// the model output's shape for bce / mse.
-struct Dataset {
-  Tensor x;
-  Tensor y;
-  std::int64_t size() const { return x.dim(0); }
-};
-
-// Rows [begin, end) of both tensors, copied.
-Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end);
-// The given rows of both tensors, in the given order, copied. Throws std::out_of_range for
-// a row outside the data set and std::invalid_argument when x and y differ in length.
-Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows);
-
-enum class LossKind { softmax_ce, bce, mse };
-std::string_view loss_name(LossKind k);
 
 // Where a run is, for progress displays.
 struct StepProgress {
@@ -78,7 +65,7 @@ struct TrainConfig {
   std::int64_t checkpoint_every = 0;     // steps between checkpoints (0: at epoch ends only)
   std::int64_t stop_after_steps = -1;    // stop (after checkpointing) once this many steps are done (0: before the first)
   // Settings outside this config that decide the run's bits (the data set, the net, ...),
-  // by experiment field: written into checkpoints with the config's own (engine/resume.h)
+  // by experiment field: written into checkpoints with the config's own (engine/train_checkpoint.h)
   // and compared on resume.
   std::map<std::string, std::string> identity;
   // Called after every step (progress display); cheap callers only.
@@ -136,16 +123,6 @@ struct TrainResult {
 // Weight hash of a module's parameters and buffers (engine/hash.h).
 std::string weight_hash(const Module& m);
 
-// The permutation of [0, n) for one epoch: Fisher-Yates driven by Philox draws keyed by
-// (seed, RandomStream::data_order, epoch, position).
-std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
-
-// The same Fisher-Yates rule for any source: draw `position` is Philox (seed, stream, sub,
-// position), j = (draw * (i + 1)) >> 32 (bias < n * 2^-32, and the same on every machine).
-// The data order, the tabular split and label noise all use it.
-std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed, RandomStream stream,
-                                             std::uint32_t sub);
-
 // Loss and accuracy of `model` on `data` in eval mode (no tape), batches of eval_batch.
 std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
                                  std::int64_t eval_batch = 1000);
@@ -167,6 +144,17 @@ class Trainer {
                   const std::function<void(const EpochStats&)>& on_epoch = {});
 
  private:
+  // Initialises the model from init_seed (returns -1), or restores model, optimizer and the
+  // epoch so far from the checkpoint (returns its step).
+  std::int64_t start(bool resume, const Identity& id, const RunShape& shape, EpochProgress& prog);
+  // One step on the `count` training rows `rows` (in epoch `epoch`): forward, loss,
+  // penalties, backward, update; adds the batch to `prog`. Returns the data loss.
+  float train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count, std::int64_t step,
+                   std::int64_t epoch, EpochProgress& prog);
+  // The epoch's summary: training series from `prog`, evaluation of the held-out sets.
+  EpochStats end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
+                       std::chrono::steady_clock::time_point began);
+
   Module& model_;
   TrainConfig cfg_;
   Optimizer opt_;

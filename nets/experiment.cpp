@@ -62,6 +62,12 @@ class FieldReader {
         if (!it->is_number()) throw std::invalid_argument("expected a number");
       } else if constexpr (std::is_same_v<T, std::string>) {
         if (!it->is_string()) throw std::invalid_argument("expected a string");
+      } else if constexpr (requires { requires std::is_integral_v<typename T::value_type>; }) {
+        // A list of integers (milestones): json's get would convert a float element,
+        // 1e36 included, with a cast that is undefined out of range (fuzz_experiment_json).
+        if (!it->is_array()) throw std::invalid_argument("expected a list of integers");
+        for (const json& v : *it)
+          if (!v.is_number_integer()) throw std::invalid_argument("expected a list of integers");
       }
       out = it->get<T>();
     } catch (const std::invalid_argument& e) {
@@ -182,6 +188,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   Experiment e;
   reject_nulls(j, where);
   FieldReader r(j, where);
+  std::string comment;  // "_comment": a note for the reader of a config or preset file
+  r.get("_comment", comment);
   r.get("net", e.net);
   r.get("data", e.data);
   r.get("data_dir", e.data_dir);
@@ -266,7 +274,7 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   for (const auto& f : fast) {
     const auto fam = parse_op_family(f);
     if (!fam)
-      r.bad("fast_ops", "unknown op family '" + f + "' (matmul, conv_wgrad, bias_grad, norm_stats, loss_reduce, optimizer)");
+      r.bad("fast_ops", "unknown op family '" + f + "' (" + op_family_names() + ")");
     e.fast_ops.push_back(*fam);
   }
   r.get("threads", e.threads);
@@ -287,74 +295,36 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   return e;
 }
 
+namespace {
+
+// presets/NAME.json, compiled in (CMakeLists.txt writes generated/presets.inc).
+struct PresetText {
+  const char* name;
+  const char* json;
+};
+constexpr PresetText kPresets[] = {
+#include "presets.inc"
+};
+
+}  // namespace
+
 std::vector<std::string> preset_names() {
-  return {"lenet1", "lenet4", "lenet5", "resnet20", "resnet38", "resnet56", "wrn-28-10", "butter"};
+  std::vector<std::string> names;
+  for (const auto& p : kPresets) names.emplace_back(p.name);
+  return names;
 }
 
 Experiment preset(const std::string& name) {
-  Experiment e;
-  if (name == "lenet1" || name == "lenet4" || name == "lenet5") {
-    // dl-variance: MNIST, x/255, SGD lr 0.01 without momentum, 50 epochs of 128.
-    e.net = name;
-    e.data = "mnist";
-    e.study_split = true;
-    e.epochs = 50;
-    e.batch_size = 128;
-    e.optimizer.kind = OptimizerConfig::Kind::sgd;
-    e.optimizer.keras_form = true;
-    e.schedule.base_lr = 0.01f;
-  } else if (name == "resnet20" || name == "resnet38" || name == "resnet56") {
-    // dl-variance: CIFAR-10 minus the per-pixel mean, shifts 10% + flips, Adam 1e-3 with the
-    // Keras example's lr_schedule, L2 1e-4 on conv kernels, 200 epochs of 128.
-    e.net = name;
-    e.data = "cifar10";
-    e.study_split = true;
-    e.preprocess = "pixel-mean";
-    e.augment = "shift-flip:0.1";
-    e.epochs = 200;
-    e.batch_size = 128;
-    e.optimizer.kind = OptimizerConfig::Kind::adam;
-    e.optimizer.eps = 1e-7f;
-    e.optimizer.keras_form = true;
-    e.schedule.kind = Schedule::Kind::piecewise;
-    e.schedule.base_lr = 1e-3f;
-    e.schedule.milestones = {81, 121, 161, 181};  // Keras: "epoch > 80" with 0-based epochs
-    e.schedule.factors = {1e-1, 1e-2, 1e-3, 0.5e-3};
-    e.l2 = 1e-4f;
-  } else if (name == "wrn-28-10") {
-    // dl-variance: CIFAR-100 standardised per channel, shifts 12.5% with reflection + flips,
-    // SGD momentum 0.9 lr 0.1 x0.2 at epochs 60, 120, 160, L2 5e-4, 200 epochs of 128.
-    e.net = name;
-    e.data = "cifar100";
-    e.study_split = true;
-    e.preprocess = "channel-std";
-    e.augment = "shift-reflect-flip:0.125";
-    e.epochs = 200;
-    e.batch_size = 128;
-    e.optimizer.kind = OptimizerConfig::Kind::sgd;
-    e.optimizer.momentum = 0.9f;
-    e.optimizer.keras_form = true;
-    e.schedule.kind = Schedule::Kind::multistep;
-    e.schedule.base_lr = 0.1f;
-    e.schedule.milestones = {60, 120, 160};
-    e.schedule.gamma = 0.2f;
-    e.l2 = 5e-4f;
-  } else if (name == "butter") {
-    // BUTTER's primary sweep at one point: Adam 1e-4 (Keras, eps 1e-7), batch 256.
-    e.net = "butter:rectangle:3:1024";
-    e.data = "wine_quality_white";
-    e.epochs = 3000;
-    e.batch_size = 256;
-    e.optimizer.kind = OptimizerConfig::Kind::adam;
-    e.optimizer.eps = 1e-7f;
-    e.optimizer.keras_form = true;
-    e.schedule.base_lr = 1e-4f;
-  } else {
-    std::string known;
-    for (const auto& p : preset_names()) known += (known.empty() ? "" : ", ") + p;
-    throw std::invalid_argument("unknown preset '" + name + "' (known: " + known + ")");
+  for (const auto& p : kPresets) {
+    if (name != p.name) continue;
+    // A preset is a config file: its fields over the defaults, read by the one reader.
+    json base = to_json(Experiment{});
+    base.merge_patch(json::parse(p.json));
+    return experiment_from_json(base, "preset " + name);
   }
-  return e;
+  std::string known;
+  for (const auto& p : preset_names()) known += (known.empty() ? "" : ", ") + p;
+  throw std::invalid_argument("unknown preset '" + name + "' (known: " + known + ")");
 }
 
 namespace {
@@ -468,7 +438,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.step_hashes = opt.step_hashes;
   cfg.on_step = opt.on_step;
   // The experiment's fields outside TrainConfig that decide the bits: a resume compares them
-  // (engine/resume.h). label_noise is exact as written in the JSON form.
+  // (engine/train_checkpoint.h). label_noise is exact as written in the JSON form.
   cfg.identity = {{"net", e.net},
                   {"data", e.data},
                   {"preprocess", e.preprocess},

@@ -68,9 +68,11 @@ void reject_nulls(const nlohmann::json& j, const std::string& where);
 // path: `detdl train` flags and study files are turned into this form and read by it.
 Experiment experiment_from_json(const nlohmann::json& j, const std::string& where = "experiment");
 
-// Presets: lenet1, lenet4, lenet5, resnet38, resnet56 (also resnet20), wrn-28-10 (the
+// Presets: the files presets/NAME.json (the `--config` format: fields over the defaults;
+// compiled in): lenet1, lenet4, lenet5, resnet38, resnet56 (also resnet20), wrn-28-10 (the
 // dl-variance configurations of ../shared/design/VARIANCE.md) and butter (BUTTER's
-// wine_quality_white rectangle depth 3 size 1024, Adam 1e-4, batch 256).
+// wine_quality_white rectangle depth 3 size 1024, Adam 1e-4, batch 256). A preset is read
+// by experiment_from_json like any config. preset_names() is in file-name order.
 Experiment preset(const std::string& name);
 std::vector<std::string> preset_names();
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
 
 namespace detdl::nets {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
 #include "nets/data/idx.h"  // ImageSplit
 
 namespace detdl::data {

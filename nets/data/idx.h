@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
 
 namespace detdl::data {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
 
 namespace detdl::data {
 

@@ -7,12 +7,13 @@
 #include <utility>
 #include <vector>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
+#include "kernels/common/permutation.h"
 #include "nets/data/pmlb.h"  // Task
 
 namespace detdl::data {
 
-// Rows of a data set in a given order: detdl::take_rows (engine/train.h).
+// Rows of a data set in a given order: detdl::take_rows (engine/dataset.h).
 using detdl::take_rows;
 
 // The permutation of [0, n) behind shuffled_split: detdl::philox_permutation (the data

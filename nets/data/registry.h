@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/train.h"
+#include "engine/dataset.h"
 #include "nets/data/pmlb.h"
 
 namespace detdl::data {

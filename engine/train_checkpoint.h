@@ -1,5 +1,7 @@
-// What a checkpoint must agree on for `--resume` to give the bits of a run never stopped,
-// and the checks that refuse it otherwise (docs/reliability.md).
+// The training state in a checkpoint: what is saved besides the model (the optimizer's
+// state, where the run is within its epoch, the run's identity), and the checks that
+// refuse a `--resume` that would not give the bits of a run never stopped
+// (docs/reliability.md).
 //
 // A checkpoint records the run's identity: every setting that decides its bits, by the
 // experiment field that sets it ("batch_size", "optimizer.momentum", "schedule.lr", ...),
@@ -14,12 +16,42 @@
 #include <vector>
 
 #include "engine/checkpoint.h"
+#include "engine/metrics.h"
 
 namespace detdl {
 
 struct TrainConfig;
+class Module;
+class Optimizer;
 
+// A run's identity: every setting that decides its bits, by experiment field.
 using Identity = std::map<std::string, std::string>;
+
+// The epoch so far: what an epoch's summary is computed from, saved with every checkpoint
+// so that a run resumed mid-epoch reports the same epoch as one never stopped.
+struct EpochProgress {
+  std::vector<float> batch_losses;  // each step's data loss, in step order
+  std::int64_t correct = 0;         // rows predicted right
+  MetricAccumulator metrics;        // the BUTTER series' per-sample values
+};
+
+// This run's shape, which a checkpoint's position is checked against.
+struct RunShape {
+  std::int64_t rows = 0, batch_size = 1, steps_per_epoch = 1, total_steps = 0;
+  bool metrics = true;
+};
+
+// Writes model (parameters and buffers, "model.<name>"), optimizer state ("optim.<name>"),
+// the epoch so far ("train.*") and the identity to `path` (atomically, engine/atomic_file.h).
+void save_training_checkpoint(const std::string& path, const Module& model, const Optimizer& opt,
+                              std::int64_t step, const EpochProgress& progress, const Identity& id);
+
+// Restores model, optimizer and progress from `path` after checking every field (below and
+// the weights against model.hash); returns the step to continue from. Throws
+// std::runtime_error naming the file and the field; the model may be half-restored then.
+std::int64_t restore_training_checkpoint(const std::string& path, Module& model, Optimizer& opt,
+                                         EpochProgress& progress, const Identity& id, const RunShape& shape);
+
 
 // The identity of a training config (cfg.identity, the caller's extra fields, included).
 Identity training_identity(const TrainConfig& cfg);

@@ -1,8 +1,11 @@
-#include "engine/resume.h"
+#include "engine/train_checkpoint.h"
 
 #include <charconv>
+#include <cstring>
 #include <stdexcept>
 
+#include "engine/nn.h"
+#include "engine/optim.h"
 #include "engine/train.h"
 
 namespace detdl {
@@ -138,6 +141,93 @@ ResumePosition check_position(const std::string& path, const TensorFile& f, std:
                      std::to_string(batch) + ") at step " + std::to_string(p.step));
   p.batch_losses = bl->to_vector();
   return p;
+}
+
+void save_training_checkpoint(const std::string& path, const Module& model, const Optimizer& opt,
+                              std::int64_t step, const EpochProgress& progress, const Identity& id) {
+  TensorFile f;
+  for (const auto& p : model.parameters()) f.tensors.emplace_back("model." + p.name, p.tensor);
+  for (const auto& b : model.buffers()) f.tensors.emplace_back("model." + b.name, b.tensor);
+  for (auto& [name, t] : opt.state()) f.tensors.emplace_back("optim." + name, t);
+  const auto& losses = progress.batch_losses;
+  f.tensors.emplace_back("train.batch_losses", Tensor::from_vector({static_cast<std::int64_t>(losses.size())}, losses));
+  for (int m = 0; m < kMetricCount; ++m) {
+    const auto& v = progress.metrics.values(static_cast<Metric>(m));
+    f.tensors.emplace_back("train.metrics." + std::string(metric_name(static_cast<Metric>(m))),
+                           Tensor::from_vector({static_cast<std::int64_t>(v.size())}, v));
+  }
+  f.metadata["train.metrics_outputs"] = std::to_string(progress.metrics.outputs());
+  f.metadata["detdl.version"] = DETDL_VERSION;
+  f.metadata["train.step"] = std::to_string(step);
+  f.metadata["train.epoch_correct"] = std::to_string(progress.correct);
+  f.metadata["optim.steps"] = std::to_string(opt.steps());
+  f.metadata["optim.config"] = opt.config().describe();
+  put_identity(f.metadata, id);
+  f.metadata["model.hash"] = weight_hash(model);
+  save_safetensors(path, f);
+}
+
+std::int64_t restore_training_checkpoint(const std::string& path, Module& model, Optimizer& opt,
+                                         EpochProgress& progress, const Identity& id, const RunShape& shape) {
+  // Every field is checked before anything is trusted: a checkpoint that was edited, comes
+  // from another run, or disagrees with itself is refused with the field named, never
+  // resumed into bits that match no run.
+  const TensorFile f = load_safetensors(path);
+  if (!f.metadata.count(kMetaCrcKey) || !f.metadata.count(kDataCrcKey))
+    refuse(path, "it carries no CRC of its data and metadata (written by an older detdl or another tool)");
+  check_identity(path, f.metadata, id);
+  const ResumePosition pos =
+      check_position(path, f, shape.rows, shape.batch_size, shape.steps_per_epoch, shape.total_steps);
+
+  const auto params = model.parameters(), buffers = model.buffers();
+  std::size_t model_tensors = 0;
+  for (const auto& [name, t] : f.tensors) model_tensors += name.rfind("model.", 0) == 0;
+  if (model_tensors != params.size() + buffers.size())
+    throw std::runtime_error("checkpoint " + path + ": holds " + std::to_string(model_tensors) +
+                             " model tensors, this net has " + std::to_string(params.size() + buffers.size()) +
+                             " (another net?)");
+  auto restore = [&](const NamedTensor& p) {
+    const Tensor* t = f.find("model." + p.name);
+    if (!t) throw std::runtime_error("checkpoint " + path + ": no tensor model." + p.name);
+    if (t->shape() != p.tensor.shape() || t->dtype() != p.tensor.dtype())
+      throw std::runtime_error("checkpoint " + path + ": model." + p.name + " has shape " + shape_str(t->shape()) +
+                               ", the model needs " + shape_str(p.tensor.shape()));
+    std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data, t->numel() * dtype_size(t->dtype()));
+  };
+  for (const auto& p : params) restore(p);
+  for (const auto& b : buffers) restore(b);
+  auto hash_it = f.metadata.find("model.hash");
+  if (hash_it == f.metadata.end()) refuse(path, "no metadata model.hash");
+  const std::string hash = weight_hash(model);
+  if (hash_it->second != hash)
+    refuse(path, "its weights hash to " + hash + ", but metadata model.hash says " + hash_it->second +
+                     " (the weights were changed)");
+  opt.load_state(f, "optim.", pos.step);
+
+  progress = EpochProgress{};
+  progress.correct = pos.epoch_correct;
+  progress.batch_losses = pos.batch_losses;
+  // Each metric holds one value per row seen this epoch, or none (written without metrics).
+  const std::int64_t seen = std::min(shape.rows, (pos.step % shape.steps_per_epoch) * shape.batch_size);
+  std::array<std::vector<float>, kMetricCount> values;
+  for (int m = 0; m < kMetricCount; ++m) {
+    const std::string name = "train.metrics." + std::string(metric_name(static_cast<Metric>(m)));
+    const Tensor* t = f.find(name);
+    if (!t) refuse(path, "no tensor " + name);
+    values[m] = t->to_vector();
+    const auto have = static_cast<std::int64_t>(values[m].size());
+    if (have != seen && !(have == 0 && !shape.metrics))
+      refuse(path, "tensor " + name + " holds " + std::to_string(have) + " values, expected " + std::to_string(seen) +
+                       " (rows of the epoch seen at step " + std::to_string(pos.step) + ")");
+  }
+  if (seen > 0 && shape.metrics) {
+    try {
+      progress.metrics.restore(metadata_int(path, f, "train.metrics_outputs"), values);
+    } catch (const std::invalid_argument& e) {
+      refuse(path, e.what());
+    }
+  }
+  return pos.step;
 }
 
 }  // namespace detdl
