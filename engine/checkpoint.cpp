@@ -140,15 +140,42 @@ TensorFile load_safetensors(const std::string& path) {
       if (dt == "F32") dtype = DType::f32;
       else if (dt == "I32") dtype = DType::i32;
       else fail(path, "tensor '" + name + "': unsupported dtype " + dt + " (detdl stores F32 and I32)");
-      Shape shape = e.at("shape").get<Shape>();
-      for (auto d : shape)
+      // Lists of integers only: json's get would convert a float element (4.6e26) with an
+      // out-of-range cast, undefined behaviour (fuzz_safetensors).
+      auto integers = [&](const char* field) -> const json& {
+        const json& v = e.at(field);
+        if (!v.is_array()) fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
+        for (const json& x : v)
+          if (!x.is_number_integer()) fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
+        return v;
+      };
+      Shape shape = integers("shape").get<Shape>();
+      // Sizes checked before anything multiplies them: the product of the non-zero sizes
+      // must fit an int64 (shape_numel multiplies in order, so [2^32, 2^32, 0] would
+      // overflow before the 0), and the element count must fit the data section; a count
+      // that wraps to the byte count given is refused, not allocated (fuzz_safetensors).
+      std::uint64_t nonzero = 1;
+      bool has_zero = false;
+      for (auto d : shape) {
         if (d < 0) fail(path, "tensor '" + name + "': negative size in shape");
-      const auto off = e.at("data_offsets").get<std::vector<std::uint64_t>>();
+        if (d == 0) {
+          has_zero = true;
+        } else if (nonzero > static_cast<std::uint64_t>(INT64_MAX) / static_cast<std::uint64_t>(d)) {
+          fail(path, "tensor '" + name + "': shape " + shape_str(shape) + " has more elements than an int64 holds");
+        } else {
+          nonzero *= static_cast<std::uint64_t>(d);
+        }
+      }
+      const std::uint64_t elements = has_zero ? 0 : nonzero;
+      if (elements > data_size / 4)
+        fail(path, "tensor '" + name + "': shape " + shape_str(shape) + " needs more than the " +
+                       std::to_string(data_size) + "-byte data section");
+      const auto off = integers("data_offsets").get<std::vector<std::uint64_t>>();
       if (off.size() != 2 || off[0] > off[1]) fail(path, "tensor '" + name + "': bad data_offsets");
       if (off[1] > data_size)
         fail(path, "truncated: tensor '" + name + "' ends at byte " + std::to_string(off[1]) +
                        " of a " + std::to_string(data_size) + "-byte data section");
-      if (off[1] - off[0] != static_cast<std::uint64_t>(shape_numel(shape)) * 4)
+      if (off[1] - off[0] != elements * 4)
         fail(path, "tensor '" + name + "': data_offsets do not match shape " + shape_str(shape));
       entries.push_back({name, off[0], off[1], dtype, shape});
     } catch (const nlohmann::json::exception& ex) {

@@ -390,14 +390,17 @@ std::string cpu_model() {
   return "unknown";
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 }  // namespace
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);  // not std::gmtime: its buffer is shared between threads
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.

@@ -105,4 +105,7 @@ struct RunOutput {
 // final test predictions.
 RunOutput run_experiment(const Experiment& e, const RunOptions& opt = {});
 
+// The current time as ISO 8601 UTC ("2026-12-01T14:49:08Z"), for records and stores.
+std::string utc_now();
+
 }  // namespace detdl::nets

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "nets/experiment.h"
 #include "variance/store_sql.h"
 
 namespace detdl::variance {
@@ -83,14 +84,6 @@ std::string unpack_text(const unsigned char* data, std::size_t size, const std::
   return std::string(bytes.begin(), bytes.end());
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 const char* kSchema = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -425,7 +418,7 @@ void Store::put_study(const std::string& name, const nlohmann::json& spec) {
                path_);
   st.bind(1, name);
   st.bind(2, spec.dump());
-  st.bind(3, utc_now());
+  st.bind(3, nets::utc_now());
   st.run();
   tx.commit();
 }
@@ -535,7 +528,7 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
     st.bind(23, pack_text(record.dump()));
     if (has_final_predictions) st.bind(24, pack_predictions(final_predictions));
     else st.bind_null(24);
-    st.bind(25, utc_now());
+    st.bind(25, nets::utc_now());
     const auto [task, diverged] = task_and_divergence(record);
     if (task.empty()) st.bind_null(26); else st.bind(26, task);
     if (diverged < 0) st.bind_null(27); else st.bind(27, static_cast<std::int64_t>(diverged));

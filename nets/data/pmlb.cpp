@@ -122,7 +122,13 @@ ColumnValues analyse(const std::string& path, const Table& t, std::size_t j) {
   return v;
 }
 
-float min_max(double value, double lo, double hi) { return static_cast<float>((value - lo) / (hi - lo)); }
+float min_max(double value, double lo, double hi) {
+  // A column spanning more than DBL_MAX (e.g. -1e308 .. 1e308) overflows hi - lo to inf and
+  // would give NaN (fuzz_pmlb): scale halves there, which cannot overflow. Other columns
+  // keep the formula above bit for bit.
+  if (!std::isfinite(hi - lo)) return static_cast<float>((value / 2 - lo / 2) / (hi / 2 - lo / 2));
+  return static_cast<float>((value - lo) / (hi - lo));
+}
 
 // The prepared columns of one input column, appended column by column to `out` (each a
 // vector over rows).

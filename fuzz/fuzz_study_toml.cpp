@@ -1,0 +1,15 @@
+// libFuzzer harness: a study file in TOML (variance/study.h load_study on <name>.toml).
+#include "fuzz/fuzz_file.h"
+#include "variance/study.h"
+
+#include <exception>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const detdl::fuzz::TempFile file("study_toml", data, size, ".toml");
+  try {
+    const detdl::variance::Study s = detdl::variance::load_study(file.path());
+    DETDL_FUZZ_CHECK(!s.name.empty() && !s.settings.empty() && s.repetitions >= 1);
+  } catch (const std::exception&) {
+  }
+  return 0;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Sanitizer builds of the CPU code and its tests (docs/fuzzing.md, "Sanitizer builds"):
+#   asan: the whole CPU test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#         (+ LeakSanitizer) in build-asan/, all ctest tests;
+#   tsan: the threaded kernel tests, the study runner and store tests under
+#         ThreadSanitizer in build-tsan/.
+# Any sanitizer report fails the run, also one from a child process (the detdl command
+# line the CLI tests start, the runner's forked workers): reports go to files
+# (log_path) which are checked after the tests, whatever the tests' own verdicts.
+#
+#   scripts/sanitize.sh [asan|tsan|all]      (default all)
+#
+# Environment: DETDL_SAN_CXX / DETDL_SAN_CC (compiler, default g++ / gcc), DETDL_SAN_JOBS
+# (build and ctest jobs, default 2), DETDL_ASAN_SKIP (ctest -E regex of tests not run under
+# ASan; default below, see docs/fuzzing.md for why), extra ctest arguments in
+# DETDL_SAN_CTEST_ARGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=${1:-all}
+JOBS=${DETDL_SAN_JOBS:-2}
+SAN_CXX=${DETDL_SAN_CXX:-g++}
+SAN_CC=${DETDL_SAN_CC:-gcc}
+# Tests too slow under ASan on 2 cores to be worth their minutes (docs/fuzzing.md).
+ASAN_SKIP=${DETDL_ASAN_SKIP-}
+# The threaded tests run under TSan: every kernel test (the pool runs them on 1..N threads),
+# the training tests that set threads, the study runner (forks workers) and the store
+# (several connections, one per process / thread).
+TSAN_TESTS=(test_activation test_batchnorm test_conv test_dropout test_gemm test_loss test_optim
+            test_pool test_reduction test_runner test_store)
+
+# configure_build DIR SANITIZERS TARGET...
+configure_build() {
+  local dir=$1 san=$2 t0=$SECONDS
+  shift 2
+  mkdir -p "$dir"
+  # -O2 -g1: optimised enough that the training tests finish, line tables for the stacks;
+  # no NDEBUG, so assert()s are live as well.
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1" \
+    -DCMAKE_CXX_COMPILER="$SAN_CXX" -DCMAKE_C_COMPILER="$SAN_CC" -DDETDL_SANITIZE="$san" \
+    -DDETDL_CUDA=OFF -DDETDL_BUILD_BENCH=OFF -DDETDL_BUILD_TESTS=ON >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; exit 1; }
+  cmake --build "$dir" -j"$JOBS" ${1:+--target "$@"} >"$dir/build.log" 2>&1 ||
+    { grep -B2 -A12 -m5 'error' "$dir/build.log" | head -80; echo "sanitize: build failed ($dir/build.log)"; exit 1; }
+  echo "sanitize: built $dir ($san) in $((SECONDS - t0)) s"
+}
+
+# run_ctest DIR NAME CTEST-ARGS...: runs the tests, then fails on any sanitizer log.
+run_ctest() {
+  local dir=$1 name=$2 t0=$SECONDS rc=0
+  shift 2
+  local logs="$ROOT/$dir/sanitizer-logs"
+  rm -rf "$logs"
+  mkdir -p "$logs"
+  (cd "$dir" && ctest --output-on-failure -j"$JOBS" "$@" ${DETDL_SAN_CTEST_ARGS:-}) >"$dir/ctest.log" 2>&1 || rc=$?
+  grep -E '^(Total Test time|[0-9]+% tests passed)|\*\*\*|Failed|Timeout' "$dir/ctest.log" | tail -30 || true
+  echo "sanitize: $name tests ran in $((SECONDS - t0)) s (ctest exit $rc, log $dir/ctest.log)"
+  if compgen -G "$logs/*" >/dev/null; then
+    echo "sanitize: $name: sanitizer reports in $logs:"
+    for f in "$logs"/*; do echo "---- $f"; head -60 "$f"; done
+    rc=1
+  fi
+  return $rc
+}
+
+status=0
+if [ "$MODE" = asan ] || [ "$MODE" = all ]; then
+  # float-cast-overflow: part of clang's "undefined" but not of g++'s, and the fuzzers found
+  # two such casts (docs/fuzzing.md).
+  configure_build build-asan "address,undefined,float-cast-overflow"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$ROOT/build-asan/sanitizer-logs/asan"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$ROOT/build-asan/sanitizer-logs/ubsan"
+  export LSAN_OPTIONS="suppressions=$ROOT/fuzz/lsan.supp:print_suppressions=0"
+  run_ctest build-asan "ASan+UBSan" ${ASAN_SKIP:+-E "$ASAN_SKIP"} || status=1
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+fi
+if [ "$MODE" = tsan ] || [ "$MODE" = all ]; then
+  configure_build build-tsan thread "${TSAN_TESTS[@]}" detdl
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$ROOT/build-tsan/sanitizer-logs/tsan"
+  # Only the executables above are built; ctest lists the others as <name>_NOT_BUILT.
+  run_ctest build-tsan "TSan" -E '_NOT_BUILT$' || status=1
+  unset TSAN_OPTIONS
+fi
+exit $status
