@@ -85,7 +85,7 @@ void BM_conv(benchmark::State& st) {
     return;
   }
   const Level level = impl == 0 ? Level::portable : impl == 2 ? Level::repeatable : Level::fast;
-  const auto s = detdl::cpu::conv2d_shape_same(N, C, HW, HW, O, 3, 3, 1);
+  const auto s = detdl::conv2d_shape_same(N, C, HW, HW, O, 3, 3, 1);
   float* x = device_random(N * C * HW * HW, 3);
   float* w = device_random(O * C * 9, 4);
   float* y = device_random(N * O * s.OH * s.OW, 5);

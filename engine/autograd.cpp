@@ -22,11 +22,11 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, std::vector<Tensor> inputs, const Tensor& output,
+void record(OpKind kind, std::vector<Tensor> inputs, const Tensor& output,
             std::function<std::vector<Tensor>(const Tensor&)> backward) {
   if (!needs_grad(inputs)) return;
   output.impl().requires_grad = true;
-  tape.push_back(Node{std::move(inputs), output, std::move(backward), name});
+  tape.push_back(Node{std::move(inputs), output, std::move(backward), kind});
 }
 
 void accumulate_grad(const Tensor& t, Tensor g) {
@@ -67,7 +67,7 @@ void backward(const Tensor& loss) {
     if (!gout) continue;  // this output does not reach the loss
     std::vector<Tensor> gin = it->backward(Tensor(gout));
     if (gin.size() != it->inputs.size())
-      throw std::logic_error(std::string("backward of ") + it->name + " returned a wrong number of gradients");
+      throw std::logic_error(std::string("backward of ") + it->name() + " returned a wrong number of gradients");
     for (std::size_t i = 0; i < gin.size(); ++i)
       if (it->inputs[i].defined() && it->inputs[i].requires_grad()) accumulate_grad(it->inputs[i], std::move(gin[i]));
     // Free the intermediate's gradient as soon as it is consumed.

@@ -15,6 +15,7 @@
 #include <functional>
 #include <vector>
 
+#include "engine/ops/registry.h"
 #include "engine/tensor.h"
 
 namespace detdl {
@@ -25,7 +26,8 @@ struct Node {
   // Given d(loss)/d(output), returns one gradient per input (undefined where an input
   // needs none). Closures capture what the backward needs (saved activations, indices).
   std::function<std::vector<Tensor>(const Tensor& grad_output)> backward;
-  const char* name = "";
+  OpKind kind = OpKind::count_;
+  const char* name() const { return kind == OpKind::count_ ? "?" : op_info(kind).name; }
 };
 
 // True while gradients are being recorded on this thread (default true).
@@ -47,8 +49,9 @@ class NoGradGuard {
 // whether to record.
 bool needs_grad(const std::vector<Tensor>& inputs);
 
-// Records a node; marks output as requiring grad. No-op when !needs_grad(inputs).
-void record(const char* name, std::vector<Tensor> inputs, const Tensor& output,
+// Records a node for the op `kind` (engine/ops/registry.h); marks output as requiring
+// grad. No-op when !needs_grad(inputs).
+void record(OpKind kind, std::vector<Tensor> inputs, const Tensor& output,
             std::function<std::vector<Tensor>(const Tensor&)> backward);
 
 // The accumulation rule (see the header comment).

@@ -173,8 +173,7 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   for (const auto& s : f.fast_ops) {
     const auto fam = parse_op_family(s);
     if (!fam)
-      throw std::invalid_argument("--fast-op: unknown op family '" + s +
-                                  "' (matmul, conv_wgrad, bias_grad, norm_stats, loss_reduce, optimizer)");
+      throw std::invalid_argument("--fast-op: unknown op family '" + s + "' (" + op_family_names() + ")");
     e.fast_ops.push_back(*fam);
   }
   if (given(f, "--threads")) e.threads = v.threads;

@@ -13,7 +13,7 @@ Tensor activation(const Tensor& x, Activation kind, float alpha) {
   Tensor y = Tensor::empty_on(dev, x.shape());
   if (dev == Device::cuda) gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel());
   else cpu::activation_forward(kind, alpha, x.f32(), y.f32(), x.numel());
-  record("activation", {x}, y, [x, y, kind, alpha, dev](const Tensor& g) {
+  record(OpKind::activation, {x}, y, [x, y, kind, alpha, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, x.shape());
     if (dev == Device::cuda)
       gpu::activation_backward(kind, alpha, x.data_f32(), y.data_f32(), g.data_f32(), gx.data_f32(), x.numel());

@@ -20,7 +20,7 @@ void check_same(const Tensor& a, const Tensor& b, const char* op) {
 
 // y = f(a, b) element-wise; on CUDA the same IEEE operation `op` per element.
 template <class F>
-Tensor map2(const Tensor& a, const Tensor& b, gpu::Binary op, F f) {
+Tensor map2(const Tensor& a, const Tensor& b, BinaryOp op, F f) {
   if (a.device() == Device::cuda) {
     Tensor y = Tensor::empty_on(Device::cuda, a.shape());
     gpu::binary_map(op, a.numel(), a.data_f32(), b.data_f32(), y.data_f32());
@@ -47,8 +47,8 @@ float sum_of(const Tensor& a) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   check_same(a, b, "add");
-  Tensor y = map2(a, b, gpu::Binary::add, [](float u, float v) { return u + v; });
-  record("add", {a, b}, y, [](const Tensor& g) {
+  Tensor y = map2(a, b, BinaryOp::add, [](float u, float v) { return u + v; });
+  record(OpKind::add, {a, b}, y, [](const Tensor& g) {
     // Two gradients that must not share storage: each may be accumulated into later.
     return std::vector<Tensor>{g, g.clone()};
   });
@@ -57,8 +57,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   check_same(a, b, "sub");
-  Tensor y = map2(a, b, gpu::Binary::sub, [](float u, float v) { return u - v; });
-  record("sub", {a, b}, y, [](const Tensor& g) {
+  Tensor y = map2(a, b, BinaryOp::sub, [](float u, float v) { return u - v; });
+  record(OpKind::sub, {a, b}, y, [](const Tensor& g) {
     return std::vector<Tensor>{g, scale(g, -1.0f)};
   });
   return y;
@@ -66,8 +66,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   check_same(a, b, "mul");
-  Tensor y = map2(a, b, gpu::Binary::mul, [](float u, float v) { return u * v; });
-  record("mul", {a, b}, y, [a, b](const Tensor& g) {
+  Tensor y = map2(a, b, BinaryOp::mul, [](float u, float v) { return u * v; });
+  record(OpKind::mul, {a, b}, y, [a, b](const Tensor& g) {
     NoGradGuard ng;
     return std::vector<Tensor>{mul(g, b), mul(g, a)};
   });
@@ -86,7 +86,7 @@ Tensor scale(const Tensor& a, float s) {
       for (std::int64_t i = b; i < e; ++i) py[i] = pa[i] * s;
     });
   }
-  record("scale", {a}, y, [s](const Tensor& g) {
+  record(OpKind::scale, {a}, y, [s](const Tensor& g) {
     NoGradGuard ng;
     return std::vector<Tensor>{scale(g, s)};
   });
@@ -97,7 +97,7 @@ Tensor sum(const Tensor& a) {
   check_dtype(a, DType::f32, "sum");
   // The result is a host scalar whatever a's device (as the losses'); gradients go back to a's.
   Tensor y = Tensor::scalar(sum_of(a));
-  record("sum", {a}, y, [shape = a.shape(), d = a.device()](const Tensor& g) {
+  record(OpKind::sum, {a}, y, [shape = a.shape(), d = a.device()](const Tensor& g) {
     return std::vector<Tensor>{Tensor::full(shape, g.item()).to(d)};
   });
   return y;
@@ -108,7 +108,7 @@ Tensor mean(const Tensor& a) {
   if (a.numel() == 0) throw std::invalid_argument("mean of an empty tensor");
   const float n = static_cast<float>(a.numel());
   Tensor y = Tensor::scalar(sum_of(a) / n);
-  record("mean", {a}, y, [shape = a.shape(), n, d = a.device()](const Tensor& g) {
+  record(OpKind::mean, {a}, y, [shape = a.shape(), n, d = a.device()](const Tensor& g) {
     return std::vector<Tensor>{Tensor::full(shape, g.item() / n).to(d)};
   });
   return y;

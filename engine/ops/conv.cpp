@@ -7,6 +7,7 @@
 #include "engine/autograd.h"
 #include "engine/context.h"
 #include "engine/cuda_backend.h"
+#include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/conv.h"
 
@@ -25,30 +26,42 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   if (b.defined()) check_shape(b, {s.O}, "conv2d bias");
   Tensor y = Tensor::empty_on(dev, {s.N, s.O, s.OH, s.OW});
   const float* bias = b.defined() ? b.data_f32() : nullptr;
-  if (dev == Device::cuda)
-    gpu::conv2d_forward(context().level(OpFamily::matmul), s, x.data_f32(), w.data_f32(), bias, y.data_f32());
-  else
-    cpu::conv2d_forward(context().level(OpFamily::matmul), s, x.f32(), w.f32(), bias, y.f32());
-  record("conv2d", {x, w, b}, y, [x, w, b, s, dev](const Tensor& g) {
-    const bool on_gpu = dev == Device::cuda;
+  const Level lv = context().level(OpFamily::matmul);
+  switch (route_conv2d(dev, s)) {
+    case Route::cpu: cpu::conv2d_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
+    case Route::cuda: gpu::conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32()); break;
+    case Route::vendor: gpu::cudnn_conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32()); break;
+  }
+  record(OpKind::conv2d, {x, w, b}, y, [x, w, b, s, dev](const Tensor& g) {
     Tensor gx, gw, gb;
     if (x.requires_grad()) {
       gx = Tensor::empty_on(dev, x.shape());
       const Level lv = context().level(OpFamily::matmul);
-      if (on_gpu) gpu::conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
-      else cpu::conv2d_backward_data(lv, s, g.f32(), w.f32(), gx.f32());
+      switch (route_conv2d(dev, s)) {
+        case Route::cpu: cpu::conv2d_backward_data(lv, s, g.f32(), w.f32(), gx.f32()); break;
+        case Route::cuda: gpu::conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32()); break;
+        case Route::vendor: gpu::cudnn_conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32()); break;
+      }
     }
     if (w.requires_grad()) {
       gw = Tensor::empty_on(dev, w.shape());
       const Level lv = context().level(OpFamily::conv_wgrad);
-      if (on_gpu) gpu::conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
-      else cpu::conv2d_backward_weight(lv, s, x.f32(), g.f32(), gw.f32());
+      switch (route_conv2d(dev, s)) {
+        case Route::cpu: cpu::conv2d_backward_weight(lv, s, x.f32(), g.f32(), gw.f32()); break;
+        case Route::cuda: gpu::conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32()); break;
+        case Route::vendor:
+          gpu::cudnn_conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
+          break;
+      }
     }
     if (b.defined() && b.requires_grad()) {
       gb = Tensor::empty_on(dev, b.shape());
       const Level lv = context().level(OpFamily::bias_grad);
-      if (on_gpu) gpu::conv2d_backward_bias(lv, s, g.data_f32(), gb.data_f32());
-      else cpu::conv2d_backward_bias(lv, s, g.f32(), gb.f32());
+      switch (route_conv2d(dev, s)) {
+        case Route::cpu: cpu::conv2d_backward_bias(lv, s, g.f32(), gb.f32()); break;
+        case Route::cuda: gpu::conv2d_backward_bias(lv, s, g.data_f32(), gb.data_f32()); break;
+        case Route::vendor: gpu::cudnn_conv2d_backward_bias(s, g.data_f32(), gb.data_f32()); break;
+      }
     }
     return std::vector<Tensor>{gx, gw, gb};
   });

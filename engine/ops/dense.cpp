@@ -8,6 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/context.h"
 #include "engine/cuda_backend.h"
+#include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
@@ -19,8 +20,12 @@ namespace {
 // C (M, N) = opA (M, K) * opB (K, N) on `dev`; pointers on that device.
 void gemm(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
           std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
-  if (dev == Device::cuda) gpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
-  else cpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  switch (route_gemm(dev)) {
+    case Route::cpu: return cpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    case Route::cuda: return gpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    // cuBLAS: plain FP32 unless the family runs at `fast` (then TF32).
+    case Route::vendor: return gpu::cublas_sgemm(lv == Level::fast, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  }
 }
 
 }  // namespace
@@ -38,7 +43,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor y = Tensor::empty_on(dev, {M, N});
   gemm(dev, context().level(OpFamily::matmul), false, false, M, N, K, a.data_f32(), K, b.data_f32(), N, y.data_f32(),
        N);
-  record("matmul", {a, b}, y, [a, b, M, N, K, dev](const Tensor& g) {
+  record(OpKind::matmul, {a, b}, y, [a, b, M, N, K, dev](const Tensor& g) {
     const Level lv = context().level(OpFamily::matmul);
     Tensor ga, gb;
     if (a.requires_grad()) {  // (M,K) = g (M,N) * b^T
@@ -80,7 +85,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
       });
     }
   }
-  record("linear", {x, w, b}, y, [x, w, b, N, I, O, dev](const Tensor& g) {
+  record(OpKind::linear, {x, w, b}, y, [x, w, b, N, I, O, dev](const Tensor& g) {
     const Level lv = context().level(OpFamily::matmul);
     Tensor gx, gw, gb;
     if (x.requires_grad()) {  // (N,I) = g (N,O) * w (O,I)

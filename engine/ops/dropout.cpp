@@ -26,7 +26,7 @@ Tensor dropout(const Tensor& x, float p) {
   const std::uint64_t base = static_cast<std::uint64_t>(c.step) << 36;
   if (dev == Device::cuda) gpu::dropout_forward(c.dropout_seed, layer, base, p, x.numel(), x.data_f32(), y.data_f32(), m);
   else cpu::dropout_forward(c.dropout_seed, layer, base, p, x.numel(), x.f32(), y.f32(), m);
-  record("dropout", {x}, y, [mask, p, n = x.numel(), shape = x.shape(), dev](const Tensor& g) {
+  record(OpKind::dropout, {x}, y, [mask, p, n = x.numel(), shape = x.shape(), dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, shape);
     const auto* mk = reinterpret_cast<const std::uint8_t*>(mask.data_i32());
     if (dev == Device::cuda) gpu::dropout_backward(p, n, g.data_f32(), mk, gx.data_f32());

@@ -55,7 +55,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
                          ? gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(), nullptr, dp)
                          : cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record("softmax_cross_entropy", {logits}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::softmax_cross_entropy, {logits}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
@@ -73,7 +73,7 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
                                       nullptr, dp)
           : cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(), targets.f32(), from_logits, nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record("binary_cross_entropy", {input}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::binary_cross_entropy, {input}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
@@ -90,7 +90,7 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
           ? gpu::mean_squared_error(loss_level(), pred.numel(), pred.data_f32(), target.data_f32(), nullptr, dp)
           : cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(), target.f32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record("mean_squared_error", {pred}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::mean_squared_error, {pred}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
@@ -98,7 +98,7 @@ Tensor l1_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
                                              : cpu::l1_penalty(loss_level(), w.numel(), w.f32())));
-  record("l1_penalty", {w}, y, [w, lambda, on_gpu](const Tensor& g) {
+  record(OpKind::l1_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu) gpu::l1_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
     else cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
@@ -112,7 +112,7 @@ Tensor l2_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
                                              : cpu::l2_penalty(loss_level(), w.numel(), w.f32())));
-  record("l2_penalty", {w}, y, [w, lambda, on_gpu](const Tensor& g) {
+  record(OpKind::l2_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu) gpu::l2_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
     else cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());

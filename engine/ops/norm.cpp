@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/context.h"
 #include "engine/cuda_backend.h"
+#include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/batchnorm.h"
 
@@ -21,20 +22,23 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   check_shape(running_var, {C}, "batch_norm running_var");
   check_dtype(x, DType::f32, "batch_norm input");
   const Device dev = same_device({x, gamma, beta, running_mean, running_var}, "batch_norm");
-  const bool on_gpu = dev == Device::cuda;
   Tensor y = Tensor::empty_on(dev, x.shape());
   if (!training) {
-    if (on_gpu && gpu::vendor_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
-                                                     running_mean.data_f32(), running_var.data_f32(), eps,
-                                                     y.data_f32())) {
-      // --impl vendor: cuDNN did it
-    } else if (on_gpu)
-      gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), running_mean.data_f32(),
-                                  running_var.data_f32(), eps, y.data_f32());
-    else
-      cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(), running_var.f32(),
-                                  eps, y.f32());
-    record("batch_norm", {x, gamma, beta}, y, [](const Tensor&) -> std::vector<Tensor> {
+    switch (route_batchnorm(dev, eps, /*unbiased=*/true)) {
+      case Route::cpu:
+        cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
+                                    running_var.f32(), eps, y.f32());
+        break;
+      case Route::cuda:
+        gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
+                                    running_mean.data_f32(), running_var.data_f32(), eps, y.data_f32());
+        break;
+      case Route::vendor:
+        gpu::cudnn_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
+                                          running_mean.data_f32(), running_var.data_f32(), eps, y.data_f32());
+        break;
+    }
+    record(OpKind::batch_norm, {x, gamma, beta}, y, [](const Tensor&) -> std::vector<Tensor> {
       throw std::logic_error("batch_norm: backward through eval mode is not supported");
     });
     return y;
@@ -42,37 +46,45 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   if (N * HW < 2) throw std::invalid_argument("batch_norm: training needs more than one value per channel, got " + shape_str(x.shape()));
   const Level lv = context().level(OpFamily::norm_stats);
   Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}), var = Tensor::empty_on(dev, {C});
-  // --impl vendor: cuDNN, which also updates the running statistics (false: own kernels).
-  const bool vendor = on_gpu && gpu::vendor_batchnorm_forward_train(
-                                    N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum, unbiased,
-                                    y.data_f32(), mean.data_f32(), inv_std.data_f32(), running_mean.data_f32(),
-                                    running_var.data_f32());
-  if (vendor) {
-    // done
-  } else if (on_gpu) {
-    gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, y.data_f32(),
-                                 mean.data_f32(), inv_std.data_f32(), var.data_f32());
-    gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(), running_mean.data_f32(),
-                                  running_var.data_f32(), unbiased);
-  } else {
-    cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(), mean.f32(),
-                                 inv_std.f32(), var.f32());
-    cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(), running_var.f32(),
-                                  unbiased);
+  // The backward takes the forward's route: cuDNN's saved statistics go back to cuDNN.
+  const Route fwd = route_batchnorm(dev, eps, unbiased);
+  const bool vendor = fwd == Route::vendor;
+  switch (fwd) {
+    case Route::cpu:
+      cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(), mean.f32(),
+                                   inv_std.f32(), var.f32());
+      cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(),
+                                    running_var.f32(), unbiased);
+      break;
+    case Route::cuda:
+      gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, y.data_f32(),
+                                   mean.data_f32(), inv_std.data_f32(), var.data_f32());
+      gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(), running_mean.data_f32(),
+                                    running_var.data_f32(), unbiased);
+      break;
+    case Route::vendor:  // cuDNN also updates the running statistics (unbiased, as routed)
+      gpu::cudnn_batchnorm_forward_train(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum,
+                                         y.data_f32(), running_mean.data_f32(), running_var.data_f32(),
+                                         mean.data_f32(), inv_std.data_f32());
+      break;
   }
-  record("batch_norm", {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev, vendor, eps](const Tensor& g) {
+  record(OpKind::batch_norm, {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev, vendor, eps](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, x.shape()), gg = Tensor::empty_on(dev, {C}), gb = Tensor::empty_on(dev, {C});
     const Level lv = context().level(OpFamily::norm_stats);
-    if (vendor && gpu::vendor_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
-                                                 mean.data_f32(), inv_std.data_f32(), eps, gx.data_f32(),
-                                                 gg.data_f32(), gb.data_f32())) {
-      // --impl vendor: the forward ran on cuDNN, so does the backward
-    } else if (dev == Device::cuda)
-      gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
-                              inv_std.data_f32(), gx.data_f32(), gg.data_f32(), gb.data_f32());
-    else
-      cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(), inv_std.f32(), gx.f32(),
-                              gg.f32(), gb.f32());
+    switch (vendor ? Route::vendor : route(dev)) {
+      case Route::cpu:
+        cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(), inv_std.f32(), gx.f32(),
+                                gg.f32(), gb.f32());
+        break;
+      case Route::cuda:
+        gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
+                                inv_std.data_f32(), gx.data_f32(), gg.data_f32(), gb.data_f32());
+        break;
+      case Route::vendor:
+        gpu::cudnn_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
+                                      inv_std.data_f32(), eps, gx.data_f32(), gg.data_f32(), gb.data_f32());
+        break;
+    }
     return std::vector<Tensor>{gx, gg, gb};
   });
   return y;

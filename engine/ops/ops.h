@@ -1,6 +1,8 @@
-// The engine's differentiable ops. Each op computes its forward with a CPU kernel from
-// kernels/cpu/ (the level comes from this thread's RunContext, per op family) and records
-// its backward on the tape (engine/autograd.h). Shape letters: N batch, C channels, H, W,
+// The engine's differentiable ops. Each op computes its forward on its inputs' device: a
+// CPU kernel from kernels/cpu/, a CUDA kernel through the door engine/cuda_backend.h, or
+// under --impl vendor a vendor library's, as engine/ops/dispatch.h routes it (the level
+// comes from this thread's RunContext, per op family), and records its backward on the
+// tape (engine/autograd.h), which runs on the same device. Shape letters: N batch, C channels, H, W,
 // K reduction length / classes, O outputs.
 #pragma once
 #include <cstdint>

@@ -26,7 +26,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   Tensor argmax = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW}, DType::i32);
   if (dev == Device::cuda) gpu::maxpool2d_forward(s, x.data_f32(), y.data_f32(), argmax.data_i32());
   else cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
-  record("max_pool2d", {x}, y, [s, argmax, dev](const Tensor& g) {
+  record(OpKind::max_pool2d, {x}, y, [s, argmax, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
     if (dev == Device::cuda) gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
     else cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
@@ -41,7 +41,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
   Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
   if (dev == Device::cuda) gpu::avgpool2d_forward(s, o.count_include_pad, x.data_f32(), y.data_f32());
   else cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
-  record("avg_pool2d", {x}, y, [s, inc = o.count_include_pad, dev](const Tensor& g) {
+  record(OpKind::avg_pool2d, {x}, y, [s, inc = o.count_include_pad, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
     if (dev == Device::cuda) gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
     else cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
@@ -58,7 +58,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
   Tensor y = Tensor::empty_on(dev, {N, C});
   if (dev == Device::cuda) gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
   else cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
-  record("global_avg_pool2d", {x}, y, [shape = x.shape(), N, C, HW, dev](const Tensor& g) {
+  record(OpKind::global_avg_pool2d, {x}, y, [shape = x.shape(), N, C, HW, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, shape);
     if (dev == Device::cuda) gpu::global_avgpool_backward(N, C, HW, g.data_f32(), gx.data_f32());
     else cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());

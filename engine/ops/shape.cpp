@@ -27,7 +27,7 @@ void copy_blocks(Device dev, std::int64_t rows, std::int64_t width, const float*
 
 Tensor reshape(const Tensor& x, Shape shape) {
   Tensor y = x.view(std::move(shape));
-  record("reshape", {x}, y, [in = x.shape()](const Tensor& g) {
+  record(OpKind::reshape, {x}, y, [in = x.shape()](const Tensor& g) {
     return std::vector<Tensor>{g.view(in)};
   });
   return y;
@@ -71,7 +71,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   }
   std::vector<Shape> shapes;
   for (const auto& t : xs) shapes.push_back(t.shape());
-  record("concat", xs, y, [shapes, widths, outer, total = out[axis] * inner, dev](const Tensor& g) {
+  record(OpKind::concat, xs, y, [shapes, widths, outer, total = out[axis] * inner, dev](const Tensor& g) {
     std::vector<Tensor> gs;
     std::int64_t off = 0;
     for (std::size_t i = 0; i < shapes.size(); ++i) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace detdl {
@@ -14,7 +15,11 @@ enum class Level : std::uint8_t {
 };
 
 // Op families whose reductions a study can switch to `fast` one at a time, to attribute
-// implementation-level variance to the op that causes it.
+// implementation-level variance to the op that causes it. Every op of engine/ops/registry.h
+// is filed under one. The last four have no reduction whose order a level changes (so
+// `fast` on them changes no bits); they exist so that no op is filed under a family it is
+// not. New families go at the end: a family's index is its slot in RunContext::level_of
+// and its place in a checkpoint's "level" identity.
 enum class OpFamily : std::uint8_t {
   matmul,        // linear / GEMM forward and data gradients, conv forward and data gradient
   conv_wgrad,    // convolution weight gradient (the long batch x rows x cols reduction)
@@ -22,6 +27,10 @@ enum class OpFamily : std::uint8_t {
   norm_stats,    // batch-norm statistics and their gradients
   loss_reduce,   // loss and metric reductions over the batch
   optimizer,     // optimizer state updates (element-wise; reductions of penalties)
+  elementwise,   // one output element from the same element of each input (add, activation)
+  data_movement, // copies that only move elements (reshape, concat)
+  random,        // keyed Philox streams (dropout masks): counter-based, no reduction
+  pooling,       // fixed windows in (kh, kw) order (max/avg pooling, global average)
   count_,
 };
 inline constexpr int kOpFamilyCount = static_cast<int>(OpFamily::count_);
@@ -50,9 +59,21 @@ constexpr std::string_view op_family_name(OpFamily f) {
     case OpFamily::norm_stats: return "norm_stats";
     case OpFamily::loss_reduce: return "loss_reduce";
     case OpFamily::optimizer: return "optimizer";
+    case OpFamily::elementwise: return "elementwise";
+    case OpFamily::data_movement: return "data_movement";
+    case OpFamily::random: return "random";
+    case OpFamily::pooling: return "pooling";
     case OpFamily::count_: break;
   }
   return "?";
+}
+
+// "matmul, conv_wgrad, ...": every family's name, for error messages and help text.
+inline std::string op_family_names() {
+  std::string out;
+  for (int i = 0; i < kOpFamilyCount; ++i)
+    out += (i ? ", " : "") + std::string(op_family_name(static_cast<OpFamily>(i)));
+  return out;
 }
 
 inline std::optional<OpFamily> parse_op_family(std::string_view s) {

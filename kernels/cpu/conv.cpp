@@ -45,9 +45,6 @@ float* grow(std::vector<float>& v, i64 n) {
   return v.data();
 }
 
-i64 floor_div(i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
-i64 ceil_div(i64 a, i64 b) { return floor_div(a + b - 1, b); }
-
 // Output indices [lo, hi) whose window tap `k` lands inside [0, size) of the input:
 // i = o*stride - pad + k in [0, size).
 struct Range {
@@ -57,12 +54,6 @@ Range inside(i64 k, i64 stride, i64 pad, i64 size, i64 out) {
   const i64 lo = std::max<i64>(0, ceil_div(pad - k, stride));
   const i64 hi = std::min<i64>(out, floor_div(size - 1 + pad - k, stride) + 1);
   return {lo, std::max(lo, hi)};
-}
-
-void require(bool ok, const char* field, const std::string& what, i64 got) {
-  if (!ok)
-    throw std::invalid_argument(std::string("conv2d: ") + field + " must be " + what + ", got " +
-                                std::to_string(got));
 }
 
 // Fills one im2col row, tap (c, kh, kw), for flat output positions [p, end) of the (n, oh, ow)
@@ -230,66 +221,6 @@ void fast_weight_tiles(const Conv2dShape& s, const float* x, const float* dy, i6
 }
 
 }  // namespace
-
-void check_conv2d_shape(const Conv2dShape& s) {
-  require(s.N >= 1, "N", ">= 1", s.N);
-  require(s.C >= 1, "C", ">= 1", s.C);
-  require(s.H >= 1, "H", ">= 1", s.H);
-  require(s.W >= 1, "W", ">= 1", s.W);
-  require(s.O >= 1, "O", ">= 1", s.O);
-  require(s.KH >= 1, "KH", ">= 1", s.KH);
-  require(s.KW >= 1, "KW", ">= 1", s.KW);
-  require(s.stride_h >= 1, "stride_h", ">= 1", s.stride_h);
-  require(s.stride_w >= 1, "stride_w", ">= 1", s.stride_w);
-  require(s.pad_top >= 0, "pad_top", ">= 0", s.pad_top);
-  require(s.pad_left >= 0, "pad_left", ">= 0", s.pad_left);
-  require(s.OH >= 1, "OH", ">= 1", s.OH);
-  require(s.OW >= 1, "OW", ">= 1", s.OW);
-}
-
-Conv2dShape conv2d_shape(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride, i64 pad) {
-  require(stride >= 1, "stride", ">= 1", stride);
-  require(pad >= 0, "pad", ">= 0", pad);
-  require(KH >= 1 && H + 2 * pad >= KH, "KH", "in [1, H + 2*pad]", KH);
-  require(KW >= 1 && W + 2 * pad >= KW, "KW", "in [1, W + 2*pad]", KW);
-  Conv2dShape s{N,
-                C,
-                H,
-                W,
-                O,
-                KH,
-                KW,
-                stride,
-                stride,
-                pad,
-                pad,
-                (H + 2 * pad - KH) / stride + 1,
-                (W + 2 * pad - KW) / stride + 1};
-  check_conv2d_shape(s);
-  return s;
-}
-
-Conv2dShape conv2d_shape_same(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride) {
-  require(stride >= 1, "stride", ">= 1", stride);
-  require(H >= 1, "H", ">= 1", H);
-  require(W >= 1, "W", ">= 1", W);
-  const i64 OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
-  const i64 pad_h = std::max<i64>((OH - 1) * stride + KH - H, 0);
-  const i64 pad_w = std::max<i64>((OW - 1) * stride + KW - W, 0);
-  Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, pad_h / 2, pad_w / 2, OH, OW};
-  check_conv2d_shape(s);
-  return s;
-}
-
-Conv2dShape conv2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 O, i64 KH, i64 KW, i64 stride) {
-  require(stride >= 1, "stride", ">= 1", stride);
-  require(KH >= 1 && KH <= H, "KH", "in [1, H]", KH);
-  require(KW >= 1 && KW <= W, "KW", "in [1, W]", KW);
-  Conv2dShape s{
-      N, C, H, W, O, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
-  check_conv2d_shape(s);
-  return s;
-}
 
 void set_conv_scratch_budget(i64 floats) {
   if (floats < 1)

@@ -1,8 +1,9 @@
 // 2-D convolution on the CPU: im2col into a scratch buffer, then one sgemm per tile.
 // Activations are NCHW, weights (O, C, KH, KW). Padding may be asymmetric (Keras 'same'
 // with stride 2 pads 0 before and 1 after), so a convolution is described by its output
-// size and its top/left padding; output positions whose window reaches past the input see
-// zeros there (that covers any bottom/right padding).
+// size and its top/left padding (Conv2dShape, kernels/common/shapes.h); output positions
+// whose window reaches past the input see zeros there (that covers any bottom/right
+// padding).
 //
 // Reduction orders (the determinism contract, docs/determinism.md). `portable` and
 // `repeatable` give exactly these, bit for bit, on any thread count and any scratch
@@ -40,33 +41,18 @@
 #include <cstdint>
 
 #include "kernels/common/level.h"
+#include "kernels/common/shapes.h"
 
 namespace detdl::cpu {
 
-struct Conv2dShape {
-  std::int64_t N, C, H, W;  // input
-  std::int64_t O, KH, KW;   // output channels, kernel
-  std::int64_t stride_h, stride_w;
-  std::int64_t pad_top, pad_left;  // zeros before row 0 / col 0
-  std::int64_t OH, OW;             // output size; positions past the input read zeros
-};
-
-// Symmetric padding, PyTorch sizes: OH = (H + 2*pad - KH) / stride + 1 (floor).
-Conv2dShape conv2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                         std::int64_t O, std::int64_t KH, std::int64_t KW, std::int64_t stride,
-                         std::int64_t pad);
-// Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
-// pad_top = pad_total / 2 (the odd one goes to the bottom); likewise for W.
-Conv2dShape conv2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                              std::int64_t O, std::int64_t KH, std::int64_t KW,
-                              std::int64_t stride);
-// Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
-Conv2dShape conv2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                               std::int64_t O, std::int64_t KH, std::int64_t KW,
-                               std::int64_t stride);
-// Throws std::invalid_argument naming the field when a size or stride is < 1 or a padding
-// is < 0. Every kernel below calls it.
-void check_conv2d_shape(const Conv2dShape& s);
+// The shape lives in kernels/common/shapes.h (shared with CUDA). These cpu:: spellings are
+// kept only for engine/ops/conv.cpp until its shape lines are next edited; new code writes
+// detdl::Conv2dShape.
+using detdl::check_conv2d_shape;
+using detdl::Conv2dShape;
+using detdl::conv2d_shape;
+using detdl::conv2d_shape_same;
+using detdl::conv2d_shape_valid;
 
 void conv2d_forward(Level level, const Conv2dShape& s,
                     const float* x,     // (N, C, H, W)

@@ -16,15 +16,6 @@ namespace {
 
 using i64 = std::int64_t;
 
-void require(bool ok, const char* where, const char* field, const std::string& what, i64 got) {
-  if (!ok)
-    throw std::invalid_argument(std::string(where) + ": " + field + " must be " + what + ", got " +
-                                std::to_string(got));
-}
-
-i64 floor_div(i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }  // b > 0
-i64 ceil_div(i64 a, i64 b) { return floor_div(a + b - 1, b); }
-
 // Window taps k in [lo, hi) of output index o that land inside [0, size):
 // i = o*stride - pad + k.
 struct Taps {
@@ -49,70 +40,6 @@ i64 window_count(const Pool2dShape& s, bool count_include_pad, const Taps& r, co
 }
 
 }  // namespace
-
-void check_pool2d_shape(const Pool2dShape& s) {
-  const char* where = "pool2d";
-  require(s.N >= 1, where, "N", ">= 1", s.N);
-  require(s.C >= 1, where, "C", ">= 1", s.C);
-  require(s.H >= 1, where, "H", ">= 1", s.H);
-  require(s.W >= 1, where, "W", ">= 1", s.W);
-  require(s.H * s.W <= std::numeric_limits<std::int32_t>::max(), where, "H*W",
-          "<= 2^31-1 (int32 argmax)", s.H * s.W);
-  require(s.KH >= 1, where, "KH", ">= 1", s.KH);
-  require(s.KW >= 1, where, "KW", ">= 1", s.KW);
-  require(s.stride_h >= 1, where, "stride_h", ">= 1", s.stride_h);
-  require(s.stride_w >= 1, where, "stride_w", ">= 1", s.stride_w);
-  require(s.pad_top >= 0, where, "pad_top", ">= 0", s.pad_top);
-  require(s.pad_left >= 0, where, "pad_left", ">= 0", s.pad_left);
-  require(s.OH >= 1, where, "OH", ">= 1", s.OH);
-  require(s.OW >= 1, where, "OW", ">= 1", s.OW);
-}
-
-Pool2dShape pool2d_shape(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 stride, i64 pad) {
-  const char* where = "pool2d_shape";
-  require(stride >= 1, where, "stride", ">= 1", stride);
-  require(pad >= 0, where, "pad", ">= 0", pad);
-  require(KH >= 1 && H + 2 * pad >= KH, where, "KH", "in [1, H + 2*pad]", KH);
-  require(KW >= 1 && W + 2 * pad >= KW, where, "KW", "in [1, W + 2*pad]", KW);
-  Pool2dShape s{N,
-                C,
-                H,
-                W,
-                KH,
-                KW,
-                stride,
-                stride,
-                pad,
-                pad,
-                (H + 2 * pad - KH) / stride + 1,
-                (W + 2 * pad - KW) / stride + 1};
-  check_pool2d_shape(s);
-  return s;
-}
-
-Pool2dShape pool2d_shape_same(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 stride) {
-  const char* where = "pool2d_shape_same";
-  require(stride >= 1, where, "stride", ">= 1", stride);
-  require(H >= 1, where, "H", ">= 1", H);
-  require(W >= 1, where, "W", ">= 1", W);
-  const i64 OH = ceil_div(H, stride), OW = ceil_div(W, stride);
-  const i64 pad_h = std::max<i64>((OH - 1) * stride + KH - H, 0);
-  const i64 pad_w = std::max<i64>((OW - 1) * stride + KW - W, 0);
-  Pool2dShape s{N, C, H, W, KH, KW, stride, stride, pad_h / 2, pad_w / 2, OH, OW};
-  check_pool2d_shape(s);
-  return s;
-}
-
-Pool2dShape pool2d_shape_valid(i64 N, i64 C, i64 H, i64 W, i64 KH, i64 KW, i64 stride) {
-  const char* where = "pool2d_shape_valid";
-  require(stride >= 1, where, "stride", ">= 1", stride);
-  require(KH >= 1 && KH <= H, where, "KH", "in [1, H]", KH);
-  require(KW >= 1 && KW <= W, where, "KW", "in [1, W]", KW);
-  Pool2dShape s{
-      N, C, H, W, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
-  check_pool2d_shape(s);
-  return s;
-}
 
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   check_pool2d_shape(s);
@@ -231,17 +158,17 @@ void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const floa
 }
 
 void global_avgpool_forward(i64 N, i64 C, i64 HW, const float* x, float* y) {
-  require(N >= 1, "global_avgpool", "N", ">= 1", N);
-  require(C >= 1, "global_avgpool", "C", ">= 1", C);
-  require(HW >= 1, "global_avgpool", "HW", ">= 1", HW);
+  require_field(N >= 1, "global_avgpool", "N", ">= 1", N);
+  require_field(C >= 1, "global_avgpool", "C", ">= 1", C);
+  require_field(HW >= 1, "global_avgpool", "HW", ">= 1", HW);
   const float count = static_cast<float>(HW);
   for_planes(N * C, [&](i64 p) { y[p] = canonical_sum(x + p * HW, HW) / count; });
 }
 
 void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx) {
-  require(N >= 1, "global_avgpool", "N", ">= 1", N);
-  require(C >= 1, "global_avgpool", "C", ">= 1", C);
-  require(HW >= 1, "global_avgpool", "HW", ">= 1", HW);
+  require_field(N >= 1, "global_avgpool", "N", ">= 1", N);
+  require_field(C >= 1, "global_avgpool", "C", ">= 1", C);
+  require_field(HW >= 1, "global_avgpool", "HW", ">= 1", HW);
   const float count = static_cast<float>(HW);
   for_planes(N * C, [&](i64 p) {
     const float g = dy[p] / count;

@@ -25,29 +25,18 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/shapes.h"
+
 namespace detdl::cpu {
 
-struct Pool2dShape {
-  std::int64_t N, C, H, W;  // input (and output channels)
-  std::int64_t KH, KW;      // window
-  std::int64_t stride_h, stride_w;
-  std::int64_t pad_top, pad_left;  // padding before row 0 / col 0
-  std::int64_t OH, OW;             // output size; window positions past the input are padding
-};
-
-// Symmetric padding, PyTorch sizes (floor mode): OH = (H + 2*pad - KH) / stride + 1.
-Pool2dShape pool2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                         std::int64_t KH, std::int64_t KW, std::int64_t stride, std::int64_t pad);
-// Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
-// pad_top = pad_total / 2; likewise for W.
-Pool2dShape pool2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                              std::int64_t KH, std::int64_t KW, std::int64_t stride);
-// Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
-Pool2dShape pool2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                               std::int64_t KH, std::int64_t KW, std::int64_t stride);
-// Throws std::invalid_argument naming the field when a size or stride is < 1, a padding
-// is < 0, or H*W does not fit the int32 argmax. Every kernel below calls it.
-void check_pool2d_shape(const Pool2dShape& s);
+// The shape lives in kernels/common/shapes.h (shared with CUDA). These cpu:: spellings are
+// kept only for engine/ops/pool.cpp until its shape lines are next edited; new code writes
+// detdl::Pool2dShape.
+using detdl::check_pool2d_shape;
+using detdl::Pool2dShape;
+using detdl::pool2d_shape;
+using detdl::pool2d_shape_same;
+using detdl::pool2d_shape_valid;
 
 void maxpool2d_forward(const Pool2dShape& s,
                        const float* x,         // (N, C, H, W)

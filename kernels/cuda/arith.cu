@@ -1,12 +1,10 @@
 #include "kernels/cuda/arith.h"
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 
 namespace detdl::cuda {
 namespace {
-
-constexpr int kBlock = 256;
-unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>((n + kBlock - 1) / kBlock); }
 
 __device__ std::int64_t global_index() { return blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; }
 

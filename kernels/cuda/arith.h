@@ -10,9 +10,9 @@
 
 #include <cstdint>
 
-namespace detdl::cuda {
+#include "kernels/common/binary_op.h"
 
-enum class BinaryOp : std::uint8_t { add, sub, mul };
+namespace detdl::cuda {
 
 // y[i] = a[i] op b[i].
 void binary_map(BinaryOp op, std::int64_t n, const float* a /*(n)*/, const float* b /*(n)*/, float* y /*(n)*/,

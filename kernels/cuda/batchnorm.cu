@@ -6,18 +6,13 @@
 
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
 
 namespace detdl::cuda {
 namespace {
 
 using i64 = std::int64_t;
-
-constexpr int kBlock = 256;
-unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
-
-#define DETDL_GRID_STRIDE(i, n) \
-  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
 
 // Flat index of value k = n*HW + hw of channel c.
 __device__ i64 flat(i64 c, i64 k, i64 C, i64 HW) { return ((k / HW) * C + c) * HW + k % HW; }

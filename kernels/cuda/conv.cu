@@ -11,6 +11,7 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/reduce.h"
 
@@ -20,12 +21,6 @@ namespace {
 using i64 = std::int64_t;
 
 std::atomic<i64> g_budget{i64{64} << 20};
-
-constexpr int kBlock = 256;
-unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
-
-#define DETDL_GRID_STRIDE(i, n) \
-  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
 
 // cols[r][q] = xpad[n][c][ih][iw] for tap r = (c, kh, kw) and flat output position p0 + q of
 // the (n, oh, ow) space; 0.0f where the tap falls outside the input (as the CPU's im2col).
@@ -114,7 +109,7 @@ i64 conv_scratch_budget() { return g_budget.load(); }
 
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
                     cudaStream_t stream) {
-  cpu::check_conv2d_shape(s);
+  check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const i64 tile = samples_per_tile(s, K + s.O);
   DeviceBuffer<float> cols(static_cast<std::size_t>(K * tile * OHW), stream);
@@ -131,7 +126,7 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
 
 void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w, float* dx,
                           cudaStream_t stream) {
-  cpu::check_conv2d_shape(s);
+  check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const i64 tile = samples_per_tile(s, K + s.O);
   DeviceBuffer<float> dyt(static_cast<std::size_t>(s.O * tile * OHW), stream);
@@ -148,7 +143,7 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
 
 void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy, float* dw,
                             cudaStream_t stream) {
-  cpu::check_conv2d_shape(s);
+  check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O, size = s.O * K;
   // One tile when the whole reduction fits; else tiles of 2^g whole chunks (subtrees).
   i64 tile = total;
@@ -204,7 +199,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
 }
 
 void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, float* db, cudaStream_t stream) {
-  cpu::check_conv2d_shape(s);
+  check_conv2d_shape(s);
   const i64 OHW = s.OH * s.OW;
   detail::value_reduce(level, s.O, s.N * OHW, BiasTerm{dy, s.O, OHW}, detail::StoreSum{db}, stream);
 }

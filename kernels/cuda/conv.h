@@ -1,6 +1,6 @@
 // CUDA 2-D convolution with the CPU's shapes, layouts and orders (kernels/cpu/conv.h:
 // NCHW activations, (O, C, KH, KW) weights, output size + top/left padding, Keras 'same'
-// through cpu::conv2d_shape_same). im2col / gather into scratch from the caching
+// through conv2d_shape_same). im2col / gather into scratch from the caching
 // allocator, then cuda::sgemm (gemm.h), so every sum of products is one sgemm reduction:
 //   forward:          per tile of samples, cols (C*KH*KW, P) = im2col, out (O, P) = W * cols,
 //                     then y = out (+ bias[o] after the root). Canonical dot over (c, kh, kw).
@@ -20,18 +20,16 @@
 // weight gradient added in tile order without the tree, and the bias gradient's chunk
 // partials combined by atomics, so the weight and bias gradients may vary run to run.
 // Outputs are overwritten. Pointers are device pointers. Throws std::invalid_argument on a
-// bad shape (cpu::check_conv2d_shape) and std::runtime_error on a CUDA error.
+// bad shape (check_conv2d_shape) and std::runtime_error on a CUDA error.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "kernels/common/level.h"
-#include "kernels/cpu/conv.h"
+#include "kernels/common/shapes.h"
 
 namespace detdl::cuda {
-
-using cpu::Conv2dShape;
 
 void conv2d_forward(Level level, const Conv2dShape& s,
                     const float* x,     // (N, C, H, W)

@@ -9,18 +9,13 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
 
 namespace detdl::cuda {
 namespace {
 
 using i64 = std::int64_t;
-
-constexpr int kBlock = 256;
-unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
-
-#define DETDL_GRID_STRIDE(i, n) \
-  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
 
 // The CPU's row_exp: m = max (k ascending), e_k = det_expf(x_k - m) into e, s = canonical sum.
 __device__ float row_exp(const float* x, i64 K, float* e, float& m) {

@@ -4,17 +4,12 @@
 
 #include "kernels/common/optim_formulas.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 
 namespace detdl::cuda {
 namespace {
 
 using i64 = std::int64_t;
-
-constexpr int kBlock = 256;
-unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
-
-#define DETDL_GRID_STRIDE(i, n) \
-  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
 
 __global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, cpu::SgdParams s) {
   DETDL_GRID_STRIDE(i, n) {

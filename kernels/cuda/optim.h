@@ -3,8 +3,7 @@
 // thread per element calling the same DETDL_HD formula of kernels/common/optim_formulas.h,
 // so every element is bit for bit the CPU's at every level (no reductions, no Level).
 // Host scalars (Keras's lr_t) are computed on the host as the CPU does.
-// (elementwise.h keeps its older PyTorch-only sgd_update / adam_update with loose
-// arguments; these overloads take the structs.) Pointers are device pointers.
+// Pointers are device pointers. Throws std::runtime_error on a CUDA error.
 #pragma once
 #include <cuda_runtime.h>
 

@@ -7,18 +7,13 @@
 
 #include "kernels/common/detmath.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
 
 namespace detdl::cuda {
 namespace {
 
 using i64 = std::int64_t;
-
-constexpr int kBlock = 256;
-unsigned grid_for(i64 n) { return static_cast<unsigned>(std::min<i64>((n + kBlock - 1) / kBlock, i64{1} << 20)); }
-
-#define DETDL_GRID_STRIDE(i, n) \
-  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<i64>(gridDim.x) * blockDim.x)
 
 // Window taps [lo, hi) of output index o that land inside [0, size) (the CPU's taps()).
 struct Taps {
@@ -145,7 +140,7 @@ void require_positive(const char* field, i64 v) {
 }  // namespace
 
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax, cudaStream_t stream) {
-  cpu::check_pool2d_shape(s);
+  check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
   maxpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, x, y, argmax);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_fwd_kernel");
@@ -153,14 +148,14 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
 
 void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax, float* dx,
                         cudaStream_t stream) {
-  cpu::check_pool2d_shape(s);
+  check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
   maxpool_bwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, dy, argmax, dx);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_bwd_kernel");
 }
 
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y, cudaStream_t stream) {
-  cpu::check_pool2d_shape(s);
+  check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
   avgpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, count_include_pad, x, y);
   DETDL_CUDA_CHECK_LAUNCH("avgpool_fwd_kernel");
@@ -168,7 +163,7 @@ void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float
 
 void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx,
                         cudaStream_t stream) {
-  cpu::check_pool2d_shape(s);
+  check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
   avgpool_bwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, count_include_pad, dy, dx);
   DETDL_CUDA_CHECK_LAUNCH("avgpool_bwd_kernel");

@@ -10,17 +10,15 @@
 //   global average: y = canonical sum of the plane (chunk 256, reduce.h value_reduce) / HW;
 //     backward dx = dy / HW.
 // Pointers are device pointers. Throws std::invalid_argument on a bad shape
-// (cpu::check_pool2d_shape) and std::runtime_error on a CUDA error.
+// (check_pool2d_shape) and std::runtime_error on a CUDA error.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "kernels/cpu/pool.h"
+#include "kernels/common/shapes.h"
 
 namespace detdl::cuda {
-
-using cpu::Pool2dShape;
 
 void maxpool2d_forward(const Pool2dShape& s,
                        const float* x,        // (N, C, H, W)

@@ -15,15 +15,18 @@
 
 namespace detdl::cuda {
 
-bool cudnn_conv2d_supported(const cpu::Conv2dShape& s) {
-  // cuDNN pads pad_top on both sides: usable when that gives the requested output size
-  // (an extra bottom/right zero row that no output reads changes nothing).
+namespace {
+// cuDNN pads pad_top / pad_left on both sides: usable when that gives the requested output
+// size (an extra bottom/right zero row that no output reads changes nothing). Convolution
+// and pooling windows are described alike (H, W, KH, KW, strides, pads, OH, OW).
+template <class WindowShape>
+bool symmetric_padding_fits(const WindowShape& s) {
   return (s.H + 2 * s.pad_top - s.KH) / s.stride_h + 1 == s.OH && (s.W + 2 * s.pad_left - s.KW) / s.stride_w + 1 == s.OW;
 }
+}  // namespace
 
-bool cudnn_pool2d_supported(const cpu::Pool2dShape& s) {
-  return (s.H + 2 * s.pad_top - s.KH) / s.stride_h + 1 == s.OH && (s.W + 2 * s.pad_left - s.KW) / s.stride_w + 1 == s.OW;
-}
+bool cudnn_conv2d_supported(const Conv2dShape& s) { return symmetric_padding_fits(s); }
+bool cudnn_pool2d_supported(const Pool2dShape& s) { return symmetric_padding_fits(s); }
 
 #ifndef DETDL_HAVE_CUDNN
 
@@ -34,23 +37,23 @@ namespace {
 }  // namespace
 
 bool cudnn_available() { return false; }
-void cudnn_conv2d_forward(Level, const cpu::Conv2dShape&, const float*, const float*, const float*, float*,
+void cudnn_conv2d_forward(Level, const Conv2dShape&, const float*, const float*, const float*, float*,
                           cudaStream_t) {
   no_cudnn("cudnn_conv2d_forward");
 }
-void cudnn_conv2d_backward_data(Level, const cpu::Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
+void cudnn_conv2d_backward_data(Level, const Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
   no_cudnn("cudnn_conv2d_backward_data");
 }
-void cudnn_conv2d_backward_weight(Level, const cpu::Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
+void cudnn_conv2d_backward_weight(Level, const Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
   no_cudnn("cudnn_conv2d_backward_weight");
 }
-void cudnn_conv2d_backward_bias(const cpu::Conv2dShape&, const float*, float*, cudaStream_t) {
+void cudnn_conv2d_backward_bias(const Conv2dShape&, const float*, float*, cudaStream_t) {
   no_cudnn("cudnn_conv2d_backward_bias");
 }
-void cudnn_pool2d_forward(bool, bool, const cpu::Pool2dShape&, const float*, float*, cudaStream_t) {
+void cudnn_pool2d_forward(bool, bool, const Pool2dShape&, const float*, float*, cudaStream_t) {
   no_cudnn("cudnn_pool2d_forward");
 }
-void cudnn_pool2d_backward(bool, bool, const cpu::Pool2dShape&, const float*, const float*, const float*, float*,
+void cudnn_pool2d_backward(bool, bool, const Pool2dShape&, const float*, const float*, const float*, float*,
                            cudaStream_t) {
   no_cudnn("cudnn_pool2d_backward");
 }
@@ -120,7 +123,7 @@ struct TensorDesc {
 
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
-  explicit FilterDesc(const cpu::Conv2dShape& s) {
+  explicit FilterDesc(const Conv2dShape& s) {
     DETDL_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
     DETDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, narrow(s.O, "O"),
                                                  narrow(s.C, "C"), narrow(s.KH, "KH"), narrow(s.KW, "KW")));
@@ -132,7 +135,7 @@ struct FilterDesc {
 
 struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
-  ConvDesc(Level level, const cpu::Conv2dShape& s) {
+  ConvDesc(Level level, const Conv2dShape& s) {
     DETDL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
     DETDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, narrow(s.pad_top, "pad_top"), narrow(s.pad_left, "pad_left"),
                                                       narrow(s.stride_h, "stride_h"), narrow(s.stride_w, "stride_w"),
@@ -158,8 +161,8 @@ struct Workspace {
   Workspace& operator=(const Workspace&) = delete;
 };
 
-void require_supported(const cpu::Conv2dShape& s, const char* what) {
-  cpu::check_conv2d_shape(s);
+void require_supported(const Conv2dShape& s, const char* what) {
+  check_conv2d_shape(s);
   if (!cudnn_conv2d_supported(s))
     throw std::invalid_argument(std::string(what) +
                                 ": asymmetric padding (pad_bottom != pad_top or pad_right != pad_left); cuDNN "
@@ -182,7 +185,7 @@ auto fastest(const Perf* perf, int count, cudnnConvolutionDescriptor_t cd, const
 
 bool cudnn_available() { return true; }
 
-void cudnn_conv2d_forward(Level level, const cpu::Conv2dShape& s, const float* x, const float* w, const float* bias,
+void cudnn_conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y, cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_forward");
   if (s.N == 0) return;
@@ -212,7 +215,7 @@ void cudnn_conv2d_forward(Level level, const cpu::Conv2dShape& s, const float* x
   }
 }
 
-void cudnn_conv2d_backward_data(Level level, const cpu::Conv2dShape& s, const float* dy, const float* w, float* dx,
+void cudnn_conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w, float* dx,
                                 cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_backward_data");
   if (s.N == 0) return;
@@ -236,7 +239,7 @@ void cudnn_conv2d_backward_data(Level level, const cpu::Conv2dShape& s, const fl
       cudnnConvolutionBackwardData(h, &one, wd.d, w, dyd.d, dy, cd.d, algo, ws.ptr, bytes, &zero, dxd.d, dx));
 }
 
-void cudnn_conv2d_backward_weight(Level level, const cpu::Conv2dShape& s, const float* x, const float* dy, float* dw,
+void cudnn_conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy, float* dw,
                                   cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_backward_weight");
   if (s.N == 0) {
@@ -263,8 +266,8 @@ void cudnn_conv2d_backward_weight(Level level, const cpu::Conv2dShape& s, const 
       cudnnConvolutionBackwardFilter(h, &one, xd.d, x, dyd.d, dy, cd.d, algo, ws.ptr, bytes, &zero, wd.d, dw));
 }
 
-void cudnn_conv2d_backward_bias(const cpu::Conv2dShape& s, const float* dy, float* db, cudaStream_t stream) {
-  cpu::check_conv2d_shape(s);
+void cudnn_conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, cudaStream_t stream) {
+  check_conv2d_shape(s);
   if (s.N == 0) {
     DETDL_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
     return;
@@ -279,8 +282,8 @@ namespace {
 
 struct PoolDesc {
   cudnnPoolingDescriptor_t d = nullptr;
-  PoolDesc(bool max, bool count_include_pad, const cpu::Pool2dShape& s) {
-    cpu::check_pool2d_shape(s);
+  PoolDesc(bool max, bool count_include_pad, const Pool2dShape& s) {
+    check_pool2d_shape(s);
     if (!cudnn_pool2d_supported(s))
       throw std::invalid_argument("cudnn pooling: asymmetric padding; cuDNN supports only symmetric padding");
     DETDL_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&d));
@@ -299,7 +302,7 @@ struct PoolDesc {
 
 }  // namespace
 
-void cudnn_pool2d_forward(bool max, bool count_include_pad, const cpu::Pool2dShape& s, const float* x, float* y,
+void cudnn_pool2d_forward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x, float* y,
                           cudaStream_t stream) {
   PoolDesc pd(max, count_include_pad, s);
   if (s.N == 0) return;
@@ -309,7 +312,7 @@ void cudnn_pool2d_forward(bool max, bool count_include_pad, const cpu::Pool2dSha
   DETDL_CUDNN_CHECK(cudnnPoolingForward(h, pd.d, &one, xd.d, x, &zero, yd.d, y));
 }
 
-void cudnn_pool2d_backward(bool max, bool count_include_pad, const cpu::Pool2dShape& s, const float* x, const float* y,
+void cudnn_pool2d_backward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x, const float* y,
                            const float* dy, float* dx, cudaStream_t stream) {
   PoolDesc pd(max, count_include_pad, s);
   if (s.N == 0) return;

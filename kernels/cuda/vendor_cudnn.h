@@ -26,45 +26,44 @@
 #include <cstdint>
 
 #include "kernels/common/level.h"
-#include "kernels/cpu/conv.h"
-#include "kernels/cpu/pool.h"
+#include "kernels/common/shapes.h"
 
 namespace detdl::cuda {
 
 bool cudnn_available();  // built with cuDNN (does not check for a device)
 
 // True when cuDNN's symmetric padding gives exactly s.OH x s.OW.
-bool cudnn_conv2d_supported(const cpu::Conv2dShape& s);
-bool cudnn_pool2d_supported(const cpu::Pool2dShape& s);
+bool cudnn_conv2d_supported(const Conv2dShape& s);
+bool cudnn_pool2d_supported(const Pool2dShape& s);
 
-void cudnn_conv2d_forward(Level level, const cpu::Conv2dShape& s,
+void cudnn_conv2d_forward(Level level, const Conv2dShape& s,
                           const float* x,     // (N, C, H, W)
                           const float* w,     // (O, C, KH, KW)
                           const float* bias,  // (O) or nullptr
                           float* y,           // (N, O, OH, OW)
                           cudaStream_t stream);
-void cudnn_conv2d_backward_data(Level level, const cpu::Conv2dShape& s,
+void cudnn_conv2d_backward_data(Level level, const Conv2dShape& s,
                                 const float* dy,  // (N, O, OH, OW)
                                 const float* w,   // (O, C, KH, KW)
                                 float* dx,        // (N, C, H, W), overwritten
                                 cudaStream_t stream);
-void cudnn_conv2d_backward_weight(Level level, const cpu::Conv2dShape& s,
+void cudnn_conv2d_backward_weight(Level level, const Conv2dShape& s,
                                   const float* x,   // (N, C, H, W)
                                   const float* dy,  // (N, O, OH, OW)
                                   float* dw,        // (O, C, KH, KW), overwritten
                                   cudaStream_t stream);
-void cudnn_conv2d_backward_bias(const cpu::Conv2dShape& s,
+void cudnn_conv2d_backward_bias(const Conv2dShape& s,
                                 const float* dy,  // (N, O, OH, OW)
                                 float* db,        // (O), overwritten
                                 cudaStream_t stream);
 
 // Max pooling (padding never wins) and average pooling (count_include_pad as the own
 // kernels). cuDNN's backward needs x and y instead of an argmax.
-void cudnn_pool2d_forward(bool max, bool count_include_pad, const cpu::Pool2dShape& s,
+void cudnn_pool2d_forward(bool max, bool count_include_pad, const Pool2dShape& s,
                           const float* x,  // (N, C, H, W)
                           float* y,        // (N, C, OH, OW)
                           cudaStream_t stream);
-void cudnn_pool2d_backward(bool max, bool count_include_pad, const cpu::Pool2dShape& s,
+void cudnn_pool2d_backward(bool max, bool count_include_pad, const Pool2dShape& s,
                            const float* x,   // (N, C, H, W)
                            const float* y,   // (N, C, OH, OW)
                            const float* dy,  // (N, C, OH, OW)

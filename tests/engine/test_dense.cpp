@@ -115,6 +115,15 @@ TEST(Arith, GradientsMatchFiniteDifferences) {
       {random_tensor({7}, 51), random_tensor({7}, 52)});
 }
 
+TEST(Arith, AddSumMeanGradientsMatchFiniteDifferences) {
+  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); },
+                                         {random_tensor({7}, 53), random_tensor({7}, 54)});
+  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::sum(in[0]); },
+                                         {random_tensor({9}, 55)});
+  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::mean(in[0]); },
+                                         {random_tensor({9}, 56)});
+}
+
 TEST(Arith, SumIsTheCanonicalSum) {
   const Tensor x = random_tensor({1000}, 61);
   for (int threads : {1, 2, 3}) {

@@ -33,7 +33,7 @@ using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 namespace cpu = detdl::cpu;
-namespace gpu = detdl::cuda;
+namespace cuda = detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
 
 bool has_gpu() {
   int count = 0;
@@ -90,14 +90,14 @@ bool same_bits(const Vec& a, const Vec& b) {
 class Cudnn : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!gpu::cudnn_available()) GTEST_SKIP() << "built without cuDNN";
+    if (!cuda::cudnn_available()) GTEST_SKIP() << "built without cuDNN";
     if (!has_gpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports none)";
     DETDL_CUDA_CHECK(cudaStreamCreate(&stream));
   }
   void TearDown() override {
     if (!stream) return;
     DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-    gpu::device_allocator().empty_cache();
+    cuda::device_allocator().empty_cache();
     DETDL_CUDA_CHECK(cudaStreamDestroy(stream));
   }
   cudaStream_t stream = nullptr;
@@ -105,35 +105,35 @@ class Cudnn : public ::testing::Test {
 
 TEST(CudnnShapes, AsymmetricPaddingIsNotSupported) {
   // Keras 'same', stride 2, H = 8, K = 3: pad_top 0, pad_bottom 1; cuDNN cannot pad 0 / 1.
-  const auto same = cpu::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 2);
+  const auto same = detdl::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 2);
   ASSERT_EQ(same.pad_top, 0);
-  EXPECT_FALSE(gpu::cudnn_conv2d_supported(same));
-  EXPECT_TRUE(gpu::cudnn_conv2d_supported(cpu::conv2d_shape(1, 2, 8, 8, 3, 3, 3, 2, 1)));
-  EXPECT_TRUE(gpu::cudnn_conv2d_supported(cpu::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 1)));  // pad 1 / 1
-  EXPECT_FALSE(gpu::cudnn_pool2d_supported(cpu::pool2d_shape_same(1, 2, 8, 8, 3, 3, 2)));
+  EXPECT_FALSE(cuda::cudnn_conv2d_supported(same));
+  EXPECT_TRUE(cuda::cudnn_conv2d_supported(detdl::conv2d_shape(1, 2, 8, 8, 3, 3, 3, 2, 1)));
+  EXPECT_TRUE(cuda::cudnn_conv2d_supported(detdl::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 1)));  // pad 1 / 1
+  EXPECT_FALSE(cuda::cudnn_pool2d_supported(detdl::pool2d_shape_same(1, 2, 8, 8, 3, 3, 2)));
   // Refused before any device work (no device needed): invalid_argument with cuDNN, the
   // "built without cuDNN" runtime_error without it.
   try {
-    gpu::cudnn_conv2d_forward(Level::repeatable, same, nullptr, nullptr, nullptr, nullptr, nullptr);
+    cuda::cudnn_conv2d_forward(Level::repeatable, same, nullptr, nullptr, nullptr, nullptr, nullptr);
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_TRUE(gpu::cudnn_available());
+    EXPECT_TRUE(cuda::cudnn_available());
     EXPECT_NE(std::string(e.what()).find("asymmetric padding"), std::string::npos) << e.what();
   } catch (const std::runtime_error& e) {
-    EXPECT_FALSE(gpu::cudnn_available());
+    EXPECT_FALSE(cuda::cudnn_available());
     EXPECT_NE(std::string(e.what()).find("built without cuDNN"), std::string::npos) << e.what();
   }
 }
 
 struct ConvCase {
-  cpu::Conv2dShape s;
+  detdl::Conv2dShape s;
   const char* name;
 };
 
 TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
-  for (const ConvCase& c : {ConvCase{cpu::conv2d_shape(4, 3, 9, 9, 5, 3, 3, 1, 1), "3x3 pad 1"},
-                            ConvCase{cpu::conv2d_shape(2, 6, 12, 10, 4, 5, 3, 2, 2), "5x3 stride 2 pad 2"},
-                            ConvCase{cpu::conv2d_shape_valid(3, 4, 7, 7, 8, 1, 1, 1), "1x1"}}) {
+  for (const ConvCase& c : {ConvCase{detdl::conv2d_shape(4, 3, 9, 9, 5, 3, 3, 1, 1), "3x3 pad 1"},
+                            ConvCase{detdl::conv2d_shape(2, 6, 12, 10, 4, 5, 3, 2, 2), "5x3 stride 2 pad 2"},
+                            ConvCase{detdl::conv2d_shape_valid(3, 4, 7, 7, 8, 1, 1, 1), "1x1"}}) {
     SCOPED_TRACE(c.name);
     const auto& s = c.s;
     const i64 nx = s.N * s.C * s.H * s.W, nw = s.O * s.C * s.KH * s.KW, ny = s.N * s.O * s.OH * s.OW;
@@ -145,10 +145,10 @@ TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
     cpu::conv2d_backward_bias(Level::portable, s, dy.data(), db.data());
     Dev gx(x), gw(w), gb(b), gdy(dy), gy(ny), gdx(nx), gdw(nw), gdb(s.O);
     for (Level level : {Level::repeatable, Level::fast}) {
-      gpu::cudnn_conv2d_forward(level, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
-      gpu::cudnn_conv2d_backward_data(level, s, gdy.get(), gw.get(), gdx.get(), stream);
-      gpu::cudnn_conv2d_backward_weight(level, s, gx.get(), gdy.get(), gdw.get(), stream);
-      gpu::cudnn_conv2d_backward_bias(s, gdy.get(), gdb.get(), stream);
+      cuda::cudnn_conv2d_forward(level, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
+      cuda::cudnn_conv2d_backward_data(level, s, gdy.get(), gw.get(), gdx.get(), stream);
+      cuda::cudnn_conv2d_backward_weight(level, s, gx.get(), gdy.get(), gdw.get(), stream);
+      cuda::cudnn_conv2d_backward_bias(s, gdy.get(), gdb.get(), stream);
       // `fast` may use TF32 (10-bit mantissa inputs): a relative 2^-10 per product.
       const float tf32 = level == Level::fast ? std::ldexp(1.0f, -10) : 0.0f;
       const i64 n_fwd = s.C * s.KH * s.KW + 1, n_data = s.O * s.KH * s.KW, n_w = s.N * s.OH * s.OW;
@@ -158,13 +158,13 @@ TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
       EXPECT_TRUE(close(db, gdb.host(), kTol(n_w)));
     }
     // repeatable: the deterministic algorithms give the same bits run to run.
-    gpu::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
-    gpu::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
-    gpu::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
+    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
+    cuda::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
+    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
     const Vec y1 = gy.host(), dx1 = gdx.host(), dw1 = gdw.host();
-    gpu::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
-    gpu::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
-    gpu::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
+    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
+    cuda::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
+    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
     EXPECT_TRUE(same_bits(y1, gy.host()));
     EXPECT_TRUE(same_bits(dx1, gdx.host()));
     EXPECT_TRUE(same_bits(dw1, gdw.host()));
@@ -174,8 +174,8 @@ TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
 TEST_F(Cudnn, PoolingMatchesCpu) {
   // Max 2x2 stride 2: a selection, exact. Average 3x3 stride 2 pad 1, both padding counts:
   // 9 terms and one division (or a multiplication by the reciprocal): within kTol(9).
-  const auto mp = cpu::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0);
-  const auto ap = cpu::pool2d_shape(2, 3, 9, 9, 3, 3, 2, 1);
+  const auto mp = detdl::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0);
+  const auto ap = detdl::pool2d_shape(2, 3, 9, 9, 3, 3, 2, 1);
   {
     const i64 nx = mp.N * mp.C * mp.H * mp.W, ny = mp.N * mp.C * mp.OH * mp.OW;
     const Vec x = random_vec(nx, 5), dy = random_vec(ny, 6);
@@ -184,8 +184,8 @@ TEST_F(Cudnn, PoolingMatchesCpu) {
     cpu::maxpool2d_forward(mp, x.data(), y.data(), arg.data());
     cpu::maxpool2d_backward(mp, dy.data(), arg.data(), dx.data());
     Dev gx(x), gdy(dy), gy(ny), gdx(nx);
-    gpu::cudnn_pool2d_forward(true, false, mp, gx.get(), gy.get(), stream);
-    gpu::cudnn_pool2d_backward(true, false, mp, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+    cuda::cudnn_pool2d_forward(true, false, mp, gx.get(), gy.get(), stream);
+    cuda::cudnn_pool2d_backward(true, false, mp, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
     EXPECT_TRUE(same_bits(y, gy.host()));
     EXPECT_TRUE(same_bits(dx, gdx.host()));
   }
@@ -197,8 +197,8 @@ TEST_F(Cudnn, PoolingMatchesCpu) {
     cpu::avgpool2d_forward(ap, include_pad, x.data(), y.data());
     cpu::avgpool2d_backward(ap, include_pad, dy.data(), dx.data());
     Dev gx(x), gdy(dy), gy(ny), gdx(nx);
-    gpu::cudnn_pool2d_forward(false, include_pad, ap, gx.get(), gy.get(), stream);
-    gpu::cudnn_pool2d_backward(false, include_pad, ap, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+    cuda::cudnn_pool2d_forward(false, include_pad, ap, gx.get(), gy.get(), stream);
+    cuda::cudnn_pool2d_backward(false, include_pad, ap, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
     EXPECT_TRUE(close(y, gy.host(), kTol(9)));
     EXPECT_TRUE(close(dx, gdx.host(), kTol(9)));
   }
@@ -219,11 +219,11 @@ TEST_F(Cudnn, BatchNormMatchesCpuAndIsRepeatable) {
 
   Dev gx(x), gdy(dy), gg(gamma), gb(beta), gy(n), gmean(C), ginv(C), grm(Vec(C, 0.25f)), grv(Vec(C, 2.0f)), gdx(n),
       gdg(C), gdb(C), gye(n);
-  gpu::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), grm.get(),
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), grm.get(),
                                      grv.get(), gmean.get(), ginv.get(), stream);
-  gpu::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
+  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
                                 gdg.get(), gdb.get(), stream);
-  gpu::cudnn_batchnorm_forward_eval(N, C, HW, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gye.get(),
+  cuda::cudnn_batchnorm_forward_eval(N, C, HW, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gye.get(),
                                     stream);
   // Statistics over count = 200 values: mean and variance within kTol(count); the
   // normalised outputs scale that by inv_std (<= 1 / sqrt(eps) in theory, about 1.7 here
@@ -241,9 +241,9 @@ TEST_F(Cudnn, BatchNormMatchesCpuAndIsRepeatable) {
 
   // Deterministic: the same bits again (running buffers left out: they moved).
   const Vec y1 = gy.host(), dx1 = gdx.host(), dg1 = gdg.host();
-  gpu::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), nullptr, nullptr,
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), nullptr, nullptr,
                                      gmean.get(), ginv.get(), stream);
-  gpu::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
+  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
                                 gdg.get(), gdb.get(), stream);
   EXPECT_TRUE(same_bits(y1, gy.host()));
   EXPECT_TRUE(same_bits(dx1, gdx.host()));
@@ -252,12 +252,12 @@ TEST_F(Cudnn, BatchNormMatchesCpuAndIsRepeatable) {
 
 TEST(CudnnShapes, BadArgumentsAreRefused) {
   // Checked before any device work: no device needed.
-  if (!gpu::cudnn_available()) GTEST_SKIP() << "built without cuDNN";
+  if (!cuda::cudnn_available()) GTEST_SKIP() << "built without cuDNN";
   cudaStream_t stream = nullptr;
-  EXPECT_THROW(gpu::cudnn_batchnorm_forward_eval(1, 1, 1, nullptr, nullptr, nullptr, nullptr, nullptr, 0.0f, nullptr,
+  EXPECT_THROW(cuda::cudnn_batchnorm_forward_eval(1, 1, 1, nullptr, nullptr, nullptr, nullptr, nullptr, 0.0f, nullptr,
                                                  stream),
                std::invalid_argument);
-  EXPECT_THROW(gpu::cudnn_batchnorm_forward_train(1, 1, 1, nullptr, nullptr, nullptr, 1e-5f, 0.1f, nullptr, nullptr,
+  EXPECT_THROW(cuda::cudnn_batchnorm_forward_train(1, 1, 1, nullptr, nullptr, nullptr, 1e-5f, 0.1f, nullptr, nullptr,
                                                   reinterpret_cast<float*>(16), nullptr, nullptr, stream),
                std::invalid_argument);
 }

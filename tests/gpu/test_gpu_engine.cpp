@@ -148,10 +148,11 @@ TEST(GpuEngine, NormActivationsDropoutConcatAreBitEqual) {
     ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f);
     return ops::batch_norm(x[0], x[1], x[2], mean, var, false, 0.1f, 1e-5f);
   });
-  for (Activation a : {Activation::relu, Activation::leaky_relu, Activation::elu, Activation::selu, Activation::tanh,
-                       Activation::sigmoid})
+  for (int k = 0; k < kActivationCount; ++k) {  // every kind, so a new one is compared here
+    const Activation a = static_cast<Activation>(k);
     expect_bit_equal("activation", {{random_tensor({5, 41}, 30, -3.0f, 3.0f)}},
                      [a](std::vector<Tensor>& x) { return ops::activation(x[0], a, 0.1f); });
+  }
   RunContext ctx;
   ctx.training = true;
   ctx.dropout_seed = 1234;
@@ -163,6 +164,8 @@ TEST(GpuEngine, NormActivationsDropoutConcatAreBitEqual) {
   });
   expect_bit_equal("concat", {{random_tensor({2, 3, 4, 4}, 32)}, {random_tensor({2, 5, 4, 4}, 33)}},
                    [](std::vector<Tensor>& x) { return ops::concat({x[0], x[1]}, 1); });
+  expect_bit_equal("reshape", {{random_tensor({2, 3, 4, 5}, 34)}},
+                   [](std::vector<Tensor>& x) { return ops::reshape(x[0], {6, -1}); });
 }
 
 TEST(GpuEngine, ArithmeticAndLossesAreBitEqual) {

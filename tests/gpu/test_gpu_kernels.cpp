@@ -47,7 +47,7 @@ using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 namespace cpu = detdl::cpu;
-namespace gpu = detdl::cuda;
+namespace cuda = detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
 
 bool has_gpu() {
   int count = 0;
@@ -129,7 +129,7 @@ class Gpu : public ::testing::Test {
   void TearDown() override {
     if (!stream) return;
     DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-    gpu::device_allocator().empty_cache();
+    cuda::device_allocator().empty_cache();
     DETDL_CUDA_CHECK(cudaStreamDestroy(stream));
   }
   cudaStream_t stream = nullptr;
@@ -149,16 +149,16 @@ TEST(CudaCheck, ThrowsWithFileLineAndErrorString) {
 }
 
 TEST(Allocator, SizeClasses) {
-  EXPECT_EQ(gpu::DeviceAllocator::size_class(0), 512u);
-  EXPECT_EQ(gpu::DeviceAllocator::size_class(1), 512u);
-  EXPECT_EQ(gpu::DeviceAllocator::size_class(513), 1024u);
-  EXPECT_EQ(gpu::DeviceAllocator::size_class((1u << 20) - 1), 1u << 20);
-  EXPECT_EQ(gpu::DeviceAllocator::size_class((1u << 20) + 1), 2u << 20);
-  EXPECT_EQ(gpu::DeviceAllocator::size_class((2u << 20) + 1), 4u << 20);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class(0), 512u);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class(1), 512u);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class(513), 1024u);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class((1u << 20) - 1), 1u << 20);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class((1u << 20) + 1), 2u << 20);
+  EXPECT_EQ(cuda::DeviceAllocator::size_class((2u << 20) + 1), 4u << 20);
 }
 
 TEST_F(Gpu, AllocatorReusesReleasedBlocksPerStreamAndEmptiesItsCache) {
-  gpu::DeviceAllocator alloc;
+  cuda::DeviceAllocator alloc;
   void* a = alloc.allocate(1000, stream);
   alloc.release(a);
   void* b = alloc.allocate(900, stream);  // same class (1024 bytes), same stream: reused
@@ -209,7 +209,7 @@ struct GemmProblem {
   }
   Vec run_gpu(Level level, cudaStream_t stream) const {
     Dev<float> a(A), b(B), c(fresh_c());
-    gpu::sgemm(level, g.ta, g.tb, g.M, g.N, g.K, a.get(), lda, b.get(), ldb, c.get(), ldc, stream);
+    cuda::sgemm(level, g.ta, g.tb, g.M, g.N, g.K, a.get(), lda, b.get(), ldb, c.get(), ldc, stream);
     return c.host();
   }
   // Per element: sum over k of |a||b| (double), for rounding bounds.
@@ -279,14 +279,14 @@ TEST_F(Gpu, CublasSgemmFp32AndTf32AreClose) {
   for (bool tf32 : {false, true}) {
     SCOPED_TRACE(tf32 ? "tf32" : "fp32");
     Dev<float> a(p.A), b(p.B), c(p.fresh_c());
-    gpu::cublas_sgemm(tf32, true, true, p.g.M, p.g.N, p.g.K, a.get(), p.lda, b.get(), p.ldb, c.get(), p.ldc, stream);
+    cuda::cublas_sgemm(tf32, true, true, p.g.M, p.g.N, p.g.K, a.get(), p.lda, b.get(), p.ldb, c.get(), p.ldc, stream);
     // fp32: the worst case of any summation order; tf32: inputs rounded to 10 fraction bits.
     EXPECT_TRUE(p.within(ref, c.host(), tf32 ? 0x1p-8 + 1500 * 0x1p-23 : 1500 * 0x1p-23));
   }
 }
 
 TEST_F(Gpu, GemmRejectsBadLeadingDimension) {
-  EXPECT_THROW(gpu::sgemm(Level::portable, false, false, 4, 4, 4, nullptr, 3, nullptr, 4, nullptr, 4, stream),
+  EXPECT_THROW(cuda::sgemm(Level::portable, false, false, 4, 4, 4, nullptr, 3, nullptr, 4, nullptr, 4, stream),
                std::invalid_argument);
 }
 
@@ -299,17 +299,17 @@ TEST_F(Gpu, ColumnSumsAndSumAllEqualCpu) {
     Vec ref(static_cast<std::size_t>(cols));
     cpu::column_sums(Level::portable, rows, cols, x.data(), ref.data());
     Dev<float> dx(x), out(static_cast<std::size_t>(cols));
-    gpu::column_sums(Level::portable, rows, cols, dx.get(), out.get(), stream);
+    cuda::column_sums(Level::portable, rows, cols, dx.get(), out.get(), stream);
     EXPECT_TRUE(same_bits(ref, out.host()));
-    gpu::column_sums(Level::fast, rows, cols, dx.get(), out.get(), stream);
+    cuda::column_sums(Level::fast, rows, cols, dx.get(), out.get(), stream);
     EXPECT_TRUE(close(ref, out.host(), 1e-6f * rows));
   }
   for (i64 n : {100003, 257, 256, 1, 0}) {
     SCOPED_TRACE(n);
     const Vec x = random_vec(n, 71);
     Dev<float> dx(x);
-    EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()), gpu::sum_all(Level::portable, n, dx.get(), stream)));
-    EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()), gpu::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
+    EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()), cuda::sum_all(Level::portable, n, dx.get(), stream)));
+    EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()), cuda::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
   }
 }
 
@@ -319,7 +319,7 @@ struct ConvRun {
   Vec y, dx, dw, db;
 };
 
-ConvRun conv_cpu(const cpu::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
+ConvRun conv_cpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
                  bool bias) {
   ConvRun r{Vec(s.N * s.O * s.OH * s.OW), Vec(s.N * s.C * s.H * s.W), Vec(w.size()), Vec(s.O)};
   cpu::conv2d_forward(level, s, x.data(), w.data(), bias ? b.data() : nullptr, r.y.data());
@@ -329,34 +329,34 @@ ConvRun conv_cpu(const cpu::Conv2dShape& s, const Vec& x, const Vec& w, const Ve
   return r;
 }
 
-ConvRun conv_gpu(const cpu::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
+ConvRun conv_gpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
                  bool bias, cudaStream_t stream) {
   Dev<float> dx_in(x), dw_in(w), db_in(b), ddy(dy);
   Dev<float> y(s.N * s.O * s.OH * s.OW), dx(s.N * s.C * s.H * s.W), dw(w.size()), db(s.O);
-  gpu::conv2d_forward(level, s, dx_in.get(), dw_in.get(), bias ? db_in.get() : nullptr, y.get(), stream);
-  gpu::conv2d_backward_data(level, s, ddy.get(), dw_in.get(), dx.get(), stream);
-  gpu::conv2d_backward_weight(level, s, dx_in.get(), ddy.get(), dw.get(), stream);
-  gpu::conv2d_backward_bias(level, s, ddy.get(), db.get(), stream);
+  cuda::conv2d_forward(level, s, dx_in.get(), dw_in.get(), bias ? db_in.get() : nullptr, y.get(), stream);
+  cuda::conv2d_backward_data(level, s, ddy.get(), dw_in.get(), dx.get(), stream);
+  cuda::conv2d_backward_weight(level, s, dx_in.get(), ddy.get(), dw.get(), stream);
+  cuda::conv2d_backward_bias(level, s, ddy.get(), db.get(), stream);
   return {y.host(), dx.host(), dw.host(), db.host()};
 }
 
 struct ConvCase {
   const char* name;
-  cpu::Conv2dShape s;
+  detdl::Conv2dShape s;
 };
 
 std::vector<ConvCase> conv_cases() {
   return {
-      {"3x3 pad 1", cpu::conv2d_shape(3, 5, 13, 13, 7, 3, 3, 1, 1)},
-      {"same stride 2 (asymmetric pad)", cpu::conv2d_shape_same(4, 3, 16, 15, 6, 3, 3, 2)},
-      {"wgrad over 11264 positions (3 chunks)", cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1)},
-      {"forward K = 4140 (2 chunks)", cpu::conv2d_shape(2, 460, 6, 6, 5, 3, 3, 1, 1)},
-      {"data gradient over O = 4200", cpu::conv2d_shape_valid(2, 3, 5, 5, 4200, 2, 2, 1)},
-      {"5x5 same, 1 sample", cpu::conv2d_shape_same(1, 2, 9, 7, 3, 5, 5, 1)},
+      {"3x3 pad 1", detdl::conv2d_shape(3, 5, 13, 13, 7, 3, 3, 1, 1)},
+      {"same stride 2 (asymmetric pad)", detdl::conv2d_shape_same(4, 3, 16, 15, 6, 3, 3, 2)},
+      {"wgrad over 11264 positions (3 chunks)", detdl::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1)},
+      {"forward K = 4140 (2 chunks)", detdl::conv2d_shape(2, 460, 6, 6, 5, 3, 3, 1, 1)},
+      {"data gradient over O = 4200", detdl::conv2d_shape_valid(2, 3, 5, 5, 4200, 2, 2, 1)},
+      {"5x5 same, 1 sample", detdl::conv2d_shape_same(1, 2, 9, 7, 3, 5, 5, 1)},
   };
 }
 
-void check_conv_equal(const cpu::Conv2dShape& s, std::uint32_t sub, cudaStream_t stream) {
+void check_conv_equal(const detdl::Conv2dShape& s, std::uint32_t sub, cudaStream_t stream) {
   const Vec x = random_vec(s.N * s.C * s.H * s.W, sub), w = random_vec(s.O * s.C * s.KH * s.KW, sub + 1);
   const Vec b = random_vec(s.O, sub + 2), dy = random_vec(s.N * s.O * s.OH * s.OW, sub + 3);
   for (bool bias : {true, false}) {
@@ -381,23 +381,23 @@ TEST_F(Gpu, ConvPortableEqualsCpuBitForBit) {
 TEST_F(Gpu, ConvPortableUnderASmallScratchBudgetStillEqualsCpu) {
   // Budget 1: forward / data tiles of one sample, weight-gradient tiles of 4096 positions
   // (3 tiles on the stack of partial results).
-  const std::int64_t saved = gpu::conv_scratch_budget();
-  gpu::set_conv_scratch_budget(1);
-  check_conv_equal(cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1), 200, stream);
-  check_conv_equal(cpu::conv2d_shape_same(3, 2, 40, 41, 3, 3, 3, 1), 210, stream);  // 4920 positions: 2 tiles
-  gpu::set_conv_scratch_budget(saved);
-  EXPECT_THROW(gpu::set_conv_scratch_budget(0), std::invalid_argument);
+  const std::int64_t saved = cuda::conv_scratch_budget();
+  cuda::set_conv_scratch_budget(1);
+  check_conv_equal(detdl::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1), 200, stream);
+  check_conv_equal(detdl::conv2d_shape_same(3, 2, 40, 41, 3, 3, 3, 1), 210, stream);  // 4920 positions: 2 tiles
+  cuda::set_conv_scratch_budget(saved);
+  EXPECT_THROW(cuda::set_conv_scratch_budget(0), std::invalid_argument);
 }
 
 TEST_F(Gpu, ConvRejectsBadShape) {
-  cpu::Conv2dShape s = cpu::conv2d_shape(1, 1, 4, 4, 1, 3, 3, 1, 1);
+  detdl::Conv2dShape s = detdl::conv2d_shape(1, 1, 4, 4, 1, 3, 3, 1, 1);
   s.stride_h = 0;
-  EXPECT_THROW(gpu::conv2d_forward(Level::portable, s, nullptr, nullptr, nullptr, nullptr, stream),
+  EXPECT_THROW(cuda::conv2d_forward(Level::portable, s, nullptr, nullptr, nullptr, nullptr, stream),
                std::invalid_argument);
 }
 
 TEST_F(Gpu, ConvFastIsClose) {
-  const cpu::Conv2dShape s = cpu::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1);
+  const detdl::Conv2dShape s = detdl::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1);
   const Vec x = random_vec(s.N * s.C * s.H * s.W, 300), w = random_vec(s.O * s.C * 9, 301), b = random_vec(s.O, 302);
   const Vec dy = random_vec(s.N * s.O * s.OH * s.OW, 303);
   const ConvRun ref = conv_cpu(s, x, w, b, dy, Level::portable, true);
@@ -412,14 +412,14 @@ TEST_F(Gpu, ConvFastIsClose) {
 TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
   // 32768 positions, dw (8, 36): one C tile, so K is split into 32 pieces whose atomicAdds
   // land in arrival order.
-  const cpu::Conv2dShape s = cpu::conv2d_shape(32, 4, 32, 32, 8, 3, 3, 1, 1);
+  const detdl::Conv2dShape s = detdl::conv2d_shape(32, 4, 32, 32, 8, 3, 3, 1, 1);
   const Vec x = random_vec(s.N * s.C * s.H * s.W, 400), dy = random_vec(s.N * s.O * s.OH * s.OW, 401);
   Dev<float> dx(x), ddy(dy), dw(s.O * s.C * 9);
   Vec ref(s.O * s.C * 9);
   cpu::conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), ref.data());
   std::set<std::vector<std::uint32_t>> distinct;
   for (int run = 0; run < 10; ++run) {
-    gpu::conv2d_backward_weight(Level::fast, s, dx.get(), ddy.get(), dw.get(), stream);
+    cuda::conv2d_backward_weight(Level::fast, s, dx.get(), ddy.get(), dw.get(), stream);
     const Vec got = dw.host();
     EXPECT_TRUE(close(ref, got, 32768 * 0x1p-22f));
     std::vector<std::uint32_t> b(got.size());
@@ -434,14 +434,14 @@ TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
 // ---------------------------------------------------------------- pooling
 
 TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
-  const cpu::Pool2dShape shapes[] = {
-      cpu::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0),       // the CPU's 2x2 / stride 2 fast path
-      cpu::pool2d_shape(2, 3, 11, 9, 3, 3, 2, 1),      // padding on every side
-      cpu::pool2d_shape_same(3, 2, 7, 10, 3, 2, 2),    // Keras 'same', asymmetric
-      cpu::pool2d_shape_valid(1, 4, 9, 9, 3, 3, 1),    // overlapping windows
+  const detdl::Pool2dShape shapes[] = {
+      detdl::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0),       // the CPU's 2x2 / stride 2 fast path
+      detdl::pool2d_shape(2, 3, 11, 9, 3, 3, 2, 1),      // padding on every side
+      detdl::pool2d_shape_same(3, 2, 7, 10, 3, 2, 2),    // Keras 'same', asymmetric
+      detdl::pool2d_shape_valid(1, 4, 9, 9, 3, 3, 1),    // overlapping windows
   };
   std::uint32_t sub = 500;
-  for (const cpu::Pool2dShape& s : shapes) {
+  for (const detdl::Pool2dShape& s : shapes) {
     SCOPED_TRACE(::testing::Message() << s.H << "x" << s.W << " window " << s.KH << "x" << s.KW << " stride "
                                       << s.stride_h << " pad " << s.pad_top << "," << s.pad_left);
     // Values on a coarse grid, so windows have ties (the first maximum must win).
@@ -459,8 +459,8 @@ TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
     std::vector<std::int32_t> arg(out);
     cpu::maxpool2d_forward(s, xnan.data(), y.data(), arg.data());
     cpu::maxpool2d_backward(s, dy.data(), arg.data(), dx.data());
-    gpu::maxpool2d_forward(s, gxnan.get(), gy.get(), garg.get(), stream);
-    gpu::maxpool2d_backward(s, gdy.get(), garg.get(), gdx.get(), stream);
+    cuda::maxpool2d_forward(s, gxnan.get(), gy.get(), garg.get(), stream);
+    cuda::maxpool2d_backward(s, gdy.get(), garg.get(), gdx.get(), stream);
     EXPECT_TRUE(same_bits(y, gy.host())) << "max forward";
     EXPECT_TRUE(same_bits(arg, garg.host())) << "argmax";
     EXPECT_TRUE(same_bits(dx, gdx.host())) << "max backward";
@@ -468,8 +468,8 @@ TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
       SCOPED_TRACE(include_pad ? "count_include_pad" : "count inside only");
       cpu::avgpool2d_forward(s, include_pad, x.data(), y.data());
       cpu::avgpool2d_backward(s, include_pad, dy.data(), dx.data());
-      gpu::avgpool2d_forward(s, include_pad, gx.get(), gy.get(), stream);
-      gpu::avgpool2d_backward(s, include_pad, gdy.get(), gdx.get(), stream);
+      cuda::avgpool2d_forward(s, include_pad, gx.get(), gy.get(), stream);
+      cuda::avgpool2d_backward(s, include_pad, gdy.get(), gdx.get(), stream);
       EXPECT_TRUE(same_bits(y, gy.host())) << "avg forward";
       EXPECT_TRUE(same_bits(dx, gdx.host())) << "avg backward";
     }
@@ -482,8 +482,8 @@ TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
     cpu::global_avgpool_forward(N, C, HW, x.data(), y.data());
     cpu::global_avgpool_backward(N, C, HW, dy.data(), dx.data());
     Dev<float> gx(x), gdy(dy), gy(N * C), gdx(N * C * HW);
-    gpu::global_avgpool_forward(N, C, HW, gx.get(), gy.get(), stream);
-    gpu::global_avgpool_backward(N, C, HW, gdy.get(), gdx.get(), stream);
+    cuda::global_avgpool_forward(N, C, HW, gx.get(), gy.get(), stream);
+    cuda::global_avgpool_backward(N, C, HW, gdy.get(), gdx.get(), stream);
     EXPECT_TRUE(same_bits(y, gy.host())) << "global forward";
     EXPECT_TRUE(same_bits(dx, gdx.host())) << "global backward";
   }
@@ -510,9 +510,9 @@ TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
       cpu::batchnorm_backward(Level::portable, c.N, c.C, c.HW, x.data(), dy.data(), gamma.data(), mean.data(),
                               inv.data(), dx.data(), dg.data(), db.data());
       Dev<float> gy(n), gmean(c.C), ginv(c.C), gvar(c.C), gdx(n), gdg(c.C), gdb(c.C);
-      gpu::batchnorm_forward_train(level, c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), 1e-5f, gy.get(),
+      cuda::batchnorm_forward_train(level, c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), 1e-5f, gy.get(),
                                    gmean.get(), ginv.get(), gvar.get(), stream);
-      gpu::batchnorm_backward(level, c.N, c.C, c.HW, gx.get(), gdy.get(), ggamma.get(), gmean.get(), ginv.get(),
+      cuda::batchnorm_backward(level, c.N, c.C, c.HW, gx.get(), gdy.get(), ggamma.get(), gmean.get(), ginv.get(),
                               gdx.get(), gdg.get(), gdb.get(), stream);
       if (level == Level::portable) {
         EXPECT_TRUE(same_bits(mean, gmean.host())) << "mean";
@@ -536,14 +536,14 @@ TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
     Dev<float> gmean(mean), gvar(var), gy(n);
     for (bool unbiased : {true, false}) {
       cpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, mean.data(), var.data(), rm.data(), rv.data(), unbiased);
-      gpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, gmean.get(), gvar.get(), grm.get(), grv.get(), unbiased,
+      cuda::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, gmean.get(), gvar.get(), grm.get(), grv.get(), unbiased,
                                     stream);
       EXPECT_TRUE(same_bits(rm, grm.host())) << "running mean";
       EXPECT_TRUE(same_bits(rv, grv.host())) << "running var";
     }
     cpu::batchnorm_forward_eval(c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-3f,
                                 y.data());
-    gpu::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(), grv.get(), 1e-3f,
+    cuda::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(), grv.get(), 1e-3f,
                                 gy.get(), stream);
     EXPECT_TRUE(same_bits(y, gy.host())) << "eval forward";
   }
@@ -561,17 +561,17 @@ TEST_F(Gpu, SoftmaxAndCrossEntropyEqualCpu) {
     Dev<std::int32_t> glabels(labels);
     Vec probs(N * K), loss(N), d(N * K);
     cpu::softmax_forward(N, K, logits.data(), probs.data());
-    gpu::softmax_forward(N, K, glogits.get(), gprobs.get(), stream);
+    cuda::softmax_forward(N, K, glogits.get(), gprobs.get(), stream);
     EXPECT_TRUE(same_bits(probs, gprobs.host())) << "softmax";
     const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, logits.data(), labels.data(), loss.data(),
                                                   d.data());
-    EXPECT_TRUE(same_bits(mean, gpu::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+    EXPECT_TRUE(same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
                                                            gloss.get(), gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host())) << "loss per sample";
     EXPECT_TRUE(same_bits(d, gd.host())) << "dlogits";
-    EXPECT_TRUE(same_bits(mean, gpu::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+    EXPECT_TRUE(same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
                                                            nullptr, nullptr, stream)));
-    EXPECT_NEAR(mean, gpu::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(), nullptr, nullptr,
+    EXPECT_NEAR(mean, cuda::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(), nullptr, nullptr,
                                                  stream),
                 1e-5);
   }
@@ -579,7 +579,7 @@ TEST_F(Gpu, SoftmaxAndCrossEntropyEqualCpu) {
   Dev<std::int32_t> gbad(bad);
   Dev<float> glogits(random_vec(4 * 3, 801));
   try {
-    gpu::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr, stream);
+    cuda::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr, stream);
     FAIL() << "no exception for label 5 with K = 3";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("sample 2 has label 5"), std::string::npos) << e.what();
@@ -600,11 +600,11 @@ TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
     Vec loss(n), d(n);
     const float mean = cpu::binary_cross_entropy(Level::portable, n, in.data(), target.data(), from_logits,
                                                  loss.data(), d.data());
-    EXPECT_TRUE(same_bits(mean, gpu::binary_cross_entropy(Level::portable, n, gin.get(), gtarget.get(), from_logits,
+    EXPECT_TRUE(same_bits(mean, cuda::binary_cross_entropy(Level::portable, n, gin.get(), gtarget.get(), from_logits,
                                                           gloss.get(), gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host()));
     EXPECT_TRUE(same_bits(d, gd.host()));
-    EXPECT_NEAR(mean, gpu::binary_cross_entropy(Level::fast, n, gin.get(), gtarget.get(), from_logits, nullptr,
+    EXPECT_NEAR(mean, cuda::binary_cross_entropy(Level::fast, n, gin.get(), gtarget.get(), from_logits, nullptr,
                                                 nullptr, stream),
                 1e-5);
   }
@@ -612,11 +612,11 @@ TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
     Vec loss(n), d(n);
     Dev<float> gpred(logits);
     const float mean = cpu::mean_squared_error(Level::portable, n, logits.data(), target.data(), loss.data(), d.data());
-    EXPECT_TRUE(same_bits(mean, gpu::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), gloss.get(),
+    EXPECT_TRUE(same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), gloss.get(),
                                                         gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host()));
     EXPECT_TRUE(same_bits(d, gd.host()));
-    EXPECT_TRUE(same_bits(mean, gpu::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), nullptr,
+    EXPECT_TRUE(same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), nullptr,
                                                         nullptr, stream)));
   }
   const i64 m = 70001;
@@ -624,13 +624,13 @@ TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
   w[0] = 0.0f;
   w[1] = -0.0f;
   Dev<float> gw(w), gg(g);
-  EXPECT_TRUE(same_bits(cpu::l1_penalty(Level::portable, m, w.data()), gpu::l1_penalty(Level::portable, m, gw.get(), stream)));
-  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::portable, m, w.data()), gpu::l2_penalty(Level::portable, m, gw.get(), stream)));
-  EXPECT_NEAR(cpu::l2_penalty(Level::portable, m, w.data()), gpu::l2_penalty(Level::fast, m, gw.get(), stream), 1e-2);
+  EXPECT_TRUE(same_bits(cpu::l1_penalty(Level::portable, m, w.data()), cuda::l1_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::portable, m, w.data()), cuda::l2_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_NEAR(cpu::l2_penalty(Level::portable, m, w.data()), cuda::l2_penalty(Level::fast, m, gw.get(), stream), 1e-2);
   cpu::l1_penalty_grad_add(m, w.data(), 0.01f, g.data());
   cpu::l2_penalty_grad_add(m, w.data(), 0.003f, g.data());
-  gpu::l1_penalty_grad_add(m, gw.get(), 0.01f, gg.get(), stream);
-  gpu::l2_penalty_grad_add(m, gw.get(), 0.003f, gg.get(), stream);
+  cuda::l1_penalty_grad_add(m, gw.get(), 0.01f, gg.get(), stream);
+  cuda::l2_penalty_grad_add(m, gw.get(), 0.003f, gg.get(), stream);
   EXPECT_TRUE(same_bits(g, gg.host()));
 }
 
@@ -659,7 +659,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
       auto params = [&](int t) { return cpu::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras}; };
       run(keras ? "sgd keras" : "sgd torch",
           [&](int t, float* p, const float* g, float* b, float*) { cpu::sgd_update(n, p, g, b, params(t)); },
-          [&](int t, float* p, const float* g, float* b, float*) { gpu::sgd_update(n, p, g, b, params(t), stream); });
+          [&](int t, float* p, const float* g, float* b, float*) { cuda::sgd_update(n, p, g, b, params(t), stream); });
     }
   for (bool keras : {false, true})
     for (bool decoupled : {false, true}) {
@@ -670,7 +670,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
       run(keras ? "adam keras" : "adam torch",
           [&](int t, float* p, const float* g, float* m, float* v) { cpu::adam_update(n, p, g, m, v, params(t)); },
           [&](int t, float* p, const float* g, float* m, float* v) {
-            gpu::adam_update(n, p, g, m, v, params(t), stream);
+            cuda::adam_update(n, p, g, m, v, params(t), stream);
           });
     }
   for (bool keras : {false, true})
@@ -678,7 +678,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
       const cpu::RmspropParams r{1e-2f, 0.9f, 1e-7f, momentum, 1e-4f, keras};
       run(keras ? "rmsprop keras" : "rmsprop torch",
           [&](int, float* p, const float* g, float* v, float* b) { cpu::rmsprop_update(n, p, g, v, b, r); },
-          [&](int, float* p, const float* g, float* v, float* b) { gpu::rmsprop_update(n, p, g, v, b, r, stream); });
+          [&](int, float* p, const float* g, float* v, float* b) { cuda::rmsprop_update(n, p, g, v, b, r, stream); });
     }
 }
 

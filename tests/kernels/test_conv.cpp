@@ -20,7 +20,7 @@
 namespace {
 
 using detdl::Level;
-using detdl::cpu::Conv2dShape;
+using detdl::Conv2dShape;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 using Vec64 = std::vector<double>;
@@ -39,15 +39,6 @@ float ref_dot(const Vec& a, const Vec& b) {
   for (std::size_t s = 0; s < a.size(); s += 4096) {
     float p = 0.0f;
     for (std::size_t k = s; k < std::min(a.size(), s + 4096); ++k) p = std::fmaf(a[k], b[k], p);
-    parts.push_back(p);
-  }
-  return tree_of(parts);
-}
-float ref_sum(const Vec& v) {
-  Vec parts;
-  for (std::size_t s = 0; s < v.size(); s += 256) {
-    float p = 0.0f;
-    for (std::size_t k = s; k < std::min(v.size(), s + 256); ++k) p = p + v[k];
     parts.push_back(p);
   }
   return tree_of(parts);
@@ -145,7 +136,7 @@ Vec ref_backward_bias(const Conv2dShape& s, const Vec& dy) {
     Vec v;
     for (i64 n = 0; n < s.N; ++n)
       for (i64 k = 0; k < s.OH * s.OW; ++k) v.push_back(dy[(n * s.O + o) * s.OH * s.OW + k]);
-    db[o] = ref_sum(v);
+    db[o] = detdl::reference::chunked_sum(v);
   }
   return db;
 }

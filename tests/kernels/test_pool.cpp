@@ -18,7 +18,7 @@
 
 namespace {
 
-using detdl::cpu::Pool2dShape;
+using detdl::Pool2dShape;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 using Vec64 = std::vector<double>;
