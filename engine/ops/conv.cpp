@@ -20,9 +20,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   if (w.dim(1) != x.dim(1))
     throw std::invalid_argument("conv2d: input has " + std::to_string(x.dim(1)) + " channels, weight " +
                                 shape_str(w.shape()) + " expects " + std::to_string(w.dim(1)));
-  const cpu::Conv2dShape s =
-      o.same ? cpu::conv2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride)
-             : cpu::conv2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride, o.pad);
+  const Conv2dShape s =
+      o.same ? conv2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride)
+             : conv2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), o.stride, o.pad);
   if (b.defined()) check_shape(b, {s.O}, "conv2d bias");
   Tensor y = Tensor::empty_on(dev, {s.N, s.O, s.OH, s.OW});
   const float* bias = b.defined() ? b.data_f32() : nullptr;

@@ -10,17 +10,17 @@
 namespace detdl::ops {
 namespace {
 
-cpu::Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
+Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
   check_ndim(x, 4, what);
   check_dtype(x, DType::f32, what);
-  return o.same ? cpu::pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride)
-                : cpu::pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride, o.pad);
+  return o.same ? pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride)
+                : pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride, o.pad);
 }
 
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
-  const cpu::Pool2dShape s = pool_shape(x, o, "max_pool2d input (N, C, H, W)");
+  const Pool2dShape s = pool_shape(x, o, "max_pool2d input (N, C, H, W)");
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
   Tensor argmax = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW}, DType::i32);
@@ -36,7 +36,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
-  const cpu::Pool2dShape s = pool_shape(x, o, "avg_pool2d input (N, C, H, W)");
+  const Pool2dShape s = pool_shape(x, o, "avg_pool2d input (N, C, H, W)");
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
   if (dev == Device::cuda) gpu::avgpool2d_forward(s, o.count_include_pad, x.data_f32(), y.data_f32());

@@ -45,14 +45,8 @@
 
 namespace detdl::cpu {
 
-// The shape lives in kernels/common/shapes.h (shared with CUDA). These cpu:: spellings are
-// kept only for engine/ops/conv.cpp until its shape lines are next edited; new code writes
-// detdl::Conv2dShape.
-using detdl::check_conv2d_shape;
-using detdl::Conv2dShape;
-using detdl::conv2d_shape;
-using detdl::conv2d_shape_same;
-using detdl::conv2d_shape_valid;
+// The shapes (Conv2dShape, Pool2dShape and their constructors) are in
+// kernels/common/shapes.h, shared with the CUDA kernels.
 
 void conv2d_forward(Level level, const Conv2dShape& s,
                     const float* x,     // (N, C, H, W)

@@ -29,14 +29,8 @@
 
 namespace detdl::cpu {
 
-// The shape lives in kernels/common/shapes.h (shared with CUDA). These cpu:: spellings are
-// kept only for engine/ops/pool.cpp until its shape lines are next edited; new code writes
-// detdl::Pool2dShape.
-using detdl::check_pool2d_shape;
-using detdl::Pool2dShape;
-using detdl::pool2d_shape;
-using detdl::pool2d_shape_same;
-using detdl::pool2d_shape_valid;
+// The shapes (Conv2dShape, Pool2dShape and their constructors) are in
+// kernels/common/shapes.h, shared with the CUDA kernels.
 
 void maxpool2d_forward(const Pool2dShape& s,
                        const float* x,         // (N, C, H, W)

@@ -19,6 +19,10 @@
 namespace {
 
 using detdl::Pool2dShape;
+using detdl::check_pool2d_shape;
+using detdl::pool2d_shape;
+using detdl::pool2d_shape_same;
+using detdl::pool2d_shape_valid;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 using Vec64 = std::vector<double>;
