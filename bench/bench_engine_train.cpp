@@ -17,7 +17,8 @@ void train_steps(benchmark::State& state, bool cnn) {
   const int threads = static_cast<int>(state.range(0));
   const Level level = static_cast<Level>(state.range(1));
   const std::int64_t batch = cnn ? 128 : 256;
-  const Dataset data = cnn ? nets::make_bar_images(batch, 3, 32, 6, 1) : nets::make_blobs(batch, 256, 10, 1.0f, 1);
+  const Dataset data =
+      cnn ? nets::make_bar_images(batch, 3, 32, 6, 1) : nets::make_blobs(batch, 256, 10, 1.0f, 1);
   auto model = cnn ? nets::make_small_cnn(3, 6) : nets::make_mlp(256, 1024, 10);
   model->initialize(1);
   OptimizerConfig oc;
@@ -36,7 +37,8 @@ void train_steps(benchmark::State& state, bool cnn) {
     opt.zero_grad();
     benchmark::DoNotOptimize(loss.item());
   }
-  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["samples/s"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(level_name(level)) + " t" + std::to_string(threads));
   cpu::set_num_threads(1);
 }

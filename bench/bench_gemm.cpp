@@ -59,13 +59,13 @@ void gemm(benchmark::State& state) {
     if (impl == 2) {
 #if DETDL_HAVE_OPENBLAS
       cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
-                  static_cast<int>(s.M), static_cast<int>(s.N), static_cast<int>(s.K), 1.0f, A.data(),
-                  static_cast<int>(lda), B.data(), static_cast<int>(ldb), 0.0f, C.data(),
+                  static_cast<int>(s.M), static_cast<int>(s.N), static_cast<int>(s.K), 1.0f,
+                  A.data(), static_cast<int>(lda), B.data(), static_cast<int>(ldb), 0.0f, C.data(),
                   static_cast<int>(s.N));
 #endif
     } else {
-      cpu::sgemm(impl == 0 ? Level::portable : Level::fast, s.ta, s.tb, s.M, s.N, s.K, A.data(), lda,
-                 B.data(), ldb, C.data(), s.N);
+      cpu::sgemm(impl == 0 ? Level::portable : Level::fast, s.ta, s.tb, s.M, s.N, s.K, A.data(),
+                 lda, B.data(), ldb, C.data(), s.N);
     }
   };
   run();  // warm-up: page in C, grow the packing buffers
@@ -91,7 +91,7 @@ void gemm(benchmark::State& state) {
     }
   }
   state.counters["GFLOP"] = benchmark::Counter(2e-9 * static_cast<double>(s.M * s.N) * s.K,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+                                               benchmark::Counter::kIsIterationInvariantRate);
   static const char* kImpl[] = {"detdl_portable", "detdl_fast", "openblas"};
   state.SetLabel(std::string(kImpl[impl]) + " " + s.name + " t" + std::to_string(threads));
 }

@@ -32,7 +32,8 @@ bool have_gpu() {
 float* device_random(std::int64_t n, std::uint64_t seed) {
   std::vector<float> h(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i)
-    h[i] = detdl::philox_uniform_range(-1.0f, 1.0f, seed, detdl::RandomStream::test, 0, static_cast<std::uint64_t>(i));
+    h[i] = detdl::philox_uniform_range(-1.0f, 1.0f, seed, detdl::RandomStream::test, 0,
+                                       static_cast<std::uint64_t>(i));
   float* d = nullptr;
   DETDL_CUDA_CHECK(cudaMalloc(&d, h.size() * sizeof(float)));
   DETDL_CUDA_CHECK(cudaMemcpy(d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
@@ -53,21 +54,28 @@ void BM_sgemm(benchmark::State& st) {
   DETDL_CUDA_CHECK(cudaMalloc(&c, n * n * sizeof(float)));
   auto call = [&] {
     if (impl <= 1)
-      detdl::cuda::sgemm(impl == 0 ? Level::portable : Level::fast, false, false, n, n, n, a, n, b, n, c, n, nullptr);
+      detdl::cuda::sgemm(impl == 0 ? Level::portable : Level::fast, false, false, n, n, n, a, n, b,
+                         n, c, n, nullptr);
     else
       detdl::cuda::cublas_sgemm(impl == 3, false, false, n, n, n, a, n, b, n, c, n, nullptr);
     DETDL_CUDA_CHECK(cudaStreamSynchronize(nullptr));
   };
   call();  // warm-up (and cuBLAS handle creation)
   for (auto _ : st) call();
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
-  st.SetLabel(impl == 0 ? "portable" : impl == 1 ? "fast" : impl == 2 ? "cublas-fp32" : "cublas-tf32");
+  st.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  st.SetLabel(impl == 0   ? "portable"
+              : impl == 1 ? "fast"
+              : impl == 2 ? "cublas-fp32"
+                          : "cublas-tf32");
   cudaFree(a);
   cudaFree(b);
   cudaFree(c);
 }
-BENCHMARK(BM_sgemm)->ArgsProduct({{1024, 2048, 4096}, {0, 1, 2, 3}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_sgemm)
+    ->ArgsProduct({{1024, 2048, 4096}, {0, 1, 2, 3}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Conv layers: (N, C, H, W, O) 3x3 'same' stride 1. pass: 0 forward, 1 data grad, 2 weight grad.
 // impl: 0 own portable, 1 own fast, 2 cuDNN repeatable (deterministic algorithms, FP32),
@@ -106,7 +114,8 @@ void BM_conv(benchmark::State& st) {
   call();
   for (auto _ : st) call();
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * N * O * s.OH * s.OW * C * 9,
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+                                              benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
   static const char* const kImpl[] = {" portable", " fast", " cudnn-repeatable", " cudnn-fast"};
   st.SetLabel(std::string(pass == 0 ? "fwd" : pass == 1 ? "dgrad" : "wgrad") + kImpl[impl]);
   cudaFree(x);

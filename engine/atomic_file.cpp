@@ -36,13 +36,15 @@ mode_t process_umask() {
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what) {
+void write_file_atomically(const std::string& path, const std::string& bytes,
+                           const std::string& what) {
   std::string tmpl = path + ".tmp.XXXXXX";
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   const int fd = ::mkstemp(name.data());
   if (fd < 0)
-    throw std::runtime_error(what + ": cannot create a temporary file beside " + path + ": " + std::strerror(errno));
+    throw std::runtime_error(what + ": cannot create a temporary file beside " + path + ": " +
+                             std::strerror(errno));
   const std::string tmp(name.data());
   auto fail = [&](const std::string& why) {
     const int err = errno;
@@ -69,7 +71,8 @@ void write_file_atomically(const std::string& path, const std::string& bytes, co
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(what + ": cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+    throw std::runtime_error(what + ": cannot rename " + tmp + " to " + path + ": " +
+                             std::strerror(err));
   }
 }
 
@@ -78,12 +81,16 @@ void check_output_path(const std::string& path, bool overwrite, const std::strin
   std::error_code ec;
   const fs::path dir = folder_of(path);
   if (!fs::is_directory(dir, ec))
-    throw std::invalid_argument(what + ": cannot write " + path + ": folder " + dir.string() + " does not exist");
+    throw std::invalid_argument(what + ": cannot write " + path + ": folder " + dir.string() +
+                                " does not exist");
   if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw std::invalid_argument(what + ": cannot write " + path + ": folder " + dir.string() + " is not writable");
-  if (fs::is_directory(path, ec)) throw std::invalid_argument(what + ": " + path + " is a folder, not a file");
+    throw std::invalid_argument(what + ": cannot write " + path + ": folder " + dir.string() +
+                                " is not writable");
+  if (fs::is_directory(path, ec))
+    throw std::invalid_argument(what + ": " + path + " is a folder, not a file");
   if (!overwrite && fs::exists(path, ec))
-    throw std::invalid_argument(what + ": " + path + " exists; refusing to overwrite it (add --force to replace it)");
+    throw std::invalid_argument(what + ": " + path +
+                                " exists; refusing to overwrite it (add --force to replace it)");
 }
 
 }  // namespace detdl

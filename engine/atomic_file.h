@@ -10,7 +10,8 @@ namespace detdl {
 
 // Throws std::runtime_error starting with `what` (e.g. "--record out.json") and naming the
 // file when the folder is missing, the file cannot be created or written, or the rename fails.
-void write_file_atomically(const std::string& path, const std::string& bytes, const std::string& what);
+void write_file_atomically(const std::string& path, const std::string& bytes,
+                           const std::string& what);
 
 // Checks, before any work is done, that `path` can be written: its folder exists and is a
 // writable directory, and (unless `overwrite`) no file is there yet. Throws

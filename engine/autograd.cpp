@@ -36,8 +36,8 @@ void accumulate_grad(const Tensor& t, Tensor g) {
     throw std::logic_error("gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                            shape_str(impl.shape));
   if (g.device() != t.device())
-    throw std::logic_error("gradient on " + std::string(device_name(g.device())) + " for a tensor on " +
-                           std::string(device_name(t.device())));
+    throw std::logic_error("gradient on " + std::string(device_name(g.device())) +
+                           " for a tensor on " + std::string(device_name(t.device())));
   if (!impl.grad) {
     impl.grad = g.impl_ptr();
     return;
@@ -57,7 +57,8 @@ void backward(const Tensor& loss) {
   if (loss.numel() != 1)
     throw std::invalid_argument("backward: the loss must have one element, got shape " +
                                 shape_str(loss.shape()));
-  if (!loss.requires_grad()) throw std::invalid_argument("backward: the loss does not require a gradient");
+  if (!loss.requires_grad())
+    throw std::invalid_argument("backward: the loss does not require a gradient");
   accumulate_grad(loss, Tensor::full(loss.shape(), 1.0f).to(loss.device()));
   // Move the tape out first so that a throwing closure cannot leave it half-run.
   std::vector<Node> nodes;
@@ -67,9 +68,11 @@ void backward(const Tensor& loss) {
     if (!gout) continue;  // this output does not reach the loss
     std::vector<Tensor> gin = it->backward(Tensor(gout));
     if (gin.size() != it->inputs.size())
-      throw std::logic_error(std::string("backward of ") + it->name() + " returned a wrong number of gradients");
+      throw std::logic_error(std::string("backward of ") + it->name() +
+                             " returned a wrong number of gradients");
     for (std::size_t i = 0; i < gin.size(); ++i)
-      if (it->inputs[i].defined() && it->inputs[i].requires_grad()) accumulate_grad(it->inputs[i], std::move(gin[i]));
+      if (it->inputs[i].defined() && it->inputs[i].requires_grad())
+        accumulate_grad(it->inputs[i], std::move(gin[i]));
     // Free the intermediate's gradient as soon as it is consumed.
     it->output.impl().grad.reset();
   }

@@ -65,7 +65,8 @@ void save_safetensors(const std::string& path, const TensorFile& file) {
   json header = json::object();
   std::string data;
   for (const auto& [name, t] : file.tensors) {
-    if (name == "__metadata__") throw std::invalid_argument("a tensor may not be named __metadata__");
+    if (name == "__metadata__")
+      throw std::invalid_argument("a tensor may not be named __metadata__");
     const std::size_t begin = data.size();
     const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
     const Tensor host = t.to(Device::cpu);  // device tensors are saved from a host copy
@@ -97,13 +98,16 @@ TensorFile load_safetensors(const std::string& path) {
   in.seekg(0, std::ios::end);
   const std::uint64_t size = static_cast<std::uint64_t>(in.tellg());
   in.seekg(0);
-  if (size < 8) fail(path, "truncated: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  if (size < 8)
+    fail(path,
+         "truncated: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   unsigned char len[8];
   in.read(reinterpret_cast<char*>(len), 8);
   std::uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<std::uint64_t>(len[i]) << (8 * i);
-  if (n > size - 8) fail(path, "truncated or not a safetensors file: header length " + std::to_string(n) +
-                                   " exceeds the file's remaining " + std::to_string(size - 8) + " bytes");
+  if (n > size - 8)
+    fail(path, "truncated or not a safetensors file: header length " + std::to_string(n) +
+                   " exceeds the file's remaining " + std::to_string(size - 8) + " bytes");
   std::string h(n, '\0');
   in.read(h.data(), static_cast<std::streamsize>(n));
   json header;
@@ -128,7 +132,12 @@ TensorFile load_safetensors(const std::string& path) {
     }
   }
   // Tensors in order of their data offsets (the JSON object's own order is alphabetical).
-  struct Entry { std::string name; std::uint64_t begin, end; DType dtype; Shape shape; };
+  struct Entry {
+    std::string name;
+    std::uint64_t begin, end;
+    DType dtype;
+    Shape shape;
+  };
   std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
@@ -137,16 +146,22 @@ TensorFile load_safetensors(const std::string& path) {
     try {
       const std::string dt = e.at("dtype").get<std::string>();
       DType dtype;
-      if (dt == "F32") dtype = DType::f32;
-      else if (dt == "I32") dtype = DType::i32;
-      else fail(path, "tensor '" + name + "': unsupported dtype " + dt + " (detdl stores F32 and I32)");
+      if (dt == "F32")
+        dtype = DType::f32;
+      else if (dt == "I32")
+        dtype = DType::i32;
+      else
+        fail(path,
+             "tensor '" + name + "': unsupported dtype " + dt + " (detdl stores F32 and I32)");
       // Lists of integers only: json's get would convert a float element (4.6e26) with an
       // out-of-range cast, undefined behaviour (fuzz_safetensors).
       auto integers = [&](const char* field) -> const json& {
         const json& v = e.at(field);
-        if (!v.is_array()) fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
+        if (!v.is_array())
+          fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
         for (const json& x : v)
-          if (!x.is_number_integer()) fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
+          if (!x.is_number_integer())
+            fail(path, "tensor '" + name + "': " + field + " is not a list of integers");
         return v;
       };
       Shape shape = integers("shape").get<Shape>();
@@ -160,8 +175,10 @@ TensorFile load_safetensors(const std::string& path) {
         if (d < 0) fail(path, "tensor '" + name + "': negative size in shape");
         if (d == 0) {
           has_zero = true;
-        } else if (nonzero > static_cast<std::uint64_t>(INT64_MAX) / static_cast<std::uint64_t>(d)) {
-          fail(path, "tensor '" + name + "': shape " + shape_str(shape) + " has more elements than an int64 holds");
+        } else if (nonzero >
+                   static_cast<std::uint64_t>(INT64_MAX) / static_cast<std::uint64_t>(d)) {
+          fail(path, "tensor '" + name + "': shape " + shape_str(shape) +
+                         " has more elements than an int64 holds");
         } else {
           nonzero *= static_cast<std::uint64_t>(d);
         }
@@ -182,7 +199,8 @@ TensorFile load_safetensors(const std::string& path) {
       fail(path, "tensor '" + name + "': malformed entry (" + ex.what() + ")");
     }
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
   std::uint64_t expect = 0;
   for (const auto& e : entries) {
     if (e.begin != expect) fail(path, "tensor '" + e.name + "': data overlaps or leaves a hole");
@@ -193,17 +211,19 @@ TensorFile load_safetensors(const std::string& path) {
                    std::to_string(expect) + " (truncated or trailing garbage)");
   if (auto it = file.metadata.find(kDataCrcKey); it != file.metadata.end()) {
     const std::string crc = hex8(crc32_of(data));
-    if (it->second != crc) fail(path, "corrupt: CRC-32 of the data is " + crc + ", header says " + it->second);
+    if (it->second != crc)
+      fail(path, "corrupt: CRC-32 of the data is " + crc + ", header says " + it->second);
   }
   if (auto it = file.metadata.find(kMetaCrcKey); it != file.metadata.end()) {
     const std::string crc = hex8(crc32_of(canonical_metadata(file.metadata)));
     if (it->second != crc)
-      fail(path, "corrupt or edited: CRC-32 of the metadata is " + crc + ", header says " + it->second +
-                     " (a metadata field was changed after the file was written)");
+      fail(path, "corrupt or edited: CRC-32 of the metadata is " + crc + ", header says " +
+                     it->second + " (a metadata field was changed after the file was written)");
   }
   for (const auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
-    if (e.end > e.begin) std::memcpy(t.impl().storage->data, data.data() + e.begin, e.end - e.begin);
+    if (e.end > e.begin)
+      std::memcpy(t.impl().storage->data, data.data() + e.begin, e.end - e.begin);
     file.tensors.emplace_back(e.name, t);
   }
   return file;

@@ -21,8 +21,8 @@ struct RunContext {
   std::array<Level, kOpFamilyCount> level_of{};  // all portable by default
   bool training = true;
   std::uint64_t dropout_seed = 0;
-  std::uint32_t step = 0;          // optimizer step: part of the dropout counter
-  std::uint32_t dropout_layer = 0; // counts dropout calls within a step (reset per step)
+  std::uint32_t step = 0;           // optimizer step: part of the dropout counter
+  std::uint32_t dropout_layer = 0;  // counts dropout calls within a step (reset per step)
   Implementation implementation = Implementation::own;
 
   void set_level(Level l) { level_of.fill(l); }

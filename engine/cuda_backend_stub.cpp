@@ -12,8 +12,9 @@
 namespace detdl::gpu {
 namespace {
 [[noreturn]] void no_cuda(const char* what) {
-  throw std::runtime_error(std::string(what) +
-                           ": detdl was built without CUDA (reconfigure with -DDETDL_CUDA=ON where nvcc is installed)");
+  throw std::runtime_error(
+      std::string(what) +
+      ": detdl was built without CUDA (reconfigure with -DDETDL_CUDA=ON where nvcc is installed)");
 }
 }  // namespace
 

@@ -44,7 +44,8 @@ Dataset take_rows(const Dataset& d, const std::vector<std::int64_t>& rows) {
                                 std::to_string(d.y.dim(0)));
   for (auto r : rows)
     if (r < 0 || r >= d.size())
-      throw std::out_of_range("take_rows: row " + std::to_string(r) + " of a data set of " + std::to_string(d.size()));
+      throw std::out_of_range("take_rows: row " + std::to_string(r) + " of a data set of " +
+                              std::to_string(d.size()));
   const auto count = static_cast<std::int64_t>(rows.size());
   return {gather_rows(d.x, rows.data(), count), gather_rows(d.y, rows.data(), count)};
 }

@@ -16,7 +16,8 @@ void Fnv1a64::update_tensor(const std::string& name, const Tensor& t) {
   update(name.data(), name.size());
   for (auto d : t.shape()) {
     unsigned char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(d) >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+      b[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(d) >> (8 * i));
     update(b, 8);
   }
   const Tensor host = t.to(Device::cpu);  // a device tensor hashes its bytes copied back

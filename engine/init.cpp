@@ -87,19 +87,25 @@ void initialize(Tensor& t, const InitSpec& spec, std::uint64_t seed, std::uint32
       fill_uniform(t, -l, l, seed, param_index);
       return;
     }
-    case InitKind::glorot_normal: fill_normal(t, 0.0f, trunc_std(2.0 / (fan_in + fan_out)), true, seed, param_index); return;
+    case InitKind::glorot_normal:
+      fill_normal(t, 0.0f, trunc_std(2.0 / (fan_in + fan_out)), true, seed, param_index);
+      return;
     case InitKind::he_uniform: {
       const float l = uniform_limit(2.0 / fan_in);
       fill_uniform(t, -l, l, seed, param_index);
       return;
     }
-    case InitKind::he_normal: fill_normal(t, 0.0f, trunc_std(2.0 / fan_in), true, seed, param_index); return;
+    case InitKind::he_normal:
+      fill_normal(t, 0.0f, trunc_std(2.0 / fan_in), true, seed, param_index);
+      return;
     case InitKind::lecun_uniform: {
       const float l = uniform_limit(1.0 / fan_in);
       fill_uniform(t, -l, l, seed, param_index);
       return;
     }
-    case InitKind::lecun_normal: fill_normal(t, 0.0f, trunc_std(1.0 / fan_in), true, seed, param_index); return;
+    case InitKind::lecun_normal:
+      fill_normal(t, 0.0f, trunc_std(1.0 / fan_in), true, seed, param_index);
+      return;
   }
   throw std::invalid_argument("initialize: unknown initialiser");
 }

@@ -12,10 +12,16 @@
 namespace detdl {
 
 enum class InitKind : std::uint8_t {
-  zeros, ones, uniform, normal,
-  glorot_uniform, glorot_normal,  // Keras's default for Dense/Conv (glorot_normal: truncated)
-  he_uniform, he_normal,          // ReLU nets (he_normal: truncated, as Keras)
-  lecun_uniform, lecun_normal,    // SELU nets (lecun_normal: truncated, as Keras)
+  zeros,
+  ones,
+  uniform,
+  normal,
+  glorot_uniform,
+  glorot_normal,  // Keras's default for Dense/Conv (glorot_normal: truncated)
+  he_uniform,
+  he_normal,  // ReLU nets (he_normal: truncated, as Keras)
+  lecun_uniform,
+  lecun_normal,  // SELU nets (lecun_normal: truncated, as Keras)
 };
 std::string_view init_name(InitKind k);
 std::optional<InitKind> parse_init(std::string_view s);

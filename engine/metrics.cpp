@@ -14,13 +14,19 @@ namespace detdl {
 
 namespace {
 
-constexpr float kEps = 1e-7f;          // Keras backend epsilon (kld clip, msle floor)
-constexpr float kNormFloor = 1e-12f;   // tf.math.l2_normalize's epsilon on the squared norm
+constexpr float kEps = 1e-7f;         // Keras backend epsilon (kld clip, msle floor)
+constexpr float kNormFloor = 1e-12f;  // tf.math.l2_normalize's epsilon on the squared norm
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-constexpr std::array<std::string_view, kMetricCount> kNames = {
-    "accuracy", "cosine_similarity", "hinge", "kullback_leibler_divergence", "mean_absolute_error",
-    "mean_squared_error", "mean_squared_logarithmic_error", "root_mean_squared_error", "squared_hinge"};
+constexpr std::array<std::string_view, kMetricCount> kNames = {"accuracy",
+                                                               "cosine_similarity",
+                                                               "hinge",
+                                                               "kullback_leibler_divergence",
+                                                               "mean_absolute_error",
+                                                               "mean_squared_error",
+                                                               "mean_squared_logarithmic_error",
+                                                               "root_mean_squared_error",
+                                                               "squared_hinge"};
 static_assert(kNames.size() == 9, "a metric was added without its name");
 
 // max / clip that keep a NaN argument (as tf.maximum and tf.clip_by_value do), where
@@ -45,31 +51,38 @@ bool any_nan(const float* x, std::int64_t k) {
 }
 
 void check_counts(const char* where, std::int64_t n, std::int64_t k) {
-  if (n < 0) throw std::invalid_argument(std::string(where) + ": n = " + std::to_string(n) + " is negative");
-  if (k < 1) throw std::invalid_argument(std::string(where) + ": k = " + std::to_string(k) + " must be >= 1");
+  if (n < 0)
+    throw std::invalid_argument(std::string(where) + ": n = " + std::to_string(n) + " is negative");
+  if (k < 1)
+    throw std::invalid_argument(std::string(where) + ": k = " + std::to_string(k) +
+                                " must be >= 1");
 }
 
 void check_labels(const char* where, const std::int32_t* labels, std::int64_t n, std::int64_t k) {
-  if (n > 0 && labels == nullptr) throw std::invalid_argument(std::string(where) + ": labels is null");
+  if (n > 0 && labels == nullptr)
+    throw std::invalid_argument(std::string(where) + ": labels is null");
   for (std::int64_t i = 0; i < n; ++i)
     if (labels[i] < 0 || labels[i] >= k)
-      throw std::invalid_argument(std::string(where) + ": labels[" + std::to_string(i) + "] = " +
-                                  std::to_string(labels[i]) + " is outside [0, " + std::to_string(k) + ")");
+      throw std::invalid_argument(std::string(where) + ": labels[" + std::to_string(i) +
+                                  "] = " + std::to_string(labels[i]) + " is outside [0, " +
+                                  std::to_string(k) + ")");
 }
 
 }  // namespace
 
 std::string_view metric_name(Metric m) {
   const int i = static_cast<int>(m);
-  if (i < 0 || i >= kMetricCount) throw std::invalid_argument("metric_name: bad Metric " + std::to_string(i));
+  if (i < 0 || i >= kMetricCount)
+    throw std::invalid_argument("metric_name: bad Metric " + std::to_string(i));
   return kNames[static_cast<std::size_t>(i)];
 }
 
-void MetricAccumulator::add(const float* pred, const float* target, std::int64_t n, std::int64_t k) {
+void MetricAccumulator::add(const float* pred, const float* target, std::int64_t n,
+                            std::int64_t k) {
   check_counts("MetricAccumulator::add", n, k);
   if (k_ != 0 && k != k_)
-    throw std::invalid_argument("MetricAccumulator::add: k = " + std::to_string(k) + " differs from this epoch's k = " +
-                                std::to_string(k_));
+    throw std::invalid_argument("MetricAccumulator::add: k = " + std::to_string(k) +
+                                " differs from this epoch's k = " + std::to_string(k_));
   if (n > 0 && (pred == nullptr || target == nullptr))
     throw std::invalid_argument("MetricAccumulator::add: pred or target is null");
   k_ = k;
@@ -81,17 +94,20 @@ void MetricAccumulator::add(const float* pred, const float* target, std::int64_t
   const float kf = static_cast<float>(k);
   auto push = [&](Metric m, float v) { per_sample_[static_cast<std::size_t>(m)].push_back(v); };
   for (std::int64_t i = 0; i < n; ++i) {
-    const float* p = pred + i * k;  // (k)
+    const float* p = pred + i * k;    // (k)
     const float* y = target + i * k;  // (k)
     if (any_nan(p, k) || any_nan(y, k)) {
       for (int m = 0; m < kMetricCount; ++m) push(static_cast<Metric>(m), kNaN);
       continue;
     }
-    const bool correct = (k == 1) ? ((p[0] > 0.5f) == (y[0] > 0.5f)) : (argmax_first(p, k) == argmax_first(y, k));
+    const bool correct =
+        (k == 1) ? ((p[0] > 0.5f) == (y[0] > 0.5f)) : (argmax_first(p, k) == argmax_first(y, k));
     push(Metric::accuracy, correct ? 1.0f : 0.0f);
 
-    const float norm_y = std::sqrt(max_keep_nan(canonical_sum_of(k, [&](std::int64_t j) { return y[j] * y[j]; }), kNormFloor));
-    const float norm_p = std::sqrt(max_keep_nan(canonical_sum_of(k, [&](std::int64_t j) { return p[j] * p[j]; }), kNormFloor));
+    const float norm_y = std::sqrt(
+        max_keep_nan(canonical_sum_of(k, [&](std::int64_t j) { return y[j] * y[j]; }), kNormFloor));
+    const float norm_p = std::sqrt(
+        max_keep_nan(canonical_sum_of(k, [&](std::int64_t j) { return p[j] * p[j]; }), kNormFloor));
     push(Metric::cosine_similarity,
          canonical_sum_of(k, [&](std::int64_t j) { return (y[j] / norm_y) * (p[j] / norm_p); }));
 
@@ -101,15 +117,16 @@ void MetricAccumulator::add(const float* pred, const float* target, std::int64_t
     };
     push(Metric::hinge, canonical_sum_of(k, hinge_term) / kf);
     push(Metric::squared_hinge, canonical_sum_of(k, [&](std::int64_t j) {
-           const float h = hinge_term(j);
-           return h * h;
-         }) / kf);
+                                  const float h = hinge_term(j);
+                                  return h * h;
+                                }) / kf);
 
     push(Metric::kl_divergence, canonical_sum_of(k, [&](std::int64_t j) {
            const float yc = clip_keep_nan(y[j], kEps, 1.0f), pc = clip_keep_nan(p[j], kEps, 1.0f);
            return yc * det_logf(yc / pc);
          }));
-    push(Metric::mean_absolute_error, canonical_sum_of(k, [&](std::int64_t j) { return std::fabs(p[j] - y[j]); }) / kf);
+    push(Metric::mean_absolute_error,
+         canonical_sum_of(k, [&](std::int64_t j) { return std::fabs(p[j] - y[j]); }) / kf);
     const float squared_errors = canonical_sum_of(k, [&](std::int64_t j) {
       const float d = p[j] - y[j];
       return d * d;
@@ -117,9 +134,11 @@ void MetricAccumulator::add(const float* pred, const float* target, std::int64_t
     push(Metric::mean_squared_error, squared_errors / kf);
     push(Metric::root_mean_squared_error, squared_errors);
     push(Metric::mean_squared_logarithmic_error, canonical_sum_of(k, [&](std::int64_t j) {
-           const float d = det_logf(max_keep_nan(p[j], kEps) + 1.0f) - det_logf(max_keep_nan(y[j], kEps) + 1.0f);
-           return d * d;
-         }) / kf);
+                                                   const float d =
+                                                       det_logf(max_keep_nan(p[j], kEps) + 1.0f) -
+                                                       det_logf(max_keep_nan(y[j], kEps) + 1.0f);
+                                                   return d * d;
+                                                 }) / kf);
   }
   samples_ += n;
 }
@@ -132,20 +151,20 @@ std::array<double, kMetricCount> MetricAccumulator::result() const {
     const std::vector<float>& v = per_sample_[static_cast<std::size_t>(m)];
     const float total = canonical_sum(v.data(), static_cast<std::int64_t>(v.size()));
     // RMSE: Keras's sqrt(total / count) over elements; the others: mean over samples.
-    out[static_cast<std::size_t>(m)] =
-        (static_cast<Metric>(m) == Metric::root_mean_squared_error)
-            ? std::sqrt(total / static_cast<float>(samples_ * k_))
-            : total / static_cast<float>(samples_);
+    out[static_cast<std::size_t>(m)] = (static_cast<Metric>(m) == Metric::root_mean_squared_error)
+                                           ? std::sqrt(total / static_cast<float>(samples_ * k_))
+                                           : total / static_cast<float>(samples_);
   }
   return out;
 }
 
-std::vector<double> per_class_accuracy(const float* scores, const std::int32_t* labels, std::int64_t n,
-                                       std::int64_t k) {
+std::vector<double> per_class_accuracy(const float* scores, const std::int32_t* labels,
+                                       std::int64_t n, std::int64_t k) {
   check_counts("per_class_accuracy", n, k);
   if (n > 0 && scores == nullptr) throw std::invalid_argument("per_class_accuracy: scores is null");
   check_labels("per_class_accuracy", labels, n, k);
-  std::vector<std::int64_t> correct(static_cast<std::size_t>(k), 0), count(static_cast<std::size_t>(k), 0);
+  std::vector<std::int64_t> correct(static_cast<std::size_t>(k), 0),
+      count(static_cast<std::size_t>(k), 0);
   for (std::int64_t i = 0; i < n; ++i) {
     const auto c = static_cast<std::size_t>(labels[i]);
     ++count[c];
@@ -166,11 +185,14 @@ std::vector<float> one_hot(const std::int32_t* labels, std::int64_t n, std::int6
   return out;
 }
 
-void MetricAccumulator::restore(std::int64_t k, const std::array<std::vector<float>, kMetricCount>& values) {
+void MetricAccumulator::restore(std::int64_t k,
+                                const std::array<std::vector<float>, kMetricCount>& values) {
   const std::size_t n = values[0].size();
   for (const auto& v : values)
-    if (v.size() != n) throw std::invalid_argument("MetricAccumulator::restore: metric vectors differ in length");
-  if (n > 0 && k < 1) throw std::invalid_argument("MetricAccumulator::restore: k must be at least 1");
+    if (v.size() != n)
+      throw std::invalid_argument("MetricAccumulator::restore: metric vectors differ in length");
+  if (n > 0 && k < 1)
+    throw std::invalid_argument("MetricAccumulator::restore: k must be at least 1");
   per_sample_ = values;
   samples_ = static_cast<std::int64_t>(n);
   k_ = n > 0 ? k : 0;

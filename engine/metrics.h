@@ -16,8 +16,16 @@
 namespace detdl {
 
 enum class Metric : int {
-  accuracy, cosine_similarity, hinge, kl_divergence, mean_absolute_error, mean_squared_error,
-  mean_squared_logarithmic_error, root_mean_squared_error, squared_hinge, count_
+  accuracy,
+  cosine_similarity,
+  hinge,
+  kl_divergence,
+  mean_absolute_error,
+  mean_squared_error,
+  mean_squared_logarithmic_error,
+  root_mean_squared_error,
+  squared_hinge,
+  count_
 };
 inline constexpr int kMetricCount = static_cast<int>(Metric::count_);
 
@@ -58,8 +66,8 @@ class MetricAccumulator {
 // Per-class accuracy: for each class c, correct / count over the rows whose label is c
 // (NaN for a class with no rows). scores (n, k): the prediction is the argmax (the first
 // maximum wins); a row with a NaN score counts as wrong. labels (n) in [0, k).
-std::vector<double> per_class_accuracy(const float* scores, const std::int32_t* labels, std::int64_t n,
-                                       std::int64_t k);
+std::vector<double> per_class_accuracy(const float* scores, const std::int32_t* labels,
+                                       std::int64_t n, std::int64_t k);
 
 // Dense targets for the metrics from class labels: labels (n) in [0, k) -> one-hot (n, k).
 std::vector<float> one_hot(const std::int32_t* labels, std::int64_t n, std::int64_t k);

@@ -26,7 +26,8 @@ Tensor Module::add_buffer(std::string name, Tensor value) {
 }
 
 void Module::collect(const std::string& prefix, bool params, std::vector<NamedTensor>& out) const {
-  for (const auto& nt : params ? params_ : buffers_) out.push_back({prefix + nt.name, nt.tensor, nt.init});
+  for (const auto& nt : params ? params_ : buffers_)
+    out.push_back({prefix + nt.name, nt.tensor, nt.init});
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", params, out);
 }
 

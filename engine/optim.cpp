@@ -20,7 +20,8 @@ std::string_view optimizer_name(OptimizerConfig::Kind k) {
 }
 
 std::optional<OptimizerConfig::Kind> parse_optimizer(std::string_view s) {
-  for (auto k : {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam, OptimizerConfig::Kind::rmsprop})
+  for (auto k :
+       {OptimizerConfig::Kind::sgd, OptimizerConfig::Kind::adam, OptimizerConfig::Kind::rmsprop})
     if (optimizer_name(k) == s) return k;
   return std::nullopt;
 }
@@ -29,17 +30,24 @@ std::string OptimizerConfig::describe() const {
   std::ostringstream o;
   o << optimizer_name(kind) << (keras_form ? "[keras]" : "");
   switch (kind) {
-    case Kind::sgd: o << "(momentum=" << momentum << (nesterov ? ", nesterov" : "") << ", wd=" << weight_decay << ")"; break;
+    case Kind::sgd:
+      o << "(momentum=" << momentum << (nesterov ? ", nesterov" : "") << ", wd=" << weight_decay
+        << ")";
+      break;
     case Kind::adam:
       o << "(b1=" << beta1 << ", b2=" << beta2 << ", eps=" << eps << ", wd=" << weight_decay
         << (decoupled ? " decoupled" : "") << ")";
       break;
-    case Kind::rmsprop: o << "(alpha=" << alpha << ", eps=" << eps << ", momentum=" << momentum << ", wd=" << weight_decay << ")"; break;
+    case Kind::rmsprop:
+      o << "(alpha=" << alpha << ", eps=" << eps << ", momentum=" << momentum
+        << ", wd=" << weight_decay << ")";
+      break;
   }
   return o.str();
 }
 
-Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg) : params_(std::move(params)), cfg_(cfg) {
+Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg)
+    : params_(std::move(params)), cfg_(cfg) {
   std::vector<const char*> names;
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::sgd: names = {"momentum_buffer"}; break;
@@ -69,12 +77,14 @@ void Optimizer::step(float lr) {
     }
     switch (cfg_.kind) {
       case OptimizerConfig::Kind::sgd:
-        cpu::sgd_update(n, p.f32(), g.f32(), s[0].second.f32(),
-                        {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
+        cpu::sgd_update(
+            n, p.f32(), g.f32(), s[0].second.f32(),
+            {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
         break;
       case OptimizerConfig::Kind::adam:
         cpu::adam_update(n, p.f32(), g.f32(), s[0].second.f32(), s[1].second.f32(),
-                         {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay, cfg_.decoupled, cfg_.keras_form});
+                         {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
+                          cfg_.decoupled, cfg_.keras_form});
         break;
       case OptimizerConfig::Kind::rmsprop:
         cpu::rmsprop_update(n, p.f32(), g.f32(), s[0].second.f32(), s[1].second.f32(),
@@ -85,18 +95,23 @@ void Optimizer::step(float lr) {
 }
 
 void Optimizer::step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
-                            std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2) {
+                            std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1,
+                            float bc2) {
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::sgd:
-      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
-                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
+      gpu::sgd_update(
+          n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
+          {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
       break;
     case OptimizerConfig::Kind::adam:
-      gpu::adam_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(), s[1].second.data_f32(),
-                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay, cfg_.decoupled, cfg_.keras_form});
+      gpu::adam_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
+                       s[1].second.data_f32(),
+                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
+                        cfg_.decoupled, cfg_.keras_form});
       break;
     case OptimizerConfig::Kind::rmsprop:
-      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(), s[1].second.data_f32(),
+      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
+                          s[1].second.data_f32(),
                           {lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay});
       break;
   }
@@ -123,11 +138,12 @@ void Optimizer::load_state(const TensorFile& file, const std::string& prefix, st
     for (auto& [slot, t] : slots_[i]) {
       const std::string name = prefix + params_[i].name + "." + slot;
       const Tensor* src = file.find(name);
-      if (!src) throw std::runtime_error("optimizer state: the checkpoint has no tensor " + name +
-                                         " (saved with another optimizer?)");
+      if (!src)
+        throw std::runtime_error("optimizer state: the checkpoint has no tensor " + name +
+                                 " (saved with another optimizer?)");
       if (src->shape() != t.shape())
-        throw std::runtime_error("optimizer state: " + name + " has shape " + shape_str(src->shape()) +
-                                 ", expected " + shape_str(t.shape()));
+        throw std::runtime_error("optimizer state: " + name + " has shape " +
+                                 shape_str(src->shape()) + ", expected " + shape_str(t.shape()));
       const Device d = t.device();  // the state may live on the device: load on the host, move back
       t.move_to(Device::cpu);
       std::memcpy(t.f32(), src->to(Device::cpu).f32(), static_cast<std::size_t>(t.numel()) * 4);

@@ -17,14 +17,14 @@ namespace detdl {
 
 struct OptimizerConfig {
   enum class Kind { sgd, adam, rmsprop } kind = Kind::sgd;
-  float momentum = 0.0f;      // sgd, rmsprop
-  bool nesterov = false;      // sgd
-  float weight_decay = 0.0f;  // L2 added to the gradient (adam: see decoupled)
-  bool decoupled = false;     // adam: AdamW-style decoupled weight decay
+  float momentum = 0.0f;               // sgd, rmsprop
+  bool nesterov = false;               // sgd
+  float weight_decay = 0.0f;           // L2 added to the gradient (adam: see decoupled)
+  bool decoupled = false;              // adam: AdamW-style decoupled weight decay
   float beta1 = 0.9f, beta2 = 0.999f;  // adam
-  float eps = 1e-8f;          // adam / rmsprop: PyTorch 1e-8, Keras 1e-7
-  float alpha = 0.99f;        // rmsprop: PyTorch alpha 0.99 (Keras rho 0.9)
-  bool keras_form = false;    // the Keras update formulas instead of PyTorch's (see formulas header)
+  float eps = 1e-8f;                   // adam / rmsprop: PyTorch 1e-8, Keras 1e-7
+  float alpha = 0.99f;                 // rmsprop: PyTorch alpha 0.99 (Keras rho 0.9)
+  bool keras_form = false;  // the Keras update formulas instead of PyTorch's (see formulas header)
   std::string describe() const;
 };
 std::string_view optimizer_name(OptimizerConfig::Kind k);
@@ -50,8 +50,8 @@ class Optimizer {
   void load_state(const TensorFile& file, const std::string& prefix, std::int64_t steps);
 
  private:
-  void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g, std::vector<std::pair<std::string, Tensor>>& s,
-                   float lr, float bc1, float bc2);
+  void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
+                   std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2);
 
   std::vector<NamedTensor> params_;
   OptimizerConfig cfg_;

@@ -31,7 +31,8 @@ float Schedule::lr(std::int64_t epoch) const {
       // eta_min + (base - eta_min) * (1 + cos(pi * e / T)) / 2, with the engine's cos so
       // the value is the same on every machine.
       const std::int64_t e = std::min<std::int64_t>(epoch, t_max);
-      const float phase = 3.14159265358979323846f * static_cast<float>(e) / static_cast<float>(t_max);
+      const float phase =
+          3.14159265358979323846f * static_cast<float>(e) / static_cast<float>(t_max);
       return eta_min + (base_lr - eta_min) * (1.0f + det_cosf(phase)) * 0.5f;
     }
   }
@@ -42,7 +43,9 @@ std::string Schedule::describe() const {
   std::ostringstream o;
   switch (kind) {
     case Kind::constant: o << "constant(" << base_lr << ")"; break;
-    case Kind::step: o << "step(" << base_lr << ", every " << step_size << ", x" << gamma << ")"; break;
+    case Kind::step:
+      o << "step(" << base_lr << ", every " << step_size << ", x" << gamma << ")";
+      break;
     case Kind::multistep: {
       o << "multistep(" << base_lr << ", at";
       for (auto m : milestones) o << ' ' << m;
@@ -56,7 +59,9 @@ std::string Schedule::describe() const {
       o << ")";
       break;
     }
-    case Kind::cosine: o << "cosine(" << base_lr << " -> " << eta_min << " over " << t_max << ")"; break;
+    case Kind::cosine:
+      o << "cosine(" << base_lr << " -> " << eta_min << " over " << t_max << ")";
+      break;
   }
   return o.str();
 }

@@ -11,13 +11,13 @@ namespace detdl {
 struct Schedule {
   enum class Kind { constant, step, multistep, piecewise, cosine } kind = Kind::constant;
   float base_lr = 0.01f;
-  std::int64_t step_size = 1;              // step: decay every step_size epochs
-  std::vector<std::int64_t> milestones;    // multistep: decay at these epochs (sorted)
-  float gamma = 0.1f;                      // step, multistep: factor per decay
-  std::vector<double> factors;             // piecewise: base_lr * factors[i] from milestones[i] on
-                                           // (Keras-style lr_schedule functions)
-  std::int64_t t_max = 1;                  // cosine: epochs of the half period
-  float eta_min = 0.0f;                    // cosine: the floor
+  std::int64_t step_size = 1;            // step: decay every step_size epochs
+  std::vector<std::int64_t> milestones;  // multistep: decay at these epochs (sorted)
+  float gamma = 0.1f;                    // step, multistep: factor per decay
+  std::vector<double> factors;           // piecewise: base_lr * factors[i] from milestones[i] on
+                                         // (Keras-style lr_schedule functions)
+  std::int64_t t_max = 1;                // cosine: epochs of the half period
+  float eta_min = 0.0f;                  // cosine: the floor
 
   float lr(std::int64_t epoch) const;
   std::string describe() const;

@@ -88,24 +88,30 @@ Allocator& allocator_for(Device d) { return d == Device::cpu ? cpu_allocator() :
 Device parse_device(std::string_view s, const char* what) {
   if (s == "cpu") return Device::cpu;
   if (s == "cuda") return Device::cuda;
-  throw std::invalid_argument(std::string(what) + ": unknown device '" + std::string(s) + "' (expected cpu or cuda)");
+  throw std::invalid_argument(std::string(what) + ": unknown device '" + std::string(s) +
+                              "' (expected cpu or cuda)");
 }
 
 namespace {
 // Copies `bytes` from src (on device `from`) to dst (on device `to`).
 void copy_between(void* dst, Device to, const void* src, Device from, std::size_t bytes) {
   if (bytes == 0) return;
-  if (from == Device::cpu && to == Device::cpu) std::memcpy(dst, src, bytes);
-  else if (from == Device::cpu) gpu::copy_to_device(dst, src, bytes);
-  else if (to == Device::cpu) gpu::copy_to_host(dst, src, bytes);
-  else gpu::copy_on_device(dst, src, bytes);
+  if (from == Device::cpu && to == Device::cpu)
+    std::memcpy(dst, src, bytes);
+  else if (from == Device::cpu)
+    gpu::copy_to_device(dst, src, bytes);
+  else if (to == Device::cpu)
+    gpu::copy_to_host(dst, src, bytes);
+  else
+    gpu::copy_on_device(dst, src, bytes);
 }
 
 void check_host(const Tensor& t, const char* what) {
   if (t.device() != Device::cpu)
-    throw std::invalid_argument(std::string(what) + " of a tensor on " + std::string(device_name(t.device())) +
-                                ": copy it to the host with to(Device::cpu), or use data_f32() / data_i32() for "
-                                "the device pointer");
+    throw std::invalid_argument(
+        std::string(what) + " of a tensor on " + std::string(device_name(t.device())) +
+        ": copy it to the host with to(Device::cpu), or use data_f32() / data_i32() for "
+        "the device pointer");
 }
 }  // namespace
 
@@ -129,7 +135,8 @@ std::int64_t shape_numel(const Shape& s) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Allocator& a) {
   for (auto d : shape)
-    if (d < 0) throw std::invalid_argument("tensor shape " + shape_str(shape) + " has a negative size");
+    if (d < 0)
+      throw std::invalid_argument("tensor shape " + shape_str(shape) + " has a negative size");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), a);
   impl->shape = shape;
@@ -179,7 +186,8 @@ std::int64_t Tensor::dim(int i) const {
   const int n = ndim();
   const int j = i < 0 ? i + n : i;
   if (j < 0 || j >= n)
-    throw std::out_of_range("dim " + std::to_string(i) + " of a tensor of shape " + shape_str(shape()));
+    throw std::out_of_range("dim " + std::to_string(i) + " of a tensor of shape " +
+                            shape_str(shape()));
   return shape()[j];
 }
 
@@ -213,7 +221,8 @@ std::int32_t* Tensor::data_i32() const {
 }
 
 float Tensor::item() const {
-  if (numel() != 1) throw std::invalid_argument("item() of a tensor of shape " + shape_str(shape()));
+  if (numel() != 1)
+    throw std::invalid_argument("item() of a tensor of shape " + shape_str(shape()));
   check_dtype(*this, DType::f32, "item()");
   float v = 0.0f;
   copy_between(&v, Device::cpu, impl().storage->data, device(), sizeof v);
@@ -223,7 +232,8 @@ float Tensor::item() const {
 Tensor Tensor::to(Device d) const {
   if (device() == d) return *this;
   Tensor t = empty(shape(), dtype(), allocator_for(d));
-  copy_between(t.impl().storage->data, d, impl().storage->data, device(), numel() * dtype_size(dtype()));
+  copy_between(t.impl().storage->data, d, impl().storage->data, device(),
+               numel() * dtype_size(dtype()));
   return t;
 }
 
@@ -240,7 +250,8 @@ Tensor Tensor::view(Shape shape) const {
   int infer = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      if (infer >= 0) throw std::invalid_argument("view " + shape_str(shape) + ": more than one -1");
+      if (infer >= 0)
+        throw std::invalid_argument("view " + shape_str(shape) + ": more than one -1");
       infer = static_cast<int>(i);
     } else {
       known *= shape[i];
@@ -259,7 +270,8 @@ Tensor Tensor::view(Shape shape) const {
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), dtype(), allocator_for(device()));
-  copy_between(t.impl().storage->data, device(), impl().storage->data, device(), numel() * dtype_size(dtype()));
+  copy_between(t.impl().storage->data, device(), impl().storage->data, device(),
+               numel() * dtype_size(dtype()));
   return t;
 }
 
@@ -297,8 +309,9 @@ Device same_device(std::initializer_list<Tensor> ts, const char* what) {
   for (const Tensor& t : ts) {
     if (!t.defined()) continue;
     if (seen && t.device() != d)
-      throw std::invalid_argument(std::string(what) + ": inputs on different devices (" + std::string(device_name(d)) +
-                                  " and " + std::string(device_name(t.device())) + "); move them with to()");
+      throw std::invalid_argument(std::string(what) + ": inputs on different devices (" +
+                                  std::string(device_name(d)) + " and " +
+                                  std::string(device_name(t.device())) + "); move them with to()");
     d = t.device();
     seen = true;
   }

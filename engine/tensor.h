@@ -40,7 +40,7 @@ struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
   DType dtype = DType::f32;
-  bool requires_grad = false;     // a leaf the user asked gradients for, or an op output on the tape
+  bool requires_grad = false;  // a leaf the user asked gradients for, or an op output on the tape
   std::shared_ptr<TensorImpl> grad;  // filled by backward (see engine/autograd.h for the rule)
 };
 

@@ -16,7 +16,6 @@
 
 namespace detdl {
 
-
 std::string weight_hash(const Module& m) {
   Fnv1a64 h;
   for (const auto& p : m.parameters()) h.update_tensor(p.name, p.tensor);
@@ -94,7 +93,8 @@ void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vecto
 
 }  // namespace
 
-EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics, std::int64_t eval_batch) {
+EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
+                         std::int64_t eval_batch) {
   NoGradGuard ng;
   const Device dev = model.device();
   const bool was_training = model.training();
@@ -149,7 +149,8 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
   return r;
 }
 
-std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss, std::int64_t eval_batch) {
+std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
+                                 std::int64_t eval_batch) {
   const EvalResult r = evaluate_full(model, data, loss, /*metrics=*/false, eval_batch);
   return {r.loss, r.accuracy};
 }
@@ -201,7 +202,8 @@ TrainResult Trainer::fit(const Dataset& train, const Dataset* test, bool resume,
   return fit(train, EvalSets{test, nullptr}, resume, on_epoch);
 }
 
-std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& shape, EpochProgress& prog) {
+std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& shape,
+                            EpochProgress& prog) {
   // Initialisation and restoring run on the host (a caller may have moved the model).
   model_.to(Device::cpu);
   opt_.to(Device::cpu);
@@ -211,8 +213,8 @@ std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& sha
   return -1;
 }
 
-float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count, std::int64_t step,
-                          std::int64_t epoch, EpochProgress& prog) {
+float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count,
+                          std::int64_t step, std::int64_t epoch, EpochProgress& prog) {
   const Device dev = cfg_.device;
   Tensor xb = gather_rows(train.x, rows, count);
   Tensor yb = gather_rows(train.y, rows, count);
@@ -244,12 +246,13 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   return data_loss;
 }
 
-EpochStats Trainer::end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
-                              std::chrono::steady_clock::time_point began) {
+EpochStats Trainer::end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog,
+                              const EvalSets& evals, std::chrono::steady_clock::time_point began) {
   EpochStats st;
   st.epoch = epoch;
-  st.train_loss = canonical_sum(prog.batch_losses.data(), static_cast<std::int64_t>(prog.batch_losses.size())) /
-                  static_cast<float>(prog.batch_losses.size());
+  st.train_loss =
+      canonical_sum(prog.batch_losses.data(), static_cast<std::int64_t>(prog.batch_losses.size())) /
+      static_cast<float>(prog.batch_losses.size());
   st.train_accuracy = static_cast<float>(prog.correct) / static_cast<float>(rows);
   if (cfg_.metrics && prog.metrics.samples() > 0) {
     const auto m = prog.metrics.result();
@@ -276,8 +279,8 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   const std::int64_t n = train.size();
   if (n == 0) throw std::invalid_argument("the training set is empty");
   if (train.y.dim(0) != n)
-    throw std::invalid_argument("inputs and targets differ in length: " + std::to_string(n) + " vs " +
-                                std::to_string(train.y.dim(0)));
+    throw std::invalid_argument("inputs and targets differ in length: " + std::to_string(n) +
+                                " vs " + std::to_string(train.y.dim(0)));
   cpu::set_num_threads(cfg_.threads);
   RunContext ctx = cfg_.context;
   ctx.dropout_seed = cfg_.dropout_seed;
@@ -291,7 +294,8 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   const std::int64_t restored = start(resume, identity, shape, prog);
   result.resumed = restored >= 0;
   std::int64_t step = std::max<std::int64_t>(restored, 0);
-  result.first_step = result.steps = step;  // a resumed run that is already complete reports where it is
+  result.first_step = result.steps =
+      step;  // a resumed run that is already complete reports where it is
   auto save = [&] {
     if (!cfg_.checkpoint_path.empty())
       save_training_checkpoint(cfg_.checkpoint_path, model_, opt_, step, prog, identity);
@@ -313,12 +317,14 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     }
     const std::int64_t epoch = step / spe, first = (step % spe) * cfg_.batch_size;
     if (order_epoch != epoch) order = epoch_order(n, cfg_, order_epoch = epoch);
-    const float loss = train_step(train, order.data() + first, std::min(cfg_.batch_size, n - first), step, epoch, prog);
+    const float loss = train_step(train, order.data() + first, std::min(cfg_.batch_size, n - first),
+                                  step, epoch, prog);
     if (!std::isfinite(loss)) ++result.nonfinite_loss_steps;
     result.steps = ++step;
     if (cfg_.step_hashes) result.step_hashes.push_back(weight_hash(model_));
     if (cfg_.on_step)
-      cfg_.on_step(StepProgress{step, shape.total_steps, spe, result.first_step, seconds_since(t_start), cfg_.batch_size});
+      cfg_.on_step(StepProgress{step, shape.total_steps, spe, result.first_step,
+                                seconds_since(t_start), cfg_.batch_size});
     if (step % spe == 0) {  // epoch end
       result.epochs.push_back(end_epoch(epoch, n, prog, evals, t_epoch));
       t_epoch = std::chrono::steady_clock::now();

@@ -25,15 +25,14 @@
 
 namespace detdl {
 
-
 // Where a run is, for progress displays.
 struct StepProgress {
-  std::int64_t step = 0;             // steps done, from the run's start (a resumed run starts past 0)
+  std::int64_t step = 0;  // steps done, from the run's start (a resumed run starts past 0)
   std::int64_t total_steps = 0;
   std::int64_t steps_per_epoch = 0;
-  std::int64_t first_step = 0;       // where this call started (resume)
-  double seconds = 0.0;              // since this call started training
-  std::int64_t rows_per_step = 0;    // batch size
+  std::int64_t first_step = 0;     // where this call started (resume)
+  double seconds = 0.0;            // since this call started training
+  std::int64_t rows_per_step = 0;  // batch size
 };
 
 struct TrainConfig {
@@ -51,19 +50,20 @@ struct TrainConfig {
   // rows[b], in epoch `epoch`. It must draw only from (its seed, epoch, sample index) so
   // that a run stays a pure function of its config (docs/determinism.md, "Randomness").
   std::function<void(Tensor& xb, const std::int64_t* rows, std::int64_t epoch)> augment;
-  bool metrics = true;         // the BUTTER series and per-class accuracy each epoch
-  bool step_hashes = false;    // record the weight hash after every step (divergence studies)
+  bool metrics = true;       // the BUTTER series and per-class accuracy each epoch
+  bool step_hashes = false;  // record the weight hash after every step (divergence studies)
   bool shuffle = true;
-  RunContext context;          // determinism level per op family
+  RunContext context;  // determinism level per op family
   // Where the steps run. Device::cuda: the model is initialised (or restored) on the host,
   // moved to the GPU for the run and moved back when fit returns; the data set stays on
   // the host, each batch is gathered (and augmented) there and copied over; the metrics
   // are computed on the host from the outputs copied back.
   Device device = Device::cpu;
   int threads = 1;
-  std::string checkpoint_path;           // empty: none
-  std::int64_t checkpoint_every = 0;     // steps between checkpoints (0: at epoch ends only)
-  std::int64_t stop_after_steps = -1;    // stop (after checkpointing) once this many steps are done (0: before the first)
+  std::string checkpoint_path;        // empty: none
+  std::int64_t checkpoint_every = 0;  // steps between checkpoints (0: at epoch ends only)
+  std::int64_t stop_after_steps =
+      -1;  // stop (after checkpointing) once this many steps are done (0: before the first)
   // Settings outside this config that decide the run's bits (the data set, the net, ...),
   // by experiment field: written into checkpoints with the config's own (engine/train_checkpoint.h)
   // and compared on resume.
@@ -71,7 +71,6 @@ struct TrainConfig {
   // Called after every step (progress display); cheap callers only.
   std::function<void(const StepProgress&)> on_step;
 };
-
 
 using MetricValues = std::array<double, kMetricCount>;
 
@@ -89,10 +88,10 @@ struct EpochStats {
   float train_loss = 0.0f;  // mean of the epoch's batch losses (canonical sum / batches)
   float train_accuracy = 0.0f;
   MetricValues train_metrics{};  // running means over the epoch's batches (Keras semantics)
-  float test_loss = 0.0f;   // over the whole test set, eval mode
+  float test_loss = 0.0f;        // over the whole test set, eval mode
   float test_accuracy = 0.0f;
-  EvalResult test;          // full evaluation of the test set (when one is given)
-  EvalResult validation;    // and of the validation set (when one is given)
+  EvalResult test;        // full evaluation of the test set (when one is given)
+  EvalResult validation;  // and of the validation set (when one is given)
   bool has_test = false, has_validation = false;
   double seconds = 0.0;        // training and evaluation
   double train_seconds = 0.0;  // the epoch's steps only
@@ -114,7 +113,7 @@ struct TrainResult {
   // starts at its checkpoint's step: first_step says which).
   std::vector<std::string> step_hashes;
   std::int64_t first_step = 0;
-  bool resumed = false;     // restored from the checkpoint (at first_step)
+  bool resumed = false;  // restored from the checkpoint (at first_step)
   // Steps whose training loss was not finite (NaN/Inf): the run goes on, so that a study
   // sees a diverged run as one (its series say how many values are finite).
   std::int64_t nonfinite_loss_steps = 0;
@@ -149,11 +148,11 @@ class Trainer {
   std::int64_t start(bool resume, const Identity& id, const RunShape& shape, EpochProgress& prog);
   // One step on the `count` training rows `rows` (in epoch `epoch`): forward, loss,
   // penalties, backward, update; adds the batch to `prog`. Returns the data loss.
-  float train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count, std::int64_t step,
-                   std::int64_t epoch, EpochProgress& prog);
+  float train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count,
+                   std::int64_t step, std::int64_t epoch, EpochProgress& prog);
   // The epoch's summary: training series from `prog`, evaluation of the held-out sets.
-  EpochStats end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
-                       std::chrono::steady_clock::time_point began);
+  EpochStats end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog,
+                       const EvalSets& evals, std::chrono::steady_clock::time_point began);
 
   Module& model_;
   TrainConfig cfg_;

@@ -84,24 +84,30 @@ void put_identity(std::map<std::string, std::string>& meta, const Identity& id) 
   for (const auto& [k, v] : id) meta["id." + k] = v;
 }
 
-void check_identity(const std::string& path, const std::map<std::string, std::string>& meta, const Identity& want) {
+void check_identity(const std::string& path, const std::map<std::string, std::string>& meta,
+                    const Identity& want) {
   std::string diffs, missing;
   for (const auto& [k, v] : want) {
     auto it = meta.find("id." + k);
     if (it == meta.end()) {
       missing += (missing.empty() ? "" : ", ") + k;
     } else if (it->second != v) {
-      diffs += "\n  " + k + ": checkpoint " + (it->second.empty() ? "(none)" : it->second) + ", this run " +
-               (v.empty() ? "(none)" : v);
+      diffs += "\n  " + k + ": checkpoint " + (it->second.empty() ? "(none)" : it->second) +
+               ", this run " + (v.empty() ? "(none)" : v);
     }
   }
   if (!missing.empty())
     refuse(path, "it does not record " + missing +
-                     " (written by an older detdl or another tool), so this run cannot be shown to match it");
+                     " (written by an older detdl or another tool), so this run cannot be shown to "
+                     "match it");
   if (!diffs.empty())
-    refuse(path, "this run's settings differ from the run that wrote it, and resuming would give bits that "
-                 "match neither:" + diffs +
-                 "\nResume with the checkpoint's settings (only --epochs may be raised), or start a new checkpoint.");
+    refuse(
+        path,
+        "this run's settings differ from the run that wrote it, and resuming would give bits that "
+        "match neither:" +
+            diffs +
+            "\nResume with the checkpoint's settings (only --epochs may be raised), or start a new "
+            "checkpoint.");
 }
 
 std::int64_t metadata_int(const std::string& path, const TensorFile& f, const std::string& key) {
@@ -116,24 +122,28 @@ std::int64_t metadata_int(const std::string& path, const TensorFile& f, const st
 }
 
 ResumePosition check_position(const std::string& path, const TensorFile& f, std::int64_t rows,
-                              std::int64_t batch_size, std::int64_t steps_per_epoch, std::int64_t total_steps) {
+                              std::int64_t batch_size, std::int64_t steps_per_epoch,
+                              std::int64_t total_steps) {
   ResumePosition p;
   p.step = metadata_int(path, f, "train.step");
   if (p.step < 0) refuse(path, "metadata train.step is " + std::to_string(p.step) + ", negative");
   if (p.step > total_steps)
-    refuse(path, "metadata train.step is " + std::to_string(p.step) + ", past this run's last step " +
-                     std::to_string(total_steps) + " (" + std::to_string(steps_per_epoch) +
+    refuse(path, "metadata train.step is " + std::to_string(p.step) +
+                     ", past this run's last step " + std::to_string(total_steps) + " (" +
+                     std::to_string(steps_per_epoch) +
                      " steps per epoch); raise --epochs to train further");
   const std::int64_t optim_steps = metadata_int(path, f, "optim.steps");
   if (optim_steps != p.step)
     refuse(path, "metadata optim.steps is " + std::to_string(optim_steps) + " but train.step is " +
                      std::to_string(p.step) + " (the optimizer steps once per training step)");
   const std::int64_t batch = p.step % steps_per_epoch;
-  const std::int64_t seen = std::min(rows, batch * batch_size);  // rows of this epoch already trained on
+  const std::int64_t seen =
+      std::min(rows, batch * batch_size);  // rows of this epoch already trained on
   p.epoch_correct = metadata_int(path, f, "train.epoch_correct");
   if (p.epoch_correct < 0 || p.epoch_correct > seen)
-    refuse(path, "metadata train.epoch_correct is " + std::to_string(p.epoch_correct) + ", outside [0, " +
-                     std::to_string(seen) + "] (rows of the epoch seen at step " + std::to_string(p.step) + ")");
+    refuse(path, "metadata train.epoch_correct is " + std::to_string(p.epoch_correct) +
+                     ", outside [0, " + std::to_string(seen) +
+                     "] (rows of the epoch seen at step " + std::to_string(p.step) + ")");
   const Tensor* bl = f.find("train.batch_losses");
   if (!bl) refuse(path, "no tensor train.batch_losses");
   if (bl->dtype() != DType::f32 || bl->ndim() != 1 || bl->dim(0) != batch)
@@ -144,13 +154,15 @@ ResumePosition check_position(const std::string& path, const TensorFile& f, std:
 }
 
 void save_training_checkpoint(const std::string& path, const Module& model, const Optimizer& opt,
-                              std::int64_t step, const EpochProgress& progress, const Identity& id) {
+                              std::int64_t step, const EpochProgress& progress,
+                              const Identity& id) {
   TensorFile f;
   for (const auto& p : model.parameters()) f.tensors.emplace_back("model." + p.name, p.tensor);
   for (const auto& b : model.buffers()) f.tensors.emplace_back("model." + b.name, b.tensor);
   for (auto& [name, t] : opt.state()) f.tensors.emplace_back("optim." + name, t);
   const auto& losses = progress.batch_losses;
-  f.tensors.emplace_back("train.batch_losses", Tensor::from_vector({static_cast<std::int64_t>(losses.size())}, losses));
+  f.tensors.emplace_back("train.batch_losses",
+                         Tensor::from_vector({static_cast<std::int64_t>(losses.size())}, losses));
   for (int m = 0; m < kMetricCount; ++m) {
     const auto& v = progress.metrics.values(static_cast<Metric>(m));
     f.tensors.emplace_back("train.metrics." + std::string(metric_name(static_cast<Metric>(m))),
@@ -168,31 +180,36 @@ void save_training_checkpoint(const std::string& path, const Module& model, cons
 }
 
 std::int64_t restore_training_checkpoint(const std::string& path, Module& model, Optimizer& opt,
-                                         EpochProgress& progress, const Identity& id, const RunShape& shape) {
+                                         EpochProgress& progress, const Identity& id,
+                                         const RunShape& shape) {
   // Every field is checked before anything is trusted: a checkpoint that was edited, comes
   // from another run, or disagrees with itself is refused with the field named, never
   // resumed into bits that match no run.
   const TensorFile f = load_safetensors(path);
   if (!f.metadata.count(kMetaCrcKey) || !f.metadata.count(kDataCrcKey))
-    refuse(path, "it carries no CRC of its data and metadata (written by an older detdl or another tool)");
+    refuse(
+        path,
+        "it carries no CRC of its data and metadata (written by an older detdl or another tool)");
   check_identity(path, f.metadata, id);
-  const ResumePosition pos =
-      check_position(path, f, shape.rows, shape.batch_size, shape.steps_per_epoch, shape.total_steps);
+  const ResumePosition pos = check_position(path, f, shape.rows, shape.batch_size,
+                                            shape.steps_per_epoch, shape.total_steps);
 
   const auto params = model.parameters(), buffers = model.buffers();
   std::size_t model_tensors = 0;
   for (const auto& [name, t] : f.tensors) model_tensors += name.rfind("model.", 0) == 0;
   if (model_tensors != params.size() + buffers.size())
     throw std::runtime_error("checkpoint " + path + ": holds " + std::to_string(model_tensors) +
-                             " model tensors, this net has " + std::to_string(params.size() + buffers.size()) +
-                             " (another net?)");
+                             " model tensors, this net has " +
+                             std::to_string(params.size() + buffers.size()) + " (another net?)");
   auto restore = [&](const NamedTensor& p) {
     const Tensor* t = f.find("model." + p.name);
     if (!t) throw std::runtime_error("checkpoint " + path + ": no tensor model." + p.name);
     if (t->shape() != p.tensor.shape() || t->dtype() != p.tensor.dtype())
-      throw std::runtime_error("checkpoint " + path + ": model." + p.name + " has shape " + shape_str(t->shape()) +
-                               ", the model needs " + shape_str(p.tensor.shape()));
-    std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data, t->numel() * dtype_size(t->dtype()));
+      throw std::runtime_error("checkpoint " + path + ": model." + p.name + " has shape " +
+                               shape_str(t->shape()) + ", the model needs " +
+                               shape_str(p.tensor.shape()));
+    std::memcpy(p.tensor.impl().storage->data, t->impl().storage->data,
+                t->numel() * dtype_size(t->dtype()));
   };
   for (const auto& p : params) restore(p);
   for (const auto& b : buffers) restore(b);
@@ -200,15 +217,16 @@ std::int64_t restore_training_checkpoint(const std::string& path, Module& model,
   if (hash_it == f.metadata.end()) refuse(path, "no metadata model.hash");
   const std::string hash = weight_hash(model);
   if (hash_it->second != hash)
-    refuse(path, "its weights hash to " + hash + ", but metadata model.hash says " + hash_it->second +
-                     " (the weights were changed)");
+    refuse(path, "its weights hash to " + hash + ", but metadata model.hash says " +
+                     hash_it->second + " (the weights were changed)");
   opt.load_state(f, "optim.", pos.step);
 
   progress = EpochProgress{};
   progress.correct = pos.epoch_correct;
   progress.batch_losses = pos.batch_losses;
   // Each metric holds one value per row seen this epoch, or none (written without metrics).
-  const std::int64_t seen = std::min(shape.rows, (pos.step % shape.steps_per_epoch) * shape.batch_size);
+  const std::int64_t seen =
+      std::min(shape.rows, (pos.step % shape.steps_per_epoch) * shape.batch_size);
   std::array<std::vector<float>, kMetricCount> values;
   for (int m = 0; m < kMetricCount; ++m) {
     const std::string name = "train.metrics." + std::string(metric_name(static_cast<Metric>(m)));
@@ -217,8 +235,9 @@ std::int64_t restore_training_checkpoint(const std::string& path, Module& model,
     values[m] = t->to_vector();
     const auto have = static_cast<std::int64_t>(values[m].size());
     if (have != seen && !(have == 0 && !shape.metrics))
-      refuse(path, "tensor " + name + " holds " + std::to_string(have) + " values, expected " + std::to_string(seen) +
-                       " (rows of the epoch seen at step " + std::to_string(pos.step) + ")");
+      refuse(path, "tensor " + name + " holds " + std::to_string(have) + " values, expected " +
+                       std::to_string(seen) + " (rows of the epoch seen at step " +
+                       std::to_string(pos.step) + ")");
   }
   if (seen > 0 && shape.metrics) {
     try {

@@ -50,8 +50,8 @@ void save_training_checkpoint(const std::string& path, const Module& model, cons
 // the weights against model.hash); returns the step to continue from. Throws
 // std::runtime_error naming the file and the field; the model may be half-restored then.
 std::int64_t restore_training_checkpoint(const std::string& path, Module& model, Optimizer& opt,
-                                         EpochProgress& progress, const Identity& id, const RunShape& shape);
-
+                                         EpochProgress& progress, const Identity& id,
+                                         const RunShape& shape);
 
 // The identity of a training config (cfg.identity, the caller's extra fields, included).
 Identity training_identity(const TrainConfig& cfg);
@@ -61,7 +61,8 @@ void put_identity(std::map<std::string, std::string>& meta, const Identity& id);
 
 // Throws std::runtime_error naming the checkpoint and every field whose value differs
 // (with both values), or that the checkpoint lacks.
-void check_identity(const std::string& path, const std::map<std::string, std::string>& meta, const Identity& want);
+void check_identity(const std::string& path, const std::map<std::string, std::string>& meta,
+                    const Identity& want);
 
 // The shortest decimal that reads back as the same float ("0.05", not "0.0500000007").
 std::string exact_float(float v);
@@ -77,7 +78,8 @@ struct ResumePosition {
 // rows: training rows; steps_per_epoch, total_steps: this run's; metrics_samples: the
 // number of per-sample metric values stored (every metric the same; -1: none stored).
 ResumePosition check_position(const std::string& path, const TensorFile& f, std::int64_t rows,
-                              std::int64_t batch_size, std::int64_t steps_per_epoch, std::int64_t total_steps);
+                              std::int64_t batch_size, std::int64_t steps_per_epoch,
+                              std::int64_t total_steps);
 
 // An integer metadata field, refused with the file and field named when missing or not
 // an integer (trailing characters and overflow included).

@@ -25,9 +25,10 @@ inline std::string temp_dir() {
 // extra suffixes given, e.g. SQLite's -wal and -shm) by the destructor.
 class TempFile {
  public:
-  TempFile(const char* harness, const std::uint8_t* data, std::size_t size, const std::string& suffix,
-           std::vector<std::string> extra = {})
-      : path_(temp_dir() + "/detdl-fuzz-" + harness + "-" + std::to_string(getpid()) + suffix), extra_(std::move(extra)) {
+  TempFile(const char* harness, const std::uint8_t* data, std::size_t size,
+           const std::string& suffix, std::vector<std::string> extra = {})
+      : path_(temp_dir() + "/detdl-fuzz-" + harness + "-" + std::to_string(getpid()) + suffix),
+        extra_(std::move(extra)) {
     std::FILE* f = std::fopen(path_.c_str(), "wb");
     // A harness that cannot write its input tests nothing: stop loudly, not silently.
     if (!f || (size && std::fwrite(data, 1, size, f) != size) || std::fclose(f) != 0) {
@@ -50,13 +51,12 @@ class TempFile {
 };
 
 // A broken invariant of a loader's result (not an expected error): report it as a crash.
-#define DETDL_FUZZ_CHECK(cond)                                                     \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      std::fprintf(stderr, "fuzz: invariant failed: %s (%s:%d)\n", #cond, __FILE__, \
-                   __LINE__);                                                      \
-      std::abort();                                                                \
-    }                                                                              \
+#define DETDL_FUZZ_CHECK(cond)                                                                 \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      std::fprintf(stderr, "fuzz: invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 }  // namespace detdl::fuzz

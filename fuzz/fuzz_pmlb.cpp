@@ -11,7 +11,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   using detdl::data::Task;
-  const std::optional<Task> tasks[] = {std::nullopt, Task::regression, Task::binary, Task::multiclass};
+  const std::optional<Task> tasks[] = {std::nullopt, Task::regression, Task::binary,
+                                       Task::multiclass};
   const std::optional<Task> task = tasks[data[0] % 4];
   const detdl::fuzz::TempFile file("pmlb", data + 1, size - 1, ".tsv");
   try {
@@ -21,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     DETDL_FUZZ_CHECK(t.input_columns.size() == static_cast<std::size_t>(t.n_inputs));
     // Every prepared input is 0/1 or min-max scaled: in [0, 1].
     const float* x = t.all.x.f32();
-    for (std::int64_t i = 0; i < t.all.x.numel(); ++i) DETDL_FUZZ_CHECK(x[i] >= 0.0f && x[i] <= 1.0f);
+    for (std::int64_t i = 0; i < t.all.x.numel(); ++i)
+      DETDL_FUZZ_CHECK(x[i] >= 0.0f && x[i] <= 1.0f);
     if (t.task == Task::multiclass) {
       const std::int32_t* y = t.all.y.i32();
       for (std::int64_t i = 0; i < n; ++i) DETDL_FUZZ_CHECK(y[i] >= 0 && y[i] < t.n_outputs);

@@ -28,11 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::vector<detdl::variance::StoredRun> runs;
       expect_clean([&] { runs = store.runs(study); });
       for (const auto& run : runs) {
-        for (std::size_t i = 0; i < run.epochs.size(); ++i) DETDL_FUZZ_CHECK(run.epochs[i].epoch == static_cast<std::int64_t>(i) + 1);
+        for (std::size_t i = 0; i < run.epochs.size(); ++i)
+          DETDL_FUZZ_CHECK(run.epochs[i].epoch == static_cast<std::int64_t>(i) + 1);
         expect_clean([&] { (void)store.run(run.key); });
         expect_clean([&] { (void)store.record(run.key); });
         expect_clean([&] { (void)store.weights(run.key); });
-        expect_clean([&] { (void)store.predictions_at(run.key, static_cast<std::int64_t>(run.epochs.size())); });
+        expect_clean([&] {
+          (void)store.predictions_at(run.key, static_cast<std::int64_t>(run.epochs.size()));
+        });
         expect_clean([&] { (void)store.predictions_at(run.key, 1); });
       }
     }

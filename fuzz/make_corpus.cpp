@@ -27,7 +27,8 @@ fs::path root;
 
 void put(const std::string& harness, const std::string& name, const Bytes& bytes) {
   fs::create_directories(root / harness);
-  std::ofstream(root / harness / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(root / harness / name, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 Bytes read(const fs::path& p) {
@@ -81,7 +82,8 @@ Bytes cifar_record(const std::vector<std::uint8_t>& labels) {
 void make_cifar() {
   // First byte: 0 CIFAR-10, 1 CIFAR-100 fine, 2 CIFAR-100 coarse.
   put("fuzz_cifar", "cifar10-1", "\x00" + cifar_record({3}));
-  put("fuzz_cifar", "cifar100-fine-2.gz", "\x01" + gzip(cifar_record({4, 99}) + cifar_record({19, 0})));
+  put("fuzz_cifar", "cifar100-fine-2.gz",
+      "\x01" + gzip(cifar_record({4, 99}) + cifar_record({19, 0})));
   put("fuzz_cifar", "cifar100-coarse-1", "\x02" + cifar_record({19, 55}));
   put("fuzz_cifar", "cifar10-bad-label", Bytes(1, '\0') + cifar_record({10}));
   put("fuzz_cifar", "cifar10-truncated", Bytes(1, '\0') + cifar_record({1}).substr(0, 3000));
@@ -90,15 +92,18 @@ void make_cifar() {
 
 void make_pmlb() {
   // First byte: 0 inferred, 1 regression, 2 binary, 3 multiclass.
-  const Bytes small = "a\tb\tcolor\ttarget\n1\t0.5\tred\t0\n2\t0.5\tblue\t1\n3\t1.5\tred\t0\n2\t2.5\tgreen\t1\n";
+  const Bytes small =
+      "a\tb\tcolor\ttarget\n1\t0.5\tred\t0\n2\t0.5\tblue\t1\n3\t1.5\tred\t0\n2\t2.5\tgreen\t1\n";
   put("fuzz_pmlb", "binary", "\x00" + small);
   put("fuzz_pmlb", "binary.gz", "\x02" + gzip(small));
   Bytes reg = "x\ty\ttarget\n";
   for (int i = 0; i < 24; ++i)
-    reg += std::to_string(i * 1.25) + "\t" + std::to_string(i % 3) + "\t" + std::to_string(i * i - 7) + "e-1\n";
+    reg += std::to_string(i * 1.25) + "\t" + std::to_string(i % 3) + "\t" +
+           std::to_string(i * i - 7) + "e-1\n";
   put("fuzz_pmlb", "regression", Bytes(1, '\0') + reg);
   put("fuzz_pmlb", "regression-forced", "\x01" + reg);
-  put("fuzz_pmlb", "multiclass", Bytes(1, '\3') + "f\tg\ttarget\n+1\t x \tcat\n6.0\ty\tdog\n6\tz\tbird\r\n-1e300\tx\tcat\n");
+  put("fuzz_pmlb", "multiclass",
+      Bytes(1, '\3') + "f\tg\ttarget\n+1\t x \tcat\n6.0\ty\tdog\n6\tz\tbird\r\n-1e300\tx\tcat\n");
   put("fuzz_pmlb", "ragged", Bytes(1, '\0') + "a\ttarget\n1\t2\t3\n");
   put("fuzz_pmlb", "nan-cell", Bytes(1, '\0') + "a\ttarget\n1\t0\nnan\t1\n3\t1\n");
   put("fuzz_pmlb", "empty-cell", Bytes(1, '\0') + "a\ttarget\n1\t0\n\t1\n");
@@ -141,28 +146,37 @@ experiment = { epochs = 2 }
 void make_studies() {
   put("fuzz_study_toml", "grid.toml", kStudyToml);
   put("fuzz_study_toml", "preset.toml",
-      "name = \"p\"\n[experiment]\npreset = \"lenet5\"\nepochs = 1\n\n[[setting]]\nname = \"a\"\nvary = [\"order\", \"init\"]\n"
+      "name = \"p\"\n[experiment]\npreset = \"lenet5\"\nepochs = 1\n\n[[setting]]\nname = "
+      "\"a\"\nvary = [\"order\", \"init\"]\n"
       "device = \"cpu\"\nimplementation = \"own\"\n");
-  put("fuzz_study_toml", "bad-level.toml", "name = \"b\"\n[[setting]]\nname = \"a\"\nlevel = \"fastest\"\n");
-  put("fuzz_study_toml", "date.toml", "name = \"d\"\nwhen = 1979-05-27T07:32:00Z\n[[setting]]\nname = \"a\"\n");
+  put("fuzz_study_toml", "bad-level.toml",
+      "name = \"b\"\n[[setting]]\nname = \"a\"\nlevel = \"fastest\"\n");
+  put("fuzz_study_toml", "date.toml",
+      "name = \"d\"\nwhen = 1979-05-27T07:32:00Z\n[[setting]]\nname = \"a\"\n");
   put("fuzz_study_toml", "syntax.toml", "name = \"s\"\n[[setting]\nname = 'a'\n");
 
-  const json grid = {{"name", "fuzz"},
-                     {"repetitions", 2},
-                     {"selection", {"best_acc"}},
-                     {"experiment", {{"net", "mlp:16"}, {"data", "blobs"}, {"epochs", 2}, {"schedule", {{"lr", 0.05}}}}},
-                     {"grid", {{"schedule.lr", {0.1, 0.01}}, {"threads", {1, 2}}}},
-                     {"setting", {{{"name", "a"}}, {{"name", "b"}, {"level", "repeatable"}, {"vary", {"all"}}}}}};
+  const json grid = {
+      {"name", "fuzz"},
+      {"repetitions", 2},
+      {"selection", {"best_acc"}},
+      {"experiment",
+       {{"net", "mlp:16"}, {"data", "blobs"}, {"epochs", 2}, {"schedule", {{"lr", 0.05}}}}},
+      {"grid", {{"schedule.lr", {0.1, 0.01}}, {"threads", {1, 2}}}},
+      {"setting", {{{"name", "a"}}, {{"name", "b"}, {"level", "repeatable"}, {"vary", {"all"}}}}}};
   put("fuzz_study_json", "grid.json", grid.dump(1));
   put("fuzz_study_json", "preset.json",
-      json{{"name", "p"}, {"experiment", {{"preset", "resnet20"}}}, {"setting", {{{"name", "x"}, {"fast_ops", {"conv_wgrad"}}}}}}.dump());
+      json{{"name", "p"},
+           {"experiment", {{"preset", "resnet20"}}},
+           {"setting", {{{"name", "x"}, {"fast_ops", {"conv_wgrad"}}}}}}
+          .dump());
   put("fuzz_study_json", "unknown-field.json", R"({"name":"u","settings":[{"name":"a"}]})");
   put("fuzz_study_json", "not-json.json", "{\"name\": \"n\", \"setting\": [");
 }
 
 void make_experiments() {
   for (const std::string& name : detdl::nets::preset_names())
-    put("fuzz_experiment_json", "preset-" + name + ".json", detdl::nets::to_json(detdl::nets::preset(name)).dump(1));
+    put("fuzz_experiment_json", "preset-" + name + ".json",
+        detdl::nets::to_json(detdl::nets::preset(name)).dump(1));
   json e = detdl::nets::to_json(detdl::nets::Experiment{});
   put("fuzz_experiment_json", "default.json", e.dump());
   put("fuzz_experiment_json", "empty.json", "{}");
@@ -188,7 +202,8 @@ void make_safetensors() {
   detdl::save_safetensors(p.string(), detdl::TensorFile{});
   put("fuzz_safetensors", "no-tensors", read(p));
   // No CRC in the metadata (files from other writers): offsets and shapes are all there is.
-  const Bytes header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}})";
+  const Bytes header =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}})";
   Bytes len(8, '\0');
   len[0] = static_cast<char>(header.size());
   put("fuzz_safetensors", "foreign", len + header + Bytes(12, '\1'));
@@ -207,13 +222,17 @@ json record(int epochs, int classes, int rows, bool validation) {
   json r;
   r["record_version"] = 1;
   r["detdl_version"] = "0.1.0";
-  r["experiment"] = {{"net", "mlp:16"}, {"data", "blobs"}, {"epochs", epochs}, {"level", "portable"}};
+  r["experiment"] = {
+      {"net", "mlp:16"}, {"data", "blobs"}, {"epochs", epochs}, {"level", "portable"}};
   r["host"] = {{"name", "box"}, {"cpu", "cpu"}, {"threads", 1}};
   r["started_at"] = "2026-01-01T00:00:00Z";
   r["epochs"] = json::array();
   for (int e = 1; e <= epochs; ++e) {
-    json ep = {{"epoch", e}, {"seconds", 0.5 * e}, {"weight_hash", "00000000000000" + std::to_string(10 + e)},
-               {"train", metrics(1.0 / e)}, {"test", metrics(2.0 / e)}};
+    json ep = {{"epoch", e},
+               {"seconds", 0.5 * e},
+               {"weight_hash", "00000000000000" + std::to_string(10 + e)},
+               {"train", metrics(1.0 / e)},
+               {"test", metrics(2.0 / e)}};
     if (validation) ep["validation"] = metrics(3.0 / e);
     json cls = json::array();
     for (int c = 0; c < classes; ++c) cls.push_back(0.5 + 0.01 * c);
@@ -237,7 +256,8 @@ json record(int epochs, int classes, int rows, bool validation) {
 void shrink(const fs::path& p) {
   sqlite3* db = nullptr;
   sqlite3_open(p.c_str(), &db);
-  sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 512; VACUUM;", nullptr, nullptr, nullptr);
+  sqlite3_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA page_size = 512; VACUUM;", nullptr,
+               nullptr, nullptr);
   sqlite3_close(db);
 }
 

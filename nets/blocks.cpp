@@ -72,6 +72,8 @@ ResidualDense::ResidualDense(std::int64_t width) {
   add_child("linear", linear_);
 }
 
-Tensor ResidualDense::forward(const Tensor& x) { return ops::add(ops::relu(linear_->forward(x)), x); }
+Tensor ResidualDense::forward(const Tensor& x) {
+  return ops::add(ops::relu(linear_->forward(x)), x);
+}
 
 }  // namespace detdl::nets

@@ -11,9 +11,9 @@ namespace detdl::nets {
 
 // Batch-norm settings, already in the engine's (PyTorch) momentum convention.
 struct BatchNormSpec {
-  float momentum = 0.01f;              // Keras momentum 0.99 = PyTorch 0.01
-  float eps = 1e-3f;                   // Keras default
-  bool unbiased_running_var = false;   // Keras updates the moving variance with the biased one
+  float momentum = 0.01f;             // Keras momentum 0.99 = PyTorch 0.01
+  float eps = 1e-3f;                  // Keras default
+  bool unbiased_running_var = false;  // Keras updates the moving variance with the biased one
   InitSpec gamma_init{InitKind::ones};
 };
 
@@ -50,7 +50,7 @@ class WideBlock final : public Module {
  private:
   std::shared_ptr<BatchNorm> bn1_, bn2_;
   std::shared_ptr<Conv2d> conv1_, conv2_, projection_;  // projection_ null: identity shortcut
-  std::shared_ptr<Dropout> dropout_;                   // null when p == 0
+  std::shared_ptr<Dropout> dropout_;                    // null when p == 0
 };
 
 // BUTTER's residual dense layer: out = ReLU(x W^T + b) + x (the add after the activation,

@@ -39,7 +39,9 @@ std::int64_t wide_first_factor(ButterShape s) {
 }
 
 void require_positive(std::int64_t v, const char* fn, const char* name) {
-  if (v < 1) throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 1, got " + std::to_string(v));
+  if (v < 1)
+    throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 1, got " +
+                                std::to_string(v));
 }
 
 constexpr std::int64_t kSearchEnd = std::int64_t{1} << 30;  // w0 in [1, 2^30)
@@ -58,33 +60,38 @@ std::optional<ButterShape> parse_butter_shape(std::string_view name) {
   return std::nullopt;
 }
 
-std::vector<std::int64_t> butter_widths(ButterShape s, std::int64_t w0, std::int64_t depth, std::int64_t n_out) {
+std::vector<std::int64_t> butter_widths(ButterShape s, std::int64_t w0, std::int64_t depth,
+                                        std::int64_t n_out) {
   require_positive(w0, "butter_widths", "w0");
   require_positive(n_out, "butter_widths", "n_out");
-  if (depth < 2) throw std::invalid_argument("butter_widths: depth must be >= 2 (it counts the output layer), got " +
-                                             std::to_string(depth));
+  if (depth < 2)
+    throw std::invalid_argument(
+        "butter_widths: depth must be >= 2 (it counts the output layer), got " +
+        std::to_string(depth));
   std::vector<std::int64_t> w(static_cast<std::size_t>(depth));
   const std::size_t last = w.size() - 1;
   switch (s) {
     case ButterShape::rectangle:
-    case ButterShape::rectangle_residual:
-      std::fill(w.begin(), w.end(), w0);
-      break;
+    case ButterShape::rectangle_residual: std::fill(w.begin(), w.end(), w0); break;
     case ButterShape::trapezoid: {
       const double b = static_cast<double>(w0 - n_out) / static_cast<double>(depth - 1);
-      for (std::size_t k = 0; k < w.size(); ++k) w[k] = round_half_even(static_cast<double>(w0) - b * static_cast<double>(k));
+      for (std::size_t k = 0; k < w.size(); ++k)
+        w[k] = round_half_even(static_cast<double>(w0) - b * static_cast<double>(k));
       break;
     }
     case ButterShape::exponential: {
-      const double b = std::exp(std::log(static_cast<double>(n_out) / static_cast<double>(w0)) / static_cast<double>(depth - 1));
+      const double b = std::exp(std::log(static_cast<double>(n_out) / static_cast<double>(w0)) /
+                                static_cast<double>(depth - 1));
       for (std::size_t k = 0; k < w.size(); ++k)
-        w[k] = std::max(n_out, round_half_even(static_cast<double>(w0) * std::pow(b, static_cast<double>(k))));
+        w[k] = std::max(
+            n_out, round_half_even(static_cast<double>(w0) * std::pow(b, static_cast<double>(k))));
       break;
     }
     default: {  // wide_first_Mx: [w0] + [max(1, round(w0 / M))] * (depth - 2) + [n_out]
       const std::int64_t m = wide_first_factor(s);
       if (m == 0) throw std::invalid_argument("butter_widths: unknown shape");
-      const std::int64_t narrow = std::max<std::int64_t>(1, round_half_even(static_cast<double>(w0) / static_cast<double>(m)));
+      const std::int64_t narrow = std::max<std::int64_t>(
+          1, round_half_even(static_cast<double>(w0) / static_cast<double>(m)));
       std::fill(w.begin(), w.end(), narrow);
       w[0] = w0;
       break;
@@ -108,12 +115,15 @@ std::int64_t butter_param_count(const std::vector<std::int64_t>& widths, std::in
   return static_cast<std::int64_t>(total);
 }
 
-ButterPlan butter_plan(ButterShape s, std::int64_t size, std::int64_t depth, std::int64_t n_in, std::int64_t n_out) {
+ButterPlan butter_plan(ButterShape s, std::int64_t size, std::int64_t depth, std::int64_t n_in,
+                       std::int64_t n_out) {
   require_positive(size, "butter_plan", "size");
   require_positive(n_in, "butter_plan", "n_in");
   require_positive(n_out, "butter_plan", "n_out");
-  if (depth < 2) throw std::invalid_argument("butter_plan: depth must be >= 2 (it counts the output layer), got " +
-                                             std::to_string(depth));
+  if (depth < 2)
+    throw std::invalid_argument(
+        "butter_plan: depth must be >= 2 (it counts the output layer), got " +
+        std::to_string(depth));
   ButterPlan best;
   best.size = size;
   std::int64_t best_distance = std::numeric_limits<std::int64_t>::max();
@@ -141,12 +151,14 @@ ButterPlan butter_plan(ButterShape s, std::int64_t size, std::int64_t depth, std
   return best;
 }
 
-std::shared_ptr<Module> make_butter_mlp(ButterShape s, const ButterPlan& plan, std::int64_t n_in, bool sigmoid_output) {
+std::shared_ptr<Module> make_butter_mlp(ButterShape s, const ButterPlan& plan, std::int64_t n_in,
+                                        bool sigmoid_output) {
   const std::string shape(butter_shape_name(s));
   if (!plan.conformant)
-    throw std::invalid_argument("make_butter_mlp: no conformant " + shape + " network for size " +
-                                std::to_string(plan.size) + ": the closest has " + std::to_string(plan.params) +
-                                " parameters, more than 20% away from the size (BUTTER's 20% rule)");
+    throw std::invalid_argument(
+        "make_butter_mlp: no conformant " + shape + " network for size " +
+        std::to_string(plan.size) + ": the closest has " + std::to_string(plan.params) +
+        " parameters, more than 20% away from the size (BUTTER's 20% rule)");
   require_positive(n_in, "make_butter_mlp", "n_in");
   if (plan.widths.size() < 2 || butter_param_count(plan.widths, n_in) != plan.params)
     throw std::invalid_argument("make_butter_mlp: the plan (" + std::to_string(plan.params) +
@@ -160,9 +172,10 @@ std::shared_ptr<Module> make_butter_mlp(ButterShape s, const ButterPlan& plan, s
     const std::int64_t units = plan.widths[d];
     if (residual && d >= 1) {
       if (units != fan_in)
-        throw std::invalid_argument("make_butter_mlp: rectangle_residual needs equal hidden widths, layer " +
-                                    std::to_string(d) + " has " + std::to_string(units) + " after " +
-                                    std::to_string(fan_in));
+        throw std::invalid_argument(
+            "make_butter_mlp: rectangle_residual needs equal hidden widths, layer " +
+            std::to_string(d) + " has " + std::to_string(units) + " after " +
+            std::to_string(fan_in));
       m->emplace<ResidualDense>(units);  // relu(W h + b) + h
     } else {
       m->emplace<Linear>(fan_in, units);

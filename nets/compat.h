@@ -33,6 +33,7 @@ LossKind resolve_loss(const std::string& loss, const data::DataBundle& data);
 void check_fits(const std::string& net, const data::DataBundle& data, const std::string& loss);
 
 // check_fits, then make_net with the output layer the resolved loss needs.
-NetSpec make_fitting_net(const std::string& net, const data::DataBundle& data, const std::string& loss);
+NetSpec make_fitting_net(const std::string& net, const data::DataBundle& data,
+                         const std::string& loss);
 
 }  // namespace detdl::nets

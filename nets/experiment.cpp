@@ -57,7 +57,8 @@ class FieldReader {
         if (!it->is_boolean()) throw std::invalid_argument("expected true or false");
       } else if constexpr (std::is_integral_v<T>) {
         if (!it->is_number_integer()) throw std::invalid_argument("expected an integer");
-        if (std::is_unsigned_v<T> && it->get<long long>() < 0) throw std::invalid_argument("expected a non-negative integer");
+        if (std::is_unsigned_v<T> && it->get<long long>() < 0)
+          throw std::invalid_argument("expected a non-negative integer");
       } else if constexpr (std::is_floating_point_v<T>) {
         if (!it->is_number()) throw std::invalid_argument("expected a number");
       } else if constexpr (std::is_same_v<T, std::string>) {
@@ -105,8 +106,10 @@ std::string num(double v) {
 constexpr double kHuge = 3.4028234663852886e38;  // FLT_MAX: every finite float
 
 // v must be finite and in [lo, hi]; `expected` says so in words.
-void in_range(const FieldReader& r, const std::string& key, double v, double lo, double hi, const std::string& expected) {
-  if (!(std::isfinite(v) && v >= lo && v <= hi)) r.bad(key, "expected " + expected + ", got " + num(v));
+void in_range(const FieldReader& r, const std::string& key, double v, double lo, double hi,
+              const std::string& expected) {
+  if (!(std::isfinite(v) && v >= lo && v <= hi))
+    r.bad(key, "expected " + expected + ", got " + num(v));
 }
 
 void check_optimizer(const OptimizerConfig& o, const FieldReader& r) {
@@ -124,11 +127,14 @@ void check_schedule(const Schedule& s, const FieldReader& r) {
   if (!(s.base_lr > 0.0f)) r.bad("lr", "expected a finite positive number, got " + num(s.base_lr));
   in_range(r, "gamma", s.gamma, 0.0, kHuge, "a finite positive number");
   if (!(s.gamma > 0.0f)) r.bad("gamma", "expected a finite positive number, got " + num(s.gamma));
-  if (s.step_size < 1) r.bad("step_size", "expected at least 1, got " + std::to_string(s.step_size));
+  if (s.step_size < 1)
+    r.bad("step_size", "expected at least 1, got " + std::to_string(s.step_size));
   for (std::size_t i = 0; i < s.milestones.size(); ++i) {
     if (s.milestones[i] < 0 || s.milestones[i] > kMaxEpochs)
-      r.bad("milestones", "expected epochs in [0, " + std::to_string(kMaxEpochs) + "], got " + std::to_string(s.milestones[i]));
-    if (i && s.milestones[i] <= s.milestones[i - 1]) r.bad("milestones", "expected increasing epochs");
+      r.bad("milestones", "expected epochs in [0, " + std::to_string(kMaxEpochs) + "], got " +
+                              std::to_string(s.milestones[i]));
+    if (i && s.milestones[i] <= s.milestones[i - 1])
+      r.bad("milestones", "expected increasing epochs");
   }
   for (double f : s.factors) in_range(r, "factors", f, 0.0, kHuge, "finite numbers >= 0");
   if (s.t_max < 1) r.bad("t_max", "expected at least 1, got " + std::to_string(s.t_max));
@@ -138,11 +144,14 @@ void check_schedule(const Schedule& s, const FieldReader& r) {
 }  // namespace
 
 void reject_nulls(const json& j, const std::string& where) {
-  if (j.is_null()) throw std::invalid_argument(where + ": null is not a value (leave the field out for its default)");
+  if (j.is_null())
+    throw std::invalid_argument(where +
+                                ": null is not a value (leave the field out for its default)");
   if (j.is_object())
     for (auto it = j.begin(); it != j.end(); ++it) reject_nulls(it.value(), where + "." + it.key());
   if (j.is_array())
-    for (std::size_t i = 0; i < j.size(); ++i) reject_nulls(j[i], where + "[" + std::to_string(i) + "]");
+    for (std::size_t i = 0; i < j.size(); ++i)
+      reject_nulls(j[i], where + "[" + std::to_string(i) + "]");
 }
 
 json to_json(const Experiment& e) {
@@ -162,18 +171,34 @@ json to_json(const Experiment& e) {
       {"batch_size", e.batch_size},
       {"loss", e.loss},
       {"optimizer",
-       {{"kind", std::string(optimizer_name(o.kind))}, {"momentum", o.momentum}, {"nesterov", o.nesterov},
-        {"weight_decay", o.weight_decay}, {"decoupled", o.decoupled}, {"beta1", o.beta1}, {"beta2", o.beta2},
-        {"eps", o.eps}, {"alpha", o.alpha}, {"keras_form", o.keras_form}}},
+       {{"kind", std::string(optimizer_name(o.kind))},
+        {"momentum", o.momentum},
+        {"nesterov", o.nesterov},
+        {"weight_decay", o.weight_decay},
+        {"decoupled", o.decoupled},
+        {"beta1", o.beta1},
+        {"beta2", o.beta2},
+        {"eps", o.eps},
+        {"alpha", o.alpha},
+        {"keras_form", o.keras_form}}},
       {"schedule",
-       {{"kind", std::string(schedule_kind_name(s.kind))}, {"lr", s.base_lr}, {"step_size", s.step_size},
-        {"milestones", s.milestones}, {"gamma", s.gamma}, {"factors", s.factors}, {"t_max", s.t_max},
+       {{"kind", std::string(schedule_kind_name(s.kind))},
+        {"lr", s.base_lr},
+        {"step_size", s.step_size},
+        {"milestones", s.milestones},
+        {"gamma", s.gamma},
+        {"factors", s.factors},
+        {"t_max", s.t_max},
         {"eta_min", s.eta_min}}},
       {"l1", e.l1},
       {"l2", e.l2},
       {"seeds",
-       {{"init", e.seeds.init}, {"order", e.seeds.order}, {"augment", e.seeds.augment}, {"dropout", e.seeds.dropout},
-        {"label_noise", e.seeds.label_noise}, {"split", e.seeds.split}}},
+       {{"init", e.seeds.init},
+        {"order", e.seeds.order},
+        {"augment", e.seeds.augment},
+        {"dropout", e.seeds.dropout},
+        {"label_noise", e.seeds.label_noise},
+        {"split", e.seeds.split}}},
       {"level", std::string(level_name(e.level))},
       {"fast_ops", fast},
       {"threads", e.threads},
@@ -203,10 +228,12 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     r.bad("label_noise", "expected a fraction in [0, 1], got " + num(e.label_noise));
   r.get("epochs", e.epochs);
   if (e.epochs < 0 || e.epochs > kMaxEpochs)
-    r.bad("epochs", "expected 0 to " + std::to_string(kMaxEpochs) + ", got " + std::to_string(e.epochs));
+    r.bad("epochs",
+          "expected 0 to " + std::to_string(kMaxEpochs) + ", got " + std::to_string(e.epochs));
   r.get("batch_size", e.batch_size);
   if (e.batch_size < 1 || e.batch_size > kMaxBatchSize)
-    r.bad("batch_size", "expected 1 to " + std::to_string(kMaxBatchSize) + ", got " + std::to_string(e.batch_size));
+    r.bad("batch_size", "expected 1 to " + std::to_string(kMaxBatchSize) + ", got " +
+                            std::to_string(e.batch_size));
   r.get("loss", e.loss);
   if (e.loss != "auto" && e.loss != "softmax_ce" && e.loss != "bce" && e.loss != "mse")
     r.bad("loss", "expected auto, softmax_ce, bce or mse, got '" + e.loss + "'");
@@ -234,10 +261,11 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     std::string kind = "constant";
     rs.get("kind", kind);
     bool found = false;
-    for (auto k : {Schedule::Kind::constant, Schedule::Kind::step, Schedule::Kind::multistep, Schedule::Kind::piecewise,
-                   Schedule::Kind::cosine})
+    for (auto k : {Schedule::Kind::constant, Schedule::Kind::step, Schedule::Kind::multistep,
+                   Schedule::Kind::piecewise, Schedule::Kind::cosine})
       if (schedule_kind_name(k) == kind) e.schedule.kind = k, found = true;
-    if (!found) rs.bad("kind", "expected constant, step, multistep, piecewise or cosine, got '" + kind + "'");
+    if (!found)
+      rs.bad("kind", "expected constant, step, multistep, piecewise or cosine, got '" + kind + "'");
     rs.get("lr", e.schedule.base_lr);
     rs.get("step_size", e.schedule.step_size);
     rs.get("milestones", e.schedule.milestones);
@@ -245,7 +273,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     rs.get("factors", e.schedule.factors);
     rs.get("t_max", e.schedule.t_max);
     rs.get("eta_min", e.schedule.eta_min);
-    if (e.schedule.kind == Schedule::Kind::piecewise && e.schedule.factors.size() != e.schedule.milestones.size())
+    if (e.schedule.kind == Schedule::Kind::piecewise &&
+        e.schedule.factors.size() != e.schedule.milestones.size())
       rs.bad("factors", "piecewise needs one factor per milestone");
     rs.finish();
     check_schedule(e.schedule, rs);
@@ -273,24 +302,30 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("fast_ops", fast);
   for (const auto& f : fast) {
     const auto fam = parse_op_family(f);
-    if (!fam)
-      r.bad("fast_ops", "unknown op family '" + f + "' (" + op_family_names() + ")");
+    if (!fam) r.bad("fast_ops", "unknown op family '" + f + "' (" + op_family_names() + ")");
     e.fast_ops.push_back(*fam);
   }
   r.get("threads", e.threads);
   if (e.threads < 1 || e.threads > kMaxThreads)
-    r.bad("threads", "expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(e.threads));
+    r.bad("threads",
+          "expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(e.threads));
   r.get("metrics", e.metrics);
   std::string device = std::string(device_name(e.device));
   r.get("device", device);
-  if (device == "cpu") e.device = Device::cpu;
-  else if (device == "cuda") e.device = Device::cuda;
-  else r.bad("device", "expected cpu or cuda, got '" + device + "'");
+  if (device == "cpu")
+    e.device = Device::cpu;
+  else if (device == "cuda")
+    e.device = Device::cuda;
+  else
+    r.bad("device", "expected cpu or cuda, got '" + device + "'");
   std::string implementation = e.implementation == Implementation::own ? "own" : "vendor";
   r.get("implementation", implementation);
-  if (implementation == "own") e.implementation = Implementation::own;
-  else if (implementation == "vendor") e.implementation = Implementation::vendor;
-  else r.bad("implementation", "expected own or vendor, got '" + implementation + "'");
+  if (implementation == "own")
+    e.implementation = Implementation::own;
+  else if (implementation == "vendor")
+    e.implementation = Implementation::vendor;
+  else
+    r.bad("implementation", "expected own or vendor, got '" + implementation + "'");
   r.finish();
   return e;
 }
@@ -330,7 +365,8 @@ Experiment preset(const std::string& name) {
 namespace {
 
 // "shift-flip:0.1" -> the augmentation closure for TrainConfig::augment.
-std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(const std::string& spec, std::uint64_t seed) {
+std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(
+    const std::string& spec, std::uint64_t seed) {
   if (spec.empty() || spec == "none") return {};
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
@@ -343,24 +379,31 @@ std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(con
     }
   }
   auto dims = [](const Tensor& xb) {
-    if (xb.ndim() != 4) throw std::invalid_argument("augment: needs (N, C, H, W) images, got " + shape_str(xb.shape()));
+    if (xb.ndim() != 4)
+      throw std::invalid_argument("augment: needs (N, C, H, W) images, got " +
+                                  shape_str(xb.shape()));
   };
   if (kind == "crop-flip") {
     return [seed, dims](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
       dims(xb);
-      data::augment_crop_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), 4, true, seed, epoch);
+      data::augment_crop_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), 4, true,
+                              seed, epoch);
     };
   }
   if (kind == "shift-flip" || kind == "shift-reflect-flip") {
     if (!(frac > 0.0f && frac < 1.0f))
-      throw std::invalid_argument("augment '" + spec + "': expected " + kind + ":FRACTION with 0 < FRACTION < 1");
+      throw std::invalid_argument("augment '" + spec + "': expected " + kind +
+                                  ":FRACTION with 0 < FRACTION < 1");
     const auto fill = kind == "shift-flip" ? data::FillMode::nearest : data::FillMode::reflect;
     return [seed, dims, frac, fill](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
       dims(xb);
-      data::augment_shift_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), frac, fill, true, seed, epoch);
+      data::augment_shift_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), frac,
+                               fill, true, seed, epoch);
     };
   }
-  throw std::invalid_argument("augment '" + spec + "': expected none, crop-flip, shift-flip:FRAC or shift-reflect-flip:FRAC");
+  throw std::invalid_argument(
+      "augment '" + spec +
+      "': expected none, crop-flip, shift-flip:FRAC or shift-reflect-flip:FRAC");
 }
 
 // loss, accuracy and (with metrics on) the other eight series. Accuracy is the trainer's
@@ -369,7 +412,8 @@ json series_json(float loss, float accuracy, const MetricValues& m, bool metrics
   json j{{"loss", loss}, {"accuracy", accuracy}};
   if (!metrics) return j;
   for (int i = 0; i < kMetricCount; ++i)
-    if (static_cast<Metric>(i) != Metric::accuracy) j[std::string(metric_name(static_cast<Metric>(i)))] = m[i];
+    if (static_cast<Metric>(i) != Metric::accuracy)
+      j[std::string(metric_name(static_cast<Metric>(i)))] = m[i];
   return j;
 }
 
@@ -390,7 +434,6 @@ std::string cpu_model() {
   return "unknown";
 }
 
-
 }  // namespace
 
 std::string utc_now() {
@@ -408,15 +451,17 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   // The vendor libraries (cuBLAS, cuDNN) run only on the GPU: a CPU run asking for them
   // would silently be an own-kernel run, so it is refused.
   if (e.implementation == Implementation::vendor && e.device != Device::cuda)
-    throw std::invalid_argument("experiment implementation \"vendor\" needs device \"cuda\" (cuBLAS/cuDNN run "
-                                "only on the GPU; CPU runs always use the own kernels)");
+    throw std::invalid_argument(
+        "experiment implementation \"vendor\" needs device \"cuda\" (cuBLAS/cuDNN run "
+        "only on the GPU; CPU runs always use the own kernels)");
   data::DataOptions dopt;
   dopt.root = e.data_dir;
   dopt.study_split = e.study_split;
   dopt.preprocess = e.preprocess;
   dopt.split_seed = e.seeds.split;
   const auto bundle = data::load_data(e.data, dopt);
-  NetSpec net = make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
+  NetSpec net =
+      make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
 
   TrainConfig cfg;
   cfg.epochs = e.epochs;
@@ -470,16 +515,22 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   EvalSets evals{&bundle->test, bundle->has_validation ? &bundle->validation : nullptr};
   std::vector<std::int32_t> last_predictions;
   out.result = trainer.fit(train, evals, opt.resume, [&](const EpochStats& s) {
-    json ep{{"epoch", s.epoch + 1}, {"seconds", s.seconds}, {"train_seconds", s.train_seconds},
+    json ep{{"epoch", s.epoch + 1},
+            {"seconds", s.seconds},
+            {"train_seconds", s.train_seconds},
             {"weight_hash", s.weight_hash}};
     ep["train"] = series_json(s.train_loss, s.train_accuracy, s.train_metrics, e.metrics);
     if (s.has_test) {
       ep["test"] = series_json(s.test.loss, s.test.accuracy, s.test.metrics, e.metrics);
-      if (!s.test.per_class_accuracy.empty()) ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
+      if (!s.test.per_class_accuracy.empty())
+        ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
       last_predictions = s.test.predictions;
-      if (opt.epoch_predictions && !s.test.predictions.empty()) ep["test_predictions"] = s.test.predictions;
+      if (opt.epoch_predictions && !s.test.predictions.empty())
+        ep["test_predictions"] = s.test.predictions;
     }
-    if (s.has_validation) ep["validation"] = series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
+    if (s.has_validation)
+      ep["validation"] =
+          series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
     epochs.push_back(std::move(ep));
     if (opt.on_epoch) opt.on_epoch(s);
   });
@@ -508,9 +559,13 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
         {"test_rows", bundle->test.size()},
         {"validation_rows", bundle->has_validation ? bundle->validation.size() : 0}}},
       {"loss", std::string(loss_name(cfg.loss))},
-      {"host", {{"name", host_name()}, {"cpu", cpu_model()}, {"threads", e.threads},
-                {"device", std::string(device_name(e.device))}}},
-      {"build", {{"compiler", __VERSION__}, {"flags", "-ffp-contract=off -fno-fast-math -mavx2 -mfma"}}},
+      {"host",
+       {{"name", host_name()},
+        {"cpu", cpu_model()},
+        {"threads", e.threads},
+        {"device", std::string(device_name(e.device))}}},
+      {"build",
+       {{"compiler", __VERSION__}, {"flags", "-ffp-contract=off -fno-fast-math -mavx2 -mfma"}}},
       {"started_at", started},
       {"timings", {{"total_seconds", total}, {"epoch_seconds", epoch_seconds}}},
       {"epochs", epochs},
@@ -538,14 +593,16 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   for (const auto& p : net.model->parameters()) {
     const Tensor h = p.tensor.to(Device::cpu);
     const float* v = h.f32();
-    for (std::int64_t i = 0; i < h.numel() && weights_finite; ++i) weights_finite = std::isfinite(v[i]);
+    for (std::int64_t i = 0; i < h.numel() && weights_finite; ++i)
+      weights_finite = std::isfinite(v[i]);
   }
   if (!weights_finite) diverged = true;
   out.record["finite"] = finite;
   out.record["nonfinite_loss_steps"] = out.result.nonfinite_loss_steps;
   out.record["weights_finite"] = weights_finite;
   out.record["diverged"] = diverged;
-  out.record["resumed_from_step"] = out.result.resumed ? json(out.result.first_step) : json(nullptr);
+  out.record["resumed_from_step"] =
+      out.result.resumed ? json(out.result.first_step) : json(nullptr);
   if (opt.step_hashes) {
     out.record["first_step"] = out.result.first_step;
     out.record["step_hashes"] = out.result.step_hashes;

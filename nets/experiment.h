@@ -33,15 +33,15 @@ struct Experiment {
   double label_noise = 0.0;         // fraction of training targets disturbed (BUTTER's rules)
   std::int64_t epochs = 5;
   std::int64_t batch_size = 32;
-  std::string loss = "auto";        // auto (from the data set's task) | softmax_ce | bce | mse
+  std::string loss = "auto";  // auto (from the data set's task) | softmax_ce | bce | mse
   OptimizerConfig optimizer;
   Schedule schedule;
-  float l1 = 0.0f, l2 = 0.0f;       // loss-term penalties on the net's chosen parameters
+  float l1 = 0.0f, l2 = 0.0f;  // loss-term penalties on the net's chosen parameters
   Seeds seeds;
   Level level = Level::portable;
-  std::vector<OpFamily> fast_ops;   // families run at `fast` whatever the level
+  std::vector<OpFamily> fast_ops;  // families run at `fast` whatever the level
   int threads = 1;
-  bool metrics = true;              // the 20 BUTTER series and per-class accuracy
+  bool metrics = true;  // the 20 BUTTER series and per-class accuracy
   // Where the steps run: cpu | cuda (TrainConfig::device). In the JSON form only when it is
   // not cpu, so CPU records keep the form (and identity) they had before devices existed.
   Device device = Device::cpu;
@@ -81,11 +81,11 @@ struct RunOptions {
   std::function<void(const data::DataBundle&, const NetSpec&)> on_start;
   std::function<void(const EpochStats&)> on_epoch;
   std::function<void(const StepProgress&)> on_step;  // after every step (progress display)
-  std::string checkpoint_path;       // empty: none
+  std::string checkpoint_path;                       // empty: none
   std::int64_t checkpoint_every = 0;
   bool resume = false;
   std::int64_t stop_after_steps = -1;
-  bool step_hashes = false;  // record the weight hash after every step ("step_hashes")
+  bool step_hashes = false;        // record the weight hash after every step ("step_hashes")
   bool epoch_predictions = false;  // record each epoch's test predictions (for selection + churn)
   // Keep the final parameters (model order, concatenated) in RunOutput::final_weights when
   // the model has at most this many (weight-space distances in studies); 0: never.

@@ -8,15 +8,16 @@ namespace detdl::nets {
 
 std::shared_ptr<Module> make_lenet(int variant, LenetOptions o) {
   if (variant != 1 && variant != 4 && variant != 5)
-    throw std::invalid_argument("make_lenet: variant must be 1, 4 or 5, got " + std::to_string(variant));
+    throw std::invalid_argument("make_lenet: variant must be 1, 4 or 5, got " +
+                                std::to_string(variant));
   // The study initialises every weight and bias from U[-0.5, 0.5); Keras would use
   // Glorot-uniform kernels and zero biases.
-  const InitSpec kernel_init = o.study_init ? InitSpec{InitKind::uniform, -0.5f, 0.5f}
-                                            : InitSpec{InitKind::glorot_uniform};
-  const InitSpec bias_init = o.study_init ? InitSpec{InitKind::uniform, -0.5f, 0.5f}
-                                          : InitSpec{InitKind::zeros};
-  const ops::Conv2dOptions conv_opt = o.classic ? ops::Conv2dOptions{1, 0, false}
-                                                : ops::Conv2dOptions{1, 0, true};
+  const InitSpec kernel_init =
+      o.study_init ? InitSpec{InitKind::uniform, -0.5f, 0.5f} : InitSpec{InitKind::glorot_uniform};
+  const InitSpec bias_init =
+      o.study_init ? InitSpec{InitKind::uniform, -0.5f, 0.5f} : InitSpec{InitKind::zeros};
+  const ops::Conv2dOptions conv_opt =
+      o.classic ? ops::Conv2dOptions{1, 0, false} : ops::Conv2dOptions{1, 0, true};
   const ops::Pool2dOptions pool{2, 2, 0, false, false};  // Keras MaxPooling2D() defaults
 
   const std::int64_t c1 = variant == 1 ? 4 : 6;

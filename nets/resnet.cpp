@@ -9,9 +9,12 @@ namespace detdl::nets {
 
 std::shared_ptr<Module> make_resnet_v1(int depth, int classes) {
   if (depth < 8 || (depth - 2) % 6 != 0)
-    throw std::invalid_argument("make_resnet_v1: depth must be 6n+2 with n >= 1 (20, 32, 38, 56, ...), got depth " +
-                                std::to_string(depth));
-  if (classes < 1) throw std::invalid_argument("make_resnet_v1: classes must be >= 1, got " + std::to_string(classes));
+    throw std::invalid_argument(
+        "make_resnet_v1: depth must be 6n+2 with n >= 1 (20, 32, 38, 56, ...), got depth " +
+        std::to_string(depth));
+  if (classes < 1)
+    throw std::invalid_argument("make_resnet_v1: classes must be >= 1, got " +
+                                std::to_string(classes));
   const int blocks_per_stage = (depth - 2) / 6;
   const BatchNormSpec bn{};  // Keras defaults
   const InitSpec he_normal{InitKind::he_normal};

@@ -2,8 +2,8 @@
 
 namespace detdl::nets {
 
-std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t classes, float dropout,
-                                     OutputActivation output) {
+std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t classes,
+                                     float dropout, OutputActivation output) {
   auto m = std::make_shared<Sequential>();
   m->emplace<Linear>(in, hidden, true, InitSpec{InitKind::he_uniform});
   m->emplace<Act>(Activation::relu);
@@ -15,7 +15,8 @@ std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
   return m;
 }
 
-std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t classes, OutputActivation output) {
+std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t classes,
+                                           OutputActivation output) {
   auto m = std::make_shared<Sequential>();
   ops::Conv2dOptions same{1, 0, true};
   m->emplace<Conv2d>(channels, 8, 3, same, false, InitSpec{InitKind::he_normal});

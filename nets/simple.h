@@ -14,7 +14,8 @@ enum class OutputActivation { none, sigmoid };
 
 // in -> hidden (ReLU) -> hidden (tanh, dropout) -> classes [-> sigmoid].
 std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::int64_t classes,
-                                     float dropout = 0.0f, OutputActivation output = OutputActivation::none);
+                                     float dropout = 0.0f,
+                                     OutputActivation output = OutputActivation::none);
 
 // (C, H, W) images: conv3x3 same -> BN -> ReLU -> maxpool2 -> conv3x3 stride 2 same -> ELU
 // -> avgpool(global) -> linear -> classes [-> sigmoid]. The pooling needs H, W >= 2.

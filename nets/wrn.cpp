@@ -9,12 +9,16 @@ namespace detdl::nets {
 
 std::shared_ptr<Module> make_wrn(int depth, int widen, int classes, float dropout) {
   if (depth < 10 || (depth - 4) % 6 != 0)
-    throw std::invalid_argument("make_wrn: depth must be 6n+4 with n >= 1 (16, 22, 28, ...), got depth " +
-                                std::to_string(depth));
-  if (widen < 1) throw std::invalid_argument("make_wrn: widen must be >= 1, got " + std::to_string(widen));
-  if (classes < 1) throw std::invalid_argument("make_wrn: classes must be >= 1, got " + std::to_string(classes));
+    throw std::invalid_argument(
+        "make_wrn: depth must be 6n+4 with n >= 1 (16, 22, 28, ...), got depth " +
+        std::to_string(depth));
+  if (widen < 1)
+    throw std::invalid_argument("make_wrn: widen must be >= 1, got " + std::to_string(widen));
+  if (classes < 1)
+    throw std::invalid_argument("make_wrn: classes must be >= 1, got " + std::to_string(classes));
   if (!(dropout >= 0.0f && dropout < 1.0f))
-    throw std::invalid_argument("make_wrn: dropout must be in [0, 1), got " + std::to_string(dropout));
+    throw std::invalid_argument("make_wrn: dropout must be in [0, 1), got " +
+                                std::to_string(dropout));
   const int blocks_per_group = (depth - 4) / 6;
   BatchNormSpec bn;
   bn.momentum = 0.9f;  // Keras momentum 0.1: the new batch statistic weighs 0.9

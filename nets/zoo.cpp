@@ -12,8 +12,20 @@
 namespace detdl::nets {
 
 std::vector<std::string> known_net_names() {
-  return {"mlp[:HIDDEN]", "cnn", "lenet1", "lenet4", "lenet5", "lenetN:keras", "lenetN:classic", "resnet20",
-          "resnet38", "resnet56", "resnetD (D = 6n+2)", "wrn-28-10", "wrn-16-4", "wrn-D-K[:DROPOUT]",
+  return {"mlp[:HIDDEN]",
+          "cnn",
+          "lenet1",
+          "lenet4",
+          "lenet5",
+          "lenetN:keras",
+          "lenetN:classic",
+          "resnet20",
+          "resnet38",
+          "resnet56",
+          "resnetD (D = 6n+2)",
+          "wrn-28-10",
+          "wrn-16-4",
+          "wrn-D-K[:DROPOUT]",
           "butter:SHAPE:DEPTH:SIZE"};
 }
 
@@ -39,15 +51,18 @@ std::int64_t to_int(const std::string& net, const std::string& what, const std::
     used = 0;
   }
   if (used == 0 || used != s.size() || v < 1)
-    throw std::invalid_argument("net '" + net + "': " + what + " must be a positive integer, got '" + s + "'");
+    throw std::invalid_argument("net '" + net + "': " + what +
+                                " must be a positive integer, got '" + s + "'");
   return v;
 }
 
-void require_images(const std::string& net, const data::DataBundle& d, std::int64_t c, std::int64_t hw) {
+void require_images(const std::string& net, const data::DataBundle& d, std::int64_t c,
+                    std::int64_t hw) {
   const Shape want{c, hw, hw};
   if (d.sample_shape != want || d.task != data::Task::multiclass)
-    throw std::invalid_argument("net '" + net + "' needs " + std::to_string(c) + "x" + std::to_string(hw) + "x" +
-                                std::to_string(hw) + " images with class labels; data set '" + d.name + "' has rows " +
+    throw std::invalid_argument("net '" + net + "' needs " + std::to_string(c) + "x" +
+                                std::to_string(hw) + "x" + std::to_string(hw) +
+                                " images with class labels; data set '" + d.name + "' has rows " +
                                 shape_str(d.sample_shape));
 }
 
@@ -59,7 +74,9 @@ std::int64_t flat_inputs(const data::DataBundle& d) {
 
 }  // namespace
 
-NetSpec make_net(const std::string& name, const data::DataBundle& d) { return make_net(name, d, d.loss); }
+NetSpec make_net(const std::string& name, const data::DataBundle& d) {
+  return make_net(name, d, d.loss);
+}
 
 NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind loss) {
   NetSpec spec;
@@ -68,7 +85,8 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
   const std::string& base = parts[0];
   // Binary cross-entropy is computed on probabilities (Keras's form; ops::binary_cross_entropy
   // with from_logits = false), so a net trained with it ends in a sigmoid.
-  const OutputActivation output = loss == LossKind::bce ? OutputActivation::sigmoid : OutputActivation::none;
+  const OutputActivation output =
+      loss == LossKind::bce ? OutputActivation::sigmoid : OutputActivation::none;
   if (base == "mlp") {
     const std::int64_t hidden = parts.size() > 1 ? to_int(name, "the hidden width", parts[1]) : 64;
     auto mlp = make_mlp(flat_inputs(d), hidden, d.outputs, 0.0f, output);
@@ -81,13 +99,16 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
       flat->add(mlp);
       spec.model = flat;
     }
-    spec.description = "mlp " + std::to_string(flat_inputs(d)) + "-" + std::to_string(hidden) + "-" +
-                       std::to_string(hidden) + "-" + std::to_string(d.outputs) +
+    spec.description = "mlp " + std::to_string(flat_inputs(d)) + "-" + std::to_string(hidden) +
+                       "-" + std::to_string(hidden) + "-" + std::to_string(d.outputs) +
                        (output == OutputActivation::sigmoid ? ", sigmoid output" : "");
   } else if (base == "cnn") {
-    if (d.sample_shape.size() != 3) throw std::invalid_argument("net 'cnn' needs images; data set '" + d.name + "' has rows " + shape_str(d.sample_shape));
+    if (d.sample_shape.size() != 3)
+      throw std::invalid_argument("net 'cnn' needs images; data set '" + d.name + "' has rows " +
+                                  shape_str(d.sample_shape));
     spec.model = make_small_cnn(d.sample_shape[0], d.outputs, output);
-    spec.description = output == OutputActivation::sigmoid ? "small cnn, sigmoid output" : "small cnn";
+    spec.description =
+        output == OutputActivation::sigmoid ? "small cnn, sigmoid output" : "small cnn";
   } else if (loss != LossKind::softmax_ce && base != "butter") {
     // LeNet, ResNet and WRN are the studies' classifiers: logits for softmax cross-entropy.
     throw std::invalid_argument("net '" + name + "' is a classifier trained with softmax_ce, not " +
@@ -95,14 +116,21 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
   } else if (base == "lenet1" || base == "lenet4" || base == "lenet5") {
     LenetOptions o;
     if (parts.size() > 1) {
-      if (parts[1] == "keras") o.study_init = false;
-      else if (parts[1] == "classic") o.classic = true;
-      else throw std::invalid_argument("net '" + name + "': variant must be keras or classic, got '" + parts[1] + "'");
+      if (parts[1] == "keras")
+        o.study_init = false;
+      else if (parts[1] == "classic")
+        o.classic = true;
+      else
+        throw std::invalid_argument("net '" + name + "': variant must be keras or classic, got '" +
+                                    parts[1] + "'");
     }
     require_images(name, d, 1, o.classic ? 32 : 28);
-    if (d.outputs != 10) throw std::invalid_argument("net '" + name + "' has 10 outputs; data set '" + d.name + "' has " + std::to_string(d.outputs) + " classes");
+    if (d.outputs != 10)
+      throw std::invalid_argument("net '" + name + "' has 10 outputs; data set '" + d.name +
+                                  "' has " + std::to_string(d.outputs) + " classes");
     spec.model = make_lenet(base.back() - '0', o);
-    spec.description = base + (o.classic ? " (classic layout)" : " (study layout, 'same' padding)") +
+    spec.description = base +
+                       (o.classic ? " (classic layout)" : " (study layout, 'same' padding)") +
                        (o.study_init ? ", U[-0.5, 0.5) init" : ", Keras init");
   } else if (base.rfind("resnet", 0) == 0) {
     const std::int64_t depth = to_int(name, "the depth", base.substr(6));
@@ -113,8 +141,10 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     spec.penalize = [](const NamedTensor& p) { return p.tensor.ndim() == 4; };
   } else if (base.rfind("wrn-", 0) == 0) {
     const auto dk = split(base.substr(4), '-');
-    if (dk.size() != 2) throw std::invalid_argument("net '" + name + "': expected wrn-DEPTH-WIDEN, e.g. wrn-28-10");
-    const std::int64_t depth = to_int(name, "the depth", dk[0]), widen = to_int(name, "the widening factor", dk[1]);
+    if (dk.size() != 2)
+      throw std::invalid_argument("net '" + name + "': expected wrn-DEPTH-WIDEN, e.g. wrn-28-10");
+    const std::int64_t depth = to_int(name, "the depth", dk[0]),
+                       widen = to_int(name, "the widening factor", dk[1]);
     float dropout = 0.0f;
     if (parts.size() > 1) {
       try {
@@ -123,10 +153,12 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
         dropout = -1.0f;
       }
       if (!(dropout >= 0.0f && dropout < 1.0f))
-        throw std::invalid_argument("net '" + name + "': dropout must be in [0, 1), got '" + parts[1] + "'");
+        throw std::invalid_argument("net '" + name + "': dropout must be in [0, 1), got '" +
+                                    parts[1] + "'");
     }
     require_images(name, d, 3, 32);
-    spec.model = make_wrn(static_cast<int>(depth), static_cast<int>(widen), static_cast<int>(d.outputs), dropout);
+    spec.model = make_wrn(static_cast<int>(depth), static_cast<int>(widen),
+                          static_cast<int>(d.outputs), dropout);
     spec.description = "pre-activation WRN-" + std::to_string(depth) + "-" + std::to_string(widen);
     // The study: L2 5e-4 on the convolution kernels and on the dense kernel and bias (the
     // head's Linear is the model's last module, so its two parameters come last).
@@ -136,19 +168,24 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
       head.insert(params[params.size() - 1].name);
       head.insert(params[params.size() - 2].name);
     }
-    spec.penalize = [head](const NamedTensor& p) { return p.tensor.ndim() == 4 || head.count(p.name) > 0; };
+    spec.penalize = [head](const NamedTensor& p) {
+      return p.tensor.ndim() == 4 || head.count(p.name) > 0;
+    };
   } else if (base == "butter") {
     if (parts.size() != 4)
-      throw std::invalid_argument("net '" + name + "': expected butter:SHAPE:DEPTH:SIZE, e.g. butter:rectangle:3:1024");
+      throw std::invalid_argument(
+          "net '" + name + "': expected butter:SHAPE:DEPTH:SIZE, e.g. butter:rectangle:3:1024");
     const auto shape = parse_butter_shape(parts[1]);
     if (!shape)
-      throw std::invalid_argument("net '" + name + "': unknown shape '" + parts[1] +
-                                  "' (rectangle, trapezoid, exponential, wide_first_2x, wide_first_4x, wide_first_8x, "
-                                  "wide_first_16x, rectangle_residual)");
-    const std::int64_t depth = to_int(name, "the depth", parts[2]), size = to_int(name, "the size", parts[3]);
+      throw std::invalid_argument(
+          "net '" + name + "': unknown shape '" + parts[1] +
+          "' (rectangle, trapezoid, exponential, wide_first_2x, wide_first_4x, wide_first_8x, "
+          "wide_first_16x, rectangle_residual)");
+    const std::int64_t depth = to_int(name, "the depth", parts[2]),
+                       size = to_int(name, "the size", parts[3]);
     if (d.sample_shape.size() != 1)
-      throw std::invalid_argument("net '" + name + "' needs flat rows; data set '" + d.name + "' has rows " +
-                                  shape_str(d.sample_shape));
+      throw std::invalid_argument("net '" + name + "' needs flat rows; data set '" + d.name +
+                                  "' has rows " + shape_str(d.sample_shape));
     const std::int64_t n_in = flat_inputs(d);
     const ButterPlan plan = butter_plan(*shape, size, depth, n_in, d.outputs);
     // BUTTER (Keras): a sigmoid output for every task but multi-class (softmax there,
@@ -157,7 +194,8 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     std::string w;
     for (auto x : plan.widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
     spec.description = "BUTTER " + parts[1] + " depth " + parts[2] + " size " + parts[3] + ": " +
-                       std::to_string(n_in) + " -> [" + w + "], " + std::to_string(plan.params) + " parameters";
+                       std::to_string(n_in) + " -> [" + w + "], " + std::to_string(plan.params) +
+                       " parameters";
   } else {
     std::string known;
     for (const auto& k : known_net_names()) known += (known.empty() ? "" : ", ") + k;

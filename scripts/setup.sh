@@ -9,7 +9,7 @@ PKGS=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcl
 # libFuzzer and its sanitizer runtimes (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
 # for Debian 12's clang 14), llvm-symbolizer (llvm) for the stacks. g++'s ASan/UBSan/TSan
 # runtimes come with g++ itself.
-PKGS+=(clang libclang-rt-14-dev llvm)
+PKGS+=(clang libclang-rt-14-dev llvm clang-format)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

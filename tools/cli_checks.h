@@ -19,7 +19,8 @@ inline CLI::Validator integer_text(std::int64_t lo = INT64_MIN, std::int64_t hi 
         std::int64_t v = 0;
         const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
         if (r.ec == std::errc::result_out_of_range) return "integer out of range, got '" + s + "'";
-        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return "expected an integer, got '" + s + "'";
+        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size())
+          return "expected an integer, got '" + s + "'";
         if (v < lo || v > hi)
           return "expected " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + s;
         return "";
@@ -35,7 +36,8 @@ inline CLI::Validator number_text() {
         double v = 0;
         const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
         if (r.ec == std::errc::result_out_of_range) return "number out of range, got '" + s + "'";
-        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return "expected a number, got '" + s + "'";
+        if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size())
+          return "expected a number, got '" + s + "'";
         return "";
       },
       "NUM", "number");

@@ -19,11 +19,14 @@ void add_golden_command(CLI::App& app) {
     int threads = 1;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* c = app.add_subcommand("golden", "compute each network's golden weight hash; check or write the file");
-  c->add_option("--check", a->check, "compare with this file (tests/golden/hashes.json); exit 1 on any mismatch");
+  CLI::App* c = app.add_subcommand(
+      "golden", "compute each network's golden weight hash; check or write the file");
+  c->add_option("--check", a->check,
+                "compare with this file (tests/golden/hashes.json); exit 1 on any mismatch");
   c->add_option("--write", a->write, "write the hashes to this file");
   c->add_option("--threads", a->threads, "CPU threads")->check(integer_text(1, 1024));
-  c->add_option("--device", a->device, "where the runs train: cpu (default) or cuda (must give the same hashes)");
+  c->add_option("--device", a->device,
+                "where the runs train: cpu (default) or cuda (must give the same hashes)");
   c->callback([a] {
     const Device device = parse_device(a->device, "--device");
     if (device == Device::cuda) gpu::require("--device cuda");
@@ -46,7 +49,10 @@ void add_golden_command(CLI::App& app) {
       if (!a->check.empty()) {
         const bool ok = want.contains(gc.name) && want[gc.name] == h;
         bad += !ok;
-        verdict = ok ? "  ok" : "  MISMATCH (file: " + (want.contains(gc.name) ? want[gc.name].get<std::string>() : "missing") + ")";
+        verdict = ok ? "  ok"
+                     : "  MISMATCH (file: " +
+                           (want.contains(gc.name) ? want[gc.name].get<std::string>() : "missing") +
+                           ")";
       }
       std::printf("%-10s %s%s\n", gc.name.c_str(), h.c_str(), verdict.c_str());
       std::fflush(stdout);
@@ -56,7 +62,8 @@ void add_golden_command(CLI::App& app) {
       out << got.dump(2) << "\n";
       if (!out) throw std::runtime_error("--write: cannot write " + a->write);
     }
-    if (bad) throw std::runtime_error(std::to_string(bad) + " golden hash(es) differ from " + a->check);
+    if (bad)
+      throw std::runtime_error(std::to_string(bad) + " golden hash(es) differ from " + a->check);
   });
 }
 

@@ -14,7 +14,9 @@ int main(int argc, char** argv) {
   detdl::tools::add_ops_command(app);
   detdl::tools::add_golden_command(app);
   detdl::tools::add_study_command(app);
-  app.add_subcommand("version", "print the version")->callback([] { std::cout << "detdl " << DETDL_VERSION << "\n"; });
+  app.add_subcommand("version", "print the version")->callback([] {
+    std::cout << "detdl " << DETDL_VERSION << "\n";
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

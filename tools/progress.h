@@ -22,13 +22,14 @@ class ProgressLine {
     last_shown_ = now;
     const std::int64_t done = p.step - p.first_step;  // steps this process ran
     const double rate = p.seconds > 0 ? static_cast<double>(done) / p.seconds : 0.0;
-    const std::int64_t epoch = (p.step - 1) / p.steps_per_epoch, in_epoch = (p.step - 1) % p.steps_per_epoch + 1;
+    const std::int64_t epoch = (p.step - 1) / p.steps_per_epoch,
+                       in_epoch = (p.step - 1) % p.steps_per_epoch + 1;
     const double eta = rate > 0 ? static_cast<double>(p.total_steps - p.step) / rate : 0.0;
     char line[160];
     std::snprintf(line, sizeof line, "  epoch %lld  step %lld/%lld  %.0f samples/s  ETA %s",
                   static_cast<long long>(epoch + 1), static_cast<long long>(in_epoch),
-                  static_cast<long long>(p.steps_per_epoch), rate * static_cast<double>(p.rows_per_step),
-                  clock(eta).c_str());
+                  static_cast<long long>(p.steps_per_epoch),
+                  rate * static_cast<double>(p.rows_per_step), clock(eta).c_str());
     std::string text(line);
     const std::size_t width = text.size();
     if (width < width_) text.append(width_ - width, ' ');  // cover a longer previous line
@@ -53,8 +54,10 @@ class ProgressLine {
   static std::string clock(double seconds) {
     const long long s = static_cast<long long>(seconds + 0.5);
     char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-    else std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+    if (s >= 3600)
+      std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+    else
+      std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
     return buf;
   }
 

@@ -40,7 +40,8 @@ std::string pick_study(const variance::Store& store, const std::string& wanted) 
   if (names.empty()) throw std::invalid_argument(store.path() + ": holds no study");
   std::string list;
   for (const auto& n : names) list += " " + n;
-  throw std::invalid_argument(store.path() + " holds several studies; choose one with --study:" + list);
+  throw std::invalid_argument(store.path() +
+                              " holds several studies; choose one with --study:" + list);
 }
 
 void require_file(const std::string& path, const std::string& what) {
@@ -51,7 +52,8 @@ void require_file(const std::string& path, const std::string& what) {
 std::string report_script() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (const fs::path& p : {fs::path(DETDL_SOURCE_DIR) / "tools/report.py", exe.parent_path() / "report.py"})
+  for (const fs::path& p :
+       {fs::path(DETDL_SOURCE_DIR) / "tools/report.py", exe.parent_path() / "report.py"})
     if (fs::exists(p)) return p.string();
   throw std::runtime_error("report: tools/report.py not found");
 }
@@ -76,9 +78,13 @@ void add_study_flags(CLI::App* c, StudyFlags& f) {
   c->add_option("--repetitions", f.repetitions, "runs per setting")->check(integer_text(1));
   c->add_option("--selection", f.selection, "selection criteria: best_loss, best_acc, last");
   c->add_option("--preset", f.preset, "base experiment from a preset (lenet1, ..., butter)");
-  c->add_option("--set", f.set, "FIELD=VALUE for the base experiment, e.g. epochs=5, data=mnist, optimizer.kind=adam");
-  c->add_option("--setting", f.settings,
-                "a setting: name=NAME[,level=L][,threads=T][,vary=init+order|all][,fast_ops=conv_wgrad+matmul]");
+  c->add_option(
+      "--set", f.set,
+      "FIELD=VALUE for the base experiment, e.g. epochs=5, data=mnist, optimizer.kind=adam");
+  c->add_option(
+      "--setting", f.settings,
+      "a setting: "
+      "name=NAME[,level=L][,threads=T][,vary=init+order|all][,fast_ops=conv_wgrad+matmul]");
 }
 
 nlohmann::json parse_value(const std::string& v) {
@@ -117,7 +123,8 @@ variance::Study build_study(const StudyFlags& f) {
   if (!f.preset.empty()) spec["experiment"]["preset"] = f.preset;
   for (const auto& kv : f.set) {
     const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--set: expected FIELD=VALUE, got '" + kv + "'");
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--set: expected FIELD=VALUE, got '" + kv + "'");
     nlohmann::json* node = &spec["experiment"];
     const auto path = split_on(kv.substr(0, eq), '.');
     for (std::size_t i = 0; i + 1 < path.size(); ++i) {
@@ -133,7 +140,8 @@ variance::Study build_study(const StudyFlags& f) {
       for (const auto& part : split_on(spec_text, ',')) {
         const auto eq = part.find('=');
         if (eq == std::string::npos)
-          throw std::invalid_argument("--setting: expected KEY=VALUE pairs separated by commas, got '" + part + "'");
+          throw std::invalid_argument(
+              "--setting: expected KEY=VALUE pairs separated by commas, got '" + part + "'");
         const std::string k = part.substr(0, eq), v = part.substr(eq + 1);
         if (k == "vary" || k == "fast_ops") {
           st[k] = split_on(v, '+');
@@ -156,7 +164,8 @@ variance::Study build_study(const StudyFlags& f) {
 }  // namespace
 
 void add_study_command(CLI::App& app) {
-  CLI::App* study = app.add_subcommand("study", "variance studies: run a study file, show its plan, print its tables");
+  CLI::App* study = app.add_subcommand(
+      "study", "variance studies: run a study file, show its plan, print its tables");
   study->require_subcommand(1);
 
   struct RunArgs {
@@ -167,17 +176,22 @@ void add_study_command(CLI::App& app) {
     bool no_wait = false;
   };
   auto r = std::make_shared<RunArgs>();
-  CLI::App* run = study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
+  CLI::App* run =
+      study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
   add_study_flags(run, r->study);
   run->add_option("--store", r->store, "SQLite store (default: <study name>.sqlite)");
-  run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")->check(integer_text(1, 256));
+  run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")
+      ->check(integer_text(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
-  run->add_option("--claim-lease", r->opt.claim_lease_seconds,
-                  "seconds without a heartbeat after which another machine's claim on a row is taken over")
+  run->add_option(
+         "--claim-lease", r->opt.claim_lease_seconds,
+         "seconds without a heartbeat after which another machine's claim on a row is taken over")
       ->check(CLI::Range(10, 86400));
-  run->add_flag("--no-wait", r->no_wait, "return when nothing is left to claim, without waiting for rows other runners hold");
+  run->add_flag(
+      "--no-wait", r->no_wait,
+      "return when nothing is left to claim, without waiting for rows other runners hold");
   run->callback([r] {
     const variance::Study s = build_study(r->study);
     r->opt.step_hashes = !r->no_step_hashes;
@@ -186,7 +200,8 @@ void add_study_command(CLI::App& app) {
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
     const auto sum = variance::run_study(s, r->store.empty() ? default_store(s) : r->store, r->opt);
     if (sum.failed > 0)
-      throw std::runtime_error(std::to_string(sum.failed) + " run(s) failed; run the same command again to retry them");
+      throw std::runtime_error(std::to_string(sum.failed) +
+                               " run(s) failed; run the same command again to retry them");
   });
 
   struct PlanArgs {
@@ -194,7 +209,8 @@ void add_study_command(CLI::App& app) {
     std::string store;
   };
   auto p = std::make_shared<PlanArgs>();
-  CLI::App* plan = study->add_subcommand("plan", "list the plan's runs with their keys, seeds and status");
+  CLI::App* plan =
+      study->add_subcommand("plan", "list the plan's runs with their keys, seeds and status");
   add_study_flags(plan, p->study);
   plan->add_option("--store", p->store, "SQLite store (default: <study name>.sqlite)");
   plan->callback([p] {
@@ -208,18 +224,24 @@ void add_study_command(CLI::App& app) {
       const auto me = variance::Claimant::self();
       const auto now = static_cast<std::int64_t>(std::time(nullptr));
       for (const auto& c : store.claims(s.name))
-        claimed[c.key] = variance::claim_is_stale(c, me, now, variance::RunnerOptions{}.claim_lease_seconds) ? "stale"
-                                                                                                          : "claimed";
+        claimed[c.key] =
+            variance::claim_is_stale(c, me, now, variance::RunnerOptions{}.claim_lease_seconds)
+                ? "stale"
+                : "claimed";
     }
-    std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status", "seeds (init order augment dropout label_noise split)");
+    std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status",
+                "seeds (init order augment dropout label_noise split)");
     for (const auto& row : variance::make_plan(s)) {
       const auto& sd = row.experiment.seeds;
-      const std::string status = done.count(row.key) ? "stored" : claimed.count(row.key) ? claimed[row.key] : "todo";
-      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(), row.setting.c_str(),
-                  static_cast<long long>(row.repetition), std::string(level_name(row.experiment.level)).c_str(),
-                  status.c_str(), (unsigned long long)sd.init, (unsigned long long)sd.order,
-                  (unsigned long long)sd.augment, (unsigned long long)sd.dropout, (unsigned long long)sd.label_noise,
-                  (unsigned long long)sd.split);
+      const std::string status = done.count(row.key)      ? "stored"
+                                 : claimed.count(row.key) ? claimed[row.key]
+                                                          : "todo";
+      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(),
+                  row.setting.c_str(), static_cast<long long>(row.repetition),
+                  std::string(level_name(row.experiment.level)).c_str(), status.c_str(),
+                  (unsigned long long)sd.init, (unsigned long long)sd.order,
+                  (unsigned long long)sd.augment, (unsigned long long)sd.dropout,
+                  (unsigned long long)sd.label_noise, (unsigned long long)sd.split);
     }
   });
 
@@ -227,7 +249,8 @@ void add_study_command(CLI::App& app) {
     std::string store, study, out;
   };
   auto t = std::make_shared<TableArgs>();
-  CLI::App* table = study->add_subcommand("table", "print the study's tables; with --out also write them as CSV");
+  CLI::App* table =
+      study->add_subcommand("table", "print the study's tables; with --out also write them as CSV");
   table->add_option("store", t->store, "SQLite store")->required();
   table->add_option("--study", t->study, "study name (default: the store's only study)");
   table->add_option("--out", t->out, "directory for the CSV files");
@@ -243,7 +266,8 @@ void add_study_command(CLI::App& app) {
   });
 
   auto rep = std::make_shared<TableArgs>();
-  CLI::App* report = app.add_subcommand("report", "CSV tables, PNG pictures and one HTML page for a study");
+  CLI::App* report =
+      app.add_subcommand("report", "CSV tables, PNG pictures and one HTML page for a study");
   report->add_option("store", rep->store, "SQLite store")->required();
   report->add_option("--study", rep->study, "study name (default: the store's only study)");
   report->add_option("--out", rep->out, "output directory (default: <store>-report)");
@@ -251,7 +275,9 @@ void add_study_command(CLI::App& app) {
     require_file(rep->store, "report");
     const variance::Store store(rep->store);
     const auto a = variance::analyze(store, pick_study(store, rep->study));
-    const std::string out = rep->out.empty() ? fs::path(rep->store).replace_extension("").string() + "-report" : rep->out;
+    const std::string out = rep->out.empty()
+                                ? fs::path(rep->store).replace_extension("").string() + "-report"
+                                : rep->out;
     variance::write_analysis(a, out);
     // The table as text, for the HTML page.
     {
@@ -261,7 +287,8 @@ void add_study_command(CLI::App& app) {
     }
     const std::string cmd = python() + " '" + report_script() + "' '" + out + "' '" + a.study + "'";
     const int rc = std::system(cmd.c_str());
-    if (rc != 0) throw std::runtime_error("report: drawing failed (" + cmd + "); the CSV files are in " + out);
+    if (rc != 0)
+      throw std::runtime_error("report: drawing failed (" + cmd + "); the CSV files are in " + out);
     std::cout << "report: " << (fs::path(out) / "index.html").string() << "\n";
   });
 }

@@ -31,7 +31,8 @@ struct TrainFlags {
   std::vector<std::string> fast_ops;
   std::uint64_t seed = 1;
   std::string checkpoint;
-  bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false, force = false;
+  bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false,
+       force = false;
   std::string progress = "auto";
   std::int64_t stop_after = -1, checkpoint_every = 0;
   std::map<std::string, CLI::Option*> opt;  // by long name, to ask whether a flag was given
@@ -52,7 +53,10 @@ void parse_schedule(const std::string& s, Schedule& out, std::int64_t epochs) {
     if (p == std::string::npos) break;
     start = p + 1;
   }
-  const std::string usage = "--schedule: expected constant, cosine, step:EVERY[:GAMMA] or multistep:E1,E2,...[:GAMMA], got '" + s + "'";
+  const std::string usage =
+      "--schedule: expected constant, cosine, step:EVERY[:GAMMA] or multistep:E1,E2,...[:GAMMA], "
+      "got '" +
+      s + "'";
   try {
     if (parts[0] == "constant" && parts.size() == 1) {
       out.kind = Schedule::Kind::constant;
@@ -71,7 +75,8 @@ void parse_schedule(const std::string& s, Schedule& out, std::int64_t epochs) {
       const std::string& m = parts[1];
       for (;;) {
         const auto c = m.find(',', b);
-        out.milestones.push_back(std::stoll(m.substr(b, c == std::string::npos ? std::string::npos : c - b)));
+        out.milestones.push_back(
+            std::stoll(m.substr(b, c == std::string::npos ? std::string::npos : c - b)));
         if (c == std::string::npos) break;
         b = c + 1;
       }
@@ -87,23 +92,33 @@ void parse_schedule(const std::string& s, Schedule& out, std::int64_t epochs) {
 // "flags.optimizer.momentum: ..." -> "--momentum: ...": a value from a flag is named by the flag.
 std::string flag_message(const std::string& what) {
   static const std::pair<const char*, const char*> kFlags[] = {
-      {"flags.schedule.lr", "--lr"},           {"flags.schedule.", "--schedule"},
-      {"flags.optimizer.momentum", "--momentum"}, {"flags.optimizer.weight_decay", "--weight-decay"},
-      {"flags.optimizer.eps", "--eps"},        {"flags.optimizer.", "--optimizer"},
-      {"flags.epochs", "--epochs"},            {"flags.batch_size", "--batch-size"},
-      {"flags.label_noise", "--label-noise"},  {"flags.threads", "--threads"},
-      {"flags.l1", "--l1"},                    {"flags.l2", "--l2"},
-      {"flags.preprocess", "--preprocess"},    {"flags.loss", "--loss"},
-      {"flags.augment", "--augment"},          {"flags.net", "--net"},
+      {"flags.schedule.lr", "--lr"},
+      {"flags.schedule.", "--schedule"},
+      {"flags.optimizer.momentum", "--momentum"},
+      {"flags.optimizer.weight_decay", "--weight-decay"},
+      {"flags.optimizer.eps", "--eps"},
+      {"flags.optimizer.", "--optimizer"},
+      {"flags.epochs", "--epochs"},
+      {"flags.batch_size", "--batch-size"},
+      {"flags.label_noise", "--label-noise"},
+      {"flags.threads", "--threads"},
+      {"flags.l1", "--l1"},
+      {"flags.l2", "--l2"},
+      {"flags.preprocess", "--preprocess"},
+      {"flags.loss", "--loss"},
+      {"flags.augment", "--augment"},
+      {"flags.net", "--net"},
       {"flags.data", "--data"}};
   for (const auto& [path, flag] : kFlags) {
     const std::string p(path);
     if (what.rfind(p, 0) != 0) continue;
     const auto colon = what.find(": ");
-    const std::string field = what.substr(6, colon == std::string::npos ? std::string::npos : colon - 6);
+    const std::string field =
+        what.substr(6, colon == std::string::npos ? std::string::npos : colon - 6);
     const std::string rest = colon == std::string::npos ? what : what.substr(colon + 2);
     // A prefix match (schedule., optimizer.) keeps the field's name: "--schedule (gamma): ...".
-    return p.back() == '.' ? std::string(flag) + " (" + field + "): " + rest : std::string(flag) + ": " + rest;
+    return p.back() == '.' ? std::string(flag) + " (" + field + "): " + rest
+                           : std::string(flag) + ": " + rest;
   }
   return what;
 }
@@ -146,7 +161,9 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   if (given(f, "--loss")) e.loss = f.loss;
   if (given(f, "--optimizer")) {
     const auto k = parse_optimizer(f.optimizer);
-    if (!k) throw std::invalid_argument("--optimizer: expected sgd, adam or rmsprop, got '" + f.optimizer + "'");
+    if (!k)
+      throw std::invalid_argument("--optimizer: expected sgd, adam or rmsprop, got '" +
+                                  f.optimizer + "'");
     e.optimizer.kind = *k;
   }
   if (given(f, "--lr")) e.schedule.base_lr = v.schedule.base_lr;
@@ -167,21 +184,27 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   if (given(f, "--split-seed")) e.seeds.split = v.seeds.split;
   if (given(f, "--level")) {
     const auto l = parse_level(f.level);
-    if (!l) throw std::invalid_argument("--level: expected portable, repeatable or fast, got '" + f.level + "'");
+    if (!l)
+      throw std::invalid_argument("--level: expected portable, repeatable or fast, got '" +
+                                  f.level + "'");
     e.level = *l;
   }
   for (const auto& s : f.fast_ops) {
     const auto fam = parse_op_family(s);
     if (!fam)
-      throw std::invalid_argument("--fast-op: unknown op family '" + s + "' (" + op_family_names() + ")");
+      throw std::invalid_argument("--fast-op: unknown op family '" + s + "' (" + op_family_names() +
+                                  ")");
     e.fast_ops.push_back(*fam);
   }
   if (given(f, "--threads")) e.threads = v.threads;
   if (given(f, "--device")) e.device = parse_device(f.device, "--device");
   if (given(f, "--impl")) {
-    if (f.impl == "own") e.implementation = Implementation::own;
-    else if (f.impl == "vendor") e.implementation = Implementation::vendor;
-    else throw std::invalid_argument("--impl: expected own or vendor, got '" + f.impl + "'");
+    if (f.impl == "own")
+      e.implementation = Implementation::own;
+    else if (f.impl == "vendor")
+      e.implementation = Implementation::vendor;
+    else
+      throw std::invalid_argument("--impl: expected own or vendor, got '" + f.impl + "'");
   }
   if (f.no_metrics) e.metrics = false;
   // Round-trip through the JSON reader: the same checks as a config file, with the field
@@ -197,8 +220,11 @@ nets::Experiment build_experiment(const TrainFlags& f) {
 // to a missing folder, and nothing is overwritten without --force.
 void check_outputs(const TrainFlags& f) {
   if (f.checkpoint.empty()) {
-    if (f.resume) throw std::invalid_argument("--resume needs --checkpoint PATH (the checkpoint to resume from)");
-    if (f.checkpoint_every > 0) throw std::invalid_argument("--checkpoint-every needs --checkpoint PATH");
+    if (f.resume)
+      throw std::invalid_argument(
+          "--resume needs --checkpoint PATH (the checkpoint to resume from)");
+    if (f.checkpoint_every > 0)
+      throw std::invalid_argument("--checkpoint-every needs --checkpoint PATH");
   } else {
     // With --resume an existing checkpoint is the point; without it, it is someone's run.
     check_output_path(f.checkpoint, f.resume || f.force, "--checkpoint");
@@ -217,13 +243,15 @@ int run_train(const TrainFlags& f) {
   // Before any data is loaded: no CUDA build or no device is an error naming the option.
   if (e.device == Device::cuda) gpu::require("--device cuda");
   if (e.implementation == Implementation::vendor && e.device != Device::cuda)
-    throw std::invalid_argument("--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
-                                "always use the own kernels)");
+    throw std::invalid_argument(
+        "--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
+        "always use the own kernels)");
   check_outputs(f);
   const bool resuming = f.resume && std::filesystem::exists(f.checkpoint);
   if (f.resume && !resuming && !f.quiet)
     std::printf("no checkpoint at %s yet: starting from step 0\n", f.checkpoint.c_str());
-  ProgressLine progress(f.progress == "on" || (f.progress == "auto" && !f.quiet && ::isatty(STDOUT_FILENO)));
+  ProgressLine progress(f.progress == "on" ||
+                        (f.progress == "auto" && !f.quiet && ::isatty(STDOUT_FILENO)));
   nets::RunOptions ro;
   ro.on_step = [&](const StepProgress& p) { progress.update(p); };
   ro.checkpoint_path = f.checkpoint;
@@ -236,10 +264,12 @@ int run_train(const TrainFlags& f) {
     if (f.quiet) return;
     std::printf("epoch %3lld/%lld  loss %.6f  acc %.4f", static_cast<long long>(s.epoch + 1),
                 static_cast<long long>(e.epochs), s.train_loss, s.train_accuracy);
-    if (s.has_validation) std::printf("  val_loss %.6f  val_acc %.4f", s.validation.loss, s.validation.accuracy);
+    if (s.has_validation)
+      std::printf("  val_loss %.6f  val_acc %.4f", s.validation.loss, s.validation.accuracy);
     if (s.has_test) std::printf("  test_loss %.6f  test_acc %.4f", s.test_loss, s.test_accuracy);
     std::printf("  %.2fs  %.0f samples/s  hash %s\n", s.seconds,
-                s.train_seconds > 0 ? static_cast<double>(train_rows) / s.train_seconds : 0.0, s.weight_hash.c_str());
+                s.train_seconds > 0 ? static_cast<double>(train_rows) / s.train_seconds : 0.0,
+                s.weight_hash.c_str());
     std::fflush(stdout);
   };
   ro.on_start = [&](const data::DataBundle& bundle, const nets::NetSpec& net) {
@@ -247,29 +277,36 @@ int run_train(const TrainFlags& f) {
     if (f.quiet) return;
     std::printf("detdl train: net=%s (%s) params=%lld\n", e.net.c_str(), net.description.c_str(),
                 static_cast<long long>(net.model->parameter_count()));
-    const std::string val = bundle.has_validation ? " validation=" + std::to_string(bundle.validation.size()) : "";
-    std::printf("  data=%s (%s) train=%lld test=%lld%s\n  level=%s device=%s threads=%d  %s  lr %s  batch=%lld epochs=%lld\n",
-                e.data.c_str(), bundle.source.c_str(), static_cast<long long>(bundle.train.size()),
-                static_cast<long long>(bundle.test.size()), val.c_str(), std::string(level_name(e.level)).c_str(),
-                std::string(device_name(e.device)).c_str(),
-                e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
-                static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
+    const std::string val =
+        bundle.has_validation ? " validation=" + std::to_string(bundle.validation.size()) : "";
+    std::printf(
+        "  data=%s (%s) train=%lld test=%lld%s\n  level=%s device=%s threads=%d  %s  lr %s  "
+        "batch=%lld epochs=%lld\n",
+        e.data.c_str(), bundle.source.c_str(), static_cast<long long>(bundle.train.size()),
+        static_cast<long long>(bundle.test.size()), val.c_str(),
+        std::string(level_name(e.level)).c_str(), std::string(device_name(e.device)).c_str(),
+        e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
+        static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
     if (resuming) std::printf("  resuming from %s\n", f.checkpoint.c_str());
     std::fflush(stdout);
   };
   const nets::RunOutput out = nets::run_experiment(e, ro);
   progress.clear();
   if (out.result.resumed)
-    std::printf("resumed from step %lld of %s\n", static_cast<long long>(out.result.first_step), f.checkpoint.c_str());
+    std::printf("resumed from step %lld of %s\n", static_cast<long long>(out.result.first_step),
+                f.checkpoint.c_str());
   if (out.result.nonfinite_loss_steps > 0)
     std::printf("warning: the training loss was NaN or infinite in %lld steps (the run diverged)\n",
                 static_cast<long long>(out.result.nonfinite_loss_steps));
   // Written whole to a unique temporary name, then renamed: a reader never sees half a record.
-  if (!f.record.empty()) write_file_atomically(f.record, out.record.dump(1) + "\n", "--record " + f.record);
+  if (!f.record.empty())
+    write_file_atomically(f.record, out.record.dump(1) + "\n", "--record " + f.record);
   if (out.result.stopped_early)
-    std::printf("stopped after step %lld (checkpoint %s)\n", static_cast<long long>(out.result.steps), f.checkpoint.c_str());
+    std::printf("stopped after step %lld (checkpoint %s)\n",
+                static_cast<long long>(out.result.steps), f.checkpoint.c_str());
   std::printf("weight hash %s  steps %lld  %.2fs\n", out.result.weight_hash.c_str(),
-              static_cast<long long>(out.result.steps), out.record["timings"]["total_seconds"].get<double>());
+              static_cast<long long>(out.result.steps),
+              out.record["timings"]["total_seconds"].get<double>());
   return 0;
 }
 
@@ -277,57 +314,96 @@ int run_train(const TrainFlags& f) {
 
 void add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
-  CLI::App* c = app.add_subcommand("train", "train one net on one data set; print progress and the weight hash");
+  CLI::App* c = app.add_subcommand(
+      "train", "train one net on one data set; print progress and the weight hash");
   auto& o = f->opt;
   auto& v = f->e;
-  c->add_option("--preset", f->preset, "start from a preset: lenet1, lenet4, lenet5, resnet20, resnet38, resnet56, wrn-28-10, butter");
-  c->add_option("--config", f->config, "JSON experiment file (fields as in the run record's \"experiment\"); flags override it");
-  o["--net"] = c->add_option("--net", v.net, "net: mlp[:H], cnn, lenet1|4|5[:keras|:classic], resnetD, wrn-D-K[:DROP], butter:SHAPE:DEPTH:SIZE (default mlp)");
-  o["--data"] = c->add_option("--data", v.data, "data set: blobs, bars, synthetic-mnist[:N], synthetic-cifar10[:N], mnist, fashion-mnist, cifar10[:DIR], cifar100[:DIR], pmlb:NAME, NAME, FILE.tsv.gz, IDX-DIR (default blobs)");
-  o["--data-dir"] = c->add_option("--data-dir", v.data_dir, "root of named data sets (default $DETDL_DATA_DIR or ../shared/data)");
-  o["--preprocess"] = c->add_option("--preprocess", v.preprocess, "none, pixel-mean or channel-std");
-  o["--study-split"] = c->add_flag("--study-split", v.study_split, "validation = first 7,500 test images, test = last 2,500");
-  o["--augment"] = c->add_option("--augment", v.augment, "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC");
-  o["--label-noise"] = c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")->check(number_text());
+  c->add_option("--preset", f->preset,
+                "start from a preset: lenet1, lenet4, lenet5, resnet20, resnet38, resnet56, "
+                "wrn-28-10, butter");
+  c->add_option(
+      "--config", f->config,
+      "JSON experiment file (fields as in the run record's \"experiment\"); flags override it");
+  o["--net"] = c->add_option("--net", v.net,
+                             "net: mlp[:H], cnn, lenet1|4|5[:keras|:classic], resnetD, "
+                             "wrn-D-K[:DROP], butter:SHAPE:DEPTH:SIZE (default mlp)");
+  o["--data"] = c->add_option(
+      "--data", v.data,
+      "data set: blobs, bars, synthetic-mnist[:N], synthetic-cifar10[:N], mnist, fashion-mnist, "
+      "cifar10[:DIR], cifar100[:DIR], pmlb:NAME, NAME, FILE.tsv.gz, IDX-DIR (default blobs)");
+  o["--data-dir"] =
+      c->add_option("--data-dir", v.data_dir,
+                    "root of named data sets (default $DETDL_DATA_DIR or ../shared/data)");
+  o["--preprocess"] =
+      c->add_option("--preprocess", v.preprocess, "none, pixel-mean or channel-std");
+  o["--study-split"] = c->add_flag("--study-split", v.study_split,
+                                   "validation = first 7,500 test images, test = last 2,500");
+  o["--augment"] = c->add_option("--augment", v.augment,
+                                 "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC");
+  o["--label-noise"] =
+      c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")
+          ->check(number_text());
   o["--epochs"] = c->add_option("--epochs", v.epochs, "epochs")->check(integer_text());
-  o["--batch-size"] = c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(integer_text());
+  o["--batch-size"] =
+      c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(integer_text());
   o["--loss"] = c->add_option("--loss", f->loss, "auto, softmax_ce, bce or mse");
   o["--optimizer"] = c->add_option("--optimizer", f->optimizer, "sgd, adam or rmsprop");
   o["--lr"] = c->add_option("--lr", v.schedule.base_lr, "learning rate")->check(number_text());
-  o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")->check(number_text());
+  o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")
+                        ->check(number_text());
   o["--nesterov"] = c->add_flag("--nesterov", v.optimizer.nesterov, "Nesterov momentum");
-  o["--weight-decay"] = c->add_option("--weight-decay", v.optimizer.weight_decay, "L2 weight decay added to the gradient")->check(number_text());
-  o["--eps"] = c->add_option("--eps", v.optimizer.eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)")->check(number_text());
-  o["--keras-optim"] = c->add_flag("--keras-optim", f->keras_optim, "Keras's update formulas instead of PyTorch's");
-  o["--schedule"] = c->add_option("--schedule", f->schedule, "constant, cosine, step:EVERY[:GAMMA], multistep:E1,E2[:GAMMA]");
-  o["--l1"] = c->add_option("--l1", v.l1, "L1 penalty (loss term) on the net's weights")->check(number_text());
-  o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")->check(number_text());
-  o["--level"] = c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
+  o["--weight-decay"] = c->add_option("--weight-decay", v.optimizer.weight_decay,
+                                      "L2 weight decay added to the gradient")
+                            ->check(number_text());
+  o["--eps"] =
+      c->add_option("--eps", v.optimizer.eps, "Adam / RMSprop epsilon (PyTorch 1e-8, Keras 1e-7)")
+          ->check(number_text());
+  o["--keras-optim"] =
+      c->add_flag("--keras-optim", f->keras_optim, "Keras's update formulas instead of PyTorch's");
+  o["--schedule"] = c->add_option("--schedule", f->schedule,
+                                  "constant, cosine, step:EVERY[:GAMMA], multistep:E1,E2[:GAMMA]");
+  o["--l1"] = c->add_option("--l1", v.l1, "L1 penalty (loss term) on the net's weights")
+                  ->check(number_text());
+  o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")
+                  ->check(number_text());
+  o["--level"] =
+      c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
   c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(integer_text());
-  o["--device"] = c->add_option("--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
-  o["--impl"] = c->add_option("--impl", f->impl,
-                              "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
-                              "and batch norm; for comparison, never portable)");
+  o["--device"] = c->add_option(
+      "--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
+  o["--impl"] = c->add_option(
+      "--impl", f->impl,
+      "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
+      "and batch norm; for comparison, never portable)");
   o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
   o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
   o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");
   o["--augment-seed"] = c->add_option("--augment-seed", v.seeds.augment, "augmentation seed");
   o["--dropout-seed"] = c->add_option("--dropout-seed", v.seeds.dropout, "dropout seed");
-  o["--label-noise-seed"] = c->add_option("--label-noise-seed", v.seeds.label_noise, "label noise seed");
-  o["--split-seed"] = c->add_option("--split-seed", v.seeds.split, "train/test split seed (tabular data)");
+  o["--label-noise-seed"] =
+      c->add_option("--label-noise-seed", v.seeds.label_noise, "label noise seed");
+  o["--split-seed"] =
+      c->add_option("--split-seed", v.seeds.split, "train/test split seed (tabular data)");
   c->add_flag("--no-metrics", f->no_metrics, "skip the BUTTER series and per-class accuracy");
-  c->add_option("--record", f->record, "write the JSON run record here (an existing file is refused without --force)");
+  c->add_option("--record", f->record,
+                "write the JSON run record here (an existing file is refused without --force)");
   c->add_option("--checkpoint", f->checkpoint,
-                "safetensors checkpoint written at each epoch end (an existing file is refused without --resume or --force)");
-  c->add_option("--checkpoint-every", f->checkpoint_every, "also every N steps")->check(integer_text(0));
-  c->add_flag("--resume", f->resume,
-              "resume from --checkpoint if it exists (refused when its settings differ from this run's; "
-              "only --epochs may be raised)");
-  c->add_option("--stop-after", f->stop_after, "stop once this many steps are done, after checkpointing (0: before the first)")
+                "safetensors checkpoint written at each epoch end (an existing file is refused "
+                "without --resume or --force)");
+  c->add_option("--checkpoint-every", f->checkpoint_every, "also every N steps")
       ->check(integer_text(0));
-  c->add_flag("--force", f->force, "overwrite an existing --checkpoint (without --resume) or --record");
-  c->add_option("--progress", f->progress, "progress line within an epoch: auto (on a terminal), on or off")
+  c->add_flag(
+      "--resume", f->resume,
+      "resume from --checkpoint if it exists (refused when its settings differ from this run's; "
+      "only --epochs may be raised)");
+  c->add_option("--stop-after", f->stop_after,
+                "stop once this many steps are done, after checkpointing (0: before the first)")
+      ->check(integer_text(0));
+  c->add_flag("--force", f->force,
+              "overwrite an existing --checkpoint (without --resume) or --record");
+  c->add_option("--progress", f->progress,
+                "progress line within an epoch: auto (on a terminal), on or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   c->add_flag("--print-config", f->print_config, "print the experiment as JSON and exit");
   c->add_flag("--quiet", f->quiet, "print only the final line");
@@ -336,7 +412,8 @@ void add_train_command(CLI::App& app) {
 
 void add_hash_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("hash", "print the weight hash stored in a checkpoint and verify it");
+  CLI::App* c =
+      app.add_subcommand("hash", "print the weight hash stored in a checkpoint and verify it");
   c->add_option("checkpoint", *path, "safetensors file")->required();
   c->callback([path] {
     const TensorFile f = load_safetensors(*path);
@@ -347,7 +424,8 @@ void add_hash_command(CLI::App& app) {
     std::printf("%s  %s", h.hex().c_str(), path->c_str());
     if (it != f.metadata.end() && it->second != h.hex()) {
       std::printf("  (MISMATCH: header says %s)\n", it->second.c_str());
-      throw std::runtime_error("checkpoint " + *path + ": weight hash does not match the one recorded");
+      throw std::runtime_error("checkpoint " + *path +
+                               ": weight hash does not match the one recorded");
     }
     std::printf("\n");
   });

@@ -73,7 +73,8 @@ Analysis analyze(const Store& store, const std::string& study) {
   a.study = study;
   const nlohmann::json spec = store.study_spec(study);
   a.runs = store.runs(study);
-  if (a.runs.empty()) throw std::runtime_error("study " + study + " in " + store.path() + " has no runs yet");
+  if (a.runs.empty())
+    throw std::runtime_error("study " + study + " in " + store.path() + " has no runs yet");
   // Settings in file order (those with runs), then any others found in the store.
   try {
     const Study s = study_from_json(spec, "stored study " + study);
@@ -83,16 +84,19 @@ Analysis analyze(const Store& store, const std::string& study) {
     // the old keys stay in the store but are no longer part of the study.
     std::set<std::string> keys;
     for (const auto& row : make_plan(s)) keys.insert(row.key);
-    a.runs.erase(std::remove_if(a.runs.begin(), a.runs.end(), [&](const StoredRun& r) { return !keys.count(r.key); }),
+    a.runs.erase(std::remove_if(a.runs.begin(), a.runs.end(),
+                                [&](const StoredRun& r) { return !keys.count(r.key); }),
                  a.runs.end());
   } catch (const std::exception&) {
     a.criteria.assign(kSelections.begin(), kSelections.end());
   }
   for (const auto& r : a.runs)
-    if (std::find(a.settings.begin(), a.settings.end(), r.setting) == a.settings.end()) a.settings.push_back(r.setting);
-  a.settings.erase(std::remove_if(a.settings.begin(), a.settings.end(),
-                                  [&](const std::string& s) { return of_setting(a.runs, s).empty(); }),
-                   a.settings.end());
+    if (std::find(a.settings.begin(), a.settings.end(), r.setting) == a.settings.end())
+      a.settings.push_back(r.setting);
+  a.settings.erase(
+      std::remove_if(a.settings.begin(), a.settings.end(),
+                     [&](const std::string& s) { return of_setting(a.runs, s).empty(); }),
+      a.settings.end());
 
   // Runs in the study file's setting order (the store orders them by name).
   std::stable_sort(a.runs.begin(), a.runs.end(), [&](const StoredRun& x, const StoredRun& y) {
@@ -148,8 +152,10 @@ Analysis analyze(const Store& store, const std::string& study) {
         if (ra.size() >= 2 && rb.size() >= 2) a.comparisons.push_back(compare_settings(ra, rb, c));
       for (const auto& x : ra)
         for (const auto& y : rb)
-          if (x.repetition == y.repetition && algorithmic_part(x.experiment) == algorithmic_part(y.experiment))
-            a.pairs.push_back({x.setting, y.setting, x.repetition, first_divergence_step(hashes_of[x.key], hashes_of[y.key])});
+          if (x.repetition == y.repetition &&
+              algorithmic_part(x.experiment) == algorithmic_part(y.experiment))
+            a.pairs.push_back({x.setting, y.setting, x.repetition,
+                               first_divergence_step(hashes_of[x.key], hashes_of[y.key])});
     }
   return a;
 }
@@ -159,85 +165,105 @@ void print_analysis(const Analysis& a, std::ostream& out) {
   int w = 22;  // the setting column: as wide as the longest name (grid points make long ones)
   for (const auto& st : a.settings) w = std::max(w, static_cast<int>(st.size()));
   w = std::min(w, 400);
-  out << "study " << a.study << ": " << a.runs.size() << " runs, " << a.settings.size() << " settings\n";
-  const bool any_regression =
-      std::any_of(a.summaries.begin(), a.summaries.end(), [](const SettingSummary& s) { return s.regression; });
+  out << "study " << a.study << ": " << a.runs.size() << " runs, " << a.settings.size()
+      << " settings\n";
+  const bool any_regression = std::any_of(a.summaries.begin(), a.summaries.end(),
+                                          [](const SettingSummary& s) { return s.regression; });
   std::size_t diverged = 0;
   for (const auto& r : a.runs) diverged += r.diverged;
   if (diverged > 0)
-    out << diverged << " run(s) diverged (a loss not finite): each table leaves out the runs whose value is not "
+    out << diverged
+        << " run(s) diverged (a loss not finite): each table leaves out the runs whose value is "
+           "not "
         << "finite at the selected epoch (div/out: diverged / left out)\n";
   for (Selection c : a.criteria) {
     out << "\nselection " << selection_name(c)
-        << " (test accuracy in %; SD with its 90% CI; class: the class with the largest max-min gap)\n";
-    std::snprintf(line, sizeof line, "%-*s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s %7s  %s\n", w, "setting", "n", "mean",
-                  "min", "max", "SD [90% CI]", "max-min", "class gap", "hashes", "churn", "time diff", "div/out", "note");
+        << " (test accuracy in %; SD with its 90% CI; class: the class with the largest max-min "
+           "gap)\n";
+    std::snprintf(line, sizeof line, "%-*s %3s %8s %8s %8s %20s %8s %13s %7s %7s %9s %7s  %s\n", w,
+                  "setting", "n", "mean", "min", "max", "SD [90% CI]", "max-min", "class gap",
+                  "hashes", "churn", "time diff", "div/out", "note");
     out << line;
     for (const auto& s : a.summaries) {
       if (s.criterion != c) continue;
       char sd[64], cls[48], td[32], dv[32];
-      std::snprintf(sd, sizeof sd, "%s [%s, %s]", fixed3(100 * s.std_acc).c_str(), fixed3(100 * s.std_ci.low).c_str(),
-                    fixed3(100 * s.std_ci.high).c_str());
+      std::snprintf(sd, sizeof sd, "%s [%s, %s]", fixed3(100 * s.std_acc).c_str(),
+                    fixed3(100 * s.std_ci.low).c_str(), fixed3(100 * s.std_ci.high).c_str());
       if (s.class_with_max_diff >= 0)
-        std::snprintf(cls, sizeof cls, "%.2f (%lld)", 100 * s.class_max_diff_value, static_cast<long long>(s.class_with_max_diff));
+        std::snprintf(cls, sizeof cls, "%.2f (%lld)", 100 * s.class_max_diff_value,
+                      static_cast<long long>(s.class_with_max_diff));
       else
         std::snprintf(cls, sizeof cls, "-");
       std::snprintf(td, sizeof td, "%.1f%%", s.convergence_time_diff_pct);
       std::snprintf(dv, sizeof dv, "%zu/%zu", s.diverged, s.left_out);
       std::string note = s.acc_identical_despite_hashes ? kIdenticalNote : "";
-      if (s.regression) note += std::string(note.empty() ? "" : "; ") + "regression: see test loss below";
-      std::snprintf(line, sizeof line, "%-*s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s %7s  %s\n", w, s.setting.c_str(),
-                    s.n, pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(), pct(s.max_acc).c_str(), sd,
-                    pct(s.max_diff).c_str(), cls, s.distinct_hashes, pct(s.mean_churn).c_str(), td, dv, note.c_str());
+      if (s.regression)
+        note += std::string(note.empty() ? "" : "; ") + "regression: see test loss below";
+      std::snprintf(line, sizeof line, "%-*s %3zu %8s %8s %8s %20s %8s %13s %7zu %7s %9s %7s  %s\n",
+                    w, s.setting.c_str(), s.n, pct(s.mean_acc).c_str(), pct(s.min_acc).c_str(),
+                    pct(s.max_acc).c_str(), sd, pct(s.max_diff).c_str(), cls, s.distinct_hashes,
+                    pct(s.mean_churn).c_str(), td, dv, note.c_str());
       out << line;
     }
     if (!any_regression) continue;
     // Regression: the spread a regression user compares is the test loss (MSE), printed to
     // 4 significant digits so that no nonzero spread reads as 0.
-    out << "\nselection " << selection_name(c) << ", regression settings (test loss; SD with its 90% CI)\n";
-    std::snprintf(line, sizeof line, "%-*s %3s %11s %11s %11s %36s %11s %7s %7s  %s\n", w, "setting", "n", "mean", "min",
-                  "max", "SD [90% CI]", "max-min", "hashes", "div/out", "note");
+    out << "\nselection " << selection_name(c)
+        << ", regression settings (test loss; SD with its 90% CI)\n";
+    std::snprintf(line, sizeof line, "%-*s %3s %11s %11s %11s %36s %11s %7s %7s  %s\n", w,
+                  "setting", "n", "mean", "min", "max", "SD [90% CI]", "max-min", "hashes",
+                  "div/out", "note");
     out << line;
     for (const auto& s : a.summaries) {
       if (s.criterion != c || !s.regression) continue;
       char sd[96], dv[32];
-      std::snprintf(sd, sizeof sd, "%s [%s, %s]", sig4(s.loss.std).c_str(), sig4(s.loss.std_ci.low).c_str(),
-                    sig4(s.loss.std_ci.high).c_str());
+      std::snprintf(sd, sizeof sd, "%s [%s, %s]", sig4(s.loss.std).c_str(),
+                    sig4(s.loss.std_ci.low).c_str(), sig4(s.loss.std_ci.high).c_str());
       std::snprintf(dv, sizeof dv, "%zu/%zu", s.diverged, s.left_out);
-      std::snprintf(line, sizeof line, "%-*s %3zu %11s %11s %11s %36s %11s %7zu %7s  %s\n", w, s.setting.c_str(), s.n,
-                    sig4(s.loss.mean).c_str(), sig4(s.loss.min).c_str(), sig4(s.loss.max).c_str(), sd,
-                    sig4(s.loss.max_diff).c_str(), s.distinct_hashes, dv,
-                    s.loss.identical_despite_hashes ? kIdenticalNote : "");
+      std::snprintf(line, sizeof line, "%-*s %3zu %11s %11s %11s %36s %11s %7zu %7s  %s\n", w,
+                    s.setting.c_str(), s.n, sig4(s.loss.mean).c_str(), sig4(s.loss.min).c_str(),
+                    sig4(s.loss.max).c_str(), sd, sig4(s.loss.max_diff).c_str(), s.distinct_hashes,
+                    dv, s.loss.identical_despite_hashes ? kIdenticalNote : "");
       out << line;
     }
   }
-  out << "\nimplementation-only spread (last epoch; test accuracy in %, test loss for regression) and divergence\n";
+  out << "\nimplementation-only spread (last epoch; test accuracy in %, test loss for regression) "
+         "and divergence\n";
   std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, "setting", "bit-identical",
-                "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)", "note");
+                "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)",
+                "note");
   out << line;
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
     const bool regression = is_regression(of_setting(a.runs, a.settings[i]));
     auto value = [&](double v) { return regression ? sig4(v) : pct(v); };
     char ci[96], fd[32];
-    std::snprintf(ci, sizeof ci, "%s [%s, %s]", value(sp.spread).c_str(), value(sp.spread_ci.low).c_str(),
-                  value(sp.spread_ci.high).c_str());
+    std::snprintf(ci, sizeof ci, "%s [%s, %s]", value(sp.spread).c_str(),
+                  value(sp.spread_ci.low).c_str(), value(sp.spread_ci.high).c_str());
     const auto f = a.first_divergence[i];
-    if (f < 0) std::snprintf(fd, sizeof fd, "unknown");
-    else if (f == 0) std::snprintf(fd, sizeof fd, "never");
-    else std::snprintf(fd, sizeof fd, "%lld", static_cast<long long>(f));
+    if (f < 0)
+      std::snprintf(fd, sizeof fd, "unknown");
+    else if (f == 0)
+      std::snprintf(fd, sizeof fd, "never");
+    else
+      std::snprintf(fd, sizeof fd, "%lld", static_cast<long long>(f));
     char wd[48];
     const auto& dist = a.weight_distances[i];
-    if (std::isnan(dist.mean_l2)) std::snprintf(wd, sizeof wd, "-");
-    else std::snprintf(wd, sizeof wd, "%.4g (%.2e)", dist.mean_l2, dist.relative);
+    if (std::isnan(dist.mean_l2))
+      std::snprintf(wd, sizeof wd, "-");
+    else
+      std::snprintf(wd, sizeof wd, "%.4g (%.2e)", dist.mean_l2, dist.relative);
     std::string note = !sp.exactly_zero && sp.spread == 0 ? kIdenticalNote : "";
-    if (sp.left_out > 0) note += (note.empty() ? "" : "; ") + std::to_string(sp.left_out) + " run(s) left out (not finite)";
+    if (sp.left_out > 0)
+      note += (note.empty() ? "" : "; ") + std::to_string(sp.left_out) +
+              " run(s) left out (not finite)";
     std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, a.settings[i].c_str(),
                   sp.exactly_zero ? "yes" : "no", ci, fd, wd, note.c_str());
     out << line;
   }
   if (!a.pairs.empty()) {
-    out << "\nruns that differ only in level / fast ops: first step with different weights (0: never)\n";
+    out << "\nruns that differ only in level / fast ops: first step with different weights (0: "
+           "never)\n";
     std::map<std::pair<std::string, std::string>, std::vector<std::int64_t>> by;
     for (const auto& p : a.pairs) by[{p.setting_a, p.setting_b}].push_back(p.first_step);
     for (const auto& [k, v] : by) {
@@ -255,26 +281,29 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
   write_comparisons(dir / "comparisons.csv", a.comparisons);
   write_butter_summary(dir / "butter_summary.csv", a.butter);
   std::string s =
-      "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_divergence_step,"
+      "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_"
+      "divergence_step,"
       "mean_weight_distance,relative_weight_distance\n";
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
-    s += csv_field(a.settings[i]) + "," + std::to_string(sp.n) + "," + (sp.exactly_zero ? "1" : "0") + "," +
-         csv_number(sp.spread) + "," + csv_number(sp.spread_ci.low) + "," + csv_number(sp.spread_ci.high) + "," +
-         csv_number(sp.sd) + "," + csv_number(sp.sd_ci.low) + "," + csv_number(sp.sd_ci.high) + "," +
-         csv_number(a.first_divergence[i]) + "," + csv_number(a.weight_distances[i].mean_l2) + "," +
-         csv_number(a.weight_distances[i].relative) + "\n";
+    s += csv_field(a.settings[i]) + "," + std::to_string(sp.n) + "," +
+         (sp.exactly_zero ? "1" : "0") + "," + csv_number(sp.spread) + "," +
+         csv_number(sp.spread_ci.low) + "," + csv_number(sp.spread_ci.high) + "," +
+         csv_number(sp.sd) + "," + csv_number(sp.sd_ci.low) + "," + csv_number(sp.sd_ci.high) +
+         "," + csv_number(a.first_divergence[i]) + "," + csv_number(a.weight_distances[i].mean_l2) +
+         "," + csv_number(a.weight_distances[i].relative) + "\n";
   }
   write_text(dir / "implementation_spread.csv", s);
   s = "setting,step,distinct_states\n";
   for (std::size_t i = 0; i < a.settings.size(); ++i)
     for (std::size_t k = 0; k < a.distinct_states[i].size(); ++k)
-      s += csv_field(a.settings[i]) + "," + std::to_string(k + 1) + "," + std::to_string(a.distinct_states[i][k]) + "\n";
+      s += csv_field(a.settings[i]) + "," + std::to_string(k + 1) + "," +
+           std::to_string(a.distinct_states[i][k]) + "\n";
   write_text(dir / "divergence.csv", s);
   s = "setting_a,setting_b,repetition,first_divergence_step\n";
   for (const auto& p : a.pairs)
-    s += csv_field(p.setting_a) + "," + csv_field(p.setting_b) + "," + std::to_string(p.repetition) + "," +
-         std::to_string(p.first_step) + "\n";
+    s += csv_field(p.setting_a) + "," + csv_field(p.setting_b) + "," +
+         std::to_string(p.repetition) + "," + std::to_string(p.first_step) + "\n";
   write_text(dir / "divergence_pairs.csv", s);
 }
 

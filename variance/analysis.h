@@ -21,17 +21,19 @@ struct DivergencePair {
 
 struct Analysis {
   std::string study;
-  std::vector<std::string> settings;    // in the study file's order
+  std::vector<std::string> settings;  // in the study file's order
   std::vector<Selection> criteria;
   std::vector<StoredRun> runs;
-  std::vector<SettingSummary> summaries;          // setting-major, then criterion
-  std::vector<ImplementationSpread> spreads;      // per setting (criterion: last)
-  std::vector<Comparison> comparisons;            // every pair of settings, per criterion
-  std::vector<ButterSummary> butter;              // per setting
+  std::vector<SettingSummary> summaries;                   // setting-major, then criterion
+  std::vector<ImplementationSpread> spreads;               // per setting (criterion: last)
+  std::vector<Comparison> comparisons;                     // every pair of settings, per criterion
+  std::vector<ButterSummary> butter;                       // per setting
   std::vector<std::vector<std::int64_t>> distinct_states;  // per setting, per step
-  std::vector<std::int64_t> first_divergence;     // per setting: earliest step any two runs differ (0 none, -1 unknown)
+  std::vector<std::int64_t>
+      first_divergence;  // per setting: earliest step any two runs differ (0 none, -1 unknown)
   std::vector<WeightDistance> weight_distances;  // per setting
-  std::vector<DivergencePair> pairs;              // same repetition, settings whose runs differ only in level / fast ops
+  std::vector<DivergencePair>
+      pairs;  // same repetition, settings whose runs differ only in level / fast ops
 };
 
 // Reads the study's runs from the store and computes everything. Throws std::runtime_error

@@ -43,7 +43,8 @@ Claimant Claimant::self() {
   // part of "the same machine".
   char ns[128] = {};
   const ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
-  c.machine = read_line("/proc/sys/kernel/random/boot_id") + "/" + (n > 0 ? std::string(ns, n) : "");
+  c.machine =
+      read_line("/proc/sys/kernel/random/boot_id") + "/" + (n > 0 ? std::string(ns, n) : "");
   c.start_time = process_start_time(c.pid);
   return c;
 }
@@ -63,7 +64,8 @@ bool process_alive(std::int64_t pid, std::int64_t start_time) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
 
-bool claim_is_stale(const Claim& claim, const Claimant& me, std::int64_t now, std::int64_t lease_seconds) {
+bool claim_is_stale(const Claim& claim, const Claimant& me, std::int64_t now,
+                    std::int64_t lease_seconds) {
   if (claim.by.same_machine(me)) return !process_alive(claim.by.pid, claim.by.start_time);
   return now - claim.heartbeat_at > lease_seconds;
 }

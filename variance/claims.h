@@ -26,7 +26,9 @@ struct Claimant {
 
   // This process.
   static Claimant self();
-  bool same_machine(const Claimant& other) const { return host == other.host && machine == other.machine; }
+  bool same_machine(const Claimant& other) const {
+    return host == other.host && machine == other.machine;
+  }
 };
 
 struct Claim {
@@ -44,6 +46,7 @@ bool process_alive(std::int64_t pid, std::int64_t start_time);
 std::int64_t process_start_time(std::int64_t pid);
 
 // Whether `claim` may be taken over by `me` at Unix time `now` (rules above).
-bool claim_is_stale(const Claim& claim, const Claimant& me, std::int64_t now, std::int64_t lease_seconds);
+bool claim_is_stale(const Claim& claim, const Claimant& me, std::int64_t now,
+                    std::int64_t lease_seconds);
 
 }  // namespace detdl::variance

@@ -12,7 +12,8 @@ std::vector<std::string> step_hashes(const nlohmann::json& record) {
   return record["step_hashes"].get<std::vector<std::string>>();
 }
 
-std::int64_t first_divergence_step(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+std::int64_t first_divergence_step(const std::vector<std::string>& a,
+                                   const std::vector<std::string>& b) {
   if (a.empty() || b.empty()) return -1;
   const std::size_t n = std::min(a.size(), b.size());
   for (std::size_t i = 0; i < n; ++i)
@@ -20,7 +21,8 @@ std::int64_t first_divergence_step(const std::vector<std::string>& a, const std:
   return 0;
 }
 
-std::vector<std::int64_t> distinct_states_per_step(const std::vector<std::vector<std::string>>& runs) {
+std::vector<std::int64_t> distinct_states_per_step(
+    const std::vector<std::vector<std::string>>& runs) {
   std::size_t steps = 0;
   for (const auto& r : runs) steps = std::max(steps, r.size());
   std::vector<std::int64_t> out(steps, 0);

@@ -18,11 +18,13 @@ std::vector<std::string> step_hashes(const nlohmann::json& record);
 
 // The first step (1-based) after which the two runs' weights differ; 0 when they never do
 // over the steps both have; -1 when either has no step hashes.
-std::int64_t first_divergence_step(const std::vector<std::string>& a, const std::vector<std::string>& b);
+std::int64_t first_divergence_step(const std::vector<std::string>& a,
+                                   const std::vector<std::string>& b);
 
 // For each step s (index s-1), the number of distinct weight hashes among the runs that
 // reached step s.
-std::vector<std::int64_t> distinct_states_per_step(const std::vector<std::vector<std::string>>& runs);
+std::vector<std::int64_t> distinct_states_per_step(
+    const std::vector<std::vector<std::string>>& runs);
 
 // Weight-space distance: the mean over all pairs of runs of the L2 distance between their
 // final weights (float64 sums), and the same divided by the mean L2 norm of the runs'

@@ -81,28 +81,67 @@ std::string csv_number(std::int64_t value) { return std::to_string(value); }
 
 void write_analysis_result(const std::filesystem::path& path,
                            const std::vector<SettingSummary>& summaries) {
-  const Row header = {"setting", "criterion", "n", "max_acc", "min_acc", "mean_acc", "std_acc",
-                      "std_ci_low", "std_ci_high", "max_diff", "class_max_diff",
-                      "class_with_max_diff", "mean_convergence_time",
-                      "max_convergence_time_diff_pct", "min_epoch", "max_epoch",
-                      "distinct_hashes", "mean_churn", "regression", "diverged", "left_out",
-                      "acc_identical_despite_hashes", "max_loss", "min_loss", "mean_loss",
-                      "std_loss", "std_loss_ci_low", "std_loss_ci_high", "loss_max_diff",
+  const Row header = {"setting",
+                      "criterion",
+                      "n",
+                      "max_acc",
+                      "min_acc",
+                      "mean_acc",
+                      "std_acc",
+                      "std_ci_low",
+                      "std_ci_high",
+                      "max_diff",
+                      "class_max_diff",
+                      "class_with_max_diff",
+                      "mean_convergence_time",
+                      "max_convergence_time_diff_pct",
+                      "min_epoch",
+                      "max_epoch",
+                      "distinct_hashes",
+                      "mean_churn",
+                      "regression",
+                      "diverged",
+                      "left_out",
+                      "acc_identical_despite_hashes",
+                      "max_loss",
+                      "min_loss",
+                      "mean_loss",
+                      "std_loss",
+                      "std_loss_ci_low",
+                      "std_loss_ci_high",
+                      "loss_max_diff",
                       "loss_identical_despite_hashes"};
   std::vector<Row> rows;
   for (const auto& s : summaries)
-    rows.push_back({csv_field(s.setting), std::string(selection_name(s.criterion)), number(s.n),
-                    csv_number(s.max_acc), csv_number(s.min_acc), csv_number(s.mean_acc),
-                    csv_number(s.std_acc), csv_number(s.std_ci.low), csv_number(s.std_ci.high),
-                    csv_number(s.max_diff), csv_number(s.class_max_diff_value),
+    rows.push_back({csv_field(s.setting),
+                    std::string(selection_name(s.criterion)),
+                    number(s.n),
+                    csv_number(s.max_acc),
+                    csv_number(s.min_acc),
+                    csv_number(s.mean_acc),
+                    csv_number(s.std_acc),
+                    csv_number(s.std_ci.low),
+                    csv_number(s.std_ci.high),
+                    csv_number(s.max_diff),
+                    csv_number(s.class_max_diff_value),
                     s.class_with_max_diff < 0 ? "" : csv_number(s.class_with_max_diff),
-                    csv_number(s.mean_convergence_time), csv_number(s.convergence_time_diff_pct),
-                    csv_number(s.min_epoch), csv_number(s.max_epoch), number(s.distinct_hashes),
-                    csv_number(s.mean_churn), s.regression ? "1" : "0", number(s.diverged),
-                    number(s.left_out), s.acc_identical_despite_hashes ? "1" : "0",
-                    csv_number(s.loss.max), csv_number(s.loss.min), csv_number(s.loss.mean),
-                    csv_number(s.loss.std), csv_number(s.loss.std_ci.low),
-                    csv_number(s.loss.std_ci.high), csv_number(s.loss.max_diff),
+                    csv_number(s.mean_convergence_time),
+                    csv_number(s.convergence_time_diff_pct),
+                    csv_number(s.min_epoch),
+                    csv_number(s.max_epoch),
+                    number(s.distinct_hashes),
+                    csv_number(s.mean_churn),
+                    s.regression ? "1" : "0",
+                    number(s.diverged),
+                    number(s.left_out),
+                    s.acc_identical_despite_hashes ? "1" : "0",
+                    csv_number(s.loss.max),
+                    csv_number(s.loss.min),
+                    csv_number(s.loss.mean),
+                    csv_number(s.loss.std),
+                    csv_number(s.loss.std_ci.low),
+                    csv_number(s.loss.std_ci.high),
+                    csv_number(s.loss.max_diff),
                     s.loss.identical_despite_hashes ? "1" : "0"});
   write_table(path, header, rows);
 }
@@ -121,19 +160,26 @@ void write_analysis_raw(const std::filesystem::path& path, const std::vector<Sto
       lines.push_back({&r, c, select_epoch(r, c)});
       classes = std::max(classes, lines.back().selected.class_accuracy.size());
     }
-  Row header = {"setting",          "repetition",       "key",
-                "criterion",        "selected_epoch",   "test_accuracy",
+  Row header = {"setting",          "repetition",        "key",
+                "criterion",        "selected_epoch",    "test_accuracy",
                 "convergence_time", "convergence_epoch", "weight_hash",
-                "test_loss",        "regression",       "diverged"};
+                "test_loss",        "regression",        "diverged"};
   for (std::size_t c = 0; c < classes; ++c) header.push_back("acc_class_" + std::to_string(c));
   std::vector<Row> rows;
   for (const auto& l : lines) {
     const SelectedEpoch& s = l.selected;
-    Row row = {csv_field(l.run->setting), csv_number(l.run->repetition), csv_field(l.run->key),
-               std::string(selection_name(l.criterion)), csv_number(s.epoch),
-               csv_number(s.test_accuracy), csv_number(s.convergence_time), csv_number(s.epoch),
-               csv_field(s.weight_hash), csv_number(s.test_loss),
-               l.run->is_regression() ? "1" : "0", l.run->diverged ? "1" : "0"};
+    Row row = {csv_field(l.run->setting),
+               csv_number(l.run->repetition),
+               csv_field(l.run->key),
+               std::string(selection_name(l.criterion)),
+               csv_number(s.epoch),
+               csv_number(s.test_accuracy),
+               csv_number(s.convergence_time),
+               csv_number(s.epoch),
+               csv_field(s.weight_hash),
+               csv_number(s.test_loss),
+               l.run->is_regression() ? "1" : "0",
+               l.run->diverged ? "1" : "0"};
     for (std::size_t c = 0; c < classes; ++c)
       row.push_back(c < s.class_accuracy.size() ? csv_number(s.class_accuracy[c]) : "");
     rows.push_back(std::move(row));
@@ -148,9 +194,9 @@ void write_butter_summary(const std::filesystem::path& path,
   std::vector<Row> rows;
   auto add = [&rows](const std::string& setting, const std::string& epoch,
                      const std::string& series, const SeriesSummary& s) {
-    rows.push_back({csv_field(setting), epoch, csv_field(series), number(s.count),
-                    number(s.finite), csv_number(s.min), csv_number(s.max), csv_number(s.mean),
-                    csv_number(s.std), csv_number(s.q1), csv_number(s.median), csv_number(s.q3)});
+    rows.push_back({csv_field(setting), epoch, csv_field(series), number(s.count), number(s.finite),
+                    csv_number(s.min), csv_number(s.max), csv_number(s.mean), csv_number(s.std),
+                    csv_number(s.q1), csv_number(s.median), csv_number(s.q3)});
   };
   for (const auto& b : summaries) {
     for (const auto& e : b.per_epoch) add(b.setting, csv_number(e.epoch), e.series, e.summary);

@@ -21,7 +21,8 @@ std::vector<std::string> split_path(const std::string& path) {
 
 std::string field_list(const json& table) {
   std::string list;
-  for (auto it = table.begin(); it != table.end(); ++it) list += (list.empty() ? "" : ", ") + it.key();
+  for (auto it = table.begin(); it != table.end(); ++it)
+    list += (list.empty() ? "" : ", ") + it.key();
   return list;
 }
 
@@ -39,7 +40,8 @@ void check_experiment_path(const std::string& path, const std::string& where) {
     if (!node->is_object() || !node->contains(part)) {
       std::string hint;
       if (node->is_object()) hint = " (" + prefix + " fields: " + field_list(*node) + ")";
-      throw std::invalid_argument(where + ": grid." + path + ": unknown experiment field '" + path + "'" + hint);
+      throw std::invalid_argument(where + ": grid." + path + ": unknown experiment field '" + path +
+                                  "'" + hint);
     }
     node = &(*node)[part];
     prefix += "." + part;
@@ -56,22 +58,26 @@ Grid read_grid(const json& study, const std::string& where, std::int64_t max_poi
   for (auto it = grid.begin(); it != grid.end(); ++it) {
     const std::string field = where + ": grid." + it.key();
     check_experiment_path(it.key(), where);
-    if (!it->is_array() || it->empty()) throw std::invalid_argument(field + ": expected a non-empty list of values");
+    if (!it->is_array() || it->empty())
+      throw std::invalid_argument(field + ": expected a non-empty list of values");
     // Checked before multiplying, so the product below cannot overflow.
     if (static_cast<std::int64_t>(it->size()) > max_points)
-      throw std::invalid_argument(field + ": " + std::to_string(it->size()) + " values, more than a study's grid may have (" +
+      throw std::invalid_argument(field + ": " + std::to_string(it->size()) +
+                                  " values, more than a study's grid may have (" +
                                   std::to_string(max_points) + " combinations)");
     // json's order compares numbers by value, so 1 and 1.0 count as the same value.
     std::set<json> seen;
     for (std::size_t i = 0; i < it->size(); ++i)
       if (!seen.insert((*it)[i]).second)
-        throw std::invalid_argument(field + ": the value " + (*it)[i].dump() + " is listed twice (item " +
-                                    std::to_string(i + 1) + "); each value makes one setting, so values must differ");
+        throw std::invalid_argument(field + ": the value " + (*it)[i].dump() +
+                                    " is listed twice (item " + std::to_string(i + 1) +
+                                    "); each value makes one setting, so values must differ");
     g.axes.push_back({it.key(), std::vector<json>(it->begin(), it->end())});
     g.points *= static_cast<std::int64_t>(it->size());
     if (g.points > max_points)
-      throw std::invalid_argument(where + ": grid: more than " + std::to_string(max_points) +
-                                  " combinations (the product of the list lengths); split the study");
+      throw std::invalid_argument(
+          where + ": grid: more than " + std::to_string(max_points) +
+          " combinations (the product of the list lengths); split the study");
   }
   return g;
 }
@@ -108,7 +114,8 @@ json apply_grid_point(json patch, const json& point) {
 std::string grid_point_label(const json& point) {
   std::string label;
   for (auto it = point.begin(); it != point.end(); ++it)
-    label += (label.empty() ? "" : " ") + it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+    label += (label.empty() ? "" : " ") + it.key() + "=" +
+             (it->is_string() ? it->get<std::string>() : it->dump());
   return label;
 }
 

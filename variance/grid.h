@@ -15,7 +15,7 @@
 namespace detdl::variance {
 
 struct GridAxis {
-  std::string path;                   // "epochs", "optimizer.kind"
+  std::string path;  // "epochs", "optimizer.kind"
   std::vector<nlohmann::json> values;
 };
 

@@ -48,15 +48,18 @@ constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyS
     const auto t0 = std::chrono::steady_clock::now();
     const nets::RunOutput out = nets::run_experiment(row.experiment, ro);
     Store store(store_path);
-    if (!store.put_run(row.key, study.name, row.setting, row.repetition, out.record, out.final_weights))
+    if (!store.put_run(row.key, study.name, row.setting, row.repetition, out.record,
+                       out.final_weights))
       code = kExitAlreadyStored;
     if (!opt.quiet) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto& last = out.result.epochs.empty() ? EpochStats{} : out.result.epochs.back();
-      std::printf("  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  test_loss %.6g  %.1fs%s\n",
-                  row.setting.c_str(), static_cast<long long>(row.repetition), row.key.c_str(),
-                  out.result.weight_hash.c_str(), last.test_accuracy, last.test_loss, secs,
-                  code == kExitAlreadyStored ? "  (another runner stored it first)" : "");
+      std::printf(
+          "  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  test_loss %.6g  %.1fs%s\n",
+          row.setting.c_str(), static_cast<long long>(row.repetition), row.key.c_str(),
+          out.result.weight_hash.c_str(), last.test_accuracy, last.test_loss, secs,
+          code == kExitAlreadyStored ? "  (another runner stored it first)" : "");
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {
@@ -71,7 +74,8 @@ constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyS
 
 }  // namespace
 
-RunnerSummary run_study(const Study& study, const std::string& store_path, const RunnerOptions& opt) {
+RunnerSummary run_study(const Study& study, const std::string& store_path,
+                        const RunnerOptions& opt) {
   if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
   const std::vector<PlanRow> plan = make_plan(study);
   RunnerSummary sum;
@@ -92,14 +96,16 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
     }
   }
   if (!opt.quiet)
-    std::printf("study %s: %lld runs planned, %lld already stored, %zu to run (%d at a time) -> %s\n",
-                study.name.c_str(), static_cast<long long>(sum.planned), static_cast<long long>(sum.stored),
-                pending.size(), opt.jobs, store_path.c_str());
+    std::printf(
+        "study %s: %lld runs planned, %lld already stored, %zu to run (%d at a time) -> %s\n",
+        study.name.c_str(), static_cast<long long>(sum.planned), static_cast<long long>(sum.stored),
+        pending.size(), opt.jobs, store_path.c_str());
   std::fflush(stdout);
   if (pending.empty()) return sum;
 
   // Load every data set the pending runs need, once, here: the workers inherit it.
-  for (const PlanRow* row : pending) data::load_data(row->experiment.data, data_options(row->experiment));
+  for (const PlanRow* row : pending)
+    data::load_data(row->experiment.data, data_options(row->experiment));
 
   // Workers are forked from this process: it must hold no pool threads (a child inherits
   // none of them, only their handles), so the parent runs single-threaded from here on.
@@ -151,7 +157,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
     // them, or died (its claims are then stale and this runner takes them over).
     if (pending.empty() && others_hold && Clock::now() >= next_recheck) {
       if (running.empty() && !announced_wait && !opt.quiet) {
-        std::printf("study %s: waiting for %zu runs that other runners hold\n", study.name.c_str(), held.size());
+        std::printf("study %s: waiting for %zu runs that other runners hold\n", study.name.c_str(),
+                    held.size());
         std::fflush(stdout);
         announced_wait = true;
       }
@@ -186,8 +193,9 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
       } else {
         ++sum.failed;
         if (WIFSIGNALED(status))
-          std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n", row.setting.c_str(),
-                       static_cast<long long>(row.repetition), WTERMSIG(status));
+          std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n",
+                       row.setting.c_str(), static_cast<long long>(row.repetition),
+                       WTERMSIG(status));
       }
     }
     running.erase(it);
@@ -197,10 +205,11 @@ RunnerSummary run_study(const Study& study, const std::string& store_path, const
     const std::set<std::string> keys = Store(store_path).run_keys(study.name);
     std::int64_t stored = 0;
     for (const auto& row : plan) stored += keys.count(row.key);
-    std::printf("study %s: %lld ran, %lld failed, %lld stored by other runners, %lld of %lld stored\n",
-                study.name.c_str(), static_cast<long long>(sum.ran), static_cast<long long>(sum.failed),
-                static_cast<long long>(sum.by_others + sum.duplicates), static_cast<long long>(stored),
-                static_cast<long long>(sum.planned));
+    std::printf(
+        "study %s: %lld ran, %lld failed, %lld stored by other runners, %lld of %lld stored\n",
+        study.name.c_str(), static_cast<long long>(sum.ran), static_cast<long long>(sum.failed),
+        static_cast<long long>(sum.by_others + sum.duplicates), static_cast<long long>(stored),
+        static_cast<long long>(sum.planned));
   }
   return sum;
 }

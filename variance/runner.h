@@ -22,11 +22,12 @@
 namespace detdl::variance {
 
 struct RunnerOptions {
-  int jobs = 1;                 // runs at once
-  bool step_hashes = true;      // record each step's weight hash (first-divergence statistics)
-  std::int64_t keep_weights_up_to = 4'000'000;  // store final weights of nets this small (distances)
-  bool quiet = false;           // no per-run lines
-  std::int64_t max_runs = -1;   // stop after starting this many (tests); -1: all
+  int jobs = 1;             // runs at once
+  bool step_hashes = true;  // record each step's weight hash (first-divergence statistics)
+  std::int64_t keep_weights_up_to =
+      4'000'000;               // store final weights of nets this small (distances)
+  bool quiet = false;          // no per-run lines
+  std::int64_t max_runs = -1;  // stop after starting this many (tests); -1: all
   // A claim of another machine whose heartbeat is older than this is taken over. The
   // runner renews its own every heartbeat_seconds; the lease must be a good deal longer.
   std::int64_t claim_lease_seconds = 300;
@@ -35,11 +36,11 @@ struct RunnerOptions {
 };
 
 struct RunnerSummary {
-  std::int64_t planned = 0;   // rows in the plan
-  std::int64_t stored = 0;    // already in the store before this call
-  std::int64_t ran = 0;       // finished and stored by this call
-  std::int64_t failed = 0;    // workers that exited with an error (their rows stay missing)
-  std::int64_t started = 0;   // workers this call forked (ran + failed + duplicates)
+  std::int64_t planned = 0;    // rows in the plan
+  std::int64_t stored = 0;     // already in the store before this call
+  std::int64_t ran = 0;        // finished and stored by this call
+  std::int64_t failed = 0;     // workers that exited with an error (their rows stay missing)
+  std::int64_t started = 0;    // workers this call forked (ran + failed + duplicates)
   std::int64_t by_others = 0;  // rows another runner stored while this one ran
   // Runs finished here but found already stored by another runner (0 unless a claim was
   // taken over from a runner that was only slow, not dead).
@@ -47,6 +48,7 @@ struct RunnerSummary {
 };
 
 // Runs the plan of `study` into the SQLite store at `store_path` (created if missing).
-RunnerSummary run_study(const Study& study, const std::string& store_path, const RunnerOptions& opt = {});
+RunnerSummary run_study(const Study& study, const std::string& store_path,
+                        const RunnerOptions& opt = {});
 
 }  // namespace detdl::variance

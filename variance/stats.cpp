@@ -145,7 +145,8 @@ SelectedEpoch select_epoch(const StoredRun& run, Selection criterion) {
     const bool use_validation = run.has_validation();
     const char* name = criterion == Selection::best_loss ? "loss" : "accuracy";
     std::vector<double> v;
-    for (const auto& e : run.epochs) v.push_back(metric(use_validation ? e.validation : e.test, name));
+    for (const auto& e : run.epochs)
+      v.push_back(metric(use_validation ? e.validation : e.test, name));
     index = criterion == Selection::best_loss
                 ? best_index(v, [](double x, double best) { return x < best; })
                 : best_index(v, [](double x, double best) { return x > best; });
@@ -215,7 +216,10 @@ double regularized_gamma_p_inverse(double a, double p) {
   for (int i = 0; i < 1000; ++i) {
     const double f = regularized_gamma_p(a, x) - p;
     if (f == 0) return x;
-    if (f < 0) lo = x; else hi = x;
+    if (f < 0)
+      lo = x;
+    else
+      hi = x;
     const double pdf = gamma_pdf(a, x);
     double next = pdf > 0 ? x - f / pdf : kNaN;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
@@ -237,8 +241,8 @@ double regularized_beta(double x, double a, double b) {
   if (!(a > 0 && b > 0)) throw std::invalid_argument("regularized_beta: need a > 0 and b > 0");
   if (x <= 0) return 0;
   if (x >= 1) return 1;
-  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
-                           a * std::log(x) + b * std::log1p(-x);
+  const double log_front =
+      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
   const double front = std::exp(log_front);
   if (x < (a + 1) / (a + b + 2)) return front * beta_continued_fraction(a, b, x) / a;
   return 1 - front * beta_continued_fraction(b, a, 1 - x) / b;
@@ -307,7 +311,8 @@ Interval std_confidence_interval(double sd, std::size_t n, double confidence) {
 // ---- one setting ------------------------------------------------------------------------
 
 bool is_regression(const std::vector<StoredRun>& runs) {
-  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const StoredRun& r) { return r.is_regression(); });
+  return !runs.empty() && std::all_of(runs.begin(), runs.end(),
+                                      [](const StoredRun& r) { return r.is_regression(); });
 }
 
 namespace {
@@ -327,8 +332,10 @@ std::vector<double> selected_metric(const std::vector<StoredRun>& runs, Selectio
   std::size_t out = 0;
   for (const auto& r : runs) {
     const SelectedEpoch e = select_epoch(r, criterion);
-    if (usable(e, regression)) v.push_back(regression ? e.test_loss : e.test_accuracy);
-    else ++out;
+    if (usable(e, regression))
+      v.push_back(regression ? e.test_loss : e.test_accuracy);
+    else
+      ++out;
   }
   if (left_out) *left_out = out;
   return v;
@@ -577,7 +584,8 @@ Interval bootstrap_ci(const std::vector<double>& values, BootstrapStatistic stat
   const std::uint64_t reject_below = (0 - n) % n;  // 2^64 mod n: keeps x % n uniform
   auto draw = [&]() {
     std::uint64_t x;
-    do x = rng(); while (x < reject_below);
+    do x = rng();
+    while (x < reject_below);
     return static_cast<std::size_t>(x % n);
   };
   std::vector<double> stats(resamples), sample(values.size());
@@ -595,9 +603,9 @@ Interval bootstrap_ci(const std::vector<double>& values, BootstrapStatistic stat
   return {quantile_linear(sorted, alpha / 2), quantile_linear(sorted, 1 - alpha / 2)};
 }
 
-ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs,
-                                           Selection criterion, std::size_t resamples,
-                                           double confidence, std::uint64_t seed) {
+ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs, Selection criterion,
+                                           std::size_t resamples, double confidence,
+                                           std::uint64_t seed) {
   check_one_setting(runs, "implementation_spread");
   ImplementationSpread out;
   out.n = runs.size();
@@ -690,7 +698,8 @@ ButterSummary butter_summary(const std::vector<StoredRun>& runs) {
         values.push_back(metric(m, s.metric.c_str()));
       }
       if (!values.empty())
-        out.per_epoch.push_back({static_cast<std::int64_t>(i) + 1, s.name, summarize_series(values)});
+        out.per_epoch.push_back(
+            {static_cast<std::int64_t>(i) + 1, s.name, summarize_series(values)});
     }
   }
 

@@ -36,18 +36,18 @@ std::vector<std::vector<StoredRun>> group_by_setting(const std::vector<StoredRun
 // ---- selection criteria -----------------------------------------------------------------
 
 enum class Selection { best_loss, best_acc, last };
-inline constexpr std::array<Selection, 3> kSelections = {Selection::best_loss,
-                                                         Selection::best_acc, Selection::last};
-std::string_view selection_name(Selection s);  // "best_loss" | "best_acc" | "last"
+inline constexpr std::array<Selection, 3> kSelections = {Selection::best_loss, Selection::best_acc,
+                                                         Selection::last};
+std::string_view selection_name(Selection s);      // "best_loss" | "best_acc" | "last"
 Selection parse_selection(std::string_view name);  // throws std::invalid_argument
 
 struct SelectedEpoch {
-  std::int64_t epoch = 0;               // 1-based
-  double test_accuracy = kNaN;          // at that epoch
-  double test_loss = kNaN;              // at that epoch (MSE for a regression run)
-  std::vector<double> class_accuracy;   // test, per class, at that epoch
-  double convergence_time = kNaN;       // sum of epoch seconds for epochs 1..epoch
-  std::string weight_hash;              // at that epoch
+  std::int64_t epoch = 0;              // 1-based
+  double test_accuracy = kNaN;         // at that epoch
+  double test_loss = kNaN;             // at that epoch (MSE for a regression run)
+  std::vector<double> class_accuracy;  // test, per class, at that epoch
+  double convergence_time = kNaN;      // sum of epoch seconds for epochs 1..epoch
+  std::string weight_hash;             // at that epoch
 };
 
 // best_loss: the epoch with the lowest validation loss; best_acc: the highest validation
@@ -58,10 +58,10 @@ SelectedEpoch select_epoch(const StoredRun& run, Selection criterion);
 
 // ---- distributions ----------------------------------------------------------------------
 
-double regularized_gamma_p(double a, double x);          // P(a, x), a > 0, x >= 0
-double regularized_gamma_p_inverse(double a, double p);  // x with P(a, x) = p, 0 < p < 1
-double chi_square_quantile(double p, double df);         // lower-tail p quantile
-double regularized_beta(double x, double a, double b);   // I_x(a, b)
+double regularized_gamma_p(double a, double x);            // P(a, x), a > 0, x >= 0
+double regularized_gamma_p_inverse(double a, double p);    // x with P(a, x) = p, 0 < p < 1
+double chi_square_quantile(double p, double df);           // lower-tail p quantile
+double regularized_beta(double x, double a, double b);     // I_x(a, b)
 double f_distribution_sf(double x, double d1, double d2);  // P(F > x)
 double normal_sf(double z);                                // P(Z > z)
 
@@ -99,7 +99,7 @@ std::vector<double> selected_metric(const std::vector<StoredRun>& runs, Selectio
 struct SpreadOf {
   std::size_t n = 0;  // finite values used
   double max = kNaN, min = kNaN, mean = kNaN, std = kNaN;
-  Interval std_ci;        // 90%
+  Interval std_ci;         // 90%
   double max_diff = kNaN;  // max - min
   // More than one distinct final weight hash among the runs used, and yet max - min is
   // exactly 0: the table says so instead of showing a bare 0.
@@ -109,23 +109,22 @@ struct SpreadOf {
 struct SettingSummary {
   std::string setting;
   Selection criterion = Selection::last;
-  std::size_t n = 0;           // runs of the setting
-  bool regression = false;     // is_regression: `loss` is the spread that matters
-  std::size_t diverged = 0;    // runs that diverged (StoredRun::diverged)
+  std::size_t n = 0;         // runs of the setting
+  bool regression = false;   // is_regression: `loss` is the spread that matters
+  std::size_t diverged = 0;  // runs that diverged (StoredRun::diverged)
   // Runs left out of the accuracy statistics below: the test loss or accuracy at their
   // selected epoch is not finite. The statistics are over the n - left_out others.
   std::size_t left_out = 0;
   double max_acc = kNaN, min_acc = kNaN, mean_acc = kNaN, std_acc = kNaN;
-  Interval std_ci;      // 90%
-  double max_diff = kNaN;  // max_acc - min_acc
+  Interval std_ci;                            // 90%
+  double max_diff = kNaN;                     // max_acc - min_acc
   bool acc_identical_despite_hashes = false;  // see SpreadOf
-  SpreadOf loss;           // the test loss at the selected epoch, over the same runs
-  std::vector<double> class_max_diff;   // per class: max - min over runs (NaN: no rows)
-  double class_max_diff_value = kNaN;   // the largest of them
+  SpreadOf loss;                          // the test loss at the selected epoch, over the same runs
+  std::vector<double> class_max_diff;     // per class: max - min over runs (NaN: no rows)
+  double class_max_diff_value = kNaN;     // the largest of them
   std::int64_t class_with_max_diff = -1;  // its class (ties: lowest); -1 when none
-  double mean_convergence_time = kNaN, min_convergence_time = kNaN,
-         max_convergence_time = kNaN;
-  double convergence_time_diff_pct = kNaN;  // (max - min) / min * 100
+  double mean_convergence_time = kNaN, min_convergence_time = kNaN, max_convergence_time = kNaN;
+  double convergence_time_diff_pct = kNaN;    // (max - min) / min * 100
   std::int64_t min_epoch = 0, max_epoch = 0;  // selected epochs
   std::size_t distinct_hashes = 0;            // distinct final weight hashes
   bool all_identical = false;                 // distinct_hashes == 1
@@ -195,9 +194,9 @@ struct ImplementationSpread {
   double spread = kNaN, sd = kNaN;  // of the selected test accuracy
   Interval spread_ci, sd_ci;        // bootstrap; [0, 0] when exactly_zero
 };
-ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs,
-                                           Selection criterion, std::size_t resamples = 2000,
-                                           double confidence = 0.90, std::uint64_t seed = 1);
+ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs, Selection criterion,
+                                           std::size_t resamples = 2000, double confidence = 0.90,
+                                           std::uint64_t seed = 1);
 
 // ---- BUTTER: per-epoch summary over the repetitions of one experiment --------------------
 
@@ -207,8 +206,7 @@ ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs,
 // values that are neither NaN nor infinite. count 0: every field NaN.
 struct SeriesSummary {
   std::size_t count = 0, finite = 0;
-  double min = kNaN, max = kNaN, mean = kNaN, std = kNaN, q1 = kNaN, median = kNaN,
-         q3 = kNaN;
+  double min = kNaN, max = kNaN, mean = kNaN, std = kNaN, q1 = kNaN, median = kNaN, q3 = kNaN;
 };
 SeriesSummary summarize_series(const std::vector<double>& values);
 

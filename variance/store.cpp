@@ -27,7 +27,6 @@ constexpr std::array<std::string_view, 3> kSplits = {"train", "test", "validatio
 constexpr std::array<std::string_view, 6> kSeedNames = {"init",    "order",       "augment",
                                                         "dropout", "label_noise", "split"};
 
-
 // ---- zlib blobs -------------------------------------------------------------------------
 
 void put_u64(std::vector<unsigned char>& out, std::uint64_t v) {
@@ -58,13 +57,14 @@ std::vector<unsigned char> inflate_exact(const unsigned char* data, std::size_t 
   // bytes is corrupt, and is refused before `expected` bytes are allocated (fuzz_store).
   if (expected / 1032 > size)
     throw std::runtime_error(where + ": corrupt compressed blob (" + std::to_string(size) +
-                             " bytes cannot inflate to the " + std::to_string(expected) + " its header says)");
+                             " bytes cannot inflate to the " + std::to_string(expected) +
+                             " its header says)");
   std::vector<unsigned char> out(expected);
   uLongf got = static_cast<uLongf>(expected);
   const int rc = uncompress(out.data(), &got, data, static_cast<uLong>(size));
   if (rc != Z_OK || got != expected)
-    throw std::runtime_error(where + ": corrupt compressed blob (zlib code " +
-                             std::to_string(rc) + ")");
+    throw std::runtime_error(where + ": corrupt compressed blob (zlib code " + std::to_string(rc) +
+                             ")");
   return out;
 }
 
@@ -83,7 +83,6 @@ std::string unpack_text(const unsigned char* data, std::size_t size, const std::
   const auto bytes = inflate_exact(data + 8, size - 8, static_cast<std::size_t>(n), where);
   return std::string(bytes.begin(), bytes.end());
 }
-
 
 const char* kSchema = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,9 +156,11 @@ CREATE TABLE claims(
 std::pair<std::string, int> task_and_divergence(const nlohmann::json& record) {
   std::string task;
   if (const auto d = record.find("data"); d != record.end() && d->is_object())
-    if (const auto t = d->find("task"); t != d->end() && t->is_string()) task = t->get<std::string>();
+    if (const auto t = d->find("task"); t != d->end() && t->is_string())
+      task = t->get<std::string>();
   int diverged = -1;
-  if (const auto v = record.find("diverged"); v != record.end() && v->is_boolean()) diverged = v->get<bool>() ? 1 : 0;
+  if (const auto v = record.find("diverged"); v != record.end() && v->is_boolean())
+    diverged = v->get<bool>() ? 1 : 0;
   return {task, diverged};
 }
 
@@ -212,8 +213,7 @@ struct RecordReader {
   }
   std::int64_t integer(const nlohmann::json& v, const std::string& field) const {
     if (!v.is_number_integer()) bad(field, "must be an integer");
-    if (v.is_number_unsigned() &&
-        v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
       bad(field, "is out of range");
     return v.get<std::int64_t>();
   }
@@ -296,8 +296,7 @@ std::vector<std::int32_t> unpack_predictions(const unsigned char* data, std::siz
   std::vector<std::int32_t> out(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < out.size(); ++i) {
     std::uint32_t u = 0;
-    for (int b = 0; b < width; ++b)
-      u |= static_cast<std::uint32_t>(raw[i * width + b]) << (8 * b);
+    for (int b = 0; b < width; ++b) u |= static_cast<std::uint32_t>(raw[i * width + b]) << (8 * b);
     // sign-extend from `width` bytes
     const int shift = 32 - 8 * width;
     out[i] = static_cast<std::int32_t>(u << shift) >> shift;
@@ -370,7 +369,8 @@ void Store::init_schema() {
            path_);
     }
     // 2 -> 3: runs.task and runs.diverged (filled from each stored record) and the claims.
-    exec(db, "ALTER TABLE runs ADD COLUMN task TEXT; ALTER TABLE runs ADD COLUMN diverged INTEGER;", path_);
+    exec(db, "ALTER TABLE runs ADD COLUMN task TEXT; ALTER TABLE runs ADD COLUMN diverged INTEGER;",
+         path_);
     exec(db, kClaimsSchema, path_);
     {
       Statement read(db, "SELECT key, record_json FROM runs", path_);
@@ -381,20 +381,29 @@ void Store::init_schema() {
         const unsigned char* p = read.blob(1, size);
         std::pair<std::string, int> filled{"", -1};
         try {
-          filled = task_and_divergence(nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key)));
+          filled = task_and_divergence(
+              nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key)));
         } catch (const std::exception&) {
           // A damaged record stays as it is (reading it fails with its own error); the
           // upgrade leaves its task and flag unknown rather than refusing the whole store.
         }
         const auto& [task, diverged] = filled;
         write.reset();
-        if (task.empty()) write.bind_null(1); else write.bind(1, task);
-        if (diverged < 0) write.bind_null(2); else write.bind(2, static_cast<std::int64_t>(diverged));
+        if (task.empty())
+          write.bind_null(1);
+        else
+          write.bind(1, task);
+        if (diverged < 0)
+          write.bind_null(2);
+        else
+          write.bind(2, static_cast<std::int64_t>(diverged));
         write.bind(3, key);
         write.run();
       }
     }
-    exec(db, "UPDATE meta SET value = '" + std::to_string(kStoreSchemaVersion) + "' WHERE key = 'schema_version';",
+    exec(db,
+         "UPDATE meta SET value = '" + std::to_string(kStoreSchemaVersion) +
+             "' WHERE key = 'schema_version';",
          path_);
     tx.commit();
     return;
@@ -487,20 +496,24 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
   // The runs row comes first: the epoch rows reference it. An error in a later epoch
   // throws out of here and the transaction's destructor rolls everything back.
   {
-    Statement st(db,
-                 "INSERT INTO runs(key, study, setting, repetition, experiment_json, level, "
-                 "fast_ops, seed_init, seed_order, seed_augment, seed_dropout, seed_label_noise, "
-                 "seed_split, detdl_version, host, cpu, started_at, total_seconds, epochs, steps, "
-                 "weight_hash, parameters, record_json, predictions, finished_at, task, diverged) VALUES "
-                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                 path_);
+    Statement st(
+        db,
+        "INSERT INTO runs(key, study, setting, repetition, experiment_json, level, "
+        "fast_ops, seed_init, seed_order, seed_augment, seed_dropout, seed_label_noise, "
+        "seed_split, detdl_version, host, cpu, started_at, total_seconds, epochs, steps, "
+        "weight_hash, parameters, record_json, predictions, finished_at, task, diverged) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        path_);
     st.bind(1, key);
     st.bind(2, study);
     st.bind(3, setting);
     st.bind(4, repetition);
     st.bind(5, experiment.dump());
     const std::string level = r.optional_string(&experiment, "level", "experiment.level");
-    if (level.empty()) st.bind_null(6); else st.bind(6, level);
+    if (level.empty())
+      st.bind_null(6);
+    else
+      st.bind(6, level);
     if (const auto it = experiment.find("fast_ops"); it != experiment.end() && !it->is_null())
       st.bind(7, it->dump());
     else
@@ -526,12 +539,20 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
     else
       st.bind_null(22);
     st.bind(23, pack_text(record.dump()));
-    if (has_final_predictions) st.bind(24, pack_predictions(final_predictions));
-    else st.bind_null(24);
+    if (has_final_predictions)
+      st.bind(24, pack_predictions(final_predictions));
+    else
+      st.bind_null(24);
     st.bind(25, nets::utc_now());
     const auto [task, diverged] = task_and_divergence(record);
-    if (task.empty()) st.bind_null(26); else st.bind(26, task);
-    if (diverged < 0) st.bind_null(27); else st.bind(27, static_cast<std::int64_t>(diverged));
+    if (task.empty())
+      st.bind_null(26);
+    else
+      st.bind(26, task);
+    if (diverged < 0)
+      st.bind_null(27);
+    else
+      st.bind(27, static_cast<std::int64_t>(diverged));
     st.run();
   }
 
@@ -546,8 +567,7 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
                      "INSERT INTO class_accuracy(run_key, epoch, class, accuracy) "
                      "VALUES (?,?,?,?)",
                      path_);
-  Statement pred_st(db,
-                    "INSERT INTO epoch_predictions(run_key, epoch, predictions) VALUES (?,?,?)",
+  Statement pred_st(db, "INSERT INTO epoch_predictions(run_key, epoch, predictions) VALUES (?,?,?)",
                     path_);
   for (std::size_t i = 0; i < epochs.size(); ++i) {
     const std::string at = "epochs[" + std::to_string(i) + "]";
@@ -605,7 +625,8 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
     Statement w(db, "INSERT INTO weights(run_key, count, data) VALUES (?,?,?)", path_);
     w.bind(1, key);
     w.bind(2, static_cast<std::int64_t>(final_weights.size()));
-    w.bind(3, deflate_after(std::move(head), reinterpret_cast<const unsigned char*>(final_weights.data()),
+    w.bind(3, deflate_after(std::move(head),
+                            reinterpret_cast<const unsigned char*>(final_weights.data()),
                             final_weights.size() * sizeof(float)));
     w.run();
   }
@@ -695,7 +716,9 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
       row.seconds = st.real(2);
       row.weight_hash = st.text(3);
       const std::string split = st.text(4);
-      MetricMap& metrics = split == "train" ? row.train : split == "test" ? row.test : row.validation;
+      MetricMap& metrics = split == "train"  ? row.train
+                           : split == "test" ? row.test
+                                             : row.validation;
       for (std::size_t m = 0; m < kMetricNames.size(); ++m)
         metrics[std::string(kMetricNames[m])] = st.real(5 + static_cast<int>(m));
     }
@@ -712,7 +735,8 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
           cls > 1'000'000)
         fail(path_, "run " + run.key + " has a bad class_accuracy row");
       auto& acc = run.epochs[static_cast<std::size_t>(epoch - 1)].test_class_accuracy;
-      if (acc.size() <= static_cast<std::size_t>(cls)) acc.resize(static_cast<std::size_t>(cls) + 1, kNaN);
+      if (acc.size() <= static_cast<std::size_t>(cls))
+        acc.resize(static_cast<std::size_t>(cls) + 1, kNaN);
       acc[static_cast<std::size_t>(cls)] = st.real(3);
     }
   }
@@ -721,7 +745,8 @@ std::vector<StoredRun> Store::load_runs(const std::string& where_column,
   // every stored epoch (put_run requires them).
   for (auto& run : out)
     for (const auto& e : run.epochs)
-      run.diverged = run.diverged || !std::isfinite(e.train.at("loss")) || !std::isfinite(e.test.at("loss"));
+      run.diverged =
+          run.diverged || !std::isfinite(e.train.at("loss")) || !std::isfinite(e.test.at("loss"));
   return out;
 }
 
@@ -780,7 +805,8 @@ std::vector<float> Store::weights(const std::string& key) const {
   const std::uint64_t n = get_u64(p);
   if (n != static_cast<std::uint64_t>(st.int64(0)) || n > (std::uint64_t{1} << 34))
     throw std::runtime_error(where + ": count does not match");
-  const auto bytes = inflate_exact(p + 8, size - 8, static_cast<std::size_t>(n) * sizeof(float), where);
+  const auto bytes =
+      inflate_exact(p + 8, size - 8, static_cast<std::size_t>(n) * sizeof(float), where);
   std::vector<float> out(static_cast<std::size_t>(n));
   std::memcpy(out.data(), bytes.data(), bytes.size());
   return out;

@@ -31,21 +31,21 @@ struct sqlite3;
 
 namespace detdl::variance {
 
-inline constexpr int kStoreSchemaVersion = 3;  // 2: the weights table; 3: claims, runs.task/diverged
+inline constexpr int kStoreSchemaVersion =
+    3;  // 2: the weights table; 3: claims, runs.task/diverged
 inline constexpr int kRecordVersion = 1;
 
 // The ten per-epoch metrics every split records (BUTTER's list), in column order.
-inline constexpr std::array<std::string_view, 10> kMetricNames = {
-    "loss",
-    "accuracy",
-    "cosine_similarity",
-    "hinge",
-    "kullback_leibler_divergence",
-    "mean_absolute_error",
-    "mean_squared_error",
-    "mean_squared_logarithmic_error",
-    "root_mean_squared_error",
-    "squared_hinge"};
+inline constexpr std::array<std::string_view, 10> kMetricNames = {"loss",
+                                                                  "accuracy",
+                                                                  "cosine_similarity",
+                                                                  "hinge",
+                                                                  "kullback_leibler_divergence",
+                                                                  "mean_absolute_error",
+                                                                  "mean_squared_error",
+                                                                  "mean_squared_logarithmic_error",
+                                                                  "root_mean_squared_error",
+                                                                  "squared_hinge"};
 
 // metric name -> value; all ten names present, NaN where the record had null or nothing.
 using MetricMap = std::map<std::string, double>;
@@ -66,14 +66,14 @@ struct StoredRun {
   nlohmann::json experiment;  // the run's full config
   std::string level;          // "portable" | "repeatable" | "fast" ("" when absent)
   std::string detdl_version, host, cpu, started_at, finished_at;
-  std::string weight_hash;         // final
-  double total_seconds = 0;        // NaN when the record had none
-  std::int64_t steps = -1;         // -1 when the record had none
-  std::int64_t parameters = -1;    // -1 when the record had none
-  std::vector<EpochRow> epochs;    // epochs[i].epoch == i + 1
+  std::string weight_hash;                // final
+  double total_seconds = 0;               // NaN when the record had none
+  std::int64_t steps = -1;                // -1 when the record had none
+  std::int64_t parameters = -1;           // -1 when the record had none
+  std::vector<EpochRow> epochs;           // epochs[i].epoch == i + 1
   std::vector<std::int32_t> predictions;  // final test predictions (empty when absent)
-  std::string task;                // the record's data.task: "regression", "binary",
-                                   // "multiclass" ("" when the record had none)
+  std::string task;                       // the record's data.task: "regression", "binary",
+                                          // "multiclass" ("" when the record had none)
   // The record's "diverged" flag, or a train or test loss that is not finite at some epoch.
   bool diverged = false;
 
@@ -151,8 +151,7 @@ class Store {
     void operator()(sqlite3* db) const;
   };
   void init_schema();
-  std::vector<StoredRun> load_runs(const std::string& where_column,
-                                   const std::string& value) const;
+  std::vector<StoredRun> load_runs(const std::string& where_column, const std::string& value) const;
 
   std::string path_;
   std::unique_ptr<sqlite3, Closer> db_;

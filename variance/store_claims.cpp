@@ -44,10 +44,13 @@ ClaimResult Store::claim_run(const std::string& key, const std::string& study, c
     st.bind(1, key);
     if (st.step()) {
       const Claim held = claim_of(st);
-      if (!same_claimant(held.by, by) && !claim_is_stale(held, by, now, lease_seconds)) return ClaimResult::held;
+      if (!same_claimant(held.by, by) && !claim_is_stale(held, by, now, lease_seconds))
+        return ClaimResult::held;
     }
   }
-  Statement st(db, std::string("INSERT OR REPLACE INTO claims(") + kColumns + ") VALUES (?,?,?,?,?,?,?,?)", path_);
+  Statement st(
+      db, std::string("INSERT OR REPLACE INTO claims(") + kColumns + ") VALUES (?,?,?,?,?,?,?,?)",
+      path_);
   st.bind(1, key);
   st.bind(2, study);
   st.bind(3, by.pid);
@@ -63,7 +66,9 @@ ClaimResult Store::claim_run(const std::string& key, const std::string& study, c
 
 void Store::release_claim(const std::string& key, const Claimant& by) {
   Transaction tx(db_.get(), path_);
-  Statement st(db_.get(), "DELETE FROM claims WHERE key = ? AND pid = ? AND start_time = ? AND host = ? AND machine = ?",
+  Statement st(db_.get(),
+               "DELETE FROM claims WHERE key = ? AND pid = ? AND start_time = ? AND host = ? AND "
+               "machine = ?",
                path_);
   st.bind(1, key);
   st.bind(2, by.pid);
@@ -77,7 +82,9 @@ void Store::release_claim(const std::string& key, const Claimant& by) {
 void Store::heartbeat(const Claimant& by) {
   Transaction tx(db_.get(), path_);
   Statement st(db_.get(),
-               "UPDATE claims SET heartbeat_at = ? WHERE pid = ? AND start_time = ? AND host = ? AND machine = ?", path_);
+               "UPDATE claims SET heartbeat_at = ? WHERE pid = ? AND start_time = ? AND host = ? "
+               "AND machine = ?",
+               path_);
   st.bind(1, static_cast<std::int64_t>(std::time(nullptr)));
   st.bind(2, by.pid);
   st.bind(3, by.start_time);
@@ -88,7 +95,9 @@ void Store::heartbeat(const Claimant& by) {
 }
 
 std::vector<Claim> Store::claims(const std::string& study) const {
-  Statement st(db_.get(), std::string("SELECT ") + kColumns + " FROM claims WHERE study = ? ORDER BY key", path_);
+  Statement st(db_.get(),
+               std::string("SELECT ") + kColumns + " FROM claims WHERE study = ? ORDER BY key",
+               path_);
   st.bind(1, study);
   std::vector<Claim> out;
   while (st.step()) out.push_back(claim_of(st));

@@ -21,8 +21,7 @@ namespace detdl::variance::store_sql {
 
 class Statement {
  public:
-  Statement(sqlite3* db, const std::string& sql, const std::string& path)
-      : db_(db), path_(path) {
+  Statement(sqlite3* db, const std::string& sql, const std::string& path) : db_(db), path_(path) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
       fail(path_, std::string(sqlite3_errmsg(db)) + " (preparing: " + sql + ")");
   }
@@ -61,7 +60,9 @@ class Statement {
   std::int64_t int64(int c, std::int64_t if_null = 0) const {
     return is_null(c) ? if_null : sqlite3_column_int64(stmt_, c);
   }
-  double real(int c) const { return is_null(c) ? std::numeric_limits<double>::quiet_NaN() : sqlite3_column_double(stmt_, c); }
+  double real(int c) const {
+    return is_null(c) ? std::numeric_limits<double>::quiet_NaN() : sqlite3_column_double(stmt_, c);
+  }
   std::string text(int c) const {
     const auto* p = sqlite3_column_text(stmt_, c);
     return p ? std::string(reinterpret_cast<const char*>(p),
@@ -112,6 +113,5 @@ class Transaction {
   std::string path_;
   bool done_ = false;
 };
-
 
 }  // namespace detdl::variance::store_sql

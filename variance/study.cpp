@@ -28,8 +28,9 @@ std::string_view source_name(SeedSource s) {
   return "?";
 }
 
-constexpr SeedSource kAllSources[] = {SeedSource::init, SeedSource::order, SeedSource::augment,
-                                      SeedSource::dropout, SeedSource::label_noise, SeedSource::split};
+constexpr SeedSource kAllSources[] = {SeedSource::init,        SeedSource::order,
+                                      SeedSource::augment,     SeedSource::dropout,
+                                      SeedSource::label_noise, SeedSource::split};
 
 // TOML -> JSON, keeping integers as integers (so JSON-side type checks hold).
 json to_json(const toml::node& n) {
@@ -49,7 +50,8 @@ json to_json(const toml::node& n) {
   if (auto v = n.as_string()) return v->get();
   std::ostringstream o;
   o << n.source().begin;
-  throw std::invalid_argument("unsupported TOML value (dates and times are not study fields) at " + o.str());
+  throw std::invalid_argument("unsupported TOML value (dates and times are not study fields) at " +
+                              o.str());
 }
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -92,8 +94,9 @@ nets::Experiment experiment_over(const json& base, const json& patch, const std:
 }  // namespace
 
 std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition) {
-  return splitmix64(splitmix64(base ^ (static_cast<std::uint64_t>(source) + 1) * 0x632BE59BD9B4E019ull) +
-                    static_cast<std::uint64_t>(repetition));
+  return splitmix64(
+      splitmix64(base ^ (static_cast<std::uint64_t>(source) + 1) * 0x632BE59BD9B4E019ull) +
+      static_cast<std::uint64_t>(repetition));
 }
 
 Study study_from_json(const json& j, const std::string& where) {
@@ -105,8 +108,9 @@ Study study_from_json(const json& j, const std::string& where) {
                                          "setting", "description", "grid"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key()))
-      throw std::invalid_argument(where + ": " + it.key() +
-                                  ": unknown field (name, description, repetitions, selection, experiment, grid, setting)");
+      throw std::invalid_argument(
+          where + ": " + it.key() +
+          ": unknown field (name, description, repetitions, selection, experiment, grid, setting)");
   Study s;
   s.spec = j;
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
@@ -115,7 +119,8 @@ Study study_from_json(const json& j, const std::string& where) {
   if (j.contains("repetitions")) {
     const json& r = j["repetitions"];
     // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
-    if (!r.is_number_integer() || (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
+    if (!r.is_number_integer() ||
+        (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
         r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
       throw std::invalid_argument(where + ": repetitions: expected an integer from 1 to " +
                                   std::to_string(kMaxRepetitions) + ", got " + r.dump());
@@ -123,16 +128,19 @@ Study study_from_json(const json& j, const std::string& where) {
   }
   if (j.contains("selection")) {
     if (!j["selection"].is_array() || j["selection"].empty())
-      throw std::invalid_argument(where + ": selection: expected a list of best_loss, best_acc, last");
+      throw std::invalid_argument(where +
+                                  ": selection: expected a list of best_loss, best_acc, last");
     s.selection.clear();
     for (const auto& v : j["selection"]) {
       if (!v.is_string() || (v != "best_loss" && v != "best_acc" && v != "last"))
-        throw std::invalid_argument(where + ": selection: expected best_loss, best_acc or last, got " + v.dump());
+        throw std::invalid_argument(
+            where + ": selection: expected best_loss, best_acc or last, got " + v.dump());
       s.selection.push_back(v);
     }
   }
   const json base_patch = j.value("experiment", json::object());
-  const json base = nets::to_json(experiment_over(nets::to_json(nets::Experiment{}), base_patch, where + ": experiment"));
+  const json base = nets::to_json(
+      experiment_over(nets::to_json(nets::Experiment{}), base_patch, where + ": experiment"));
   if (!j.contains("setting") || !j["setting"].is_array() || j["setting"].empty())
     throw std::invalid_argument(where + ": setting: at least one [[setting]] is required");
   // Every count is checked against its bound before anything of that size is built.
@@ -141,41 +149,47 @@ Study study_from_json(const json& j, const std::string& where) {
     for (std::size_t v = 0; v < axis.values.size(); ++v) {
       // Each value alone over the base: a bad value is named by its place in the grid.
       try {
-        experiment_over(base, apply_grid_point(json::object(), json{{axis.path, axis.values[v]}}), "experiment");
+        experiment_over(base, apply_grid_point(json::object(), json{{axis.path, axis.values[v]}}),
+                        "experiment");
       } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(where + ": grid." + axis.path + "[" + std::to_string(v + 1) + "]: " + e.what());
+        throw std::invalid_argument(where + ": grid." + axis.path + "[" + std::to_string(v + 1) +
+                                    "]: " + e.what());
       }
     }
   const auto file_settings = static_cast<std::int64_t>(j["setting"].size());
   if (file_settings > kMaxSettings || file_settings * grid.points > kMaxSettings)
-    throw std::invalid_argument(where + ": setting: " + std::to_string(file_settings) + " settings x " +
-                                std::to_string(grid.points) + " grid points is more than a study may have (" +
+    throw std::invalid_argument(where + ": setting: " + std::to_string(file_settings) +
+                                " settings x " + std::to_string(grid.points) +
+                                " grid points is more than a study may have (" +
                                 std::to_string(kMaxSettings) + " settings)");
   // Both factors are bounded above, so the product fits.
   if (file_settings * grid.points * s.repetitions > kMaxPlanRows)
-    throw std::invalid_argument(where + ": repetitions: " + std::to_string(file_settings) + " settings x " +
-                                std::to_string(grid.points) + " grid points x " + std::to_string(s.repetitions) +
-                                " repetitions = " + std::to_string(file_settings * grid.points * s.repetitions) +
-                                " runs, more than one study may plan (" + std::to_string(kMaxPlanRows) + ")");
+    throw std::invalid_argument(
+        where + ": repetitions: " + std::to_string(file_settings) + " settings x " +
+        std::to_string(grid.points) + " grid points x " + std::to_string(s.repetitions) +
+        " repetitions = " + std::to_string(file_settings * grid.points * s.repetitions) +
+        " runs, more than one study may plan (" + std::to_string(kMaxPlanRows) + ")");
   const std::vector<json> points = grid_points(grid);
   std::map<std::string, std::string> names;  // expanded setting name -> where it came from
   for (std::size_t i = 0; i < j["setting"].size(); ++i) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
-    static const std::set<std::string> fields{"name",    "vary",           "level",     "fast_ops",
-                                              "threads", "device",         "implementation", "experiment"};
+    static const std::set<std::string> fields{"name",    "vary",   "level",          "fast_ops",
+                                              "threads", "device", "implementation", "experiment"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
-        throw std::invalid_argument(at + "." + it.key() +
-                                    ": unknown field (name, vary, level, fast_ops, threads, device, implementation, "
-                                    "experiment)");
+        throw std::invalid_argument(
+            at + "." + it.key() +
+            ": unknown field (name, vary, level, fast_ops, threads, device, implementation, "
+            "experiment)");
     Setting st;
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
     st.name = t["name"];
     if (t.contains("vary")) {
-      if (!t["vary"].is_array()) throw std::invalid_argument(at + ".vary: expected a list of seed names");
+      if (!t["vary"].is_array())
+        throw std::invalid_argument(at + ".vary: expected a list of seed names");
       for (const auto& v : t["vary"]) {
         if (v == "all") {
           st.vary.assign(std::begin(kAllSources), std::end(kAllSources));
@@ -183,10 +197,13 @@ Study study_from_json(const json& j, const std::string& where) {
         }
         bool found = false;
         for (SeedSource src : kAllSources)
-          if (v.is_string() && v.get<std::string>() == source_name(src)) st.vary.push_back(src), found = true;
+          if (v.is_string() && v.get<std::string>() == source_name(src))
+            st.vary.push_back(src), found = true;
         if (!found)
-          throw std::invalid_argument(at + ".vary: expected all, init, order, augment, dropout, label_noise or split, got " +
-                                      v.dump());
+          throw std::invalid_argument(
+              at +
+              ".vary: expected all, init, order, augment, dropout, label_noise or split, got " +
+              v.dump());
       }
     }
     json patch = t.value("experiment", json::object());
@@ -204,15 +221,19 @@ Study study_from_json(const json& j, const std::string& where) {
       const auto [other, fresh] = names.emplace(sp.name, here);
       if (!fresh)
         throw std::invalid_argument(at + ".name: '" + sp.name + "' is used twice (also " +
-                                    other->second.substr(where.size() + 2) + "); setting names must be unique");
+                                    other->second.substr(where.size() + 2) +
+                                    "); setting names must be unique");
       sp.experiment = experiment_over(base, merged, here);
       // A run of no epochs fails at its start: refuse the study now, before any run.
       if (sp.experiment.epochs < 1) {
-        const std::string field = patch.contains("epochs")  ? at + ".experiment.epochs"
-                                  : point.contains("epochs") ? where + ": grid.epochs (" + here.substr(where.size() + 2) + ")"
-                                                             : where + ": experiment.epochs (" + here.substr(where.size() + 2) + ")";
+        const std::string field =
+            patch.contains("epochs") ? at + ".experiment.epochs"
+            : point.contains("epochs")
+                ? where + ": grid.epochs (" + here.substr(where.size() + 2) + ")"
+                : where + ": experiment.epochs (" + here.substr(where.size() + 2) + ")";
         throw std::invalid_argument(field + ": " + std::to_string(sp.experiment.epochs) +
-                                    " epochs cannot run; expected at least 1 (setting '" + sp.name + "')");
+                                    " epochs cannot run; expected at least 1 (setting '" + sp.name +
+                                    "')");
       }
       s.settings.push_back(std::move(sp));
     }
@@ -239,7 +260,8 @@ Study load_study(const std::string& path) {
       j = to_json(toml::parse(text, path));
     } catch (const toml::parse_error& e) {
       std::ostringstream o;
-      o << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+      o << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
       throw std::invalid_argument(o.str());
     }
   }
@@ -253,8 +275,9 @@ std::vector<PlanRow> make_plan(const Study& s) {
   // A Study built in code skips study_from_json's bounds: check the size before allocating.
   if (s.repetitions < 0 || s.repetitions > kMaxRepetitions ||
       static_cast<std::int64_t>(s.settings.size()) * s.repetitions > kMaxPlanRows)
-    throw std::invalid_argument(where + ": repetitions: " + std::to_string(s.settings.size()) + " settings x " +
-                                std::to_string(s.repetitions) + " repetitions is more than one study may plan (" +
+    throw std::invalid_argument(where + ": repetitions: " + std::to_string(s.settings.size()) +
+                                " settings x " + std::to_string(s.repetitions) +
+                                " repetitions is more than one study may plan (" +
                                 std::to_string(kMaxPlanRows) + " runs)");
   std::vector<PlanRow> rows;
   rows.reserve(s.settings.size() * static_cast<std::size_t>(s.repetitions));
@@ -269,14 +292,17 @@ std::vector<PlanRow> make_plan(const Study& s) {
         std::uint64_t& seed = seed_of(row.experiment.seeds, src);
         seed = derived_seed(seed, src, r);
       }
-      row.key = run_key(json{{"study", s.name}, {"setting", st.name}, {"repetition", r},
+      row.key = run_key(json{{"study", s.name},
+                             {"setting", st.name},
+                             {"repetition", r},
                              {"experiment", nets::to_json(row.experiment)}});
       // Two rows of one key would be one run counted twice (the store keeps one of them).
       const std::string who = "setting '" + st.name + "' repetition " + std::to_string(r);
       const auto [it, fresh] = owner.emplace(row.key, who);
       if (!fresh)
-        throw std::invalid_argument(where + ": setting: " + who + " and " + it->second + " have the same run key " +
-                                    row.key + "; setting names must be unique");
+        throw std::invalid_argument(where + ": setting: " + who + " and " + it->second +
+                                    " have the same run key " + row.key +
+                                    "; setting names must be unique");
       rows.push_back(std::move(row));
     }
   }

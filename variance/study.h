@@ -54,16 +54,16 @@ struct Setting {
 
 struct Study {
   std::string name;
-  std::string source;            // the file it was read from ("" when built in code)
+  std::string source;  // the file it was read from ("" when built in code)
   std::int64_t repetitions = 1;
   std::vector<std::string> selection{"best_loss", "best_acc", "last"};
   std::vector<Setting> settings;
-  nlohmann::json spec;           // the file's content as JSON (stored with the study)
+  nlohmann::json spec;  // the file's content as JSON (stored with the study)
 };
 
 // One run of the plan. A run is a pure function of its row.
 struct PlanRow {
-  std::string key;        // stable: variance::run_key of {study, setting, repetition, experiment}
+  std::string key;  // stable: variance::run_key of {study, setting, repetition, experiment}
   std::string setting;
   std::int64_t repetition = 0;
   nets::Experiment experiment;  // seeds already derived for this repetition

@@ -30,7 +30,9 @@ const cudaStream_t kStream = nullptr;
 
 class CudaAllocator final : public Allocator {
  public:
-  void* allocate(std::size_t bytes) override { return cuda::device_allocator().allocate(bytes, kStream); }
+  void* allocate(std::size_t bytes) override {
+    return cuda::device_allocator().allocate(bytes, kStream);
+  }
   void deallocate(void* p, std::size_t) override {
     if (p) cuda::device_allocator().release(p);
   }

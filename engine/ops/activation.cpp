@@ -11,12 +11,15 @@ Tensor activation(const Tensor& x, Activation kind, float alpha) {
   check_dtype(x, DType::f32, "activation");
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, x.shape());
-  if (dev == Device::cuda) gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel());
-  else cpu::activation_forward(kind, alpha, x.f32(), y.f32(), x.numel());
+  if (dev == Device::cuda)
+    gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel());
+  else
+    cpu::activation_forward(kind, alpha, x.f32(), y.f32(), x.numel());
   record(OpKind::activation, {x}, y, [x, y, kind, alpha, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, x.shape());
     if (dev == Device::cuda)
-      gpu::activation_backward(kind, alpha, x.data_f32(), y.data_f32(), g.data_f32(), gx.data_f32(), x.numel());
+      gpu::activation_backward(kind, alpha, x.data_f32(), y.data_f32(), g.data_f32(), gx.data_f32(),
+                               x.numel());
     else
       cpu::activation_backward(kind, alpha, x.f32(), y.f32(), g.f32(), gx.f32(), x.numel());
     return std::vector<Tensor>{gx};

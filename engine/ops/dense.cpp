@@ -18,13 +18,15 @@ namespace detdl::ops {
 namespace {
 
 // C (M, N) = opA (M, K) * opB (K, N) on `dev`; pointers on that device.
-void gemm(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
-          std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc) {
+void gemm(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K,
+          const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+          std::int64_t ldc) {
   switch (route_gemm(dev)) {
     case Route::cpu: return cpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
     case Route::cuda: return gpu::sgemm(lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
     // cuBLAS: plain FP32 unless the family runs at `fast` (then TF32).
-    case Route::vendor: return gpu::cublas_sgemm(lv == Level::fast, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    case Route::vendor:
+      return gpu::cublas_sgemm(lv == Level::fast, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
   }
 }
 
@@ -41,8 +43,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     throw std::invalid_argument("matmul: inner sizes differ: " + shape_str(a.shape()) + " x " +
                                 shape_str(b.shape()));
   Tensor y = Tensor::empty_on(dev, {M, N});
-  gemm(dev, context().level(OpFamily::matmul), false, false, M, N, K, a.data_f32(), K, b.data_f32(), N, y.data_f32(),
-       N);
+  gemm(dev, context().level(OpFamily::matmul), false, false, M, N, K, a.data_f32(), K, b.data_f32(),
+       N, y.data_f32(), N);
   record(OpKind::matmul, {a, b}, y, [a, b, M, N, K, dev](const Tensor& g) {
     const Level lv = context().level(OpFamily::matmul);
     Tensor ga, gb;
@@ -68,11 +70,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const std::int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   if (w.dim(1) != I)
     throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not fit weight " +
-                                shape_str(w.shape()) + " (expected (O, " + std::to_string(I) + "))");
+                                shape_str(w.shape()) + " (expected (O, " + std::to_string(I) +
+                                "))");
   if (b.defined()) check_shape(b, {O}, "linear bias");
   Tensor y = Tensor::empty_on(dev, {N, O});
-  gemm(dev, context().level(OpFamily::matmul), false, true, N, O, I, x.data_f32(), I, w.data_f32(), I, y.data_f32(),
-       O);
+  gemm(dev, context().level(OpFamily::matmul), false, true, N, O, I, x.data_f32(), I, w.data_f32(),
+       I, y.data_f32(), O);
   if (b.defined()) {
     if (dev == Device::cuda) {
       gpu::add_row_bias(N, O, y.data_f32(), b.data_f32());
@@ -99,8 +102,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     if (b.defined() && b.requires_grad()) {
       gb = Tensor::empty_on(dev, {O});
       const Level blv = context().level(OpFamily::bias_grad);
-      if (dev == Device::cuda) gpu::column_sums(blv, N, O, g.data_f32(), gb.data_f32());
-      else cpu::column_sums(blv, N, O, g.f32(), gb.f32());
+      if (dev == Device::cuda)
+        gpu::column_sums(blv, N, O, g.data_f32(), gb.data_f32());
+      else
+        cpu::column_sums(blv, N, O, g.f32(), gb.f32());
     }
     return std::vector<Tensor>{gx, gw, gb};
   });

@@ -30,17 +30,21 @@ inline bool vendor_requested(Device dev) {
 // Throws when --impl vendor asks for cuDNN that this build lacks.
 inline bool cudnn_requested(Device dev) {
   if (!vendor_requested(dev)) return false;
-  if (!gpu::cudnn_available()) throw std::runtime_error("--impl vendor: detdl was built without cuDNN");
+  if (!gpu::cudnn_available())
+    throw std::runtime_error("--impl vendor: detdl was built without cuDNN");
   return true;
 }
 }  // namespace dispatch_detail
 
 // Matrix products: cuBLAS takes every shape.
-inline Route route_gemm(Device dev) { return dispatch_detail::vendor_requested(dev) ? Route::vendor : route(dev); }
+inline Route route_gemm(Device dev) {
+  return dispatch_detail::vendor_requested(dev) ? Route::vendor : route(dev);
+}
 
 // Convolution: cuDNN when its symmetric padding gives the shape's output size.
 inline Route route_conv2d(Device dev, const Conv2dShape& s) {
-  return dispatch_detail::cudnn_requested(dev) && gpu::cudnn_conv2d_supported(s) ? Route::vendor : route(dev);
+  return dispatch_detail::cudnn_requested(dev) && gpu::cudnn_conv2d_supported(s) ? Route::vendor
+                                                                                 : route(dev);
 }
 
 // Batch norm: cuDNN needs eps > 0 (CUDNN_BN_MIN_EPSILON). Its training forward updates the
@@ -48,7 +52,8 @@ inline Route route_conv2d(Device dev, const Conv2dShape& s) {
 // `unbiased` and the Keras convention (false) stays on the own kernels; the eval forward and
 // the backward have no convention to match (true).
 inline Route route_batchnorm(Device dev, float eps, bool unbiased) {
-  return dispatch_detail::cudnn_requested(dev) && eps > 0.0f && unbiased ? Route::vendor : route(dev);
+  return dispatch_detail::cudnn_requested(dev) && eps > 0.0f && unbiased ? Route::vendor
+                                                                         : route(dev);
 }
 
 }  // namespace detdl::ops

@@ -36,8 +36,10 @@ Tensor softmax(const Tensor& logits) {
   check_ndim(logits, 2, "softmax input (N, K)");
   check_dtype(logits, DType::f32, "softmax input");
   Tensor p = Tensor::empty_on(logits.device(), logits.shape());
-  if (logits.device() == Device::cuda) gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32());
-  else cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
+  if (logits.device() == Device::cuda)
+    gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32());
+  else
+    cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
   return p;
 }
 
@@ -51,11 +53,14 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   const bool grad = needs_grad({logits});
   Tensor d = grad ? Tensor::empty_on(dev, logits.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss = dev == Device::cuda
-                         ? gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(), nullptr, dp)
-                         : cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
+  const float loss =
+      dev == Device::cuda
+          ? gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
+                                       nullptr, dp)
+          : cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record(OpKind::softmax_cross_entropy, {logits}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::softmax_cross_entropy, {logits}, y,
+         [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
@@ -67,13 +72,14 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
   const bool grad = needs_grad({input});
   Tensor d = grad ? Tensor::empty_on(dev, input.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss =
-      dev == Device::cuda
-          ? gpu::binary_cross_entropy(loss_level(), input.numel(), input.data_f32(), targets.data_f32(), from_logits,
-                                      nullptr, dp)
-          : cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(), targets.f32(), from_logits, nullptr, dp);
+  const float loss = dev == Device::cuda
+                         ? gpu::binary_cross_entropy(loss_level(), input.numel(), input.data_f32(),
+                                                     targets.data_f32(), from_logits, nullptr, dp)
+                         : cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(),
+                                                     targets.f32(), from_logits, nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record(OpKind::binary_cross_entropy, {input}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::binary_cross_entropy, {input}, y,
+         [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
@@ -85,23 +91,28 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
   const bool grad = needs_grad({pred});
   Tensor d = grad ? Tensor::empty_on(dev, pred.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss =
-      dev == Device::cuda
-          ? gpu::mean_squared_error(loss_level(), pred.numel(), pred.data_f32(), target.data_f32(), nullptr, dp)
-          : cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(), target.f32(), nullptr, dp);
+  const float loss = dev == Device::cuda
+                         ? gpu::mean_squared_error(loss_level(), pred.numel(), pred.data_f32(),
+                                                   target.data_f32(), nullptr, dp)
+                         : cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(),
+                                                   target.f32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
-  record(OpKind::mean_squared_error, {pred}, y, [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
+  record(OpKind::mean_squared_error, {pred}, y,
+         [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
   return y;
 }
 
 Tensor l1_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
-  Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
-                                             : cpu::l1_penalty(loss_level(), w.numel(), w.f32())));
+  Tensor y =
+      Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
+                                      : cpu::l1_penalty(loss_level(), w.numel(), w.f32())));
   record(OpKind::l1_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
-    if (on_gpu) gpu::l1_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
-    else cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+    if (on_gpu)
+      gpu::l1_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
+    else
+      cpu::l1_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
     return std::vector<Tensor>{scaled(d, g)};
   });
   return y;
@@ -110,12 +121,15 @@ Tensor l1_penalty(const Tensor& w, float lambda) {
 // lambda * sum(w^2); gradient 2 * lambda * w (cpu::l2_penalty_grad_add).
 Tensor l2_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
-  Tensor y = Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
-                                             : cpu::l2_penalty(loss_level(), w.numel(), w.f32())));
+  Tensor y =
+      Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
+                                      : cpu::l2_penalty(loss_level(), w.numel(), w.f32())));
   record(OpKind::l2_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
-    if (on_gpu) gpu::l2_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
-    else cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
+    if (on_gpu)
+      gpu::l2_penalty_grad_add(w.numel(), w.data_f32(), lambda, d.data_f32());
+    else
+      cpu::l2_penalty_grad_add(w.numel(), w.f32(), lambda, d.f32());
     return std::vector<Tensor>{scaled(d, g)};
   });
   return y;

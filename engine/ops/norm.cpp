@@ -14,7 +14,8 @@ namespace detdl::ops {
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum, float eps, bool unbiased) {
   if (x.ndim() != 2 && x.ndim() != 4)
-    throw std::invalid_argument("batch_norm: expected (N, C) or (N, C, H, W), got " + shape_str(x.shape()));
+    throw std::invalid_argument("batch_norm: expected (N, C) or (N, C, H, W), got " +
+                                shape_str(x.shape()));
   const std::int64_t N = x.dim(0), C = x.dim(1), HW = x.ndim() == 4 ? x.dim(2) * x.dim(3) : 1;
   check_shape(gamma, {C}, "batch_norm gamma");
   check_shape(beta, {C}, "batch_norm beta");
@@ -31,11 +32,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         break;
       case Route::cuda:
         gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
-                                    running_mean.data_f32(), running_var.data_f32(), eps, y.data_f32());
+                                    running_mean.data_f32(), running_var.data_f32(), eps,
+                                    y.data_f32());
         break;
       case Route::vendor:
         gpu::cudnn_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
-                                          running_mean.data_f32(), running_var.data_f32(), eps, y.data_f32());
+                                          running_mean.data_f32(), running_var.data_f32(), eps,
+                                          y.data_f32());
         break;
     }
     record(OpKind::batch_norm, {x, gamma, beta}, y, [](const Tensor&) -> std::vector<Tensor> {
@@ -43,50 +46,58 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     });
     return y;
   }
-  if (N * HW < 2) throw std::invalid_argument("batch_norm: training needs more than one value per channel, got " + shape_str(x.shape()));
+  if (N * HW < 2)
+    throw std::invalid_argument("batch_norm: training needs more than one value per channel, got " +
+                                shape_str(x.shape()));
   const Level lv = context().level(OpFamily::norm_stats);
-  Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}), var = Tensor::empty_on(dev, {C});
+  Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}),
+         var = Tensor::empty_on(dev, {C});
   // The backward takes the forward's route: cuDNN's saved statistics go back to cuDNN.
   const Route fwd = route_batchnorm(dev, eps, unbiased);
   const bool vendor = fwd == Route::vendor;
   switch (fwd) {
     case Route::cpu:
-      cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(), mean.f32(),
-                                   inv_std.f32(), var.f32());
+      cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(),
+                                   mean.f32(), inv_std.f32(), var.f32());
       cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(),
                                     running_var.f32(), unbiased);
       break;
     case Route::cuda:
-      gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, y.data_f32(),
-                                   mean.data_f32(), inv_std.data_f32(), var.data_f32());
-      gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(), running_mean.data_f32(),
-                                    running_var.data_f32(), unbiased);
+      gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
+                                   eps, y.data_f32(), mean.data_f32(), inv_std.data_f32(),
+                                   var.data_f32());
+      gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(),
+                                    running_mean.data_f32(), running_var.data_f32(), unbiased);
       break;
     case Route::vendor:  // cuDNN also updates the running statistics (unbiased, as routed)
-      gpu::cudnn_batchnorm_forward_train(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum,
-                                         y.data_f32(), running_mean.data_f32(), running_var.data_f32(),
-                                         mean.data_f32(), inv_std.data_f32());
+      gpu::cudnn_batchnorm_forward_train(
+          N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum, y.data_f32(),
+          running_mean.data_f32(), running_var.data_f32(), mean.data_f32(), inv_std.data_f32());
       break;
   }
-  record(OpKind::batch_norm, {x, gamma, beta}, y, [x, gamma, mean, inv_std, N, C, HW, dev, vendor, eps](const Tensor& g) {
-    Tensor gx = Tensor::empty_on(dev, x.shape()), gg = Tensor::empty_on(dev, {C}), gb = Tensor::empty_on(dev, {C});
-    const Level lv = context().level(OpFamily::norm_stats);
-    switch (vendor ? Route::vendor : route(dev)) {
-      case Route::cpu:
-        cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(), inv_std.f32(), gx.f32(),
-                                gg.f32(), gb.f32());
-        break;
-      case Route::cuda:
-        gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
-                                inv_std.data_f32(), gx.data_f32(), gg.data_f32(), gb.data_f32());
-        break;
-      case Route::vendor:
-        gpu::cudnn_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(), mean.data_f32(),
-                                      inv_std.data_f32(), eps, gx.data_f32(), gg.data_f32(), gb.data_f32());
-        break;
-    }
-    return std::vector<Tensor>{gx, gg, gb};
-  });
+  record(OpKind::batch_norm, {x, gamma, beta}, y,
+         [x, gamma, mean, inv_std, N, C, HW, dev, vendor, eps](const Tensor& g) {
+           Tensor gx = Tensor::empty_on(dev, x.shape()), gg = Tensor::empty_on(dev, {C}),
+                  gb = Tensor::empty_on(dev, {C});
+           const Level lv = context().level(OpFamily::norm_stats);
+           switch (vendor ? Route::vendor : route(dev)) {
+             case Route::cpu:
+               cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(),
+                                       inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
+               break;
+             case Route::cuda:
+               gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
+                                       mean.data_f32(), inv_std.data_f32(), gx.data_f32(),
+                                       gg.data_f32(), gb.data_f32());
+               break;
+             case Route::vendor:
+               gpu::cudnn_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
+                                             mean.data_f32(), inv_std.data_f32(), eps,
+                                             gx.data_f32(), gg.data_f32(), gb.data_f32());
+               break;
+           }
+           return std::vector<Tensor>{gx, gg, gb};
+         });
   return y;
 }
 

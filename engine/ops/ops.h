@@ -14,27 +14,32 @@
 namespace detdl::ops {
 
 // ---- element-wise arithmetic (same shapes; no broadcasting) ----
-Tensor add(const Tensor& a, const Tensor& b);   // a + b (the residual add)
-Tensor sub(const Tensor& a, const Tensor& b);   // a - b
-Tensor mul(const Tensor& a, const Tensor& b);   // a * b
-Tensor scale(const Tensor& a, float s);         // a * s
-Tensor sum(const Tensor& a);                    // () canonical sum of all elements
-Tensor mean(const Tensor& a);                   // () sum / numel
+Tensor add(const Tensor& a, const Tensor& b);  // a + b (the residual add)
+Tensor sub(const Tensor& a, const Tensor& b);  // a - b
+Tensor mul(const Tensor& a, const Tensor& b);  // a * b
+Tensor scale(const Tensor& a, float s);        // a * s
+Tensor sum(const Tensor& a);                   // () canonical sum of all elements
+Tensor mean(const Tensor& a);                  // () sum / numel
 
 // ---- shapes ----
-Tensor reshape(const Tensor& x, Shape shape);   // one -1 allowed
-Tensor flatten(const Tensor& x);                // (N, ...) -> (N, prod(...))
+Tensor reshape(const Tensor& x, Shape shape);  // one -1 allowed
+Tensor flatten(const Tensor& x);               // (N, ...) -> (N, prod(...))
 Tensor concat(const std::vector<Tensor>& xs, int axis);
 
 // ---- dense ----
-Tensor matmul(const Tensor& a, const Tensor& b);                         // (M,K) x (K,N) -> (M,N)
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);        // x (N,I), w (O,I), b (O) or undefined -> (N,O)
+Tensor matmul(const Tensor& a, const Tensor& b);  // (M,K) x (K,N) -> (M,N)
+Tensor linear(const Tensor& x, const Tensor& w,
+              const Tensor& b);  // x (N,I), w (O,I), b (O) or undefined -> (N,O)
 
 // ---- activations ----
 Tensor activation(const Tensor& x, Activation kind, float alpha = 0.0f);
 inline Tensor relu(const Tensor& x) { return activation(x, Activation::relu); }
-inline Tensor leaky_relu(const Tensor& x, float alpha = 0.01f) { return activation(x, Activation::leaky_relu, alpha); }
-inline Tensor elu(const Tensor& x, float alpha = 1.0f) { return activation(x, Activation::elu, alpha); }
+inline Tensor leaky_relu(const Tensor& x, float alpha = 0.01f) {
+  return activation(x, Activation::leaky_relu, alpha);
+}
+inline Tensor elu(const Tensor& x, float alpha = 1.0f) {
+  return activation(x, Activation::elu, alpha);
+}
 inline Tensor selu(const Tensor& x) { return activation(x, Activation::selu); }
 inline Tensor tanh(const Tensor& x) { return activation(x, Activation::tanh); }
 inline Tensor sigmoid(const Tensor& x) { return activation(x, Activation::sigmoid); }
@@ -43,10 +48,11 @@ Tensor softmax(const Tensor& logits);  // (N, K) -> (N, K); not differentiable (
 // ---- convolution and pooling (NCHW) ----
 struct Conv2dOptions {
   std::int64_t stride = 1;
-  std::int64_t pad = 0;     // symmetric padding (ignored when same = true)
-  bool same = false;        // Keras/TensorFlow 'same' padding (may be asymmetric)
+  std::int64_t pad = 0;  // symmetric padding (ignored when same = true)
+  bool same = false;     // Keras/TensorFlow 'same' padding (may be asymmetric)
 };
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o);  // x (N,C,H,W), w (O,C,KH,KW), b (O) or undefined
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b,
+              const Conv2dOptions& o);  // x (N,C,H,W), w (O,C,KH,KW), b (O) or undefined
 struct Pool2dOptions {
   std::int64_t kernel = 2;
   std::int64_t stride = 2;
@@ -71,10 +77,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 Tensor dropout(const Tensor& x, float p);
 
 // ---- losses (return a () scalar: the mean over the batch) ----
-Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels);   // (N,K), labels (N) int32
-Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool from_logits);  // same shapes
-Tensor mean_squared_error(const Tensor& pred, const Tensor& target);        // same shapes
-Tensor l1_penalty(const Tensor& w, float lambda);  // lambda * sum |w|
-Tensor l2_penalty(const Tensor& w, float lambda);  // lambda * sum w^2
+Tensor softmax_cross_entropy(const Tensor& logits,
+                             const Tensor& labels);  // (N,K), labels (N) int32
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets,
+                            bool from_logits);                        // same shapes
+Tensor mean_squared_error(const Tensor& pred, const Tensor& target);  // same shapes
+Tensor l1_penalty(const Tensor& w, float lambda);                     // lambda * sum |w|
+Tensor l2_penalty(const Tensor& w, float lambda);                     // lambda * sum w^2
 
 }  // namespace detdl::ops

@@ -13,8 +13,10 @@ namespace {
 Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
   check_ndim(x, 4, what);
   check_dtype(x, DType::f32, what);
-  return o.same ? pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride)
-                : pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride, o.pad);
+  return o.same ? pool2d_shape_same(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel,
+                                    o.stride)
+                : pool2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), o.kernel, o.kernel, o.stride,
+                               o.pad);
 }
 
 }  // namespace
@@ -24,12 +26,16 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
   Tensor argmax = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW}, DType::i32);
-  if (dev == Device::cuda) gpu::maxpool2d_forward(s, x.data_f32(), y.data_f32(), argmax.data_i32());
-  else cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
+  if (dev == Device::cuda)
+    gpu::maxpool2d_forward(s, x.data_f32(), y.data_f32(), argmax.data_i32());
+  else
+    cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
   record(OpKind::max_pool2d, {x}, y, [s, argmax, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
-    if (dev == Device::cuda) gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
-    else cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
+    if (dev == Device::cuda)
+      gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
+    else
+      cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -39,12 +45,16 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
   const Pool2dShape s = pool_shape(x, o, "avg_pool2d input (N, C, H, W)");
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {s.N, s.C, s.OH, s.OW});
-  if (dev == Device::cuda) gpu::avgpool2d_forward(s, o.count_include_pad, x.data_f32(), y.data_f32());
-  else cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
+  if (dev == Device::cuda)
+    gpu::avgpool2d_forward(s, o.count_include_pad, x.data_f32(), y.data_f32());
+  else
+    cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
   record(OpKind::avg_pool2d, {x}, y, [s, inc = o.count_include_pad, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
-    if (dev == Device::cuda) gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
-    else cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
+    if (dev == Device::cuda)
+      gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
+    else
+      cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -56,12 +66,16 @@ Tensor global_avg_pool2d(const Tensor& x) {
   check_dtype(x, DType::f32, "global_avg_pool2d input");
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {N, C});
-  if (dev == Device::cuda) gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
-  else cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
+  if (dev == Device::cuda)
+    gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
+  else
+    cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
   record(OpKind::global_avg_pool2d, {x}, y, [shape = x.shape(), N, C, HW, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, shape);
-    if (dev == Device::cuda) gpu::global_avgpool_backward(N, C, HW, g.data_f32(), gx.data_f32());
-    else cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());
+    if (dev == Device::cuda)
+      gpu::global_avgpool_backward(N, C, HW, g.data_f32(), gx.data_f32());
+    else
+      cpu::global_avgpool_backward(N, C, HW, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
   });
   return y;

@@ -11,8 +11,8 @@ namespace {
 
 // `rows` blocks of `width` floats from src (row stride src_stride floats) to dst (row
 // stride dst_stride floats), on `dev`.
-void copy_blocks(Device dev, std::int64_t rows, std::int64_t width, const float* src, std::int64_t src_stride,
-                 float* dst, std::int64_t dst_stride) {
+void copy_blocks(Device dev, std::int64_t rows, std::int64_t width, const float* src,
+                 std::int64_t src_stride, float* dst, std::int64_t dst_stride) {
   if (dev == Device::cuda) {
     gpu::copy_rows(rows, static_cast<std::size_t>(width) * sizeof(float), src,
                    static_cast<std::size_t>(src_stride) * sizeof(float), dst,
@@ -20,21 +20,22 @@ void copy_blocks(Device dev, std::int64_t rows, std::int64_t width, const float*
     return;
   }
   for (std::int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * dst_stride, src + r * src_stride, static_cast<std::size_t>(width) * sizeof(float));
+    std::memcpy(dst + r * dst_stride, src + r * src_stride,
+                static_cast<std::size_t>(width) * sizeof(float));
 }
 
 }  // namespace
 
 Tensor reshape(const Tensor& x, Shape shape) {
   Tensor y = x.view(std::move(shape));
-  record(OpKind::reshape, {x}, y, [in = x.shape()](const Tensor& g) {
-    return std::vector<Tensor>{g.view(in)};
-  });
+  record(OpKind::reshape, {x}, y,
+         [in = x.shape()](const Tensor& g) { return std::vector<Tensor>{g.view(in)}; });
   return y;
 }
 
 Tensor flatten(const Tensor& x) {
-  if (x.ndim() < 1) throw std::invalid_argument("flatten: needs at least one dimension (the batch)");
+  if (x.ndim() < 1)
+    throw std::invalid_argument("flatten: needs at least one dimension (the batch)");
   return reshape(x, {x.dim(0), -1});
 }
 
@@ -48,12 +49,14 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   out[axis] = 0;
   for (const auto& t : xs) {
     check_dtype(t, DType::f32, "concat");
-    if (t.device() != dev) throw std::invalid_argument("concat: inputs on different devices; move them with to()");
+    if (t.device() != dev)
+      throw std::invalid_argument("concat: inputs on different devices; move them with to()");
     if (t.ndim() != nd) throw std::invalid_argument("concat: tensors of different ranks");
     for (int d = 0; d < nd; ++d)
       if (d != axis && t.dim(d) != xs[0].dim(d))
         throw std::invalid_argument("concat: shape " + shape_str(t.shape()) + " does not match " +
-                                    shape_str(xs[0].shape()) + " outside axis " + std::to_string(axis));
+                                    shape_str(xs[0].shape()) + " outside axis " +
+                                    std::to_string(axis));
     out[axis] += t.dim(axis);
   }
   // outer = product of dims before axis; each tensor contributes a block of dim(axis)*inner.
@@ -71,17 +74,19 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   }
   std::vector<Shape> shapes;
   for (const auto& t : xs) shapes.push_back(t.shape());
-  record(OpKind::concat, xs, y, [shapes, widths, outer, total = out[axis] * inner, dev](const Tensor& g) {
-    std::vector<Tensor> gs;
-    std::int64_t off = 0;
-    for (std::size_t i = 0; i < shapes.size(); ++i) {
-      Tensor gi = Tensor::empty_on(dev, shapes[i]);
-      copy_blocks(dev, outer, widths[i], g.data_f32() + off, total, gi.data_f32(), widths[i]);
-      off += widths[i];
-      gs.push_back(gi);
-    }
-    return gs;
-  });
+  record(OpKind::concat, xs, y,
+         [shapes, widths, outer, total = out[axis] * inner, dev](const Tensor& g) {
+           std::vector<Tensor> gs;
+           std::int64_t off = 0;
+           for (std::size_t i = 0; i < shapes.size(); ++i) {
+             Tensor gi = Tensor::empty_on(dev, shapes[i]);
+             copy_blocks(dev, outer, widths[i], g.data_f32() + off, total, gi.data_f32(),
+                         widths[i]);
+             off += widths[i];
+             gs.push_back(gi);
+           }
+           return gs;
+         });
   return y;
 }
 

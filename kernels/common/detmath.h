@@ -50,7 +50,9 @@ DETDL_HD float det_copysignf(float mag, float sign) {
 DETDL_HD bool det_isnan(float x) { return (det_float_bits(x) & 0x7fffffffu) > 0x7f800000u; }
 
 // 2^k for k in [-126, 127], built from its exponent field.
-DETDL_HD float det_pow2i(int k) { return det_bits_float(static_cast<std::uint32_t>(k + 127) << 23); }
+DETDL_HD float det_pow2i(int k) {
+  return det_bits_float(static_cast<std::uint32_t>(k + 127) << 23);
+}
 
 // Nearest integer of |t| < 2^22 (ties to even), as a float: adding 1.5 * 2^23 pushes the
 // fraction bits out of the significand. Exact because the build never contracts or
@@ -191,7 +193,7 @@ DETDL_HD float reduce_pio2(float x, int& quadrant) {
   const std::uint64_t p1 = static_cast<std::uint64_t>(mant) * w[1] + (p2 >> 32);
   const std::uint64_t p0 = static_cast<std::uint64_t>(mant) * w[0] + (p1 >> 32);
   const std::uint64_t F = (p0 << 32) | (p1 & 0xffffffffu);
-  const std::uint64_t q = (F + (std::uint64_t{1} << 61)) >> 62;  // nearest quarter turn
+  const std::uint64_t q = (F + (std::uint64_t{1} << 61)) >> 62;        // nearest quarter turn
   const std::int64_t frac = static_cast<std::int64_t>(F - (q << 62));  // in [-2^61, 2^61)
   // r = frac 2^-62 pi/2 with frac split into two floats (hi exact, lo its remainder).
   const float hi = static_cast<float>(frac);
@@ -296,7 +298,7 @@ DETDL_HD float det_tanhf(float x) {
 
 DETDL_HD float det_sinf(float x) {
   using namespace detmath_detail;
-  if (det_fabsf(x) < 0x1p-12f) return x;  // sin x rounds to x; keeps -0
+  if (det_fabsf(x) < 0x1p-12f) return x;          // sin x rounds to x; keeps -0
   if (!(det_fabsf(x) < det_inf())) return x - x;  // NaN for inf and NaN
   int q;
   const float r = reduce_pio2(x, q);

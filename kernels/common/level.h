@@ -21,16 +21,16 @@ enum class Level : std::uint8_t {
 // not. New families go at the end: a family's index is its slot in RunContext::level_of
 // and its place in a checkpoint's "level" identity.
 enum class OpFamily : std::uint8_t {
-  matmul,        // linear / GEMM forward and data gradients, conv forward and data gradient
-  conv_wgrad,    // convolution weight gradient (the long batch x rows x cols reduction)
-  bias_grad,     // bias gradients (sums over batch, rows, cols)
-  norm_stats,    // batch-norm statistics and their gradients
-  loss_reduce,   // loss and metric reductions over the batch
-  optimizer,     // optimizer state updates (element-wise; reductions of penalties)
-  elementwise,   // one output element from the same element of each input (add, activation)
-  data_movement, // copies that only move elements (reshape, concat)
-  random,        // keyed Philox streams (dropout masks): counter-based, no reduction
-  pooling,       // fixed windows in (kh, kw) order (max/avg pooling, global average)
+  matmul,         // linear / GEMM forward and data gradients, conv forward and data gradient
+  conv_wgrad,     // convolution weight gradient (the long batch x rows x cols reduction)
+  bias_grad,      // bias gradients (sums over batch, rows, cols)
+  norm_stats,     // batch-norm statistics and their gradients
+  loss_reduce,    // loss and metric reductions over the batch
+  optimizer,      // optimizer state updates (element-wise; reductions of penalties)
+  elementwise,    // one output element from the same element of each input (add, activation)
+  data_movement,  // copies that only move elements (reshape, concat)
+  random,         // keyed Philox streams (dropout masks): counter-based, no reduction
+  pooling,        // fixed windows in (kh, kw) order (max/avg pooling, global average)
   count_,
 };
 inline constexpr int kOpFamilyCount = static_cast<int>(OpFamily::count_);

@@ -12,8 +12,8 @@
 
 namespace detdl {
 
-inline std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed, RandomStream stream,
-                                                    std::uint32_t sub) {
+inline std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed,
+                                                    RandomStream stream, std::uint32_t sub) {
   std::vector<std::int64_t> p(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) p[i] = i;
   for (std::int64_t i = n - 1; i > 0; --i) {
@@ -25,7 +25,8 @@ inline std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_
 }
 
 // The data order of one epoch: keyed by (order seed, RandomStream::data_order, epoch).
-inline std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+inline std::vector<std::int64_t> epoch_permutation(std::int64_t n, std::uint64_t seed,
+                                                   std::int64_t epoch) {
   return philox_permutation(n, seed, RandomStream::data_order, static_cast<std::uint32_t>(epoch));
 }
 

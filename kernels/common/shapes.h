@@ -14,7 +14,9 @@
 namespace detdl {
 
 // Division rounding toward -inf / +inf; b > 0 (C++ division rounds toward zero).
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return floor_div(a + b - 1, b); }
 
 // Throws std::invalid_argument "<where>: <field> must be <what>, got <got>" unless ok.
@@ -55,14 +57,26 @@ inline void check_conv2d_shape(const Conv2dShape& s) {
 }
 
 // Symmetric padding, PyTorch sizes: OH = (H + 2*pad - KH) / stride + 1 (floor).
-inline Conv2dShape conv2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, std::int64_t O,
-                                std::int64_t KH, std::int64_t KW, std::int64_t stride, std::int64_t pad) {
+inline Conv2dShape conv2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                                std::int64_t O, std::int64_t KH, std::int64_t KW,
+                                std::int64_t stride, std::int64_t pad) {
   const char* where = "conv2d";
   require_field(stride >= 1, where, "stride", ">= 1", stride);
   require_field(pad >= 0, where, "pad", ">= 0", pad);
   require_field(KH >= 1 && H + 2 * pad >= KH, where, "KH", "in [1, H + 2*pad]", KH);
   require_field(KW >= 1 && W + 2 * pad >= KW, where, "KW", "in [1, W + 2*pad]", KW);
-  const Conv2dShape s{N,   C,   H,   W, O, KH, KW, stride, stride, pad, pad, (H + 2 * pad - KH) / stride + 1,
+  const Conv2dShape s{N,
+                      C,
+                      H,
+                      W,
+                      O,
+                      KH,
+                      KW,
+                      stride,
+                      stride,
+                      pad,
+                      pad,
+                      (H + 2 * pad - KH) / stride + 1,
                       (W + 2 * pad - KW) / stride + 1};
   check_conv2d_shape(s);
   return s;
@@ -71,7 +85,8 @@ inline Conv2dShape conv2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, 
 // Keras/TensorFlow 'same': OH = ceil(H / stride), pad_total = max((OH-1)*stride + KH - H, 0),
 // pad_top = pad_total / 2 (the odd one goes to the bottom); likewise for W.
 inline Conv2dShape conv2d_shape_same(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                                     std::int64_t O, std::int64_t KH, std::int64_t KW, std::int64_t stride) {
+                                     std::int64_t O, std::int64_t KH, std::int64_t KW,
+                                     std::int64_t stride) {
   const char* where = "conv2d";
   require_field(stride >= 1, where, "stride", ">= 1", stride);
   require_field(H >= 1, where, "H", ">= 1", H);
@@ -85,13 +100,15 @@ inline Conv2dShape conv2d_shape_same(std::int64_t N, std::int64_t C, std::int64_
 }
 
 // Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
-inline Conv2dShape conv2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                                      std::int64_t O, std::int64_t KH, std::int64_t KW, std::int64_t stride) {
+inline Conv2dShape conv2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H,
+                                      std::int64_t W, std::int64_t O, std::int64_t KH,
+                                      std::int64_t KW, std::int64_t stride) {
   const char* where = "conv2d";
   require_field(stride >= 1, where, "stride", ">= 1", stride);
   require_field(KH >= 1 && KH <= H, where, "KH", "in [1, H]", KH);
   require_field(KW >= 1 && KW <= W, where, "KW", "in [1, W]", KW);
-  const Conv2dShape s{N, C, H, W, O, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
+  const Conv2dShape s{
+      N, C, H, W, O, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
   check_conv2d_shape(s);
   return s;
 }
@@ -114,8 +131,8 @@ inline void check_pool2d_shape(const Pool2dShape& s) {
   require_field(s.C >= 1, where, "C", ">= 1", s.C);
   require_field(s.H >= 1, where, "H", ">= 1", s.H);
   require_field(s.W >= 1, where, "W", ">= 1", s.W);
-  require_field(s.H * s.W <= std::numeric_limits<std::int32_t>::max(), where, "H*W", "<= 2^31-1 (int32 argmax)",
-                s.H * s.W);
+  require_field(s.H * s.W <= std::numeric_limits<std::int32_t>::max(), where, "H*W",
+                "<= 2^31-1 (int32 argmax)", s.H * s.W);
   require_field(s.KH >= 1, where, "KH", ">= 1", s.KH);
   require_field(s.KW >= 1, where, "KW", ">= 1", s.KW);
   require_field(s.stride_h >= 1, where, "stride_h", ">= 1", s.stride_h);
@@ -127,14 +144,25 @@ inline void check_pool2d_shape(const Pool2dShape& s) {
 }
 
 // Symmetric padding, PyTorch sizes (floor mode): OH = (H + 2*pad - KH) / stride + 1.
-inline Pool2dShape pool2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W, std::int64_t KH,
-                                std::int64_t KW, std::int64_t stride, std::int64_t pad) {
+inline Pool2dShape pool2d_shape(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
+                                std::int64_t KH, std::int64_t KW, std::int64_t stride,
+                                std::int64_t pad) {
   const char* where = "pool2d_shape";
   require_field(stride >= 1, where, "stride", ">= 1", stride);
   require_field(pad >= 0, where, "pad", ">= 0", pad);
   require_field(KH >= 1 && H + 2 * pad >= KH, where, "KH", "in [1, H + 2*pad]", KH);
   require_field(KW >= 1 && W + 2 * pad >= KW, where, "KW", "in [1, W + 2*pad]", KW);
-  const Pool2dShape s{N,   C,   H, W, KH, KW, stride, stride, pad, pad, (H + 2 * pad - KH) / stride + 1,
+  const Pool2dShape s{N,
+                      C,
+                      H,
+                      W,
+                      KH,
+                      KW,
+                      stride,
+                      stride,
+                      pad,
+                      pad,
+                      (H + 2 * pad - KH) / stride + 1,
                       (W + 2 * pad - KW) / stride + 1};
   check_pool2d_shape(s);
   return s;
@@ -157,13 +185,15 @@ inline Pool2dShape pool2d_shape_same(std::int64_t N, std::int64_t C, std::int64_
 }
 
 // Keras/TensorFlow 'valid' (no padding): OH = (H - KH) / stride + 1.
-inline Pool2dShape pool2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H, std::int64_t W,
-                                      std::int64_t KH, std::int64_t KW, std::int64_t stride) {
+inline Pool2dShape pool2d_shape_valid(std::int64_t N, std::int64_t C, std::int64_t H,
+                                      std::int64_t W, std::int64_t KH, std::int64_t KW,
+                                      std::int64_t stride) {
   const char* where = "pool2d_shape_valid";
   require_field(stride >= 1, where, "stride", ">= 1", stride);
   require_field(KH >= 1 && KH <= H, where, "KH", "in [1, H]", KH);
   require_field(KW >= 1 && KW <= W, where, "KW", "in [1, W]", KW);
-  const Pool2dShape s{N, C, H, W, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
+  const Pool2dShape s{
+      N, C, H, W, KH, KW, stride, stride, 0, 0, (H - KH) / stride + 1, (W - KW) / stride + 1};
   check_pool2d_shape(s);
   return s;
 }

@@ -28,7 +28,8 @@ void forward_as(float alpha, const float* x, float* y, std::int64_t n) {
 }
 
 template <Activation A>
-void backward_as(float alpha, const float* x, const float* y, const float* dy, float* dx, std::int64_t n) {
+void backward_as(float alpha, const float* x, const float* y, const float* dy, float* dx,
+                 std::int64_t n) {
   for_elements(n, [&](std::int64_t i) { dx[i] = act_backward(A, x[i], y[i], dy[i], alpha); });
 }
 
@@ -47,8 +48,8 @@ void activation_forward(Activation a, float alpha, const float* x, float* y, std
   for_elements(n, [&](std::int64_t i) { y[i] = act_forward(a, x[i], alpha); });
 }
 
-void activation_backward(Activation a, float alpha, const float* x, const float* y,
-                         const float* dy, float* dx, std::int64_t n) {
+void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
+                         float* dx, std::int64_t n) {
   switch (a) {
     case Activation::identity: return backward_as<Activation::identity>(alpha, x, y, dy, dx, n);
     case Activation::relu: return backward_as<Activation::relu>(alpha, x, y, dy, dx, n);

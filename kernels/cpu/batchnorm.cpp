@@ -107,7 +107,8 @@ void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
     const i64 chunks = (count + kChunkValues - 1) / kChunkValues;
     std::vector<float> part(static_cast<std::size_t>(C * chunks));
     parallel_for(C * chunks, [&](i64 t) {
-      const i64 c = t / chunks, s = (t % chunks) * kChunkValues, e = std::min(count, s + kChunkValues);
+      const i64 c = t / chunks, s = (t % chunks) * kChunkValues,
+                e = std::min(count, s + kChunkValues);
       i64 n = s / HW, hw = s % HW;
       float p = 0.0f;
       for (i64 k = s; k < e; ++k) {
@@ -127,7 +128,8 @@ void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
     return;
   }
   parallel_for(blocks, [&](i64 b) {
-    channel_sums_block(N, C, HW, b * kChannelBlock, std::min(C, (b + 1) * kChannelBlock), term, out);
+    channel_sums_block(N, C, HW, b * kChannelBlock, std::min(C, (b + 1) * kChannelBlock), term,
+                       out);
   });
 }
 
@@ -152,7 +154,8 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
                              float* save_inv_std, float* batch_var) {
   const float count = static_cast<float>(N * HW);
   std::vector<float> sums(static_cast<std::size_t>(C));
-  channel_sums(level, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
+  channel_sums(
+      level, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
   for (i64 c = 0; c < C; ++c) save_mean[c] = sums[c] / count;
   channel_sums(
       level, N, C, HW,
@@ -194,7 +197,8 @@ void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const
                         float* dx, float* dgamma, float* dbeta) {
   const float count = static_cast<float>(N * HW);
   std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
-  channel_sums(level, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
+  channel_sums(
+      level, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
   channel_sums(
       level, N, C, HW,
       [x, dy, save_mean, save_inv_std](i64 i, i64 c) {

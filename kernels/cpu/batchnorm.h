@@ -34,14 +34,14 @@ namespace detdl::cpu {
 
 // Training forward: batch statistics. batch_var may be nullptr.
 void batchnorm_forward_train(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
-                             const float* x,        // (N, C, HW)
-                             const float* gamma,    // (C)
-                             const float* beta,     // (C)
+                             const float* x,      // (N, C, HW)
+                             const float* gamma,  // (C)
+                             const float* beta,   // (C)
                              float eps,
-                             float* y,              // (N, C, HW)
-                             float* save_mean,      // (C) batch mean
-                             float* save_inv_std,   // (C) 1 / sqrt(biased var + eps)
-                             float* batch_var);     // (C) biased batch variance, or nullptr
+                             float* y,             // (N, C, HW)
+                             float* save_mean,     // (C) batch mean
+                             float* save_inv_std,  // (C) 1 / sqrt(biased var + eps)
+                             float* batch_var);    // (C) biased batch variance, or nullptr
 
 // running = running * (1 - momentum) + stat * momentum, with (1 - momentum) computed once
 // as a float. This is PyTorch's convention: momentum is the weight of the NEW statistic
@@ -67,7 +67,7 @@ void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
                             const float* running_mean,  // (C)
                             const float* running_var,   // (C)
                             float eps,
-                            float* y);                  // (N, C, HW)
+                            float* y);  // (N, C, HW)
 
 // Training backward (batch statistics). dgamma / dbeta are written (=); either may be
 // nullptr when not wanted (they are still computed for dx).

@@ -412,7 +412,8 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, fl
     });
     for (i64 o = 0; o < s.O; ++o) {
       ChunkTree tree;
-      for (i64 c = 0; c < n_chunks; ++c) tree.push(partial[static_cast<std::size_t>(o * n_chunks + c)]);
+      for (i64 c = 0; c < n_chunks; ++c)
+        tree.push(partial[static_cast<std::size_t>(o * n_chunks + c)]);
       db[o] = tree.root();
     }
     return;

@@ -31,8 +31,8 @@ void for_ranges(i64 n, Fn fn) {
 
 }  // namespace
 
-void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p, i64 n,
-                     const float* x, float* y, std::uint8_t* mask) {
+void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p,
+                     i64 n, const float* x, float* y, std::uint8_t* mask) {
   check_rate(p);
   if (p == 0.0f) {
     std::copy(x, x + n, y);

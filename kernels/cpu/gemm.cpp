@@ -126,9 +126,9 @@ void fast_split_k(Operand a, Operand b, i64 M, i64 N, i64 K, float* C, i64 ldc, 
 
 }  // namespace
 
-void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
-           std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
-           float* C, std::int64_t ldc) {
+void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
+           const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+           std::int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   const Operand a{A, lda, trans_a}, b{B, ldb, trans_b};
   const int threads = num_threads();

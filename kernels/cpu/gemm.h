@@ -28,8 +28,8 @@ namespace detdl::cpu {
 //   trans_a = false: A is (M, K) with leading dimension lda >= K; true: A is (K, M), lda >= M.
 //   trans_b = false: B is (K, N) with leading dimension ldb >= N; true: B is (N, K), ldb >= K.
 //   C (M, N) with ldc >= N is overwritten (K == 0 gives +0.0f everywhere).
-void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
-           std::int64_t K, const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
-           float* C, std::int64_t ldc);
+void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
+           const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+           std::int64_t ldc);
 
 }  // namespace detdl::cpu

@@ -119,8 +119,8 @@ void pack_b(Operand b, i64 k0, i64 kc, i64 n0, i64 nc, float* dst) {
 
 // The micro-kernel: a 6x16 tile of C, each lane p = fmaf(a_k, b_k, p) for k = 0..kc-1,
 // starting from C (load) or +0.0f. a: packed (kc, 6), b: packed (kc, 16).
-void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, float* c,
-                i64 ldc, bool load) {
+void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, float* c, i64 ldc,
+                bool load) {
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (load) {
     c00 = _mm256_loadu_ps(c + 0 * ldc), c01 = _mm256_loadu_ps(c + 0 * ldc + 8);

@@ -83,8 +83,9 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                             const std::int32_t* labels, float* loss_per_sample, float* dlogits) {
   for (i64 i = 0; i < N; ++i)
     if (labels[i] < 0 || labels[i] >= K)
-      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) + " has label " +
-                                  std::to_string(labels[i]) + ", outside [0, " + std::to_string(K) + ")");
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) +
+                                  " has label " + std::to_string(labels[i]) + ", outside [0, " +
+                                  std::to_string(K) + ")");
   if (N == 0) return 0.0f;
   std::vector<float> own;
   float* loss = loss_per_sample;
@@ -131,7 +132,7 @@ float binary_cross_entropy(Level level, i64 n, const float* input, const float* 
           dinput[i] = (sig - t) / count;
         }
       } else {
-        const bool below = x < kEps, above = x > kOneMinusEps;
+        const bool below = x<kEps, above = x> kOneMinusEps;
         const float q = below ? kEps : (above ? kOneMinusEps : x);
         loss[i] = -(t * det_logf(q) + (1.0f - t) * det_logf(1.0f - q));
         if (dinput) dinput[i] = below || above ? 0.0f : ((q - t) / (q * (1.0f - q))) / count;
@@ -153,10 +154,12 @@ float mean_squared_error(Level level, i64 n, const float* pred, const float* tar
         if (dpred) dpred[i] = (2.0f * d) / count;
       }
     });
-  return reduce_values(level, n, [pred, target](i64 i) {
-           const float d = pred[i] - target[i];
-           return d * d;
-         }) / count;
+  return reduce_values(level, n,
+                       [pred, target](i64 i) {
+                         const float d = pred[i] - target[i];
+                         return d * d;
+                       }) /
+         count;
 }
 
 float l1_penalty(Level level, i64 n, const float* w) {

@@ -39,10 +39,10 @@ void softmax_forward(std::int64_t N, std::int64_t K,
 // dlogits may be nullptr. Labels outside [0, K) throw std::invalid_argument naming the
 // sample index and the label (checked before anything is written).
 float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
-                            const float* logits,          // (N, K)
-                            const std::int32_t* labels,   // (N)
-                            float* loss_per_sample,       // (N) or nullptr
-                            float* dlogits);              // (N, K) or nullptr
+                            const float* logits,         // (N, K)
+                            const std::int32_t* labels,  // (N)
+                            float* loss_per_sample,      // (N) or nullptr
+                            float* dlogits);             // (N, K) or nullptr
 
 // Binary cross-entropy averaged over n elements; returns the mean.
 // from_logits (the stable form): with a = |x| and e = det_expf(-a),
@@ -53,8 +53,8 @@ float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
 //   dinput = ((q - t) / (q * (1 - q))) / n where eps <= x <= 1 - eps, else 0 (the
 //   clamp's gradient, as TensorFlow's clip_by_value: it passes at the bounds).
 float binary_cross_entropy(Level level, std::int64_t n,
-                           const float* input,       // (n) logits or probabilities
-                           const float* target,      // (n)
+                           const float* input,   // (n) logits or probabilities
+                           const float* target,  // (n)
                            bool from_logits,
                            float* loss_per_element,  // (n) or nullptr
                            float* dinput);           // (n) or nullptr
@@ -74,13 +74,13 @@ float l2_penalty(Level level, std::int64_t n, const float* w);  // sum w*w;  w: 
 void l1_penalty_grad_add(std::int64_t n,
                          const float* w,  // (n)
                          float lambda,
-                         float* g);       // (n) accumulated
+                         float* g);  // (n) accumulated
 // g = g + (2 * lambda) * w, (2 * lambda) computed once: the gradient of lambda * sum(w^2),
 // which is Keras's l2(lambda) regulariser. (PyTorch's weight_decay wd adds wd * w to the
 // gradient, i.e. it is the gradient of (wd / 2) * sum(w^2).)
 void l2_penalty_grad_add(std::int64_t n,
                          const float* w,  // (n)
                          float lambda,
-                         float* g);       // (n) accumulated
+                         float* g);  // (n) accumulated
 
 }  // namespace detdl::cpu

@@ -44,13 +44,13 @@ void adam_update(i64 n, float* p, const float* g, float* m, float* v, const Adam
   if (a.keras) {
     const float lr_t = adam_keras_lr(a.lr, a.bc1, a.bc2);
     for_elements(n, [&](i64 i) {
-      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay,
-                         a.decoupled);
+      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                         a.weight_decay, a.decoupled);
     });
   } else {
     for_elements(n, [&](i64 i) {
-      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2, a.weight_decay,
-                   a.decoupled);
+      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
+                   a.weight_decay, a.decoupled);
     });
   }
 }
@@ -58,7 +58,8 @@ void adam_update(i64 n, float* p, const float* g, float* m, float* v, const Adam
 void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const RmspropParams& r) {
   if (r.keras)
     for_elements(n, [&](i64 i) {
-      rmsprop_element_keras(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum, r.weight_decay);
+      rmsprop_element_keras(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum,
+                            r.weight_decay);
     });
   else
     for_elements(n, [&](i64 i) {

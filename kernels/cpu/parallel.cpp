@@ -114,13 +114,15 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n < 1 || n > 1024) throw std::invalid_argument("threads must be in [1, 1024], got " + std::to_string(n));
+  if (n < 1 || n > 1024)
+    throw std::invalid_argument("threads must be in [1, 1024], got " + std::to_string(n));
   if (n != pool().threads()) pool().resize(n);
 }
 
 int num_threads() { return pool().threads(); }
 
-void parallel_ranges(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn) {
+void parallel_ranges(std::int64_t n,
+                     const std::function<void(std::int64_t, std::int64_t, int)>& fn) {
   pool().run(n, fn);
 }
 
@@ -156,7 +158,8 @@ void parallel_dynamic(std::int64_t n_pieces, const std::function<void(std::int64
           if (forced[i % forced.size()] % T == w) fn(i, static_cast<int>(w));
       return;
     }
-    for (std::int64_t i = next.fetch_add(1); i < n_pieces; i = next.fetch_add(1)) fn(i, static_cast<int>(b));
+    for (std::int64_t i = next.fetch_add(1); i < n_pieces; i = next.fetch_add(1))
+      fn(i, static_cast<int>(b));
   });
 }
 

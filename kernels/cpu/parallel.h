@@ -19,7 +19,8 @@ int num_threads();
 void parallel_for(std::int64_t n_tasks, const std::function<void(std::int64_t)>& fn);
 
 // Like parallel_for, but fn receives a contiguous range [begin, end) and the worker index.
-void parallel_ranges(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn);
+void parallel_ranges(std::int64_t n,
+                     const std::function<void(std::int64_t, std::int64_t, int)>& fn);
 
 // For the `fast` level only: runs fn(piece, worker) for piece in [0, n_pieces), handing
 // pieces to workers dynamically (an atomic counter), so which worker gets which piece, and

@@ -44,8 +44,8 @@ i64 window_count(const Pool2dShape& s, bool count_include_pad, const Taps& r, co
 void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
-  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 && s.pad_left == 0 &&
-      2 * s.OH <= s.H && 2 * s.OW <= s.W) {
+  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 &&
+      s.pad_left == 0 && 2 * s.OH <= s.H && 2 * s.OW <= s.W) {
     // The common 2x2 / stride 2 window that never touches padding (LeNet, most CNNs): the
     // generic loop below without its per-window tap clipping. Same candidates in the same
     // order with the same rule, so the same result bit for bit (tested against it).

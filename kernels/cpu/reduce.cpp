@@ -48,7 +48,8 @@ void column_sums(Level level, std::int64_t rows, std::int64_t cols, const float*
     const int T = num_threads();
     const std::int64_t piece = std::max<std::int64_t>(1, rows / (4 * T));
     const std::int64_t pieces = (rows + piece - 1) / piece;
-    std::vector<std::vector<float>> part(static_cast<std::size_t>(T), std::vector<float>(static_cast<std::size_t>(cols), 0.0f));
+    std::vector<std::vector<float>> part(static_cast<std::size_t>(T),
+                                         std::vector<float>(static_cast<std::size_t>(cols), 0.0f));
     std::vector<char> used(static_cast<std::size_t>(T), 0);
     parallel_dynamic(pieces, [&](std::int64_t p, int w) {
       used[w] = 1;

@@ -8,7 +8,8 @@
 namespace detdl::cuda {
 
 std::size_t DeviceAllocator::size_class(std::size_t bytes) {
-  constexpr std::size_t kSmallStep = 512, kLargeStep = std::size_t{2} << 20, kLarge = std::size_t{1} << 20;
+  constexpr std::size_t kSmallStep = 512, kLargeStep = std::size_t{2} << 20,
+                        kLarge = std::size_t{1} << 20;
   if (bytes == 0) bytes = 1;
   const std::size_t step = bytes < kLarge ? kSmallStep : kLargeStep;
   return (bytes + step - 1) / step * step;
@@ -56,7 +57,8 @@ void* DeviceAllocator::allocate(std::size_t bytes, cudaStream_t stream) {
   }
   in_use_.emplace(ptr, Block{cls, device, stream});
   stats_.bytes_in_use += cls;
-  if (stats_.bytes_in_use > stats_.peak_bytes_in_use) stats_.peak_bytes_in_use = stats_.bytes_in_use;
+  if (stats_.bytes_in_use > stats_.peak_bytes_in_use)
+    stats_.peak_bytes_in_use = stats_.bytes_in_use;
   return ptr;
 }
 
@@ -65,8 +67,9 @@ void DeviceAllocator::release(void* ptr) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = in_use_.find(ptr);
   if (it == in_use_.end())
-    throw std::invalid_argument("DeviceAllocator::release: pointer was not handed out by this allocator "
-                                "(or was released twice)");
+    throw std::invalid_argument(
+        "DeviceAllocator::release: pointer was not handed out by this allocator "
+        "(or was released twice)");
   const Block b = it->second;
   in_use_.erase(it);
   free_[FreeKey{b.device, b.stream, b.bytes}].push_back(ptr);

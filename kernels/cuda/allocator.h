@@ -22,13 +22,13 @@
 namespace detdl::cuda {
 
 struct AllocatorStats {
-  std::size_t bytes_in_use = 0;     // handed out and not yet released
-  std::size_t bytes_cached = 0;     // in free lists, owned by the allocator
+  std::size_t bytes_in_use = 0;  // handed out and not yet released
+  std::size_t bytes_cached = 0;  // in free lists, owned by the allocator
   std::size_t peak_bytes_in_use = 0;
-  std::uint64_t allocations = 0;    // allocate() calls
-  std::uint64_t cache_hits = 0;     // of which served from a free list
-  std::uint64_t device_mallocs = 0; // cudaMalloc calls
-  std::uint64_t device_frees = 0;   // cudaFree calls
+  std::uint64_t allocations = 0;     // allocate() calls
+  std::uint64_t cache_hits = 0;      // of which served from a free list
+  std::uint64_t device_mallocs = 0;  // cudaMalloc calls
+  std::uint64_t device_frees = 0;    // cudaFree calls
 };
 
 class DeviceAllocator {

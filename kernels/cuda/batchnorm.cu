@@ -60,8 +60,9 @@ struct StoreVar {
 
 // y = (((x - shift) * scale) * gamma) + beta; scale is inv_std, or computed from the
 // running variance (1 / sqrtf(var + eps)) when eval_var is given.
-__global__ void normalize_kernel(i64 N, i64 C, i64 HW, const float* x, const float* shift, const float* scale,
-                                 const float* eval_var, float eps, const float* gamma, const float* beta, float* y) {
+__global__ void normalize_kernel(i64 N, i64 C, i64 HW, const float* x, const float* shift,
+                                 const float* scale, const float* eval_var, float eps,
+                                 const float* gamma, const float* beta, float* y) {
   DETDL_GRID_STRIDE(i, N * C * HW) {
     const i64 c = (i / HW) % C;
     const float s = eval_var ? 1.0f / sqrtf(eval_var[c] + eps) : scale[c];
@@ -69,17 +70,19 @@ __global__ void normalize_kernel(i64 N, i64 C, i64 HW, const float* x, const flo
   }
 }
 
-__global__ void update_running_kernel(i64 C, float momentum, float keep, float correction, const float* mean,
-                                      const float* var, float* running_mean, float* running_var) {
+__global__ void update_running_kernel(i64 C, float momentum, float keep, float correction,
+                                      const float* mean, const float* var, float* running_mean,
+                                      float* running_var) {
   DETDL_GRID_STRIDE(c, C) {
     running_mean[c] = running_mean[c] * keep + mean[c] * momentum;
     running_var[c] = running_var[c] * keep + (var[c] * correction) * momentum;
   }
 }
 
-__global__ void bn_backward_kernel(i64 N, i64 C, i64 HW, float count, const float* x, const float* dy,
-                                   const float* gamma, const float* mean, const float* inv_std, const float* db,
-                                   const float* dg, float* dx) {
+__global__ void bn_backward_kernel(i64 N, i64 C, i64 HW, float count, const float* x,
+                                   const float* dy, const float* gamma, const float* mean,
+                                   const float* inv_std, const float* db, const float* dg,
+                                   float* dx) {
   DETDL_GRID_STRIDE(i, N * C * HW) {
     const i64 c = (i / HW) % C;
     const float kc = (gamma[c] * inv_std[c]) / count;  // the CPU's per-channel k, same expression
@@ -90,54 +93,59 @@ __global__ void bn_backward_kernel(i64 N, i64 C, i64 HW, float count, const floa
 
 }  // namespace
 
-void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma, const float* beta,
-                             float eps, float* y, float* save_mean, float* save_inv_std, float* batch_var,
-                             cudaStream_t stream) {
+void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                             const float* beta, float eps, float* y, float* save_mean,
+                             float* save_inv_std, float* batch_var, cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
   detail::value_reduce(level, C, N * HW, XTerm{x, C, HW}, StoreMean{save_mean, count}, stream);
   detail::value_reduce(level, C, N * HW, SquaredDeviationTerm{x, save_mean, C, HW},
                        StoreVar{batch_var, save_inv_std, count, eps}, stream);
   if (N * HW == 0) return;
-  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N, C, HW, x, save_mean, save_inv_std, nullptr, eps,
-                                                                gamma, beta, y);
+  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
+      N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
-void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean, const float* batch_var,
-                              float* running_mean, float* running_var, bool unbiased, cudaStream_t stream) {
+void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean,
+                              const float* batch_var, float* running_mean, float* running_var,
+                              bool unbiased, cudaStream_t stream) {
   if (C <= 0) return;
   const float keep = 1.0f - momentum;
-  const float correction = unbiased && count > 1 ? static_cast<float>(count) / static_cast<float>(count - 1) : 1.0f;
-  update_running_kernel<<<grid_for(C), kBlock, 0, stream>>>(C, momentum, keep, correction, batch_mean, batch_var,
-                                                            running_mean, running_var);
+  const float correction =
+      unbiased && count > 1 ? static_cast<float>(count) / static_cast<float>(count - 1) : 1.0f;
+  update_running_kernel<<<grid_for(C), kBlock, 0, stream>>>(
+      C, momentum, keep, correction, batch_mean, batch_var, running_mean, running_var);
   DETDL_CUDA_CHECK_LAUNCH("update_running_kernel");
 }
 
-void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* gamma, const float* beta,
-                            const float* running_mean, const float* running_var, float eps, float* y,
-                            cudaStream_t stream) {
+void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var,
+                            float eps, float* y, cudaStream_t stream) {
   if (N * C * HW <= 0) return;
-  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N, C, HW, x, running_mean, nullptr, running_var, eps,
-                                                                gamma, beta, y);
+  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N, C, HW, x, running_mean, nullptr,
+                                                                running_var, eps, gamma, beta, y);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
-void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy, const float* gamma,
-                        const float* save_mean, const float* save_inv_std, float* dx, float* dgamma, float* dbeta,
-                        cudaStream_t stream) {
+void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_inv_std,
+                        float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
-  DeviceBuffer<float> db(static_cast<std::size_t>(C), stream), dg(static_cast<std::size_t>(C), stream);
+  DeviceBuffer<float> db(static_cast<std::size_t>(C), stream),
+      dg(static_cast<std::size_t>(C), stream);
   detail::value_reduce(level, C, N * HW, XTerm{dy, C, HW}, detail::StoreSum{db.get()}, stream);
   detail::value_reduce(level, C, N * HW, DyXhatTerm{x, dy, save_mean, save_inv_std, C, HW},
                        detail::StoreSum{dg.get()}, stream);
   const std::size_t bytes = static_cast<std::size_t>(C) * sizeof(float);
-  if (dbeta) DETDL_CUDA_CHECK(cudaMemcpyAsync(dbeta, db.get(), bytes, cudaMemcpyDeviceToDevice, stream));
-  if (dgamma) DETDL_CUDA_CHECK(cudaMemcpyAsync(dgamma, dg.get(), bytes, cudaMemcpyDeviceToDevice, stream));
+  if (dbeta)
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(dbeta, db.get(), bytes, cudaMemcpyDeviceToDevice, stream));
+  if (dgamma)
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(dgamma, dg.get(), bytes, cudaMemcpyDeviceToDevice, stream));
   if (N * HW == 0) return;
-  bn_backward_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N, C, HW, count, x, dy, gamma, save_mean,
-                                                                  save_inv_std, db.get(), dg.get(), dx);
+  bn_backward_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
+      N, C, HW, count, x, dy, gamma, save_mean, save_inv_std, db.get(), dg.get(), dx);
   DETDL_CUDA_CHECK_LAUNCH("bn_backward_kernel");
 }
 

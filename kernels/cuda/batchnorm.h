@@ -19,9 +19,9 @@
 namespace detdl::cuda {
 
 void batchnorm_forward_train(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
-                             const float* x,       // (N, C, HW)
-                             const float* gamma,   // (C)
-                             const float* beta,    // (C)
+                             const float* x,      // (N, C, HW)
+                             const float* gamma,  // (C)
+                             const float* beta,   // (C)
                              float eps,
                              float* y,             // (N, C, HW)
                              float* save_mean,     // (C)
@@ -45,7 +45,7 @@ void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
                             const float* running_mean,  // (C)
                             const float* running_var,   // (C)
                             float eps,
-                            float* y,                   // (N, C, HW)
+                            float* y,  // (N, C, HW)
                             cudaStream_t stream);
 
 void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,

@@ -11,8 +11,9 @@ namespace detdl::cuda {
 
 inline void check_cuda(cudaError_t status, const char* what, const char* file, int line) {
   if (status == cudaSuccess) return;
-  throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what + " failed: " +
-                           cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")");
+  throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + what +
+                           " failed: " + cudaGetErrorName(status) + " (" +
+                           cudaGetErrorString(status) + ")");
 }
 
 }  // namespace detdl::cuda

@@ -31,7 +31,9 @@ __global__ void im2col_kernel(Conv2dShape s, const float* x, i64 p0, i64 P, floa
     const i64 c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
     const i64 n = p / OHW, oh = (p % OHW) / s.OW, ow = p % s.OW;
     const i64 ih = oh * s.stride_h - s.pad_top + kh, iw = ow * s.stride_w - s.pad_left + kw;
-    cols[t] = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? x[((n * s.C + c) * s.H + ih) * s.W + iw] : 0.0f;
+    cols[t] = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                  ? x[((n * s.C + c) * s.H + ih) * s.W + iw]
+                  : 0.0f;
   }
 }
 
@@ -45,7 +47,8 @@ __global__ void gather_dy_kernel(Conv2dShape s, const float* dy, i64 p0, i64 P, 
 }
 
 // y[n0 + nl][o][j] = out[o][nl * OHW + j] (+ bias[o]) for the samples of a tile.
-__global__ void scatter_out_kernel(Conv2dShape s, const float* out, i64 n0, i64 nt, const float* bias, float* y) {
+__global__ void scatter_out_kernel(Conv2dShape s, const float* out, i64 n0, i64 nt,
+                                   const float* bias, float* y) {
   const i64 OHW = s.OH * s.OW, P = nt * OHW;
   DETDL_GRID_STRIDE(t, nt * s.O * OHW) {
     const i64 nl = t / (s.O * OHW), o = (t / OHW) % s.O, j = t % OHW;
@@ -95,20 +98,23 @@ i64 samples_per_tile(const Conv2dShape& s, i64 per_position) {
 struct BiasTerm {  // term(o, k) = dy[n][o][hw] with k = n * OHW + hw
   const float* dy;
   i64 O, OHW;
-  __device__ float operator()(i64 o, i64 k) const { return dy[((k / OHW) * O + o) * OHW + k % OHW]; }
+  __device__ float operator()(i64 o, i64 k) const {
+    return dy[((k / OHW) * O + o) * OHW + k % OHW];
+  }
 };
 
 }  // namespace
 
 void set_conv_scratch_budget(i64 floats) {
   if (floats < 1)
-    throw std::invalid_argument("cuda::set_conv_scratch_budget: floats must be >= 1, got " + std::to_string(floats));
+    throw std::invalid_argument("cuda::set_conv_scratch_budget: floats must be >= 1, got " +
+                                std::to_string(floats));
   g_budget.store(floats);
 }
 i64 conv_scratch_budget() { return g_budget.load(); }
 
-void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                    cudaStream_t stream) {
+void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
+                    const float* bias, float* y, cudaStream_t stream) {
   check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const i64 tile = samples_per_tile(s, K + s.O);
@@ -119,13 +125,14 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
     im2col_kernel<<<grid_for(K * P), kBlock, 0, stream>>>(s, x, n0 * OHW, P, cols.get());
     DETDL_CUDA_CHECK_LAUNCH("im2col_kernel");
     sgemm(level, false, false, s.O, P, K, w, K, cols.get(), P, out.get(), P, stream);
-    scatter_out_kernel<<<grid_for(nt * s.O * OHW), kBlock, 0, stream>>>(s, out.get(), n0, nt, bias, y);
+    scatter_out_kernel<<<grid_for(nt * s.O * OHW), kBlock, 0, stream>>>(s, out.get(), n0, nt, bias,
+                                                                        y);
     DETDL_CUDA_CHECK_LAUNCH("scatter_out_kernel");
   }
 }
 
-void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w, float* dx,
-                          cudaStream_t stream) {
+void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
+                          float* dx, cudaStream_t stream) {
   check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const i64 tile = samples_per_tile(s, K + s.O);
@@ -136,15 +143,17 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
     gather_dy_kernel<<<grid_for(s.O * P), kBlock, 0, stream>>>(s, dy, n0 * OHW, P, dyt.get());
     DETDL_CUDA_CHECK_LAUNCH("gather_dy_kernel");
     sgemm(level, true, false, K, P, s.O, w, K, dyt.get(), P, dcols.get(), P, stream);
-    col2im_gather_kernel<<<grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream>>>(s, dcols.get(), n0, nt, dx);
+    col2im_gather_kernel<<<grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream>>>(s, dcols.get(), n0,
+                                                                                nt, dx);
     DETDL_CUDA_CHECK_LAUNCH("col2im_gather_kernel");
   }
 }
 
-void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                            cudaStream_t stream) {
+void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
+                            float* dw, cudaStream_t stream) {
   check_conv2d_shape(s);
-  const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O, size = s.O * K;
+  const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O,
+            size = s.O * K;
   // One tile when the whole reduction fits; else tiles of 2^g whole chunks (subtrees).
   i64 tile = total;
   if (per_position * total > g_budget.load()) {
@@ -181,7 +190,8 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
   int depth = 0;
   for (i64 t = 0; t < ntiles; ++t) {
     if (static_cast<int>(slots.size()) <= depth) {
-      slots.push_back(std::make_unique<DeviceBuffer<float>>(static_cast<std::size_t>(size), stream));
+      slots.push_back(
+          std::make_unique<DeviceBuffer<float>>(static_cast<std::size_t>(size), stream));
       height.push_back(0);
     }
     tile_gemm(t, slots[depth]->get());
@@ -193,12 +203,13 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
     }
     height[depth++] = h;
   }
-  DETDL_CUDA_CHECK(
-      cudaMemcpyAsync(dw, slots[depth - 1]->get(), size * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  DETDL_CUDA_CHECK(cudaMemcpyAsync(dw, slots[depth - 1]->get(), size * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, stream));
   for (int d = depth - 2; d >= 0; --d) add(slots[d]->get(), dw, dw, size, stream);
 }
 
-void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, float* db, cudaStream_t stream) {
+void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, float* db,
+                          cudaStream_t stream) {
   check_conv2d_shape(s);
   const i64 OHW = s.OH * s.OW;
   detail::value_reduce(level, s.O, s.N * OHW, BiasTerm{dy, s.O, OHW}, detail::StoreSum{db}, stream);

@@ -6,44 +6,52 @@
 namespace detdl::cuda {
 namespace {
 
-__global__ void act_fwd_kernel(Activation a, float alpha, const float* x, float* y, std::int64_t n) {
+__global__ void act_fwd_kernel(Activation a, float alpha, const float* x, float* y,
+                               std::int64_t n) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i < n) y[i] = act_forward(a, x[i], alpha);
 }
 
-__global__ void act_bwd_kernel(Activation a, float alpha, const float* x, const float* y, const float* dy, float* dx,
-                               std::int64_t n) {
+__global__ void act_bwd_kernel(Activation a, float alpha, const float* x, const float* y,
+                               const float* dy, float* dx, std::int64_t n) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i < n) dx[i] = act_backward(a, x[i], y[i], dy[i], alpha);
 }
 
-__global__ void dropout_kernel(std::uint64_t seed, std::uint32_t sub, std::uint64_t base, float p, float scale,
-                               std::int64_t n, const float* x, float* y, std::uint8_t* mask) {
+__global__ void dropout_kernel(std::uint64_t seed, std::uint32_t sub, std::uint64_t base, float p,
+                               float scale, std::int64_t n, const float* x, float* y,
+                               std::uint8_t* mask) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const bool keep = philox_uniform(seed, RandomStream::dropout, sub, base + static_cast<std::uint64_t>(i)) >= p;
+  const bool keep =
+      philox_uniform(seed, RandomStream::dropout, sub, base + static_cast<std::uint64_t>(i)) >= p;
   mask[i] = keep ? 1 : 0;
   y[i] = keep ? x[i] * scale : 0.0f;
 }
 
 }  // namespace
 
-void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n, cudaStream_t stream) {
+void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n,
+                        cudaStream_t stream) {
   if (n > 0) act_fwd_kernel<<<blocks_for(n), kBlock, 0, stream>>>(a, alpha, x, y, n);
   DETDL_CUDA_CHECK_LAUNCH("act_fwd_kernel");
 }
 
-void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy, float* dx,
-                         std::int64_t n, cudaStream_t stream) {
+void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
+                         float* dx, std::int64_t n, cudaStream_t stream) {
   if (n > 0) act_bwd_kernel<<<blocks_for(n), kBlock, 0, stream>>>(a, alpha, x, y, dy, dx, n);
   DETDL_CUDA_CHECK_LAUNCH("act_bwd_kernel");
 }
 
-void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p, std::int64_t n,
-                     const float* x, float* y, std::uint8_t* mask, cudaStream_t stream) {
-  if (!(p >= 0.0f && p < 1.0f)) check_cuda(cudaErrorInvalidValue, "dropout_forward (p in [0, 1))", __FILE__, __LINE__);
+void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p,
+                     std::int64_t n, const float* x, float* y, std::uint8_t* mask,
+                     cudaStream_t stream) {
+  if (!(p >= 0.0f && p < 1.0f))
+    check_cuda(cudaErrorInvalidValue, "dropout_forward (p in [0, 1))", __FILE__, __LINE__);
   const float scale = 1.0f / (1.0f - p);  // the CPU kernel's rounding of the same expression
-  if (n > 0) dropout_kernel<<<blocks_for(n), kBlock, 0, stream>>>(seed, sub, index_base, p, scale, n, x, y, mask);
+  if (n > 0)
+    dropout_kernel<<<blocks_for(n), kBlock, 0, stream>>>(seed, sub, index_base, p, scale, n, x, y,
+                                                         mask);
   DETDL_CUDA_CHECK_LAUNCH("dropout_kernel");
 }
 

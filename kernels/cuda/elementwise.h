@@ -12,14 +12,16 @@
 
 namespace detdl::cuda {
 
-void activation_forward(Activation a, float alpha, const float* x /*(n)*/, float* y /*(n)*/, std::int64_t n,
-                        cudaStream_t stream);
+void activation_forward(Activation a, float alpha, const float* x /*(n)*/, float* y /*(n)*/,
+                        std::int64_t n, cudaStream_t stream);
 void activation_backward(Activation a, float alpha, const float* x /*(n)*/, const float* y /*(n)*/,
-                         const float* dy /*(n)*/, float* dx /*(n)*/, std::int64_t n, cudaStream_t stream);
+                         const float* dy /*(n)*/, float* dx /*(n)*/, std::int64_t n,
+                         cudaStream_t stream);
 
 // Inverted dropout with the CPU's keying (kernels/cpu/dropout.h). p outside [0, 1) throws
 // (as cudaErrorInvalidValue, the error it has always reported).
-void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p, std::int64_t n,
-                     const float* x /*(n)*/, float* y /*(n)*/, std::uint8_t* mask /*(n)*/, cudaStream_t stream);
+void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_base, float p,
+                     std::int64_t n, const float* x /*(n)*/, float* y /*(n)*/,
+                     std::uint8_t* mask /*(n)*/, cudaStream_t stream);
 
 }  // namespace detdl::cuda

@@ -30,9 +30,9 @@ i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 // Block z covers k in [z * k_per_group, min(K, (z + 1) * k_per_group)) and writes its
 // result to out + z * out_z_stride (row stride ldo).
 template <bool kTree, bool kAtomic>
-__global__ void __launch_bounds__(kThreads) gemm_tiles(bool ta, bool tb, i64 M, i64 N, i64 K, const float* A, i64 lda,
-                                                      const float* B, i64 ldb, i64 k_per_group, float* out, i64 ldo,
-                                                      i64 out_z_stride) {
+__global__ void __launch_bounds__(kThreads)
+    gemm_tiles(bool ta, bool tb, i64 M, i64 N, i64 K, const float* A, i64 lda, const float* B,
+               i64 ldb, i64 k_per_group, float* out, i64 ldo, i64 out_z_stride) {
   __shared__ float As[kBK][kBM];  // As[kk][r] = opA[m0 + r][k0 + kk]
   __shared__ float Bs[kBK][kBN];  // Bs[kk][c] = opB[k0 + kk][n0 + c]
   const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
@@ -50,13 +50,25 @@ __global__ void __launch_bounds__(kThreads) gemm_tiles(bool ta, bool tb, i64 M, 
     // Stage the slice. Consecutive threads take consecutive addresses of each layout.
     for (int e = threadIdx.x; e < kBM * kBK; e += kThreads) {
       int r, kk;
-      if (ta) { kk = e / kBM; r = e % kBM; } else { r = e / kBK; kk = e % kBK; }
+      if (ta) {
+        kk = e / kBM;
+        r = e % kBM;
+      } else {
+        r = e / kBK;
+        kk = e % kBK;
+      }
       const i64 m = m0 + r, k = k0 + kk;
       As[kk][r] = (m < M && k < ke) ? (ta ? A[k * lda + m] : A[m * lda + k]) : 0.0f;
     }
     for (int e = threadIdx.x; e < kBN * kBK; e += kThreads) {
       int c, kk;
-      if (tb) { c = e / kBK; kk = e % kBK; } else { kk = e / kBN; c = e % kBN; }
+      if (tb) {
+        c = e / kBK;
+        kk = e % kBK;
+      } else {
+        kk = e / kBN;
+        c = e % kBN;
+      }
       const i64 n = n0 + c, k = k0 + kk;
       Bs[kk][c] = (n < N && k < ke) ? (tb ? B[n * ldb + k] : B[k * ldb + n]) : 0.0f;
     }
@@ -144,12 +156,13 @@ void check_args(i64 M, i64 N, i64 K, bool ta, bool tb, i64 lda, i64 ldb, i64 ldc
 
 }  // namespace
 
-void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const float* A, i64 lda, const float* B,
-           i64 ldb, float* C, i64 ldc, cudaStream_t stream) {
+void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const float* A, i64 lda,
+           const float* B, i64 ldb, float* C, i64 ldc, cudaStream_t stream) {
   check_args(M, N, K, trans_a, trans_b, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   const i64 tiles_m = ceil_div(M, kBM), tiles_n = ceil_div(N, kBN), tiles = tiles_m * tiles_n;
-  if (tiles_m > 65535) throw std::invalid_argument("cuda::sgemm: M too large for the grid: " + std::to_string(M));
+  if (tiles_m > 65535)
+    throw std::invalid_argument("cuda::sgemm: M too large for the grid: " + std::to_string(M));
   const i64 wanted = tiles >= target_blocks() ? 1 : ceil_div(target_blocks(), tiles);
   const dim3 block(kThreads);
 
@@ -181,8 +194,8 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   const i64 groups = ceil_div(chunks, group_chunks);
   const i64 k_per_group = group_chunks * kChunkProducts;
   if (groups == 1) {
-    gemm_tiles<true, false><<<dim3(tiles_n, tiles_m, 1), block, 0, stream>>>(trans_a, trans_b, M, N, K, A, lda, B,
-                                                                             ldb, k_per_group, C, ldc, 0);
+    gemm_tiles<true, false><<<dim3(tiles_n, tiles_m, 1), block, 0, stream>>>(
+        trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, C, ldc, 0);
     DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<tree>");
     return;
   }
@@ -190,7 +203,8 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   gemm_tiles<true, false><<<dim3(tiles_n, tiles_m, groups), block, 0, stream>>>(
       trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, partials.get(), N, M * N);
   DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<tree groups>");
-  fold_groups<<<static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream>>>(M, N, groups, partials.get(), C, ldc);
+  fold_groups<<<static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream>>>(
+      M, N, groups, partials.get(), C, ldc);
   DETDL_CUDA_CHECK_LAUNCH("fold_groups");
 }
 

@@ -35,7 +35,7 @@ void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t
            std::int64_t lda,
            const float* B,  // (K, N) ldb >= N, or (N, K) ldb >= K when trans_b
            std::int64_t ldb,
-           float* C,        // (M, N) ldc >= N
+           float* C,  // (M, N) ldc >= N
            std::int64_t ldc, cudaStream_t stream);
 
 }  // namespace detdl::cuda

@@ -13,15 +13,18 @@ namespace detdl::cuda {
 
 constexpr int kBlock = 256;  // threads per block for every element-wise kernel
 
-inline unsigned blocks_for(std::int64_t n) { return static_cast<unsigned>((n + kBlock - 1) / kBlock); }
+inline unsigned blocks_for(std::int64_t n) {
+  return static_cast<unsigned>((n + kBlock - 1) / kBlock);
+}
 
 inline unsigned grid_for(std::int64_t n) {
-  return static_cast<unsigned>(std::min<std::int64_t>((n + kBlock - 1) / kBlock, std::int64_t{1} << 20));
+  return static_cast<unsigned>(
+      std::min<std::int64_t>((n + kBlock - 1) / kBlock, std::int64_t{1} << 20));
 }
 
 }  // namespace detdl::cuda
 
 // for (i = this thread's first item; i < n; i += threads in the grid). Use with grid_for.
-#define DETDL_GRID_STRIDE(i, n)                                                                  \
+#define DETDL_GRID_STRIDE(i, n)                                                                    \
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)

@@ -35,7 +35,8 @@ __global__ void softmax_kernel(i64 N, i64 K, const float* logits, float* probs) 
 }
 
 // First sample (lowest index) whose label is outside [0, K), or `none`.
-__global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels, unsigned long long* first_bad) {
+__global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels,
+                                    unsigned long long* first_bad) {
   DETDL_GRID_STRIDE(i, N) {
     if (labels[i] < 0 || labels[i] >= K) atomicMin(first_bad, static_cast<unsigned long long>(i));
   }
@@ -43,8 +44,9 @@ __global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels, un
 
 // loss[i] = det_logf(s) - (x[label] - m); the exps live in dlogits (or in scratch) and
 // become the gradient (p_k - [k == label]) / count.
-__global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* logits, const std::int32_t* labels,
-                                     float* loss, float* e_rows, bool write_grad) {
+__global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* logits,
+                                     const std::int32_t* labels, float* loss, float* e_rows,
+                                     bool write_grad) {
   DETDL_GRID_STRIDE(i, N) {
     const float* x = logits + i * K;
     float* e = e_rows + i * K;
@@ -56,8 +58,8 @@ __global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* log
   }
 }
 
-__global__ void bce_kernel(i64 n, float count, const float* input, const float* target, bool from_logits, float* loss,
-                           float* dinput) {
+__global__ void bce_kernel(i64 n, float count, const float* input, const float* target,
+                           bool from_logits, float* loss, float* dinput) {
   constexpr float kEps = 1e-7f;
   constexpr float kOneMinusEps = 1.0f - kEps;
   DETDL_GRID_STRIDE(i, n) {
@@ -70,7 +72,7 @@ __global__ void bce_kernel(i64 n, float count, const float* input, const float* 
         dinput[i] = (sig - t) / count;
       }
     } else {
-      const bool below = x < kEps, above = x > kOneMinusEps;
+      const bool below = x<kEps, above = x> kOneMinusEps;
       const float q = below ? kEps : (above ? kOneMinusEps : x);
       loss[i] = -(t * det_logf(q) + (1.0f - t) * det_logf(1.0f - q));
       if (dinput) dinput[i] = below || above ? 0.0f : ((q - t) / (q * (1.0f - q))) / count;
@@ -78,7 +80,8 @@ __global__ void bce_kernel(i64 n, float count, const float* input, const float* 
   }
 }
 
-__global__ void mse_kernel(i64 n, float count, const float* pred, const float* target, float* loss, float* dpred) {
+__global__ void mse_kernel(i64 n, float count, const float* pred, const float* target, float* loss,
+                           float* dpred) {
   DETDL_GRID_STRIDE(i, n) {
     const float d = pred[i] - target[i];
     if (loss) loss[i] = d * d;
@@ -127,48 +130,54 @@ void softmax_forward(i64 N, i64 K, const float* logits, float* probs, cudaStream
   DETDL_CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 
-float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits, const std::int32_t* labels,
-                            float* loss_per_sample, float* dlogits, cudaStream_t stream) {
+float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits,
+                            cudaStream_t stream) {
   if (N <= 0) return 0.0f;
   {
     constexpr unsigned long long kNone = ~0ull;
     DeviceBuffer<unsigned long long> first_bad(1, stream);
-    DETDL_CUDA_CHECK(cudaMemcpyAsync(first_bad.get(), &kNone, sizeof kNone, cudaMemcpyHostToDevice, stream));
+    DETDL_CUDA_CHECK(
+        cudaMemcpyAsync(first_bad.get(), &kNone, sizeof kNone, cudaMemcpyHostToDevice, stream));
     check_labels_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, labels, first_bad.get());
     DETDL_CUDA_CHECK_LAUNCH("check_labels_kernel");
     unsigned long long bad = kNone;
-    DETDL_CUDA_CHECK(cudaMemcpyAsync(&bad, first_bad.get(), sizeof bad, cudaMemcpyDeviceToHost, stream));
+    DETDL_CUDA_CHECK(
+        cudaMemcpyAsync(&bad, first_bad.get(), sizeof bad, cudaMemcpyDeviceToHost, stream));
     DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
     if (bad != kNone) {
       std::int32_t label = 0;
       DETDL_CUDA_CHECK(cudaMemcpy(&label, labels + bad, sizeof label, cudaMemcpyDeviceToHost));
-      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(bad) + " has label " +
-                                  std::to_string(label) + ", outside [0, " + std::to_string(K) + ")");
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(bad) +
+                                  " has label " + std::to_string(label) + ", outside [0, " +
+                                  std::to_string(K) + ")");
     }
   }
   const float count = static_cast<float>(N);
   DeviceBuffer<float> own_loss(loss_per_sample ? 0 : static_cast<std::size_t>(N), stream);
   DeviceBuffer<float> own_e(dlogits ? 0 : static_cast<std::size_t>(N * K), stream);
   float* loss = loss_per_sample ? loss_per_sample : own_loss.get();
-  cross_entropy_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, count, logits, labels, loss,
-                                                           dlogits ? dlogits : own_e.get(), dlogits != nullptr);
+  cross_entropy_kernel<<<grid_for(N), kBlock, 0, stream>>>(
+      N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr);
   DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   return detail::scalar_reduce(level, N, ValueTerm{loss}, stream) / count;
 }
 
-float binary_cross_entropy(Level level, i64 n, const float* input, const float* target, bool from_logits,
-                           float* loss_per_element, float* dinput, cudaStream_t stream) {
+float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
+                           bool from_logits, float* loss_per_element, float* dinput,
+                           cudaStream_t stream) {
   if (n <= 0) return 0.0f;
   const float count = static_cast<float>(n);
   DeviceBuffer<float> own(loss_per_element ? 0 : static_cast<std::size_t>(n), stream);
   float* loss = loss_per_element ? loss_per_element : own.get();
-  bce_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, input, target, from_logits, loss, dinput);
+  bce_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, input, target, from_logits, loss,
+                                                 dinput);
   DETDL_CUDA_CHECK_LAUNCH("bce_kernel");
   return detail::scalar_reduce(level, n, ValueTerm{loss}, stream) / count;
 }
 
-float mean_squared_error(Level level, i64 n, const float* pred, const float* target, float* loss_per_element,
-                         float* dpred, cudaStream_t stream) {
+float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
+                         float* loss_per_element, float* dpred, cudaStream_t stream) {
   if (n <= 0) return 0.0f;
   const float count = static_cast<float>(n);
   if (loss_per_element || dpred) {

@@ -34,8 +34,8 @@ float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
                             cudaStream_t stream);
 
 float binary_cross_entropy(Level level, std::int64_t n,
-                           const float* input,       // (n) logits or probabilities
-                           const float* target,      // (n)
+                           const float* input,   // (n) logits or probabilities
+                           const float* target,  // (n)
                            bool from_logits,
                            float* loss_per_element,  // (n) or nullptr
                            float* dinput,            // (n) or nullptr
@@ -51,9 +51,9 @@ float mean_squared_error(Level level, std::int64_t n,
 float l1_penalty(Level level, std::int64_t n, const float* w /*(n)*/, cudaStream_t stream);
 float l2_penalty(Level level, std::int64_t n, const float* w /*(n)*/, cudaStream_t stream);
 
-void l1_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda, float* g /*(n) accumulated*/,
-                         cudaStream_t stream);
-void l2_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda, float* g /*(n) accumulated*/,
-                         cudaStream_t stream);
+void l1_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda,
+                         float* g /*(n) accumulated*/, cudaStream_t stream);
+void l2_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda,
+                         float* g /*(n) accumulated*/, cudaStream_t stream);
 
 }  // namespace detdl::cuda

@@ -20,19 +20,24 @@ __global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, cpu::Sgd
   }
 }
 
-__global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v, cpu::AdamParams a, float lr_t) {
+__global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v, cpu::AdamParams a,
+                            float lr_t) {
   DETDL_GRID_STRIDE(i, n) {
     if (a.keras)
-      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.decoupled);
+      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                         a.weight_decay, a.decoupled);
     else
-      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2, a.weight_decay, a.decoupled);
+      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
+                   a.weight_decay, a.decoupled);
   }
 }
 
-__global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float* buf, cpu::RmspropParams r) {
+__global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float* buf,
+                               cpu::RmspropParams r) {
   DETDL_GRID_STRIDE(i, n) {
     if (r.keras)
-      rmsprop_element_keras(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum, r.weight_decay);
+      rmsprop_element_keras(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum,
+                            r.weight_decay);
     else
       rmsprop_element(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum, r.weight_decay);
   }
@@ -40,21 +45,23 @@ __global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float*
 
 }  // namespace
 
-void sgd_update(i64 n, float* p, const float* g, float* buf, const cpu::SgdParams& s, cudaStream_t stream) {
+void sgd_update(i64 n, float* p, const float* g, float* buf, const cpu::SgdParams& s,
+                cudaStream_t stream) {
   if (n <= 0) return;
   sgd_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, buf, s);
   DETDL_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
-void adam_update(i64 n, float* p, const float* g, float* m, float* v, const cpu::AdamParams& a, cudaStream_t stream) {
+void adam_update(i64 n, float* p, const float* g, float* m, float* v, const cpu::AdamParams& a,
+                 cudaStream_t stream) {
   if (n <= 0) return;
   const float lr_t = a.keras ? adam_keras_lr(a.lr, a.bc1, a.bc2) : 0.0f;  // host, once, as the CPU
   adam_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, m, v, a, lr_t);
   DETDL_CUDA_CHECK_LAUNCH("adam_kernel");
 }
 
-void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const cpu::RmspropParams& r,
-                    cudaStream_t stream) {
+void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf,
+                    const cpu::RmspropParams& r, cudaStream_t stream) {
   if (n <= 0) return;
   rmsprop_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, v, buf, r);
   DETDL_CUDA_CHECK_LAUNCH("rmsprop_kernel");

@@ -45,7 +45,8 @@ __global__ void maxpool_fwd_kernel(Pool2dShape s, const float* x, float* y, std:
   DETDL_GRID_STRIDE(t, s.N * s.C * OHW) {
     const i64 p = t / OHW, oh = (t % OHW) / s.OW, ow = t % s.OW;
     const float* xp = x + p * s.H * s.W;
-    const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H), c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
+    const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H),
+               c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
     float best = -det_inf();
     i64 at = -1;
     for (i64 kh = r.lo; kh < r.hi; ++kh) {
@@ -64,7 +65,8 @@ __global__ void maxpool_fwd_kernel(Pool2dShape s, const float* x, float* y, std:
   }
 }
 
-__global__ void maxpool_bwd_kernel(Pool2dShape s, const float* dy, const std::int32_t* argmax, float* dx) {
+__global__ void maxpool_bwd_kernel(Pool2dShape s, const float* dy, const std::int32_t* argmax,
+                                   float* dx) {
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   DETDL_GRID_STRIDE(t, s.N * s.C * HW) {
     const i64 p = t / HW, ih = (t % HW) / s.W, iw = t % s.W;
@@ -86,7 +88,8 @@ __global__ void avgpool_fwd_kernel(Pool2dShape s, bool include_pad, const float*
   DETDL_GRID_STRIDE(t, s.N * s.C * OHW) {
     const i64 p = t / OHW, oh = (t % OHW) / s.OW, ow = t % s.OW;
     const float* xp = x + p * s.H * s.W;
-    const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H), c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
+    const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H),
+               c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
     float sum = 0.0f;
     for (i64 kh = r.lo; kh < r.hi; ++kh) {
       const i64 base = (oh * s.stride_h - s.pad_top + kh) * s.W + ow * s.stride_w - s.pad_left;
@@ -133,28 +136,31 @@ __global__ void global_avg_bwd_kernel(i64 planes, i64 HW, float count, const flo
 }
 
 void require_positive(const char* field, i64 v) {
-  if (v < 1) throw std::invalid_argument(std::string("cuda::global_avgpool: ") + field + " must be >= 1, got " +
-                                         std::to_string(v));
+  if (v < 1)
+    throw std::invalid_argument(std::string("cuda::global_avgpool: ") + field +
+                                " must be >= 1, got " + std::to_string(v));
 }
 
 }  // namespace
 
-void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax, cudaStream_t stream) {
+void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax,
+                       cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
   maxpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, x, y, argmax);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_fwd_kernel");
 }
 
-void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax, float* dx,
-                        cudaStream_t stream) {
+void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax,
+                        float* dx, cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
   maxpool_bwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, dy, argmax, dx);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_bwd_kernel");
 }
 
-void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y, cudaStream_t stream) {
+void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y,
+                       cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
   avgpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, count_include_pad, x, y);
@@ -174,14 +180,17 @@ void global_avgpool_forward(i64 N, i64 C, i64 HW, const float* x, float* y, cuda
   require_positive("C", C);
   require_positive("HW", HW);
   // No Level: the plane sums are always canonical (the CPU kernel takes none either).
-  detail::value_reduce(Level::portable, N * C, HW, PlaneTerm{x, HW}, StoreMean{y, static_cast<float>(HW)}, stream);
+  detail::value_reduce(Level::portable, N * C, HW, PlaneTerm{x, HW},
+                       StoreMean{y, static_cast<float>(HW)}, stream);
 }
 
-void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx, cudaStream_t stream) {
+void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx,
+                             cudaStream_t stream) {
   require_positive("N", N);
   require_positive("C", C);
   require_positive("HW", HW);
-  global_avg_bwd_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N * C, HW, static_cast<float>(HW), dy, dx);
+  global_avg_bwd_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
+      N * C, HW, static_cast<float>(HW), dy, dx);
   DETDL_CUDA_CHECK_LAUNCH("global_avg_bwd_kernel");
 }
 

@@ -40,7 +40,8 @@ cudaError_t canonical_sum(const float* x, std::int64_t n, float* partials, float
                           cudaStream_t stream) {
   const std::int64_t chunks = (n + kChunkValues - 1) / kChunkValues;
   if (chunks > 0)
-    chunk_partials_sum<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(x, n, partials);
+    chunk_partials_sum<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(x, n,
+                                                                                        partials);
   fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
   return cudaGetLastError();
 }
@@ -49,7 +50,8 @@ cudaError_t canonical_dot(const float* a, const float* b, std::int64_t n, float*
                           float* out, cudaStream_t stream) {
   const std::int64_t chunks = (n + kChunkProducts - 1) / kChunkProducts;
   if (chunks > 0)
-    chunk_partials_dot<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(a, b, n, partials);
+    chunk_partials_dot<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(a, b, n,
+                                                                                        partials);
   fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
   return cudaGetLastError();
 }

@@ -56,12 +56,13 @@ inline unsigned grid_for(std::int64_t threads) {
 // Thread t = c * outs + o (o fastest, so a column reduction reads coalesced rows) sums
 // chunk c of output o: p = +0.0f, p = p + term(o, k) for k in the chunk, in order.
 template <class Term>
-__global__ void value_chunk_partials(std::int64_t outs, std::int64_t length, std::int64_t chunks, Term term,
-                                     float* partials /*(chunks, outs)*/) {
+__global__ void value_chunk_partials(std::int64_t outs, std::int64_t length, std::int64_t chunks,
+                                     Term term, float* partials /*(chunks, outs)*/) {
   const std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (t >= outs * chunks) return;
   const std::int64_t o = t % outs, c = t / outs;
-  const std::int64_t s = c * kChunkValues, e = s + kChunkValues < length ? s + kChunkValues : length;
+  const std::int64_t s = c * kChunkValues,
+                     e = s + kChunkValues < length ? s + kChunkValues : length;
   float p = 0.0f;
   for (std::int64_t k = s; k < e; ++k) p = p + term(o, k);
   partials[t] = p;
@@ -69,12 +70,13 @@ __global__ void value_chunk_partials(std::int64_t outs, std::int64_t length, std
 
 // `fast`: as value_chunk_partials, but each chunk partial is atomicAdd-ed into acc[o].
 template <class Term>
-__global__ void value_chunk_atomic(std::int64_t outs, std::int64_t length, std::int64_t chunks, Term term,
-                                   float* acc /*(outs), zeroed*/) {
+__global__ void value_chunk_atomic(std::int64_t outs, std::int64_t length, std::int64_t chunks,
+                                   Term term, float* acc /*(outs), zeroed*/) {
   const std::int64_t t = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (t >= outs * chunks) return;
   const std::int64_t o = t % outs, c = t / outs;
-  const std::int64_t s = c * kChunkValues, e = s + kChunkValues < length ? s + kChunkValues : length;
+  const std::int64_t s = c * kChunkValues,
+                     e = s + kChunkValues < length ? s + kChunkValues : length;
   float p = 0.0f;
   for (std::int64_t k = s; k < e; ++k) p = p + term(o, k);
   atomicAdd(acc + o, p);
@@ -82,7 +84,8 @@ __global__ void value_chunk_atomic(std::int64_t outs, std::int64_t length, std::
 
 // out of each output: post(o, root of the ChunkTree over its chunk partials, in chunk order).
 template <class Post>
-__global__ void value_fold(std::int64_t outs, std::int64_t chunks, const float* partials, Post post) {
+__global__ void value_fold(std::int64_t outs, std::int64_t chunks, const float* partials,
+                           Post post) {
   const std::int64_t o = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (o >= outs) return;
   ChunkTree tree;
@@ -100,24 +103,28 @@ __global__ void value_post(std::int64_t outs, const float* acc, Post post) {
 // the canonical sum of values (portable, repeatable) or chunk partials added by atomics
 // (fast). term and post are device callables (functors or __device__ lambdas).
 template <class Term, class Post>
-void value_reduce(Level level, std::int64_t outs, std::int64_t length, Term term, Post post, cudaStream_t stream) {
+void value_reduce(Level level, std::int64_t outs, std::int64_t length, Term term, Post post,
+                  cudaStream_t stream) {
   if (outs <= 0) return;
   const std::int64_t chunks = (length + kChunkValues - 1) / kChunkValues;
   if (level == Level::fast) {
     DeviceBuffer<float> acc(static_cast<std::size_t>(outs), stream);
-    DETDL_CUDA_CHECK(cudaMemsetAsync(acc.get(), 0, static_cast<std::size_t>(outs) * sizeof(float), stream));
+    DETDL_CUDA_CHECK(
+        cudaMemsetAsync(acc.get(), 0, static_cast<std::size_t>(outs) * sizeof(float), stream));
     if (chunks > 0) {
-      value_chunk_atomic<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(outs, length, chunks, term, acc.get());
+      value_chunk_atomic<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(outs, length, chunks,
+                                                                               term, acc.get());
       DETDL_CUDA_CHECK_LAUNCH("value_chunk_atomic");
     }
     value_post<<<grid_for(outs), kReduceBlock, 0, stream>>>(outs, acc.get(), post);
     DETDL_CUDA_CHECK_LAUNCH("value_post");
     return;
   }
-  DeviceBuffer<float> partials(static_cast<std::size_t>(std::max<std::int64_t>(1, outs * chunks)), stream);
+  DeviceBuffer<float> partials(static_cast<std::size_t>(std::max<std::int64_t>(1, outs * chunks)),
+                               stream);
   if (chunks > 0) {
-    value_chunk_partials<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(outs, length, chunks, term,
-                                                                               partials.get());
+    value_chunk_partials<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(
+        outs, length, chunks, term, partials.get());
     DETDL_CUDA_CHECK_LAUNCH("value_chunk_partials");
   }
   value_fold<<<grid_for(outs), kReduceBlock, 0, stream>>>(outs, chunks, partials.get(), post);
@@ -143,7 +150,8 @@ float scalar_reduce(Level level, std::int64_t n, Term term, cudaStream_t stream)
   DeviceBuffer<float> out(1, stream);
   value_reduce(level, 1, n, ScalarTerm<Term>{term}, StoreSum{out.get()}, stream);
   float host = 0.0f;
-  DETDL_CUDA_CHECK(cudaMemcpyAsync(&host, out.get(), sizeof(float), cudaMemcpyDeviceToHost, stream));
+  DETDL_CUDA_CHECK(
+      cudaMemcpyAsync(&host, out.get(), sizeof(float), cudaMemcpyDeviceToHost, stream));
   DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
   return host;
 }

@@ -14,8 +14,9 @@ namespace detdl::cuda {
 // C (M, N) = opA (M, K) * opB (K, N), row-major, as cuda::sgemm. Throws std::runtime_error
 // on a cuBLAS or CUDA error. Uses one cuBLAS handle per device (created on first use,
 // guarded by a mutex).
-void cublas_sgemm(bool tf32, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
-                  const float* A, std::int64_t lda,  // (M, K) or (K, M) when trans_a
+void cublas_sgemm(bool tf32, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
+                  std::int64_t K, const float* A,
+                  std::int64_t lda,                  // (M, K) or (K, M) when trans_a
                   const float* B, std::int64_t ldb,  // (K, N) or (N, K) when trans_b
                   float* C, std::int64_t ldc,        // (M, N)
                   cudaStream_t stream);

@@ -21,7 +21,8 @@ namespace {
 // and pooling windows are described alike (H, W, KH, KW, strides, pads, OH, OW).
 template <class WindowShape>
 bool symmetric_padding_fits(const WindowShape& s) {
-  return (s.H + 2 * s.pad_top - s.KH) / s.stride_h + 1 == s.OH && (s.W + 2 * s.pad_left - s.KW) / s.stride_w + 1 == s.OW;
+  return (s.H + 2 * s.pad_top - s.KH) / s.stride_h + 1 == s.OH &&
+         (s.W + 2 * s.pad_left - s.KW) / s.stride_w + 1 == s.OW;
 }
 }  // namespace
 
@@ -37,14 +38,16 @@ namespace {
 }  // namespace
 
 bool cudnn_available() { return false; }
-void cudnn_conv2d_forward(Level, const Conv2dShape&, const float*, const float*, const float*, float*,
-                          cudaStream_t) {
+void cudnn_conv2d_forward(Level, const Conv2dShape&, const float*, const float*, const float*,
+                          float*, cudaStream_t) {
   no_cudnn("cudnn_conv2d_forward");
 }
-void cudnn_conv2d_backward_data(Level, const Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
+void cudnn_conv2d_backward_data(Level, const Conv2dShape&, const float*, const float*, float*,
+                                cudaStream_t) {
   no_cudnn("cudnn_conv2d_backward_data");
 }
-void cudnn_conv2d_backward_weight(Level, const Conv2dShape&, const float*, const float*, float*, cudaStream_t) {
+void cudnn_conv2d_backward_weight(Level, const Conv2dShape&, const float*, const float*, float*,
+                                  cudaStream_t) {
   no_cudnn("cudnn_conv2d_backward_weight");
 }
 void cudnn_conv2d_backward_bias(const Conv2dShape&, const float*, float*, cudaStream_t) {
@@ -53,20 +56,23 @@ void cudnn_conv2d_backward_bias(const Conv2dShape&, const float*, float*, cudaSt
 void cudnn_pool2d_forward(bool, bool, const Pool2dShape&, const float*, float*, cudaStream_t) {
   no_cudnn("cudnn_pool2d_forward");
 }
-void cudnn_pool2d_backward(bool, bool, const Pool2dShape&, const float*, const float*, const float*, float*,
-                           cudaStream_t) {
+void cudnn_pool2d_backward(bool, bool, const Pool2dShape&, const float*, const float*, const float*,
+                           float*, cudaStream_t) {
   no_cudnn("cudnn_pool2d_backward");
 }
-void cudnn_batchnorm_forward_train(std::int64_t, std::int64_t, std::int64_t, const float*, const float*, const float*,
-                                   float, float, float*, float*, float*, float*, float*, cudaStream_t) {
+void cudnn_batchnorm_forward_train(std::int64_t, std::int64_t, std::int64_t, const float*,
+                                   const float*, const float*, float, float, float*, float*, float*,
+                                   float*, float*, cudaStream_t) {
   no_cudnn("cudnn_batchnorm_forward_train");
 }
-void cudnn_batchnorm_forward_eval(std::int64_t, std::int64_t, std::int64_t, const float*, const float*, const float*,
-                                  const float*, const float*, float, float*, cudaStream_t) {
+void cudnn_batchnorm_forward_eval(std::int64_t, std::int64_t, std::int64_t, const float*,
+                                  const float*, const float*, const float*, const float*, float,
+                                  float*, cudaStream_t) {
   no_cudnn("cudnn_batchnorm_forward_eval");
 }
-void cudnn_batchnorm_backward(std::int64_t, std::int64_t, std::int64_t, const float*, const float*, const float*,
-                              const float*, const float*, float, float*, float*, float*, cudaStream_t) {
+void cudnn_batchnorm_backward(std::int64_t, std::int64_t, std::int64_t, const float*, const float*,
+                              const float*, const float*, const float*, float, float*, float*,
+                              float*, cudaStream_t) {
   no_cudnn("cudnn_batchnorm_backward");
 }
 
@@ -91,7 +97,8 @@ namespace {
 
 int narrow(std::int64_t v, const char* name) {
   if (v < 0 || v > INT_MAX)
-    throw std::invalid_argument(std::string("cudnn: ") + name + " out of int range: " + std::to_string(v));
+    throw std::invalid_argument(std::string("cudnn: ") + name +
+                                " out of int range: " + std::to_string(v));
   return static_cast<int>(v);
 }
 
@@ -113,8 +120,9 @@ struct TensorDesc {
   cudnnTensorDescriptor_t d = nullptr;
   TensorDesc(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
     DETDL_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    DETDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, narrow(n, "N"),
-                                                 narrow(c, "C"), narrow(h, "H"), narrow(w, "W")));
+    DETDL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                                 narrow(n, "N"), narrow(c, "C"), narrow(h, "H"),
+                                                 narrow(w, "W")));
   }
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
   TensorDesc(const TensorDesc&) = delete;
@@ -125,8 +133,9 @@ struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
   explicit FilterDesc(const Conv2dShape& s) {
     DETDL_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
-    DETDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, narrow(s.O, "O"),
-                                                 narrow(s.C, "C"), narrow(s.KH, "KH"), narrow(s.KW, "KW")));
+    DETDL_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+                                                 narrow(s.O, "O"), narrow(s.C, "C"),
+                                                 narrow(s.KH, "KH"), narrow(s.KW, "KW")));
   }
   ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
   FilterDesc(const FilterDesc&) = delete;
@@ -137,12 +146,14 @@ struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
   ConvDesc(Level level, const Conv2dShape& s) {
     DETDL_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
-    DETDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, narrow(s.pad_top, "pad_top"), narrow(s.pad_left, "pad_left"),
-                                                      narrow(s.stride_h, "stride_h"), narrow(s.stride_w, "stride_w"),
-                                                      1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DETDL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        d, narrow(s.pad_top, "pad_top"), narrow(s.pad_left, "pad_left"),
+        narrow(s.stride_h, "stride_h"), narrow(s.stride_w, "stride_w"), 1, 1,
+        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores for FP32 on Ampere and later;
     // CUDNN_FMA_MATH is plain FP32. TF32 only at `fast`.
-    DETDL_CUDNN_CHECK(cudnnSetConvolutionMathType(d, level == Level::fast ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    DETDL_CUDNN_CHECK(
+        cudnnSetConvolutionMathType(d, level == Level::fast ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
   ConvDesc(const ConvDesc&) = delete;
@@ -164,9 +175,10 @@ struct Workspace {
 void require_supported(const Conv2dShape& s, const char* what) {
   check_conv2d_shape(s);
   if (!cudnn_conv2d_supported(s))
-    throw std::invalid_argument(std::string(what) +
-                                ": asymmetric padding (pad_bottom != pad_top or pad_right != pad_left); cuDNN "
-                                "supports only symmetric padding, use the own kernel");
+    throw std::invalid_argument(
+        std::string(what) +
+        ": asymmetric padding (pad_bottom != pad_top or pad_right != pad_left); cuDNN "
+        "supports only symmetric padding, use the own kernel");
 }
 
 // The first returned algorithm that succeeded (results come sorted fastest first); the
@@ -185,8 +197,8 @@ auto fastest(const Perf* perf, int count, cudnnConvolutionDescriptor_t cd, const
 
 bool cudnn_available() { return true; }
 
-void cudnn_conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                          float* y, cudaStream_t stream) {
+void cudnn_conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
+                          const float* bias, float* y, cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_forward");
   if (s.N == 0) return;
   cudnnHandle_t h = handle_for(stream);
@@ -197,26 +209,28 @@ void cudnn_conv2d_forward(Level level, const Conv2dShape& s, const float* x, con
   if (level == Level::fast) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
-    DETDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd.d, wd.d, cd.d, yd.d,
-                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    DETDL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+        h, xd.d, wd.d, cd.d, yd.d, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
     algo = fastest(perf, count, cd.d, "cudnn_conv2d_forward");
   }
   std::size_t bytes = 0;
-  if (level != Level::fast &&
-      cudnnGetConvolutionForwardWorkspaceSize(h, xd.d, wd.d, cd.d, yd.d, algo, &bytes) != CUDNN_STATUS_SUCCESS)
+  if (level != Level::fast && cudnnGetConvolutionForwardWorkspaceSize(
+                                  h, xd.d, wd.d, cd.d, yd.d, algo, &bytes) != CUDNN_STATUS_SUCCESS)
     algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;  // also deterministic; supports every shape
-  DETDL_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, xd.d, wd.d, cd.d, yd.d, algo, &bytes));
+  DETDL_CUDNN_CHECK(
+      cudnnGetConvolutionForwardWorkspaceSize(h, xd.d, wd.d, cd.d, yd.d, algo, &bytes));
   Workspace ws(bytes, stream);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, xd.d, x, wd.d, w, cd.d, algo, ws.ptr, bytes, &zero, yd.d, y));
+  DETDL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, xd.d, x, wd.d, w, cd.d, algo, ws.ptr, bytes,
+                                            &zero, yd.d, y));
   if (bias) {
     TensorDesc bd(1, s.O, 1, 1);
     DETDL_CUDNN_CHECK(cudnnAddTensor(h, &one, bd.d, bias, &one, yd.d, y));
   }
 }
 
-void cudnn_conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w, float* dx,
-                                cudaStream_t stream) {
+void cudnn_conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
+                                float* dx, cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_backward_data");
   if (s.N == 0) return;
   cudnnHandle_t h = handle_for(stream);
@@ -227,20 +241,21 @@ void cudnn_conv2d_backward_data(Level level, const Conv2dShape& s, const float* 
   if (level == Level::fast) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
-    DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd.d, dyd.d, cd.d, dxd.d,
-                                                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        h, wd.d, dyd.d, cd.d, dxd.d, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
     algo = fastest(perf, count, cd.d, "cudnn_conv2d_backward_data");
   }
   std::size_t bytes = 0;
-  DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd.d, dyd.d, cd.d, dxd.d, algo, &bytes));
+  DETDL_CUDNN_CHECK(
+      cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd.d, dyd.d, cd.d, dxd.d, algo, &bytes));
   Workspace ws(bytes, stream);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(
-      cudnnConvolutionBackwardData(h, &one, wd.d, w, dyd.d, dy, cd.d, algo, ws.ptr, bytes, &zero, dxd.d, dx));
+  DETDL_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, wd.d, w, dyd.d, dy, cd.d, algo, ws.ptr,
+                                                 bytes, &zero, dxd.d, dx));
 }
 
-void cudnn_conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                                  cudaStream_t stream) {
+void cudnn_conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x,
+                                  const float* dy, float* dw, cudaStream_t stream) {
   require_supported(s, "cudnn_conv2d_backward_weight");
   if (s.N == 0) {
     DETDL_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * s.O * s.C * s.KH * s.KW, stream));
@@ -259,14 +274,16 @@ void cudnn_conv2d_backward_weight(Level level, const Conv2dShape& s, const float
     algo = fastest(perf, count, cd.d, "cudnn_conv2d_backward_weight");
   }
   std::size_t bytes = 0;
-  DETDL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd.d, dyd.d, cd.d, wd.d, algo, &bytes));
+  DETDL_CUDNN_CHECK(
+      cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd.d, dyd.d, cd.d, wd.d, algo, &bytes));
   Workspace ws(bytes, stream);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(
-      cudnnConvolutionBackwardFilter(h, &one, xd.d, x, dyd.d, dy, cd.d, algo, ws.ptr, bytes, &zero, wd.d, dw));
+  DETDL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, xd.d, x, dyd.d, dy, cd.d, algo, ws.ptr,
+                                                   bytes, &zero, wd.d, dw));
 }
 
-void cudnn_conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, cudaStream_t stream) {
+void cudnn_conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db,
+                                cudaStream_t stream) {
   check_conv2d_shape(s);
   if (s.N == 0) {
     DETDL_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
@@ -285,15 +302,17 @@ struct PoolDesc {
   PoolDesc(bool max, bool count_include_pad, const Pool2dShape& s) {
     check_pool2d_shape(s);
     if (!cudnn_pool2d_supported(s))
-      throw std::invalid_argument("cudnn pooling: asymmetric padding; cuDNN supports only symmetric padding");
+      throw std::invalid_argument(
+          "cudnn pooling: asymmetric padding; cuDNN supports only symmetric padding");
     DETDL_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&d));
-    const cudnnPoolingMode_t mode = max ? CUDNN_POOLING_MAX_DETERMINISTIC
-                                        : (count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
-                                                             : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
-    DETDL_CUDNN_CHECK(cudnnSetPooling2dDescriptor(d, mode, CUDNN_NOT_PROPAGATE_NAN, narrow(s.KH, "KH"),
-                                                  narrow(s.KW, "KW"), narrow(s.pad_top, "pad_top"),
-                                                  narrow(s.pad_left, "pad_left"), narrow(s.stride_h, "stride_h"),
-                                                  narrow(s.stride_w, "stride_w")));
+    const cudnnPoolingMode_t mode =
+        max ? CUDNN_POOLING_MAX_DETERMINISTIC
+            : (count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                 : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
+    DETDL_CUDNN_CHECK(cudnnSetPooling2dDescriptor(
+        d, mode, CUDNN_NOT_PROPAGATE_NAN, narrow(s.KH, "KH"), narrow(s.KW, "KW"),
+        narrow(s.pad_top, "pad_top"), narrow(s.pad_left, "pad_left"),
+        narrow(s.stride_h, "stride_h"), narrow(s.stride_w, "stride_w")));
   }
   ~PoolDesc() { cudnnDestroyPoolingDescriptor(d); }
   PoolDesc(const PoolDesc&) = delete;
@@ -302,8 +321,8 @@ struct PoolDesc {
 
 }  // namespace
 
-void cudnn_pool2d_forward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x, float* y,
-                          cudaStream_t stream) {
+void cudnn_pool2d_forward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x,
+                          float* y, cudaStream_t stream) {
   PoolDesc pd(max, count_include_pad, s);
   if (s.N == 0) return;
   cudnnHandle_t h = handle_for(stream);
@@ -312,14 +331,15 @@ void cudnn_pool2d_forward(bool max, bool count_include_pad, const Pool2dShape& s
   DETDL_CUDNN_CHECK(cudnnPoolingForward(h, pd.d, &one, xd.d, x, &zero, yd.d, y));
 }
 
-void cudnn_pool2d_backward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x, const float* y,
-                           const float* dy, float* dx, cudaStream_t stream) {
+void cudnn_pool2d_backward(bool max, bool count_include_pad, const Pool2dShape& s, const float* x,
+                           const float* y, const float* dy, float* dx, cudaStream_t stream) {
   PoolDesc pd(max, count_include_pad, s);
   if (s.N == 0) return;
   cudnnHandle_t h = handle_for(stream);
   TensorDesc xd(s.N, s.C, s.H, s.W), yd(s.N, s.C, s.OH, s.OW);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(cudnnPoolingBackward(h, pd.d, &one, yd.d, y, yd.d, dy, xd.d, x, &zero, xd.d, dx));
+  DETDL_CUDNN_CHECK(
+      cudnnPoolingBackward(h, pd.d, &one, yd.d, y, yd.d, dy, xd.d, x, &zero, xd.d, dx));
 }
 
 namespace {
@@ -328,49 +348,55 @@ void check_bn(std::int64_t N, std::int64_t C, std::int64_t HW, float eps, const 
   if (N < 1 || C < 1 || HW < 1)
     throw std::invalid_argument(std::string(what) + ": N, C and HW must be >= 1");
   if (!(eps > 0.0f) || !(static_cast<double>(eps) >= CUDNN_BN_MIN_EPSILON))
-    throw std::invalid_argument(std::string(what) + ": eps must be > 0 and >= CUDNN_BN_MIN_EPSILON, got " +
+    throw std::invalid_argument(std::string(what) +
+                                ": eps must be > 0 and >= CUDNN_BN_MIN_EPSILON, got " +
                                 std::to_string(eps));
 }
 
 }  // namespace
 
-void cudnn_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* gamma,
-                                   const float* beta, float eps, float momentum, float* y, float* running_mean,
-                                   float* running_var, float* save_mean, float* save_inv_std, cudaStream_t stream) {
+void cudnn_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                   const float* gamma, const float* beta, float eps, float momentum,
+                                   float* y, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_inv_std, cudaStream_t stream) {
   check_bn(N, C, HW, eps, "cudnn_batchnorm_forward_train");
   if ((running_mean == nullptr) != (running_var == nullptr))
-    throw std::invalid_argument("cudnn_batchnorm_forward_train: running_mean and running_var must both be given or both nullptr");
+    throw std::invalid_argument(
+        "cudnn_batchnorm_forward_train: running_mean and running_var must both be given or both "
+        "nullptr");
   cudnnHandle_t h = handle_for(stream);
   TensorDesc xd(N, C, HW, 1), pd(1, C, 1, 1);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.d, x, xd.d, y,
-                                                           pd.d, gamma, beta, static_cast<double>(momentum),
-                                                           running_mean, running_var, static_cast<double>(eps),
-                                                           save_mean, save_inv_std));
+  DETDL_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+      h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.d, x, xd.d, y, pd.d, gamma, beta,
+      static_cast<double>(momentum), running_mean, running_var, static_cast<double>(eps), save_mean,
+      save_inv_std));
 }
 
-void cudnn_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* gamma,
-                                  const float* beta, const float* running_mean, const float* running_var, float eps,
-                                  float* y, cudaStream_t stream) {
+void cudnn_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                                  const float* gamma, const float* beta, const float* running_mean,
+                                  const float* running_var, float eps, float* y,
+                                  cudaStream_t stream) {
   check_bn(N, C, HW, eps, "cudnn_batchnorm_forward_eval");
   cudnnHandle_t h = handle_for(stream);
   TensorDesc xd(N, C, HW, 1), pd(1, C, 1, 1);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.d, x, xd.d, y,
-                                                            pd.d, gamma, beta, running_mean, running_var,
-                                                            static_cast<double>(eps)));
+  DETDL_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
+      h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd.d, x, xd.d, y, pd.d, gamma, beta, running_mean,
+      running_var, static_cast<double>(eps)));
 }
 
-void cudnn_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x, const float* dy,
-                              const float* gamma, const float* save_mean, const float* save_inv_std, float eps,
-                              float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
+void cudnn_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW, const float* x,
+                              const float* dy, const float* gamma, const float* save_mean,
+                              const float* save_inv_std, float eps, float* dx, float* dgamma,
+                              float* dbeta, cudaStream_t stream) {
   check_bn(N, C, HW, eps, "cudnn_batchnorm_backward");
   cudnnHandle_t h = handle_for(stream);
   TensorDesc xd(N, C, HW, 1), pd(1, C, 1, 1);
   const float one = 1.0f, zero = 0.0f;
-  DETDL_CUDNN_CHECK(cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd.d, x,
-                                                    xd.d, dy, xd.d, dx, pd.d, gamma, dgamma, dbeta,
-                                                    static_cast<double>(eps), save_mean, save_inv_std));
+  DETDL_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+      h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd.d, x, xd.d, dy, xd.d, dx, pd.d,
+      gamma, dgamma, dbeta, static_cast<double>(eps), save_mean, save_inv_std));
 }
 
 #endif  // DETDL_HAVE_CUDNN

@@ -77,15 +77,15 @@ void cudnn_pool2d_backward(bool max, bool count_include_pad, const Pool2dShape& 
 // buffers and update them with the own batchnorm_update_running. save_inv_std is
 // 1 / sqrt(biased var + eps), as the own kernel's.
 void cudnn_batchnorm_forward_train(std::int64_t N, std::int64_t C, std::int64_t HW,
-                                   const float* x,                   // (N, C, HW)
-                                   const float* gamma,               // (C)
-                                   const float* beta,                // (C)
+                                   const float* x,      // (N, C, HW)
+                                   const float* gamma,  // (C)
+                                   const float* beta,   // (C)
                                    float eps, float momentum,
-                                   float* y,                         // (N, C, HW)
-                                   float* running_mean,              // (C) or nullptr
-                                   float* running_var,               // (C) or nullptr (unbiased)
-                                   float* save_mean,                 // (C)
-                                   float* save_inv_std,              // (C)
+                                   float* y,             // (N, C, HW)
+                                   float* running_mean,  // (C) or nullptr
+                                   float* running_var,   // (C) or nullptr (unbiased)
+                                   float* save_mean,     // (C)
+                                   float* save_inv_std,  // (C)
                                    cudaStream_t stream);
 void cudnn_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
                                   const float* x,             // (N, C, HW)
@@ -94,7 +94,7 @@ void cudnn_batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t H
                                   const float* running_mean,  // (C)
                                   const float* running_var,   // (C)
                                   float eps,
-                                  float* y,                   // (N, C, HW)
+                                  float* y,  // (N, C, HW)
                                   cudaStream_t stream);
 void cudnn_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW,
                               const float* x,             // (N, C, HW)
@@ -103,9 +103,9 @@ void cudnn_batchnorm_backward(std::int64_t N, std::int64_t C, std::int64_t HW,
                               const float* save_mean,     // (C)
                               const float* save_inv_std,  // (C)
                               float eps,
-                              float* dx,                  // (N, C, HW), overwritten
-                              float* dgamma,              // (C), overwritten
-                              float* dbeta,               // (C), overwritten
+                              float* dx,      // (N, C, HW), overwritten
+                              float* dgamma,  // (C), overwritten
+                              float* dbeta,   // (C), overwritten
                               cudaStream_t stream);
 
 }  // namespace detdl::cuda

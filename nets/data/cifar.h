@@ -35,6 +35,7 @@ ImageSplit load_cifar_dir(const std::string& dir, CifarKind kind);
 void write_cifar_file(const std::string& path, const Dataset& d, CifarKind kind);
 
 // CIFAR-100 with both labels: x (N, 3, 32, 32) in [0, 1], coarse and fine int32 (N).
-void write_cifar100_file(const std::string& path, const Tensor& x, const Tensor& coarse, const Tensor& fine);
+void write_cifar100_file(const std::string& path, const Tensor& x, const Tensor& coarse,
+                         const Tensor& fine);
 
 }  // namespace detdl::data

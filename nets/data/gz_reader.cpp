@@ -29,7 +29,8 @@ std::size_t GzReader::read(void* dst, std::size_t n) {
       throw std::runtime_error(path_ + ": read error: " + gzerror(file_, &code));
     }
     done += static_cast<std::size_t>(got);
-    if (static_cast<unsigned>(got) < want) break;  // the end of the data, or of what could be inflated
+    if (static_cast<unsigned>(got) < want)
+      break;  // the end of the data, or of what could be inflated
   }
   if (done < n) {
     // A gzip stream cut short is not an error to gzread (it returns what it could inflate),

@@ -65,10 +65,12 @@ Table parse_tsv(const std::string& path, const std::string& text) {
       continue;
     }
     if (cells.size() != t.names.size())
-      throw std::runtime_error(where + ": " + std::to_string(cells.size()) + " cells, the header has " + std::to_string(t.names.size()) +
+      throw std::runtime_error(where + ": " + std::to_string(cells.size()) +
+                               " cells, the header has " + std::to_string(t.names.size()) +
                                " (ragged row)");
     for (std::size_t j = 0; j < cells.size(); ++j) {
-      if (cells[j].empty()) throw std::runtime_error(where + ", column '" + t.names[j] + "': empty cell");
+      if (cells[j].empty())
+        throw std::runtime_error(where + ", column '" + t.names[j] + "': empty cell");
       t.columns[j].push_back(cells[j]);
     }
     ++t.rows;
@@ -82,9 +84,9 @@ Table parse_tsv(const std::string& path, const std::string& text) {
 // distinct values.
 struct ColumnValues {
   bool numeric = true;
-  std::vector<double> number;        // numeric columns: each row's value
-  std::vector<std::int32_t> code;    // each row's category rank
-  std::vector<std::string> category; // sorted distinct values, as first written
+  std::vector<double> number;         // numeric columns: each row's value
+  std::vector<std::int32_t> code;     // each row's category rank
+  std::vector<std::string> category;  // sorted distinct values, as first written
   double min = 0.0, max = 0.0;
 };
 
@@ -92,15 +94,18 @@ ColumnValues analyse(const std::string& path, const Table& t, std::size_t j) {
   const auto& cells = t.columns[j];
   ColumnValues v;
   v.number.resize(cells.size());
-  for (std::size_t r = 0; r < cells.size() && v.numeric; ++r) v.numeric = parse_number(cells[r], v.number[r]);
+  for (std::size_t r = 0; r < cells.size() && v.numeric; ++r)
+    v.numeric = parse_number(cells[r], v.number[r]);
   v.code.resize(cells.size());
   if (v.numeric) {
     for (std::size_t r = 0; r < cells.size(); ++r)
       if (!std::isfinite(v.number[r]))
-        throw std::runtime_error(path + ": line " + std::to_string(r + 2) + ", column '" + t.names[j] + "': non-finite value '" +
-                                 std::string(cells[r]) + "' in a numeric column");
+        throw std::runtime_error(path + ": line " + std::to_string(r + 2) + ", column '" +
+                                 t.names[j] + "': non-finite value '" + std::string(cells[r]) +
+                                 "' in a numeric column");
     std::map<double, std::int32_t> first;  // value -> first row holding it
-    for (std::size_t r = 0; r < cells.size(); ++r) first.emplace(v.number[r], static_cast<std::int32_t>(r));
+    for (std::size_t r = 0; r < cells.size(); ++r)
+      first.emplace(v.number[r], static_cast<std::int32_t>(r));
     std::map<double, std::int32_t> rank;
     for (const auto& [value, row] : first) {
       rank.emplace(value, static_cast<std::int32_t>(v.category.size()));
@@ -141,8 +146,9 @@ void prepare_input(const std::string& path, const std::string& name, const Colum
   constexpr std::size_t kMaxPreparedValues = std::size_t{1} << 30;  // 4 GiB of float32
   const std::size_t width = (k > 2 && (k <= kMaxCategories || !v.numeric)) ? k : 1;
   if (n > 0 && out.size() + width > kMaxPreparedValues / n)
-    throw std::runtime_error(path + ": column '" + name + "': " + std::to_string(k) + " distinct values one-hot over " +
-                             std::to_string(n) + " rows make more than " + std::to_string(kMaxPreparedValues) +
+    throw std::runtime_error(path + ": column '" + name + "': " + std::to_string(k) +
+                             " distinct values one-hot over " + std::to_string(n) +
+                             " rows make more than " + std::to_string(kMaxPreparedValues) +
                              " prepared input values");
   if (k == 2) {
     std::vector<float> col(n);
@@ -152,7 +158,8 @@ void prepare_input(const std::string& path, const std::string& name, const Colum
   } else if (k <= kMaxCategories || !v.numeric) {
     for (std::size_t c = 0; c < k; ++c) {
       std::vector<float> col(n);
-      for (std::size_t r = 0; r < n; ++r) col[r] = v.code[r] == static_cast<std::int32_t>(c) ? 1.0f : 0.0f;
+      for (std::size_t r = 0; r < n; ++r)
+        col[r] = v.code[r] == static_cast<std::int32_t>(c) ? 1.0f : 0.0f;
       out.push_back(std::move(col));
       names.push_back(name + "=" + v.category[c]);
     }
@@ -183,7 +190,8 @@ TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
   const std::string text(bytes.begin(), bytes.end());
   const Table t = parse_tsv(path, text);
   const auto target_it = std::find(t.names.begin(), t.names.end(), "target");
-  if (target_it == t.names.end()) throw std::runtime_error(path + ": line 1: no `target` column in the header");
+  if (target_it == t.names.end())
+    throw std::runtime_error(path + ": line 1: no `target` column in the header");
   if (std::find(target_it + 1, t.names.end(), "target") != t.names.end())
     throw std::runtime_error(path + ": line 1: more than one `target` column");
   const auto target_col = static_cast<std::size_t>(target_it - t.names.begin());
@@ -192,8 +200,10 @@ TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
   TabularData out;
   std::vector<std::vector<float>> columns;
   for (std::size_t j = 0; j < t.names.size(); ++j)
-    if (j != target_col) prepare_input(path, t.names[j], analyse(path, t, j), columns, out.input_columns);
-  if (columns.empty()) throw std::runtime_error(path + ": no input column left after dropping constant columns");
+    if (j != target_col)
+      prepare_input(path, t.names[j], analyse(path, t, j), columns, out.input_columns);
+  if (columns.empty())
+    throw std::runtime_error(path + ": no input column left after dropping constant columns");
   out.n_inputs = static_cast<std::int64_t>(columns.size());
   out.all.x = Tensor::empty({n, out.n_inputs});
   float* x = out.all.x.f32();
@@ -204,12 +214,18 @@ TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
   const std::size_t k = y.category.size();
   const std::string where = path + ": column 'target'";
   if (k < 2) throw std::runtime_error(where + ": a single distinct value, nothing to learn");
-  out.task = task ? *task : k == 2 ? Task::binary : (y.numeric && k > kMaxCategories) ? Task::regression : Task::multiclass;
+  out.task = task                                ? *task
+             : k == 2                            ? Task::binary
+             : (y.numeric && k > kMaxCategories) ? Task::regression
+                                                 : Task::multiclass;
   switch (out.task) {
     case Task::binary: {
-      if (k != 2) throw std::runtime_error(where + ": binary task needs 2 distinct values, got " + std::to_string(k));
+      if (k != 2)
+        throw std::runtime_error(where + ": binary task needs 2 distinct values, got " +
+                                 std::to_string(k));
       out.all.y = Tensor::empty({n, 1});
-      for (std::int64_t r = 0; r < n; ++r) out.all.y.f32()[r] = y.code[r] == y.code[0] ? 1.0f : 0.0f;
+      for (std::int64_t r = 0; r < n; ++r)
+        out.all.y.f32()[r] = y.code[r] == y.code[0] ? 1.0f : 0.0f;
       out.class_values = {y.category[1 - y.code[0]], y.category[y.code[0]]};
       out.n_outputs = 1;
       break;

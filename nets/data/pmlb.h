@@ -20,8 +20,8 @@ struct TabularData {
   // (N, 1) in {0, 1}, multiclass int32 (N) class index.
   Dataset all;
   Task task = Task::regression;
-  std::int64_t n_inputs = 0;   // F
-  std::int64_t n_outputs = 0;  // 1 for regression / binary, K classes for multiclass
+  std::int64_t n_inputs = 0;               // F
+  std::int64_t n_outputs = 0;              // 1 for regression / binary, K classes for multiclass
   std::vector<std::string> input_columns;  // after preparation; one-hot columns are "col=value"
   // Original target text of each class index: multiclass K entries; binary 2 entries
   // ([0] the value mapped to 0, [1] the first row's value, mapped to 1); regression none.

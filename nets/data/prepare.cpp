@@ -15,28 +15,34 @@ namespace {
 
 // Uniform integer in [0, m) from one 32-bit draw.
 std::int64_t uniform_below(std::uint32_t u, std::int64_t m) {
-  return static_cast<std::int64_t>((static_cast<std::uint64_t>(u) * static_cast<std::uint64_t>(m)) >> 32);
+  return static_cast<std::int64_t>(
+      (static_cast<std::uint64_t>(u) * static_cast<std::uint64_t>(m)) >> 32);
 }
 
-void check_batch(const float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
-                 std::int64_t W, std::int64_t epoch, const char* what) {
+void check_batch(const float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C,
+                 std::int64_t H, std::int64_t W, std::int64_t epoch, const char* what) {
   if (B < 0 || C < 1 || H < 1 || W < 1)
-    throw std::invalid_argument(std::string(what) + ": need B >= 0 and C, H, W >= 1, got B " + std::to_string(B) + ", C " +
-                                std::to_string(C) + ", H " + std::to_string(H) + ", W " + std::to_string(W));
-  if (B > 0 && (x == nullptr || sample_index == nullptr)) throw std::invalid_argument(std::string(what) + ": null x or sample_index");
+    throw std::invalid_argument(std::string(what) + ": need B >= 0 and C, H, W >= 1, got B " +
+                                std::to_string(B) + ", C " + std::to_string(C) + ", H " +
+                                std::to_string(H) + ", W " + std::to_string(W));
+  if (B > 0 && (x == nullptr || sample_index == nullptr))
+    throw std::invalid_argument(std::string(what) + ": null x or sample_index");
   if (epoch < 0 || epoch > std::numeric_limits<std::uint32_t>::max())
-    throw std::invalid_argument(std::string(what) + ": epoch " + std::to_string(epoch) + " is not in [0, 2^32)");
+    throw std::invalid_argument(std::string(what) + ": epoch " + std::to_string(epoch) +
+                                " is not in [0, 2^32)");
   for (std::int64_t b = 0; b < B; ++b)
     if (sample_index[b] < 0 || sample_index[b] >= (std::int64_t{1} << 60))
-      throw std::invalid_argument(std::string(what) + ": sample_index[" + std::to_string(b) + "] = " + std::to_string(sample_index[b]) +
-                                  " is out of range");
+      throw std::invalid_argument(std::string(what) + ": sample_index[" + std::to_string(b) +
+                                  "] = " + std::to_string(sample_index[b]) + " is out of range");
 }
 
 std::uint32_t augment_draw(std::uint64_t seed, std::int64_t epoch, std::int64_t sample, int k) {
-  return philox_u32(seed, RandomStream::augment, static_cast<std::uint32_t>(epoch), static_cast<std::uint64_t>(sample) * 4 + k);
+  return philox_u32(seed, RandomStream::augment, static_cast<std::uint32_t>(epoch),
+                    static_cast<std::uint64_t>(sample) * 4 + k);
 }
 bool augment_flip(std::uint64_t seed, std::int64_t epoch, std::int64_t sample) {
-  return philox_uniform(seed, RandomStream::augment, static_cast<std::uint32_t>(epoch), static_cast<std::uint64_t>(sample) * 4 + 2) < 0.5f;
+  return philox_uniform(seed, RandomStream::augment, static_cast<std::uint32_t>(epoch),
+                        static_cast<std::uint64_t>(sample) * 4 + 2) < 0.5f;
 }
 
 // Mirrors every row of one image (C, H, W) in place.
@@ -68,57 +74,74 @@ std::vector<std::int64_t> split_permutation(std::int64_t n, std::uint64_t seed) 
   return philox_permutation(n, seed, RandomStream::split, 0);
 }
 
-std::pair<Dataset, Dataset> shuffled_split(const Dataset& d, double test_fraction, std::uint64_t seed) {
+std::pair<Dataset, Dataset> shuffled_split(const Dataset& d, double test_fraction,
+                                           std::uint64_t seed) {
   const std::int64_t n = d.size();
   if (!(test_fraction > 0.0 && test_fraction < 1.0))
-    throw std::invalid_argument("shuffled_split: test_fraction " + std::to_string(test_fraction) + " is not in (0, 1)");
+    throw std::invalid_argument("shuffled_split: test_fraction " + std::to_string(test_fraction) +
+                                " is not in (0, 1)");
   const auto n_test = static_cast<std::int64_t>(std::ceil(test_fraction * static_cast<double>(n)));
   if (n_test < 1 || n_test >= n)
-    throw std::invalid_argument("shuffled_split: " + std::to_string(n) + " rows give a test size of " + std::to_string(n_test) +
+    throw std::invalid_argument("shuffled_split: " + std::to_string(n) +
+                                " rows give a test size of " + std::to_string(n_test) +
                                 "; both halves need a row");
   const std::vector<std::int64_t> perm = split_permutation(n, seed);
-  const std::vector<std::int64_t> train_rows(perm.begin(), perm.end() - n_test), test_rows(perm.end() - n_test, perm.end());
+  const std::vector<std::int64_t> train_rows(perm.begin(), perm.end() - n_test),
+      test_rows(perm.end() - n_test, perm.end());
   return {take_rows(d, train_rows), take_rows(d, test_rows)};
 }
 
-void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p, std::uint64_t seed) {
+void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p,
+                     std::uint64_t seed) {
   const std::int64_t n = train.size();
-  if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("add_label_noise: p = " + std::to_string(p) + " is not in [0, 1]");
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument("add_label_noise: p = " + std::to_string(p) + " is not in [0, 1]");
   if (train.y.dim(0) != n || train.y.numel() != n)
-    throw std::invalid_argument("add_label_noise: y must hold one target per row, got shape " + shape_str(train.y.shape()) +
-                                " for " + std::to_string(n) + " rows");
+    throw std::invalid_argument("add_label_noise: y must hold one target per row, got shape " +
+                                shape_str(train.y.shape()) + " for " + std::to_string(n) + " rows");
   if (p == 0.0 || n == 0) return;
-  const auto changed = static_cast<std::int64_t>(static_cast<double>(n) * p);  // Python's int(n * p)
+  const auto changed =
+      static_cast<std::int64_t>(static_cast<double>(n) * p);  // Python's int(n * p)
   switch (task) {
     case Task::binary: {
       check_dtype(train.y, DType::f32, "add_label_noise: binary y");
       float* y = train.y.f32();
       for (std::int64_t i = 0; i < n; ++i)
         if (y[i] != 0.0f && y[i] != 1.0f)
-          throw std::invalid_argument("add_label_noise: binary y[" + std::to_string(i) + "] = " + std::to_string(y[i]) + " is not 0 or 1");
-      const std::vector<std::int64_t> perm = philox_permutation(n, seed, RandomStream::label_noise, 0);
+          throw std::invalid_argument("add_label_noise: binary y[" + std::to_string(i) +
+                                      "] = " + std::to_string(y[i]) + " is not 0 or 1");
+      const std::vector<std::int64_t> perm =
+          philox_permutation(n, seed, RandomStream::label_noise, 0);
       for (std::int64_t k = 0; k < changed; ++k) y[perm[k]] = 1.0f - y[perm[k]];
       return;
     }
     case Task::multiclass: {
       check_dtype(train.y, DType::i32, "add_label_noise: multiclass y");
-      if (classes < 2) throw std::invalid_argument("add_label_noise: classes = " + std::to_string(classes) + " < 2");
+      if (classes < 2)
+        throw std::invalid_argument("add_label_noise: classes = " + std::to_string(classes) +
+                                    " < 2");
       std::int32_t* y = train.y.i32();
       for (std::int64_t i = 0; i < n; ++i)
         if (y[i] < 0 || y[i] >= classes)
-          throw std::invalid_argument("add_label_noise: y[" + std::to_string(i) + "] = " + std::to_string(y[i]) + " is not in [0, " +
+          throw std::invalid_argument("add_label_noise: y[" + std::to_string(i) +
+                                      "] = " + std::to_string(y[i]) + " is not in [0, " +
                                       std::to_string(classes) + ")");
-      const std::vector<std::int64_t> perm = philox_permutation(n, seed, RandomStream::label_noise, 0);
+      const std::vector<std::int64_t> perm =
+          philox_permutation(n, seed, RandomStream::label_noise, 0);
       for (std::int64_t k = 0; k < changed; ++k) {
         const std::int64_t s = perm[k];
-        const std::int64_t off = uniform_below(philox_u32(seed, RandomStream::label_noise, 1, static_cast<std::uint64_t>(s) * 4), classes - 1);
+        const std::int64_t off = uniform_below(
+            philox_u32(seed, RandomStream::label_noise, 1, static_cast<std::uint64_t>(s) * 4),
+            classes - 1);
         y[s] = static_cast<std::int32_t>((y[s] + 1 + off) % classes);
       }
       return;
     }
     case Task::regression: {
       check_dtype(train.y, DType::f32, "add_label_noise: regression y");
-      if (n < 2) throw std::invalid_argument("add_label_noise: regression noise needs 2+ rows for a standard deviation");
+      if (n < 2)
+        throw std::invalid_argument(
+            "add_label_noise: regression noise needs 2+ rows for a standard deviation");
       float* y = train.y.f32();
       double sum = 0.0;
       for (std::int64_t i = 0; i < n; ++i) sum += y[i];
@@ -127,7 +150,8 @@ void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p, 
       for (std::int64_t i = 0; i < n; ++i) ss += (y[i] - mean) * (y[i] - mean);
       const double sigma = p * std::sqrt(ss / static_cast<double>(n - 1));
       for (std::int64_t i = 0; i < n; ++i)
-        y[i] = static_cast<float>(y[i] + sigma * philox_normal(seed, RandomStream::label_noise, 1, static_cast<std::uint64_t>(i)));
+        y[i] = static_cast<float>(y[i] + sigma * philox_normal(seed, RandomStream::label_noise, 1,
+                                                               static_cast<std::uint64_t>(i)));
       return;
     }
   }
@@ -135,14 +159,17 @@ void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p, 
 
 Tensor pixel_mean(const Tensor& x) {
   check_dtype(x, DType::f32, "pixel_mean: x");
-  if (x.ndim() < 1 || x.dim(0) < 1) throw std::invalid_argument("pixel_mean: x needs at least one row, got shape " + shape_str(x.shape()));
+  if (x.ndim() < 1 || x.dim(0) < 1)
+    throw std::invalid_argument("pixel_mean: x needs at least one row, got shape " +
+                                shape_str(x.shape()));
   const std::int64_t n = x.dim(0), row = x.numel() / n;
   std::vector<double> sum(static_cast<std::size_t>(row), 0.0);
   const float* px = x.f32();
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < row; ++j) sum[j] += px[i * row + j];
   Tensor mean = Tensor::empty(Shape(x.shape().begin() + 1, x.shape().end()));
-  for (std::int64_t j = 0; j < row; ++j) mean.f32()[j] = static_cast<float>(sum[j] / static_cast<double>(n));
+  for (std::int64_t j = 0; j < row; ++j)
+    mean.f32()[j] = static_cast<float>(sum[j] / static_cast<double>(n));
   return mean;
 }
 
@@ -158,16 +185,19 @@ void subtract_rows(Tensor& x, const Tensor& mean) {
     for (std::int64_t j = 0; j < row; ++j) px[i * row + j] -= pm[j];
 }
 
-void standardize_channels(Tensor& x, const std::vector<float>& mean, const std::vector<float>& stddev) {
+void standardize_channels(Tensor& x, const std::vector<float>& mean,
+                          const std::vector<float>& stddev) {
   check_dtype(x, DType::f32, "standardize_channels: x");
   check_ndim(x, 4, "standardize_channels: x (N, C, H, W)");
   const std::int64_t n = x.dim(0), c = x.dim(1), plane = x.dim(2) * x.dim(3);
   if (static_cast<std::int64_t>(mean.size()) != c || static_cast<std::int64_t>(stddev.size()) != c)
-    throw std::invalid_argument("standardize_channels: " + std::to_string(mean.size()) + " means and " + std::to_string(stddev.size()) +
-                                " stddevs for " + std::to_string(c) + " channels");
+    throw std::invalid_argument("standardize_channels: " + std::to_string(mean.size()) +
+                                " means and " + std::to_string(stddev.size()) + " stddevs for " +
+                                std::to_string(c) + " channels");
   for (std::int64_t ch = 0; ch < c; ++ch)
     if (!(stddev[ch] > 0.0f) || !std::isfinite(stddev[ch]) || !std::isfinite(mean[ch]))
-      throw std::invalid_argument("standardize_channels: channel " + std::to_string(ch) + " needs a finite mean and stddev > 0");
+      throw std::invalid_argument("standardize_channels: channel " + std::to_string(ch) +
+                                  " needs a finite mean and stddev > 0");
   float* px = x.f32();
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t ch = 0; ch < c; ++ch) {
@@ -176,10 +206,12 @@ void standardize_channels(Tensor& x, const std::vector<float>& mean, const std::
     }
 }
 
-void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
-                       std::int64_t W, std::int64_t pad, bool flip, std::uint64_t seed, std::int64_t epoch) {
+void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C,
+                       std::int64_t H, std::int64_t W, std::int64_t pad, bool flip,
+                       std::uint64_t seed, std::int64_t epoch) {
   check_batch(x, sample_index, B, C, H, W, epoch, "augment_crop_flip");
-  if (pad < 0) throw std::invalid_argument("augment_crop_flip: pad = " + std::to_string(pad) + " < 0");
+  if (pad < 0)
+    throw std::invalid_argument("augment_crop_flip: pad = " + std::to_string(pad) + " < 0");
   const std::int64_t image = C * H * W;
   std::vector<float> src(static_cast<std::size_t>(image));
   for (std::int64_t b = 0; b < B; ++b) {
@@ -194,20 +226,25 @@ void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t 
           for (std::int64_t j = 0; j < W; ++j) {
             // padded[i + dy][j + dx] = x[i + dy - pad][j + dx - pad], zero outside.
             const std::int64_t r = i + dy - pad, q = j + dx - pad;
-            img[(c * H + i) * W + j] = (r >= 0 && r < H && q >= 0 && q < W) ? src[(c * H + r) * W + q] : 0.0f;
+            img[(c * H + i) * W + j] =
+                (r >= 0 && r < H && q >= 0 && q < W) ? src[(c * H + r) * W + q] : 0.0f;
           }
     }
     if (flip && augment_flip(seed, epoch, s)) mirror_rows(img, C, H, W);
   }
 }
 
-void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
-                        std::int64_t W, float max_frac, FillMode fill, bool flip, std::uint64_t seed, std::int64_t epoch) {
+void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C,
+                        std::int64_t H, std::int64_t W, float max_frac, FillMode fill, bool flip,
+                        std::uint64_t seed, std::int64_t epoch) {
   check_batch(x, sample_index, B, C, H, W, epoch, "augment_shift_flip");
   if (!(max_frac >= 0.0f && max_frac < 1.0f))
-    throw std::invalid_argument("augment_shift_flip: max_frac = " + std::to_string(max_frac) + " is not in [0, 1)");
-  const auto sy = static_cast<std::int64_t>(std::floor(static_cast<double>(max_frac) * static_cast<double>(H)));
-  const auto sx = static_cast<std::int64_t>(std::floor(static_cast<double>(max_frac) * static_cast<double>(W)));
+    throw std::invalid_argument("augment_shift_flip: max_frac = " + std::to_string(max_frac) +
+                                " is not in [0, 1)");
+  const auto sy =
+      static_cast<std::int64_t>(std::floor(static_cast<double>(max_frac) * static_cast<double>(H)));
+  const auto sx =
+      static_cast<std::int64_t>(std::floor(static_cast<double>(max_frac) * static_cast<double>(W)));
   const std::int64_t image = C * H * W;
   std::vector<float> src(static_cast<std::size_t>(image));
   std::vector<std::int64_t> rows(static_cast<std::size_t>(H)), cols(static_cast<std::size_t>(W));
@@ -223,7 +260,8 @@ void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t
       for (std::int64_t c = 0; c < C; ++c)
         for (std::int64_t i = 0; i < H; ++i)
           for (std::int64_t j = 0; j < W; ++j)
-            img[(c * H + i) * W + j] = (rows[i] < 0 || cols[j] < 0) ? 0.0f : src[(c * H + rows[i]) * W + cols[j]];
+            img[(c * H + i) * W + j] =
+                (rows[i] < 0 || cols[j] < 0) ? 0.0f : src[(c * H + rows[i]) * W + cols[j]];
     }
     if (flip && augment_flip(seed, epoch, s)) mirror_rows(img, C, H, W);
   }

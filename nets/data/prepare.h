@@ -24,7 +24,8 @@ std::vector<std::int64_t> split_permutation(std::int64_t n, std::uint64_t seed);
 // arithmetic, as sklearn's train_test_split); train = rows perm[0, n - n_test), test = rows
 // perm[n - n_test, n), each in permutation order. Needs 0 < test_fraction < 1 and
 // 1 <= n_test < n.
-std::pair<Dataset, Dataset> shuffled_split(const Dataset& d, double test_fraction, std::uint64_t seed);
+std::pair<Dataset, Dataset> shuffled_split(const Dataset& d, double test_fraction,
+                                           std::uint64_t seed);
 
 // BUTTER's label noise on training targets, p in [0, 1]; n = train.size():
 //   binary (y float32 (N, 1) or (N) in {0, 1}): flip int(n * p) distinct rows;
@@ -44,7 +45,8 @@ Tensor pixel_mean(const Tensor& x);
 // x (N, ...) -= mean (...), row by row, in float.
 void subtract_rows(Tensor& x, const Tensor& mean);
 // x (N, C, H, W): (x - mean[c]) / stddev[c] per channel, in float; stddev[c] > 0.
-void standardize_channels(Tensor& x, const std::vector<float>& mean, const std::vector<float>& stddev);
+void standardize_channels(Tensor& x, const std::vector<float>& mean,
+                          const std::vector<float>& stddev);
 
 // Augmentation of a batch x (B, C, H, W) in place; sample_index[b] (B) is row b's index in
 // the training set. Draw k of a row is philox keyed (seed, RandomStream::augment, sub =
@@ -55,8 +57,9 @@ void standardize_channels(Tensor& x, const std::vector<float>& mean, const std::
 // Random crop and flip: pad by `pad` zero pixels on each side, take the HxW window at
 // (dy, dx), each uniform in [0, 2 * pad]: out[i][j] = padded[i + dy][j + dx]; then mirror
 // horizontally (out[i][j] = out[i][W-1-j]) with probability 0.5 when `flip`.
-void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
-                       std::int64_t W, std::int64_t pad, bool flip, std::uint64_t seed, std::int64_t epoch);
+void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C,
+                       std::int64_t H, std::int64_t W, std::int64_t pad, bool flip,
+                       std::uint64_t seed, std::int64_t epoch);
 
 // Keras ImageDataGenerator-style shift (the dl-variance study), with integer shifts:
 // ty uniform in [-sy, sy], tx in [-sx, sx], sy = floor(max_frac * H), sx = floor(max_frac * W);
@@ -66,7 +69,8 @@ void augment_crop_flip(float* x, const std::int64_t* sample_index, std::int64_t 
 //   constant: 0.
 // Then a horizontal flip with probability 0.5 when `flip`.
 enum class FillMode { nearest, reflect, constant };
-void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C, std::int64_t H,
-                        std::int64_t W, float max_frac, FillMode fill, bool flip, std::uint64_t seed, std::int64_t epoch);
+void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t B, std::int64_t C,
+                        std::int64_t H, std::int64_t W, float max_frac, FillMode fill, bool flip,
+                        std::uint64_t seed, std::int64_t epoch);
 
 }  // namespace detdl::data

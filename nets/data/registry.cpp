@@ -23,7 +23,8 @@ std::string DataOptions::key(const std::string& spec) const {
 
 std::string data_root() {
   if (const char* env = std::getenv("DETDL_DATA_DIR"); env && *env) return env;
-  if (fs::is_directory("../shared/data")) return fs::absolute("../shared/data").lexically_normal().string();
+  if (fs::is_directory("../shared/data"))
+    return fs::absolute("../shared/data").lexically_normal().string();
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -34,14 +35,25 @@ std::string data_root() {
 }
 
 std::vector<std::string> known_data_names() {
-  return {"blobs", "bars", "synthetic-mnist[:N]", "synthetic-cifar10[:N]", "synthetic-cifar100[:N]", "mnist",
-          "fashion-mnist", "cifar10[:DIR]", "cifar100[:DIR]", "pmlb:NAME", "a PMLB .tsv(.gz) file", "an IDX directory"};
+  return {"blobs",
+          "bars",
+          "synthetic-mnist[:N]",
+          "synthetic-cifar10[:N]",
+          "synthetic-cifar100[:N]",
+          "mnist",
+          "fashion-mnist",
+          "cifar10[:DIR]",
+          "cifar100[:DIR]",
+          "pmlb:NAME",
+          "a PMLB .tsv(.gz) file",
+          "an IDX directory"};
 }
 
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // "name:arg" -> ("name", "arg").
@@ -64,8 +76,8 @@ std::int64_t parse_count(const std::string& spec, const std::string& arg, std::i
   // digits is refused, not allocated.
   constexpr long long kMaxRows = 1 << 20;
   if (used != arg.size() || v < 8 || v > kMaxRows)
-    throw std::invalid_argument("data set '" + spec + "': expected a row count of 8 to " + std::to_string(kMaxRows) +
-                                " after ':', got '" + arg + "'");
+    throw std::invalid_argument("data set '" + spec + "': expected a row count of 8 to " +
+                                std::to_string(kMaxRows) + " after ':', got '" + arg + "'");
   return v;
 }
 
@@ -99,8 +111,8 @@ void preprocess(DataBundle& b, const DataOptions& opt) {
   }
   if (opt.preprocess == "channel-std") {
     if (b.train.x.ndim() != 4 || b.train.x.dim(1) != 3)
-      throw std::invalid_argument("preprocess channel-std: needs (N, 3, H, W) images, data set '" + b.name + "' has " +
-                                  shape_str(b.train.x.shape()));
+      throw std::invalid_argument("preprocess channel-std: needs (N, 3, H, W) images, data set '" +
+                                  b.name + "' has " + shape_str(b.train.x.shape()));
     // The WRN study's CIFAR statistics, on the 0..1 scale.
     const std::vector<float> mean{125.3f / 255.0f, 123.0f / 255.0f, 113.9f / 255.0f};
     const std::vector<float> stddev{63.0f / 255.0f, 62.1f / 255.0f, 66.7f / 255.0f};
@@ -109,7 +121,8 @@ void preprocess(DataBundle& b, const DataOptions& opt) {
     if (b.has_validation) standardize_channels(b.validation.x, mean, stddev);
     return;
   }
-  throw std::invalid_argument("preprocess: expected none, pixel-mean or channel-std, got '" + opt.preprocess + "'");
+  throw std::invalid_argument("preprocess: expected none, pixel-mean or channel-std, got '" +
+                              opt.preprocess + "'");
 }
 
 std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOptions& opt) {
@@ -122,12 +135,14 @@ std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOpt
   const std::string& head = head_arg.first;
   const std::string& arg = head_arg.second;
 
-  auto generated_images = [&](std::int64_t channels, std::int64_t size, std::int64_t classes, std::int64_t n_default) {
+  auto generated_images = [&](std::int64_t channels, std::int64_t size, std::int64_t classes,
+                              std::int64_t n_default) {
     const std::int64_t n = parse_count(spec, arg, n_default);
     const std::int64_t n_test = std::max<std::int64_t>(4, n / 4);
     const Dataset all = nets::make_bar_images(n + n_test, channels, size, classes, /*seed=*/7);
     b->source = "generated";
-    finish_image_bundle(*b, ImageSplit{slice_rows(all, 0, n), slice_rows(all, n, n + n_test), classes}, opt);
+    finish_image_bundle(
+        *b, ImageSplit{slice_rows(all, 0, n), slice_rows(all, n, n + n_test), classes}, opt);
   };
 
   if (spec == "blobs") {
@@ -148,17 +163,23 @@ std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOpt
     generated_images(3, 32, 100, 512);
   } else if (spec == "mnist" || spec == "fashion-mnist") {
     std::string dir = root + "/" + spec;
-    if (spec == "fashion-mnist" && !fs::is_directory(dir)) dir = "/usr/share/datasets/fashion-mnist";
+    if (spec == "fashion-mnist" && !fs::is_directory(dir))
+      dir = "/usr/share/datasets/fashion-mnist";
     if (!fs::is_directory(dir))
-      throw std::runtime_error("data set '" + spec + "': no directory " + dir +
-                               (spec == "fashion-mnist" ? " (apt-get install dataset-fashion-mnist)" : "") +
-                               " (set --data-dir or DETDL_DATA_DIR)");
+      throw std::runtime_error(
+          "data set '" + spec + "': no directory " + dir +
+          (spec == "fashion-mnist" ? " (apt-get install dataset-fashion-mnist)" : "") +
+          " (set --data-dir or DETDL_DATA_DIR)");
     b->source = dir;
     finish_image_bundle(*b, load_mnist_dir(dir), opt);
   } else if (head == "cifar10" || head == "cifar100") {
-    const std::string dir = !arg.empty() ? arg : root + (head == "cifar10" ? "/cifar-10-batches-bin" : "/cifar-100-binary");
+    const std::string dir =
+        !arg.empty() ? arg
+                     : root + (head == "cifar10" ? "/cifar-10-batches-bin" : "/cifar-100-binary");
     b->source = dir;
-    finish_image_bundle(*b, load_cifar_dir(dir, head == "cifar10" ? CifarKind::cifar10 : CifarKind::cifar100_fine), opt);
+    finish_image_bundle(
+        *b, load_cifar_dir(dir, head == "cifar10" ? CifarKind::cifar10 : CifarKind::cifar100_fine),
+        opt);
   } else if (fs::is_directory(spec)) {
     b->source = spec;
     finish_image_bundle(*b, load_mnist_dir(spec), opt);
@@ -175,21 +196,24 @@ std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOpt
       if (!fs::exists(path)) {
         std::string known;
         for (const auto& k : known_data_names()) known += (known.empty() ? "" : ", ") + k;
-        throw std::invalid_argument("data set '" + spec + "': not a known name and no file " + path + " (known: " +
-                                    known + ")");
+        throw std::invalid_argument("data set '" + spec + "': not a known name and no file " +
+                                    path + " (known: " + known + ")");
       }
     }
     TabularData t = load_pmlb(path, butter_task_override(name));
     b->source = path;
     b->task = t.task;
     b->outputs = t.n_outputs;
-    b->loss = t.task == Task::multiclass ? LossKind::softmax_ce : t.task == Task::binary ? LossKind::bce : LossKind::mse;
+    b->loss = t.task == Task::multiclass ? LossKind::softmax_ce
+              : t.task == Task::binary   ? LossKind::bce
+                                         : LossKind::mse;
     b->sample_shape = {t.n_inputs};
     std::tie(b->train, b->test) = shuffled_split(t.all, opt.test_fraction, opt.split_seed);
   }
   if (b->task != Task::multiclass || b->train.x.ndim() != 4) {
     if (opt.preprocess != "none")
-      throw std::invalid_argument("preprocess " + opt.preprocess + ": only for image data sets, not '" + spec + "'");
+      throw std::invalid_argument("preprocess " + opt.preprocess +
+                                  ": only for image data sets, not '" + spec + "'");
   } else {
     preprocess(*b, opt);
   }

@@ -23,22 +23,22 @@
 namespace detdl::data {
 
 struct DataOptions {
-  std::string root;              // where named data sets live; empty: data_root()
-  bool study_split = false;      // image sets: validation = first 7,500 test rows, test = the rest
+  std::string root;          // where named data sets live; empty: data_root()
+  bool study_split = false;  // image sets: validation = first 7,500 test rows, test = the rest
   std::string preprocess = "none";  // none | pixel-mean | channel-std (dl-variance's ResNet / WRN)
-  std::uint64_t split_seed = 1;  // tabular sets: the 80/20 shuffled split
+  std::uint64_t split_seed = 1;     // tabular sets: the 80/20 shuffled split
   double test_fraction = 0.2;
 
   std::string key(const std::string& spec) const;  // the cache key
 };
 
 struct DataBundle {
-  std::string name;        // as given
-  std::string source;      // what was read (paths) or "generated"
+  std::string name;    // as given
+  std::string source;  // what was read (paths) or "generated"
   Task task = Task::multiclass;
   std::int64_t outputs = 0;  // classes (multiclass) or output width
   LossKind loss = LossKind::softmax_ce;
-  Shape sample_shape;        // one input row, e.g. (1, 28, 28) or (11)
+  Shape sample_shape;  // one input row, e.g. (1, 28, 28) or (11)
   Dataset train, test;
   bool has_validation = false;
   Dataset validation;

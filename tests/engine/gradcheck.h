@@ -14,10 +14,12 @@
 
 namespace detdl::testing {
 
-inline Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+inline Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f,
+                            float hi = 1.0f) {
   Tensor t = Tensor::empty(shape);
   for (std::int64_t i = 0; i < t.numel(); ++i)
-    t.f32()[i] = lo + (hi - lo) * philox_uniform(seed, RandomStream::test, 0, static_cast<std::uint64_t>(i));
+    t.f32()[i] =
+        lo + (hi - lo) * philox_uniform(seed, RandomStream::test, 0, static_cast<std::uint64_t>(i));
   return t;
 }
 

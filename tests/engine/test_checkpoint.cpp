@@ -65,7 +65,8 @@ TEST(Checkpoint, RoundTripKeepsBitsNamesOrderAndMetadata) {
   // The header length is little-endian and the header is 8-byte aligned (format rule).
   const std::string bytes = read_all(p);
   std::uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   EXPECT_EQ(n % 8, 0u);
   EXPECT_EQ(bytes[8], '{');
 }
@@ -80,8 +81,8 @@ TEST(Checkpoint, TruncatedFilesAreRefusedAtEveryLength) {
   save_safetensors(p.string(), sample());
   const std::string full = read_all(p);
   const auto q = temp_file("trunc_cut.safetensors");
-  for (std::size_t len : {std::size_t{0}, std::size_t{5}, std::size_t{8}, std::size_t{20}, full.size() - 1,
-                          full.size() - 12}) {
+  for (std::size_t len : {std::size_t{0}, std::size_t{5}, std::size_t{8}, std::size_t{20},
+                          full.size() - 1, full.size() - 12}) {
     write_all(q, full.substr(0, len));
     const std::string e = error_of(q);
     EXPECT_NE(e.find("trunc_cut.safetensors"), std::string::npos) << "length " << len << ": " << e;
@@ -116,6 +117,7 @@ TEST(Checkpoint, WrongMagicAndBadHeaderAreClearErrors) {
 TEST(Checkpoint, AnUnwritableDestinationIsAnErrorAndLeavesTheOldFile) {
   const auto p = temp_file("keep.safetensors");
   save_safetensors(p.string(), sample());
-  EXPECT_THROW(save_safetensors("/nonexistent_dir_detdl/x.safetensors", sample()), std::runtime_error);
+  EXPECT_THROW(save_safetensors("/nonexistent_dir_detdl/x.safetensors", sample()),
+               std::runtime_error);
   EXPECT_NO_THROW(load_safetensors(p.string()));
 }

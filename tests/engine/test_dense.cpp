@@ -37,7 +37,8 @@ class LinearShapes : public ::testing::TestWithParam<std::tuple<int, int, int>> 
 
 TEST_P(LinearShapes, MatchesCanonicalLoopAndFloat64OnAnyThreadCount) {
   const auto [N, I, O] = GetParam();
-  const Tensor x = random_tensor({N, I}, 1), w = random_tensor({O, I}, 2), b = random_tensor({O}, 3);
+  const Tensor x = random_tensor({N, I}, 1), w = random_tensor({O, I}, 2),
+               b = random_tensor({O}, 3);
   const auto ref = linear_reference_bits(x, w, b);
   for (int threads : {1, 2, 3}) {
     cpu::set_num_threads(threads);
@@ -49,7 +50,8 @@ TEST_P(LinearShapes, MatchesCanonicalLoopAndFloat64OnAnyThreadCount) {
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t o = 0; o < O; ++o) {
       double s = b.f32()[o];
-      for (std::int64_t i = 0; i < I; ++i) s += static_cast<double>(x.f32()[n * I + i]) * w.f32()[o * I + i];
+      for (std::int64_t i = 0; i < I; ++i)
+        s += static_cast<double>(x.f32()[n * I + i]) * w.f32()[o * I + i];
       EXPECT_NEAR(y.f32()[n * O + o], s, 1e-5 * (1 + std::sqrt(static_cast<double>(I))));
     }
 }
@@ -74,7 +76,8 @@ TEST(Linear, WeightAndBiasGradientsAreCanonicalOverTheBatch) {
   b.set_requires_grad(true);
   std::vector<float> dw_ref(O * I), db_ref(O);
   for (std::int64_t o = 0; o < O; ++o) {
-    for (std::int64_t i = 0; i < I; ++i) dw_ref[o * I + i] = canonical_dot(g.f32() + o, O, x.f32() + i, I, N);
+    for (std::int64_t i = 0; i < I; ++i)
+      dw_ref[o * I + i] = canonical_dot(g.f32() + o, O, x.f32() + i, I, N);
     db_ref[o] = canonical_sum(g.f32() + o, N, O);
   }
   for (int threads : {1, 2, 3}) {
@@ -101,7 +104,8 @@ TEST(ShapeOps, ConcatAndReshapeRouteGradientsExactly) {
         return ops::reshape(ops::concat({in[0], in[1]}, 1), {-1});
       },
       {random_tensor({2, 3, 2}, 41), random_tensor({2, 1, 2}, 42)});
-  const Tensor a = Tensor::from_vector({2, 1}, {1, 2}), b = Tensor::from_vector({2, 2}, {3, 4, 5, 6});
+  const Tensor a = Tensor::from_vector({2, 1}, {1, 2}),
+               b = Tensor::from_vector({2, 2}, {3, 4, 5, 6});
   EXPECT_EQ(ops::concat({a, b}, 1).to_vector(), (std::vector<float>{1, 3, 4, 2, 5, 6}));
   EXPECT_EQ(ops::concat({a, a}, 0).to_vector(), (std::vector<float>{1, 2, 1, 2}));
   EXPECT_THROW(ops::concat({a, Tensor::zeros({3, 1})}, 1), std::invalid_argument);
@@ -116,12 +120,13 @@ TEST(Arith, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Arith, AddSumMeanGradientsMatchFiniteDifferences) {
-  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); },
-                                         {random_tensor({7}, 53), random_tensor({7}, 54)});
-  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::sum(in[0]); },
-                                         {random_tensor({9}, 55)});
-  detdl::testing::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::mean(in[0]); },
-                                         {random_tensor({9}, 56)});
+  detdl::testing::expect_gradients_match(
+      [](const std::vector<Tensor>& in) { return ops::add(in[0], in[1]); },
+      {random_tensor({7}, 53), random_tensor({7}, 54)});
+  detdl::testing::expect_gradients_match(
+      [](const std::vector<Tensor>& in) { return ops::sum(in[0]); }, {random_tensor({9}, 55)});
+  detdl::testing::expect_gradients_match(
+      [](const std::vector<Tensor>& in) { return ops::mean(in[0]); }, {random_tensor({9}, 56)});
 }
 
 TEST(Arith, SumIsTheCanonicalSum) {

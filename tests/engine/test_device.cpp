@@ -92,7 +92,8 @@ TEST(Device, OpsRefuseInputsOnDifferentDevices) {
   }
   Tensor w = Tensor::full({4, 3}, 0.5f);
   EXPECT_THROW(ops::linear(d, w, Tensor()), std::invalid_argument);
-  EXPECT_THROW(ops::matmul(h, Tensor::empty({3, 2}, DType::f32, labelled())), std::invalid_argument);
+  EXPECT_THROW(ops::matmul(h, Tensor::empty({3, 2}, DType::f32, labelled())),
+               std::invalid_argument);
   EXPECT_EQ(same_device({h, Tensor(), w}, "x"), Device::cpu);  // undefined tensors are skipped
   EXPECT_EQ(same_device({d}, "x"), Device::cuda);
 }
@@ -104,7 +105,8 @@ TEST(Device, EveryOpHasACudaPath) {
 }
 
 TEST(Device, DataSetsMustStayOnTheHost) {
-  Dataset data{Tensor::empty({4, 2}, DType::f32, labelled()), Tensor::from_vector_i32({4}, {0, 1, 0, 1})};
+  Dataset data{Tensor::empty({4, 2}, DType::f32, labelled()),
+               Tensor::from_vector_i32({4}, {0, 1, 0, 1})};
   EXPECT_THROW(slice_rows(data, 0, 2), std::invalid_argument);
 }
 
@@ -113,7 +115,8 @@ TEST(Device, DataSetsMustStayOnTheHost) {
 class NoCuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (gpu::available()) GTEST_SKIP() << "a CUDA device is available: the no-device errors cannot be provoked";
+    if (gpu::available())
+      GTEST_SKIP() << "a CUDA device is available: the no-device errors cannot be provoked";
   }
 };
 
@@ -165,7 +168,8 @@ TEST(Device, ModuleAndOptimizerMovesToTheHostKeepTheBits) {
     net->add(std::make_shared<Linear>(4, 2));
     return net;
   };
-  Dataset data{Tensor::from_vector({4, 3}, {0.1f, 0.2f, 0.3f, -0.4f, 0.5f, 0.6f, 0.7f, -0.8f, 0.9f, 1.0f, 1.1f, -1.2f}),
+  Dataset data{Tensor::from_vector({4, 3}, {0.1f, 0.2f, 0.3f, -0.4f, 0.5f, 0.6f, 0.7f, -0.8f, 0.9f,
+                                            1.0f, 1.1f, -1.2f}),
                Tensor::from_vector_i32({4}, {0, 1, 0, 1})};
   TrainConfig cfg;
   cfg.epochs = 2;

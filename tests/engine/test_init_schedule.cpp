@@ -30,10 +30,17 @@ TEST(Init, FansFollowKerasAndPyTorch) {
 
 TEST(Init, EachSchemeHasItsVarianceAndBounds) {
   const Shape shape{200, 300};  // fan_in 300, fan_out 200
-  struct Case { InitKind kind; double var; bool uniform; };
-  for (const Case& c : {Case{InitKind::glorot_uniform, 2.0 / 500, true}, Case{InitKind::he_uniform, 2.0 / 300, true},
-                        Case{InitKind::lecun_uniform, 1.0 / 300, true}, Case{InitKind::glorot_normal, 2.0 / 500, false},
-                        Case{InitKind::he_normal, 2.0 / 300, false}, Case{InitKind::lecun_normal, 1.0 / 300, false}}) {
+  struct Case {
+    InitKind kind;
+    double var;
+    bool uniform;
+  };
+  for (const Case& c :
+       {Case{InitKind::glorot_uniform, 2.0 / 500, true},
+        Case{InitKind::he_uniform, 2.0 / 300, true}, Case{InitKind::lecun_uniform, 1.0 / 300, true},
+        Case{InitKind::glorot_normal, 2.0 / 500, false},
+        Case{InitKind::he_normal, 2.0 / 300, false},
+        Case{InitKind::lecun_normal, 1.0 / 300, false}}) {
     Tensor t = Tensor::zeros(shape);
     initialize(t, {c.kind}, 1, 0);
     const auto [m, sd] = mean_std(t);
@@ -42,7 +49,8 @@ TEST(Init, EachSchemeHasItsVarianceAndBounds) {
     float maxabs = 0;
     for (std::int64_t i = 0; i < t.numel(); ++i) maxabs = std::max(maxabs, std::fabs(t.f32()[i]));
     // Uniform: within sqrt(3 var); truncated normal: within 2 of its pre-truncation std.
-    const double bound = c.uniform ? std::sqrt(3 * c.var) : 2 * std::sqrt(c.var) / 0.87962566103423978;
+    const double bound =
+        c.uniform ? std::sqrt(3 * c.var) : 2 * std::sqrt(c.var) / 0.87962566103423978;
     EXPECT_LE(maxabs, bound * (1 + 1e-6)) << init_name(c.kind);
   }
   Tensor z = Tensor::full({7}, 3.0f);
@@ -56,7 +64,8 @@ TEST(Init, EachSchemeHasItsVarianceAndBounds) {
 }
 
 TEST(Init, KeyedBySeedAndParameterIndexOnly) {
-  Tensor a = Tensor::zeros({50}), b = Tensor::zeros({50}), c = Tensor::zeros({50}), d = Tensor::zeros({80});
+  Tensor a = Tensor::zeros({50}), b = Tensor::zeros({50}), c = Tensor::zeros({50}),
+         d = Tensor::zeros({80});
   initialize(a, {InitKind::he_normal}, 7, 3);
   initialize(b, {InitKind::he_normal}, 7, 3);
   initialize(c, {InitKind::he_normal}, 7, 4);

@@ -61,11 +61,13 @@ std::array<double, kMetricCount> reference(const std::vector<Batch>& batches, st
         const double h = std::max(1.0 - ys * p[j], 0.0);
         hinge += h;
         sq_hinge += h * h;
-        const double yc = std::clamp<double>(y[j], eps, 1.0), pc = std::clamp<double>(p[j], eps, 1.0);
+        const double yc = std::clamp<double>(y[j], eps, 1.0),
+                     pc = std::clamp<double>(p[j], eps, 1.0);
         kld += yc * std::log(yc / pc);
         mae += std::fabs(double(p[j]) - y[j]);
         mse += (double(p[j]) - y[j]) * (double(p[j]) - y[j]);
-        const double dl = std::log(std::max<double>(p[j], eps) + 1.0) - std::log(std::max<double>(y[j], eps) + 1.0);
+        const double dl = std::log(std::max<double>(p[j], eps) + 1.0) -
+                          std::log(std::max<double>(y[j], eps) + 1.0);
         msle += dl * dl;
       }
       sum[idx(Metric::cosine_similarity)] += cosine;
@@ -80,7 +82,8 @@ std::array<double, kMetricCount> reference(const std::vector<Batch>& batches, st
     samples += b.n;
   }
   std::array<double, kMetricCount> out{};
-  for (int m = 0; m < kMetricCount; ++m) out[static_cast<std::size_t>(m)] = sum[static_cast<std::size_t>(m)] / samples;
+  for (int m = 0; m < kMetricCount; ++m)
+    out[static_cast<std::size_t>(m)] = sum[static_cast<std::size_t>(m)] / samples;
   out[idx(Metric::root_mean_squared_error)] = std::sqrt(squared_total / double(samples * k));
   return out;
 }
@@ -124,23 +127,31 @@ std::array<double, kMetricCount> accumulate(const std::vector<Batch>& batches, s
   return acc.result();
 }
 
-void expect_matches_reference(const std::vector<Batch>& batches, std::int64_t k, const std::string& what) {
+void expect_matches_reference(const std::vector<Batch>& batches, std::int64_t k,
+                              const std::string& what) {
   const auto got = accumulate(batches, k);
   const auto want = reference(batches, k);
   for (int m = 0; m < kMetricCount; ++m) {
     const double g = got[static_cast<std::size_t>(m)], w = want[static_cast<std::size_t>(m)];
     // Float arithmetic against float64: a few float roundings per term, relative to the
     // value (with a floor for values near 0 such as the KL divergence of good predictions).
-    EXPECT_NEAR(g, w, 2e-6 * std::max(std::fabs(w), 0.1)) << what << ' ' << metric_name(static_cast<Metric>(m));
+    EXPECT_NEAR(g, w, 2e-6 * std::max(std::fabs(w), 0.1))
+        << what << ' ' << metric_name(static_cast<Metric>(m));
   }
 }
 
 }  // namespace
 
 TEST(Metrics, NamesAreTheKerasOnes) {
-  const char* names[] = {"accuracy", "cosine_similarity", "hinge", "kullback_leibler_divergence",
-                         "mean_absolute_error", "mean_squared_error", "mean_squared_logarithmic_error",
-                         "root_mean_squared_error", "squared_hinge"};
+  const char* names[] = {"accuracy",
+                         "cosine_similarity",
+                         "hinge",
+                         "kullback_leibler_divergence",
+                         "mean_absolute_error",
+                         "mean_squared_error",
+                         "mean_squared_logarithmic_error",
+                         "root_mean_squared_error",
+                         "squared_hinge"};
   ASSERT_EQ(kMetricCount, 9);
   for (int m = 0; m < kMetricCount; ++m) EXPECT_EQ(metric_name(static_cast<Metric>(m)), names[m]);
   EXPECT_THROW(metric_name(Metric::count_), std::invalid_argument);
@@ -148,10 +159,16 @@ TEST(Metrics, NamesAreTheKerasOnes) {
 
 TEST(Metrics, RandomDataMatchesFloat64Reference) {
   std::mt19937 rng(42);
-  struct Case { Kind kind; std::int64_t k; const char* what; };
-  for (const Case& c : {Case{Kind::softmax_onehot, 10, "softmax k=10"}, Case{Kind::softmax_onehot, 3, "softmax k=3"},
-                        Case{Kind::sigmoid_binary, 1, "sigmoid k=1"}, Case{Kind::sigmoid_binary, 4, "sigmoid k=4"},
-                        Case{Kind::regression, 1, "regression k=1"}, Case{Kind::regression, 5, "regression k=5"}}) {
+  struct Case {
+    Kind kind;
+    std::int64_t k;
+    const char* what;
+  };
+  for (const Case& c :
+       {Case{Kind::softmax_onehot, 10, "softmax k=10"},
+        Case{Kind::softmax_onehot, 3, "softmax k=3"}, Case{Kind::sigmoid_binary, 1, "sigmoid k=1"},
+        Case{Kind::sigmoid_binary, 4, "sigmoid k=4"}, Case{Kind::regression, 1, "regression k=1"},
+        Case{Kind::regression, 5, "regression k=5"}}) {
     // Odd batch sizes, one of 1, and more than 256 samples so the canonical sum has chunks.
     std::vector<Batch> batches;
     for (std::int64_t n : {37, 1, 300}) batches.push_back(random_batch(rng, n, c.k, c.kind));
@@ -240,7 +257,8 @@ TEST(Metrics, BatchSplitDoesNotChangeABit) {
   // gives the same bits: (3, 5) vs 8, and (300, 1, 399) vs 700 across chunk boundaries.
   std::mt19937 rng(7);
   for (Kind kind : {Kind::softmax_onehot, Kind::regression, Kind::sigmoid_binary}) {
-    for (const std::vector<std::int64_t>& split : {std::vector<std::int64_t>{3, 5}, std::vector<std::int64_t>{300, 1, 399}}) {
+    for (const std::vector<std::int64_t>& split :
+         {std::vector<std::int64_t>{3, 5}, std::vector<std::int64_t>{300, 1, 399}}) {
       std::int64_t total = 0;
       for (std::int64_t s : split) total += s;
       const std::int64_t k = kind == Kind::sigmoid_binary ? 1 : 6;
@@ -289,14 +307,18 @@ TEST(Metrics, BadArgumentsAreRefusedByName) {
     }
     return std::string("no exception");
   };
-  EXPECT_NE(message_of([&] { acc.add(v.data(), v.data(), 3, 4); }).find("k = 4"), std::string::npos);
-  EXPECT_NE(message_of([&] { acc.add(v.data(), v.data(), -1, 6); }).find("n = -1"), std::string::npos);
-  EXPECT_NE(message_of([&] { MetricAccumulator().add(v.data(), v.data(), 1, 0); }).find("k = 0"), std::string::npos);
+  EXPECT_NE(message_of([&] { acc.add(v.data(), v.data(), 3, 4); }).find("k = 4"),
+            std::string::npos);
+  EXPECT_NE(message_of([&] { acc.add(v.data(), v.data(), -1, 6); }).find("n = -1"),
+            std::string::npos);
+  EXPECT_NE(message_of([&] { MetricAccumulator().add(v.data(), v.data(), 1, 0); }).find("k = 0"),
+            std::string::npos);
   EXPECT_NE(message_of([&] { acc.add(nullptr, v.data(), 1, 6); }).find("pred"), std::string::npos);
   EXPECT_EQ(acc.samples(), 2);  // refused calls add nothing
   const std::int32_t bad[] = {0, 3};
   EXPECT_NE(message_of([&] { one_hot(bad, 2, 3); }).find("labels[1] = 3"), std::string::npos);
-  EXPECT_NE(message_of([&] { per_class_accuracy(v.data(), bad, 2, 3); }).find("labels[1]"), std::string::npos);
+  EXPECT_NE(message_of([&] { per_class_accuracy(v.data(), bad, 2, 3); }).find("labels[1]"),
+            std::string::npos);
 }
 
 TEST(Metrics, OneHotRows) {

@@ -101,8 +101,9 @@ std::string check_ref(const char* ref) {
 
 TEST(OpCoverage, EveryOpHasAGradientThreadAndCpuGpuTestThatExists) {
   for (const OpInfo& op : kOps) {
-    const std::pair<const char*, const char*> columns[] = {
-        {"gradient check", op.tests.gradient}, {"thread-count test", op.tests.threads}, {"CPU == GPU test", op.tests.cuda}};
+    const std::pair<const char*, const char*> columns[] = {{"gradient check", op.tests.gradient},
+                                                           {"thread-count test", op.tests.threads},
+                                                           {"CPU == GPU test", op.tests.cuda}};
     for (const auto& [what, ref] : columns) {
       const std::string why = check_ref(ref);
       EXPECT_TRUE(why.empty()) << "op " << op.name << ": " << what << ": " << why;

@@ -50,24 +50,35 @@ void expect_thread_invariant(const std::function<Tensor(const std::vector<Tensor
 }  // namespace
 
 TEST(Conv2dOp, GradientsAndThreadInvariance) {
-  auto f = [](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], in[2], {2, 0, true}); };
-  std::vector<Tensor> in = {random_tensor({2, 3, 7, 5}, 1), random_tensor({4, 3, 3, 3}, 2), random_tensor({4}, 3)};
+  auto f = [](const std::vector<Tensor>& in) {
+    return ops::conv2d(in[0], in[1], in[2], {2, 0, true});
+  };
+  std::vector<Tensor> in = {random_tensor({2, 3, 7, 5}, 1), random_tensor({4, 3, 3, 3}, 2),
+                            random_tensor({4}, 3)};
   expect_gradients_match(f, in);
   expect_thread_invariant(f, in);
-  auto g = [](const std::vector<Tensor>& in) { return ops::conv2d(in[0], in[1], Tensor(), {1, 1, false}); };
+  auto g = [](const std::vector<Tensor>& in) {
+    return ops::conv2d(in[0], in[1], Tensor(), {1, 1, false});
+  };
   expect_gradients_match(g, {random_tensor({1, 2, 4, 4}, 4), random_tensor({3, 2, 3, 3}, 5)});
-  EXPECT_THROW(ops::conv2d(random_tensor({1, 2, 4, 4}, 6), random_tensor({3, 5, 3, 3}, 7), Tensor(), {}),
-               std::invalid_argument);
+  EXPECT_THROW(
+      ops::conv2d(random_tensor({1, 2, 4, 4}, 6), random_tensor({3, 5, 3, 3}, 7), Tensor(), {}),
+      std::invalid_argument);
 }
 
 TEST(PoolOps, GradientsAndThreadInvariance) {
   // Distinct values keep max pooling away from ties, where finite differences jump.
   Tensor x = Tensor::empty({2, 3, 6, 5});
-  for (std::int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
-  auto mp = [](const std::vector<Tensor>& in) { return ops::max_pool2d(in[0], {2, 2, 0, false, false}); };
+  for (std::int64_t i = 0; i < x.numel(); ++i)
+    x.f32()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  auto mp = [](const std::vector<Tensor>& in) {
+    return ops::max_pool2d(in[0], {2, 2, 0, false, false});
+  };
   expect_gradients_match(mp, {x}, 1e-3f);
   expect_thread_invariant(mp, {x});
-  auto ap = [](const std::vector<Tensor>& in) { return ops::avg_pool2d(in[0], {3, 2, 1, false, false}); };
+  auto ap = [](const std::vector<Tensor>& in) {
+    return ops::avg_pool2d(in[0], {3, 2, 1, false, false});
+  };
   expect_gradients_match(ap, {random_tensor({1, 2, 5, 5}, 8)});
   expect_thread_invariant(ap, {random_tensor({2, 3, 6, 5}, 8)});
   auto gp = [](const std::vector<Tensor>& in) { return ops::global_avg_pool2d(in[0]); };
@@ -80,12 +91,14 @@ TEST(BatchNormOp, TrainingGradientsRunningStatsAndEval) {
     Tensor m = Tensor::zeros({3}), v = Tensor::full({3}, 1.0f);
     return ops::batch_norm(in[0], in[1], in[2], m, v, true, 0.1f, 1e-5f);
   };
-  std::vector<Tensor> in = {random_tensor({4, 3, 3, 2}, 10), random_tensor({3}, 11, 0.5f, 1.5f), random_tensor({3}, 12)};
+  std::vector<Tensor> in = {random_tensor({4, 3, 3, 2}, 10), random_tensor({3}, 11, 0.5f, 1.5f),
+                            random_tensor({3}, 12)};
   expect_gradients_match(f, in, 1e-2f, 3e-2f, 5e-3f);
   expect_thread_invariant(f, in);
   // Dense input (N, C), and the running statistics move towards the batch's.
   Tensor x = random_tensor({50, 3}, 13, 2.0f, 4.0f);
-  Tensor y = ops::batch_norm(x, Tensor::full({3}, 1.0f), Tensor::zeros({3}), rm, rv, true, 0.1f, 1e-5f);
+  Tensor y =
+      ops::batch_norm(x, Tensor::full({3}, 1.0f), Tensor::zeros({3}), rm, rv, true, 0.1f, 1e-5f);
   for (int c = 0; c < 3; ++c) {
     EXPECT_NEAR(rm.f32()[c], 0.3f, 0.05f);  // 0.9 * 0 + 0.1 * ~3
     double mean = 0;
@@ -93,10 +106,12 @@ TEST(BatchNormOp, TrainingGradientsRunningStatsAndEval) {
     EXPECT_NEAR(mean / 50, 0.0, 1e-5);
   }
   // Eval mode uses the running statistics: y = (x - rm) / sqrt(rv + eps).
-  Tensor ye = ops::batch_norm(x, Tensor::full({3}, 1.0f), Tensor::zeros({3}), rm, rv, false, 0.1f, 1e-5f);
+  Tensor ye =
+      ops::batch_norm(x, Tensor::full({3}, 1.0f), Tensor::zeros({3}), rm, rv, false, 0.1f, 1e-5f);
   EXPECT_NEAR(ye.f32()[0], (x.f32()[0] - rm.f32()[0]) / std::sqrt(rv.f32()[0] + 1e-5f), 1e-5f);
-  EXPECT_THROW(ops::batch_norm(x, Tensor::full({4}, 1.0f), Tensor::zeros({3}), rm, rv, true, 0.1f, 1e-5f),
-               std::invalid_argument);
+  EXPECT_THROW(
+      ops::batch_norm(x, Tensor::full({4}, 1.0f), Tensor::zeros({3}), rm, rv, true, 0.1f, 1e-5f),
+      std::invalid_argument);
 }
 
 TEST(ActivationOps, GradientsOfEveryKind) {
@@ -105,34 +120,43 @@ TEST(ActivationOps, GradientsOfEveryKind) {
     // Keep inputs away from 0, where ReLU-like functions have a kink.
     Tensor x = random_tensor({13}, 20 + static_cast<int>(a), 0.1f, 2.0f);
     for (std::int64_t i = 0; i < 13; i += 2) x.f32()[i] = -x.f32()[i];
-    expect_gradients_match([a](const std::vector<Tensor>& in) { return ops::activation(in[0], a, 0.2f); }, {x},
-                           1e-3f);
+    expect_gradients_match(
+        [a](const std::vector<Tensor>& in) { return ops::activation(in[0], a, 0.2f); }, {x}, 1e-3f);
   }
 }
 
 TEST(LossOps, GradientsAndValues) {
   Tensor labels = Tensor::from_vector_i32({4}, {0, 2, 1, 2});
-  expect_gradients_match([&](const std::vector<Tensor>& in) { return ops::softmax_cross_entropy(in[0], labels); },
-                         {random_tensor({4, 3}, 30, -2.0f, 2.0f)});
+  expect_gradients_match(
+      [&](const std::vector<Tensor>& in) { return ops::softmax_cross_entropy(in[0], labels); },
+      {random_tensor({4, 3}, 30, -2.0f, 2.0f)});
   Tensor t = random_tensor({5, 2}, 31, 0.0f, 1.0f);
-  expect_gradients_match([&](const std::vector<Tensor>& in) { return ops::binary_cross_entropy(in[0], t, true); },
-                         {random_tensor({5, 2}, 32, -2.0f, 2.0f)});
-  expect_gradients_match([&](const std::vector<Tensor>& in) { return ops::binary_cross_entropy(in[0], t, false); },
-                         {random_tensor({5, 2}, 33, 0.1f, 0.9f)}, 1e-3f);
-  expect_gradients_match([&](const std::vector<Tensor>& in) { return ops::mean_squared_error(in[0], t); },
-                         {random_tensor({5, 2}, 34)});
+  expect_gradients_match(
+      [&](const std::vector<Tensor>& in) { return ops::binary_cross_entropy(in[0], t, true); },
+      {random_tensor({5, 2}, 32, -2.0f, 2.0f)});
+  expect_gradients_match(
+      [&](const std::vector<Tensor>& in) { return ops::binary_cross_entropy(in[0], t, false); },
+      {random_tensor({5, 2}, 33, 0.1f, 0.9f)}, 1e-3f);
+  expect_gradients_match(
+      [&](const std::vector<Tensor>& in) { return ops::mean_squared_error(in[0], t); },
+      {random_tensor({5, 2}, 34)});
   expect_gradients_match([](const std::vector<Tensor>& in) { return ops::l2_penalty(in[0], 0.3f); },
                          {random_tensor({6}, 35)});
   Tensor w = random_tensor({6}, 36, 0.1f, 1.0f);
   w.f32()[1] = -w.f32()[1];
-  expect_gradients_match([](const std::vector<Tensor>& in) { return ops::l1_penalty(in[0], 0.3f); }, {w}, 1e-3f);
+  expect_gradients_match([](const std::vector<Tensor>& in) { return ops::l1_penalty(in[0], 0.3f); },
+                         {w}, 1e-3f);
   // Cross-entropy of uniform logits is log(K).
-  EXPECT_NEAR(ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({2}, {1, 3})).item(),
-              std::log(4.0), 1e-6);
-  EXPECT_THROW(ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({2}, {1, 4})),
-               std::invalid_argument);
-  EXPECT_THROW(ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({3}, {1, 1, 1})),
-               std::invalid_argument);
+  EXPECT_NEAR(
+      ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({2}, {1, 3}))
+          .item(),
+      std::log(4.0), 1e-6);
+  EXPECT_THROW(
+      ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({2}, {1, 4})),
+      std::invalid_argument);
+  EXPECT_THROW(
+      ops::softmax_cross_entropy(Tensor::zeros({2, 4}), Tensor::from_vector_i32({3}, {1, 1, 1})),
+      std::invalid_argument);
 }
 
 TEST(DropoutOp, KeyedByStepAndLayerAndIdentityInEval) {
@@ -145,7 +169,7 @@ TEST(DropoutOp, KeyedByStepAndLayerAndIdentityInEval) {
   const auto a = ops::dropout(x, 0.5f).to_vector();
   context().dropout_layer = 0;
   const auto b = ops::dropout(x, 0.5f).to_vector();
-  EXPECT_EQ(a, b);  // same (seed, step, layer): same mask
+  EXPECT_EQ(a, b);                                    // same (seed, step, layer): same mask
   const auto c2 = ops::dropout(x, 0.5f).to_vector();  // next layer
   EXPECT_NE(a, c2);
   std::int64_t kept = 0;
@@ -158,8 +182,10 @@ TEST(DropoutOp, KeyedByStepAndLayerAndIdentityInEval) {
   EXPECT_EQ(ops::dropout(x, 0.5f).to_vector(), x.to_vector());
   context().training = true;
   context().dropout_layer = 0;
-  expect_gradients_match([](const std::vector<Tensor>& in) {
-    context().dropout_layer = 0;  // the same mask on every evaluation
-    return ops::dropout(in[0], 0.3f);
-  }, {random_tensor({20}, 40)});
+  expect_gradients_match(
+      [](const std::vector<Tensor>& in) {
+        context().dropout_layer = 0;  // the same mask on every evaluation
+        return ops::dropout(in[0], 0.3f);
+      },
+      {random_tensor({20}, 40)});
 }

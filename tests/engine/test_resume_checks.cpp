@@ -137,13 +137,16 @@ TEST(ResumeChecks, StepThatDisagreesWithTheOptimizerIsRefused) {
 TEST(ResumeChecks, NonIntegerStepIsRefused) {
   const std::string p = checkpoint_at("text.st", 10);
   forge(p, [](TensorFile& f) { f.metadata["train.step"] = "10abc"; });
-  EXPECT_NE(resume_error(make_setup(p)).find("train.step is '10abc', not an integer"), std::string::npos);
+  EXPECT_NE(resume_error(make_setup(p)).find("train.step is '10abc', not an integer"),
+            std::string::npos);
 }
 
 TEST(ResumeChecks, CorrectCountAndLossesMustCoverTheRowsSeen) {
-  const std::string p = checkpoint_at("count.st", 10);  // step 10 = batch 3 of epoch 2: 96 rows seen
+  const std::string p =
+      checkpoint_at("count.st", 10);  // step 10 = batch 3 of epoch 2: 96 rows seen
   forge(p, [](TensorFile& f) { f.metadata["train.epoch_correct"] = "97"; });
-  EXPECT_NE(resume_error(make_setup(p)).find("train.epoch_correct is 97, outside [0, 96]"), std::string::npos);
+  EXPECT_NE(resume_error(make_setup(p)).find("train.epoch_correct is 97, outside [0, 96]"),
+            std::string::npos);
   const std::string q = checkpoint_at("losses.st", 10);
   forge(q, [](TensorFile& f) {
     for (auto& [name, t] : f.tensors)

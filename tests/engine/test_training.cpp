@@ -106,7 +106,8 @@ TEST(TrainingDeterminism, FastDependsOnTheInterleaving) {
   // Two forced assignments of work pieces to 2 threads stand for two runs whose threads
   // happened to interleave differently: the weights must differ.
   std::set<std::string> hashes;
-  for (const std::vector<int>& assignment : {std::vector<int>{0, 1}, std::vector<int>{0, 0, 1}, std::vector<int>{1, 0, 0, 1, 1}}) {
+  for (const std::vector<int>& assignment :
+       {std::vector<int>{0, 1}, std::vector<int>{0, 0, 1}, std::vector<int>{1, 0, 0, 1, 1}}) {
     cpu::set_dynamic_assignment_for_testing(assignment);
     hashes.insert(run(mlp_setup(), 2, Level::fast));
   }
@@ -140,7 +141,8 @@ TEST_P(Resume, StopAfterStepKAndResumeGivesTheSameBits) {
     const TrainResult rf = tf.fit(full.train, &full.test);
     const std::string want = rf.weight_hash;
 
-    const fs::path ckpt = temp_dir() / ("resume_" + std::to_string(k) + (cnn ? "_cnn" : "_mlp") + ".safetensors");
+    const fs::path ckpt =
+        temp_dir() / ("resume_" + std::to_string(k) + (cnn ? "_cnn" : "_mlp") + ".safetensors");
     fs::remove(ckpt);
     RunSetup first = cnn ? cnn_setup() : mlp_setup();
     first.cfg.epochs = 2;
@@ -168,7 +170,8 @@ TEST_P(Resume, StopAfterStepKAndResumeGivesTheSameBits) {
     EXPECT_EQ(a.train_loss, b.train_loss);
     EXPECT_EQ(a.train_accuracy, b.train_accuracy);
     for (int m = 0; m < kMetricCount; ++m)
-      EXPECT_TRUE(a.train_metrics[m] == b.train_metrics[m] || (std::isnan(a.train_metrics[m]) && std::isnan(b.train_metrics[m])))
+      EXPECT_TRUE(a.train_metrics[m] == b.train_metrics[m] ||
+                  (std::isnan(a.train_metrics[m]) && std::isnan(b.train_metrics[m])))
           << metric_name(static_cast<Metric>(m));
     EXPECT_EQ(a.test.metrics, b.test.metrics);
     cpu::set_num_threads(1);

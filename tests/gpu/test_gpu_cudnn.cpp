@@ -33,7 +33,8 @@ using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 namespace cpu = detdl::cpu;
-namespace cuda = detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
+namespace cuda =
+    detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
 
 bool has_gpu() {
   int count = 0;
@@ -44,14 +45,17 @@ bool has_gpu() {
 
 Vec random_vec(i64 n, std::uint32_t sub, float lo = -1.0f, float hi = 1.0f) {
   Vec v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i) v[i] = detdl::philox_uniform_range(lo, hi, 2025, detdl::RandomStream::test, sub, i);
+  for (i64 i = 0; i < n; ++i)
+    v[i] = detdl::philox_uniform_range(lo, hi, 2025, detdl::RandomStream::test, sub, i);
   return v;
 }
 
 // A device array owned by the test.
 class Dev {
  public:
-  explicit Dev(std::size_t n) : n_(n) { DETDL_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(n, 1) * sizeof(float))); }
+  explicit Dev(std::size_t n) : n_(n) {
+    DETDL_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(n, 1) * sizeof(float)));
+  }
   explicit Dev(const Vec& host) : Dev(host.size()) {
     DETDL_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(float), cudaMemcpyHostToDevice));
   }
@@ -72,14 +76,17 @@ class Dev {
 };
 
 // The rounding bound of the file comment for sums of n terms of magnitude <= 1.
-float kTol(i64 n) { return 2.0f * static_cast<float>(n) * static_cast<float>(n) * std::ldexp(1.0f, -24); }
+float kTol(i64 n) {
+  return 2.0f * static_cast<float>(n) * static_cast<float>(n) * std::ldexp(1.0f, -24);
+}
 
 ::testing::AssertionResult close(const Vec& ref, const Vec& got, float tol) {
-  if (ref.size() != got.size()) return ::testing::AssertionFailure() << "sizes " << ref.size() << " vs " << got.size();
+  if (ref.size() != got.size())
+    return ::testing::AssertionFailure() << "sizes " << ref.size() << " vs " << got.size();
   for (std::size_t i = 0; i < ref.size(); ++i)
     if (!(std::fabs(ref[i] - got[i]) <= tol))
-      return ::testing::AssertionFailure() << "element " << i << ": cpu " << ref[i] << " cudnn " << got[i] << " tol "
-                                           << tol;
+      return ::testing::AssertionFailure()
+             << "element " << i << ": cpu " << ref[i] << " cudnn " << got[i] << " tol " << tol;
   return ::testing::AssertionSuccess();
 }
 
@@ -109,12 +116,14 @@ TEST(CudnnShapes, AsymmetricPaddingIsNotSupported) {
   ASSERT_EQ(same.pad_top, 0);
   EXPECT_FALSE(cuda::cudnn_conv2d_supported(same));
   EXPECT_TRUE(cuda::cudnn_conv2d_supported(detdl::conv2d_shape(1, 2, 8, 8, 3, 3, 3, 2, 1)));
-  EXPECT_TRUE(cuda::cudnn_conv2d_supported(detdl::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 1)));  // pad 1 / 1
+  EXPECT_TRUE(
+      cuda::cudnn_conv2d_supported(detdl::conv2d_shape_same(1, 2, 8, 8, 3, 3, 3, 1)));  // pad 1 / 1
   EXPECT_FALSE(cuda::cudnn_pool2d_supported(detdl::pool2d_shape_same(1, 2, 8, 8, 3, 3, 2)));
   // Refused before any device work (no device needed): invalid_argument with cuDNN, the
   // "built without cuDNN" runtime_error without it.
   try {
-    cuda::cudnn_conv2d_forward(Level::repeatable, same, nullptr, nullptr, nullptr, nullptr, nullptr);
+    cuda::cudnn_conv2d_forward(Level::repeatable, same, nullptr, nullptr, nullptr, nullptr,
+                               nullptr);
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
     EXPECT_TRUE(cuda::cudnn_available());
@@ -131,13 +140,16 @@ struct ConvCase {
 };
 
 TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
-  for (const ConvCase& c : {ConvCase{detdl::conv2d_shape(4, 3, 9, 9, 5, 3, 3, 1, 1), "3x3 pad 1"},
-                            ConvCase{detdl::conv2d_shape(2, 6, 12, 10, 4, 5, 3, 2, 2), "5x3 stride 2 pad 2"},
-                            ConvCase{detdl::conv2d_shape_valid(3, 4, 7, 7, 8, 1, 1, 1), "1x1"}}) {
+  for (const ConvCase& c :
+       {ConvCase{detdl::conv2d_shape(4, 3, 9, 9, 5, 3, 3, 1, 1), "3x3 pad 1"},
+        ConvCase{detdl::conv2d_shape(2, 6, 12, 10, 4, 5, 3, 2, 2), "5x3 stride 2 pad 2"},
+        ConvCase{detdl::conv2d_shape_valid(3, 4, 7, 7, 8, 1, 1, 1), "1x1"}}) {
     SCOPED_TRACE(c.name);
     const auto& s = c.s;
-    const i64 nx = s.N * s.C * s.H * s.W, nw = s.O * s.C * s.KH * s.KW, ny = s.N * s.O * s.OH * s.OW;
-    const Vec x = random_vec(nx, 1), w = random_vec(nw, 2), b = random_vec(s.O, 3), dy = random_vec(ny, 4);
+    const i64 nx = s.N * s.C * s.H * s.W, nw = s.O * s.C * s.KH * s.KW,
+              ny = s.N * s.O * s.OH * s.OW;
+    const Vec x = random_vec(nx, 1), w = random_vec(nw, 2), b = random_vec(s.O, 3),
+              dy = random_vec(ny, 4);
     Vec y(ny), dx(nx), dw(nw), db(s.O);
     cpu::conv2d_forward(Level::portable, s, x.data(), w.data(), b.data(), y.data());
     cpu::conv2d_backward_data(Level::portable, s, dy.data(), w.data(), dx.data());
@@ -158,13 +170,17 @@ TEST_F(Cudnn, ConvMatchesCpuWithinRoundingAndRepeatableIsRepeatable) {
       EXPECT_TRUE(close(db, gdb.host(), kTol(n_w)));
     }
     // repeatable: the deterministic algorithms give the same bits run to run.
-    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
+    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(),
+                               stream);
     cuda::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
-    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
+    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(),
+                                       stream);
     const Vec y1 = gy.host(), dx1 = gdx.host(), dw1 = gdw.host();
-    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(), stream);
+    cuda::cudnn_conv2d_forward(Level::repeatable, s, gx.get(), gw.get(), gb.get(), gy.get(),
+                               stream);
     cuda::cudnn_conv2d_backward_data(Level::repeatable, s, gdy.get(), gw.get(), gdx.get(), stream);
-    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(), stream);
+    cuda::cudnn_conv2d_backward_weight(Level::repeatable, s, gx.get(), gdy.get(), gdw.get(),
+                                       stream);
     EXPECT_TRUE(same_bits(y1, gy.host()));
     EXPECT_TRUE(same_bits(dx1, gdx.host()));
     EXPECT_TRUE(same_bits(dw1, gdw.host()));
@@ -198,7 +214,8 @@ TEST_F(Cudnn, PoolingMatchesCpu) {
     cpu::avgpool2d_backward(ap, include_pad, dy.data(), dx.data());
     Dev gx(x), gdy(dy), gy(ny), gdx(nx);
     cuda::cudnn_pool2d_forward(false, include_pad, ap, gx.get(), gy.get(), stream);
-    cuda::cudnn_pool2d_backward(false, include_pad, ap, gx.get(), gy.get(), gdy.get(), gdx.get(), stream);
+    cuda::cudnn_pool2d_backward(false, include_pad, ap, gx.get(), gy.get(), gdy.get(), gdx.get(),
+                                stream);
     EXPECT_TRUE(close(y, gy.host(), kTol(9)));
     EXPECT_TRUE(close(dx, gdx.host(), kTol(9)));
   }
@@ -210,21 +227,24 @@ TEST_F(Cudnn, BatchNormMatchesCpuAndIsRepeatable) {
   const Vec x = random_vec(n, 9), dy = random_vec(n, 10), gamma = random_vec(C, 11, 0.5f, 1.5f),
             beta = random_vec(C, 12);
   Vec y(n), mean(C), inv_std(C), var(C), rm(C, 0.25f), rv(C, 2.0f), dx(n), dg(C), dbeta(C), ye(n);
-  cpu::batchnorm_forward_train(Level::portable, N, C, HW, x.data(), gamma.data(), beta.data(), eps, y.data(),
-                               mean.data(), inv_std.data(), var.data());
-  cpu::batchnorm_update_running(C, count, momentum, mean.data(), var.data(), rm.data(), rv.data(), /*unbiased=*/true);
-  cpu::batchnorm_backward(Level::portable, N, C, HW, x.data(), dy.data(), gamma.data(), mean.data(), inv_std.data(),
-                          dx.data(), dg.data(), dbeta.data());
-  cpu::batchnorm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), eps, ye.data());
+  cpu::batchnorm_forward_train(Level::portable, N, C, HW, x.data(), gamma.data(), beta.data(), eps,
+                               y.data(), mean.data(), inv_std.data(), var.data());
+  cpu::batchnorm_update_running(C, count, momentum, mean.data(), var.data(), rm.data(), rv.data(),
+                                /*unbiased=*/true);
+  cpu::batchnorm_backward(Level::portable, N, C, HW, x.data(), dy.data(), gamma.data(), mean.data(),
+                          inv_std.data(), dx.data(), dg.data(), dbeta.data());
+  cpu::batchnorm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                              eps, ye.data());
 
-  Dev gx(x), gdy(dy), gg(gamma), gb(beta), gy(n), gmean(C), ginv(C), grm(Vec(C, 0.25f)), grv(Vec(C, 2.0f)), gdx(n),
-      gdg(C), gdb(C), gye(n);
-  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), grm.get(),
-                                     grv.get(), gmean.get(), ginv.get(), stream);
-  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
-                                gdg.get(), gdb.get(), stream);
-  cuda::cudnn_batchnorm_forward_eval(N, C, HW, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(), eps, gye.get(),
-                                    stream);
+  Dev gx(x), gdy(dy), gg(gamma), gb(beta), gy(n), gmean(C), ginv(C), grm(Vec(C, 0.25f)),
+      grv(Vec(C, 2.0f)), gdx(n), gdg(C), gdb(C), gye(n);
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum,
+                                      gy.get(), grm.get(), grv.get(), gmean.get(), ginv.get(),
+                                      stream);
+  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(),
+                                 eps, gdx.get(), gdg.get(), gdb.get(), stream);
+  cuda::cudnn_batchnorm_forward_eval(N, C, HW, gx.get(), gg.get(), gb.get(), grm.get(), grv.get(),
+                                     eps, gye.get(), stream);
   // Statistics over count = 200 values: mean and variance within kTol(count); the
   // normalised outputs scale that by inv_std (<= 1 / sqrt(eps) in theory, about 1.7 here
   // for uniform [-1, 1] data), so 4 * kTol(count) bounds them with room.
@@ -241,10 +261,10 @@ TEST_F(Cudnn, BatchNormMatchesCpuAndIsRepeatable) {
 
   // Deterministic: the same bits again (running buffers left out: they moved).
   const Vec y1 = gy.host(), dx1 = gdx.host(), dg1 = gdg.host();
-  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum, gy.get(), nullptr, nullptr,
-                                     gmean.get(), ginv.get(), stream);
-  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(), eps, gdx.get(),
-                                gdg.get(), gdb.get(), stream);
+  cuda::cudnn_batchnorm_forward_train(N, C, HW, gx.get(), gg.get(), gb.get(), eps, momentum,
+                                      gy.get(), nullptr, nullptr, gmean.get(), ginv.get(), stream);
+  cuda::cudnn_batchnorm_backward(N, C, HW, gx.get(), gdy.get(), gg.get(), gmean.get(), ginv.get(),
+                                 eps, gdx.get(), gdg.get(), gdb.get(), stream);
   EXPECT_TRUE(same_bits(y1, gy.host()));
   EXPECT_TRUE(same_bits(dx1, gdx.host()));
   EXPECT_TRUE(same_bits(dg1, gdg.host()));
@@ -254,11 +274,12 @@ TEST(CudnnShapes, BadArgumentsAreRefused) {
   // Checked before any device work: no device needed.
   if (!cuda::cudnn_available()) GTEST_SKIP() << "built without cuDNN";
   cudaStream_t stream = nullptr;
-  EXPECT_THROW(cuda::cudnn_batchnorm_forward_eval(1, 1, 1, nullptr, nullptr, nullptr, nullptr, nullptr, 0.0f, nullptr,
-                                                 stream),
+  EXPECT_THROW(cuda::cudnn_batchnorm_forward_eval(1, 1, 1, nullptr, nullptr, nullptr, nullptr,
+                                                  nullptr, 0.0f, nullptr, stream),
                std::invalid_argument);
-  EXPECT_THROW(cuda::cudnn_batchnorm_forward_train(1, 1, 1, nullptr, nullptr, nullptr, 1e-5f, 0.1f, nullptr, nullptr,
-                                                  reinterpret_cast<float*>(16), nullptr, nullptr, stream),
+  EXPECT_THROW(cuda::cudnn_batchnorm_forward_train(1, 1, 1, nullptr, nullptr, nullptr, 1e-5f, 0.1f,
+                                                   nullptr, nullptr, reinterpret_cast<float*>(16),
+                                                   nullptr, nullptr, stream),
                std::invalid_argument);
 }
 

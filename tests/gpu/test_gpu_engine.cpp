@@ -77,11 +77,14 @@ std::vector<std::vector<float>> run_on(Device d, const std::vector<Input>& input
   Tensor y = op(xs);
   std::vector<std::vector<float>> out{y.to_vector()};
   Tensor loss = y.numel() == 1 ? y : ops::sum(ops::mul(y, random_tensor(y.shape(), 99).to(d)));
-  if (loss.requires_grad()) backward(loss);
-  else clear_tape();
+  if (loss.requires_grad())
+    backward(loss);
+  else
+    clear_tape();
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (inputs[i].grad && xs[i].defined()) {
-      EXPECT_TRUE(xs[i].grad().defined()) << "input " << i << " got no gradient on " << device_name(d);
+      EXPECT_TRUE(xs[i].grad().defined())
+          << "input " << i << " got no gradient on " << device_name(d);
       if (xs[i].grad().defined()) {
         EXPECT_EQ(xs[i].grad().device(), d);
         out.push_back(xs[i].grad().to_vector());
@@ -98,18 +101,21 @@ void expect_bit_equal(const char* name, const std::vector<Input>& inputs,
   for (std::size_t i = 0; i < c.size(); ++i) {
     ASSERT_EQ(c[i].size(), g[i].size()) << name << " result " << i;
     EXPECT_EQ(std::memcmp(c[i].data(), g[i].data(), c[i].size() * sizeof(float)), 0)
-        << name << ": result " << i << (i == 0 ? " (the output)" : " (a gradient)") << " differs between CPU and CUDA";
+        << name << ": result " << i << (i == 0 ? " (the output)" : " (a gradient)")
+        << " differs between CPU and CUDA";
   }
 }
 
 TEST(GpuEngine, DenseOpsAreBitEqual) {
   SKIP_WITHOUT_GPU();
-  expect_bit_equal("linear", {{random_tensor({8, 37}, 1)}, {random_tensor({5, 37}, 2)}, {random_tensor({5}, 3)}},
-                   [](std::vector<Tensor>& x) { return ops::linear(x[0], x[1], x[2]); });
+  expect_bit_equal(
+      "linear", {{random_tensor({8, 37}, 1)}, {random_tensor({5, 37}, 2)}, {random_tensor({5}, 3)}},
+      [](std::vector<Tensor>& x) { return ops::linear(x[0], x[1], x[2]); });
   // A batch longer than a chunk of values, so the bias gradient's tree has several leaves.
-  expect_bit_equal("linear long batch",
-                   {{random_tensor({600, 12}, 4)}, {random_tensor({7, 12}, 5)}, {random_tensor({7}, 6)}},
-                   [](std::vector<Tensor>& x) { return ops::linear(x[0], x[1], x[2]); });
+  expect_bit_equal(
+      "linear long batch",
+      {{random_tensor({600, 12}, 4)}, {random_tensor({7, 12}, 5)}, {random_tensor({7}, 6)}},
+      [](std::vector<Tensor>& x) { return ops::linear(x[0], x[1], x[2]); });
   expect_bit_equal("matmul", {{random_tensor({7, 33}, 7)}, {random_tensor({33, 9}, 8)}},
                    [](std::vector<Tensor>& x) { return ops::matmul(x[0], x[1]); });
 }
@@ -117,22 +123,32 @@ TEST(GpuEngine, DenseOpsAreBitEqual) {
 TEST(GpuEngine, ConvAndPoolingAreBitEqual) {
   SKIP_WITHOUT_GPU();
   expect_bit_equal("conv2d pad 1",
-                   {{random_tensor({4, 3, 9, 9}, 10)}, {random_tensor({6, 3, 3, 3}, 11)}, {random_tensor({6}, 12)}},
-                   [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], x[2], {1, 1, false}); });
-  expect_bit_equal("conv2d same stride 2",
-                   {{random_tensor({3, 2, 10, 10}, 13)}, {random_tensor({4, 2, 5, 5}, 14)}, {Tensor(), false}},
-                   [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], Tensor(), {2, 0, true}); });
-  expect_bit_equal("max_pool2d", {{random_tensor({2, 3, 8, 8}, 15)}},
-                   [](std::vector<Tensor>& x) { return ops::max_pool2d(x[0], {2, 2, 0, false, false}); });
-  expect_bit_equal("avg_pool2d", {{random_tensor({2, 3, 9, 9}, 16)}},
-                   [](std::vector<Tensor>& x) { return ops::avg_pool2d(x[0], {3, 2, 1, false, false}); });
+                   {{random_tensor({4, 3, 9, 9}, 10)},
+                    {random_tensor({6, 3, 3, 3}, 11)},
+                    {random_tensor({6}, 12)}},
+                   [](std::vector<Tensor>& x) {
+                     return ops::conv2d(x[0], x[1], x[2], {1, 1, false});
+                   });
+  expect_bit_equal(
+      "conv2d same stride 2",
+      {{random_tensor({3, 2, 10, 10}, 13)}, {random_tensor({4, 2, 5, 5}, 14)}, {Tensor(), false}},
+      [](std::vector<Tensor>& x) {
+        return ops::conv2d(x[0], x[1], Tensor(), {2, 0, true});
+      });
+  expect_bit_equal("max_pool2d", {{random_tensor({2, 3, 8, 8}, 15)}}, [](std::vector<Tensor>& x) {
+    return ops::max_pool2d(x[0], {2, 2, 0, false, false});
+  });
+  expect_bit_equal("avg_pool2d", {{random_tensor({2, 3, 9, 9}, 16)}}, [](std::vector<Tensor>& x) {
+    return ops::avg_pool2d(x[0], {3, 2, 1, false, false});
+  });
   expect_bit_equal("global_avg_pool2d", {{random_tensor({3, 4, 17, 17}, 17)}},
                    [](std::vector<Tensor>& x) { return ops::global_avg_pool2d(x[0]); });
 }
 
 TEST(GpuEngine, NormActivationsDropoutConcatAreBitEqual) {
   SKIP_WITHOUT_GPU();
-  const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)}, {random_tensor({3}, 21, 0.5f, 1.5f)},
+  const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)},
+                              {random_tensor({3}, 21, 0.5f, 1.5f)},
                               {random_tensor({3}, 22)}};
   expect_bit_equal("batch_norm train", bn, [](std::vector<Tensor>& x) {
     Tensor mean = Tensor::zeros({3}).to(x[0].device());
@@ -163,9 +179,12 @@ TEST(GpuEngine, NormActivationsDropoutConcatAreBitEqual) {
     return ops::dropout(x[0], 0.3f);
   });
   expect_bit_equal("concat", {{random_tensor({2, 3, 4, 4}, 32)}, {random_tensor({2, 5, 4, 4}, 33)}},
-                   [](std::vector<Tensor>& x) { return ops::concat({x[0], x[1]}, 1); });
-  expect_bit_equal("reshape", {{random_tensor({2, 3, 4, 5}, 34)}},
-                   [](std::vector<Tensor>& x) { return ops::reshape(x[0], {6, -1}); });
+                   [](std::vector<Tensor>& x) {
+                     return ops::concat({x[0], x[1]}, 1);
+                   });
+  expect_bit_equal("reshape", {{random_tensor({2, 3, 4, 5}, 34)}}, [](std::vector<Tensor>& x) {
+    return ops::reshape(x[0], {6, -1});
+  });
 }
 
 TEST(GpuEngine, ArithmeticAndLossesAreBitEqual) {
@@ -174,19 +193,29 @@ TEST(GpuEngine, ArithmeticAndLossesAreBitEqual) {
   expect_bit_equal("add", two, [](std::vector<Tensor>& x) { return ops::add(x[0], x[1]); });
   expect_bit_equal("sub", two, [](std::vector<Tensor>& x) { return ops::sub(x[0], x[1]); });
   expect_bit_equal("mul", two, [](std::vector<Tensor>& x) { return ops::mul(x[0], x[1]); });
-  expect_bit_equal("scale", {{random_tensor({700}, 42)}}, [](std::vector<Tensor>& x) { return ops::scale(x[0], 0.37f); });
-  expect_bit_equal("sum", {{random_tensor({1000}, 43)}}, [](std::vector<Tensor>& x) { return ops::sum(x[0]); });
-  expect_bit_equal("mean", {{random_tensor({1000}, 44)}}, [](std::vector<Tensor>& x) { return ops::mean(x[0]); });
+  expect_bit_equal("scale", {{random_tensor({700}, 42)}},
+                   [](std::vector<Tensor>& x) { return ops::scale(x[0], 0.37f); });
+  expect_bit_equal("sum", {{random_tensor({1000}, 43)}},
+                   [](std::vector<Tensor>& x) { return ops::sum(x[0]); });
+  expect_bit_equal("mean", {{random_tensor({1000}, 44)}},
+                   [](std::vector<Tensor>& x) { return ops::mean(x[0]); });
   const Tensor labels = random_labels(300, 10, 45);
-  expect_bit_equal("softmax_cross_entropy", {{random_tensor({300, 10}, 46, -4.0f, 4.0f)}, {labels, false}},
+  expect_bit_equal("softmax_cross_entropy",
+                   {{random_tensor({300, 10}, 46, -4.0f, 4.0f)}, {labels, false}},
                    [](std::vector<Tensor>& x) { return ops::softmax_cross_entropy(x[0], x[1]); });
-  expect_bit_equal("binary_cross_entropy", {{random_tensor({300, 1}, 47, -4.0f, 4.0f)}, {random_tensor({300, 1}, 48, 0.0f, 1.0f), false}},
-                   [](std::vector<Tensor>& x) { return ops::binary_cross_entropy(x[0], x[1], true); });
-  expect_bit_equal("mean_squared_error", {{random_tensor({300, 3}, 49)}, {random_tensor({300, 3}, 50), false}},
+  expect_bit_equal(
+      "binary_cross_entropy",
+      {{random_tensor({300, 1}, 47, -4.0f, 4.0f)},
+       {random_tensor({300, 1}, 48, 0.0f, 1.0f), false}},
+      [](std::vector<Tensor>& x) { return ops::binary_cross_entropy(x[0], x[1], true); });
+  expect_bit_equal("mean_squared_error",
+                   {{random_tensor({300, 3}, 49)}, {random_tensor({300, 3}, 50), false}},
                    [](std::vector<Tensor>& x) { return ops::mean_squared_error(x[0], x[1]); });
   expect_bit_equal("l1 + l2 penalties (scaled upstream gradient)", {{random_tensor({40, 30}, 51)}},
                    [](std::vector<Tensor>& x) {
-                     return ops::scale(ops::add(ops::l1_penalty(x[0], 1e-3f), ops::l2_penalty(x[0], 1e-2f)), 3.0f);
+                     return ops::scale(
+                         ops::add(ops::l1_penalty(x[0], 1e-3f), ops::l2_penalty(x[0], 1e-2f)),
+                         3.0f);
                    });
   const Tensor logits = random_tensor({20, 7}, 52, -5.0f, 5.0f);
   const auto pc = ops::softmax(logits).to_vector();
@@ -201,7 +230,8 @@ TEST(GpuEngine, GoldenCasesReproduceTheCpuHashesOnCuda) {
   const auto want = nlohmann::json::parse(in);
   for (const auto& c : nets::golden_cases()) {
     ASSERT_TRUE(want.contains(c.name)) << c.name;
-    EXPECT_EQ(nets::golden_hash(c, 1, Device::cuda), want[c.name].get<std::string>()) << c.name << " on CUDA";
+    EXPECT_EQ(nets::golden_hash(c, 1, Device::cuda), want[c.name].get<std::string>())
+        << c.name << " on CUDA";
   }
 }
 
@@ -222,8 +252,11 @@ TEST(GpuEngine, RunWithMetricsAndResumeMatchesTheCpu) {
     const auto& g = gpu.result.epochs[i];
     EXPECT_EQ(std::memcmp(&c.train_loss, &g.train_loss, sizeof(float)), 0) << "epoch " << i;
     EXPECT_EQ(std::memcmp(&c.test.loss, &g.test.loss, sizeof(float)), 0) << "epoch " << i;
-    EXPECT_EQ(std::memcmp(c.train_metrics.data(), g.train_metrics.data(), sizeof(c.train_metrics)), 0) << "epoch " << i;
-    EXPECT_EQ(std::memcmp(c.test.metrics.data(), g.test.metrics.data(), sizeof(c.test.metrics)), 0) << "epoch " << i;
+    EXPECT_EQ(std::memcmp(c.train_metrics.data(), g.train_metrics.data(), sizeof(c.train_metrics)),
+              0)
+        << "epoch " << i;
+    EXPECT_EQ(std::memcmp(c.test.metrics.data(), g.test.metrics.data(), sizeof(c.test.metrics)), 0)
+        << "epoch " << i;
     EXPECT_EQ(c.test.predictions, g.test.predictions) << "epoch " << i;
     EXPECT_EQ(c.weight_hash, g.weight_hash) << "epoch " << i;
   }
@@ -235,13 +268,16 @@ TEST(GpuEngine, RunWithMetricsAndResumeMatchesTheCpu) {
   EXPECT_TRUE(nets::run_experiment(e, ro).result.stopped_early);
   ro.stop_after_steps = -1;
   ro.resume = true;
-  EXPECT_EQ(nets::run_experiment(e, ro).result.weight_hash, cpu.result.weight_hash) << "resumed on CUDA";
+  EXPECT_EQ(nets::run_experiment(e, ro).result.weight_hash, cpu.result.weight_hash)
+      << "resumed on CUDA";
   std::remove(path.c_str());
 }
 
 // Worst-case rounding bound for a sum of n terms of magnitude <= 1 computed in two orders
 // (each within n * u * n of the exact sum, u = 2^-24).
-float rounding_bound(std::int64_t n) { return 2.0f * static_cast<float>(n * n) * std::ldexp(1.0f, -24); }
+float rounding_bound(std::int64_t n) {
+  return 2.0f * static_cast<float>(n * n) * std::ldexp(1.0f, -24);
+}
 
 // The op on CUDA under --impl vendor (at `repeatable`) against the CPU's own kernels: within
 // `tol` when cuDNN runs it, the very same bits where the engine must fall back.
@@ -261,8 +297,8 @@ void expect_vendor(const char* name, const std::vector<Input>& inputs,
     ASSERT_EQ(c[i].size(), g[i].size()) << name << " result " << i;
     for (std::size_t k = 0; k < c[i].size(); ++k)
       if (!(std::fabs(c[i][k] - g[i][k]) <= tol)) {
-        ADD_FAILURE() << name << ": result " << i << " element " << k << ": cpu " << c[i][k] << " vendor " << g[i][k]
-                      << " tol " << tol;
+        ADD_FAILURE() << name << ": result " << i << " element " << k << ": cpu " << c[i][k]
+                      << " vendor " << g[i][k] << " tol " << tol;
         break;
       }
   }
@@ -272,29 +308,45 @@ TEST(GpuEngine, VendorOpsAreCloseToTheCpuAndFallBackWhereTheyMust) {
   SKIP_WITHOUT_GPU();
   if (!cuda_vendor_conv_available()) GTEST_SKIP() << "built without cuDNN";
   // cuDNN convolution: the longest sum is the weight gradient's N * OH * OW = 324 terms.
-  expect_vendor("conv2d pad 1 (cuDNN)",
-                {{random_tensor({4, 3, 9, 9}, 10)}, {random_tensor({6, 3, 3, 3}, 11)}, {random_tensor({6}, 12)}},
-                [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], x[2], {1, 1, false}); },
-                rounding_bound(4 * 9 * 9));
+  expect_vendor(
+      "conv2d pad 1 (cuDNN)",
+      {{random_tensor({4, 3, 9, 9}, 10)},
+       {random_tensor({6, 3, 3, 3}, 11)},
+       {random_tensor({6}, 12)}},
+      [](std::vector<Tensor>& x) {
+        return ops::conv2d(x[0], x[1], x[2], {1, 1, false});
+      },
+      rounding_bound(4 * 9 * 9));
   // Keras 'same' stride 2 on an even size: asymmetric padding, the own kernels, CPU bits.
-  expect_vendor("conv2d same stride 2 (own fallback)",
-                {{random_tensor({3, 2, 10, 10}, 13)}, {random_tensor({4, 2, 5, 5}, 14)}, {Tensor(), false}},
-                [](std::vector<Tensor>& x) { return ops::conv2d(x[0], x[1], Tensor(), {2, 0, true}); }, 0.0f);
-  const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)}, {random_tensor({3}, 21, 0.5f, 1.5f)},
+  expect_vendor(
+      "conv2d same stride 2 (own fallback)",
+      {{random_tensor({3, 2, 10, 10}, 13)}, {random_tensor({4, 2, 5, 5}, 14)}, {Tensor(), false}},
+      [](std::vector<Tensor>& x) {
+        return ops::conv2d(x[0], x[1], Tensor(), {2, 0, true});
+      },
+      0.0f);
+  const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)},
+                              {random_tensor({3}, 21, 0.5f, 1.5f)},
                               {random_tensor({3}, 22)}};
   // cuDNN batch norm (PyTorch convention): statistics over 100 values, scaled by inv_std
   // (about 1.7 for uniform [-1, 1] data): 4x the bound leaves room.
-  expect_vendor("batch_norm (cuDNN)", bn, [](std::vector<Tensor>& x) {
-    Tensor mean = Tensor::zeros({3}).to(x[0].device());
-    Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
-    return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/true);
-  }, 4.0f * rounding_bound(100));
+  expect_vendor(
+      "batch_norm (cuDNN)", bn,
+      [](std::vector<Tensor>& x) {
+        Tensor mean = Tensor::zeros({3}).to(x[0].device());
+        Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
+        return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/true);
+      },
+      4.0f * rounding_bound(100));
   // The Keras convention (biased running variance) cannot be expressed: own kernels, CPU bits.
-  expect_vendor("batch_norm biased (own fallback)", bn, [](std::vector<Tensor>& x) {
-    Tensor mean = Tensor::zeros({3}).to(x[0].device());
-    Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
-    return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/false);
-  }, 0.0f);
+  expect_vendor(
+      "batch_norm biased (own fallback)", bn,
+      [](std::vector<Tensor>& x) {
+        Tensor mean = Tensor::zeros({3}).to(x[0].device());
+        Tensor var = Tensor::full({3}, 1.0f).to(x[0].device());
+        return ops::batch_norm(x[0], x[1], x[2], mean, var, true, 0.1f, 1e-5f, /*unbiased=*/false);
+      },
+      0.0f);
 }
 
 TEST(GpuEngine, VendorImplementationIsRepeatableAndCloseToTheCpu) {

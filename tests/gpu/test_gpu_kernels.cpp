@@ -47,7 +47,8 @@ using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 namespace cpu = detdl::cpu;
-namespace cuda = detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
+namespace cuda =
+    detdl::cuda;  // the kernel side; gpu:: is the engine's door (engine/cuda_backend.h)
 
 bool has_gpu() {
   int count = 0;
@@ -60,7 +61,8 @@ bool has_gpu() {
 // fractions, so the order of a sum shows in the last bits.
 Vec random_vec(i64 n, std::uint32_t sub, float lo = -1.0f, float hi = 1.0f) {
   Vec v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i) v[i] = detdl::philox_uniform_range(lo, hi, 2024, detdl::RandomStream::test, sub, i);
+  for (i64 i = 0; i < n; ++i)
+    v[i] = detdl::philox_uniform_range(lo, hi, 2024, detdl::RandomStream::test, sub, i);
   return v;
 }
 
@@ -68,7 +70,9 @@ Vec random_vec(i64 n, std::uint32_t sub, float lo = -1.0f, float hi = 1.0f) {
 template <class T>
 class Dev {
  public:
-  explicit Dev(std::size_t n) : n_(n) { DETDL_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T))); }
+  explicit Dev(std::size_t n) : n_(n) {
+    DETDL_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T)));
+  }
   explicit Dev(const std::vector<T>& host) : Dev(host.size()) {
     DETDL_CUDA_CHECK(cudaMemcpy(p_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
   }
@@ -99,11 +103,12 @@ template <class T>
 ::testing::AssertionResult same_bits(const std::vector<T>& cpu_v, const std::vector<T>& gpu_v) {
   if (cpu_v.size() != gpu_v.size())
     return ::testing::AssertionFailure() << "sizes " << cpu_v.size() << " vs " << gpu_v.size();
-  if (std::memcmp(cpu_v.data(), gpu_v.data(), cpu_v.size() * sizeof(T)) == 0) return ::testing::AssertionSuccess();
+  if (std::memcmp(cpu_v.data(), gpu_v.data(), cpu_v.size() * sizeof(T)) == 0)
+    return ::testing::AssertionSuccess();
   for (std::size_t i = 0; i < cpu_v.size(); ++i)
     if (std::memcmp(&cpu_v[i], &gpu_v[i], sizeof(T)) != 0)
-      return ::testing::AssertionFailure() << "first difference at " << i << ": cpu " << cpu_v[i] << " gpu "
-                                           << gpu_v[i];
+      return ::testing::AssertionFailure()
+             << "first difference at " << i << ": cpu " << cpu_v[i] << " gpu " << gpu_v[i];
   return ::testing::AssertionFailure();
 }
 ::testing::AssertionResult same_bits(float a, float b) {
@@ -114,8 +119,8 @@ template <class T>
 ::testing::AssertionResult close(const Vec& ref, const Vec& got, float tol) {
   for (std::size_t i = 0; i < ref.size(); ++i)
     if (!(std::fabs(ref[i] - got[i]) <= tol))
-      return ::testing::AssertionFailure() << "element " << i << ": cpu " << ref[i] << " gpu " << got[i] << " tol "
-                                           << tol;
+      return ::testing::AssertionFailure()
+             << "element " << i << ": cpu " << ref[i] << " gpu " << got[i] << " tol " << tol;
   return ::testing::AssertionSuccess();
 }
 
@@ -218,7 +223,8 @@ struct GemmProblem {
     for (i64 m = 0; m < g.M; ++m)
       for (i64 k = 0; k < g.K; ++k) {
         const double a = std::fabs(g.ta ? A[k * lda + m] : A[m * lda + k]);
-        for (i64 n = 0; n < g.N; ++n) s[m * g.N + n] += a * std::fabs(g.tb ? B[n * ldb + k] : B[k * ldb + n]);
+        for (i64 n = 0; n < g.N; ++n)
+          s[m * g.N + n] += a * std::fabs(g.tb ? B[n * ldb + k] : B[k * ldb + n]);
       }
     return s;
   }
@@ -226,12 +232,13 @@ struct GemmProblem {
   ::testing::AssertionResult within(const Vec& ref, const Vec& got, double rel) const {
     const std::vector<double> s = abs_sums();
     for (i64 m = 0; m < g.M; ++m) {
-      if (got[m * ldc + g.N] != 777.0f) return ::testing::AssertionFailure() << "ldc padding written, row " << m;
+      if (got[m * ldc + g.N] != 777.0f)
+        return ::testing::AssertionFailure() << "ldc padding written, row " << m;
       for (i64 n = 0; n < g.N; ++n) {
         const double d = std::fabs(static_cast<double>(ref[m * ldc + n]) - got[m * ldc + n]);
         if (!(d <= rel * s[m * g.N + n] + 1e-30))
-          return ::testing::AssertionFailure() << "C[" << m << "][" << n << "]: cpu " << ref[m * ldc + n] << " gpu "
-                                               << got[m * ldc + n];
+          return ::testing::AssertionFailure() << "C[" << m << "][" << n << "]: cpu "
+                                               << ref[m * ldc + n] << " gpu " << got[m * ldc + n];
       }
     }
     return ::testing::AssertionSuccess();
@@ -244,14 +251,13 @@ TEST_F(Gpu, GemmPortableEqualsCpuBitForBit) {
       {5, 7, 20000, true, false},    // 5 chunks, tiny C: many groups of one chunk each
       {130, 70, 4097, false, true},  // one term past a chunk
       {64, 64, 4096, true, true},    // exactly one chunk
-      {1, 1, 1, false, false},
-      {3, 2, 0, false, true},        // K = 0: +0.0f everywhere
-      {66, 129, 300, true, false},   // edge tiles in both directions
+      {1, 1, 1, false, false},      {3, 2, 0, false, true},  // K = 0: +0.0f everywhere
+      {66, 129, 300, true, false},                           // edge tiles in both directions
   };
   std::uint32_t sub = 10;
   for (const GemmCase& c : cases) {
-    SCOPED_TRACE(::testing::Message() << "M " << c.M << " N " << c.N << " K " << c.K << " ta " << c.ta << " tb "
-                                      << c.tb);
+    SCOPED_TRACE(::testing::Message() << "M " << c.M << " N " << c.N << " K " << c.K << " ta "
+                                      << c.ta << " tb " << c.tb);
     const GemmProblem p(c, sub += 2);
     const Vec ref = p.run_cpu(Level::portable);
     EXPECT_TRUE(same_bits(ref, p.run_gpu(Level::portable, stream)));
@@ -268,7 +274,8 @@ TEST_F(Gpu, GemmPortableWithManyTilesUsesOneGroupAndStillEqualsCpu) {
 
 TEST_F(Gpu, GemmFastIsCloseAndEqualsPortableForOneChunk) {
   const GemmProblem big({9, 11, 30000, false, true}, 50);  // split-K with atomics
-  EXPECT_TRUE(big.within(big.run_cpu(Level::portable), big.run_gpu(Level::fast, stream), 30000 * 0x1p-23));
+  EXPECT_TRUE(
+      big.within(big.run_cpu(Level::portable), big.run_gpu(Level::fast, stream), 30000 * 0x1p-23));
   const GemmProblem one({100, 90, 3000, true, false}, 52);  // K <= 4096: one chain either way
   EXPECT_TRUE(same_bits(one.run_cpu(Level::portable), one.run_gpu(Level::fast, stream)));
 }
@@ -279,21 +286,24 @@ TEST_F(Gpu, CublasSgemmFp32AndTf32AreClose) {
   for (bool tf32 : {false, true}) {
     SCOPED_TRACE(tf32 ? "tf32" : "fp32");
     Dev<float> a(p.A), b(p.B), c(p.fresh_c());
-    cuda::cublas_sgemm(tf32, true, true, p.g.M, p.g.N, p.g.K, a.get(), p.lda, b.get(), p.ldb, c.get(), p.ldc, stream);
+    cuda::cublas_sgemm(tf32, true, true, p.g.M, p.g.N, p.g.K, a.get(), p.lda, b.get(), p.ldb,
+                       c.get(), p.ldc, stream);
     // fp32: the worst case of any summation order; tf32: inputs rounded to 10 fraction bits.
     EXPECT_TRUE(p.within(ref, c.host(), tf32 ? 0x1p-8 + 1500 * 0x1p-23 : 1500 * 0x1p-23));
   }
 }
 
 TEST_F(Gpu, GemmRejectsBadLeadingDimension) {
-  EXPECT_THROW(cuda::sgemm(Level::portable, false, false, 4, 4, 4, nullptr, 3, nullptr, 4, nullptr, 4, stream),
+  EXPECT_THROW(cuda::sgemm(Level::portable, false, false, 4, 4, 4, nullptr, 3, nullptr, 4, nullptr,
+                           4, stream),
                std::invalid_argument);
 }
 
 // ---------------------------------------------------------------- reductions
 
 TEST_F(Gpu, ColumnSumsAndSumAllEqualCpu) {
-  for (auto [rows, cols] : std::initializer_list<std::pair<i64, i64>>{{1000, 77}, {300, 1}, {256, 5}, {3, 300}, {1, 1}}) {
+  for (auto [rows, cols] : std::initializer_list<std::pair<i64, i64>>{
+           {1000, 77}, {300, 1}, {256, 5}, {3, 300}, {1, 1}}) {
     SCOPED_TRACE(::testing::Message() << rows << " x " << cols);
     const Vec x = random_vec(rows * cols, 70);
     Vec ref(static_cast<std::size_t>(cols));
@@ -308,8 +318,10 @@ TEST_F(Gpu, ColumnSumsAndSumAllEqualCpu) {
     SCOPED_TRACE(n);
     const Vec x = random_vec(n, 71);
     Dev<float> dx(x);
-    EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()), cuda::sum_all(Level::portable, n, dx.get(), stream)));
-    EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()), cuda::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
+    EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()),
+                          cuda::sum_all(Level::portable, n, dx.get(), stream)));
+    EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()),
+                cuda::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
   }
 }
 
@@ -319,8 +331,8 @@ struct ConvRun {
   Vec y, dx, dw, db;
 };
 
-ConvRun conv_cpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
-                 bool bias) {
+ConvRun conv_cpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b,
+                 const Vec& dy, Level level, bool bias) {
   ConvRun r{Vec(s.N * s.O * s.OH * s.OW), Vec(s.N * s.C * s.H * s.W), Vec(w.size()), Vec(s.O)};
   cpu::conv2d_forward(level, s, x.data(), w.data(), bias ? b.data() : nullptr, r.y.data());
   cpu::conv2d_backward_data(level, s, dy.data(), w.data(), r.dx.data());
@@ -329,11 +341,12 @@ ConvRun conv_cpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const 
   return r;
 }
 
-ConvRun conv_gpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b, const Vec& dy, Level level,
-                 bool bias, cudaStream_t stream) {
+ConvRun conv_gpu(const detdl::Conv2dShape& s, const Vec& x, const Vec& w, const Vec& b,
+                 const Vec& dy, Level level, bool bias, cudaStream_t stream) {
   Dev<float> dx_in(x), dw_in(w), db_in(b), ddy(dy);
   Dev<float> y(s.N * s.O * s.OH * s.OW), dx(s.N * s.C * s.H * s.W), dw(w.size()), db(s.O);
-  cuda::conv2d_forward(level, s, dx_in.get(), dw_in.get(), bias ? db_in.get() : nullptr, y.get(), stream);
+  cuda::conv2d_forward(level, s, dx_in.get(), dw_in.get(), bias ? db_in.get() : nullptr, y.get(),
+                       stream);
   cuda::conv2d_backward_data(level, s, ddy.get(), dw_in.get(), dx.get(), stream);
   cuda::conv2d_backward_weight(level, s, dx_in.get(), ddy.get(), dw.get(), stream);
   cuda::conv2d_backward_bias(level, s, ddy.get(), db.get(), stream);
@@ -357,7 +370,8 @@ std::vector<ConvCase> conv_cases() {
 }
 
 void check_conv_equal(const detdl::Conv2dShape& s, std::uint32_t sub, cudaStream_t stream) {
-  const Vec x = random_vec(s.N * s.C * s.H * s.W, sub), w = random_vec(s.O * s.C * s.KH * s.KW, sub + 1);
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, sub),
+            w = random_vec(s.O * s.C * s.KH * s.KW, sub + 1);
   const Vec b = random_vec(s.O, sub + 2), dy = random_vec(s.N * s.O * s.OH * s.OW, sub + 3);
   for (bool bias : {true, false}) {
     SCOPED_TRACE(bias ? "with bias" : "no bias");
@@ -384,7 +398,8 @@ TEST_F(Gpu, ConvPortableUnderASmallScratchBudgetStillEqualsCpu) {
   const std::int64_t saved = cuda::conv_scratch_budget();
   cuda::set_conv_scratch_budget(1);
   check_conv_equal(detdl::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1), 200, stream);
-  check_conv_equal(detdl::conv2d_shape_same(3, 2, 40, 41, 3, 3, 3, 1), 210, stream);  // 4920 positions: 2 tiles
+  check_conv_equal(detdl::conv2d_shape_same(3, 2, 40, 41, 3, 3, 3, 1), 210,
+                   stream);  // 4920 positions: 2 tiles
   cuda::set_conv_scratch_budget(saved);
   EXPECT_THROW(cuda::set_conv_scratch_budget(0), std::invalid_argument);
 }
@@ -398,7 +413,8 @@ TEST_F(Gpu, ConvRejectsBadShape) {
 
 TEST_F(Gpu, ConvFastIsClose) {
   const detdl::Conv2dShape s = detdl::conv2d_shape(11, 4, 32, 32, 8, 3, 3, 1, 1);
-  const Vec x = random_vec(s.N * s.C * s.H * s.W, 300), w = random_vec(s.O * s.C * 9, 301), b = random_vec(s.O, 302);
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, 300), w = random_vec(s.O * s.C * 9, 301),
+            b = random_vec(s.O, 302);
   const Vec dy = random_vec(s.N * s.O * s.OH * s.OW, 303);
   const ConvRun ref = conv_cpu(s, x, w, b, dy, Level::portable, true);
   const ConvRun got = conv_gpu(s, x, w, b, dy, Level::fast, true, stream);
@@ -413,7 +429,8 @@ TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
   // 32768 positions, dw (8, 36): one C tile, so K is split into 32 pieces whose atomicAdds
   // land in arrival order.
   const detdl::Conv2dShape s = detdl::conv2d_shape(32, 4, 32, 32, 8, 3, 3, 1, 1);
-  const Vec x = random_vec(s.N * s.C * s.H * s.W, 400), dy = random_vec(s.N * s.O * s.OH * s.OW, 401);
+  const Vec x = random_vec(s.N * s.C * s.H * s.W, 400),
+            dy = random_vec(s.N * s.O * s.OH * s.OW, 401);
   Dev<float> dx(x), ddy(dy), dw(s.O * s.C * 9);
   Vec ref(s.O * s.C * 9);
   cpu::conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), ref.data());
@@ -426,8 +443,10 @@ TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
     std::memcpy(b.data(), got.data(), got.size() * sizeof(float));
     distinct.insert(b);
   }
-  std::printf("[ info ] fast conv weight gradient: %zu distinct results in 10 runs\n", distinct.size());
-  if (distinct.size() == 1) GTEST_SKIP() << "the 10 fast runs happened to be bit-identical (atomics did not race)";
+  std::printf("[ info ] fast conv weight gradient: %zu distinct results in 10 runs\n",
+              distinct.size());
+  if (distinct.size() == 1)
+    GTEST_SKIP() << "the 10 fast runs happened to be bit-identical (atomics did not race)";
   EXPECT_GT(distinct.size(), 1u);
 }
 
@@ -435,15 +454,16 @@ TEST_F(Gpu, ConvFastWeightGradientVariesRunToRun) {
 
 TEST_F(Gpu, PoolingEqualsCpuBitForBit) {
   const detdl::Pool2dShape shapes[] = {
-      detdl::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0),       // the CPU's 2x2 / stride 2 fast path
-      detdl::pool2d_shape(2, 3, 11, 9, 3, 3, 2, 1),      // padding on every side
-      detdl::pool2d_shape_same(3, 2, 7, 10, 3, 2, 2),    // Keras 'same', asymmetric
-      detdl::pool2d_shape_valid(1, 4, 9, 9, 3, 3, 1),    // overlapping windows
+      detdl::pool2d_shape(2, 3, 8, 8, 2, 2, 2, 0),     // the CPU's 2x2 / stride 2 fast path
+      detdl::pool2d_shape(2, 3, 11, 9, 3, 3, 2, 1),    // padding on every side
+      detdl::pool2d_shape_same(3, 2, 7, 10, 3, 2, 2),  // Keras 'same', asymmetric
+      detdl::pool2d_shape_valid(1, 4, 9, 9, 3, 3, 1),  // overlapping windows
   };
   std::uint32_t sub = 500;
   for (const detdl::Pool2dShape& s : shapes) {
-    SCOPED_TRACE(::testing::Message() << s.H << "x" << s.W << " window " << s.KH << "x" << s.KW << " stride "
-                                      << s.stride_h << " pad " << s.pad_top << "," << s.pad_left);
+    SCOPED_TRACE(::testing::Message()
+                 << s.H << "x" << s.W << " window " << s.KH << "x" << s.KW << " stride "
+                 << s.stride_h << " pad " << s.pad_top << "," << s.pad_left);
     // Values on a coarse grid, so windows have ties (the first maximum must win).
     Vec x = random_vec(s.N * s.C * s.H * s.W, sub += 2);
     for (float& v : x) v = std::round(v * 3.0f) / 3.0f;
@@ -505,15 +525,16 @@ TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
     for (Level level : {Level::portable, Level::fast}) {
       SCOPED_TRACE(std::string(detdl::level_name(level)));
       Vec y(n), mean(c.C), inv(c.C), var(c.C), dx(n), dg(c.C), db(c.C);
-      cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), 1e-5f,
-                                   y.data(), mean.data(), inv.data(), var.data());
-      cpu::batchnorm_backward(Level::portable, c.N, c.C, c.HW, x.data(), dy.data(), gamma.data(), mean.data(),
-                              inv.data(), dx.data(), dg.data(), db.data());
+      cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(),
+                                   beta.data(), 1e-5f, y.data(), mean.data(), inv.data(),
+                                   var.data());
+      cpu::batchnorm_backward(Level::portable, c.N, c.C, c.HW, x.data(), dy.data(), gamma.data(),
+                              mean.data(), inv.data(), dx.data(), dg.data(), db.data());
       Dev<float> gy(n), gmean(c.C), ginv(c.C), gvar(c.C), gdx(n), gdg(c.C), gdb(c.C);
-      cuda::batchnorm_forward_train(level, c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), 1e-5f, gy.get(),
-                                   gmean.get(), ginv.get(), gvar.get(), stream);
-      cuda::batchnorm_backward(level, c.N, c.C, c.HW, gx.get(), gdy.get(), ggamma.get(), gmean.get(), ginv.get(),
-                              gdx.get(), gdg.get(), gdb.get(), stream);
+      cuda::batchnorm_forward_train(level, c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(),
+                                    1e-5f, gy.get(), gmean.get(), ginv.get(), gvar.get(), stream);
+      cuda::batchnorm_backward(level, c.N, c.C, c.HW, gx.get(), gdy.get(), ggamma.get(),
+                               gmean.get(), ginv.get(), gdx.get(), gdg.get(), gdb.get(), stream);
       if (level == Level::portable) {
         EXPECT_TRUE(same_bits(mean, gmean.host())) << "mean";
         EXPECT_TRUE(same_bits(inv, ginv.host())) << "inv_std";
@@ -531,20 +552,21 @@ TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
     }
     // Running statistics (both conventions) and the eval forward: element-wise.
     Vec mean(c.C), inv(c.C), var(c.C), y(n);
-    cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), 1e-3f, y.data(),
-                                 mean.data(), inv.data(), var.data());
+    cpu::batchnorm_forward_train(Level::portable, c.N, c.C, c.HW, x.data(), gamma.data(),
+                                 beta.data(), 1e-3f, y.data(), mean.data(), inv.data(), var.data());
     Dev<float> gmean(mean), gvar(var), gy(n);
     for (bool unbiased : {true, false}) {
-      cpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, mean.data(), var.data(), rm.data(), rv.data(), unbiased);
-      cuda::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, gmean.get(), gvar.get(), grm.get(), grv.get(), unbiased,
-                                    stream);
+      cpu::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, mean.data(), var.data(), rm.data(),
+                                    rv.data(), unbiased);
+      cuda::batchnorm_update_running(c.C, c.N * c.HW, 0.1f, gmean.get(), gvar.get(), grm.get(),
+                                     grv.get(), unbiased, stream);
       EXPECT_TRUE(same_bits(rm, grm.host())) << "running mean";
       EXPECT_TRUE(same_bits(rv, grv.host())) << "running var";
     }
-    cpu::batchnorm_forward_eval(c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-3f,
-                                y.data());
-    cuda::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(), grv.get(), 1e-3f,
-                                gy.get(), stream);
+    cpu::batchnorm_forward_eval(c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), rm.data(),
+                                rv.data(), 1e-3f, y.data());
+    cuda::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(),
+                                 grv.get(), 1e-3f, gy.get(), stream);
     EXPECT_TRUE(same_bits(y, gy.host())) << "eval forward";
   }
 }
@@ -563,23 +585,27 @@ TEST_F(Gpu, SoftmaxAndCrossEntropyEqualCpu) {
     cpu::softmax_forward(N, K, logits.data(), probs.data());
     cuda::softmax_forward(N, K, glogits.get(), gprobs.get(), stream);
     EXPECT_TRUE(same_bits(probs, gprobs.host())) << "softmax";
-    const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, logits.data(), labels.data(), loss.data(),
-                                                  d.data());
-    EXPECT_TRUE(same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
-                                                           gloss.get(), gd.get(), stream)));
+    const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, logits.data(),
+                                                  labels.data(), loss.data(), d.data());
+    EXPECT_TRUE(
+        same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(),
+                                                    glabels.get(), gloss.get(), gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host())) << "loss per sample";
     EXPECT_TRUE(same_bits(d, gd.host())) << "dlogits";
-    EXPECT_TRUE(same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
-                                                           nullptr, nullptr, stream)));
-    EXPECT_NEAR(mean, cuda::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(), nullptr, nullptr,
-                                                 stream),
+    EXPECT_TRUE(
+        same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(),
+                                                    glabels.get(), nullptr, nullptr, stream)));
+    EXPECT_NEAR(mean,
+                cuda::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(),
+                                            nullptr, nullptr, stream),
                 1e-5);
   }
   std::vector<std::int32_t> bad = {0, 1, 5, 2};
   Dev<std::int32_t> gbad(bad);
   Dev<float> glogits(random_vec(4 * 3, 801));
   try {
-    cuda::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr, stream);
+    cuda::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr,
+                                stream);
     FAIL() << "no exception for label 5 with K = 3";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("sample 2 has label 5"), std::string::npos) << e.what();
@@ -598,35 +624,42 @@ TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
     const Vec& in = from_logits ? logits : probs;
     Dev<float> gin(in);
     Vec loss(n), d(n);
-    const float mean = cpu::binary_cross_entropy(Level::portable, n, in.data(), target.data(), from_logits,
-                                                 loss.data(), d.data());
-    EXPECT_TRUE(same_bits(mean, cuda::binary_cross_entropy(Level::portable, n, gin.get(), gtarget.get(), from_logits,
-                                                          gloss.get(), gd.get(), stream)));
+    const float mean = cpu::binary_cross_entropy(Level::portable, n, in.data(), target.data(),
+                                                 from_logits, loss.data(), d.data());
+    EXPECT_TRUE(
+        same_bits(mean, cuda::binary_cross_entropy(Level::portable, n, gin.get(), gtarget.get(),
+                                                   from_logits, gloss.get(), gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host()));
     EXPECT_TRUE(same_bits(d, gd.host()));
-    EXPECT_NEAR(mean, cuda::binary_cross_entropy(Level::fast, n, gin.get(), gtarget.get(), from_logits, nullptr,
-                                                nullptr, stream),
+    EXPECT_NEAR(mean,
+                cuda::binary_cross_entropy(Level::fast, n, gin.get(), gtarget.get(), from_logits,
+                                           nullptr, nullptr, stream),
                 1e-5);
   }
   {
     Vec loss(n), d(n);
     Dev<float> gpred(logits);
-    const float mean = cpu::mean_squared_error(Level::portable, n, logits.data(), target.data(), loss.data(), d.data());
-    EXPECT_TRUE(same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), gloss.get(),
-                                                        gd.get(), stream)));
+    const float mean = cpu::mean_squared_error(Level::portable, n, logits.data(), target.data(),
+                                               loss.data(), d.data());
+    EXPECT_TRUE(
+        same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(),
+                                                 gloss.get(), gd.get(), stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host()));
     EXPECT_TRUE(same_bits(d, gd.host()));
-    EXPECT_TRUE(same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(), gtarget.get(), nullptr,
-                                                        nullptr, stream)));
+    EXPECT_TRUE(same_bits(mean, cuda::mean_squared_error(Level::portable, n, gpred.get(),
+                                                         gtarget.get(), nullptr, nullptr, stream)));
   }
   const i64 m = 70001;
   Vec w = random_vec(m, 903), g = random_vec(m, 904);
   w[0] = 0.0f;
   w[1] = -0.0f;
   Dev<float> gw(w), gg(g);
-  EXPECT_TRUE(same_bits(cpu::l1_penalty(Level::portable, m, w.data()), cuda::l1_penalty(Level::portable, m, gw.get(), stream)));
-  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::portable, m, w.data()), cuda::l2_penalty(Level::portable, m, gw.get(), stream)));
-  EXPECT_NEAR(cpu::l2_penalty(Level::portable, m, w.data()), cuda::l2_penalty(Level::fast, m, gw.get(), stream), 1e-2);
+  EXPECT_TRUE(same_bits(cpu::l1_penalty(Level::portable, m, w.data()),
+                        cuda::l1_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::portable, m, w.data()),
+                        cuda::l2_penalty(Level::portable, m, gw.get(), stream)));
+  EXPECT_NEAR(cpu::l2_penalty(Level::portable, m, w.data()),
+              cuda::l2_penalty(Level::fast, m, gw.get(), stream), 1e-2);
   cpu::l1_penalty_grad_add(m, w.data(), 0.01f, g.data());
   cpu::l2_penalty_grad_add(m, w.data(), 0.003f, g.data());
   cuda::l1_penalty_grad_add(m, gw.get(), 0.01f, gg.get(), stream);
@@ -656,10 +689,17 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
   };
   for (bool keras : {false, true})
     for (bool nesterov : {false, true}) {
-      auto params = [&](int t) { return cpu::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras}; };
-      run(keras ? "sgd keras" : "sgd torch",
-          [&](int t, float* p, const float* g, float* b, float*) { cpu::sgd_update(n, p, g, b, params(t)); },
-          [&](int t, float* p, const float* g, float* b, float*) { cuda::sgd_update(n, p, g, b, params(t), stream); });
+      auto params = [&](int t) {
+        return cpu::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras};
+      };
+      run(
+          keras ? "sgd keras" : "sgd torch",
+          [&](int t, float* p, const float* g, float* b, float*) {
+            cpu::sgd_update(n, p, g, b, params(t));
+          },
+          [&](int t, float* p, const float* g, float* b, float*) {
+            cuda::sgd_update(n, p, g, b, params(t), stream);
+          });
     }
   for (bool keras : {false, true})
     for (bool decoupled : {false, true}) {
@@ -667,8 +707,11 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
         const auto [bc1, bc2] = cpu::adam_bias_corrections(0.9f, 0.999f, t + 1);
         return cpu::AdamParams{1e-3f, 0.9f, 0.999f, 1e-7f, bc1, bc2, 0.01f, decoupled, keras};
       };
-      run(keras ? "adam keras" : "adam torch",
-          [&](int t, float* p, const float* g, float* m, float* v) { cpu::adam_update(n, p, g, m, v, params(t)); },
+      run(
+          keras ? "adam keras" : "adam torch",
+          [&](int t, float* p, const float* g, float* m, float* v) {
+            cpu::adam_update(n, p, g, m, v, params(t));
+          },
           [&](int t, float* p, const float* g, float* m, float* v) {
             cuda::adam_update(n, p, g, m, v, params(t), stream);
           });
@@ -676,9 +719,14 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
   for (bool keras : {false, true})
     for (float momentum : {0.0f, 0.8f}) {
       const cpu::RmspropParams r{1e-2f, 0.9f, 1e-7f, momentum, 1e-4f, keras};
-      run(keras ? "rmsprop keras" : "rmsprop torch",
-          [&](int, float* p, const float* g, float* v, float* b) { cpu::rmsprop_update(n, p, g, v, b, r); },
-          [&](int, float* p, const float* g, float* v, float* b) { cuda::rmsprop_update(n, p, g, v, b, r, stream); });
+      run(
+          keras ? "rmsprop keras" : "rmsprop torch",
+          [&](int, float* p, const float* g, float* v, float* b) {
+            cpu::rmsprop_update(n, p, g, v, b, r);
+          },
+          [&](int, float* p, const float* g, float* v, float* b) {
+            cuda::rmsprop_update(n, p, g, v, b, r, stream);
+          });
     }
 }
 

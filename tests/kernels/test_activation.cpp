@@ -35,7 +35,8 @@ double ref_forward(Activation a, double x, double alpha) {
     case Activation::leaky_relu: return x > 0 ? x : alpha * x;
     case Activation::elu: return x > 0 ? x : alpha * std::expm1(x);
     case Activation::selu:
-      return x > 0 ? double(kSeluScale) * x : double(kSeluScale) * double(kSeluAlpha) * std::expm1(x);
+      return x > 0 ? double(kSeluScale) * x
+                   : double(kSeluScale) * double(kSeluAlpha) * std::expm1(x);
     case Activation::tanh: return std::tanh(x);
     case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-x));
   }
@@ -66,8 +67,8 @@ double ref_derivative(Activation a, double x, double alpha) {
 std::vector<float> inputs() {
   std::vector<float> x;
   for (int i = -30000; i <= 30000; ++i) x.push_back(static_cast<float>(i) * 1e-3f);
-  for (float v : {1e-30f, -1e-30f, 1e-6f, -1e-6f, 0.0f, -0.0f, 50.0f, -50.0f, 88.0f, -88.0f, 200.0f,
-                  -200.0f})
+  for (float v :
+       {1e-30f, -1e-30f, 1e-6f, -1e-6f, 0.0f, -0.0f, 50.0f, -50.0f, 88.0f, -88.0f, 200.0f, -200.0f})
     x.push_back(v);
   return x;
 }
@@ -133,7 +134,8 @@ TEST(Activation, DerivativeMatchesFiniteDifferences) {
           << activation_name(a) << " x = " << x;
       // And the float kernel against the same differences.
       const float xf = static_cast<float>(x);
-      const double fdf = (ref_forward(a, double(xf) + h, alpha) - ref_forward(a, double(xf) - h, alpha)) / (2 * h);
+      const double fdf =
+          (ref_forward(a, double(xf) + h, alpha) - ref_forward(a, double(xf) - h, alpha)) / (2 * h);
       const float dx = act_backward(a, xf, act_forward(a, xf, float(alpha)), 1.0f, float(alpha));
       EXPECT_NEAR(dx, fdf, 1e-6 + 1e-6 * std::fabs(fdf)) << activation_name(a) << " x = " << xf;
     }
@@ -165,10 +167,10 @@ TEST(Activation, KernelsBitEqualScalarOnAnyThreadCount) {
         for (std::int64_t i = 0; i < n; ++i) {  // the scalar formulas, element by element
           const float y_ref = act_forward(a, x[i], alpha);
           const float dx_ref = act_backward(a, x[i], y_ref, dy[i], alpha);
-          ASSERT_EQ(bits(y[i]), bits(y_ref)) << activation_name(a) << " n " << n << " i " << i
-                                             << " threads " << threads;
-          ASSERT_EQ(bits(dx[i]), bits(dx_ref)) << activation_name(a) << " n " << n << " i " << i
-                                               << " threads " << threads;
+          ASSERT_EQ(bits(y[i]), bits(y_ref))
+              << activation_name(a) << " n " << n << " i " << i << " threads " << threads;
+          ASSERT_EQ(bits(dx[i]), bits(dx_ref))
+              << activation_name(a) << " n " << n << " i " << i << " threads " << threads;
         }
       }
     }

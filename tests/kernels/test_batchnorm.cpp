@@ -26,7 +26,8 @@ using Vec64 = std::vector<double>;
 
 Vec random_vec(i64 n, std::uint32_t sub, float lo = -1.0f, float hi = 1.0f) {
   Vec v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i) v[i] = lo + (hi - lo) * detdl::philox_uniform(7, detdl::RandomStream::test, sub, i);
+  for (i64 i = 0; i < n; ++i)
+    v[i] = lo + (hi - lo) * detdl::philox_uniform(7, detdl::RandomStream::test, sub, i);
   return v;
 }
 
@@ -73,8 +74,8 @@ struct Backward {
   Vec dx, dgamma, dbeta;
 };
 
-Backward ref_backward(const Shape& s, const Vec& x, const Vec& dy, const Vec& gamma, const Vec& mean,
-                      const Vec& inv_std) {
+Backward ref_backward(const Shape& s, const Vec& x, const Vec& dy, const Vec& gamma,
+                      const Vec& mean, const Vec& inv_std) {
   Backward b{Vec(x.size()), Vec(s.C), Vec(s.C)};
   const float count = static_cast<float>(s.N * s.HW);
   for (i64 c = 0; c < s.C; ++c) {
@@ -109,7 +110,8 @@ Vec64 forward64(const Shape& s, const Vec64& x, const Vec64& gamma, const Vec64&
       for (i64 hw = 0; hw < s.HW; ++hw) sum += x[s.at(n, c, hw)];
     const double mean = sum / count;
     for (i64 n = 0; n < s.N; ++n)
-      for (i64 hw = 0; hw < s.HW; ++hw) sq += (x[s.at(n, c, hw)] - mean) * (x[s.at(n, c, hw)] - mean);
+      for (i64 hw = 0; hw < s.HW; ++hw)
+        sq += (x[s.at(n, c, hw)] - mean) * (x[s.at(n, c, hw)] - mean);
     const double var = sq / count;
     if (mean_out) (*mean_out)[c] = mean;
     if (var_out) (*var_out)[c] = var;
@@ -129,7 +131,8 @@ struct Inputs {
 };
 Inputs make_inputs(const Shape& s) {
   // A mean offset per channel makes the two-pass variance matter.
-  Inputs in{random_vec(s.size(), 1, -1.0f, 1.0f), random_vec(s.C, 2, 0.5f, 1.5f), random_vec(s.C, 3)};
+  Inputs in{random_vec(s.size(), 1, -1.0f, 1.0f), random_vec(s.C, 2, 0.5f, 1.5f),
+            random_vec(s.C, 3)};
   for (i64 n = 0; n < s.N; ++n)
     for (i64 c = 0; c < s.C; ++c)
       for (i64 hw = 0; hw < s.HW; ++hw) in.x[s.at(n, c, hw)] += 0.25f * static_cast<float>(c % 5);
@@ -138,15 +141,18 @@ Inputs make_inputs(const Shape& s) {
 
 Forward run_forward(Level level, const Shape& s, const Inputs& in, float eps) {
   Forward f{Vec(in.x.size()), Vec(s.C), Vec(s.C), Vec(s.C)};
-  detdl::cpu::batchnorm_forward_train(level, s.N, s.C, s.HW, in.x.data(), in.gamma.data(), in.beta.data(), eps,
-                                      f.y.data(), f.mean.data(), f.inv_std.data(), f.var.data());
+  detdl::cpu::batchnorm_forward_train(level, s.N, s.C, s.HW, in.x.data(), in.gamma.data(),
+                                      in.beta.data(), eps, f.y.data(), f.mean.data(),
+                                      f.inv_std.data(), f.var.data());
   return f;
 }
 
-Backward run_backward(Level level, const Shape& s, const Inputs& in, const Vec& dy, const Forward& f) {
+Backward run_backward(Level level, const Shape& s, const Inputs& in, const Vec& dy,
+                      const Forward& f) {
   Backward b{Vec(in.x.size()), Vec(s.C), Vec(s.C)};
-  detdl::cpu::batchnorm_backward(level, s.N, s.C, s.HW, in.x.data(), dy.data(), in.gamma.data(), f.mean.data(),
-                                 f.inv_std.data(), b.dx.data(), b.dgamma.data(), b.dbeta.data());
+  detdl::cpu::batchnorm_backward(level, s.N, s.C, s.HW, in.x.data(), dy.data(), in.gamma.data(),
+                                 f.mean.data(), f.inv_std.data(), b.dx.data(), b.dgamma.data(),
+                                 b.dbeta.data());
   return b;
 }
 
@@ -180,8 +186,9 @@ TEST(BatchNorm, ForwardTrainMatchesDocumentedOrderBitForBit) {
       for (Level level : {Level::portable, Level::repeatable, Level::fast}) {
         if (level == Level::fast && threads > 1) continue;  // fast: its own test
         const Forward got = run_forward(level, s, in, eps);
-        SCOPED_TRACE(testing::Message() << "N=" << s.N << " C=" << s.C << " HW=" << s.HW
-                                        << " level=" << detdl::level_name(level) << " threads=" << threads);
+        SCOPED_TRACE(testing::Message()
+                     << "N=" << s.N << " C=" << s.C << " HW=" << s.HW
+                     << " level=" << detdl::level_name(level) << " threads=" << threads);
         EXPECT_TRUE(same_bits(got.y, want.y));
         EXPECT_TRUE(same_bits(got.mean, want.mean));
         EXPECT_TRUE(same_bits(got.inv_std, want.inv_std));
@@ -220,8 +227,9 @@ TEST(BatchNorm, BackwardMatchesDocumentedOrderBitForBit) {
       for (Level level : {Level::portable, Level::repeatable, Level::fast}) {
         if (level == Level::fast && threads > 1) continue;
         const Backward got = run_backward(level, s, in, dy, f);
-        SCOPED_TRACE(testing::Message() << "N=" << s.N << " C=" << s.C << " HW=" << s.HW
-                                        << " level=" << detdl::level_name(level) << " threads=" << threads);
+        SCOPED_TRACE(testing::Message()
+                     << "N=" << s.N << " C=" << s.C << " HW=" << s.HW
+                     << " level=" << detdl::level_name(level) << " threads=" << threads);
         EXPECT_TRUE(same_bits(got.dx, want.dx));
         EXPECT_TRUE(same_bits(got.dgamma, want.dgamma));
         EXPECT_TRUE(same_bits(got.dbeta, want.dbeta));
@@ -256,10 +264,13 @@ TEST(BatchNorm, BackwardMatchesFiniteDifferences) {
       return (up - down) / (2 * h);
     };
     SCOPED_TRACE(testing::Message() << "N=" << s.N << " C=" << s.C << " HW=" << s.HW);
-    for (i64 i = 0; i < s.size(); i += (s.size() > 60 ? 7 : 1)) EXPECT_NEAR(b.dx[i], central(x[i]), 2e-3) << "dx " << i;
+    for (i64 i = 0; i < s.size(); i += (s.size() > 60 ? 7 : 1))
+      EXPECT_NEAR(b.dx[i], central(x[i]), 2e-3) << "dx " << i;
     for (i64 c = 0; c < s.C; ++c) {
-      EXPECT_NEAR(b.dgamma[c], central(gamma[c]), 2e-3 * (1 + std::fabs(b.dgamma[c]))) << "dgamma " << c;
-      EXPECT_NEAR(b.dbeta[c], central(beta[c]), 2e-3 * (1 + std::fabs(b.dbeta[c]))) << "dbeta " << c;
+      EXPECT_NEAR(b.dgamma[c], central(gamma[c]), 2e-3 * (1 + std::fabs(b.dgamma[c])))
+          << "dgamma " << c;
+      EXPECT_NEAR(b.dbeta[c], central(beta[c]), 2e-3 * (1 + std::fabs(b.dbeta[c])))
+          << "dbeta " << c;
     }
   }
 }
@@ -288,7 +299,8 @@ TEST(BatchNorm, FastIsCloseAndDependsOnThePieceAssignment) {
   }
   // Another interleaving of the same pieces changes the bits: that is what `fast` is for.
   EXPECT_FALSE(same_bits(runs[0].var, runs[1].var) && same_bits(runs[0].mean, runs[1].mean));
-  EXPECT_FALSE(same_bits(runs_b[0].dgamma, runs_b[1].dgamma) && same_bits(runs_b[0].dbeta, runs_b[1].dbeta));
+  EXPECT_FALSE(same_bits(runs_b[0].dgamma, runs_b[1].dgamma) &&
+               same_bits(runs_b[0].dbeta, runs_b[1].dbeta));
 }
 
 TEST(BatchNorm, UpdateRunningFollowsPyTorchConvention) {
@@ -298,7 +310,8 @@ TEST(BatchNorm, UpdateRunningFollowsPyTorchConvention) {
   for (bool unbiased : {true, false}) {
     Vec rm = random_vec(C, 9), rv = random_vec(C, 10, 0.5f, 1.5f);
     const Vec rm0 = rm, rv0 = rv;
-    detdl::cpu::batchnorm_update_running(C, count, momentum, mean.data(), var.data(), rm.data(), rv.data(), unbiased);
+    detdl::cpu::batchnorm_update_running(C, count, momentum, mean.data(), var.data(), rm.data(),
+                                         rv.data(), unbiased);
     const float keep = 1.0f - momentum;
     const float f = unbiased ? 291.0f / 290.0f : 1.0f;
     for (i64 c = 0; c < C; ++c) {
@@ -336,13 +349,14 @@ TEST(BatchNorm, EvalUsesRunningStatistics) {
             const i64 i = s.at(n, c, hw);
             want[i] = ((in.x[i] - rm[c]) * inv) * in.gamma[c] + in.beta[c];
             const double w64 =
-                (in.x[i] - double(rm[c])) / std::sqrt(double(rv[c]) + double(eps)) * in.gamma[c] + in.beta[c];
+                (in.x[i] - double(rm[c])) / std::sqrt(double(rv[c]) + double(eps)) * in.gamma[c] +
+                in.beta[c];
             ASSERT_NEAR(want[i], w64, 1e-5);
           }
         }
       Vec y(in.x.size());
-      detdl::cpu::batchnorm_forward_eval(s.N, s.C, s.HW, in.x.data(), in.gamma.data(), in.beta.data(), rm.data(),
-                                         rv.data(), eps, y.data());
+      detdl::cpu::batchnorm_forward_eval(s.N, s.C, s.HW, in.x.data(), in.gamma.data(),
+                                         in.beta.data(), rm.data(), rv.data(), eps, y.data());
       EXPECT_TRUE(same_bits(y, want)) << "threads=" << threads;
     }
   }

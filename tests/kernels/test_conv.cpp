@@ -19,12 +19,12 @@
 
 namespace {
 
-using detdl::Level;
-using detdl::Conv2dShape;
 using detdl::check_conv2d_shape;
 using detdl::conv2d_shape;
 using detdl::conv2d_shape_same;
 using detdl::conv2d_shape_valid;
+using detdl::Conv2dShape;
+using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 using Vec64 = std::vector<double>;

@@ -87,7 +87,8 @@ TEST(DetMath, ExpAccuracy) {
   auto r = [](double x) { return std::exp(x); };
   report("exp", sweep(f, r, nullptr), dense(f, r, -20.0f, 20.0f, kDense), 2.0);
   // Near overflow and deep in the subnormals.
-  report("exp", dense(f, r, 80.0f, 89.0f, kDense / 4), dense(f, r, -104.0f, -85.0f, kDense / 4), 2.0);
+  report("exp", dense(f, r, 80.0f, 89.0f, kDense / 4), dense(f, r, -104.0f, -85.0f, kDense / 4),
+         2.0);
 }
 
 TEST(DetMath, Expm1Accuracy) {
@@ -125,14 +126,16 @@ TEST(DetMath, SinAccuracy) {
   auto r = [](double x) { return std::sin(x); };
   report("sin", sweep(f, r, nullptr), dense(f, r, -20.0f, 20.0f, kDense), 4.0);
   // Both reductions: Cody-Waite below 2^17 and Payne-Hanek above.
-  report("sin", dense(f, r, 1e4f, 131072.0f, kDense / 2), dense(f, r, 131072.0f, 1e7f, kDense / 2), 4.0);
+  report("sin", dense(f, r, 1e4f, 131072.0f, kDense / 2), dense(f, r, 131072.0f, 1e7f, kDense / 2),
+         4.0);
 }
 
 TEST(DetMath, CosAccuracy) {
   auto f = [](float x) { return det_cosf(x); };
   auto r = [](double x) { return std::cos(x); };
   report("cos", sweep(f, r, nullptr), dense(f, r, -20.0f, 20.0f, kDense), 4.0);
-  report("cos", dense(f, r, 1e4f, 131072.0f, kDense / 2), dense(f, r, 131072.0f, 1e7f, kDense / 2), 4.0);
+  report("cos", dense(f, r, 1e4f, 131072.0f, kDense / 2), dense(f, r, 131072.0f, 1e7f, kDense / 2),
+         4.0);
 }
 
 // Arguments closest to multiples of pi/2 stress the reduction: sin(float(pi)) = -8.74e-8.
@@ -158,7 +161,7 @@ TEST(DetMath, SpecialValues) {
   EXPECT_EQ(det_expf(from_bits(0x42b17218u)), kInf);  // first float whose exp overflows
   EXPECT_TRUE(std::isfinite(det_expf(from_bits(0x42b17217u))));
   EXPECT_TRUE(is_poszero(det_expf(-104.0f)));
-  EXPECT_GT(det_expf(-103.0f), 0.0f);                  // a subnormal
+  EXPECT_GT(det_expf(-103.0f), 0.0f);  // a subnormal
   EXPECT_LT(det_expf(-103.0f), FLT_MIN);
   // expm1
   EXPECT_TRUE(std::isnan(det_expm1f(kNaN)));
@@ -239,7 +242,6 @@ TEST(DetMath, Symmetry) {
     ASSERT_EQ(det_tanhf(-x), -det_tanhf(x)) << x;
   }
 }
-
 
 // The bits themselves, pinned: every golden weight hash of the engine depends on these
 // functions, so a change to a coefficient or an operation order must show up here first

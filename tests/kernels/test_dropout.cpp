@@ -25,7 +25,8 @@ namespace cpu = detdl::cpu;
 
 Vec random_vec(i64 n, std::uint32_t sub) {
   Vec v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i) v[i] = 2.0f * detdl::philox_uniform(5, detdl::RandomStream::test, sub, i) - 1.0f;
+  for (i64 i = 0; i < n; ++i)
+    v[i] = 2.0f * detdl::philox_uniform(5, detdl::RandomStream::test, sub, i) - 1.0f;
   return v;
 }
 bool same_bits(const Vec& a, const Vec& b) {
@@ -47,7 +48,8 @@ struct Out {
 };
 Out forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t base, float p, const Vec& x) {
   Out o{Vec(x.size()), Mask(x.size())};
-  cpu::dropout_forward(seed, sub, base, p, static_cast<i64>(x.size()), x.data(), o.y.data(), o.mask.data());
+  cpu::dropout_forward(seed, sub, base, p, static_cast<i64>(x.size()), x.data(), o.y.data(),
+                       o.mask.data());
   return o;
 }
 
@@ -62,7 +64,8 @@ TEST(Dropout, MaskIsTheDocumentedPhiloxDrawOnAnyThreads) {
         const Out o = forward(0x123456789abcULL, 9, base, p, x);
         Vec want(n);
         for (i64 i = 0; i < n; ++i) {
-          const bool keep = detdl::philox_uniform(0x123456789abcULL, detdl::RandomStream::dropout, 9, base + i) >= p;
+          const bool keep = detdl::philox_uniform(0x123456789abcULL, detdl::RandomStream::dropout,
+                                                  9, base + i) >= p;
           ASSERT_EQ(o.mask[i], keep ? 1 : 0) << "n=" << n << " base=" << base << " i=" << i;
           want[i] = keep ? x[i] * scale : 0.0f;
         }
@@ -78,8 +81,8 @@ TEST(Dropout, DeterministicAndKeyedBySeedSubAndIndex) {
   const Out a = forward(1, 0, 0, 0.5f, x);
   EXPECT_EQ(a.mask, forward(1, 0, 0, 0.5f, x).mask);
   EXPECT_TRUE(same_bits(a.y, forward(1, 0, 0, 0.5f, x).y));
-  EXPECT_NE(a.mask, forward(2, 0, 0, 0.5f, x).mask);        // another seed
-  EXPECT_NE(a.mask, forward(1, 1, 0, 0.5f, x).mask);        // another layer
+  EXPECT_NE(a.mask, forward(2, 0, 0, 0.5f, x).mask);           // another seed
+  EXPECT_NE(a.mask, forward(1, 1, 0, 0.5f, x).mask);           // another layer
   EXPECT_NE(a.mask, forward(1, 0, 1ULL << 36, 0.5f, x).mask);  // another step
   // A draw depends on its index only: a shifted window sees the same draws.
   const Out shifted = forward(1, 0, 100, 0.5f, Vec(x.begin() + 100, x.end()));
@@ -123,8 +126,12 @@ TEST(Dropout, RateZeroCopiesAndBadRatesThrow) {
   cpu::dropout_backward(0.0f, n, x.data(), o.mask.data(), dx.data());
   EXPECT_TRUE(same_bits(dx, x));
   for (float bad : {1.0f, -0.1f, 1.5f, NAN}) {
-    EXPECT_THROW(cpu::dropout_forward(1, 0, 0, bad, n, x.data(), y.data(), nullptr), std::invalid_argument) << bad;
-    EXPECT_THROW(cpu::dropout_backward(bad, n, x.data(), o.mask.data(), dx.data()), std::invalid_argument) << bad;
+    EXPECT_THROW(cpu::dropout_forward(1, 0, 0, bad, n, x.data(), y.data(), nullptr),
+                 std::invalid_argument)
+        << bad;
+    EXPECT_THROW(cpu::dropout_backward(bad, n, x.data(), o.mask.data(), dx.data()),
+                 std::invalid_argument)
+        << bad;
   }
 }
 

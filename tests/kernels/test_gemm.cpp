@@ -65,7 +65,8 @@ struct Problem {
 
   // C filled with NaN (sgemm must overwrite, never read) and a sentinel in the ldc padding.
   std::vector<float> run(Level level) const {
-    std::vector<float> C(static_cast<std::size_t>(M * ldc), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> C(static_cast<std::size_t>(M * ldc),
+                         std::numeric_limits<float>::quiet_NaN());
     for (i64 m = 0; m < M; ++m)
       for (i64 n = N; n < ldc; ++n) C[m * ldc + n] = 12345.0f;
     sgemm(level, ta, tb, M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc);
@@ -83,7 +84,8 @@ float reference_element(const Problem& p, i64 m, i64 n) {
   std::vector<float> parts;
   for (i64 s = 0; s < p.K; s += kChunkProducts) {
     float acc = 0.0f;
-    for (i64 k = s; k < p.K && k < s + kChunkProducts; ++k) acc = std::fmaf(p.a(m, k), p.b(k, n), acc);
+    for (i64 k = s; k < p.K && k < s + kChunkProducts; ++k)
+      acc = std::fmaf(p.a(m, k), p.b(k, n), acc);
     parts.push_back(acc);
   }
   return level_tree(parts);
@@ -100,7 +102,8 @@ void expect_canonical(const Problem& p, const std::vector<float>& C, const char*
       ASSERT_EQ(bits(ref), bits(dot)) << "the two references disagree";
       if (bits(got) != bits(ref) && reported++ < 5)
         ADD_FAILURE() << what << " M=" << p.M << " N=" << p.N << " K=" << p.K << " ta=" << p.ta
-                      << " tb=" << p.tb << " at (" << m << "," << n << "): " << got << " vs " << ref;
+                      << " tb=" << p.tb << " at (" << m << "," << n << "): " << got << " vs "
+                      << ref;
     }
 }
 
@@ -114,7 +117,8 @@ void expect_close_to_float64(const Problem& p, const std::vector<float>& C, doub
         exact += t;
         mag += std::fabs(t);
       }
-      ASSERT_NEAR(C[m * p.ldc + n], exact, rel * mag + 1e-30) << "at (" << m << "," << n << ") K=" << p.K;
+      ASSERT_NEAR(C[m * p.ldc + n], exact, rel * mag + 1e-30)
+          << "at (" << m << "," << n << ") K=" << p.K;
     }
 }
 
@@ -159,8 +163,9 @@ TEST(Gemm, AwkwardShapesAllTransposesAllThreadCountsMatchCanonicalLoop) {
 
 TEST(Gemm, LongReductionsFollowTheChunkTree) {
   ThreadsGuard guard;
-  const i64 Ks[] = {4095, 4096, 4097, 8193, 3 * 4096 + 5,
-                   7 * 4096 - 100};  // 7 chunks (the last 3996 long): a 3-deep stack to fold
+  const i64 Ks[] = {
+      4095, 4096,         4097,
+      8193, 3 * 4096 + 5, 7 * 4096 - 100};  // 7 chunks (the last 3996 long): a 3-deep stack to fold
   const i64 shapes[][2] = {{1, 1}, {7, 17}, {13, 33}, {6, 16}};
   std::vector<Problem> problems;
   std::uint64_t seed = 7000;
@@ -258,7 +263,8 @@ TEST(Gemm, FastSplitKMayDifferButStaysClose) {
   EXPECT_NE(0, std::memcmp(interleaved.data(), blocked.data(), blocked.size() * sizeof(float)))
       << "different piece assignments should give different chains";
   EXPECT_EQ(0, std::memcmp(portable1.data(), portable2.data(), portable1.size() * sizeof(float)));
-  for (const std::vector<float>* c : {&interleaved, &blocked, &timed}) expect_close_to_float64(p, *c, 2e-6);
+  for (const std::vector<float>* c : {&interleaved, &blocked, &timed})
+    expect_close_to_float64(p, *c, 2e-6);
   expect_close_to_float64(p, portable1, 2e-6);
 }
 

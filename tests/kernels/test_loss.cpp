@@ -85,7 +85,8 @@ CeRef ref_ce(i64 N, i64 K, const Vec& x, const std::vector<std::int32_t>& labels
   for (i64 i = 0; i < N; ++i) {
     const RowRef r = ref_row(x.data() + i * K, K);
     c.loss[i] = detdl::det_logf(r.s) - (x[i * K + labels[i]] - r.m);
-    for (i64 k = 0; k < K; ++k) c.dlogits[i * K + k] = (r.e[k] / r.s - (k == labels[i] ? 1.0f : 0.0f)) / count;
+    for (i64 k = 0; k < K; ++k)
+      c.dlogits[i * K + k] = (r.e[k] / r.s - (k == labels[i] ? 1.0f : 0.0f)) / count;
   }
   c.mean = ref_sum(c.loss) / count;
   return c;
@@ -118,7 +119,8 @@ TEST(Softmax, MatchesDocumentedOrderAndFloat64) {
         for (i64 k = 0; k < K; ++k) m64 = std::max(m64, double(x[i * K + k]));
         for (i64 k = 0; k < K; ++k) s64 += std::exp(double(x[i * K + k]) - m64);
         for (i64 k = 0; k < K; ++k) {
-          ASSERT_TRUE(same_bits(p[i * K + k], r.e[k] / r.s)) << "N=" << N << " K=" << K << " i=" << i << " k=" << k;
+          ASSERT_TRUE(same_bits(p[i * K + k], r.e[k] / r.s))
+              << "N=" << N << " K=" << K << " i=" << i << " k=" << k;
           ASSERT_NEAR(p[i * K + k], std::exp(double(x[i * K + k]) - m64) / s64, 1e-6);
         }
       }
@@ -136,7 +138,8 @@ TEST(Softmax, NanLogitPoisonsItsRowOnly) {
 
 TEST(SoftmaxCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
   ThreadGuard guard;
-  const std::vector<std::pair<i64, i64>> shapes = {{1, 1}, {3, 300}, {300, 10}, {1100, 3}, {4097, 2}};
+  const std::vector<std::pair<i64, i64>> shapes = {
+      {1, 1}, {3, 300}, {300, 10}, {1100, 3}, {4097, 2}};
   for (int threads : {1, 2, 3}) {
     use_threads(threads);
     for (auto [N, K] : shapes) {
@@ -148,13 +151,15 @@ TEST(SoftmaxCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
         SCOPED_TRACE(testing::Message() << "N=" << N << " K=" << K << " threads=" << threads
                                         << " level=" << detdl::level_name(level));
         Vec loss(N), d(N * K);
-        const float mean = cpu::softmax_cross_entropy(level, N, K, x.data(), labels.data(), loss.data(), d.data());
+        const float mean =
+            cpu::softmax_cross_entropy(level, N, K, x.data(), labels.data(), loss.data(), d.data());
         EXPECT_TRUE(same_bits(mean, want.mean));
         EXPECT_TRUE(same_bits(loss, want.loss));
         EXPECT_TRUE(same_bits(d, want.dlogits));
         // Optional outputs: the mean does not depend on them.
-        EXPECT_TRUE(same_bits(cpu::softmax_cross_entropy(level, N, K, x.data(), labels.data(), nullptr, nullptr),
-                              want.mean));
+        EXPECT_TRUE(same_bits(
+            cpu::softmax_cross_entropy(level, N, K, x.data(), labels.data(), nullptr, nullptr),
+            want.mean));
       }
     }
   }
@@ -165,7 +170,8 @@ TEST(SoftmaxCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
     const Vec x = random_vec(N * K, 4, -4.0f, 4.0f);
     const auto labels = random_labels(N, K, 5);
     Vec d(N * K);
-    const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), nullptr, d.data());
+    const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(),
+                                                  nullptr, d.data());
     Vec64 x64(x.begin(), x.end());
     auto loss64 = [&] {
       double total = 0;
@@ -248,14 +254,17 @@ TEST(BinaryCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
         const ElemRef want = from_logits ? ref_bce_logits(logits, t) : ref_bce_probs(probs, t);
         const Vec& in = from_logits ? logits : probs;
         for (Level level : {Level::portable, Level::repeatable}) {
-          SCOPED_TRACE(testing::Message() << "n=" << n << " threads=" << threads << " logits=" << from_logits);
+          SCOPED_TRACE(testing::Message()
+                       << "n=" << n << " threads=" << threads << " logits=" << from_logits);
           Vec loss(n), g(n);
-          const float mean = cpu::binary_cross_entropy(level, n, in.data(), t.data(), from_logits, loss.data(), g.data());
+          const float mean = cpu::binary_cross_entropy(level, n, in.data(), t.data(), from_logits,
+                                                       loss.data(), g.data());
           EXPECT_TRUE(same_bits(mean, want.mean));
           EXPECT_TRUE(same_bits(loss, want.loss));
           EXPECT_TRUE(same_bits(g, want.grad));
-          EXPECT_TRUE(same_bits(
-              cpu::binary_cross_entropy(level, n, in.data(), t.data(), from_logits, nullptr, nullptr), want.mean));
+          EXPECT_TRUE(same_bits(cpu::binary_cross_entropy(level, n, in.data(), t.data(),
+                                                          from_logits, nullptr, nullptr),
+                                want.mean));
         }
       }
     }
@@ -268,11 +277,13 @@ TEST(BinaryCrossEntropy, CloseToFloat64AndGradientsMatchFiniteDifferences) {
   {  // from logits
     const Vec x = random_vec(n, 11, -6.0f, 6.0f);
     Vec g(n);
-    const float mean = cpu::binary_cross_entropy(Level::portable, n, x.data(), t.data(), true, nullptr, g.data());
+    const float mean =
+        cpu::binary_cross_entropy(Level::portable, n, x.data(), t.data(), true, nullptr, g.data());
     Vec64 x64(x.begin(), x.end());
     auto loss64 = [&] {
       double s = 0;
-      for (i64 i = 0; i < n; ++i) s += std::log1p(std::exp(x64[i])) - x64[i] * t[i];  // softplus(x) - x t
+      for (i64 i = 0; i < n; ++i)
+        s += std::log1p(std::exp(x64[i])) - x64[i] * t[i];  // softplus(x) - x t
       return s / n;
     };
     EXPECT_NEAR(mean, loss64(), 1e-6);
@@ -281,7 +292,8 @@ TEST(BinaryCrossEntropy, CloseToFloat64AndGradientsMatchFiniteDifferences) {
   {  // from probabilities, away from the clamp
     const Vec x = random_vec(n, 12, 0.02f, 0.98f);
     Vec g(n);
-    const float mean = cpu::binary_cross_entropy(Level::portable, n, x.data(), t.data(), false, nullptr, g.data());
+    const float mean =
+        cpu::binary_cross_entropy(Level::portable, n, x.data(), t.data(), false, nullptr, g.data());
     Vec64 x64(x.begin(), x.end());
     auto loss64 = [&] {
       double s = 0;
@@ -289,13 +301,15 @@ TEST(BinaryCrossEntropy, CloseToFloat64AndGradientsMatchFiniteDifferences) {
       return s / n;
     };
     EXPECT_NEAR(mean, loss64(), 1e-6);
-    for (i64 i = 0; i < n; ++i) EXPECT_NEAR(g[i], central(x64, i, loss64, 1e-7), 1e-5 * (1 + std::fabs(g[i]))) << i;
+    for (i64 i = 0; i < n; ++i)
+      EXPECT_NEAR(g[i], central(x64, i, loss64, 1e-7), 1e-5 * (1 + std::fabs(g[i]))) << i;
   }
   {  // the clamp: Keras's epsilon bounds the loss, its gradient is zero outside
     const Vec x = {0.0f, 1.0f, -0.5f, 2.0f};
     const Vec tt = {1.0f, 0.0f, 1.0f, 0.0f};
     Vec loss(4), g(4);
-    cpu::binary_cross_entropy(Level::portable, 4, x.data(), tt.data(), false, loss.data(), g.data());
+    cpu::binary_cross_entropy(Level::portable, 4, x.data(), tt.data(), false, loss.data(),
+                              g.data());
     // t = 1 at the low clamp: -log(1e-7f); t = 0 at the high clamp: -log(1 - (1 - 1e-7f)),
     // where 1.0f - 1e-7f rounds to 1 - 2^-23 (float32 Keras gives the same).
     const double low = -std::log(double(1e-7f)), high = -std::log(1.0 - double(1.0f - 1e-7f));
@@ -322,17 +336,20 @@ TEST(MeanSquaredError, MatchesOrderFloat64AndFiniteDifferences) {
       const float want = ref_sum(want_l) / static_cast<float>(n);
       for (Level level : {Level::portable, Level::repeatable}) {
         Vec l(n), g(n);
-        EXPECT_TRUE(same_bits(cpu::mean_squared_error(level, n, p.data(), t.data(), l.data(), g.data()), want));
+        EXPECT_TRUE(same_bits(
+            cpu::mean_squared_error(level, n, p.data(), t.data(), l.data(), g.data()), want));
         EXPECT_TRUE(same_bits(l, want_l));
         EXPECT_TRUE(same_bits(g, want_g));
-        EXPECT_TRUE(same_bits(cpu::mean_squared_error(level, n, p.data(), t.data(), nullptr, nullptr), want));
+        EXPECT_TRUE(same_bits(
+            cpu::mean_squared_error(level, n, p.data(), t.data(), nullptr, nullptr), want));
       }
     }
   }
   const i64 n = 29;
   const Vec p = random_vec(n, 15), t = random_vec(n, 16);
   Vec g(n);
-  const float mean = cpu::mean_squared_error(Level::portable, n, p.data(), t.data(), nullptr, g.data());
+  const float mean =
+      cpu::mean_squared_error(Level::portable, n, p.data(), t.data(), nullptr, g.data());
   Vec64 p64(p.begin(), p.end());
   auto loss64 = [&] {
     double s = 0;
@@ -372,7 +389,8 @@ TEST(Penalties, SumsMatchOrderOnAnyThreadsAndGradientsMatchFiniteDifferences) {
   Vec g1 = g0, g2 = g0, z1(n, 0.0f), z2(n, 0.0f);
   cpu::l1_penalty_grad_add(n, w.data(), lambda, g1.data());
   cpu::l2_penalty_grad_add(n, w.data(), lambda, g2.data());
-  cpu::l1_penalty_grad_add(n, w.data(), lambda, z1.data());  // the gradient alone, for the differences
+  cpu::l1_penalty_grad_add(n, w.data(), lambda,
+                           z1.data());  // the gradient alone, for the differences
   cpu::l2_penalty_grad_add(n, w.data(), lambda, z2.data());
   Vec64 w64(w.begin(), w.end());
   auto l2_64 = [&] {
@@ -405,9 +423,11 @@ TEST(LossFast, CloseAndDependsOnThePieceAssignment) {
   const Vec w = random_vec(n, 20);
   const Vec p = random_vec(n, 21), t = random_vec(n, 22);
   use_threads(1);
-  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::fast, n, w.data()), cpu::l2_penalty(Level::portable, n, w.data())));
+  EXPECT_TRUE(same_bits(cpu::l2_penalty(Level::fast, n, w.data()),
+                        cpu::l2_penalty(Level::portable, n, w.data())));
   const float portable = cpu::l2_penalty(Level::portable, n, w.data());
-  const float portable_mse = cpu::mean_squared_error(Level::portable, n, p.data(), t.data(), nullptr, nullptr);
+  const float portable_mse =
+      cpu::mean_squared_error(Level::portable, n, p.data(), t.data(), nullptr, nullptr);
   use_threads(2);
   Vec l2, mse;
   for (const std::vector<int>& a : {std::vector<int>{0, 1}, std::vector<int>{0, 0, 1, 1, 1}}) {

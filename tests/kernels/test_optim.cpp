@@ -71,7 +71,8 @@ void kernel_step(const Config& c, State& st, const Vec& g, i64 t) {
     case Kind::adamw:
     case Kind::adam_keras:
       cpu::adam_update(n, st.p.data(), g.data(), st.s0.data(), st.s1.data(),
-                       {c.lr, kB1, kB2, kEps, bc1, bc2, c.wd, c.kind == Kind::adamw, c.kind == Kind::adam_keras});
+                       {c.lr, kB1, kB2, kEps, bc1, bc2, c.wd, c.kind == Kind::adamw,
+                        c.kind == Kind::adam_keras});
       break;
     case Kind::rmsprop:
     case Kind::rmsprop_keras:
@@ -115,7 +116,8 @@ void loop_step(const Config& c, State& st, const Vec& g0, i64 t) {
         a = kB1 * a + (1.0f - kB1) * g;
         b = kB2 * b + (1.0f - kB2) * (g * g);
         if (c.kind == Kind::adam_keras) {
-          const float lr_t = static_cast<float>(double(c.lr) * std::sqrt(double(bc2)) / double(bc1));
+          const float lr_t =
+              static_cast<float>(double(c.lr) * std::sqrt(double(bc2)) / double(bc1));
           p = p - (lr_t * a) / (std::sqrt(b) + kEps);
         } else {
           p = p - (c.lr * (a / bc1)) / (std::sqrt(b / bc2) + kEps);
@@ -177,9 +179,11 @@ void textbook_step(const Config& c, State64& st, const Vec& g0, i64 t) {
         if (c.kind == Kind::adamw) p *= 1 - lr * wd;  // PyTorch AdamW's form
         a = b1 * a + (1 - b1) * g;
         b = b2 * b + (1 - b2) * g * g;
-        const double mhat = a / (1 - std::pow(b1, double(t))), vhat = b / (1 - std::pow(b2, double(t)));
+        const double mhat = a / (1 - std::pow(b1, double(t))),
+                     vhat = b / (1 - std::pow(b2, double(t)));
         if (c.kind == Kind::adam_keras)  // Keras: eps added to sqrt(v), not to sqrt(v_hat)
-          p -= lr * std::sqrt(1 - std::pow(b2, double(t))) / (1 - std::pow(b1, double(t))) * a / (std::sqrt(b) + eps);
+          p -= lr * std::sqrt(1 - std::pow(b2, double(t))) / (1 - std::pow(b1, double(t))) * a /
+               (std::sqrt(b) + eps);
         else
           p -= lr * mhat / (std::sqrt(vhat) + eps);
         break;
@@ -207,13 +211,20 @@ void textbook_step(const Config& c, State64& st, const Vec& g0, i64 t) {
 }
 
 const std::vector<Config> kConfigs = {
-    {Kind::sgd, 0.1f, 0.0f, 0.0f, false},        {Kind::sgd, 0.05f, 0.9f, 1e-3f, false},
-    {Kind::sgd, 0.05f, 0.9f, 0.0f, true},        {Kind::sgd_keras, 0.05f, 0.9f, 0.0f, false},
-    {Kind::sgd_keras, 0.05f, 0.9f, 1e-3f, true}, {Kind::sgd_keras, 0.1f, 0.0f, 0.0f, false},
-    {Kind::adam, 1e-3f, 0.0f, 0.0f, false},      {Kind::adam, 1e-2f, 0.0f, 1e-2f, false},
-    {Kind::adamw, 1e-2f, 0.0f, 1e-2f, false},    {Kind::adam_keras, 1e-3f, 0.0f, 0.0f, false},
-    {Kind::rmsprop, 1e-2f, 0.0f, 0.0f, false},   {Kind::rmsprop, 1e-2f, 0.9f, 1e-3f, false},
-    {Kind::rmsprop_keras, 1e-3f, 0.0f, 0.0f, false}, {Kind::rmsprop_keras, 1e-3f, 0.9f, 0.0f, false},
+    {Kind::sgd, 0.1f, 0.0f, 0.0f, false},
+    {Kind::sgd, 0.05f, 0.9f, 1e-3f, false},
+    {Kind::sgd, 0.05f, 0.9f, 0.0f, true},
+    {Kind::sgd_keras, 0.05f, 0.9f, 0.0f, false},
+    {Kind::sgd_keras, 0.05f, 0.9f, 1e-3f, true},
+    {Kind::sgd_keras, 0.1f, 0.0f, 0.0f, false},
+    {Kind::adam, 1e-3f, 0.0f, 0.0f, false},
+    {Kind::adam, 1e-2f, 0.0f, 1e-2f, false},
+    {Kind::adamw, 1e-2f, 0.0f, 1e-2f, false},
+    {Kind::adam_keras, 1e-3f, 0.0f, 0.0f, false},
+    {Kind::rmsprop, 1e-2f, 0.0f, 0.0f, false},
+    {Kind::rmsprop, 1e-2f, 0.9f, 1e-3f, false},
+    {Kind::rmsprop_keras, 1e-3f, 0.0f, 0.0f, false},
+    {Kind::rmsprop_keras, 1e-3f, 0.9f, 0.0f, false},
 };
 
 TEST(Optim, MatchesDocumentedOrderBitForBitOnAnyThreads) {
@@ -289,14 +300,18 @@ TEST(Optim, PyTorchAndKerasFirstSteps) {
   for (bool keras : {false, true}) {
     Vec p = p0, m(n, 0.0f), v(n, 0.0f);
     const auto [bc1, bc2] = cpu::adam_bias_corrections(0.9f, 0.999f, 1);
-    cpu::adam_update(n, p.data(), g.data(), m.data(), v.data(), {1e-3f, 0.9f, 0.999f, 1e-8f, bc1, bc2, 0.0f, false, keras});
-    for (i64 i = 0; i < n; ++i) EXPECT_NEAR(p0[i] - p[i], 1e-3 * (g[i] > 0 ? 1 : -1), 1e-7) << keras << " " << i;
+    cpu::adam_update(n, p.data(), g.data(), m.data(), v.data(),
+                     {1e-3f, 0.9f, 0.999f, 1e-8f, bc1, bc2, 0.0f, false, keras});
+    for (i64 i = 0; i < n; ++i)
+      EXPECT_NEAR(p0[i] - p[i], 1e-3 * (g[i] > 0 ? 1 : -1), 1e-7) << keras << " " << i;
   }
   // RMSprop: PyTorch's momentum form equals the plain form at the first step, bit for bit.
   {
     Vec pa = p0, va(n, 0.0f), ba(n, 0.0f), pb = p0, vb(n, 0.0f), bb(n, 0.0f);
-    cpu::rmsprop_update(n, pa.data(), g.data(), va.data(), ba.data(), {0.01f, 0.99f, 1e-8f, 0.0f, 0.0f});
-    cpu::rmsprop_update(n, pb.data(), g.data(), vb.data(), bb.data(), {0.01f, 0.99f, 1e-8f, 0.9f, 0.0f});
+    cpu::rmsprop_update(n, pa.data(), g.data(), va.data(), ba.data(),
+                        {0.01f, 0.99f, 1e-8f, 0.0f, 0.0f});
+    cpu::rmsprop_update(n, pb.data(), g.data(), vb.data(), bb.data(),
+                        {0.01f, 0.99f, 1e-8f, 0.9f, 0.0f});
     EXPECT_TRUE(same_bits(pa, pb));
     // First step: v = (1 - alpha) g^2, so the move is lr * g / (sqrt(0.01) |g|) = 10 lr sign(g).
     for (i64 i = 0; i < n; ++i) EXPECT_NEAR(p0[i] - pa[i], 0.1 * (g[i] > 0 ? 1 : -1), 1e-6) << i;

@@ -47,9 +47,10 @@ TEST(Philox, KnownAnswers) {
   const auto rows = load_known_answers();
   ASSERT_GE(rows.size(), 3u) << "expected the Random123 known-answer rows";
   for (const auto& r : rows) {
-    const Philox4 out = philox4x32_10(Philox4{{r.ctr[0], r.ctr[1], r.ctr[2], r.ctr[3]}}, r.key[0],
-                                      r.key[1]);
-    for (int w = 0; w < 4; ++w) EXPECT_EQ(out.v[w], r.out[w]) << "word " << w << ", ctr " << r.ctr[0];
+    const Philox4 out =
+        philox4x32_10(Philox4{{r.ctr[0], r.ctr[1], r.ctr[2], r.ctr[3]}}, r.key[0], r.key[1]);
+    for (int w = 0; w < 4; ++w)
+      EXPECT_EQ(out.v[w], r.out[w]) << "word " << w << ", ctr " << r.ctr[0];
   }
 }
 
@@ -57,8 +58,8 @@ TEST(Philox, KnownAnswers) {
 // 2, stream in word 3, key = seed (low word first).
 TEST(Philox, IndexToBlockAndWord) {
   const std::uint64_t seed = 0x0123456789abcdefull;
-  for (std::uint64_t index : {0ull, 1ull, 2ull, 3ull, 4ull, 7ull, 1001ull, (1ull << 34) + 5,
-                              0xfffffffffffffffeull}) {
+  for (std::uint64_t index :
+       {0ull, 1ull, 2ull, 3ull, 4ull, 7ull, 1001ull, (1ull << 34) + 5, 0xfffffffffffffffeull}) {
     const std::uint64_t block = index / 4;
     const Philox4 b = philox4x32_10(
         Philox4{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), 9u,
@@ -179,7 +180,8 @@ TEST(Philox, IndependentKeys) {
   // Normals too: sub 0 and sub 1 share nothing.
   int same = 0;
   for (int i = 0; i < 1000; ++i)
-    same += philox_normal(1, RandomStream::init, 0, i) == philox_normal(1, RandomStream::init, 1, i);
+    same +=
+        philox_normal(1, RandomStream::init, 0, i) == philox_normal(1, RandomStream::init, 1, i);
   EXPECT_EQ(same, 0);
 }
 

@@ -18,11 +18,11 @@
 
 namespace {
 
-using detdl::Pool2dShape;
 using detdl::check_pool2d_shape;
 using detdl::pool2d_shape;
 using detdl::pool2d_shape_same;
 using detdl::pool2d_shape_valid;
+using detdl::Pool2dShape;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
 using Vec64 = std::vector<double>;

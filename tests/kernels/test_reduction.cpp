@@ -58,7 +58,8 @@ float reference_dot(const std::vector<float>& a, const std::vector<float>& b) {
   std::vector<float> parts;
   for (std::size_t s = 0; s < a.size(); s += kChunkProducts) {
     float p = 0.0f;
-    for (std::size_t k = s; k < a.size() && k < s + kChunkProducts; ++k) p = std::fmaf(a[k], b[k], p);
+    for (std::size_t k = s; k < a.size() && k < s + kChunkProducts; ++k)
+      p = std::fmaf(a[k], b[k], p);
     parts.push_back(p);
   }
   return level_tree(parts);
@@ -132,7 +133,8 @@ TEST(Reduction, StridedAndFunctorSums) {
       for (std::int64_t i = 0; i < n; ++i) gathered.push_back(x[i * stride]);
       const float want = reference_sum(gathered);
       EXPECT_EQ(bits(canonical_sum(x.data(), n, stride)), bits(want)) << n << " stride " << stride;
-      EXPECT_EQ(bits(canonical_sum_of(n, [&](std::int64_t k) { return x[k * stride]; })), bits(want))
+      EXPECT_EQ(bits(canonical_sum_of(n, [&](std::int64_t k) { return x[k * stride]; })),
+                bits(want))
           << n << " stride " << stride;
       // Strided dot against the gathered plain loop.
       const auto y = gen_vector(6, n * stride);
@@ -155,7 +157,8 @@ TEST(Reduction, SumOfSquaredDeviations) {
   const float mean = 0.125f;
   std::vector<float> terms;
   for (float v : x) terms.push_back((v - mean) * (v - mean));
-  const float got = canonical_sum_of(3000, [&](std::int64_t k) { return (x[k] - mean) * (x[k] - mean); });
+  const float got =
+      canonical_sum_of(3000, [&](std::int64_t k) { return (x[k] - mean) * (x[k] - mean); });
   EXPECT_EQ(bits(got), bits(reference_sum(terms)));
   double exact = 0;
   for (float t : terms) exact += t;
@@ -176,7 +179,8 @@ TEST(Reduction, CloseToFloat64) {
     }
     const double eps = 0x1p-24;
     EXPECT_NEAR(canonical_sum(x.data(), n), s, (kChunkValues + 20) * eps * sa) << n;
-    EXPECT_NEAR(canonical_dot(x.data(), 1, y.data(), 1, n), d, (kChunkProducts + 20) * eps * da) << n;
+    EXPECT_NEAR(canonical_dot(x.data(), 1, y.data(), 1, n), d, (kChunkProducts + 20) * eps * da)
+        << n;
   }
 }
 

@@ -53,9 +53,11 @@ TEST(AccuracyRule, OneOutputRegressionIsBinaryAccuracyAtOneHalf) {
 
 TEST(AccuracyRule, SeveralOutputsCompareFirstMaxima) {
   // mse with 3 outputs: the output's first maximum against the target's.
-  const std::vector<float> pred{0.1f, 0.8f, 0.1f,   0.5f, 0.5f, 0.0f,   0.3f, 0.3f, 0.4f};
-  const Tensor y = Tensor::from_vector({3, 3}, {0.0f, 1.0f, 0.0f,   0.0f, 1.0f, 0.0f,   0.2f, 0.2f, 0.9f});
-  EXPECT_EQ(accuracy_of(LossKind::mse, 3, pred, y), 2.0f / 3.0f);  // row 1: the tie goes to output 0
+  const std::vector<float> pred{0.1f, 0.8f, 0.1f, 0.5f, 0.5f, 0.0f, 0.3f, 0.3f, 0.4f};
+  const Tensor y =
+      Tensor::from_vector({3, 3}, {0.0f, 1.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.2f, 0.2f, 0.9f});
+  EXPECT_EQ(accuracy_of(LossKind::mse, 3, pred, y),
+            2.0f / 3.0f);  // row 1: the tie goes to output 0
   // softmax_ce: the first maximum of the logits against the label.
   const Tensor labels = Tensor::from_vector_i32({3}, {1, 1, 2});
   EXPECT_EQ(accuracy_of(LossKind::softmax_ce, 3, pred, labels), 2.0f / 3.0f);
@@ -87,8 +89,10 @@ TEST(AccuracyRule, TrainingAccuracyIsTheMetricsAccuracyForRegression) {
   const TrainResult r = Trainer(*model, cfg).fit(d, &d);
   ASSERT_EQ(r.epochs.size(), 3u);
   for (const EpochStats& s : r.epochs) {
-    EXPECT_EQ(s.train_accuracy, static_cast<float>(s.train_metrics[static_cast<int>(Metric::accuracy)]));
-    EXPECT_EQ(s.test.accuracy, static_cast<float>(s.test.metrics[static_cast<int>(Metric::accuracy)]));
+    EXPECT_EQ(s.train_accuracy,
+              static_cast<float>(s.train_metrics[static_cast<int>(Metric::accuracy)]));
+    EXPECT_EQ(s.test.accuracy,
+              static_cast<float>(s.test.metrics[static_cast<int>(Metric::accuracy)]));
   }
   EXPECT_GT(r.epochs.back().test.accuracy, 0.0f);
 }

@@ -23,8 +23,8 @@ using Widths = std::vector<std::int64_t>;
 namespace {
 
 const ButterShape kAllShapes[] = {
-    ButterShape::rectangle,     ButterShape::trapezoid,     ButterShape::exponential,
-    ButterShape::wide_first_2x, ButterShape::wide_first_4x, ButterShape::wide_first_8x,
+    ButterShape::rectangle,      ButterShape::trapezoid,          ButterShape::exponential,
+    ButterShape::wide_first_2x,  ButterShape::wide_first_4x,      ButterShape::wide_first_8x,
     ButterShape::wide_first_16x, ButterShape::rectangle_residual,
 };
 
@@ -78,11 +78,15 @@ TEST(Butter, ExponentialWidthsByHand) {
 }
 
 TEST(Butter, WideFirstWidthsByHand) {
-  EXPECT_EQ(butter_widths(ButterShape::wide_first_2x, 7, 4, 3), (Widths{7, 4, 4, 3}));   // 3.5 -> 4
-  EXPECT_EQ(butter_widths(ButterShape::wide_first_4x, 10, 4, 1), (Widths{10, 2, 2, 1}));  // 2.5 -> 2
-  EXPECT_EQ(butter_widths(ButterShape::wide_first_8x, 100, 3, 2), (Widths{100, 12, 2})); // 12.5 -> 12
-  EXPECT_EQ(butter_widths(ButterShape::wide_first_16x, 7, 5, 2), (Widths{7, 1, 1, 1, 2})); // 0.44 -> 0 -> 1
-  EXPECT_EQ(butter_widths(ButterShape::wide_first_16x, 40, 2, 2), (Widths{40, 2}));  // no narrow layers
+  EXPECT_EQ(butter_widths(ButterShape::wide_first_2x, 7, 4, 3), (Widths{7, 4, 4, 3}));  // 3.5 -> 4
+  EXPECT_EQ(butter_widths(ButterShape::wide_first_4x, 10, 4, 1),
+            (Widths{10, 2, 2, 1}));  // 2.5 -> 2
+  EXPECT_EQ(butter_widths(ButterShape::wide_first_8x, 100, 3, 2),
+            (Widths{100, 12, 2}));  // 12.5 -> 12
+  EXPECT_EQ(butter_widths(ButterShape::wide_first_16x, 7, 5, 2),
+            (Widths{7, 1, 1, 1, 2}));  // 0.44 -> 0 -> 1
+  EXPECT_EQ(butter_widths(ButterShape::wide_first_16x, 40, 2, 2),
+            (Widths{40, 2}));  // no narrow layers
 }
 
 TEST(Butter, ParamCountByHand) {
@@ -110,8 +114,11 @@ TEST(Butter, PublishedWorkedExamples) {
 // Every generator's count is non-decreasing in w0, so the search must reach the smallest
 // distance a full scan finds.
 TEST(Butter, SearchFindsTheClosestCountOfAFullScan) {
-  struct Case { std::int64_t size, depth, n_in, n_out; };
-  const Case cases[] = {{1024, 3, 11, 7}, {4096, 5, 2, 1}, {16384, 6, 20, 3}, {300, 2, 5, 10}, {65536, 10, 8, 2}};
+  struct Case {
+    std::int64_t size, depth, n_in, n_out;
+  };
+  const Case cases[] = {
+      {1024, 3, 11, 7}, {4096, 5, 2, 1}, {16384, 6, 20, 3}, {300, 2, 5, 10}, {65536, 10, 8, 2}};
   for (const ButterShape s : kAllShapes) {
     for (const Case& c : cases) {
       const ButterPlan plan = butter_plan(s, c.size, c.depth, c.n_in, c.n_out);
@@ -121,7 +128,8 @@ TEST(Butter, SearchFindsTheClosestCountOfAFullScan) {
         best = std::min(best, static_cast<std::int64_t>(std::llabs(p - c.size)));
         if (p > 2 * c.size) break;
       }
-      EXPECT_EQ(static_cast<std::int64_t>(std::llabs(plan.params - c.size)), best) << butter_shape_name(s) << " size " << c.size;
+      EXPECT_EQ(static_cast<std::int64_t>(std::llabs(plan.params - c.size)), best)
+          << butter_shape_name(s) << " size " << c.size;
       EXPECT_EQ(plan.params, butter_param_count(plan.widths, c.n_in));
       EXPECT_EQ(static_cast<std::int64_t>(plan.widths.size()), c.depth);
       EXPECT_EQ(plan.widths.back(), c.n_out);
@@ -153,21 +161,32 @@ TEST(Butter, NonConformantPlanIsRejectedWithSizeAndClosestCount) {
   const ButterPlan plan = butter_plan(ButterShape::rectangle, 10, 3, 1000, 1);
   EXPECT_FALSE(plan.conformant);
   EXPECT_EQ(plan.params, 1005);
-  const std::string msg = thrown_message([&] { make_butter_mlp(ButterShape::rectangle, plan, 1000, true); });
+  const std::string msg =
+      thrown_message([&] { make_butter_mlp(ButterShape::rectangle, plan, 1000, true); });
   EXPECT_NE(msg.find("size 10"), std::string::npos) << msg;
   EXPECT_NE(msg.find("1005"), std::string::npos) << msg;
   EXPECT_NE(msg.find("20%"), std::string::npos) << msg;
 }
 
 TEST(Butter, BadArgumentsAreNamed) {
-  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 1, 11, 7); }).find("depth"), std::string::npos);
-  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 0, 3, 11, 7); }).find("size"), std::string::npos);
-  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 3, 0, 7); }).find("n_in"), std::string::npos);
-  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 3, 11, 0); }).find("n_out"), std::string::npos);
-  EXPECT_NE(thrown_message([] { butter_widths(ButterShape::trapezoid, 0, 3, 1); }).find("w0"), std::string::npos);
+  EXPECT_NE(
+      thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 1, 11, 7); }).find("depth"),
+      std::string::npos);
+  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 0, 3, 11, 7); }).find("size"),
+            std::string::npos);
+  EXPECT_NE(thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 3, 0, 7); }).find("n_in"),
+            std::string::npos);
+  EXPECT_NE(
+      thrown_message([] { butter_plan(ButterShape::rectangle, 1024, 3, 11, 0); }).find("n_out"),
+      std::string::npos);
+  EXPECT_NE(thrown_message([] { butter_widths(ButterShape::trapezoid, 0, 3, 1); }).find("w0"),
+            std::string::npos);
   // A plan built for 11 inputs does not fit 12.
   const ButterPlan wine = butter_plan(ButterShape::rectangle, 1024, 3, 11, 7);
-  EXPECT_NE(thrown_message([&] { make_butter_mlp(ButterShape::rectangle, wine, 12, false); }).find("n_in"), std::string::npos);
+  EXPECT_NE(thrown_message([&] {
+              make_butter_mlp(ButterShape::rectangle, wine, 12, false);
+            }).find("n_in"),
+            std::string::npos);
 }
 
 TEST(Butter, BuiltModuleMatchesThePlan) {
@@ -176,7 +195,8 @@ TEST(Butter, BuiltModuleMatchesThePlan) {
     ASSERT_TRUE(plan.conformant) << butter_shape_name(s);
     auto m = make_butter_mlp(s, plan, 13, false);
     EXPECT_EQ(m->parameter_count(), plan.params) << butter_shape_name(s);
-    EXPECT_EQ(m->parameters().size(), 2 * plan.widths.size()) << butter_shape_name(s);  // kernel + bias per layer
+    EXPECT_EQ(m->parameters().size(), 2 * plan.widths.size())
+        << butter_shape_name(s);  // kernel + bias per layer
     m->initialize(3);
     NoGradGuard ng;
     const Tensor y = m->forward(detdl::testing::random_tensor({6, 13}, 1));
@@ -238,12 +258,14 @@ TEST(Butter, ResidualForwardMatchesFloat64Reference) {
         if (d == depth - 1) {
           next[o] = 1.0 / (1.0 + std::exp(-s));
         } else {
-          next[o] = std::max(0.0, s) + (d >= 1 ? h[o] : 0.0);  // skips on hidden layers 1 .. depth-2
+          next[o] =
+              std::max(0.0, s) + (d >= 1 ? h[o] : 0.0);  // skips on hidden layers 1 .. depth-2
         }
       }
       h = next;
     }
-    for (std::int64_t o = 0; o < n_out; ++o) EXPECT_NEAR(y.f32()[n * n_out + o], h[o], 1e-5) << n << "," << o;
+    for (std::int64_t o = 0; o < n_out; ++o)
+      EXPECT_NEAR(y.f32()[n * n_out + o], h[o], 1e-5) << n << "," << o;
   }
 }
 
@@ -252,8 +274,8 @@ TEST(Butter, ResidualDenseGradientsMatchFiniteDifferences) {
   block.initialize(21);
   std::vector<Tensor> inputs{detdl::testing::random_tensor({3, 4}, 2)};
   for (const auto& p : block.parameters()) inputs.push_back(p.tensor);
-  detdl::testing::expect_gradients_match([&](const std::vector<Tensor>& in) { return block.forward(in[0]); }, inputs,
-                                  1e-3f);
+  detdl::testing::expect_gradients_match(
+      [&](const std::vector<Tensor>& in) { return block.forward(in[0]); }, inputs, 1e-3f);
 }
 
 TEST(Butter, ForwardBackwardBitIdenticalOnOneAndTwoThreads) {
@@ -262,7 +284,8 @@ TEST(Butter, ForwardBackwardBitIdenticalOnOneAndTwoThreads) {
     cpu::set_num_threads(threads);
     auto m = make_butter_mlp(ButterShape::rectangle_residual, plan, 30, true);
     m->initialize(4);
-    const Tensor x = detdl::testing::random_tensor({300, 30}, 8);  // > 256 rows: two bias-grad chunks
+    const Tensor x =
+        detdl::testing::random_tensor({300, 30}, 8);  // > 256 rows: two bias-grad chunks
     const Tensor t = detdl::testing::random_tensor({300, 1}, 9, 0.0f, 1.0f);
     const Tensor y = m->forward(x);
     backward(ops::mean_squared_error(y, t));

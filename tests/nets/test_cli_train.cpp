@@ -60,7 +60,8 @@ TEST(CliTrain, FlagsOverridePresetAndConfig) {
   const auto dir = temp_dir();
   const auto cfg = dir / "c.json";
   std::ofstream(cfg) << R"({"batch_size": 64, "seeds": {"order": 5}})";
-  const auto r = run("train --preset lenet5 --config " + cfg.string() + " --epochs 3 --init-seed 9 --print-config");
+  const auto r = run("train --preset lenet5 --config " + cfg.string() +
+                     " --epochs 3 --init-seed 9 --print-config");
   ASSERT_EQ(r.status, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_EQ(j["net"], "lenet5");

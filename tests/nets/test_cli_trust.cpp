@@ -26,12 +26,15 @@ fs::path temp_dir() {
   return d;
 }
 
-bool has(const std::string& out, const std::string& what) { return out.find(what) != std::string::npos; }
+bool has(const std::string& out, const std::string& what) {
+  return out.find(what) != std::string::npos;
+}
 
 // The MLP on blobs, stopped after 100 steps into `ckpt`.
 std::string stopped_run(const fs::path& ckpt) {
   fs::remove(ckpt);
-  const auto r = run_detdl("train --net mlp --quiet --checkpoint " + ckpt.string() + " --stop-after 100");
+  const auto r =
+      run_detdl("train --net mlp --quiet --checkpoint " + ckpt.string() + " --stop-after 100");
   EXPECT_EQ(r.status, 0) << r.output;
   return ckpt.string();
 }
@@ -56,13 +59,16 @@ TEST(CliTrust, ResumeWithChangedHyperparametersIsRefusedNamingThem) {
   r = run_detdl("train --net mlp --quiet --checkpoint " + ck + " --resume --batch-size 64");
   EXPECT_TRUE(has(r.output, "batch_size: checkpoint 32, this run 64")) << r.output;
   r = run_detdl("train --net mlp --quiet --checkpoint " + ck + " --resume --data bars");
-  EXPECT_TRUE(has(r.output, "data: checkpoint blobs, this run bars") || has(r.output, "--data")) << r.output;
+  EXPECT_TRUE(has(r.output, "data: checkpoint blobs, this run bars") || has(r.output, "--data"))
+      << r.output;
   // Raising --epochs trains the same run for longer: allowed, and equal to a run never stopped.
   r = run_detdl("train --net mlp --checkpoint " + ck + " --resume --epochs 6");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(has(r.output, "resumed from step 100 of " + ck)) << r.output;
   const auto full = run_detdl("train --net mlp --quiet --epochs 6");
-  const auto hash_of = [](const std::string& out) { return out.substr(out.find("weight hash ") + 12, 16); };
+  const auto hash_of = [](const std::string& out) {
+    return out.substr(out.find("weight hash ") + 12, 16);
+  };
   EXPECT_EQ(hash_of(r.output), hash_of(full.output));
 }
 
@@ -81,7 +87,10 @@ TEST(CliTrust, WeightsThatNoLongerMatchTheirHashAreRefused) {
 }
 
 TEST(CliTrust, NonFiniteAndOutOfRangeValuesAreRefusedByTheirFlag) {
-  struct Case { const char* args; const char* says; };
+  struct Case {
+    const char* args;
+    const char* says;
+  };
   const Case cases[] = {
       {"--momentum nan", "--momentum: expected a number in [0, 1], got nan"},
       {"--momentum 1.5", "--momentum: expected a number in [0, 1]"},
@@ -108,14 +117,19 @@ TEST(CliTrust, NonFiniteAndOutOfRangeValuesAreRefusedByTheirFlag) {
 
 TEST(CliTrust, ConfigFilesGoThroughTheSameChecks) {
   const auto dir = temp_dir();
-  struct Case { const char* json; const char* says; };
+  struct Case {
+    const char* json;
+    const char* says;
+  };
   const Case cases[] = {
-      {R"({"optimizer": {"momentum": 5}})", "cfg.json.optimizer.momentum: expected a number in [0, 1], got 5"},
+      {R"({"optimizer": {"momentum": 5}})",
+       "cfg.json.optimizer.momentum: expected a number in [0, 1], got 5"},
       {R"({"schedule": {"lr": null}})", "cfg.json.schedule.lr: null is not a value"},
       {R"({"epochs": null})", "cfg.json.epochs: null is not a value"},
       {R"({"epochs": 1e30})", "cfg.json.epochs: expected an integer"},
       {R"({"l2": -1})", "cfg.json.l2: expected a finite number >= 0"},
-      {R"({"schedule": {"kind": "multistep", "milestones": [5, 3]}})", "cfg.json.schedule.milestones: expected increasing"},
+      {R"({"schedule": {"kind": "multistep", "milestones": [5, 3]}})",
+       "cfg.json.schedule.milestones: expected increasing"},
   };
   for (const auto& c : cases) {
     std::ofstream(dir / "cfg.json") << c.json;

@@ -29,7 +29,8 @@ struct TempDir {
   fs::path path;
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("detdl_limits_" + std::to_string(::getpid()) + "_" + info->name());
+    path = fs::temp_directory_path() /
+           ("detdl_limits_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -68,7 +69,8 @@ void expect_refused(F&& f, const std::vector<std::string>& parts) {
     FAIL() << "no exception; expected one containing " << parts.at(0);
   } catch (const std::exception& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
   }
 }
 
@@ -80,8 +82,10 @@ TEST(DataLimits, IdxHeaderClaimingHugeDimsIsRefusedBeforeReadingData) {
   const std::string path = t.file("huge-images-idx3-ubyte.gz");
   write_gz_bomb(path, idx_header({1u << 31, 28, 28}), kBombMib);
   const long before = peak_rss_mib();
-  expect_refused([&] { read_idx(path); }, {path, "2147483648 x 28 x 28", "declare more than 2147483648 bytes"});
-  EXPECT_LT(peak_rss_mib() - before, kSlackMib) << "the body was inflated before the header was checked";
+  expect_refused([&] { read_idx(path); },
+                 {path, "2147483648 x 28 x 28", "declare more than 2147483648 bytes"});
+  EXPECT_LT(peak_rss_mib() - before, kSlackMib)
+      << "the body was inflated before the header was checked";
 }
 
 TEST(DataLimits, IdxBadMagicIsRefusedBeforeReadingData) {
@@ -110,11 +114,16 @@ TEST(DataLimits, IdxCountsAreComparedBeforeEitherFileIsRead) {
   // disagreement is found from the two headers, before the truncated data is read.
   std::vector<std::uint8_t> images = idx_header({6, 3, 5});
   images.insert(images.end(), 10, 1);
-  std::ofstream(t.file("train-images-idx3-ubyte"), std::ios::binary).write(reinterpret_cast<const char*>(images.data()), static_cast<std::streamsize>(images.size()));
+  std::ofstream(t.file("train-images-idx3-ubyte"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(images.data()),
+             static_cast<std::streamsize>(images.size()));
   std::vector<std::uint8_t> labels = idx_header({5});
   labels.insert(labels.end(), {0, 1, 2, 3, 4});
-  std::ofstream(t.file("train-labels-idx1-ubyte"), std::ios::binary).write(reinterpret_cast<const char*>(labels.data()), static_cast<std::streamsize>(labels.size()));
-  expect_refused([&] { load_mnist_dir(t.path.string()); }, {"train-labels-idx1-ubyte", "5 labels for 6 images"});
+  std::ofstream(t.file("train-labels-idx1-ubyte"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(labels.data()),
+             static_cast<std::streamsize>(labels.size()));
+  expect_refused([&] { load_mnist_dir(t.path.string()); },
+                 {"train-labels-idx1-ubyte", "5 labels for 6 images"});
 }
 
 TEST(DataLimits, GzipInflatingPastTheBoundIsRefusedNamingTheFile) {
@@ -122,7 +131,8 @@ TEST(DataLimits, GzipInflatingPastTheBoundIsRefusedNamingTheFile) {
   const std::string path = t.file("long.bin.gz");
   write_gz_bomb(path, {}, kBombMib);
   const long before = peak_rss_mib();
-  expect_refused([&] { read_file_bytes(path, std::uint64_t{4} << 20); }, {path, "longer than 4194304 bytes"});
+  expect_refused([&] { read_file_bytes(path, std::uint64_t{4} << 20); },
+                 {path, "longer than 4194304 bytes"});
   EXPECT_LT(peak_rss_mib() - before, kSlackMib);
   // Within the bound the content comes back whole.
   const std::string small = t.file("short.bin.gz");

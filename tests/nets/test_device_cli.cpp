@@ -46,9 +46,11 @@ TEST(ExperimentDevice, RoundTripsAndIsOmittedForCpu) {
 }
 
 TEST(ExperimentDevice, BadValuesNameTheField) {
-  EXPECT_NE(error_of({{"device", "tpu"}}).find("study.toml.device"), std::string::npos) << error_of({{"device", "tpu"}});
+  EXPECT_NE(error_of({{"device", "tpu"}}).find("study.toml.device"), std::string::npos)
+      << error_of({{"device", "tpu"}});
   EXPECT_NE(error_of({{"device", "tpu"}}).find("tpu"), std::string::npos);
-  EXPECT_NE(error_of({{"device", 1}}).find("study.toml.device"), std::string::npos) << error_of({{"device", 1}});
+  EXPECT_NE(error_of({{"device", 1}}).find("study.toml.device"), std::string::npos)
+      << error_of({{"device", 1}});
 }
 
 TEST(ExperimentDevice, PrintConfigShowsTheDeviceFlag) {
@@ -77,7 +79,8 @@ TEST(ExperimentDevice, CudaWithoutCudaIsAClearError) {
 #ifndef DETDL_HAVE_CUDA
   EXPECT_NE(r.output.find("built without CUDA"), std::string::npos) << r.output;
 #endif
-  r = run("golden --device cuda --check " + std::string(DETDL_SOURCE_DIR) + "/tests/golden/hashes.json");
+  r = run("golden --device cuda --check " + std::string(DETDL_SOURCE_DIR) +
+          "/tests/golden/hashes.json");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("--device cuda"), std::string::npos) << r.output;
   Experiment e;

@@ -56,12 +56,16 @@ TEST(ExperimentJson, ErrorsNameTheField) {
   EXPECT_NE(message({{"batch_size", 0}}).find("study.toml.batch_size"), std::string::npos);
   EXPECT_NE(message({{"level", "fastest"}}).find("study.toml.level"), std::string::npos);
   EXPECT_NE(message({{"fast_ops", {"gemm"}}}).find("study.toml.fast_ops"), std::string::npos);
-  EXPECT_NE(message({{"optimizer", {{"kind", "adagrad"}}}}).find("study.toml.optimizer.kind"), std::string::npos);
-  EXPECT_NE(message({{"optimizer", {{"lr", 0.1}}}}).find("study.toml.optimizer.lr: unknown field"), std::string::npos);
-  EXPECT_NE(message({{"seeds", {{"init", -1}}}}).find("study.toml.seeds.init"), std::string::npos);
-  EXPECT_NE(message({{"schedule", {{"kind", "piecewise"}, {"milestones", {1, 2}}}}}).find("study.toml.schedule.factors"),
+  EXPECT_NE(message({{"optimizer", {{"kind", "adagrad"}}}}).find("study.toml.optimizer.kind"),
             std::string::npos);
-  EXPECT_NE(message(nlohmann::json::array()).find("study.toml: expected an object"), std::string::npos);
+  EXPECT_NE(message({{"optimizer", {{"lr", 0.1}}}}).find("study.toml.optimizer.lr: unknown field"),
+            std::string::npos);
+  EXPECT_NE(message({{"seeds", {{"init", -1}}}}).find("study.toml.seeds.init"), std::string::npos);
+  EXPECT_NE(message({{"schedule", {{"kind", "piecewise"}, {"milestones", {1, 2}}}}})
+                .find("study.toml.schedule.factors"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("study.toml: expected an object"),
+            std::string::npos);
 }
 
 TEST(Presets, AllParseAndUnknownIsRefused) {
@@ -116,9 +120,10 @@ TEST(RunExperiment, RecordsTwentySeriesAndIsThreadIndependent) {
   // 10 series for the training split and 10 for the test split.
   for (const char* split : {"train", "test"}) {
     EXPECT_EQ(ep[split].size(), 10u) << split;
-    for (const char* key : {"loss", "accuracy", "cosine_similarity", "hinge", "kullback_leibler_divergence",
-                            "mean_absolute_error", "mean_squared_error", "mean_squared_logarithmic_error",
-                            "root_mean_squared_error", "squared_hinge"}) {
+    for (const char* key :
+         {"loss", "accuracy", "cosine_similarity", "hinge", "kullback_leibler_divergence",
+          "mean_absolute_error", "mean_squared_error", "mean_squared_logarithmic_error",
+          "root_mean_squared_error", "squared_hinge"}) {
       ASSERT_TRUE(ep[split].contains(key)) << split << " " << key;
       EXPECT_TRUE(std::isfinite(ep[split][key].get<double>())) << split << " " << key;
     }
@@ -135,9 +140,11 @@ TEST(RunExperiment, WithoutMetricsTheRecordKeepsLossAndAccuracy) {
   const RunOutput out = run_experiment(e);
   const auto& ep = out.record["epochs"][1];
   EXPECT_EQ(ep["test"].size(), 2u);
-  EXPECT_EQ(ep["test"]["accuracy"].get<double>(), static_cast<double>(out.result.epochs[1].test_accuracy));
+  EXPECT_EQ(ep["test"]["accuracy"].get<double>(),
+            static_cast<double>(out.result.epochs[1].test_accuracy));
   EXPECT_GT(ep["test"]["accuracy"].get<double>(), 0.5);
-  EXPECT_EQ(ep["train"]["accuracy"].get<double>(), static_cast<double>(out.result.epochs[1].train_accuracy));
+  EXPECT_EQ(ep["train"]["accuracy"].get<double>(),
+            static_cast<double>(out.result.epochs[1].train_accuracy));
   // Metrics never change the weights.
   EXPECT_EQ(out.result.weight_hash, run_experiment(tiny_mlp()).result.weight_hash);
 }
@@ -187,7 +194,8 @@ TEST(RunExperiment, AugmentedCnnOnCifarShapedData) {
 // Generated images written in CIFAR's binary format, read back by the loader: the path a
 // user's real CIFAR download takes. 40 training rows in 5 batch files, 12 test rows.
 std::string write_cifar_dir(const std::string& name, data::CifarKind kind, std::int64_t classes) {
-  const auto dir = std::filesystem::temp_directory_path() / ("detdl_" + name + "_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("detdl_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const Dataset all = nets::make_bar_images(52, 3, 32, classes, 11);
   auto clamp01 = [](Dataset d) {  // the format stores bytes: keep the images in [0, 1]
@@ -199,7 +207,8 @@ std::string write_cifar_dir(const std::string& name, data::CifarKind kind, std::
     for (int b = 0; b < 5; ++b)
       data::write_cifar_file((dir / ("data_batch_" + std::to_string(b + 1) + ".bin")).string(),
                              clamp01(slice_rows(all, b * 8, b * 8 + 8)), kind);
-    data::write_cifar_file((dir / "test_batch.bin").string(), clamp01(slice_rows(all, 40, 52)), kind);
+    data::write_cifar_file((dir / "test_batch.bin").string(), clamp01(slice_rows(all, 40, 52)),
+                           kind);
   } else {
     data::write_cifar_file((dir / "train.bin").string(), clamp01(slice_rows(all, 0, 40)), kind);
     data::write_cifar_file((dir / "test.bin").string(), clamp01(slice_rows(all, 40, 52)), kind);
@@ -217,7 +226,7 @@ TEST(RunExperiment, ResNet20AndWrn16x4TrainOnCifarFormatFiles) {
   const RunOutput a = run_experiment(r);
   EXPECT_EQ(a.result.steps, 3);
   EXPECT_EQ(a.record["data"]["train_rows"], 40);
-  EXPECT_EQ(a.record["data"]["test_rows"], 3);        // study split: last quarter of 12
+  EXPECT_EQ(a.record["data"]["test_rows"], 3);  // study split: last quarter of 12
   EXPECT_EQ(a.record["data"]["validation_rows"], 9);
   EXPECT_TRUE(std::isfinite(a.record["epochs"][0]["train"]["loss"].get<double>()));
   r.threads = 2;
@@ -251,7 +260,8 @@ TEST(RunExperiment, ButterWineQualityLossFalls) {
     EXPECT_EQ(ep["train"].size(), 10u);
     EXPECT_EQ(ep["test"].size(), 10u);
   }
-  const double first = eps[0]["test"]["loss"].get<double>(), last = eps[11]["test"]["loss"].get<double>();
+  const double first = eps[0]["test"]["loss"].get<double>(),
+               last = eps[11]["test"]["loss"].get<double>();
   EXPECT_LT(last, first);
   int falls = 0;
   for (std::size_t i = 1; i < eps.size(); ++i)

@@ -30,7 +30,8 @@ std::string read_bytes(const std::string& path) {
 
 // The harnesses whose first byte picks a mode write the rest of the input to a file.
 fs::path write_after_first_byte(const std::string& input, const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("detdl_fuzzreg_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path p =
+      fs::temp_directory_path() / ("detdl_fuzzreg_" + std::to_string(::getpid()) + "_" + name);
   std::ofstream(p, std::ios::binary) << input.substr(1);
   return p;
 }
@@ -88,11 +89,13 @@ TEST(FuzzRegressions, SafetensorsFloatInShapeOrOffsetsIsRefused) {
   const std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}})";
   std::string bytes(8, '\0');
   bytes[0] = static_cast<char>(header.size());
-  const fs::path p = fs::temp_directory_path() / ("detdl_fuzzreg_" + std::to_string(::getpid()) + "_offsets.safetensors");
+  const fs::path p = fs::temp_directory_path() /
+                     ("detdl_fuzzreg_" + std::to_string(::getpid()) + "_offsets.safetensors");
   std::ofstream(p, std::ios::binary) << bytes << header << std::string(4, '\0');
   const std::string msg2 = error_of([&] { detdl::load_safetensors(p.string()); });
   fs::remove(p);
-  EXPECT_NE(msg2.find("tensor 'a': data_offsets is not a list of integers"), std::string::npos) << msg2;
+  EXPECT_NE(msg2.find("tensor 'a': data_offsets is not a list of integers"), std::string::npos)
+      << msg2;
 }
 
 // A continuous column from -1.7e308 to 1.7e308: hi - lo overflowed to inf and min-max
@@ -119,13 +122,17 @@ TEST(FuzzRegressions, PmlbColumnSpanningMoreThanDblMaxScalesIntoUnitRange) {
 // converted it with an out-of-range float-to-integer cast (UBSan: float-cast-overflow in
 // nlohmann/detail/conversions/from_json.hpp, from FieldReader::get in nets/experiment.cpp).
 TEST(FuzzRegressions, ExperimentFloatMilestoneIsRefused) {
-  const std::string path = corpus_file("fuzz_experiment_json", "crash-float-milestone-cast-overflow.json");
+  const std::string path =
+      corpus_file("fuzz_experiment_json", "crash-float-milestone-cast-overflow.json");
   const nlohmann::json j = nlohmann::json::parse(read_bytes(path));
   const std::string msg = error_of([&] { detdl::nets::experiment_from_json(j, path); });
-  EXPECT_NE(msg.find(path + ".schedule.milestones: expected a list of integers"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path + ".schedule.milestones: expected a list of integers"), std::string::npos)
+      << msg;
   // Any float is refused, not truncated (2.5 used to become milestone 2 silently).
   const std::string msg2 = error_of([&] {
-    detdl::nets::experiment_from_json(nlohmann::json::parse(R"({"schedule": {"milestones": [2.5]}})"), "e.json");
+    detdl::nets::experiment_from_json(
+        nlohmann::json::parse(R"({"schedule": {"milestones": [2.5]}})"), "e.json");
   });
-  EXPECT_NE(msg2.find("e.json.schedule.milestones: expected a list of integers"), std::string::npos) << msg2;
+  EXPECT_NE(msg2.find("e.json.schedule.milestones: expected a list of integers"), std::string::npos)
+      << msg2;
 }

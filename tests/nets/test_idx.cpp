@@ -26,7 +26,8 @@ struct TempDir {
   fs::path path;
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("detdl_idx_" + std::to_string(::getpid()) + "_" + info->name());
+    path = fs::temp_directory_path() /
+           ("detdl_idx_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -42,12 +43,14 @@ void write_plain(const std::string& path, const std::vector<std::uint8_t>& bytes
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+            static_cast<int>(bytes.size()));
   gzclose(f);
 }
 
 // An IDX file of unsigned bytes: magic 00 00 08 <ndims>, big-endian dims, data.
-std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
+std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims,
+                                    const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> b = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
   for (std::uint32_t d : dims)
     for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
@@ -69,20 +72,24 @@ void expect_error_containing(F&& f, const std::vector<std::string>& parts) {
     FAIL() << "no exception; expected one containing " << parts.at(0);
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
   }
 }
 
 // A small MNIST-layout directory: n images of rows x cols, labels 0..9 cycling.
-void write_small_mnist(const TempDir& t, std::uint32_t n_train, std::uint32_t n_test, std::uint32_t rows, std::uint32_t cols) {
+void write_small_mnist(const TempDir& t, std::uint32_t n_train, std::uint32_t n_test,
+                       std::uint32_t rows, std::uint32_t cols) {
   auto labels = [](std::uint32_t n) {
     std::vector<std::uint8_t> l(n);
     for (std::uint32_t i = 0; i < n; ++i) l[i] = static_cast<std::uint8_t>((i * 7) % 10);
     return l;
   };
-  write_gz(t.file("train-images-idx3-ubyte.gz"), idx_bytes({n_train, rows, cols}, pattern(std::size_t{n_train} * rows * cols, 11)));
+  write_gz(t.file("train-images-idx3-ubyte.gz"),
+           idx_bytes({n_train, rows, cols}, pattern(std::size_t{n_train} * rows * cols, 11)));
   write_plain(t.file("train-labels-idx1-ubyte"), idx_bytes({n_train}, labels(n_train)));
-  write_plain(t.file("t10k-images-idx3-ubyte"), idx_bytes({n_test, rows, cols}, pattern(std::size_t{n_test} * rows * cols, 13)));
+  write_plain(t.file("t10k-images-idx3-ubyte"),
+              idx_bytes({n_test, rows, cols}, pattern(std::size_t{n_test} * rows * cols, 13)));
   write_gz(t.file("t10k-labels-idx1-ubyte.gz"), idx_bytes({n_test}, labels(n_test)));
 }
 
@@ -105,8 +112,10 @@ TEST(Mnist, RealDataShapesLabelsAndPixels) {
   EXPECT_EQ(s.train.y.i32()[0], 5);
   EXPECT_EQ(s.test.y.i32()[0], 7);
   // MNIST's published class counts (LeCun's page; e.g. torchvision's docs).
-  const std::array<std::int64_t, 10> train_counts = {5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949};
-  const std::array<std::int64_t, 10> test_counts = {980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009};
+  const std::array<std::int64_t, 10> train_counts = {5923, 6742, 5958, 6131, 5842,
+                                                     5421, 5918, 6265, 5851, 5949};
+  const std::array<std::int64_t, 10> test_counts = {980, 1135, 1032, 1010, 982,
+                                                    892, 958,  1028, 974,  1009};
   EXPECT_EQ(histogram(s.train.y), train_counts);
   EXPECT_EQ(histogram(s.test.y), test_counts);
   // Pixels are bytes / 255: in [0, 1], each k / 255.0f for an integer k, with 0 and 1 present.
@@ -145,7 +154,8 @@ TEST(Mnist, SplitHeadGivesTheStudysValidationAndTestSets) {
 
 TEST(Mnist, FashionMnistFromDebianPackage) {
   const std::string dir = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(fs::path(dir) / "train-images-idx3-ubyte.gz") && !fs::exists(fs::path(dir) / "train-images-idx3-ubyte"))
+  if (!fs::exists(fs::path(dir) / "train-images-idx3-ubyte.gz") &&
+      !fs::exists(fs::path(dir) / "train-images-idx3-ubyte"))
     GTEST_SKIP() << dir << " not installed (apt-get install dataset-fashion-mnist)";
   const ImageSplit s = load_mnist_dir(dir);
   ASSERT_EQ(s.train.x.shape(), (Shape{60000, 1, 28, 28}));
@@ -162,8 +172,10 @@ TEST(Idx, SmallDirectoryMixingPlainAndGzip) {
   ASSERT_EQ(s.train.x.shape(), (Shape{6, 1, 3, 5}));
   ASSERT_EQ(s.test.x.shape(), (Shape{4, 1, 3, 5}));
   const auto train_bytes = pattern(6 * 15, 11), test_bytes = pattern(4 * 15, 13);
-  for (std::size_t i = 0; i < train_bytes.size(); ++i) ASSERT_EQ(s.train.x.f32()[i], static_cast<float>(train_bytes[i]) / 255.0f);
-  for (std::size_t i = 0; i < test_bytes.size(); ++i) ASSERT_EQ(s.test.x.f32()[i], static_cast<float>(test_bytes[i]) / 255.0f);
+  for (std::size_t i = 0; i < train_bytes.size(); ++i)
+    ASSERT_EQ(s.train.x.f32()[i], static_cast<float>(train_bytes[i]) / 255.0f);
+  for (std::size_t i = 0; i < test_bytes.size(); ++i)
+    ASSERT_EQ(s.test.x.f32()[i], static_cast<float>(test_bytes[i]) / 255.0f);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(s.train.y.i32()[i], (i * 7) % 10);
 }
 
@@ -191,15 +203,19 @@ TEST(Idx, BrokenFilesAreRefusedNamingTheFile) {
   expect_error_containing([&] { read_idx(t.file("bad-magic.idx")); }, {"bad-magic.idx", "magic"});
 
   write_plain(t.file("truncated.idx"), std::vector<std::uint8_t>(good.begin(), good.end() - 5));
-  expect_error_containing([&] { read_idx(t.file("truncated.idx")); }, {"truncated.idx", "truncated", "13 bytes", "18"});
+  expect_error_containing([&] { read_idx(t.file("truncated.idx")); },
+                          {"truncated.idx", "truncated", "13 bytes", "18"});
 
-  write_plain(t.file("short-header.idx"), std::vector<std::uint8_t>(good.begin(), good.begin() + 9));
-  expect_error_containing([&] { read_idx(t.file("short-header.idx")); }, {"short-header.idx", "header"});
+  write_plain(t.file("short-header.idx"),
+              std::vector<std::uint8_t>(good.begin(), good.begin() + 9));
+  expect_error_containing([&] { read_idx(t.file("short-header.idx")); },
+                          {"short-header.idx", "header"});
 
   auto trailing = good;
   trailing.insert(trailing.end(), {1, 2, 3});
   write_plain(t.file("trailing.idx"), trailing);
-  expect_error_containing([&] { read_idx(t.file("trailing.idx")); }, {"trailing.idx", "3 trailing bytes"});
+  expect_error_containing([&] { read_idx(t.file("trailing.idx")); },
+                          {"trailing.idx", "3 trailing bytes"});
 
   write_plain(t.file("empty.idx"), {});
   expect_error_containing([&] { read_idx(t.file("empty.idx")); }, {"empty.idx"});
@@ -219,10 +235,13 @@ TEST(Idx, TruncatedGzipIsRefusedNamingTheFile) {
   write_gz(t.file("whole.idx.gz"), idx_bytes({20000}, data));
   EXPECT_EQ(read_idx(t.file("whole.idx.gz")).bytes, data);
   std::ifstream in(t.file("whole.idx.gz"), std::ios::binary);
-  std::vector<std::uint8_t> gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::uint8_t> gz((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
   ASSERT_GT(gz.size(), 10000u);
   // Cut inside the deflate data, and cut only the 8-byte gzip trailer (CRC + length).
-  write_plain(t.file("cut-middle.idx.gz"), std::vector<std::uint8_t>(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2)));
+  write_plain(t.file("cut-middle.idx.gz"),
+              std::vector<std::uint8_t>(gz.begin(),
+                                        gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2)));
   expect_error_containing([&] { read_idx(t.file("cut-middle.idx.gz")); }, {"cut-middle.idx.gz"});
   write_plain(t.file("cut-trailer.idx.gz"), std::vector<std::uint8_t>(gz.begin(), gz.end() - 4));
   expect_error_containing([&] { read_idx(t.file("cut-trailer.idx.gz")); }, {"cut-trailer.idx.gz"});
@@ -233,25 +252,29 @@ TEST(Idx, DirectoryErrorsNameTheFile) {
     TempDir t;
     write_small_mnist(t, 6, 4, 3, 5);
     write_plain(t.file("train-labels-idx1-ubyte"), idx_bytes({5}, {0, 1, 2, 3, 4}));
-    expect_error_containing([&] { load_mnist_dir(t.path.string()); }, {"train-labels-idx1-ubyte", "5 labels for 6 images"});
+    expect_error_containing([&] { load_mnist_dir(t.path.string()); },
+                            {"train-labels-idx1-ubyte", "5 labels for 6 images"});
   }
   {
     TempDir t;
     write_small_mnist(t, 6, 4, 3, 5);
     fs::remove(t.file("t10k-labels-idx1-ubyte.gz"));
     write_gz(t.file("t10k-labels-idx1-ubyte.gz"), idx_bytes({4}, {0, 1, 10, 3}));
-    expect_error_containing([&] { load_mnist_dir(t.path.string()); }, {"t10k-labels-idx1-ubyte.gz", "label 10"});
+    expect_error_containing([&] { load_mnist_dir(t.path.string()); },
+                            {"t10k-labels-idx1-ubyte.gz", "label 10"});
   }
   {
     TempDir t;
     write_small_mnist(t, 6, 4, 3, 5);
     fs::remove(t.file("t10k-images-idx3-ubyte"));
-    expect_error_containing([&] { load_mnist_dir(t.path.string()); }, {"t10k-images-idx3-ubyte", "missing"});
+    expect_error_containing([&] { load_mnist_dir(t.path.string()); },
+                            {"t10k-images-idx3-ubyte", "missing"});
   }
   {
     TempDir t;
     write_small_mnist(t, 6, 4, 3, 5);
     write_plain(t.file("train-labels-idx1-ubyte"), idx_bytes({6, 1}, {0, 1, 2, 3, 4, 5}));
-    expect_error_containing([&] { load_mnist_dir(t.path.string()); }, {"train-labels-idx1-ubyte", "1 dim"});
+    expect_error_containing([&] { load_mnist_dir(t.path.string()); },
+                            {"train-labels-idx1-ubyte", "1 dim"});
   }
 }

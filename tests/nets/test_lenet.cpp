@@ -27,7 +27,8 @@ Tensor images(std::int64_t n, std::int64_t side, std::uint64_t seed) {
 
 Tensor labels(std::int64_t n) {
   std::vector<std::int32_t> v(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((3 * i + 1) % 10);
+  for (std::int64_t i = 0; i < n; ++i)
+    v[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((3 * i + 1) % 10);
   return Tensor::from_vector_i32({n}, v);
 }
 
@@ -38,8 +39,8 @@ struct PassBits {
   std::string hash;
 };
 
-PassBits forward_backward(const std::function<std::shared_ptr<Module>()>& make, const Tensor& x, const Tensor& y,
-                          int threads) {
+PassBits forward_backward(const std::function<std::shared_ptr<Module>()>& make, const Tensor& x,
+                          const Tensor& y, int threads) {
   cpu::set_num_threads(threads);
   auto m = make();
   m->initialize(17);
@@ -148,7 +149,8 @@ TEST(Lenet, ForwardBackwardBitIdenticalOnOneAndTwoThreads) {
       const PassBits one = forward_backward(make, x, y, 1);
       const PassBits two = forward_backward(make, x, y, 2);
       ASSERT_EQ(one.values.size(), two.values.size());
-      EXPECT_EQ(std::memcmp(one.values.data(), two.values.data(), sizeof(float) * one.values.size()), 0)
+      EXPECT_EQ(
+          std::memcmp(one.values.data(), two.values.data(), sizeof(float) * one.values.size()), 0)
           << "LeNet-" << v << (classic ? " classic" : "");
       EXPECT_EQ(one.hash, two.hash);
     }

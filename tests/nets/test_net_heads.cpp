@@ -23,7 +23,9 @@ using data::Task;
 DataBundle with_targets(DataBundle b, Task task, const Tensor& labels, std::int64_t classes) {
   b.task = task;
   b.outputs = task == Task::multiclass ? classes : 1;
-  b.loss = task == Task::multiclass ? LossKind::softmax_ce : task == Task::binary ? LossKind::bce : LossKind::mse;
+  b.loss = task == Task::multiclass ? LossKind::softmax_ce
+           : task == Task::binary   ? LossKind::bce
+                                    : LossKind::mse;
   if (task == Task::multiclass) {
     b.train.y = labels;
     b.test = b.train;
@@ -34,7 +36,8 @@ DataBundle with_targets(DataBundle b, Task task, const Tensor& labels, std::int6
   b.train.y = Tensor::empty({n, 1});
   for (std::int64_t i = 0; i < n; ++i) {
     const float c = static_cast<float>(labels.i32()[i]);
-    b.train.y.f32()[i] = task == Task::binary ? (c < classes / 2 ? 1.0f : 0.0f) : c / static_cast<float>(classes - 1);
+    b.train.y.f32()[i] = task == Task::binary ? (c < classes / 2 ? 1.0f : 0.0f)
+                                              : c / static_cast<float>(classes - 1);
   }
   b.test = b.train;
   return b;
@@ -68,7 +71,8 @@ DataBundle named(const std::string& spec, std::int64_t rows) {
 // last epoch must be below `factor` times the first epoch's. (Training losses, not an eval
 // before and after: with a handful of steps, batch norm's running statistics are not yet
 // the batches', and an eval-mode loss says little about the steps.)
-void expect_learns(const std::string& net, const DataBundle& d, std::int64_t epochs, float lr, float factor) {
+void expect_learns(const std::string& net, const DataBundle& d, std::int64_t epochs, float lr,
+                   float factor) {
   SCOPED_TRACE(net + " on " + d.name + " (" + std::string(loss_name(d.loss)) + ")");
   NetSpec spec = make_fitting_net(net, d, "auto");
   TrainConfig cfg;
@@ -82,7 +86,8 @@ void expect_learns(const std::string& net, const DataBundle& d, std::int64_t epo
   const TrainResult r = Trainer(*spec.model, cfg).fit(d.train, nullptr);
   const float first = r.epochs.front().train_loss, last = r.epochs.back().train_loss;
   EXPECT_TRUE(std::isfinite(last));
-  EXPECT_LT(last, factor * first) << "training loss " << first << " (epoch 1) -> " << last << " (epoch " << epochs << ")";
+  EXPECT_LT(last, factor * first) << "training loss " << first << " (epoch 1) -> " << last
+                                  << " (epoch " << epochs << ")";
 }
 
 TEST(NetHeads, TabularNetsLearnEveryTask) {
@@ -94,7 +99,8 @@ TEST(NetHeads, TabularNetsLearnEveryTask) {
 }
 
 TEST(NetHeads, SmallCnnLearnsEveryTask) {
-  for (Task task : {Task::multiclass, Task::binary, Task::regression}) expect_learns("cnn", images(task), 6, 1e-2f, 0.8f);
+  for (Task task : {Task::multiclass, Task::binary, Task::regression})
+    expect_learns("cnn", images(task), 6, 1e-2f, 0.8f);
 }
 
 TEST(NetHeads, ClassifiersLearnTheirTask) {

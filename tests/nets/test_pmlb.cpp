@@ -30,7 +30,8 @@ struct TempDir {
   fs::path path;
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("detdl_pmlb_" + std::to_string(::getpid()) + "_" + info->name());
+    path = fs::temp_directory_path() /
+           ("detdl_pmlb_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -48,7 +49,8 @@ std::vector<std::vector<std::string>> read_tsv_gz(const std::string& path) {
   EXPECT_NE(f, nullptr) << path;
   std::string text;
   char buf[65536];
-  for (int got; (got = gzread(f, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(got));
+  for (int got; (got = gzread(f, buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<std::size_t>(got));
   gzclose(f);
   std::vector<std::vector<std::string>> rows;
   std::istringstream in(text);
@@ -75,7 +77,8 @@ void expect_error_containing(F&& f, const std::vector<std::string>& parts) {
     FAIL() << "no exception; expected one containing " << parts.at(0);
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
   }
 }
 
@@ -86,7 +89,8 @@ TEST(Pmlb, WineQualityWhite) {
   const auto rows = read_tsv_gz(path);
   ASSERT_EQ(rows.size(), 4899u);  // header + 4898
   const auto& header = rows[0];
-  const std::size_t target = static_cast<std::size_t>(std::find(header.begin(), header.end(), "target") - header.begin());
+  const std::size_t target =
+      static_cast<std::size_t>(std::find(header.begin(), header.end(), "target") - header.begin());
   ASSERT_LT(target, header.size());
   // Independent count of prepared inputs: distinct numbers per column, then BUTTER's rule.
   std::int64_t expected_inputs = 0;
@@ -94,7 +98,10 @@ TEST(Pmlb, WineQualityWhite) {
     if (j == target) continue;
     std::set<double> distinct;
     for (std::size_t r = 1; r < rows.size(); ++r) distinct.insert(std::stod(rows[r][j]));
-    expected_inputs += distinct.size() == 1 ? 0 : distinct.size() == 2 ? 1 : distinct.size() <= 20 ? static_cast<std::int64_t>(distinct.size()) : 1;
+    expected_inputs += distinct.size() == 1    ? 0
+                       : distinct.size() == 2  ? 1
+                       : distinct.size() <= 20 ? static_cast<std::int64_t>(distinct.size())
+                                               : 1;
   }
   std::map<double, std::int64_t> class_counts;
   for (std::size_t r = 1; r < rows.size(); ++r) ++class_counts[std::stod(rows[r][target])];
@@ -124,7 +131,8 @@ TEST(Pmlb, WineQualityWhite) {
   std::vector<std::int64_t> counts(7, 0);
   for (std::int64_t r = 0; r < 4898; ++r) ++counts.at(static_cast<std::size_t>(d.all.y.i32()[r]));
   std::size_t k = 0;
-  for (const auto& [quality, count] : class_counts) EXPECT_EQ(counts[k++], count) << "quality " << quality;
+  for (const auto& [quality, count] : class_counts)
+    EXPECT_EQ(counts[k++], count) << "quality " << quality;
   // Row 0: fixed acidity 7.0 in the column's [min, max], scaled in float64.
   double lo = 1e300, hi = -1e300;
   for (std::size_t r = 1; r < rows.size(); ++r) {
@@ -144,7 +152,8 @@ TEST(Pmlb, BananaWithButtersTaskOverride) {
   // Target -1 / 1 min-max scaled: -1 -> 0, 1 -> 1 (row 0 is -1.0, row 1 is 1.0).
   EXPECT_EQ(d.all.y.f32()[0], 0.0f);
   EXPECT_EQ(d.all.y.f32()[1], 1.0f);
-  for (std::int64_t r = 0; r < 5300; ++r) ASSERT_TRUE(d.all.y.f32()[r] == 0.0f || d.all.y.f32()[r] == 1.0f);
+  for (std::int64_t r = 0; r < 5300; ++r)
+    ASSERT_TRUE(d.all.y.f32()[r] == 0.0f || d.all.y.f32()[r] == 1.0f);
   // Without the override, two values make it binary, and the first row's value maps to 1.
   const TabularData b = load_pmlb(pmlb_path(kPmlbRoot, "banana"));
   EXPECT_EQ(b.task, Task::binary);
@@ -162,7 +171,8 @@ TEST(Pmlb, TaskOverridesAndPaths) {
   EXPECT_EQ(task_name(Task::regression), "regression");
   EXPECT_EQ(task_name(Task::binary), "binary");
   EXPECT_EQ(task_name(Task::multiclass), "multiclass");
-  for (const char* name : {"201_pol", "294_satellite_image", "adult", "splice"}) EXPECT_TRUE(fs::exists(pmlb_path(kPmlbRoot, name))) << name;
+  for (const char* name : {"201_pol", "294_satellite_image", "adult", "splice"})
+    EXPECT_TRUE(fs::exists(pmlb_path(kPmlbRoot, name))) << name;
 }
 
 // 21 rows r = 0..20 covering every rule:
@@ -179,11 +189,13 @@ TEST(Pmlb, PreparationRulesOnAHandWrittenTable) {
   const char* words[4] = {"pear", "apple", "fig", "kiwi"};
   std::string text = "konst\tsix\ttwo\tcat\tword\tw\tcont\ttarget\n";
   for (int r = 0; r < 21; ++r)
-    text += std::string("7\t") + (r % 2 ? "6.0" : "6") + "\t" + (r % 3 == 0 ? "10" : "20") + "\t" + cats[r % 3] + "\t" + words[r % 4] + "\tw" +
-            std::to_string(r) + "\t" + std::to_string(3 * r - 10) + "\t" + (r % 2 ? "yes" : "no") + "\n";
+    text += std::string("7\t") + (r % 2 ? "6.0" : "6") + "\t" + (r % 3 == 0 ? "10" : "20") + "\t" +
+            cats[r % 3] + "\t" + words[r % 4] + "\tw" + std::to_string(r) + "\t" +
+            std::to_string(3 * r - 10) + "\t" + (r % 2 ? "yes" : "no") + "\n";
   const TabularData d = load_pmlb(t.write("hand.tsv", text));
 
-  std::vector<std::string> names = {"two", "cat=-1", "cat=2.5", "cat=10", "word=apple", "word=fig", "word=kiwi", "word=pear"};
+  std::vector<std::string> names = {"two",        "cat=-1",   "cat=2.5",   "cat=10",
+                                    "word=apple", "word=fig", "word=kiwi", "word=pear"};
   std::vector<std::string> w_sorted;
   for (int r = 0; r < 21; ++r) w_sorted.push_back(tag("w", r));
   std::sort(w_sorted.begin(), w_sorted.end());  // w0 w1 w10 w11 .. w19 w2 w20 w3 .. w9
@@ -204,7 +216,8 @@ TEST(Pmlb, PreparationRulesOnAHandWrittenTable) {
     // word: pear -> 7, apple -> 4, fig -> 5, kiwi -> 6.
     const int word_col = (int[]){7, 4, 5, 6}[r % 4];
     for (int c = 4; c <= 7; ++c) EXPECT_EQ(row[c], c == word_col ? 1.0f : 0.0f) << r;
-    const auto w_col = 8 + (std::find(w_sorted.begin(), w_sorted.end(), tag("w", r)) - w_sorted.begin());
+    const auto w_col =
+        8 + (std::find(w_sorted.begin(), w_sorted.end(), tag("w", r)) - w_sorted.begin());
     for (int c = 8; c < 29; ++c) EXPECT_EQ(row[c], c == w_col ? 1.0f : 0.0f) << r;
     EXPECT_EQ(row[29], static_cast<float>((3.0 * r - 10.0 + 10.0) / 60.0)) << r;
   }
@@ -229,13 +242,15 @@ TEST(Pmlb, TargetInference) {
     return s;
   };
   // Numeric with 21 distinct values -> regression, min-max: v = r * 0.5 + 1 -> r / 20.
-  const auto reg = load_pmlb(t.write("reg.tsv", table(21, [](int r) { return std::to_string(r * 0.5 + 1); })));
+  const auto reg =
+      load_pmlb(t.write("reg.tsv", table(21, [](int r) { return std::to_string(r * 0.5 + 1); })));
   EXPECT_EQ(reg.task, Task::regression);
   ASSERT_EQ(reg.all.y.shape(), (Shape{21, 1}));
   for (int r = 0; r < 21; ++r) EXPECT_EQ(reg.all.y.f32()[r], static_cast<float>(r / 20.0));
   // Numeric with 20 distinct values -> multiclass, classes in numeric order (10 before 9 is
   // lexicographic; numeric puts 9 first).
-  const auto mc = load_pmlb(t.write("mc.tsv", table(40, [](int r) { return std::to_string(19 - r % 20); })));
+  const auto mc =
+      load_pmlb(t.write("mc.tsv", table(40, [](int r) { return std::to_string(19 - r % 20); })));
   EXPECT_EQ(mc.task, Task::multiclass);
   EXPECT_EQ(mc.n_outputs, 20);
   EXPECT_EQ(mc.class_values[9], "9");
@@ -252,15 +267,26 @@ TEST(Pmlb, TargetInference) {
   // Column a has 5 values (<= 20): one-hot.
   EXPECT_EQ(txt.n_inputs, 5);
   // A given task wins over inference; a target that does not fit it is refused.
-  const auto mc3 = load_pmlb(t.write("three.tsv", table(9, [](int r) { return std::to_string(r % 3); })), Task::regression);
+  const auto mc3 =
+      load_pmlb(t.write("three.tsv", table(9, [](int r) { return std::to_string(r % 3); })),
+                Task::regression);
   EXPECT_EQ(mc3.task, Task::regression);
   EXPECT_EQ(mc3.all.y.f32()[1], 0.5f);
-  expect_error_containing([&] { load_pmlb(t.write("bin3.tsv", table(9, [](int r) { return std::to_string(r % 3); })), Task::binary); },
-                          {"bin3.tsv", "binary", "got 3"});
-  expect_error_containing([&] { load_pmlb(t.write("regtxt.tsv", table(9, [](int r) { return tag("c", r % 3); })), Task::regression); },
-                          {"regtxt.tsv", "numeric"});
-  expect_error_containing([&] { load_pmlb(t.write("const.tsv", table(9, [](int) { return std::string("1"); }))); },
-                          {"const.tsv", "target"});
+  expect_error_containing(
+      [&] {
+        load_pmlb(t.write("bin3.tsv", table(9, [](int r) { return std::to_string(r % 3); })),
+                  Task::binary);
+      },
+      {"bin3.tsv", "binary", "got 3"});
+  expect_error_containing(
+      [&] {
+        load_pmlb(t.write("regtxt.tsv", table(9, [](int r) { return tag("c", r % 3); })),
+                  Task::regression);
+      },
+      {"regtxt.tsv", "numeric"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("const.tsv", table(9, [](int) { return std::string("1"); }))); },
+      {"const.tsv", "target"});
 }
 
 TEST(Pmlb, GzippedAndPlainGiveTheSameResult) {
@@ -284,24 +310,35 @@ TEST(Pmlb, GzippedAndPlainGiveTheSameResult) {
 
 TEST(Pmlb, MalformedFilesAreRefusedWithPosition) {
   TempDir t;
-  expect_error_containing([&] { load_pmlb(t.write("notarget.tsv", "a\tb\n1\t2\n3\t4\n")); }, {"notarget.tsv", "target"});
-  expect_error_containing([&] { load_pmlb(t.write("ragged.tsv", "a\tb\ttarget\n1\t2\t0\n3\t4\n5\t6\t1\n")); },
-                          {"ragged.tsv", "line 3", "2 cells", "3"});
-  expect_error_containing([&] { load_pmlb(t.write("nan.tsv", "a\tb\ttarget\n1\t2\t0\n3\t4\t1\n5\tnan\t1\n")); },
-                          {"nan.tsv", "line 4", "column 'b'", "nan"});
-  expect_error_containing([&] { load_pmlb(t.write("inf.tsv", "a\tb\ttarget\n1\t2\t0\n-inf\t4\t1\n")); },
-                          {"inf.tsv", "line 3", "column 'a'"});
-  expect_error_containing([&] { load_pmlb(t.write("overflow.tsv", "a\tb\ttarget\n1\t2\t0\n3\t1e999\t1\n")); },
-                          {"overflow.tsv", "line 3", "column 'b'", "1e999"});
-  expect_error_containing([&] { load_pmlb(t.write("nantarget.tsv", "a\ttarget\n1\t0.5\n2\tNaN\n3\t1\n")); },
-                          {"nantarget.tsv", "line 3", "column 'target'"});
-  expect_error_containing([&] { load_pmlb(t.write("emptycell.tsv", "a\tb\ttarget\n1\t2\t0\n3\t\t1\n")); },
-                          {"emptycell.tsv", "line 3", "column 'b'", "empty"});
-  expect_error_containing([&] { load_pmlb(t.write("header.tsv", "a\tb\ttarget\n")); }, {"header.tsv", "no data"});
+  expect_error_containing([&] { load_pmlb(t.write("notarget.tsv", "a\tb\n1\t2\n3\t4\n")); },
+                          {"notarget.tsv", "target"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("ragged.tsv", "a\tb\ttarget\n1\t2\t0\n3\t4\n5\t6\t1\n")); },
+      {"ragged.tsv", "line 3", "2 cells", "3"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("nan.tsv", "a\tb\ttarget\n1\t2\t0\n3\t4\t1\n5\tnan\t1\n")); },
+      {"nan.tsv", "line 4", "column 'b'", "nan"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("inf.tsv", "a\tb\ttarget\n1\t2\t0\n-inf\t4\t1\n")); },
+      {"inf.tsv", "line 3", "column 'a'"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("overflow.tsv", "a\tb\ttarget\n1\t2\t0\n3\t1e999\t1\n")); },
+      {"overflow.tsv", "line 3", "column 'b'", "1e999"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("nantarget.tsv", "a\ttarget\n1\t0.5\n2\tNaN\n3\t1\n")); },
+      {"nantarget.tsv", "line 3", "column 'target'"});
+  expect_error_containing(
+      [&] { load_pmlb(t.write("emptycell.tsv", "a\tb\ttarget\n1\t2\t0\n3\t\t1\n")); },
+      {"emptycell.tsv", "line 3", "column 'b'", "empty"});
+  expect_error_containing([&] { load_pmlb(t.write("header.tsv", "a\tb\ttarget\n")); },
+                          {"header.tsv", "no data"});
   expect_error_containing([&] { load_pmlb(t.write("empty.tsv", "")); }, {"empty.tsv"});
-  expect_error_containing([&] { load_pmlb(t.write("blank.tsv", "a\ttarget\n1\t0\n\n2\t1\n")); }, {"blank.tsv", "line 3", "empty line"});
-  expect_error_containing([&] { load_pmlb(t.write("noinputs.tsv", "a\ttarget\n1\t0\n1\t1\n")); }, {"noinputs.tsv", "no input"});
-  expect_error_containing([&] { load_pmlb((t.path / "absent.tsv.gz").string()); }, {"absent.tsv.gz"});
+  expect_error_containing([&] { load_pmlb(t.write("blank.tsv", "a\ttarget\n1\t0\n\n2\t1\n")); },
+                          {"blank.tsv", "line 3", "empty line"});
+  expect_error_containing([&] { load_pmlb(t.write("noinputs.tsv", "a\ttarget\n1\t0\n1\t1\n")); },
+                          {"noinputs.tsv", "no input"});
+  expect_error_containing([&] { load_pmlb((t.path / "absent.tsv.gz").string()); },
+                          {"absent.tsv.gz"});
 }
 
 // Every BUTTER data set on the machine loads, with the row counts and classes of
@@ -313,12 +350,18 @@ TEST(Pmlb, EveryButterDataSetLoads) {
     Task task;
     std::int64_t outputs;
   };
-  const Expect all[] = {{"529_pollen", 3848, Task::regression, 1},     {"537_houses", 20640, Task::regression, 1},
-                        {"201_pol", 15000, Task::multiclass, 11},      {"sleep", 105908, Task::multiclass, 5},
-                        {"wine_quality_white", 4898, Task::multiclass, 7}, {"connect_4", 67557, Task::multiclass, 3},
-                        {"nursery", 12958, Task::multiclass, 4},       {"adult", 48842, Task::binary, 1},
-                        {"505_tecator", 240, Task::regression, 1},     {"294_satellite_image", 6435, Task::regression, 1},
-                        {"splice", 3188, Task::multiclass, 3},         {"banana", 5300, Task::regression, 1}};
+  const Expect all[] = {{"529_pollen", 3848, Task::regression, 1},
+                        {"537_houses", 20640, Task::regression, 1},
+                        {"201_pol", 15000, Task::multiclass, 11},
+                        {"sleep", 105908, Task::multiclass, 5},
+                        {"wine_quality_white", 4898, Task::multiclass, 7},
+                        {"connect_4", 67557, Task::multiclass, 3},
+                        {"nursery", 12958, Task::multiclass, 4},
+                        {"adult", 48842, Task::binary, 1},
+                        {"505_tecator", 240, Task::regression, 1},
+                        {"294_satellite_image", 6435, Task::regression, 1},
+                        {"splice", 3188, Task::multiclass, 3},
+                        {"banana", 5300, Task::regression, 1}};
   for (const Expect& e : all) {
     const TabularData d = load_pmlb(pmlb_path(kPmlbRoot, e.name), butter_task_override(e.name));
     EXPECT_EQ(d.all.size(), e.rows) << e.name;
@@ -326,6 +369,7 @@ TEST(Pmlb, EveryButterDataSetLoads) {
     EXPECT_EQ(d.n_outputs, e.outputs) << e.name;
     EXPECT_EQ(d.all.x.dim(1), d.n_inputs) << e.name;
     const auto xv = d.all.x.to_vector();
-    EXPECT_TRUE(std::all_of(xv.begin(), xv.end(), [](float v) { return v >= 0.0f && v <= 1.0f; })) << e.name;
+    EXPECT_TRUE(std::all_of(xv.begin(), xv.end(), [](float v) { return v >= 0.0f && v <= 1.0f; }))
+        << e.name;
   }
 }

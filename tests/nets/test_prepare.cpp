@@ -39,7 +39,8 @@ std::vector<std::int32_t> labels(const Dataset& d) { return {d.y.i32(), d.y.i32(
 // ---- split ----
 
 TEST(Split, SizesAreCeilAndRowsStayAligned) {
-  for (const auto& [n, n_test] : std::vector<std::pair<std::int64_t, std::int64_t>>{{100, 20}, {101, 21}, {5, 1}, {4898, 980}, {7, 2}}) {
+  for (const auto& [n, n_test] : std::vector<std::pair<std::int64_t, std::int64_t>>{
+           {100, 20}, {101, 21}, {5, 1}, {4898, 980}, {7, 2}}) {
     const Dataset d = indexed(n);
     const auto [train, test] = shuffled_split(d, 0.2, 42);
     ASSERT_EQ(test.size(), n_test) << n;
@@ -52,7 +53,8 @@ TEST(Split, SizesAreCeilAndRowsStayAligned) {
         EXPECT_EQ(part->x.f32()[2 * i], static_cast<float>(row));
         EXPECT_EQ(part->x.f32()[2 * i + 1], -static_cast<float>(row));
       }
-    EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; })) << "disjoint and covering, n = " << n;
+    EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }))
+        << "disjoint and covering, n = " << n;
   }
 }
 
@@ -93,13 +95,15 @@ TEST(Split, BadArguments) {
   EXPECT_THROW(shuffled_split(d, 1.0, 1), std::invalid_argument);
   EXPECT_THROW(shuffled_split(d, std::nan(""), 1), std::invalid_argument);
   EXPECT_THROW(shuffled_split(indexed(1), 0.2, 1), std::invalid_argument);
-  EXPECT_THROW(shuffled_split(d, 0.95, 1), std::invalid_argument);  // ceil(9.5) = 10 leaves no training row
+  EXPECT_THROW(shuffled_split(d, 0.95, 1),
+               std::invalid_argument);  // ceil(9.5) = 10 leaves no training row
 }
 
 // ---- label noise ----
 
 TEST(LabelNoise, BinaryFlipsExactlyIntNP) {
-  for (const auto& [n, p, changed] : std::vector<std::tuple<std::int64_t, double, std::int64_t>>{{1000, 0.1, 100}, {999, 0.25, 249}, {7, 0.5, 3}}) {
+  for (const auto& [n, p, changed] : std::vector<std::tuple<std::int64_t, double, std::int64_t>>{
+           {1000, 0.1, 100}, {999, 0.25, 249}, {7, 0.5, 3}}) {
     Dataset d{Tensor::empty({n, 1}), Tensor::empty({n}, DType::i32)};
     for (std::int64_t i = 0; i < n; ++i) d.x.f32()[i] = static_cast<float>(i % 3 == 0);  // unused
     Tensor y0 = Tensor::empty({n, 1});
@@ -152,7 +156,8 @@ TEST(LabelNoise, MulticlassMovesToAnotherClassUniformly) {
   EXPECT_NE(other_rows, rows);
 
   // Two classes: every chosen row goes to the only other class.
-  Dataset two{Tensor::zeros({10, 1}), Tensor::from_vector_i32({10}, {0, 1, 0, 1, 0, 1, 0, 1, 0, 1})};
+  Dataset two{Tensor::zeros({10, 1}),
+              Tensor::from_vector_i32({10}, {0, 1, 0, 1, 0, 1, 0, 1, 0, 1})};
   add_label_noise(two, Task::multiclass, 2, 1.0, 3);
   for (std::int64_t i = 0; i < 10; ++i) EXPECT_EQ(two.y.i32()[i], 1 - i % 2);
 }
@@ -160,7 +165,8 @@ TEST(LabelNoise, MulticlassMovesToAnotherClassUniformly) {
 TEST(LabelNoise, RegressionAddsGaussianWithPTimesTheStd) {
   const std::int64_t n = 20000;
   Tensor y0 = Tensor::empty({n, 1});
-  for (std::int64_t i = 0; i < n; ++i) y0.f32()[i] = static_cast<float>(i % 101) / 100.0f;  // std ~ 0.2930
+  for (std::int64_t i = 0; i < n; ++i)
+    y0.f32()[i] = static_cast<float>(i % 101) / 100.0f;  // std ~ 0.2930
   double mean = 0.0, ss = 0.0;
   for (std::int64_t i = 0; i < n; ++i) mean += y0.f32()[i];
   mean /= n;
@@ -178,7 +184,7 @@ TEST(LabelNoise, RegressionAddsGaussianWithPTimesTheStd) {
   }
   EXPECT_GT(moved, n - 20);  // every row gets noise
   const double noise_sd = std::sqrt(dss / n), want = 0.5 * sd;
-  EXPECT_NEAR(noise_sd, want, 0.03 * want);          // sampling error of the sd ~ 0.5%
+  EXPECT_NEAR(noise_sd, want, 0.03 * want);  // sampling error of the sd ~ 0.5%
   EXPECT_NEAR(dsum / n, 0.0, 5.0 * want / std::sqrt(n));
 }
 
@@ -241,15 +247,18 @@ std::vector<float> unique_images(std::int64_t B) {
 }
 
 // Reference crop: padded image built explicitly, window at (dy, dx), then mirror.
-std::vector<float> ref_crop(const float* img, std::int64_t pad, std::int64_t dy, std::int64_t dx, bool flip) {
+std::vector<float> ref_crop(const float* img, std::int64_t pad, std::int64_t dy, std::int64_t dx,
+                            bool flip) {
   const std::int64_t ph = H + 2 * pad, pw = W + 2 * pad;
   std::vector<float> padded(static_cast<std::size_t>(C * ph * pw), 0.0f), out(kImg);
   for (std::int64_t c = 0; c < C; ++c)
     for (std::int64_t i = 0; i < H; ++i)
-      for (std::int64_t j = 0; j < W; ++j) padded[(c * ph + i + pad) * pw + j + pad] = img[(c * H + i) * W + j];
+      for (std::int64_t j = 0; j < W; ++j)
+        padded[(c * ph + i + pad) * pw + j + pad] = img[(c * H + i) * W + j];
   for (std::int64_t c = 0; c < C; ++c)
     for (std::int64_t i = 0; i < H; ++i)
-      for (std::int64_t j = 0; j < W; ++j) out[(c * H + i) * W + j] = padded[(c * ph + i + dy) * pw + (flip ? W - 1 - j : j) + dx];
+      for (std::int64_t j = 0; j < W; ++j)
+        out[(c * H + i) * W + j] = padded[(c * ph + i + dy) * pw + (flip ? W - 1 - j : j) + dx];
   return out;
 }
 
@@ -258,21 +267,25 @@ std::vector<float> ref_crop(const float* img, std::int64_t pad, std::int64_t dy,
 float extended(const float* plane, std::int64_t i, std::int64_t j, FillMode fill) {
   auto ext = [&](std::int64_t s, std::int64_t n) -> std::int64_t {
     std::vector<std::int64_t> idx;  // the index each of the 3n extended positions reads
-    for (std::int64_t k = 0; k < n; ++k) idx.push_back(fill == FillMode::nearest ? 0 : fill == FillMode::reflect ? n - 1 - k : -1);
+    for (std::int64_t k = 0; k < n; ++k)
+      idx.push_back(fill == FillMode::nearest ? 0 : fill == FillMode::reflect ? n - 1 - k : -1);
     for (std::int64_t k = 0; k < n; ++k) idx.push_back(k);
-    for (std::int64_t k = 0; k < n; ++k) idx.push_back(fill == FillMode::nearest ? n - 1 : fill == FillMode::reflect ? n - 1 - k : -1);
+    for (std::int64_t k = 0; k < n; ++k)
+      idx.push_back(fill == FillMode::nearest ? n - 1 : fill == FillMode::reflect ? n - 1 - k : -1);
     return idx.at(static_cast<std::size_t>(s + n));
   };
   const std::int64_t r = ext(i, H), q = ext(j, W);
   return (r < 0 || q < 0) ? 0.0f : plane[r * W + q];
 }
 
-std::vector<float> ref_shift(const float* img, std::int64_t ty, std::int64_t tx, FillMode fill, bool flip) {
+std::vector<float> ref_shift(const float* img, std::int64_t ty, std::int64_t tx, FillMode fill,
+                             bool flip) {
   std::vector<float> out(kImg);
   for (std::int64_t c = 0; c < C; ++c)
     for (std::int64_t i = 0; i < H; ++i)
       for (std::int64_t j = 0; j < W; ++j)
-        out[(c * H + i) * W + j] = extended(img + c * H * W, i - ty, (flip ? W - 1 - j : j) - tx, fill);
+        out[(c * H + i) * W + j] =
+            extended(img + c * H * W, i - ty, (flip ? W - 1 - j : j) - tx, fill);
   return out;
 }
 
@@ -305,9 +318,9 @@ TEST(Augment, CropMatchesTheReferenceForSomeOffsetInRange) {
           }
     ASSERT_TRUE(matched) << "row " << b;
   }
-  EXPECT_EQ(offsets.size(), 25u);                          // every (dy, dx) in [0, 4]^2 occurs
+  EXPECT_EQ(offsets.size(), 25u);  // every (dy, dx) in [0, 4]^2 occurs
   for (const auto& [o, count] : offsets) EXPECT_NEAR(count, 600 / 25.0, 15);  // sd ~ 4.8
-  EXPECT_NEAR(flips, 300, 60);                             // sd ~ 12
+  EXPECT_NEAR(flips, 300, 60);                                                // sd ~ 12
 }
 
 TEST(Augment, CropOfAConstantImageHasZerosOnlyOnTheShiftedBorder) {
@@ -327,7 +340,8 @@ TEST(Augment, CropOfAConstantImageHasZerosOnlyOnTheShiftedBorder) {
         for (std::int64_t c = 1; c < C; ++c) ASSERT_EQ(img[(c * H + i) * W + j], v);
         if (v == 1.0f) {
           ++ones;
-          r0 = std::min(r0, i), r1 = std::max(r1, i + 1), c0 = std::min(c0, j), c1 = std::max(c1, j + 1);
+          r0 = std::min(r0, i), r1 = std::max(r1, i + 1), c0 = std::min(c0, j),
+          c1 = std::max(c1, j + 1);
         }
       }
     if (ones == 0) continue;  // a shift of pad >= H or W can leave nothing (not here: pad 3 < 5)
@@ -380,7 +394,8 @@ TEST(Augment, StudyShiftOfTenPercentOn32PixelsIsAtMostThree) {
   std::iota(idx.begin(), idx.end(), 0);
   augment_shift_flip(x.data(), idx.data(), B, 1, n, n, 0.1f, FillMode::constant, false, 9, 0);
   std::set<std::int64_t> shifts;
-  for (std::int64_t b = 0; b < B; ++b) shifts.insert(17 - static_cast<std::int64_t>(x[b * n * n + 16 * n + 16]));
+  for (std::int64_t b = 0; b < B; ++b)
+    shifts.insert(17 - static_cast<std::int64_t>(x[b * n * n + 16 * n + 16]));
   EXPECT_EQ(shifts, (std::set<std::int64_t>{-3, -2, -1, 0, 1, 2, 3}));
 }
 
@@ -389,9 +404,12 @@ TEST(Augment, DependsOnlyOnSeedEpochAndSampleIndex) {
   const std::vector<float> x0 = unique_images(B);
   const std::vector<std::int64_t> idx = {4, 90, 17, 3, 250000, 8, 61, 5, 12};
   const std::vector<std::int64_t> perm = {6, 2, 8, 0, 4, 1, 7, 3, 5};
-  using Aug = std::function<void(float*, const std::int64_t*, std::int64_t, std::int64_t /*epoch*/)>;
+  using Aug =
+      std::function<void(float*, const std::int64_t*, std::int64_t, std::int64_t /*epoch*/)>;
   const std::vector<Aug> augs = {
-      [](float* x, const std::int64_t* s, std::int64_t b, std::int64_t e) { augment_crop_flip(x, s, b, C, H, W, 2, true, 31, e); },
+      [](float* x, const std::int64_t* s, std::int64_t b, std::int64_t e) {
+        augment_crop_flip(x, s, b, C, H, W, 2, true, 31, e);
+      },
       [](float* x, const std::int64_t* s, std::int64_t b, std::int64_t e) {
         augment_shift_flip(x, s, b, C, H, W, 0.3f, FillMode::reflect, true, 31, e);
       }};
@@ -402,7 +420,8 @@ TEST(Augment, DependsOnlyOnSeedEpochAndSampleIndex) {
     std::vector<float> p(x0.size());
     std::vector<std::int64_t> pidx(B);
     for (std::int64_t b = 0; b < B; ++b) {
-      std::copy(x0.begin() + perm[b] * kImg, x0.begin() + (perm[b] + 1) * kImg, p.begin() + b * kImg);
+      std::copy(x0.begin() + perm[b] * kImg, x0.begin() + (perm[b] + 1) * kImg,
+                p.begin() + b * kImg);
       pidx[b] = idx[perm[b]];
     }
     aug(p.data(), pidx.data(), B, 4);
@@ -452,6 +471,8 @@ TEST(Augment, BadArguments) {
   EXPECT_THROW(augment_crop_flip(x.data(), &neg, 1, C, H, W, 1, true, 1, 0), std::invalid_argument);
   EXPECT_THROW(augment_crop_flip(x.data(), &s, 1, C, H, W, 1, true, 1, -1), std::invalid_argument);
   EXPECT_THROW(augment_crop_flip(nullptr, &s, 1, C, H, W, 1, true, 1, 0), std::invalid_argument);
-  EXPECT_THROW(augment_shift_flip(x.data(), &s, 1, C, H, W, 1.0f, FillMode::nearest, true, 1, 0), std::invalid_argument);
-  EXPECT_THROW(augment_shift_flip(x.data(), &s, 1, 0, H, W, 0.1f, FillMode::nearest, true, 1, 0), std::invalid_argument);
+  EXPECT_THROW(augment_shift_flip(x.data(), &s, 1, C, H, W, 1.0f, FillMode::nearest, true, 1, 0),
+               std::invalid_argument);
+  EXPECT_THROW(augment_shift_flip(x.data(), &s, 1, 0, H, W, 0.1f, FillMode::nearest, true, 1, 0),
+               std::invalid_argument);
 }

@@ -33,7 +33,8 @@ Tensor cifar_like(std::int64_t n, std::uint64_t seed, float lo = 0.0f, float hi 
 
 Tensor labels(std::int64_t n, std::int32_t classes) {
   std::vector<std::int32_t> v(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((7 * i + 2) % classes);
+  for (std::int64_t i = 0; i < n; ++i)
+    v[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((7 * i + 2) % classes);
   return Tensor::from_vector_i32({n}, v);
 }
 
@@ -62,8 +63,8 @@ struct PassBits {
   Shape out_shape;
 };
 
-PassBits forward_backward(const std::function<std::shared_ptr<Module>()>& make, const Tensor& x, const Tensor& y,
-                          int threads) {
+PassBits forward_backward(const std::function<std::shared_ptr<Module>()>& make, const Tensor& x,
+                          const Tensor& y, int threads) {
   RunContext rc;
   rc.dropout_seed = 5;
   ContextGuard guard(rc);
@@ -85,20 +86,21 @@ PassBits forward_backward(const std::function<std::shared_ptr<Module>()>& make, 
   return r;
 }
 
-void expect_thread_count_independent(const std::function<std::shared_ptr<Module>()>& make, const Tensor& x,
-                                     const Tensor& y, const Shape& out_shape) {
+void expect_thread_count_independent(const std::function<std::shared_ptr<Module>()>& make,
+                                     const Tensor& x, const Tensor& y, const Shape& out_shape) {
   const PassBits one = forward_backward(make, x, y, 1);
   const PassBits two = forward_backward(make, x, y, 2);
   EXPECT_EQ(one.out_shape, out_shape);
   ASSERT_EQ(one.values.size(), two.values.size());
-  EXPECT_EQ(std::memcmp(one.values.data(), two.values.data(), sizeof(float) * one.values.size()), 0);
+  EXPECT_EQ(std::memcmp(one.values.data(), two.values.data(), sizeof(float) * one.values.size()),
+            0);
   EXPECT_EQ(one.hash, two.hash);
 }
 
 // Per-channel mean and biased variance of a 3x3 stride-1 'same' (pad 1) convolution,
 // in float64. x (N, C, H, W), w (O, C, 3, 3), b (O) or undefined.
-void conv3x3_channel_stats(const Tensor& x, const Tensor& w, const Tensor& b, std::vector<double>& mean,
-                           std::vector<double>& var) {
+void conv3x3_channel_stats(const Tensor& x, const Tensor& w, const Tensor& b,
+                           std::vector<double>& mean, std::vector<double>& var) {
   const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0);
   mean.assign(static_cast<std::size_t>(O), 0.0);
   var.assign(static_cast<std::size_t>(O), 0.0);
@@ -131,13 +133,15 @@ void conv3x3_channel_stats(const Tensor& x, const Tensor& w, const Tensor& b, st
 
 // After one training forward from fresh buffers (mean 0, var 1):
 //   running_mean = momentum * batch_mean; running_var = (1 - momentum) + momentum * biased_var.
-void expect_running_stats(const Tensor& running_mean, const Tensor& running_var, const std::vector<double>& mean,
-                          const std::vector<double>& var, double momentum) {
+void expect_running_stats(const Tensor& running_mean, const Tensor& running_var,
+                          const std::vector<double>& mean, const std::vector<double>& var,
+                          double momentum) {
   ASSERT_EQ(running_mean.numel(), static_cast<std::int64_t>(mean.size()));
   for (std::size_t c = 0; c < mean.size(); ++c) {
     const double want_mean = momentum * mean[c];
     const double want_var = (1.0 - momentum) + momentum * var[c];
-    EXPECT_NEAR(running_mean.f32()[c], want_mean, 1e-6 * (1.0 + std::fabs(want_mean))) << "channel " << c;
+    EXPECT_NEAR(running_mean.f32()[c], want_mean, 1e-6 * (1.0 + std::fabs(want_mean)))
+        << "channel " << c;
     EXPECT_NEAR(running_var.f32()[c], want_var, 1e-6 * (1.0 + want_var)) << "channel " << c;
   }
 }
@@ -186,7 +190,8 @@ TEST(ResNetV1, OutputLogitsShape) {
 TEST(ResNetV1, BatchNormUsesKerasMomentumAndBiasedVariance) {
   auto m = make_resnet_v1(20);
   m->initialize(4);
-  const Tensor x = cifar_like(1, 6, -4.0f, 4.0f);  // wide inputs: var >> 1, so biased != unbiased shows
+  const Tensor x =
+      cifar_like(1, 6, -4.0f, 4.0f);  // wide inputs: var >> 1, so biased != unbiased shows
   {
     NoGradGuard ng;
     m->forward(x);
@@ -195,7 +200,8 @@ TEST(ResNetV1, BatchNormUsesKerasMomentumAndBiasedVariance) {
   const auto bs = m->buffers();
   std::vector<double> mean, var;
   conv3x3_channel_stats(x, find(ps, "0.weight").tensor, find(ps, "0.bias").tensor, mean, var);
-  expect_running_stats(find(bs, "1.running_mean").tensor, find(bs, "1.running_var").tensor, mean, var, 0.01);
+  expect_running_stats(find(bs, "1.running_mean").tensor, find(bs, "1.running_var").tensor, mean,
+                       var, 0.01);
 }
 
 TEST(ResNetV1, HeNormalConvolutions) {
@@ -219,7 +225,8 @@ TEST(ResNetV1, HeNormalConvolutions) {
 }
 
 TEST(ResNetV1, ForwardBackwardBitIdenticalOnOneAndTwoThreads) {
-  expect_thread_count_independent([] { return make_resnet_v1(20); }, cifar_like(4, 11), labels(4, 10), Shape{4, 10});
+  expect_thread_count_independent([] { return make_resnet_v1(20); }, cifar_like(4, 11),
+                                  labels(4, 10), Shape{4, 10});
 }
 
 // ---------------------------------------------------------------- WRN (pre-activation)
@@ -263,7 +270,8 @@ TEST(Wrn, BatchNormUsesStudyMomentumAndBiasedVariance) {
   const auto bs = m->buffers();
   std::vector<double> mean, var;
   conv3x3_channel_stats(x, find(ps, "0.weight").tensor, Tensor(), mean, var);
-  expect_running_stats(find(bs, "1.bn1.running_mean").tensor, find(bs, "1.bn1.running_var").tensor, mean, var, 0.9);
+  expect_running_stats(find(bs, "1.bn1.running_mean").tensor, find(bs, "1.bn1.running_var").tensor,
+                       mean, var, 0.9);
 }
 
 TEST(Wrn, GammaUniformZeroOneBetaZeroBiasFreeConvs) {
@@ -293,12 +301,13 @@ TEST(Wrn, GammaUniformZeroOneBetaZeroBiasFreeConvs) {
 }
 
 TEST(Wrn, ForwardBackwardBitIdenticalOnOneAndTwoThreads) {
-  expect_thread_count_independent([] { return make_wrn(16, 4); }, cifar_like(2, 12), labels(2, 100), Shape{2, 100});
+  expect_thread_count_independent([] { return make_wrn(16, 4); }, cifar_like(2, 12), labels(2, 100),
+                                  Shape{2, 100});
 }
 
 TEST(Wrn, WithDropoutBitIdenticalOnOneAndTwoThreads) {
-  expect_thread_count_independent([] { return make_wrn(10, 1, 10, 0.3f); }, cifar_like(3, 13), labels(3, 10),
-                                  Shape{3, 10});
+  expect_thread_count_independent([] { return make_wrn(10, 1, 10, 0.3f); }, cifar_like(3, 13),
+                                  labels(3, 10), Shape{3, 10});
 }
 
 // ---------------------------------------------------------------- blocks by finite differences
@@ -356,11 +365,12 @@ void check_block_gradients(Module& block, const Shape& x_shape, std::uint64_t se
       ++checked;
       if (central <= tol) continue;
       ++one_sided;
-      EXPECT_LE(std::min(left, right), tol) << "input " << k << " element " << i << ": analytic " << analytic
-                                            << ", central " << (up - down) / (2.0 * h);
+      EXPECT_LE(std::min(left, right), tol) << "input " << k << " element " << i << ": analytic "
+                                            << analytic << ", central " << (up - down) / (2.0 * h);
     }
   }
-  EXPECT_LE(4 * one_sided, checked) << one_sided << " of " << checked << " elements only matched one-sided";
+  EXPECT_LE(4 * one_sided, checked)
+      << one_sided << " of " << checked << " elements only matched one-sided";
 }
 
 }  // namespace
@@ -392,7 +402,8 @@ TEST(ResidualBlocks, OutputShapes) {
   NoGradGuard ng;
   ResNetV1Block r(4, 8, 2, BatchNormSpec{});
   r.initialize(1);
-  EXPECT_EQ(r.forward(detdl::testing::random_tensor({1, 4, 7, 7}, 1)).shape(), (Shape{1, 8, 4, 4}));  // ceil(7/2)
+  EXPECT_EQ(r.forward(detdl::testing::random_tensor({1, 4, 7, 7}, 1)).shape(),
+            (Shape{1, 8, 4, 4}));  // ceil(7/2)
   WideBlock w(4, 8, 2, 0.0f, BatchNormSpec{});
   w.initialize(1);
   EXPECT_EQ(w.forward(detdl::testing::random_tensor({1, 4, 7, 7}, 1)).shape(), (Shape{1, 8, 4, 4}));

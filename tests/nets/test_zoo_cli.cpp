@@ -27,7 +27,8 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-void write_idx_gz(const fs::path& p, const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
+void write_idx_gz(const fs::path& p, const std::vector<std::uint32_t>& dims,
+                  const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> b = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
   for (std::uint32_t d : dims)
     for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
@@ -44,7 +45,8 @@ void write_idx_dir(const fs::path& dir, std::uint32_t n, std::uint32_t size) {
   fs::create_directories(dir);
   for (const std::string half : {"train", "t10k"}) {
     std::vector<std::uint8_t> pixels(std::size_t{n} * size * size), labels(n);
-    for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>((i * 37 + 11) % 256);
+    for (std::size_t i = 0; i < pixels.size(); ++i)
+      pixels[i] = static_cast<std::uint8_t>((i * 37 + 11) % 256);
     for (std::uint32_t i = 0; i < n; ++i) labels[i] = static_cast<std::uint8_t>(i % 10);
     write_idx_gz(dir / (half + "-images-idx3-ubyte.gz"), {n, size, size}, pixels);
     write_idx_gz(dir / (half + "-labels-idx1-ubyte.gz"), {n}, labels);
@@ -59,17 +61,20 @@ void write_tsv(const fs::path& p, bool binary) {
   for (int i = 0; i < 96; ++i) {
     const double a = (i * 37 % 96) / 96.0, b = (i * 53 % 96) / 96.0;
     f << a << '\t' << b << '\t';
-    if (binary) f << (a + b > 1.0 ? 1 : 0) << '\n';
-    else f << a * 3 + b << '\n';
+    if (binary)
+      f << (a + b > 1.0 ? 1 : 0) << '\n';
+    else
+      f << a * 3 + b << '\n';
   }
 }
 
 void expect_trains(const std::string& net, const std::string& data, const std::string& extra = "") {
-  const auto r = detdl::test_util::run_detdl("train --quiet --no-metrics --epochs 1 --net " + net + " --data " + data +
-                                             " " + extra);
+  const auto r = detdl::test_util::run_detdl("train --quiet --no-metrics --epochs 1 --net " + net +
+                                             " --data " + data + " " + extra);
   EXPECT_EQ(r.status, 0) << "--net " << net << " --data " << data << "\n" << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("weight hash [0-9a-f]{16}  steps [1-9]")))
-      << "--net " << net << " --data " << data << "\n" << r.output;
+      << "--net " << net << " --data " << data << "\n"
+      << r.output;
 }
 
 TEST(ZooCli, SimpleNetsExitCleanly) {
@@ -79,7 +84,8 @@ TEST(ZooCli, SimpleNetsExitCleanly) {
 }
 
 TEST(ZooCli, LeNetsExitCleanly) {
-  for (const std::string net : {"lenet1", "lenet4", "lenet5", "lenet1:keras", "lenet4:keras", "lenet5:keras"})
+  for (const std::string net :
+       {"lenet1", "lenet4", "lenet5", "lenet1:keras", "lenet4:keras", "lenet5:keras"})
     expect_trains(net, "synthetic-mnist:16", "--batch-size 8");
   TempDir t;
   write_idx_dir(t.path / "idx32", 16, 32);
@@ -94,8 +100,9 @@ TEST(ZooCli, ResNetAndWrnExitCleanly) {
 }
 
 TEST(ZooCli, ButterShapesOnEveryTaskExitCleanly) {
-  for (const std::string shape : {"rectangle", "trapezoid", "exponential", "wide_first_2x", "wide_first_4x",
-                                  "wide_first_8x", "wide_first_16x", "rectangle_residual"})
+  for (const std::string shape :
+       {"rectangle", "trapezoid", "exponential", "wide_first_2x", "wide_first_4x", "wide_first_8x",
+        "wide_first_16x", "rectangle_residual"})
     expect_trains("butter:" + shape + ":4:2048", "blobs", "--batch-size 500");
   TempDir t;
   write_tsv(t.path / "binary.tsv", true);

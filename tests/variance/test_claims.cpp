@@ -18,15 +18,23 @@ using nlohmann::json;
 
 fs::path temp_store() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path d = fs::temp_directory_path() / ("detdl_claims_" + std::to_string(::getpid()) + "_" + info->name());
+  const fs::path d = fs::temp_directory_path() /
+                     ("detdl_claims_" + std::to_string(::getpid()) + "_" + info->name());
   fs::remove_all(d);
   fs::create_directories(d);
   return d / "s.sqlite";
 }
 
 json tiny_record() {
-  json ep{{"epoch", 1}, {"seconds", 0.1}, {"weight_hash", "h1"}, {"train", {{"loss", 1.0}}}, {"test", {{"loss", 1.0}}}};
-  return json{{"record_version", 1}, {"experiment", json::object()}, {"epochs", json::array({ep})}, {"weight_hash", "h1"}};
+  json ep{{"epoch", 1},
+          {"seconds", 0.1},
+          {"weight_hash", "h1"},
+          {"train", {{"loss", 1.0}}},
+          {"test", {{"loss", 1.0}}}};
+  return json{{"record_version", 1},
+              {"experiment", json::object()},
+              {"epochs", json::array({ep})},
+              {"weight_hash", "h1"}};
 }
 
 // A child that sleeps until killed: a live process other than this one.
@@ -49,7 +57,8 @@ Claimant claimant_of(pid_t pid) {
 void exec_sql(const fs::path& path, const std::string& sql) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
   sqlite3_close(db);
 }
 
@@ -62,7 +71,7 @@ TEST(Claims, OneLiveClaimantAtATimeAndStoringDropsTheClaim) {
   const Claimant other = claimant_of(other_pid);
   ASSERT_GT(other.start_time, 0);
   EXPECT_EQ(s.claim_run("k", "st", other, 300), ClaimResult::claimed);
-  EXPECT_EQ(s.claim_run("k", "st", me, 300), ClaimResult::held);  // the other is alive
+  EXPECT_EQ(s.claim_run("k", "st", me, 300), ClaimResult::held);        // the other is alive
   EXPECT_EQ(s.claim_run("k", "st", other, 300), ClaimResult::claimed);  // its own claim again
   // Release only drops the releaser's own claim.
   s.release_claim("k", me);
@@ -98,8 +107,8 @@ TEST(Claims, DeadZombieAndReusedPidClaimsAreTakenOver) {
   // Dead and reaped.
   ::waitpid(z, nullptr, 0);
   EXPECT_FALSE(process_alive(z, zombie.start_time));
-  exec_sql(path, "UPDATE claims SET pid = " + std::to_string(z) + ", start_time = " +
-                     std::to_string(zombie.start_time) + " WHERE key = 'kz'");
+  exec_sql(path, "UPDATE claims SET pid = " + std::to_string(z) +
+                     ", start_time = " + std::to_string(zombie.start_time) + " WHERE key = 'kz'");
   EXPECT_EQ(s.claim_run("kz", "st", me, 300), ClaimResult::claimed);
   EXPECT_EQ(s.claims("st")[0].by.pid, me.pid);
 

@@ -79,8 +79,8 @@ MetricMap metrics(double loss, double accuracy) {
 }
 
 // Two epochs; test loss falls, test accuracy `acc` at the end; `classes` class accuracies.
-StoredRun make_run(const std::string& setting, std::int64_t rep, double acc,
-                   std::size_t classes, std::vector<std::int32_t> predictions = {}) {
+StoredRun make_run(const std::string& setting, std::int64_t rep, double acc, std::size_t classes,
+                   std::vector<std::int32_t> predictions = {}) {
   StoredRun r;
   r.setting = setting;
   r.repetition = rep;
@@ -139,7 +139,8 @@ TEST(Csv, AnalysisResultHeaderQuotingAndRows) {
             "setting,criterion,n,max_acc,min_acc,mean_acc,std_acc,std_ci_low,std_ci_high,"
             "max_diff,class_max_diff,class_with_max_diff,mean_convergence_time,"
             "max_convergence_time_diff_pct,min_epoch,max_epoch,distinct_hashes,mean_churn,"
-            "regression,diverged,left_out,acc_identical_despite_hashes,max_loss,min_loss,mean_loss,std_loss,"
+            "regression,diverged,left_out,acc_identical_despite_hashes,max_loss,min_loss,mean_loss,"
+            "std_loss,"
             "std_loss_ci_low,std_loss_ci_high,loss_max_diff,loss_identical_despite_hashes");
   EXPECT_NE(text.find("\n\"fixed, seed=1\",best_loss,3,"), std::string::npos);
   EXPECT_NE(text.find("\n\"default \"\"none\"\"\",last,3,"), std::string::npos);
@@ -182,12 +183,14 @@ TEST(Csv, AnalysisRawOneRowPerRunAndCriterion) {
   const std::string text = slurp(path);
   EXPECT_EQ(first_line(text),
             "setting,repetition,key,criterion,selected_epoch,test_accuracy,convergence_time,"
-            "convergence_epoch,weight_hash,test_loss,regression,diverged,acc_class_0,acc_class_1,acc_class_2,"
+            "convergence_epoch,weight_hash,test_loss,regression,diverged,acc_class_0,acc_class_1,"
+            "acc_class_2,"
             "acc_class_3");
   const auto rows = parse_csv(text);
   ASSERT_EQ(rows.size(), 1u + 3 * 2);
-  EXPECT_EQ(rows[1], (std::vector<std::string>{"a,b", "0", "key0", "best_loss", "2", "0.9", "4.5",
-                                               "2", "hash0_2", "1", "0", "0", "0.5", "0.5", "", ""}));
+  EXPECT_EQ(rows[1],
+            (std::vector<std::string>{"a,b", "0", "key0", "best_loss", "2", "0.9", "4.5", "2",
+                                      "hash0_2", "1", "0", "0", "0.5", "0.5", "", ""}));
   EXPECT_EQ(rows[4][0], "a,b");
   EXPECT_EQ(rows[4][3], "last");
   EXPECT_EQ(rows[4][15], "0.5");

@@ -38,18 +38,21 @@ TEST(Report, TinyStudyTablesPicturesAndPage) {
   ASSERT_EQ(r.status, 0) << r.output;
   r = run("study table " + store);
   ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* s : {"fixed-portable", "fixed-fast", "varied-portable", "varied-order", "best_loss", "best_acc"})
+  for (const char* s :
+       {"fixed-portable", "fixed-fast", "varied-portable", "varied-order", "best_loss", "best_acc"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
   // fixed seeds + portable: one hash, bit-identical.
-  const auto line = r.output.substr(r.output.find("fixed-portable", r.output.find("implementation-only")));
+  const auto line =
+      r.output.substr(r.output.find("fixed-portable", r.output.find("implementation-only")));
   EXPECT_NE(line.substr(0, line.find('\n')).find("yes"), std::string::npos) << line;
 
   const fs::path out = dir / "report";
   r = run("report " + store + " --out " + out.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* f : {"analysis_result.csv", "analysis_raw.csv", "comparisons.csv", "butter_summary.csv",
-                        "implementation_spread.csv", "divergence.csv", "accuracy_spread.png", "class_spread.png",
-                        "loss_curves.png", "divergence.png", "index.html"})
+  for (const char* f :
+       {"analysis_result.csv", "analysis_raw.csv", "comparisons.csv", "butter_summary.csv",
+        "implementation_spread.csv", "divergence.csv", "accuracy_spread.png", "class_spread.png",
+        "loss_curves.png", "divergence.png", "index.html"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_EQ(lines(out / "analysis_result.csv"), 1u + 4 * 3);  // header + settings x criteria
   EXPECT_EQ(lines(out / "analysis_raw.csv"), 1u + 12 * 3);    // header + runs x criteria
@@ -75,14 +78,16 @@ namespace {
 
 TEST(StudyFlags, FlagsAreTheStudyFilesEquivalent) {
   // A study built from flags alone: same plan as the same study written as a file.
-  auto r = run("study plan --name f --repetitions 2 --set net=mlp:8 --set epochs=2 --setting name=a "
-               "--setting name=b,level=fast,threads=2,vary=init+order");
+  auto r =
+      run("study plan --name f --repetitions 2 --set net=mlp:8 --set epochs=2 --setting name=a "
+          "--setting name=b,level=fast,threads=2,vary=init+order");
   ASSERT_EQ(r.status, 0) << r.output;
   const fs::path dir = fs::temp_directory_path() / ("detdl_flags_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  std::ofstream(dir / "f.toml") << "name = \"f\"\nrepetitions = 2\n[experiment]\nnet = \"mlp:8\"\nepochs = 2\n"
-                                   "[[setting]]\nname = \"a\"\n[[setting]]\nname = \"b\"\nlevel = \"fast\"\nthreads = 2\n"
-                                   "vary = [\"init\", \"order\"]\n";
+  std::ofstream(dir / "f.toml")
+      << "name = \"f\"\nrepetitions = 2\n[experiment]\nnet = \"mlp:8\"\nepochs = 2\n"
+         "[[setting]]\nname = \"a\"\n[[setting]]\nname = \"b\"\nlevel = \"fast\"\nthreads = 2\n"
+         "vary = [\"init\", \"order\"]\n";
   const auto f = run("study plan " + (dir / "f.toml").string());
   ASSERT_EQ(f.status, 0) << f.output;
   EXPECT_EQ(r.output, f.output);
@@ -112,8 +117,8 @@ using nlohmann::json;
 
 // A run record as run_experiment writes it, cut down to what the store needs: `losses` per
 // epoch (NaN -> null, as nlohmann writes it), test accuracy `acc` at every epoch.
-json record_of(const std::string& task, const std::vector<double>& losses, double acc, const std::string& hash,
-               bool diverged) {
+json record_of(const std::string& task, const std::vector<double>& losses, double acc,
+               const std::string& hash, bool diverged) {
   json epochs = json::array();
   for (std::size_t e = 0; e < losses.size(); ++e) {
     const json loss = std::isfinite(losses[e]) ? json(losses[e]) : json(nullptr);
@@ -132,13 +137,15 @@ json record_of(const std::string& task, const std::vector<double>& losses, doubl
 }
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("detdl_report_" + name + "_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("detdl_report_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
 }
 
-std::string line_of(const std::string& text, const std::string& start_of_block, const std::string& setting) {
+std::string line_of(const std::string& text, const std::string& start_of_block,
+                    const std::string& setting) {
   const auto block = text.find(start_of_block);
   if (block == std::string::npos) return "(no block '" + start_of_block + "')";
   const auto at = text.find("\n" + setting + " ", block);
@@ -156,22 +163,26 @@ TEST(Report, RegressionTableShowsTestLossSpreadAndFlagsZeroAccuracySpread) {
     s.put_study("houses", json::object());
     const double last[] = {0.0412, 0.0398, 0.0431};
     for (int i = 0; i < 3; ++i)
-      ASSERT_TRUE(s.put_run("k" + std::to_string(i), "houses", "varied", i,
-                            record_of("regression", {0.08, last[i]}, 0.0, "hash" + std::to_string(i), false)));
+      ASSERT_TRUE(s.put_run(
+          "k" + std::to_string(i), "houses", "varied", i,
+          record_of("regression", {0.08, last[i]}, 0.0, "hash" + std::to_string(i), false)));
     // A classification setting with one accuracy and three hashes: flagged too.
     for (int i = 0; i < 3; ++i)
-      ASSERT_TRUE(s.put_run("c" + std::to_string(i), "houses", "cls", i,
-                            record_of("multiclass", {0.5, 0.4 + 0.01 * i}, 0.9, "chash" + std::to_string(i), false)));
+      ASSERT_TRUE(s.put_run(
+          "c" + std::to_string(i), "houses", "cls", i,
+          record_of("multiclass", {0.5, 0.4 + 0.01 * i}, 0.9, "chash" + std::to_string(i), false)));
   }
   const auto r = run("study table " + store);
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string acc = line_of(r.output, "selection last (test accuracy", "varied");
   EXPECT_NE(acc.find("hashes differ, metric identical"), std::string::npos) << acc;
   EXPECT_NE(acc.find("regression: see test loss below"), std::string::npos) << acc;
-  EXPECT_NE(line_of(r.output, "selection last (test accuracy", "cls").find("hashes differ, metric identical"),
+  EXPECT_NE(line_of(r.output, "selection last (test accuracy", "cls")
+                .find("hashes differ, metric identical"),
             std::string::npos)
       << r.output;
-  const std::string loss = line_of(r.output, "selection last, regression settings (test loss", "varied");
+  const std::string loss =
+      line_of(r.output, "selection last, regression settings (test loss", "varied");
   // mean 0.04137, min 0.0398, max 0.0431, max-min 0.0033, 3 hashes, nothing flagged
   EXPECT_NE(loss.find("0.04137"), std::string::npos) << loss;
   EXPECT_NE(loss.find("0.0398"), std::string::npos) << loss;
@@ -181,7 +192,8 @@ TEST(Report, RegressionTableShowsTestLossSpreadAndFlagsZeroAccuracySpread) {
   // The implementation-only block measures the loss for the regression setting.
   const std::string impl = line_of(r.output, "implementation-only spread", "varied");
   EXPECT_NE(impl.find("0.0033"), std::string::npos) << impl;
-  EXPECT_NE(line_of(r.output, "implementation-only spread", "cls").find("hashes differ, metric identical"),
+  EXPECT_NE(line_of(r.output, "implementation-only spread", "cls")
+                .find("hashes differ, metric identical"),
             std::string::npos)
       << r.output;
 
@@ -205,29 +217,34 @@ TEST(Report, RegressionStudyOn537Houses) {
   const std::string data = std::string(DETDL_SHARED_DIR) + "/data";
   if (!fs::exists(data + "/pmlb/537_houses")) GTEST_SKIP() << "no " << data << "/pmlb/537_houses";
   const fs::path dir = fresh_dir("houses");
-  std::ofstream(dir / "houses.toml") << "name = \"houses\"\nrepetitions = 3\n[experiment]\ndata = \"537_houses\"\n"
-                                        "data_dir = \"" << data << "\"\nnet = \"butter:rectangle:2:64\"\nepochs = 2\n"
-                                        "batch_size = 256\n[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n";
+  std::ofstream(dir / "houses.toml")
+      << "name = \"houses\"\nrepetitions = 3\n[experiment]\ndata = \"537_houses\"\n"
+         "data_dir = \""
+      << data
+      << "\"\nnet = \"butter:rectangle:2:64\"\nepochs = 2\n"
+         "batch_size = 256\n[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n";
   const std::string store = (dir / "houses.sqlite").string();
   auto r = run("study run " + (dir / "houses.toml").string() + " --store " + store + " --quiet");
   ASSERT_EQ(r.status, 0) << r.output;
   r = run("study table " + store);
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* crit : {"best_loss", "best_acc", "last"}) {
-    const std::string loss =
-        line_of(r.output, std::string("selection ") + crit + ", regression settings (test loss", "varied");
+    const std::string loss = line_of(
+        r.output, std::string("selection ") + crit + ", regression settings (test loss", "varied");
     std::istringstream fields(loss);
     std::string setting, n, mean, min, max;
     fields >> setting >> n >> mean >> min >> max;
     EXPECT_EQ(n, "3") << loss;
-    EXPECT_LT(std::stod(min), std::stod(max)) << loss;  // three weights, three losses
+    EXPECT_LT(std::stod(min), std::stod(max)) << loss;             // three weights, three losses
     EXPECT_NE(loss.find("       3 "), std::string::npos) << loss;  // three hashes
     // The accuracy line: a spread, or the words that say there is none.
-    const std::string acc = line_of(r.output, std::string("selection ") + crit + " (test accuracy", "varied");
+    const std::string acc =
+        line_of(r.output, std::string("selection ") + crit + " (test accuracy", "varied");
     std::istringstream af(acc);
     std::string a_setting, a_n, a_mean, a_min, a_max;
     af >> a_setting >> a_n >> a_mean >> a_min >> a_max;
-    if (a_min == a_max) EXPECT_NE(acc.find("hashes differ, metric identical"), std::string::npos) << acc;
+    if (a_min == a_max)
+      EXPECT_NE(acc.find("hashes differ, metric identical"), std::string::npos) << acc;
   }
   const auto rep = run("report " + store + " --out " + (dir / "out").string());
   ASSERT_EQ(rep.status, 0) << rep.output;
@@ -244,9 +261,12 @@ TEST(Report, DivergedRunsAreCountedAndLeftOut) {
   {
     detdl::variance::Store s(store);
     s.put_study("d", json::object());
-    ASSERT_TRUE(s.put_run("a0", "d", "lr-high", 0, record_of("multiclass", {0.5, 0.4}, 0.90, "a", false)));
-    ASSERT_TRUE(s.put_run("a1", "d", "lr-high", 1, record_of("multiclass", {0.5, 0.3}, 0.94, "b", false)));
-    ASSERT_TRUE(s.put_run("a2", "d", "lr-high", 2, record_of("multiclass", {0.6, nan}, 0.10, "c", true)));
+    ASSERT_TRUE(
+        s.put_run("a0", "d", "lr-high", 0, record_of("multiclass", {0.5, 0.4}, 0.90, "a", false)));
+    ASSERT_TRUE(
+        s.put_run("a1", "d", "lr-high", 1, record_of("multiclass", {0.5, 0.3}, 0.94, "b", false)));
+    ASSERT_TRUE(
+        s.put_run("a2", "d", "lr-high", 2, record_of("multiclass", {0.6, nan}, 0.10, "c", true)));
   }
   const auto a = detdl::variance::analyze(detdl::variance::Store(store), "d");
   std::ostringstream text;
@@ -254,12 +274,16 @@ TEST(Report, DivergedRunsAreCountedAndLeftOut) {
   const std::string t = text.str();
   EXPECT_NE(t.find("1 run(s) diverged"), std::string::npos) << t;
   const std::string last = line_of(t, "selection last (test accuracy", "lr-high");
-  EXPECT_NE(last.find(" 1/1 "), std::string::npos) << last;   // diverged / left out
+  EXPECT_NE(last.find(" 1/1 "), std::string::npos) << last;    // diverged / left out
   EXPECT_NE(last.find(" 90.00 "), std::string::npos) << last;  // min over the finite runs
   EXPECT_EQ(last.find("10.00"), std::string::npos) << last;    // the diverged run's accuracy is out
   EXPECT_EQ(last.find("nan"), std::string::npos) << last;
-  EXPECT_NE(line_of(t, "selection best_loss (test accuracy", "lr-high").find(" 1/0 "), std::string::npos) << t;
-  EXPECT_NE(line_of(t, "implementation-only spread", "lr-high").find("1 run(s) left out"), std::string::npos) << t;
+  EXPECT_NE(line_of(t, "selection best_loss (test accuracy", "lr-high").find(" 1/0 "),
+            std::string::npos)
+      << t;
+  EXPECT_NE(line_of(t, "implementation-only spread", "lr-high").find("1 run(s) left out"),
+            std::string::npos)
+      << t;
   const auto r = run("report " + store + " --out " + (dir / "out").string());
   ASSERT_EQ(r.status, 0) << r.output;
   fs::remove_all(dir);
@@ -269,8 +293,9 @@ TEST(Report, DivergedRunsAreCountedAndLeftOut) {
 // integer ticks (checked on the figures' axes by a Python unittest).
 TEST(Report, PictureTicks) {
   const std::string src = DETDL_SOURCE_DIR;
-  const std::string cmd = (fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3") + std::string(" ") + src +
-                          "/tests/variance/report_ticks_test.py " + src + "/tools/report.py 2>&1";
+  const std::string cmd = (fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3") +
+                          std::string(" ") + src + "/tests/variance/report_ticks_test.py " + src +
+                          "/tools/report.py 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;

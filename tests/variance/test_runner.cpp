@@ -28,15 +28,18 @@ fs::path temp_dir() {
 
 // Portable settings only: every run's bits are fixed, so whole rows can be compared.
 std::string study_text(int epochs) {
-  return "name = \"resume\"\nrepetitions = 3\n[experiment]\nnet = \"mlp:16\"\ndata = \"blobs\"\nepochs = " +
+  return "name = \"resume\"\nrepetitions = 3\n[experiment]\nnet = \"mlp:16\"\ndata = "
+         "\"blobs\"\nepochs = " +
          std::to_string(epochs) +
-         "\nbatch_size = 32\n[[setting]]\nname = \"fixed\"\n[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n"
+         "\nbatch_size = 32\n[[setting]]\nname = \"fixed\"\n[[setting]]\nname = \"varied\"\nvary = "
+         "[\"all\"]\n"
          "[[setting]]\nname = \"two-threads\"\nthreads = 2\nvary = [\"init\"]\n";
 }
 
 std::map<std::string, std::string> rows(const std::string& store) {
   std::map<std::string, std::string> out;
-  for (const auto& r : Store(store).runs("resume")) out[r.key] = r.setting + "/" + std::to_string(r.repetition) + "/" + r.weight_hash;
+  for (const auto& r : Store(store).runs("resume"))
+    out[r.key] = r.setting + "/" + std::to_string(r.repetition) + "/" + r.weight_hash;
   return out;
 }
 
@@ -85,17 +88,20 @@ TEST(Runner, KilledStudyResumesToTheSameRows) {
   const fs::path dir = temp_dir();
   const fs::path file = dir / "k.toml";
   std::ofstream(file) << study_text(30);  // runs long enough to be killed in the middle
-  const std::string full = (dir / "kfull.sqlite").string(), killed = (dir / "killed.sqlite").string();
+  const std::string full = (dir / "kfull.sqlite").string(),
+                    killed = (dir / "killed.sqlite").string();
   fs::remove(full);
   fs::remove(killed);
   const std::string exe = std::string(DETDL_BINARY_DIR) + "/detdl";
-  ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + full + " --quiet").c_str()), 0);
+  ASSERT_EQ(
+      std::system((exe + " study run " + file.string() + " --store " + full + " --quiet").c_str()),
+      0);
 
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", killed.c_str(), "--quiet", "--jobs", "2",
-          static_cast<char*>(nullptr));
+    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", killed.c_str(),
+          "--quiet", "--jobs", "2", static_cast<char*>(nullptr));
     _exit(127);
   }
   // Wait until some runs are stored, then kill the study without warning.
@@ -121,7 +127,9 @@ TEST(Runner, KilledStudyResumesToTheSameRows) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(rows(killed).size(), after_kill);
 
-  ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + killed + " --quiet").c_str()), 0);
+  ASSERT_EQ(std::system(
+                (exe + " study run " + file.string() + " --store " + killed + " --quiet").c_str()),
+            0);
   EXPECT_EQ(rows(killed), rows(full));
 }
 
@@ -189,8 +197,8 @@ TEST(Runner, ClaimOfAKilledRunnerIsTakenOver) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     setpgid(0, 0);
-    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", store.c_str(), "--quiet",
-          static_cast<char*>(nullptr));
+    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", store.c_str(),
+          "--quiet", static_cast<char*>(nullptr));
     _exit(127);
   }
   std::vector<Claim> held;
@@ -234,7 +242,9 @@ TEST(Runner, KillCampaignTenKills) {
   const int status = pclose(p);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_NE(out.find("kill campaign: 10 kills, "), std::string::npos) << out;
-  EXPECT_NE(out.find(" of 40 rows, 0 lost, 0 duplicated, all hashes equal, 0 claims left"), std::string::npos) << out;
+  EXPECT_NE(out.find(" of 40 rows, 0 lost, 0 duplicated, all hashes equal, 0 claims left"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace

@@ -201,13 +201,12 @@ TEST(Selection, CriteriaPickTheRightEpochWithTiesToTheEarliest) {
   // val loss:     0.5   0.3   0.3   0.4   -> best_loss = 2 (tie with 3)
   // val acc:      0.8   0.9   0.95  0.95  -> best_acc = 3 (tie with 4)
   // seconds:       1     2     3     4
-  const StoredRun r = make_run(
-      "s", "k",
-      {{1.0, 0.50, 0.5, 0.80, 1, "a", {0.4, 0.6}},
-       {0.9, 0.60, 0.3, 0.90, 2, "b", {0.5, 0.7}},
-       {0.8, 0.70, 0.3, 0.95, 3, "c", {0.6, 0.8}},
-       {0.7, 0.75, 0.4, 0.95, 4, "d", {0.7, 0.8}}},
-      true);
+  const StoredRun r = make_run("s", "k",
+                               {{1.0, 0.50, 0.5, 0.80, 1, "a", {0.4, 0.6}},
+                                {0.9, 0.60, 0.3, 0.90, 2, "b", {0.5, 0.7}},
+                                {0.8, 0.70, 0.3, 0.95, 3, "c", {0.6, 0.8}},
+                                {0.7, 0.75, 0.4, 0.95, 4, "d", {0.7, 0.8}}},
+                               true);
   const SelectedEpoch loss = select_epoch(r, Selection::best_loss);
   EXPECT_EQ(loss.epoch, 2);
   EXPECT_EQ(loss.test_accuracy, 0.60);
@@ -231,8 +230,8 @@ TEST(Selection, WithoutValidationTheTestSplitDecidesAndNanNeverWins) {
   EXPECT_EQ(select_epoch(r, Selection::best_loss).epoch, 2);
   EXPECT_EQ(select_epoch(r, Selection::best_acc).epoch, 3);
   // validation loss NaN at epochs 1 and 3: epoch 2 wins; all NaN: epoch 1
-  const StoredRun v =
-      make_run("s", "k", {{0.1, 0.9, nan_, 0.1}, {0.9, 0.1, 0.7, 0.2}, {0.1, 0.9, nan_, 0.3}}, true);
+  const StoredRun v = make_run(
+      "s", "k", {{0.1, 0.9, nan_, 0.1}, {0.9, 0.1, 0.7, 0.2}, {0.1, 0.9, nan_, 0.3}}, true);
   EXPECT_EQ(select_epoch(v, Selection::best_loss).epoch, 2);
   const StoredRun all_nan = make_run("s", "k", {{nan_, 0.5}, {nan_, 0.6}}, false);
   EXPECT_EQ(select_epoch(all_nan, Selection::best_loss).epoch, 1);
@@ -250,12 +249,14 @@ TEST(Summary, SettingStatisticsByHand) {
   std::vector<StoredRun> runs;
   const double acc[] = {0.90, 0.92, 0.94, 0.96};
   const std::vector<std::vector<double>> cls = {{0.8, 0.9}, {0.8, 1.0}, {0.85, 0.95}, {0.8, nan_}};
-  const std::vector<std::vector<std::int32_t>> preds = {{0, 1, 2, 3}, {0, 1, 2, 3}, {0, 1, 1, 3}, {1, 1, 1, 3}};
+  const std::vector<std::vector<std::int32_t>> preds = {
+      {0, 1, 2, 3}, {0, 1, 2, 3}, {0, 1, 1, 3}, {1, 1, 1, 3}};
   for (int i = 0; i < 4; ++i)
-    runs.push_back(make_run("fixed,seed", "k" + std::to_string(i),
-                            {{1.0, 0.5, nan_, nan_, 1.0, "e1"},
-                             {0.5, acc[i], nan_, nan_, 2.0 + i, i < 2 ? "same" : "other" + std::to_string(i), cls[i]}},
-                            false, preds[i]));
+    runs.push_back(make_run(
+        "fixed,seed", "k" + std::to_string(i),
+        {{1.0, 0.5, nan_, nan_, 1.0, "e1"},
+         {0.5, acc[i], nan_, nan_, 2.0 + i, i < 2 ? "same" : "other" + std::to_string(i), cls[i]}},
+        false, preds[i]));
   const SettingSummary s = summarize(runs, Selection::last);
   EXPECT_EQ(s.setting, "fixed,seed");
   EXPECT_EQ(s.n, 4u);
@@ -349,8 +350,8 @@ TEST(Tests, MannWhitneyByHandAndScipy) {
   const double sigma = std::sqrt(20.0 / 12 * (10 - 48.0 / 72));
   EXPECT_NEAR(b.p, std::erfc(6.5 / sigma / std::sqrt(2.0)), 1e-15);
   EXPECT_NEAR(b.p, 0.09934224785346528, 1e-12);  // scipy
-  const TestResult c = mann_whitney_u({0.91, 0.93, 0.92, 0.95, 0.90, 0.93},
-                                      {0.80, 0.99, 0.85, 0.97, 0.93});
+  const TestResult c =
+      mann_whitney_u({0.91, 0.93, 0.92, 0.95, 0.90, 0.93}, {0.80, 0.99, 0.85, 0.97, 0.93});
   EXPECT_EQ(c.statistic, 14.0);
   EXPECT_NEAR(c.p, 0.926595971709337, 1e-12);  // scipy
   // all tied: p = 1 (scipy too)
@@ -450,8 +451,7 @@ TEST(Beyond, ImplementationSpreadExactZeroOrBootstrapped) {
 
 TEST(Butter, MinEpochTiesGoToTheEarliest) {
   // test loss 0.5, 0.2, 0.2, 0.3 -> epoch 2; test acc 0.6, 0.8, 0.8, 0.7 -> epoch 2
-  const StoredRun r =
-      make_run("s", "k", {{0.5, 0.6}, {0.2, 0.8}, {0.2, 0.8}, {0.3, 0.7}}, false);
+  const StoredRun r = make_run("s", "k", {{0.5, 0.6}, {0.2, 0.8}, {0.2, 0.8}, {0.3, 0.7}}, false);
   const Extremum lo = min_test_loss(r);
   EXPECT_EQ(lo.epoch, 2);
   EXPECT_EQ(lo.value, 0.2);
@@ -511,8 +511,9 @@ namespace {
 // A regression run: accuracy 0 (the old accuracy of a one-output regression), the given
 // test loss (MSE) at its last epoch, its own final hash.
 StoredRun regression_run(const std::string& setting, double loss, const std::string& hash) {
-  StoredRun r = make_run(setting, setting + hash, {{loss * 2, 0.0, nan_, nan_, 1, "e1"}, {loss, 0.0, nan_, nan_, 1, hash}},
-                         false);
+  StoredRun r =
+      make_run(setting, setting + hash,
+               {{loss * 2, 0.0, nan_, nan_, 1, "e1"}, {loss, 0.0, nan_, nan_, 1, hash}}, false);
   r.task = "regression";
   return r;
 }
@@ -520,7 +521,8 @@ StoredRun regression_run(const std::string& setting, double loss, const std::str
 }  // namespace
 
 TEST(Regression, TheSpreadIsTheTestLossAndAZeroAccuracySpreadIsFlagged) {
-  const std::vector<StoredRun> runs = {regression_run("r", 0.031, "a"), regression_run("r", 0.029, "b"),
+  const std::vector<StoredRun> runs = {regression_run("r", 0.031, "a"),
+                                       regression_run("r", 0.029, "b"),
                                        regression_run("r", 0.035, "c")};
   EXPECT_TRUE(is_regression(runs));
   const SettingSummary s = summarize(runs, Selection::last);
@@ -554,11 +556,13 @@ TEST(Regression, TheSpreadIsTheTestLossAndAZeroAccuracySpreadIsFlagged) {
 
 TEST(Regression, IdenticalMetricWithDifferentHashesIsFlaggedOnlyThen) {
   // Classification: one accuracy, three hashes -> flagged; one hash -> not.
-  const std::vector<StoredRun> differ = {acc_run("f", 0.9, "a"), acc_run("f", 0.9, "b"), acc_run("f", 0.9, "c")};
+  const std::vector<StoredRun> differ = {acc_run("f", 0.9, "a"), acc_run("f", 0.9, "b"),
+                                         acc_run("f", 0.9, "c")};
   const SettingSummary d = summarize(differ, Selection::last);
   EXPECT_EQ(d.max_diff, 0.0);
   EXPECT_TRUE(d.acc_identical_despite_hashes);
-  const SettingSummary same = summarize(std::vector<StoredRun>(3, acc_run("f", 0.9, "a")), Selection::last);
+  const SettingSummary same =
+      summarize(std::vector<StoredRun>(3, acc_run("f", 0.9, "a")), Selection::last);
   EXPECT_FALSE(same.acc_identical_despite_hashes);
   // Regression with the very same loss from different weights.
   const std::vector<StoredRun> r = {regression_run("r", 0.25, "a"), regression_run("r", 0.25, "b")};
@@ -568,9 +572,12 @@ TEST(Regression, IdenticalMetricWithDifferentHashesIsFlaggedOnlyThen) {
 TEST(Diverged, RunsAreCountedAndLeftOutNeverReadAsZero) {
   // Three runs; the third diverges at epoch 2 (loss NaN, accuracy of a NaN net).
   std::vector<StoredRun> runs = {
-      make_run("s", "k0", {{0.5, 0.80, nan_, nan_, 1, "a1"}, {0.4, 0.90, nan_, nan_, 1, "a2"}}, false),
-      make_run("s", "k1", {{0.5, 0.82, nan_, nan_, 1, "b1"}, {0.3, 0.94, nan_, nan_, 1, "b2"}}, false),
-      make_run("s", "k2", {{0.6, 0.70, nan_, nan_, 1, "c1"}, {nan_, 0.10, nan_, nan_, 1, "c2"}}, false)};
+      make_run("s", "k0", {{0.5, 0.80, nan_, nan_, 1, "a1"}, {0.4, 0.90, nan_, nan_, 1, "a2"}},
+               false),
+      make_run("s", "k1", {{0.5, 0.82, nan_, nan_, 1, "b1"}, {0.3, 0.94, nan_, nan_, 1, "b2"}},
+               false),
+      make_run("s", "k2", {{0.6, 0.70, nan_, nan_, 1, "c1"}, {nan_, 0.10, nan_, nan_, 1, "c2"}},
+               false)};
   runs[2].diverged = true;
   const SettingSummary last = summarize(runs, Selection::last);
   EXPECT_EQ(last.n, 3u);
@@ -589,7 +596,8 @@ TEST(Diverged, RunsAreCountedAndLeftOutNeverReadAsZero) {
   // Every run diverged: no statistic, NaN (shown as "-"), never 0.
   std::vector<StoredRun> all = {runs[2], runs[2]};
   all[1].key = "k3";
-  all[1].epochs[1].weight_hash = all[1].weight_hash = "d2";  // not bit-identical: measured, not exactly 0
+  all[1].epochs[1].weight_hash = all[1].weight_hash =
+      "d2";  // not bit-identical: measured, not exactly 0
   const SettingSummary none = summarize(all, Selection::last);
   EXPECT_EQ(none.left_out, 2u);
   EXPECT_TRUE(std::isnan(none.max_diff));
@@ -602,7 +610,8 @@ TEST(Diverged, RunsAreCountedAndLeftOutNeverReadAsZero) {
   EXPECT_EQ(sp3.left_out, 1u);
   EXPECT_NEAR(sp3.spread, 0.04, 1e-15);
   // Comparisons use the finite runs only.
-  const Comparison c = compare_settings(runs, {acc_run("t", 0.5), acc_run("t", 0.6)}, Selection::last);
+  const Comparison c =
+      compare_settings(runs, {acc_run("t", 0.5), acc_run("t", 0.6)}, Selection::last);
   EXPECT_FALSE(std::isnan(c.cohens_d));
   EXPECT_FALSE(std::isnan(c.mannwhitney_p));
   // BUTTER's per-epoch summary counts the finite values.

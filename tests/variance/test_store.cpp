@@ -64,8 +64,12 @@ json make_record(int epochs, int classes, std::size_t test_rows, bool validation
                        {"label_noise", 5},
                        {"split", 6}}}};
   r["net"] = {{"name", "lenet1"}, {"description", "LeNet-1"}, {"parameters", 7206}};
-  r["data"] = {{"name", "mnist"}, {"source", "idx"}, {"task", "classification"},
-               {"outputs", classes}, {"train_rows", 100}, {"test_rows", test_rows},
+  r["data"] = {{"name", "mnist"},
+               {"source", "idx"},
+               {"task", "classification"},
+               {"outputs", classes},
+               {"train_rows", 100},
+               {"test_rows", test_rows},
                {"validation_rows", validation ? 50 : 0}};
   r["loss"] = "softmax_ce";
   r["host"] = {{"name", "box"}, {"cpu", "Xeon"}, {"threads", 2}};
@@ -147,8 +151,8 @@ TEST(Store, RoundTripGivesBackEveryValue) {
   Store store((dir / "s.db").string());
   store.put_study("st", {{"name", "st"}, {"repetitions", 3}});
   json rec = make_record(3, 10, 2500, true);
-  rec["epochs"][1]["test"]["hinge"] = nullptr;                   // NaN metric
-  rec["epochs"][2]["test_per_class_accuracy"][4] = nullptr;      // class without rows
+  rec["epochs"][1]["test"]["hinge"] = nullptr;               // NaN metric
+  rec["epochs"][2]["test_per_class_accuracy"][4] = nullptr;  // class without rows
   ASSERT_TRUE(store.put_run("k1", "st", "fixed", 7, rec));
   EXPECT_TRUE(store.has_run("k1"));
   EXPECT_FALSE(store.has_run("k2"));
@@ -256,7 +260,7 @@ TEST(Store, PredictionsAreCompactAndExact) {
     const auto p = predictions(2500, classes, 3);
     const std::vector<std::int32_t> v(p.begin(), p.end());
     const auto blob = pack_predictions(v);
-    EXPECT_EQ(blob[0], 1) << classes;  // int8 is enough for 100 classes
+    EXPECT_EQ(blob[0], 1) << classes;          // int8 is enough for 100 classes
     EXPECT_LT(blob.size(), 2500u) << classes;  // under one byte a row
     EXPECT_EQ(unpack_predictions(blob.data(), blob.size(), "t"), v);
   }
@@ -272,8 +276,8 @@ TEST(Store, PredictionsAreCompactAndExact) {
   auto nb = pack_predictions(negative);
   EXPECT_EQ(nb[0], 1);
   EXPECT_EQ(unpack_predictions(nb.data(), nb.size(), "t"), negative);
-  EXPECT_TRUE(unpack_predictions(pack_predictions({}).data(), pack_predictions({}).size(), "t")
-                  .empty());
+  EXPECT_TRUE(
+      unpack_predictions(pack_predictions({}).data(), pack_predictions({}).size(), "t").empty());
   // corrupt blobs name where they came from
   auto bad = pack_predictions(wide);
   bad.back() ^= 0xff;
@@ -342,8 +346,9 @@ TEST(Store, PutRunIsAllOrNothing) {
             std::string::npos);
   json bad_pred = make_record(2, 10, 50, false);
   bad_pred["epochs"][1]["test_predictions"][3] = "cat";
-  EXPECT_NE(error_of([&] { store.put_run("k", "st", "s", 0, bad_pred); })
-                .find("epochs[1].test_predictions[3]"),
+  EXPECT_NE(error_of([&] {
+              store.put_run("k", "st", "s", 0, bad_pred);
+            }).find("epochs[1].test_predictions[3]"),
             std::string::npos);
   json bad_metric = make_record(2, 10, 50, false);
   bad_metric["epochs"][1]["train"]["loss"] = "high";
@@ -357,8 +362,9 @@ TEST(Store, PutRunIsAllOrNothing) {
   for (const char* table : {"runs", "epochs", "class_accuracy", "epoch_predictions"})
     EXPECT_EQ(count_rows(db, table), 0) << table;
   // a study must exist first
-  EXPECT_NE(error_of([&] { store.put_run("k", "nostudy", "s", 0, make_record(1, 2, 3, false)); })
-                .find("nostudy"),
+  EXPECT_NE(error_of([&] {
+              store.put_run("k", "nostudy", "s", 0, make_record(1, 2, 3, false));
+            }).find("nostudy"),
             std::string::npos);
 
   // the same key with a good record now goes in
@@ -415,7 +421,8 @@ TEST(Store, TwoProcessesWriteOneFileConcurrently) {
     Store s(path);  // a connection of this process only
     int inserted = 0;
     for (int i = 0; i < kPerProcess; ++i) {
-      inserted += s.put_run(who + std::to_string(i), "st", who, i, make_record(2, 10, 200, true, i));
+      inserted +=
+          s.put_run(who + std::to_string(i), "st", who, i, make_record(2, 10, 200, true, i));
       inserted += s.put_run("shared" + std::to_string(i), "st", "shared", i,
                             make_record(2, 10, 200, true, i));
     }
@@ -490,12 +497,14 @@ TEST(Store, FinalWeightsRoundTripInTheRunsTransaction) {
   Store s(path);
   s.put_study("st", json{{"name", "st"}});
   std::vector<float> w(10000);
-  for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::ldexp(static_cast<float>(i % 97) - 48.0f, -static_cast<int>(i % 20));
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = std::ldexp(static_cast<float>(i % 97) - 48.0f, -static_cast<int>(i % 20));
   w[5] = -0.0f;
   ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false), w));
   const std::vector<float> back = s.weights("k1");
   ASSERT_EQ(back.size(), w.size());
-  EXPECT_EQ(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)), 0);  // bit for bit, -0 included
+  EXPECT_EQ(std::memcmp(back.data(), w.data(), w.size() * sizeof(float)),
+            0);  // bit for bit, -0 included
   ASSERT_TRUE(s.put_run("k2", "st", "a", 1, make_record(2, 10, 20, false, 1)));
   EXPECT_TRUE(s.weights("k2").empty());
   // A failing run stores no weights either.
@@ -518,7 +527,8 @@ TEST(Store, SchemaVersionOneIsUpgradedInPlace) {
     s.put_study("st", json{{"name", "st"}});
     ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false)));
   }
-  exec_sql(path, std::string("DROP TABLE weights; ") + kDowngradeToTwo + "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  exec_sql(path, std::string("DROP TABLE weights; ") + kDowngradeToTwo +
+                     "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   Store s(path);  // opens, upgrades
   EXPECT_TRUE(s.has_run("k1"));
   EXPECT_TRUE(s.weights("k1").empty());
@@ -542,7 +552,8 @@ TEST(Store, SchemaVersionTwoIsUpgradedInPlace) {
     ASSERT_TRUE(s.put_run("k2", "st", "a", 1, regression));
     ASSERT_TRUE(s.put_run("k3", "st", "a", 2, diverged));
   }
-  exec_sql(path, std::string(kDowngradeToTwo) + "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  exec_sql(path, std::string(kDowngradeToTwo) +
+                     "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
   EXPECT_EQ(count_rows(path, "runs"), 3);
   Store s(path);  // opens, upgrades
   EXPECT_EQ(count_rows(path, "claims"), 0);
@@ -559,7 +570,9 @@ TEST(Store, SchemaVersionTwoIsUpgradedInPlace) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                               nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "3");
   sqlite3_finalize(st);

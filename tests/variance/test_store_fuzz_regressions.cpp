@@ -17,7 +17,8 @@ namespace {
 
 // A private copy: opening a store switches it to WAL and may write.
 fs::path copy_of(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("detdl_storefuzz_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("detdl_storefuzz_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path p = dir / name;
   fs::copy_file(std::string(DETDL_SOURCE_DIR) + "/fuzz/corpus/fuzz_store/" + name, p,

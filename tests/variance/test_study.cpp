@@ -84,7 +84,8 @@ name = "cpu"
 [[setting]]
 name = "cuda"
 device = "cuda"
-)").string());
+)")
+                                 .string());
   ASSERT_EQ(s.settings.size(), 2u);
   EXPECT_EQ(s.settings[0].experiment.device, Device::cpu);
   EXPECT_EQ(s.settings[1].experiment.device, Device::cuda);
@@ -93,8 +94,10 @@ device = "cuda"
   std::set<std::string> keys;
   for (const auto& row : plan) keys.insert(row.key);
   EXPECT_EQ(keys.size(), 4u);  // the device is part of a run's identity
-  EXPECT_NE(error_of("bad-device.toml", "name = \"d\"\n[[setting]]\nname = \"a\"\ndevice = \"tpu\"\n").find("device"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("bad-device.toml", "name = \"d\"\n[[setting]]\nname = \"a\"\ndevice = \"tpu\"\n")
+          .find("device"),
+      std::string::npos);
 }
 
 TEST(StudyFile, SettingsCanCompareImplementations) {
@@ -110,14 +113,16 @@ name = "own"
 [[setting]]
 name = "vendor"
 implementation = "vendor"
-)").string());
+)")
+                                 .string());
   ASSERT_EQ(s.settings.size(), 2u);
   EXPECT_EQ(s.settings[0].experiment.implementation, Implementation::own);
   EXPECT_EQ(s.settings[1].experiment.implementation, Implementation::vendor);
   const auto plan = make_plan(s);
   ASSERT_EQ(plan.size(), 2u);
   EXPECT_NE(plan[0].key, plan[1].key);  // the implementation is part of a run's identity
-  EXPECT_NE(error_of("bad-impl.toml", "name = \"d\"\n[[setting]]\nname = \"a\"\nimplementation = \"mkl\"\n")
+  EXPECT_NE(error_of("bad-impl.toml",
+                     "name = \"d\"\n[[setting]]\nname = \"a\"\nimplementation = \"mkl\"\n")
                 .find("implementation"),
             std::string::npos);
 }
@@ -159,7 +164,9 @@ TEST(StudyPlan, SeedsVaryOnlyWhereAsked) {
 }
 
 TEST(StudyFile, ErrorsNameTheFileAndField) {
-  auto has = [](const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; };
+  auto has = [](const std::string& msg, const std::string& part) {
+    return msg.find(part) != std::string::npos;
+  };
   const std::string base = "name = \"x\"\n[[setting]]\nname = \"a\"\n";
   std::string m = error_of("bad1.toml", base + "level = \"fastest\"\n");
   EXPECT_TRUE(has(m, "bad1.toml")) << m;
@@ -168,7 +175,8 @@ TEST(StudyFile, ErrorsNameTheFileAndField) {
   EXPECT_TRUE(has(m, "repetition: unknown field")) << m;
   m = error_of("bad3.toml", "name = \"x\"\nrepetitions = 0\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "repetitions")) << m;
-  m = error_of("bad4.toml", "name = \"x\"\n[experiment]\nepochs = \"ten\"\n[[setting]]\nname = \"a\"\n");
+  m = error_of("bad4.toml",
+               "name = \"x\"\n[experiment]\nepochs = \"ten\"\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "experiment.epochs")) << m;
   m = error_of("bad5.toml", base + "vary = [\"weights\"]\n");
   EXPECT_TRUE(has(m, "setting[1].vary")) << m;
@@ -180,21 +188,25 @@ TEST(StudyFile, ErrorsNameTheFileAndField) {
   EXPECT_TRUE(has(m, "bad8.toml:1")) << m;  // TOML syntax: file and line
   m = error_of("bad9.toml", base + "colour = 3\n");
   EXPECT_TRUE(has(m, "setting[1].colour: unknown field")) << m;
-  m = error_of("bad10.toml", "name = \"x\"\n[experiment]\npreset = \"lenet6\"\n[[setting]]\nname = \"a\"\n");
+  m = error_of("bad10.toml",
+               "name = \"x\"\n[experiment]\npreset = \"lenet6\"\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "experiment.preset")) << m;
   m = error_of("bad11.toml", "name = \"x\"\nselection = [\"best\"]\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "selection")) << m;
   EXPECT_TRUE(has(error_of("missing.toml", ""), "name")) << error_of("missing.toml", "");
   EXPECT_THROW(load_study("/no/such/study.toml"), std::runtime_error);
   // The one validation path: a study's experiments get the checks `detdl train` flags get.
-  m = error_of("bad12.toml", "name = \"x\"\n[experiment]\noptimizer.momentum = 5.0\n[[setting]]\nname = \"a\"\n");
+  m = error_of("bad12.toml",
+               "name = \"x\"\n[experiment]\noptimizer.momentum = 5.0\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "optimizer.momentum: expected a number in [0, 1], got 5")) << m;
-  m = error_of("bad13.toml", "name = \"x\"\n[experiment]\nschedule.lr = nan\n[[setting]]\nname = \"a\"\n");
+  m = error_of("bad13.toml",
+               "name = \"x\"\n[experiment]\nschedule.lr = nan\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "schedule.lr: expected a finite positive number")) << m;
   // JSON study files: null is refused, not merged away to the engine's default.
   try {
     study_from_json(nlohmann::json::parse(R"({"name": "x", "experiment": {"schedule": {"lr": null}},
-                                              "setting": [{"name": "a"}]})"), "s.json");
+                                              "setting": [{"name": "a"}]})"),
+                    "s.json");
     ADD_FAILURE() << "null accepted";
   } catch (const std::invalid_argument& e) {
     EXPECT_TRUE(has(e.what(), "s.json.experiment.schedule.lr: null is not a value")) << e.what();
@@ -203,7 +215,8 @@ TEST(StudyFile, ErrorsNameTheFileAndField) {
 
 TEST(StudyFile, ShippedStudiesParse) {
   int n = 0;
-  for (const auto& f : fs::recursive_directory_iterator(std::string(DETDL_SOURCE_DIR) + "/studies")) {
+  for (const auto& f :
+       fs::recursive_directory_iterator(std::string(DETDL_SOURCE_DIR) + "/studies")) {
     const auto ext = f.path().extension();
     if (ext != ".toml" && ext != ".json") continue;
     SCOPED_TRACE(f.path().string());
@@ -251,7 +264,9 @@ net = "mlp:32"
   EXPECT_EQ(keys.size(), 16u);
   auto err = [&](const std::string& grid) {
     try {
-      load_study(write_file("bad_grid.toml", "name = \"g\"\n[grid]\n" + grid + "\n[[setting]]\nname = \"a\"\n").string());
+      load_study(write_file("bad_grid.toml",
+                            "name = \"g\"\n[grid]\n" + grid + "\n[[setting]]\nname = \"a\"\n")
+                     .string());
     } catch (const std::exception& e) {
       return std::string(e.what());
     }
@@ -259,29 +274,39 @@ net = "mlp:32"
   };
   EXPECT_NE(err("net = []").find("grid.net"), std::string::npos);
   EXPECT_NE(err("net = \"mlp\"").find("grid.net"), std::string::npos);
-  EXPECT_NE(err("epochs = [1, \"two\"]").find("grid.epochs[2]"), std::string::npos) << err("epochs = [1, \"two\"]");
-  EXPECT_NE(err("colour = [1]").find("grid.colour: unknown experiment field 'colour'"), std::string::npos);
+  EXPECT_NE(err("epochs = [1, \"two\"]").find("grid.epochs[2]"), std::string::npos)
+      << err("epochs = [1, \"two\"]");
+  EXPECT_NE(err("colour = [1]").find("grid.colour: unknown experiment field 'colour'"),
+            std::string::npos);
 }
 
 // Issue 9 (12): a grid error says which grid field is unknown, in plain words.
 TEST(StudyGrid, UnknownFieldIsNamedInPlainWords) {
-  const fs::path f = write_file("study.toml", "name = \"g\"\n[grid]\n\"nope.field\" = [1]\n[[setting]]\nname = \"a\"\n");
+  const fs::path f = write_file(
+      "study.toml", "name = \"g\"\n[grid]\n\"nope.field\" = [1]\n[[setting]]\nname = \"a\"\n");
   std::string m;
   try {
     load_study(f.string());
   } catch (const std::exception& e) {
     m = e.what();
   }
-  EXPECT_EQ(m.rfind(f.string() + ": grid.nope.field: unknown experiment field 'nope.field' (experiment fields: ", 0), 0u)
+  EXPECT_EQ(
+      m.rfind(f.string() +
+                  ": grid.nope.field: unknown experiment field 'nope.field' (experiment fields: ",
+              0),
+      0u)
       << m;
   EXPECT_EQ(m.find("at grid point"), std::string::npos) << m;
-  m = error_of("g2.toml", "name = \"g\"\n[grid]\n\"optimizer.knd\" = [\"sgd\"]\n[[setting]]\nname = \"a\"\n");
-  EXPECT_NE(m.find("grid.optimizer.knd: unknown experiment field 'optimizer.knd' (experiment.optimizer fields: "),
+  m = error_of("g2.toml",
+               "name = \"g\"\n[grid]\n\"optimizer.knd\" = [\"sgd\"]\n[[setting]]\nname = \"a\"\n");
+  EXPECT_NE(m.find("grid.optimizer.knd: unknown experiment field 'optimizer.knd' "
+                   "(experiment.optimizer fields: "),
             std::string::npos)
       << m;
   // Known nested fields, device and presets are grid fields.
-  EXPECT_EQ(error_of("g3.toml", "name = \"g\"\n[grid]\n\"optimizer.kind\" = [\"sgd\", \"adam\"]\n"
-                                "\"seeds.init\" = [1, 2]\ndevice = [\"cpu\"]\n[[setting]]\nname = \"a\"\n"),
+  EXPECT_EQ(error_of("g3.toml",
+                     "name = \"g\"\n[grid]\n\"optimizer.kind\" = [\"sgd\", \"adam\"]\n"
+                     "\"seeds.init\" = [1, 2]\ndevice = [\"cpu\"]\n[[setting]]\nname = \"a\"\n"),
             "no error");
 }
 
@@ -290,16 +315,20 @@ TEST(StudyGrid, DuplicateValuesAndNamesAreRefused) {
   const std::string tail = "[[setting]]\nname = \"a\"\n";
   std::string m = error_of("dup.toml", "name = \"g\"\n[grid]\nepochs = [1, 1]\n" + tail);
   EXPECT_NE(m.find("dup.toml: grid.epochs: the value 1 is listed twice"), std::string::npos) << m;
-  m = error_of("dup2.toml", "name = \"g\"\n[grid]\nepochs = [2, 1, 2.0]\n" + tail);  // 2 and 2.0 are one value
+  m = error_of("dup2.toml",
+               "name = \"g\"\n[grid]\nepochs = [2, 1, 2.0]\n" + tail);  // 2 and 2.0 are one value
   EXPECT_NE(m.find("grid.epochs: the value 2.0 is listed twice (item 3)"), std::string::npos) << m;
   m = error_of("dup3.toml", "name = \"g\"\n[grid]\nnet = [\"mlp:8\", \"mlp:8\"]\n" + tail);
   EXPECT_NE(m.find("grid.net"), std::string::npos) << m;
-  m = error_of("dup5.toml", "name = \"g\"\n[[setting]]\nname = \"a [epochs=1]\"\n[[setting]]\nname = \"a\"\n"
-                            "[setting.experiment]\nepochs = 1\n");
+  m = error_of("dup5.toml",
+               "name = \"g\"\n[[setting]]\nname = \"a [epochs=1]\"\n[[setting]]\nname = \"a\"\n"
+               "[setting.experiment]\nepochs = 1\n");
   EXPECT_EQ(m, "no error");  // no grid: names differ
   // The same setting twice is refused (setting names are the runs' identity).
   m = error_of("dup6.toml", "name = \"g\"\n[grid]\nepochs = [1]\n" + tail + tail);
-  EXPECT_NE(m.find("setting[2].name: 'a [epochs=1]' is used twice (also setting[1] [epochs=1])"), std::string::npos) << m;
+  EXPECT_NE(m.find("setting[2].name: 'a [epochs=1]' is used twice (also setting[1] [epochs=1])"),
+            std::string::npos)
+      << m;
 }
 
 // make_plan refuses two rows of one key even for a Study built in code.
@@ -312,7 +341,8 @@ TEST(StudyPlan, DuplicateKeysAreRefused) {
   } catch (const std::invalid_argument& e) {
     m = e.what();
   }
-  EXPECT_NE(m.find("k.toml: setting: setting 'fixed' repetition 0 and setting 'fixed' repetition 0 have the same run key"),
+  EXPECT_NE(m.find("k.toml: setting: setting 'fixed' repetition 0 and setting 'fixed' repetition 0 "
+                   "have the same run key"),
             std::string::npos)
       << m;
 }
@@ -320,17 +350,24 @@ TEST(StudyPlan, DuplicateKeysAreRefused) {
 // Issue 9 (7): every study-level count is bounded, checked before anything is allocated.
 TEST(StudyBounds, CountsAreBoundedBeforeAnythingIsAllocated) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::string m = error_of("huge.toml", "name = \"h\"\nrepetitions = 100000000000\n[[setting]]\nname = \"a\"\n");
-  EXPECT_NE(m.find("huge.toml: repetitions: expected an integer from 1 to 10000, got 100000000000"), std::string::npos)
+  std::string m = error_of("huge.toml",
+                           "name = \"h\"\nrepetitions = 100000000000\n[[setting]]\nname = \"a\"\n");
+  EXPECT_NE(m.find("huge.toml: repetitions: expected an integer from 1 to 10000, got 100000000000"),
+            std::string::npos)
       << m;
   // Above INT64_MAX (JSON only: TOML integers are 64-bit signed): not read back as negative.
-  m = error_of("huge2.json", R"({"name": "h", "repetitions": 18446744073709551615, "setting": [{"name": "a"}]})");
-  EXPECT_NE(m.find("huge2.json: repetitions: expected an integer from 1 to 10000"), std::string::npos) << m;
+  m = error_of("huge2.json",
+               R"({"name": "h", "repetitions": 18446744073709551615, "setting": [{"name": "a"}]})");
+  EXPECT_NE(m.find("huge2.json: repetitions: expected an integer from 1 to 10000"),
+            std::string::npos)
+      << m;
   // Each count within its bound, the product not: settings x grid points x repetitions.
   std::string settings;
   for (int i = 0; i < 20; ++i) settings += "[[setting]]\nname = \"s" + std::to_string(i) + "\"\n";
-  m = error_of("rows.toml", "name = \"h\"\nrepetitions = 10000\n[grid]\nepochs = [1, 2]\n" + settings);
-  EXPECT_NE(m.find("rows.toml: repetitions: 20 settings x 2 grid points x 10000 repetitions = 400000 runs, more than "
+  m = error_of("rows.toml",
+               "name = \"h\"\nrepetitions = 10000\n[grid]\nepochs = [1, 2]\n" + settings);
+  EXPECT_NE(m.find("rows.toml: repetitions: 20 settings x 2 grid points x 10000 repetitions = "
+                   "400000 runs, more than "
                    "one study may plan (100000)"),
             std::string::npos)
       << m;
@@ -340,12 +377,14 @@ TEST(StudyBounds, CountsAreBoundedBeforeAnythingIsAllocated) {
     for (int i = 1; i <= n; ++i) l += (i > 1 ? ", " : "") + std::to_string(i);
     return l + "]";
   };
-  m = error_of("grid.toml", "name = \"h\"\n[grid]\nepochs = " + list(30) + "\nbatch_size = " + list(30) +
-                                "\n\"seeds.init\" = " + list(30) + "\n[[setting]]\nname = \"a\"\n");
+  m = error_of("grid.toml", "name = \"h\"\n[grid]\nepochs = " + list(30) +
+                                "\nbatch_size = " + list(30) + "\n\"seeds.init\" = " + list(30) +
+                                "\n[[setting]]\nname = \"a\"\n");
   EXPECT_NE(m.find("grid.toml: grid: more than 10000 combinations"), std::string::npos) << m;
   // Settings x grid points.
   m = error_of("settings.toml", "name = \"h\"\n[grid]\nepochs = " + list(1000) + "\n" + settings);
-  EXPECT_NE(m.find("settings.toml: setting: 20 settings x 1000 grid points"), std::string::npos) << m;
+  EXPECT_NE(m.find("settings.toml: setting: 20 settings x 1000 grid points"), std::string::npos)
+      << m;
   // All of it fails fast: nothing of the asked size was built.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   // A Study built in code is bounded by make_plan.
@@ -353,41 +392,53 @@ TEST(StudyBounds, CountsAreBoundedBeforeAnythingIsAllocated) {
   s.repetitions = 100'000'000'000;
   EXPECT_THROW(make_plan(s), std::invalid_argument);
   // At the bounds themselves a study is fine.
-  EXPECT_EQ(error_of("edge.toml", "name = \"h\"\nrepetitions = 10000\n[experiment]\nepochs = 1\n"
-                                  "[[setting]]\nname = \"a\"\n"),
+  EXPECT_EQ(error_of("edge.toml",
+                     "name = \"h\"\nrepetitions = 10000\n[experiment]\nepochs = 1\n"
+                     "[[setting]]\nname = \"a\"\n"),
             "no error");
 }
 
 // Issue 9 (12): a study whose runs cannot run (0 epochs) is refused before anything runs,
 // naming the file, the setting and the field.
 TEST(StudyFile, ZeroEpochsAreRefusedNamingSettingAndField) {
-  std::string m = error_of("zero.toml", "name = \"z\"\n[experiment]\nepochs = 0\n[[setting]]\nname = \"a\"\n");
-  EXPECT_NE(m.find("zero.toml: experiment.epochs (setting[1]): 0 epochs cannot run; expected at least 1 (setting 'a')"),
+  std::string m =
+      error_of("zero.toml", "name = \"z\"\n[experiment]\nepochs = 0\n[[setting]]\nname = \"a\"\n");
+  EXPECT_NE(m.find("zero.toml: experiment.epochs (setting[1]): 0 epochs cannot run; expected at "
+                   "least 1 (setting 'a')"),
             std::string::npos)
       << m;
-  m = error_of("zero2.toml", "name = \"z\"\n[[setting]]\nname = \"a\"\n[[setting]]\nname = \"b\"\n"
-                             "[setting.experiment]\nepochs = 0\n");
-  EXPECT_NE(m.find("zero2.toml: setting[2].experiment.epochs: 0 epochs cannot run"), std::string::npos) << m;
+  m = error_of("zero2.toml",
+               "name = \"z\"\n[[setting]]\nname = \"a\"\n[[setting]]\nname = \"b\"\n"
+               "[setting.experiment]\nepochs = 0\n");
+  EXPECT_NE(m.find("zero2.toml: setting[2].experiment.epochs: 0 epochs cannot run"),
+            std::string::npos)
+      << m;
   m = error_of("zero3.toml", "name = \"z\"\n[grid]\nepochs = [2, 0]\n[[setting]]\nname = \"a\"\n");
-  EXPECT_NE(m.find("zero3.toml: grid.epochs (setting[1] [epochs=0]): 0 epochs cannot run"), std::string::npos) << m;
+  EXPECT_NE(m.find("zero3.toml: grid.epochs (setting[1] [epochs=0]): 0 epochs cannot run"),
+            std::string::npos)
+      << m;
 }
 
 // The same refusals from the command line: `study plan` and `study run` stop before planning
 // or running anything, with the file and field in the message.
 TEST(StudyBounds, CommandLineRefusesBeforePlanningOrRunning) {
-  const fs::path huge = write_file("cli-huge.toml", "name = \"h\"\nrepetitions = 100000000000\n[[setting]]\nname = \"a\"\n");
+  const fs::path huge = write_file(
+      "cli-huge.toml", "name = \"h\"\nrepetitions = 100000000000\n[[setting]]\nname = \"a\"\n");
   auto r = detdl::test_util::run_detdl("study plan " + huge.string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("cli-huge.toml: repetitions"), std::string::npos) << r.output;
-  r = detdl::test_util::run_detdl("study plan --name f --repetitions 100000000000 --setting name=a");
+  r = detdl::test_util::run_detdl(
+      "study plan --name f --repetitions 100000000000 --setting name=a");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("repetitions"), std::string::npos) << r.output;
-  const fs::path zero = write_file("cli-zero.toml", "name = \"z\"\n[experiment]\nepochs = 0\n[[setting]]\nname = \"a\"\n");
+  const fs::path zero = write_file(
+      "cli-zero.toml", "name = \"z\"\n[experiment]\nepochs = 0\n[[setting]]\nname = \"a\"\n");
   const fs::path store = zero.parent_path() / "cli-zero.sqlite";
   for (const char* cmd : {"study plan ", "study run "}) {
     r = detdl::test_util::run_detdl(cmd + zero.string() + " --store " + store.string());
     EXPECT_NE(r.status, 0) << cmd;
-    EXPECT_NE(r.output.find("cli-zero.toml: experiment.epochs (setting[1]): 0 epochs cannot run"), std::string::npos)
+    EXPECT_NE(r.output.find("cli-zero.toml: experiment.epochs (setting[1]): 0 epochs cannot run"),
+              std::string::npos)
         << r.output;
   }
   EXPECT_FALSE(fs::exists(store));  // nothing ran, nothing was created
