@@ -18,9 +18,8 @@
 #include "kernels/common/activation.h"
 #include "kernels/common/binary_op.h"
 #include "kernels/common/level.h"
-#include "kernels/cpu/conv.h"
-#include "kernels/cpu/optim.h"
-#include "kernels/cpu/pool.h"
+#include "kernels/common/optim_params.h"
+#include "kernels/common/shapes.h"
 
 namespace detdl::gpu {
 

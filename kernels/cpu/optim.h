@@ -6,26 +6,19 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/common/optim_params.h"
+
 namespace detdl::cpu {
 
-// first: this is the optimizer's first step (PyTorch's momentum buffer starts as g').
-// keras: Keras's formula (sgd_element_keras) instead of PyTorch's.
-struct SgdParams {
-  float lr, momentum, weight_decay;
-  bool nesterov, first, keras;
-};
+// The parameter structs (SgdParams, AdamParams, RmspropParams) are in
+// kernels/common/optim_params.h, shared with the CUDA kernels.
+
 void sgd_update(std::int64_t n,
                 float* p,        // (n) parameters, updated
                 const float* g,  // (n) gradients
                 float* buf,      // (n) momentum buffer / Keras velocity (unused when momentum == 0)
                 const SgdParams& s);
 
-// bc1, bc2 from adam_bias_corrections for this step. keras: Keras's formula with
-// lr_t = adam_keras_lr(lr, bc1, bc2) computed once per call.
-struct AdamParams {
-  float lr, beta1, beta2, eps, bc1, bc2, weight_decay;
-  bool decoupled, keras;
-};
 void adam_update(std::int64_t n,
                  float* p,        // (n) parameters, updated
                  const float* g,  // (n) gradients
@@ -33,11 +26,6 @@ void adam_update(std::int64_t n,
                  float* v,        // (n) second moment (exp_avg_sq)
                  const AdamParams& a);
 
-// alpha is Keras's rho when keras is set.
-struct RmspropParams {
-  float lr, alpha, eps, momentum, weight_decay;
-  bool keras = false;
-};
 void rmsprop_update(std::int64_t n,
                     float* p,        // (n) parameters, updated
                     const float* g,  // (n) gradients

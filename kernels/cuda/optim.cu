@@ -11,7 +11,7 @@ namespace {
 
 using i64 = std::int64_t;
 
-__global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, cpu::SgdParams s) {
+__global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, SgdParams s) {
   DETDL_GRID_STRIDE(i, n) {
     if (s.keras)
       sgd_element_keras(p[i], g[i], buf[i], s.lr, s.momentum, s.weight_decay, s.nesterov);
@@ -20,7 +20,7 @@ __global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, cpu::Sgd
   }
 }
 
-__global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v, cpu::AdamParams a,
+__global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v, AdamParams a,
                             float lr_t) {
   DETDL_GRID_STRIDE(i, n) {
     if (a.keras)
@@ -33,7 +33,7 @@ __global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v,
 }
 
 __global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float* buf,
-                               cpu::RmspropParams r) {
+                               RmspropParams r) {
   DETDL_GRID_STRIDE(i, n) {
     if (r.keras)
       rmsprop_element_keras(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum,
@@ -45,14 +45,14 @@ __global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float*
 
 }  // namespace
 
-void sgd_update(i64 n, float* p, const float* g, float* buf, const cpu::SgdParams& s,
+void sgd_update(i64 n, float* p, const float* g, float* buf, const SgdParams& s,
                 cudaStream_t stream) {
   if (n <= 0) return;
   sgd_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, buf, s);
   DETDL_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
-void adam_update(i64 n, float* p, const float* g, float* m, float* v, const cpu::AdamParams& a,
+void adam_update(i64 n, float* p, const float* g, float* m, float* v, const AdamParams& a,
                  cudaStream_t stream) {
   if (n <= 0) return;
   const float lr_t = a.keras ? adam_keras_lr(a.lr, a.bc1, a.bc2) : 0.0f;  // host, once, as the CPU
@@ -60,8 +60,8 @@ void adam_update(i64 n, float* p, const float* g, float* m, float* v, const cpu:
   DETDL_CUDA_CHECK_LAUNCH("adam_kernel");
 }
 
-void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf,
-                    const cpu::RmspropParams& r, cudaStream_t stream) {
+void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const RmspropParams& r,
+                    cudaStream_t stream) {
   if (n <= 0) return;
   rmsprop_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, v, buf, r);
   DETDL_CUDA_CHECK_LAUNCH("rmsprop_kernel");

@@ -1,4 +1,4 @@
-// CUDA optimizer updates with the CPU's parameter structs (kernels/cpu/optim.h): every
+// CUDA optimizer updates with the CPU's parameter structs (kernels/common/optim_params.h): every
 // variant the CPU has (SGD and Adam in PyTorch's and Keras's forms, RMSprop in both), one
 // thread per element calling the same DETDL_HD formula of kernels/common/optim_formulas.h,
 // so every element is bit for bit the CPU's at every level (no reductions, no Level).
@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/optim.h"
+#include "kernels/common/optim_params.h"
 
 namespace detdl::cuda {
 
@@ -17,20 +17,20 @@ void sgd_update(std::int64_t n,
                 float* p,        // (n) parameters, updated
                 const float* g,  // (n) gradients
                 float* buf,      // (n) momentum buffer / Keras velocity
-                const cpu::SgdParams& s, cudaStream_t stream);
+                const SgdParams& s, cudaStream_t stream);
 
 void adam_update(std::int64_t n,
                  float* p,        // (n) parameters, updated
                  const float* g,  // (n) gradients
                  float* m,        // (n) first moment
                  float* v,        // (n) second moment
-                 const cpu::AdamParams& a, cudaStream_t stream);
+                 const AdamParams& a, cudaStream_t stream);
 
 void rmsprop_update(std::int64_t n,
                     float* p,        // (n) parameters, updated
                     const float* g,  // (n) gradients
                     float* v,        // (n) square average
                     float* buf,      // (n) momentum buffer
-                    const cpu::RmspropParams& r, cudaStream_t stream);
+                    const RmspropParams& r, cudaStream_t stream);
 
 }  // namespace detdl::cuda

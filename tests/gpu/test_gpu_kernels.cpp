@@ -690,7 +690,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
   for (bool keras : {false, true})
     for (bool nesterov : {false, true}) {
       auto params = [&](int t) {
-        return cpu::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras};
+        return detdl::SgdParams{0.05f, 0.9f, 1e-4f, nesterov, t == 0, keras};
       };
       run(
           keras ? "sgd keras" : "sgd torch",
@@ -705,7 +705,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
     for (bool decoupled : {false, true}) {
       auto params = [&](int t) {
         const auto [bc1, bc2] = cpu::adam_bias_corrections(0.9f, 0.999f, t + 1);
-        return cpu::AdamParams{1e-3f, 0.9f, 0.999f, 1e-7f, bc1, bc2, 0.01f, decoupled, keras};
+        return detdl::AdamParams{1e-3f, 0.9f, 0.999f, 1e-7f, bc1, bc2, 0.01f, decoupled, keras};
       };
       run(
           keras ? "adam keras" : "adam torch",
@@ -718,7 +718,7 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
     }
   for (bool keras : {false, true})
     for (float momentum : {0.0f, 0.8f}) {
-      const cpu::RmspropParams r{1e-2f, 0.9f, 1e-7f, momentum, 1e-4f, keras};
+      const detdl::RmspropParams r{1e-2f, 0.9f, 1e-7f, momentum, 1e-4f, keras};
       run(
           keras ? "rmsprop keras" : "rmsprop torch",
           [&](int, float* p, const float* g, float* v, float* b) {
