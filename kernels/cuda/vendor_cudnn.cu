@@ -38,43 +38,10 @@ namespace {
 }  // namespace
 
 bool cudnn_available() { return false; }
-void cudnn_conv2d_forward(Level, const Conv2dShape&, const float*, const float*, const float*,
-                          float*, cudaStream_t) {
-  no_cudnn("cudnn_conv2d_forward");
-}
-void cudnn_conv2d_backward_data(Level, const Conv2dShape&, const float*, const float*, float*,
-                                cudaStream_t) {
-  no_cudnn("cudnn_conv2d_backward_data");
-}
-void cudnn_conv2d_backward_weight(Level, const Conv2dShape&, const float*, const float*, float*,
-                                  cudaStream_t) {
-  no_cudnn("cudnn_conv2d_backward_weight");
-}
-void cudnn_conv2d_backward_bias(const Conv2dShape&, const float*, float*, cudaStream_t) {
-  no_cudnn("cudnn_conv2d_backward_bias");
-}
-void cudnn_pool2d_forward(bool, bool, const Pool2dShape&, const float*, float*, cudaStream_t) {
-  no_cudnn("cudnn_pool2d_forward");
-}
-void cudnn_pool2d_backward(bool, bool, const Pool2dShape&, const float*, const float*, const float*,
-                           float*, cudaStream_t) {
-  no_cudnn("cudnn_pool2d_backward");
-}
-void cudnn_batchnorm_forward_train(std::int64_t, std::int64_t, std::int64_t, const float*,
-                                   const float*, const float*, float, float, float*, float*, float*,
-                                   float*, float*, cudaStream_t) {
-  no_cudnn("cudnn_batchnorm_forward_train");
-}
-void cudnn_batchnorm_forward_eval(std::int64_t, std::int64_t, std::int64_t, const float*,
-                                  const float*, const float*, const float*, const float*, float,
-                                  float*, cudaStream_t) {
-  no_cudnn("cudnn_batchnorm_forward_eval");
-}
-void cudnn_batchnorm_backward(std::int64_t, std::int64_t, std::int64_t, const float*, const float*,
-                              const float*, const float*, const float*, float, float*, float*,
-                              float*, cudaStream_t) {
-  no_cudnn("cudnn_batchnorm_backward");
-}
+#define DETDL_CUDNN_ENTRY(name, params) \
+  void name params { no_cudnn(#name); }
+#include "kernels/cuda/vendor_cudnn.def"
+#undef DETDL_CUDNN_ENTRY
 
 #else  // DETDL_HAVE_CUDNN
 
