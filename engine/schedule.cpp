@@ -7,6 +7,17 @@
 
 namespace detdl {
 
+std::string_view schedule_kind_name(Schedule::Kind k) {
+  switch (k) {
+    case Schedule::Kind::constant: return "constant";
+    case Schedule::Kind::step: return "step";
+    case Schedule::Kind::multistep: return "multistep";
+    case Schedule::Kind::piecewise: return "piecewise";
+    case Schedule::Kind::cosine: return "cosine";
+  }
+  return "?";
+}
+
 float Schedule::lr(std::int64_t epoch) const {
   // gamma^k by repeated multiplication in double (exactly reproducible, unlike pow from
   // whichever libm), rounded once to float.

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace detdl {
@@ -22,5 +23,8 @@ struct Schedule {
   float lr(std::int64_t epoch) const;
   std::string describe() const;
 };
+
+// "constant", "step", "multistep", "piecewise", "cosine": the JSON form's schedule.kind.
+std::string_view schedule_kind_name(Schedule::Kind k);
 
 }  // namespace detdl

@@ -56,8 +56,7 @@ Identity training_identity(const TrainConfig& cfg) {
   id["optimizer.alpha"] = exact_float(o.alpha);
   id["optimizer.keras_form"] = o.keras_form ? "true" : "false";
   const auto& s = cfg.schedule;
-  const std::string d = s.describe();  // "cosine(0.05 -> 0 over 5)": the kind is its first word
-  id["schedule.kind"] = d.substr(0, d.find('('));
+  id["schedule.kind"] = std::string(schedule_kind_name(s.kind));
   id["schedule.lr"] = exact_float(s.base_lr);
   id["schedule.step_size"] = std::to_string(s.step_size);
   id["schedule.milestones"] = join_ints(s.milestones);

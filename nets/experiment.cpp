@@ -27,17 +27,6 @@ RunContext Experiment::context() const {
 
 namespace {
 
-std::string_view schedule_kind_name(Schedule::Kind k) {
-  switch (k) {
-    case Schedule::Kind::constant: return "constant";
-    case Schedule::Kind::step: return "step";
-    case Schedule::Kind::multistep: return "multistep";
-    case Schedule::Kind::piecewise: return "piecewise";
-    case Schedule::Kind::cosine: return "cosine";
-  }
-  return "?";
-}
-
 // Reads one JSON object field by field; remembers which were read so that an unknown
 // (e.g. misspelt) field is an error rather than silently ignored.
 class FieldReader {

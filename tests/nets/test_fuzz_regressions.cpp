@@ -13,14 +13,13 @@
 #include "engine/checkpoint.h"
 #include "nets/experiment.h"
 #include "nets/data/pmlb.h"
+#include "tests/fuzz_corpus.h"
 
 namespace fs = std::filesystem;
+using detdl::test_util::corpus_file;
+using detdl::test_util::error_of;
 
 namespace {
-
-std::string corpus_file(const std::string& harness, const std::string& name) {
-  return std::string(DETDL_SOURCE_DIR) + "/fuzz/corpus/" + harness + "/" + name;
-}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -34,17 +33,6 @@ fs::path write_after_first_byte(const std::string& input, const std::string& nam
       fs::temp_directory_path() / ("detdl_fuzzreg_" + std::to_string(::getpid()) + "_" + name);
   std::ofstream(p, std::ios::binary) << input.substr(1);
   return p;
-}
-
-// The message of the std::exception `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/fuzz_corpus.h"
 #include "variance/store.h"
 
 namespace fs = std::filesystem;
+using detdl::test_util::error_of;
 using detdl::variance::Store;
 
 namespace {
@@ -21,19 +23,9 @@ fs::path copy_of(const std::string& name) {
       fs::temp_directory_path() / ("detdl_storefuzz_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path p = dir / name;
-  fs::copy_file(std::string(DETDL_SOURCE_DIR) + "/fuzz/corpus/fuzz_store/" + name, p,
+  fs::copy_file(detdl::test_util::corpus_file("fuzz_store", name), p,
                 fs::copy_options::overwrite_existing);
   return p;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
