@@ -5,6 +5,9 @@
 #include <array>
 #include <cstdint>
 
+#include <optional>
+
+#include "kernels/common/impl_choice.h"
 #include "kernels/common/level.h"
 
 namespace detdl {
@@ -25,8 +28,34 @@ struct RunContext {
   std::uint32_t dropout_layer = 0;  // counts dropout calls within a step (reset per step)
   Implementation implementation = Implementation::own;
 
-  void set_level(Level l) { level_of.fill(l); }
+  // The `emulated` level (kernels/common/impl_choice.h): which implementation families draw
+  // their implementation from impl_seed, and each family's calls so far in this step (the
+  // op's place, reset by begin_step_places at every training step and evaluation batch).
+  std::uint64_t impl_seed = 0;
+  std::array<bool, kImplFamilyCount> emulate{};
+  std::array<std::uint32_t, kImplFamilyCount> impl_place{};
+
+  // Level::emulated means portable kernels everywhere, every family emulated.
+  void set_level(Level l) {
+    level_of.fill(l == Level::emulated ? Level::portable : l);
+    emulate.fill(l == Level::emulated);
+  }
   Level level(OpFamily f) const { return level_of[static_cast<int>(f)]; }
+  bool emulated(ImplFamily f) const { return emulate[static_cast<int>(f)]; }
+  bool any_emulated() const {
+    for (bool b : emulate)
+      if (b) return true;
+    return false;
+  }
+  void begin_step_places() { impl_place.fill(0); }
+
+  // The draw for this call of a family's op, or nullopt when the family is not emulated (run
+  // the canonical kernel). Each call takes the next place: call it once per kernel call, in
+  // an order that does not depend on threads (the op's own code, never inside a kernel).
+  std::optional<ImplDraw> impl_draw(ImplFamily f) {
+    if (!emulated(f)) return std::nullopt;
+    return ImplDraw{impl_seed, f, impl_place[static_cast<int>(f)]++, step};
+  }
 };
 
 RunContext& context();  // this thread's

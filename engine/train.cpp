@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -112,6 +113,7 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
     const std::int64_t c = std::min(eval_batch, n - s);
     Tensor xb = gather_rows(data.x, idx.data() + s, c);
     Tensor yb = gather_rows(data.y, idx.data() + s, c);
+    context().begin_step_places();  // each batch's layers draw as the training forward's do
     const Tensor out_dev = model.forward(xb.to(dev));
     weighted.push_back(compute_loss(loss, out_dev, yb.to(dev)).item() * static_cast<float>(c));
     const Tensor out = out_dev.to(Device::cpu);  // the metrics below run on the host
@@ -210,7 +212,31 @@ std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& sha
   if (resume && !cfg_.checkpoint_path.empty() && std::filesystem::exists(cfg_.checkpoint_path))
     return restore_training_checkpoint(cfg_.checkpoint_path, model_, opt_, prog, id, shape);
   model_.initialize(cfg_.init_seed);
+  if (cfg_.init_nudge != 0) {
+    const auto [pi, el] = nudged_element(model_, cfg_.init_nudge);
+    Tensor t = model_.parameters()[pi].tensor;
+    float* w = t.data_f32();
+    w[el] = std::nextafter(w[el], std::numeric_limits<float>::infinity());
+  }
   return -1;
+}
+
+std::pair<std::size_t, std::int64_t> nudged_element(const Module& model, std::uint64_t nudge) {
+  const auto params = model.parameters();
+  std::int64_t total = 0;
+  for (const auto& p : params) total += p.tensor.numel();
+  if (total == 0) throw std::invalid_argument("init_nudge: the model has no parameters");
+  // SplitMix64 of the nudge value, reduced to [0, total): integer arithmetic only.
+  std::uint64_t x = nudge + 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  auto k = static_cast<std::int64_t>(x % static_cast<std::uint64_t>(total));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (k < params[i].tensor.numel()) return {i, k};
+    k -= params[i].tensor.numel();
+  }
+  return {params.size() - 1, 0};  // unreachable: k < total
 }
 
 float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count,
@@ -221,6 +247,7 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   if (cfg_.augment) cfg_.augment(xb, rows, epoch);  // on the host, before the copy
   context().step = static_cast<std::uint32_t>(step);
   context().dropout_layer = 0;
+  context().begin_step_places();
   model_.train(true);
   const Tensor out_dev = model_.forward(xb.to(dev));
   Tensor loss = compute_loss(cfg_.loss, out_dev, yb.to(dev));
@@ -307,6 +334,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   std::int64_t order_epoch = -1;
   const auto t_start = std::chrono::steady_clock::now();
   auto t_epoch = t_start;
+  if (cfg_.on_step_model && step == 0) cfg_.on_step_model(0, model_);  // the initial weights
   while (step < shape.total_steps) {
     // --stop-after N: stop once N steps are done (checked before each step, so 0 stops
     // before the first one and a resumed run past N stops at once).
@@ -322,6 +350,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     if (!std::isfinite(loss)) ++result.nonfinite_loss_steps;
     result.steps = ++step;
     if (cfg_.step_hashes) result.step_hashes.push_back(weight_hash(model_));
+    if (cfg_.on_step_model) cfg_.on_step_model(step, model_);
     if (cfg_.on_step)
       cfg_.on_step(StepProgress{step, shape.total_steps, spe, result.first_step,
                                 seconds_since(t_start), cfg_.batch_size});

@@ -46,6 +46,10 @@ struct TrainConfig {
   // not biases or norm scales. The study presets pick e.g. conv kernels only.
   std::function<bool(const NamedTensor&)> penalize;
   std::uint64_t init_seed = 1, order_seed = 1, dropout_seed = 1;
+  // Instability studies (docs/determinism.md): nonzero moves one initial weight by one ulp
+  // (toward +infinity) after initialisation; which one is drawn from this value
+  // (nudged_element). Everything else stays as it was: a run that differs by one bit.
+  std::uint64_t init_nudge = 0;
   // In-place augmentation of a training batch xb (B, ...), whose row b is training sample
   // rows[b], in epoch `epoch`. It must draw only from (its seed, epoch, sample index) so
   // that a run stays a pure function of its config (docs/determinism.md, "Randomness").
@@ -70,7 +74,13 @@ struct TrainConfig {
   std::map<std::string, std::string> identity;
   // Called after every step (progress display); cheap callers only.
   std::function<void(const StepProgress&)> on_step;
+  // Called after every step with the model (twin runs measure weight distances over steps).
+  std::function<void(std::int64_t step, const Module& model)> on_step_model;
 };
+
+// The element that TrainConfig::init_nudge moves: (parameter index, element index) in
+// Module::parameters() order, drawn uniformly over all their elements from the nudge value.
+std::pair<std::size_t, std::int64_t> nudged_element(const Module& model, std::uint64_t nudge);
 
 using MetricValues = std::array<double, kMetricCount>;
 

@@ -69,11 +69,23 @@ Identity training_identity(const TrainConfig& cfg) {
   id["seeds.init"] = std::to_string(cfg.init_seed);
   id["seeds.order"] = std::to_string(cfg.order_seed);
   id["seeds.dropout"] = std::to_string(cfg.dropout_seed);
+  if (cfg.init_nudge != 0) id["init_nudge"] = std::to_string(cfg.init_nudge);
   id["shuffle"] = cfg.shuffle ? "true" : "false";
   std::string levels;
   for (int i = 0; i < kOpFamilyCount; ++i)
     levels += (i ? "," : "") + std::string(op_family_name(static_cast<OpFamily>(i))) + "=" +
               std::string(level_name(cfg.context.level_of[i]));
+  // Emulated implementation families (and the impl seed) only where emulation is on, so the
+  // identity of every other run is what it was before the level existed.
+  std::string emulated;
+  for (int i = 0; i < kImplFamilyCount; ++i)
+    if (cfg.context.emulate[i])
+      emulated +=
+          (emulated.empty() ? "" : "+") + std::string(impl_family_name(static_cast<ImplFamily>(i)));
+  if (!emulated.empty()) {
+    levels += ",emulated=" + emulated;
+    id["seeds.impl"] = std::to_string(cfg.context.impl_seed);
+  }
   id["level"] = levels;  // per op family: the experiment's level and fast_ops together
   id["implementation"] = cfg.context.implementation == Implementation::own ? "own" : "vendor";
   return id;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -21,6 +22,8 @@ RunContext Experiment::context() const {
   RunContext c;
   c.set_level(level);
   for (OpFamily f : fast_ops) c.level_of[static_cast<int>(f)] = Level::fast;
+  for (ImplFamily f : emulated_ops) c.emulate[static_cast<int>(f)] = true;
+  c.impl_seed = seeds.impl;
   c.implementation = implementation;
   return c;
 }
@@ -195,6 +198,13 @@ json to_json(const Experiment& e) {
   };
   if (e.device != Device::cpu) j["device"] = std::string(device_name(e.device));
   if (e.implementation != Implementation::own) j["implementation"] = "vendor";
+  if (e.init_nudge != 0) j["init_nudge"] = e.init_nudge;
+  if (e.emulation_on()) {
+    j["seeds"]["impl"] = e.seeds.impl;
+    json emu = json::array();
+    for (ImplFamily f : e.emulated_ops) emu.push_back(std::string(impl_family_name(f)));
+    j["emulated_ops"] = emu;
+  }
   return j;
 }
 
@@ -213,6 +223,7 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("study_split", e.study_split);
   r.get("augment", e.augment);
   r.get("label_noise", e.label_noise);
+  r.get("init_nudge", e.init_nudge);
   if (!(e.label_noise >= 0.0 && e.label_noise <= 1.0))
     r.bad("label_noise", "expected a fraction in [0, 1], got " + num(e.label_noise));
   r.get("epochs", e.epochs);
@@ -280,19 +291,36 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     rs.get("dropout", e.seeds.dropout);
     rs.get("label_noise", e.seeds.label_noise);
     rs.get("split", e.seeds.split);
+    rs.get("impl", e.seeds.impl);
     rs.finish();
   }
   std::string level = std::string(level_name(e.level));
   r.get("level", level);
   const auto l = parse_level(level);
-  if (!l) r.bad("level", "expected portable, repeatable or fast, got '" + level + "'");
+  if (!l) r.bad("level", "expected portable, repeatable, fast or emulated, got '" + level + "'");
   e.level = *l;
   std::vector<std::string> fast;
   r.get("fast_ops", fast);
   for (const auto& f : fast) {
     const auto fam = parse_op_family(f);
-    if (!fam) r.bad("fast_ops", "unknown op family '" + f + "' (" + op_family_names() + ")");
+    if (!fam) r.bad("fast_ops", "unknown op family '" + f + "' (" + fast_op_family_names() + ")");
+    if (!has_fast_path(*fam))
+      r.bad("fast_ops", "'" + f +
+                            "' has no fast path: its ops are element-wise or in a fixed order, so "
+                            "fast would change no bit (" +
+                            fast_op_family_names() + " have one; --emulated-op draws other "
+                            "implementations)");
     e.fast_ops.push_back(*fam);
+  }
+  std::vector<std::string> emulated;
+  r.get("emulated_ops", emulated);
+  for (const auto& f : emulated) {
+    const auto fam = parse_impl_family(f);
+    if (!fam)
+      r.bad("emulated_ops",
+            "unknown implementation family '" + f + "' (" + impl_family_names() + ")");
+    if (std::find(e.emulated_ops.begin(), e.emulated_ops.end(), *fam) == e.emulated_ops.end())
+      e.emulated_ops.push_back(*fam);
   }
   r.get("threads", e.threads);
   if (e.threads < 1 || e.threads > kMaxThreads)
@@ -315,6 +343,12 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     e.implementation = Implementation::vendor;
   else
     r.bad("implementation", "expected own or vendor, got '" + implementation + "'");
+  // The emulated kernels are the CPU backend's (docs/determinism.md): a CUDA run would
+  // silently run canonical kernels instead.
+  if (e.emulation_on() && e.device != Device::cpu)
+    r.bad(e.level == Level::emulated ? "level" : "emulated_ops",
+          "emulation runs on the CPU backend only (device cpu); this run asks for device " +
+              std::string(device_name(e.device)));
   r.finish();
   return e;
 }
@@ -462,6 +496,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.l2 = e.l2;
   cfg.penalize = net.penalize;
   cfg.init_seed = e.seeds.init;
+  cfg.init_nudge = e.init_nudge;
   cfg.order_seed = e.seeds.order;
   cfg.dropout_seed = e.seeds.dropout;
   cfg.augment = make_augment(e.augment, e.seeds.augment);
@@ -473,6 +508,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.checkpoint_every = opt.checkpoint_every;
   cfg.stop_after_steps = opt.stop_after_steps;
   cfg.step_hashes = opt.step_hashes;
+  cfg.on_step_model = opt.on_step_model;
   cfg.on_step = opt.on_step;
   // The experiment's fields outside TrainConfig that decide the bits: a resume compares them
   // (engine/train_checkpoint.h). label_noise is exact as written in the JSON form.

@@ -21,6 +21,9 @@ namespace detdl::nets {
 
 struct Seeds {
   std::uint64_t init = 1, order = 1, augment = 1, dropout = 1, label_noise = 1, split = 1;
+  // The implementation seed: which legitimate implementation each emulated family runs
+  // (kernels/common/impl_choice.h). Read only where emulation is on.
+  std::uint64_t impl = 1;
 };
 
 struct Experiment {
@@ -31,6 +34,9 @@ struct Experiment {
   bool study_split = false;         // validation = first 7,500 test images, test = last 2,500
   std::string augment = "none";     // none | crop-flip | shift-flip:FRAC | shift-reflect-flip:FRAC
   double label_noise = 0.0;         // fraction of training targets disturbed (BUTTER's rules)
+  // Nonzero: one initial weight, drawn from this value, moves by one ulp (TrainConfig::
+  // init_nudge): instability studies. In the JSON form only when nonzero.
+  std::uint64_t init_nudge = 0;
   std::int64_t epochs = 5;
   std::int64_t batch_size = 32;
   std::string loss = "auto";  // auto (from the data set's task) | softmax_ce | bce | mse
@@ -40,6 +46,10 @@ struct Experiment {
   Seeds seeds;
   Level level = Level::portable;
   std::vector<OpFamily> fast_ops;  // families run at `fast` whatever the level
+  // Implementation families emulated at any level (--emulated-op); level `emulated` emulates
+  // them all. In the JSON form (with seeds.impl) only when emulation is on, so records of
+  // other runs keep the form and identity they had before the level existed.
+  std::vector<ImplFamily> emulated_ops;
   int threads = 1;
   bool metrics = true;  // the 20 BUTTER series and per-class accuracy
   // Where the steps run: cpu | cuda (TrainConfig::device). In the JSON form only when it is
@@ -51,6 +61,7 @@ struct Experiment {
   Implementation implementation = Implementation::own;
 
   RunContext context() const;
+  bool emulation_on() const { return level == Level::emulated || !emulated_ops.empty(); }
 };
 
 // Bounds on the counts (a typo of a few digits is refused, not run for a year).
@@ -85,7 +96,8 @@ struct RunOptions {
   std::int64_t checkpoint_every = 0;
   bool resume = false;
   std::int64_t stop_after_steps = -1;
-  bool step_hashes = false;        // record the weight hash after every step ("step_hashes")
+  bool step_hashes = false;  // record the weight hash after every step ("step_hashes")
+  std::function<void(std::int64_t step, const Module& model)> on_step_model;  // after each step
   bool epoch_predictions = false;  // record each epoch's test predictions (for selection + churn)
   // Keep the final parameters (model order, concatenated) in RunOutput::final_weights when
   // the model has at most this many (weight-space distances in studies); 0: never.

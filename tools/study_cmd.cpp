@@ -84,7 +84,8 @@ void add_study_flags(CLI::App* c, StudyFlags& f) {
   c->add_option(
       "--setting", f.settings,
       "a setting: "
-      "name=NAME[,level=L][,threads=T][,vary=init+order|all][,fast_ops=conv_wgrad+matmul]");
+      "name=NAME[,level=L][,threads=T][,vary=init+order|all|impl][,fast_ops=conv_wgrad+matmul]"
+      "[,emulated_ops=conv+math]");
 }
 
 nlohmann::json parse_value(const std::string& v) {
@@ -143,7 +144,7 @@ variance::Study build_study(const StudyFlags& f) {
           throw std::invalid_argument(
               "--setting: expected KEY=VALUE pairs separated by commas, got '" + part + "'");
         const std::string k = part.substr(0, eq), v = part.substr(eq + 1);
-        if (k == "vary" || k == "fast_ops") {
+        if (k == "vary" || k == "fast_ops" || k == "emulated_ops") {
           st[k] = split_on(v, '+');
         } else if (k == "threads") {
           st[k] = parse_value(v);
@@ -230,18 +231,21 @@ void add_study_command(CLI::App& app) {
                 : "claimed";
     }
     std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status",
-                "seeds (init order augment dropout label_noise split)");
+                "seeds (init order augment dropout label_noise split [impl])");
     for (const auto& row : variance::make_plan(s)) {
       const auto& sd = row.experiment.seeds;
       const std::string status = done.count(row.key)      ? "stored"
                                  : claimed.count(row.key) ? claimed[row.key]
                                                           : "todo";
-      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu\n", row.key.c_str(),
+      // The impl seed only where the run emulates (it changes nothing elsewhere).
+      const std::string impl =
+          row.experiment.emulation_on() ? " " + std::to_string(sd.impl) : std::string();
+      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu%s\n", row.key.c_str(),
                   row.setting.c_str(), static_cast<long long>(row.repetition),
                   std::string(level_name(row.experiment.level)).c_str(), status.c_str(),
                   (unsigned long long)sd.init, (unsigned long long)sd.order,
                   (unsigned long long)sd.augment, (unsigned long long)sd.dropout,
-                  (unsigned long long)sd.label_noise, (unsigned long long)sd.split);
+                  (unsigned long long)sd.label_noise, (unsigned long long)sd.split, impl.c_str());
     }
   });
 

@@ -1,6 +1,7 @@
 // `detdl train`: one training run of any net on any data set (nets/experiment.h), built
 // from a preset, a JSON config file and flags (in that order, later ones winning). Prints
 // per-epoch progress and the final weight hash, and writes a JSON run record.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -28,7 +29,7 @@ struct TrainFlags {
   std::string preset, config, record;
   nets::Experiment e;  // flag values land here; only those given are applied
   std::string optimizer, level, schedule, loss, device, impl;
-  std::vector<std::string> fast_ops;
+  std::vector<std::string> fast_ops, emulated_ops;
   std::uint64_t seed = 1;
   std::string checkpoint;
   bool resume = false, quiet = false, no_metrics = false, print_config = false, keras_optim = false,
@@ -102,6 +103,8 @@ std::string flag_message(const std::string& what) {
       {"flags.batch_size", "--batch-size"},
       {"flags.label_noise", "--label-noise"},
       {"flags.threads", "--threads"},
+      {"flags.level", "--level"},
+      {"flags.emulated_ops", "--emulated-op"},
       {"flags.l1", "--l1"},
       {"flags.l2", "--l2"},
       {"flags.preprocess", "--preprocess"},
@@ -175,26 +178,37 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   if (given(f, "--schedule")) parse_schedule(f.schedule, e.schedule, e.epochs);
   if (given(f, "--l1")) e.l1 = v.l1;
   if (given(f, "--l2")) e.l2 = v.l2;
-  if (given(f, "--seed")) e.seeds = {f.seed, f.seed, f.seed, f.seed, f.seed, f.seed};
+  if (given(f, "--seed"))  // the six algorithmic seeds; the impl seed has its own flag
+    e.seeds.init = e.seeds.order = e.seeds.augment = e.seeds.dropout = e.seeds.label_noise =
+        e.seeds.split = f.seed;
   if (given(f, "--init-seed")) e.seeds.init = v.seeds.init;
   if (given(f, "--order-seed")) e.seeds.order = v.seeds.order;
   if (given(f, "--augment-seed")) e.seeds.augment = v.seeds.augment;
   if (given(f, "--dropout-seed")) e.seeds.dropout = v.seeds.dropout;
   if (given(f, "--label-noise-seed")) e.seeds.label_noise = v.seeds.label_noise;
   if (given(f, "--split-seed")) e.seeds.split = v.seeds.split;
+  if (given(f, "--impl-seed")) e.seeds.impl = v.seeds.impl;
   if (given(f, "--level")) {
     const auto l = parse_level(f.level);
     if (!l)
-      throw std::invalid_argument("--level: expected portable, repeatable or fast, got '" +
-                                  f.level + "'");
+      throw std::invalid_argument(
+          "--level: expected portable, repeatable, fast or emulated, got '" + f.level + "'");
     e.level = *l;
   }
   for (const auto& s : f.fast_ops) {
     const auto fam = parse_op_family(s);
     if (!fam)
-      throw std::invalid_argument("--fast-op: unknown op family '" + s + "' (" + op_family_names() +
-                                  ")");
+      throw std::invalid_argument("--fast-op: unknown op family '" + s + "' (" +
+                                  fast_op_family_names() + ")");
     e.fast_ops.push_back(*fam);
+  }
+  for (const auto& s : f.emulated_ops) {
+    const auto fam = parse_impl_family(s);
+    if (!fam)
+      throw std::invalid_argument("--emulated-op: unknown implementation family '" + s + "' (" +
+                                  impl_family_names() + ")");
+    if (std::find(e.emulated_ops.begin(), e.emulated_ops.end(), *fam) == e.emulated_ops.end())
+      e.emulated_ops.push_back(*fam);
   }
   if (given(f, "--threads")) e.threads = v.threads;
   if (given(f, "--device")) e.device = parse_device(f.device, "--device");
@@ -366,9 +380,12 @@ void add_train_command(CLI::App& app) {
                   ->check(number_text());
   o["--l2"] = c->add_option("--l2", v.l2, "L2 penalty (loss term) on the net's weights")
                   ->check(number_text());
-  o["--level"] =
-      c->add_option("--level", f->level, "determinism level: portable, repeatable or fast");
+  o["--level"] = c->add_option("--level", f->level,
+                               "determinism level: portable, repeatable, fast or emulated");
   c->add_option("--fast-op", f->fast_ops, "run this op family at fast (repeatable flag)");
+  c->add_option(
+      "--emulated-op", f->emulated_ops,
+      "emulate this implementation family at any level (repeatable flag): " + impl_family_names());
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(integer_text());
   o["--device"] = c->add_option(
       "--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
@@ -376,7 +393,8 @@ void add_train_command(CLI::App& app) {
       "--impl", f->impl,
       "whose kernels a CUDA run uses: own (default) or vendor (cuBLAS matmul, cuDNN conv "
       "and batch norm; for comparison, never portable)");
-  o["--seed"] = c->add_option("--seed", f->seed, "set every seed below at once");
+  o["--seed"] =
+      c->add_option("--seed", f->seed, "set the six algorithmic seeds below at once (not impl)");
   o["--init-seed"] = c->add_option("--init-seed", v.seeds.init, "weight initialisation seed");
   o["--order-seed"] = c->add_option("--order-seed", v.seeds.order, "data order (shuffle) seed");
   o["--augment-seed"] = c->add_option("--augment-seed", v.seeds.augment, "augmentation seed");
@@ -385,6 +403,9 @@ void add_train_command(CLI::App& app) {
       c->add_option("--label-noise-seed", v.seeds.label_noise, "label noise seed");
   o["--split-seed"] =
       c->add_option("--split-seed", v.seeds.split, "train/test split seed (tabular data)");
+  o["--impl-seed"] = c->add_option(
+      "--impl-seed", v.seeds.impl,
+      "implementation seed: which implementation each emulated family runs (--level emulated)");
   c->add_flag("--no-metrics", f->no_metrics, "skip the BUTTER series and per-class accuracy");
   c->add_option("--record", f->record,
                 "write the JSON run record here (an existing file is refused without --force)");

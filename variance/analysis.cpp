@@ -26,7 +26,9 @@ std::vector<StoredRun> of_setting(const std::vector<StoredRun>& runs, const std:
 
 // The experiment without what a level-only (or device, or implementation) comparison ignores.
 nlohmann::json algorithmic_part(nlohmann::json e) {
-  for (const char* k : {"level", "fast_ops", "threads", "device", "implementation"}) e.erase(k);
+  for (const char* k : {"level", "fast_ops", "emulated_ops", "threads", "device", "implementation"})
+    e.erase(k);
+  if (e.contains("seeds") && e["seeds"].is_object()) e["seeds"].erase("impl");
   return e;
 }
 

@@ -109,7 +109,9 @@ CREATE TABLE runs(
   predictions BLOB,
   finished_at TEXT NOT NULL,
   task TEXT,
-  diverged INTEGER);
+  diverged INTEGER,
+  seed_impl,
+  emulated_ops TEXT);
 CREATE INDEX runs_by_study ON runs(study, setting, repetition);
 CREATE TABLE epochs(
   run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
@@ -356,9 +358,9 @@ void Store::init_schema() {
       version = st.text(0);
     }
     if (version == std::to_string(kStoreSchemaVersion)) return;  // read-only check; rolls back
-    if (version != "1" && version != "2")
+    if (version != "1" && version != "2" && version != "3")
       fail(path_, "schema_version " + version + ", this build reads schema_version " +
-                      std::to_string(kStoreSchemaVersion) + " (and upgrades 1 and 2)");
+                      std::to_string(kStoreSchemaVersion) + " (and upgrades 1, 2 and 3)");
     // Older stores are upgraded in place, one version at a time, in this one transaction:
     // nothing stored changes, columns and tables are only added.
     if (version == "1") {
@@ -368,39 +370,12 @@ void Store::init_schema() {
            "count INTEGER NOT NULL, data BLOB NOT NULL);",
            path_);
     }
-    // 2 -> 3: runs.task and runs.diverged (filled from each stored record) and the claims.
-    exec(db, "ALTER TABLE runs ADD COLUMN task TEXT; ALTER TABLE runs ADD COLUMN diverged INTEGER;",
+    if (version == "1" || version == "2") upgrade_2_to_3(db);
+    // 3 -> 4: the impl seed and the emulated families. Runs stored before the emulated
+    // level existed emulate nothing: both stay NULL.
+    exec(db,
+         "ALTER TABLE runs ADD COLUMN seed_impl; ALTER TABLE runs ADD COLUMN emulated_ops TEXT;",
          path_);
-    exec(db, kClaimsSchema, path_);
-    {
-      Statement read(db, "SELECT key, record_json FROM runs", path_);
-      Statement write(db, "UPDATE runs SET task = ?, diverged = ? WHERE key = ?", path_);
-      while (read.step()) {
-        const std::string key = read.text(0);
-        std::size_t size = 0;
-        const unsigned char* p = read.blob(1, size);
-        std::pair<std::string, int> filled{"", -1};
-        try {
-          filled = task_and_divergence(
-              nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key)));
-        } catch (const std::exception&) {
-          // A damaged record stays as it is (reading it fails with its own error); the
-          // upgrade leaves its task and flag unknown rather than refusing the whole store.
-        }
-        const auto& [task, diverged] = filled;
-        write.reset();
-        if (task.empty())
-          write.bind_null(1);
-        else
-          write.bind(1, task);
-        if (diverged < 0)
-          write.bind_null(2);
-        else
-          write.bind(2, static_cast<std::int64_t>(diverged));
-        write.bind(3, key);
-        write.run();
-      }
-    }
     exec(db,
          "UPDATE meta SET value = '" + std::to_string(kStoreSchemaVersion) +
              "' WHERE key = 'schema_version';",
@@ -416,6 +391,42 @@ void Store::init_schema() {
   st.bind(1, std::to_string(kStoreSchemaVersion));
   st.run();
   tx.commit();
+}
+
+// 2 -> 3: runs.task and runs.diverged (filled from each stored record) and the claims.
+void Store::upgrade_2_to_3(sqlite3* db) {
+  exec(db, "ALTER TABLE runs ADD COLUMN task TEXT; ALTER TABLE runs ADD COLUMN diverged INTEGER;",
+       path_);
+  exec(db, kClaimsSchema, path_);
+  {
+    Statement read(db, "SELECT key, record_json FROM runs", path_);
+    Statement write(db, "UPDATE runs SET task = ?, diverged = ? WHERE key = ?", path_);
+    while (read.step()) {
+      const std::string key = read.text(0);
+      std::size_t size = 0;
+      const unsigned char* p = read.blob(1, size);
+      std::pair<std::string, int> filled{"", -1};
+      try {
+        filled = task_and_divergence(
+            nlohmann::json::parse(unpack_text(p, size, "store " + path_ + " run " + key)));
+      } catch (const std::exception&) {
+        // A damaged record stays as it is (reading it fails with its own error); the
+        // upgrade leaves its task and flag unknown rather than refusing the whole store.
+      }
+      const auto& [task, diverged] = filled;
+      write.reset();
+      if (task.empty())
+        write.bind_null(1);
+      else
+        write.bind(1, task);
+      if (diverged < 0)
+        write.bind_null(2);
+      else
+        write.bind(2, static_cast<std::int64_t>(diverged));
+      write.bind(3, key);
+      write.run();
+    }
+  }
 }
 
 void Store::put_study(const std::string& name, const nlohmann::json& spec) {
@@ -496,14 +507,14 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
   // The runs row comes first: the epoch rows reference it. An error in a later epoch
   // throws out of here and the transaction's destructor rolls everything back.
   {
-    Statement st(
-        db,
-        "INSERT INTO runs(key, study, setting, repetition, experiment_json, level, "
-        "fast_ops, seed_init, seed_order, seed_augment, seed_dropout, seed_label_noise, "
-        "seed_split, detdl_version, host, cpu, started_at, total_seconds, epochs, steps, "
-        "weight_hash, parameters, record_json, predictions, finished_at, task, diverged) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        path_);
+    Statement st(db,
+                 "INSERT INTO runs(key, study, setting, repetition, experiment_json, level, "
+                 "fast_ops, seed_init, seed_order, seed_augment, seed_dropout, seed_label_noise, "
+                 "seed_split, detdl_version, host, cpu, started_at, total_seconds, epochs, steps, "
+                 "weight_hash, parameters, record_json, predictions, finished_at, task, diverged, "
+                 "seed_impl, emulated_ops) VALUES "
+                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 path_);
     st.bind(1, key);
     st.bind(2, study);
     st.bind(3, setting);
@@ -553,6 +564,13 @@ bool Store::put_run(const std::string& key, const std::string& study, const std:
       st.bind_null(27);
     else
       st.bind(27, static_cast<std::int64_t>(diverged));
+    // The impl seed matters only where the run emulates (nets::Experiment::emulation_on):
+    // the JSON form carries it only then, so other runs store NULL.
+    bind_seed(st, 28, seeds, "impl", r);
+    if (const auto it = experiment.find("emulated_ops"); it != experiment.end() && !it->is_null())
+      st.bind(29, it->dump());
+    else
+      st.bind_null(29);
     st.run();
   }
 

@@ -31,8 +31,8 @@ struct sqlite3;
 
 namespace detdl::variance {
 
-inline constexpr int kStoreSchemaVersion =
-    3;  // 2: the weights table; 3: claims, runs.task/diverged
+// 2: the weights table; 3: claims, runs.task/diverged; 4: runs.seed_impl/emulated_ops.
+inline constexpr int kStoreSchemaVersion = 4;
 inline constexpr int kRecordVersion = 1;
 
 // The ten per-epoch metrics every split records (BUTTER's list), in column order.
@@ -151,6 +151,7 @@ class Store {
     void operator()(sqlite3* db) const;
   };
   void init_schema();
+  void upgrade_2_to_3(sqlite3* db);  // inside init_schema's transaction
   std::vector<StoredRun> load_runs(const std::string& where_column, const std::string& value) const;
 
   std::string path_;

@@ -1,5 +1,6 @@
 #include "variance/study.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -24,6 +25,8 @@ std::string_view source_name(SeedSource s) {
     case SeedSource::dropout: return "dropout";
     case SeedSource::label_noise: return "label_noise";
     case SeedSource::split: return "split";
+    case SeedSource::impl: return "impl";
+    case SeedSource::init_nudge: return "init_nudge";
   }
   return "?";
 }
@@ -61,7 +64,8 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::uint64_t& seed_of(nets::Seeds& s, SeedSource src) {
+std::uint64_t& seed_of(nets::Experiment& e, SeedSource src) {
+  nets::Seeds& s = e.seeds;
   switch (src) {
     case SeedSource::init: return s.init;
     case SeedSource::order: return s.order;
@@ -69,6 +73,8 @@ std::uint64_t& seed_of(nets::Seeds& s, SeedSource src) {
     case SeedSource::dropout: return s.dropout;
     case SeedSource::label_noise: return s.label_noise;
     case SeedSource::split: return s.split;
+    case SeedSource::impl: return s.impl;
+    case SeedSource::init_nudge: return e.init_nudge;
   }
   return s.init;
 }
@@ -175,14 +181,15 @@ Study study_from_json(const json& j, const std::string& where) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
-    static const std::set<std::string> fields{"name",    "vary",   "level",          "fast_ops",
-                                              "threads", "device", "implementation", "experiment"};
+    static const std::set<std::string> fields{"name",           "vary",       "level",
+                                              "fast_ops",       "threads",    "device",
+                                              "implementation", "experiment", "emulated_ops"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
         throw std::invalid_argument(
             at + "." + it.key() +
-            ": unknown field (name, vary, level, fast_ops, threads, device, implementation, "
-            "experiment)");
+            ": unknown field (name, vary, level, fast_ops, emulated_ops, threads, device, "
+            "implementation, experiment)");
     Setting st;
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
@@ -199,16 +206,20 @@ Study study_from_json(const json& j, const std::string& where) {
         for (SeedSource src : kAllSources)
           if (v.is_string() && v.get<std::string>() == source_name(src))
             st.vary.push_back(src), found = true;
+        if (v == "impl") st.vary.push_back(SeedSource::impl), found = true;
+        if (v == "init_nudge") st.vary.push_back(SeedSource::init_nudge), found = true;
         if (!found)
           throw std::invalid_argument(
               at +
-              ".vary: expected all, init, order, augment, dropout, label_noise or split, got " +
+              ".vary: expected all, init, order, augment, dropout, label_noise, split, impl or "
+              "init_nudge, got " +
               v.dump());
       }
     }
     json patch = t.value("experiment", json::object());
     if (!patch.is_object()) throw std::invalid_argument(at + ".experiment: expected a table");
-    for (const char* k : {"level", "fast_ops", "threads", "device", "implementation"})
+    for (const char* k :
+         {"level", "fast_ops", "emulated_ops", "threads", "device", "implementation"})
       if (t.contains(k)) patch[k] = t[k];
     for (const json& point : points) {
       // Grid values first, then the setting's own overrides (the setting's word wins).
@@ -224,6 +235,12 @@ Study study_from_json(const json& j, const std::string& where) {
                                     other->second.substr(where.size() + 2) +
                                     "); setting names must be unique");
       sp.experiment = experiment_over(base, merged, here);
+      // Varying the impl seed of a run that emulates nothing gives identical runs.
+      if (std::find(sp.vary.begin(), sp.vary.end(), SeedSource::impl) != sp.vary.end() &&
+          !sp.experiment.emulation_on())
+        throw std::invalid_argument(at +
+                                    ".vary: impl varies nothing unless the setting emulates "
+                                    "(level = \"emulated\" or emulated_ops)");
       // A run of no epochs fails at its start: refuse the study now, before any run.
       if (sp.experiment.epochs < 1) {
         const std::string field =
@@ -289,7 +306,7 @@ std::vector<PlanRow> make_plan(const Study& s) {
       row.repetition = r;
       row.experiment = st.experiment;
       for (SeedSource src : st.vary) {
-        std::uint64_t& seed = seed_of(row.experiment.seeds, src);
+        std::uint64_t& seed = seed_of(row.experiment, src);
         seed = derived_seed(seed, src, r);
       }
       row.key = run_key(json{{"study", s.name},

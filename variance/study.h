@@ -17,7 +17,8 @@
 //   threads = 2
 //   [[setting]]
 //   name = "varied"
-//   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split
+//   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split,
+//                             # impl (level = "emulated" or emulated_ops only), init_nudge
 //   [setting.experiment]      # optional per-setting overrides of the base
 //   batch_size = 64
 //   [grid]                    # optional: every setting at every combination (a sweep);
@@ -44,7 +45,11 @@ inline constexpr std::int64_t kMaxSettings = 10'000;    // [[setting]]s x grid p
 inline constexpr std::int64_t kMaxPlanRows = 100'000;   // settings x grid points x repetitions
 
 // The seeds a setting can vary with the repetition.
-enum class SeedSource { init, order, augment, dropout, label_noise, split };
+// `impl` (the implementation seed) varies only where emulation is on (level = "emulated" or
+// emulated_ops); "all" means the six algorithmic seeds, not impl.
+// `init_nudge` varies which initial weight moves by one ulp (nets::Experiment::init_nudge):
+// repetitions that differ by one bit each.
+enum class SeedSource { init, order, augment, dropout, label_noise, split, impl, init_nudge };
 
 struct Setting {
   std::string name;

@@ -12,6 +12,9 @@ enum class Level : std::uint8_t {
   portable,    // same bits on any thread count, any device, CPU == GPU
   repeatable,  // same bits run to run on one machine and configuration
   fast,        // anything goes: completion-order combines, atomics, vendor fast paths
+  emulated,    // portable's kernels, except where an emulated implementation family
+               // (kernels/common/impl_choice.h) draws another legitimate implementation
+               // from the impl seed: same bits for the same impl seed on any thread count
 };
 
 // Op families whose reductions a study can switch to `fast` one at a time, to attribute
@@ -40,6 +43,7 @@ constexpr std::string_view level_name(Level l) {
     case Level::portable: return "portable";
     case Level::repeatable: return "repeatable";
     case Level::fast: return "fast";
+    case Level::emulated: return "emulated";
   }
   return "?";
 }
@@ -48,6 +52,7 @@ inline std::optional<Level> parse_level(std::string_view s) {
   if (s == "portable") return Level::portable;
   if (s == "repeatable") return Level::repeatable;
   if (s == "fast") return Level::fast;
+  if (s == "emulated") return Level::emulated;
   return std::nullopt;
 }
 
@@ -68,11 +73,35 @@ constexpr std::string_view op_family_name(OpFamily f) {
   return "?";
 }
 
+// Whether `fast` changes anything in the family: the first five have reductions whose order
+// `fast` changes (loss_reduce only the reported loss: no gradient depends on the reduced
+// value). The optimizer and the last four are element-wise or fixed-order, so --fast-op
+// refuses them (docs/determinism.md); `--emulated-op optimizer` draws framework forms.
+constexpr bool has_fast_path(OpFamily f) {
+  switch (f) {
+    case OpFamily::matmul:
+    case OpFamily::conv_wgrad:
+    case OpFamily::bias_grad:
+    case OpFamily::norm_stats:
+    case OpFamily::loss_reduce: return true;
+    default: return false;
+  }
+}
+
 // "matmul, conv_wgrad, ...": every family's name, for error messages and help text.
 inline std::string op_family_names() {
   std::string out;
   for (int i = 0; i < kOpFamilyCount; ++i)
     out += (i ? ", " : "") + std::string(op_family_name(static_cast<OpFamily>(i)));
+  return out;
+}
+
+// The families --fast-op accepts.
+inline std::string fast_op_family_names() {
+  std::string out;
+  for (int i = 0; i < kOpFamilyCount; ++i)
+    if (has_fast_path(static_cast<OpFamily>(i)))
+      out += (out.empty() ? "" : ", ") + std::string(op_family_name(static_cast<OpFamily>(i)));
   return out;
 }
 

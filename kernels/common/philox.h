@@ -46,6 +46,7 @@ enum class RandomStream : std::uint32_t {
   label_noise = 5,  // sub = 0,                       index = sample * 4 + draw
   synthetic = 6,    // generated data sets
   split = 7,        // sub = 0,                       index = position in the split permutation
+  impl = 8,         // sub = family << 24 | place,    index = see impl_choice.h (emulated level)
   test = 15,
 };
 

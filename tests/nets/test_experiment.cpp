@@ -42,6 +42,54 @@ TEST(ExperimentJson, RoundTripsEveryField) {
   EXPECT_EQ(back.fast_ops.size(), 2u);
 }
 
+// The emulated level's fields: seeds.impl and emulated_ops appear in the JSON form (and so in
+// the run key and record) only where emulation is on, so every other run keeps the form it
+// had before the level existed; a CUDA run cannot emulate (the emulated kernels are the CPU's).
+TEST(ExperimentJson, EmulationFieldsOnlyWhereEmulationIsOn) {
+  Experiment e = tiny_mlp();
+  e.seeds.impl = 42;
+  EXPECT_FALSE(to_json(e)["seeds"].contains("impl"));
+  EXPECT_FALSE(to_json(e).contains("emulated_ops"));
+  e.emulated_ops = {ImplFamily::conv, ImplFamily::math};
+  auto j = to_json(e);
+  EXPECT_EQ(j["seeds"]["impl"], 42);
+  EXPECT_EQ(j["emulated_ops"], nlohmann::json::array({"conv", "math"}));
+  Experiment back = experiment_from_json(j);
+  EXPECT_EQ(back.seeds.impl, 42u);
+  EXPECT_EQ(back.emulated_ops, e.emulated_ops);
+  EXPECT_EQ(to_json(back), j);
+  // The run context: only the named families, portable kernels everywhere else.
+  RunContext c = back.context();
+  EXPECT_TRUE(c.emulated(ImplFamily::conv));
+  EXPECT_FALSE(c.emulated(ImplFamily::matmul));
+  EXPECT_EQ(c.impl_seed, 42u);
+  EXPECT_EQ(c.level(OpFamily::matmul), Level::portable);
+  // Level emulated: every family.
+  e.emulated_ops.clear();
+  e.level = Level::emulated;
+  back = experiment_from_json(to_json(e));
+  EXPECT_EQ(back.level, Level::emulated);
+  c = back.context();
+  for (int i = 0; i < kImplFamilyCount; ++i) EXPECT_TRUE(c.emulate[i]) << i;
+  EXPECT_EQ(c.level(OpFamily::conv_wgrad), Level::portable);
+  // Refusals name the field.
+  auto message = [](nlohmann::json j) {
+    try {
+      experiment_from_json(j, "x");
+    } catch (const std::invalid_argument& ex) {
+      return std::string(ex.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"emulated_ops", {"winograd"}}}).find("x.emulated_ops: unknown"),
+            std::string::npos);
+  EXPECT_NE(message({{"level", "emulated"}, {"device", "cuda"}}).find("x.level: emulation runs"),
+            std::string::npos);
+  EXPECT_NE(message({{"emulated_ops", {"conv"}}, {"device", "cuda"}}).find("x.emulated_ops"),
+            std::string::npos);
+  EXPECT_NE(message({{"seeds", {{"impl", -3}}}}).find("x.seeds.impl"), std::string::npos);
+}
+
 TEST(ExperimentJson, ErrorsNameTheField) {
   auto message = [](const nlohmann::json& j) {
     try {

@@ -516,7 +516,9 @@ TEST(Store, FinalWeightsRoundTripInTheRunsTransaction) {
 
 // What schema 3 added to schema 2 (the claims table, runs.task, runs.diverged): dropping it
 // turns a store back into one that a schema-2 build wrote.
-const char* kDowngradeToTwo =
+#define DETDL_DOWNGRADE_TO_THREE \
+  "ALTER TABLE runs DROP COLUMN seed_impl; ALTER TABLE runs DROP COLUMN emulated_ops; "
+const char* kDowngradeToTwo = DETDL_DOWNGRADE_TO_THREE
     "DROP TABLE claims; ALTER TABLE runs DROP COLUMN task; ALTER TABLE runs DROP COLUMN diverged; ";
 
 TEST(Store, SchemaVersionOneIsUpgradedInPlace) {
@@ -574,7 +576,42 @@ TEST(Store, SchemaVersionTwoIsUpgradedInPlace) {
                                nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "3");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "4");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+// The impl seed and the emulated families reach their columns only for runs that emulate;
+// a schema-3 store is upgraded in place with both NULL for the runs it holds.
+TEST(Store, SchemaVersionThreeIsUpgradedAndImplSeedIsStored) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "v3.sqlite").string();
+  {
+    Store s(path);
+    s.put_study("st", json{{"name", "st"}});
+    ASSERT_TRUE(s.put_run("k1", "st", "a", 0, make_record(2, 10, 20, false)));
+  }
+  exec_sql(path, std::string(DETDL_DOWNGRADE_TO_THREE) +
+                     "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+  Store s(path);  // opens, upgrades
+  EXPECT_TRUE(s.has_run("k1"));
+  json emulated = make_record(2, 10, 20, false, 1);
+  emulated["experiment"]["level"] = "emulated";
+  emulated["experiment"]["seeds"]["impl"] = 77;
+  emulated["experiment"]["emulated_ops"] = json::array({"conv"});
+  ASSERT_TRUE(s.put_run("k2", "st", "a", 1, emulated));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT key, seed_impl, emulated_ops FROM runs ORDER BY key", -1,
+                               &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_type(st, 1), SQLITE_NULL);
+  EXPECT_EQ(sqlite3_column_type(st, 2), SQLITE_NULL);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), 77);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)), "[\"conv\"]");
   sqlite3_finalize(st);
   sqlite3_close(db);
 }

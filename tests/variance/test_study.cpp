@@ -72,6 +72,54 @@ TEST(StudyFile, ParsesSettingsAndOverrides) {
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].key, b[i].key);
 }
 
+// vary = ["impl"]: the implementation seed changes with the repetition, the six algorithmic
+// seeds stay; "all" leaves impl fixed; varying impl where nothing is emulated is refused.
+TEST(StudyFile, ImplSeedVariesOnlyWhereAsked) {
+  const Study s = load_study(write_file("impl.toml", R"(
+name = "impl"
+repetitions = 3
+[experiment]
+net = "mlp:8"
+epochs = 1
+[[setting]]
+name = "impl"
+level = "emulated"
+vary = ["impl"]
+[[setting]]
+name = "conv-only"
+emulated_ops = ["conv"]
+vary = ["impl"]
+[[setting]]
+name = "algorithmic"
+level = "emulated"
+vary = ["all"]
+)")
+                                 .string());
+  ASSERT_EQ(s.settings.size(), 3u);
+  EXPECT_EQ(s.settings[1].experiment.emulated_ops, std::vector<ImplFamily>{ImplFamily::conv});
+  const auto plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 9u);
+  std::set<std::uint64_t> impl0, init0, impl2;
+  for (int r = 0; r < 3; ++r) {
+    impl0.insert(plan[r].experiment.seeds.impl);
+    init0.insert(plan[r].experiment.seeds.init);
+    impl2.insert(plan[6 + r].experiment.seeds.impl);
+  }
+  EXPECT_EQ(impl0.size(), 3u);  // varied
+  EXPECT_EQ(init0.size(), 1u);  // fixed
+  EXPECT_EQ(impl2.size(), 1u);  // "all" is the six algorithmic seeds
+  EXPECT_NE(error_of("bad-impl.toml", R"(
+name = "b"
+[experiment]
+net = "mlp:8"
+[[setting]]
+name = "x"
+vary = ["impl"]
+)")
+                .find("setting[1].vary: impl varies nothing"),
+            std::string::npos);
+}
+
 TEST(StudyFile, SettingsCanCompareDevices) {
   // A device comparison: the same runs on the CPU and on CUDA (planning needs no GPU).
   const Study s = load_study(write_file("devices.toml", R"(
