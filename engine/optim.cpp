@@ -46,6 +46,29 @@ std::string OptimizerConfig::describe() const {
   return o.str();
 }
 
+int optimizer_form_count(OptimizerConfig::Kind k) {
+  return k == OptimizerConfig::Kind::adam ? kAdamFormCount : 2;
+}
+
+std::string_view optimizer_form_name(OptimizerConfig::Kind k, int form) {
+  switch (k) {
+    case OptimizerConfig::Kind::sgd: return form == 1 ? "keras" : "torch";
+    case OptimizerConfig::Kind::adam: return form == 2 ? "keras" : form == 1 ? "torch" : "textbook";
+    case OptimizerConfig::Kind::rmsprop: return form == 1 ? "tf" : "torch";
+  }
+  return "?";
+}
+
+OptimizerImpl Optimizer::draw_impl(OptimizerConfig::Kind k) {
+  OptimizerImpl impl;
+  if (const auto d = context().impl_draw(ImplFamily::optimizer))
+    impl.form = static_cast<int>(d->choose(0, static_cast<std::uint32_t>(optimizer_form_count(k))));
+  if (const auto c = context().impl_draw(ImplFamily::contraction))
+    for (int b = 0; b < kOptimFuseBits; ++b)
+      impl.fuse |= static_cast<std::uint32_t>(c->coin(static_cast<std::uint32_t>(b))) << b;
+  return impl;
+}
+
 Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg)
     : params_(std::move(params)), cfg_(cfg) {
   std::vector<const char*> names;
@@ -64,6 +87,7 @@ Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg)
 void Optimizer::step(float lr) {
   ++steps_;
   const auto [bc1, bc2] = cpu::adam_bias_corrections(cfg_.beta1, cfg_.beta2, steps_);
+  const OptimizerImpl impl = draw_impl(cfg_.kind);
   for (std::size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i].tensor;
     const Tensor g = p.grad();
@@ -71,6 +95,16 @@ void Optimizer::step(float lr) {
     const std::int64_t n = p.numel();
     auto& s = slots_[i];
     const Device dev = same_device({p, g, s[0].second}, "optimizer step");
+    if (!impl.canonical()) {
+      if (dev == Device::cuda && gpu_runs(impl))
+        step_on_gpu(n, p, g, s, lr, bc1, bc2, impl.form);
+      else if (dev == Device::cuda)
+        step_variant_on_gpu(n, p, g, s, lr, bc1, bc2, impl);
+      else
+        step_variant(n, p.f32(), g.f32(), s[0].second.f32(),
+                     s.size() > 1 ? s[1].second.f32() : nullptr, lr, bc1, bc2, impl);
+      continue;
+    }
     if (dev == Device::cuda) {
       step_on_gpu(n, p, g, s, lr, bc1, bc2);
       continue;
@@ -94,27 +128,82 @@ void Optimizer::step(float lr) {
   }
 }
 
+bool Optimizer::gpu_runs(const OptimizerImpl& impl) const {
+  return impl.fuse == 0 && !(cfg_.kind == OptimizerConfig::Kind::adam &&
+                             impl.form == static_cast<int>(AdamForm::torch));
+}
+
 void Optimizer::step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                             std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1,
-                            float bc2) {
+                            float bc2, int form) {
+  // The Keras forms are the last of sgd's and adam's and the second of rmsprop's (the
+  // configured rmsprop is always PyTorch's).
+  const bool keras = form < 0 ? cfg_.keras_form && cfg_.kind != OptimizerConfig::Kind::rmsprop
+                              : form == optimizer_form_count(cfg_.kind) - 1;
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::sgd:
-      gpu::sgd_update(
-          n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
-          {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, cfg_.keras_form});
+      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
+                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1, keras});
       break;
     case OptimizerConfig::Kind::adam:
       gpu::adam_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
                        s[1].second.data_f32(),
                        {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
-                        cfg_.decoupled, cfg_.keras_form});
+                        cfg_.decoupled, keras});
       break;
-    case OptimizerConfig::Kind::rmsprop:
+    case OptimizerConfig::Kind::rmsprop: {
+      RmspropParams r{lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
+      r.keras = keras;
       gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
-                          s[1].second.data_f32(),
-                          {lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay});
+                          s[1].second.data_f32(), r);
       break;
+    }
   }
+}
+
+void Optimizer::step_variant(std::int64_t n, float* p, const float* g, float* s0, float* s1,
+                             float lr, float bc1, float bc2, const OptimizerImpl& impl) const {
+  const bool drawn = impl.form >= 0;
+  switch (cfg_.kind) {
+    case OptimizerConfig::Kind::sgd:
+      cpu::sgd_update(n, p, g, s0,
+                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1,
+                       drawn ? impl.form == 1 : cfg_.keras_form},
+                      impl.fuse);
+      break;
+    case OptimizerConfig::Kind::adam: {
+      const AdamForm form = drawn ? static_cast<AdamForm>(impl.form)
+                                  : (cfg_.keras_form ? AdamForm::keras : AdamForm::textbook);
+      cpu::adam_update(n, p, g, s0, s1,
+                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
+                        cfg_.decoupled, form == AdamForm::keras},
+                       form, impl.fuse);
+      break;
+    }
+    case OptimizerConfig::Kind::rmsprop: {
+      // The configured run never reads keras_form for rmsprop (step() passes PyTorch's
+      // form): the drawn form only replaces it at `emulated`.
+      RmspropParams r{lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
+      r.keras = drawn && impl.form == 1;
+      cpu::rmsprop_update(n, p, g, s0, s1, r, impl.fuse);
+      break;
+    }
+  }
+}
+
+void Optimizer::step_variant_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
+                                    std::vector<std::pair<std::string, Tensor>>& s, float lr,
+                                    float bc1, float bc2, const OptimizerImpl& impl) const {
+  Tensor ph = p.to(Device::cpu);
+  const Tensor gh = g.to(Device::cpu);
+  std::vector<Tensor> sh;
+  for (auto& [name, t] : s) sh.push_back(t.to(Device::cpu));
+  step_variant(n, ph.f32(), gh.f32(), sh[0].f32(), sh.size() > 1 ? sh[1].f32() : nullptr, lr, bc1,
+               bc2, impl);
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
+  gpu::copy_to_device(p.data_f32(), ph.f32(), bytes);
+  for (std::size_t j = 0; j < s.size(); ++j)
+    gpu::copy_to_device(s[j].second.data_f32(), sh[j].f32(), bytes);
 }
 
 void Optimizer::to(Device d) {

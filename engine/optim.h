@@ -30,6 +30,24 @@ struct OptimizerConfig {
 std::string_view optimizer_name(OptimizerConfig::Kind k);
 std::optional<OptimizerConfig::Kind> parse_optimizer(std::string_view s);
 
+// At the `emulated` level (kernels/common/impl_choice.h) the drawn implementation replaces
+// the configured form: the optimizer family picks each framework's form of the update
+// (sgd: PyTorch or Keras; adam: textbook, torch.optim.Adam's code order, or Keras's lr_t;
+// rmsprop: PyTorch with eps outside the square root or TensorFlow/Keras with eps inside),
+// and the contraction family fuses the formula's a*b+c sites (optim_formulas.h, OptimSite).
+// Both are drawn once per step, before any parameter (one framework and one compiled
+// kernel update them all). The optimizer is the step's only call of its family, so its
+// place is 0 and the form is the same at every step of a run, and for a run resumed from
+// a checkpoint with the same impl seed: the state tensors (whose meaning differs between
+// the sgd and rmsprop forms) always belong to the form that reads them.
+struct OptimizerImpl {
+  int form = -1;           // index into the kind's forms; -1: the configured one
+  std::uint32_t fuse = 0;  // contraction sites fused (bit per OptimSite)
+  bool canonical() const { return form < 0 && fuse == 0; }
+};
+int optimizer_form_count(OptimizerConfig::Kind k);
+std::string_view optimizer_form_name(OptimizerConfig::Kind k, int form);
+
 class Optimizer {
  public:
   Optimizer(std::vector<NamedTensor> params, OptimizerConfig cfg);
@@ -37,6 +55,9 @@ class Optimizer {
   // One update with learning rate lr using the parameters' current .grad; parameters
   // without a gradient are left unchanged.
   void step(float lr);
+  // The implementation this step would draw from the run context (the configured one when
+  // neither the optimizer nor the contraction family is emulated). Takes the places.
+  static OptimizerImpl draw_impl(OptimizerConfig::Kind k);
   void zero_grad();
   // Moves the state (momentum buffers, moments) to `d`, where the parameters must be for
   // step(): on CUDA each update is the cuda:: kernel with the CPU's formula (same bits).
@@ -50,8 +71,21 @@ class Optimizer {
   void load_state(const TensorFile& file, const std::string& prefix, std::int64_t steps);
 
  private:
+  // form: the drawn form (its fuse must be 0), or -1 for the configured one.
   void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
-                   std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2);
+                   std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2,
+                   int form = -1);
+  // Whether the CUDA kernels have the drawn implementation (they take the forms that the
+  // params' keras flag selects, without contraction).
+  bool gpu_runs(const OptimizerImpl& impl) const;
+  // One parameter's update on the host arrays with the drawn implementation.
+  void step_variant(std::int64_t n, float* p, const float* g, float* s0, float* s1, float lr,
+                    float bc1, float bc2, const OptimizerImpl& impl) const;
+  // The same for a CUDA parameter whose variant the CUDA kernels lack (gpu_runs): its
+  // arrays go to the host and back, so the bits are the CPU run's.
+  void step_variant_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
+                           std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1,
+                           float bc2, const OptimizerImpl& impl) const;
 
   std::vector<NamedTensor> params_;
   OptimizerConfig cfg_;

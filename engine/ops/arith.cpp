@@ -6,6 +6,8 @@
 #include "engine/context.h"
 #include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
+#include "kernels/cpu/emulated_reduce.h"
+#include "kernels/cpu/loss.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
 
@@ -36,10 +38,13 @@ Tensor map2(const Tensor& a, const Tensor& b, BinaryOp op, F f) {
   return y;
 }
 
-// The canonical sum of all elements at the loss_reduce level, on a's device.
+// The canonical sum of all elements at the loss_reduce level, on a's device; on the CPU in
+// the reduce family's drawn shape when it is emulated (kernels/cpu/emulated_reduce.h).
 float sum_of(const Tensor& a) {
   const Level lv = context().level(OpFamily::loss_reduce);
   if (a.device() == Device::cuda) return gpu::sum_all(lv, a.numel(), a.data_f32());
+  if (const auto d = context().impl_draw(ImplFamily::reduce))
+    return cpu::emulated_sum(*d, a.numel(), a.f32());
   return cpu::sum_all(lv, a.numel(), a.f32());
 }
 
@@ -107,10 +112,20 @@ Tensor mean(const Tensor& a) {
   check_dtype(a, DType::f32, "mean");
   if (a.numel() == 0) throw std::invalid_argument("mean of an empty tensor");
   const float n = static_cast<float>(a.numel());
-  Tensor y = Tensor::scalar(sum_of(a) / n);
-  record(OpKind::mean, {a}, y, [shape = a.shape(), n, d = a.device()](const Tensor& g) {
-    return std::vector<Tensor>{Tensor::full(shape, g.item() / n).to(d)};
-  });
+  // At `emulated` (CPU), the loss family draws the mean's form: root / n or root * (1 / n)
+  // (kernels/cpu/loss.h), for the value and its gradient alike.
+  bool reciprocal = false;
+  if (a.device() == Device::cpu)
+    if (const auto d = context().impl_draw(ImplFamily::loss))
+      reciprocal = cpu::loss_impl(&*d, nullptr, nullptr).reciprocal_mean;
+  const float inv = 1.0f / n;
+  const float root = sum_of(a);
+  Tensor y = Tensor::scalar(reciprocal ? root * inv : root / n);
+  record(OpKind::mean, {a}, y,
+         [shape = a.shape(), n, inv, reciprocal, d = a.device()](const Tensor& g) {
+           const float v = reciprocal ? g.item() * inv : g.item() / n;
+           return std::vector<Tensor>{Tensor::full(shape, v).to(d)};
+         });
   return y;
 }
 

@@ -2,7 +2,13 @@
 // kernels/cuda/conv.h (the same reduction orders, named in kernels/cpu/conv.h). The weight
 // gradient runs at OpFamily::conv_wgrad's level, the bias gradient at bias_grad's, the
 // forward and data gradient at matmul's.
+// At `emulated` (kernels/common/impl_choice.h), CPU convolutions take their algorithm, the
+// data gradient's split over o and the weight gradient's batch split from ImplFamily::conv,
+// col2im's tap order from ImplFamily::scatter (kernels/cpu/emulated_conv.h), and the bias
+// gradient's tree from ImplFamily::reduce; one draw per family per kernel call, taken here.
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/context.h"
@@ -10,8 +16,54 @@
 #include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/emulated_conv.h"
+#include "kernels/cpu/emulated_reduce.h"
 
 namespace detdl::ops {
+namespace {
+
+// The CPU kernels, or the emulated ones where a family draws (one draw per family per call).
+// x (N, C, H, W), w (O, C, KH, KW), bias (O) or nullptr -> y (N, O, OH, OW).
+void cpu_forward(Level lv, const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                 float* y) {
+  if (auto d = context().impl_draw(ImplFamily::conv))
+    cpu::emulated_conv2d_forward(cpu::conv_forward_algo(*d, s), s, x, w, bias, y);
+  else
+    cpu::conv2d_forward(lv, s, x, w, bias, y);
+}
+
+// dy (N, O, OH, OW), w (O, C, KH, KW) -> dx (N, C, H, W).
+void cpu_backward_data(Level lv, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  std::optional<cpu::EmulatedGemmPlan> plan;  // the reduction over o
+  std::vector<std::int32_t> taps;             // col2im's tap order; (KH*KW)
+  if (auto d = context().impl_draw(ImplFamily::conv)) plan = cpu::conv_data_plan(*d, s);
+  if (auto d = context().impl_draw(ImplFamily::scatter)) taps = cpu::scatter_tap_order(*d, s);
+  if (!plan && taps.empty()) {
+    cpu::conv2d_backward_data(lv, s, dy, w, dx);
+    return;
+  }
+  cpu::emulated_conv2d_backward_data(s, plan ? &*plan : nullptr,
+                                     taps.empty() ? nullptr : taps.data(), dy, w, dx);
+}
+
+// x (N, C, H, W), dy (N, O, OH, OW) -> dw (O, C, KH, KW).
+void cpu_backward_weight(Level lv, const Conv2dShape& s, const float* x, const float* dy,
+                         float* dw) {
+  if (auto d = context().impl_draw(ImplFamily::conv))
+    cpu::emulated_conv2d_backward_weight(cpu::conv_weight_plan(*d, s), s, x, dy, dw);
+  else
+    cpu::conv2d_backward_weight(lv, s, x, dy, dw);
+}
+
+// dy (N, O, OH, OW) -> db (O).
+void cpu_backward_bias(Level lv, const Conv2dShape& s, const float* dy, float* db) {
+  if (auto d = context().impl_draw(ImplFamily::reduce))
+    cpu::emulated_plane_sums(*d, s.N, s.O, s.OH * s.OW, dy, db);  // dy (N, O, OH*OW) -> db (O)
+  else
+    cpu::conv2d_backward_bias(lv, s, dy, db);
+}
+
+}  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
   check_ndim(x, 4, "conv2d input (N, C, H, W)");
@@ -30,7 +82,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   const float* bias = b.defined() ? b.data_f32() : nullptr;
   const Level lv = context().level(OpFamily::matmul);
   switch (route_conv2d(dev, s)) {
-    case Route::cpu: cpu::conv2d_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
+    case Route::cpu: cpu_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
     case Route::cuda:
       gpu::conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32());
       break;
@@ -44,7 +96,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       gx = Tensor::empty_on(dev, x.shape());
       const Level lv = context().level(OpFamily::matmul);
       switch (route_conv2d(dev, s)) {
-        case Route::cpu: cpu::conv2d_backward_data(lv, s, g.f32(), w.f32(), gx.f32()); break;
+        case Route::cpu: cpu_backward_data(lv, s, g.f32(), w.f32(), gx.f32()); break;
         case Route::cuda:
           gpu::conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
           break;
@@ -57,7 +109,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       gw = Tensor::empty_on(dev, w.shape());
       const Level lv = context().level(OpFamily::conv_wgrad);
       switch (route_conv2d(dev, s)) {
-        case Route::cpu: cpu::conv2d_backward_weight(lv, s, x.f32(), g.f32(), gw.f32()); break;
+        case Route::cpu: cpu_backward_weight(lv, s, x.f32(), g.f32(), gw.f32()); break;
         case Route::cuda:
           gpu::conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
           break;
@@ -70,7 +122,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       gb = Tensor::empty_on(dev, b.shape());
       const Level lv = context().level(OpFamily::bias_grad);
       switch (route_conv2d(dev, s)) {
-        case Route::cpu: cpu::conv2d_backward_bias(lv, s, g.f32(), gb.f32()); break;
+        case Route::cpu: cpu_backward_bias(lv, s, g.f32(), gb.f32()); break;
         case Route::cuda: gpu::conv2d_backward_bias(lv, s, g.data_f32(), gb.data_f32()); break;
         case Route::vendor: gpu::cudnn_conv2d_backward_bias(s, g.data_f32(), gb.data_f32()); break;
       }

@@ -3,6 +3,9 @@
 // Reduction orders: y[n][o] = canonical dot over i of x[n][i] * w[o][i], then + b[o];
 // dx[n][i] = canonical dot over o; dw[o][i] = canonical dot over n (the batch);
 // db[o] = canonical sum of values over n (OpFamily::bias_grad).
+// At `emulated` (kernels/common/impl_choice.h), a CPU product with the matmul family on runs
+// a drawn split-K plan (kernels/cpu/emulated_gemm.h) and a bias gradient with the reduce
+// family on a drawn tree (kernels/cpu/emulated_reduce.h); each kernel call takes one draw.
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -10,6 +13,8 @@
 #include "engine/cuda_backend.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
+#include "kernels/cpu/emulated_gemm.h"
+#include "kernels/cpu/emulated_reduce.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
@@ -30,6 +35,21 @@ void gemm(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N
   }
 }
 
+// gemm, or at `emulated` with the matmul family on (CPU tensors only) the drawn split-K
+// plan. One draw per product, taken here in the op's order, never inside a kernel.
+// C (M, N) = opA (M, K) * opB (K, N), arguments as gemm's.
+void product(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K,
+             const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+             std::int64_t ldc) {
+  if (dev == Device::cpu) {
+    if (auto d = context().impl_draw(ImplFamily::matmul)) {
+      cpu::emulated_sgemm(cpu::emulated_gemm_plan(*d, K), ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+      return;
+    }
+  }
+  gemm(dev, lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -43,18 +63,18 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     throw std::invalid_argument("matmul: inner sizes differ: " + shape_str(a.shape()) + " x " +
                                 shape_str(b.shape()));
   Tensor y = Tensor::empty_on(dev, {M, N});
-  gemm(dev, context().level(OpFamily::matmul), false, false, M, N, K, a.data_f32(), K, b.data_f32(),
-       N, y.data_f32(), N);
+  product(dev, context().level(OpFamily::matmul), false, false, M, N, K, a.data_f32(), K,
+          b.data_f32(), N, y.data_f32(), N);
   record(OpKind::matmul, {a, b}, y, [a, b, M, N, K, dev](const Tensor& g) {
     const Level lv = context().level(OpFamily::matmul);
     Tensor ga, gb;
     if (a.requires_grad()) {  // (M,K) = g (M,N) * b^T
       ga = Tensor::empty_on(dev, {M, K});
-      gemm(dev, lv, false, true, M, K, N, g.data_f32(), N, b.data_f32(), N, ga.data_f32(), K);
+      product(dev, lv, false, true, M, K, N, g.data_f32(), N, b.data_f32(), N, ga.data_f32(), K);
     }
     if (b.requires_grad()) {  // (K,N) = a^T (K,M) * g (M,N)
       gb = Tensor::empty_on(dev, {K, N});
-      gemm(dev, lv, true, false, K, N, M, a.data_f32(), K, g.data_f32(), N, gb.data_f32(), N);
+      product(dev, lv, true, false, K, N, M, a.data_f32(), K, g.data_f32(), N, gb.data_f32(), N);
     }
     return std::vector<Tensor>{ga, gb};
   });
@@ -74,8 +94,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                                 "))");
   if (b.defined()) check_shape(b, {O}, "linear bias");
   Tensor y = Tensor::empty_on(dev, {N, O});
-  gemm(dev, context().level(OpFamily::matmul), false, true, N, O, I, x.data_f32(), I, w.data_f32(),
-       I, y.data_f32(), O);
+  product(dev, context().level(OpFamily::matmul), false, true, N, O, I, x.data_f32(), I,
+          w.data_f32(), I, y.data_f32(), O);
   if (b.defined()) {
     if (dev == Device::cuda) {
       gpu::add_row_bias(N, O, y.data_f32(), b.data_f32());
@@ -93,19 +113,22 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     Tensor gx, gw, gb;
     if (x.requires_grad()) {  // (N,I) = g (N,O) * w (O,I)
       gx = Tensor::empty_on(dev, {N, I});
-      gemm(dev, lv, false, false, N, I, O, g.data_f32(), O, w.data_f32(), I, gx.data_f32(), I);
+      product(dev, lv, false, false, N, I, O, g.data_f32(), O, w.data_f32(), I, gx.data_f32(), I);
     }
     if (w.requires_grad()) {  // (O,I) = g^T (O,N) * x (N,I): reduction over the batch
       gw = Tensor::empty_on(dev, {O, I});
-      gemm(dev, lv, true, false, O, I, N, g.data_f32(), O, x.data_f32(), I, gw.data_f32(), I);
+      product(dev, lv, true, false, O, I, N, g.data_f32(), O, x.data_f32(), I, gw.data_f32(), I);
     }
     if (b.defined() && b.requires_grad()) {
       gb = Tensor::empty_on(dev, {O});
       const Level blv = context().level(OpFamily::bias_grad);
-      if (dev == Device::cuda)
+      if (dev == Device::cuda) {
         gpu::column_sums(blv, N, O, g.data_f32(), gb.data_f32());
-      else
+      } else if (auto d = context().impl_draw(ImplFamily::reduce)) {
+        cpu::emulated_column_sums(*d, N, O, g.f32(), gb.f32());  // g (N, O) -> gb (O)
+      } else {
         cpu::column_sums(blv, N, O, g.f32(), gb.f32());
+      }
     }
     return std::vector<Tensor>{gx, gw, gb};
   });

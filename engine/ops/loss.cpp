@@ -2,6 +2,7 @@
 // for CUDA tensors, kernels/cuda/loss.h (the same orders). Each loss returns a () tensor on
 // the host, whatever the input's device (the kernels hand the value back to the host): the
 // mean over the batch (or elements). Gradients go back on the input's device.
+#include <optional>
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -30,6 +31,35 @@ Tensor scaled(const Tensor& dlocal, const Tensor& g) {
 
 Level loss_level() { return context().level(OpFamily::loss_reduce); }
 
+// The `emulated` level's implementation of this CPU loss call (kernels/cpu/loss.h), or
+// nullopt when none of its families is emulated (the canonical kernel runs). Each family's
+// draw is taken once per call, in this fixed order.
+std::optional<cpu::LossImpl> emulated_loss(bool with_math) {
+  RunContext& ctx = context();
+  const auto r = ctx.impl_draw(ImplFamily::reduce);
+  const auto l = ctx.impl_draw(ImplFamily::loss);
+  const auto m = with_math ? ctx.impl_draw(ImplFamily::math) : std::nullopt;
+  if (!r && !l && !m) return std::nullopt;
+  return cpu::loss_impl(l ? &*l : nullptr, m ? &*m : nullptr, r ? &*r : nullptr);
+}
+
+// A CPU penalty sum: the reduce family's shape when emulated, else the level's order.
+float penalty_sum(const Tensor& w, float (*canonical)(Level, std::int64_t, const float*),
+                  float (*emulated)(const cpu::LossImpl&, std::int64_t, const float*)) {
+  if (const auto r = context().impl_draw(ImplFamily::reduce))
+    return emulated(cpu::loss_impl(nullptr, nullptr, &*r), w.numel(), w.f32());
+  return canonical(loss_level(), w.numel(), w.f32());
+}
+
+// Softmax alone has no reduction to draw: only the loss and math families.
+std::optional<cpu::LossImpl> emulated_softmax() {
+  RunContext& ctx = context();
+  const auto l = ctx.impl_draw(ImplFamily::loss);
+  const auto m = ctx.impl_draw(ImplFamily::math);
+  if (!l && !m) return std::nullopt;
+  return cpu::loss_impl(l ? &*l : nullptr, m ? &*m : nullptr, nullptr);
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& logits) {
@@ -38,6 +68,8 @@ Tensor softmax(const Tensor& logits) {
   Tensor p = Tensor::empty_on(logits.device(), logits.shape());
   if (logits.device() == Device::cuda)
     gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32());
+  else if (const auto e = emulated_softmax())
+    cpu::softmax_forward(*e, logits.dim(0), logits.dim(1), logits.f32(), p.f32());
   else
     cpu::softmax_forward(logits.dim(0), logits.dim(1), logits.f32(), p.f32());
   return p;
@@ -53,11 +85,14 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   const bool grad = needs_grad({logits});
   Tensor d = grad ? Tensor::empty_on(dev, logits.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss =
-      dev == Device::cuda
-          ? gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
-                                       nullptr, dp)
-          : cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
+  float loss;
+  if (dev == Device::cuda)
+    loss = gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
+                                      nullptr, dp);
+  else if (const auto e = emulated_loss(true))
+    loss = cpu::softmax_cross_entropy(*e, N, K, logits.f32(), labels.i32(), nullptr, dp);
+  else
+    loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record(OpKind::softmax_cross_entropy, {logits}, y,
          [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
@@ -72,11 +107,16 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
   const bool grad = needs_grad({input});
   Tensor d = grad ? Tensor::empty_on(dev, input.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss = dev == Device::cuda
-                         ? gpu::binary_cross_entropy(loss_level(), input.numel(), input.data_f32(),
-                                                     targets.data_f32(), from_logits, nullptr, dp)
-                         : cpu::binary_cross_entropy(loss_level(), input.numel(), input.f32(),
-                                                     targets.f32(), from_logits, nullptr, dp);
+  const std::int64_t n = input.numel();
+  float loss;
+  if (dev == Device::cuda)
+    loss = gpu::binary_cross_entropy(loss_level(), n, input.data_f32(), targets.data_f32(),
+                                     from_logits, nullptr, dp);
+  else if (const auto e = emulated_loss(true))
+    loss = cpu::binary_cross_entropy(*e, n, input.f32(), targets.f32(), from_logits, nullptr, dp);
+  else
+    loss = cpu::binary_cross_entropy(loss_level(), n, input.f32(), targets.f32(), from_logits,
+                                     nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record(OpKind::binary_cross_entropy, {input}, y,
          [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
@@ -91,11 +131,15 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
   const bool grad = needs_grad({pred});
   Tensor d = grad ? Tensor::empty_on(dev, pred.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
-  const float loss = dev == Device::cuda
-                         ? gpu::mean_squared_error(loss_level(), pred.numel(), pred.data_f32(),
-                                                   target.data_f32(), nullptr, dp)
-                         : cpu::mean_squared_error(loss_level(), pred.numel(), pred.f32(),
-                                                   target.f32(), nullptr, dp);
+  const std::int64_t n = pred.numel();
+  float loss;
+  if (dev == Device::cuda)
+    loss =
+        gpu::mean_squared_error(loss_level(), n, pred.data_f32(), target.data_f32(), nullptr, dp);
+  else if (const auto e = emulated_loss(false))  // no transcendental: no math draw
+    loss = cpu::mean_squared_error(*e, n, pred.f32(), target.f32(), nullptr, dp);
+  else
+    loss = cpu::mean_squared_error(loss_level(), n, pred.f32(), target.f32(), nullptr, dp);
   Tensor y = Tensor::scalar(loss);
   record(OpKind::mean_squared_error, {pred}, y,
          [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });
@@ -106,7 +150,7 @@ Tensor l1_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y =
       Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
-                                      : cpu::l1_penalty(loss_level(), w.numel(), w.f32())));
+                                      : penalty_sum(w, cpu::l1_penalty, cpu::l1_penalty)));
   record(OpKind::l1_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu)
@@ -123,7 +167,7 @@ Tensor l2_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y =
       Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
-                                      : cpu::l2_penalty(loss_level(), w.numel(), w.f32())));
+                                      : penalty_sum(w, cpu::l2_penalty, cpu::l2_penalty)));
   record(OpKind::l2_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu)

@@ -1,5 +1,6 @@
 // Batch normalisation op over kernels/cpu/batchnorm.h (whose header names the order) or,
 // for CUDA tensors, kernels/cuda/batchnorm.h (the same order).
+#include <optional>
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -10,6 +11,20 @@
 #include "kernels/cpu/batchnorm.h"
 
 namespace detdl::ops {
+namespace {
+
+// The `emulated` level's implementation of this CPU batch-norm kernel call
+// (kernels/cpu/batchnorm.h), or nullopt when neither family is emulated. One draw per
+// family per kernel call; with_sums = false for the evaluation forward (no reduction).
+std::optional<cpu::BatchnormImpl> emulated_batchnorm(bool with_sums) {
+  RunContext& ctx = context();
+  const auto r = with_sums ? ctx.impl_draw(ImplFamily::reduce) : std::nullopt;
+  const auto c = ctx.impl_draw(ImplFamily::contraction);
+  if (!r && !c) return std::nullopt;
+  return cpu::batchnorm_impl(r ? &*r : nullptr, c ? &*c : nullptr);
+}
+
+}  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum, float eps, bool unbiased) {
@@ -27,8 +42,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   if (!training) {
     switch (route_batchnorm(dev, eps, /*unbiased=*/true)) {
       case Route::cpu:
-        cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
-                                    running_var.f32(), eps, y.f32());
+        if (const auto e = emulated_batchnorm(false))
+          cpu::batchnorm_forward_eval(*e, N, C, HW, x.f32(), gamma.f32(), beta.f32(),
+                                      running_mean.f32(), running_var.f32(), eps, y.f32());
+        else
+          cpu::batchnorm_forward_eval(N, C, HW, x.f32(), gamma.f32(), beta.f32(),
+                                      running_mean.f32(), running_var.f32(), eps, y.f32());
         break;
       case Route::cuda:
         gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
@@ -57,8 +76,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   const bool vendor = fwd == Route::vendor;
   switch (fwd) {
     case Route::cpu:
-      cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(),
-                                   mean.f32(), inv_std.f32(), var.f32());
+      if (const auto e = emulated_batchnorm(true))
+        cpu::batchnorm_forward_train(*e, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(),
+                                     mean.f32(), inv_std.f32(), var.f32());
+      else
+        cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(),
+                                     mean.f32(), inv_std.f32(), var.f32());
       cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(),
                                     running_var.f32(), unbiased);
       break;
@@ -82,8 +105,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
            const Level lv = context().level(OpFamily::norm_stats);
            switch (vendor ? Route::vendor : route(dev)) {
              case Route::cpu:
-               cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(),
-                                       inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
+               if (const auto e = emulated_batchnorm(true))
+                 cpu::batchnorm_backward(*e, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(),
+                                         inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
+               else
+                 cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(),
+                                         inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
                break;
              case Route::cuda:
                gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/context.h"
 #include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
 #include "kernels/cpu/pool.h"
@@ -34,6 +35,8 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
     if (dev == Device::cuda)
       gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
+    else if (const auto d = context().impl_draw(ImplFamily::scatter))
+      cpu::maxpool2d_backward(cpu::scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
     else
       cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
     return std::vector<Tensor>{gx};
@@ -53,6 +56,8 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
     if (dev == Device::cuda)
       gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
+    else if (const auto d = context().impl_draw(ImplFamily::scatter))
+      cpu::avgpool2d_backward(cpu::scatter_order(*d), *d, s, inc, g.f32(), gx.f32());
     else
       cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
@@ -68,6 +73,8 @@ Tensor global_avg_pool2d(const Tensor& x) {
   Tensor y = Tensor::empty_on(dev, {N, C});
   if (dev == Device::cuda)
     gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
+  else if (const auto d = context().impl_draw(ImplFamily::reduce))
+    cpu::global_avgpool_forward(cpu::reduce_shape(*d), *d, N, C, HW, x.f32(), y.f32());
   else
     cpu::global_avgpool_forward(N, C, HW, x.f32(), y.f32());
   record(OpKind::global_avg_pool2d, {x}, y, [shape = x.shape(), N, C, HW, dev](const Tensor& g) {

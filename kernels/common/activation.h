@@ -1,12 +1,15 @@
 // Activation functions and their derivatives, written once for the CPU and CUDA kernels
 // (docs/determinism.md, "Element-wise arithmetic"). Each formula's comment gives its exact
 // operation order; kernels/cpu/activation.cpp and the CUDA kernel call these functions and
-// nothing else, so both give the same bits. Transcendentals come from detmath.h.
+// nothing else, so both give the same bits. Transcendentals come from detmath.h, or from
+// detmath_alt.h when the `emulated` level's math family draws the second implementation.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
 #include "kernels/common/detmath.h"
+#include "kernels/common/detmath_alt.h"
 #include "kernels/common/hd.h"
 
 namespace detdl {
@@ -50,21 +53,45 @@ inline constexpr float kSeluScaleAlpha = kSeluScale * kSeluAlpha;
 //   selu:       x > 0 ? kSeluScale * x : kSeluScaleAlpha * expm1(x)
 //   tanh:       det_tanhf(x)
 //   sigmoid:    e = exp(-|x|);  x >= 0 ? 1 / (1 + e) : e / (1 + e)   (never overflows)
-DETDL_HD float act_forward(Activation a, float x, float alpha) {
+// alt_math takes exp, expm1 and tanh from detmath_alt.h (see ActImpl below); act_forward
+// is the canonical alt_math = false.
+DETDL_HD float act_forward_impl(Activation a, float x, float alpha, bool alt_math) {
   switch (a) {
     case Activation::identity: return x;
     case Activation::relu: return x > 0.0f ? x : 0.0f;
     case Activation::leaky_relu: return x > 0.0f ? x : alpha * x;
-    case Activation::elu: return x > 0.0f ? x : alpha * det_expm1f(x);
-    case Activation::selu: return x > 0.0f ? kSeluScale * x : kSeluScaleAlpha * det_expm1f(x);
-    case Activation::tanh: return det_tanhf(x);
+    case Activation::elu: return x > 0.0f ? x : alpha * impl_expm1f(alt_math, x);
+    case Activation::selu:
+      return x > 0.0f ? kSeluScale * x : kSeluScaleAlpha * impl_expm1f(alt_math, x);
+    case Activation::tanh: return impl_tanhf(alt_math, x);
     case Activation::sigmoid: {
-      const float e = det_expf(-det_fabsf(x));
+      const float e = impl_expf(alt_math, -det_fabsf(x));
       return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
     }
   }
   return x;
 }
+DETDL_HD float act_forward(Activation a, float x, float alpha) {
+  return act_forward_impl(a, x, alpha, false);
+}
+
+// The `emulated` level's choices for one activation call (kernels/common/impl_choice.h):
+// alt_math: transcendentals from detmath_alt.h (math family); fuse: bit kActSiteTanhGrad
+// computes tanh's 1 - y * y as fmaf(-y, y, 1) (contraction family; the only a*b+c site of
+// these formulas: the others are single products, quotients or selections). {} is the
+// canonical kernel.
+inline constexpr std::uint32_t kActSiteTanhGrad = 0;
+struct ActImpl {
+  bool alt_math = false;
+  std::uint32_t fuse = 0;
+  bool canonical() const { return !alt_math && fuse == 0; }
+};
+// Which of the families an activation's formulas depend on.
+constexpr bool act_uses_math(Activation a) {
+  return a == Activation::elu || a == Activation::selu || a == Activation::tanh ||
+         a == Activation::sigmoid;
+}
+constexpr bool act_has_contraction(Activation a) { return a == Activation::tanh; }
 
 // Backward dx = f'(x) * dy from input x, output y = act_forward(a, x, alpha) and upstream
 // dy. The output is used where it gives the derivative in one or two exact-enough
@@ -77,17 +104,24 @@ DETDL_HD float act_forward(Activation a, float x, float alpha) {
 //   selu:       x > 0 ? dy * kSeluScale : dy * (kSeluScaleAlpha * exp(x))
 //   tanh:       dy * (1 - y * y)
 //   sigmoid:    dy * (y * (1 - y))
-DETDL_HD float act_backward(Activation a, float x, float y, float dy, float alpha) {
+// alt_math and fuse as in ActImpl; act_backward is the canonical (false, 0).
+DETDL_HD float act_backward_impl(Activation a, float x, float y, float dy, float alpha,
+                                 bool alt_math, std::uint32_t fuse) {
   switch (a) {
     case Activation::identity: return dy;
     case Activation::relu: return x > 0.0f ? dy : 0.0f;
     case Activation::leaky_relu: return x > 0.0f ? dy : alpha * dy;
-    case Activation::elu: return x > 0.0f ? dy : dy * (alpha * det_expf(x));
-    case Activation::selu: return x > 0.0f ? dy * kSeluScale : dy * (kSeluScaleAlpha * det_expf(x));
-    case Activation::tanh: return dy * (1.0f - y * y);
+    case Activation::elu: return x > 0.0f ? dy : dy * (alpha * impl_expf(alt_math, x));
+    case Activation::selu:
+      return x > 0.0f ? dy * kSeluScale : dy * (kSeluScaleAlpha * impl_expf(alt_math, x));
+    case Activation::tanh:
+      return dy * (((fuse >> kActSiteTanhGrad) & 1u) ? fmaf(-y, y, 1.0f) : 1.0f - y * y);
     case Activation::sigmoid: return dy * (y * (1.0f - y));
   }
   return dy;
+}
+DETDL_HD float act_backward(Activation a, float x, float y, float dy, float alpha) {
+  return act_backward_impl(a, x, y, dy, alpha, false, 0u);
 }
 
 }  // namespace detdl

@@ -19,47 +19,83 @@ void for_elements(std::int64_t n, const Body& body) {
   });
 }
 
-// One loop per activation kind, so the kind's switch is resolved outside the loop and the
-// compiler can vectorise the simple ones (ReLU: a compare and a blend per 8 lanes). Each
-// lane still runs exactly the shared formula, so the bits are those of the scalar loop.
-template <Activation A>
+// One loop per activation kind and variant, so the kind's switch and the variant's choices
+// are resolved outside the loop and the compiler can vectorise the simple ones (ReLU: a
+// compare and a blend per 8 lanes). Each lane still runs exactly the shared formula, so
+// the bits are those of the scalar loop.
+template <Activation A, bool Alt>
 void forward_as(float alpha, const float* x, float* y, std::int64_t n) {
-  for_elements(n, [&](std::int64_t i) { y[i] = act_forward(A, x[i], alpha); });
+  for_elements(n, [&](std::int64_t i) { y[i] = act_forward_impl(A, x[i], alpha, Alt); });
+}
+
+template <Activation A, bool Alt, std::uint32_t Fuse>
+void backward_as(float alpha, const float* x, const float* y, const float* dy, float* dx,
+                 std::int64_t n) {
+  for_elements(n, [&](std::int64_t i) {
+    dx[i] = act_backward_impl(A, x[i], y[i], dy[i], alpha, Alt, Fuse);
+  });
+}
+
+// The kinds whose formulas read the choice get both instantiations; the others ignore it.
+template <Activation A>
+void forward_variant(float alpha, const float* x, float* y, std::int64_t n, ActImpl impl) {
+  if (act_uses_math(A) && impl.alt_math) return forward_as<A, true>(alpha, x, y, n);
+  forward_as<A, false>(alpha, x, y, n);
 }
 
 template <Activation A>
-void backward_as(float alpha, const float* x, const float* y, const float* dy, float* dx,
-                 std::int64_t n) {
-  for_elements(n, [&](std::int64_t i) { dx[i] = act_backward(A, x[i], y[i], dy[i], alpha); });
+void backward_variant(float alpha, const float* x, const float* y, const float* dy, float* dx,
+                      std::int64_t n, ActImpl impl) {
+  constexpr std::uint32_t kTanhFused = 1u << kActSiteTanhGrad;
+  if (act_has_contraction(A) && (impl.fuse & kTanhFused))
+    return backward_as<A, false, kTanhFused>(alpha, x, y, dy, dx, n);
+  if (act_uses_math(A) && impl.alt_math) return backward_as<A, true, 0>(alpha, x, y, dy, dx, n);
+  backward_as<A, false, 0>(alpha, x, y, dy, dx, n);
 }
 
 }  // namespace
 
-void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n) {
+void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n,
+                        ActImpl impl) {
   switch (a) {
-    case Activation::identity: return forward_as<Activation::identity>(alpha, x, y, n);
-    case Activation::relu: return forward_as<Activation::relu>(alpha, x, y, n);
-    case Activation::leaky_relu: return forward_as<Activation::leaky_relu>(alpha, x, y, n);
-    case Activation::elu: return forward_as<Activation::elu>(alpha, x, y, n);
-    case Activation::selu: return forward_as<Activation::selu>(alpha, x, y, n);
-    case Activation::tanh: return forward_as<Activation::tanh>(alpha, x, y, n);
-    case Activation::sigmoid: return forward_as<Activation::sigmoid>(alpha, x, y, n);
+    case Activation::identity: return forward_variant<Activation::identity>(alpha, x, y, n, impl);
+    case Activation::relu: return forward_variant<Activation::relu>(alpha, x, y, n, impl);
+    case Activation::leaky_relu:
+      return forward_variant<Activation::leaky_relu>(alpha, x, y, n, impl);
+    case Activation::elu: return forward_variant<Activation::elu>(alpha, x, y, n, impl);
+    case Activation::selu: return forward_variant<Activation::selu>(alpha, x, y, n, impl);
+    case Activation::tanh: return forward_variant<Activation::tanh>(alpha, x, y, n, impl);
+    case Activation::sigmoid: return forward_variant<Activation::sigmoid>(alpha, x, y, n, impl);
   }
-  for_elements(n, [&](std::int64_t i) { y[i] = act_forward(a, x[i], alpha); });
+  for_elements(n, [&](std::int64_t i) { y[i] = act_forward_impl(a, x[i], alpha, impl.alt_math); });
+}
+
+void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
+                         float* dx, std::int64_t n, ActImpl impl) {
+  switch (a) {
+    case Activation::identity:
+      return backward_variant<Activation::identity>(alpha, x, y, dy, dx, n, impl);
+    case Activation::relu: return backward_variant<Activation::relu>(alpha, x, y, dy, dx, n, impl);
+    case Activation::leaky_relu:
+      return backward_variant<Activation::leaky_relu>(alpha, x, y, dy, dx, n, impl);
+    case Activation::elu: return backward_variant<Activation::elu>(alpha, x, y, dy, dx, n, impl);
+    case Activation::selu: return backward_variant<Activation::selu>(alpha, x, y, dy, dx, n, impl);
+    case Activation::tanh: return backward_variant<Activation::tanh>(alpha, x, y, dy, dx, n, impl);
+    case Activation::sigmoid:
+      return backward_variant<Activation::sigmoid>(alpha, x, y, dy, dx, n, impl);
+  }
+  for_elements(n, [&](std::int64_t i) {
+    dx[i] = act_backward_impl(a, x[i], y[i], dy[i], alpha, impl.alt_math, impl.fuse);
+  });
+}
+
+void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n) {
+  activation_forward(a, alpha, x, y, n, ActImpl{});
 }
 
 void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
                          float* dx, std::int64_t n) {
-  switch (a) {
-    case Activation::identity: return backward_as<Activation::identity>(alpha, x, y, dy, dx, n);
-    case Activation::relu: return backward_as<Activation::relu>(alpha, x, y, dy, dx, n);
-    case Activation::leaky_relu: return backward_as<Activation::leaky_relu>(alpha, x, y, dy, dx, n);
-    case Activation::elu: return backward_as<Activation::elu>(alpha, x, y, dy, dx, n);
-    case Activation::selu: return backward_as<Activation::selu>(alpha, x, y, dy, dx, n);
-    case Activation::tanh: return backward_as<Activation::tanh>(alpha, x, y, dy, dx, n);
-    case Activation::sigmoid: return backward_as<Activation::sigmoid>(alpha, x, y, dy, dx, n);
-  }
-  for_elements(n, [&](std::int64_t i) { dx[i] = act_backward(a, x[i], y[i], dy[i], alpha); });
+  activation_backward(a, alpha, x, y, dy, dx, n, ActImpl{});
 }
 
 }  // namespace detdl::cpu

@@ -224,4 +224,120 @@ void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const
   });
 }
 
+// ---- The `emulated` level (batchnorm.h, "The emulated level") ----
+
+namespace {
+
+// out[c] = the sum over k = n*HW + hw of term(i, c) in impl's shape, sum number `which` of
+// the call (its own arrival order); one channel per task.
+template <class Term>
+void impl_channel_sums(const BatchnormImpl& impl, std::uint32_t which, i64 N, i64 C, i64 HW,
+                       Term term, float* out) {
+  const std::vector<i64> order = arrival_order(impl.reduce, impl.reduce_draw, N * HW, which);
+  parallel_for(C, [&](i64 c) {
+    out[c] = shaped_sum_of(impl.reduce, order.data(), N * HW, [&](i64 k) {
+      const i64 n = k / HW;
+      return term((n * C + c) * HW + (k - n * HW), c);
+    });
+  });
+}
+
+// normalize() with the affine's contraction drawn: fmaf(xhat, gamma, beta) when fused.
+void impl_normalize(bool fused, i64 N, i64 C, i64 HW, const float* x, const float* shift,
+                    const float* scale, const float* gamma, const float* beta, float* y) {
+  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
+    for (i64 n = n0; n < n1; ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const float m = shift[c], s = scale[c], g = gamma[c], b = beta[c];
+        const float* xs = x + (n * C + c) * HW;
+        float* ys = y + (n * C + c) * HW;
+        if (fused)
+          for (i64 i = 0; i < HW; ++i) ys[i] = fmaf((xs[i] - m) * s, g, b);
+        else
+          for (i64 i = 0; i < HW; ++i) ys[i] = ((xs[i] - m) * s) * g + b;
+      }
+  });
+}
+
+}  // namespace
+
+BatchnormImpl batchnorm_impl(const ImplDraw* reduce, const ImplDraw* contraction) {
+  BatchnormImpl impl;
+  if (reduce) {
+    impl.reduce = reduce_shape(*reduce);
+    impl.reduce_draw = *reduce;
+  }
+  if (contraction) {
+    impl.fma_affine = contraction->coin(0);
+    impl.fma_count_dy = contraction->coin(1);
+    impl.fma_xhat_dgamma = contraction->coin(2);
+  }
+  return impl;
+}
+
+void batchnorm_forward_train(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
+                             const float* gamma, const float* beta, float eps, float* y,
+                             float* save_mean, float* save_inv_std, float* batch_var) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> sums(static_cast<std::size_t>(C));
+  impl_channel_sums(
+      impl, 0, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
+  for (i64 c = 0; c < C; ++c) save_mean[c] = sums[c] / count;
+  impl_channel_sums(
+      impl, 1, N, C, HW,
+      [x, save_mean](i64 i, i64 c) {
+        const float d = x[i] - save_mean[c];
+        return d * d;
+      },
+      sums.data());
+  for (i64 c = 0; c < C; ++c) {
+    const float var = sums[c] / count;
+    if (batch_var) batch_var[c] = var;
+    save_inv_std[c] = 1.0f / sqrtf(var + eps);
+  }
+  impl_normalize(impl.fma_affine, N, C, HW, x, save_mean, save_inv_std, gamma, beta, y);
+}
+
+void batchnorm_forward_eval(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
+                            const float* gamma, const float* beta, const float* running_mean,
+                            const float* running_var, float eps, float* y) {
+  std::vector<float> inv_std(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) inv_std[c] = 1.0f / sqrtf(running_var[c] + eps);
+  impl_normalize(impl.fma_affine, N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
+}
+
+void batchnorm_backward(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
+                        const float* dy, const float* gamma, const float* save_mean,
+                        const float* save_inv_std, float* dx, float* dgamma, float* dbeta) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
+  impl_channel_sums(
+      impl, 0, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
+  impl_channel_sums(
+      impl, 1, N, C, HW,
+      [x, dy, save_mean, save_inv_std](i64 i, i64 c) {
+        return dy[i] * ((x[i] - save_mean[c]) * save_inv_std[c]);
+      },
+      dg.data());
+  std::vector<float> k(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) {
+    k[c] = (gamma[c] * save_inv_std[c]) / count;
+    if (dbeta) dbeta[c] = db[c];
+    if (dgamma) dgamma[c] = dg[c];
+  }
+  const bool f1 = impl.fma_count_dy, f2 = impl.fma_xhat_dgamma;
+  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
+    for (i64 n = n0; n < n1; ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const float m = save_mean[c], s = save_inv_std[c], kc = k[c], b = db[c], g = dg[c];
+        const i64 base = (n * C + c) * HW;
+        for (i64 i = base; i < base + HW; ++i) {
+          const float xhat = (x[i] - m) * s;
+          const float t = f1 ? fmaf(count, dy[i], -b) : count * dy[i] - b;
+          dx[i] = kc * (f2 ? fmaf(-xhat, g, t) : t - xhat * g);
+        }
+      }
+  });
+}
+
 }  // namespace detdl::cpu

@@ -28,7 +28,9 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/impl_choice.h"
 #include "kernels/common/level.h"
+#include "kernels/cpu/emulated_reduce.h"
 
 namespace detdl::cpu {
 
@@ -77,6 +79,60 @@ void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_
                         const float* gamma,         // (C)
                         const float* save_mean,     // (C) from the forward
                         const float* save_inv_std,  // (C) from the forward
+                        float* dx,                  // (N, C, HW)
+                        float* dgamma,              // (C) or nullptr
+                        float* dbeta);              // (C) or nullptr
+
+// ---- The `emulated` level (kernels/common/impl_choice.h) ----
+// One batch-norm call's implementation; BatchnormImpl{} is the canonical kernel, bit for bit.
+//   ImplFamily::reduce: every per-channel sum of the call (forward S1, S2; backward dbeta,
+//     dgamma, the k-th sum with arrival decision k) in the drawn tree shape
+//     (emulated_reduce.h), one channel per task.
+//   ImplFamily::contraction, one coin per formula site (whether a compiler, or nvcc's
+//     default --fmad=true, fuses a*b+c into an FMA there):
+//     coin 0, forward affine:  y = fmaf(xhat, gamma, beta) instead of (xhat * gamma) + beta
+//     coin 1, backward:        fmaf(count, dy, -dbeta) instead of (count * dy) - dbeta
+//     coin 2, backward:        fmaf(-xhat, dgamma, t) instead of t - (xhat * dgamma)
+// The emulated kernels ignore Level: they are thread-count invariant at any level.
+struct BatchnormImpl {
+  ReduceShape reduce = ReduceShape::canonical;
+  ImplDraw reduce_draw{};  // block_atomic's per-step arrival orders
+  bool fma_affine = false;
+  bool fma_count_dy = false;
+  bool fma_xhat_dgamma = false;
+};
+
+// The draw -> choice mapping; a null draw leaves that family canonical.
+BatchnormImpl batchnorm_impl(const ImplDraw* reduce, const ImplDraw* contraction);
+
+void batchnorm_forward_train(const BatchnormImpl& impl, std::int64_t N, std::int64_t C,
+                             std::int64_t HW,
+                             const float* x,      // (N, C, HW)
+                             const float* gamma,  // (C)
+                             const float* beta,   // (C)
+                             float eps,
+                             float* y,             // (N, C, HW)
+                             float* save_mean,     // (C)
+                             float* save_inv_std,  // (C)
+                             float* batch_var);    // (C) or nullptr
+
+// Only the forward affine's contraction applies (no sums).
+void batchnorm_forward_eval(const BatchnormImpl& impl, std::int64_t N, std::int64_t C,
+                            std::int64_t HW,
+                            const float* x,             // (N, C, HW)
+                            const float* gamma,         // (C)
+                            const float* beta,          // (C)
+                            const float* running_mean,  // (C)
+                            const float* running_var,   // (C)
+                            float eps,
+                            float* y);  // (N, C, HW)
+
+void batchnorm_backward(const BatchnormImpl& impl, std::int64_t N, std::int64_t C, std::int64_t HW,
+                        const float* x,             // (N, C, HW)
+                        const float* dy,            // (N, C, HW)
+                        const float* gamma,         // (C)
+                        const float* save_mean,     // (C)
+                        const float* save_inv_std,  // (C)
                         float* dx,                  // (N, C, HW)
                         float* dgamma,              // (C) or nullptr
                         float* dbeta);              // (C) or nullptr

@@ -222,6 +222,19 @@ void fast_weight_tiles(const Conv2dShape& s, const float* x, const float* dy, i6
 
 }  // namespace
 
+namespace conv_detail {
+void im2col_row(const Conv2dShape& s, const float* x, i64 c, i64 kh, i64 kw, i64 p, i64 end,
+                float* dst) {
+  fill_row(s, x, c, kh, kw, p, end, dst);
+}
+void im2col(const Conv2dShape& s, const float* x, i64 p0, i64 p1, float* cols) {
+  cpu::im2col(s, x, p0, p1, cols);
+}
+void gather_dy(const Conv2dShape& s, const float* dy, i64 p0, i64 p1, float* dyt) {
+  cpu::gather_dy(s, dy, p0, p1, dyt);
+}
+}  // namespace conv_detail
+
 void set_conv_scratch_budget(i64 floats) {
   if (floats < 1)
     throw std::invalid_argument("set_conv_scratch_budget: floats must be >= 1, got " +

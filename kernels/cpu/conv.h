@@ -74,4 +74,27 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s,
 void set_conv_scratch_budget(std::int64_t floats);
 std::int64_t conv_scratch_budget();
 
+// The canonical kernels' own helpers, for the `emulated` convolutions (emulated_conv.h).
+namespace conv_detail {
+
+// One im2col row, tap (c, kh, kw), for flat output positions [p, end) of the (n, oh, ow)
+// space: dst[q - p] = xpad[n][c][oh*stride_h - pad_top + kh][ow*stride_w - pad_left + kw].
+void im2col_row(const Conv2dShape& s,
+                const float* x,  // (N, C, H, W)
+                std::int64_t c, std::int64_t kh, std::int64_t kw, std::int64_t p, std::int64_t end,
+                float* dst);  // (end - p)
+
+// cols (C*KH*KW, p1 - p0), rows in (c, kh, kw) order: the patches of positions [p0, p1).
+void im2col(const Conv2dShape& s,
+            const float* x,  // (N, C, H, W)
+            std::int64_t p0, std::int64_t p1,
+            float* cols);  // (C*KH*KW, p1 - p0)
+
+// dyt (O, p1 - p0) = dy[n][o][oh][ow] for flat positions [p0, p1) of the (n, oh, ow) space.
+void gather_dy(const Conv2dShape& s,
+               const float* dy,  // (N, O, OH, OW)
+               std::int64_t p0, std::int64_t p1,
+               float* dyt);  // (O, p1 - p0)
+
+}  // namespace conv_detail
 }  // namespace detdl::cpu

@@ -49,6 +49,8 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+}  // namespace
+
 // Packs op(A)[m0 .. m0+mc) x [k0 .. k0+kc) into micro-panels of kMR rows: panel p holds,
 // for each k, the kMR values of rows m0 + p*kMR + r (zero past mc).
 void pack_a(Operand a, i64 m0, i64 mc, i64 k0, i64 kc, float* dst) {
@@ -116,6 +118,8 @@ void pack_b(Operand b, i64 k0, i64 kc, i64 n0, i64 nc, float* dst) {
     }
   }
 }
+
+namespace {
 
 // The micro-kernel: a 6x16 tile of C, each lane p = fmaf(a_k, b_k, p) for k = 0..kc-1,
 // starting from C (load) or +0.0f. a: packed (kc, 6), b: packed (kc, 16).

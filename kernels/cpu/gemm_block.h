@@ -34,4 +34,15 @@ void gemm_chain(Operand a, Operand b, std::int64_t m0, std::int64_t m1, std::int
                 std::int64_t n1, std::int64_t k0, std::int64_t k1, bool accumulate, float* C,
                 std::int64_t ldc);
 
+// gemm_chain's packing, also used by emulated_gemm.cpp's split-K tiles. Both write panels
+// zero-padded to whole micro-tiles; dst must be 32-byte aligned.
+// pack_a: op(A)[m0, m0+mc) x [k0, k0+kc) as panels of kMR rows, panel p at dst + p*kMR*kc,
+// holding for each k the kMR values of its rows; needs ceil(mc/kMR)*kMR*kc + 8 floats.
+void pack_a(Operand a, std::int64_t m0, std::int64_t mc, std::int64_t k0, std::int64_t kc,
+            float* dst);
+// pack_b: op(B)[k0, k0+kc) x [n0, n0+nc) as panels of kNR columns, panel p at dst + p*kNR*kc,
+// holding for each k the kNR values of its columns; needs ceil(nc/kNR)*kNR*kc floats.
+void pack_b(Operand b, std::int64_t k0, std::int64_t kc, std::int64_t n0, std::int64_t nc,
+            float* dst);
+
 }  // namespace detdl::cpu::gemm_detail

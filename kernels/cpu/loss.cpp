@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/common/detmath.h"
+#include "kernels/common/detmath_alt.h"
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/parallel.h"
 
@@ -185,6 +186,178 @@ void l2_penalty_grad_add(i64 n, const float* w, float lambda, float* g) {
   for_ranges(n, [&](i64 b, i64 e) {
     for (i64 i = b; i < e; ++i) g[i] = g[i] + twice * w[i];
   });
+}
+
+// ---- The `emulated` level (loss.h, "The emulated level") ----
+
+namespace {
+
+// Beyond this max logit the fast softmax would overflow (exp(88.7) = inf) or underflow the
+// whole row, so it subtracts the max as the canonical form does.
+constexpr float kFastSoftmaxGuard = 80.0f;
+
+// Sum of term(i), i in [0, n), in impl's shape (sum k of the call: its own arrival order).
+template <class Term>
+float impl_sum(const LossImpl& impl, i64 n, std::uint32_t k, Term term) {
+  const std::vector<i64> order = arrival_order(impl.reduce, impl.reduce_draw, n, k);
+  return shaped_sum_of(impl.reduce, order.data(), n, term);
+}
+
+// root / n, or root * (1 / n) with the reciprocal computed once.
+struct Divide {
+  float count, inv;
+  bool reciprocal;
+  Divide(const LossImpl& impl, i64 n)
+      : count(static_cast<float>(n)),
+        inv(1.0f / static_cast<float>(n)),
+        reciprocal(impl.reciprocal_mean) {}
+  float operator()(float v) const { return reciprocal ? v * inv : v / count; }
+};
+
+// One softmax row in impl's form: e_k = exp(x_k - m) with m the max, or m = 0 in the fast
+// form inside its guard; returns s = the canonical sum of the e_k.
+float impl_row_exp(const LossImpl& impl, const float* x, i64 K, float* e, float& m) {
+  float mx = x[0];
+  for (i64 k = 1; k < K; ++k) mx = x[k] > mx ? x[k] : mx;
+  const bool fast = !impl.subtract_max && mx <= kFastSoftmaxGuard && mx >= -kFastSoftmaxGuard;
+  m = fast ? 0.0f : mx;
+  for (i64 k = 0; k < K; ++k) e[k] = impl_expf(impl.alt_exp, x[k] - m);
+  return canonical_sum(e, K);
+}
+
+void check_labels(i64 N, i64 K, const std::int32_t* labels) {
+  for (i64 i = 0; i < N; ++i)
+    if (labels[i] < 0 || labels[i] >= K)
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) +
+                                  " has label " + std::to_string(labels[i]) + ", outside [0, " +
+                                  std::to_string(K) + ")");
+}
+
+}  // namespace
+
+LossImpl loss_impl(const ImplDraw* loss, const ImplDraw* math, const ImplDraw* reduce) {
+  LossImpl impl;
+  if (loss) {
+    impl.subtract_max = !loss->coin(0);
+    impl.log_of_softmax = loss->coin(1);
+    impl.reciprocal_mean = loss->coin(2);
+    impl.log_softmax_grad = loss->coin(3);
+  }
+  if (math) {  // one library supplies all three functions (as activation.cpp's one coin)
+    impl.alt_exp = impl.alt_log = impl.alt_log1p = math->coin(0);
+  }
+  if (reduce) {
+    impl.reduce = reduce_shape(*reduce);
+    impl.reduce_draw = *reduce;
+  }
+  return impl;
+}
+
+void softmax_forward(const LossImpl& impl, i64 N, i64 K, const float* logits, float* probs) {
+  if (K <= 0) return;
+  parallel_ranges(N, [&](i64 r0, i64 r1, int) {
+    for (i64 i = r0; i < r1; ++i) {
+      float m;
+      float* p = probs + i * K;
+      const float s = impl_row_exp(impl, logits + i * K, K, p, m);
+      for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
+    }
+  });
+}
+
+float softmax_cross_entropy(const LossImpl& impl, i64 N, i64 K, const float* logits,
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits) {
+  check_labels(N, K, labels);
+  if (N == 0) return 0.0f;
+  std::vector<float> own;
+  float* loss = loss_per_sample;
+  if (!loss) {
+    own.resize(static_cast<std::size_t>(N));
+    loss = own.data();
+  }
+  const Divide mean(impl, N);
+  const float nll_grad = -1.0f / static_cast<float>(N);  // PyTorch's -weight / total_weight
+  parallel_ranges(N, [&](i64 r0, i64 r1, int) {
+    std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(K));
+    for (i64 i = r0; i < r1; ++i) {
+      const float* x = logits + i * K;
+      float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
+      float m;
+      const float s = impl_row_exp(impl, x, K, e, m);
+      const float p = e[labels[i]] / s;
+      loss[i] = impl.log_of_softmax && p > 0.0f ? -impl_logf(impl.alt_log, p)
+                                                : impl_logf(impl.alt_log, s) - (x[labels[i]] - m);
+      if (dlogits && impl.log_softmax_grad) {
+        const float ls = impl_logf(impl.alt_log, s);
+        for (i64 k = 0; k < K; ++k)
+          e[k] = (k == labels[i] ? nll_grad : 0.0f) -
+                 impl_expf(impl.alt_exp, (x[k] - m) - ls) * nll_grad;
+      } else if (dlogits) {
+        for (i64 k = 0; k < K; ++k) e[k] = mean(e[k] / s - (k == labels[i] ? 1.0f : 0.0f));
+      }
+    }
+  });
+  return mean(impl_sum(impl, N, 0, [loss](i64 i) { return loss[i]; }));
+}
+
+float binary_cross_entropy(const LossImpl& impl, i64 n, const float* input, const float* target,
+                           bool from_logits, float* loss_per_element, float* dinput) {
+  if (n == 0) return 0.0f;
+  std::vector<float> own;
+  float* loss = loss_per_element;
+  if (!loss) {
+    own.resize(static_cast<std::size_t>(n));
+    loss = own.data();
+  }
+  const Divide mean(impl, n);
+  constexpr float kEps = 1e-7f;
+  constexpr float kOneMinusEps = 1.0f - kEps;
+  for_ranges(n, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) {
+      const float x = input[i], t = target[i];
+      if (from_logits) {
+        const float ex = impl_expf(impl.alt_exp, -det_fabsf(x));
+        loss[i] = ((x > 0.0f ? x : 0.0f) - x * t) + impl_log1pf(impl.alt_log1p, ex);
+        if (dinput) {
+          const float sig = x >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
+          dinput[i] = mean(sig - t);
+        }
+      } else {
+        const bool below = x<kEps, above = x> kOneMinusEps;
+        const float q = below ? kEps : (above ? kOneMinusEps : x);
+        loss[i] =
+            -(t * impl_logf(impl.alt_log, q) + (1.0f - t) * impl_logf(impl.alt_log, 1.0f - q));
+        if (dinput) dinput[i] = below || above ? 0.0f : mean((q - t) / (q * (1.0f - q)));
+      }
+    }
+  });
+  return mean(impl_sum(impl, n, 0, [loss](i64 i) { return loss[i]; }));
+}
+
+float mean_squared_error(const LossImpl& impl, i64 n, const float* pred, const float* target,
+                         float* loss_per_element, float* dpred) {
+  if (n == 0) return 0.0f;
+  const Divide mean(impl, n);
+  if (loss_per_element || dpred)
+    for_ranges(n, [&](i64 b, i64 e) {
+      for (i64 i = b; i < e; ++i) {
+        const float d = pred[i] - target[i];
+        if (loss_per_element) loss_per_element[i] = d * d;
+        if (dpred) dpred[i] = mean(2.0f * d);
+      }
+    });
+  return mean(impl_sum(impl, n, 0, [pred, target](i64 i) {
+    const float d = pred[i] - target[i];
+    return d * d;
+  }));
+}
+
+float l1_penalty(const LossImpl& impl, i64 n, const float* w) {
+  return impl_sum(impl, n, 0, [w](i64 i) { return det_fabsf(w[i]); });
+}
+
+float l2_penalty(const LossImpl& impl, i64 n, const float* w) {
+  return impl_sum(impl, n, 0, [w](i64 i) { return w[i] * w[i]; });
 }
 
 }  // namespace detdl::cpu

@@ -26,7 +26,9 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/impl_choice.h"
 #include "kernels/common/level.h"
+#include "kernels/cpu/emulated_reduce.h"
 
 namespace detdl::cpu {
 
@@ -82,5 +84,67 @@ void l2_penalty_grad_add(std::int64_t n,
                          const float* w,  // (n)
                          float lambda,
                          float* g);  // (n) accumulated
+
+// ---- The `emulated` level (kernels/common/impl_choice.h) ----
+// One loss call's implementation, drawn per place from three families. Each alternative is
+// a real implementation, within the float64 tolerances of the canonical one
+// (tests/kernels/test_emulated_loss.cpp); LossImpl{} is the canonical kernel, bit for bit.
+//   ImplFamily::loss (decisions 0, 1, 2, 3):
+//     subtract_max = false: softmax without the max subtracted, e_k = exp(x_k), as cuDNN's
+//       CUDNN_SOFTMAX_FAST. Guard: a row whose max logit is above 80 or below -80 (or NaN)
+//       subtracts the max anyway, so exp(x) cannot overflow (exp(88.7) is inf) or the
+//       whole row underflow to s = 0; within the guard the two forms agree to float64
+//       tolerance. Cross-entropy then uses m = 0.
+//     log_of_softmax = true: cross-entropy as -log(p_y), p_y = e_y / s, as Keras's
+//       categorical_crossentropy on probabilities; p_y == 0 (underflow) falls back to the
+//       log-softmax form log(s) - (x_y - m), which is finite.
+//     reciprocal_mean = true: a mean as root * (1 / n) and the gradient's 1/n as a multiply
+//       by (1 / n), the reciprocal computed once (as many GPU kernels do), instead of / n.
+//     log_softmax_grad = true: the cross-entropy gradient as PyTorch's nll_loss backward
+//       then log_softmax backward: g = -1 / N (-weight / total_weight), l_k = (x_k - m) -
+//       log(s), dlogits_k = ([k == y] ? g : 0) - exp(l_k) * g (reciprocal_mean unused).
+//   ImplFamily::math (decision 0): exp, log and log1p from detmath_alt.h (another libm or
+//     GPU intrinsics) instead of detmath.h. One coin for all three, as one library supplies
+//     them all (and as activation.cpp draws); LossImpl keeps a flag per function so the
+//     tests can check each. In softmax cross-entropy only exp reaches the gradient (log(s)
+//     is the reported loss alone), so a net whose only math site is its cross-entropy
+//     varies its weights through exp only.
+//   ImplFamily::reduce: the loss mean's and the penalty sum's tree shape (emulated_reduce.h).
+//     The softmax row sums over K stay canonical (one warp's chain for K <= 256).
+// The emulated kernels ignore Level: they are thread-count invariant at any level.
+struct LossImpl {
+  bool subtract_max = true;
+  bool log_of_softmax = false;
+  bool reciprocal_mean = false;
+  bool log_softmax_grad = false;
+  bool alt_exp = false, alt_log = false, alt_log1p = false;
+  ReduceShape reduce = ReduceShape::canonical;
+  ImplDraw reduce_draw{};  // block_atomic's per-step arrival order
+};
+
+// The draw -> choice mapping; a null draw leaves that family canonical.
+LossImpl loss_impl(const ImplDraw* loss, const ImplDraw* math, const ImplDraw* reduce);
+
+void softmax_forward(const LossImpl& impl, std::int64_t N, std::int64_t K,
+                     const float* logits,  // (N, K)
+                     float* probs);        // (N, K)
+float softmax_cross_entropy(const LossImpl& impl, std::int64_t N, std::int64_t K,
+                            const float* logits,         // (N, K)
+                            const std::int32_t* labels,  // (N)
+                            float* loss_per_sample,      // (N) or nullptr
+                            float* dlogits);             // (N, K) or nullptr
+float binary_cross_entropy(const LossImpl& impl, std::int64_t n,
+                           const float* input,   // (n) logits or probabilities
+                           const float* target,  // (n)
+                           bool from_logits,
+                           float* loss_per_element,  // (n) or nullptr
+                           float* dinput);           // (n) or nullptr
+float mean_squared_error(const LossImpl& impl, std::int64_t n,
+                         const float* pred,                              // (n)
+                         const float* target,                            // (n)
+                         float* loss_per_element,                        // (n) or nullptr
+                         float* dpred);                                  // (n) or nullptr
+float l1_penalty(const LossImpl& impl, std::int64_t n, const float* w);  // w: (n)
+float l2_penalty(const LossImpl& impl, std::int64_t n, const float* w);  // w: (n)
 
 }  // namespace detdl::cpu

@@ -67,6 +67,62 @@ void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const
     });
 }
 
+// The variants keep `fuse` a run-time value: its bits are loop-invariant branches that
+// predict perfectly, and the update is bound by memory traffic, not by them.
+void sgd_update(i64 n, float* p, const float* g, float* buf, const SgdParams& s,
+                std::uint32_t fuse) {
+  if (s.keras)
+    for_elements(n, [&](i64 i) {
+      sgd_element_keras_c(p[i], g[i], buf[i], s.lr, s.momentum, s.weight_decay, s.nesterov, fuse);
+    });
+  else
+    for_elements(n, [&](i64 i) {
+      sgd_element_c(p[i], g[i], buf[i], s.lr, s.momentum, s.weight_decay, s.nesterov, s.first,
+                    fuse);
+    });
+}
+
+void adam_update(i64 n, float* p, const float* g, float* m, float* v, const AdamParams& a,
+                 AdamForm form, std::uint32_t fuse) {
+  switch (form) {
+    case AdamForm::keras: {
+      const float lr_t = adam_keras_lr(a.lr, a.bc1, a.bc2);
+      for_elements(n, [&](i64 i) {
+        adam_element_keras_c(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                             a.weight_decay, a.decoupled, fuse);
+      });
+      return;
+    }
+    case AdamForm::torch: {
+      const AdamTorchScalars t = adam_torch_scalars(a.lr, a.bc1, a.bc2, a.weight_decay);
+      for_elements(n, [&](i64 i) {
+        adam_element_torch_c(p[i], g[i], m[i], v[i], t.step_size, t.bc2_sqrt, t.decay_mul, a.beta1,
+                             a.beta2, a.eps, a.weight_decay, a.decoupled, fuse);
+      });
+      return;
+    }
+    case AdamForm::textbook: break;
+  }
+  for_elements(n, [&](i64 i) {
+    adam_element_c(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
+                   a.weight_decay, a.decoupled, fuse);
+  });
+}
+
+void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const RmspropParams& r,
+                    std::uint32_t fuse) {
+  if (r.keras)
+    for_elements(n, [&](i64 i) {
+      rmsprop_element_keras_c(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum,
+                              r.weight_decay, fuse);
+    });
+  else
+    for_elements(n, [&](i64 i) {
+      rmsprop_element_c(p[i], g[i], v[i], buf[i], r.lr, r.alpha, r.eps, r.momentum, r.weight_decay,
+                        fuse);
+    });
+}
+
 std::pair<float, float> adam_bias_corrections(float beta1, float beta2, i64 t) {
   auto power = [](double b, i64 e) {
     double r = 1.0;

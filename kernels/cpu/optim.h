@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/common/optim_formulas.h"
 #include "kernels/common/optim_params.h"
 
 namespace detdl::cpu {
@@ -32,6 +33,28 @@ void rmsprop_update(std::int64_t n,
                     float* v,        // (n) square average
                     float* buf,      // (n) momentum buffer (unused when momentum == 0)
                     const RmspropParams& r);
+
+// The `emulated` level's variants (kernels/common/impl_choice.h): `fuse` fuses the
+// formula's contraction sites (kernels/common/optim_formulas.h, OptimSite); sgd and rmsprop
+// take their framework's form from the params' keras flag, Adam from `form` (a.keras is
+// ignored). fuse = 0 with the configured form is the update above, bit for bit.
+void sgd_update(std::int64_t n,
+                float* p,        // (n) parameters, updated
+                const float* g,  // (n) gradients
+                float* buf,      // (n) momentum buffer / Keras velocity
+                const SgdParams& s, std::uint32_t fuse);
+void adam_update(std::int64_t n,
+                 float* p,        // (n) parameters, updated
+                 const float* g,  // (n) gradients
+                 float* m,        // (n) first moment
+                 float* v,        // (n) second moment
+                 const AdamParams& a, AdamForm form, std::uint32_t fuse);
+void rmsprop_update(std::int64_t n,
+                    float* p,        // (n) parameters, updated
+                    const float* g,  // (n) gradients
+                    float* v,        // (n) square average
+                    float* buf,      // (n) momentum buffer
+                    const RmspropParams& r, std::uint32_t fuse);
 
 // Adam's bias corrections for step t >= 1: {1 - b1^t, 1 - b2^t}. b1 and b2 are widened
 // exactly to double; the powers are computed by binary exponentiation in double (for each

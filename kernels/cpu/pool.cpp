@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/parallel.h"
@@ -173,6 +174,73 @@ void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx) {
   for_planes(N * C, [&](i64 p) {
     const float g = dy[p] / count;
     std::fill(dx + p * HW, dx + (p + 1) * HW, g);
+  });
+}
+
+// ---- The `emulated` level (pool.h, "The emulated level") ----
+
+bool pool_windows_overlap(const Pool2dShape& s) {
+  return (s.stride_h < s.KH && s.OH > 1) || (s.stride_w < s.KW && s.OW > 1);
+}
+
+void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        const float* dy, const std::int32_t* argmax, float* dx) {
+  if (order == ScatterOrder::canonical || !pool_windows_overlap(s)) {
+    maxpool2d_backward(s, dy, argmax, dx);
+    return;
+  }
+  check_pool2d_shape(s);
+  const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
+  std::vector<i64> perm(static_cast<std::size_t>(OHW));
+  impl_permutation(d, 0, OHW, perm.data());
+  for_planes(s.N * s.C, [&](i64 p) {
+    float* dxp = dx + p * HW;
+    std::fill(dxp, dxp + HW, 0.0f);
+    for (const i64 j : perm) {
+      const std::int32_t i = argmax[p * OHW + j];
+      if (i >= 0) dxp[i] = dxp[i] + dy[p * OHW + j];
+    }
+  });
+}
+
+void avgpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        bool count_include_pad, const float* dy, float* dx) {
+  if (order == ScatterOrder::canonical || !pool_windows_overlap(s)) {
+    avgpool2d_backward(s, count_include_pad, dy, dx);
+    return;
+  }
+  check_pool2d_shape(s);
+  const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
+  std::vector<i64> perm(static_cast<std::size_t>(OHW));
+  impl_permutation(d, 0, OHW, perm.data());
+  for_planes(s.N * s.C, [&](i64 p) {
+    float* dxp = dx + p * HW;
+    std::fill(dxp, dxp + HW, 0.0f);
+    for (const i64 j : perm) {
+      const i64 oh = j / s.OW, ow = j % s.OW;
+      const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H);
+      const Taps c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
+      const i64 count = window_count(s, count_include_pad, r, c);
+      if (count == 0) continue;
+      const float g = dy[p * OHW + j] / static_cast<float>(count);
+      for (i64 kh = r.lo; kh < r.hi; ++kh) {
+        const i64 base = (oh * s.stride_h - s.pad_top + kh) * s.W + ow * s.stride_w - s.pad_left;
+        for (i64 kw = c.lo; kw < c.hi; ++kw) dxp[base + kw] = dxp[base + kw] + g;
+      }
+    }
+  });
+}
+
+void global_avgpool_forward(ReduceShape shape, const ImplDraw& d, i64 N, i64 C, i64 HW,
+                            const float* x, float* y) {
+  require_field(N >= 1, "global_avgpool", "N", ">= 1", N);
+  require_field(C >= 1, "global_avgpool", "C", ">= 1", C);
+  require_field(HW >= 1, "global_avgpool", "HW", ">= 1", HW);
+  const float count = static_cast<float>(HW);
+  const std::vector<i64> order = arrival_order(shape, d, HW);
+  for_planes(N * C, [&](i64 p) {
+    const float* xp = x + p * HW;
+    y[p] = shaped_sum_of(shape, order.data(), HW, [xp](i64 k) { return xp[k]; }) / count;
   });
 }
 

@@ -25,7 +25,9 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/impl_choice.h"
 #include "kernels/common/shapes.h"
+#include "kernels/cpu/emulated_reduce.h"
 
 namespace detdl::cpu {
 
@@ -57,5 +59,45 @@ void global_avgpool_forward(std::int64_t N, std::int64_t C, std::int64_t HW,
 void global_avgpool_backward(std::int64_t N, std::int64_t C, std::int64_t HW,
                              const float* dy,  // (N, C)
                              float* dx);       // (N, C, HW)
+
+// ---- The `emulated` level (kernels/common/impl_choice.h) ----
+// ImplFamily::scatter, pooling backward: where windows overlap (stride < kernel in a
+// dimension), an input position receives several contributions, and their order matters.
+//   canonical: outputs in (oh, ow) row-major order (as above).
+//   arrival:   outputs in a per-step drawn order (one Fisher-Yates permutation of the OH*OW
+//              outputs, impl_permutation decision 0, shared by every plane): the order in
+//              which a CUDA kernel's atomicAdd-s land (PyTorch's max_pool2d backward, a
+//              scatter-form avg_pool2d backward). Each dx element still adds its own
+//              contributions from +0.0f, only in another order.
+// Without overlap every dx element gets at most one contribution, so both orders give the
+// same bits and the canonical loop runs. The project's nets never overlap: LeNet's 2x2 /
+// stride 2 max pools and ResNet / WRN's 8x8 / stride 8 average pool; this occurs only in
+// overlapping pools (e.g. 3x3 / stride 2).
+// ImplFamily::reduce, global_avgpool_forward: each plane's sum in the drawn shape
+// (emulated_reduce.h; block_atomic's order shared by every plane), then / HW.
+enum class ScatterOrder : std::uint8_t { canonical, arrival, count_ };
+
+// The draw -> choice mapping: decision 0 of the call's scatter draw.
+inline ScatterOrder scatter_order(const ImplDraw& d) {
+  return static_cast<ScatterOrder>(d.choose(0, static_cast<std::uint32_t>(ScatterOrder::count_)));
+}
+
+// Whether some input position lies in two windows (stride < kernel in a dimension).
+bool pool_windows_overlap(const Pool2dShape& s);
+
+void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        const float* dy,             // (N, C, OH, OW)
+                        const std::int32_t* argmax,  // (N, C, OH, OW)
+                        float* dx);                  // (N, C, H, W)
+
+void avgpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        bool count_include_pad,
+                        const float* dy,  // (N, C, OH, OW)
+                        float* dx);       // (N, C, H, W)
+
+void global_avgpool_forward(ReduceShape shape, const ImplDraw& d, std::int64_t N, std::int64_t C,
+                            std::int64_t HW,
+                            const float* x,  // (N, C, HW)
+                            float* y);       // (N, C)
 
 }  // namespace detdl::cpu

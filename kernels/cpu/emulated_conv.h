@@ -1,0 +1,90 @@
+// 2-D convolution at the `emulated` level (ImplFamily::conv and, for col2im,
+// ImplFamily::scatter; kernels/common/impl_choice.h): the same sums as conv.h, in the order
+// of another real convolution implementation drawn from the impl seed. Layouts, padding and
+// the meaning of every sum are conv.h's; write T = KH*KW taps and K = C*KH*KW.
+//
+// The catalogue (every alternative within the float64 bound gamma_n * sum |terms| of the
+// canonical order, n the number of products; tests/kernels/test_emulated_conv.cpp):
+//   forward, fixed per place (ConvAlgo):
+//     im2col_chw: the canonical im2col-GEMM, reduction over (c, kh, kw) (conv.h; Caffe,
+//       PyTorch's CPU im2col path).
+//     im2col_hwc: one fmaf chain over (kh, kw, c) (NHWC implementations: TensorFlow's CPU
+//       default, cuDNN's NHWC kernels): im2col rows and weight columns permuted alike.
+//     per_tap: for each tap (kh, kw) a chain over c, the taps' partials added in (kh, kw)
+//       order into a zeroed output (implicit GEMM per filter tap, cuDNN IMPLICIT_GEMM).
+//     Winograd F(2x2, 3x3) (cuDNN WINOGRAD) is left out: it does not meet the bound. Its
+//     transforms round sums of weights and inputs that the direct sum never forms, e.g. in
+//     1-D F(2, 3) y0 = m0 + m1 + m2 with m1, m2 = +-d1 * fl((g0 +- g1 + g2) / 2): for
+//     d0 = d2 = g2 = 0 and 0 < |g1| < ulp(g0) / 4 it returns 0 for y0 = d1 * g1, an
+//     error equal to sum |terms| itself, not gamma_n times it.
+//   data gradient: dcols = W^T dY, the reduction over o as a split-K GEMM (emulated_gemm.h:
+//     split of o, arrival or tree combine) from the conv draw; then col2im adds the taps'
+//     contributions into a zeroed dx in (kh, kw) row-major order (canonical) or, from the
+//     scatter draw, in a per-step drawn permutation of the taps (GPU atomics landing in
+//     arrival order; one permutation per call, shared by every pixel).
+//   weight gradient: the batch is cut into g contiguous groups of samples (g in {1, 2, 4, 8},
+//     capped at N); each group's partial is one fmaf chain over its (n, oh, ow); the
+//     partials are combined in a per-step drawn arrival order (cuDNN's non-deterministic
+//     backward-filter algorithms, atomics over batch slices) or as a pairwise tree (a
+//     deterministic split-reduce). g = 1 is one chain over the whole batch.
+//   bias gradient: emulated_plane_sums (emulated_reduce.h), drawn from ImplFamily::reduce.
+//
+// All outputs are overwritten; every element is computed by one task in a fixed order, so
+// the bits never depend on the thread count or the scratch budget.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/common/impl_choice.h"
+#include "kernels/common/shapes.h"
+#include "kernels/cpu/emulated_gemm.h"
+
+namespace detdl::cpu {
+
+enum class ConvAlgo : std::uint8_t { im2col_chw, im2col_hwc, per_tap };
+inline constexpr int kConvAlgoCount = 3;
+
+// The forward algorithm of the draw's place (choose 0).
+ConvAlgo conv_forward_algo(const ImplDraw& d, const Conv2dShape& s);
+
+void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s,
+                             const float* x,     // (N, C, H, W)
+                             const float* w,     // (O, C, KH, KW)
+                             const float* bias,  // (O) or nullptr
+                             float* y);          // (N, O, OH, OW)
+
+// The data gradient's GEMM plan for the reduction over o (emulated_gemm_plan with K = O).
+EmulatedGemmPlan conv_data_plan(const ImplDraw& d, const Conv2dShape& s);
+
+// The col2im tap order of the scatter draw: (kh, kw) row-major (choose 0 == 0) or a
+// permutation of the taps redrawn every step (per_step 1). Returns (KH*KW) tap indices.
+std::vector<std::int32_t> scatter_tap_order(const ImplDraw& d, const Conv2dShape& s);
+
+// plan == nullptr: the canonical GEMM (conv.h); tap_order == nullptr: (kh, kw) row-major.
+// Both null gives conv2d_backward_data's bits.
+void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan* plan,
+                                   const std::int32_t* tap_order,  // (KH*KW) or nullptr
+                                   const float* dy,                // (N, O, OH, OW)
+                                   const float* w,                 // (O, C, KH, KW)
+                                   float* dx);                     // (N, C, H, W)
+
+inline constexpr int kWeightGroups[] = {1, 2, 4, 8};
+inline constexpr int kWeightGroupCount = 4;
+
+struct WeightGradPlan {
+  int groups = 1;  // capped at N
+  SplitCombine combine = SplitCombine::tree;
+  std::vector<std::int32_t> order;  // arrival order of the groups; (groups)
+};
+// groups (choose 0), combine (choose 1), arrival order (per_step 2).
+WeightGradPlan conv_weight_plan(const ImplDraw& d, const Conv2dShape& s);
+// groups capped at N; empty order means 0, 1, 2, ...
+WeightGradPlan weight_grad_plan(const Conv2dShape& s, int groups, SplitCombine combine,
+                                std::vector<std::int32_t> order = {});
+
+void emulated_conv2d_backward_weight(const WeightGradPlan& plan, const Conv2dShape& s,
+                                     const float* x,   // (N, C, H, W)
+                                     const float* dy,  // (N, O, OH, OW)
+                                     float* dw);       // (O, C, KH, KW)
+
+}  // namespace detdl::cpu

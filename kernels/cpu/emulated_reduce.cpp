@@ -1,0 +1,61 @@
+// The emulated reduction shapes (emulated_reduce.h). Each output (a column, a channel, the
+// one sum) is computed by one task with shaped_sum_of, so no bit depends on the threads.
+#include "kernels/cpu/emulated_reduce.h"
+
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+constexpr i64 kColumnsPerTask = 16;  // a fixed partition of the columns / channels
+
+}  // namespace
+
+std::vector<i64> arrival_order(ReduceShape s, const ImplDraw& d, i64 n, std::uint32_t k) {
+  if (s != ReduceShape::block_atomic) return {};
+  std::vector<i64> order(static_cast<std::size_t>((n + kAtomicBlockTerms - 1) / kAtomicBlockTerms));
+  impl_permutation(d, kArrivalWhat + k, static_cast<i64>(order.size()), order.data());
+  return order;
+}
+
+void shaped_column_sums(ReduceShape s, const ImplDraw& d, i64 rows, i64 cols, const float* x,
+                        float* out) {
+  const std::vector<i64> order = arrival_order(s, d, rows);
+  const i64 tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+  parallel_for(tasks, [&](i64 b) {
+    for (i64 j = b * kColumnsPerTask; j < cols && j < (b + 1) * kColumnsPerTask; ++j)
+      out[j] = shaped_sum_of(s, order.data(), rows, [&](i64 i) { return x[i * cols + j]; });
+  });
+}
+
+void shaped_plane_sums(ReduceShape s, const ImplDraw& d, i64 N, i64 C, i64 P, const float* x,
+                       float* out) {
+  const std::vector<i64> order = arrival_order(s, d, N * P);
+  parallel_for(C, [&](i64 c) {
+    out[c] = shaped_sum_of(s, order.data(), N * P, [&](i64 k) {
+      const i64 n = k / P;
+      return x[(n * C + c) * P + (k - n * P)];
+    });
+  });
+}
+
+float shaped_sum(ReduceShape s, const ImplDraw& d, i64 n, const float* x) {
+  const std::vector<i64> order = arrival_order(s, d, n);
+  return shaped_sum_of(s, order.data(), n, [x](i64 k) { return x[k]; });
+}
+
+void emulated_column_sums(const ImplDraw& d, i64 rows, i64 cols, const float* x, float* out) {
+  shaped_column_sums(reduce_shape(d), d, rows, cols, x, out);
+}
+
+void emulated_plane_sums(const ImplDraw& d, i64 N, i64 C, i64 P, const float* x, float* out) {
+  shaped_plane_sums(reduce_shape(d), d, N, C, P, x, out);
+}
+
+float emulated_sum(const ImplDraw& d, i64 n, const float* x) {
+  return shaped_sum(reduce_shape(d), d, n, x);
+}
+
+}  // namespace detdl::cpu
