@@ -308,7 +308,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
       r.bad("fast_ops", "'" + f +
                             "' has no fast path: its ops are element-wise or in a fixed order, so "
                             "fast would change no bit (" +
-                            fast_op_family_names() + " have one; --emulated-op draws other "
+                            fast_op_family_names() +
+                            " have one; --emulated-op draws other "
                             "implementations)");
     e.fast_ops.push_back(*fam);
   }
