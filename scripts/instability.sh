@@ -14,7 +14,7 @@ out=${1:?usage: instability.sh OUT_DIR [LENET_EPOCHS] [WINE_EPOCHS]}
 lenet_epochs=${2:-3}
 wine_epochs=${3:-100}
 mkdir -p "$out"
-detdl=build/detdl
+detdl=${DETDL:-build/detdl}  # the binary (DETDL=... to run a copy while rebuilding)
 
 twin() {  # NAME ARGS...: one pair into OUT_DIR/NAME.csv (and its summary .txt)
   local name=$1

@@ -26,38 +26,27 @@ ActImpl draw_activation_impl(Activation kind) {
   return impl;
 }
 
-// The CUDA kernels run the canonical formulas only (kernels/cuda/elementwise.h takes no
-// ActImpl yet): a drawn variant of a CUDA tensor runs on a host copy, so it has the CPU
-// run's bits, at the cost of two copies.
-Tensor on_host(const Tensor& t) { return t.to(Device::cpu); }
-
 }  // namespace
 
 Tensor activation(const Tensor& x, Activation kind, float alpha) {
   check_dtype(x, DType::f32, "activation");
   const Device dev = x.device();
-  const ActImpl impl = draw_activation_impl(kind);
-  Tensor y;
-  if (dev == Device::cuda && impl.canonical()) {
-    y = Tensor::empty_on(dev, x.shape());
+  // Emulation is the CPU backend's (a CUDA run is refused at `emulated`): CUDA tensors run
+  // the canonical kernels and take no place in the families.
+  const ActImpl impl = dev == Device::cpu ? draw_activation_impl(kind) : ActImpl{};
+  Tensor y = Tensor::empty_on(dev, x.shape());
+  if (dev == Device::cuda)
     gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel());
-  } else {
-    const Tensor xh = on_host(x);
-    Tensor yh = Tensor::empty(x.shape());
-    cpu::activation_forward(kind, alpha, xh.f32(), yh.f32(), x.numel(), impl);
-    y = yh.to(dev);
-  }
+  else
+    cpu::activation_forward(kind, alpha, x.f32(), y.f32(), x.numel(), impl);
   record(OpKind::activation, {x}, y, [x, y, kind, alpha, dev, impl](const Tensor& g) {
-    if (dev == Device::cuda && impl.canonical()) {
-      Tensor gx = Tensor::empty_on(dev, x.shape());
+    Tensor gx = Tensor::empty_on(dev, x.shape());
+    if (dev == Device::cuda)
       gpu::activation_backward(kind, alpha, x.data_f32(), y.data_f32(), g.data_f32(), gx.data_f32(),
                                x.numel());
-      return std::vector<Tensor>{gx};
-    }
-    const Tensor xh = on_host(x), yh = on_host(y), gh = on_host(g);
-    Tensor gx = Tensor::empty(x.shape());
-    cpu::activation_backward(kind, alpha, xh.f32(), yh.f32(), gh.f32(), gx.f32(), x.numel(), impl);
-    return std::vector<Tensor>{gx.to(dev)};
+    else
+      cpu::activation_backward(kind, alpha, x.f32(), y.f32(), g.f32(), gx.f32(), x.numel(), impl);
+    return std::vector<Tensor>{gx};
   });
   return y;
 }
