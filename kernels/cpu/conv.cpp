@@ -17,6 +17,9 @@
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu {
+using conv_detail::for_tiles;
+using conv_detail::sample_tiles;
+using conv_detail::SampleTiles;
 namespace {
 
 using i64 = std::int64_t;
@@ -154,35 +157,6 @@ void gather_dy(const Conv2dShape& s, const float* dy, i64 p0, i64 p1, float* dyt
   });
 }
 
-// Tiles of whole samples for forward / data gradient (col2im needs all taps of a pixel in
-// one tile). Each tile fits min(budget, kSampleTileTarget) / threads with `per_position`
-// floats per position, and where N allows there are at least as many tiles as threads (a
-// multiple of them where the budget allows), so each thread works through whole tiles.
-struct Tiles {
-  i64 size, count;
-};
-Tiles sample_tiles(const Conv2dShape& s, i64 per_position, int threads) {
-  const i64 per_sample = per_position * s.OH * s.OW;
-  const i64 target = std::min(g_scratch_budget.load(), kSampleTileTarget);
-  const i64 most = std::max<i64>(1, target / threads / per_sample);
-  i64 count = (s.N + most - 1) / most;
-  count = std::min(s.N, (count + threads - 1) / threads * threads);
-  const i64 size = (s.N + count - 1) / count;
-  return {size, (s.N + size - 1) / size};
-}
-
-// Runs tile(t) for t in [0, count). With at least as many tiles as threads, threads take
-// whole tiles (the pool calls inside a tile then run serially on that thread, which uses
-// its own scratch); otherwise tiles run one after another and parallelise inside. Either
-// way every output is computed by the same arithmetic.
-void for_tiles(i64 count, const std::function<void(i64)>& tile) {
-  if (num_threads() > 1 && count >= num_threads()) {
-    parallel_for(count, tile);
-  } else {
-    for (i64 t = 0; t < count; ++t) tile(t);
-  }
-}
-
 // `fast` weight gradient over several tiles: tiles are handed to threads by timing
 // (parallel_dynamic); each thread adds the GEMMs of the tiles it gets into its own (O, K)
 // partial, and the partials are added in the order the threads finished. When the whole
@@ -223,6 +197,33 @@ void fast_weight_tiles(const Conv2dShape& s, const float* x, const float* dy, i6
 }  // namespace
 
 namespace conv_detail {
+
+// Tiles of whole samples for forward / data gradient (col2im needs all taps of a pixel in
+// one tile). Each tile fits min(budget, kSampleTileTarget) / threads with `per_position`
+// floats per position, and where N allows there are at least as many tiles as threads (a
+// multiple of them where the budget allows), so each thread works through whole tiles.
+SampleTiles sample_tiles(const Conv2dShape& s, i64 per_position, int threads) {
+  const i64 per_sample = per_position * s.OH * s.OW;
+  const i64 target = std::min(g_scratch_budget.load(), kSampleTileTarget);
+  const i64 most = std::max<i64>(1, target / threads / per_sample);
+  i64 count = (s.N + most - 1) / most;
+  count = std::min(s.N, (count + threads - 1) / threads * threads);
+  const i64 size = (s.N + count - 1) / count;
+  return {size, (s.N + size - 1) / size};
+}
+
+// Runs tile(t) for t in [0, count). With at least as many tiles as threads, threads take
+// whole tiles (the pool calls inside a tile then run serially on that thread, which uses
+// its own scratch); otherwise tiles run one after another and parallelise inside. Either
+// way every output is computed by the same arithmetic.
+void for_tiles(i64 count, const std::function<void(i64)>& tile) {
+  if (num_threads() > 1 && count >= num_threads()) {
+    parallel_for(count, tile);
+  } else {
+    for (i64 t = 0; t < count; ++t) tile(t);
+  }
+}
+
 void im2col_row(const Conv2dShape& s, const float* x, i64 c, i64 kh, i64 kw, i64 p, i64 end,
                 float* dst) {
   fill_row(s, x, c, kh, kw, p, end, dst);
@@ -247,7 +248,7 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
                     const float* bias, float* y) {
   check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  const Tiles tiles = sample_tiles(s, K + s.O, num_threads());
+  const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
   for_tiles(tiles.count, [&](i64 t) {
     Scratch& sc = scratch();
     const i64 n0 = t * tiles.size, n1 = std::min(s.N, n0 + tiles.size), P = (n1 - n0) * OHW;
@@ -285,7 +286,7 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
                           float* dx) {
   check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  const Tiles tiles = sample_tiles(s, K + s.O, num_threads());
+  const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
   for_tiles(tiles.count, [&](i64 t) {
     Scratch& sc = scratch();
     const i64 n0 = t * tiles.size, n1 = std::min(s.N, n0 + tiles.size), P = (n1 - n0) * OHW;

@@ -39,6 +39,7 @@
 // Outputs are overwritten (=), never accumulated into; the caller adds gradients up.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "kernels/common/level.h"
 #include "kernels/common/shapes.h"
@@ -95,6 +96,21 @@ void gather_dy(const Conv2dShape& s,
                const float* dy,  // (N, O, OH, OW)
                std::int64_t p0, std::int64_t p1,
                float* dyt);  // (O, p1 - p0)
+
+// Tiles of whole samples for the forward and the data gradient (col2im needs all taps of a
+// pixel in one tile), `per_position` floats of scratch per output position: at least as
+// many tiles as threads where N allows, so that threads take whole tiles. Only speed
+// depends on them.
+struct SampleTiles {
+  std::int64_t size, count;  // samples per tile, tiles
+};
+SampleTiles sample_tiles(const Conv2dShape& s, std::int64_t per_position, int threads);
+
+// Runs tile(t) for t in [0, count): with at least as many tiles as threads, each thread
+// takes whole tiles (pool calls inside a tile then run serially on that thread, with its
+// own thread_local scratch); otherwise the tiles run one after another and parallelise
+// inside. Every output is computed by the same arithmetic either way.
+void for_tiles(std::int64_t count, const std::function<void(std::int64_t)>& tile);
 
 }  // namespace conv_detail
 }  // namespace detdl::cpu

@@ -1,8 +1,10 @@
 // The `emulated` convolutions: im2col (conv.cpp's row filler, rows in the algorithm's order)
 // around emulated_sgemm / chain_sgemm, and a col2im that takes the taps in a given order.
-// Work is tiled by whole samples (forward, data gradient) or by positions inside a batch
-// group (weight gradient, where a tile continues the group's chain exactly); tiles run one
-// after another and parallelise inside, so the bits never depend on threads or tiling.
+// Work is tiled by whole samples (forward, data gradient: conv.cpp's sample_tiles, threads
+// taking whole tiles) or by positions inside a batch group (weight gradient, where a tile
+// continues the group's chain exactly; groups run in parallel, each on one thread). No
+// element's arithmetic depends on the tile it falls in, so the bits never depend on
+// threads or tiling.
 #include "kernels/cpu/emulated_conv.h"
 
 #include <algorithm>
@@ -19,22 +21,16 @@ namespace detdl::cpu {
 namespace {
 
 using i64 = std::int64_t;
+using conv_detail::for_tiles;
 using conv_detail::gather_dy;
 using conv_detail::im2col;
 using conv_detail::im2col_row;
-
-// Tile size target in floats, as conv.cpp's forward tiles (near the caches).
-constexpr i64 kTileTarget = i64{1} << 20;
+using conv_detail::sample_tiles;
+using conv_detail::SampleTiles;
 
 float* grow(std::vector<float>& v, i64 n) {
   if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
   return v.data();
-}
-
-// Samples per tile when a sample needs per_sample floats of scratch.
-i64 samples_per_tile(const Conv2dShape& s, i64 per_sample) {
-  const i64 target = std::min(conv_scratch_budget(), kTileTarget);
-  return std::clamp<i64>(target / std::max<i64>(1, per_sample), 1, s.N);
 }
 
 // cols (K, p1 - p0) with rows in (kh, kw, c) order: row (kh*KW + kw)*C + c.
@@ -134,11 +130,12 @@ void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s, const float* x
     plan.order.resize(static_cast<std::size_t>(T));
     std::iota(plan.order.begin(), plan.order.end(), 0);
   }
-  const i64 tile = samples_per_tile(s, (K + s.O) * OHW);
-  for (i64 n0 = 0; n0 < s.N; n0 += tile) {
-    const i64 n1 = std::min(s.N, n0 + tile), P = (n1 - n0) * OHW;
-    float* cols = grow(sc.cols, K * P);  // (K, P)
-    float* out = grow(sc.out, s.O * P);  // (O, P)
+  const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
+  for_tiles(tiles.count, [&](i64 t) {
+    Scratch& ts = scratch();  // this thread's (the caller's when the tiles run in turn)
+    const i64 n0 = t * tiles.size, n1 = std::min(s.N, n0 + tiles.size), P = (n1 - n0) * OHW;
+    float* cols = grow(ts.cols, K * P);  // (K, P)
+    float* out = grow(ts.out, s.O * P);  // (O, P)
     im2col_hwc(s, x, n0 * OHW, n1 * OHW, cols);
     emulated_sgemm(plan, false, false, s.O, P, K, wt, K, cols, P, out, P);
     parallel_ranges((n1 - n0) * s.O, [&](i64 b, i64 e, int) {
@@ -153,7 +150,7 @@ void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s, const float* x
         }
       }
     });
-  }
+  });
 }
 
 EmulatedGemmPlan conv_data_plan(const ImplDraw& d, const Conv2dShape& s) {
@@ -176,10 +173,10 @@ void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan*
                                    float* dx) {
   check_conv2d_shape(s);
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  Scratch& sc = scratch();
-  const i64 tile = samples_per_tile(s, (K + s.O) * OHW);
-  for (i64 n0 = 0; n0 < s.N; n0 += tile) {
-    const i64 n1 = std::min(s.N, n0 + tile), P = (n1 - n0) * OHW;
+  const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
+  for_tiles(tiles.count, [&](i64 t) {
+    Scratch& sc = scratch();  // this thread's
+    const i64 n0 = t * tiles.size, n1 = std::min(s.N, n0 + tiles.size), P = (n1 - n0) * OHW;
     const float* dyt = dy + n0 * s.O * OHW;  // one sample: (O, OH*OW) as it lies
     if (n1 - n0 > 1) {
       float* buf = grow(sc.dyt, s.O * P);
@@ -193,7 +190,7 @@ void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan*
       sgemm(Level::portable, true, false, K, P, s.O, w, K, dyt, P, dcols, P);
     }
     col2im_ordered(s, dcols, n0, n1, tap_order, dx);
-  }
+  });
 }
 
 WeightGradPlan weight_grad_plan(const Conv2dShape& s, int groups, SplitCombine combine,
@@ -230,22 +227,26 @@ void emulated_conv2d_backward_weight(const WeightGradPlan& plan, const Conv2dSha
   Scratch& sc = scratch();
   if (static_cast<i64>(sc.parts.size()) < G) sc.parts.resize(static_cast<std::size_t>(G));
   std::vector<float*> parts(static_cast<std::size_t>(G));
-  // Positions per tile: the budget's worth; a tile continues its group's chain exactly.
-  const i64 tile = std::max<i64>(1, conv_scratch_budget() / (K + s.O));
-  for (i64 g = 0; g < G; ++g) {
-    float* part = G == 1 ? dw : grow(sc.parts[g], size);  // (O, K)
-    parts[g] = part;
+  for (i64 g = 0; g < G; ++g) parts[g] = G == 1 ? dw : grow(sc.parts[g], size);  // (O, K) each
+  const int threads = static_cast<int>(std::min<i64>(num_threads(), G));
+  // Positions per tile: the budget's worth (split among the threads that run groups at once);
+  // a tile continues its group's chain exactly.
+  const i64 tile = std::max<i64>(1, conv_scratch_budget() / threads / (K + s.O));
+  // Groups in parallel when there are 2+ (each group is one task: its chain runs in order on
+  // one thread, with that thread's scratch); one group parallelises inside its GEMMs.
+  for_tiles(G, [&](i64 g) {
+    Scratch& ts = scratch();
     const i64 pa = s.N * g / G * OHW, pb = s.N * (g + 1) / G * OHW;
     for (i64 p0 = pa; p0 < pb; p0 += tile) {
       const i64 p1 = std::min(pb, p0 + tile), P = p1 - p0;
-      float* cols = grow(sc.cols, K * P);  // (K, P)
-      float* dyt = grow(sc.dyt, s.O * P);  // (O, P)
+      float* cols = grow(ts.cols, K * P);  // (K, P)
+      float* dyt = grow(ts.dyt, s.O * P);  // (O, P)
       im2col(s, x, p0, p1, cols);
       gather_dy(s, dy, p0, p1, dyt);
       // part (O, K) (+)= dY (O, P) * cols (K, P)^T, one chain over the group's positions.
-      chain_sgemm(false, true, s.O, K, P, dyt, P, cols, P, p0 > pa, part, K);
+      chain_sgemm(false, true, s.O, K, P, dyt, P, cols, P, p0 > pa, parts[g], K);
     }
-  }
+  });
   if (G > 1) combine_partials(plan.combine, plan.order.data(), G, parts.data(), size, dw);
 }
 
