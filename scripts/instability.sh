@@ -31,7 +31,10 @@ for net in lenet5 wine; do
   else
     base=(--preset butter --set "epochs=$wine_epochs")
   fi
+  # Two one-ulp pairs: a nudged weight can be dead (a ReLU unit that never fires keeps its
+  # input weights, and the change never reaches the output), so one draw may show nothing.
   twin "$net-one-ulp" "${base[@]}" --b init_nudge=1
+  twin "$net-one-ulp-2" "${base[@]}" --b init_nudge=2
   for f in $families; do
     twin "$net-$f" "${base[@]}" --set "emulated_ops=[\"$f\"]" --a seeds.impl=1 --b seeds.impl=2
   done

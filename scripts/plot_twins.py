@@ -34,14 +34,16 @@ def main(folder):
             # Steps at which the twins are still bit-identical have distance 0: not drawn.
             xs = [s for s, d in pts if d > 0 and s > 0]
             ys = [d for s, d in pts if d > 0 and s > 0]
-            style = {"one-ulp": dict(lw=2.5, color="black"), "seeds": dict(lw=2.5, ls="--", color="grey"),
+            style = {"one-ulp": dict(lw=2.5, color="black"),
+                     "one-ulp-2": dict(lw=2.5, ls=":", color="black"),
+                     "seeds": dict(lw=2.5, ls="--", color="grey"),
                      "all": dict(lw=2.0, color="tab:red")}.get(pair, dict(lw=1.2))
             ax.plot(xs, ys, label=pair, **style)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("||w_a - w_b|| / ||w_a||")
-        ax.set_title(f"{net}: distance between twin runs (one-ulp init change, emulated families, other seeds)")
+        ax.set_title(f"{net}: twin runs' weight distance over the steps")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, ncol=2)
         fig.tight_layout()
