@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/common/reduction.h"
@@ -133,7 +134,9 @@ void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
   });
 }
 
-// y = (((x - shift) * scale) * gamma) + beta per channel, over (n, c) planes in parallel.
+// y = (((x - shift) * scale) * gamma) + beta per channel, over (n, c) planes in parallel;
+// Fused (the emulated contraction family): fmaf(xhat, gamma, beta) instead.
+template <bool Fused>
 void normalize(i64 N, i64 C, i64 HW, const float* x, const float* shift, const float* scale,
                const float* gamma, const float* beta, float* y) {
   parallel_ranges(N, [&](i64 n0, i64 n1, int) {
@@ -142,9 +145,106 @@ void normalize(i64 N, i64 C, i64 HW, const float* x, const float* shift, const f
         const float m = shift[c], s = scale[c], g = gamma[c], b = beta[c];
         const float* xs = x + (n * C + c) * HW;
         float* ys = y + (n * C + c) * HW;
-        for (i64 i = 0; i < HW; ++i) ys[i] = ((xs[i] - m) * s) * g + b;
+        if constexpr (Fused)
+          for (i64 i = 0; i < HW; ++i) ys[i] = fmaf((xs[i] - m) * s, g, b);
+        else
+          for (i64 i = 0; i < HW; ++i) ys[i] = ((xs[i] - m) * s) * g + b;
       }
   });
+}
+
+void normalize(bool fused, i64 N, i64 C, i64 HW, const float* x, const float* shift,
+               const float* scale, const float* gamma, const float* beta, float* y) {
+  if (fused)
+    normalize<true>(N, C, HW, x, shift, scale, gamma, beta, y);
+  else
+    normalize<false>(N, C, HW, x, shift, scale, gamma, beta, y);
+}
+
+// The training forward over any channel sums: sums(which, term, out) writes out[c] = the sum
+// of term(i, c) over channel c's (n, hw) in the caller's order; `which` numbers the call's sums.
+template <class Sums>
+void forward_train(const Sums& sums, bool fma_affine, i64 N, i64 C, i64 HW, const float* x,
+                   const float* gamma, const float* beta, float eps, float* y, float* save_mean,
+                   float* save_inv_std, float* batch_var) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> acc(static_cast<std::size_t>(C));
+  sums(
+      0, [x](i64 i, i64) { return x[i]; }, acc.data());
+  for (i64 c = 0; c < C; ++c) save_mean[c] = acc[c] / count;
+  sums(
+      1,
+      [x, save_mean](i64 i, i64 c) {
+        const float d = x[i] - save_mean[c];
+        return d * d;
+      },
+      acc.data());
+  for (i64 c = 0; c < C; ++c) {
+    const float var = acc[c] / count;
+    if (batch_var) batch_var[c] = var;
+    save_inv_std[c] = 1.0f / sqrtf(var + eps);
+  }
+  normalize(fma_affine, N, C, HW, x, save_mean, save_inv_std, gamma, beta, y);
+}
+
+// dx for the backward; F1 / F2: the two contraction sites (count*dy - dbeta, t - xhat*dgamma)
+// fused (the emulated contraction family), unfused as the canonical formula writes them.
+template <bool F1, bool F2>
+void backward_dx(i64 N, i64 C, i64 HW, float count, const float* x, const float* dy,
+                 const float* save_mean, const float* save_inv_std, const float* k, const float* db,
+                 const float* dg, float* dx) {
+  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
+    for (i64 n = n0; n < n1; ++n)
+      for (i64 c = 0; c < C; ++c) {
+        const float m = save_mean[c], s = save_inv_std[c], kc = k[c], b = db[c], g = dg[c];
+        const i64 base = (n * C + c) * HW;
+        for (i64 i = base; i < base + HW; ++i) {
+          const float xhat = (x[i] - m) * s;
+          float t;
+          if constexpr (F1)
+            t = fmaf(count, dy[i], -b);
+          else
+            t = count * dy[i] - b;
+          if constexpr (F2)
+            dx[i] = kc * fmaf(-xhat, g, t);
+          else
+            dx[i] = kc * (t - xhat * g);
+        }
+      }
+  });
+}
+
+// The backward over any channel sums (as forward_train).
+template <class Sums>
+void backward(const Sums& sums, bool fma_count_dy, bool fma_xhat_dgamma, i64 N, i64 C, i64 HW,
+              const float* x, const float* dy, const float* gamma, const float* save_mean,
+              const float* save_inv_std, float* dx, float* dgamma, float* dbeta) {
+  const float count = static_cast<float>(N * HW);
+  std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
+  sums(
+      0, [dy](i64 i, i64) { return dy[i]; }, db.data());
+  sums(
+      1,
+      [x, dy, save_mean, save_inv_std](i64 i, i64 c) {
+        return dy[i] * ((x[i] - save_mean[c]) * save_inv_std[c]);
+      },
+      dg.data());
+  std::vector<float> k(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) {
+    k[c] = (gamma[c] * save_inv_std[c]) / count;
+    if (dbeta) dbeta[c] = db[c];
+    if (dgamma) dgamma[c] = dg[c];
+  }
+  const auto run = [&](auto f1, auto f2) {
+    backward_dx<decltype(f1)::value, decltype(f2)::value>(
+        N, C, HW, count, x, dy, save_mean, save_inv_std, k.data(), db.data(), dg.data(), dx);
+  };
+  using T = std::true_type;
+  using F = std::false_type;
+  if (fma_count_dy)
+    fma_xhat_dgamma ? run(T{}, T{}) : run(T{}, F{});
+  else
+    fma_xhat_dgamma ? run(F{}, T{}) : run(F{}, F{});
 }
 
 }  // namespace
@@ -152,24 +252,10 @@ void normalize(i64 N, i64 C, i64 HW, const float* x, const float* shift, const f
 void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
                              const float* beta, float eps, float* y, float* save_mean,
                              float* save_inv_std, float* batch_var) {
-  const float count = static_cast<float>(N * HW);
-  std::vector<float> sums(static_cast<std::size_t>(C));
-  channel_sums(
-      level, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
-  for (i64 c = 0; c < C; ++c) save_mean[c] = sums[c] / count;
-  channel_sums(
-      level, N, C, HW,
-      [x, save_mean](i64 i, i64 c) {
-        const float d = x[i] - save_mean[c];
-        return d * d;
-      },
-      sums.data());
-  for (i64 c = 0; c < C; ++c) {
-    const float var = sums[c] / count;
-    if (batch_var) batch_var[c] = var;
-    save_inv_std[c] = 1.0f / sqrtf(var + eps);
-  }
-  normalize(N, C, HW, x, save_mean, save_inv_std, gamma, beta, y);
+  const auto sums = [&](std::uint32_t, auto term, float* out) {
+    channel_sums(level, N, C, HW, term, out);
+  };
+  forward_train(sums, false, N, C, HW, x, gamma, beta, eps, y, save_mean, save_inv_std, batch_var);
 }
 
 void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean,
@@ -189,39 +275,16 @@ void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* g
                             float eps, float* y) {
   std::vector<float> inv_std(static_cast<std::size_t>(C));
   for (i64 c = 0; c < C; ++c) inv_std[c] = 1.0f / sqrtf(running_var[c] + eps);
-  normalize(N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
+  normalize(false, N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
 }
 
 void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_inv_std,
                         float* dx, float* dgamma, float* dbeta) {
-  const float count = static_cast<float>(N * HW);
-  std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
-  channel_sums(
-      level, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
-  channel_sums(
-      level, N, C, HW,
-      [x, dy, save_mean, save_inv_std](i64 i, i64 c) {
-        return dy[i] * ((x[i] - save_mean[c]) * save_inv_std[c]);
-      },
-      dg.data());
-  std::vector<float> k(static_cast<std::size_t>(C));
-  for (i64 c = 0; c < C; ++c) {
-    k[c] = (gamma[c] * save_inv_std[c]) / count;
-    if (dbeta) dbeta[c] = db[c];
-    if (dgamma) dgamma[c] = dg[c];
-  }
-  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
-    for (i64 n = n0; n < n1; ++n)
-      for (i64 c = 0; c < C; ++c) {
-        const float m = save_mean[c], s = save_inv_std[c], kc = k[c], b = db[c], g = dg[c];
-        const i64 base = (n * C + c) * HW;
-        for (i64 i = base; i < base + HW; ++i) {
-          const float xhat = (x[i] - m) * s;
-          dx[i] = kc * ((count * dy[i] - b) - xhat * g);
-        }
-      }
-  });
+  const auto sums = [&](std::uint32_t, auto term, float* out) {
+    channel_sums(level, N, C, HW, term, out);
+  };
+  backward(sums, false, false, N, C, HW, x, dy, gamma, save_mean, save_inv_std, dx, dgamma, dbeta);
 }
 
 // ---- The `emulated` level (batchnorm.h, "The emulated level") ----
@@ -239,23 +302,6 @@ void impl_channel_sums(const BatchnormImpl& impl, std::uint32_t which, i64 N, i6
       const i64 n = k / HW;
       return term((n * C + c) * HW + (k - n * HW), c);
     });
-  });
-}
-
-// normalize() with the affine's contraction drawn: fmaf(xhat, gamma, beta) when fused.
-void impl_normalize(bool fused, i64 N, i64 C, i64 HW, const float* x, const float* shift,
-                    const float* scale, const float* gamma, const float* beta, float* y) {
-  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
-    for (i64 n = n0; n < n1; ++n)
-      for (i64 c = 0; c < C; ++c) {
-        const float m = shift[c], s = scale[c], g = gamma[c], b = beta[c];
-        const float* xs = x + (n * C + c) * HW;
-        float* ys = y + (n * C + c) * HW;
-        if (fused)
-          for (i64 i = 0; i < HW; ++i) ys[i] = fmaf((xs[i] - m) * s, g, b);
-        else
-          for (i64 i = 0; i < HW; ++i) ys[i] = ((xs[i] - m) * s) * g + b;
-      }
   });
 }
 
@@ -278,24 +324,11 @@ BatchnormImpl batchnorm_impl(const ImplDraw* reduce, const ImplDraw* contraction
 void batchnorm_forward_train(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
                              const float* gamma, const float* beta, float eps, float* y,
                              float* save_mean, float* save_inv_std, float* batch_var) {
-  const float count = static_cast<float>(N * HW);
-  std::vector<float> sums(static_cast<std::size_t>(C));
-  impl_channel_sums(
-      impl, 0, N, C, HW, [x](i64 i, i64) { return x[i]; }, sums.data());
-  for (i64 c = 0; c < C; ++c) save_mean[c] = sums[c] / count;
-  impl_channel_sums(
-      impl, 1, N, C, HW,
-      [x, save_mean](i64 i, i64 c) {
-        const float d = x[i] - save_mean[c];
-        return d * d;
-      },
-      sums.data());
-  for (i64 c = 0; c < C; ++c) {
-    const float var = sums[c] / count;
-    if (batch_var) batch_var[c] = var;
-    save_inv_std[c] = 1.0f / sqrtf(var + eps);
-  }
-  impl_normalize(impl.fma_affine, N, C, HW, x, save_mean, save_inv_std, gamma, beta, y);
+  const auto sums = [&](std::uint32_t which, auto term, float* out) {
+    impl_channel_sums(impl, which, N, C, HW, term, out);
+  };
+  forward_train(sums, impl.fma_affine, N, C, HW, x, gamma, beta, eps, y, save_mean, save_inv_std,
+                batch_var);
 }
 
 void batchnorm_forward_eval(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
@@ -303,41 +336,17 @@ void batchnorm_forward_eval(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, con
                             const float* running_var, float eps, float* y) {
   std::vector<float> inv_std(static_cast<std::size_t>(C));
   for (i64 c = 0; c < C; ++c) inv_std[c] = 1.0f / sqrtf(running_var[c] + eps);
-  impl_normalize(impl.fma_affine, N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
+  normalize(impl.fma_affine, N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
 }
 
 void batchnorm_backward(const BatchnormImpl& impl, i64 N, i64 C, i64 HW, const float* x,
                         const float* dy, const float* gamma, const float* save_mean,
                         const float* save_inv_std, float* dx, float* dgamma, float* dbeta) {
-  const float count = static_cast<float>(N * HW);
-  std::vector<float> db(static_cast<std::size_t>(C)), dg(static_cast<std::size_t>(C));
-  impl_channel_sums(
-      impl, 0, N, C, HW, [dy](i64 i, i64) { return dy[i]; }, db.data());
-  impl_channel_sums(
-      impl, 1, N, C, HW,
-      [x, dy, save_mean, save_inv_std](i64 i, i64 c) {
-        return dy[i] * ((x[i] - save_mean[c]) * save_inv_std[c]);
-      },
-      dg.data());
-  std::vector<float> k(static_cast<std::size_t>(C));
-  for (i64 c = 0; c < C; ++c) {
-    k[c] = (gamma[c] * save_inv_std[c]) / count;
-    if (dbeta) dbeta[c] = db[c];
-    if (dgamma) dgamma[c] = dg[c];
-  }
-  const bool f1 = impl.fma_count_dy, f2 = impl.fma_xhat_dgamma;
-  parallel_ranges(N, [&](i64 n0, i64 n1, int) {
-    for (i64 n = n0; n < n1; ++n)
-      for (i64 c = 0; c < C; ++c) {
-        const float m = save_mean[c], s = save_inv_std[c], kc = k[c], b = db[c], g = dg[c];
-        const i64 base = (n * C + c) * HW;
-        for (i64 i = base; i < base + HW; ++i) {
-          const float xhat = (x[i] - m) * s;
-          const float t = f1 ? fmaf(count, dy[i], -b) : count * dy[i] - b;
-          dx[i] = kc * (f2 ? fmaf(-xhat, g, t) : t - xhat * g);
-        }
-      }
-  });
+  const auto sums = [&](std::uint32_t which, auto term, float* out) {
+    impl_channel_sums(impl, which, N, C, HW, term, out);
+  };
+  backward(sums, impl.fma_count_dy, impl.fma_xhat_dgamma, N, C, HW, x, dy, gamma, save_mean,
+           save_inv_std, dx, dgamma, dbeta);
 }
 
 }  // namespace detdl::cpu
