@@ -17,6 +17,7 @@
 #include "engine/allocator.h"
 #include "kernels/common/activation.h"
 #include "kernels/common/binary_op.h"
+#include "kernels/common/cross_entropy.h"
 #include "kernels/common/level.h"
 #include "kernels/common/optim_params.h"
 #include "kernels/common/shapes.h"

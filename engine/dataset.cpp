@@ -11,6 +11,7 @@ std::string_view loss_name(LossKind k) {
     case LossKind::softmax_ce: return "softmax_ce";
     case LossKind::bce: return "bce";
     case LossKind::mse: return "mse";
+    case LossKind::keras_ce: return "keras_ce";
   }
   return "?";
 }

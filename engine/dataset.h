@@ -19,8 +19,15 @@ struct Dataset {
 };
 
 // The loss a data set's targets are for (the trainer's loss, chosen by the task).
-enum class LossKind { softmax_ce, bce, mse };
+// softmax_ce: exact cross-entropy of the logits; keras_ce: Keras 2.2.2's categorical
+// cross-entropy of the softmax output, probabilities clipped to [1e-7, 1 - 1e-7]
+// (kernels/common/cross_entropy.h). Both take class labels and a logits output.
+enum class LossKind { softmax_ce, bce, mse, keras_ce };
 std::string_view loss_name(LossKind k);
+// softmax_ce or keras_ce: int32 class labels, the model's output is logits.
+inline bool takes_class_labels(LossKind k) {
+  return k == LossKind::softmax_ce || k == LossKind::keras_ce;
+}
 
 // Rows [begin, end) of both tensors, copied.
 Dataset slice_rows(const Dataset& d, std::int64_t begin, std::int64_t end);

@@ -29,6 +29,8 @@ namespace {
 Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y) {
   switch (kind) {
     case LossKind::softmax_ce: return ops::softmax_cross_entropy(out, y);
+    case LossKind::keras_ce:
+      return ops::softmax_cross_entropy(out, y, CrossEntropyForm::keras_clipped);
     case LossKind::bce: return ops::binary_cross_entropy(out, y, /*from_logits=*/false);
     case LossKind::mse: return ops::mean_squared_error(out, y);
   }
@@ -63,7 +65,7 @@ std::int64_t count_correct(LossKind kind, const Tensor& out, const Tensor& y) {
   for (std::int64_t i = 0; i < n; ++i) {
     const float* p = out.f32() + i * k;  // (k)
     if (any_nan(p)) continue;
-    if (kind == LossKind::softmax_ce) {
+    if (takes_class_labels(kind)) {
       correct += argmax(p) == y.i32()[i];
       continue;
     }
@@ -83,7 +85,7 @@ namespace {
 void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vector<float>& probs,
                    std::vector<float>& dense) {
   const std::int64_t n = out.dim(0), k = out.numel() / n;
-  if (kind == LossKind::softmax_ce) {
+  if (takes_class_labels(kind)) {
     probs = ops::softmax(out).to_vector();
     dense = one_hot(y.i32(), n, k);
   } else {
@@ -95,7 +97,7 @@ void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vecto
 }  // namespace
 
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
-                         std::int64_t eval_batch) {
+                         std::int64_t eval_batch, float penalty) {
   NoGradGuard ng;
   const Device dev = model.device();
   const bool was_training = model.training();
@@ -124,20 +126,20 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
       metric_inputs(loss, out, yb, p, t);
       acc.add(p.data(), t.data(), c, k);
     }
-    if (loss == LossKind::softmax_ce) {
+    if (takes_class_labels(loss)) {
       const float* o = out.f32();
       scores.insert(scores.end(), o, o + c * k);
     }
   }
   model.train(was_training);
   const float total = canonical_sum(weighted.data(), static_cast<std::int64_t>(weighted.size()));
-  r.loss = n ? total / static_cast<float>(n) : 0.0f;
+  r.loss = n ? total / static_cast<float>(n) + penalty : 0.0f;
   r.accuracy = n ? static_cast<float>(correct) / static_cast<float>(n) : 0.0f;
   if (metrics && n) {
     const auto m = acc.result();
     std::copy(m.begin(), m.end(), r.metrics.begin());
   }
-  if (loss == LossKind::softmax_ce && n) {
+  if (takes_class_labels(loss) && n) {
     r.per_class_accuracy = per_class_accuracy(scores.data(), data.y.i32(), n, k);
     r.predictions.resize(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
@@ -221,6 +223,23 @@ std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& sha
   return -1;
 }
 
+bool Trainer::penalized(const NamedTensor& p) const {
+  // Default: penalties on weights, not biases or norm scales.
+  return cfg_.penalize ? cfg_.penalize(p) : p.tensor.ndim() >= 2;
+}
+
+float Trainer::penalty_value() {
+  if (!(cfg_.l1 > 0.0f) && !(cfg_.l2 > 0.0f)) return 0.0f;
+  NoGradGuard ng;
+  float total = 0.0f;  // the training step's order: parameters in order, l1 then l2
+  for (const auto& p : model_.parameters()) {
+    if (!penalized(p)) continue;
+    if (cfg_.l1 > 0.0f) total = total + ops::l1_penalty(p.tensor, cfg_.l1).item();
+    if (cfg_.l2 > 0.0f) total = total + ops::l2_penalty(p.tensor, cfg_.l2).item();
+  }
+  return total;
+}
+
 std::pair<std::size_t, std::int64_t> nudged_element(const Module& model, std::uint64_t nudge) {
   const auto params = model.parameters();
   std::int64_t total = 0;
@@ -253,16 +272,16 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   Tensor loss = compute_loss(cfg_.loss, out_dev, yb.to(dev));
   const float data_loss = loss.item();
   for (const auto& p : model_.parameters()) {
-    // Default: penalties on weights, not biases or norm scales.
-    if (cfg_.penalize ? !cfg_.penalize(p) : p.tensor.ndim() < 2) continue;
+    if (!penalized(p)) continue;
     if (cfg_.l1 > 0.0f) loss = ops::add(loss, ops::l1_penalty(p.tensor, cfg_.l1));
     if (cfg_.l2 > 0.0f) loss = ops::add(loss, ops::l2_penalty(p.tensor, cfg_.l2));
   }
+  const float total_loss = loss.item();  // Keras's training loss: data + penalties
   backward(loss);
   opt_.step(cfg_.schedule.lr(epoch));
   opt_.zero_grad();
   const Tensor out = out_dev.to(Device::cpu);  // accuracy and metrics on the host
-  prog.batch_losses.push_back(data_loss);
+  prog.batch_losses.push_back(total_loss);
   prog.correct += count_correct(cfg_.loss, out, yb);
   if (cfg_.metrics) {
     // Train metrics on the batch's outputs before the update: Keras's running mean.
@@ -277,24 +296,37 @@ EpochStats Trainer::end_epoch(std::int64_t epoch, std::int64_t rows, const Epoch
                               const EvalSets& evals, std::chrono::steady_clock::time_point began) {
   EpochStats st;
   st.epoch = epoch;
-  st.train_loss =
-      canonical_sum(prog.batch_losses.data(), static_cast<std::int64_t>(prog.batch_losses.size())) /
-      static_cast<float>(prog.batch_losses.size());
+  // Keras's epoch loss (BaseLogger): each batch's loss weighted by its row count, over the
+  // rows; only the epoch's last batch can be short.
+  const auto batches = static_cast<std::int64_t>(prog.batch_losses.size());
+  st.train_loss = canonical_sum_of(batches,
+                                   [&](std::int64_t i) {
+                                     const std::int64_t c =
+                                         std::min(cfg_.batch_size, rows - i * cfg_.batch_size);
+                                     return prog.batch_losses[i] * static_cast<float>(c);
+                                   }) /
+                  static_cast<float>(rows);
   st.train_accuracy = static_cast<float>(prog.correct) / static_cast<float>(rows);
   if (cfg_.metrics && prog.metrics.samples() > 0) {
     const auto m = prog.metrics.result();
     std::copy(m.begin(), m.end(), st.train_metrics.begin());
   }
   st.train_seconds = seconds_since(began);
+  const float penalty = penalty_value();
+  if (evals.validation) {
+    const auto t = std::chrono::steady_clock::now();
+    st.validation =
+        evaluate_full(model_, *evals.validation, cfg_.loss, cfg_.metrics, 1000, penalty);
+    st.has_validation = true;
+    st.validation_seconds = seconds_since(t);
+  }
   if (evals.test) {
-    st.test = evaluate_full(model_, *evals.test, cfg_.loss, cfg_.metrics);
+    const auto t = std::chrono::steady_clock::now();
+    st.test = evaluate_full(model_, *evals.test, cfg_.loss, cfg_.metrics, 1000, penalty);
     st.has_test = true;
     st.test_loss = st.test.loss;
     st.test_accuracy = st.test.accuracy;
-  }
-  if (evals.validation) {
-    st.validation = evaluate_full(model_, *evals.validation, cfg_.loss, cfg_.metrics);
-    st.has_validation = true;
+    st.test_seconds = seconds_since(t);
   }
   st.seconds = seconds_since(began);
   st.weight_hash = weight_hash(model_);
@@ -356,10 +388,11 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
                                 seconds_since(t_start), cfg_.batch_size});
     if (step % spe == 0) {  // epoch end
       result.epochs.push_back(end_epoch(epoch, n, prog, evals, t_epoch));
-      t_epoch = std::chrono::steady_clock::now();
       prog = EpochProgress{};
       if (on_epoch) on_epoch(result.epochs.back());
       save();
+      // The record's and the checkpoint's writing belong to no epoch's time.
+      t_epoch = std::chrono::steady_clock::now();
     } else if (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0) {
       save();
     }

@@ -94,8 +94,10 @@ struct EvalResult {
 };
 
 struct EpochStats {
-  std::int64_t epoch = 0;   // 0-based
-  float train_loss = 0.0f;  // mean of the epoch's batch losses (canonical sum / batches)
+  std::int64_t epoch = 0;  // 0-based
+  // Keras's: each batch's loss (data + L1/L2 penalties) weighted by its rows, over the rows
+  // (canonical sum of loss_b * rows_b, / rows); test and validation losses add the penalty.
+  float train_loss = 0.0f;
   float train_accuracy = 0.0f;
   MetricValues train_metrics{};  // running means over the epoch's batches (Keras semantics)
   float test_loss = 0.0f;        // over the whole test set, eval mode
@@ -103,8 +105,14 @@ struct EpochStats {
   EvalResult test;        // full evaluation of the test set (when one is given)
   EvalResult validation;  // and of the validation set (when one is given)
   bool has_test = false, has_validation = false;
-  double seconds = 0.0;        // training and evaluation
-  double train_seconds = 0.0;  // the epoch's steps only
+  // Times (steady clock). The dl-variance study timed training plus validation (Keras's
+  // fit with validation_data): its convergence time is the sum of train_seconds +
+  // validation_seconds (variance/stats.h). seconds adds the test evaluation and the weight
+  // hash; writing the record and the checkpoint after the epoch counts nowhere.
+  double seconds = 0.0;             // the whole epoch end to end
+  double train_seconds = 0.0;       // the epoch's steps only
+  double validation_seconds = 0.0;  // evaluating the validation set (0 without one)
+  double test_seconds = 0.0;        // evaluating the test set (0 without one)
   std::string weight_hash;
 };
 
@@ -137,9 +145,12 @@ std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind lo
                                  std::int64_t eval_batch = 1000);
 
 // Loss, accuracy and (with metrics) the BUTTER series, per-class accuracy and predictions.
-// Runs on the model's device (Module::device()); `data` is on the host.
+// Runs on the model's device (Module::device()); `data` is on the host. The loss is the
+// data loss's mean over the rows plus `penalty` (the trainer passes its L1/L2 penalty terms:
+// Keras's evaluate reports the total loss, regularisation included, and the dl-variance
+// best_loss criterion selected on that).
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
-                         std::int64_t eval_batch = 1000);
+                         std::int64_t eval_batch = 1000, float penalty = 0.0f);
 
 class Trainer {
  public:
@@ -160,6 +171,10 @@ class Trainer {
   // penalties, backward, update; adds the batch to `prog`. Returns the data loss.
   float train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count,
                    std::int64_t step, std::int64_t epoch, EpochProgress& prog);
+  // Whether the L1/L2 penalties apply to p (TrainConfig::penalize, or weights by default).
+  bool penalized(const NamedTensor& p) const;
+  // The penalty terms at the current weights, summed as the training step adds them.
+  float penalty_value();
   // The epoch's summary: training series from `prog`, evaluation of the held-out sets.
   EpochStats end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog,
                        const EvalSets& evals, std::chrono::steady_clock::time_point began);

@@ -30,7 +30,7 @@ using Identity = std::map<std::string, std::string>;
 // The epoch so far: what an epoch's summary is computed from, saved with every checkpoint
 // so that a run resumed mid-epoch reports the same epoch as one never stopped.
 struct EpochProgress {
-  std::vector<float> batch_losses;  // each step's data loss, in step order
+  std::vector<float> batch_losses;  // each step's loss (data + penalties), in step order
   std::int64_t correct = 0;         // rows predicted right
   MetricAccumulator metrics;        // the BUTTER series' per-sample values
 };

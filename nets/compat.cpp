@@ -91,8 +91,9 @@ void check_loss_fits(const std::string& net, const DataBundle& d, const std::str
                                                          : "mse";
   switch (loss) {
     case LossKind::softmax_ce:
+    case LossKind::keras_ce:
       if (!class_labels || d.task != Task::multiclass)
-        misfit("softmax_ce needs class labels, the targets are " +
+        misfit(std::string(loss_name(loss)) + " needs class labels, the targets are " +
                std::string(data::task_name(d.task)) + " values; use " + instead);
       return;
     case LossKind::bce: {
@@ -124,9 +125,11 @@ void check_loss_fits(const std::string& net, const DataBundle& d, const std::str
 LossKind resolve_loss(const std::string& loss, const data::DataBundle& d) {
   if (loss == "auto") return d.loss;
   if (loss == "softmax_ce") return LossKind::softmax_ce;
+  if (loss == "keras_ce") return LossKind::keras_ce;
   if (loss == "bce") return LossKind::bce;
   if (loss == "mse") return LossKind::mse;
-  throw std::invalid_argument("--loss: expected auto, softmax_ce, bce or mse, got '" + loss + "'");
+  throw std::invalid_argument("--loss: expected auto, softmax_ce, keras_ce, bce or mse, got '" +
+                              loss + "'");
 }
 
 void check_fits(const std::string& net, const data::DataBundle& d, const std::string& loss) {

@@ -21,7 +21,8 @@
 
 namespace detdl::nets {
 
-// The loss a run trains with: "softmax_ce", "bce", "mse", or "auto" for the data set's own
+// The loss a run trains with: "softmax_ce", "keras_ce" (Keras's clipped categorical
+// cross-entropy, engine/dataset.h), "bce", "mse", or "auto" for the data set's own
 // (softmax_ce for class labels, bce for binary, mse for regression). Throws
 // std::invalid_argument for any other name.
 LossKind resolve_loss(const std::string& loss, const data::DataBundle& data);

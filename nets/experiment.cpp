@@ -235,8 +235,9 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     r.bad("batch_size", "expected 1 to " + std::to_string(kMaxBatchSize) + ", got " +
                             std::to_string(e.batch_size));
   r.get("loss", e.loss);
-  if (e.loss != "auto" && e.loss != "softmax_ce" && e.loss != "bce" && e.loss != "mse")
-    r.bad("loss", "expected auto, softmax_ce, bce or mse, got '" + e.loss + "'");
+  if (e.loss != "auto" && e.loss != "softmax_ce" && e.loss != "keras_ce" && e.loss != "bce" &&
+      e.loss != "mse")
+    r.bad("loss", "expected auto, softmax_ce, keras_ce, bce or mse, got '" + e.loss + "'");
   if (const json* o = r.child("optimizer")) {
     FieldReader ro(*o, r.path("optimizer"));
     std::string kind = std::string(optimizer_name(e.optimizer.kind));
@@ -544,6 +545,8 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
     json ep{{"epoch", s.epoch + 1},
             {"seconds", s.seconds},
             {"train_seconds", s.train_seconds},
+            {"validation_seconds", s.validation_seconds},
+            {"test_seconds", s.test_seconds},
             {"weight_hash", s.weight_hash}};
     ep["train"] = series_json(s.train_loss, s.train_accuracy, s.train_metrics, e.metrics);
     if (s.has_test) {

@@ -109,9 +109,10 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     spec.model = make_small_cnn(d.sample_shape[0], d.outputs, output);
     spec.description =
         output == OutputActivation::sigmoid ? "small cnn, sigmoid output" : "small cnn";
-  } else if (loss != LossKind::softmax_ce && base != "butter") {
+  } else if (!takes_class_labels(loss) && base != "butter") {
     // LeNet, ResNet and WRN are the studies' classifiers: logits for softmax cross-entropy.
-    throw std::invalid_argument("net '" + name + "' is a classifier trained with softmax_ce, not " +
+    throw std::invalid_argument("net '" + name +
+                                "' is a classifier trained with softmax_ce or keras_ce, not " +
                                 std::string(loss_name(loss)));
   } else if (base == "lenet1" || base == "lenet4" || base == "lenet5") {
     LenetOptions o;
@@ -190,7 +191,7 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     const ButterPlan plan = butter_plan(*shape, size, depth, n_in, d.outputs);
     // BUTTER (Keras): a sigmoid output for every task but multi-class (softmax there,
     // which the engine's softmax cross-entropy applies to the logits itself).
-    spec.model = make_butter_mlp(*shape, plan, n_in, loss != LossKind::softmax_ce);
+    spec.model = make_butter_mlp(*shape, plan, n_in, !takes_class_labels(loss));
     std::string w;
     for (auto x : plan.widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
     spec.description = "BUTTER " + parts[1] + " depth " + parts[2] + " size " + parts[3] + ": " +

@@ -360,7 +360,9 @@ void add_train_command(CLI::App& app) {
   o["--epochs"] = c->add_option("--epochs", v.epochs, "epochs")->check(integer_text());
   o["--batch-size"] =
       c->add_option("--batch-size", v.batch_size, "mini-batch size")->check(integer_text());
-  o["--loss"] = c->add_option("--loss", f->loss, "auto, softmax_ce, bce or mse");
+  o["--loss"] = c->add_option(
+      "--loss", f->loss,
+      "auto, softmax_ce, keras_ce (Keras 2.2.2's clipped categorical cross-entropy), bce or mse");
   o["--optimizer"] = c->add_option("--optimizer", f->optimizer, "sgd, adam or rmsprop");
   o["--lr"] = c->add_option("--lr", v.schedule.base_lr, "learning rate")->check(number_text());
   o["--momentum"] = c->add_option("--momentum", v.optimizer.momentum, "SGD / RMSprop momentum")

@@ -3,8 +3,8 @@
 // --set, each twin's difference from --a / --b (FIELD=VALUE, as --set):
 //
 //   detdl twin --preset lenet5 --set epochs=3 --b init_nudge=1 --out nudge.csv
-//   detdl twin --preset lenet5 --set epochs=3 --set emulated_ops='["conv"]' \
-//              --a seeds.impl=1 --b seeds.impl=2 --out conv.csv
+//   detdl twin --preset lenet5 --set epochs=3 --set emulated_ops='["conv"]'
+//              --a seeds.impl=1 --b seeds.impl=2 --out conv.csv    (one command)
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>

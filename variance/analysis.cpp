@@ -32,6 +32,45 @@ nlohmann::json algorithmic_part(nlohmann::json e) {
   return e;
 }
 
+}  // namespace
+
+std::string what_varies(const std::vector<StoredRun>& runs) {
+  static const char* const kAlgorithmic[] = {"init",    "order",       "augment",
+                                             "dropout", "label_noise", "split"};
+  auto field = [](const nlohmann::json& e, const char* group, const char* key) {
+    const nlohmann::json* g = group ? (e.contains(group) ? &e[group] : nullptr) : &e;
+    return g && g->contains(key) ? (*g)[key] : nlohmann::json();
+  };
+  auto differs = [&](const char* group, const char* key) {
+    for (const auto& r : runs)
+      if (field(r.experiment, group, key) != field(runs.front().experiment, group, key))
+        return true;
+    return false;
+  };
+  std::vector<std::string> parts;
+  std::string seeds;
+  int n = 0;
+  for (const char* k : kAlgorithmic)
+    if (!runs.empty() && differs("seeds", k)) seeds += (n++ ? ", " : "") + std::string(k);
+  if (n == 6) seeds = "all six seeds";
+  if (n > 0) parts.push_back("algorithmic: " + seeds);
+  if (!runs.empty() && differs("seeds", "impl")) parts.push_back("implementation: impl seed");
+  bool timing = false;
+  for (const auto& r : runs) {
+    const auto level = field(r.experiment, nullptr, "level");
+    const auto fast = field(r.experiment, nullptr, "fast_ops");
+    timing = timing || level == "fast" || (fast.is_array() && !fast.empty());
+  }
+  if (timing) parts.push_back("implementation: timing (fast)");
+  if (!runs.empty() && differs(nullptr, "init_nudge")) parts.push_back("one ulp: init_nudge");
+  if (parts.empty()) return "nothing";
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : " + ") + p;
+  return out;
+}
+
+namespace {
+
 void write_text(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -127,6 +166,7 @@ Analysis analyze(const Store& store, const std::string& study) {
       a.summaries.push_back(std::move(sum));
     }
     a.spreads.push_back(implementation_spread(runs, Selection::last));
+    a.varies.push_back(what_varies(runs));
     a.butter.push_back(butter_summary(runs));
     std::vector<std::vector<std::string>> hs;
     bool known = true;
@@ -229,11 +269,11 @@ void print_analysis(const Analysis& a, std::ostream& out) {
       out << line;
     }
   }
-  out << "\nimplementation-only spread (last epoch; test accuracy in %, test loss for regression) "
-         "and divergence\n";
+  out << "\nspread by what each setting varies (last epoch; test accuracy in %, test loss for "
+         "regression) and divergence\n";
   std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, "setting", "bit-identical",
                 "max-min [90% bootstrap CI]", "first diverging step", "weight dist (relative)",
-                "note");
+                "varies; note");
   out << line;
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
@@ -255,10 +295,10 @@ void print_analysis(const Analysis& a, std::ostream& out) {
       std::snprintf(wd, sizeof wd, "-");
     else
       std::snprintf(wd, sizeof wd, "%.4g (%.2e)", dist.mean_l2, dist.relative);
-    std::string note = !sp.exactly_zero && sp.spread == 0 ? kIdenticalNote : "";
+    std::string note = a.varies[i];
+    if (!sp.exactly_zero && sp.spread == 0) note += std::string("; ") + kIdenticalNote;
     if (sp.left_out > 0)
-      note += (note.empty() ? "" : "; ") + std::to_string(sp.left_out) +
-              " run(s) left out (not finite)";
+      note += "; " + std::to_string(sp.left_out) + " run(s) left out (not finite)";
     std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, a.settings[i].c_str(),
                   sp.exactly_zero ? "yes" : "no", ci, fd, wd, note.c_str());
     out << line;
@@ -285,7 +325,7 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
   std::string s =
       "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_"
       "divergence_step,"
-      "mean_weight_distance,relative_weight_distance\n";
+      "mean_weight_distance,relative_weight_distance,varies\n";
   for (std::size_t i = 0; i < a.settings.size(); ++i) {
     const auto& sp = a.spreads[i];
     s += csv_field(a.settings[i]) + "," + std::to_string(sp.n) + "," +
@@ -293,7 +333,7 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
          csv_number(sp.spread_ci.low) + "," + csv_number(sp.spread_ci.high) + "," +
          csv_number(sp.sd) + "," + csv_number(sp.sd_ci.low) + "," + csv_number(sp.sd_ci.high) +
          "," + csv_number(a.first_divergence[i]) + "," + csv_number(a.weight_distances[i].mean_l2) +
-         "," + csv_number(a.weight_distances[i].relative) + "\n";
+         "," + csv_number(a.weight_distances[i].relative) + "," + csv_field(a.varies[i]) + "\n";
   }
   write_text(dir / "implementation_spread.csv", s);
   s = "setting,step,distinct_states\n";

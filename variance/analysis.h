@@ -34,7 +34,15 @@ struct Analysis {
   std::vector<WeightDistance> weight_distances;  // per setting
   std::vector<DivergencePair>
       pairs;  // same repetition, settings whose runs differ only in level / fast ops
+  std::vector<std::string> varies;  // per setting: what_varies() of its runs
 };
+
+// What differs between a setting's runs, in words, from their stored experiments: the
+// algorithmic seeds that differ ("algorithmic: all six seeds", "algorithmic: init, order"),
+// "implementation: impl seed" (emulated), "implementation: timing (fast)" (level fast or
+// fast ops, where threads and timing decide), "one ulp: init_nudge", joined by " + ";
+// "nothing" when every run has the same experiment at a deterministic level.
+std::string what_varies(const std::vector<StoredRun>& runs);
 
 // Reads the study's runs from the store and computes everything. Throws std::runtime_error
 // when the study is not in the store or has no runs.

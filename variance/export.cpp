@@ -210,14 +210,16 @@ void write_butter_summary(const std::filesystem::path& path,
 
 void write_comparisons(const std::filesystem::path& path,
                        const std::vector<Comparison>& comparisons) {
-  const Row header = {"setting_a",     "setting_b",     "criterion", "levene_p",
-                      "mannwhitney_u", "mannwhitney_p", "cohens_d"};
+  const Row header = {"setting_a",     "setting_b",
+                      "criterion",     "levene_p",
+                      "mannwhitney_u", "mannwhitney_p_two_sided",
+                      "cohens_d",      "mannwhitney_p_scipy_legacy_one_sided"};
   std::vector<Row> rows;
   for (const auto& c : comparisons)
     rows.push_back({csv_field(c.setting_a), csv_field(c.setting_b),
                     std::string(selection_name(c.criterion)), csv_number(c.levene_p),
                     csv_number(c.mannwhitney_u), csv_number(c.mannwhitney_p),
-                    csv_number(c.cohens_d)});
+                    csv_number(c.cohens_d), csv_number(c.mannwhitney_p_legacy)});
   write_table(path, header, rows);
 }
 

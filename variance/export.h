@@ -49,7 +49,9 @@ void write_butter_summary(const std::filesystem::path& path,
                           const std::vector<ButterSummary>& summaries);
 
 // comparisons.csv: columns setting_a, setting_b, criterion, levene_p, mannwhitney_u,
-// mannwhitney_p, cohens_d.
+// mannwhitney_p_two_sided (scipy's method="asymptotic"), cohens_d,
+// mannwhitney_p_scipy_legacy_one_sided (scipy < 1.7's default, half the two-sided p, which
+// the dl-variance analysis reported; variance/stats.h).
 void write_comparisons(const std::filesystem::path& path,
                        const std::vector<Comparison>& comparisons);
 

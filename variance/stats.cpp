@@ -496,6 +496,30 @@ TestResult mann_whitney_u(const std::vector<double>& a, const std::vector<double
   return {u1, std::min(1.0, 2 * normal_sf(z))};
 }
 
+TestResult mann_whitney_u_scipy_legacy(const std::vector<double>& a, const std::vector<double>& b) {
+  const TestResult two = mann_whitney_u(a, b);  // checks, NaN handling and U1
+  if (std::isnan(two.statistic)) return {};
+  const double n1n2 = static_cast<double>(a.size()) * static_cast<double>(b.size());
+  const double u1 = two.statistic, u2 = n1n2 - u1;
+  // Recompute |z| as scipy 1.3 did: (max U - (mu + 0.5)) / sd; all tied: |-0.5 / 0| = inf.
+  const std::size_t n = a.size() + b.size();
+  std::vector<double> all(a);
+  all.insert(all.end(), b.begin(), b.end());
+  std::sort(all.begin(), all.end());
+  double tie_term = 0;
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i;
+    while (j < n && all[j] == all[i]) ++j;
+    const double t = static_cast<double>(j - i);
+    tie_term += t * t * t - t;
+    i = j;
+  }
+  const double dn = static_cast<double>(n);
+  const double sd = std::sqrt(n1n2 / 12 * ((dn + 1) - tie_term / (dn * (dn - 1))));
+  const double z = (std::max(u1, u2) - (n1n2 / 2 + 0.5)) / sd;
+  return {std::min(u1, u2), normal_sf(std::fabs(z))};
+}
+
 double cohens_d(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.empty() || b.empty()) throw std::invalid_argument("cohens_d: a sample is empty");
   if (a.size() + b.size() < 3) return kNaN;  // no degrees of freedom for the pooled SD
@@ -526,6 +550,7 @@ Comparison compare_settings(const std::vector<StoredRun>& a, const std::vector<S
   const auto mw = mann_whitney_u(acc_a, acc_b);
   c.mannwhitney_u = mw.statistic;
   c.mannwhitney_p = mw.p;
+  c.mannwhitney_p_legacy = mann_whitney_u_scipy_legacy(acc_a, acc_b).p;
   c.cohens_d = cohens_d(acc_a, acc_b);
   return c;
 }

@@ -9,7 +9,8 @@
 //     convergence time and epoch;
 //   - between two settings: Levene's test with the median as centre (Brown-Forsythe; the
 //     default of scipy.stats.levene), Mann-Whitney U (normal approximation with tie and
-//     continuity correction, two-sided; scipy's method="asymptotic"), Cohen's d (pooled SD).
+//     continuity correction, two-sided; scipy's method="asymptotic"; and the one-sided p of
+//     scipy < 1.7's default, which the study's analysis reported), Cohen's d (pooled SD).
 // What goes further: prediction churn, the first epoch at which runs diverge, bootstrap
 // intervals, an exact "zero" verdict for the implementation-only spread, and BUTTER's
 // per-epoch summary over repetitions (shared/design/BUTTER.md).
@@ -148,6 +149,12 @@ TestResult levene_median(const std::vector<std::vector<double>>& groups);
 // statistic = U of sample a (U1, scipy >= 1.7); p two-sided from the normal approximation
 // with tie correction and continuity correction 0.5, clipped to 1.
 TestResult mann_whitney_u(const std::vector<double>& a, const std::vector<double>& b);
+// scipy.stats.mannwhitneyu before 1.7 with its default alternative=None, which the
+// dl-variance analysis called: statistic = min(U1, U2), p = sf(|z|) with z from the larger U
+// (continuity and tie correction as above): one-sided, half the two-sided p. Faithful to
+// its quirk: when every value is tied (identical runs) the SD is 0, |z| is infinite and p
+// is 0, not 1.
+TestResult mann_whitney_u_scipy_legacy(const std::vector<double>& a, const std::vector<double>& b);
 // (mean_a - mean_b) / pooled SD with n_a + n_b - 2 degrees of freedom.
 double cohens_d(const std::vector<double>& a, const std::vector<double>& b);
 
@@ -155,6 +162,7 @@ struct Comparison {
   std::string setting_a, setting_b;
   Selection criterion = Selection::last;
   double levene_p = kNaN, mannwhitney_u = kNaN, mannwhitney_p = kNaN, cohens_d = kNaN;
+  double mannwhitney_p_legacy = kNaN;  // mann_whitney_u_scipy_legacy: the study's one-sided p
 };
 // The three tests on the selected values of the settings' metric (test accuracy, or test
 // loss when both are regression; NaN everywhere when only one is), finite values only.

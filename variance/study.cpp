@@ -177,20 +177,36 @@ Study study_from_json(const json& j, const std::string& where) {
         " runs, more than one study may plan (" + std::to_string(kMaxPlanRows) + ")");
   const std::vector<json> points = grid_points(grid);
   std::map<std::string, std::string> names;  // expanded setting name -> where it came from
+  // Runs planned so far, settings with their own repetitions counted at their own.
+  std::int64_t planned = file_settings * grid.points * s.repetitions;
   for (std::size_t i = 0; i < j["setting"].size(); ++i) {
     const json& t = j["setting"][i];
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
-    static const std::set<std::string> fields{"name",           "vary",       "level",
-                                              "fast_ops",       "threads",    "device",
-                                              "implementation", "experiment", "emulated_ops"};
+    static const std::set<std::string> fields{
+        "name",   "vary",           "level",      "fast_ops",     "threads",
+        "device", "implementation", "experiment", "emulated_ops", "repetitions"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
         throw std::invalid_argument(
             at + "." + it.key() +
             ": unknown field (name, vary, level, fast_ops, emulated_ops, threads, device, "
-            "implementation, experiment)");
+            "implementation, experiment, repetitions)");
     Setting st;
+    if (t.contains("repetitions")) {
+      const json& r = t["repetitions"];
+      if (!r.is_number_integer() ||
+          (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
+          r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
+        throw std::invalid_argument(at + ".repetitions: expected an integer from 1 to " +
+                                    std::to_string(kMaxRepetitions) + ", got " + r.dump());
+      st.repetitions = r.get<std::int64_t>();
+      planned += (st.repetitions - s.repetitions) * grid.points;
+      if (planned > kMaxPlanRows)
+        throw std::invalid_argument(
+            at + ".repetitions: the study would plan " + std::to_string(planned) +
+            " runs, more than one study may plan (" + std::to_string(kMaxPlanRows) + ")");
+    }
     if (!t.contains("name") || !t["name"].is_string() || t["name"].get<std::string>().empty())
       throw std::invalid_argument(at + ".name: required, a non-empty string");
     st.name = t["name"];
@@ -290,17 +306,20 @@ Study load_study(const std::string& path) {
 std::vector<PlanRow> make_plan(const Study& s) {
   const std::string where = s.source.empty() ? "study " + s.name : s.source;
   // A Study built in code skips study_from_json's bounds: check the size before allocating.
-  if (s.repetitions < 0 || s.repetitions > kMaxRepetitions ||
-      static_cast<std::int64_t>(s.settings.size()) * s.repetitions > kMaxPlanRows)
-    throw std::invalid_argument(where + ": repetitions: " + std::to_string(s.settings.size()) +
-                                " settings x " + std::to_string(s.repetitions) +
-                                " repetitions is more than one study may plan (" +
-                                std::to_string(kMaxPlanRows) + " runs)");
+  std::int64_t total = 0;
+  for (const auto& st : s.settings) {
+    const std::int64_t reps = repetitions_of(s, st);
+    if (reps < 0 || reps > kMaxRepetitions || (total += reps) > kMaxPlanRows)
+      throw std::invalid_argument(where + ": repetitions: " + std::to_string(s.settings.size()) +
+                                  " settings x " + std::to_string(s.repetitions) +
+                                  " repetitions is more than one study may plan (" +
+                                  std::to_string(kMaxPlanRows) + " runs)");
+  }
   std::vector<PlanRow> rows;
-  rows.reserve(s.settings.size() * static_cast<std::size_t>(s.repetitions));
+  rows.reserve(static_cast<std::size_t>(total));
   std::map<std::string, std::string> owner;  // key -> "setting 'x' repetition r"
   for (const auto& st : s.settings) {
-    for (std::int64_t r = 0; r < s.repetitions; ++r) {
+    for (std::int64_t r = 0; r < repetitions_of(s, st); ++r) {
       PlanRow row;
       row.setting = st.name;
       row.repetition = r;

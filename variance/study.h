@@ -19,6 +19,7 @@
 //   name = "varied"
 //   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split,
 //                             # impl (level = "emulated" or emulated_ops only), init_nudge
+//   repetitions = 64          # optional: this setting's own count (else the study's)
 //   [setting.experiment]      # optional per-setting overrides of the base
 //   batch_size = 64
 //   [grid]                    # optional: every setting at every combination (a sweep);
@@ -55,6 +56,9 @@ struct Setting {
   std::string name;
   std::vector<SeedSource> vary;  // these seeds change with the repetition; the rest stay fixed
   nets::Experiment experiment;   // the base with this setting's level, fast ops, threads, overrides
+  // This setting's own count (`repetitions` in its table), or 0 for the study's. A setting
+  // whose runs are bit-identical needs few; one resampled into 16-run groups needs many.
+  std::int64_t repetitions = 0;
 };
 
 struct Study {
@@ -65,6 +69,11 @@ struct Study {
   std::vector<Setting> settings;
   nlohmann::json spec;  // the file's content as JSON (stored with the study)
 };
+
+// The number of runs a setting plans: its own count, else the study's.
+inline std::int64_t repetitions_of(const Study& s, const Setting& st) {
+  return st.repetitions > 0 ? st.repetitions : s.repetitions;
+}
 
 // One run of the plan. A run is a pure function of its row.
 struct PlanRow {
@@ -84,7 +93,7 @@ Study study_from_json(const nlohmann::json& j, const std::string& where);
 // source, r), so repetitions never share a seed and no setting's seeds depend on another's.
 std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition);
 
-// Every row: settings in file order, repetitions 0 .. repetitions-1. Throws
+// Every row: settings in file order, repetitions 0 .. repetitions_of(setting)-1. Throws
 // std::invalid_argument (naming s.source, or the study) when the plan would exceed
 // kMaxPlanRows or two rows get one key.
 std::vector<PlanRow> make_plan(const Study& s);

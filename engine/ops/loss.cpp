@@ -75,7 +75,7 @@ Tensor softmax(const Tensor& logits) {
   return p;
 }
 
-Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, CrossEntropyForm form) {
   check_ndim(logits, 2, "softmax_cross_entropy logits (N, K)");
   check_dtype(labels, DType::i32, "softmax_cross_entropy labels");
   check_shape(labels, {logits.dim(0)}, "softmax_cross_entropy labels");
@@ -88,11 +88,12 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels) {
   float loss;
   if (dev == Device::cuda)
     loss = gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
-                                      nullptr, dp);
+                                      nullptr, dp, form);
   else if (const auto e = emulated_loss(true))
-    loss = cpu::softmax_cross_entropy(*e, N, K, logits.f32(), labels.i32(), nullptr, dp);
+    loss = cpu::softmax_cross_entropy(*e, N, K, logits.f32(), labels.i32(), nullptr, dp, form);
   else
-    loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp);
+    loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp,
+                                      form);
   Tensor y = Tensor::scalar(loss);
   record(OpKind::softmax_cross_entropy, {logits}, y,
          [d](const Tensor& g) { return std::vector<Tensor>{scaled(d, g)}; });

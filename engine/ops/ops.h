@@ -10,6 +10,7 @@
 
 #include "engine/tensor.h"
 #include "kernels/common/activation.h"
+#include "kernels/common/cross_entropy.h"
 
 namespace detdl::ops {
 
@@ -77,8 +78,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
 Tensor dropout(const Tensor& x, float p);
 
 // ---- losses (return a () scalar: the mean over the batch) ----
-Tensor softmax_cross_entropy(const Tensor& logits,
-                             const Tensor& labels);  // (N,K), labels (N) int32
+// form: exact (from the logits) or Keras's clipped form (kernels/common/cross_entropy.h).
+Tensor softmax_cross_entropy(const Tensor& logits,  // (N, K)
+                             const Tensor& labels,  // (N) int32
+                             CrossEntropyForm form = CrossEntropyForm::exact);
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets,
                             bool from_logits);                        // same shapes
 Tensor mean_squared_error(const Tensor& pred, const Tensor& target);  // same shapes

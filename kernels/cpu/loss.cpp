@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/cross_entropy.h"
 #include "kernels/common/detmath.h"
 #include "kernels/common/detmath_alt.h"
 #include "kernels/common/reduction.h"
@@ -58,6 +59,14 @@ float reduce_values(Level level, i64 n, Term term) {
   return tree.root();
 }
 
+void check_labels(i64 N, i64 K, const std::int32_t* labels) {
+  for (i64 i = 0; i < N; ++i)
+    if (labels[i] < 0 || labels[i] >= K)
+      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) +
+                                  " has label " + std::to_string(labels[i]) + ", outside [0, " +
+                                  std::to_string(K) + ")");
+}
+
 // One softmax row: m = max, e_k = exp(x_k - m) written to e; returns s = canonical sum.
 float row_exp(const float* x, i64 K, float* e, float& m) {
   m = x[0];
@@ -81,12 +90,9 @@ void softmax_forward(i64 N, i64 K, const float* logits, float* probs) {
 }
 
 float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
-                            const std::int32_t* labels, float* loss_per_sample, float* dlogits) {
-  for (i64 i = 0; i < N; ++i)
-    if (labels[i] < 0 || labels[i] >= K)
-      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) +
-                                  " has label " + std::to_string(labels[i]) + ", outside [0, " +
-                                  std::to_string(K) + ")");
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits,
+                            CrossEntropyForm form) {
+  check_labels(N, K, labels);
   if (N == 0) return 0.0f;
   std::vector<float> own;
   float* loss = loss_per_sample;
@@ -102,6 +108,15 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
       float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
       float m;
       const float s = row_exp(x, K, e, m);
+      if (form == CrossEntropyForm::keras_clipped) {
+        for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;  // the softmax output p
+        const KerasRow r = keras_row(e, K, labels[i], [](float v) { return det_logf(v); });
+        loss[i] = r.loss;
+        if (dlogits)
+          for (i64 k = 0; k < K; ++k)
+            e[k] = keras_grad(r, e[k], k == labels[i], [count](float v) { return v / count; });
+        continue;
+      }
       loss[i] = det_logf(s) - (x[labels[i]] - m);
       if (dlogits)
         for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
@@ -225,14 +240,6 @@ float impl_row_exp(const LossImpl& impl, const float* x, i64 K, float* e, float&
   return canonical_sum(e, K);
 }
 
-void check_labels(i64 N, i64 K, const std::int32_t* labels) {
-  for (i64 i = 0; i < N; ++i)
-    if (labels[i] < 0 || labels[i] >= K)
-      throw std::invalid_argument("softmax_cross_entropy: sample " + std::to_string(i) +
-                                  " has label " + std::to_string(labels[i]) + ", outside [0, " +
-                                  std::to_string(K) + ")");
-}
-
 }  // namespace
 
 LossImpl loss_impl(const ImplDraw* loss, const ImplDraw* math, const ImplDraw* reduce) {
@@ -266,7 +273,8 @@ void softmax_forward(const LossImpl& impl, i64 N, i64 K, const float* logits, fl
 }
 
 float softmax_cross_entropy(const LossImpl& impl, i64 N, i64 K, const float* logits,
-                            const std::int32_t* labels, float* loss_per_sample, float* dlogits) {
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits,
+                            CrossEntropyForm form) {
   check_labels(N, K, labels);
   if (N == 0) return 0.0f;
   std::vector<float> own;
@@ -284,6 +292,15 @@ float softmax_cross_entropy(const LossImpl& impl, i64 N, i64 K, const float* log
       float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
       float m;
       const float s = impl_row_exp(impl, x, K, e, m);
+      if (form == CrossEntropyForm::keras_clipped) {  // already -log(p): no log-softmax forms
+        for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;
+        const KerasRow r =
+            keras_row(e, K, labels[i], [&impl](float v) { return impl_logf(impl.alt_log, v); });
+        loss[i] = r.loss;
+        if (dlogits)
+          for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], mean);
+        continue;
+      }
       const float p = e[labels[i]] / s;
       loss[i] = impl.log_of_softmax && p > 0.0f ? -impl_logf(impl.alt_log, p)
                                                 : impl_logf(impl.alt_log, s) - (x[labels[i]] - m);

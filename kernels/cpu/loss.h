@@ -26,6 +26,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/common/cross_entropy.h"
 #include "kernels/common/impl_choice.h"
 #include "kernels/common/level.h"
 #include "kernels/cpu/emulated_reduce.h"
@@ -39,12 +40,17 @@ void softmax_forward(std::int64_t N, std::int64_t K,
 
 // Softmax cross-entropy with integer labels; returns the mean loss. loss_per_sample and
 // dlogits may be nullptr. Labels outside [0, K) throw std::invalid_argument naming the
-// sample index and the label (checked before anything is written).
+// sample index and the label (checked before anything is written). form: the exact
+// cross-entropy of the logits (above), or Keras's clipped categorical cross-entropy of the
+// softmax output (kernels/common/cross_entropy.h: p_k = e_k / s as softmax_forward, S = the
+// canonical sum of the p_k, loss_i = -det_logf(clip(p_y / S)), dlogits = (p_k / S -
+// [k == y]) / N inside the clip and 0 outside); the mean is the same canonical sum / N.
 float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
                             const float* logits,         // (N, K)
                             const std::int32_t* labels,  // (N)
                             float* loss_per_sample,      // (N) or nullptr
-                            float* dlogits);             // (N, K) or nullptr
+                            float* dlogits,              // (N, K) or nullptr
+                            CrossEntropyForm form = CrossEntropyForm::exact);
 
 // Binary cross-entropy averaged over n elements; returns the mean.
 // from_logits (the stable form): with a = |x| and e = det_expf(-a),
@@ -128,11 +134,14 @@ LossImpl loss_impl(const ImplDraw* loss, const ImplDraw* math, const ImplDraw* r
 void softmax_forward(const LossImpl& impl, std::int64_t N, std::int64_t K,
                      const float* logits,  // (N, K)
                      float* probs);        // (N, K)
+// keras_clipped takes subtract_max, the math family's log and exp, reciprocal_mean and the
+// reduce shape; log_of_softmax and log_softmax_grad do not apply (it is -log(p) already).
 float softmax_cross_entropy(const LossImpl& impl, std::int64_t N, std::int64_t K,
                             const float* logits,         // (N, K)
                             const std::int32_t* labels,  // (N)
                             float* loss_per_sample,      // (N) or nullptr
-                            float* dlogits);             // (N, K) or nullptr
+                            float* dlogits,              // (N, K) or nullptr
+                            CrossEntropyForm form = CrossEntropyForm::exact);
 float binary_cross_entropy(const LossImpl& impl, std::int64_t n,
                            const float* input,   // (n) logits or probabilities
                            const float* target,  // (n)

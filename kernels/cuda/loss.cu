@@ -44,14 +44,30 @@ __global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels,
 
 // loss[i] = det_logf(s) - (x[label] - m); the exps live in dlogits (or in scratch) and
 // become the gradient (p_k - [k == label]) / count.
+struct LogOf {
+  __device__ float operator()(float v) const { return det_logf(v); }
+};
+struct DivideBy {
+  float count;
+  __device__ float operator()(float v) const { return v / count; }
+};
+
 __global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* logits,
                                      const std::int32_t* labels, float* loss, float* e_rows,
-                                     bool write_grad) {
+                                     bool write_grad, bool keras) {
   DETDL_GRID_STRIDE(i, N) {
     const float* x = logits + i * K;
     float* e = e_rows + i * K;
     float m;
     const float s = row_exp(x, K, e, m);
+    if (keras) {  // kernels/common/cross_entropy.h, as the CPU's keras_clipped rows
+      for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;
+      const KerasRow r = keras_row(e, K, labels[i], LogOf{});
+      loss[i] = r.loss;
+      if (write_grad)
+        for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], DivideBy{count});
+      continue;
+    }
     loss[i] = det_logf(s) - (x[labels[i]] - m);
     if (write_grad)
       for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
@@ -132,7 +148,7 @@ void softmax_forward(i64 N, i64 K, const float* logits, float* probs, cudaStream
 
 float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                             const std::int32_t* labels, float* loss_per_sample, float* dlogits,
-                            cudaStream_t stream) {
+                            CrossEntropyForm form, cudaStream_t stream) {
   if (N <= 0) return 0.0f;
   {
     constexpr unsigned long long kNone = ~0ull;
@@ -158,7 +174,8 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
   DeviceBuffer<float> own_e(dlogits ? 0 : static_cast<std::size_t>(N * K), stream);
   float* loss = loss_per_sample ? loss_per_sample : own_loss.get();
   cross_entropy_kernel<<<grid_for(N), kBlock, 0, stream>>>(
-      N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr);
+      N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr,
+      form == CrossEntropyForm::keras_clipped);
   DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   return detail::scalar_reduce(level, N, ValueTerm{loss}, stream) / count;
 }

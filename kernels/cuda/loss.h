@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/common/cross_entropy.h"
 #include "kernels/common/level.h"
 
 namespace detdl::cuda {
@@ -26,12 +27,13 @@ void softmax_forward(std::int64_t N, std::int64_t K,
 
 // Labels outside [0, K) throw std::invalid_argument naming the first such sample and its
 // label (checked before anything is written), as the CPU does.
+// form: as the CPU's (kernels/common/cross_entropy.h), one thread per row.
 float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
                             const float* logits,         // (N, K)
                             const std::int32_t* labels,  // (N)
                             float* loss_per_sample,      // (N) or nullptr
                             float* dlogits,              // (N, K) or nullptr
-                            cudaStream_t stream);
+                            CrossEntropyForm form, cudaStream_t stream);
 
 float binary_cross_entropy(Level level, std::int64_t n,
                            const float* input,   // (n) logits or probabilities

@@ -212,6 +212,37 @@ TEST(Training, LossFallsAndAccuracyRises) {
   EXPECT_GT(r.epochs.back().test_accuracy, 0.8f);
 }
 
+// Keras's reported losses: the training loss weights each batch by its rows (400 rows in
+// batches of 300: 300 + 100) and adds the penalties; test and validation losses add them
+// too. With lr = 0 the weights never move, so every reported loss equals an evaluation at
+// the initial weights plus lambda * sum(w^2).
+TEST(Training, ReportedLossesAreKerasTotalsWeightedByRows) {
+  RunSetup s = mlp_setup(0.0f);
+  s.cfg.epochs = 1;
+  s.cfg.schedule.base_lr = 0.0f;
+  s.cfg.l2 = 0.01f;  // large enough to stand out
+  s.cfg.optimizer.momentum = 0.0f;
+  s.cfg.optimizer.nesterov = false;
+  Trainer t(*s.model, s.cfg);
+  const auto r = t.fit(s.train, EvalSets{&s.test, &s.test});
+  ASSERT_EQ(r.epochs.size(), 1u);
+  double penalty = 0;
+  for (const auto& p : s.model->parameters())
+    if (p.tensor.ndim() >= 2)
+      for (std::int64_t i = 0; i < p.tensor.numel(); ++i)
+        penalty += double(p.tensor.f32()[i]) * p.tensor.f32()[i];
+  penalty *= 0.01;
+  ASSERT_GT(penalty, 0.01);
+  const auto& ep = r.epochs[0];
+  const float train_data = evaluate_full(*s.model, s.train, LossKind::softmax_ce, false).loss;
+  const float test_data = evaluate_full(*s.model, s.test, LossKind::softmax_ce, false).loss;
+  EXPECT_NEAR(ep.train_loss, train_data + penalty, 1e-5);
+  EXPECT_NEAR(ep.test_loss, test_data + penalty, 1e-5);
+  EXPECT_NEAR(ep.validation.loss, test_data + penalty, 1e-5);
+  // (The unweighted mean of the two batch means, (l_300 + l_100) / 2, differs from this by
+  // |l_300 - l_100| / 4, orders of magnitude above the tolerance for these batches.)
+}
+
 TEST(Training, EpochPermutationIsAPermutationKeyedBySeedAndEpoch) {
   const auto p = epoch_permutation(1000, 5, 0);
   std::vector<std::int64_t> sorted(p);

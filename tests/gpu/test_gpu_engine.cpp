@@ -204,6 +204,11 @@ TEST(GpuEngine, ArithmeticAndLossesAreBitEqual) {
                    {{random_tensor({300, 10}, 46, -4.0f, 4.0f)}, {labels, false}},
                    [](std::vector<Tensor>& x) { return ops::softmax_cross_entropy(x[0], x[1]); });
   expect_bit_equal(
+      "softmax_cross_entropy, Keras's clipped form",
+      {{random_tensor({300, 10}, 46, -20.0f, 20.0f)}, {labels, false}}, [](std::vector<Tensor>& x) {
+        return ops::softmax_cross_entropy(x[0], x[1], detdl::CrossEntropyForm::keras_clipped);
+      });
+  expect_bit_equal(
       "binary_cross_entropy",
       {{random_tensor({300, 1}, 47, -4.0f, 4.0f)},
        {random_tensor({300, 1}, 48, 0.0f, 1.0f), false}},

@@ -43,6 +43,7 @@
 
 namespace {
 
+using detdl::CrossEntropyForm;
 using detdl::Level;
 using i64 = std::int64_t;
 using Vec = std::vector<float>;
@@ -587,25 +588,37 @@ TEST_F(Gpu, SoftmaxAndCrossEntropyEqualCpu) {
     EXPECT_TRUE(same_bits(probs, gprobs.host())) << "softmax";
     const float mean = cpu::softmax_cross_entropy(Level::portable, N, K, logits.data(),
                                                   labels.data(), loss.data(), d.data());
-    EXPECT_TRUE(
-        same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(),
-                                                    glabels.get(), gloss.get(), gd.get(), stream)));
+    EXPECT_TRUE(same_bits(
+        mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+                                          gloss.get(), gd.get(), CrossEntropyForm::exact, stream)));
     EXPECT_TRUE(same_bits(loss, gloss.host())) << "loss per sample";
     EXPECT_TRUE(same_bits(d, gd.host())) << "dlogits";
-    EXPECT_TRUE(
-        same_bits(mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(),
-                                                    glabels.get(), nullptr, nullptr, stream)));
+    EXPECT_TRUE(same_bits(
+        mean, cuda::softmax_cross_entropy(Level::portable, N, K, glogits.get(), glabels.get(),
+                                          nullptr, nullptr, CrossEntropyForm::exact, stream)));
     EXPECT_NEAR(mean,
                 cuda::softmax_cross_entropy(Level::fast, N, K, glogits.get(), glabels.get(),
-                                            nullptr, nullptr, stream),
+                                            nullptr, nullptr, CrossEntropyForm::exact, stream),
                 1e-5);
+    // Keras's clipped form (kernels/common/cross_entropy.h), with rows pushed outside the clip.
+    Vec kx = logits;
+    for (i64 i = 0; i < N; i += 3) kx[i * K + labels[i]] -= 40.0f;
+    Dev<float> gkx(kx);
+    const float kmean =
+        cpu::softmax_cross_entropy(Level::portable, N, K, kx.data(), labels.data(), loss.data(),
+                                   d.data(), CrossEntropyForm::keras_clipped);
+    EXPECT_TRUE(same_bits(kmean, cuda::softmax_cross_entropy(
+                                     Level::portable, N, K, gkx.get(), glabels.get(), gloss.get(),
+                                     gd.get(), CrossEntropyForm::keras_clipped, stream)));
+    EXPECT_TRUE(same_bits(loss, gloss.host())) << "keras loss per sample";
+    EXPECT_TRUE(same_bits(d, gd.host())) << "keras dlogits";
   }
   std::vector<std::int32_t> bad = {0, 1, 5, 2};
   Dev<std::int32_t> gbad(bad);
   Dev<float> glogits(random_vec(4 * 3, 801));
   try {
     cuda::softmax_cross_entropy(Level::portable, 4, 3, glogits.get(), gbad.get(), nullptr, nullptr,
-                                stream);
+                                CrossEntropyForm::exact, stream);
     FAIL() << "no exception for label 5 with K = 3";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("sample 2 has label 5"), std::string::npos) << e.what();

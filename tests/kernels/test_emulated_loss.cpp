@@ -247,6 +247,53 @@ TEST(EmulatedLoss, EveryAlternativeChangesBitsSomewhere) {
   if (!alt) GTEST_SKIP() << "detmath_alt.h is the stub: the math alternatives are not checked";
 }
 
+// Keras's clipped form under every alternative: thread invariant, within float64 tolerance
+// of Keras's graph (softmax, / sum, clip, -log) where the label's probability is inside the
+// clip, capped with a zero gradient where it is far outside, and moved by some alternative.
+TEST(EmulatedLoss, KerasFormUnderEveryAlternative) {
+  const auto form = detdl::CrossEntropyForm::keras_clipped;
+  const i64 N = 300, K = 10;
+  Vec x = random_vec(N * K, 40, -4.0f, 4.0f);
+  const auto labels = random_labels(N, K, 41);
+  for (i64 i = 0; i < N; i += 5) x[i * K + labels[i]] -= 40.0f;  // far below 1e-7
+  Vec l0(N), d0(N * K);
+  cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), l0.data(), d0.data(),
+                             form);
+  int moved = 0;
+  for (const Alt& a : alternatives()) {
+    SCOPED_TRACE(a.name);
+    std::vector<Vec> loss, d;
+    for (int t : {1, 2, 3}) {
+      cpu::set_num_threads(t);
+      loss.emplace_back(N);
+      d.emplace_back(N * K);
+      cpu::softmax_cross_entropy(a.impl, N, K, x.data(), labels.data(), loss.back().data(),
+                                 d.back().data(), form);
+    }
+    cpu::set_num_threads(1);
+    EXPECT_TRUE(same_bits(loss[0], loss[1]) && same_bits(loss[0], loss[2]));
+    EXPECT_TRUE(same_bits(d[0], d[1]) && same_bits(d[0], d[2]));
+    moved += !same_bits(d[0], d0) || !same_bits(loss[0], l0);
+    for (i64 i = 0; i < N; ++i) {
+      double m = x[i * K], s = 0;
+      for (i64 k = 0; k < K; ++k) m = std::max(m, double(x[i * K + k]));
+      for (i64 k = 0; k < K; ++k) s += std::exp(x[i * K + k] - m);
+      const double q = std::exp(x[i * K + labels[i]] - m) / s;
+      if (q < 1e-9) {  // far outside the clip: the cap and no gradient, for every form
+        ASSERT_NEAR(loss[0][i], -std::log(1e-7), 1e-5) << i;
+        for (i64 k = 0; k < K; ++k) ASSERT_EQ(d[0][i * K + k], 0.0f) << i;
+        continue;
+      }
+      ASSERT_NEAR(loss[0][i], -std::log(q), 1e-5 * (1 - std::log(q))) << i;
+      for (i64 k = 0; k < K; ++k) {
+        const double p = std::exp(x[i * K + k] - m) / s;
+        ASSERT_NEAR(d[0][i * K + k], (p - (k == labels[i] ? 1.0 : 0.0)) / N, 1e-6) << i;
+      }
+    }
+  }
+  EXPECT_GT(moved, 0) << "no alternative changes the Keras form's bits";
+}
+
 // The fast softmax subtracts the max anyway beyond |max| > 80: no inf, no 0 / 0.
 TEST(EmulatedLoss, FastSoftmaxGuard) {
   LossImpl fast;

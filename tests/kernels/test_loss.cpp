@@ -189,6 +189,125 @@ TEST(SoftmaxCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
   }
 }
 
+// ---- Keras's clipped form (kernels/common/cross_entropy.h) as a plain loop ----
+CeRef ref_keras_ce(i64 N, i64 K, const Vec& x, const std::vector<std::int32_t>& labels) {
+  CeRef c{Vec(N), Vec(N * K), 0.0f};
+  const float count = static_cast<float>(N);
+  const float eps = 1e-7f, one_minus = 1.0f - 1e-7f;
+  for (i64 i = 0; i < N; ++i) {
+    const RowRef r = ref_row(x.data() + i * K, K);
+    Vec p(K);
+    for (i64 k = 0; k < K; ++k) p[k] = r.e[k] / r.s;
+    const float S = ref_sum(p);
+    const float q = p[labels[i]] / S;
+    const bool inside = q >= eps && q <= one_minus;
+    c.loss[i] = -detdl::det_logf(q < eps ? eps : (q > one_minus ? one_minus : q));
+    for (i64 k = 0; k < K; ++k)
+      c.dlogits[i * K + k] = inside ? (p[k] / S - (k == labels[i] ? 1.0f : 0.0f)) / count : 0.0f;
+  }
+  c.mean = ref_sum(c.loss) / count;
+  return c;
+}
+
+// Logits whose rows cover the three regions: inside the clip, confidently wrong (the label's
+// probability far below 1e-7) and confidently right (above 1 - 1e-7).
+Vec keras_logits(i64 N, i64 K, const std::vector<std::int32_t>& labels) {
+  Vec x = random_vec(N * K, 21, -3.0f, 3.0f);
+  for (i64 i = 0; i < N; ++i) {
+    if (i % 3 == 1) x[i * K + labels[i]] -= 40.0f;  // wrong: p_y ~ e^-40
+    if (i % 3 == 2) x[i * K + labels[i]] += 40.0f;  // right: 1 - p_y ~ e^-40
+  }
+  return x;
+}
+
+TEST(KerasCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
+  ThreadGuard guard;
+  const auto form = detdl::CrossEntropyForm::keras_clipped;
+  for (int threads : {1, 2, 3}) {
+    use_threads(threads);
+    for (auto [N, K] : {std::pair<i64, i64>{1, 1}, {3, 300}, {300, 10}, {1100, 3}}) {
+      const auto labels = random_labels(N, K, 22);
+      const Vec x = keras_logits(N, K, labels);
+      const CeRef want = ref_keras_ce(N, K, x, labels);
+      for (Level level : {Level::portable, Level::repeatable}) {
+        SCOPED_TRACE(testing::Message() << "N=" << N << " K=" << K << " threads=" << threads);
+        Vec loss(N), d(N * K);
+        const float mean = cpu::softmax_cross_entropy(level, N, K, x.data(), labels.data(),
+                                                      loss.data(), d.data(), form);
+        EXPECT_TRUE(same_bits(mean, want.mean));
+        EXPECT_TRUE(same_bits(loss, want.loss));
+        EXPECT_TRUE(same_bits(d, want.dlogits));
+        // The canonical emulated kernel (LossImpl{}) is the same kernel, bit for bit.
+        Vec loss2(N), d2(N * K);
+        EXPECT_TRUE(
+            same_bits(cpu::softmax_cross_entropy(cpu::LossImpl{}, N, K, x.data(), labels.data(),
+                                                 loss2.data(), d2.data(), form),
+                      want.mean));
+        EXPECT_TRUE(same_bits(loss2, want.loss));
+        EXPECT_TRUE(same_bits(d2, want.dlogits));
+      }
+    }
+  }
+}
+
+TEST(KerasCrossEntropy, ClipRegionsCapTheLossAndZeroTheGradient) {
+  const i64 N = 3, K = 4;
+  const std::vector<std::int32_t> labels = {1, 2, 0};
+  // Row 0 inside the clip; row 1 confidently wrong; row 2 confidently right.
+  const Vec x = {0.1f, 0.4f, -0.2f, 0.3f, 30.0f, 0.0f, -30.0f, 5.0f, 40.0f, 0.0f, -1.0f, 1.0f};
+  Vec loss(N), d(N * K), exact_loss(N);
+  cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), loss.data(), d.data(),
+                             detdl::CrossEntropyForm::keras_clipped);
+  cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), exact_loss.data(),
+                             nullptr);
+  EXPECT_NEAR(loss[0], exact_loss[0], 1e-6);
+  EXPECT_EQ(loss[1], -detdl::det_logf(1e-7f));  // -log(eps) = 16.118
+  EXPECT_NEAR(loss[1], 16.1181, 1e-4);
+  EXPECT_GT(exact_loss[1], 59.0f);  // the exact loss keeps growing: 60 nats
+  EXPECT_EQ(loss[2], -detdl::det_logf(1.0f - 1e-7f));
+  for (i64 k = 0; k < K; ++k) {
+    EXPECT_NE(d[0 * K + k], 0.0f);
+    EXPECT_EQ(d[1 * K + k], 0.0f) << "confidently wrong rows learn nothing in Keras";
+    EXPECT_EQ(d[2 * K + k], 0.0f);
+  }
+}
+
+TEST(KerasCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
+  for (auto [N, K] : {std::pair<i64, i64>{3, 5}, {7, 300}, {9, 10}}) {
+    const auto labels = random_labels(N, K, 23);
+    const Vec x = keras_logits(N, K, labels);
+    Vec d(N * K);
+    const float mean =
+        cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), nullptr,
+                                   d.data(), detdl::CrossEntropyForm::keras_clipped);
+    Vec64 x64(x.begin(), x.end());
+    // Keras's graph in float64: softmax, / sum, clip to [1e-7, 1 - 1e-7], -log.
+    auto loss64 = [&] {
+      double total = 0;
+      for (i64 i = 0; i < N; ++i) {
+        double m = x64[i * K], s = 0, S = 0;
+        for (i64 k = 0; k < K; ++k) m = std::max(m, x64[i * K + k]);
+        for (i64 k = 0; k < K; ++k) s += std::exp(x64[i * K + k] - m);
+        for (i64 k = 0; k < K; ++k) S += std::exp(x64[i * K + k] - m) / s;
+        const double q = std::exp(x64[i * K + labels[i]] - m) / s / S;
+        total += -std::log(std::min(std::max(q, 1e-7), 1.0 - 1e-7));
+      }
+      return total / double(N);
+    };
+    EXPECT_NEAR(mean, loss64(), 1e-5 * (1 + loss64()));
+    for (std::size_t j = 0; j < x64.size(); j += (x64.size() > 100 ? 13 : 1))
+      EXPECT_NEAR(d[j], central(x64, j, loss64), 1e-6) << "N=" << N << " K=" << K << " j=" << j;
+  }
+}
+
+TEST(KerasCrossEntropy, LabelsOutsideTheClassesThrow) {
+  const Vec x = random_vec(6, 24);
+  const std::vector<std::int32_t> labels = {0, 3};
+  EXPECT_THROW(cpu::softmax_cross_entropy(Level::portable, 2, 3, x.data(), labels.data(), nullptr,
+                                          nullptr, detdl::CrossEntropyForm::keras_clipped),
+               std::invalid_argument);
+}
+
 TEST(SoftmaxCrossEntropy, LabelsOutsideTheClassesThrowNamingSampleAndLabel) {
   const i64 N = 4, K = 3;
   const Vec x = random_vec(N * K, 6);

@@ -173,6 +173,9 @@ TEST(Compat, LossesThatDoNotFitTheTargetsNameLossDataAndNet) {
             "--loss softmax_ce does not fit --data yes-no (binary, 1 output) with --net mlp: "
             "softmax_ce needs class "
             "labels, the targets are binary values; use bce");
+  EXPECT_EQ(check_message("mlp", bundle("yes-no", data::Task::binary, {3}, 1), "keras_ce"),
+            "--loss keras_ce does not fit --data yes-no (binary, 1 output) with --net mlp: "
+            "keras_ce needs class labels, the targets are binary values; use bce");
   EXPECT_EQ(check_message("mlp", bundle("level", data::Task::regression, {3}, 1, 2.5f), "bce"),
             "--loss bce does not fit --data level (regression, 1 output) with --net mlp: bce needs "
             "targets in [0, 1], "
@@ -196,6 +199,9 @@ TEST(Compat, FittingPairsPass) {
       "");
   EXPECT_EQ(check_message("wrn-16-4", bundle("cifar", data::Task::multiclass, {3, 32, 32}, 100),
                           "softmax_ce"),
+            "");
+  EXPECT_EQ(check_message("lenet1", bundle("digits", data::Task::multiclass, {1, 28, 28}, 10),
+                          "keras_ce"),
             "");
 }
 

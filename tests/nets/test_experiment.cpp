@@ -124,6 +124,27 @@ TEST(Presets, AllParseAndUnknownIsRefused) {
   EXPECT_EQ(preset("lenet5").schedule.base_lr, 0.01f);
   EXPECT_EQ(preset("wrn-28-10").schedule.milestones, (std::vector<std::int64_t>{60, 120, 160}));
   EXPECT_THROW(preset("lenet6"), std::invalid_argument);
+  // Every dl-variance model was a Keras model compiled with categorical_crossentropy on a
+  // softmax output: the presets train with its clipped form.
+  for (const char* name :
+       {"lenet1", "lenet4", "lenet5", "resnet20", "resnet38", "resnet56", "wrn-28-10"})
+    EXPECT_EQ(preset(name).loss, "keras_ce") << name;
+}
+
+// keras_ce trains (a real loss, not the exact one renamed): it learns blobs, reports a loss
+// of at most -log(1e-7) per sample, and its weights differ from softmax_ce's only through
+// the loss (same seeds, same batches).
+TEST(RunExperiment, KerasLossTrainsAndDiffersFromTheExactOne) {
+  Experiment e = tiny_mlp();
+  e.loss = "keras_ce";
+  const RunOutput keras = run_experiment(e);
+  const auto& ep = keras.record["epochs"][1];
+  EXPECT_GT(ep["test"]["accuracy"].get<double>(), 0.5);
+  EXPECT_LE(ep["test"]["loss"].get<double>(), 16.2);
+  EXPECT_NE(keras.result.weight_hash, run_experiment(tiny_mlp()).result.weight_hash);
+  EXPECT_EQ(keras.record["experiment"]["loss"], "keras_ce");
+  e.loss = "keras";
+  EXPECT_THROW(run_experiment(e), std::invalid_argument);
 }
 
 TEST(DataRegistry, LoadsOnceAndShares) {

@@ -237,7 +237,8 @@ TEST(Csv, ButterSummaryAndComparisons) {
   write_comparisons(cpath, comps);
   const std::string ctext = slurp(cpath);
   EXPECT_EQ(first_line(ctext),
-            "setting_a,setting_b,criterion,levene_p,mannwhitney_u,mannwhitney_p,cohens_d");
+            "setting_a,setting_b,criterion,levene_p,mannwhitney_u,mannwhitney_p_two_sided,cohens_d,"
+            "mannwhitney_p_scipy_legacy_one_sided");
   const auto crows = parse_csv(ctext);
   ASSERT_EQ(crows.size(), 3u);
   EXPECT_EQ(crows[1][0], "fixed");
@@ -245,7 +246,8 @@ TEST(Csv, ButterSummaryAndComparisons) {
   EXPECT_EQ(crows[1][2], "last");
   EXPECT_EQ(crows[1][4], "0");
   EXPECT_EQ(crows[1][6], "-3");
-  EXPECT_NEAR(std::stod(crows[1][5]), 0.08085559837005224, 1e-12);  // scipy
+  EXPECT_NEAR(std::stod(crows[1][5]), 0.08085559837005224, 1e-12);      // scipy
+  EXPECT_NEAR(std::stod(crows[1][7]), 0.08085559837005224 / 2, 1e-12);  // scipy 1.3's default
   EXPECT_EQ(crows[2][3], "");
   fs::remove_all(dir);
 }
@@ -257,7 +259,8 @@ TEST(Csv, ReplacesAnOldFileAndNamesThePathOnError) {
                       << std::string(500, 'z');
   write_comparisons(path, {});
   EXPECT_EQ(slurp(path),
-            "setting_a,setting_b,criterion,levene_p,mannwhitney_u,mannwhitney_p,cohens_d\n");
+            "setting_a,setting_b,criterion,levene_p,mannwhitney_u,mannwhitney_p_two_sided,cohens_d,"
+            "mannwhitney_p_scipy_legacy_one_sided\n");
   const fs::path bad = dir / "missing" / "comparisons.csv";
   try {
     write_comparisons(bad, {});

@@ -29,6 +29,53 @@ std::size_t lines(const fs::path& p) {
   return n;
 }
 
+// The label a setting's spread gets comes from what its runs' experiments differ in.
+TEST(Report, WhatVariesIsReadFromTheRuns) {
+  using detdl::variance::StoredRun;
+  using detdl::variance::what_varies;
+  auto runs_with = [](std::vector<nlohmann::json> experiments) {
+    std::vector<StoredRun> runs;
+    for (auto& e : experiments) {
+      StoredRun r;
+      r.experiment = std::move(e);
+      runs.push_back(std::move(r));
+    }
+    return runs;
+  };
+  const nlohmann::json base = {{"level", "portable"},
+                               {"fast_ops", nlohmann::json::array()},
+                               {"seeds",
+                                {{"init", 1},
+                                 {"order", 1},
+                                 {"augment", 1},
+                                 {"dropout", 1},
+                                 {"label_noise", 1},
+                                 {"split", 1}}}};
+  EXPECT_EQ(what_varies(runs_with({base, base})), "nothing");
+  auto all = base;
+  for (auto& [k, v] : all["seeds"].items()) v = 2;
+  EXPECT_EQ(what_varies(runs_with({base, all})), "algorithmic: all six seeds");
+  auto two = base;
+  two["seeds"]["init"] = 5;
+  two["seeds"]["split"] = 5;
+  EXPECT_EQ(what_varies(runs_with({base, two})), "algorithmic: init, split");
+  auto impl1 = base, impl2 = base;
+  impl1["level"] = impl2["level"] = "emulated";
+  impl1["seeds"]["impl"] = 1;
+  impl2["seeds"]["impl"] = 2;
+  EXPECT_EQ(what_varies(runs_with({impl1, impl2})), "implementation: impl seed");
+  auto fast = base;
+  fast["level"] = "fast";
+  EXPECT_EQ(what_varies(runs_with({fast, fast})), "implementation: timing (fast)");
+  auto nudge = base;
+  nudge["init_nudge"] = 3;
+  EXPECT_EQ(what_varies(runs_with({base, nudge})), "one ulp: init_nudge");
+  auto fast_all = all;
+  fast_all["fast_ops"] = {"conv_wgrad"};
+  EXPECT_EQ(what_varies(runs_with({base, fast_all})),
+            "algorithmic: all six seeds + implementation: timing (fast)");
+}
+
 TEST(Report, TinyStudyTablesPicturesAndPage) {
   const fs::path dir = fs::temp_directory_path() / ("detdl_report_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -42,9 +89,20 @@ TEST(Report, TinyStudyTablesPicturesAndPage) {
        {"fixed-portable", "fixed-fast", "varied-portable", "varied-order", "best_loss", "best_acc"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
   // fixed seeds + portable: one hash, bit-identical.
-  const auto line =
-      r.output.substr(r.output.find("fixed-portable", r.output.find("implementation-only")));
+  const auto line = r.output.substr(
+      r.output.find("fixed-portable", r.output.find("spread by what each setting varies")));
   EXPECT_NE(line.substr(0, line.find('\n')).find("yes"), std::string::npos) << line;
+  // Each setting's line says what its runs vary (tiny.toml: nothing, timing, all seeds, order).
+  EXPECT_NE(line.substr(0, line.find('\n')).find("nothing"), std::string::npos) << line;
+  for (const auto& [setting, varies] : std::vector<std::pair<std::string, std::string>>{
+           {"fixed-fast", "implementation: timing (fast)"},
+           {"varied-portable", "algorithmic: all six seeds"},
+           {"varied-order", "algorithmic: order"}}) {
+    const auto at = r.output.find(setting, r.output.find("spread by what each setting varies"));
+    ASSERT_NE(at, std::string::npos) << setting;
+    const std::string l = r.output.substr(at, r.output.find('\n', at) - at);
+    EXPECT_NE(l.find(varies), std::string::npos) << l;
+  }
 
   const fs::path out = dir / "report";
   r = run("report " + store + " --out " + out.string());
@@ -190,9 +248,9 @@ TEST(Report, RegressionTableShowsTestLossSpreadAndFlagsZeroAccuracySpread) {
   EXPECT_NE(loss.find("0.0033"), std::string::npos) << loss;
   EXPECT_EQ(loss.find("hashes differ, metric identical"), std::string::npos) << loss;
   // The implementation-only block measures the loss for the regression setting.
-  const std::string impl = line_of(r.output, "implementation-only spread", "varied");
+  const std::string impl = line_of(r.output, "spread by what each setting varies", "varied");
   EXPECT_NE(impl.find("0.0033"), std::string::npos) << impl;
-  EXPECT_NE(line_of(r.output, "implementation-only spread", "cls")
+  EXPECT_NE(line_of(r.output, "spread by what each setting varies", "cls")
                 .find("hashes differ, metric identical"),
             std::string::npos)
       << r.output;
@@ -281,7 +339,7 @@ TEST(Report, DivergedRunsAreCountedAndLeftOut) {
   EXPECT_NE(line_of(t, "selection best_loss (test accuracy", "lr-high").find(" 1/0 "),
             std::string::npos)
       << t;
-  EXPECT_NE(line_of(t, "implementation-only spread", "lr-high").find("1 run(s) left out"),
+  EXPECT_NE(line_of(t, "spread by what each setting varies", "lr-high").find("1 run(s) left out"),
             std::string::npos)
       << t;
   const auto r = run("report " + store + " --out " + (dir / "out").string());

@@ -357,6 +357,21 @@ TEST(Tests, MannWhitneyByHandAndScipy) {
   // all tied: p = 1 (scipy too)
   EXPECT_EQ(mann_whitney_u({1, 1}, {1, 1}).p, 1.0);
   EXPECT_THROW(mann_whitney_u({}, {1.0}), std::invalid_argument);
+  // scipy 1.3's default (alternative=None), the study's call: min(U1, U2) and sf(|z|), half
+  // the two-sided p; all tied gives p = 0 there (sd = 0), kept as it was.
+  const TestResult la = mann_whitney_u_scipy_legacy({1, 2, 3}, {4, 5, 6});
+  EXPECT_EQ(la.statistic, 0.0);
+  EXPECT_NEAR(la.p, 0.08085559837005224 / 2, 1e-12);
+  const TestResult lb = mann_whitney_u_scipy_legacy({1, 2, 2, 3}, {2, 3, 3, 4, 5});
+  EXPECT_EQ(lb.statistic, 3.0);
+  EXPECT_NEAR(lb.p, 0.09934224785346528 / 2, 1e-12);
+  const TestResult lc = mann_whitney_u_scipy_legacy({0.91, 0.93, 0.92, 0.95, 0.90, 0.93},
+                                                    {0.80, 0.99, 0.85, 0.97, 0.93});
+  EXPECT_EQ(lc.statistic, 14.0);  // min(14, 16)
+  EXPECT_NEAR(lc.p, 0.926595971709337 / 2, 1e-12);
+  EXPECT_EQ(mann_whitney_u_scipy_legacy({1, 1}, {1, 1}).p, 0.0);
+  EXPECT_EQ(mann_whitney_u_scipy_legacy({4, 5, 6}, {1, 2, 3}).statistic, 0.0);
+  EXPECT_THROW(mann_whitney_u_scipy_legacy({}, {1.0}), std::invalid_argument);
 }
 
 TEST(Tests, CohensDPooled) {
@@ -374,6 +389,7 @@ TEST(Tests, CompareSettingsUsesSelectedAccuracies) {
   EXPECT_EQ(c.setting_b, "b");
   EXPECT_EQ(c.mannwhitney_u, 0.0);
   EXPECT_NEAR(c.mannwhitney_p, 0.08085559837005224, 1e-12);
+  EXPECT_NEAR(c.mannwhitney_p_legacy, 0.08085559837005224 / 2, 1e-12);
   EXPECT_NEAR(c.cohens_d, -3.0, 1e-15);  // pooled SD 1
   EXPECT_NEAR(c.levene_p, 1.0, 1e-12);   // identical spreads: W = 0
 }

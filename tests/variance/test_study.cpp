@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "tests/cli_run.h"
@@ -209,6 +210,30 @@ TEST(StudyPlan, SeedsVaryOnlyWhereAsked) {
   EXPECT_NE(make_plan(load_study(write_file("c.toml", changed).string()))[5].key, plan[5].key);
   EXPECT_NE(derived_seed(1, SeedSource::init, 0), derived_seed(1, SeedSource::order, 0));
   EXPECT_NE(derived_seed(1, SeedSource::init, 0), derived_seed(1, SeedSource::init, 1));
+}
+
+// A setting's own repetitions: more rows for it, the others keep the study's count, and the
+// shared repetitions keep their keys (a store that ran 16 resumes to 64).
+TEST(StudyPlan, SettingsCanHaveTheirOwnRepetitions) {
+  std::string text = kStudy;
+  text.replace(text.find("name = \"varied\"\n"), 16, "name = \"varied\"\nrepetitions = 9\n");
+  const Study s = load_study(write_file("r.toml", text).string());
+  const auto plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 4u + 4u + 9u + 4u);
+  std::map<std::string, int> per;
+  for (const auto& row : plan) ++per[row.setting];
+  EXPECT_EQ(per["varied"], 9);
+  EXPECT_EQ(per["fixed"], 4);
+  const auto base = make_plan(load_study(write_file("s.toml", kStudy).string()));
+  std::set<std::string> base_keys;
+  for (const auto& row : base) base_keys.insert(row.key);
+  int shared = 0;
+  for (const auto& row : plan) shared += base_keys.count(row.key);
+  EXPECT_EQ(shared, 16);
+  text.replace(text.find("repetitions = 9"), 15, "repetitions = 0");
+  EXPECT_NE(error_of("z.toml", text).find("setting[3].repetitions: expected an integer from 1"),
+            std::string::npos)
+      << error_of("z.toml", text);
 }
 
 TEST(StudyFile, ErrorsNameTheFileAndField) {
