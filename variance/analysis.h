@@ -35,7 +35,18 @@ struct Analysis {
   std::vector<DivergencePair>
       pairs;  // same repetition, settings whose runs differ only in level / fast ops
   std::vector<std::string> varies;  // per setting: what_varies() of its runs
+  // Settings with more usable runs than one group (kGroupSize): their max - min in 16-run
+  // groups resampled from the pool, and the largest over kGroups groups (stats.h).
+  struct Groups {
+    std::string setting;
+    Selection criterion = Selection::last;
+    GroupSpread spread;
+  };
+  std::vector<Groups> groups;
 };
+
+// The paper's protocol: groups of 16 runs; its figures are maxima over about 24 groups.
+inline constexpr std::size_t kGroupSize = 16, kGroups = 24, kGroupDraws = 4000;
 
 // What differs between a setting's runs, in words, from their stored experiments: the
 // algorithmic seeds that differ ("algorithmic: all six seeds", "algorithmic: init, order"),

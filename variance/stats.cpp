@@ -158,8 +158,16 @@ SelectedEpoch select_epoch(const StoredRun& run, Selection criterion) {
   out.test_loss = metric(e.test, "loss");
   out.class_accuracy = e.test_class_accuracy;
   out.weight_hash = e.weight_hash;
+  // The study's convergence time: training plus validation of each epoch up to the chosen
+  // one (Keras's fit with validation_data), when the record has them; else the epoch's
+  // whole time (records written before the split).
   double time = 0;
-  for (std::size_t i = 0; i <= index; ++i) time += run.epochs[i].seconds;
+  for (std::size_t i = 0; i <= index; ++i) {
+    const EpochRow& r = run.epochs[i];
+    const bool split = !std::isnan(r.train_seconds);
+    time += split ? r.train_seconds + (std::isnan(r.validation_seconds) ? 0 : r.validation_seconds)
+                  : r.seconds;
+  }
   out.convergence_time = time;
   return out;
 }
@@ -626,6 +634,76 @@ Interval bootstrap_ci(const std::vector<double>& values, BootstrapStatistic stat
   const auto sorted = sorted_nan_last(std::move(stats));
   const double alpha = 1 - confidence;
   return {quantile_linear(sorted, alpha / 2), quantile_linear(sorted, 1 - alpha / 2)};
+}
+
+namespace {
+
+// The max - min of `draws` x `groups` random groups (row-major: draw d's groups are
+// [d * groups, (d + 1) * groups)), each group_size distinct values of the pool.
+std::vector<double> group_spreads(const std::vector<double>& values, std::size_t group_size,
+                                  std::size_t groups, std::size_t draws, std::uint64_t seed) {
+  if (values.empty()) throw std::invalid_argument("group_spread: no values");
+  if (group_size == 0 || groups == 0 || draws == 0)
+    throw std::invalid_argument("group_spread: group size, groups and draws must be > 0");
+  if (values.size() < group_size)
+    throw std::invalid_argument("group_spread: " + std::to_string(values.size()) +
+                                " runs, fewer than a group of " + std::to_string(group_size));
+  std::mt19937_64 rng(seed);
+  auto below = [&](std::uint64_t n) {  // uniform in [0, n) by rejection
+    const std::uint64_t reject_below = (0 - n) % n;
+    std::uint64_t x;
+    do x = rng();
+    while (x < reject_below);
+    return static_cast<std::size_t>(x % n);
+  };
+  std::vector<double> pool(values), out;
+  out.reserve(groups * draws);
+  for (std::size_t g = 0; g < groups * draws; ++g) {
+    // Partial Fisher-Yates: the first group_size entries become a uniform random group.
+    for (std::size_t i = 0; i < group_size; ++i)
+      std::swap(pool[i], pool[i + below(pool.size() - i)]);
+    const auto [lo, hi] = std::minmax_element(pool.begin(), pool.begin() + group_size);
+    out.push_back(*hi - *lo);
+  }
+  return out;
+}
+
+std::vector<double> largest_of_groups(const std::vector<double>& spreads, std::size_t groups) {
+  std::vector<double> out;
+  for (std::size_t d = 0; d + groups <= spreads.size(); d += groups)
+    out.push_back(*std::max_element(spreads.begin() + d, spreads.begin() + d + groups));
+  return out;
+}
+
+}  // namespace
+
+GroupSpread group_spread(const std::vector<double>& values, std::size_t group_size,
+                         std::size_t groups, std::size_t draws, std::uint64_t seed) {
+  const auto spreads = group_spreads(values, group_size, groups, draws, seed);
+  GroupSpread g;
+  g.pool = values.size();
+  g.group_size = group_size;
+  g.groups = groups;
+  const auto one = sorted_nan_last(spreads);
+  g.one_group_median = quantile_linear(one, 0.5);
+  g.one_group_p05 = quantile_linear(one, 0.05);
+  g.one_group_p95 = quantile_linear(one, 0.95);
+  const auto largest = sorted_nan_last(largest_of_groups(spreads, groups));
+  g.largest_median = quantile_linear(largest, 0.5);
+  g.largest_p05 = quantile_linear(largest, 0.05);
+  g.largest_p95 = quantile_linear(largest, 0.95);
+  return g;
+}
+
+double group_spread_rank(const std::vector<double>& values, std::size_t group_size,
+                         std::size_t groups, std::size_t draws, std::uint64_t seed,
+                         double reference) {
+  if (std::isnan(reference)) return kNaN;
+  const auto largest =
+      largest_of_groups(group_spreads(values, group_size, groups, draws, seed), groups);
+  std::size_t at_or_below = 0;
+  for (double v : largest) at_or_below += v <= reference;
+  return static_cast<double>(at_or_below) / static_cast<double>(largest.size());
 }
 
 ImplementationSpread implementation_spread(const std::vector<StoredRun>& runs, Selection criterion,

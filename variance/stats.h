@@ -47,7 +47,7 @@ struct SelectedEpoch {
   double test_accuracy = kNaN;         // at that epoch
   double test_loss = kNaN;             // at that epoch (MSE for a regression run)
   std::vector<double> class_accuracy;  // test, per class, at that epoch
-  double convergence_time = kNaN;      // sum of epoch seconds for epochs 1..epoch
+  double convergence_time = kNaN;      // epochs 1..epoch: train + validation seconds (else seconds)
   std::string weight_hash;             // at that epoch
 };
 
@@ -189,6 +189,30 @@ enum class BootstrapStatistic { sample_std, spread };  // spread = max - min
 // std::uniform_int_distribution), interval = the (1-c)/2 and (1+c)/2 linear quantiles.
 Interval bootstrap_ci(const std::vector<double>& values, BootstrapStatistic statistic,
                       std::size_t resamples, double confidence, std::uint64_t seed);
+
+// The paper's figures are not one group's max - min: each is the largest over about two dozen
+// groups of 16 runs (its library combinations x both criteria; VARIANCE.md). From a pool of
+// n >= group_size runs, without replacement (each group is group_size distinct runs, as
+// the study's runs were):
+//   one_group:  the distribution of one group's max - min (`draws` random groups);
+//   largest_of: the distribution of the largest max - min over `groups` independent groups
+//               (`draws` repetitions of drawing `groups` groups), the like-for-like
+//               counterpart of a published maximum.
+// Quantiles are quantile_linear's; indices come from std::mt19937_64(seed) by rejection, as
+// bootstrap_ci's. With n == group_size every group is the pool (one value). Throws
+// std::invalid_argument for an empty pool, n < group_size, or a zero count.
+struct GroupSpread {
+  std::size_t pool = 0, group_size = 0, groups = 0;
+  double one_group_median = kNaN, one_group_p05 = kNaN, one_group_p95 = kNaN;
+  double largest_median = kNaN, largest_p05 = kNaN, largest_p95 = kNaN;
+};
+GroupSpread group_spread(const std::vector<double>& values, std::size_t group_size,
+                         std::size_t groups, std::size_t draws, std::uint64_t seed);
+// The share of `draws` largest-of-`groups` values at or below `reference` (same draws as
+// group_spread with the same arguments).
+double group_spread_rank(const std::vector<double>& values, std::size_t group_size,
+                         std::size_t groups, std::size_t draws, std::uint64_t seed,
+                         double reference);
 
 // "Is the spread that only the implementation causes zero?" For a fixed-seed setting, in
 // the setting's metric (is_regression: test loss, else test accuracy), over the runs whose

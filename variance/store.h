@@ -16,6 +16,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,6 +54,11 @@ using MetricMap = std::map<std::string, double>;
 struct EpochRow {
   std::int64_t epoch = 0;  // 1-based
   double seconds = 0;      // NaN when the record had null
+  // The epoch's training steps and its validation pass (the record's train_seconds and
+  // validation_seconds; NaN for records from before they were written). Filled by
+  // analyze() from the records; select_epoch() times convergence with them when present.
+  double train_seconds = std::numeric_limits<double>::quiet_NaN();
+  double validation_seconds = std::numeric_limits<double>::quiet_NaN();
   std::string weight_hash;
   MetricMap train, test;
   MetricMap validation;                     // empty when the run had no validation set

@@ -76,6 +76,30 @@ TEST(Report, WhatVariesIsReadFromTheRuns) {
             "algorithmic: all six seeds + implementation: timing (fast)");
 }
 
+// A setting with more runs than one 16-run group gets the resampled-groups block and CSV;
+// one with 16 or fewer does not.
+TEST(Report, SettingsWithMoreRunsThanAGroupAreResampled) {
+  const fs::path dir = fs::temp_directory_path() / ("detdl_groups_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "g.toml") << "name = \"g\"\nrepetitions = 3\nselection = [\"last\"]\n"
+                                   "[experiment]\nnet = \"mlp:4\"\ndata = \"blobs\"\nepochs = 1\n"
+                                   "batch_size = 128\n[[setting]]\nname = \"pool\"\n"
+                                   "vary = [\"all\"]\nrepetitions = 18\n[[setting]]\n"
+                                   "name = \"small\"\nvary = [\"all\"]\n";
+  const std::string store = (dir / "g.sqlite").string();
+  auto r = run("study run " + (dir / "g.toml").string() + " --store " + store + " --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("study table " + store + " --out " + (dir / "csv").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto block = r.output.find("16-run groups resampled");
+  ASSERT_NE(block, std::string::npos) << r.output;
+  const std::string rest = r.output.substr(block, r.output.find("\n\n", block) - block);
+  EXPECT_NE(rest.find("pool"), std::string::npos) << rest;
+  EXPECT_EQ(rest.find("small"), std::string::npos) << rest;
+  EXPECT_EQ(lines(dir / "csv" / "group_spread.csv"), 2u);  // header + pool x last
+  fs::remove_all(dir);
+}
+
 TEST(Report, TinyStudyTablesPicturesAndPage) {
   const fs::path dir = fs::temp_directory_path() / ("detdl_report_" + std::to_string(::getpid()));
   fs::create_directories(dir);

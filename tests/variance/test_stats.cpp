@@ -221,6 +221,15 @@ TEST(Selection, CriteriaPickTheRightEpochWithTiesToTheEarliest) {
   EXPECT_EQ(last.epoch, 4);
   EXPECT_EQ(last.convergence_time, 10.0);
   EXPECT_EQ(last.weight_hash, "d");
+  // Records with the split times: the study's time, training + validation only (the test
+  // evaluation and the hashing in `seconds` do not count).
+  StoredRun timed = r;
+  for (auto& e : timed.epochs) {
+    e.train_seconds = 0.5 * e.seconds;
+    e.validation_seconds = 0.25;
+  }
+  EXPECT_EQ(select_epoch(timed, Selection::best_loss).convergence_time, 0.5 + 1.0 + 2 * 0.25);
+  EXPECT_EQ(select_epoch(timed, Selection::last).convergence_time, 5.0 + 4 * 0.25);
 }
 
 TEST(Selection, WithoutValidationTheTestSplitDecidesAndNanNeverWins) {
@@ -638,3 +647,56 @@ TEST(Diverged, RunsAreCountedAndLeftOutNeverReadAsZero) {
       EXPECT_EQ(e.summary.finite, 2u);
     }
 }
+
+namespace detdl::variance {
+namespace {
+
+// 16-run groups resampled from a pool (the like-for-like comparison with the paper's maxima).
+TEST(GroupSpread, PoolOfOneGroupIsThePool) {
+  std::vector<double> v;
+  for (int i = 0; i < 16; ++i) v.push_back(0.9 + 0.001 * i);
+  const GroupSpread g = group_spread(v, 16, 24, 200, 1);
+  EXPECT_NEAR(g.one_group_median, 0.015, 1e-12);
+  EXPECT_NEAR(g.one_group_p05, 0.015, 1e-12);
+  EXPECT_NEAR(g.largest_p95, 0.015, 1e-12);
+  EXPECT_EQ(g.pool, 16u);
+}
+
+// One weak run among 64: a 16-run group holds it with probability 16/64, so one group's
+// max - min is usually 0 but the largest of 24 groups almost always shows it (all 24 miss
+// it with probability 0.75^24 = 0.1%): the paper's maximum over many groups sees what one
+// group of 16 rarely does.
+TEST(GroupSpread, OneWeakRunShowsInTheLargestOfManyGroups) {
+  std::vector<double> v(63, 0.99);
+  v.push_back(0.10);
+  const GroupSpread g = group_spread(v, 16, 24, 4000, 7);
+  EXPECT_EQ(g.one_group_median, 0.0);
+  EXPECT_NEAR(g.one_group_p95, 0.89, 1e-12);
+  EXPECT_NEAR(g.largest_median, 0.89, 1e-12);
+  EXPECT_NEAR(g.largest_p05, 0.89, 1e-12);
+  EXPECT_EQ(group_spread_rank(v, 16, 24, 4000, 7, 0.89), 1.0);
+  EXPECT_LT(group_spread_rank(v, 16, 24, 4000, 7, 0.5), 0.01);
+  // The share of groups that hold the weak run, from the one-group draws (16/64 = 0.25).
+  const GroupSpread single = group_spread(v, 16, 1, 20000, 3);
+  EXPECT_EQ(single.one_group_median, 0.0);
+  EXPECT_NEAR(group_spread_rank(v, 16, 1, 20000, 3, 0.0), 0.75, 0.01);
+}
+
+TEST(GroupSpread, UniformPoolBoundsSeedAndErrors) {
+  std::vector<double> v;
+  for (int i = 0; i < 64; ++i) v.push_back(i);
+  const GroupSpread a = group_spread(v, 16, 24, 2000, 11), b = group_spread(v, 16, 24, 2000, 11);
+  EXPECT_EQ(a.one_group_median, b.one_group_median);  // seeded: the same numbers again
+  EXPECT_LE(a.one_group_p05, a.one_group_median);
+  EXPECT_LE(a.one_group_median, a.one_group_p95);
+  EXPECT_LE(a.largest_p95, 63.0);
+  EXPECT_GE(a.largest_median, a.one_group_median);
+  // E[range of 16 of 64 values 0..63] = 63 * 15 / 17 = 55.6; the median is near it.
+  EXPECT_NEAR(a.one_group_median, 63.0 * 15 / 17, 3.0);
+  EXPECT_THROW(group_spread(v, 65, 1, 1, 1), std::invalid_argument);
+  EXPECT_THROW(group_spread({}, 1, 1, 1, 1), std::invalid_argument);
+  EXPECT_THROW(group_spread(v, 16, 0, 1, 1), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace detdl::variance
