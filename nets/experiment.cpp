@@ -603,6 +603,14 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
       {"weight_hash", out.result.weight_hash},
       {"test_predictions", last_predictions},
   };
+  // Test rows per class (the study's no_samples_* columns; variance/export.h).
+  if (bundle->test.y.dtype() == DType::i32 && bundle->outputs > 0) {
+    std::vector<std::int64_t> counts(static_cast<std::size_t>(bundle->outputs), 0);
+    const std::int32_t* y = bundle->test.y.i32();
+    for (std::int64_t i = 0; i < bundle->test.size(); ++i)
+      if (y[i] >= 0 && y[i] < bundle->outputs) ++counts[static_cast<std::size_t>(y[i])];
+    out.record["test_class_counts"] = counts;
+  }
   // Divergence (NaN/Inf loss or weights): the run completes and says so. "finite" counts,
   // per series, the epochs whose value is finite (non-finite values are null in JSON).
   json finite = json::object();

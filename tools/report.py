@@ -3,7 +3,7 @@
 
     report.py OUT_DIR STUDY_NAME
 
-Reads OUT_DIR/{analysis_result,analysis_raw,butter_summary,divergence,implementation_spread}.csv
+Reads OUT_DIR/{detdl_result,detdl_raw,butter_summary,divergence,implementation_spread}.csv
 and table.txt; writes OUT_DIR/{accuracy_spread,loss_spread,class_spread,loss_curves,divergence}.png
 (accuracy_spread for classification settings, loss_spread for regression ones) and
 OUT_DIR/index.html. Needs matplotlib (Debian: python3-matplotlib); nothing else.
@@ -230,10 +230,10 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: report.py OUT_DIR STUDY_NAME")
     out, study = sys.argv[1], sys.argv[2]
-    raw = read_csv(os.path.join(out, "analysis_raw.csv"))
+    raw = read_csv(os.path.join(out, "detdl_raw.csv"))
     if not raw:
-        sys.exit(f"report.py: {os.path.join(out, 'analysis_raw.csv')} is missing or empty")
-    result = read_csv(os.path.join(out, "analysis_result.csv"))
+        sys.exit(f"report.py: {os.path.join(out, 'detdl_raw.csv')} is missing or empty")
+    result = read_csv(os.path.join(out, "detdl_result.csv"))
     pictures = []
     if accuracy_spread(raw, out):
         pictures.append(("accuracy_spread.png", "Test accuracy of every run, per setting and selection criterion"))
@@ -255,8 +255,8 @@ def main():
 table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%}}</style>
 </head><body><h1>detdl study: {html.escape(study)}</h1>
 <pre>{html.escape(text)}</pre>{figs}
-<h2>analysis_result.csv</h2>{table_html(result)}
-<p>CSV files: analysis_result.csv, analysis_raw.csv, comparisons.csv, butter_summary.csv,
+<h2>detdl_result.csv</h2>{table_html(result)}
+<p>CSV files: analysis_result.csv, analysis_raw.csv (the dl-variance artifact's columns), detdl_result.csv, detdl_raw.csv, group_spread.csv, comparisons.csv, butter_summary.csv,
 implementation_spread.csv, divergence.csv, divergence_pairs.csv (same folder).</p></body></html>
 """
     tmp = os.path.join(out, "index.html.tmp")

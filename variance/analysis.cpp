@@ -149,6 +149,8 @@ Analysis analyze(const Store& store, const std::string& study) {
   for (auto& r : a.runs) {
     const nlohmann::json record = store.record(r.key);
     hashes_of[r.key] = step_hashes(record);
+    if (record.contains("test_class_counts") && record["test_class_counts"].is_array())
+      r.test_class_counts = record["test_class_counts"].get<std::vector<std::int64_t>>();
     // The epoch times the study's convergence time is made of (EpochRow).
     if (record.contains("epochs") && record["epochs"].is_array())
       for (std::size_t i = 0; i < record["epochs"].size() && i < r.epochs.size(); ++i) {
@@ -354,8 +356,18 @@ void print_analysis(const Analysis& a, std::ostream& out) {
 
 void write_analysis(const Analysis& a, const fs::path& dir) {
   fs::create_directories(dir);
-  write_analysis_result(dir / "analysis_result.csv", a.summaries);
-  write_analysis_raw(dir / "analysis_raw.csv", a.runs, a.criteria);
+  // The study's own two tables (its seed README's columns), then detdl's richer ones.
+  std::vector<StudyRow> study_rows;
+  for (std::size_t i = 0; i < a.settings.size(); ++i) {
+    const auto runs = of_setting(a.runs, a.settings[i]);
+    const bool seeds_vary = a.varies[i].find("algorithmic") != std::string::npos;
+    for (Selection c : a.criteria)
+      if (!is_regression(runs)) study_rows.push_back(study_row(runs, c, seeds_vary));
+  }
+  write_study_result(dir / "analysis_result.csv", study_rows);
+  write_study_raw(dir / "analysis_raw.csv", study_rows);
+  write_analysis_result(dir / "detdl_result.csv", a.summaries);
+  write_analysis_raw(dir / "detdl_raw.csv", a.runs, a.criteria);
   write_comparisons(dir / "comparisons.csv", a.comparisons);
   write_butter_summary(dir / "butter_summary.csv", a.butter);
   std::string s =

@@ -62,8 +62,10 @@ Analysis analyze(const Store& store, const std::string& study);
 // The table a researcher reads first (one block per criterion).
 void print_analysis(const Analysis& a, std::ostream& out);
 
-// analysis_result.csv, analysis_raw.csv, comparisons.csv, butter_summary.csv,
-// implementation_spread.csv, divergence.csv, divergence_pairs.csv into `dir`.
+// analysis_result.csv and analysis_raw.csv (the dl-variance artifact's columns),
+// detdl_result.csv, detdl_raw.csv, comparisons.csv, butter_summary.csv,
+// implementation_spread.csv, group_spread.csv, divergence.csv, divergence_pairs.csv into
+// `dir` (variance/export.h has the columns).
 void write_analysis(const Analysis& a, const std::filesystem::path& dir);
 
 }  // namespace detdl::variance

@@ -208,6 +208,104 @@ void write_butter_summary(const std::filesystem::path& path,
   write_table(path, header, rows);
 }
 
+namespace {
+
+Row study_prefix(const StudyRow& r) {
+  return {"detdl",
+          csv_field(r.backend_version),
+          "",
+          "",
+          csv_field(r.network),
+          csv_number(static_cast<std::int64_t>(r.random_seed)),
+          csv_field(r.criterion)};
+}
+
+}  // namespace
+
+void write_study_result(const std::filesystem::path& path, const std::vector<StudyRow>& rows) {
+  const Row header = {"backend",
+                      "backend_version",
+                      "cuda_version",
+                      "cudnn_version",
+                      "network",
+                      "random_seed",
+                      "stopping_type",
+                      "no_try",
+                      "max_accuracy_diff",
+                      "max_accuracy",
+                      "min_accuracy",
+                      "std_dev_accuracy",
+                      "mean_accuracy",
+                      "max_diff_label",
+                      "max_per_label_acc_diff",
+                      "max_label_accuracy",
+                      "min_label_accuracy",
+                      "no_samples_max_diff",
+                      "max_std_label",
+                      "max_per_label_acc_std",
+                      "no_samples_max_std",
+                      "max_convergent_diff",
+                      "max_convergent",
+                      "min_convergent",
+                      "std_dev_convergent",
+                      "mean_convergent",
+                      "max_convergent_diff_epoch",
+                      "max_convergent_epoch",
+                      "min_convergent_epoch",
+                      "std_dev_convergent_epoch",
+                      "mean_convergent_epoch",
+                      "setting"};
+  std::vector<Row> out;
+  for (const auto& r : rows) {
+    Row row = study_prefix(r);
+    for (const std::string& v : {csv_number(static_cast<std::int64_t>(r.no_try)),
+                                 csv_number(r.max_accuracy_diff),
+                                 csv_number(r.max_accuracy),
+                                 csv_number(r.min_accuracy),
+                                 csv_number(r.std_dev_accuracy),
+                                 csv_number(r.mean_accuracy),
+                                 csv_number(r.max_diff_label),
+                                 csv_number(r.max_per_label_acc_diff),
+                                 csv_number(r.max_label_accuracy),
+                                 csv_number(r.min_label_accuracy),
+                                 csv_number(r.no_samples_max_diff),
+                                 csv_number(r.max_std_label),
+                                 csv_number(r.max_per_label_acc_std),
+                                 csv_number(r.no_samples_max_std),
+                                 csv_number(r.max_convergent_diff),
+                                 csv_number(r.max_convergent),
+                                 csv_number(r.min_convergent),
+                                 csv_number(r.std_dev_convergent),
+                                 csv_number(r.mean_convergent),
+                                 csv_number(r.max_convergent_diff_epoch),
+                                 csv_number(r.max_convergent_epoch),
+                                 csv_number(r.min_convergent_epoch),
+                                 csv_number(r.std_dev_convergent_epoch),
+                                 csv_number(r.mean_convergent_epoch),
+                                 csv_field(r.setting)})
+      row.push_back(v);
+    out.push_back(std::move(row));
+  }
+  write_table(path, header, out);
+}
+
+void write_study_raw(const std::filesystem::path& path, const std::vector<StudyRow>& rows) {
+  const Row header = {"backend",  "backend_version", "cuda_version",     "cudnn_version",
+                      "network",  "random_seed",     "stopping_type",    "try",
+                      "accuracy", "convergent",      "convergent_epoch", "setting"};
+  std::vector<Row> out;
+  for (const auto& r : rows)
+    for (const auto& t : r.tries) {
+      Row row = study_prefix(r);
+      for (const std::string& v :
+           {csv_number(t.repetition), csv_number(t.accuracy), csv_number(t.convergent),
+            csv_number(t.convergent_epoch), csv_field(r.setting)})
+        row.push_back(v);
+      out.push_back(std::move(row));
+    }
+  write_table(path, header, out);
+}
+
 void write_comparisons(const std::filesystem::path& path,
                        const std::vector<Comparison>& comparisons) {
   const Row header = {"setting_a",     "setting_b",

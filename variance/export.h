@@ -21,7 +21,24 @@ std::string csv_field(std::string_view text);  // quoted only when it must be
 std::string csv_number(double value);          // "" for NaN
 std::string csv_number(std::int64_t value);
 
-// analysis_result.csv: one row per summary (setting x criterion), in the given order.
+// The dl-variance artifact's two tables, with its README's columns in its order (values
+// from StudyRow, stats.h), then one column of detdl's: the setting, which the study's rows
+// told apart by library versions instead.
+// analysis_result.csv: backend ("detdl"), backend_version (detdl's), cuda_version,
+// cudnn_version (empty: detdl's own kernels), network, random_seed (1 / -1), stopping_type
+// (the criterion), no_try, max_accuracy_diff, max_accuracy, min_accuracy,
+// std_dev_accuracy, mean_accuracy, max_diff_label, max_per_label_acc_diff,
+// max_label_accuracy, min_label_accuracy, no_samples_max_diff, max_std_label,
+// max_per_label_acc_std, no_samples_max_std, max_convergent_diff, max_convergent,
+// min_convergent, std_dev_convergent, mean_convergent, max_convergent_diff_epoch,
+// max_convergent_epoch, min_convergent_epoch, std_dev_convergent_epoch,
+// mean_convergent_epoch, setting.
+void write_study_result(const std::filesystem::path& path, const std::vector<StudyRow>& rows);
+// analysis_raw.csv: backend, backend_version, cuda_version, cudnn_version, network,
+// random_seed, stopping_type, try, accuracy, convergent, convergent_epoch, setting.
+void write_study_raw(const std::filesystem::path& path, const std::vector<StudyRow>& rows);
+
+// detdl_result.csv (detdl's richer table): one row per summary (setting x criterion), in the given order.
 // Columns: setting, criterion, n, max_acc, min_acc, mean_acc, std_acc, std_ci_low,
 // std_ci_high, max_diff, class_max_diff, class_with_max_diff, mean_convergence_time,
 // max_convergence_time_diff_pct, min_epoch, max_epoch, distinct_hashes, mean_churn,
@@ -33,7 +50,7 @@ std::string csv_number(std::int64_t value);
 void write_analysis_result(const std::filesystem::path& path,
                            const std::vector<SettingSummary>& summaries);
 
-// analysis_raw.csv: one row per run and criterion (runs in the given order, criteria in the
+// detdl_raw.csv: one row per run and criterion (runs in the given order, criteria in the
 // given order within a run). Columns: setting, repetition, key, criterion, selected_epoch,
 // test_accuracy, convergence_time, convergence_epoch, weight_hash (at the selected epoch),
 // test_loss, regression (0/1), diverged (0/1), acc_class_0 .. acc_class_{K-1}, K = the

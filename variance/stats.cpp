@@ -563,6 +563,73 @@ Comparison compare_settings(const std::vector<StoredRun>& a, const std::vector<S
   return c;
 }
 
+StudyRow study_row(const std::vector<StoredRun>& runs, Selection criterion, bool seeds_vary) {
+  check_one_setting(runs, "study_row");
+  StudyRow row;
+  row.setting = runs.front().setting;
+  const auto& e = runs.front().experiment;
+  row.network = e.contains("net") && e["net"].is_string() ? e["net"].get<std::string>() : "";
+  row.backend_version = runs.front().detdl_version;
+  row.criterion = std::string(selection_name(criterion));
+  row.random_seed = seeds_vary ? -1 : 1;
+  std::vector<double> acc, time, epoch;
+  std::vector<std::vector<double>> per_class;  // per run
+  std::vector<std::int64_t> counts;
+  for (const auto& r : runs) {
+    const SelectedEpoch s = select_epoch(r, criterion);
+    if (!usable(s, false)) continue;
+    acc.push_back(s.test_accuracy);
+    time.push_back(s.convergence_time);
+    epoch.push_back(static_cast<double>(s.epoch));
+    per_class.push_back(s.class_accuracy);
+    if (counts.empty()) counts = r.test_class_counts;
+    row.tries.push_back({r.repetition, s.test_accuracy, s.convergence_time, s.epoch});
+  }
+  row.no_try = acc.size();
+  if (acc.empty()) return row;
+  auto spread = [](const std::vector<double>& v, double& diff, double& hi, double& lo, double& sd,
+                   double& mean) {
+    const auto [a, b] = std::minmax_element(v.begin(), v.end());
+    lo = *a;
+    hi = *b;
+    diff = hi - lo;
+    sd = v.size() >= 2 ? sample_std(v) : kNaN;
+    mean = mean_of(v);
+  };
+  spread(acc, row.max_accuracy_diff, row.max_accuracy, row.min_accuracy, row.std_dev_accuracy,
+         row.mean_accuracy);
+  spread(time, row.max_convergent_diff, row.max_convergent, row.min_convergent,
+         row.std_dev_convergent, row.mean_convergent);
+  spread(epoch, row.max_convergent_diff_epoch, row.max_convergent_epoch, row.min_convergent_epoch,
+         row.std_dev_convergent_epoch, row.mean_convergent_epoch);
+  std::size_t classes = 0;
+  for (const auto& c : per_class) classes = std::max(classes, c.size());
+  auto count_of = [&](std::int64_t l) {
+    return l >= 0 && static_cast<std::size_t>(l) < counts.size() ? counts[l] : std::int64_t{-1};
+  };
+  for (std::size_t l = 0; l < classes; ++l) {
+    std::vector<double> v;
+    for (const auto& c : per_class)
+      if (l < c.size() && !std::isnan(c[l])) v.push_back(c[l]);
+    if (v.empty()) continue;
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    if (*hi - *lo > row.max_per_label_acc_diff) {
+      row.max_per_label_acc_diff = *hi - *lo;
+      row.max_diff_label = static_cast<std::int64_t>(l);
+      row.max_label_accuracy = *hi;
+      row.min_label_accuracy = *lo;
+    }
+    const double sd = v.size() >= 2 ? sample_std(v) : 0.0;
+    if (sd > row.max_per_label_acc_std) {
+      row.max_per_label_acc_std = sd;
+      row.max_std_label = static_cast<std::int64_t>(l);
+    }
+  }
+  row.no_samples_max_diff = count_of(row.max_diff_label);
+  row.no_samples_max_std = count_of(row.max_std_label);
+  return row;
+}
+
 // ---- beyond the study -------------------------------------------------------------------
 
 double prediction_churn(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {

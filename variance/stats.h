@@ -138,6 +138,44 @@ struct SettingSummary {
 // `runs` must all be of one setting. Throws std::invalid_argument when empty or mixed.
 SettingSummary summarize(const std::vector<StoredRun>& runs, Selection criterion);
 
+// One row of the dl-variance artifact's analysis_result.csv (its README's columns; its
+// analysis code's definitions): one setting ("experimental set") and criterion. Accuracies
+// are fractions; SDs are sample SDs (Python's statistics.stdev). Per class, over every class
+// (the study's code looped over range(max(labels)) and so never looked at the last class;
+// detdl does not repeat that): the class with the largest max - min gap and its max and
+// min, the class with the largest SD; as in the study, a class is taken only when its
+// value is strictly larger than the best so far from 0, so identical runs give label -1
+// and zeros. no_samples_* are the class's test rows (-1 when the records lack
+// test_class_counts). Convergence: study_row times are SelectedEpoch::convergence_time
+// (training + validation), epochs the selected epoch numbers.
+struct StudyRow {
+  std::string setting, network, backend_version, criterion;
+  int random_seed = 1;  // 1: fixed-seed (no algorithmic seed varies), -1: seeds vary
+  std::size_t no_try = 0;
+  double max_accuracy_diff = kNaN, max_accuracy = kNaN, min_accuracy = kNaN,
+         std_dev_accuracy = kNaN, mean_accuracy = kNaN;
+  std::int64_t max_diff_label = -1;
+  double max_per_label_acc_diff = 0, max_label_accuracy = 0, min_label_accuracy = 0;
+  std::int64_t no_samples_max_diff = -1;
+  std::int64_t max_std_label = -1;
+  double max_per_label_acc_std = 0;
+  std::int64_t no_samples_max_std = -1;
+  double max_convergent_diff = kNaN, max_convergent = kNaN, min_convergent = kNaN,
+         std_dev_convergent = kNaN, mean_convergent = kNaN;
+  double max_convergent_diff_epoch = kNaN, max_convergent_epoch = kNaN, min_convergent_epoch = kNaN,
+         std_dev_convergent_epoch = kNaN, mean_convergent_epoch = kNaN;
+  // analysis_raw.csv: per run (the study's `try`, 0-based repetition order here).
+  struct Try {
+    std::int64_t repetition = 0;
+    double accuracy = kNaN, convergent = kNaN;
+    std::int64_t convergent_epoch = 0;
+  };
+  std::vector<Try> tries;
+};
+// Runs of one setting, their usable (finite) values only. Throws std::invalid_argument
+// when `runs` is empty or mixed.
+StudyRow study_row(const std::vector<StoredRun>& runs, Selection criterion, bool seeds_vary);
+
 // ---- two settings -----------------------------------------------------------------------
 
 struct TestResult {

@@ -72,11 +72,14 @@ struct StoredRun {
   nlohmann::json experiment;  // the run's full config
   std::string level;          // "portable" | "repeatable" | "fast" ("" when absent)
   std::string detdl_version, host, cpu, started_at, finished_at;
-  std::string weight_hash;                // final
-  double total_seconds = 0;               // NaN when the record had none
-  std::int64_t steps = -1;                // -1 when the record had none
-  std::int64_t parameters = -1;           // -1 when the record had none
-  std::vector<EpochRow> epochs;           // epochs[i].epoch == i + 1
+  std::string weight_hash;       // final
+  double total_seconds = 0;      // NaN when the record had none
+  std::int64_t steps = -1;       // -1 when the record had none
+  std::int64_t parameters = -1;  // -1 when the record had none
+  std::vector<EpochRow> epochs;  // epochs[i].epoch == i + 1
+  // Test rows per class (the record's test_class_counts; empty for older records and
+  // regression). Filled by analyze() from the record.
+  std::vector<std::int64_t> test_class_counts;
   std::vector<std::int32_t> predictions;  // final test predictions (empty when absent)
   std::string task;                       // the record's data.task: "regression", "binary",
                                           // "multiclass" ("" when the record had none)

@@ -132,12 +132,36 @@ TEST(Report, TinyStudyTablesPicturesAndPage) {
   r = run("report " + store + " --out " + out.string());
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f :
-       {"analysis_result.csv", "analysis_raw.csv", "comparisons.csv", "butter_summary.csv",
-        "implementation_spread.csv", "divergence.csv", "accuracy_spread.png", "class_spread.png",
-        "loss_curves.png", "divergence.png", "index.html"})
+       {"analysis_result.csv", "analysis_raw.csv", "detdl_result.csv", "detdl_raw.csv",
+        "group_spread.csv", "comparisons.csv", "butter_summary.csv", "implementation_spread.csv",
+        "divergence.csv", "accuracy_spread.png", "class_spread.png", "loss_curves.png",
+        "divergence.png", "index.html"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_EQ(lines(out / "analysis_result.csv"), 1u + 4 * 3);  // header + settings x criteria
   EXPECT_EQ(lines(out / "analysis_raw.csv"), 1u + 12 * 3);    // header + runs x criteria
+  EXPECT_EQ(lines(out / "detdl_result.csv"), 1u + 4 * 3);
+  EXPECT_EQ(lines(out / "detdl_raw.csv"), 1u + 12 * 3);
+  {  // the study's own columns, in its order, then the setting
+    std::ifstream f(out / "analysis_result.csv");
+    std::string header, row;
+    std::getline(f, header);
+    std::getline(f, row);
+    EXPECT_EQ(header.rfind("backend,backend_version,cuda_version,cudnn_version,network,"
+                           "random_seed,stopping_type,no_try,max_accuracy_diff,",
+                           0),
+              0u)
+        << header;
+    EXPECT_NE(header.find(",max_std_label,max_per_label_acc_std,no_samples_max_std,"),
+              std::string::npos);
+    EXPECT_NE(header.find(",mean_convergent_epoch,setting"), std::string::npos);
+    EXPECT_EQ(row.rfind("detdl,", 0), 0u) << row;
+    EXPECT_NE(row.find(",mlp:16,1,best_loss,3,"), std::string::npos) << row;  // fixed-portable
+    std::ifstream r(out / "analysis_raw.csv");
+    std::getline(r, header);
+    EXPECT_EQ(header,
+              "backend,backend_version,cuda_version,cudnn_version,network,random_seed,"
+              "stopping_type,try,accuracy,convergent,convergent_epoch,setting");
+  }
   std::ifstream html(out / "index.html");
   std::stringstream page;
   page << html.rdbuf();
@@ -284,7 +308,7 @@ TEST(Report, RegressionTableShowsTestLossSpreadAndFlagsZeroAccuracySpread) {
   const auto rep = run("report " + store + " --out " + out.string());
   ASSERT_EQ(rep.status, 0) << rep.output;
   EXPECT_TRUE(fs::exists(out / "loss_spread.png"));
-  std::ifstream csv(out / "analysis_result.csv");
+  std::ifstream csv(out / "detdl_result.csv");
   std::stringstream text;
   text << csv.rdbuf();
   EXPECT_NE(text.str().find(",loss_max_diff,"), std::string::npos);

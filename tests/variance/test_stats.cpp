@@ -700,3 +700,56 @@ TEST(GroupSpread, UniformPoolBoundsSeedAndErrors) {
 
 }  // namespace
 }  // namespace detdl::variance
+
+namespace detdl::variance {
+namespace {
+
+// The dl-variance artifact's row: its definitions, every class (the last one included).
+TEST(StudyRow, DefinitionsOfTheArtifactTable) {
+  // Three runs, one epoch each, three classes; class 2 (the last) has the largest gap.
+  std::vector<StoredRun> runs;
+  const double acc[] = {0.90, 0.80, 0.85};
+  const std::vector<std::vector<double>> cls = {{0.9, 0.8, 1.0}, {0.9, 0.7, 0.4}, {0.9, 0.75, 0.7}};
+  for (int i = 0; i < 3; ++i) {
+    StoredRun r = make_run(
+        "s", "k" + std::to_string(i),
+        {{0.1, acc[i], 0.2, acc[i], double(i + 1), "h" + std::to_string(i), cls[i]}}, true);
+    r.repetition = i;
+    r.test_class_counts = {250, 240, 260};
+    r.experiment = {{"net", "lenet1"}};
+    r.detdl_version = "1.2.3";
+    runs.push_back(r);
+  }
+  const StudyRow row = study_row(runs, Selection::last, true);
+  EXPECT_EQ(row.network, "lenet1");
+  EXPECT_EQ(row.random_seed, -1);
+  EXPECT_EQ(row.no_try, 3u);
+  EXPECT_NEAR(row.max_accuracy_diff, 0.10, 1e-12);
+  EXPECT_NEAR(row.std_dev_accuracy, 0.05, 1e-12);  // sample SD of 0.90, 0.80, 0.85
+  EXPECT_EQ(row.max_diff_label, 2);                // the last class counts
+  EXPECT_NEAR(row.max_per_label_acc_diff, 0.6, 1e-12);
+  EXPECT_EQ(row.max_label_accuracy, 1.0);
+  EXPECT_EQ(row.min_label_accuracy, 0.4);
+  EXPECT_EQ(row.no_samples_max_diff, 260);
+  EXPECT_EQ(row.max_std_label, 2);
+  EXPECT_NEAR(row.max_per_label_acc_std, 0.3, 1e-12);
+  EXPECT_EQ(row.no_samples_max_std, 260);
+  EXPECT_NEAR(row.max_convergent_diff, 2.0, 1e-12);  // seconds 1, 2, 3 (no split times)
+  EXPECT_NEAR(row.mean_convergent, 2.0, 1e-12);
+  EXPECT_EQ(row.max_convergent_epoch, 1.0);
+  ASSERT_EQ(row.tries.size(), 3u);
+  EXPECT_EQ(row.tries[1].repetition, 1);
+  EXPECT_EQ(row.tries[1].accuracy, 0.80);
+  // Identical runs: the study's loop never takes a class (strictly larger than 0).
+  std::vector<StoredRun> same(3, runs[0]);
+  const StudyRow id = study_row(same, Selection::last, false);
+  EXPECT_EQ(id.random_seed, 1);
+  EXPECT_EQ(id.max_accuracy_diff, 0.0);
+  EXPECT_EQ(id.max_diff_label, -1);
+  EXPECT_EQ(id.max_per_label_acc_diff, 0.0);
+  EXPECT_EQ(id.no_samples_max_diff, -1);
+  EXPECT_THROW(study_row({}, Selection::last, false), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace detdl::variance
