@@ -88,12 +88,17 @@ Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t kernel, ops::Conv
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, w_, b_, opt_); }
 
 BatchNorm::BatchNorm(std::int64_t channels, float momentum, float eps, bool unbiased,
-                     InitSpec gamma_init)
-    : momentum_(momentum), eps_(eps), unbiased_(unbiased) {
+                     InitSpec gamma_init, bool keras_moving_stats)
+    : momentum_(momentum), eps_(eps), unbiased_(unbiased), keras_(keras_moving_stats) {
   gamma_ = add_parameter("weight", {channels}, gamma_init);
   beta_ = add_parameter("bias", {channels}, {InitKind::zeros});
   mean_ = add_buffer("running_mean", Tensor::zeros({channels}));
   var_ = add_buffer("running_var", Tensor::full({channels}, 1.0f));
+  if (keras_) {
+    keras_stats_.biased_mean = add_buffer("keras_biased_mean", Tensor::zeros({channels}));
+    keras_stats_.biased_var = add_buffer("keras_biased_var", Tensor::zeros({channels}));
+    keras_stats_.steps = add_buffer("keras_steps", Tensor::zeros({1}));
+  }
 }
 
 void BatchNorm::reset_buffers() {
@@ -103,10 +108,14 @@ void BatchNorm::reset_buffers() {
     m[i] = 0.0f;
     v[i] = 1.0f;
   }
+  if (keras_)
+    for (Tensor* t : {&keras_stats_.biased_mean, &keras_stats_.biased_var, &keras_stats_.steps})
+      for (std::int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = 0.0f;
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
-  return ops::batch_norm(x, gamma_, beta_, mean_, var_, training(), momentum_, eps_, unbiased_);
+  return ops::batch_norm(x, gamma_, beta_, mean_, var_, training(), momentum_, eps_, unbiased_,
+                         keras_ ? &keras_stats_ : nullptr);
 }
 
 Tensor Sequential::forward(const Tensor& x) {

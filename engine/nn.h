@@ -96,8 +96,11 @@ class Conv2d final : public Module {
 class BatchNorm final : public Module {
  public:
   // gamma_init: ones by default; the WRN study draws gamma from U(0, 1).
+  // keras_moving_stats: Keras 2.2.2's zero-debiased moving averages (ops::KerasMovingStats;
+  // three more buffers), which override unbiased_running_var.
   explicit BatchNorm(std::int64_t channels, float momentum = 0.1f, float eps = 1e-5f,
-                     bool unbiased_running_var = true, InitSpec gamma_init = {InitKind::ones});
+                     bool unbiased_running_var = true, InitSpec gamma_init = {InitKind::ones},
+                     bool keras_moving_stats = false);
   Tensor forward(const Tensor& x) override;
   std::string kind() const override { return "BatchNorm"; }
 
@@ -106,8 +109,9 @@ class BatchNorm final : public Module {
 
  private:
   float momentum_, eps_;
-  bool unbiased_;
+  bool unbiased_, keras_;
   Tensor gamma_, beta_, mean_, var_;
+  ops::KerasMovingStats keras_stats_;  // defined when keras_
 };
 
 class Act final : public Module {

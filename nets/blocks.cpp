@@ -4,7 +4,7 @@ namespace detdl::nets {
 
 std::shared_ptr<BatchNorm> make_batch_norm(std::int64_t channels, const BatchNormSpec& spec) {
   return std::make_shared<BatchNorm>(channels, spec.momentum, spec.eps, spec.unbiased_running_var,
-                                     spec.gamma_init);
+                                     spec.gamma_init, spec.keras_moving_stats);
 }
 
 namespace {

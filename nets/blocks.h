@@ -13,8 +13,11 @@ namespace detdl::nets {
 struct BatchNormSpec {
   float momentum = 0.01f;             // Keras momentum 0.99 = PyTorch 0.01
   float eps = 1e-3f;                  // Keras default
-  bool unbiased_running_var = false;  // Keras updates the moving variance with the biased one
+  bool unbiased_running_var = false;  // (ignored while keras_moving_stats)
   InitSpec gamma_init{InitKind::ones};
+  // Keras 2.2.2's moving statistics: the variance scaled by n / (n - 1 - eps) and
+  // zero-debiased averages (kernels/common/batchnorm_keras.h), as the study's models had.
+  bool keras_moving_stats = true;
 };
 
 // A BatchNorm whose gamma uses spec.gamma_init (the WRN study draws gamma from U(0, 1)).

@@ -27,7 +27,8 @@ std::optional<cpu::BatchnormImpl> emulated_batchnorm(bool with_sums) {
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps, bool unbiased) {
+                  Tensor& running_var, bool training, float momentum, float eps, bool unbiased,
+                  KerasMovingStats* keras) {
   if (x.ndim() != 2 && x.ndim() != 4)
     throw std::invalid_argument("batch_norm: expected (N, C) or (N, C, H, W), got " +
                                 shape_str(x.shape()));
@@ -72,7 +73,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   Tensor mean = Tensor::empty_on(dev, {C}), inv_std = Tensor::empty_on(dev, {C}),
          var = Tensor::empty_on(dev, {C});
   // The backward takes the forward's route: cuDNN's saved statistics go back to cuDNN.
-  const Route fwd = route_batchnorm(dev, eps, unbiased);
+  // Keras's moving statistics are detdl's kernels' (cuDNN updates PyTorch's kind).
+  const Route fwd = route_batchnorm(dev, eps, keras ? false : unbiased);
   const bool vendor = fwd == Route::vendor;
   switch (fwd) {
     case Route::cpu:
@@ -82,15 +84,26 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       else
         cpu::batchnorm_forward_train(lv, N, C, HW, x.f32(), gamma.f32(), beta.f32(), eps, y.f32(),
                                      mean.f32(), inv_std.f32(), var.f32());
-      cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(), running_mean.f32(),
-                                    running_var.f32(), unbiased);
+      if (keras)
+        cpu::batchnorm_update_running_keras(
+            C, N * HW, momentum, eps, mean.f32(), var.f32(), keras->biased_mean.f32(),
+            keras->biased_var.f32(), keras->steps.f32(), running_mean.f32(), running_var.f32());
+      else
+        cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(),
+                                      running_mean.f32(), running_var.f32(), unbiased);
       break;
     case Route::cuda:
       gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
                                    eps, y.data_f32(), mean.data_f32(), inv_std.data_f32(),
                                    var.data_f32());
-      gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(),
-                                    running_mean.data_f32(), running_var.data_f32(), unbiased);
+      if (keras)
+        gpu::batchnorm_update_running_keras(C, N * HW, momentum, eps, mean.data_f32(),
+                                            var.data_f32(), keras->biased_mean.data_f32(),
+                                            keras->biased_var.data_f32(), keras->steps.data_f32(),
+                                            running_mean.data_f32(), running_var.data_f32());
+      else
+        gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(),
+                                      running_mean.data_f32(), running_var.data_f32(), unbiased);
       break;
     case Route::vendor:  // cuDNN also updates the running statistics (unbiased, as routed)
       gpu::cudnn_batchnorm_forward_train(

@@ -66,11 +66,18 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o);
 Tensor global_avg_pool2d(const Tensor& x);  // (N,C,H,W) -> (N,C)
 
 // ---- normalisation ----
+// Keras 2.2.2's zero-debiased moving statistics (kernels/common/batchnorm_keras.h): the
+// accumulators and the step count, buffers of the layer.
+struct KerasMovingStats {
+  Tensor biased_mean, biased_var;  // (C), start at 0
+  Tensor steps;                    // (1), starts at 0
+};
 // x: (N, C) or (N, C, H, W). Training: batch statistics, running stats updated in place
-// (running = running*(1-momentum) + batch*momentum). Eval: running statistics.
+// (running = running*(1-momentum) + batch*momentum; with `keras`, Keras 2.2.2's debiased
+// update instead, always on detdl's own kernels). Eval: running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
                   Tensor& running_var, bool training, float momentum, float eps,
-                  bool unbiased_running_var = true);
+                  bool unbiased_running_var = true, KerasMovingStats* keras = nullptr);
 
 // ---- regularisation ----
 // Inverted dropout keyed by (dropout seed, step, layer, element) from the RunContext;

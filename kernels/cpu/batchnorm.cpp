@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/common/batchnorm_keras.h"
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/parallel.h"
 
@@ -256,6 +257,18 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
     channel_sums(level, N, C, HW, term, out);
   };
   forward_train(sums, false, N, C, HW, x, gamma, beta, eps, y, save_mean, save_inv_std, batch_var);
+}
+
+void batchnorm_update_running_keras(i64 C, i64 count, float momentum, float eps,
+                                    const float* batch_mean, const float* batch_var,
+                                    float* biased_mean, float* biased_var, float* steps,
+                                    float* running_mean, float* running_var) {
+  steps[0] = steps[0] + 1.0f;
+  const float factor = keras_variance_factor(count, eps);
+  const float debias = keras_debias_factor(1.0f - momentum, static_cast<std::int64_t>(steps[0]));
+  for (i64 c = 0; c < C; ++c)
+    keras_moving_update(momentum, factor, debias, batch_mean[c], batch_var[c], biased_mean[c],
+                        biased_var[c], running_mean[c], running_var[c]);
 }
 
 void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean,

@@ -59,6 +59,19 @@ void batchnorm_update_running(std::int64_t C, std::int64_t count, float momentum
                               float* running_var,       // (C) updated in place
                               bool unbiased);
 
+// Keras 2.2.2's moving statistics (kernels/common/batchnorm_keras.h): the variance scaled by
+// n / (n - (1 + eps)), zero-debiased averages kept in biased_mean / biased_var (start at 0)
+// with the step count in steps[0] (a float, exact to 2^24 steps), incremented here.
+// momentum: the new value's weight (PyTorch's convention). count: N*HW values per channel.
+void batchnorm_update_running_keras(std::int64_t C, std::int64_t count, float momentum, float eps,
+                                    const float* batch_mean,  // (C)
+                                    const float* batch_var,   // (C) biased
+                                    float* biased_mean,       // (C) updated in place
+                                    float* biased_var,        // (C) updated in place
+                                    float* steps,             // (1) updated in place
+                                    float* running_mean,      // (C) updated in place
+                                    float* running_var);      // (C) updated in place
+
 // Inference forward with running statistics: inv_std = 1.0f / sqrtf(running_var + eps)
 // once per channel, then y = (((x - running_mean) * inv_std) * gamma) + beta.
 // Element-wise: the same bits at every level and thread count.

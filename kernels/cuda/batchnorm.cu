@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/common/batchnorm_keras.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.h"
@@ -105,6 +106,36 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
   normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
       N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
+}
+
+namespace {
+
+__global__ void bump_steps_kernel(float* steps) { steps[0] = steps[0] + 1.0f; }
+
+__global__ void keras_running_kernel(i64 C, float momentum, float factor, const float* steps,
+                                     const float* batch_mean, const float* batch_var,
+                                     float* biased_mean, float* biased_var, float* running_mean,
+                                     float* running_var) {
+  const float debias = keras_debias_factor(1.0f - momentum, static_cast<std::int64_t>(steps[0]));
+  DETDL_GRID_STRIDE(c, C) {
+    keras_moving_update(momentum, factor, debias, batch_mean[c], batch_var[c], biased_mean[c],
+                        biased_var[c], running_mean[c], running_var[c]);
+  }
+}
+
+}  // namespace
+
+void batchnorm_update_running_keras(i64 C, i64 count, float momentum, float eps,
+                                    const float* batch_mean, const float* batch_var,
+                                    float* biased_mean, float* biased_var, float* steps,
+                                    float* running_mean, float* running_var, cudaStream_t stream) {
+  if (C <= 0) return;
+  bump_steps_kernel<<<1, 1, 0, stream>>>(steps);
+  DETDL_CUDA_CHECK_LAUNCH("bump_steps_kernel");
+  keras_running_kernel<<<grid_for(C), kBlock, 0, stream>>>(
+      C, momentum, keras_variance_factor(count, eps), steps, batch_mean, batch_var, biased_mean,
+      biased_var, running_mean, running_var);
+  DETDL_CUDA_CHECK_LAUNCH("keras_running_kernel");
 }
 
 void batchnorm_update_running(i64 C, i64 count, float momentum, const float* batch_mean,

@@ -29,6 +29,19 @@ void batchnorm_forward_train(Level level, std::int64_t N, std::int64_t C, std::i
                              float* batch_var,     // (C) or nullptr
                              cudaStream_t stream);
 
+// As cpu::batchnorm_update_running_keras (kernels/common/batchnorm_keras.h). The step count
+// lives on the device: a one-thread kernel bumps steps[0], then one thread per channel
+// reads it (same stream, so in that order) and updates the channel.
+void batchnorm_update_running_keras(std::int64_t C, std::int64_t count, float momentum, float eps,
+                                    const float* batch_mean,  // (C)
+                                    const float* batch_var,   // (C) biased
+                                    float* biased_mean,       // (C) updated in place
+                                    float* biased_var,        // (C) updated in place
+                                    float* steps,             // (1) updated in place
+                                    float* running_mean,      // (C) updated in place
+                                    float* running_var,       // (C) updated in place
+                                    cudaStream_t stream);
+
 // As cpu::batchnorm_update_running: (1 - momentum) and the unbiased factor are computed
 // once on the host in float, as the CPU does.
 void batchnorm_update_running(std::int64_t C, std::int64_t count, float momentum,

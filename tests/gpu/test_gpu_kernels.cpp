@@ -564,6 +564,21 @@ TEST_F(Gpu, BatchNormEqualsCpuBitForBitAndFastIsClose) {
       EXPECT_TRUE(same_bits(rm, grm.host())) << "running mean";
       EXPECT_TRUE(same_bits(rv, grv.host())) << "running var";
     }
+    {  // Keras 2.2.2's debiased moving statistics, three steps (the step count on the device)
+      Vec bm(c.C, 0.0f), bv(c.C, 0.0f), steps = {0.0f};
+      Dev<float> gbm(bm), gbv(bv), gsteps(steps);
+      for (int t = 0; t < 3; ++t) {
+        cpu::batchnorm_update_running_keras(c.C, c.N * c.HW, 0.01f, 1e-3f, mean.data(), var.data(),
+                                            bm.data(), bv.data(), steps.data(), rm.data(),
+                                            rv.data());
+        cuda::batchnorm_update_running_keras(c.C, c.N * c.HW, 0.01f, 1e-3f, gmean.get(), gvar.get(),
+                                             gbm.get(), gbv.get(), gsteps.get(), grm.get(),
+                                             grv.get(), stream);
+      }
+      EXPECT_TRUE(same_bits(rm, grm.host())) << "keras moving mean";
+      EXPECT_TRUE(same_bits(rv, grv.host())) << "keras moving var";
+      EXPECT_TRUE(same_bits(steps, gsteps.host())) << "keras steps";
+    }
     cpu::batchnorm_forward_eval(c.N, c.C, c.HW, x.data(), gamma.data(), beta.data(), rm.data(),
                                 rv.data(), 1e-3f, y.data());
     cuda::batchnorm_forward_eval(c.N, c.C, c.HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(),

@@ -333,6 +333,51 @@ TEST(BatchNorm, UpdateRunningFollowsPyTorchConvention) {
   EXPECT_EQ(v, 2.0f);
 }
 
+// Keras 2.2.2's moving statistics (kernels/common/batchnorm_keras.h), against TensorFlow's
+// sequence written as a plain loop (bit for bit) and the debiased average in float64.
+TEST(BatchNorm, KerasMovingStatisticsAreTheDebiasedAverage) {
+  const i64 C = 3, count = 128 * 64;
+  const float d = 0.01f, eps = 1e-3f;  // Keras momentum 0.99, epsilon 1e-3 (its defaults)
+  Vec rm = {0.0f, 0.0f, 0.0f}, rv = {1.0f, 1.0f, 1.0f}, bm(C, 0.0f), bv(C, 0.0f), steps = {0.0f};
+  Vec pm = rm, pv = rv, pbm = bm, pbv = bv;  // the plain loop's state
+  Vec64 sum_m(C, 0.0), sum_v(C, 0.0);        // float64: sum of weighted batch values
+  double weight = 0;
+  for (int t = 1; t <= 6; ++t) {
+    Vec mean(C), var(C);
+    for (i64 c = 0; c < C; ++c) {
+      mean[c] = 0.5f * static_cast<float>(c + 1) + 0.1f * static_cast<float>(t);
+      var[c] = 2.0f + 0.3f * static_cast<float>(t * (c + 1));
+    }
+    detdl::cpu::batchnorm_update_running_keras(C, count, d, eps, mean.data(), var.data(), bm.data(),
+                                               bv.data(), steps.data(), rm.data(), rv.data());
+    EXPECT_EQ(steps[0], static_cast<float>(t));
+    // TensorFlow's ops in order (normalization.py + assign_moving_average's _zero_debias).
+    const float n = static_cast<float>(count);
+    const float factor = n / (n - (1.0f + eps));
+    const float debias = 1.0f - static_cast<float>(std::pow(double(1.0f - d), t));
+    for (i64 c = 0; c < C; ++c) {
+      pbm[c] = pbm[c] - (pbm[c] - mean[c]) * d;
+      pbv[c] = pbv[c] - (pbv[c] - var[c] * factor) * d;
+      pm[c] = pm[c] - (pm[c] - pbm[c] / debias);
+      pv[c] = pv[c] - (pv[c] - pbv[c] / debias);
+      EXPECT_EQ(rm[c], pm[c]) << "t=" << t << " c=" << c;
+      EXPECT_EQ(rv[c], pv[c]) << "t=" << t << " c=" << c;
+    }
+    // float64: the average of the batch values with weights d (1 - d)^(t - i), normalised.
+    weight = weight * (1 - double(d)) + double(d);
+    for (i64 c = 0; c < C; ++c) {
+      sum_m[c] = sum_m[c] * (1 - double(d)) + double(d) * mean[c];
+      sum_v[c] = sum_v[c] * (1 - double(d)) + double(d) * var[c] * count / (count - 1.001);
+      EXPECT_NEAR(rm[c], sum_m[c] / weight, 2e-5 * std::fabs(sum_m[c] / weight));
+      EXPECT_NEAR(rv[c], sum_v[c] / weight, 2e-5 * std::fabs(sum_v[c] / weight));
+    }
+    if (t == 1) {  // the initial 0 and 1 are forgotten at once, unlike PyTorch's average
+      EXPECT_NEAR(rm[0], mean[0], 1e-5);
+      EXPECT_NEAR(rv[0], var[0] * factor, 1e-4);
+    }
+  }
+}
+
 TEST(BatchNorm, EvalUsesRunningStatistics) {
   ThreadGuard guard;
   for (int threads : {1, 2, 3}) {

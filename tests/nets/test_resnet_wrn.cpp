@@ -131,18 +131,19 @@ void conv3x3_channel_stats(const Tensor& x, const Tensor& w, const Tensor& b,
   }
 }
 
-// After one training forward from fresh buffers (mean 0, var 1):
-//   running_mean = momentum * batch_mean; running_var = (1 - momentum) + momentum * biased_var.
-void expect_running_stats(const Tensor& running_mean, const Tensor& running_var,
-                          const std::vector<double>& mean, const std::vector<double>& var,
-                          double momentum) {
+// Keras 2.2.2 after one training forward (kernels/common/batchnorm_keras.h): the debiased
+// average of one batch is the batch's own statistic, the variance scaled by
+// n / (n - (1 + eps)); the initial 0 and 1 leave no trace (PyTorch's average would keep
+// (1 - momentum) of them).
+void expect_keras_running_stats(const Tensor& running_mean, const Tensor& running_var,
+                                const std::vector<double>& mean, const std::vector<double>& var,
+                                double n, double eps) {
   ASSERT_EQ(running_mean.numel(), static_cast<std::int64_t>(mean.size()));
   for (std::size_t c = 0; c < mean.size(); ++c) {
-    const double want_mean = momentum * mean[c];
-    const double want_var = (1.0 - momentum) + momentum * var[c];
-    EXPECT_NEAR(running_mean.f32()[c], want_mean, 1e-6 * (1.0 + std::fabs(want_mean)))
+    const double want_var = var[c] * n / (n - (1.0 + eps));
+    EXPECT_NEAR(running_mean.f32()[c], mean[c], 1e-5 * (1.0 + std::fabs(mean[c])))
         << "channel " << c;
-    EXPECT_NEAR(running_var.f32()[c], want_var, 1e-6 * (1.0 + want_var)) << "channel " << c;
+    EXPECT_NEAR(running_var.f32()[c], want_var, 1e-5 * (1.0 + want_var)) << "channel " << c;
   }
 }
 
@@ -163,10 +164,11 @@ TEST(ResNetV1, ParameterCounts) {
   EXPECT_EQ(make_resnet_v1(20)->parameter_count(), 273066);
   EXPECT_EQ(make_resnet_v1(38)->parameter_count(), 565386);
   EXPECT_EQ(make_resnet_v1(56)->parameter_count(), 857706);
-  // Buffers: running mean and variance of 1 + 6n BNs (n = 3: 19 BNs, 2 * 688 = 1,376 values).
+  // Buffers of 1 + 6n BNs (n = 3: 19 BNs over 688 channels): running mean and variance
+  // (2 * 688), Keras's biased accumulators (2 * 688) and one step count each (19).
   std::int64_t buffer_values = 0;
   for (const auto& b : make_resnet_v1(20)->buffers()) buffer_values += b.tensor.numel();
-  EXPECT_EQ(buffer_values, 1376);
+  EXPECT_EQ(buffer_values, 4 * 688 + 19);
 }
 
 TEST(ResNetV1, DepthMustBeSixNPlusTwo) {
@@ -187,7 +189,7 @@ TEST(ResNetV1, OutputLogitsShape) {
 
 // Keras BN defaults: momentum 0.99 (0.01 for the new statistic), biased moving variance.
 // The first BN sees the stem conv's output, recomputed here in float64.
-TEST(ResNetV1, BatchNormUsesKerasMomentumAndBiasedVariance) {
+TEST(ResNetV1, BatchNormKeepsKeras222MovingStatistics) {
   auto m = make_resnet_v1(20);
   m->initialize(4);
   const Tensor x =
@@ -200,8 +202,9 @@ TEST(ResNetV1, BatchNormUsesKerasMomentumAndBiasedVariance) {
   const auto bs = m->buffers();
   std::vector<double> mean, var;
   conv3x3_channel_stats(x, find(ps, "0.weight").tensor, find(ps, "0.bias").tensor, mean, var);
-  expect_running_stats(find(bs, "1.running_mean").tensor, find(bs, "1.running_var").tensor, mean,
-                       var, 0.01);
+  expect_keras_running_stats(find(bs, "1.running_mean").tensor, find(bs, "1.running_var").tensor,
+                             mean, var, 32.0 * 32, 1e-3);  // one image: 1,024 values
+  EXPECT_EQ(find(bs, "1.keras_steps").tensor.f32()[0], 1.0f);
 }
 
 TEST(ResNetV1, HeNormalConvolutions) {
@@ -258,7 +261,7 @@ TEST(Wrn, BadArgumentsNamed) {
 
 // Keras momentum 0.1 (the new statistic weighs 0.9), biased moving variance; the first
 // block's BN sees the bias-free stem conv's output.
-TEST(Wrn, BatchNormUsesStudyMomentumAndBiasedVariance) {
+TEST(Wrn, BatchNormKeepsKeras222MovingStatistics) {
   auto m = make_wrn(10, 1, 10);
   m->initialize(4);
   const Tensor x = cifar_like(1, 6, -1.0f, 1.0f);
@@ -270,8 +273,8 @@ TEST(Wrn, BatchNormUsesStudyMomentumAndBiasedVariance) {
   const auto bs = m->buffers();
   std::vector<double> mean, var;
   conv3x3_channel_stats(x, find(ps, "0.weight").tensor, Tensor(), mean, var);
-  expect_running_stats(find(bs, "1.bn1.running_mean").tensor, find(bs, "1.bn1.running_var").tensor,
-                       mean, var, 0.9);
+  expect_keras_running_stats(find(bs, "1.bn1.running_mean").tensor,
+                             find(bs, "1.bn1.running_var").tensor, mean, var, 32.0 * 32, 1.1e-5);
 }
 
 TEST(Wrn, GammaUniformZeroOneBetaZeroBiasFreeConvs) {
