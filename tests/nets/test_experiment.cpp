@@ -122,7 +122,10 @@ TEST(Presets, AllParseAndUnknownIsRefused) {
     EXPECT_EQ(to_json(experiment_from_json(to_json(e))), to_json(e)) << name;
   }
   EXPECT_EQ(preset("lenet5").schedule.base_lr, 0.01f);
-  EXPECT_EQ(preset("wrn-28-10").schedule.milestones, (std::vector<std::int64_t>{60, 120, 160}));
+  // The study's 'epoch > 60' on Keras's 0-based epochs: the rate drops from 0-based epoch 61.
+  EXPECT_EQ(preset("wrn-28-10").schedule.milestones, (std::vector<std::int64_t>{61, 121, 161}));
+  EXPECT_EQ(preset("wrn-28-10").schedule.lr(60), 0.1f);
+  EXPECT_NEAR(preset("wrn-28-10").schedule.lr(61), 0.02, 1e-8);
   EXPECT_THROW(preset("lenet6"), std::invalid_argument);
   // Every dl-variance model was a Keras model compiled with categorical_crossentropy on a
   // softmax output: the presets train with its clipped form.
