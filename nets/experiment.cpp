@@ -415,20 +415,31 @@ std::function<void(Tensor&, const std::int64_t*, std::int64_t)> make_augment(
                               seed, epoch);
     };
   }
-  if (kind == "shift-flip" || kind == "shift-reflect-flip") {
+  // shift-flip / shift-reflect-flip: Keras's continuous shifts, bilinear (the study's);
+  // shift-int-flip / shift-int-reflect-flip: whole-pixel shifts (detdl's earlier form).
+  if (kind == "shift-flip" || kind == "shift-reflect-flip" || kind == "shift-int-flip" ||
+      kind == "shift-int-reflect-flip") {
     if (!(frac > 0.0f && frac < 1.0f))
       throw std::invalid_argument("augment '" + spec + "': expected " + kind +
                                   ":FRACTION with 0 < FRACTION < 1");
-    const auto fill = kind == "shift-flip" ? data::FillMode::nearest : data::FillMode::reflect;
-    return [seed, dims, frac, fill](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
-      dims(xb);
-      data::augment_shift_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3), frac,
-                               fill, true, seed, epoch);
-    };
+    const auto fill = kind.find("reflect") == std::string::npos ? data::FillMode::nearest
+                                                                : data::FillMode::reflect;
+    const bool whole = kind.rfind("shift-int", 0) == 0;
+    return
+        [seed, dims, frac, fill, whole](Tensor& xb, const std::int64_t* rows, std::int64_t epoch) {
+          dims(xb);
+          if (whole)
+            data::augment_shift_flip(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2), xb.dim(3),
+                                     frac, fill, true, seed, epoch);
+          else
+            data::augment_shift_flip_bilinear(xb.f32(), rows, xb.dim(0), xb.dim(1), xb.dim(2),
+                                              xb.dim(3), frac, fill, true, seed, epoch);
+        };
   }
-  throw std::invalid_argument(
-      "augment '" + spec +
-      "': expected none, crop-flip, shift-flip:FRAC or shift-reflect-flip:FRAC");
+  throw std::invalid_argument("augment '" + spec +
+                              "': expected none, crop-flip, shift-flip:FRAC, "
+                              "shift-reflect-flip:FRAC, shift-int-flip:FRAC or "
+                              "shift-int-reflect-flip:FRAC");
 }
 
 // loss, accuracy and (with metrics on) the other eight series. Accuracy is the trainer's

@@ -32,8 +32,10 @@ struct Experiment {
   std::string data_dir;             // root of named data sets (empty: data::data_root())
   std::string preprocess = "none";  // none | pixel-mean | channel-std
   bool study_split = false;         // validation = first 7,500 test images, test = last 2,500
-  std::string augment = "none";     // none | crop-flip | shift-flip:FRAC | shift-reflect-flip:FRAC
-  double label_noise = 0.0;         // fraction of training targets disturbed (BUTTER's rules)
+  // none | crop-flip | shift-flip:FRAC | shift-reflect-flip:FRAC (Keras's continuous shifts,
+  // bilinear) | shift-int-flip:FRAC | shift-int-reflect-flip:FRAC (whole-pixel shifts)
+  std::string augment = "none";
+  double label_noise = 0.0;  // fraction of training targets disturbed (BUTTER's rules)
   // Nonzero: one initial weight, drawn from this value, moves by one ulp (TrainConfig::
   // init_nudge): instability studies. In the JSON form only when nonzero.
   std::uint64_t init_nudge = 0;

@@ -353,7 +353,9 @@ void add_train_command(CLI::App& app) {
   o["--study-split"] = c->add_flag("--study-split", v.study_split,
                                    "validation = first 7,500 test images, test = last 2,500");
   o["--augment"] = c->add_option("--augment", v.augment,
-                                 "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC");
+                                 "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC "
+                                 "(Keras's continuous shifts), shift-int-flip:FRAC, "
+                                 "shift-int-reflect-flip:FRAC (whole pixels)");
   o["--label-noise"] =
       c->add_option("--label-noise", v.label_noise, "fraction of training targets disturbed")
           ->check(number_text());

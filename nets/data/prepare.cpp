@@ -267,4 +267,59 @@ void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t
   }
 }
 
+void augment_shift_flip_bilinear(float* x, const std::int64_t* sample_index, std::int64_t B,
+                                 std::int64_t C, std::int64_t H, std::int64_t W, float max_frac,
+                                 FillMode fill, bool flip, std::uint64_t seed, std::int64_t epoch) {
+  check_batch(x, sample_index, B, C, H, W, epoch, "augment_shift_flip_bilinear");
+  if (!(max_frac >= 0.0f && max_frac < 1.0f))
+    throw std::invalid_argument("augment_shift_flip_bilinear: max_frac = " +
+                                std::to_string(max_frac) + " is not in [0, 1)");
+  if (fill == FillMode::constant)
+    throw std::invalid_argument("augment_shift_flip_bilinear: fill must be nearest or reflect");
+  const std::int64_t image = C * H * W;
+  std::vector<float> src(static_cast<std::size_t>(image));
+  // Per output row (column): the two source indices and the weight of the second.
+  std::vector<std::int64_t> r0(static_cast<std::size_t>(H)), r1(static_cast<std::size_t>(H)),
+      c0(static_cast<std::size_t>(W)), c1(static_cast<std::size_t>(W));
+  std::vector<double> a(static_cast<std::size_t>(H)), b(static_cast<std::size_t>(W));
+  auto axis = [fill](double shift, std::int64_t n, std::vector<std::int64_t>& lo,
+                     std::vector<std::int64_t>& hi, std::vector<double>& w) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double c = static_cast<double>(i) + shift;
+      const double f = std::floor(c);
+      const auto k = static_cast<std::int64_t>(f);
+      lo[i] = fill_index(k, n, fill);
+      hi[i] = fill_index(k + 1, n, fill);
+      w[i] = c - f;
+    }
+  };
+  const double two32 = 4294967296.0;
+  for (std::int64_t s_i = 0; s_i < B; ++s_i) {
+    float* img = x + s_i * image;
+    const std::int64_t s = sample_index[s_i];
+    const double u = augment_draw(seed, epoch, s, 0) / two32,
+                 v = augment_draw(seed, epoch, s, 1) / two32;
+    const double ty = (2.0 * u - 1.0) * static_cast<double>(max_frac) * static_cast<double>(H);
+    const double tx = (2.0 * v - 1.0) * static_cast<double>(max_frac) * static_cast<double>(W);
+    if (ty != 0.0 || tx != 0.0) {
+      axis(ty, H, r0, r1, a);
+      axis(tx, W, c0, c1, b);
+      std::memcpy(src.data(), img, static_cast<std::size_t>(image) * sizeof(float));
+      for (std::int64_t c = 0; c < C; ++c) {
+        const float* in = src.data() + c * H * W;
+        for (std::int64_t i = 0; i < H; ++i)
+          for (std::int64_t j = 0; j < W; ++j) {
+            const double ai = a[i], bj = b[j];
+            const double value = (1 - ai) * (1 - bj) * in[r0[i] * W + c0[j]] +
+                                 (1 - ai) * bj * in[r0[i] * W + c1[j]] +
+                                 ai * (1 - bj) * in[r1[i] * W + c0[j]] +
+                                 ai * bj * in[r1[i] * W + c1[j]];
+            img[(c * H + i) * W + j] = static_cast<float>(value);
+          }
+      }
+    }
+    if (flip && augment_flip(seed, epoch, s)) mirror_rows(img, C, H, W);
+  }
+}
+
 }  // namespace detdl::data

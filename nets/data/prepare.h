@@ -73,4 +73,19 @@ void augment_shift_flip(float* x, const std::int64_t* sample_index, std::int64_t
                         std::int64_t H, std::int64_t W, float max_frac, FillMode fill, bool flip,
                         std::uint64_t seed, std::int64_t epoch);
 
+// Keras 2.2.2's ImageDataGenerator shift as the dl-variance study ran it (the default of
+// the shift-flip augmentations): continuous shifts and bilinear resampling.
+//   ty = (2u - 1) * max_frac * H, tx = (2v - 1) * max_frac * W, u, v uniform in [0, 1)
+//   (np.random.uniform(-f, f) times the side, keras_preprocessing's random_transform);
+//   out[i][j] = in(i + ty, j + tx), sampled as scipy.ndimage.affine_transform(order=1)
+//   does: r0 = floor(i + ty), a = (i + ty) - r0, likewise c0 and b for the column, and
+//     out = (1-a)(1-b) in[r0][c0] + (1-a) b in[r0][c0+1] + a (1-b) in[r0+1][c0] + a b in[r0+1][c0+1]
+//   in double, in that order, rounded to float once; indices outside the image are taken by
+//   `fill` (nearest: Keras's default fill_mode; reflect: the WRN study's). Then a horizontal
+//   flip with probability 0.5 when `flip`. (Keras adds the shift to the output coordinate;
+//   augment_shift_flip subtracts it: the distributions are the same, being symmetric.)
+void augment_shift_flip_bilinear(float* x, const std::int64_t* sample_index, std::int64_t B,
+                                 std::int64_t C, std::int64_t H, std::int64_t W, float max_frac,
+                                 FillMode fill, bool flip, std::uint64_t seed, std::int64_t epoch);
+
 }  // namespace detdl::data

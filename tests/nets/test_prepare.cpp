@@ -476,3 +476,91 @@ TEST(Augment, BadArguments) {
   EXPECT_THROW(augment_shift_flip(x.data(), &s, 1, 0, H, W, 0.1f, FillMode::nearest, true, 1, 0),
                std::invalid_argument);
 }
+
+// Keras's continuous shift with bilinear resampling (augment_shift_flip_bilinear). A ramp
+// along one axis is reproduced exactly by linear interpolation, so the output tells the
+// shift: in(i, j + tx) = j + tx wherever both neighbours are inside the image.
+namespace {
+
+// (B, 1, H, W) images whose value is the column (by_column) or the row.
+std::vector<float> ramps(std::int64_t B, std::int64_t H, std::int64_t W, bool by_column) {
+  std::vector<float> x(static_cast<std::size_t>(B * H * W));
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < H; ++i)
+      for (std::int64_t j = 0; j < W; ++j)
+        x[(b * H + i) * W + j] = static_cast<float>(by_column ? j : i);
+  return x;
+}
+
+}  // namespace
+
+TEST(Augment, BilinearShiftIsContinuousWithinTheRangeAndExactOnRamps) {
+  const std::int64_t B = 64, H = 32, W = 32;
+  std::vector<std::int64_t> rows(B);
+  std::iota(rows.begin(), rows.end(), 0);
+  for (bool by_column : {true, false}) {
+    std::vector<float> x = ramps(B, H, W, by_column);
+    augment_shift_flip_bilinear(x.data(), rows.data(), B, 1, H, W, 0.1f, FillMode::nearest,
+                                /*flip=*/false, 5, 0);
+    int fractional = 0;
+    double largest = 0;
+    for (std::int64_t b = 0; b < B; ++b) {
+      // The middle pixel is interior for any shift up to 3.2 pixels: its value is 16 + t.
+      const float* img = x.data() + b * H * W;
+      const double t = img[16 * W + 16] - 16.0;
+      largest = std::max(largest, std::fabs(t));
+      ASSERT_LE(std::fabs(t), 0.1 * 32 + 1e-5) << b;
+      fractional += std::fabs(t - std::round(t)) > 1e-3;
+      // The whole interior is the same ramp moved by t (linear interpolation is exact on it,
+      // up to float rounding), and the edges clamp to the image's values (nearest).
+      for (std::int64_t i = 4; i < H - 4; ++i)
+        for (std::int64_t j = 4; j < W - 4; ++j) {
+          const double want = (by_column ? j : i) + t;
+          ASSERT_NEAR(img[i * W + j], want, 1e-5) << b << " " << i << " " << j;
+        }
+      for (std::int64_t k = 0; k < W * H; ++k) {
+        ASSERT_GE(img[k], 0.0f);
+        ASSERT_LE(img[k], 31.0f);
+      }
+    }
+    EXPECT_GT(fractional, B * 9 / 10) << "shifts are whole pixels, not Keras's continuous ones";
+    EXPECT_GT(largest, 2.5) << "the range U(-3.2, 3.2) is not covered";
+  }
+}
+
+TEST(Augment, BilinearShiftReflectsAndIsDeterministic) {
+  const std::int64_t B = 16, H = 8, W = 8;
+  std::vector<std::int64_t> rows(B);
+  std::iota(rows.begin(), rows.end(), 100);
+  std::vector<float> x = ramps(B, H, W, true), whole = x;
+  augment_shift_flip_bilinear(x.data(), rows.data(), B, 1, H, W, 0.4f, FillMode::reflect, false, 9,
+                              2);
+  augment_shift_flip(whole.data(), rows.data(), B, 1, H, W, 0.4f, FillMode::reflect, false, 9, 2);
+  for (std::int64_t b = 0; b < B; ++b) {
+    // Reflect (scipy's, half-sample: dcba|abcd|dcba) keeps every value in [0, 7] and, for a
+    // column ramp, makes each output row a continuous, piecewise-linear function.
+    const float* img = x.data() + b * H * W;
+    for (std::int64_t j = 0; j < W; ++j) {
+      ASSERT_GE(img[j], 0.0f);
+      ASSERT_LE(img[j], 7.0f);
+      if (j > 0) ASSERT_LE(std::fabs(img[j] - img[j - 1]), 1.0f + 1e-5f);
+    }
+  }
+  // The whole-pixel form (shift-int-*) moves the ramp by whole pixels only.
+  for (std::int64_t b = 0; b < B; ++b) {
+    const double t = whole[b * H * W + 4 * W + 4] - 4.0;
+    EXPECT_EQ(t, std::round(t)) << b;
+  }
+  // Deterministic: seed, epoch and sample index decide everything.
+  std::vector<float> again = ramps(B, H, W, true);
+  augment_shift_flip_bilinear(again.data(), rows.data(), B, 1, H, W, 0.4f, FillMode::reflect, false,
+                              9, 2);
+  EXPECT_EQ(again, x);
+  std::vector<float> other = ramps(B, H, W, true);
+  augment_shift_flip_bilinear(other.data(), rows.data(), B, 1, H, W, 0.4f, FillMode::reflect, false,
+                              9, 3);
+  EXPECT_NE(other, x);
+  EXPECT_THROW(augment_shift_flip_bilinear(x.data(), rows.data(), B, 1, H, W, 0.1f,
+                                           FillMode::constant, false, 9, 2),
+               std::invalid_argument);
+}
