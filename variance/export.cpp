@@ -254,7 +254,9 @@ void write_study_result(const std::filesystem::path& path, const std::vector<Stu
                       "min_convergent_epoch",
                       "std_dev_convergent_epoch",
                       "mean_convergent_epoch",
-                      "setting"};
+                      "setting",
+                      "max_per_label_acc_diff_study_loop",
+                      "max_per_label_acc_std_study_loop"};
   std::vector<Row> out;
   for (const auto& r : rows) {
     Row row = study_prefix(r);
@@ -282,7 +284,9 @@ void write_study_result(const std::filesystem::path& path, const std::vector<Stu
                                  csv_number(r.min_convergent_epoch),
                                  csv_number(r.std_dev_convergent_epoch),
                                  csv_number(r.mean_convergent_epoch),
-                                 csv_field(r.setting)})
+                                 csv_field(r.setting),
+                                 csv_number(r.max_per_label_acc_diff_study_loop),
+                                 csv_number(r.max_per_label_acc_std_study_loop)})
       row.push_back(v);
     out.push_back(std::move(row));
   }

@@ -32,7 +32,9 @@ std::string csv_number(std::int64_t value);
 // max_per_label_acc_std, no_samples_max_std, max_convergent_diff, max_convergent,
 // min_convergent, std_dev_convergent, mean_convergent, max_convergent_diff_epoch,
 // max_convergent_epoch, min_convergent_epoch, std_dev_convergent_epoch,
-// mean_convergent_epoch, setting.
+// mean_convergent_epoch, setting, then max_per_label_acc_diff_study_loop and
+// max_per_label_acc_std_study_loop (the study's range(max(labels)) loop, last class left
+// out: what its code would have reported).
 void write_study_result(const std::filesystem::path& path, const std::vector<StudyRow>& rows);
 // analysis_raw.csv: backend, backend_version, cuda_version, cudnn_version, network,
 // random_seed, stopping_type, try, accuracy, convergent, convergent_epoch, setting.

@@ -620,6 +620,11 @@ StudyRow study_row(const std::vector<StoredRun>& runs, Selection criterion, bool
       row.min_label_accuracy = *lo;
     }
     const double sd = v.size() >= 2 ? sample_std(v) : 0.0;
+    if (l + 1 < classes) {
+      row.max_per_label_acc_diff_study_loop =
+          std::max(row.max_per_label_acc_diff_study_loop, *hi - *lo);
+      row.max_per_label_acc_std_study_loop = std::max(row.max_per_label_acc_std_study_loop, sd);
+    }
     if (sd > row.max_per_label_acc_std) {
       row.max_per_label_acc_std = sd;
       row.max_std_label = static_cast<std::int64_t>(l);

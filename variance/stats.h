@@ -164,6 +164,9 @@ struct StudyRow {
          std_dev_convergent = kNaN, mean_convergent = kNaN;
   double max_convergent_diff_epoch = kNaN, max_convergent_epoch = kNaN, min_convergent_epoch = kNaN,
          std_dev_convergent_epoch = kNaN, mean_convergent_epoch = kNaN;
+  // The study's own loop, range(max(labels)), which leaves the last class out: the largest
+  // per-class gap and SD it would have reported (to measure whether the slip matters).
+  double max_per_label_acc_diff_study_loop = 0, max_per_label_acc_std_study_loop = 0;
   // analysis_raw.csv: per run (the study's `try`, 0-based repetition order here).
   struct Try {
     std::int64_t repetition = 0;

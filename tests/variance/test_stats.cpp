@@ -734,6 +734,9 @@ TEST(StudyRow, DefinitionsOfTheArtifactTable) {
   EXPECT_EQ(row.max_std_label, 2);
   EXPECT_NEAR(row.max_per_label_acc_std, 0.3, 1e-12);
   EXPECT_EQ(row.no_samples_max_std, 260);
+  // The study's loop never reached class 2: it would have reported class 1's gap (0.1).
+  EXPECT_NEAR(row.max_per_label_acc_diff_study_loop, 0.1, 1e-12);
+  EXPECT_NEAR(row.max_per_label_acc_std_study_loop, 0.05, 1e-12);
   EXPECT_NEAR(row.max_convergent_diff, 2.0, 1e-12);  // seconds 1, 2, 3 (no split times)
   EXPECT_NEAR(row.mean_convergent, 2.0, 1e-12);
   EXPECT_EQ(row.max_convergent_epoch, 1.0);
