@@ -97,6 +97,17 @@ nets::Experiment experiment_over(const json& base, const json& patch, const std:
   return nets::experiment_from_json(merged, where);
 }
 
+// A repetitions count (the study's or a setting's); `where` ends with ": " or ".".
+std::int64_t read_repetitions(const json& r, const std::string& where) {
+  // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
+  if (!r.is_number_integer() ||
+      (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
+      r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
+    throw std::invalid_argument(where + "repetitions: expected an integer from 1 to " +
+                                std::to_string(kMaxRepetitions) + ", got " + r.dump());
+  return r.get<std::int64_t>();
+}
+
 }  // namespace
 
 std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition) {
@@ -122,16 +133,7 @@ Study study_from_json(const json& j, const std::string& where) {
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
     throw std::invalid_argument(where + ": name: required, a non-empty string");
   s.name = j["name"];
-  if (j.contains("repetitions")) {
-    const json& r = j["repetitions"];
-    // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
-    if (!r.is_number_integer() ||
-        (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
-        r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
-      throw std::invalid_argument(where + ": repetitions: expected an integer from 1 to " +
-                                  std::to_string(kMaxRepetitions) + ", got " + r.dump());
-    s.repetitions = r.get<std::int64_t>();
-  }
+  if (j.contains("repetitions")) s.repetitions = read_repetitions(j["repetitions"], where + ": ");
   if (j.contains("selection")) {
     if (!j["selection"].is_array() || j["selection"].empty())
       throw std::invalid_argument(where +
@@ -194,13 +196,7 @@ Study study_from_json(const json& j, const std::string& where) {
             "implementation, experiment, repetitions)");
     Setting st;
     if (t.contains("repetitions")) {
-      const json& r = t["repetitions"];
-      if (!r.is_number_integer() ||
-          (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
-          r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
-        throw std::invalid_argument(at + ".repetitions: expected an integer from 1 to " +
-                                    std::to_string(kMaxRepetitions) + ", got " + r.dump());
-      st.repetitions = r.get<std::int64_t>();
+      st.repetitions = read_repetitions(t["repetitions"], at + ".");
       planned += (st.repetitions - s.repetitions) * grid.points;
       if (planned > kMaxPlanRows)
         throw std::invalid_argument(
