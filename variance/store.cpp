@@ -3,11 +3,13 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
-#include <cstring>
+#include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 
 #include "nets/experiment.h"
@@ -327,9 +329,25 @@ Store::Store(const std::string& path) : path_(path) {
   sqlite3_busy_timeout(db_.get(), 60000);  // other workers may hold the write lock
   try {
     exec(db_.get(), "PRAGMA foreign_keys = ON", path_);
-    // The first statement that reads the header: a file that is not SQLite fails here.
-    Statement wal(db_.get(), "PRAGMA journal_mode = WAL", path_);
-    wal.run();
+    // Switching a new file to WAL needs the file to itself: SQLite answers SQLITE_BUSY at
+    // once, without the busy handler, when another process opens it at that moment (two
+    // runners, or a reader, starting on a fresh store). Retry for the busy timeout.
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+      const int wal_rc =
+          sqlite3_exec(db_.get(), "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+      if (wal_rc == SQLITE_OK) break;
+      const bool busy = (wal_rc & 0xff) == SQLITE_BUSY || (wal_rc & 0xff) == SQLITE_LOCKED;
+      if (busy && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      // The first statement that reads the header: a file that is not SQLite fails here,
+      // and every other failure is reported with the file's name.
+      Statement wal(db_.get(), "PRAGMA journal_mode = WAL", path_);
+      wal.run();
+      break;
+    }
     init_schema();
   } catch (const std::runtime_error&) {
     if (sqlite3_errcode(db_.get()) == SQLITE_NOTADB)
