@@ -12,6 +12,7 @@
 
 #include "engine/cuda_backend.h"
 #include "nets/compat.h"
+#include "nets/data/idx.h"
 #include "nets/data/prepare.h"
 #include "nets/zoo.h"
 
@@ -199,6 +200,7 @@ json to_json(const Experiment& e) {
   if (e.device != Device::cpu) j["device"] = std::string(device_name(e.device));
   if (e.implementation != Implementation::own) j["implementation"] = "vendor";
   if (e.init_nudge != 0) j["init_nudge"] = e.init_nudge;
+  if (e.validation_rows != 0) j["validation_rows"] = e.validation_rows;
   if (e.emulation_on()) {
     j["seeds"]["impl"] = e.seeds.impl;
     json emu = json::array();
@@ -224,6 +226,10 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("augment", e.augment);
   r.get("label_noise", e.label_noise);
   r.get("init_nudge", e.init_nudge);
+  r.get("validation_rows", e.validation_rows);
+  if (e.validation_rows < 0)
+    r.bad("validation_rows", "expected 0 (every row) or a positive row count, got " +
+                                 std::to_string(e.validation_rows));
   if (!(e.label_noise >= 0.0 && e.label_noise <= 1.0))
     r.bad("label_noise", "expected a fraction in [0, 1], got " + num(e.label_noise));
   r.get("epochs", e.epochs);
@@ -535,6 +541,24 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
                   {"seeds.label_noise", std::to_string(e.seeds.label_noise)},
                   {"seeds.split", std::to_string(e.seeds.split)}};
 
+  if (e.validation_rows > 0) {
+    // Only what evaluation sees changes; the weights are the same as without it.
+    if (!bundle->has_validation)
+      throw std::invalid_argument("experiment validation_rows: data set '" + e.data +
+                                  "' has no validation split here (study_split = true gives one)");
+    if (e.validation_rows > bundle->validation.size())
+      throw std::invalid_argument(
+          "experiment validation_rows: " + std::to_string(e.validation_rows) +
+          " rows asked, the validation split of '" + e.data + "' has " +
+          std::to_string(bundle->validation.size()));
+    cfg.identity["validation_rows"] = std::to_string(e.validation_rows);
+  }
+  // split_head needs a proper head: asking for every row is the whole split.
+  const bool cut_validation =
+      e.validation_rows > 0 && e.validation_rows < bundle->validation.size();
+  const Dataset validation =
+      cut_validation ? data::split_head(bundle->validation, e.validation_rows).first : Dataset{};
+
   // The shared bundle is read-only: label noise goes into this run's own copy of y.
   Dataset train = bundle->train;
   if (e.label_noise > 0.0) {
@@ -550,7 +574,9 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   const std::string started = utc_now();
   const auto t0 = std::chrono::steady_clock::now();
   Trainer trainer(*net.model, cfg);
-  EvalSets evals{&bundle->test, bundle->has_validation ? &bundle->validation : nullptr};
+  EvalSets evals{&bundle->test, !bundle->has_validation ? nullptr
+                                : cut_validation        ? &validation
+                                                        : &bundle->validation};
   std::vector<std::int32_t> last_predictions;
   out.result = trainer.fit(train, evals, opt.resume, [&](const EpochStats& s) {
     json ep{{"epoch", s.epoch + 1},
@@ -597,7 +623,9 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
         {"outputs", bundle->outputs},
         {"train_rows", bundle->train.size()},
         {"test_rows", bundle->test.size()},
-        {"validation_rows", bundle->has_validation ? bundle->validation.size() : 0}}},
+        {"validation_rows", !bundle->has_validation ? 0
+                            : e.validation_rows > 0 ? e.validation_rows
+                                                    : bundle->validation.size()}}},
       {"loss", std::string(loss_name(cfg.loss))},
       {"host",
        {{"name", host_name()},

@@ -39,6 +39,11 @@ struct Experiment {
   // Nonzero: one initial weight, drawn from this value, moves by one ulp (TrainConfig::
   // init_nudge): instability studies. In the JSON form only when nonzero.
   std::uint64_t init_nudge = 0;
+  // Nonzero: validation metrics over the validation split's first N rows only. The
+  // dl-variance study's Keras generator evaluated 7500 // 128 = 58 batches, 7,424 of its
+  // 7,500 images (docs/reproduction.md item 10); detdl evaluates all by default. Changes only
+  // what best_loss / best_acc select, never the weights. In the JSON form only when nonzero.
+  std::int64_t validation_rows = 0;
   std::int64_t epochs = 5;
   std::int64_t batch_size = 32;
   std::string loss = "auto";  // auto (from the data set's task) | softmax_ce | bce | mse

@@ -102,6 +102,7 @@ std::string flag_message(const std::string& what) {
       {"flags.epochs", "--epochs"},
       {"flags.batch_size", "--batch-size"},
       {"flags.label_noise", "--label-noise"},
+      {"flags.validation_rows", "--validation-rows"},
       {"flags.threads", "--threads"},
       {"flags.level", "--level"},
       {"flags.emulated_ops", "--emulated-op"},
@@ -157,6 +158,7 @@ nets::Experiment build_experiment(const TrainFlags& f) {
   if (given(f, "--data-dir")) e.data_dir = v.data_dir;
   if (given(f, "--preprocess")) e.preprocess = v.preprocess;
   if (given(f, "--study-split")) e.study_split = v.study_split;
+  if (given(f, "--validation-rows")) e.validation_rows = v.validation_rows;
   if (given(f, "--augment")) e.augment = v.augment;
   if (given(f, "--label-noise")) e.label_noise = v.label_noise;
   if (given(f, "--epochs")) e.epochs = v.epochs;
@@ -352,6 +354,11 @@ void add_train_command(CLI::App& app) {
       c->add_option("--preprocess", v.preprocess, "none, pixel-mean or channel-std");
   o["--study-split"] = c->add_flag("--study-split", v.study_split,
                                    "validation = first 7,500 test images, test = last 2,500");
+  o["--validation-rows"] =
+      c->add_option("--validation-rows", v.validation_rows,
+                    "validation metrics over the first N validation rows only (the dl-variance "
+                    "study's generator saw 7,424; default 0: every row)")
+          ->check(integer_text());
   o["--augment"] = c->add_option("--augment", v.augment,
                                  "none, crop-flip, shift-flip:FRAC, shift-reflect-flip:FRAC "
                                  "(Keras's continuous shifts), shift-int-flip:FRAC, "

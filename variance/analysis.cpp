@@ -113,13 +113,17 @@ Analysis analyze(const Store& store, const std::string& study) {
   Analysis a;
   a.study = study;
   const nlohmann::json spec = store.study_spec(study);
+  std::map<std::string, std::string> table_group_of;  // the study file's table_group
   a.runs = store.runs(study);
   if (a.runs.empty())
     throw std::runtime_error("study " + study + " in " + store.path() + " has no runs yet");
   // Settings in file order (those with runs), then any others found in the store.
   try {
     const Study s = study_from_json(spec, "stored study " + study);
-    for (const auto& st : s.settings) a.settings.push_back(st.name);
+    for (const auto& st : s.settings) {
+      a.settings.push_back(st.name);
+      if (!st.table_group.empty()) table_group_of[st.name] = st.table_group;
+    }
     for (const auto& c : s.selection) a.criteria.push_back(parse_selection(c));
     // Only the runs of the current plan: after a study file is edited, runs stored under
     // the old keys stay in the store but are no longer part of the study.
@@ -181,6 +185,12 @@ Analysis analyze(const Store& store, const std::string& study) {
     }
     a.spreads.push_back(implementation_spread(runs, Selection::last));
     a.varies.push_back(what_varies(runs));
+    const auto g = table_group_of.find(s);
+    a.table_groups.push_back(g != table_group_of.end() ? g->second
+                                                       : default_table_group(a.varies.back()));
+    if (!is_regression(runs))
+      for (Selection c : a.criteria)
+        a.paper_rows.push_back(paper_row(runs, c, a.table_groups.back()));
     for (Selection c : a.criteria) {
       const auto values = selected_metric(runs, c);
       if (values.size() > kGroupSize && !is_regression(runs))
@@ -206,6 +216,7 @@ Analysis analyze(const Store& store, const std::string& study) {
         }
     a.first_divergence.push_back(first);
   }
+  a.paper_maxima = paper_maxima(a.paper_rows);
   for (std::size_t i = 0; i < a.settings.size(); ++i)
     for (std::size_t j = i + 1; j < a.settings.size(); ++j) {
       const auto ra = of_setting(a.runs, a.settings[i]), rb = of_setting(a.runs, a.settings[j]);
@@ -307,6 +318,57 @@ void print_analysis(const Analysis& a, std::ostream& out) {
       out << line;
     }
   }
+  if (!a.paper_rows.empty()) {
+    // The paper's Table 2 and 3 (variance/paper_tables.h), then its figures: maxima over
+    // each table group's settings and criteria.
+    out << "\nthe paper's Table 2 and 3 (test accuracy in %; per class: the largest gap and the "
+           "largest SD, class in brackets; rel SD = SD / mean; weak: accuracy under twice chance; "
+           "lost: a class under chance)\n";
+    std::snprintf(line, sizeof line, "%-*s %10s %3s %8s %20s %12s %26s %5s %5s %9s %8s %10s %8s\n",
+                  w, "setting", "criterion", "n", "max-min", "SD [90% CI]", "class gap",
+                  "class SD [90% CI]", "weak", "lost", "w/o weak", "rel SD", "class rel",
+                  "time rel");
+    out << line;
+    for (const auto& r : a.paper_rows) {
+      char sd[64], cg[32], cs[64], cr[32];
+      std::snprintf(sd, sizeof sd, "%s [%s, %s]", fixed3(100 * r.sd).c_str(),
+                    fixed3(100 * r.sd_ci.low).c_str(), fixed3(100 * r.sd_ci.high).c_str());
+      std::snprintf(cg, sizeof cg, "%s (%lld)", pct(r.class_max_diff).c_str(),
+                    static_cast<long long>(r.class_of_max_diff));
+      std::snprintf(cs, sizeof cs, "%s [%s, %s] (%lld)", fixed3(100 * r.class_max_sd).c_str(),
+                    fixed3(100 * r.class_sd_ci.low).c_str(),
+                    fixed3(100 * r.class_sd_ci.high).c_str(),
+                    static_cast<long long>(r.class_of_max_sd));
+      std::snprintf(cr, sizeof cr, "%s (%lld)", fixed3(r.class_max_relative_sd).c_str(),
+                    static_cast<long long>(r.class_of_max_relative_sd));
+      std::snprintf(line, sizeof line,
+                    "%-*s %10s %3zu %8s %20s %12s %26s %5zu %5zu %9s %8s %10s %8s\n", w,
+                    r.setting.c_str(), std::string(selection_name(r.criterion)).c_str(), r.n,
+                    pct(r.max_diff).c_str(), sd, cg, cs, r.weak_runs, r.runs_losing_a_class,
+                    pct(r.max_diff_without_weak).c_str(), fixed3(r.relative_sd).c_str(), cr,
+                    fixed3(r.time_relative_sd).c_str());
+      out << line;
+    }
+    out << "\nthe paper's figures: the largest value over a table group's settings and the "
+           "criteria best_loss and best_acc (in %; where it came from in brackets)\n";
+    for (const auto& m : a.paper_maxima) {
+      auto fig = [&](const char* name, const PaperFigure& f, bool fraction) {
+        out << "  " << name << " " << (fraction ? pct(f.value) : fixed3(f.value));
+        if (!std::isnan(f.value))
+          out << " (" << f.setting << ", " << selection_name(f.criterion) << ")";
+        out << "\n";
+      };
+      out << "group " << m.group << ": " << m.settings.size() << " setting(s), " << m.rows
+          << " rows\n";
+      fig("max-min test accuracy      ", m.max_diff, true);
+      fig("  without weak runs        ", m.max_diff_without_weak, true);
+      fig("SD                         ", m.sd, true);
+      fig("per-class max-min          ", m.class_max_diff, true);
+      fig("convergence time diff (%)  ", m.time_diff_pct, false);
+      out << "  weak runs (most in a row)   " << m.weak_runs << "; runs losing a class "
+          << m.runs_losing_a_class << "\n";
+    }
+  }
   out << "\nspread by what each setting varies (last epoch; test accuracy in %, test loss for "
          "regression) and divergence\n";
   std::snprintf(line, sizeof line, "%-*s %14s %32s %18s %22s  %s\n", w, "setting", "bit-identical",
@@ -394,6 +456,7 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
          csv_number(g.spread.largest_median) + "," + csv_number(g.spread.largest_p05) + "," +
          csv_number(g.spread.largest_p95) + "\n";
   write_text(dir / "group_spread.csv", s);
+  write_paper_tables(dir, a.paper_rows, a.paper_maxima);
   s = "setting,step,distinct_states\n";
   for (std::size_t i = 0; i < a.settings.size(); ++i)
     for (std::size_t k = 0; k < a.distinct_states[i].size(); ++k)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "variance/divergence.h"
+#include "variance/paper_tables.h"
 #include "variance/stats.h"
 #include "variance/store.h"
 
@@ -43,6 +44,11 @@ struct Analysis {
     GroupSpread spread;
   };
   std::vector<Groups> groups;
+  // The paper's Table 2 / Table 3 rows (classification settings, setting-major then
+  // criterion) and its maxima per table group (variance/paper_tables.h).
+  std::vector<std::string> table_groups;  // per setting: the study file's, else the default
+  std::vector<PaperRow> paper_rows;
+  std::vector<PaperMaximum> paper_maxima;
 };
 
 // The paper's protocol: groups of 16 runs; its figures are maxima over about 24 groups.
@@ -64,7 +70,8 @@ void print_analysis(const Analysis& a, std::ostream& out);
 
 // analysis_result.csv and analysis_raw.csv (the dl-variance artifact's columns),
 // detdl_result.csv, detdl_raw.csv, comparisons.csv, butter_summary.csv,
-// implementation_spread.csv, group_spread.csv, divergence.csv, divergence_pairs.csv into
+// implementation_spread.csv, group_spread.csv, paper_table2.csv, paper_table3.csv,
+// paper_maxima.csv, divergence.csv, divergence_pairs.csv into
 // `dir` (variance/export.h has the columns).
 void write_analysis(const Analysis& a, const std::filesystem::path& dir);
 

@@ -325,4 +325,58 @@ void write_comparisons(const std::filesystem::path& path,
   write_table(path, header, rows);
 }
 
+void write_paper_tables(const std::filesystem::path& dir, const std::vector<PaperRow>& rows,
+                        const std::vector<PaperMaximum>& maxima) {
+  auto label = [](std::int64_t l) { return csv_number(l); };
+  std::vector<Row> t2, t3, mx;
+  for (const auto& r : rows) {
+    const std::string crit(selection_name(r.criterion));
+    t2.push_back({csv_field(r.setting), csv_field(r.group), crit, number(r.n), number(r.classes),
+                  csv_number(r.mean), csv_number(r.max_diff), csv_number(r.sd),
+                  csv_number(r.sd_ci.low), csv_number(r.sd_ci.high), csv_number(r.class_max_diff),
+                  label(r.class_of_max_diff), csv_number(r.class_max_sd),
+                  csv_number(r.class_sd_ci.low), csv_number(r.class_sd_ci.high),
+                  label(r.class_of_max_sd), number(r.weak_runs), number(r.runs_losing_a_class),
+                  csv_number(r.max_diff_without_weak)});
+    t3.push_back({csv_field(r.setting), csv_field(r.group), crit, number(r.n),
+                  csv_number(r.relative_sd), csv_number(r.class_max_relative_sd),
+                  label(r.class_of_max_relative_sd), csv_number(r.time_relative_sd),
+                  csv_number(r.time_diff_pct)});
+  }
+  for (const auto& m : maxima) {
+    std::string settings, criteria;
+    for (const auto& s : m.settings) settings += (settings.empty() ? "" : "; ") + s;
+    for (Selection c : m.criteria)
+      criteria += (criteria.empty() ? "" : "; ") + std::string(selection_name(c));
+    const std::pair<const char*, const PaperFigure*> figures[] = {
+        {"max_accuracy_diff", &m.max_diff},
+        {"max_accuracy_diff_without_weak", &m.max_diff_without_weak},
+        {"std_accuracy", &m.sd},
+        {"max_per_label_acc_diff", &m.class_max_diff},
+        {"convergence_time_diff_pct", &m.time_diff_pct}};
+    for (const auto& [name, f] : figures)
+      mx.push_back({csv_field(m.group), name, csv_number(f->value),
+                    std::isnan(f->value) ? "" : csv_field(f->setting),
+                    std::isnan(f->value) ? "" : std::string(selection_name(f->criterion)),
+                    csv_field(settings), csv_field(criteria), number(m.rows), number(m.weak_runs),
+                    number(m.runs_losing_a_class)});
+  }
+  write_table(
+      dir / "paper_table2.csv",
+      {"setting", "table_group", "criterion", "n", "classes", "mean_accuracy", "max_accuracy_diff",
+       "std_accuracy", "std_ci_low", "std_ci_high", "max_per_label_acc_diff", "label_of_max_diff",
+       "max_per_label_acc_std", "label_std_ci_low", "label_std_ci_high", "label_of_max_std",
+       "weak_runs", "runs_losing_a_class", "max_accuracy_diff_without_weak"},
+      t2);
+  write_table(dir / "paper_table3.csv",
+              {"setting", "table_group", "criterion", "n", "relative_std_accuracy_pct",
+               "max_per_label_relative_std_pct", "label_of_max_relative_std",
+               "convergence_time_relative_std_pct", "convergence_time_diff_pct"},
+              t3);
+  write_table(dir / "paper_maxima.csv",
+              {"table_group", "figure", "value", "setting", "criterion", "settings", "criteria",
+               "rows", "weak_runs", "runs_losing_a_class"},
+              mx);
+}
+
 }  // namespace detdl::variance

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "variance/paper_tables.h"
 #include "variance/stats.h"
 #include "variance/store.h"
 
@@ -73,5 +74,22 @@ void write_butter_summary(const std::filesystem::path& path,
 // the dl-variance analysis reported; variance/stats.h).
 void write_comparisons(const std::filesystem::path& path,
                        const std::vector<Comparison>& comparisons);
+
+// The paper's tables (variance/paper_tables.h) into `dir`; accuracies as fractions, relative
+// SDs and the time difference in %, a class -1 when there is none.
+// paper_table2.csv: setting, table_group, criterion, n, classes, mean_accuracy,
+// max_accuracy_diff, std_accuracy, std_ci_low, std_ci_high, max_per_label_acc_diff,
+// label_of_max_diff, max_per_label_acc_std, label_std_ci_low, label_std_ci_high,
+// label_of_max_std, weak_runs, runs_losing_a_class, max_accuracy_diff_without_weak.
+// paper_table3.csv: setting, table_group, criterion, n, relative_std_accuracy_pct,
+// max_per_label_relative_std_pct, label_of_max_relative_std,
+// convergence_time_relative_std_pct, convergence_time_diff_pct.
+// paper_maxima.csv: one row per group and figure: table_group, figure (max_accuracy_diff,
+// max_accuracy_diff_without_weak, std_accuracy, max_per_label_acc_diff,
+// convergence_time_diff_pct), value, setting, criterion (where it came from), settings (the
+// group's, joined by "; "), criteria (joined by "; "), rows, weak_runs,
+// runs_losing_a_class (the most in one row).
+void write_paper_tables(const std::filesystem::path& dir, const std::vector<PaperRow>& rows,
+                        const std::vector<PaperMaximum>& maxima);
 
 }  // namespace detdl::variance

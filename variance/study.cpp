@@ -186,15 +186,21 @@ Study study_from_json(const json& j, const std::string& where) {
     const std::string at = where + ": setting[" + std::to_string(i + 1) + "]";
     if (!t.is_object()) throw std::invalid_argument(at + ": expected a table");
     static const std::set<std::string> fields{
-        "name",   "vary",           "level",      "fast_ops",     "threads",
-        "device", "implementation", "experiment", "emulated_ops", "repetitions"};
+        "name",           "vary",       "level",        "fast_ops",    "threads",    "device",
+        "implementation", "experiment", "emulated_ops", "repetitions", "table_group"};
     for (auto it = t.begin(); it != t.end(); ++it)
       if (!fields.count(it.key()))
         throw std::invalid_argument(
             at + "." + it.key() +
             ": unknown field (name, vary, level, fast_ops, emulated_ops, threads, device, "
-            "implementation, experiment, repetitions)");
+            "implementation, experiment, repetitions, table_group)");
     Setting st;
+    if (t.contains("table_group")) {
+      if (!t["table_group"].is_string() || t["table_group"].get<std::string>().empty())
+        throw std::invalid_argument(at + ".table_group: expected a non-empty string, got " +
+                                    t["table_group"].dump());
+      st.table_group = t["table_group"];
+    }
     if (t.contains("repetitions")) {
       st.repetitions = read_repetitions(t["repetitions"], at + ".");
       planned += (st.repetitions - s.repetitions) * grid.points;

@@ -20,6 +20,8 @@
 //   vary = ["all"]            # or any of init, order, augment, dropout, label_noise, split,
 //                             # impl (level = "emulated" or emulated_ops only), init_nudge
 //   repetitions = 64          # optional: this setting's own count (else the study's)
+//   table_group = "default"   # optional: the settings whose maxima the paper's table
+//                             # combines (variance/paper_tables.h)
 //   [setting.experiment]      # optional per-setting overrides of the base
 //   batch_size = 64
 //   [grid]                    # optional: every setting at every combination (a sweep);
@@ -59,6 +61,10 @@ struct Setting {
   // This setting's own count (`repetitions` in its table), or 0 for the study's. A setting
   // whose runs are bit-identical needs few; one resampled into 16-run groups needs many.
   std::int64_t repetitions = 0;
+  // Which of the paper's maxima this setting counts toward (variance/paper_tables.h): its
+  // figures are maxima over the settings of one group (its library combinations). Empty:
+  // "default" when an algorithmic seed varies, else "fixed-seed".
+  std::string table_group;
 };
 
 struct Study {

@@ -150,6 +150,50 @@ TEST(RunExperiment, KerasLossTrainsAndDiffersFromTheExactOne) {
   EXPECT_THROW(run_experiment(e), std::invalid_argument);
 }
 
+// validation_rows: the study's generator saw 7,424 of 7,500 validation images. Only the
+// validation metrics change (over the first rows), never the weights; it is in the JSON form
+// (so in run keys) only when set; bad counts are refused by name.
+TEST(RunExperiment, ValidationRowsCutOnlyTheValidationMetrics) {
+  Experiment e;
+  e.net = "lenet1";
+  e.data = "synthetic-mnist:200";
+  e.study_split = true;
+  e.epochs = 2;
+  e.batch_size = 32;
+  EXPECT_FALSE(to_json(e).contains("validation_rows"));
+  const RunOutput all = run_experiment(e);
+  const std::int64_t n = all.record["data"]["validation_rows"];
+  ASSERT_GT(n, 10);
+  e.validation_rows = n - 7;
+  EXPECT_EQ(to_json(e)["validation_rows"], n - 7);
+  EXPECT_EQ(experiment_from_json(to_json(e)).validation_rows, n - 7);
+  const RunOutput cut = run_experiment(e);
+  EXPECT_EQ(cut.result.weight_hash, all.result.weight_hash);
+  EXPECT_EQ(cut.record["data"]["validation_rows"], n - 7);
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(cut.record["epochs"][k]["test"], all.record["epochs"][k]["test"]);
+    EXPECT_EQ(cut.record["epochs"][k]["weight_hash"], all.record["epochs"][k]["weight_hash"]);
+  }
+  // Seven rows fewer: the validation loss is a mean over other rows (equal only by chance).
+  EXPECT_NE(cut.record["epochs"][1]["validation"]["loss"],
+            all.record["epochs"][1]["validation"]["loss"]);
+  e.validation_rows = n;  // every row: the same record
+  EXPECT_EQ(run_experiment(e).record["epochs"][1]["validation"],
+            all.record["epochs"][1]["validation"]);
+  e.validation_rows = n + 1;
+  try {
+    run_experiment(e);
+    ADD_FAILURE() << "too many rows accepted";
+  } catch (const std::invalid_argument& x) {
+    EXPECT_NE(std::string(x.what()).find("validation_rows"), std::string::npos) << x.what();
+  }
+  e.validation_rows = 5;
+  e.study_split = false;
+  EXPECT_THROW(run_experiment(e), std::invalid_argument);
+  EXPECT_THROW(experiment_from_json(nlohmann::json{{"validation_rows", -1}}),
+               std::invalid_argument);
+}
+
 TEST(DataRegistry, LoadsOnceAndShares) {
   const auto a = data::load_data("blobs");
   const auto b = data::load_data("blobs");

@@ -230,6 +230,18 @@ TEST(StudyPlan, SettingsCanHaveTheirOwnRepetitions) {
   int shared = 0;
   for (const auto& row : plan) shared += base_keys.count(row.key);
   EXPECT_EQ(shared, 16);
+  // table_group (which of the paper's maxima a setting counts toward) changes no key.
+  std::string grouped = text;
+  grouped.replace(grouped.find("repetitions = 9"), 15, "repetitions = 9\ntable_group = \"g\"");
+  const Study sg = load_study(write_file("g.toml", grouped).string());
+  for (const auto& st : sg.settings) EXPECT_EQ(st.table_group, st.name == "varied" ? "g" : "");
+  EXPECT_EQ(make_plan(sg).front().key, plan.front().key);
+  EXPECT_EQ(make_plan(sg).back().key, plan.back().key);
+  grouped.replace(grouped.find("table_group = \"g\""), 17, "table_group = 3");
+  EXPECT_NE(
+      error_of("g2.toml", grouped).find("setting[3].table_group: expected a non-empty string"),
+      std::string::npos)
+      << error_of("g2.toml", grouped);
   text.replace(text.find("repetitions = 9"), 15, "repetitions = 0");
   EXPECT_NE(error_of("z.toml", text).find("setting[3].repetitions: expected an integer from 1"),
             std::string::npos)
