@@ -154,11 +154,6 @@ ButterPlan butter_plan(ButterShape s, std::int64_t size, std::int64_t depth, std
 std::shared_ptr<Module> make_butter_mlp(ButterShape s, const ButterPlan& plan, std::int64_t n_in,
                                         bool sigmoid_output) {
   const std::string shape(butter_shape_name(s));
-  if (!plan.conformant)
-    throw std::invalid_argument(
-        "make_butter_mlp: no conformant " + shape + " network for size " +
-        std::to_string(plan.size) + ": the closest has " + std::to_string(plan.params) +
-        " parameters, more than 20% away from the size (BUTTER's 20% rule)");
   require_positive(n_in, "make_butter_mlp", "n_in");
   if (plan.widths.size() < 2 || butter_param_count(plan.widths, n_in) != plan.params)
     throw std::invalid_argument("make_butter_mlp: the plan (" + std::to_string(plan.params) +

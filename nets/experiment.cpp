@@ -609,13 +609,16 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
     }
   }
 
+  json net_record{
+      {"name", e.net}, {"description", net.description}, {"parameters", out.parameters}};
+  if (net.info.is_object()) net_record.update(net.info);
   json epoch_seconds = json::array();
   for (const auto& s : out.result.epochs) epoch_seconds.push_back(s.seconds);
   out.record = json{
       {"record_version", 1},
       {"detdl_version", DETDL_VERSION},
       {"experiment", to_json(e)},
-      {"net", {{"name", e.net}, {"description", net.description}, {"parameters", out.parameters}}},
+      {"net", net_record},
       {"data",
        {{"name", e.data},
         {"source", bundle->source},

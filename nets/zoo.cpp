@@ -1,5 +1,6 @@
 #include "nets/zoo.h"
 
+#include <cstdio>
 #include <set>
 #include <stdexcept>
 
@@ -184,19 +185,39 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
           "wide_first_16x, rectangle_residual)");
     const std::int64_t depth = to_int(name, "the depth", parts[2]),
                        size = to_int(name, "the size", parts[3]);
-    if (d.sample_shape.size() != 1)
-      throw std::invalid_argument("net '" + name + "' needs flat rows; data set '" + d.name +
-                                  "' has rows " + shape_str(d.sample_shape));
     const std::int64_t n_in = flat_inputs(d);
     const ButterPlan plan = butter_plan(*shape, size, depth, n_in, d.outputs);
     // BUTTER (Keras): a sigmoid output for every task but multi-class (softmax there,
     // which the engine's softmax cross-entropy applies to the logits itself).
-    spec.model = make_butter_mlp(*shape, plan, n_in, !takes_class_labels(loss));
+    auto mlp = make_butter_mlp(*shape, plan, n_in, !takes_class_labels(loss));
+    if (d.sample_shape.size() == 1) {
+      spec.model = mlp;
+    } else {
+      // Images (any row shape) are flattened first, as BUTTER's pixel columns are.
+      auto flat = std::make_shared<Sequential>();
+      flat->emplace<Flatten>();
+      flat->add(mlp);
+      spec.model = flat;
+    }
     std::string w;
     for (auto x : plan.widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
     spec.description = "BUTTER " + parts[1] + " depth " + parts[2] + " size " + parts[3] + ": " +
                        std::to_string(n_in) + " -> [" + w + "], " + std::to_string(plan.params) +
                        " parameters";
+    if (!plan.conformant) {
+      char away[96];
+      std::snprintf(away, sizeof away, " (%+.1f%% from the size: outside the README's 20%%)",
+                    100 * plan.relative_distance());
+      spec.description += away;
+    }
+    spec.info = {{"butter",
+                  {{"shape", parts[1]},
+                   {"depth", depth},
+                   {"size", size},
+                   {"params", plan.params},
+                   {"widths", plan.widths},
+                   {"relative_distance", plan.relative_distance()},
+                   {"conformant", plan.conformant}}}};
   } else {
     std::string known;
     for (const auto& k : known_net_names()) known += (known.empty() ? "" : ", ") + k;

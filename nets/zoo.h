@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/nn.h"
 #include "nets/data/registry.h"
 
@@ -26,6 +28,9 @@ struct NetSpec {
   std::string description;  // layers in a few words, e.g. the BUTTER widths
   // The study's choice of parameters for the L2 / L1 loss term (empty: every weight tensor).
   std::function<bool(const NamedTensor&)> penalize;
+  // Net-specific facts for the run record's "net" object (BUTTER: the target size, the
+  // parameters built, their relative distance and the README's 20% rule); null for others.
+  nlohmann::json info;
 };
 
 // The net `name` for the data set's shapes, with the output layer `loss` needs: logits for
@@ -33,7 +38,7 @@ struct NetSpec {
 // values themselves, except BUTTER's nets, which keep BUTTER's (Keras's) sigmoid for every
 // non-multi-class task. The mlp flattens image rows. Throws std::invalid_argument naming the
 // net for an unknown name or one that does not fit the data set (e.g. LeNet on 3-channel
-// images, a BUTTER size more than 20% off, a classifier with a loss other than softmax_ce);
+// images, a classifier with a loss other than softmax_ce);
 // nets/compat.h checks the same before with messages naming the data set and loss too.
 NetSpec make_net(const std::string& name, const data::DataBundle& data, LossKind loss);
 // make_net(name, data, data.loss): the data set's own loss.

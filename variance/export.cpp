@@ -200,10 +200,10 @@ void write_butter_summary(const std::filesystem::path& path,
   };
   for (const auto& b : summaries) {
     for (const auto& e : b.per_epoch) add(b.setting, csv_number(e.epoch), e.series, e.summary);
-    add(b.setting, "", "min_test_loss_epoch", b.min_test_loss_epoch);
-    add(b.setting, "", "min_test_loss", b.min_test_loss);
-    add(b.setting, "", "max_test_accuracy_epoch", b.max_test_accuracy_epoch);
-    add(b.setting, "", "max_test_accuracy", b.max_test_accuracy);
+    for (const auto& x : b.extrema) {
+      add(b.setting, "", x.name + "_epoch", x.epoch);
+      add(b.setting, "", x.name, x.value);
+    }
   }
   write_table(path, header, rows);
 }

@@ -62,9 +62,11 @@ void write_analysis_raw(const std::filesystem::path& path, const std::vector<Sto
                         const std::vector<Selection>& criteria);
 
 // butter_summary.csv: columns setting, epoch, series, count, finite, min, max, mean, std,
-// q1, median, q3. Per setting: its per-epoch rows, then four rows with an empty epoch,
-// series min_test_loss_epoch, min_test_loss, max_test_accuracy_epoch, max_test_accuracy
-// (the per-run extremes summarised across runs).
+// q1, median, q3. Per setting: its per-epoch rows, then twenty rows with an empty epoch,
+// series <extremum>_epoch and <extremum> for each test metric in kMetricNames order
+// (min_test_loss, max_test_accuracy, max_test_cosine_similarity, min_test_hinge, ...,
+// min_test_root_mean_squared_error, min_test_squared_hinge: the per-run best epochs and
+// values summarised across runs; stats.h test_extremum).
 void write_butter_summary(const std::filesystem::path& path,
                           const std::vector<ButterSummary>& summaries);
 

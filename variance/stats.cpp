@@ -822,20 +822,30 @@ SeriesSummary summarize_series(const std::vector<double>& values) {
   return s;
 }
 
-Extremum min_test_loss(const StoredRun& run) {
-  check_has_epochs(run, "min_test_loss");
+bool higher_is_better(std::string_view metric) {
+  if (std::find(kMetricNames.begin(), kMetricNames.end(), metric) == kMetricNames.end())
+    throw std::invalid_argument("test_extremum: unknown metric '" + std::string(metric) + "'");
+  return metric == "accuracy" || metric == "cosine_similarity";
+}
+
+Extremum test_extremum(const StoredRun& run, std::string_view name) {
+  const bool higher = higher_is_better(name);
+  check_has_epochs(run, "test_extremum");
+  const std::string m(name);
   std::vector<double> v;
-  for (const auto& e : run.epochs) v.push_back(metric(e.test, "loss"));
-  const std::size_t i = best_index(v, [](double x, double best) { return x < best; });
+  for (const auto& e : run.epochs) v.push_back(metric(e.test, m.c_str()));
+  const std::size_t i = higher ? best_index(v, [](double x, double best) { return x > best; })
+                               : best_index(v, [](double x, double best) { return x < best; });
   return {run.epochs[i].epoch, v[i]};
 }
 
-Extremum max_test_accuracy(const StoredRun& run) {
-  check_has_epochs(run, "max_test_accuracy");
-  std::vector<double> v;
-  for (const auto& e : run.epochs) v.push_back(metric(e.test, "accuracy"));
-  const std::size_t i = best_index(v, [](double x, double best) { return x > best; });
-  return {run.epochs[i].epoch, v[i]};
+Extremum min_test_loss(const StoredRun& run) { return test_extremum(run, "loss"); }
+Extremum max_test_accuracy(const StoredRun& run) { return test_extremum(run, "accuracy"); }
+
+const ButterSummary::ExtremumSeries* ButterSummary::extremum(std::string_view name) const {
+  for (const auto& e : extrema)
+    if (e.name == name) return &e;
+  return nullptr;
 }
 
 ButterSummary butter_summary(const std::vector<StoredRun>& runs) {
@@ -878,19 +888,18 @@ ButterSummary butter_summary(const std::vector<StoredRun>& runs) {
     }
   }
 
-  std::vector<double> loss_epoch, loss_value, acc_epoch, acc_value;
-  for (const auto& r : runs) {
-    if (r.epochs.empty()) continue;
-    const Extremum lo = min_test_loss(r), hi = max_test_accuracy(r);
-    loss_epoch.push_back(static_cast<double>(lo.epoch));
-    loss_value.push_back(lo.value);
-    acc_epoch.push_back(static_cast<double>(hi.epoch));
-    acc_value.push_back(hi.value);
+  for (const auto m : kMetricNames) {
+    std::vector<double> epoch, value;
+    for (const auto& r : runs) {
+      if (r.epochs.empty()) continue;
+      const Extremum x = test_extremum(r, m);
+      epoch.push_back(static_cast<double>(x.epoch));
+      value.push_back(x.value);
+    }
+    out.extrema.push_back(
+        {std::string(higher_is_better(m) ? "max_test_" : "min_test_") + std::string(m),
+         summarize_series(epoch), summarize_series(value)});
   }
-  out.min_test_loss_epoch = summarize_series(loss_epoch);
-  out.min_test_loss = summarize_series(loss_value);
-  out.max_test_accuracy_epoch = summarize_series(acc_epoch);
-  out.max_test_accuracy = summarize_series(acc_value);
   return out;
 }
 

@@ -291,6 +291,11 @@ struct Extremum {
 // wins (all NaN: epoch 1, value NaN). Throws std::invalid_argument for a run without epochs.
 Extremum min_test_loss(const StoredRun& run);
 Extremum max_test_accuracy(const StoredRun& run);
+// The same for any test metric of kMetricNames: the highest value for accuracy and
+// cosine_similarity (better is higher), the lowest for the other eight (losses and errors).
+// Throws std::invalid_argument for an unknown metric or a run without epochs.
+bool higher_is_better(std::string_view metric);
+Extremum test_extremum(const StoredRun& run, std::string_view metric);
 
 struct EpochSeries {
   std::int64_t epoch = 0;
@@ -302,8 +307,15 @@ struct ButterSummary {
   // Ordered by epoch, then train, test, validation metrics in kMetricNames order, then
   // seconds; a series appears at an epoch when at least one run has it there.
   std::vector<EpochSeries> per_epoch;
-  SeriesSummary min_test_loss_epoch, min_test_loss;
-  SeriesSummary max_test_accuracy_epoch, max_test_accuracy;
+  // Per test metric (kMetricNames order), each run's best epoch and value (test_extremum)
+  // summarised across runs: name "min_test_loss", "max_test_accuracy",
+  // "min_test_mean_squared_error", "min_test_kullback_leibler_divergence", ...
+  struct ExtremumSeries {
+    std::string name;
+    SeriesSummary epoch, value;
+  };
+  std::vector<ExtremumSeries> extrema;
+  const ExtremumSeries* extremum(std::string_view name) const;  // null when absent
 };
 // `runs`: the repetitions of one experiment (one setting). Throws std::invalid_argument
 // when empty or mixed.

@@ -231,10 +231,27 @@ TabularData load_pmlb(const std::string& path, std::optional<Task> task) {
       break;
     }
     case Task::regression: {
-      if (!y.numeric) throw std::runtime_error(where + ": regression task needs a numeric target");
-      out.all.y = Tensor::empty({n, 1});
-      for (std::int64_t r = 0; r < n; ++r) out.all.y.f32()[r] = min_max(y.number[r], y.min, y.max);
-      out.n_outputs = 1;
+      // BUTTER prepares the target column by the inputs' rules and then regresses whatever
+      // columns come out (sigmoid outputs, MSE): banana's two values become one 0/1 column
+      // (the first row's value -> 1), 294_satellite_image's six become six one-hot columns.
+      if (k == 2) {
+        out.all.y = Tensor::empty({n, 1});
+        for (std::int64_t r = 0; r < n; ++r)
+          out.all.y.f32()[r] = y.code[r] == y.code[0] ? 1.0f : 0.0f;
+        out.class_values = {y.category[1 - y.code[0]], y.category[y.code[0]]};
+        out.n_outputs = 1;
+      } else if (k <= kMaxCategories || !y.numeric) {
+        const auto kk = static_cast<std::int64_t>(k);
+        out.all.y = Tensor::zeros({n, kk});
+        for (std::int64_t r = 0; r < n; ++r) out.all.y.f32()[r * kk + y.code[r]] = 1.0f;
+        out.class_values = y.category;
+        out.n_outputs = kk;
+      } else {
+        out.all.y = Tensor::empty({n, 1});
+        for (std::int64_t r = 0; r < n; ++r)
+          out.all.y.f32()[r] = min_max(y.number[r], y.min, y.max);
+        out.n_outputs = 1;
+      }
       break;
     }
     case Task::multiclass: {

@@ -16,15 +16,16 @@ enum class Task { regression, binary, multiclass };
 std::string_view task_name(Task t);  // "regression", "binary", "multiclass"
 
 struct TabularData {
-  // x float32 (N, F) prepared inputs; y: regression float32 (N, 1) in [0, 1], binary float32
+  // x float32 (N, F) prepared inputs; y: regression float32 (N, O) in [0, 1], binary float32
   // (N, 1) in {0, 1}, multiclass int32 (N) class index.
   Dataset all;
   Task task = Task::regression;
-  std::int64_t n_inputs = 0;               // F
-  std::int64_t n_outputs = 0;              // 1 for regression / binary, K classes for multiclass
+  std::int64_t n_inputs = 0;   // F
+  std::int64_t n_outputs = 0;  // 1 for binary, K for multiclass, regression: 1 or K (one-hot)
   std::vector<std::string> input_columns;  // after preparation; one-hot columns are "col=value"
-  // Original target text of each class index: multiclass K entries; binary 2 entries
-  // ([0] the value mapped to 0, [1] the first row's value, mapped to 1); regression none.
+  // Original target text of each class index: multiclass K entries; binary (and a two-valued
+  // regression target) 2 entries ([0] the value mapped to 0, [1] the first row's value,
+  // mapped to 1); a one-hot regression target its K columns' values; min-max regression none.
   std::vector<std::string> class_values;
 };
 
@@ -38,7 +39,10 @@ struct TabularData {
 // Distinct values of a numeric column are compared as numbers ("6" == "6.0"); a category's
 // name is its first occurrence's text. The target: `task` if given, else inferred (two
 // distinct values -> binary with the 0/1 rule above; numeric with > 20 distinct -> regression
-// min-max scaled to [0, 1]; otherwise multiclass, classes in sorted order).
+// min-max scaled to [0, 1]; otherwise multiclass, classes in sorted order). A regression
+// target is prepared as BUTTER prepares it, by the input rules: two values -> one 0/1
+// column, <= 20 (or text) -> one-hot columns (n_outputs = K, y float32 (N, K)), otherwise
+// min-max (so banana trains one 0/1 output and 294_satellite_image six one-hot outputs).
 // Errors (std::runtime_error naming the file, and the line and column where there is one):
 // unreadable file, no `target` column, ragged row, empty line or cell, no data rows, NaN/inf
 // in a numeric column, a target that does not fit the task, no input column left.

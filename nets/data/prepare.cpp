@@ -96,7 +96,10 @@ void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p,
   const std::int64_t n = train.size();
   if (!(p >= 0.0 && p <= 1.0))
     throw std::invalid_argument("add_label_noise: p = " + std::to_string(p) + " is not in [0, 1]");
-  if (train.y.dim(0) != n || train.y.numel() != n)
+  // One target per row; a regression target may have K columns (BUTTER's one-hot
+  // regression targets, e.g. 294_satellite_image).
+  const bool columns_ok = task == Task::regression && train.y.ndim() == 2 && train.y.dim(1) >= 1;
+  if (train.y.dim(0) != n || (train.y.numel() != n && !columns_ok))
     throw std::invalid_argument("add_label_noise: y must hold one target per row, got shape " +
                                 shape_str(train.y.shape()) + " for " + std::to_string(n) + " rows");
   if (p == 0.0 || n == 0) return;
@@ -142,16 +145,21 @@ void add_label_noise(Dataset& train, Task task, std::int64_t classes, double p,
       if (n < 2)
         throw std::invalid_argument(
             "add_label_noise: regression noise needs 2+ rows for a standard deviation");
-      float* y = train.y.f32();
-      double sum = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) sum += y[i];
-      const double mean = sum / static_cast<double>(n);
-      double ss = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) ss += (y[i] - mean) * (y[i] - mean);
-      const double sigma = p * std::sqrt(ss / static_cast<double>(n - 1));
-      for (std::int64_t i = 0; i < n; ++i)
-        y[i] = static_cast<float>(y[i] + sigma * philox_normal(seed, RandomStream::label_noise, 1,
-                                                               static_cast<std::uint64_t>(i)));
+      float* y = train.y.f32();  // (n, k): each column with its own standard deviation
+      const std::int64_t k = train.y.numel() / n;
+      for (std::int64_t j = 0; j < k; ++j) {
+        double sum = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) sum += y[i * k + j];
+        const double mean = sum / static_cast<double>(n);
+        double ss = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) ss += (y[i * k + j] - mean) * (y[i * k + j] - mean);
+        const double sigma = p * std::sqrt(ss / static_cast<double>(n - 1));
+        // Counter i * k + j: a one-column target draws exactly what it always drew.
+        for (std::int64_t i = 0; i < n; ++i)
+          y[i * k + j] = static_cast<float>(
+              y[i * k + j] + sigma * philox_normal(seed, RandomStream::label_noise, 1,
+                                                   static_cast<std::uint64_t>(i * k + j)));
+      }
       return;
     }
   }

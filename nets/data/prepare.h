@@ -32,8 +32,9 @@ std::pair<Dataset, Dataset> shuffled_split(const Dataset& d, double test_fractio
 //   multiclass (y int32 (N) in [0, classes)): move int(n * p) distinct rows to another
 //     class, uniform among the other classes - 1: new = (y + 1 + off) % classes with
 //     off = (u * (classes - 1)) >> 32, u = philox_u32(seed, label_noise, 1, sample * 4);
-//   regression (y float32 (N, 1) or (N)): y += p * s * z for every row, s = the column's
-//     sample standard deviation (float64, n - 1), z = philox_normal(seed, label_noise, 1, sample).
+//   regression (y float32 (N, K), (N, 1) or (N)): y += p * s * z for every row and column,
+//     s = that column's sample standard deviation (float64, n - 1),
+//     z = philox_normal(seed, label_noise, 1, sample * K + column).
 // The rows are the first int(n * p) of a Fisher-Yates permutation drawn like
 // split_permutation on (seed, RandomStream::label_noise, sub 0). `classes` is used for
 // multiclass only (>= 2).

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <future>
@@ -45,6 +46,7 @@ std::vector<std::string> known_data_names() {
           "cifar10[:DIR]",
           "cifar100[:DIR]",
           "pmlb:NAME",
+          "pmlb:mnist",
           "a PMLB .tsv(.gz) file",
           "an IDX directory"};
 }
@@ -172,6 +174,28 @@ std::shared_ptr<DataBundle> load_uncached(const std::string& spec, const DataOpt
           " (set --data-dir or DETDL_DATA_DIR)");
     b->source = dir;
     finish_image_bundle(*b, load_mnist_dir(dir), opt);
+  } else if (spec == "pmlb:mnist") {
+    // BUTTER's mnist is PMLB's: the official training and test images pooled (70,000 rows,
+    // training first), 784 pixel columns / 255 (no per-column preparation), then the same
+    // shuffled 80/20 split as every tabular set.
+    const std::string dir = root + "/mnist";
+    if (!fs::is_directory(dir))
+      throw std::runtime_error("data set '" + spec + "': no directory " + dir +
+                               " (set --data-dir or DETDL_DATA_DIR)");
+    const ImageSplit m = load_mnist_dir(dir);
+    const std::int64_t n_train = m.train.size(), n = n_train + m.test.size();
+    const std::int64_t row = m.train.x.numel() / n_train;
+    Dataset all{Tensor::empty({n, row}), Tensor::empty({n}, DType::i32)};
+    std::copy_n(m.train.x.f32(), n_train * row, all.x.f32());
+    std::copy_n(m.test.x.f32(), m.test.size() * row, all.x.f32() + n_train * row);
+    std::copy_n(m.train.y.i32(), n_train, all.y.i32());
+    std::copy_n(m.test.y.i32(), m.test.size(), all.y.i32() + n_train);
+    b->source = dir + " (pooled, as PMLB's mnist)";
+    b->task = Task::multiclass;
+    b->outputs = m.classes;
+    b->loss = LossKind::softmax_ce;
+    b->sample_shape = {row};
+    std::tie(b->train, b->test) = shuffled_split(all, opt.test_fraction, opt.split_seed);
   } else if (head == "cifar10" || head == "cifar100") {
     const std::string dir =
         !arg.empty() ? arg

@@ -156,16 +156,23 @@ TEST(Butter, TwentyPercentRule) {
   EXPECT_FALSE(over.conformant);
 }
 
-TEST(Butter, NonConformantPlanIsRejectedWithSizeAndClosestCount) {
+// The 20% rule is recorded, not enforced: the published data holds networks past it.
+TEST(Butter, NonConformantPlanIsBuiltAndSaysHowFarItIs) {
   // 1000 inputs: even w0 = 1 costs 1001 + 2 + 2 = 1005 parameters, 100x the size.
   const ButterPlan plan = butter_plan(ButterShape::rectangle, 10, 3, 1000, 1);
   EXPECT_FALSE(plan.conformant);
   EXPECT_EQ(plan.params, 1005);
-  const std::string msg =
-      thrown_message([&] { make_butter_mlp(ButterShape::rectangle, plan, 1000, true); });
-  EXPECT_NE(msg.find("size 10"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("1005"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("20%"), std::string::npos) << msg;
+  EXPECT_NEAR(plan.relative_distance(), 99.5, 1e-12);
+  const auto m = make_butter_mlp(ButterShape::rectangle, plan, 1000, true);
+  EXPECT_EQ(m->parameter_count(), 1005);
+  // BUTTER.md: mnist / rectangle / depth 3 / size 1024 is published at 807 parameters
+  // (784 inputs, w0 = 1, 10 outputs), 21% under the size.
+  const ButterPlan mnist = butter_plan(ButterShape::rectangle, 1024, 3, 784, 10);
+  EXPECT_EQ(mnist.params, 807);
+  EXPECT_EQ(mnist.widths, (Widths{1, 1, 10}));
+  EXPECT_FALSE(mnist.conformant);
+  EXPECT_NEAR(mnist.relative_distance(), (807.0 - 1024.0) / 1024.0, 1e-15);
+  EXPECT_EQ(make_butter_mlp(ButterShape::rectangle, mnist, 784, false)->parameter_count(), 807);
 }
 
 TEST(Butter, BadArgumentsAreNamed) {

@@ -140,9 +140,8 @@ TEST(Compat, NetsOnDataOfTheWrongShape) {
   EXPECT_EQ(refusal("wrn-10-1", "blobs"),
             "--net wrn-10-1 does not fit --data blobs: rows are flat (16 values), wrn-10-1 needs "
             "3x32x32 images");
-  EXPECT_EQ(refusal("butter:rectangle:3:256", "synthetic-mnist:8"),
-            "--net butter:rectangle:3:256 does not fit --data synthetic-mnist:8: images are "
-            "1x28x28, butter nets need flat (tabular) rows");
+  // BUTTER's dense nets take images as their pixel columns (flattened), like mlp.
+  EXPECT_EQ(refusal("butter:rectangle:3:256", "synthetic-mnist:8"), "");
   // LeNet's 10 outputs, and the classifiers' need for class labels.
   EXPECT_EQ(check_message("lenet4", bundle("six", data::Task::multiclass, {1, 28, 28}, 6)),
             "--net lenet4 does not fit --data six: 6 classes, lenet4 has 10 outputs");

@@ -3,6 +3,7 @@
 // threads, label noise and augmentation keyed by their own seeds, a BUTTER run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -221,6 +222,68 @@ TEST(DataRegistry, MnistStudySplit) {
   EXPECT_EQ(m->test.size(), 2500);
   EXPECT_EQ(m->sample_shape, (Shape{1, 28, 28}));
   EXPECT_EQ(m->outputs, 10);
+}
+
+// BUTTER's mnist is PMLB's: official train and test pooled (70,000 rows), 784 pixel columns
+// / 255, the shuffled 80/20 split of every tabular set (test = ceil(0.2 n)).
+TEST(DataRegistry, PmlbMnistIsThePooledFlatSet) {
+  data::DataOptions o;
+  o.root = kShared + "/data";
+  const auto m = data::load_data("pmlb:mnist", o);
+  EXPECT_EQ(m->train.size() + m->test.size(), 70000);
+  EXPECT_EQ(m->test.size(), 14000);
+  EXPECT_EQ(m->sample_shape, (Shape{784}));
+  EXPECT_EQ(m->train.x.shape(), (Shape{56000, 784}));
+  EXPECT_EQ(m->outputs, 10);
+  EXPECT_FALSE(m->has_validation);
+  // The same rows as the image set's, flattened: every training image of mnist is in the
+  // pool once (checked by the multiset of per-row pixel sums, exact in float64).
+  const auto img = data::load_data("mnist", o);
+  auto sums = [](const Dataset& d) {
+    std::vector<double> v;
+    const std::int64_t row = d.x.numel() / d.size();
+    for (std::int64_t i = 0; i < d.size(); ++i) {
+      double s = 0;
+      for (std::int64_t j = 0; j < row; ++j) s += d.x.f32()[i * row + j] * 255.0;
+      v.push_back(std::round(s) + 1e6 * d.y.i32()[i]);
+    }
+    return v;
+  };
+  auto pooled = sums(m->train), official = sums(img->train);
+  const auto t1 = sums(m->test), t2 = sums(img->test);
+  pooled.insert(pooled.end(), t1.begin(), t1.end());
+  official.insert(official.end(), t2.begin(), t2.end());
+  std::sort(pooled.begin(), pooled.end());
+  std::sort(official.begin(), official.end());
+  EXPECT_EQ(pooled, official);
+  for (std::int64_t j = 0; j < 784; ++j) {
+    const float v = m->train.x.f32()[j];
+    EXPECT_EQ(v, std::round(v * 255.0f) / 255.0f);
+  }
+  // Another split seed: other rows in the test split.
+  data::DataOptions o2 = o;
+  o2.split_seed = 2;
+  const auto other = data::load_data("pmlb:mnist", o2);
+  EXPECT_FALSE(std::equal(m->test.y.i32(), m->test.y.i32() + 14000, other->test.y.i32()));
+}
+
+// A BUTTER net on images (flattened), past the README's 20%: built, and the record says how
+// far it is (the published mnist / rectangle / 3 / 1024 at 807 parameters).
+TEST(RunExperiment, ButterOnMnistRecordsItsDistanceFromTheSize) {
+  Experiment e = preset("butter");
+  e.data = "synthetic-mnist:64";
+  e.net = "butter:rectangle:3:1024";
+  e.epochs = 1;
+  const RunOutput out = run_experiment(e);
+  const auto& b = out.record["net"]["butter"];
+  EXPECT_EQ(out.parameters, 807);
+  EXPECT_EQ(b["params"], 807);
+  EXPECT_EQ(b["size"], 1024);
+  EXPECT_EQ(b["conformant"], false);
+  EXPECT_NEAR(b["relative_distance"].get<double>(), -217.0 / 1024, 1e-15);
+  EXPECT_NE(out.record["net"]["description"].get<std::string>().find("-21.2% from the size"),
+            std::string::npos)
+      << out.record["net"]["description"];
 }
 
 TEST(RunExperiment, RecordsTwentySeriesAndIsThreadIndependent) {

@@ -149,15 +149,17 @@ TEST(Pmlb, BananaWithButtersTaskOverride) {
   EXPECT_EQ(d.n_inputs, 2);
   EXPECT_EQ(d.n_outputs, 1);
   ASSERT_EQ(d.all.y.shape(), (Shape{5300, 1}));
-  // Target -1 / 1 min-max scaled: -1 -> 0, 1 -> 1 (row 0 is -1.0, row 1 is 1.0).
-  EXPECT_EQ(d.all.y.f32()[0], 0.0f);
-  EXPECT_EQ(d.all.y.f32()[1], 1.0f);
+  // BUTTER prepares the target by the input rules even as regression: two values -> 0/1 with
+  // the first row's value -> 1 (row 0 is -1.0, row 1 is 1.0), not min-max's -1 -> 0.
+  EXPECT_EQ(d.all.y.f32()[0], 1.0f);
+  EXPECT_EQ(d.all.y.f32()[1], 0.0f);
   for (std::int64_t r = 0; r < 5300; ++r)
     ASSERT_TRUE(d.all.y.f32()[r] == 0.0f || d.all.y.f32()[r] == 1.0f);
-  // Without the override, two values make it binary, and the first row's value maps to 1.
+  // Without the override, two values make it binary: the very same targets.
   const TabularData b = load_pmlb(pmlb_path(kPmlbRoot, "banana"));
   EXPECT_EQ(b.task, Task::binary);
-  EXPECT_EQ(b.all.y.f32()[0], 1.0f);
+  EXPECT_EQ(b.all.y.to_vector(), d.all.y.to_vector());
+  EXPECT_EQ(d.class_values, b.class_values);
   EXPECT_EQ(b.all.y.f32()[1], 0.0f);
   EXPECT_EQ(b.class_values, (std::vector<std::string>{"1.0", "-1.0"}));
 }
@@ -270,20 +272,28 @@ TEST(Pmlb, TargetInference) {
   const auto mc3 =
       load_pmlb(t.write("three.tsv", table(9, [](int r) { return std::to_string(r % 3); })),
                 Task::regression);
+  // Regression of a 3-valued target: BUTTER one-hot encodes it (3 outputs, MSE).
   EXPECT_EQ(mc3.task, Task::regression);
-  EXPECT_EQ(mc3.all.y.f32()[1], 0.5f);
+  EXPECT_EQ(mc3.n_outputs, 3);
+  ASSERT_EQ(mc3.all.y.shape(), (Shape{9, 3}));
+  for (int r = 0; r < 9; ++r)
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(mc3.all.y.f32()[r * 3 + c], r % 3 == c ? 1.0f : 0.0f);
+  // 25 numeric values: min-max, one output.
+  const auto wide = load_pmlb(
+      t.write("wide.tsv", table(25, [](int r) { return std::to_string(r); })), Task::regression);
+  EXPECT_EQ(wide.n_outputs, 1);
+  EXPECT_EQ(wide.all.y.f32()[24], 1.0f);
   expect_error_containing(
       [&] {
         load_pmlb(t.write("bin3.tsv", table(9, [](int r) { return std::to_string(r % 3); })),
                   Task::binary);
       },
       {"bin3.tsv", "binary", "got 3"});
-  expect_error_containing(
-      [&] {
-        load_pmlb(t.write("regtxt.tsv", table(9, [](int r) { return tag("c", r % 3); })),
-                  Task::regression);
-      },
-      {"regtxt.tsv", "numeric"});
+  // A text target as regression: one-hot too (BUTTER's rule for a text column).
+  const auto regtxt = load_pmlb(
+      t.write("regtxt.tsv", table(9, [](int r) { return tag("c", r % 3); })), Task::regression);
+  EXPECT_EQ(regtxt.n_outputs, 3);
+  EXPECT_EQ(regtxt.class_values[2], "c2");
   expect_error_containing(
       [&] { load_pmlb(t.write("const.tsv", table(9, [](int) { return std::string("1"); }))); },
       {"const.tsv", "target"});
@@ -359,7 +369,7 @@ TEST(Pmlb, EveryButterDataSetLoads) {
                         {"nursery", 12958, Task::multiclass, 4},
                         {"adult", 48842, Task::binary, 1},
                         {"505_tecator", 240, Task::regression, 1},
-                        {"294_satellite_image", 6435, Task::regression, 1},
+                        {"294_satellite_image", 6435, Task::regression, 6},  // one-hot
                         {"splice", 3188, Task::multiclass, 3},
                         {"banana", 5300, Task::regression, 1}};
   for (const Expect& e : all) {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/common/random.h"
 #include "nets/data/prepare.h"
 
 using namespace detdl;
@@ -201,7 +202,43 @@ TEST(LabelNoise, ZeroNoiseAndBadArguments) {
   Dataset wrong_dtype{Tensor::zeros({2, 1}), Tensor::from_vector({2}, {0.0f, 1.0f})};
   EXPECT_THROW(add_label_noise(wrong_dtype, Task::multiclass, 3, 0.5, 1), std::invalid_argument);
   Dataset two_outputs{Tensor::zeros({2, 1}), Tensor::zeros({2, 2})};
-  EXPECT_THROW(add_label_noise(two_outputs, Task::regression, 0, 0.5, 1), std::invalid_argument);
+  EXPECT_THROW(add_label_noise(two_outputs, Task::binary, 2, 0.5, 1), std::invalid_argument);
+}
+
+// A one-hot regression target (BUTTER's 294_satellite_image): each column gets noise scaled
+// by its own SD, drawn at counter row * K + column, so a one-column target draws as before.
+TEST(LabelNoise, RegressionColumnsEachWithTheirOwnSd) {
+  const std::int64_t n = 50;
+  std::vector<float> two(2 * n), one(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    two[2 * i] = 0.25f;                        // column 0: constant, SD 0
+    two[2 * i + 1] = one[i] = (i % 5) / 4.0f;  // column 1 varies
+  }
+  Dataset d2{Tensor::zeros({n, 1}), Tensor::from_vector({n, 2}, two)};
+  add_label_noise(d2, Task::regression, 0, 0.1, 7);
+  Dataset d1{Tensor::zeros({n, 1}), Tensor::from_vector({n, 1}, one)};
+  add_label_noise(d1, Task::regression, 0, 0.1, 7);
+  double sum = 0, ss = 0;  // the column's SD as the implementation's float64 formula
+  for (float v : one) sum += v;
+  const double mean = sum / static_cast<double>(n);
+  for (float v : one) ss += (v - mean) * (v - mean);
+  const double sd = std::sqrt(ss / static_cast<double>(n - 1));
+  int moved = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(d2.y.f32()[2 * i], 0.25f);  // SD 0: no noise
+    const float expect =
+        static_cast<float>(one[i] + 0.1 * sd *
+                                        philox_normal(7, RandomStream::label_noise, 1,
+                                                      static_cast<std::uint64_t>(2 * i + 1)));
+    EXPECT_EQ(d2.y.f32()[2 * i + 1], expect) << i;
+    moved += d2.y.f32()[2 * i + 1] != one[i];
+    // The one-column target: counter i, as it always was.
+    const float single = static_cast<float>(
+        one[i] +
+        0.1 * sd * philox_normal(7, RandomStream::label_noise, 1, static_cast<std::uint64_t>(i)));
+    EXPECT_EQ(d1.y.f32()[i], single) << i;
+  }
+  EXPECT_GT(moved, n / 2);
 }
 
 // ---- normalisation ----

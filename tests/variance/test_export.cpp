@@ -209,7 +209,7 @@ TEST(Csv, ButterSummaryAndComparisons) {
   const std::string text = slurp(path);
   EXPECT_EQ(first_line(text), "setting,epoch,series,count,finite,min,max,mean,std,q1,median,q3");
   const auto rows = parse_csv(text);
-  ASSERT_EQ(rows.size(), 1 + b.per_epoch.size() + 4);
+  ASSERT_EQ(rows.size(), 1 + b.per_epoch.size() + 2 * kMetricNames.size());
   ASSERT_EQ(b.per_epoch.size(), 2u * 21);  // train + test metrics + seconds, no validation
   // epoch 1 test_loss: values 2 and NaN -> min 2, max NaN (empty), median between -> empty
   bool found = false;
@@ -220,10 +220,14 @@ TEST(Csv, ButterSummaryAndComparisons) {
                                              "", ""}));
     }
   EXPECT_TRUE(found);
-  EXPECT_EQ(rows[rows.size() - 4][1], "");
-  EXPECT_EQ(rows[rows.size() - 4][2], "min_test_loss_epoch");
-  EXPECT_EQ(rows.back()[2], "max_test_accuracy");
-  EXPECT_EQ(rows.back()[6], "0.9");  // max of the per-run best accuracies
+  // After the per-epoch rows: two rows (epoch, value) per test metric's extremum.
+  const std::size_t first = rows.size() - 2 * kMetricNames.size();
+  EXPECT_EQ(rows[first][1], "");
+  EXPECT_EQ(rows[first][2], "min_test_loss_epoch");
+  EXPECT_EQ(rows[first + 3][2], "max_test_accuracy");
+  EXPECT_EQ(rows[first + 3][6], "0.9");  // max of the per-run best accuracies
+  EXPECT_EQ(rows[first + 13][2], "min_test_mean_squared_error");
+  EXPECT_EQ(rows.back()[2], "min_test_squared_hinge");
 
   std::vector<StoredRun> a = {make_run("fixed", 0, 1.0, 0), make_run("fixed", 1, 2.0, 0),
                               make_run("fixed", 2, 3.0, 0)};

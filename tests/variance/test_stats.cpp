@@ -522,11 +522,42 @@ TEST(Butter, PerEpochSummaryOverRepetitions) {
   EXPECT_EQ(b.per_epoch.back().epoch, 2);
   EXPECT_EQ(b.per_epoch.size(), 2u * 31);  // 3 splits x 10 metrics + seconds, both epochs
   // min test loss per run: epoch 2 (0.4), 2 (0.6), 1 (0.8)
-  EXPECT_EQ(b.min_test_loss_epoch.median, 2.0);
-  EXPECT_EQ(b.min_test_loss_epoch.min, 1.0);
-  EXPECT_EQ(b.min_test_loss.median, 0.6);
-  EXPECT_EQ(b.max_test_accuracy.max, 0.6);
-  EXPECT_EQ(b.max_test_accuracy_epoch.count, 3u);
+  ASSERT_EQ(b.extrema.size(), kMetricNames.size());
+  const auto* loss = b.extremum("min_test_loss");
+  ASSERT_NE(loss, nullptr);
+  EXPECT_EQ(loss->epoch.median, 2.0);
+  EXPECT_EQ(loss->epoch.min, 1.0);
+  EXPECT_EQ(loss->value.median, 0.6);
+  const auto* acc = b.extremum("max_test_accuracy");
+  ASSERT_NE(acc, nullptr);
+  EXPECT_EQ(acc->value.max, 0.6);
+  EXPECT_EQ(acc->epoch.count, 3u);
+  // Every test series BUTTER summarises has its extremum, in kMetricNames order.
+  EXPECT_EQ(b.extrema[2].name, "max_test_cosine_similarity");
+  EXPECT_EQ(b.extrema[4].name, "min_test_kullback_leibler_divergence");
+  EXPECT_EQ(b.extrema[6].name, "min_test_mean_squared_error");
+  EXPECT_EQ(b.extremum("max_test_mean_squared_error"), nullptr);
+}
+
+// Lower is better for losses and errors, higher for accuracy and cosine similarity; ties go
+// to the earliest epoch, a NaN never wins.
+TEST(Butter, TestExtremumOfEverySeries) {
+  StoredRun r = make_run("s", "k", {{0.5, 0.6}, {0.2, 0.8}, {0.3, 0.7}}, false);
+  const double mse[] = {0.5, nan_, 0.1}, cos[] = {0.9, 0.95, 0.95};
+  for (int i = 0; i < 3; ++i) {
+    r.epochs[i].test["mean_squared_error"] = mse[i];
+    r.epochs[i].test["cosine_similarity"] = cos[i];
+  }
+  EXPECT_EQ(test_extremum(r, "mean_squared_error").epoch, 3);
+  EXPECT_EQ(test_extremum(r, "mean_squared_error").value, 0.1);
+  EXPECT_EQ(test_extremum(r, "cosine_similarity").epoch, 2);
+  EXPECT_EQ(test_extremum(r, "loss").epoch, min_test_loss(r).epoch);
+  EXPECT_TRUE(higher_is_better("accuracy"));
+  EXPECT_FALSE(higher_is_better("kullback_leibler_divergence"));
+  EXPECT_THROW(test_extremum(r, "f1"), std::invalid_argument);
+  const ButterSummary b = butter_summary({r});
+  EXPECT_EQ(b.extremum("min_test_mean_squared_error")->epoch.median, 3.0);
+  EXPECT_EQ(b.extremum("max_test_cosine_similarity")->value.median, 0.95);
 }
 
 // ---- regression, identical metrics, diverged runs (issue 9) ----------------------------
