@@ -28,8 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const std::int32_t* y = t.all.y.i32();
       for (std::int64_t i = 0; i < n; ++i) DETDL_FUZZ_CHECK(y[i] >= 0 && y[i] < t.n_outputs);
     } else {
+      // (n, n_outputs): one column, or a regression target's one-hot columns.
+      DETDL_FUZZ_CHECK(t.all.y.numel() == n * t.n_outputs);
       const float* y = t.all.y.f32();
-      for (std::int64_t i = 0; i < n; ++i) DETDL_FUZZ_CHECK(y[i] >= 0.0f && y[i] <= 1.0f);
+      for (std::int64_t i = 0; i < n * t.n_outputs; ++i)
+        DETDL_FUZZ_CHECK(y[i] >= 0.0f && y[i] <= 1.0f);
     }
   } catch (const std::exception&) {
   }
