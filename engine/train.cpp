@@ -24,8 +24,6 @@ std::string weight_hash(const Module& m) {
   return h.hex();
 }
 
-namespace {
-
 Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y) {
   switch (kind) {
     case LossKind::softmax_ce: return ops::softmax_cross_entropy(out, y);
@@ -36,6 +34,8 @@ Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y) {
   }
   throw std::logic_error("unknown loss");
 }
+
+namespace {
 
 // Number of correct rows in a batch, by the accuracy metric's rule (engine/metrics.cpp;
 // Keras 2's "accuracy" as BUTTER records it), so that the accuracy a run prints is the

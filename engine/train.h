@@ -144,6 +144,11 @@ std::string weight_hash(const Module& m);
 std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
                                  std::int64_t eval_batch = 1000);
 
+// The data loss of one batch as training computes it: out (N, K) the net's output (logits
+// for softmax_ce / keras_ce, probabilities for bce), y the batch's targets (class labels
+// (N) for the cross-entropies, (N, K) floats otherwise). The mean over rows, a scalar.
+Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y);
+
 // Loss, accuracy and (with metrics) the BUTTER series, per-class accuracy and predictions.
 // Runs on the model's device (Module::device()); `data` is on the host. The loss is the
 // data loss's mean over the rows plus `penalty` (the trainer passes its L1/L2 penalty terms:

@@ -30,6 +30,7 @@
 #include "engine/nn.h"
 #include "engine/ops/ops.h"
 #include "engine/optim.h"
+#include "engine/train.h"
 #include "kernels/cpu/parallel.h"
 #include "nets/butter.h"
 #include "nets/data/registry.h"
@@ -91,18 +92,6 @@ const data::DataBundle& bundle(const std::string& name) {
   return *b;
 }
 
-Tensor loss_of(LossKind kind, const Tensor& out, const Tensor& y) {
-  switch (kind) {
-    case LossKind::softmax_ce: return ops::softmax_cross_entropy(out, y);
-    case LossKind::keras_ce:
-      return ops::softmax_cross_entropy(out, y, CrossEntropyForm::keras_clipped);
-    case LossKind::mse:  // the wine targets are (N): one output per row
-      return ops::mean_squared_error(out, y.ndim() == 1 ? ops::reshape(y, {y.dim(0), 1}) : y);
-    case LossKind::bce: return ops::binary_cross_entropy(out, y, false);
-  }
-  throw std::logic_error("loss");
-}
-
 struct Trained {
   std::vector<NamedTensor> initial, final;  // copies
   Dataset rows;                             // the steps' batches, in order
@@ -127,7 +116,7 @@ Trained train(const Case& c) {
   Optimizer opt(model->parameters(), c.optimizer);
   for (std::int64_t s = 0; s < c.steps; ++s) {
     const Dataset b = slice_rows(t.rows, s * c.batch, (s + 1) * c.batch);
-    backward(loss_of(c.loss, model->forward(b.x), b.y));
+    backward(compute_loss(c.loss, model->forward(b.x), b.y));
     opt.step(c.lr);
     opt.zero_grad();
   }
