@@ -114,12 +114,14 @@ Analysis analyze(const Store& store, const std::string& study) {
   a.study = study;
   const nlohmann::json spec = store.study_spec(study);
   std::map<std::string, std::string> table_group_of;  // the study file's table_group
+  std::map<std::string, double> published;            // the study file's [published]
   a.runs = store.runs(study);
   if (a.runs.empty())
     throw std::runtime_error("study " + study + " in " + store.path() + " has no runs yet");
   // Settings in file order (those with runs), then any others found in the store.
   try {
     const Study s = study_from_json(spec, "stored study " + study);
+    published = s.published;
     for (const auto& st : s.settings) {
       a.settings.push_back(st.name);
       if (!st.table_group.empty()) table_group_of[st.name] = st.table_group;
@@ -193,8 +195,15 @@ Analysis analyze(const Store& store, const std::string& study) {
         a.paper_rows.push_back(paper_row(runs, c, a.table_groups.back()));
     for (Selection c : a.criteria) {
       const auto values = selected_metric(runs, c);
-      if (values.size() > kGroupSize && !is_regression(runs))
-        a.groups.push_back({s, c, group_spread(values, kGroupSize, kGroups, kGroupDraws, 2020)});
+      if (values.size() > kGroupSize && !is_regression(runs)) {
+        Analysis::Groups g{s, c, group_spread(values, kGroupSize, kGroups, kGroupDraws, 2020)};
+        if (const auto p = published.find(a.table_groups.back()); p != published.end()) {
+          g.published = p->second;
+          g.published_rank =
+              group_spread_rank(values, kGroupSize, kGroups, kGroupDraws, 2020, p->second);
+        }
+        a.groups.push_back(g);
+      }
     }
     a.butter.push_back(butter_summary(runs));
     std::vector<std::vector<std::string>> hs;
@@ -304,8 +313,9 @@ void print_analysis(const Analysis& a, std::ostream& out) {
         << kGroupSize << "-run groups resampled from the settings with more runs (test "
         << "accuracy max-min in %: one group, and the largest of " << kGroups
         << " groups as a published maximum over library combinations is; median [5%, 95%])\n";
-    std::snprintf(line, sizeof line, "%-*s %10s %5s %28s %28s\n", w, "setting", "criterion", "pool",
-                  "one group", "largest of groups");
+    std::snprintf(line, sizeof line, "%-*s %10s %5s %28s %28s  %s\n", w, "setting", "criterion",
+                  "pool", "one group", "largest of groups",
+                  "published (share of largest-of draws at or below it)");
     out << line;
     for (const auto& g : a.groups) {
       char one[64], big[64];
@@ -313,8 +323,11 @@ void print_analysis(const Analysis& a, std::ostream& out) {
                     pct(g.spread.one_group_p05).c_str(), pct(g.spread.one_group_p95).c_str());
       std::snprintf(big, sizeof big, "%s [%s, %s]", pct(g.spread.largest_median).c_str(),
                     pct(g.spread.largest_p05).c_str(), pct(g.spread.largest_p95).c_str());
-      std::snprintf(line, sizeof line, "%-*s %10s %5zu %28s %28s\n", w, g.setting.c_str(),
-                    std::string(selection_name(g.criterion)).c_str(), g.spread.pool, one, big);
+      char pub[64] = "-";
+      if (!std::isnan(g.published))
+        std::snprintf(pub, sizeof pub, "%s (%.3f)", pct(g.published).c_str(), g.published_rank);
+      std::snprintf(line, sizeof line, "%-*s %10s %5zu %28s %28s  %s\n", w, g.setting.c_str(),
+                    std::string(selection_name(g.criterion)).c_str(), g.spread.pool, one, big, pub);
       out << line;
     }
   }
@@ -447,14 +460,15 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
   }
   write_text(dir / "implementation_spread.csv", s);
   s = "setting,criterion,pool,group_size,groups,one_group_median,one_group_p05,one_group_p95,"
-      "largest_median,largest_p05,largest_p95\n";
+      "largest_median,largest_p05,largest_p95,published,published_rank\n";
   for (const auto& g : a.groups)
     s += csv_field(g.setting) + "," + std::string(selection_name(g.criterion)) + "," +
          std::to_string(g.spread.pool) + "," + std::to_string(g.spread.group_size) + "," +
          std::to_string(g.spread.groups) + "," + csv_number(g.spread.one_group_median) + "," +
          csv_number(g.spread.one_group_p05) + "," + csv_number(g.spread.one_group_p95) + "," +
          csv_number(g.spread.largest_median) + "," + csv_number(g.spread.largest_p05) + "," +
-         csv_number(g.spread.largest_p95) + "\n";
+         csv_number(g.spread.largest_p95) + "," + csv_number(g.published) + "," +
+         csv_number(g.published_rank) + "\n";
   write_text(dir / "group_spread.csv", s);
   write_paper_tables(dir, a.paper_rows, a.paper_maxima);
   s = "setting,step,distinct_states\n";

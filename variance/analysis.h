@@ -42,6 +42,9 @@ struct Analysis {
     std::string setting;
     Selection criterion = Selection::last;
     GroupSpread spread;
+    // The study file's published figure for this setting's table group (NaN: none) and the
+    // share of largest-of-kGroups draws at or below it (group_spread_rank).
+    double published = kNaN, published_rank = kNaN;
   };
   std::vector<Groups> groups;
   // The paper's Table 2 / Table 3 rows (classification settings, setting-major then

@@ -122,14 +122,28 @@ Study study_from_json(const json& j, const std::string& where) {
   // same rule as `detdl train --config`).
   nets::reject_nulls(j, where);
   static const std::set<std::string> top{"name",    "repetitions", "selection", "experiment",
-                                         "setting", "description", "grid"};
+                                         "setting", "description", "grid",      "published"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key()))
-      throw std::invalid_argument(
-          where + ": " + it.key() +
-          ": unknown field (name, description, repetitions, selection, experiment, grid, setting)");
+      throw std::invalid_argument(where + ": " + it.key() +
+                                  ": unknown field (name, description, repetitions, selection, "
+                                  "experiment, grid, setting, published)");
   Study s;
   s.spec = j;
+  if (j.contains("published")) {
+    if (!j["published"].is_object())
+      throw std::invalid_argument(where +
+                                  ": published: expected a table of table group = fraction");
+    for (auto it = j["published"].begin(); it != j["published"].end(); ++it) {
+      const double v = it.value().is_number() ? it.value().get<double>() : -1.0;
+      if (!(v >= 0.0 && v <= 1.0))
+        throw std::invalid_argument(where + ": published." + it.key() +
+                                    ": expected a max - min test accuracy as a fraction in [0, "
+                                    "1], got " +
+                                    it.value().dump());
+      s.published[it.key()] = v;
+    }
+  }
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
     throw std::invalid_argument(where + ": name: required, a non-empty string");
   s.name = j["name"];

@@ -24,11 +24,14 @@
 //                             # combines (variance/paper_tables.h)
 //   [setting.experiment]      # optional per-setting overrides of the base
 //   batch_size = 64
+//   [published]               # optional: a paper's max - min per table group, placed in
+//   default = 0.108           # the resampled distributions by `study table`
 //   [grid]                    # optional: every setting at every combination (a sweep);
 //   net = ["butter:rectangle:3:1024", "butter:trapezoid:3:1024"]   # setting names get
 //   "optimizer.kind" = ["adam", "sgd"]                             # " [net=... optimizer.kind=...]"
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -73,6 +76,10 @@ struct Study {
   std::int64_t repetitions = 1;
   std::vector<std::string> selection{"best_loss", "best_acc", "last"};
   std::vector<Setting> settings;
+  // [published]: a paper's max - min test accuracy per table group (fractions), e.g.
+  // default = 0.108. `study table` places each in the distribution of the largest max - min
+  // over resampled 16-run groups of that group's settings (variance/analysis.h).
+  std::map<std::string, double> published;
   nlohmann::json spec;  // the file's content as JSON (stored with the study)
 };
 

@@ -85,7 +85,8 @@ TEST(Report, SettingsWithMoreRunsThanAGroupAreResampled) {
                                    "[experiment]\nnet = \"mlp:4\"\ndata = \"blobs\"\nepochs = 1\n"
                                    "batch_size = 128\n[[setting]]\nname = \"pool\"\n"
                                    "vary = [\"all\"]\nrepetitions = 18\n[[setting]]\n"
-                                   "name = \"small\"\nvary = [\"all\"]\n";
+                                   "name = \"small\"\nvary = [\"all\"]\n"
+                                   "[published]\ndefault = 0.5\n";
   const std::string store = (dir / "g.sqlite").string();
   auto r = run("study run " + (dir / "g.toml").string() + " --store " + store + " --quiet");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -97,6 +98,19 @@ TEST(Report, SettingsWithMoreRunsThanAGroupAreResampled) {
   EXPECT_NE(rest.find("pool"), std::string::npos) << rest;
   EXPECT_EQ(rest.find("small"), std::string::npos) << rest;
   EXPECT_EQ(lines(dir / "csv" / "group_spread.csv"), 2u);  // header + pool x last
+  // The published figure of pool's table group ("default": its seeds vary) placed in the
+  // largest-of-24 distribution: the share of draws at or below 50%, a fraction.
+  EXPECT_NE(rest.find("50.00 ("), std::string::npos) << rest;
+  std::ifstream csv(dir / "csv" / "group_spread.csv");
+  std::string header, row;
+  std::getline(csv, header);
+  std::getline(csv, row);
+  EXPECT_NE(header.find(",published,published_rank"), std::string::npos) << header;
+  const std::string rank = row.substr(row.rfind(',') + 1);
+  ASSERT_FALSE(rank.empty()) << row;
+  EXPECT_GE(std::stod(rank), 0.0);
+  EXPECT_LE(std::stod(rank), 1.0);
+  EXPECT_NE(row.find(",0.5,"), std::string::npos) << row;
   fs::remove_all(dir);
 }
 

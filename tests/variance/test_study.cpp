@@ -278,6 +278,11 @@ TEST(StudyFile, ErrorsNameTheFileAndField) {
   EXPECT_TRUE(has(m, "experiment.preset")) << m;
   m = error_of("bad11.toml", "name = \"x\"\nselection = [\"best\"]\n[[setting]]\nname = \"a\"\n");
   EXPECT_TRUE(has(m, "selection")) << m;
+  m = error_of("bad14.toml", base + "[published]\ndefault = 10.8\n");
+  EXPECT_TRUE(has(m, "published.default: expected a max - min test accuracy as a fraction")) << m;
+  const Study pub =
+      load_study(write_file("pub.toml", base + "[published]\ndefault = 0.108\n").string());
+  EXPECT_EQ(pub.published.at("default"), 0.108);
   EXPECT_TRUE(has(error_of("missing.toml", ""), "name")) << error_of("missing.toml", "");
   EXPECT_THROW(load_study("/no/such/study.toml"), std::runtime_error);
   // The one validation path: a study's experiments get the checks `detdl train` flags get.
