@@ -362,8 +362,9 @@ void print_analysis(const Analysis& a, std::ostream& out) {
                     fixed3(r.time_relative_sd).c_str());
       out << line;
     }
-    out << "\nthe paper's figures: the largest value over a table group's settings and the "
-           "criteria best_loss and best_acc (in %; where it came from in brackets)\n";
+    out << "\nthe paper's figures: the largest value over a table group's settings and criteria "
+           "(best_loss and best_acc as the paper; every criterion when a study selects neither; "
+           "in %; where it came from in brackets)\n";
     for (const auto& m : a.paper_maxima) {
       auto fig = [&](const char* name, const PaperFigure& f, bool fraction) {
         out << "  " << name << " " << (fraction ? pct(f.value) : fixed3(f.value));
@@ -371,8 +372,11 @@ void print_analysis(const Analysis& a, std::ostream& out) {
           out << " (" << f.setting << ", " << selection_name(f.criterion) << ")";
         out << "\n";
       };
-      out << "group " << m.group << ": " << m.settings.size() << " setting(s), " << m.rows
-          << " rows\n";
+      std::string crit;
+      for (Selection c : m.criteria)
+        crit += (crit.empty() ? "" : ", ") + std::string(selection_name(c));
+      out << "group " << m.group << ": " << m.settings.size() << " setting(s) x " << crit << " ("
+          << m.rows << " rows)\n";
       fig("max-min test accuracy      ", m.max_diff, true);
       fig("  without weak runs        ", m.max_diff_without_weak, true);
       fig("SD                         ", m.sd, true);
