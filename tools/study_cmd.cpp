@@ -184,6 +184,11 @@ void add_study_command(CLI::App& app) {
   run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")
       ->check(integer_text(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
+  run->add_option("--only-setting", r->opt.only_settings,
+                  "run only this setting's rows (repeat for several; a slice of the plan)");
+  run->add_option("--only-repetition", r->opt.only_repetitions,
+                  "run only this repetition's rows (repeat for several; a slice of the plan)")
+      ->check(CLI::NonNegativeNumber);
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
   run->add_option(
@@ -208,12 +213,18 @@ void add_study_command(CLI::App& app) {
   struct PlanArgs {
     StudyFlags study;
     std::string store;
+    std::set<std::string> only_settings;
+    std::set<std::int64_t> only_repetitions;
   };
   auto p = std::make_shared<PlanArgs>();
   CLI::App* plan =
       study->add_subcommand("plan", "list the plan's runs with their keys, seeds and status");
   add_study_flags(plan, p->study);
   plan->add_option("--store", p->store, "SQLite store (default: <study name>.sqlite)");
+  plan->add_option("--only-setting", p->only_settings, "list only this setting's rows (repeat)");
+  plan->add_option("--only-repetition", p->only_repetitions,
+                   "list only this repetition's rows (repeat)")
+      ->check(CLI::NonNegativeNumber);
   plan->callback([p] {
     const variance::Study s = build_study(p->study);
     const std::string path = p->store.empty() ? default_store(s) : p->store;
@@ -230,9 +241,12 @@ void add_study_command(CLI::App& app) {
                 ? "stale"
                 : "claimed";
     }
+    const auto full = variance::make_plan(s);
+    const auto slice = variance::plan_slice(full, p->only_settings, p->only_repetitions);
     std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status",
                 "seeds (init order augment dropout label_noise split [impl])");
-    for (const auto& row : variance::make_plan(s)) {
+    for (const variance::PlanRow* r : slice) {
+      const variance::PlanRow& row = *r;
       const auto& sd = row.experiment.seeds;
       const std::string status = done.count(row.key)      ? "stored"
                                  : claimed.count(row.key) ? claimed[row.key]

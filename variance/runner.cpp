@@ -74,10 +74,41 @@ constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyS
 
 }  // namespace
 
+std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
+                                       const std::set<std::string>& only_settings,
+                                       const std::set<std::int64_t>& only_repetitions) {
+  std::set<std::string> settings;
+  std::set<std::int64_t> repetitions;
+  for (const auto& row : plan) {
+    settings.insert(row.setting);
+    repetitions.insert(row.repetition);
+  }
+  for (const auto& s : only_settings)
+    if (!settings.count(s)) {
+      std::string known;
+      for (const auto& k : settings) known += (known.empty() ? "'" : ", '") + k + "'";
+      throw std::invalid_argument("--only-setting: no setting '" + s + "' in the study (" + known +
+                                  ")");
+    }
+  for (auto r : only_repetitions)
+    if (!repetitions.count(r))
+      throw std::invalid_argument("--only-repetition: no repetition " + std::to_string(r) +
+                                  " in the plan (0 to " + std::to_string(*repetitions.rbegin()) +
+                                  ")");
+  std::vector<const PlanRow*> out;
+  for (const auto& row : plan)
+    if ((only_settings.empty() || only_settings.count(row.setting)) &&
+        (only_repetitions.empty() || only_repetitions.count(row.repetition)))
+      out.push_back(&row);
+  return out;
+}
+
 RunnerSummary run_study(const Study& study, const std::string& store_path,
                         const RunnerOptions& opt) {
   if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
-  const std::vector<PlanRow> plan = make_plan(study);
+  const std::vector<PlanRow> full = make_plan(study);
+  const std::vector<const PlanRow*> plan =
+      plan_slice(full, opt.only_settings, opt.only_repetitions);
   RunnerSummary sum;
   sum.planned = static_cast<std::int64_t>(plan.size());
   std::deque<const PlanRow*> pending;  // rows to claim, in plan order
@@ -87,11 +118,11 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     Store store(store_path);
     store.put_study(study.name, study.spec);
     const std::set<std::string> done = store.run_keys(study.name);
-    for (const auto& row : plan) {
-      if (done.count(row.key)) {
+    for (const PlanRow* row : plan) {
+      if (done.count(row->key)) {
         ++sum.stored;
       } else {
-        pending.push_back(&row);
+        pending.push_back(row);
       }
     }
   }
@@ -204,7 +235,7 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     // What the store holds of this plan, counted there (not from this runner's tallies).
     const std::set<std::string> keys = Store(store_path).run_keys(study.name);
     std::int64_t stored = 0;
-    for (const auto& row : plan) stored += keys.count(row.key);
+    for (const auto& row : plan) stored += keys.count(row->key);
     std::printf(
         "study %s: %lld ran, %lld failed, %lld stored by other runners, %lld of %lld stored\n",
         study.name.c_str(), static_cast<long long>(sum.ran), static_cast<long long>(sum.failed),

@@ -15,7 +15,9 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "variance/study.h"
 
@@ -33,7 +35,18 @@ struct RunnerOptions {
   std::int64_t claim_lease_seconds = 300;
   std::int64_t heartbeat_seconds = 30;
   bool wait_for_others = true;  // wait for rows that other live runners hold (see above)
+  // A slice of the plan (--only-setting, --only-repetition): when not empty, only rows of
+  // these settings / repetitions run. Keys are the plan's, so a slice's runs are the very
+  // runs the whole study would store. A name or repetition that matches no row is an error.
+  std::set<std::string> only_settings;
+  std::set<std::int64_t> only_repetitions;
 };
+
+// The rows of `plan` in the slice (all rows when both sets are empty). Throws
+// std::invalid_argument naming a setting or repetition that matches no row.
+std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
+                                       const std::set<std::string>& only_settings,
+                                       const std::set<std::int64_t>& only_repetitions);
 
 struct RunnerSummary {
   std::int64_t planned = 0;    // rows in the plan

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "variance/runner.h"
@@ -82,6 +83,31 @@ TEST(Runner, StoresEveryRowOnceAndSkipsStoredOnes) {
   EXPECT_EQ(sum.stored, 4);
   EXPECT_EQ(sum.ran, 5);
   EXPECT_EQ(rows(part), want);
+
+  // A slice (--only-setting / --only-repetition): only its rows, the very rows (same keys,
+  // same bits) the whole study stores; names that match nothing are refused.
+  const std::string sliced = (dir / "slice.sqlite").string();
+  fs::remove(sliced);
+  opt.only_settings = {"varied"};
+  opt.only_repetitions = {0, 2};
+  sum = run_study(s, sliced, opt);
+  EXPECT_EQ(sum.planned, 2);
+  EXPECT_EQ(sum.ran, 2);
+  const auto got = rows(sliced);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& [key, row] : got) {
+    EXPECT_EQ(want.at(key), row);
+    EXPECT_EQ(row.rfind("varied/", 0), 0u) << row;
+    EXPECT_EQ(row.find("/1/"), std::string::npos) << row;
+  }
+  opt.only_settings = {"no-such"};
+  EXPECT_THROW(run_study(s, sliced, opt), std::invalid_argument);
+  opt.only_settings.clear();
+  opt.only_repetitions = {3};  // repetitions are 0..2
+  EXPECT_THROW(run_study(s, sliced, opt), std::invalid_argument);
+  const auto plan = make_plan(s);
+  EXPECT_EQ(plan_slice(plan, {}, {}).size(), plan.size());
+  EXPECT_EQ(plan_slice(plan, {"fixed", "two-threads"}, {1}).size(), 2u);
 }
 
 TEST(Runner, KilledStudyResumesToTheSameRows) {
