@@ -18,6 +18,7 @@
 #include "tools/commands.h"
 #include "variance/analysis.h"
 #include "variance/runner.h"
+#include "variance/sweep.h"
 #include "variance/store.h"
 #include "variance/study.h"
 
@@ -70,6 +71,7 @@ struct StudyFlags {
   std::string file, name, preset;
   std::int64_t repetitions = 0;
   std::vector<std::string> set, settings, selection;
+  std::vector<std::string> grid;  // PATH=V1,V2,...: keep only these values of a grid axis
 };
 
 void add_study_flags(CLI::App* c, StudyFlags& f) {
@@ -81,6 +83,10 @@ void add_study_flags(CLI::App* c, StudyFlags& f) {
   c->add_option(
       "--set", f.set,
       "FIELD=VALUE for the base experiment, e.g. epochs=5, data=mnist, optimizer.kind=adam");
+  c->add_option("--grid", f.grid,
+                "PATH=V1,V2,... keep only these values of the study's grid axis PATH (a slice of a "
+                "sweep, e.g. data=wine_quality_white or butter.size=1024,2048; repeat for several "
+                "axes)");
   c->add_option(
       "--setting", f.settings,
       "a setting: "
@@ -107,13 +113,17 @@ std::vector<std::string> split_on(const std::string& s, char sep) {
   }
 }
 
-variance::Study build_study(const StudyFlags& f) {
+// The study file's JSON with the flags applied; `where` names the file (+ flags) for errors.
+nlohmann::json build_spec(const StudyFlags& f, std::string& where) {
   nlohmann::json spec = nlohmann::json::object();
-  std::string where = "flags";
+  where = "flags";
   if (!f.file.empty()) {
     require_file(f.file, "study");
-    spec = variance::load_study(f.file).spec;
-    where = f.file + " + flags";
+    spec = variance::read_study_file(f.file);  // checked by study_from_json after the flags
+    const bool flags = !f.name.empty() || f.repetitions > 0 || !f.selection.empty() ||
+                       !f.preset.empty() || !f.set.empty() || !f.settings.empty() ||
+                       !f.grid.empty();
+    where = flags ? f.file + " + flags" : f.file;
   } else if (f.settings.empty()) {
     throw std::invalid_argument("study: give a study file or at least one --setting");
   }
@@ -133,6 +143,25 @@ variance::Study build_study(const StudyFlags& f) {
       node = &(*node)[path[i]];
     }
     (*node)[path.back()] = parse_value(kv.substr(eq + 1));
+  }
+  for (const auto& kv : f.grid) {
+    // A slice keeps the sweep's own values (and their order): a value the sweep does not
+    // have would make runs that are not the sweep's, so it is refused.
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+      throw std::invalid_argument("--grid: expected PATH=V1,V2,..., got '" + kv + "'");
+    const std::string path = kv.substr(0, eq);
+    if (!spec.contains("grid") || !spec["grid"].contains(path) || !spec["grid"][path].is_array())
+      throw std::invalid_argument("--grid " + path + ": the study has no grid axis '" + path + "'");
+    std::set<nlohmann::json> want;
+    for (const auto& v : split_on(kv.substr(eq + 1), ',')) want.insert(parse_value(v));
+    nlohmann::json kept = nlohmann::json::array();
+    for (const auto& v : spec["grid"][path])
+      if (want.erase(v)) kept.push_back(v);
+    if (!want.empty())
+      throw std::invalid_argument("--grid " + path + ": " + want.begin()->dump() +
+                                  " is not one of the axis's values " + spec["grid"][path].dump());
+    spec["grid"][path] = kept;
   }
   if (!f.settings.empty()) {
     nlohmann::json list = nlohmann::json::array();
@@ -157,9 +186,41 @@ variance::Study build_study(const StudyFlags& f) {
     spec["setting"] = list;
   }
   if (!spec.contains("name") && !f.file.empty()) spec["name"] = fs::path(f.file).stem().string();
+  return spec;
+}
+
+variance::Study build_study(const StudyFlags& f) {
+  std::string where;
+  const nlohmann::json spec = build_spec(f, where);
   variance::Study s = variance::study_from_json(spec, where);
   s.source = f.file;
   return s;
+}
+
+// `study plan --summary`: what the sweep asks for, counted without planning it.
+void print_sweep_summary(const variance::SweepSummary& m) {
+  std::printf("sweep %s: %lld grid points x %lld setting(s) = %lld experiments, %lld runs\n",
+              m.name.c_str(), static_cast<long long>(m.grid_points),
+              static_cast<long long>(m.settings), static_cast<long long>(m.total.experiments),
+              static_cast<long long>(m.total.runs));
+  std::printf("  BUTTER nets more than 20%% from their size: %lld experiments",
+              static_cast<long long>(m.total.outside_20));
+  if (m.max_size_distance >= 0)
+    std::printf("; left out by [conformance] max_size_distance = %g: %lld (their runs not counted)",
+                m.max_size_distance, static_cast<long long>(m.total.left_out));
+  else
+    std::printf(" (kept: the file has no [conformance])");
+  std::printf("\n");
+  for (const auto& [title, list] :
+       {std::pair{"data set", &m.by_data}, std::pair{"shape", &m.by_shape},
+        std::pair{"depth", &m.by_depth}}) {
+    std::printf("\n%-22s %11s %11s %11s %9s\n", title, "experiments", "runs", "outside 20%",
+                "left out");
+    for (const auto& c : *list)
+      std::printf("%-22s %11lld %11lld %11lld %9lld\n", c.value.c_str(),
+                  static_cast<long long>(c.experiments), static_cast<long long>(c.runs),
+                  static_cast<long long>(c.outside_20), static_cast<long long>(c.left_out));
+  }
 }
 
 }  // namespace
@@ -215,6 +276,7 @@ void add_study_command(CLI::App& app) {
     std::string store;
     std::set<std::string> only_settings;
     std::set<std::int64_t> only_repetitions;
+    bool summary = false;
   };
   auto p = std::make_shared<PlanArgs>();
   CLI::App* plan =
@@ -225,7 +287,18 @@ void add_study_command(CLI::App& app) {
   plan->add_option("--only-repetition", p->only_repetitions,
                    "list only this repetition's rows (repeat)")
       ->check(CLI::NonNegativeNumber);
+  plan->add_flag("--summary", p->summary,
+                 "count the experiments and runs per data set, BUTTER shape and depth (and the "
+                 "nets outside BUTTER's 20% size rule) without planning: for whole sweeps");
   plan->callback([p] {
+    if (p->summary) {
+      std::string where;
+      const nlohmann::json spec = build_spec(p->study, where);
+      const std::string dir =
+          spec.contains("experiment") ? spec["experiment"].value("data_dir", "") : "";
+      print_sweep_summary(variance::summarize_sweep(spec, where, variance::loaded_data_dims(dir)));
+      return;
+    }
     const variance::Study s = build_study(p->study);
     const std::string path = p->store.empty() ? default_store(s) : p->store;
     std::set<std::string> done;

@@ -3,6 +3,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "nets/butter.h"
 #include "nets/experiment.h"
 
 namespace detdl::variance {
@@ -24,6 +25,28 @@ std::string field_list(const json& table) {
   for (auto it = table.begin(); it != table.end(); ++it)
     list += (list.empty() ? "" : ", ") + it.key();
   return list;
+}
+
+bool is_butter_axis(const std::string& path) {
+  return path == "butter.shape" || path == "butter.depth" || path == "butter.size";
+}
+
+// A BUTTER axis value, checked alone: a shape name, a depth of at least 2, a size of at
+// least 1 (butter_plan's own checks, which need the data set, come when a run starts).
+void check_butter_value(const std::string& path, const json& v, const std::string& field) {
+  if (path == "butter.shape") {
+    if (!v.is_string() || !nets::parse_butter_shape(v.get<std::string>()))
+      throw std::invalid_argument(field +
+                                  ": expected a BUTTER shape (rectangle, trapezoid, "
+                                  "exponential, wide_first_2x, wide_first_4x, wide_first_8x, "
+                                  "wide_first_16x, rectangle_residual), got " +
+                                  v.dump());
+    return;
+  }
+  const std::int64_t lo = path == "butter.depth" ? 2 : 1;
+  if (!v.is_number_integer() || v.get<std::int64_t>() < lo)
+    throw std::invalid_argument(field + ": expected an integer of at least " + std::to_string(lo) +
+                                ", got " + v.dump());
 }
 
 // Throws unless `path` names a field of nets::Experiment's JSON form. The fields are those
@@ -57,9 +80,12 @@ Grid read_grid(const json& study, const std::string& where, std::int64_t max_poi
   if (!grid.is_object()) throw std::invalid_argument(where + ": grid: expected a table of lists");
   for (auto it = grid.begin(); it != grid.end(); ++it) {
     const std::string field = where + ": grid." + it.key();
-    check_experiment_path(it.key(), where);
+    if (!is_butter_axis(it.key())) check_experiment_path(it.key(), where);
     if (!it->is_array() || it->empty())
       throw std::invalid_argument(field + ": expected a non-empty list of values");
+    if (is_butter_axis(it.key()))
+      for (std::size_t i = 0; i < it->size(); ++i)
+        check_butter_value(it.key(), (*it)[i], field + "[" + std::to_string(i + 1) + "]");
     // Checked before multiplying, so the product below cannot overflow.
     if (static_cast<std::int64_t>(it->size()) > max_points)
       throw std::invalid_argument(field + ": " + std::to_string(it->size()) +
@@ -77,8 +103,18 @@ Grid read_grid(const json& study, const std::string& where, std::int64_t max_poi
     if (g.points > max_points)
       throw std::invalid_argument(
           where + ": grid: more than " + std::to_string(max_points) +
-          " combinations (the product of the list lengths); split the study");
+          " combinations (the product of the list lengths); run a slice (--grid AXIS=V1,V2) or "
+          "split the study");
   }
+  int butter_axes = 0;
+  for (const auto& a : g.axes) butter_axes += is_butter_axis(a.path);
+  if (butter_axes != 0 && butter_axes != 3)
+    throw std::invalid_argument(where +
+                                ": grid: butter.shape, butter.depth and butter.size go together "
+                                "(they make the net butter:SHAPE:DEPTH:SIZE); give all three");
+  if (butter_axes == 3 && grid.contains("net"))
+    throw std::invalid_argument(where +
+                                ": grid: net and the butter.* axes both set the net; give one");
   return g;
 }
 
@@ -99,7 +135,13 @@ std::vector<json> grid_points(const Grid& grid) {
 }
 
 json apply_grid_point(json patch, const json& point) {
+  if (point.contains("butter.shape") && point.contains("butter.depth") &&
+      point.contains("butter.size"))
+    patch["net"] = "butter:" + point["butter.shape"].get<std::string>() + ":" +
+                   std::to_string(point["butter.depth"].get<std::int64_t>()) + ":" +
+                   std::to_string(point["butter.size"].get<std::int64_t>());
   for (auto it = point.begin(); it != point.end(); ++it) {
+    if (is_butter_axis(it.key())) continue;
     const auto parts = split_path(it.key());
     json* node = &patch;
     for (std::size_t i = 0; i + 1 < parts.size(); ++i) {

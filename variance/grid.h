@@ -24,6 +24,11 @@ struct Grid {
   std::int64_t points = 1;  // combinations: the product of the list lengths (1 without a grid)
 };
 
+// BUTTER's sweep axes: "butter.shape", "butter.depth" and "butter.size" are not experiment
+// fields; given together (all three, and no `net` axis) they make each point's net
+// "butter:SHAPE:DEPTH:SIZE" (apply_grid_point), and the setting's name carries them as the
+// other axes ("[butter.depth=3 butter.shape=rectangle butter.size=1024 data=...]").
+//
 // Reads j["grid"] (absent: no axes, one point). `where`: the file, for errors, which read
 // e.g. "study.toml: grid.nope.field: unknown experiment field 'nope.field' (...)".
 // `max_points`: more combinations than this is an error naming the grid.
@@ -32,7 +37,8 @@ Grid read_grid(const nlohmann::json& study, const std::string& where, std::int64
 // Every combination, each {"path": value, ...}, in the documented order.
 std::vector<nlohmann::json> grid_points(const Grid& grid);
 
-// `patch` with each path of `point` set (intermediate tables created).
+// `patch` with each path of `point` set (intermediate tables created); a point with the three
+// butter.* axes sets `net` instead of them.
 nlohmann::json apply_grid_point(nlohmann::json patch, const nlohmann::json& point);
 
 // "net=mlp:8 optimizer.kind=adam" ("" for the empty point): the suffix of a setting's name.

@@ -1,6 +1,7 @@
 #include "variance/study.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "variance/grid.h"
+#include "variance/sweep.h"
 #include "variance/run_key.h"
 
 namespace detdl::variance {
@@ -121,13 +123,14 @@ Study study_from_json(const json& j, const std::string& where) {
   // JSON study files: a null would delete a preset's field when the settings merge (the
   // same rule as `detdl train --config`).
   nets::reject_nulls(j, where);
-  static const std::set<std::string> top{"name",    "repetitions", "selection", "experiment",
-                                         "setting", "description", "grid",      "published"};
+  static const std::set<std::string> top{"name",       "repetitions", "selection",
+                                         "experiment", "setting",     "description",
+                                         "grid",       "published",   "conformance"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key()))
       throw std::invalid_argument(where + ": " + it.key() +
                                   ": unknown field (name, description, repetitions, selection, "
-                                  "experiment, grid, setting, published)");
+                                  "experiment, grid, setting, published, conformance)");
   Study s;
   s.spec = j;
   if (j.contains("published")) {
@@ -160,6 +163,9 @@ Study study_from_json(const json& j, const std::string& where) {
       s.selection.push_back(v);
     }
   }
+  // [conformance] max_size_distance: BUTTER nets farther from their size are left out.
+  const double max_size_distance = read_max_size_distance(j, where);
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> dims_of;
   const json base_patch = j.value("experiment", json::object());
   const json base = nets::to_json(
       experiment_over(nets::to_json(nets::Experiment{}), base_patch, where + ": experiment"));
@@ -168,7 +174,7 @@ Study study_from_json(const json& j, const std::string& where) {
   // Every count is checked against its bound before anything of that size is built.
   const Grid grid = read_grid(j, where, kMaxGridPoints);
   for (const auto& axis : grid.axes)
-    for (std::size_t v = 0; v < axis.values.size(); ++v) {
+    for (std::size_t v = 0; v < axis.values.size() && axis.path.rfind("butter.", 0) != 0; ++v) {
       // Each value alone over the base: a bad value is named by its place in the grid.
       try {
         experiment_over(base, apply_grid_point(json::object(), json{{axis.path, axis.values[v]}}),
@@ -284,13 +290,27 @@ Study study_from_json(const json& j, const std::string& where) {
                                     " epochs cannot run; expected at least 1 (setting '" + sp.name +
                                     "')");
       }
+      if (max_size_distance >= 0 && sp.experiment.net.rfind("butter:", 0) == 0) {
+        auto it = dims_of.find(sp.experiment.data);
+        if (it == dims_of.end())
+          it = dims_of
+                   .emplace(sp.experiment.data,
+                            loaded_data_dims(sp.experiment.data_dir)(sp.experiment.data))
+                   .first;
+        const double d =
+            butter_size_distance(sp.experiment.net, it->second.first, it->second.second);
+        if (std::abs(d) > max_size_distance) {
+          ++s.left_out_by_conformance;
+          continue;
+        }
+      }
       s.settings.push_back(std::move(sp));
     }
   }
   return s;
 }
 
-Study load_study(const std::string& path) {
+json read_study_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("study file " + path + ": cannot read it");
   std::stringstream buf;
@@ -314,7 +334,11 @@ Study load_study(const std::string& path) {
       throw std::invalid_argument(o.str());
     }
   }
-  Study s = study_from_json(j, path);
+  return j;
+}
+
+Study load_study(const std::string& path) {
+  Study s = study_from_json(read_study_file(path), path);
   s.source = path;
   return s;
 }

@@ -26,6 +26,8 @@
 //   batch_size = 64
 //   [published]               # optional: a paper's max - min per table group, placed in
 //   default = 0.108           # the resampled distributions by `study table`
+//   [conformance]             # optional: leave out BUTTER nets more than this fraction
+//   max_size_distance = 0.2   # from their target size (the README's rule; variance/sweep.h)
 //   [grid]                    # optional: every setting at every combination (a sweep);
 //   net = ["butter:rectangle:3:1024", "butter:trapezoid:3:1024"]   # setting names get
 //   "optimizer.kind" = ["adam", "sgd"]                             # " [net=... optimizer.kind=...]"
@@ -80,6 +82,9 @@ struct Study {
   // default = 0.108. `study table` places each in the distribution of the largest max - min
   // over resampled 16-run groups of that group's settings (variance/analysis.h).
   std::map<std::string, double> published;
+  // Settings (grid points) left out by [conformance] max_size_distance: BUTTER nets farther
+  // than that from their target size (variance/sweep.h). They are not in `settings`.
+  std::int64_t left_out_by_conformance = 0;
   nlohmann::json spec;  // the file's content as JSON (stored with the study)
 };
 
@@ -99,6 +104,9 @@ struct PlanRow {
 // Reads a study file (.toml, or .json). Errors name the file and the field, e.g.
 // "lenet1.toml: setting[2].level: expected portable, repeatable or fast, got 'fastest'".
 Study load_study(const std::string& path);
+// The file's content as JSON (TOML converted), unchecked: for counting a whole sweep that is
+// past what one study may plan (variance/sweep.h). Syntax errors name the file and line.
+nlohmann::json read_study_file(const std::string& path);
 // The same from JSON already parsed (where: the name used in errors).
 Study study_from_json(const nlohmann::json& j, const std::string& where);
 

@@ -2,14 +2,19 @@
 // seeds derived per repetition only for the sources a setting varies, stable keys.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "tests/cli_run.h"
 #include "variance/study.h"
+#include "variance/sweep.h"
 
 namespace detdl::variance {
 namespace {
@@ -304,17 +309,97 @@ TEST(StudyFile, ErrorsNameTheFileAndField) {
 }
 
 TEST(StudyFile, ShippedStudiesParse) {
-  int n = 0;
+  int n = 0, sweeps = 0;
   for (const auto& f :
        fs::recursive_directory_iterator(std::string(DETDL_SOURCE_DIR) + "/studies")) {
     const auto ext = f.path().extension();
     if (ext != ".toml" && ext != ".json") continue;
     SCOPED_TRACE(f.path().string());
+    if (f.path().parent_path().filename() == "butter") {
+      // BUTTER's sweeps are past what one study may plan: they are counted (their product
+      // of axis lengths x repetitions), and a slice of one data set, shape, size and depth
+      // plans like any study.
+      nlohmann::json spec = read_study_file(f.path().string());
+      const auto sum = summarize_sweep(spec, f.path().string(), [](const std::string&) {
+        return std::pair<std::int64_t, std::int64_t>{10, 3};
+      });
+      std::int64_t points = 1;
+      for (auto it = spec["grid"].begin(); it != spec["grid"].end(); ++it) points *= it->size();
+      EXPECT_EQ(sum.total.experiments, points);
+      EXPECT_EQ(sum.total.runs, points * spec["repetitions"].get<std::int64_t>());
+      EXPECT_EQ(sum.by_shape.size(), spec["grid"]["butter.shape"].size());
+      for (auto it = spec["grid"].begin(); it != spec["grid"].end(); ++it)
+        spec["grid"][it.key()] = nlohmann::json::array({it->front()});
+      const Study slice = study_from_json(spec, f.path().string());
+      ASSERT_EQ(slice.settings.size(), 1u);
+      EXPECT_EQ(slice.settings[0].experiment.net.rfind("butter:", 0), 0u);
+      EXPECT_EQ(make_plan(slice).size(), static_cast<std::size_t>(slice.repetitions));
+      ++sweeps;
+      continue;
+    }
     const Study s = load_study(f.path().string());
     EXPECT_FALSE(make_plan(s).empty());
     ++n;
   }
-  EXPECT_GE(n, 8);  // tiny, lenet1-mnist, the six dl-variance studies, butter
+  EXPECT_GE(n, 8);        // tiny, lenet1-mnist, the six dl-variance studies, butter
+  EXPECT_EQ(sweeps, 11);  // BUTTER's eight sweeps in eleven files (studies/butter/)
+}
+
+// BUTTER's sweep axes compose the net; they go together; [conformance] leaves out nets far
+// from their size (blobs: 16 inputs, 4 classes; depth 2 costs 17 w0 + 4 (w0 + 1) = 21 w0 + 4).
+TEST(StudyGrid, ButterAxesAndConformance) {
+  const std::string base = R"(
+name = "b"
+repetitions = 2
+[experiment]
+preset = "butter"
+data = "blobs"
+epochs = 1
+[grid]
+"butter.shape" = ["rectangle", "trapezoid"]
+"butter.depth" = [2]
+"butter.size" = [8, 1024]
+[[setting]]
+name = "s"
+)";
+  const Study s = load_study(write_file("b.toml", base).string());
+  ASSERT_EQ(s.settings.size(), 4u);
+  EXPECT_EQ(s.settings[0].experiment.net, "butter:rectangle:2:8");
+  EXPECT_EQ(s.settings[0].name, "s [butter.depth=2 butter.shape=rectangle butter.size=8]");
+  EXPECT_EQ(s.settings[3].experiment.net, "butter:trapezoid:2:1024");
+  // size 8: w0 = 1 costs 25 (+212%); size 1024: w0 = 49 costs 1033 (+0.9%; 48: 1012).
+  EXPECT_NEAR(butter_size_distance("butter:rectangle:2:8", 16, 4), 17.0 / 8, 1e-15);
+  EXPECT_NEAR(butter_size_distance("butter:rectangle:2:1024", 16, 4), 9.0 / 1024, 1e-15);
+  EXPECT_TRUE(std::isnan(butter_size_distance("mlp:8", 16, 4)));
+  const Study c =
+      load_study(write_file("c.toml", base + "[conformance]\nmax_size_distance = 0.2\n").string());
+  ASSERT_EQ(c.settings.size(), 2u);
+  EXPECT_EQ(c.left_out_by_conformance, 2);
+  for (const auto& st : c.settings) EXPECT_NE(st.experiment.net.find(":1024"), std::string::npos);
+  const auto sum = summarize_sweep(
+      read_study_file(
+          write_file("c2.toml", base + "[conformance]\nmax_size_distance = 0.2\n").string()),
+      "c2", [](const std::string& d) {
+        EXPECT_EQ(d, "blobs");
+        return std::pair<std::int64_t, std::int64_t>{16, 4};
+      });
+  EXPECT_EQ(sum.total.experiments, 4);
+  EXPECT_EQ(sum.total.outside_20, 2);
+  EXPECT_EQ(sum.total.left_out, 2);
+  EXPECT_EQ(sum.total.runs, 4);  // the two kept experiments x 2 repetitions
+  // Errors, by name.
+  std::string no_size = base;
+  no_size.replace(no_size.find("\"butter.size\" = [8, 1024]\n"), 26, "");
+  EXPECT_NE(error_of("d.toml", no_size).find("go together"), std::string::npos)
+      << error_of("d.toml", no_size);
+  std::string bad_shape = base;
+  bad_shape.replace(bad_shape.find("\"trapezoid\""), 11, "\"oval\"");
+  EXPECT_NE(error_of("e.toml", bad_shape).find("grid.butter.shape[2]: expected a BUTTER shape"),
+            std::string::npos)
+      << error_of("e.toml", bad_shape);
+  EXPECT_NE(error_of("f.toml", base + "[conformance]\nmax_size_distance = -1\n")
+                .find("conformance.max_size_distance"),
+            std::string::npos);
 }
 
 }  // namespace
@@ -532,6 +617,58 @@ TEST(StudyBounds, CommandLineRefusesBeforePlanningOrRunning) {
         << r.output;
   }
   EXPECT_FALSE(fs::exists(store));  // nothing ran, nothing was created
+}
+
+// A sweep past the bounds: `--summary` counts it, `--grid` slices it (only the sweep's own
+// values), and the slice plans and runs like any study.
+TEST(StudySweep, SummaryAndSlicesFromTheCommandLine) {
+  const fs::path sweep = write_file("sweep.toml", R"(
+name = "sw"
+repetitions = 3
+[experiment]
+preset = "butter"
+data = "blobs"
+epochs = 1
+[grid]
+"butter.shape" = ["rectangle", "trapezoid", "exponential"]
+"butter.depth" = [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20]
+"butter.size" = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144]
+batch_size = [16, 32, 64, 128, 256, 512, 1024]
+"schedule.lr" = [1e-2, 1e-3, 1e-4]
+[[setting]]
+name = "s"
+)");
+  auto r = detdl::test_util::run_detdl("study plan " + sweep.string());
+  EXPECT_NE(r.status, 0);  // 14,112 grid points: past one study's plan
+  EXPECT_NE(r.output.find("--grid"), std::string::npos) << r.output;
+  r = detdl::test_util::run_detdl("study plan " + sweep.string() + " --summary");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("14112 experiments, 42336 runs"), std::string::npos) << r.output;
+  {  // per shape: a third of the experiments and runs
+    std::istringstream rows(r.output.substr(r.output.find("\nrectangle ") + 1));
+    std::string name;
+    long long experiments = 0, runs = 0;
+    rows >> name >> experiments >> runs;
+    EXPECT_EQ(experiments, 4704);
+    EXPECT_EQ(runs, 14112);
+  }
+  const std::string slice =
+      " --grid butter.shape=trapezoid --grid butter.depth=3 --grid "
+      "butter.size=1024,2048 --grid batch_size=64 --grid schedule.lr=1e-3";
+  r = detdl::test_util::run_detdl("study plan " + sweep.string() + slice);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1 + 2 * 3) << r.output;
+  EXPECT_NE(r.output.find("s [batch_size=64 butter.depth=3 butter.shape=trapezoid butter.size=2048 "
+                          "schedule.lr=0.001]"),
+            std::string::npos)
+      << r.output;
+  r = detdl::test_util::run_detdl("study plan " + sweep.string() + " --grid butter.size=1000");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--grid butter.size: 1000 is not one of the axis's values"),
+            std::string::npos)
+      << r.output;
+  r = detdl::test_util::run_detdl("study plan " + sweep.string() + " --grid colour=red");
+  EXPECT_NE(r.output.find("no grid axis 'colour'"), std::string::npos) << r.output;
 }
 
 }  // namespace

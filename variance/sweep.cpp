@@ -1,0 +1,131 @@
+#include "variance/sweep.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "nets/butter.h"
+#include "nets/data/registry.h"
+#include "nets/experiment.h"
+#include "variance/grid.h"
+
+namespace detdl::variance {
+using nlohmann::json;
+
+namespace {
+
+constexpr std::int64_t kMaxCountedPoints = 1'000'000;
+
+SweepCount& count_of(std::vector<SweepCount>& list, const std::string& value) {
+  for (auto& c : list)
+    if (c.value == value) return c;
+  list.push_back({value});
+  return list.back();
+}
+
+// "butter:SHAPE:DEPTH:SIZE" -> its three parts; false for any other net.
+bool butter_parts(const std::string& net, std::string& shape, std::string& depth,
+                  std::string& size) {
+  if (net.rfind("butter:", 0) != 0) return false;
+  const auto a = net.find(':', 7), b = a == std::string::npos ? a : net.find(':', a + 1);
+  if (b == std::string::npos) return false;
+  shape = net.substr(7, a - 7);
+  depth = net.substr(a + 1, b - a - 1);
+  size = net.substr(b + 1);
+  return true;
+}
+
+// The base experiment's JSON form (preset expanded, then the file's fields).
+json base_experiment(const json& spec, const std::string& where) {
+  json p = spec.value("experiment", json::object());
+  if (!p.is_object()) throw std::invalid_argument(where + ": experiment: expected a table");
+  json merged = nets::to_json(nets::Experiment{});
+  if (p.contains("preset")) {
+    merged = nets::to_json(nets::preset(p["preset"].get<std::string>()));
+    p.erase("preset");
+  }
+  merged.merge_patch(p);
+  return nets::to_json(nets::experiment_from_json(merged, where + ": experiment"));
+}
+
+}  // namespace
+
+DataDims loaded_data_dims(const std::string& data_dir) {
+  return [data_dir](const std::string& data) {
+    data::DataOptions o;
+    o.root = data_dir;
+    const auto b = data::load_data(data, o);
+    std::int64_t n_in = 1;
+    for (auto d : b->sample_shape) n_in *= d;
+    return std::make_pair(n_in, b->outputs);
+  };
+}
+
+double read_max_size_distance(const json& spec, const std::string& where) {
+  if (!spec.contains("conformance")) return -1;
+  const json& c = spec["conformance"];
+  if (!c.is_object() || c.size() != 1 || !c.contains("max_size_distance"))
+    throw std::invalid_argument(where +
+                                ": conformance: expected a table with max_size_distance only");
+  const json& v = c["max_size_distance"];
+  if (!v.is_number() || !(v.get<double>() >= 0) || !std::isfinite(v.get<double>()))
+    throw std::invalid_argument(where +
+                                ": conformance.max_size_distance: expected a fraction >= 0 "
+                                "(0.2: BUTTER's README rule), got " +
+                                v.dump());
+  return v.get<double>();
+}
+
+double butter_size_distance(const std::string& net, std::int64_t n_in, std::int64_t n_out) {
+  std::string shape, depth, size;
+  if (!butter_parts(net, shape, depth, size)) return std::numeric_limits<double>::quiet_NaN();
+  const auto s = nets::parse_butter_shape(shape);
+  if (!s) throw std::invalid_argument("net '" + net + "': unknown BUTTER shape '" + shape + "'");
+  const nets::ButterPlan plan =
+      nets::butter_plan(*s, std::stoll(size), std::stoll(depth), n_in, n_out);
+  return plan.relative_distance();
+}
+
+SweepSummary summarize_sweep(const json& spec, const std::string& where, const DataDims& dims) {
+  SweepSummary out;
+  out.name = spec.value("name", std::string());
+  out.max_size_distance = read_max_size_distance(spec, where);
+  const json base = base_experiment(spec, where);
+  const Grid grid = read_grid(spec, where, kMaxCountedPoints);
+  out.grid_points = grid.points;
+  if (!spec.contains("setting") || !spec["setting"].is_array() || spec["setting"].empty())
+    throw std::invalid_argument(where + ": setting: at least one [[setting]] is required");
+  out.settings = static_cast<std::int64_t>(spec["setting"].size());
+  const std::int64_t study_reps = spec.value("repetitions", std::int64_t{1});
+  std::map<std::string, std::pair<std::int64_t, std::int64_t>> dims_of;  // per data set
+  for (const json& point : grid_points(grid))
+    for (const json& st : spec["setting"]) {
+      json e = apply_grid_point(base, point);
+      if (st.contains("experiment") && st["experiment"].is_object())
+        e.merge_patch(st["experiment"]);
+      const std::int64_t reps = st.value("repetitions", study_reps);
+      const std::string data = e.value("data", std::string()), net = e.value("net", std::string());
+      std::string shape = "-", depth = "-", size;
+      const bool butter = butter_parts(net, shape, depth, size);
+      bool outside = false, left_out = false;
+      if (butter) {
+        auto it = dims_of.find(data);
+        if (it == dims_of.end()) it = dims_of.emplace(data, dims(data)).first;
+        const double d = butter_size_distance(net, it->second.first, it->second.second);
+        outside = std::abs(d) > 0.2;
+        left_out = out.max_size_distance >= 0 && std::abs(d) > out.max_size_distance;
+      }
+      for (SweepCount* c : {&out.total, &count_of(out.by_data, data),
+                            &count_of(out.by_shape, shape), &count_of(out.by_depth, depth)}) {
+        c->experiments += 1;
+        c->runs += left_out ? 0 : reps;
+        c->outside_20 += outside;
+        c->left_out += left_out;
+      }
+    }
+  return out;
+}
+
+}  // namespace detdl::variance
