@@ -124,7 +124,9 @@ TEST(Report, TinyStudyTablesPicturesAndPage) {
   r = run("study table " + store);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("the paper's Table 2 and 3"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("group default: 2 setting(s) x best_loss, best_acc (4 rows)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group default: 2 setting(s) x best_loss, best_acc (4 rows)"),
+            std::string::npos)
+      << r.output;
   for (const char* s :
        {"fixed-portable", "fixed-fast", "varied-portable", "varied-order", "best_loss", "best_acc"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
