@@ -73,6 +73,16 @@ std::int64_t flat_inputs(const data::DataBundle& d) {
   return n;
 }
 
+// A dense net for the data set's rows: images (any row shape) are flattened first, as
+// BUTTER's pixel columns are; flat rows go in as they are.
+std::shared_ptr<Module> flattening(std::shared_ptr<Module> dense, const data::DataBundle& d) {
+  if (d.sample_shape.size() == 1) return dense;
+  auto flat = std::make_shared<Sequential>();
+  flat->emplace<Flatten>();
+  flat->add(std::move(dense));
+  return flat;
+}
+
 }  // namespace
 
 NetSpec make_net(const std::string& name, const data::DataBundle& d) {
@@ -90,16 +100,7 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
       loss == LossKind::bce ? OutputActivation::sigmoid : OutputActivation::none;
   if (base == "mlp") {
     const std::int64_t hidden = parts.size() > 1 ? to_int(name, "the hidden width", parts[1]) : 64;
-    auto mlp = make_mlp(flat_inputs(d), hidden, d.outputs, 0.0f, output);
-    if (d.sample_shape.size() == 1) {
-      spec.model = mlp;
-    } else {
-      // Images (or any other row shape) are flattened first.
-      auto flat = std::make_shared<Sequential>();
-      flat->emplace<Flatten>();
-      flat->add(mlp);
-      spec.model = flat;
-    }
+    spec.model = flattening(make_mlp(flat_inputs(d), hidden, d.outputs, 0.0f, output), d);
     spec.description = "mlp " + std::to_string(flat_inputs(d)) + "-" + std::to_string(hidden) +
                        "-" + std::to_string(hidden) + "-" + std::to_string(d.outputs) +
                        (output == OutputActivation::sigmoid ? ", sigmoid output" : "");
@@ -189,16 +190,7 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     const ButterPlan plan = butter_plan(*shape, size, depth, n_in, d.outputs);
     // BUTTER (Keras): a sigmoid output for every task but multi-class (softmax there,
     // which the engine's softmax cross-entropy applies to the logits itself).
-    auto mlp = make_butter_mlp(*shape, plan, n_in, !takes_class_labels(loss));
-    if (d.sample_shape.size() == 1) {
-      spec.model = mlp;
-    } else {
-      // Images (any row shape) are flattened first, as BUTTER's pixel columns are.
-      auto flat = std::make_shared<Sequential>();
-      flat->emplace<Flatten>();
-      flat->add(mlp);
-      spec.model = flat;
-    }
+    spec.model = flattening(make_butter_mlp(*shape, plan, n_in, !takes_class_labels(loss)), d);
     std::string w;
     for (auto x : plan.widths) w += (w.empty() ? "" : ", ") + std::to_string(x);
     spec.description = "BUTTER " + parts[1] + " depth " + parts[2] + " size " + parts[3] + ": " +
