@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -310,7 +311,55 @@ Study study_from_json(const json& j, const std::string& where) {
   return s;
 }
 
-json read_study_file(const std::string& path) {
+namespace {
+
+json parse_study_text(const std::string& path);
+
+// `child` over the study file it includes: grid axes narrowed to the child's values (each a
+// value of the included axis, kept in the included order), the experiment merged, every
+// other field replaced. `depth` bounds include chains (and so cycles).
+json with_include(json child, const std::string& path, int depth) {
+  if (!child.is_object() || !child.contains("include")) return child;
+  const std::string where = path + ": include";
+  if (!child["include"].is_string() || child["include"].get<std::string>().empty())
+    throw std::invalid_argument(where + ": expected the path of a study file");
+  if (depth >= 4) throw std::invalid_argument(where + ": more than 4 nested includes (a cycle?)");
+  std::filesystem::path inc = child["include"].get<std::string>();
+  if (inc.is_relative()) inc = std::filesystem::path(path).parent_path() / inc;
+  json parent = with_include(parse_study_text(inc.string()), inc.string(), depth + 1);
+  child.erase("include");
+  for (auto it = child.begin(); it != child.end(); ++it) {
+    if (it.key() == "experiment" && it->is_object() && parent.contains("experiment")) {
+      parent["experiment"].merge_patch(*it);
+    } else if (it.key() == "grid" && it->is_object()) {
+      if (!parent.contains("grid") || !parent["grid"].is_object())
+        throw std::invalid_argument(path + ": grid: the included " + inc.string() +
+                                    " has no grid to narrow");
+      for (auto axis = it->begin(); axis != it->end(); ++axis) {
+        const std::string field = path + ": grid." + axis.key();
+        if (!parent["grid"].contains(axis.key()))
+          throw std::invalid_argument(field + ": not an axis of the included " + inc.string() +
+                                      " (an include narrows its sweep's axes, it adds none)");
+        if (!axis->is_array() || axis->empty())
+          throw std::invalid_argument(field + ": expected a non-empty list of values");
+        std::set<json> want(axis->begin(), axis->end());
+        json kept = json::array();
+        for (const auto& v : parent["grid"][axis.key()])
+          if (want.erase(v)) kept.push_back(v);
+        if (!want.empty())
+          throw std::invalid_argument(field + ": " + want.begin()->dump() +
+                                      " is not one of the included axis's values " +
+                                      parent["grid"][axis.key()].dump());
+        parent["grid"][axis.key()] = kept;
+      }
+    } else {
+      parent[it.key()] = *it;
+    }
+  }
+  return parent;
+}
+
+json parse_study_text(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("study file " + path + ": cannot read it");
   std::stringstream buf;
@@ -335,6 +384,12 @@ json read_study_file(const std::string& path) {
     }
   }
   return j;
+}
+
+}  // namespace
+
+json read_study_file(const std::string& path) {
+  return with_include(parse_study_text(path), path, 0);
 }
 
 Study load_study(const std::string& path) {

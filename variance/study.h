@@ -106,6 +106,11 @@ struct PlanRow {
 Study load_study(const std::string& path);
 // The file's content as JSON (TOML converted), unchecked: for counting a whole sweep that is
 // past what one study may plan (variance/sweep.h). Syntax errors name the file and line.
+// A file with `include = "PATH"` (relative to the file) is the included study with the
+// file's fields over it: each [grid] axis it gives narrows the included axis to those
+// values (values the sweep does not have, or axes it does not have, are errors), its
+// [experiment] merges, every other field replaces. Leaving `name` out keeps the sweep's
+// name, and so the sweep's run keys: a slice file stores the very runs of the sweep.
 nlohmann::json read_study_file(const std::string& path);
 // The same from JSON already parsed (where: the name used in errors).
 Study study_from_json(const nlohmann::json& j, const std::string& where);

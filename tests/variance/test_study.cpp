@@ -619,6 +619,70 @@ TEST(StudyBounds, CommandLineRefusesBeforePlanningOrRunning) {
   EXPECT_FALSE(fs::exists(store));  // nothing ran, nothing was created
 }
 
+// A small file that includes a sweep and narrows it: the same settings and run keys as the
+// sweep's slice; errors name the file and axis; include cycles stop.
+TEST(StudySweep, AFileIncludesASweepAndNarrowsIt) {
+  const fs::path sweep = write_file("inc-sweep.toml", R"(
+name = "inc"
+repetitions = 2
+[experiment]
+preset = "butter"
+data = "blobs"
+epochs = 1
+[grid]
+"butter.shape" = ["rectangle", "trapezoid", "exponential"]
+"butter.depth" = [2, 3, 4]
+"butter.size" = [64, 128, 256, 512]
+[[setting]]
+name = "s"
+)");
+  const fs::path slice = write_file("inc-slice.toml", R"(
+include = "inc-sweep.toml"
+[experiment]
+epochs = 2
+[grid]
+"butter.size" = [512, 128]
+"butter.shape" = ["trapezoid"]
+)");
+  const Study st = load_study(slice.string());
+  EXPECT_EQ(st.name, "inc");
+  ASSERT_EQ(st.settings.size(), 3u * 2u);                              // depths x sizes, one shape
+  EXPECT_EQ(st.settings[0].experiment.net, "butter:trapezoid:2:128");  // the sweep's order
+  EXPECT_EQ(st.settings[0].experiment.epochs, 2);
+  nlohmann::json spec = read_study_file(sweep.string());
+  spec["grid"]["butter.size"] = {128, 512};
+  spec["grid"]["butter.shape"] = {"trapezoid"};
+  spec["experiment"]["epochs"] = 2;
+  const auto want = make_plan(study_from_json(spec, "sweep"));
+  const auto got = make_plan(st);
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].key, want[i].key);
+
+  auto message = [](const fs::path& f) {
+    try {
+      load_study(f.string());
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string m = message(
+      write_file("inc-bad1.toml", "include = \"inc-sweep.toml\"\n[grid]\nbatch_size = [8]\n"));
+  EXPECT_NE(m.find("inc-bad1.toml: grid.batch_size: not an axis of the included"),
+            std::string::npos)
+      << m;
+  m = message(write_file("inc-bad2.toml",
+                         "include = \"inc-sweep.toml\"\n[grid]\n\"butter.size\" = [100]\n"));
+  EXPECT_NE(m.find("grid.butter.size: 100 is not one of the included axis's values"),
+            std::string::npos)
+      << m;
+  m = message(write_file("inc-bad3.toml", "include = \"no-such.toml\"\n"));
+  EXPECT_NE(m.find("no-such.toml"), std::string::npos) << m;
+  write_file("inc-cycle-a.toml", "include = \"inc-cycle-b.toml\"\n");
+  m = message(write_file("inc-cycle-b.toml", "include = \"inc-cycle-a.toml\"\n"));
+  EXPECT_NE(m.find("nested includes"), std::string::npos) << m;
+}
+
 // A sweep past the bounds: `--summary` counts it, `--grid` slices it (only the sweep's own
 // values), and the slice plans and runs like any study.
 TEST(StudySweep, SummaryAndSlicesFromTheCommandLine) {
