@@ -360,6 +360,14 @@ json with_include(json child, const std::string& path, int depth) {
 }
 
 json parse_study_text(const std::string& path) {
+  // A study file is a few kilobytes; an include may name anything (a device, a huge file),
+  // so only a regular file of bounded size is read.
+  constexpr std::uintmax_t kMaxStudyFileBytes = 16u << 20;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::runtime_error("study file " + path + ": cannot read it (no such regular file)");
+  if (std::filesystem::file_size(path, ec) > kMaxStudyFileBytes)
+    throw std::runtime_error("study file " + path + ": larger than 16 MiB, not a study file");
   std::ifstream in(path);
   if (!in) throw std::runtime_error("study file " + path + ": cannot read it");
   std::stringstream buf;

@@ -678,6 +678,8 @@ epochs = 2
       << m;
   m = message(write_file("inc-bad3.toml", "include = \"no-such.toml\"\n"));
   EXPECT_NE(m.find("no-such.toml"), std::string::npos) << m;
+  m = message(write_file("inc-bad4.toml", "include = \"/dev/zero\"\n"));  // never read
+  EXPECT_NE(m.find("/dev/zero: cannot read it (no such regular file)"), std::string::npos) << m;
   write_file("inc-cycle-a.toml", "include = \"inc-cycle-b.toml\"\n");
   m = message(write_file("inc-cycle-b.toml", "include = \"inc-cycle-a.toml\"\n"));
   EXPECT_NE(m.find("nested includes"), std::string::npos) << m;
