@@ -17,6 +17,7 @@
 #include "tools/cli_checks.h"
 #include "tools/commands.h"
 #include "variance/analysis.h"
+#include "variance/grid.h"
 #include "variance/runner.h"
 #include "variance/sweep.h"
 #include "variance/store.h"
@@ -153,15 +154,10 @@ nlohmann::json build_spec(const StudyFlags& f, std::string& where) {
     const std::string path = kv.substr(0, eq);
     if (!spec.contains("grid") || !spec["grid"].contains(path) || !spec["grid"][path].is_array())
       throw std::invalid_argument("--grid " + path + ": the study has no grid axis '" + path + "'");
-    std::set<nlohmann::json> want;
-    for (const auto& v : split_on(kv.substr(eq + 1), ',')) want.insert(parse_value(v));
-    nlohmann::json kept = nlohmann::json::array();
-    for (const auto& v : spec["grid"][path])
-      if (want.erase(v)) kept.push_back(v);
-    if (!want.empty())
-      throw std::invalid_argument("--grid " + path + ": " + want.begin()->dump() +
-                                  " is not one of the axis's values " + spec["grid"][path].dump());
-    spec["grid"][path] = kept;
+    nlohmann::json want = nlohmann::json::array();
+    for (const auto& v : split_on(kv.substr(eq + 1), ',')) want.push_back(parse_value(v));
+    spec["grid"][path] =
+        variance::narrow_axis(spec["grid"][path], want, "--grid " + path, "the axis's");
   }
   if (!f.settings.empty()) {
     nlohmann::json list = nlohmann::json::array();

@@ -118,6 +118,18 @@ Grid read_grid(const json& study, const std::string& where, std::int64_t max_poi
   return g;
 }
 
+json narrow_axis(const json& axis, const json& want, const std::string& where,
+                 const std::string& whose) {
+  std::set<json> left(want.begin(), want.end());
+  json kept = json::array();
+  for (const auto& v : axis)
+    if (left.erase(v)) kept.push_back(v);
+  if (!left.empty())
+    throw std::invalid_argument(where + ": " + left.begin()->dump() + " is not one of " + whose +
+                                " values " + axis.dump());
+  return kept;
+}
+
 std::vector<json> grid_points(const Grid& grid) {
   std::vector<json> points{json::object()};
   for (const auto& axis : grid.axes) {

@@ -34,6 +34,12 @@ struct Grid {
 // `max_points`: more combinations than this is an error naming the grid.
 Grid read_grid(const nlohmann::json& study, const std::string& where, std::int64_t max_points);
 
+// A slice of an axis: the values of `axis` that are in `want`, in the axis's own order (so
+// the slice's settings keep the sweep's names and keys). A wanted value the axis does not
+// have is an error: "<where>: <value> is not one of <whose> values [...]".
+nlohmann::json narrow_axis(const nlohmann::json& axis, const nlohmann::json& want,
+                           const std::string& where, const std::string& whose);
+
 // Every combination, each {"path": value, ...}, in the documented order.
 std::vector<nlohmann::json> grid_points(const Grid& grid);
 

@@ -82,7 +82,19 @@ std::uint64_t& seed_of(nets::Experiment& e, SeedSource src) {
   return s.init;
 }
 
-// Builds an experiment from {"preset": ..., other fields...} over `base` (fields merge).
+// A repetitions count (the study's or a setting's); `where` ends with ": " or ".".
+std::int64_t read_repetitions(const json& r, const std::string& where) {
+  // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
+  if (!r.is_number_integer() ||
+      (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
+      r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
+    throw std::invalid_argument(where + "repetitions: expected an integer from 1 to " +
+                                std::to_string(kMaxRepetitions) + ", got " + r.dump());
+  return r.get<std::int64_t>();
+}
+
+}  // namespace
+
 nets::Experiment experiment_over(const json& base, const json& patch, const std::string& where) {
   json merged = base;
   json p = patch;
@@ -99,19 +111,6 @@ nets::Experiment experiment_over(const json& base, const json& patch, const std:
   merged.merge_patch(p);
   return nets::experiment_from_json(merged, where);
 }
-
-// A repetitions count (the study's or a setting's); `where` ends with ": " or ".".
-std::int64_t read_repetitions(const json& r, const std::string& where) {
-  // An unsigned above INT64_MAX would read back negative: bound it as unsigned first.
-  if (!r.is_number_integer() ||
-      (r.is_number_unsigned() && r.get<std::uint64_t>() > kMaxRepetitions) ||
-      r.get<std::int64_t>() < 1 || r.get<std::int64_t>() > kMaxRepetitions)
-    throw std::invalid_argument(where + "repetitions: expected an integer from 1 to " +
-                                std::to_string(kMaxRepetitions) + ", got " + r.dump());
-  return r.get<std::int64_t>();
-}
-
-}  // namespace
 
 std::uint64_t derived_seed(std::uint64_t base, SeedSource source, std::int64_t repetition) {
   return splitmix64(
@@ -342,15 +341,8 @@ json with_include(json child, const std::string& path, int depth) {
                                       " (an include narrows its sweep's axes, it adds none)");
         if (!axis->is_array() || axis->empty())
           throw std::invalid_argument(field + ": expected a non-empty list of values");
-        std::set<json> want(axis->begin(), axis->end());
-        json kept = json::array();
-        for (const auto& v : parent["grid"][axis.key()])
-          if (want.erase(v)) kept.push_back(v);
-        if (!want.empty())
-          throw std::invalid_argument(field + ": " + want.begin()->dump() +
-                                      " is not one of the included axis's values " +
-                                      parent["grid"][axis.key()].dump());
-        parent["grid"][axis.key()] = kept;
+        parent["grid"][axis.key()] =
+            narrow_axis(parent["grid"][axis.key()], *axis, field, "the included axis's");
       }
     } else {
       parent[it.key()] = *it;

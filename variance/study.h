@@ -101,6 +101,11 @@ struct PlanRow {
   nets::Experiment experiment;  // seeds already derived for this repetition
 };
 
+// An experiment from {"preset": ..., other fields...} over `base` (a full experiment's JSON
+// form; the preset replaces it, then the fields merge). Errors name `where` and the field.
+nets::Experiment experiment_over(const nlohmann::json& base, const nlohmann::json& patch,
+                                 const std::string& where);
+
 // Reads a study file (.toml, or .json). Errors name the file and the field, e.g.
 // "lenet1.toml: setting[2].level: expected portable, repeatable or fast, got 'fastest'".
 Study load_study(const std::string& path);

@@ -10,6 +10,7 @@
 #include "nets/data/registry.h"
 #include "nets/experiment.h"
 #include "variance/grid.h"
+#include "variance/study.h"
 
 namespace detdl::variance {
 using nlohmann::json;
@@ -35,19 +36,6 @@ bool butter_parts(const std::string& net, std::string& shape, std::string& depth
   depth = net.substr(a + 1, b - a - 1);
   size = net.substr(b + 1);
   return true;
-}
-
-// The base experiment's JSON form (preset expanded, then the file's fields).
-json base_experiment(const json& spec, const std::string& where) {
-  json p = spec.value("experiment", json::object());
-  if (!p.is_object()) throw std::invalid_argument(where + ": experiment: expected a table");
-  json merged = nets::to_json(nets::Experiment{});
-  if (p.contains("preset")) {
-    merged = nets::to_json(nets::preset(p["preset"].get<std::string>()));
-    p.erase("preset");
-  }
-  merged.merge_patch(p);
-  return nets::to_json(nets::experiment_from_json(merged, where + ": experiment"));
 }
 
 }  // namespace
@@ -92,7 +80,9 @@ SweepSummary summarize_sweep(const json& spec, const std::string& where, const D
   SweepSummary out;
   out.name = spec.value("name", std::string());
   out.max_size_distance = read_max_size_distance(spec, where);
-  const json base = base_experiment(spec, where);
+  const json base = nets::to_json(experiment_over(nets::to_json(nets::Experiment{}),
+                                                  spec.value("experiment", json::object()),
+                                                  where + ": experiment"));
   const Grid grid = read_grid(spec, where, kMaxCountedPoints);
   out.grid_points = grid.points;
   if (!spec.contains("setting") || !spec["setting"].is_array() || spec["setting"].empty())
