@@ -187,14 +187,6 @@ struct DeviceScope {
   }
 };
 
-// The rows of one epoch in training order.
-std::vector<std::int64_t> epoch_order(std::int64_t n, const TrainConfig& cfg, std::int64_t epoch) {
-  if (cfg.shuffle) return epoch_permutation(n, cfg.order_seed, epoch);
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) rows[i] = i;
-  return rows;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -213,29 +205,40 @@ std::int64_t Trainer::start(bool resume, const Identity& id, const RunShape& sha
   opt_.to(Device::cpu);
   if (resume && !cfg_.checkpoint_path.empty() && std::filesystem::exists(cfg_.checkpoint_path))
     return restore_training_checkpoint(cfg_.checkpoint_path, model_, opt_, prog, id, shape);
-  model_.initialize(cfg_.init_seed);
-  if (cfg_.init_nudge != 0) {
-    const auto [pi, el] = nudged_element(model_, cfg_.init_nudge);
-    Tensor t = model_.parameters()[pi].tensor;
-    float* w = t.data_f32();
-    w[el] = std::nextafter(w[el], std::numeric_limits<float>::infinity());
-  }
+  initialize_for_run(model_, cfg_);
   return -1;
 }
 
-bool Trainer::penalized(const NamedTensor& p) const {
-  // Default: penalties on weights, not biases or norm scales.
-  return cfg_.penalize ? cfg_.penalize(p) : p.tensor.ndim() >= 2;
+void initialize_for_run(Module& model, const TrainConfig& cfg) {
+  model.initialize(cfg.init_seed);
+  if (cfg.init_nudge != 0) {
+    const auto [pi, el] = nudged_element(model, cfg.init_nudge);
+    Tensor t = model.parameters()[pi].tensor;
+    float* w = t.data_f32();
+    w[el] = std::nextafter(w[el], std::numeric_limits<float>::infinity());
+  }
 }
 
-float Trainer::penalty_value() {
-  if (!(cfg_.l1 > 0.0f) && !(cfg_.l2 > 0.0f)) return 0.0f;
+std::vector<std::int64_t> epoch_order(std::int64_t n, const TrainConfig& cfg, std::int64_t epoch) {
+  if (cfg.shuffle) return epoch_permutation(n, cfg.order_seed, epoch);
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
+}
+
+bool penalized(const TrainConfig& cfg, const NamedTensor& p) {
+  // Default: penalties on weights, not biases or norm scales.
+  return cfg.penalize ? cfg.penalize(p) : p.tensor.ndim() >= 2;
+}
+
+float penalty_value(const Module& model, const TrainConfig& cfg) {
+  if (!(cfg.l1 > 0.0f) && !(cfg.l2 > 0.0f)) return 0.0f;
   NoGradGuard ng;
   float total = 0.0f;  // the training step's order: parameters in order, l1 then l2
-  for (const auto& p : model_.parameters()) {
-    if (!penalized(p)) continue;
-    if (cfg_.l1 > 0.0f) total = total + ops::l1_penalty(p.tensor, cfg_.l1).item();
-    if (cfg_.l2 > 0.0f) total = total + ops::l2_penalty(p.tensor, cfg_.l2).item();
+  for (const auto& p : model.parameters()) {
+    if (!penalized(cfg, p)) continue;
+    if (cfg.l1 > 0.0f) total = total + ops::l1_penalty(p.tensor, cfg.l1).item();
+    if (cfg.l2 > 0.0f) total = total + ops::l2_penalty(p.tensor, cfg.l2).item();
   }
   return total;
 }
@@ -272,7 +275,7 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   Tensor loss = compute_loss(cfg_.loss, out_dev, yb.to(dev));
   const float data_loss = loss.item();
   for (const auto& p : model_.parameters()) {
-    if (!penalized(p)) continue;
+    if (!penalized(cfg_, p)) continue;
     if (cfg_.l1 > 0.0f) loss = ops::add(loss, ops::l1_penalty(p.tensor, cfg_.l1));
     if (cfg_.l2 > 0.0f) loss = ops::add(loss, ops::l2_penalty(p.tensor, cfg_.l2));
   }
@@ -280,20 +283,25 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   backward(loss);
   opt_.step(cfg_.schedule.lr(epoch));
   opt_.zero_grad();
-  const Tensor out = out_dev.to(Device::cpu);  // accuracy and metrics on the host
-  prog.batch_losses.push_back(total_loss);
-  prog.correct += count_correct(cfg_.loss, out, yb);
-  if (cfg_.metrics) {
-    // Train metrics on the batch's outputs before the update: Keras's running mean.
-    std::vector<float> p, t;
-    metric_inputs(cfg_.loss, out, yb, p, t);
-    prog.metrics.add(p.data(), t.data(), count, out.numel() / count);
-  }
+  record_batch(cfg_.loss, cfg_.metrics, out_dev.to(Device::cpu), yb, total_loss, prog);
   return data_loss;
 }
 
-EpochStats Trainer::end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog,
-                              const EvalSets& evals, std::chrono::steady_clock::time_point began) {
+void record_batch(LossKind kind, bool metrics, const Tensor& out, const Tensor& y, float total_loss,
+                  EpochProgress& prog) {
+  prog.batch_losses.push_back(total_loss);
+  prog.correct += count_correct(kind, out, y);
+  if (metrics) {
+    // Train metrics on the batch's outputs before the update: Keras's running mean.
+    std::vector<float> p, t;
+    metric_inputs(kind, out, y, p, t);
+    prog.metrics.add(p.data(), t.data(), out.dim(0), out.numel() / out.dim(0));
+  }
+}
+
+EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t epoch,
+                           std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
+                           float penalty, std::chrono::steady_clock::time_point began) {
   EpochStats st;
   st.epoch = epoch;
   // Keras's epoch loss (BaseLogger): each batch's loss weighted by its row count, over the
@@ -302,34 +310,32 @@ EpochStats Trainer::end_epoch(std::int64_t epoch, std::int64_t rows, const Epoch
   st.train_loss = canonical_sum_of(batches,
                                    [&](std::int64_t i) {
                                      const std::int64_t c =
-                                         std::min(cfg_.batch_size, rows - i * cfg_.batch_size);
+                                         std::min(cfg.batch_size, rows - i * cfg.batch_size);
                                      return prog.batch_losses[i] * static_cast<float>(c);
                                    }) /
                   static_cast<float>(rows);
   st.train_accuracy = static_cast<float>(prog.correct) / static_cast<float>(rows);
-  if (cfg_.metrics && prog.metrics.samples() > 0) {
+  if (cfg.metrics && prog.metrics.samples() > 0) {
     const auto m = prog.metrics.result();
     std::copy(m.begin(), m.end(), st.train_metrics.begin());
   }
   st.train_seconds = seconds_since(began);
-  const float penalty = penalty_value();
   if (evals.validation) {
     const auto t = std::chrono::steady_clock::now();
-    st.validation =
-        evaluate_full(model_, *evals.validation, cfg_.loss, cfg_.metrics, 1000, penalty);
+    st.validation = evaluate_full(model, *evals.validation, cfg.loss, cfg.metrics, 1000, penalty);
     st.has_validation = true;
     st.validation_seconds = seconds_since(t);
   }
   if (evals.test) {
     const auto t = std::chrono::steady_clock::now();
-    st.test = evaluate_full(model_, *evals.test, cfg_.loss, cfg_.metrics, 1000, penalty);
+    st.test = evaluate_full(model, *evals.test, cfg.loss, cfg.metrics, 1000, penalty);
     st.has_test = true;
     st.test_loss = st.test.loss;
     st.test_accuracy = st.test.accuracy;
     st.test_seconds = seconds_since(t);
   }
   st.seconds = seconds_since(began);
-  st.weight_hash = weight_hash(model_);
+  st.weight_hash = weight_hash(model);
   return st;
 }
 
@@ -387,7 +393,8 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
       cfg_.on_step(StepProgress{step, shape.total_steps, spe, result.first_step,
                                 seconds_since(t_start), cfg_.batch_size});
     if (step % spe == 0) {  // epoch end
-      result.epochs.push_back(end_epoch(epoch, n, prog, evals, t_epoch));
+      result.epochs.push_back(summarize_epoch(model_, cfg_, epoch, n, prog, evals,
+                                              penalty_value(model_, cfg_), t_epoch));
       prog = EpochProgress{};
       if (on_epoch) on_epoch(result.epochs.back());
       save();

@@ -157,6 +157,35 @@ Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y);
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
                          std::int64_t eval_batch = 1000, float penalty = 0.0f);
 
+// The pieces of a step and an epoch that Trainer and the batched dense trainer
+// (nets/butter_batched.h) share, so that both report the same bits.
+
+// Adds one training batch to the epoch so far: its total loss (data + penalties), its
+// correct rows and (with `metrics`) the BUTTER series of its outputs before the update.
+// out (N, K) the net's output on the host, y the batch's targets (as compute_loss's).
+void record_batch(LossKind kind, bool metrics, const Tensor& out, const Tensor& y, float total_loss,
+                  EpochProgress& prog);
+
+// The L1/L2 penalty terms of `model` at its current weights, summed as the training step
+// adds them (parameters in order, l1 then l2; 0 without penalties).
+float penalty_value(const Module& model, const TrainConfig& cfg);
+
+// An epoch's summary: the training series from `prog` (rows: the training set's size),
+// then the held-out sets evaluated (`penalty` added to their losses), the times since
+// `began` and the weight hash.
+EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t epoch,
+                           std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
+                           float penalty, std::chrono::steady_clock::time_point began);
+
+// Whether the L1/L2 penalties apply to p (cfg.penalize, or weights by default).
+bool penalized(const TrainConfig& cfg, const NamedTensor& p);
+
+// The rows of one epoch in training order (the order seed's permutation, or 0..n-1).
+std::vector<std::int64_t> epoch_order(std::int64_t n, const TrainConfig& cfg, std::int64_t epoch);
+
+// Initialises a model as a run of `cfg` starts (init_seed, then the init_nudge if any).
+void initialize_for_run(Module& model, const TrainConfig& cfg);
+
 class Trainer {
  public:
   Trainer(Module& model, TrainConfig cfg);
@@ -176,13 +205,6 @@ class Trainer {
   // penalties, backward, update; adds the batch to `prog`. Returns the data loss.
   float train_step(const Dataset& train, const std::int64_t* rows, std::int64_t count,
                    std::int64_t step, std::int64_t epoch, EpochProgress& prog);
-  // Whether the L1/L2 penalties apply to p (TrainConfig::penalize, or weights by default).
-  bool penalized(const NamedTensor& p) const;
-  // The penalty terms at the current weights, summed as the training step adds them.
-  float penalty_value();
-  // The epoch's summary: training series from `prog`, evaluation of the held-out sets.
-  EpochStats end_epoch(std::int64_t epoch, std::int64_t rows, const EpochProgress& prog,
-                       const EvalSets& evals, std::chrono::steady_clock::time_point began);
 
   Module& model_;
   TrainConfig cfg_;

@@ -12,6 +12,7 @@
 
 #include "engine/cuda_backend.h"
 #include "nets/compat.h"
+#include "nets/run_parts.h"
 #include "nets/data/idx.h"
 #include "nets/data/prepare.h"
 #include "nets/zoo.h"
@@ -487,7 +488,7 @@ std::string utc_now() {
   return buf;
 }
 
-RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
+PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
   if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
   // The vendor libraries (cuBLAS, cuDNN) run only on the GPU: a CPU run asking for them
@@ -501,11 +502,12 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   dopt.study_split = e.study_split;
   dopt.preprocess = e.preprocess;
   dopt.split_seed = e.seeds.split;
-  const auto bundle = data::load_data(e.data, dopt);
-  NetSpec net =
-      make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
+  PreparedRun run;
+  run.bundle = data::load_data(e.data, dopt);
+  const auto& bundle = run.bundle;
+  run.net = make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
 
-  TrainConfig cfg;
+  TrainConfig& cfg = run.cfg;
   cfg.epochs = e.epochs;
   cfg.batch_size = e.batch_size;
   cfg.loss = resolve_loss(e.loss, *bundle);
@@ -513,7 +515,7 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   cfg.schedule = e.schedule;
   cfg.l1 = e.l1;
   cfg.l2 = e.l2;
-  cfg.penalize = net.penalize;
+  cfg.penalize = run.net.penalize;
   cfg.init_seed = e.seeds.init;
   cfg.init_nudge = e.init_nudge;
   cfg.order_seed = e.seeds.order;
@@ -554,53 +556,74 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
     cfg.identity["validation_rows"] = std::to_string(e.validation_rows);
   }
   // split_head needs a proper head: asking for every row is the whole split.
-  const bool cut_validation =
-      e.validation_rows > 0 && e.validation_rows < bundle->validation.size();
-  const Dataset validation =
-      cut_validation ? data::split_head(bundle->validation, e.validation_rows).first : Dataset{};
+  run.cut_validation = e.validation_rows > 0 && e.validation_rows < bundle->validation.size();
+  if (run.cut_validation)
+    run.validation = data::split_head(bundle->validation, e.validation_rows).first;
 
   // The shared bundle is read-only: label noise goes into this run's own copy of y.
-  Dataset train = bundle->train;
+  run.train = bundle->train;
   if (e.label_noise > 0.0) {
-    train.y = bundle->train.y.clone();
-    data::add_label_noise(train, bundle->task, bundle->outputs, e.label_noise, e.seeds.label_noise);
+    run.train.y = bundle->train.y.clone();
+    data::add_label_noise(run.train, bundle->task, bundle->outputs, e.label_noise,
+                          e.seeds.label_noise);
   }
+  return run;
+}
 
-  if (opt.on_start) opt.on_start(*bundle, net);
+void record_epoch(PreparedRun& run, const Experiment& e, const RunOptions& opt,
+                  const EpochStats& s) {
+  json& epochs = run.epochs;
+  std::vector<std::int32_t>& last_predictions = run.last_predictions;
+  json ep{{"epoch", s.epoch + 1},
+          {"seconds", s.seconds},
+          {"train_seconds", s.train_seconds},
+          {"validation_seconds", s.validation_seconds},
+          {"test_seconds", s.test_seconds},
+          {"weight_hash", s.weight_hash}};
+  ep["train"] = series_json(s.train_loss, s.train_accuracy, s.train_metrics, e.metrics);
+  if (s.has_test) {
+    ep["test"] = series_json(s.test.loss, s.test.accuracy, s.test.metrics, e.metrics);
+    if (!s.test.per_class_accuracy.empty())
+      ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
+    last_predictions = s.test.predictions;
+    if (opt.epoch_predictions && !s.test.predictions.empty())
+      ep["test_predictions"] = s.test.predictions;
+  }
+  if (s.has_validation)
+    ep["validation"] =
+        series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
+  epochs.push_back(std::move(ep));
+  if (opt.on_epoch) opt.on_epoch(s);
+}
+
+EvalSets PreparedRun::evals() const {
+  return EvalSets{&bundle->test, !bundle->has_validation ? nullptr
+                                 : cut_validation        ? &validation
+                                                         : &bundle->validation};
+}
+
+RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
+  PreparedRun run = prepare_run(e, opt);
+  if (opt.on_start) opt.on_start(*run.bundle, run.net);
+  run.started = utc_now();
+  const auto t0 = std::chrono::steady_clock::now();
+  Trainer trainer(*run.net.model, run.cfg);
+  TrainResult result = trainer.fit(run.train, run.evals(), opt.resume,
+                                   [&](const EpochStats& s) { record_epoch(run, e, opt, s); });
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return finish_run(run, e, opt, std::move(result), total);
+}
+
+RunOutput finish_run(PreparedRun& run, const Experiment& e, const RunOptions& opt,
+                     TrainResult result, double total) {
+  const auto& bundle = run.bundle;
+  const NetSpec& net = run.net;
+  const TrainConfig& cfg = run.cfg;
+  const json& epochs = run.epochs;
   RunOutput out;
+  out.result = std::move(result);
   out.parameters = net.model->parameter_count();
   out.net_description = net.description;
-  json epochs = json::array();
-  const std::string started = utc_now();
-  const auto t0 = std::chrono::steady_clock::now();
-  Trainer trainer(*net.model, cfg);
-  EvalSets evals{&bundle->test, !bundle->has_validation ? nullptr
-                                : cut_validation        ? &validation
-                                                        : &bundle->validation};
-  std::vector<std::int32_t> last_predictions;
-  out.result = trainer.fit(train, evals, opt.resume, [&](const EpochStats& s) {
-    json ep{{"epoch", s.epoch + 1},
-            {"seconds", s.seconds},
-            {"train_seconds", s.train_seconds},
-            {"validation_seconds", s.validation_seconds},
-            {"test_seconds", s.test_seconds},
-            {"weight_hash", s.weight_hash}};
-    ep["train"] = series_json(s.train_loss, s.train_accuracy, s.train_metrics, e.metrics);
-    if (s.has_test) {
-      ep["test"] = series_json(s.test.loss, s.test.accuracy, s.test.metrics, e.metrics);
-      if (!s.test.per_class_accuracy.empty())
-        ep["test_per_class_accuracy"] = s.test.per_class_accuracy;
-      last_predictions = s.test.predictions;
-      if (opt.epoch_predictions && !s.test.predictions.empty())
-        ep["test_predictions"] = s.test.predictions;
-    }
-    if (s.has_validation)
-      ep["validation"] =
-          series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
-    epochs.push_back(std::move(ep));
-    if (opt.on_epoch) opt.on_epoch(s);
-  });
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opt.keep_weights_up_to > 0 && out.parameters <= opt.keep_weights_up_to) {
     out.final_weights.reserve(static_cast<std::size_t>(out.parameters));
     for (const auto& p : net.model->parameters()) {
@@ -637,13 +660,13 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
         {"device", std::string(device_name(e.device))}}},
       {"build",
        {{"compiler", __VERSION__}, {"flags", "-ffp-contract=off -fno-fast-math -mavx2 -mfma"}}},
-      {"started_at", started},
+      {"started_at", run.started},
       {"timings", {{"total_seconds", total}, {"epoch_seconds", epoch_seconds}}},
       {"epochs", epochs},
       {"steps", out.result.steps},
       {"stopped_early", out.result.stopped_early},
       {"weight_hash", out.result.weight_hash},
-      {"test_predictions", last_predictions},
+      {"test_predictions", run.last_predictions},
   };
   // Test rows per class (the study's no_samples_* columns; variance/export.h).
   if (bundle->test.y.dtype() == DType::i32 && bundle->outputs > 0) {

@@ -124,6 +124,22 @@ struct RunOutput {
 // final test predictions.
 RunOutput run_experiment(const Experiment& e, const RunOptions& opt = {});
 
+// Why these experiments cannot be trained together (empty when they can): only BUTTER
+// nets on the CPU at `portable` or `repeatable` (no fast families, no emulation, no
+// augmentation), and experiments that differ in nothing but their seeds (init, order,
+// label noise, split, ...; their threads included: the first's are used).
+std::string batch_refusal(const std::vector<Experiment>& es);
+
+// The experiments trained together as one batched computation (nets/butter_batched.h).
+// Output i is run_experiment(es[i], opt)'s, bit for bit (hashes, series, predictions, the
+// record), except its timings, which are the batch's (all repetitions together), and
+// record["batched"] = {"repetitions": R, "index": i}. The options may not ask for
+// checkpoints, a step limit or per-step callbacks. Throws std::invalid_argument with
+// batch_refusal's reason. by_layer: the step order of nets::BatchOrder (the same bits;
+// by repetition is the faster on the CPU).
+std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es,
+                                               const RunOptions& opt = {}, bool by_layer = false);
+
 // The current time as ISO 8601 UTC ("2026-12-01T14:49:08Z"), for records and stores.
 std::string utc_now();
 

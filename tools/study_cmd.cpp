@@ -241,6 +241,11 @@ void add_study_command(CLI::App& app) {
   run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")
       ->check(integer_text(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
+  run->add_option("--batch", r->opt.batch,
+                  "train at most this many repetitions of a setting together (BUTTER nets on "
+                  "the CPU; each keeps the bits it has alone); 1: every run alone")
+      ->capture_default_str()
+      ->check(integer_text(1, 4096));
   run->add_option("--only-setting", r->opt.only_settings,
                   "run only this setting's rows (repeat for several; a slice of the plan)");
   run->add_option("--only-repetition", r->opt.only_repetitions,

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "kernels/cpu/parallel.h"
+#include "nets/experiment.h"
 #include "variance/store.h"
 
 namespace detdl::variance {
@@ -32,10 +33,20 @@ data::DataOptions data_options(const nets::Experiment& e) {
 // Worker exit codes the parent tells apart.
 constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyStored = 4;
 
-// The worker: one run, stored in one transaction, then _exit (no destructors of the
-// parent's objects run in the child, and nothing is flushed twice).
-[[noreturn]] void worker(const Study& study, const PlanRow& row, const std::string& store_path,
-                         const RunnerOptions& opt, pid_t parent) {
+void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool duplicate) {
+  const auto& last = out.result.epochs.empty() ? EpochStats{} : out.result.epochs.back();
+  std::printf("  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  test_loss %.6g  %.1fs%s\n",
+              row.setting.c_str(), static_cast<long long>(row.repetition), row.key.c_str(),
+              out.result.weight_hash.c_str(), last.test_accuracy, last.test_loss, secs,
+              duplicate ? "  (another runner stored it first)" : "");
+  std::fflush(stdout);
+}
+
+// The worker: one run, or several trained together, each stored in its own transaction,
+// then _exit (no destructors of the parent's objects run in the child, and nothing is
+// flushed twice). A worker that dies before storing leaves nothing of its runs.
+[[noreturn]] void worker(const Study& study, const std::vector<const PlanRow*>& rows,
+                         const std::string& store_path, const RunnerOptions& opt, pid_t parent) {
   // Die with the parent: a killed study leaves no orphans that keep running.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(kExitNotChild);
@@ -46,25 +57,28 @@ constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyS
     ro.epoch_predictions = true;
     ro.keep_weights_up_to = opt.keep_weights_up_to;
     const auto t0 = std::chrono::steady_clock::now();
-    const nets::RunOutput out = nets::run_experiment(row.experiment, ro);
+    std::vector<nets::RunOutput> outs;
+    if (rows.size() == 1) {
+      outs.push_back(nets::run_experiment(rows[0]->experiment, ro));
+    } else {
+      std::vector<nets::Experiment> es;
+      for (const PlanRow* row : rows) es.push_back(row->experiment);
+      outs = nets::run_experiments_batched(es, ro);
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     Store store(store_path);
-    if (!store.put_run(row.key, study.name, row.setting, row.repetition, out.record,
-                       out.final_weights))
-      code = kExitAlreadyStored;
-    if (!opt.quiet) {
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const auto& last = out.result.epochs.empty() ? EpochStats{} : out.result.epochs.back();
-      std::printf(
-          "  done  %-20s rep %3lld  key %s  hash %s  test_acc %.4f  test_loss %.6g  %.1fs%s\n",
-          row.setting.c_str(), static_cast<long long>(row.repetition), row.key.c_str(),
-          out.result.weight_hash.c_str(), last.test_accuracy, last.test_loss, secs,
-          code == kExitAlreadyStored ? "  (another runner stored it first)" : "");
-      std::fflush(stdout);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const PlanRow& row = *rows[i];
+      const bool stored = store.put_run(row.key, study.name, row.setting, row.repetition,
+                                        outs[i].record, outs[i].final_weights);
+      if (!stored) code = kExitAlreadyStored;
+      if (!opt.quiet) report(row, outs[i], secs, !stored);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "  FAILED %s rep %lld (key %s): %s\n", row.setting.c_str(),
-                 static_cast<long long>(row.repetition), row.key.c_str(), e.what());
+    for (const PlanRow* row : rows)
+      std::fprintf(stderr, "  FAILED %s rep %lld (key %s): %s\n", row->setting.c_str(),
+                   static_cast<long long>(row->repetition), row->key.c_str(), e.what());
     code = kExitFailed;
   }
   std::fflush(stdout);
@@ -106,6 +120,7 @@ std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
 RunnerSummary run_study(const Study& study, const std::string& store_path,
                         const RunnerOptions& opt) {
   if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
+  if (opt.batch < 1) throw std::invalid_argument("--batch: must be at least 1");
   const std::vector<PlanRow> full = make_plan(study);
   const std::vector<const PlanRow*> plan =
       plan_slice(full, opt.only_settings, opt.only_repetitions);
@@ -143,44 +158,55 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   cpu::set_num_threads(1);
   const pid_t parent = getpid();
   const Claimant me = Claimant::self();
-  std::map<pid_t, const PlanRow*> running;
+  std::map<pid_t, std::vector<const PlanRow*>> running;
   std::vector<const PlanRow*> held;  // rows other live runners hold: looked at again later
   using Clock = std::chrono::steady_clock;
   auto next_heartbeat = Clock::now() + std::chrono::seconds(opt.heartbeat_seconds);
   auto next_recheck = Clock::now();
   bool announced_wait = false;
 
-  // The next row this runner may run, claimed; nullptr when none can be claimed now.
-  auto claim_next = [&]() -> const PlanRow* {
-    if (pending.empty()) return nullptr;
+  // The next rows this runner may run, claimed: one row, or the rows of one setting that
+  // train together (RunnerOptions::batch); empty when none can be claimed now.
+  auto claim_next = [&]() -> std::vector<const PlanRow*> {
+    std::vector<const PlanRow*> rows;
+    if (pending.empty()) return rows;
     Store store(store_path);  // closed again before the fork
-    while (!pending.empty()) {
+    // Whether `row` may join the rows claimed so far.
+    auto joins = [&](const PlanRow* row) {
+      if (rows.empty()) return true;
+      const auto n = static_cast<std::int64_t>(rows.size());
+      if (n >= opt.batch || (opt.max_runs >= 0 && sum.started + n >= opt.max_runs) ||
+          row->setting != rows[0]->setting)
+        return false;
+      return nets::batch_refusal({rows[0]->experiment, row->experiment}).empty();
+    };
+    while (!pending.empty() && joins(pending.front())) {
       const PlanRow* row = pending.front();
       pending.pop_front();
       switch (store.claim_run(row->key, study.name, me, opt.claim_lease_seconds)) {
-        case ClaimResult::claimed: return row;
+        case ClaimResult::claimed: rows.push_back(row); break;
         case ClaimResult::stored: ++sum.by_others; break;
         case ClaimResult::held: held.push_back(row); break;
       }
     }
-    return nullptr;
+    return rows;
   };
   auto may_start = [&] { return opt.max_runs < 0 || sum.started < opt.max_runs; };
 
   for (;;) {
     while (static_cast<int>(running.size()) < opt.jobs && may_start()) {
-      const PlanRow* row = claim_next();
-      if (!row) break;
+      const std::vector<const PlanRow*> rows = claim_next();
+      if (rows.empty()) break;
       std::fflush(stdout);
       std::fflush(stderr);
       const pid_t pid = fork();
       if (pid < 0) {
-        Store(store_path).release_claim(row->key, me);
+        for (const PlanRow* row : rows) Store(store_path).release_claim(row->key, me);
         throw std::runtime_error("study: fork failed");
       }
-      if (pid == 0) worker(study, *row, store_path, opt, parent);
-      running[pid] = row;
-      ++sum.started;
+      if (pid == 0) worker(study, rows, store_path, opt, parent);
+      running[pid] = rows;
+      sum.started += static_cast<std::int64_t>(rows.size());
     }
     const bool others_hold = !held.empty() && opt.wait_for_others && may_start();
     if (running.empty() && (!may_start() || (pending.empty() && !others_hold))) break;
@@ -212,21 +238,23 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     }
     auto it = running.find(pid);
     if (it == running.end()) continue;
-    const PlanRow& row = *it->second;
+    const std::vector<const PlanRow*>& rows = it->second;
+    const auto n = static_cast<std::int64_t>(rows.size());
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == kExitStored) {
-      ++sum.ran;
+      sum.ran += n;
     } else {
-      // The claim goes, so that another runner (or this command run again) may try the row.
-      Store(store_path).release_claim(row.key, me);
+      // The claims go, so that another runner (or this command run again) may try the rows.
+      for (const PlanRow* row : rows) Store(store_path).release_claim(row->key, me);
       if (code == kExitAlreadyStored) {
-        ++sum.duplicates;
+        sum.duplicates += n;
       } else {
-        ++sum.failed;
+        sum.failed += n;
         if (WIFSIGNALED(status))
-          std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n",
-                       row.setting.c_str(), static_cast<long long>(row.repetition),
-                       WTERMSIG(status));
+          for (const PlanRow* row : rows)
+            std::fprintf(stderr, "  FAILED %s rep %lld: worker killed by signal %d\n",
+                         row->setting.c_str(), static_cast<long long>(row->repetition),
+                         WTERMSIG(status));
       }
     }
     running.erase(it);

@@ -40,6 +40,12 @@ struct RunnerOptions {
   // runs the whole study would store. A name or repetition that matches no row is an error.
   std::set<std::string> only_settings;
   std::set<std::int64_t> only_repetitions;
+  // Repetitions trained together (nets::run_experiments_batched): consecutive rows of one
+  // setting that differ only in their seeds and that batch_refusal allows (BUTTER nets on
+  // the CPU at portable or repeatable) run as one batched computation of at most this many
+  // runs, in one worker; each is still its own row, stored with the bits it has alone.
+  // 1: every run alone.
+  std::int64_t batch = 64;
 };
 
 // The rows of `plan` in the slice (all rows when both sets are empty). Throws

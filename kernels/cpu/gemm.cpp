@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <numeric>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels/common/reduction.h"
@@ -148,6 +149,26 @@ void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t
       gemm_chain(a, b, m0, m1, n0, n1, 0, K, false, C + m0 * ldc + n0, ldc);
     else
       region_canonical(a, b, m0, m1, n0, n1, K, C, ldc);
+  });
+}
+
+void sgemm_batched(Level level, bool trans_a, bool trans_b, std::int64_t R, std::int64_t M,
+                   std::int64_t N, std::int64_t K, const float* const* A, std::int64_t lda,
+                   const float* const* B, std::int64_t ldb, float* const* C, std::int64_t ldc) {
+  if (level == Level::fast)
+    throw std::invalid_argument("sgemm_batched: level fast is not batched (use sgemm)");
+  if (R <= 0 || M <= 0 || N <= 0) return;
+  // Split each product only as far as the threads need: with R >= threads one region per
+  // product (its packing is done once), otherwise a grid per product.
+  const i64 threads = num_threads();
+  const Grid g = choose_grid(M, N, std::max<i64>(1, ceil_div(threads, R)));
+  const i64 mt = ceil_div(M, kMR), nt = ceil_div(N, kNR), per = g.tm * g.tn;
+  parallel_for(R * per, [&](i64 task) {
+    const i64 r = task / per, i = (task % per) / g.tn, j = task % g.tn;
+    const i64 m0 = std::min(M, mt * i / g.tm * kMR), m1 = std::min(M, mt * (i + 1) / g.tm * kMR);
+    const i64 n0 = std::min(N, nt * j / g.tn * kNR), n1 = std::min(N, nt * (j + 1) / g.tn * kNR);
+    region_canonical(Operand{A[r], lda, trans_a}, Operand{B[r], ldb, trans_b}, m0, m1, n0, n1, K,
+                     C[r], ldc);
   });
 }
 

@@ -32,4 +32,15 @@ void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t
            const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
            std::int64_t ldc);
 
+// R independent products of one shape, C[r] = opA[r] * opB[r] for r in [0, R) (arguments
+// as sgemm's, one pointer per product), as one parallel computation: the thread pool takes
+// tasks over (product, region of C), so R small products keep every thread busy where one
+// of them alone would not (BUTTER's repetitions trained together, nets/butter_batched.h).
+// Each element is the canonical dot, exactly as sgemm computes it: every C[r] is bit for bit
+// sgemm's. `portable` and `repeatable` only (throws std::invalid_argument for `fast`, whose
+// split-K belongs to a single product).
+void sgemm_batched(Level level, bool trans_a, bool trans_b, std::int64_t R, std::int64_t M,
+                   std::int64_t N, std::int64_t K, const float* const* A, std::int64_t lda,
+                   const float* const* B, std::int64_t ldb, float* const* C, std::int64_t ldc);
+
 }  // namespace detdl::cpu

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -208,6 +209,45 @@ TEST(Gemm, ThreadCountNeverChangesBitsOnSplitRegions) {
       EXPECT_EQ(0, std::memcmp(c1.data(), cr.data(), c1.size() * sizeof(float))) << "repeatable";
     }
   }
+}
+
+// sgemm_batched: R products of one shape, each its own operands; every C[r] is the
+// canonical order bit for bit (the plain loop), on thread counts below, at and above R,
+// with a long reduction (the chunk tree) among them; `fast` is refused.
+TEST(Gemm, BatchedProductsAreEachTheCanonicalProduct) {
+  ThreadsGuard guard;
+  struct Shape {
+    i64 R, M, N, K;
+  };
+  for (const Shape sh : {Shape{1, 17, 23, 11}, Shape{3, 256, 23, 23}, Shape{5, 7, 33, 100},
+                         Shape{2, 5, 3, 2 * kChunkProducts + 9}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (int t : {1, 2, 3, 8}) {
+          use_threads(t);
+          std::vector<Problem> ps;
+          std::vector<std::vector<float>> Cs;
+          std::vector<const float*> A, B;
+          std::vector<float*> C;
+          for (i64 r = 0; r < sh.R; ++r) {
+            ps.emplace_back(sh.M, sh.N, sh.K, ta, tb, 7 + 31 * r);
+            Cs.emplace_back(static_cast<std::size_t>(sh.M * ps.back().ldc),
+                            std::numeric_limits<float>::quiet_NaN());
+          }
+          for (i64 r = 0; r < sh.R; ++r) {
+            A.push_back(ps[r].A.data());
+            B.push_back(ps[r].B.data());
+            C.push_back(Cs[r].data());
+          }
+          const Problem& p0 = ps[0];
+          sgemm_batched(Level::portable, ta, tb, sh.R, sh.M, sh.N, sh.K, A.data(), p0.lda, B.data(),
+                        p0.ldb, C.data(), p0.ldc);
+          for (i64 r = 0; r < sh.R; ++r) expect_canonical(ps[r], Cs[r], "sgemm_batched");
+        }
+  const float* a = nullptr;
+  float* c = nullptr;
+  EXPECT_THROW(sgemm_batched(Level::fast, false, false, 1, 1, 1, 1, &a, 1, &a, 1, &c, 1),
+               std::invalid_argument);
 }
 
 TEST(Gemm, EmptyReductionGivesPositiveZeros) {

@@ -110,6 +110,55 @@ TEST(Runner, StoresEveryRowOnceAndSkipsStoredOnes) {
   EXPECT_EQ(plan_slice(plan, {"fixed", "two-threads"}, {1}).size(), 2u);
 }
 
+// BUTTER repetitions are trained together by default (RunnerOptions::batch): the rows,
+// their hashes and their records (timings aside) are those of running every run alone; a
+// --max-runs stop inside a setting and a resume give the same rows too.
+TEST(Runner, BatchedRepetitionsStoreTheRowsOfRunsAlone) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "b.toml";
+  std::ofstream(file) << "name = \"resume\"\nrepetitions = 4\n[experiment]\nnet = "
+                         "\"butter:rectangle_residual:4:1024\"\ndata = \"wine_quality_white\"\n"
+                         "data_dir = \"" DETDL_SHARED_DIR
+                         "/data\"\nepochs = 2\nbatch_size = 256\n"
+                         "label_noise = 0.05\n[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n"
+                         "[[setting]]\nname = \"fixed\"\n";
+  const Study s = load_study(file.string());
+  RunnerOptions opt;
+  opt.quiet = true;
+  opt.batch = 1;
+  const std::string alone = (dir / "alone.sqlite").string(),
+                    together = (dir / "tog.sqlite").string();
+  fs::remove(alone);
+  fs::remove(together);
+  EXPECT_EQ(run_study(s, alone, opt).ran, 8);
+  opt.batch = 64;
+  opt.max_runs = 3;  // stops inside the first setting: a group of 3
+  EXPECT_EQ(run_study(s, together, opt).ran, 3);
+  opt.max_runs = -1;
+  EXPECT_EQ(run_study(s, together, opt).ran, 5);
+  EXPECT_EQ(rows(together), rows(alone));
+  std::set<std::string> varied;
+  for (const auto& [key, row] : rows(alone))
+    if (row.rfind("varied/", 0) == 0) varied.insert(row.substr(row.rfind('/')));
+  EXPECT_EQ(varied.size(), 4u);
+  int batched = 0;  // 3 + 4: the resumed varied repetition 3 is a group of one
+  for (const auto& r : Store(together).runs("resume")) {
+    nlohmann::json a = Store(alone).record(r.key), t = Store(together).record(r.key);
+    batched += t.contains("batched");
+    EXPECT_FALSE(a.contains("batched"));
+    for (auto* j : {&a, &t}) {
+      j->erase("timings");
+      j->erase("started_at");
+      j->erase("batched");
+      for (auto& ep : (*j)["epochs"])
+        for (const char* k : {"seconds", "train_seconds", "validation_seconds", "test_seconds"})
+          ep.erase(k);
+    }
+    EXPECT_EQ(a, t) << r.key;
+  }
+  EXPECT_EQ(batched, 7);
+}
+
 TEST(Runner, KilledStudyResumesToTheSameRows) {
   const fs::path dir = temp_dir();
   const fs::path file = dir / "k.toml";

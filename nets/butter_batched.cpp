@@ -1,0 +1,376 @@
+// The batched trainer of nets/butter_batched.h. Each step mirrors Trainer::train_step on
+// the ops' kernels: the tensors the autograd path allocates per op are buffers kept per
+// repetition, and the tape's order of gradient accumulation is written out where it
+// decides bits (a residual input's gradient; a penalised weight's).
+#include "nets/butter_batched.h"
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <span>
+#include <stdexcept>
+
+#include "engine/autograd.h"
+#include "engine/hash.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/reduce.h"
+
+namespace detdl::nets {
+
+namespace {
+
+using i64 = std::int64_t;
+
+// One repetition's state. Layer d reads in(d) (the batch for d = 0) and writes out(d).
+struct Rep {
+  BatchedRun* run = nullptr;
+  RunContext ctx;
+  Level matmul = Level::portable, bias_grad = Level::portable, loss = Level::portable;
+  std::vector<NamedTensor> params;  // weight, bias per layer (model order)
+  std::unique_ptr<Optimizer> opt;
+  std::vector<Tensor> grads;  // per parameter, attached as its .grad for the update
+  // Forward, per hidden layer d: z = in W^T + b, a = relu(z), sum = a + in (residual).
+  std::vector<std::vector<float>> z, a, sum;
+  // Backward, per hidden layer d: g = dL/d out(d), dz = dL/dz.
+  std::vector<std::vector<float>> g, dz;
+  std::vector<float> t;  // dz W for a residual layer, before the skip's gradient is added
+  Tensor xb, yb;         // the batch (count, n_in) and its targets
+  Tensor zo, out, dout;  // the output layer's pre-activation, output and dL/d out
+  std::vector<float> dzo;
+  std::vector<i64> order;
+  i64 order_epoch = -1;
+  EpochProgress prog;
+  TrainResult result;
+  EpochStats stats;
+};
+
+bool residual_at(const DenseStack& s, std::size_t d) {
+  return s.residual && d >= 1 && d + 1 < s.widths.size();
+}
+
+const float* layer_in(const Rep& r, const DenseStack& s, std::size_t d) {
+  if (d == 0) return r.xb.f32();
+  return residual_at(s, d - 1) ? r.sum[d - 1].data() : r.a[d - 1].data();
+}
+
+// The buffer that holds dL/d in(d) for d >= 1: the previous layer's g.
+float* grad_in(Rep& r, std::size_t d) { return r.g[d - 1].data(); }
+
+std::string check_model(const Module& m, const DenseStack& s) {
+  const auto ps = m.parameters();
+  if (ps.size() != 2 * s.widths.size())
+    return "the model has " + std::to_string(ps.size()) + " parameter tensors, the stack " +
+           std::to_string(2 * s.widths.size());
+  i64 fan_in = s.n_in;
+  for (std::size_t d = 0; d < s.widths.size(); ++d) {
+    const Shape w{s.widths[d], fan_in}, b{s.widths[d]};
+    if (ps[2 * d].tensor.shape() != w || ps[2 * d + 1].tensor.shape() != b)
+      return "layer " + std::to_string(d) + " of the model is " +
+             shape_str(ps[2 * d].tensor.shape()) + ", the stack's " + shape_str(w);
+    fan_in = s.widths[d];
+  }
+  return {};
+}
+
+// Runs fn(r) for every repetition on the pool, each under its run's context (the kernels'
+// nested parallel calls run serially inside).
+template <class Fn>
+void per_rep(std::span<Rep> reps, Fn&& fn) {
+  cpu::parallel_for(static_cast<i64>(reps.size()), [&](i64 i) {
+    Rep& r = reps[static_cast<std::size_t>(i)];
+    ContextGuard guard(r.ctx);
+    fn(r);
+  });
+}
+
+// C[r] (M, N) = opA[r] * opB[r] over the repetitions; pointers from the getters.
+template <class A, class B, class C>
+void batched(std::span<Rep> reps, bool ta, bool tb, i64 M, i64 N, i64 K, A a, i64 lda, B b, i64 ldb,
+             C c, i64 ldc) {
+  std::vector<const float*> pa, pb;
+  std::vector<float*> pc;
+  for (Rep& r : reps) {
+    pa.push_back(a(r));
+    pb.push_back(b(r));
+    pc.push_back(c(r));
+  }
+  cpu::sgemm_batched(reps[0].matmul, ta, tb, static_cast<i64>(reps.size()), M, N, K, pa.data(), lda,
+                     pb.data(), ldb, pc.data(), ldc);
+}
+
+// y (count, O) = y + b row by row (ops::linear's bias add).
+void add_bias(float* y, const float* b, i64 count, i64 O) {
+  for (i64 n = 0; n < count; ++n)
+    for (i64 o = 0; o < O; ++o) y[n * O + o] = y[n * O + o] + b[o];
+}
+
+// The data loss of the batch and dL/d out (compute_loss's kernels, upstream gradient 1).
+float loss_and_grad(Rep& r, LossKind kind, i64 count, i64 K) {
+  float* d = r.dout.data_f32();
+  switch (kind) {
+    case LossKind::softmax_ce:
+    case LossKind::keras_ce:
+      return cpu::softmax_cross_entropy(
+          r.loss, count, K, r.out.f32(), r.yb.i32(), nullptr, d,
+          kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact);
+    case LossKind::bce:
+      return cpu::binary_cross_entropy(r.loss, count * K, r.out.f32(), r.yb.f32(), false, nullptr,
+                                       d);
+    case LossKind::mse:
+      return cpu::mean_squared_error(r.loss, count * K, r.out.f32(), r.yb.f32(), nullptr, d);
+  }
+  throw std::logic_error("unknown loss");
+}
+
+// The step's training loss: the data loss plus each penalised parameter's terms, in
+// parameter order, l1 then l2 (Trainer::train_step's ops::add chain).
+float total_loss(const Rep& r, float data_loss) {
+  const TrainConfig& cfg = r.run->cfg;
+  float loss = data_loss;
+  for (const auto& p : r.params) {
+    if (!penalized(cfg, p)) continue;
+    if (cfg.l1 > 0.0f)
+      loss = loss + cfg.l1 * cpu::l1_penalty(r.loss, p.tensor.numel(), p.tensor.f32());
+    if (cfg.l2 > 0.0f)
+      loss = loss + cfg.l2 * cpu::l2_penalty(r.loss, p.tensor.numel(), p.tensor.f32());
+  }
+  return loss;
+}
+
+// Adds the penalties' gradients to a parameter's gradient as the tape accumulates them: the
+// penalty nodes come last in the tape, so they reach the parameter first (l2's, then
+// l1's added to it), and the layer's own gradient is added to that.
+void add_penalty_grads(const TrainConfig& cfg, const NamedTensor& p, float* grad,
+                       std::vector<float>& l2, std::vector<float>& l1) {
+  const i64 n = p.tensor.numel();
+  const float* w = p.tensor.f32();
+  const bool has1 = cfg.l1 > 0.0f, has2 = cfg.l2 > 0.0f;
+  if (!has1 && !has2) return;
+  l2.assign(static_cast<std::size_t>(n), 0.0f);
+  l1.assign(static_cast<std::size_t>(n), 0.0f);
+  if (has2) cpu::l2_penalty_grad_add(n, w, cfg.l2, l2.data());
+  if (has1) cpu::l1_penalty_grad_add(n, w, cfg.l1, l1.data());
+  for (i64 i = 0; i < n; ++i) {
+    const float pen = has2 && has1 ? l2[i] + l1[i] : has2 ? l2[i] : l1[i];
+    grad[i] = pen + grad[i];
+  }
+}
+
+void ensure(std::vector<float>& v, i64 n) {
+  if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStack& stack) {
+  if (runs.empty()) return "no runs";
+  if (stack.widths.size() < 2 || stack.n_in < 1) return "the stack has no layers";
+  const BatchedRun& first = runs[0];
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const BatchedRun& r = runs[i];
+    const std::string at = "run " + std::to_string(i) + ": ";
+    if (!r.model || !r.train) return at + "no model or training set";
+    if (const std::string m = check_model(*r.model, stack); !m.empty()) return at + m;
+    const TrainConfig& c = r.cfg;
+    if (c.device != Device::cpu) return at + "device " + std::string(device_name(c.device));
+    if (c.context.any_emulated()) return at + "emulated op families";
+    for (int f = 0; f < kOpFamilyCount; ++f)
+      if (c.context.level_of[f] == Level::fast) return at + "an op family at level fast";
+    if (c.augment) return at + "augmentation";
+    if (!c.checkpoint_path.empty() || c.stop_after_steps >= 0) return at + "checkpoints";
+    if (c.on_step || c.on_step_model) return at + "per-step callbacks";
+    if (c.batch_size < 1 || c.epochs < 0) return at + "a bad batch size or epoch count";
+    if (r.train->size() != first.train->size() || c.batch_size != first.cfg.batch_size ||
+        c.epochs != first.cfg.epochs)
+      return at + "its training rows, batch size or epochs differ from run 0's";
+    if (r.train->y.dim(0) != r.train->size() || r.train->size() == 0)
+      return at + "an empty or ragged training set";
+    if (takes_class_labels(c.loss) == (r.train->y.dtype() != DType::i32))
+      return at + "targets that do not fit the loss";
+  }
+  return {};
+}
+
+std::vector<TrainResult> fit_batched(
+    std::vector<BatchedRun>& runs, const DenseStack& stack, int threads,
+    const std::function<void(std::size_t, const EpochStats&)>& on_epoch, BatchOrder order) {
+  if (const std::string why = batched_refusal(runs, stack); !why.empty())
+    throw std::invalid_argument("repetitions trained together: " + why);
+  cpu::set_num_threads(threads);
+  const std::size_t L = stack.widths.size(), out_layer = L - 1;
+  const i64 K = stack.widths.back(), n = runs[0].train->size(), B = runs[0].cfg.batch_size;
+  const i64 spe = (n + B - 1) / B, total_steps = spe * runs[0].cfg.epochs;
+
+  std::vector<Rep> reps(runs.size());
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    Rep& r = reps[i];
+    r.run = &runs[i];
+    const TrainConfig& cfg = runs[i].cfg;
+    r.ctx = cfg.context;
+    r.ctx.dropout_seed = cfg.dropout_seed;
+    r.matmul = cfg.context.level(OpFamily::matmul);
+    r.bias_grad = cfg.context.level(OpFamily::bias_grad);
+    r.loss = cfg.context.level(OpFamily::loss_reduce);
+    Module& m = *runs[i].model;
+    m.to(Device::cpu);
+    initialize_for_run(m, cfg);
+    m.train(true);
+    r.params = m.parameters();
+    r.opt = std::make_unique<Optimizer>(r.params, cfg.optimizer);
+    for (const auto& p : r.params) r.grads.push_back(Tensor::zeros(p.tensor.shape()));
+    r.z.resize(L - 1), r.a.resize(L - 1), r.sum.resize(L - 1), r.g.resize(L - 1),
+        r.dz.resize(L - 1);
+  }
+  // Matches the reference run (sgemm_batched requires one level for all products).
+  for (const Rep& r : reps)
+    if (r.matmul != reps[0].matmul)
+      throw std::invalid_argument("repetitions trained together: matmul levels differ");
+
+  auto t_epoch = std::chrono::steady_clock::now();
+  for (i64 step = 0; step < total_steps; ++step) {
+    const i64 epoch = step / spe, first = (step % spe) * B, count = std::min(B, n - first);
+    const bool epoch_end = (step + 1) % spe == 0;
+    // One step of the repetitions in `reps`: layer by layer over all of them.
+    auto step_of = [&](std::span<Rep> reps) {
+      // The batch of each repetition (its own order and training set).
+      per_rep(reps, [&](Rep& r) {
+        const BatchedRun& run = *r.run;
+        if (r.order_epoch != epoch) r.order = epoch_order(n, run.cfg, r.order_epoch = epoch);
+        r.xb = gather_rows(run.train->x, r.order.data() + first, count);
+        r.yb = gather_rows(run.train->y, r.order.data() + first, count);
+        r.ctx.step = static_cast<std::uint32_t>(step);
+        r.ctx.dropout_layer = 0;
+        for (std::size_t d = 0; d < out_layer; ++d) {
+          const i64 w = stack.widths[d];
+          ensure(r.z[d], count * w), ensure(r.a[d], count * w), ensure(r.g[d], count * w),
+              ensure(r.dz[d], count * w);
+          if (residual_at(stack, d)) ensure(r.sum[d], count * w);
+        }
+        r.zo = Tensor::empty({count, K});
+        r.out = stack.sigmoid_output ? Tensor::empty({count, K}) : r.zo;
+        r.dout = Tensor::empty({count, K});
+        ensure(r.dzo, count * K);
+      });
+
+      // Forward: one batched product per layer, then the element-wise work per repetition.
+      i64 fan_in = stack.n_in;
+      for (std::size_t d = 0; d < L; ++d) {
+        const i64 w = stack.widths[d];
+        batched(
+            reps, false, true, count, w, fan_in, [&](Rep& r) { return layer_in(r, stack, d); },
+            fan_in, [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, fan_in,
+            [&](Rep& r) { return d == out_layer ? r.zo.data_f32() : r.z[d].data(); }, w);
+        per_rep(reps, [&](Rep& r) {
+          const float* b = r.params[2 * d + 1].tensor.f32();
+          if (d == out_layer) {
+            add_bias(r.zo.data_f32(), b, count, w);
+            if (stack.sigmoid_output)
+              cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(),
+                                      count * w);
+            return;
+          }
+          add_bias(r.z[d].data(), b, count, w);
+          cpu::activation_forward(Activation::relu, 0.0f, r.z[d].data(), r.a[d].data(), count * w);
+          if (residual_at(stack, d)) {  // ops::add(relu(...), x)
+            const float* x = layer_in(r, stack, d);
+            float* s = r.sum[d].data();
+            for (i64 i = 0; i < count * w; ++i) s[i] = r.a[d][i] + x[i];
+          }
+        });
+        fan_in = w;
+      }
+
+      // Loss, penalties and the epoch's bookkeeping, then dL/d z of the output layer.
+      per_rep(reps, [&](Rep& r) {
+        const TrainConfig& cfg = r.run->cfg;
+        const float data_loss = loss_and_grad(r, cfg.loss, count, K);
+        if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
+        record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
+        if (stack.sigmoid_output)
+          cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
+                                   r.dzo.data(), count * K);
+        else
+          std::copy(r.dout.f32(), r.dout.f32() + count * K, r.dzo.data());
+      });
+
+      // Backward, layer by layer from the output: dW and (below the first layer) dL/d in as
+      // batched products, then the bias gradient and the activation's backward per repetition.
+      for (std::size_t d = L; d-- > 0;) {
+        const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
+        auto dz_of = [&, d](Rep& r) -> const float* {
+          return d == out_layer ? r.dzo.data() : r.dz[d].data();
+        };
+        batched(
+            reps, true, false, w, in, count, dz_of, w,
+            [&](Rep& r) { return layer_in(r, stack, d); }, in,
+            [&](Rep& r) { return r.grads[2 * d].data_f32(); }, in);
+        if (d > 0)
+          batched(
+              reps, false, false, count, in, w, dz_of, w,
+              [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, in,
+              [&](Rep& r) {
+                return residual_at(stack, d) ? (ensure(r.t, count * in), r.t.data())
+                                             : grad_in(r, d);
+              },
+              in);
+        per_rep(reps, [&](Rep& r) {
+          cpu::column_sums(r.bias_grad, count, w, dz_of(r), r.grads[2 * d + 1].data_f32());
+          if (d == 0) return;
+          float* gin = grad_in(r, d);   // dL/d out(d-1)
+          if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it
+            const float* gout = r.g[d].data();
+            for (i64 i = 0; i < count * in; ++i) gin[i] = gout[i] + r.t[i];
+          }
+          const std::size_t h = d - 1;  // the hidden layer below: relu's backward
+          cpu::activation_backward(Activation::relu, 0.0f, r.z[h].data(), r.a[h].data(), gin,
+                                   r.dz[h].data(), count * in);
+        });
+      }
+
+      // The update, then the step's hash and, at an epoch's end, its summary.
+      per_rep(reps, [&](Rep& r) {
+        const TrainConfig& cfg = r.run->cfg;
+        std::vector<float> l2, l1;
+        for (std::size_t i = 0; i < r.params.size(); ++i) {
+          if (penalized(cfg, r.params[i]))
+            add_penalty_grads(cfg, r.params[i], r.grads[i].data_f32(), l2, l1);
+          accumulate_grad(r.params[i].tensor, r.grads[i]);
+        }
+        r.opt->step(cfg.schedule.lr(epoch));
+        r.opt->zero_grad();
+        r.result.steps = step + 1;
+        if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
+        if (epoch_end) {
+          r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
+                                    penalty_value(*r.run->model, cfg), t_epoch);
+          r.prog = EpochProgress{};
+        }
+      });
+    };
+    if (order == BatchOrder::by_layer) {
+      step_of(reps);
+    } else {  // by repetition: each task runs a whole step of one (nested calls run serially)
+      cpu::parallel_for(static_cast<i64>(reps.size()), [&](i64 i) {
+        step_of(std::span<Rep>(&reps[static_cast<std::size_t>(i)], 1));
+      });
+    }
+    if (epoch_end) {
+      for (std::size_t i = 0; i < reps.size(); ++i) {
+        reps[i].result.epochs.push_back(reps[i].stats);
+        if (on_epoch) on_epoch(i, reps[i].result.epochs.back());
+      }
+      t_epoch = std::chrono::steady_clock::now();
+    }
+  }
+  std::vector<TrainResult> results;
+  for (Rep& r : reps) {
+    r.result.weight_hash = weight_hash(*r.run->model);
+    results.push_back(std::move(r.result));
+  }
+  return results;
+}
+
+}  // namespace detdl::nets

@@ -1,0 +1,73 @@
+// BUTTER's repetitions trained together: R runs of one dense stack (make_butter_mlp's
+// nets, every shape, the residual one included) trained in lockstep as one batched
+// computation. Each layer's product is one batched GEMM over the repetitions
+// (cpu::sgemm_batched: tasks over (repetition, region of C)); the element-wise work, the
+// loss, the metrics and the optimizer run per repetition, spread over the thread pool.
+//
+// Each repetition keeps its own weights (in its own Module), seeds, data order, training
+// set (label noise, split), optimizer, penalties and held-out sets, and its result is bit for
+// bit what Trainer(*model, cfg).fit(train, evals) gives alone at `portable` or `repeatable`:
+// the same kernels in the same order (the autograd tape's order of gradient accumulation
+// included), and every output of a kernel is computed by one task in the canonical order,
+// whatever the thread count (tests/nets/test_butter_batched.cpp checks every shape, with
+// and without label noise and penalties, for each loss and optimizer).
+//
+// Why: BUTTER is millions of small runs; one alone keeps neither core of a small machine busy
+// (its products are a few hundred rows by a few dozen columns), and each op's dispatch costs
+// about as much as its arithmetic. bench/butter_batched.sh measures it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/train.h"
+
+namespace detdl::nets {
+
+// The layers of a make_butter_mlp net: x (N, n_in) -> dense layers of widths[d] units
+// (ReLU after each hidden one; identity skips after the activation of hidden layers 1 ..
+// depth-2 when residual) -> the output layer of widths.back() units (sigmoid when
+// sigmoid_output). The model may be flattening (nets/zoo.cpp): images are read as rows.
+struct DenseStack {
+  std::int64_t n_in = 0;
+  std::vector<std::int64_t> widths;
+  bool residual = false;
+  bool sigmoid_output = false;
+};
+
+// One repetition: its model (built for `stack`; the weights live there and are initialised
+// by the trainer from cfg.init_seed), its config and its data.
+struct BatchedRun {
+  Module* model = nullptr;
+  TrainConfig cfg;
+  const Dataset* train = nullptr;
+  EvalSets evals;
+};
+
+// Why `runs` cannot be trained together (empty when they can): a model that does not
+// match `stack`, a device other than the CPU, a `fast` op family or emulation, augmentation,
+// checkpoints or a step limit, or runs whose training sets, batch sizes or epochs differ
+// (they step in lockstep).
+std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStack& stack);
+
+// How a step walks the repetitions. Both give every repetition the same bits (those of its
+// run alone); only speed differs.
+//   by_layer:      each layer's product is one batched GEMM over all repetitions
+//                  (cpu::sgemm_batched), the element-wise work a pass over them: the
+//                  form a GPU wants (one launch per layer for all repetitions).
+//   by_repetition: the thread pool takes whole steps of one repetition (its products and
+//                  element-wise work back to back, in cache): on the CPU the faster one.
+enum class BatchOrder { by_layer, by_repetition };
+
+// Trains the runs together on `threads` threads; result r is run r's, as Trainer::fit gives
+// it (steps, epochs, step hashes, weight hash). on_epoch(r, stats) is called for every run
+// at each epoch end, in run order, on the calling thread. Each epoch's times are the batched
+// epoch's (all repetitions together). Throws std::invalid_argument with batched_refusal's
+// reason.
+std::vector<TrainResult> fit_batched(
+    std::vector<BatchedRun>& runs, const DenseStack& stack, int threads,
+    const std::function<void(std::size_t, const EpochStats&)>& on_epoch = {},
+    BatchOrder order = BatchOrder::by_repetition);
+
+}  // namespace detdl::nets

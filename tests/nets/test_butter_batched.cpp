@@ -1,0 +1,153 @@
+// Repetitions trained together (nets/butter_batched.h, run_experiments_batched): every
+// repetition's bits and record are those of training it alone (in both step orders), for every BUTTER shape (the
+// residual one included), each loss (softmax cross-entropy, binary cross-entropy, MSE), each
+// optimizer, with and without label noise and L1/L2 penalties, with repetitions that differ
+// in every seed (their own splits and noisy labels).
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "nets/experiment.h"
+
+namespace detdl::nets {
+namespace {
+
+Experiment butter(const std::string& data, const std::string& shape, int depth, int size) {
+  Experiment e;
+  e.net = "butter:" + shape + ":" + std::to_string(depth) + ":" + std::to_string(size);
+  e.data = data;
+  e.data_dir = DETDL_SHARED_DIR "/data";
+  e.epochs = 2;
+  e.batch_size = 256;
+  e.optimizer.kind = OptimizerConfig::Kind::adam;
+  e.optimizer.eps = 1e-7f;
+  e.optimizer.keras_form = true;
+  e.schedule.base_lr = 1e-3f;
+  e.threads = 2;
+  return e;
+}
+
+// R copies of e, repetition r with every seed its own.
+std::vector<Experiment> repetitions(const Experiment& e, int R) {
+  std::vector<Experiment> es(static_cast<std::size_t>(R), e);
+  for (int r = 0; r < R; ++r) {
+    const std::uint64_t s = 100 + static_cast<std::uint64_t>(r);
+    es[static_cast<std::size_t>(r)].seeds = {s, s + 10, s + 20, s + 30, s + 40, s + 50};
+  }
+  return es;
+}
+
+// The record without what only says when and how long (and that it was batched).
+nlohmann::json without_times(nlohmann::json r) {
+  r.erase("timings");
+  r.erase("started_at");
+  r.erase("batched");
+  for (auto& ep : r["epochs"])
+    for (const char* k : {"seconds", "train_seconds", "validation_seconds", "test_seconds"})
+      ep.erase(k);
+  return r;
+}
+
+void expect_same_as_alone(const std::vector<Experiment>& es) {
+  RunOptions ro;
+  ro.step_hashes = true;
+  ro.epoch_predictions = true;
+  ro.keep_weights_up_to = 1'000'000;
+  const std::vector<RunOutput> together = run_experiments_batched(es, ro);
+  const std::vector<RunOutput> by_layer = run_experiments_batched(es, ro, /*by_layer=*/true);
+  ASSERT_EQ(together.size(), es.size());
+  ASSERT_EQ(by_layer.size(), es.size());
+  std::set<std::string> hashes;
+  for (std::size_t i = 0; i < es.size(); ++i) {
+    EXPECT_EQ(without_times(by_layer[i].record), without_times(together[i].record));
+    SCOPED_TRACE("repetition " + std::to_string(i) + " of " + es[i].net + " on " + es[i].data);
+    const RunOutput alone = run_experiment(es[i], ro);
+    EXPECT_EQ(together[i].result.weight_hash, alone.result.weight_hash);
+    EXPECT_EQ(together[i].result.step_hashes, alone.result.step_hashes);
+    EXPECT_EQ(together[i].final_weights, alone.final_weights);
+    EXPECT_EQ(without_times(together[i].record), without_times(alone.record));
+    EXPECT_EQ(together[i].record["batched"]["repetitions"], es.size());
+    EXPECT_EQ(together[i].record["batched"]["index"], i);
+    hashes.insert(alone.result.weight_hash);
+  }
+  EXPECT_EQ(hashes.size(), es.size());  // the repetitions are different runs
+}
+
+class EveryShape : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryShape, EachRepetitionIsItsRunAloneWithAndWithoutLabelNoise) {
+  Experiment e = butter("wine_quality_white", GetParam(), 4, 1024);  // softmax CE, 7 classes
+  expect_same_as_alone(repetitions(e, 3));
+  e.label_noise = 0.1;
+  expect_same_as_alone(repetitions(e, 3));
+}
+
+INSTANTIATE_TEST_SUITE_P(ButterBatched, EveryShape,
+                         ::testing::Values("rectangle", "trapezoid", "exponential", "wide_first_2x",
+                                           "wide_first_16x", "rectangle_residual"));
+
+TEST(ButterBatched, BinaryCrossEntropyWithPenalties) {
+  Experiment e = butter("banana", "rectangle_residual", 5, 2048);  // one sigmoid output
+  e.l1 = 1e-4f;
+  e.l2 = 1e-3f;
+  expect_same_as_alone(repetitions(e, 3));
+  e.l1 = 0.0f;  // each penalty alone takes another path through the gradient
+  expect_same_as_alone(repetitions(e, 2));
+  e.l1 = 1e-4f;
+  e.l2 = 0.0f;
+  expect_same_as_alone(repetitions(e, 2));
+}
+
+TEST(ButterBatched, RegressionWithSgdAndRmsprop) {
+  Experiment e = butter("537_houses", "trapezoid", 3, 512);  // MSE on a sigmoid output
+  e.optimizer = OptimizerConfig{};
+  e.optimizer.momentum = 0.9f;
+  e.schedule.base_lr = 0.01f;
+  e.label_noise = 0.05;
+  expect_same_as_alone(repetitions(e, 2));
+  e.optimizer.kind = OptimizerConfig::Kind::rmsprop;
+  e.optimizer.momentum = 0.0f;
+  e.schedule.base_lr = 1e-3f;
+  expect_same_as_alone(repetitions(e, 2));
+}
+
+// Images go in flattened (BUTTER's pixel columns); a short last batch; more repetitions
+// than threads and fewer; one thread.
+TEST(ButterBatched, FlattenedImagesAndThreadCounts) {
+  Experiment e = butter("synthetic-mnist:700", "wide_first_4x", 3, 4096);
+  e.batch_size = 128;  // 560 training rows: the last batch has 48
+  for (int threads : {1, 3}) {
+    e.threads = threads;
+    expect_same_as_alone(repetitions(e, 1));
+    expect_same_as_alone(repetitions(e, 5));
+  }
+}
+
+TEST(ButterBatched, RefusesWhatItCannotTrainTogether) {
+  const Experiment e = butter("wine_quality_white", "rectangle", 3, 1024);
+  EXPECT_EQ(batch_refusal(repetitions(e, 3)), "");
+  Experiment mlp = e;
+  mlp.net = "mlp:16";
+  EXPECT_NE(batch_refusal({mlp, mlp}).find("not a BUTTER net"), std::string::npos);
+  auto es = repetitions(e, 3);
+  es[2].epochs = 3;
+  EXPECT_NE(batch_refusal(es).find("experiment 2 differs"), std::string::npos);
+  Experiment fast = e;
+  fast.level = Level::fast;
+  EXPECT_NE(batch_refusal({fast}).find("level fast"), std::string::npos);
+  Experiment some_fast = e;
+  some_fast.fast_ops = {OpFamily::matmul};
+  EXPECT_NE(batch_refusal({some_fast}).find("fast op"), std::string::npos);
+  Experiment emulated = e;
+  emulated.level = Level::emulated;
+  EXPECT_NE(batch_refusal({emulated}).find("emulation"), std::string::npos);
+  EXPECT_THROW(run_experiments_batched({fast, fast}), std::invalid_argument);
+  RunOptions ro;
+  ro.checkpoint_path = "/tmp/never";
+  EXPECT_THROW(run_experiments_batched(repetitions(e, 2), ro), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace detdl::nets
