@@ -202,7 +202,7 @@ std::vector<TrainResult> fit_batched(
   cpu::set_num_threads(threads);
   const std::size_t L = stack.widths.size(), out_layer = L - 1;
   const i64 K = stack.widths.back(), n = runs[0].train->size(), B = runs[0].cfg.batch_size;
-  const i64 spe = (n + B - 1) / B, total_steps = spe * runs[0].cfg.epochs;
+  const i64 spe = (n + B - 1) / B;
 
   std::vector<Rep> reps(runs.size());
   for (std::size_t i = 0; i < runs.size(); ++i) {
@@ -230,11 +230,11 @@ std::vector<TrainResult> fit_batched(
       throw std::invalid_argument("repetitions trained together: matmul levels differ");
 
   auto t_epoch = std::chrono::steady_clock::now();
-  for (i64 step = 0; step < total_steps; ++step) {
+  // Step `step` of the repetitions in `reps`: layer by layer over all of them.
+  auto step_of = [&](std::span<Rep> reps, i64 step) {
     const i64 epoch = step / spe, first = (step % spe) * B, count = std::min(B, n - first);
     const bool epoch_end = (step + 1) % spe == 0;
-    // One step of the repetitions in `reps`: layer by layer over all of them.
-    auto step_of = [&](std::span<Rep> reps) {
+    {
       // The batch of each repetition (its own order and training set).
       per_rep(reps, [&](Rep& r) {
         const BatchedRun& run = *r.run;
@@ -350,20 +350,22 @@ std::vector<TrainResult> fit_batched(
         }
       });
     };
+  };
+  for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
+    const i64 first_step = epoch * spe, end_step = first_step + spe;
     if (order == BatchOrder::by_layer) {
-      step_of(reps);
-    } else {  // by repetition: each task runs a whole step of one (nested calls run serially)
+      for (i64 step = first_step; step < end_step; ++step) step_of(reps, step);
+    } else {  // by repetition: each task runs a whole epoch of one, its state staying in cache
       cpu::parallel_for(static_cast<i64>(reps.size()), [&](i64 i) {
-        step_of(std::span<Rep>(&reps[static_cast<std::size_t>(i)], 1));
+        const std::span<Rep> one(&reps[static_cast<std::size_t>(i)], 1);
+        for (i64 step = first_step; step < end_step; ++step) step_of(one, step);
       });
     }
-    if (epoch_end) {
-      for (std::size_t i = 0; i < reps.size(); ++i) {
-        reps[i].result.epochs.push_back(reps[i].stats);
-        if (on_epoch) on_epoch(i, reps[i].result.epochs.back());
-      }
-      t_epoch = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < reps.size(); ++i) {
+      reps[i].result.epochs.push_back(reps[i].stats);
+      if (on_epoch) on_epoch(i, reps[i].result.epochs.back());
     }
+    t_epoch = std::chrono::steady_clock::now();
   }
   std::vector<TrainResult> results;
   for (Rep& r : reps) {

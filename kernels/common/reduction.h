@@ -73,6 +73,11 @@ DETDL_HD float canonical_dot(const float* a, std::int64_t sa, const float* b, st
 // terms are computed on the fly (e.g. (x - mean)^2 in batch norm, a loss per sample).
 template <class Term>
 DETDL_HD float canonical_sum_of(std::int64_t n, Term term) {
+  if (n <= kChunkValues) {  // one chunk: the tree's root is its partial (the common short sum)
+    float p = 0.0f;
+    for (std::int64_t k = 0; k < n; ++k) p = p + term(k);
+    return p;
+  }
   ChunkTree tree;
   for (std::int64_t s = 0; s < n; s += kChunkValues) {
     const std::int64_t e = (s + kChunkValues < n) ? s + kChunkValues : n;

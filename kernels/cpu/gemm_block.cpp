@@ -58,8 +58,13 @@ void pack_a(Operand a, i64 m0, i64 mc, i64 k0, i64 kc, float* dst) {
     const i64 mr = std::min<i64>(kMR, mc - ir);
     if (a.trans) {  // A (K, M): the kMR values at one k are contiguous
       const float* src = a.data + k0 * a.ld + m0 + ir;
-      for (i64 k = 0; k < kc; ++k, src += a.ld)
-        for (i64 r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mr ? src[r] : 0.0f;
+      if (mr == kMR) {
+        for (i64 k = 0; k < kc; ++k, src += a.ld)
+          for (i64 r = 0; r < kMR; ++r) dst[k * kMR + r] = src[r];
+      } else {
+        for (i64 k = 0; k < kc; ++k, src += a.ld)
+          for (i64 r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mr ? src[r] : 0.0f;
+      }
     } else {  // A (M, K): kMR rows, each contiguous in k
       const float* rows[kMR];
       for (i64 r = 0; r < kMR; ++r) rows[r] = a.data + (m0 + ir + std::min(r, mr - 1)) * a.ld + k0;
@@ -162,6 +167,48 @@ void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, fl
   _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
 
+// A 6-row tile whose columns end inside it (nr < 16): the same chains, with the columns
+// past nr masked off C's loads and stores (their lanes compute on B's zero padding and are
+// never written). Eight-column tiles (nr <= 8) keep one accumulator per row.
+template <bool kTwo>
+void micro_6xn(i64 kc, const float* __restrict a, const float* __restrict b, float* c, i64 ldc,
+               bool load, i64 nr) {
+  alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                      0,  0,  0,  0,  0,  0,  0,  0};
+  // The mask of the last vector: its first (nr - 8 or nr) lanes.
+  const i64 last = kTwo ? nr - 8 : nr;
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - last));
+  __m256 c0[kMR], c1[kMR];
+  for (int r = 0; r < kMR; ++r) {
+    if (kTwo) {
+      c0[r] = load ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
+      c1[r] = load ? _mm256_maskload_ps(c + r * ldc + 8, mask) : _mm256_setzero_ps();
+    } else {
+      c0[r] = load ? _mm256_maskload_ps(c + r * ldc, mask) : _mm256_setzero_ps();
+      c1[r] = _mm256_setzero_ps();
+    }
+  }
+  for (i64 k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = kTwo ? _mm256_load_ps(b + 8) : b0;
+    for (int r = 0; r < kMR; ++r) {
+      const __m256 ak = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(ak, b0, c0[r]);
+      if (kTwo) c1[r] = _mm256_fmadd_ps(ak, b1, c1[r]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  for (int r = 0; r < kMR; ++r) {
+    if (kTwo) {
+      _mm256_storeu_ps(c + r * ldc, c0[r]);
+      _mm256_maskstore_ps(c + r * ldc + 8, mask, c1[r]);
+    } else {
+      _mm256_maskstore_ps(c + r * ldc, mask, c0[r]);
+    }
+  }
+}
+
 // An edge tile (mr < 6 or nr < 16): the same kernel on a scratch tile; only the valid
 // mr x nr lanes are read from and written back to C.
 void micro_edge(i64 kc, const float* a, const float* b, float* c, i64 ldc, bool load, i64 mr,
@@ -207,6 +254,10 @@ void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i6
             const float* apanel = ap + ir * kc;
             if (mr == kMR && nr == kNR)
               micro_6x16(kc, apanel, bpanel, c, ldc, load);
+            else if (mr == kMR && nr > 8)
+              micro_6xn<true>(kc, apanel, bpanel, c, ldc, load, nr);
+            else if (mr == kMR)
+              micro_6xn<false>(kc, apanel, bpanel, c, ldc, load, nr);
             else
               micro_edge(kc, apanel, bpanel, c, ldc, load, mr, nr);
           }

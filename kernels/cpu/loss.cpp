@@ -9,6 +9,7 @@
 #include "kernels/common/detmath.h"
 #include "kernels/common/detmath_alt.h"
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/detmath_avx2.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu {
@@ -67,12 +68,20 @@ void check_labels(i64 N, i64 K, const std::int32_t* labels) {
                                   std::to_string(K) + ")");
 }
 
-// One softmax row: m = max, e_k = exp(x_k - m) written to e; returns s = canonical sum.
-float row_exp(const float* x, i64 K, float* e, float& m) {
-  m = x[0];
-  for (i64 k = 1; k < K; ++k) m = x[k] > m ? x[k] : m;
-  for (i64 k = 0; k < K; ++k) e[k] = det_expf(x[k] - m);
-  return canonical_sum(e, K);
+// Softmax rows [r0, r1) of x (N, K): m[i - r0] = max_k x[i][k], e (r1 - r0, K) the
+// det_expf(x[i][k] - m) (eight at a time across rows: det_expf_n is det_expf bit for bit),
+// s[i - r0] = their canonical sum.
+void rows_exp(const float* x, i64 r0, i64 r1, i64 K, float* e, float* m, float* s) {
+  for (i64 i = r0; i < r1; ++i) {
+    const float* xi = x + i * K;
+    float* ei = e + (i - r0) * K;
+    float mi = xi[0];
+    for (i64 k = 1; k < K; ++k) mi = xi[k] > mi ? xi[k] : mi;
+    for (i64 k = 0; k < K; ++k) ei[k] = xi[k] - mi;
+    m[i - r0] = mi;
+  }
+  det_expf_n(e, e, (r1 - r0) * K);
+  for (i64 i = r0; i < r1; ++i) s[i - r0] = canonical_sum(e + (i - r0) * K, K);
 }
 
 }  // namespace
@@ -80,11 +89,11 @@ float row_exp(const float* x, i64 K, float* e, float& m) {
 void softmax_forward(i64 N, i64 K, const float* logits, float* probs) {
   if (K <= 0) return;
   parallel_ranges(N, [&](i64 r0, i64 r1, int) {
+    std::vector<float> m(static_cast<std::size_t>(r1 - r0)), s(m.size());
+    rows_exp(logits, r0, r1, K, probs + r0 * K, m.data(), s.data());
     for (i64 i = r0; i < r1; ++i) {
-      float m;
       float* p = probs + i * K;
-      const float s = row_exp(logits + i * K, K, p, m);
-      for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
+      for (i64 k = 0; k < K; ++k) p[k] = p[k] / s[i - r0];
     }
   });
 }
@@ -102,12 +111,14 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
   }
   const float count = static_cast<float>(N);
   parallel_ranges(N, [&](i64 r0, i64 r1, int) {
-    std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(K));
+    std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>((r1 - r0) * K));
+    std::vector<float> ms(static_cast<std::size_t>(r1 - r0)), ss(ms.size());
+    float* exps = dlogits ? dlogits + r0 * K : scratch.data();  // exps, then the gradient
+    rows_exp(logits, r0, r1, K, exps, ms.data(), ss.data());
     for (i64 i = r0; i < r1; ++i) {
       const float* x = logits + i * K;
-      float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
-      float m;
-      const float s = row_exp(x, K, e, m);
+      float* e = exps + (i - r0) * K;
+      const float m = ms[i - r0], s = ss[i - r0];
       if (form == CrossEntropyForm::keras_clipped) {
         for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;  // the softmax output p
         const KerasRow r = keras_row(e, K, labels[i], [](float v) { return det_logf(v); });

@@ -277,6 +277,33 @@ TEST(Metrics, BatchSplitDoesNotChangeABit) {
   }
 }
 
+// Whole groups of 8 samples are computed in the lanes (kernels/cpu/metrics_avx2.h), the
+// rest one by one: every per-sample value of every metric is the same bits either way
+// (each sample added alone takes the one-by-one path), with NaN, infinite and all-zero rows.
+TEST(Metrics, EightLaneValuesAreTheOneByOneValues) {
+  std::mt19937 rng(11);
+  for (Kind kind : {Kind::softmax_onehot, Kind::regression, Kind::sigmoid_binary})
+    for (std::int64_t k : {1, 6, 7, 10}) {
+      if ((kind == Kind::sigmoid_binary) != (k == 1)) continue;
+      const std::int64_t n = 37;  // 4 groups of 8, 5 alone
+      Batch b = random_batch(rng, n, k, kind);
+      b.pred[3 * k] = std::numeric_limits<float>::quiet_NaN();
+      b.pred[9 * k] = std::numeric_limits<float>::infinity();
+      for (std::int64_t j = 0; j < k; ++j) b.pred[17 * k + j] = 0.0f;
+      MetricAccumulator whole, alone;
+      whole.add(b.pred.data(), b.target.data(), n, k);
+      for (std::int64_t i = 0; i < n; ++i)
+        alone.add(b.pred.data() + i * k, b.target.data() + i * k, 1, k);
+      for (int m = 0; m < kMetricCount; ++m) {
+        const auto& w = whole.values(static_cast<Metric>(m));
+        const auto& a = alone.values(static_cast<Metric>(m));
+        ASSERT_EQ(w.size(), a.size());
+        EXPECT_EQ(std::memcmp(w.data(), a.data(), w.size() * sizeof(float)), 0)
+            << metric_name(static_cast<Metric>(m)) << " k=" << k;
+      }
+    }
+}
+
 TEST(Metrics, NanPredictionGivesNanNotACrash) {
   std::mt19937 rng(3);
   Batch b = random_batch(rng, 5, 4, Kind::softmax_onehot);
