@@ -353,17 +353,21 @@ std::vector<TrainResult> fit_batched(
   };
   for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
     const i64 first_step = epoch * spe, end_step = first_step + spe;
+    // The epoch's end of repetition i: its summary into its result, and the callback.
+    auto finish = [&](std::size_t i) {
+      reps[i].result.epochs.push_back(reps[i].stats);
+      if (on_epoch) on_epoch(i, reps[i].result.epochs.back());
+    };
     if (order == BatchOrder::by_layer) {
       for (i64 step = first_step; step < end_step; ++step) step_of(reps, step);
+      cpu::parallel_for(static_cast<i64>(reps.size()),
+                        [&](i64 i) { finish(static_cast<std::size_t>(i)); });
     } else {  // by repetition: each task runs a whole epoch of one, its state staying in cache
       cpu::parallel_for(static_cast<i64>(reps.size()), [&](i64 i) {
         const std::span<Rep> one(&reps[static_cast<std::size_t>(i)], 1);
         for (i64 step = first_step; step < end_step; ++step) step_of(one, step);
+        finish(static_cast<std::size_t>(i));
       });
-    }
-    for (std::size_t i = 0; i < reps.size(); ++i) {
-      reps[i].result.epochs.push_back(reps[i].stats);
-      if (on_epoch) on_epoch(i, reps[i].result.epochs.back());
     }
     t_epoch = std::chrono::steady_clock::now();
   }

@@ -62,7 +62,8 @@ enum class BatchOrder { by_layer, by_repetition };
 
 // Trains the runs together on `threads` threads; result r is run r's, as Trainer::fit gives
 // it (steps, epochs, step hashes, weight hash). on_epoch(r, stats) is called for every run
-// at each epoch end, in run order, on the calling thread. Each epoch's times are the batched
+// at each epoch end, on the pool's threads: calls for different runs may run at once (the
+// callback must allow that), each run's calls come in epoch order. Each epoch's times are the batched
 // epoch's (all repetitions together). Throws std::invalid_argument with batched_refusal's
 // reason.
 std::vector<TrainResult> fit_batched(

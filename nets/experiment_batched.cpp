@@ -2,8 +2,10 @@
 // each is prepared and recorded exactly as run_experiment does it (nets/run_parts.h), so
 // its bits and its record are the ones it would have alone, its timings aside.
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 
+#include "kernels/cpu/parallel.h"
 #include "nets/butter_batched.h"
 #include "nets/experiment.h"
 #include "nets/run_parts.h"
@@ -69,16 +71,26 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
   const std::string started = utc_now();
   for (PreparedRun& r : runs) r.started = started;
   const auto t0 = std::chrono::steady_clock::now();
+  // Epochs are recorded on the pool's threads, each run into its own record; the caller's
+  // own callback is serialised.
+  std::mutex callback;
+  RunOptions each = opt;
+  if (opt.on_epoch)
+    each.on_epoch = [&](const EpochStats& s) {
+      std::lock_guard<std::mutex> lock(callback);
+      opt.on_epoch(s);
+    };
   std::vector<TrainResult> results = fit_batched(
       batch, stack, es[0].threads,
-      [&](std::size_t i, const EpochStats& s) { record_epoch(runs[i], es[i], opt, s); },
+      [&](std::size_t i, const EpochStats& s) { record_epoch(runs[i], es[i], each, s); },
       by_layer ? BatchOrder::by_layer : BatchOrder::by_repetition);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<RunOutput> outs;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    outs.push_back(finish_run(runs[i], es[i], opt, std::move(results[i]), total));
-    outs.back().record["batched"] = {{"repetitions", runs.size()}, {"index", i}};
-  }
+  std::vector<RunOutput> outs(runs.size());
+  cpu::parallel_for(static_cast<std::int64_t>(runs.size()), [&](std::int64_t j) {
+    const auto i = static_cast<std::size_t>(j);
+    outs[i] = finish_run(runs[i], es[i], opt, std::move(results[i]), total);
+    outs[i].record["batched"] = {{"repetitions", runs.size()}, {"index", i}};
+  });
   return outs;
 }
 
