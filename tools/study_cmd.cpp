@@ -230,7 +230,7 @@ void add_study_command(CLI::App& app) {
     StudyFlags study;
     std::string store;
     variance::RunnerOptions opt;
-    bool no_step_hashes = false;
+    bool no_step_hashes = false, no_epoch_predictions = false;
     bool no_wait = false;
   };
   auto r = std::make_shared<RunArgs>();
@@ -252,6 +252,8 @@ void add_study_command(CLI::App& app) {
                   "run only this repetition's rows (repeat for several; a slice of the plan)")
       ->check(CLI::NonNegativeNumber);
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
+  run->add_flag("--no-epoch-predictions", r->no_epoch_predictions,
+                "do not record each epoch's test predictions (long runs, large test sets)");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
   run->add_option(
          "--claim-lease", r->opt.claim_lease_seconds,
@@ -263,6 +265,7 @@ void add_study_command(CLI::App& app) {
   run->callback([r] {
     const variance::Study s = build_study(r->study);
     r->opt.step_hashes = !r->no_step_hashes;
+    r->opt.epoch_predictions = !r->no_epoch_predictions;
     r->opt.wait_for_others = !r->no_wait;
     // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);

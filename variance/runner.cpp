@@ -54,7 +54,7 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
   try {
     nets::RunOptions ro;
     ro.step_hashes = opt.step_hashes;
-    ro.epoch_predictions = true;
+    ro.epoch_predictions = opt.epoch_predictions;
     ro.keep_weights_up_to = opt.keep_weights_up_to;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<nets::RunOutput> outs;

@@ -26,6 +26,9 @@ namespace detdl::variance {
 struct RunnerOptions {
   int jobs = 1;             // runs at once
   bool step_hashes = true;  // record each step's weight hash (first-divergence statistics)
+  // Record each epoch's test predictions (per-epoch churn, selection by epoch); BUTTER's
+  // long runs on large test sets leave them out (mnist: 14,000 per epoch).
+  bool epoch_predictions = true;
   std::int64_t keep_weights_up_to =
       4'000'000;               // store final weights of nets this small (distances)
   bool quiet = false;          // no per-run lines
