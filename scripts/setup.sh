@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
       nlohmann-json3-dev zlib1g-dev libsqlite3-dev libopenblas-dev libtomlplusplus-dev
-      python3-matplotlib dataset-fashion-mnist)
+      python3-matplotlib python3-venv dataset-fashion-mnist)
 # The campaign (scripts/campaign.sh: fuzzers, sanitizer builds; docs/fuzzing.md): clang with
 # libFuzzer and its sanitizer runtimes (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
 # for Debian 12's clang 14), llvm-symbolizer (llvm) for the stacks. g++'s ASan/UBSan/TSan
@@ -21,3 +21,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Optional (the Parquet export): pyarrow and pandas from PyPI into .venv-parquet.
+bash "$(dirname "$0")/setup-parquet.sh" ||
+  echo "setup: pyarrow/pandas not installed (no network?): the Parquet export is unavailable, its CSV form works"
