@@ -128,8 +128,10 @@ namespace {
 
 // The micro-kernel: a 6x16 tile of C, each lane p = fmaf(a_k, b_k, p) for k = 0..kc-1,
 // starting from C (load) or +0.0f. a: packed (kc, 6), b: packed (kc, 16).
+// A is read at a[r * rs + k * ks]: packed panels (rs = 1, ks = kMR) or op(A) in place
+// (the caller's strides; see gemm_chain's direct path).
 void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, float* c, i64 ldc,
-                bool load) {
+                bool load, i64 rs = 1, i64 ks = kMR) {
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (load) {
     c00 = _mm256_loadu_ps(c + 0 * ldc), c01 = _mm256_loadu_ps(c + 0 * ldc + 8);
@@ -144,19 +146,19 @@ void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, fl
 #pragma GCC unroll 4
   for (i64 k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    __m256 ak = _mm256_broadcast_ss(a + 0);
+    __m256 ak = _mm256_broadcast_ss(a + 0 * rs);
     c00 = _mm256_fmadd_ps(ak, b0, c00), c01 = _mm256_fmadd_ps(ak, b1, c01);
-    ak = _mm256_broadcast_ss(a + 1);
+    ak = _mm256_broadcast_ss(a + 1 * rs);
     c10 = _mm256_fmadd_ps(ak, b0, c10), c11 = _mm256_fmadd_ps(ak, b1, c11);
-    ak = _mm256_broadcast_ss(a + 2);
+    ak = _mm256_broadcast_ss(a + 2 * rs);
     c20 = _mm256_fmadd_ps(ak, b0, c20), c21 = _mm256_fmadd_ps(ak, b1, c21);
-    ak = _mm256_broadcast_ss(a + 3);
+    ak = _mm256_broadcast_ss(a + 3 * rs);
     c30 = _mm256_fmadd_ps(ak, b0, c30), c31 = _mm256_fmadd_ps(ak, b1, c31);
-    ak = _mm256_broadcast_ss(a + 4);
+    ak = _mm256_broadcast_ss(a + 4 * rs);
     c40 = _mm256_fmadd_ps(ak, b0, c40), c41 = _mm256_fmadd_ps(ak, b1, c41);
-    ak = _mm256_broadcast_ss(a + 5);
+    ak = _mm256_broadcast_ss(a + 5 * rs);
     c50 = _mm256_fmadd_ps(ak, b0, c50), c51 = _mm256_fmadd_ps(ak, b1, c51);
-    a += kMR;
+    a += ks;
     b += kNR;
   }
   _mm256_storeu_ps(c + 0 * ldc, c00), _mm256_storeu_ps(c + 0 * ldc + 8, c01);
@@ -172,7 +174,7 @@ void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, fl
 // never written). Eight-column tiles (nr <= 8) keep one accumulator per row.
 template <bool kTwo>
 void micro_6xn(i64 kc, const float* __restrict a, const float* __restrict b, float* c, i64 ldc,
-               bool load, i64 nr) {
+               bool load, i64 nr, i64 rs, i64 ks) {
   alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                                       0,  0,  0,  0,  0,  0,  0,  0};
   // The mask of the last vector: its first (nr - 8 or nr) lanes.
@@ -192,11 +194,11 @@ void micro_6xn(i64 kc, const float* __restrict a, const float* __restrict b, flo
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = kTwo ? _mm256_load_ps(b + 8) : b0;
     for (int r = 0; r < kMR; ++r) {
-      const __m256 ak = _mm256_broadcast_ss(a + r);
+      const __m256 ak = _mm256_broadcast_ss(a + r * rs);
       c0[r] = _mm256_fmadd_ps(ak, b0, c0[r]);
       if (kTwo) c1[r] = _mm256_fmadd_ps(ak, b1, c1[r]);
     }
-    a += kMR;
+    a += ks;
     b += kNR;
   }
   for (int r = 0; r < kMR; ++r) {
@@ -232,6 +234,7 @@ void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i6
       for (i64 m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, 0.0f);
     return;
   }
+  const bool direct = N <= 4 * kNR;  // at most 4 column panels reuse a packed A panel
   const i64 nc_max = std::min<i64>(kNC, (N + kNR - 1) / kNR * kNR);
   const i64 mc_max = std::min<i64>(kMC, (M + kMR - 1) / kMR * kMR);
   float* bp = b_buf.get(static_cast<std::size_t>(nc_max * kKC));
@@ -244,20 +247,34 @@ void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i6
       pack_b(b, pc, kc, n0 + jc, nc, bp);
       for (i64 ic = 0; ic < M; ic += kMC) {
         const i64 mc = std::min<i64>(kMC, M - ic);
-        pack_a(a, m0 + ic, mc, pc, kc, ap);
+        // Direct: full 6-row panels read op(A) in place (only a partial last panel is
+        // packed), where A's panels would be reused for few column panels and packing
+        // costs about what it saves. The values and their order are the same either way.
+        const i64 full = direct ? mc / kMR * kMR : 0;
+        if (!direct)
+          pack_a(a, m0 + ic, mc, pc, kc, ap);
+        else if (full < mc)
+          pack_a(a, m0 + ic + full, mc - full, pc, kc, ap);
         for (i64 jr = 0; jr < nc; jr += kNR) {
           const i64 nr = std::min<i64>(kNR, nc - jr);
           const float* bpanel = bp + jr * kc;
           for (i64 ir = 0; ir < mc; ir += kMR) {
             const i64 mr = std::min<i64>(kMR, mc - ir);
             float* c = C + (ic + ir) * ldc + jc + jr;
-            const float* apanel = ap + ir * kc;
+            const float* apanel = ap + (ir - (ir < full ? 0 : full)) * kc;
+            i64 rs = 1, ks = kMR;
+            if (ir < full) {  // op(A)[m][k] in place
+              const i64 m = m0 + ic + ir;
+              apanel = a.trans ? a.data + pc * a.ld + m : a.data + m * a.ld + pc;
+              rs = a.trans ? 1 : a.ld;
+              ks = a.trans ? a.ld : 1;
+            }
             if (mr == kMR && nr == kNR)
-              micro_6x16(kc, apanel, bpanel, c, ldc, load);
+              micro_6x16(kc, apanel, bpanel, c, ldc, load, rs, ks);
             else if (mr == kMR && nr > 8)
-              micro_6xn<true>(kc, apanel, bpanel, c, ldc, load, nr);
+              micro_6xn<true>(kc, apanel, bpanel, c, ldc, load, nr, rs, ks);
             else if (mr == kMR)
-              micro_6xn<false>(kc, apanel, bpanel, c, ldc, load, nr);
+              micro_6xn<false>(kc, apanel, bpanel, c, ldc, load, nr, rs, ks);
             else
               micro_edge(kc, apanel, bpanel, c, ldc, load, mr, nr);
           }

@@ -1,5 +1,7 @@
 #include "kernels/cpu/optim.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 
 #include "kernels/common/optim_formulas.h"
@@ -27,6 +29,60 @@ void for_elements(i64 n, F f) {
   parallel_for(blocks, run_block);
 }
 
+// Fixed blocks as for_elements, each handed whole to f(begin, end).
+template <class F>
+void for_blocks(i64 n, F f) {
+  const i64 blocks = (n + kGrain - 1) / kGrain;
+  if (blocks <= 1) {
+    if (n > 0) f(0, n);
+    return;
+  }
+  parallel_for(blocks, [&](i64 t) { f(t * kGrain, std::min(n, (t + 1) * kGrain)); });
+}
+
+// Adam's configured update (the textbook or Keras form, no contraction) on [b, e), eight
+// elements at a time: optim_formulas.h's adam_element / adam_element_keras with fuse = 0,
+// operation for operation (products rounded before the adds, IEEE sqrt and division), so
+// every lane is the scalar formula's bits; the tail takes the scalar formula itself.
+void adam_lanes(i64 b, i64 e, float* p, const float* g, float* m, float* v, const AdamParams& a,
+                float lr_t) {
+  const __m256 b1 = _mm256_set1_ps(a.beta1), b2 = _mm256_set1_ps(a.beta2),
+               c1 = _mm256_set1_ps(1.0f - a.beta1), c2 = _mm256_set1_ps(1.0f - a.beta2),
+               eps = _mm256_set1_ps(a.eps), wd = _mm256_set1_ps(a.weight_decay),
+               lrwd = _mm256_set1_ps(a.lr * a.weight_decay), lr = _mm256_set1_ps(a.lr),
+               lrt = _mm256_set1_ps(lr_t), bc1 = _mm256_set1_ps(a.bc1), bc2 = _mm256_set1_ps(a.bc2);
+  const bool decay = a.weight_decay != 0.0f;
+  i64 i = b;
+  for (; i + 8 <= e; i += 8) {
+    __m256 pv = _mm256_loadu_ps(p + i), gw = _mm256_loadu_ps(g + i);
+    if (decay) {
+      if (a.decoupled)  // p = p - (lr * wd) * p
+        pv = _mm256_sub_ps(pv, _mm256_mul_ps(lrwd, pv));
+      else  // g' = g + wd * p
+        gw = _mm256_add_ps(gw, _mm256_mul_ps(wd, pv));
+    }
+    const __m256 mv =
+        _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gw));
+    const __m256 vv = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                    _mm256_mul_ps(c2, _mm256_mul_ps(gw, gw)));
+    const __m256 step =
+        a.keras ? _mm256_div_ps(_mm256_mul_ps(lrt, mv), _mm256_add_ps(_mm256_sqrt_ps(vv), eps))
+                : _mm256_div_ps(_mm256_mul_ps(lr, _mm256_div_ps(mv, bc1)),
+                                _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(vv, bc2)), eps));
+    _mm256_storeu_ps(m + i, mv);
+    _mm256_storeu_ps(v + i, vv);
+    _mm256_storeu_ps(p + i, _mm256_sub_ps(pv, step));
+  }
+  for (; i < e; ++i) {
+    if (a.keras)
+      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                         a.weight_decay, a.decoupled);
+    else
+      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
+                   a.weight_decay, a.decoupled);
+  }
+}
+
 }  // namespace
 
 void sgd_update(i64 n, float* p, const float* g, float* buf, const SgdParams& s) {
@@ -41,18 +97,8 @@ void sgd_update(i64 n, float* p, const float* g, float* buf, const SgdParams& s)
 }
 
 void adam_update(i64 n, float* p, const float* g, float* m, float* v, const AdamParams& a) {
-  if (a.keras) {
-    const float lr_t = adam_keras_lr(a.lr, a.bc1, a.bc2);
-    for_elements(n, [&](i64 i) {
-      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
-                         a.weight_decay, a.decoupled);
-    });
-  } else {
-    for_elements(n, [&](i64 i) {
-      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
-                   a.weight_decay, a.decoupled);
-    });
-  }
+  const float lr_t = a.keras ? adam_keras_lr(a.lr, a.bc1, a.bc2) : 0.0f;
+  for_blocks(n, [&](i64 b, i64 e) { adam_lanes(b, e, p, g, m, v, a, lr_t); });
 }
 
 void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const RmspropParams& r) {

@@ -31,15 +31,16 @@ class ButterExport : public ::testing::Test {
     fs::create_directories(dir_);
     std::ofstream(dir_ / "s.toml")
         << "name = \"export\"\nrepetitions = 3\n[experiment]\npreset = \"butter\"\nepochs = 4\n"
-           "data_dir = \"" DETDL_SHARED_DIR "/data\"\n[grid]\n\"butter.shape\" = [\"rectangle\"]\n"
+           "data_dir = \"" DETDL_SHARED_DIR
+           "/data\"\n[grid]\n\"butter.shape\" = [\"rectangle\"]\n"
            "\"butter.depth\" = [3]\n\"butter.size\" = [256, 512]\n[[setting]]\nname = \"v\"\n"
            "vary = [\"all\"]\n[[setting]]\nname = \"l2\"\nvary = [\"all\"]\n[setting.experiment]\n"
            "l2 = 0.01\n";
     const auto run = run_detdl("study run " + (dir_ / "s.toml").string() + " --store " +
                                (dir_ / "s.sqlite").string() + " --quiet --no-step-hashes");
     ASSERT_EQ(run.status, 0) << run.output;
-    const auto table =
-        run_detdl("study table " + (dir_ / "s.sqlite").string() + " --out " + (dir_ / "t").string());
+    const auto table = run_detdl("study table " + (dir_ / "s.sqlite").string() + " --out " +
+                                 (dir_ / "t").string());
     ASSERT_EQ(table.status, 0) << table.output;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
