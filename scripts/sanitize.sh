@@ -29,7 +29,7 @@ ASAN_SKIP=${DETDL_ASAN_SKIP-}
 TSAN_TESTS=(test_activation test_batchnorm test_conv test_dropout test_gemm test_loss test_optim
             test_pool test_reduction test_runner test_store
             test_emulated_gemm test_emulated_conv test_emulated_reduce test_emulated_loss
-            test_emulated_elementwise)
+            test_emulated_elementwise test_butter_batched)
 
 # configure_build DIR SANITIZERS TARGET...
 configure_build() {
