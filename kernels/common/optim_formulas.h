@@ -216,6 +216,17 @@ DETDL_HD void adam_element_keras(float& p, float g, float& m, float& v, float lr
   adam_element_keras_c(p, g, m, v, lr_t, lr, b1, b2, eps, wd, decoupled, 0u);
 }
 
+// The configured Adam (no contraction): Keras's form with its lr_t when keras, else the
+// textbook form. The CPU kernels' scalar tail and the CUDA kernel both call this.
+DETDL_HD void adam_element_configured(bool keras, float& p, float g, float& m, float& v, float lr_t,
+                                      float lr, float b1, float b2, float eps, float bc1, float bc2,
+                                      float wd, bool decoupled) {
+  if (keras)
+    adam_element_keras(p, g, m, v, lr_t, lr, b1, b2, eps, wd, decoupled);
+  else
+    adam_element(p, g, m, v, lr, b1, b2, eps, bc1, bc2, wd, decoupled);
+}
+
 // Keras's lr_t on the host from the float bias corrections: every operation in double
 // (IEEE, sqrt correctly rounded), rounded to float once.
 inline float adam_keras_lr(float lr, float bc1, float bc2) {

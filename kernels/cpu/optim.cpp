@@ -73,14 +73,9 @@ void adam_lanes(i64 b, i64 e, float* p, const float* g, float* m, float* v, cons
     _mm256_storeu_ps(v + i, vv);
     _mm256_storeu_ps(p + i, _mm256_sub_ps(pv, step));
   }
-  for (; i < e; ++i) {
-    if (a.keras)
-      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
-                         a.weight_decay, a.decoupled);
-    else
-      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
-                   a.weight_decay, a.decoupled);
-  }
+  for (; i < e; ++i)
+    adam_element_configured(a.keras, p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                            a.bc1, a.bc2, a.weight_decay, a.decoupled);
 }
 
 }  // namespace

@@ -23,12 +23,8 @@ __global__ void sgd_kernel(i64 n, float* p, const float* g, float* buf, SgdParam
 __global__ void adam_kernel(i64 n, float* p, const float* g, float* m, float* v, AdamParams a,
                             float lr_t) {
   DETDL_GRID_STRIDE(i, n) {
-    if (a.keras)
-      adam_element_keras(p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
-                         a.weight_decay, a.decoupled);
-    else
-      adam_element(p[i], g[i], m[i], v[i], a.lr, a.beta1, a.beta2, a.eps, a.bc1, a.bc2,
-                   a.weight_decay, a.decoupled);
+    adam_element_configured(a.keras, p[i], g[i], m[i], v[i], lr_t, a.lr, a.beta1, a.beta2, a.eps,
+                            a.bc1, a.bc2, a.weight_decay, a.decoupled);
   }
 }
 
