@@ -234,122 +234,118 @@ std::vector<TrainResult> fit_batched(
   auto step_of = [&](std::span<Rep> reps, i64 step) {
     const i64 epoch = step / spe, first = (step % spe) * B, count = std::min(B, n - first);
     const bool epoch_end = (step + 1) % spe == 0;
-    {
-      // The batch of each repetition (its own order and training set).
-      per_rep(reps, [&](Rep& r) {
-        const BatchedRun& run = *r.run;
-        if (r.order_epoch != epoch) r.order = epoch_order(n, run.cfg, r.order_epoch = epoch);
-        r.xb = gather_rows(run.train->x, r.order.data() + first, count);
-        r.yb = gather_rows(run.train->y, r.order.data() + first, count);
-        r.ctx.step = static_cast<std::uint32_t>(step);
-        r.ctx.dropout_layer = 0;
-        for (std::size_t d = 0; d < out_layer; ++d) {
-          const i64 w = stack.widths[d];
-          ensure(r.z[d], count * w), ensure(r.a[d], count * w), ensure(r.g[d], count * w),
-              ensure(r.dz[d], count * w);
-          if (residual_at(stack, d)) ensure(r.sum[d], count * w);
-        }
-        r.zo = Tensor::empty({count, K});
-        r.out = stack.sigmoid_output ? Tensor::empty({count, K}) : r.zo;
-        r.dout = Tensor::empty({count, K});
-        ensure(r.dzo, count * K);
-      });
-
-      // Forward: one batched product per layer, then the element-wise work per repetition.
-      i64 fan_in = stack.n_in;
-      for (std::size_t d = 0; d < L; ++d) {
+    // The batch of each repetition (its own order and training set).
+    per_rep(reps, [&](Rep& r) {
+      const BatchedRun& run = *r.run;
+      if (r.order_epoch != epoch) r.order = epoch_order(n, run.cfg, r.order_epoch = epoch);
+      r.xb = gather_rows(run.train->x, r.order.data() + first, count);
+      r.yb = gather_rows(run.train->y, r.order.data() + first, count);
+      r.ctx.step = static_cast<std::uint32_t>(step);
+      r.ctx.dropout_layer = 0;
+      for (std::size_t d = 0; d < out_layer; ++d) {
         const i64 w = stack.widths[d];
-        batched(
-            reps, false, true, count, w, fan_in, [&](Rep& r) { return layer_in(r, stack, d); },
-            fan_in, [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, fan_in,
-            [&](Rep& r) { return d == out_layer ? r.zo.data_f32() : r.z[d].data(); }, w);
-        per_rep(reps, [&](Rep& r) {
-          const float* b = r.params[2 * d + 1].tensor.f32();
-          if (d == out_layer) {
-            add_bias(r.zo.data_f32(), b, count, w);
-            if (stack.sigmoid_output)
-              cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(),
-                                      count * w);
-            return;
-          }
-          add_bias(r.z[d].data(), b, count, w);
-          cpu::activation_forward(Activation::relu, 0.0f, r.z[d].data(), r.a[d].data(), count * w);
-          if (residual_at(stack, d)) {  // ops::add(relu(...), x)
-            const float* x = layer_in(r, stack, d);
-            float* s = r.sum[d].data();
-            for (i64 i = 0; i < count * w; ++i) s[i] = r.a[d][i] + x[i];
-          }
-        });
-        fan_in = w;
+        ensure(r.z[d], count * w), ensure(r.a[d], count * w), ensure(r.g[d], count * w),
+            ensure(r.dz[d], count * w);
+        if (residual_at(stack, d)) ensure(r.sum[d], count * w);
       }
+      r.zo = Tensor::empty({count, K});
+      r.out = stack.sigmoid_output ? Tensor::empty({count, K}) : r.zo;
+      r.dout = Tensor::empty({count, K});
+      ensure(r.dzo, count * K);
+    });
 
-      // Loss, penalties and the epoch's bookkeeping, then dL/d z of the output layer.
+    // Forward: one batched product per layer, then the element-wise work per repetition.
+    i64 fan_in = stack.n_in;
+    for (std::size_t d = 0; d < L; ++d) {
+      const i64 w = stack.widths[d];
+      batched(
+          reps, false, true, count, w, fan_in, [&](Rep& r) { return layer_in(r, stack, d); },
+          fan_in, [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, fan_in,
+          [&](Rep& r) { return d == out_layer ? r.zo.data_f32() : r.z[d].data(); }, w);
       per_rep(reps, [&](Rep& r) {
-        const TrainConfig& cfg = r.run->cfg;
-        const float data_loss = loss_and_grad(r, cfg.loss, count, K);
-        if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
-        record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
-        if (stack.sigmoid_output)
-          cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
-                                   r.dzo.data(), count * K);
-        else
-          std::copy(r.dout.f32(), r.dout.f32() + count * K, r.dzo.data());
-      });
-
-      // Backward, layer by layer from the output: dW and (below the first layer) dL/d in as
-      // batched products, then the bias gradient and the activation's backward per repetition.
-      for (std::size_t d = L; d-- > 0;) {
-        const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
-        auto dz_of = [&, d](Rep& r) -> const float* {
-          return d == out_layer ? r.dzo.data() : r.dz[d].data();
-        };
-        batched(
-            reps, true, false, w, in, count, dz_of, w,
-            [&](Rep& r) { return layer_in(r, stack, d); }, in,
-            [&](Rep& r) { return r.grads[2 * d].data_f32(); }, in);
-        if (d > 0)
-          batched(
-              reps, false, false, count, in, w, dz_of, w,
-              [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, in,
-              [&](Rep& r) {
-                return residual_at(stack, d) ? (ensure(r.t, count * in), r.t.data())
-                                             : grad_in(r, d);
-              },
-              in);
-        per_rep(reps, [&](Rep& r) {
-          cpu::column_sums(r.bias_grad, count, w, dz_of(r), r.grads[2 * d + 1].data_f32());
-          if (d == 0) return;
-          float* gin = grad_in(r, d);   // dL/d out(d-1)
-          if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it
-            const float* gout = r.g[d].data();
-            for (i64 i = 0; i < count * in; ++i) gin[i] = gout[i] + r.t[i];
-          }
-          const std::size_t h = d - 1;  // the hidden layer below: relu's backward
-          cpu::activation_backward(Activation::relu, 0.0f, r.z[h].data(), r.a[h].data(), gin,
-                                   r.dz[h].data(), count * in);
-        });
-      }
-
-      // The update, then the step's hash and, at an epoch's end, its summary.
-      per_rep(reps, [&](Rep& r) {
-        const TrainConfig& cfg = r.run->cfg;
-        std::vector<float> l2, l1;
-        for (std::size_t i = 0; i < r.params.size(); ++i) {
-          if (penalized(cfg, r.params[i]))
-            add_penalty_grads(cfg, r.params[i], r.grads[i].data_f32(), l2, l1);
-          accumulate_grad(r.params[i].tensor, r.grads[i]);
+        const float* b = r.params[2 * d + 1].tensor.f32();
+        if (d == out_layer) {
+          add_bias(r.zo.data_f32(), b, count, w);
+          if (stack.sigmoid_output)
+            cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(),
+                                    count * w);
+          return;
         }
-        r.opt->step(cfg.schedule.lr(epoch));
-        r.opt->zero_grad();
-        r.result.steps = step + 1;
-        if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
-        if (epoch_end) {
-          r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
-                                    penalty_value(*r.run->model, cfg), t_epoch);
-          r.prog = EpochProgress{};
+        add_bias(r.z[d].data(), b, count, w);
+        cpu::activation_forward(Activation::relu, 0.0f, r.z[d].data(), r.a[d].data(), count * w);
+        if (residual_at(stack, d)) {  // ops::add(relu(...), x)
+          const float* x = layer_in(r, stack, d);
+          float* s = r.sum[d].data();
+          for (i64 i = 0; i < count * w; ++i) s[i] = r.a[d][i] + x[i];
         }
       });
-    };
+      fan_in = w;
+    }
+
+    // Loss, penalties and the epoch's bookkeeping, then dL/d z of the output layer.
+    per_rep(reps, [&](Rep& r) {
+      const TrainConfig& cfg = r.run->cfg;
+      const float data_loss = loss_and_grad(r, cfg.loss, count, K);
+      if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
+      record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
+      if (stack.sigmoid_output)
+        cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
+                                 r.dzo.data(), count * K);
+      else
+        std::copy(r.dout.f32(), r.dout.f32() + count * K, r.dzo.data());
+    });
+
+    // Backward, layer by layer from the output: dW and (below the first layer) dL/d in as
+    // batched products, then the bias gradient and the activation's backward per repetition.
+    for (std::size_t d = L; d-- > 0;) {
+      const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
+      auto dz_of = [&, d](Rep& r) -> const float* {
+        return d == out_layer ? r.dzo.data() : r.dz[d].data();
+      };
+      batched(
+          reps, true, false, w, in, count, dz_of, w, [&](Rep& r) { return layer_in(r, stack, d); },
+          in, [&](Rep& r) { return r.grads[2 * d].data_f32(); }, in);
+      if (d > 0)
+        batched(
+            reps, false, false, count, in, w, dz_of, w,
+            [&](Rep& r) { return r.params[2 * d].tensor.f32(); }, in,
+            [&](Rep& r) {
+              return residual_at(stack, d) ? (ensure(r.t, count * in), r.t.data()) : grad_in(r, d);
+            },
+            in);
+      per_rep(reps, [&](Rep& r) {
+        cpu::column_sums(r.bias_grad, count, w, dz_of(r), r.grads[2 * d + 1].data_f32());
+        if (d == 0) return;
+        float* gin = grad_in(r, d);   // dL/d out(d-1)
+        if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it
+          const float* gout = r.g[d].data();
+          for (i64 i = 0; i < count * in; ++i) gin[i] = gout[i] + r.t[i];
+        }
+        const std::size_t h = d - 1;  // the hidden layer below: relu's backward
+        cpu::activation_backward(Activation::relu, 0.0f, r.z[h].data(), r.a[h].data(), gin,
+                                 r.dz[h].data(), count * in);
+      });
+    }
+
+    // The update, then the step's hash and, at an epoch's end, its summary.
+    per_rep(reps, [&](Rep& r) {
+      const TrainConfig& cfg = r.run->cfg;
+      std::vector<float> l2, l1;
+      for (std::size_t i = 0; i < r.params.size(); ++i) {
+        if (penalized(cfg, r.params[i]))
+          add_penalty_grads(cfg, r.params[i], r.grads[i].data_f32(), l2, l1);
+        accumulate_grad(r.params[i].tensor, r.grads[i]);
+      }
+      r.opt->step(cfg.schedule.lr(epoch));
+      r.opt->zero_grad();
+      r.result.steps = step + 1;
+      if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
+      if (epoch_end) {
+        r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
+                                  penalty_value(*r.run->model, cfg), t_epoch);
+        r.prog = EpochProgress{};
+      }
+    });
   };
   for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
     const i64 first_step = epoch * spe, end_step = first_step + spe;
