@@ -148,6 +148,12 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
         pending.size(), opt.jobs, store_path.c_str());
   std::fflush(stdout);
   if (pending.empty()) return sum;
+  // A setting's rows trained together are split evenly over the jobs (30 rows, --jobs 2:
+  // two batches of 15), so that batching never leaves a job idle that one-by-one runs
+  // would have kept busy.
+  std::map<std::string, std::int64_t> batch_cap;
+  for (const PlanRow* row : pending) ++batch_cap[row->setting];
+  for (auto& [setting, n] : batch_cap) n = std::min(opt.batch, (n + opt.jobs - 1) / opt.jobs);
 
   // Load every data set the pending runs need, once, here: the workers inherit it.
   for (const PlanRow* row : pending)
@@ -175,7 +181,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     auto joins = [&](const PlanRow* row) {
       if (rows.empty()) return true;
       const auto n = static_cast<std::int64_t>(rows.size());
-      if (n >= opt.batch || (opt.max_runs >= 0 && sum.started + n >= opt.max_runs) ||
+      if (n >= batch_cap[rows[0]->setting] ||
+          (opt.max_runs >= 0 && sum.started + n >= opt.max_runs) ||
           row->setting != rows[0]->setting)
         return false;
       return nets::batch_refusal({rows[0]->experiment, row->experiment}).empty();

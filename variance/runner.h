@@ -47,7 +47,8 @@ struct RunnerOptions {
   // setting that differ only in their seeds and that batch_refusal allows (BUTTER nets on
   // the CPU at portable or repeatable) run as one batched computation of at most this many
   // runs, in one worker; each is still its own row, stored with the bits it has alone.
-  // 1: every run alone.
+  // A setting's rows are split evenly over the jobs (with --jobs 2, 30 rows make two
+  // batches of 15). 1: every run alone.
   std::int64_t batch = 64;
 };
 

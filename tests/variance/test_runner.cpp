@@ -157,6 +157,15 @@ TEST(Runner, BatchedRepetitionsStoreTheRowsOfRunsAlone) {
     EXPECT_EQ(a, t) << r.key;
   }
   EXPECT_EQ(batched, 7);
+
+  // Two jobs: each setting's 4 rows go to two workers, 2 each.
+  const std::string two = (dir / "two.sqlite").string();
+  fs::remove(two);
+  opt.jobs = 2;
+  EXPECT_EQ(run_study(s, two, opt).ran, 8);
+  EXPECT_EQ(rows(two), rows(alone));
+  for (const auto& r : Store(two).runs("resume"))
+    EXPECT_EQ(Store(two).record(r.key)["batched"]["repetitions"], 2) << r.key;
 }
 
 TEST(Runner, KilledStudyResumesToTheSameRows) {
