@@ -7,7 +7,7 @@
 #   usage: bench/butter_batched.sh [EPOCHS] [REPS] [DATA] [SHAPE:DEPTH:SIZE]
 #          defaults: 300 30 wine_quality_white rectangle:3:1024 (the primary sweep's point;
 #          BUTTER trains it 3000 epochs: every figure here scales with the epochs)
-#   DATA is a PMLB name (read from $DETDL_DATA_DIR or ../shared/data); run from the
+#   DATA is a PMLB name, or pmlb:mnist (read from $DETDL_DATA_DIR or ../shared/data); run from the
 #   repository root after a build (build/detdl). Keep the machine otherwise idle.
 #
 # Rows (wall seconds for all REPS repetitions, ratios against PyTorch one by one):
@@ -70,9 +70,13 @@ read -r widths classes < <("$PY" -c "
 import json, sys
 r = json.load(open('$out/r.json'))
 print(','.join(map(str, r['net']['butter']['widths'])), 'classes' if r['loss'] == 'softmax_ce' else 'regression')")
-tsv=$(ls "$ROOT/pmlb/$DATA/$DATA.tsv"* 2>/dev/null | head -1 || true)
-[ -n "$tsv" ] || { echo "no PMLB file for $DATA under $ROOT/pmlb" >&2; exit 1; }
-peer_flags=(--data "$tsv" --widths "$widths" --epochs "$EPOCHS" --repetitions "$REPS" --threads 1)
+if [ "$DATA" = pmlb:mnist ]; then
+  src="$ROOT/mnist"  # the peer pools the IDX files as PMLB's mnist does
+else
+  src=$(ls "$ROOT/pmlb/$DATA/$DATA.tsv"* 2>/dev/null | head -1 || true)
+fi
+[ -n "$src" ] || { echo "no PMLB file for $DATA under $ROOT/pmlb" >&2; exit 1; }
+peer_flags=(--data "$src" --widths "$widths" --epochs "$EPOCHS" --repetitions "$REPS" --threads 1)
 [ "$classes" = classes ] && peer_flags+=(--classes)
 "$PY" bench/torch_butter.py "${peer_flags[@]}" > "$out/torch.json"
 

@@ -21,6 +21,7 @@ Example: /usr/bin/python3 bench/torch_butter.py --data ../shared/data/pmlb/wine_
 import argparse
 import gzip
 import json
+import os
 import sys
 import time
 
@@ -42,6 +43,31 @@ def read_pmlb(path):
     data = np.array(rows, dtype=np.float64)
     t = header.index("target")
     return np.delete(data, t, axis=1), data[:, t]
+
+
+def read_idx(path, magic, dims):
+    """An IDX file (gz) as a uint8 array; a wrong magic or a short file raises ValueError naming it."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 + 4 * dims:
+        raise ValueError(f"{path}: truncated header ({len(data)} bytes)")
+    got = int.from_bytes(data[:4], "big")
+    if got != magic:
+        raise ValueError(f"{path}: magic {got:#010x}, expected {magic:#010x}")
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: {body.size} values, the header says {shape}")
+    return body.reshape(shape)
+
+
+def read_mnist(root):
+    """BUTTER's mnist: the official train and test sets pooled, 784 columns / 255, 10 classes."""
+    xs, ys = [], []
+    for part in ("train", "t10k"):
+        xs.append(read_idx(f"{root}/{part}-images-idx3-ubyte.gz", 0x803, 3).reshape(-1, 784))
+        ys.append(read_idx(f"{root}/{part}-labels-idx1-ubyte.gz", 0x801, 1))
+    return np.concatenate(xs).astype(np.float64) / 255.0, np.concatenate(ys).astype(np.float64)
 
 
 def metrics(p, y, binary_targets):
@@ -106,7 +132,8 @@ def run(x_tr, y_tr, x_te, y_te, widths, classes, epochs, batch, lr, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="PMLB .tsv or .tsv.gz")
+    ap.add_argument("--data", required=True,
+                    help="PMLB .tsv or .tsv.gz, or an MNIST IDX folder (BUTTER's mnist)")
     ap.add_argument("--widths", required=True, help="layer widths, the last the outputs, e.g. 23,23,7")
     ap.add_argument("--classes", action="store_true", help="classification (softmax cross-entropy)")
     ap.add_argument("--epochs", type=int, default=10)
@@ -117,8 +144,11 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     widths = [int(w) for w in a.widths.split(",")]
-    x, y = read_pmlb(a.data)
-    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+    if os.path.isdir(a.data):
+        x, y = read_mnist(a.data)
+    else:
+        x, y = read_pmlb(a.data)
+        x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
     if a.classes:
         values = np.unique(y)
         if len(values) != widths[-1]:
