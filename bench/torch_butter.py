@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch_lenet5 import load_mnist  # this folder is on sys.path when run as a script
+
 EPS = 1e-7
 
 
@@ -45,29 +47,14 @@ def read_pmlb(path):
     return np.delete(data, t, axis=1), data[:, t]
 
 
-def read_idx(path, magic, dims):
-    """An IDX file (gz) as a uint8 array; a wrong magic or a short file raises ValueError naming it."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 + 4 * dims:
-        raise ValueError(f"{path}: truncated header ({len(data)} bytes)")
-    got = int.from_bytes(data[:4], "big")
-    if got != magic:
-        raise ValueError(f"{path}: magic {got:#010x}, expected {magic:#010x}")
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: {body.size} values, the header says {shape}")
-    return body.reshape(shape)
-
-
 def read_mnist(root):
     """BUTTER's mnist: the official train and test sets pooled, 784 columns / 255, 10 classes."""
     xs, ys = [], []
     for part in ("train", "t10k"):
-        xs.append(read_idx(f"{root}/{part}-images-idx3-ubyte.gz", 0x803, 3).reshape(-1, 784))
-        ys.append(read_idx(f"{root}/{part}-labels-idx1-ubyte.gz", 0x801, 1))
-    return np.concatenate(xs).astype(np.float64) / 255.0, np.concatenate(ys).astype(np.float64)
+        x, y = load_mnist(root, part)  # bench/torch_lenet5.py's IDX reader and checks
+        xs.append(x.reshape(len(x), 784).numpy().astype(np.float64))
+        ys.append(y.numpy().astype(np.float64))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def metrics(p, y, binary_targets):

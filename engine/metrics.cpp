@@ -16,8 +16,10 @@ namespace detdl {
 
 namespace {
 
-constexpr float kEps = 1e-7f;         // Keras backend epsilon (kld clip, msle floor)
-constexpr float kNormFloor = 1e-12f;  // tf.math.l2_normalize's epsilon on the squared norm
+using cpu::clip_keep_nan;
+using cpu::max_keep_nan;
+constexpr float kEps = cpu::kMetricEps;
+constexpr float kNormFloor = cpu::kMetricNormFloor;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 constexpr std::array<std::string_view, kMetricCount> kNames = {"accuracy",
@@ -31,11 +33,6 @@ constexpr std::array<std::string_view, kMetricCount> kNames = {"accuracy",
                                                                "squared_hinge"};
 static_assert(kNames.size() == 9, "a metric was added without its name");
 static_assert(kMetricCount == cpu::kMetricValues, "metrics_avx2.h computes every metric");
-
-// max / clip that keep a NaN argument (as tf.maximum and tf.clip_by_value do), where
-// std::max's result would depend on the argument order.
-float max_keep_nan(float x, float lo) { return (std::isnan(x) || x > lo) ? x : lo; }
-float clip_keep_nan(float x, float lo, float hi) { return (x > hi) ? hi : max_keep_nan(x, lo); }
 
 // Index of the first maximum of x (k); -1 if any value is NaN.
 std::int64_t argmax_first(const float* x, std::int64_t k) {

@@ -90,8 +90,10 @@ void per_rep(std::span<Rep> reps, Fn&& fn) {
 template <class A, class B, class C>
 void batched(std::span<Rep> reps, bool ta, bool tb, i64 M, i64 N, i64 K, A a, i64 lda, B b, i64 ldb,
              C c, i64 ldc) {
-  std::vector<const float*> pa, pb;
-  std::vector<float*> pc;
+  // Reused: this runs for every layer of every step (by repetition, once per repetition).
+  thread_local std::vector<const float*> pa, pb;
+  thread_local std::vector<float*> pc;
+  pa.clear(), pb.clear(), pc.clear();
   for (Rep& r : reps) {
     pa.push_back(a(r));
     pb.push_back(b(r));
@@ -248,9 +250,11 @@ std::vector<TrainResult> fit_batched(
             ensure(r.dz[d], count * w);
         if (residual_at(stack, d)) ensure(r.sum[d], count * w);
       }
-      r.zo = Tensor::empty({count, K});
-      r.out = stack.sigmoid_output ? Tensor::empty({count, K}) : r.zo;
-      r.dout = Tensor::empty({count, K});
+      if (!r.zo.defined() || r.zo.dim(0) != count) {  // new only for a batch of another size
+        r.zo = Tensor::empty({count, K});
+        r.out = stack.sigmoid_output ? Tensor::empty({count, K}) : r.zo;
+        r.dout = Tensor::empty({count, K});
+      }
       ensure(r.dzo, count * K);
     });
 

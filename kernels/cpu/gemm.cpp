@@ -46,6 +46,18 @@ Grid choose_grid(i64 M, i64 N, i64 threads) {
   return {};
 }
 
+// Region `task` of grid g over C (M, N): rows [m0, m1), columns [n0, n1). Boundaries fall
+// on micro-tile boundaries so that only the matrix's own last row/column tiles are edge tiles.
+struct Region {
+  i64 m0, m1, n0, n1;
+};
+Region region(Grid g, i64 M, i64 N, i64 task) {
+  const i64 mt = ceil_div(M, kMR), nt = ceil_div(N, kNR);
+  const i64 i = task / g.tn, j = task % g.tn;
+  return {std::min(M, mt * i / g.tm * kMR), std::min(M, mt * (i + 1) / g.tm * kMR),
+          std::min(N, nt * j / g.tn * kNR), std::min(N, nt * (j + 1) / g.tn * kNR)};
+}
+
 // One region of C, in the canonical order: one chain per kChunkProducts chunk of k, the
 // chunk partials merged per element as ChunkTree does (a binary-counter stack of partial
 // regions: merge equal-height neighbours left + right, fold the rest right to left).
@@ -138,17 +150,12 @@ void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t
     return;
   }
   const Grid g = choose_grid(M, N, threads);
-  const i64 mt = ceil_div(M, kMR), nt = ceil_div(N, kNR);
   parallel_for(g.tm * g.tn, [&](i64 task) {
-    // Region boundaries fall on micro-tile boundaries so that only the matrix's own last
-    // row/column tiles are edge tiles.
-    const i64 i = task / g.tn, j = task % g.tn;
-    const i64 m0 = std::min(M, mt * i / g.tm * kMR), m1 = std::min(M, mt * (i + 1) / g.tm * kMR);
-    const i64 n0 = std::min(N, nt * j / g.tn * kNR), n1 = std::min(N, nt * (j + 1) / g.tn * kNR);
+    const Region r = region(g, M, N, task);
     if (level == Level::fast)  // one chain over all of k, no chunk tree
-      gemm_chain(a, b, m0, m1, n0, n1, 0, K, false, C + m0 * ldc + n0, ldc);
+      gemm_chain(a, b, r.m0, r.m1, r.n0, r.n1, 0, K, false, C + r.m0 * ldc + r.n0, ldc);
     else
-      region_canonical(a, b, m0, m1, n0, n1, K, C, ldc);
+      region_canonical(a, b, r.m0, r.m1, r.n0, r.n1, K, C, ldc);
   });
 }
 
@@ -162,13 +169,12 @@ void sgemm_batched(Level level, bool trans_a, bool trans_b, std::int64_t R, std:
   // product (its packing is done once), otherwise a grid per product.
   const i64 threads = num_threads();
   const Grid g = choose_grid(M, N, std::max<i64>(1, ceil_div(threads, R)));
-  const i64 mt = ceil_div(M, kMR), nt = ceil_div(N, kNR), per = g.tm * g.tn;
+  const i64 per = g.tm * g.tn;
   parallel_for(R * per, [&](i64 task) {
-    const i64 r = task / per, i = (task % per) / g.tn, j = task % g.tn;
-    const i64 m0 = std::min(M, mt * i / g.tm * kMR), m1 = std::min(M, mt * (i + 1) / g.tm * kMR);
-    const i64 n0 = std::min(N, nt * j / g.tn * kNR), n1 = std::min(N, nt * (j + 1) / g.tn * kNR);
-    region_canonical(Operand{A[r], lda, trans_a}, Operand{B[r], ldb, trans_b}, m0, m1, n0, n1, K,
-                     C[r], ldc);
+    const i64 p = task / per;
+    const Region r = region(g, M, N, task % per);
+    region_canonical(Operand{A[p], lda, trans_a}, Operand{B[p], ldb, trans_b}, r.m0, r.m1, r.n0,
+                     r.n1, K, C[p], ldc);
   });
 }
 

@@ -8,9 +8,6 @@
 namespace detdl::cpu {
 namespace {
 
-constexpr float kEps = 1e-7f;
-constexpr float kNormFloor = 1e-12f;
-
 // max_keep_nan(x, lo): (isnan(x) || x > lo) ? x : lo.
 __m256 max_keep_nan(__m256 x, __m256 lo) {
   return _mm256_blendv_ps(lo, x, _mm256_cmp_ps(x, lo, _CMP_NLE_UQ));
@@ -25,15 +22,11 @@ __m256 column(const float* base, __m256i rows, std::int64_t j) {
   return _mm256_i32gather_ps(base + j, rows, 4);
 }
 
-// The scalar forms, for the tail.
-float max_keep_nan1(float x, float lo) { return (x != x || x > lo) ? x : lo; }
-float clip_keep_nan1(float x, float lo, float hi) { return (x > hi) ? hi : max_keep_nan1(x, lo); }
-
 }  // namespace
 
 void metric_log_args(const float* pred, const float* target, std::int64_t n, float* kl_arg,
                      float* p_arg, float* y_arg) {
-  const __m256 eps = _mm256_set1_ps(kEps), one = _mm256_set1_ps(1.0f);
+  const __m256 eps = _mm256_set1_ps(kMetricEps), one = _mm256_set1_ps(1.0f);
   std::int64_t e = 0;
   for (; e + 8 <= n; e += 8) {
     const __m256 p = _mm256_loadu_ps(pred + e), y = _mm256_loadu_ps(target + e);
@@ -43,17 +36,19 @@ void metric_log_args(const float* pred, const float* target, std::int64_t n, flo
     _mm256_storeu_ps(y_arg + e, _mm256_add_ps(max_keep_nan(y, eps), one));
   }
   for (; e < n; ++e) {
-    kl_arg[e] = clip_keep_nan1(target[e], kEps, 1.0f) / clip_keep_nan1(pred[e], kEps, 1.0f);
-    p_arg[e] = max_keep_nan1(pred[e], kEps) + 1.0f;
-    y_arg[e] = max_keep_nan1(target[e], kEps) + 1.0f;
+    kl_arg[e] =
+        clip_keep_nan(target[e], kMetricEps, 1.0f) / clip_keep_nan(pred[e], kMetricEps, 1.0f);
+    p_arg[e] = max_keep_nan(pred[e], kMetricEps) + 1.0f;
+    y_arg[e] = max_keep_nan(target[e], kMetricEps) + 1.0f;
   }
 }
 
 void metric_values8(const float* pred, const float* target, const float* kl_log, const float* p_log,
                     const float* y_log, std::int64_t n, std::int64_t k, bool binary_targets,
                     float* out) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), eps = _mm256_set1_ps(kEps),
-               half = _mm256_set1_ps(0.5f), kf = _mm256_set1_ps(static_cast<float>(k));
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f),
+               eps = _mm256_set1_ps(kMetricEps), half = _mm256_set1_ps(0.5f),
+               kf = _mm256_set1_ps(static_cast<float>(k));
   const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const int ki = static_cast<int>(k);
@@ -86,8 +81,8 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
     } else {
       acc = _mm256_and_ps(_mm256_cmp_ps(arg_p, arg_y, _CMP_EQ_OQ), one);
     }
-    const __m256 norm_y = _mm256_sqrt_ps(max_keep_nan(ssy, _mm256_set1_ps(kNormFloor)));
-    const __m256 norm_p = _mm256_sqrt_ps(max_keep_nan(ssp, _mm256_set1_ps(kNormFloor)));
+    const __m256 norm_y = _mm256_sqrt_ps(max_keep_nan(ssy, _mm256_set1_ps(kMetricNormFloor)));
+    const __m256 norm_p = _mm256_sqrt_ps(max_keep_nan(ssp, _mm256_set1_ps(kMetricNormFloor)));
     __m256 cos = zero, hinge = zero, sq_hinge = zero, kl = zero, mae = zero, se = zero, msle = zero;
     const float *kll = kl_log + off, *lp = p_log + off, *ly = y_log + off;
     for (std::int64_t j = 0; j < k; ++j) {

@@ -9,6 +9,17 @@ namespace detdl::cpu {
 
 inline constexpr int kMetricValues = 9;
 
+// The metrics' constants and NaN-keeping clamps, shared with engine/metrics.cpp's scalar
+// path (so the lanes and the scalar code cannot drift apart).
+inline constexpr float kMetricEps = 1e-7f;         // Keras backend epsilon (kld clip, msle floor)
+inline constexpr float kMetricNormFloor = 1e-12f;  // tf.math.l2_normalize's epsilon (squared norm)
+// max / clip that keep a NaN argument (as tf.maximum and tf.clip_by_value do), where
+// std::max's result would depend on the argument order.
+inline float max_keep_nan(float x, float lo) { return (x != x || x > lo) ? x : lo; }
+inline float clip_keep_nan(float x, float lo, float hi) {
+  return (x > hi) ? hi : max_keep_nan(x, lo);
+}
+
 // The logarithms' arguments for n elements of pred and target: kl_arg = clip(y, eps, 1) /
 // clip(p, eps, 1), p_arg = max(p, eps) + 1, y_arg = max(y, eps) + 1 (NaN kept, as
 // engine/metrics.cpp's clip_keep_nan and max_keep_nan), eight at a time.

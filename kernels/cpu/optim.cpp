@@ -12,24 +12,10 @@ namespace {
 
 using i64 = std::int64_t;
 
-// Fixed blocks of elements, one task each (a single block runs on the calling thread).
 constexpr i64 kGrain = 1 << 15;
 
-template <class F>
-void for_elements(i64 n, F f) {
-  const i64 blocks = (n + kGrain - 1) / kGrain;
-  auto run_block = [&](i64 t) {
-    const i64 e = std::min(n, (t + 1) * kGrain);
-    for (i64 i = t * kGrain; i < e; ++i) f(i);
-  };
-  if (blocks <= 1) {
-    if (n > 0) run_block(0);
-    return;
-  }
-  parallel_for(blocks, run_block);
-}
-
-// Fixed blocks as for_elements, each handed whole to f(begin, end).
+// Fixed blocks of kGrain elements, one task each, handed whole to f(begin, end) (a single
+// block runs on the calling thread).
 template <class F>
 void for_blocks(i64 n, F f) {
   const i64 blocks = (n + kGrain - 1) / kGrain;
@@ -38,6 +24,13 @@ void for_blocks(i64 n, F f) {
     return;
   }
   parallel_for(blocks, [&](i64 t) { f(t * kGrain, std::min(n, (t + 1) * kGrain)); });
+}
+
+template <class F>
+void for_elements(i64 n, F f) {
+  for_blocks(n, [&](i64 b, i64 e) {
+    for (i64 i = b; i < e; ++i) f(i);
+  });
 }
 
 // Adam's configured update (the textbook or Keras form, no contraction) on [b, e), eight
