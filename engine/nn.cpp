@@ -1,6 +1,7 @@
 #include "engine/nn.h"
 
 #include <functional>
+#include <utility>
 
 namespace detdl {
 
@@ -116,6 +117,23 @@ void BatchNorm::reset_buffers() {
 Tensor BatchNorm::forward(const Tensor& x) {
   return ops::batch_norm(x, gamma_, beta_, mean_, var_, training(), momentum_, eps_, unbiased_,
                          keras_ ? &keras_stats_ : nullptr);
+}
+
+namespace {
+thread_local ActivationObserver* activation_observer = nullptr;
+}  // namespace
+
+ActivationObserverScope::ActivationObserverScope(ActivationObserver fn)
+    : fn_(std::move(fn)), previous_(activation_observer) {
+  activation_observer = &fn_;
+}
+
+ActivationObserverScope::~ActivationObserverScope() { activation_observer = previous_; }
+
+Tensor Act::forward(const Tensor& x) {
+  Tensor y = ops::activation(x, a_, alpha_);
+  if (activation_observer != nullptr) (*activation_observer)(*this, y);
+  return y;
 }
 
 Tensor Sequential::forward(const Tensor& x) {

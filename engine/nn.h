@@ -117,12 +117,30 @@ class BatchNorm final : public Module {
 class Act final : public Module {
  public:
   explicit Act(Activation a, float alpha = 0.0f) : a_(a), alpha_(alpha) {}
-  Tensor forward(const Tensor& x) override { return ops::activation(x, a_, alpha_); }
+  // ops::activation, shown to this thread's ActivationObserver when one is installed.
+  Tensor forward(const Tensor& x) override;
   std::string kind() const override { return std::string(activation_name(a_)); }
+  Activation activation() const { return a_; }
 
  private:
   Activation a_;
   float alpha_;
+};
+
+// Sees the output of every activation layer a forward pass runs on this thread, in forward
+// order (the training monitor counts dead units on them: engine/monitor.h). Installed for
+// a scope; none is installed by default, and then Act::forward costs one pointer test.
+using ActivationObserver = std::function<void(const Act& layer, const Tensor& out)>;
+class ActivationObserverScope {
+ public:
+  explicit ActivationObserverScope(ActivationObserver fn);
+  ~ActivationObserverScope();
+  ActivationObserverScope(const ActivationObserverScope&) = delete;
+  ActivationObserverScope& operator=(const ActivationObserverScope&) = delete;
+
+ private:
+  ActivationObserver fn_;
+  ActivationObserver* previous_;
 };
 
 class MaxPool2d final : public Module {

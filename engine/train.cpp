@@ -370,6 +370,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   DeviceScope device_scope(model_, opt_, cfg_.device);
   std::vector<std::int64_t> order;
   std::int64_t order_epoch = -1;
+  std::vector<std::vector<float>> epoch_start;  // the monitor's (snapshot_parameters)
   const auto t_start = std::chrono::steady_clock::now();
   auto t_epoch = t_start;
   if (cfg_.on_step_model && step == 0) cfg_.on_step_model(0, model_);  // the initial weights
@@ -383,6 +384,8 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     }
     const std::int64_t epoch = step / spe, first = (step % spe) * cfg_.batch_size;
     if (order_epoch != epoch) order = epoch_order(n, cfg_, order_epoch = epoch);
+    // The update ratios' reference: the weights as this epoch starts (a resumed epoch has none).
+    if (first == 0 && cfg_.monitor.probes(epoch)) epoch_start = snapshot_parameters(model_);
     const float loss = train_step(train, order.data() + first, std::min(cfg_.batch_size, n - first),
                                   step, epoch, prog);
     if (!std::isfinite(loss)) ++result.nonfinite_loss_steps;
@@ -396,8 +399,17 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
       result.epochs.push_back(summarize_epoch(model_, cfg_, epoch, n, prog, evals,
                                               penalty_value(model_, cfg_), t_epoch));
       prog = EpochProgress{};
+      if (cfg_.monitor.probes(epoch)) {
+        result.epochs.back().monitor = std::make_shared<const MonitorStats>(
+            probe_model(model_, cfg_, cfg_.monitor, train, epoch, epoch_start));
+        epoch_start.clear();
+      }
       if (on_epoch) on_epoch(result.epochs.back());
       save();
+      if (cfg_.stop_after_epoch && cfg_.stop_after_epoch(result.epochs.back())) {
+        result.stopped_early = result.stopped_after_epoch = true;
+        break;
+      }
       // The record's and the checkpoint's writing belong to no epoch's time.
       t_epoch = std::chrono::steady_clock::now();
     } else if (cfg_.checkpoint_every > 0 && step % cfg_.checkpoint_every == 0) {

@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/context.h"
 #include "engine/dataset.h"
 #include "engine/metrics.h"
+#include "engine/monitor.h"
 #include "engine/optim.h"
 #include "engine/schedule.h"
 #include "engine/train_checkpoint.h"
@@ -34,6 +36,8 @@ struct StepProgress {
   double seconds = 0.0;            // since this call started training
   std::int64_t rows_per_step = 0;  // batch size
 };
+
+struct EpochStats;
 
 struct TrainConfig {
   std::int64_t epochs = 1;
@@ -76,6 +80,12 @@ struct TrainConfig {
   std::function<void(const StepProgress&)> on_step;
   // Called after every step with the model (twin runs measure weight distances over steps).
   std::function<void(std::int64_t step, const Module& model)> on_step_model;
+  // The training monitor (engine/monitor.h): probes at the ends of the epochs it names,
+  // into EpochStats::monitor. Off by default; it never changes the run's bits.
+  MonitorConfig monitor;
+  // Asked after each epoch (after on_epoch): true stops the run there, after its checkpoint
+  // (the training doctor stops a run it has diagnosed, as AutoTrainer does).
+  std::function<bool(const EpochStats&)> stop_after_epoch;
 };
 
 // The element that TrainConfig::init_nudge moves: (parameter index, element index) in
@@ -114,6 +124,8 @@ struct EpochStats {
   double validation_seconds = 0.0;  // evaluating the validation set (0 without one)
   double test_seconds = 0.0;        // evaluating the test set (0 without one)
   std::string weight_hash;
+  // The monitor's probe at this epoch's end (TrainConfig::monitor), or null.
+  std::shared_ptr<const MonitorStats> monitor;
 };
 
 // The held-out sets evaluated at each epoch end.
@@ -127,6 +139,7 @@ struct TrainResult {
   std::int64_t steps = 0;
   std::string weight_hash;  // parameters and buffers, in the model's order
   bool stopped_early = false;
+  bool stopped_after_epoch = false;  // by TrainConfig::stop_after_epoch (and stopped_early)
   // With TrainConfig::step_hashes: the hash after each step this call ran (a resumed run
   // starts at its checkpoint's step: first_step says which).
   std::vector<std::string> step_hashes;

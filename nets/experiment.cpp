@@ -530,6 +530,8 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   cfg.stop_after_steps = opt.stop_after_steps;
   cfg.step_hashes = opt.step_hashes;
   cfg.on_step_model = opt.on_step_model;
+  cfg.monitor = opt.monitor;
+  cfg.stop_after_epoch = opt.stop_after_epoch;
   cfg.on_step = opt.on_step;
   // The experiment's fields outside TrainConfig that decide the bits: a resume compares them
   // (engine/train_checkpoint.h). label_noise is exact as written in the JSON form.
@@ -592,6 +594,7 @@ void record_epoch(PreparedRun& run, const Experiment& e, const RunOptions& opt,
   if (s.has_validation)
     ep["validation"] =
         series_json(s.validation.loss, s.validation.accuracy, s.validation.metrics, e.metrics);
+  if (s.monitor) ep["monitor"] = to_json(*s.monitor);
   epochs.push_back(std::move(ep));
   if (opt.on_epoch) opt.on_epoch(s);
 }
@@ -668,6 +671,7 @@ RunOutput finish_run(PreparedRun& run, const Experiment& e, const RunOptions& op
       {"weight_hash", out.result.weight_hash},
       {"test_predictions", run.last_predictions},
   };
+  if (out.result.stopped_after_epoch) out.record["stopped_after_epoch"] = true;
   // Test rows per class (the study's no_samples_* columns; variance/export.h).
   if (bundle->test.y.dtype() == DType::i32 && bundle->outputs > 0) {
     std::vector<std::int64_t> counts(static_cast<std::size_t>(bundle->outputs), 0);

@@ -109,6 +109,10 @@ struct RunOptions {
   // Keep the final parameters (model order, concatenated) in RunOutput::final_weights when
   // the model has at most this many (weight-space distances in studies); 0: never.
   std::int64_t keep_weights_up_to = 0;
+  // The training monitor (engine/monitor.h): each probed epoch's record gets "monitor".
+  MonitorConfig monitor;
+  // Asked after each epoch: true stops the run there (TrainConfig::stop_after_epoch).
+  std::function<bool(const EpochStats&)> stop_after_epoch;
 };
 
 struct RunOutput {

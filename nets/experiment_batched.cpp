@@ -56,9 +56,10 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
   if (const std::string why = batch_refusal(es); !why.empty())
     throw std::invalid_argument("repetitions trained together: " + why);
   if (opt.resume || !opt.checkpoint_path.empty() || opt.stop_after_steps >= 0 || opt.on_step ||
-      opt.on_step_model)
+      opt.on_step_model || opt.monitor.on() || opt.stop_after_epoch)
     throw std::invalid_argument(
-        "repetitions trained together: no checkpoints, step limits or per-step callbacks");
+        "repetitions trained together: no checkpoints, step limits, per-step callbacks, "
+        "monitor or doctor");
   std::vector<PreparedRun> runs;
   runs.reserve(es.size());
   for (const Experiment& e : es) runs.push_back(prepare_run(e, opt));

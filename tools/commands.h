@@ -8,4 +8,5 @@ void add_ops_command(CLI::App& app);
 void add_golden_command(CLI::App& app);
 void add_study_command(CLI::App& app);
 void add_twin_command(CLI::App& app);
+void add_doctor_command(CLI::App& app);
 }  // namespace detdl::tools

@@ -1,4 +1,4 @@
-// detdl: the command line. Subcommands: train, study, report, twin, golden, hash, ops, version (docs/cli.md).
+// detdl: the command line. Subcommands: train, study, report, twin, doctor, golden, hash, ops, version (docs/cli.md).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   detdl::tools::add_golden_command(app);
   detdl::tools::add_study_command(app);
   detdl::tools::add_twin_command(app);
+  detdl::tools::add_doctor_command(app);
   app.add_subcommand("version", "print the version")->callback([] {
     std::cout << "detdl " << DETDL_VERSION << "\n";
   });

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "engine/atomic_file.h"
 #include "engine/checkpoint.h"
 #include "engine/cuda_backend.h"
+#include "doctor/live.h"
 #include "engine/hash.h"
 #include "nets/experiment.h"
 #include "nets/zoo.h"
@@ -36,6 +38,10 @@ struct TrainFlags {
        force = false;
   std::string progress = "auto";
   std::int64_t stop_after = -1, checkpoint_every = 0;
+  std::string doctor;                       // --doctor autotrainer | detdl
+  bool doctor_watch = false;                // diagnose without stopping
+  double doctor_theta = 0.7;                // the accuracy target
+  std::int64_t monitor = 0;                 // --monitor N: probe every N epochs
   std::map<std::string, CLI::Option*> opt;  // by long name, to ask whether a flag was given
 };
 
@@ -274,6 +280,25 @@ int run_train(const TrainFlags& f) {
   ro.checkpoint_every = f.checkpoint_every;
   ro.resume = f.resume;
   ro.stop_after_steps = f.stop_after;
+  if (f.monitor > 0) ro.monitor.every = f.monitor;
+  std::optional<doctor::LiveDoctor> live;
+  if (!(f.doctor_theta >= 0.0 && f.doctor_theta <= 1.0))
+    throw std::invalid_argument("--doctor-theta: expected an accuracy in [0, 1], got " +
+                                std::to_string(f.doctor_theta));
+  if (f.doctor_watch && f.doctor.empty())
+    throw std::invalid_argument("--doctor-watch needs --doctor autotrainer or --doctor detdl");
+  if (!f.doctor.empty()) {
+    const auto kind = doctor::parse_doctor(f.doctor);
+    if (!kind)
+      throw std::invalid_argument("--doctor: expected autotrainer or detdl, got '" + f.doctor +
+                                  "'");
+    doctor::DoctorOptions dopt;
+    dopt.kind = *kind;
+    dopt.params.theta = f.doctor_theta;
+    dopt.stop = !f.doctor_watch;
+    live.emplace(e, dopt);
+    live->attach(ro);  // its probes replace --monitor's
+  }
   std::int64_t train_rows = 0;
   ro.on_epoch = [&](const EpochStats& s) {
     progress.clear();
@@ -306,8 +331,18 @@ int run_train(const TrainFlags& f) {
     if (resuming) std::printf("  resuming from %s\n", f.checkpoint.c_str());
     std::fflush(stdout);
   };
-  const nets::RunOutput out = nets::run_experiment(e, ro);
+  nets::RunOutput out = nets::run_experiment(e, ro);
   progress.clear();
+  if (live) {
+    out.record["doctor"] = live->record_entry();
+    if (const auto& d = live->diagnosis())
+      std::printf("doctor (%s): %s after epoch %lld: %s%s\n", f.doctor.c_str(),
+                  std::string(doctor::problem_name(d->problems.front())).c_str(),
+                  static_cast<long long>(d->epoch + 1), d->reason.c_str(),
+                  f.doctor_watch ? " (watching: the run went on)" : "; the run stopped there");
+    else
+      std::printf("doctor (%s): no problem found\n", f.doctor.c_str());
+  }
   if (out.result.resumed)
     std::printf("resumed from step %lld of %s\n", static_cast<long long>(out.result.first_step),
                 f.checkpoint.c_str());
@@ -317,7 +352,7 @@ int run_train(const TrainFlags& f) {
   // Written whole to a unique temporary name, then renamed: a reader never sees half a record.
   if (!f.record.empty())
     write_file_atomically(f.record, out.record.dump(1) + "\n", "--record " + f.record);
-  if (out.result.stopped_early)
+  if (out.result.stopped_early && !out.result.stopped_after_epoch)
     std::printf("stopped after step %lld (checkpoint %s)\n",
                 static_cast<long long>(out.result.steps), f.checkpoint.c_str());
   std::printf("weight hash %s  steps %lld  %.2fs\n", out.result.weight_hash.c_str(),
@@ -437,6 +472,16 @@ void add_train_command(CLI::App& app) {
   c->add_option("--progress", f->progress,
                 "progress line within an epoch: auto (on a terminal), on or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  c->add_option("--doctor", f->doctor,
+                "the training doctor: autotrainer (AutoTrainer's published rules) or detdl "
+                "(docs/doctor.md); a diagnosis stops the run");
+  c->add_flag("--doctor-watch", f->doctor_watch,
+              "diagnose without stopping: the run trains to the end, bit for bit as without");
+  c->add_option("--doctor-theta", f->doctor_theta, "the doctor's accuracy target (0.7)")
+      ->check(number_text());
+  c->add_option("--monitor", f->monitor,
+                "probe gradients, weights and dead units every N epochs into the record")
+      ->check(integer_text(1, nets::kMaxEpochs));
   c->add_flag("--print-config", f->print_config, "print the experiment as JSON and exit");
   c->add_flag("--quiet", f->quiet, "print only the final line");
   c->callback([f] { run_train(*f); });

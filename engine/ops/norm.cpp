@@ -61,9 +61,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
                                           y.data_f32());
         break;
     }
-    record(OpKind::batch_norm, {x, gamma, beta}, y, [](const Tensor&) -> std::vector<Tensor> {
-      throw std::logic_error("batch_norm: backward through eval mode is not supported");
-    });
+    // The running statistics are constants here. The backward runs on the host (its one
+    // user is the training monitor's probe, once per checked epoch): CUDA tensors are copied.
+    const Tensor mean_now = running_mean.to(Device::cpu).clone(),
+                 var_now = running_var.to(Device::cpu).clone();
+    record(OpKind::batch_norm, {x, gamma, beta}, y,
+           [x, gamma, mean_now, var_now, eps, N, C, HW, dev](const Tensor& g) {
+             const Tensor xh = x.to(Device::cpu), gh = g.to(Device::cpu),
+                          gam = gamma.to(Device::cpu);
+             Tensor dx = Tensor::empty(x.shape()), dgamma = Tensor::empty({C}),
+                    dbeta = Tensor::empty({C});
+             cpu::batchnorm_backward_eval(N, C, HW, xh.f32(), gh.f32(), gam.f32(), mean_now.f32(),
+                                          var_now.f32(), eps, dx.f32(), dgamma.f32(), dbeta.f32());
+             return std::vector<Tensor>{dx.to(dev), dgamma.to(dev), dbeta.to(dev)};
+           });
     return y;
   }
   if (N * HW < 2)

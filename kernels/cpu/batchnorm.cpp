@@ -291,6 +291,27 @@ void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* g
   normalize(false, N, C, HW, x, running_mean, inv_std.data(), gamma, beta, y);
 }
 
+void batchnorm_backward_eval(i64 N, i64 C, i64 HW, const float* x, const float* dy,
+                             const float* gamma, const float* running_mean,
+                             const float* running_var, float eps, float* dx, float* dgamma,
+                             float* dbeta) {
+  std::vector<float> inv_std(static_cast<std::size_t>(C));
+  for (i64 c = 0; c < C; ++c) inv_std[c] = 1.0f / sqrtf(running_var[c] + eps);
+  channel_sums(
+      Level::portable, N, C, HW, [&](i64 i, i64) { return dy[i]; }, dbeta);
+  channel_sums(
+      Level::portable, N, C, HW,
+      [&](i64 i, i64 c) { return dy[i] * ((x[i] - running_mean[c]) * inv_std[c]); }, dgamma);
+  parallel_for(N * C, [&](i64 nc) {
+    const i64 c = nc % C;
+    const float k = gamma[c];
+    for (i64 hw = 0; hw < HW; ++hw) {
+      const i64 i = nc * HW + hw;
+      dx[i] = (dy[i] * k) * inv_std[c];
+    }
+  });
+}
+
 void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_inv_std,
                         float* dx, float* dgamma, float* dbeta) {

@@ -84,6 +84,22 @@ void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
                             float eps,
                             float* y);  // (N, C, HW)
 
+// Inference backward (running statistics, constants): dx = (dy * gamma) * inv_std,
+// dgamma = canonical sum over (n, hw) of dy * ((x - running_mean) * inv_std), dbeta =
+// canonical sum of dy, with inv_std as the forward's. The training monitor's probe is its
+// user (engine/monitor.h: AutoTrainer took gradients in inference mode). Canonical at every
+// level: the same bits on any thread count.
+void batchnorm_backward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
+                             const float* x,             // (N, C, HW)
+                             const float* dy,            // (N, C, HW)
+                             const float* gamma,         // (C)
+                             const float* running_mean,  // (C)
+                             const float* running_var,   // (C)
+                             float eps,
+                             float* dx,      // (N, C, HW)
+                             float* dgamma,  // (C)
+                             float* dbeta);  // (C)
+
 // Training backward (batch statistics). dgamma / dbeta are written (=); either may be
 // nullptr when not wanted (they are still computed for dx).
 void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,

@@ -85,6 +85,21 @@ TEST(PoolOps, GradientsAndThreadInvariance) {
   expect_gradients_match(gp, {random_tensor({2, 3, 4, 3}, 9)});
 }
 
+// Inference mode (running statistics as constants): the training monitor's probe takes
+// gradients through it, as AutoTrainer's Keras learning phase 0 did.
+TEST(BatchNormOp, EvalModeGradientsMatchFiniteDifferences) {
+  const Tensor rm = random_tensor({3}, 14), rv = random_tensor({3}, 15, 0.3f, 2.0f);
+  auto f = [&](const std::vector<Tensor>& in) {
+    Tensor m = rm.clone(), v = rv.clone();
+    return ops::batch_norm(in[0], in[1], in[2], m, v, false, 0.1f, 1e-5f);
+  };
+  std::vector<Tensor> in = {random_tensor({4, 3, 3, 2}, 16), random_tensor({3}, 17, 0.5f, 1.5f),
+                            random_tensor({3}, 18)};
+  expect_gradients_match(f, in, 1e-2f, 3e-2f, 5e-3f);
+  expect_thread_invariant(f, in);
+  expect_gradients_match(f, {random_tensor({7, 3}, 19), in[1], in[2]}, 1e-2f, 3e-2f, 5e-3f);
+}
+
 TEST(BatchNormOp, TrainingGradientsRunningStatsAndEval) {
   Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.0f);
   auto f = [&](const std::vector<Tensor>& in) {

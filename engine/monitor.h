@@ -1,0 +1,87 @@
+// The training monitor: what a model's layers are doing at an epoch end, measured on one
+// fixed probe batch, for the training doctor (doctor/) and the reports.
+//
+// AutoTrainer (ICSE 2021; ../shared/design/DOCTOR.md) computed the gradients of every
+// trainable weight on the first batch_size training rows in inference mode, every 3 epochs
+// (after epochs 1, 4, 7, ...: Keras's 0-based epoch % 3 == 0). The probe does the same, and
+// adds what its known weaknesses ask for: per-layer weight norms, the share of dead units
+// of each activation layer measured on its outputs, and update-to-weight ratios over the
+// epoch.
+//
+// A probe changes nothing the run computes: the forward runs in evaluation mode (batch
+// norm uses its running statistics and updates none, dropout is off), the gradients are
+// dropped afterwards, and the next step starts as it would have. A run with the monitor on
+// has the weight hash of the same run with it off (tests/engine/test_monitor.cpp).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/dataset.h"
+#include "engine/nn.h"
+
+namespace detdl {
+
+struct TrainConfig;
+
+struct MonitorConfig {
+  // Probe at the end of 0-based epoch e when e % every == 0 (AutoTrainer: 3); 0: off.
+  std::int64_t every = 0;
+  // Probe rows: the first this many training rows in stored order (0: the batch size,
+  // AutoTrainer's choice). At most the training set.
+  std::int64_t rows = 0;
+  bool on() const { return every > 0; }
+  bool probes(std::int64_t epoch) const { return every > 0 && epoch % every == 0; }
+};
+
+struct ParamProbe {
+  std::string name;  // the module's dotted name ("0.weight")
+  std::int64_t size = 0;
+  std::int64_t dims = 0;     // its number of dimensions (2+: a kernel; 1: a bias or norm scale)
+  double grad_norm = 0.0;    // L2 norm of the probe batch's gradient (0: no gradient reached it)
+  double weight_norm = 0.0;  // L2 norm of the parameter now
+  double zero_grad = 0.0;    // share of gradient entries exactly 0
+  // ||W_now - W_epoch_start|| / ||W_epoch_start|| over the probed epoch; NaN where the
+  // epoch's start is unknown (a resumed epoch) or W_epoch_start is 0.
+  double update_ratio = 0.0;
+};
+
+struct ActivationProbe {
+  std::int64_t index = 0;  // among the model's activation layers, in forward order
+  std::string kind;        // "relu", "tanh", ...
+  std::int64_t units = 0;  // features: dim 1 of the output (channels for images)
+  // Share of units whose output is exactly 0 for every probe row (and every position):
+  // dead ReLUs. Other activations are exactly 0 only by accident, so this is ~0 there.
+  double dead = 0.0;
+};
+
+struct MonitorStats {
+  std::int64_t epoch = 0;  // 0-based
+  std::int64_t rows = 0;   // probe rows
+  double loss = 0.0;       // the probe batch's loss, data + L1/L2 penalties (Keras's total_loss)
+  double zero_grad_share = 0.0;  // over every gradient entry (AutoTrainer's dying-ReLU signal)
+  bool nonfinite_grad = false, nonfinite_weight = false;
+  std::vector<ParamProbe> params;  // Module::parameters() order
+  std::vector<ActivationProbe> activations;
+  double seconds = 0.0;  // the probe's own time
+};
+
+// Copies of the parameters (host), taken at an epoch's start for the update ratios.
+std::vector<std::vector<float>> snapshot_parameters(const Module& model);
+
+// Probes `model` at the end of `epoch` (cfg: the loss and penalties; train: the probe rows'
+// source; start: snapshot_parameters at the epoch's start, or empty). The model keeps its
+// mode, weights, buffers and the absence of gradients.
+MonitorStats probe_model(Module& model, const TrainConfig& cfg, const MonitorConfig& mon,
+                         const Dataset& train, std::int64_t epoch,
+                         const std::vector<std::vector<float>>& start);
+
+// The record form (docs/cli.md, "Run records": an epoch's "monitor"); non-finite numbers
+// are written as null and read back as NaN. from_json throws std::invalid_argument naming
+// the field for a malformed object.
+nlohmann::json to_json(const MonitorStats& m);
+MonitorStats monitor_from_json(const nlohmann::json& j);
+
+}  // namespace detdl
