@@ -217,16 +217,23 @@ std::optional<Diagnosis> Doctor::check_detdl(const EpochView& e) {
     return d;
   }
   if (m != nullptr) {
-    // Dead units on the ReLU layers' outputs.
+    // Dead units on the ReLU layers' outputs. A layer with every unit dead passes no
+    // gradient, so nothing below it moves: dead at two checks in a row (momentum spent) it
+    // stays dead.
+    bool fully_dead = false;
     for (const auto& a : m->activations) {
       if (a.kind != "relu" || !(a.dead >= p_.gamma)) continue;
-      if (relu_++ == 0 || (a.dead >= 1.0 && !relu_certain_)) {
-        relu_why_ = fmt("%.0f%% of the units of ReLU layer %.0f dead on the probe batch",
-                        100.0 * a.dead, static_cast<double>(a.index));
+      const bool all = a.dead >= 1.0;
+      if (relu_++ == 0 || (all && relu_dead_before_ && !relu_certain_)) {
+        relu_why_ =
+            fmt("%.0f%% of the units of ReLU layer %.0f dead on the first %.0f rows",
+                100.0 * a.dead, static_cast<double>(a.index), static_cast<double>(m->dead_rows));
         relu_layer_ = "activation " + std::to_string(a.index) + " (" + a.kind + ")";
       }
-      if (a.dead >= 1.0) relu_certain_ = true;
+      if (all && relu_dead_before_) relu_certain_ = true;
+      fully_dead = fully_dead || all;
     }
+    relu_dead_before_ = fully_dead;
     // The gradient chain on relative gradients r_l = ||g_l|| / ||W_l|| of the weight tensors.
     std::vector<std::pair<std::string, double>> r;
     for (const auto& p : m->params)
@@ -248,10 +255,9 @@ std::optional<Diagnosis> Doctor::check_detdl(const EpochView& e) {
       }
     }
   }
-  // A ReLU layer with every unit dead passes no gradient: nothing below it can learn.
   if (relu_certain_) {
     d.problems.push_back(Problem::dying_relu);
-    d.reason = relu_why_ + " (certain: reported without the gate)";
+    d.reason = relu_why_ + " at two checks in a row (certain: reported without the gate)";
     d.layer = relu_layer_;
     return d;
   }

@@ -13,8 +13,8 @@
 //                gradients (||g_l|| / ||W_l|| of every weight tensor, so that wide or large
 //                layers do not look exploding), pointing at the layer where the chain breaks;
 //                dead units per ReLU layer measured on its outputs; oscillation of the
-//                training loss; certain signals (NaN / Inf, a ReLU layer with every unit
-//                dead) reported at once, without the 30% gate.
+//                training loss; certain signals (NaN / Inf at once; a ReLU layer with every
+//                unit dead at two checks in a row) reported without the 30% gate.
 //
 // Both are pure functions of the epochs fed to them: a record replayed after the fact
 // (`detdl doctor`) gives the diagnosis the live run gave.
@@ -109,6 +109,7 @@ class Doctor {
   bool unstable_ = false, not_converge_ = false, slow_ = false;
   std::string vanish_why_, explode_why_, relu_why_, vanish_layer_, explode_layer_, relu_layer_;
   bool relu_certain_ = false;
+  bool relu_dead_before_ = false;  // a ReLU layer fully dead at the previous check
   std::optional<Diagnosis> diagnosis_;
 };
 

@@ -81,8 +81,10 @@ MonitorStats probe_model(Module& model, const TrainConfig& cfg, const MonitorCon
 
   const bool was_training = model.training();
   model.train(false);  // inference mode: no batch-norm update, no dropout (Keras learning phase 0)
-  Tensor loss;
   {
+    // Dead units: a forward of its own over the dead-count rows, without the tape.
+    st.dead_rows = std::min(std::max(mon.dead_rows, st.rows), train.size());
+    const Dataset rows = slice_rows(train, 0, st.dead_rows);
     std::int64_t index = 0;
     ActivationObserverScope watch([&](const Act& layer, const Tensor& out) {
       ActivationProbe a;
@@ -92,9 +94,10 @@ MonitorStats probe_model(Module& model, const TrainConfig& cfg, const MonitorCon
       a.dead = dead_share(out);
       st.activations.push_back(std::move(a));
     });
-    const Tensor out = model.forward(probe.x.to(dev));
-    loss = compute_loss(cfg.loss, out, probe.y.to(dev));
+    NoGradGuard no_tape;
+    model.forward(rows.x.to(dev));
   }
+  Tensor loss = compute_loss(cfg.loss, model.forward(probe.x.to(dev)), probe.y.to(dev));
   const auto params = model.parameters();
   for (const auto& p : params) {  // Keras's total_loss: the penalties in the training step's order
     if (!penalized(cfg, p)) continue;
@@ -159,6 +162,7 @@ nlohmann::json to_json(const MonitorStats& m) {
   for (const auto& a : m.activations)
     acts.push_back({{"index", a.index}, {"kind", a.kind}, {"units", a.units}, {"dead", a.dead}});
   return {{"rows", m.rows},
+          {"dead_rows", m.dead_rows},
           {"loss", number_or_null(m.loss)},
           {"zero_grad_share", m.zero_grad_share},
           {"nonfinite_grad", m.nonfinite_grad},
@@ -174,6 +178,7 @@ MonitorStats monitor_from_json(const nlohmann::json& j) {
   MonitorStats m;
   try {
     m.rows = j.at("rows").get<std::int64_t>();
+    m.dead_rows = j.value("dead_rows", m.rows);
     m.loss = number_or_nan(j, "loss", where);
     m.zero_grad_share = number_or_nan(j, "zero_grad_share", where);
     m.nonfinite_grad = j.at("nonfinite_grad").get<bool>();

@@ -32,6 +32,10 @@ struct MonitorConfig {
   // Probe rows: the first this many training rows in stored order (0: the batch size,
   // AutoTrainer's choice). At most the training set.
   std::int64_t rows = 0;
+  // Rows for the dead-unit count: the first max(this, probe rows) training rows, in a
+  // forward of their own (no gradient). A unit silent on one small batch may live on the
+  // others; 256 rows keep the count honest at about one forward of a few batches.
+  std::int64_t dead_rows = 256;
   bool on() const { return every > 0; }
   bool probes(std::int64_t epoch) const { return every > 0 && epoch % every == 0; }
 };
@@ -52,15 +56,16 @@ struct ActivationProbe {
   std::int64_t index = 0;  // among the model's activation layers, in forward order
   std::string kind;        // "relu", "tanh", ...
   std::int64_t units = 0;  // features: dim 1 of the output (channels for images)
-  // Share of units whose output is exactly 0 for every probe row (and every position):
+  // Share of units whose output is exactly 0 for every dead-count row (and every position):
   // dead ReLUs. Other activations are exactly 0 only by accident, so this is ~0 there.
   double dead = 0.0;
 };
 
 struct MonitorStats {
-  std::int64_t epoch = 0;  // 0-based
-  std::int64_t rows = 0;   // probe rows
-  double loss = 0.0;       // the probe batch's loss, data + L1/L2 penalties (Keras's total_loss)
+  std::int64_t epoch = 0;      // 0-based
+  std::int64_t rows = 0;       // probe rows
+  std::int64_t dead_rows = 0;  // rows of the dead-unit count
+  double loss = 0.0;  // the probe batch's loss, data + L1/L2 penalties (Keras's total_loss)
   double zero_grad_share = 0.0;  // over every gradient entry (AutoTrainer's dying-ReLU signal)
   bool nonfinite_grad = false, nonfinite_weight = false;
   std::vector<ParamProbe> params;  // Module::parameters() order

@@ -1,6 +1,8 @@
 #include "engine/nn.h"
 
 #include <functional>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace detdl {
@@ -134,6 +136,28 @@ Tensor Act::forward(const Tensor& x) {
   Tensor y = ops::activation(x, a_, alpha_);
   if (activation_observer != nullptr) (*activation_observer)(*this, y);
   return y;
+}
+
+void Sequential::insert(std::size_t index, std::shared_ptr<Module> m) {
+  if (index > layers_.size())
+    throw std::out_of_range("Sequential::insert: index " + std::to_string(index) + " past " +
+                            std::to_string(layers_.size()) + " layers");
+  layers_.insert(layers_.begin() + static_cast<std::ptrdiff_t>(index), std::move(m));
+  clear_children();
+  for (std::size_t i = 0; i < layers_.size(); ++i) add_child(std::to_string(i), layers_[i]);
+}
+
+bool Module::set_init(const std::string& name, const InitSpec& spec) {
+  for (auto& p : params_)
+    if (p.name == name) {
+      p.init = spec;
+      return true;
+    }
+  for (auto& [child, m] : children_) {
+    const std::string prefix = child + ".";
+    if (name.rfind(prefix, 0) == 0 && m->set_init(name.substr(prefix.size()), spec)) return true;
+  }
+  return false;
 }
 
 Tensor Sequential::forward(const Tensor& x) {

@@ -39,6 +39,12 @@ class Module {
   // uses Philox sub-stream i of the init seed. Buffers are reset to their defaults.
   void initialize(std::uint64_t seed);
 
+  // Calls fn on this module and every descendant, depth first in registration order.
+  void visit(const std::function<void(Module&)>& fn) { for_each(fn); }
+  // Replaces the initialiser of the parameter with dotted name `name`; false if none has it.
+  // The doctor's repairs (nets/edits.h) change initialisers before a run initialises.
+  bool set_init(const std::string& name, const InitSpec& spec);
+
   // Moves every parameter and buffer to `d` in place (the module's handles stay valid;
   // gradients are dropped). Initialise first: the initialisers run on the host.
   void to(Device d);
@@ -55,6 +61,7 @@ class Module {
     return *m;
   }
   virtual void reset_buffers() {}
+  void clear_children() { children_.clear(); }
 
  private:
   void collect(const std::string& prefix, bool params, std::vector<NamedTensor>& out) const;
@@ -86,6 +93,7 @@ class Conv2d final : public Module {
          InitSpec bias_init = {InitKind::zeros});
   Tensor forward(const Tensor& x) override;
   std::string kind() const override { return "Conv2d"; }
+  Tensor weight() const { return w_; }
 
  private:
   ops::Conv2dOptions opt_;
@@ -116,15 +124,22 @@ class BatchNorm final : public Module {
 
 class Act final : public Module {
  public:
-  explicit Act(Activation a, float alpha = 0.0f) : a_(a), alpha_(alpha) {}
+  // output: the net's output activation (a sigmoid for BCE), which the doctor's repairs of
+  // the hidden activations leave alone.
+  explicit Act(Activation a, float alpha = 0.0f, bool output = false)
+      : a_(a), alpha_(alpha), output_(output) {}
   // ops::activation, shown to this thread's ActivationObserver when one is installed.
   Tensor forward(const Tensor& x) override;
   std::string kind() const override { return std::string(activation_name(a_)); }
   Activation activation() const { return a_; }
+  float alpha() const { return alpha_; }
+  bool output() const { return output_; }
+  void set_activation(Activation a, float alpha) { a_ = a, alpha_ = alpha; }
 
  private:
   Activation a_;
   float alpha_;
+  bool output_;
 };
 
 // Sees the output of every activation layer a forward pass runs on this thread, in forward
@@ -202,6 +217,10 @@ class Sequential : public Module {
   Tensor forward(const Tensor& x) override;
   std::string kind() const override { return "Sequential"; }
   std::size_t size() const { return layers_.size(); }
+  const std::shared_ptr<Module>& layer(std::size_t i) const { return layers_.at(i); }
+  // Inserts m before layer `index` (size(): at the end); the children are renamed "0", "1",
+  // ... in the new order, which is the parameters' order (and the initialiser's streams).
+  void insert(std::size_t index, std::shared_ptr<Module> m);
 
  private:
   std::vector<std::shared_ptr<Module>> layers_;

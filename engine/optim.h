@@ -25,6 +25,9 @@ struct OptimizerConfig {
   float eps = 1e-8f;                   // adam / rmsprop: PyTorch 1e-8, Keras 1e-7
   float alpha = 0.99f;                 // rmsprop: PyTorch alpha 0.99 (Keras rho 0.9)
   bool keras_form = false;  // the Keras update formulas instead of PyTorch's (see formulas header)
+  // Keras's clipvalue: each gradient entry clamped to [-clip_value, clip_value] before the
+  // update (0: off). Applied by the trainer (CPU runs).
+  float clip_value = 0.0f;
   std::string describe() const;
 };
 std::string_view optimizer_name(OptimizerConfig::Kind k);

@@ -77,4 +77,19 @@ std::string Schedule::describe() const {
   return o.str();
 }
 
+void PlateauState::update(const Plateau& p, float epoch_lr, double loss) {
+  if (!p.on) return;
+  // Keras: monitor_op = np.less(current, best - min_delta); NaN never improves.
+  if (!seen || loss < best - static_cast<double>(p.min_delta)) {
+    best = loss;
+    seen = true;
+    wait = 0;
+    return;
+  }
+  if (++wait >= p.patience) {
+    if (epoch_lr > p.min_lr) lr = std::max(epoch_lr * p.factor, p.min_lr);
+    wait = 0;
+  }
+}
+
 }  // namespace detdl

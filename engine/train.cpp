@@ -1,5 +1,6 @@
 #include "engine/train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -281,7 +282,16 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
   }
   const float total_loss = loss.item();  // Keras's training loss: data + penalties
   backward(loss);
-  opt_.step(cfg_.schedule.lr(epoch));
+  if (cfg_.optimizer.clip_value > 0.0f) {  // Keras's clipvalue, before the update
+    const float c = cfg_.optimizer.clip_value;
+    for (const auto& p : model_.parameters()) {
+      Tensor g = p.tensor.grad();
+      if (!g.defined()) continue;
+      float* v = g.f32();
+      for (std::int64_t i = 0; i < g.numel(); ++i) v[i] = std::min(std::max(v[i], -c), c);
+    }
+  }
+  opt_.step(plateau_.apply(cfg_.schedule.lr(epoch)));
   opt_.zero_grad();
   record_batch(cfg_.loss, cfg_.metrics, out_dev.to(Device::cpu), yb, total_loss, prog);
   return data_loss;
@@ -367,6 +377,12 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   };
 
   if (cfg_.device != Device::cpu) gpu::require("training on device cuda");
+  if (cfg_.optimizer.clip_value > 0.0f && cfg_.device != Device::cpu)
+    throw std::invalid_argument("optimizer clip_value: gradient clipping runs on the CPU only");
+  // The plateau's state is not in the checkpoint: a resumed run could not continue it.
+  if (cfg_.plateau.on && !cfg_.checkpoint_path.empty())
+    throw std::invalid_argument("plateau: reduce-on-plateau runs cannot be checkpointed");
+  plateau_ = PlateauState{};
   DeviceScope device_scope(model_, opt_, cfg_.device);
   std::vector<std::int64_t> order;
   std::int64_t order_epoch = -1;
@@ -399,6 +415,13 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
       result.epochs.push_back(summarize_epoch(model_, cfg_, epoch, n, prog, evals,
                                               penalty_value(model_, cfg_), t_epoch));
       prog = EpochProgress{};
+      if (cfg_.plateau.on) {
+        const EpochStats& st = result.epochs.back();
+        const double held = st.has_validation ? st.validation.loss
+                            : st.has_test     ? st.test_loss
+                                              : st.train_loss;
+        plateau_.update(cfg_.plateau, plateau_.apply(cfg_.schedule.lr(epoch)), held);
+      }
       if (cfg_.monitor.probes(epoch)) {
         result.epochs.back().monitor = std::make_shared<const MonitorStats>(
             probe_model(model_, cfg_, cfg_.monitor, train, epoch, epoch_start));

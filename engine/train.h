@@ -45,6 +45,7 @@ struct TrainConfig {
   LossKind loss = LossKind::softmax_ce;
   OptimizerConfig optimizer;
   Schedule schedule;
+  Plateau plateau;             // reduce-on-plateau over the schedule (not with checkpoints)
   float l1 = 0.0f, l2 = 0.0f;  // penalties added to the loss on the parameters `penalize` picks
   // Which parameters the L1/L2 penalties apply to; unset: weights (parameters with 2+ dims),
   // not biases or norm scales. The study presets pick e.g. conv kernels only.
@@ -222,6 +223,7 @@ class Trainer {
   Module& model_;
   TrainConfig cfg_;
   Optimizer opt_;
+  PlateauState plateau_;
 };
 
 }  // namespace detdl

@@ -55,6 +55,8 @@ Identity training_identity(const TrainConfig& cfg) {
   id["optimizer.eps"] = exact_float(o.eps);
   id["optimizer.alpha"] = exact_float(o.alpha);
   id["optimizer.keras_form"] = o.keras_form ? "true" : "false";
+  // Only when set: checkpoints from before the field keep their identity.
+  if (o.clip_value > 0.0f) id["optimizer.clip_value"] = exact_float(o.clip_value);
   const auto& s = cfg.schedule;
   id["schedule.kind"] = std::string(schedule_kind_name(s.kind));
   id["schedule.lr"] = exact_float(s.base_lr);

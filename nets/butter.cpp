@@ -179,7 +179,7 @@ std::shared_ptr<Module> make_butter_mlp(ButterShape s, const ButterPlan& plan, s
     fan_in = units;
   }
   m->emplace<Linear>(fan_in, plan.widths[output]);
-  if (sigmoid_output) m->emplace<Act>(Activation::sigmoid);
+  if (sigmoid_output) m->emplace<Act>(Activation::sigmoid, 0.0f, /*output=*/true);
   return m;
 }
 

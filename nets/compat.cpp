@@ -52,7 +52,8 @@ void check_net_fits(const std::string& net, const DataBundle& d) {
   const std::string base = net.substr(0, net.find(':'));
   const std::string variant =
       net.find(':') == std::string::npos ? "" : net.substr(net.find(':') + 1);
-  if (base == "mlp" || base == "butter") return;  // any rows: images are flattened
+  if (base == "mlp" || base == "butter" || base == "dense")
+    return;  // any rows: images are flattened
   if (base == "cnn") {
     if (d.sample_shape.size() != 3)
       net_misfit(net, d, describe_rows(d) + ", cnn needs C x H x W images");

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "engine/cuda_backend.h"
+#include "kernels/common/random.h"
 #include "nets/compat.h"
 #include "nets/run_parts.h"
 #include "nets/data/idx.h"
@@ -202,6 +203,13 @@ json to_json(const Experiment& e) {
   if (e.implementation != Implementation::own) j["implementation"] = "vendor";
   if (e.init_nudge != 0) j["init_nudge"] = e.init_nudge;
   if (e.validation_rows != 0) j["validation_rows"] = e.validation_rows;
+  if (!e.edits.empty()) j["edits"] = to_json(e.edits);
+  if (e.plateau.on)
+    j["plateau"] = {{"factor", e.plateau.factor},
+                    {"patience", e.plateau.patience},
+                    {"min_lr", e.plateau.min_lr},
+                    {"min_delta", e.plateau.min_delta}};
+  if (o.clip_value > 0.0f) j["optimizer"]["clip_value"] = o.clip_value;
   if (e.emulation_on()) {
     j["seeds"]["impl"] = e.seeds.impl;
     json emu = json::array();
@@ -228,6 +236,21 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   r.get("label_noise", e.label_noise);
   r.get("init_nudge", e.init_nudge);
   r.get("validation_rows", e.validation_rows);
+  if (const json* ed = r.child("edits")) e.edits = edits_from_json(*ed, r.path("edits"));
+  if (const json* pl = r.child("plateau")) {
+    FieldReader rp(*pl, r.path("plateau"));
+    e.plateau.on = true;
+    rp.get("factor", e.plateau.factor);
+    rp.get("patience", e.plateau.patience);
+    rp.get("min_lr", e.plateau.min_lr);
+    rp.get("min_delta", e.plateau.min_delta);
+    rp.finish();
+    in_range(rp, "factor", e.plateau.factor, 1e-6, 0.999999, "a number in (0, 1)");
+    in_range(rp, "min_lr", e.plateau.min_lr, 0.0, kHuge, "a finite number >= 0");
+    in_range(rp, "min_delta", e.plateau.min_delta, 0.0, kHuge, "a finite number >= 0");
+    if (e.plateau.patience < 1 || e.plateau.patience > kMaxEpochs)
+      rp.bad("patience", "expected 1 to " + std::to_string(kMaxEpochs) + " epochs");
+  }
   if (e.validation_rows < 0)
     r.bad("validation_rows", "expected 0 (every row) or a positive row count, got " +
                                  std::to_string(e.validation_rows));
@@ -261,6 +284,8 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     ro.get("eps", e.optimizer.eps);
     ro.get("alpha", e.optimizer.alpha);
     ro.get("keras_form", e.optimizer.keras_form);
+    ro.get("clip_value", e.optimizer.clip_value);
+    in_range(ro, "clip_value", e.optimizer.clip_value, 0.0, kHuge, "a finite number >= 0");
     ro.finish();
     check_optimizer(e.optimizer, ro);
   }
@@ -488,6 +513,30 @@ std::string utc_now() {
   return buf;
 }
 
+namespace {
+
+// Keras's GaussianNoise(stddev) before the first layer, in training only: after the
+// augmentation, each element of training sample `rows[b]` in epoch `epoch` gets
+// stddev * philox_normal(seed, input_noise, epoch, row * elements + element).
+std::function<void(Tensor&, const std::int64_t*, std::int64_t)> with_input_noise(
+    std::function<void(Tensor&, const std::int64_t*, std::int64_t)> before, float stddev,
+    std::uint64_t seed) {
+  return [before = std::move(before), stddev, seed](Tensor& xb, const std::int64_t* rows,
+                                                    std::int64_t epoch) {
+    if (before) before(xb, rows, epoch);
+    const std::int64_t n = xb.dim(0), per = xb.numel() / std::max<std::int64_t>(n, 1);
+    float* v = xb.f32();
+    for (std::int64_t b = 0; b < n; ++b)
+      for (std::int64_t k = 0; k < per; ++k)
+        v[b * per + k] =
+            v[b * per + k] + stddev * philox_normal(seed, RandomStream::input_noise,
+                                                    static_cast<std::uint32_t>(epoch),
+                                                    static_cast<std::uint64_t>(rows[b] * per + k));
+  };
+}
+
+}  // namespace
+
 PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
   if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
@@ -506,6 +555,7 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   run.bundle = data::load_data(e.data, dopt);
   const auto& bundle = run.bundle;
   run.net = make_fitting_net(e.net, *bundle, e.loss);  // refuses a net/data/loss mismatch by name
+  apply_edits(run.net, e.edits);                       // before the trainer initialises it
 
   TrainConfig& cfg = run.cfg;
   cfg.epochs = e.epochs;
@@ -521,6 +571,9 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   cfg.order_seed = e.seeds.order;
   cfg.dropout_seed = e.seeds.dropout;
   cfg.augment = make_augment(e.augment, e.seeds.augment);
+  cfg.plateau = e.plateau;
+  if (e.edits.input_noise > 0.0f)
+    cfg.augment = with_input_noise(std::move(cfg.augment), e.edits.input_noise, e.seeds.augment);
   cfg.metrics = e.metrics;
   cfg.context = e.context();
   cfg.threads = e.threads;
@@ -544,6 +597,7 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
                   {"seeds.augment", std::to_string(e.seeds.augment)},
                   {"seeds.label_noise", std::to_string(e.seeds.label_noise)},
                   {"seeds.split", std::to_string(e.seeds.split)}};
+  if (!e.edits.empty()) cfg.identity["edits"] = to_json(e.edits).dump();
 
   if (e.validation_rows > 0) {
     // Only what evaluation sees changes; the weights are the same as without it.

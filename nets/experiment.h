@@ -15,6 +15,7 @@
 
 #include "engine/train.h"
 #include "nets/data/registry.h"
+#include "nets/edits.h"
 #include "nets/zoo.h"
 
 namespace detdl::nets {
@@ -50,6 +51,10 @@ struct Experiment {
   OptimizerConfig optimizer;
   Schedule schedule;
   float l1 = 0.0f, l2 = 0.0f;  // loss-term penalties on the net's chosen parameters
+  // Edits of the net (nets/edits.h) and reduce-on-plateau (engine/schedule.h): the training
+  // doctor's repairs. In the JSON form only when set, so other records keep their form.
+  NetEdits edits;
+  Plateau plateau;
   Seeds seeds;
   Level level = Level::portable;
   std::vector<OpFamily> fast_ops;  // families run at `fast` whatever the level

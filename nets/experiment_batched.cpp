@@ -44,6 +44,8 @@ std::string batch_refusal(const std::vector<Experiment>& es) {
     return "level " + std::string(level_name(e.level));
   if (!e.fast_ops.empty()) return "fast op families";
   if (e.augment != "none") return "augmentation";
+  if (!e.edits.empty() || e.plateau.on || e.optimizer.clip_value > 0.0f)
+    return "the doctor's repairs (edits, plateau, gradient clipping)";
   const nlohmann::json form = batch_form(e);
   for (std::size_t i = 1; i < es.size(); ++i)
     if (batch_form(es[i]) != form)

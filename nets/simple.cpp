@@ -11,7 +11,8 @@ std::shared_ptr<Sequential> make_mlp(std::int64_t in, std::int64_t hidden, std::
   m->emplace<Act>(Activation::tanh);
   if (dropout > 0.0f) m->emplace<Dropout>(dropout);
   m->emplace<Linear>(hidden, classes);
-  if (output == OutputActivation::sigmoid) m->emplace<Act>(Activation::sigmoid);
+  if (output == OutputActivation::sigmoid)
+    m->emplace<Act>(Activation::sigmoid, 0.0f, /*output=*/true);
   return m;
 }
 
@@ -27,7 +28,8 @@ std::shared_ptr<Sequential> make_small_cnn(std::int64_t channels, std::int64_t c
   m->emplace<Act>(Activation::elu, 1.0f);
   m->emplace<GlobalAvgPool>();
   m->emplace<Linear>(16, classes);
-  if (output == OutputActivation::sigmoid) m->emplace<Act>(Activation::sigmoid);
+  if (output == OutputActivation::sigmoid)
+    m->emplace<Act>(Activation::sigmoid, 0.0f, /*output=*/true);
   return m;
 }
 

@@ -14,6 +14,7 @@ namespace detdl::nets {
 
 std::vector<std::string> known_net_names() {
   return {"mlp[:HIDDEN]",
+          "dense:DEPTH:WIDTH[:ACTIVATION]",
           "cnn",
           "lenet1",
           "lenet4",
@@ -103,6 +104,40 @@ NetSpec make_net(const std::string& name, const data::DataBundle& d, LossKind lo
     spec.model = flattening(make_mlp(flat_inputs(d), hidden, d.outputs, 0.0f, output), d);
     spec.description = "mlp " + std::to_string(flat_inputs(d)) + "-" + std::to_string(hidden) +
                        "-" + std::to_string(hidden) + "-" + std::to_string(d.outputs) +
+                       (output == OutputActivation::sigmoid ? ", sigmoid output" : "");
+  } else if (base == "dense") {
+    // dense:DEPTH:WIDTH[:ACT]: DEPTH hidden layers of WIDTH units and activation ACT (relu
+    // by default; any of kernels/common/activation.h), Keras's Dense defaults (Glorot-uniform
+    // kernels, zero biases), then the output layer: the training doctor's problem nets
+    // (a deep sigmoid MLP is dense:8:32:sigmoid).
+    if (parts.size() < 3 || parts.size() > 4)
+      throw std::invalid_argument("net '" + name + "': expected dense:DEPTH:WIDTH[:ACTIVATION]");
+    const std::int64_t depth = to_int(name, "the depth", parts[1]);
+    const std::int64_t width = to_int(name, "the width", parts[2]);
+    if (depth < 1 || depth > 1000 || width < 1 || width > (1 << 20))
+      throw std::invalid_argument("net '" + name +
+                                  "': depth must be 1 to 1000 and width 1 to 2^20");
+    Activation act = Activation::relu;
+    if (parts.size() == 4) {
+      const auto a = parse_activation(parts[3]);
+      if (!a || *a == Activation::identity)
+        throw std::invalid_argument("net '" + name + "': unknown hidden activation '" + parts[3] +
+                                    "'");
+      act = *a;
+    }
+    auto m = std::make_shared<Sequential>();
+    std::int64_t fan_in = flat_inputs(d);
+    for (std::int64_t l = 0; l < depth; ++l) {
+      m->emplace<Linear>(fan_in, width);
+      m->emplace<Act>(act, default_alpha(act));
+      fan_in = width;
+    }
+    m->emplace<Linear>(fan_in, d.outputs);
+    if (output == OutputActivation::sigmoid)
+      m->emplace<Act>(Activation::sigmoid, 0.0f, /*output=*/true);
+    spec.model = flattening(m, d);
+    spec.description = "dense " + std::to_string(depth) + " x " + std::to_string(width) + " " +
+                       std::string(activation_name(act)) +
                        (output == OutputActivation::sigmoid ? ", sigmoid output" : "");
   } else if (base == "cnn") {
     if (d.sample_shape.size() != 3)

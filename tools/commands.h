@@ -9,4 +9,5 @@ void add_golden_command(CLI::App& app);
 void add_study_command(CLI::App& app);
 void add_twin_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
+void add_doctor_bench_command(CLI::App& app);
 }  // namespace detdl::tools

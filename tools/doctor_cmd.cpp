@@ -3,6 +3,7 @@
 // through AutoTrainer's rules and detdl's (doctor/detect.h), and prints each diagnosis.
 // The gradient and dead-unit rules need the monitor's probes (`--monitor N` or `--doctor`
 // when the run trained); without them only the loss and accuracy rules can speak.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "doctor/bench.h"
 #include "doctor/detect.h"
 #include "tools/cli_checks.h"
 #include "tools/commands.h"
@@ -106,7 +108,56 @@ int run_doctor(const DoctorFlags& f) {
   return 0;
 }
 
+struct BenchFlags {
+  std::string file, out;
+  std::vector<std::string> arms{"autotrainer", "detdl", "random"};
+  std::vector<std::string> only;
+  bool no_repairs = false, quiet = false;
+};
+
+int run_bench_cmd(const BenchFlags& f) {
+  doctor::Bench b = doctor::load_bench(f.file);
+  if (!f.only.empty()) {
+    std::vector<doctor::BenchCase> keep;
+    for (const auto& name : f.only) {
+      auto it = std::find_if(b.cases.begin(), b.cases.end(),
+                             [&](const doctor::BenchCase& c) { return c.name == name; });
+      if (it == b.cases.end())
+        throw std::invalid_argument("--only-case: no case '" + name + "' in " + f.file);
+      keep.push_back(*it);
+    }
+    b.cases = keep;
+  }
+  doctor::BenchOptions o;
+  o.arms = f.arms;
+  o.repairs = !f.no_repairs;
+  if (!f.quiet)
+    o.log = [](const std::string& line) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    };
+  const auto summary = doctor::run_bench(b, f.out, o);
+  std::printf("%s", doctor::summary_markdown(summary).c_str());
+  return 0;
+}
+
 }  // namespace
+
+void add_doctor_bench_command(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  CLI::App* c = app.add_subcommand(
+      "doctor-bench",
+      "the doctor's benchmark: problem and healthy configurations judged on twin runs "
+      "(docs/doctor.md); resumes from --out");
+  c->add_option("file", f->file, "benchmark file (studies/doctor/*.toml)")->required();
+  c->add_option("--out", f->out, "results folder: cases/NAME.json, summary.md/.json, cases.csv")
+      ->required();
+  c->add_option("--arm", f->arms, "autotrainer, detdl, random (repeatable; default all three)");
+  c->add_option("--only-case", f->only, "run only this case (repeatable)");
+  c->add_flag("--no-repairs", f->no_repairs, "detection and twins only");
+  c->add_flag("--quiet", f->quiet, "print only the summary");
+  c->callback([f] { run_bench_cmd(*f); });
+}
 
 void add_doctor_command(CLI::App& app) {
   auto f = std::make_shared<DoctorFlags>();

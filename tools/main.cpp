@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   detdl::tools::add_study_command(app);
   detdl::tools::add_twin_command(app);
   detdl::tools::add_doctor_command(app);
+  detdl::tools::add_doctor_bench_command(app);
   app.add_subcommand("version", "print the version")->callback([] {
     std::cout << "detdl " << DETDL_VERSION << "\n";
   });

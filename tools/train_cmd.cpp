@@ -17,6 +17,7 @@
 #include "engine/checkpoint.h"
 #include "engine/cuda_backend.h"
 #include "doctor/live.h"
+#include "doctor/repair.h"
 #include "engine/hash.h"
 #include "nets/experiment.h"
 #include "nets/zoo.h"
@@ -38,10 +39,12 @@ struct TrainFlags {
        force = false;
   std::string progress = "auto";
   std::int64_t stop_after = -1, checkpoint_every = 0;
-  std::string doctor;                       // --doctor autotrainer | detdl
-  bool doctor_watch = false;                // diagnose without stopping
-  double doctor_theta = 0.7;                // the accuracy target
-  std::int64_t monitor = 0;                 // --monitor N: probe every N epochs
+  std::string doctor;         // --doctor autotrainer | detdl
+  bool doctor_watch = false;  // diagnose without stopping
+  double doctor_theta = 0.7;  // the accuracy target
+  std::int64_t monitor = 0;   // --monitor N: probe every N epochs
+  bool repair = false;        // --repair: AutoTrainer's repair loop after a diagnosis
+  std::uint64_t repair_seed = 1;
   std::map<std::string, CLI::Option*> opt;  // by long name, to ask whether a flag was given
 };
 
@@ -256,6 +259,53 @@ void check_outputs(const TrainFlags& f) {
     throw std::invalid_argument("--record and --checkpoint name the same file " + f.record);
 }
 
+// --repair: the doctor's repair loop (doctor/repair.h); one line per run, the record of the
+// run that solved it (else of the original) with the whole loop under "repair".
+int run_repair(const TrainFlags& f, const nets::Experiment& e) {
+  if (f.doctor.empty()) throw std::invalid_argument("--repair needs --doctor autotrainer or detdl");
+  if (f.doctor_watch) throw std::invalid_argument("--repair and --doctor-watch exclude each other");
+  if (!f.checkpoint.empty() || f.resume || f.stop_after >= 0)
+    throw std::invalid_argument(
+        "--repair: no --checkpoint, --resume or --stop-after (every "
+        "repaired run starts afresh)");
+  const auto kind = doctor::parse_doctor(f.doctor);
+  if (!kind)
+    throw std::invalid_argument("--doctor: expected autotrainer or detdl, got '" + f.doctor + "'");
+  doctor::RepairOptions o;
+  o.doctor.kind = *kind;
+  o.doctor.params.theta = f.doctor_theta;
+  o.repair_seed = f.repair_seed;
+  nlohmann::json chosen;
+  o.on_run = [&](const doctor::RepairTry* t, const nets::RunOutput& out) {
+    const auto& d = out.record["doctor"]["diagnosis"];
+    const std::string verdict = d.is_null()
+                                    ? "no problem"
+                                    : d["problems"][0].get<std::string>() + " after epoch " +
+                                          std::to_string(d["epoch"].get<std::int64_t>());
+    if (t == nullptr) {
+      std::printf("original: %s  (hash %s)\n", verdict.c_str(), out.result.weight_hash.c_str());
+      chosen = out.record;
+    } else {
+      std::printf("round %d, %s try %d (%s): %s  (hash %s)\n", t->round, t->solution.c_str(),
+                  t->attempt + 1, t->describe.c_str(), verdict.c_str(),
+                  out.result.weight_hash.c_str());
+      if (d.is_null()) chosen = out.record;
+    }
+    std::fflush(stdout);
+  };
+  const doctor::RepairResult r = doctor::repair(e, o);
+  chosen["repair"] = doctor::to_json(r);
+  if (!f.record.empty())
+    write_file_atomically(f.record, chosen.dump(1) + "\n", "--record " + f.record);
+  if (!r.initial)
+    std::printf("doctor (%s): no problem found, nothing to repair\n", f.doctor.c_str());
+  else if (r.solved)
+    std::printf("repaired in %zu runs: %s\n", r.tries.size(), r.tries.back().describe.c_str());
+  else
+    std::printf("not repaired after %zu runs (%d rounds)\n", r.tries.size(), r.rounds);
+  return 0;
+}
+
 int run_train(const TrainFlags& f) {
   const nets::Experiment e = build_experiment(f);
   if (f.print_config) {
@@ -269,6 +319,7 @@ int run_train(const TrainFlags& f) {
         "--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
         "always use the own kernels)");
   check_outputs(f);
+  if (f.repair) return run_repair(f, e);
   const bool resuming = f.resume && std::filesystem::exists(f.checkpoint);
   if (f.resume && !resuming && !f.quiet)
     std::printf("no checkpoint at %s yet: starting from step 0\n", f.checkpoint.c_str());
@@ -479,6 +530,12 @@ void add_train_command(CLI::App& app) {
               "diagnose without stopping: the run trains to the end, bit for bit as without");
   c->add_option("--doctor-theta", f->doctor_theta, "the doctor's accuracy target (0.7)")
       ->check(number_text());
+  c->add_flag("--repair", f->repair,
+              "after a diagnosis, try AutoTrainer's repairs in order, each a fresh run with a "
+              "fresh doctor, until one trains without a problem (docs/doctor.md)");
+  c->add_option("--repair-seed", f->repair_seed,
+                "seed of the repairs' random choices (initialisers, clip values, momentum)")
+      ->check(integer_text(0));
   c->add_option("--monitor", f->monitor,
                 "probe gradients, weights and dead units every N epochs into the record")
       ->check(integer_text(1, nets::kMaxEpochs));

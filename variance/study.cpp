@@ -312,8 +312,6 @@ Study study_from_json(const json& j, const std::string& where) {
 
 namespace {
 
-json parse_study_text(const std::string& path);
-
 // `child` over the study file it includes: grid axes narrowed to the child's values (each a
 // value of the included axis, kept in the included order), the experiment merged, every
 // other field replaced. `depth` bounds include chains (and so cycles).
@@ -325,7 +323,7 @@ json with_include(json child, const std::string& path, int depth) {
   if (depth >= 4) throw std::invalid_argument(where + ": more than 4 nested includes (a cycle?)");
   std::filesystem::path inc = child["include"].get<std::string>();
   if (inc.is_relative()) inc = std::filesystem::path(path).parent_path() / inc;
-  json parent = with_include(parse_study_text(inc.string()), inc.string(), depth + 1);
+  json parent = with_include(read_config_file(inc.string()), inc.string(), depth + 1);
   child.erase("include");
   for (auto it = child.begin(); it != child.end(); ++it) {
     if (it.key() == "experiment" && it->is_object() && parent.contains("experiment")) {
@@ -351,7 +349,9 @@ json with_include(json child, const std::string& path, int depth) {
   return parent;
 }
 
-json parse_study_text(const std::string& path) {
+}  // namespace
+
+json read_config_file(const std::string& path) {
   // A study file is a few kilobytes; an include may name anything (a device, a huge file),
   // so only a regular file of bounded size is read.
   constexpr std::uintmax_t kMaxStudyFileBytes = 16u << 20;
@@ -386,10 +386,8 @@ json parse_study_text(const std::string& path) {
   return j;
 }
 
-}  // namespace
-
 json read_study_file(const std::string& path) {
-  return with_include(parse_study_text(path), path, 0);
+  return with_include(read_config_file(path), path, 0);
 }
 
 Study load_study(const std::string& path) {

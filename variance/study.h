@@ -106,6 +106,11 @@ struct PlanRow {
 nets::Experiment experiment_over(const nlohmann::json& base, const nlohmann::json& patch,
                                  const std::string& where);
 
+// A study-like file's content as JSON: .json parsed, anything else read as TOML and
+// converted (integers stay integers). Only a regular file of at most 16 MiB is read; errors
+// name the file (and line and column for TOML syntax). The doctor's benchmark files use it.
+nlohmann::json read_config_file(const std::string& path);
+
 // Reads a study file (.toml, or .json). Errors name the file and the field, e.g.
 // "lenet1.toml: setting[2].level: expected portable, repeatable or fast, got 'fastest'".
 Study load_study(const std::string& path);

@@ -14,8 +14,19 @@
 
 namespace detdl {
 
-enum class Activation : unsigned char { identity, relu, leaky_relu, elu, selu, tanh, sigmoid };
-inline constexpr int kActivationCount = 7;  // keep in step with the enum and the name table
+// thresholded_relu is Keras's ThresholdedReLU (one of AutoTrainer's repairs); appended last
+// so that the earlier values keep their numbers.
+enum class Activation : unsigned char {
+  identity,
+  relu,
+  leaky_relu,
+  elu,
+  selu,
+  tanh,
+  sigmoid,
+  thresholded_relu
+};
+inline constexpr int kActivationCount = 8;  // keep in step with the enum and the name table
 
 constexpr std::string_view activation_name(Activation a) {
   switch (a) {
@@ -26,10 +37,11 @@ constexpr std::string_view activation_name(Activation a) {
     case Activation::selu: return "selu";
     case Activation::tanh: return "tanh";
     case Activation::sigmoid: return "sigmoid";
+    case Activation::thresholded_relu: return "thresholded_relu";
   }
   return "?";
 }
-static_assert(activation_name(static_cast<Activation>(kActivationCount - 1)) == "sigmoid",
+static_assert(activation_name(static_cast<Activation>(kActivationCount - 1)) == "thresholded_relu",
               "kActivationCount must match the enum");
 
 // The activation whose activation_name is `s`, or nullopt.
@@ -39,13 +51,23 @@ inline std::optional<Activation> parse_activation(std::string_view s) {
   return std::nullopt;
 }
 
+// Keras's default parameter of each layer: LeakyReLU(alpha=0.3), ELU(alpha=1.0),
+// ThresholdedReLU(theta=1.0); 0 where the kind has none. (ops::leaky_relu's own default,
+// 0.01, is PyTorch's.)
+constexpr float default_alpha(Activation a) {
+  return a == Activation::leaky_relu                                 ? 0.3f
+         : a == Activation::elu || a == Activation::thresholded_relu ? 1.0f
+                                                                     : 0.0f;
+}
+
 // SELU's constants (Klambauer et al. 2017) rounded to float; their product is rounded to
 // float once, at compile time, and used as one constant.
 inline constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
 inline constexpr float kSeluScale = 1.0507009873554804934193349852946f;
 inline constexpr float kSeluScaleAlpha = kSeluScale * kSeluAlpha;
 
-// Forward y = f(x). alpha: leaky_relu's negative slope, elu's alpha; ignored otherwise.
+// Forward y = f(x). alpha: leaky_relu's negative slope, elu's alpha, thresholded_relu's
+// theta; ignored otherwise.
 //   identity:   x
 //   relu:       x > 0 ? x : 0                       (NaN -> 0: the comparison is false)
 //   leaky_relu: x > 0 ? x : alpha * x
@@ -53,6 +75,7 @@ inline constexpr float kSeluScaleAlpha = kSeluScale * kSeluAlpha;
 //   selu:       x > 0 ? kSeluScale * x : kSeluScaleAlpha * expm1(x)
 //   tanh:       det_tanhf(x)
 //   sigmoid:    e = exp(-|x|);  x >= 0 ? 1 / (1 + e) : e / (1 + e)   (never overflows)
+//   thresholded_relu: x > alpha ? x : 0
 // alt_math takes exp, expm1 and tanh from detmath_alt.h (see ActImpl below); act_forward
 // is the canonical alt_math = false.
 DETDL_HD float act_forward_impl(Activation a, float x, float alpha, bool alt_math) {
@@ -68,6 +91,7 @@ DETDL_HD float act_forward_impl(Activation a, float x, float alpha, bool alt_mat
       const float e = impl_expf(alt_math, -det_fabsf(x));
       return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
     }
+    case Activation::thresholded_relu: return x > alpha ? x : 0.0f;
   }
   return x;
 }
@@ -104,6 +128,7 @@ constexpr bool act_has_contraction(Activation a) { return a == Activation::tanh;
 //   selu:       x > 0 ? dy * kSeluScale : dy * (kSeluScaleAlpha * exp(x))
 //   tanh:       dy * (1 - y * y)
 //   sigmoid:    dy * (y * (1 - y))
+//   thresholded_relu: x > alpha ? dy : 0
 // alt_math and fuse as in ActImpl; act_backward is the canonical (false, 0).
 DETDL_HD float act_backward_impl(Activation a, float x, float y, float dy, float alpha,
                                  bool alt_math, std::uint32_t fuse) {
@@ -117,6 +142,7 @@ DETDL_HD float act_backward_impl(Activation a, float x, float y, float dy, float
     case Activation::tanh:
       return dy * (((fuse >> kActSiteTanhGrad) & 1u) ? fmaf(-y, y, 1.0f) : 1.0f - y * y);
     case Activation::sigmoid: return dy * (y * (1.0f - y));
+    case Activation::thresholded_relu: return x > alpha ? dy : 0.0f;
   }
   return dy;
 }

@@ -47,6 +47,8 @@ enum class RandomStream : std::uint32_t {
   synthetic = 6,    // generated data sets
   split = 7,        // sub = 0,                       index = position in the split permutation
   impl = 8,         // sub = family << 24 | place,    index = see impl_choice.h (emulated level)
+  input_noise = 9,  // sub = epoch,                   index = sample * row elements + element
+  repair = 10,      // sub = solution * 16 + try,     index = draw (the doctor's choices)
   test = 15,
 };
 

@@ -66,6 +66,8 @@ void activation_forward(Activation a, float alpha, const float* x, float* y, std
     case Activation::selu: return forward_variant<Activation::selu>(alpha, x, y, n, impl);
     case Activation::tanh: return forward_variant<Activation::tanh>(alpha, x, y, n, impl);
     case Activation::sigmoid: return forward_variant<Activation::sigmoid>(alpha, x, y, n, impl);
+    case Activation::thresholded_relu:
+      return forward_variant<Activation::thresholded_relu>(alpha, x, y, n, impl);
   }
   for_elements(n, [&](std::int64_t i) { y[i] = act_forward_impl(a, x[i], alpha, impl.alt_math); });
 }
@@ -83,6 +85,8 @@ void activation_backward(Activation a, float alpha, const float* x, const float*
     case Activation::tanh: return backward_variant<Activation::tanh>(alpha, x, y, dy, dx, n, impl);
     case Activation::sigmoid:
       return backward_variant<Activation::sigmoid>(alpha, x, y, dy, dx, n, impl);
+    case Activation::thresholded_relu:
+      return backward_variant<Activation::thresholded_relu>(alpha, x, y, dy, dx, n, impl);
   }
   for_elements(n, [&](std::int64_t i) {
     dx[i] = act_backward_impl(a, x[i], y[i], dy[i], alpha, impl.alt_math, impl.fuse);

@@ -158,14 +158,15 @@ TEST(DoctorRules, NonFiniteIsExplodingAtTheNextCheckOrAtOnce) {
   EXPECT_EQ(r->epoch, 0);
 }
 
-TEST(DoctorRules, DetdlReportsADeadLayerAtOnceAndNamesIt) {
-  // Layer 1 of 2 fully dead from epoch 0: certain, reported before the 30% gate.
+TEST(DoctorRules, DetdlReportsADeadLayerEarlyAndNamesIt) {
+  // Layer 1 of 2 fully dead from epoch 0: certain once dead at two checks in a row (epochs
+  // 0 and 1), reported long before the 30% gate.
   const MonitorStats m = probe({1, 0, 1, 0}, 0.1, {0.2, 1.0});
   Doctor d(DoctorKind::detdl, 100);
   auto r = feed(
       d, 100, [](std::int64_t) { return 0.1; }, &m);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->epoch, 0);
+  EXPECT_EQ(r->epoch, 1);
   EXPECT_EQ(r->problems[0], Problem::dying_relu);
   EXPECT_NE(r->layer.find("activation 1"), std::string::npos) << r->layer;
   // 75% dead: not certain, waits for the gate and the accuracy target; AutoTrainer's

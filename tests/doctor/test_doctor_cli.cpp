@@ -88,6 +88,42 @@ TEST(DoctorCli, ReadsEveryRunOfAStore) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(DoctorCli, RepairLoopAndBenchFromTheCommandLine) {
+  const auto dir = temp_dir();
+  const auto rec = dir / "repaired.json";
+  auto r = run_detdl(
+      "train --net dense:2:16 --data blobs --epochs 10 --lr 1e-6 --momentum 0 "
+      "--doctor autotrainer --repair --record " +
+      rec.string() + " --force");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("original: slow_convergence after epoch 4"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("repaired in"), std::string::npos) << r.output;
+  const auto j = read_json(rec);
+  EXPECT_TRUE(j["repair"]["solved"].get<bool>());
+  EXPECT_TRUE(j["doctor"]["diagnosis"].is_null());  // the record is the solving run's
+  r = run_detdl("train --net mlp --data blobs --epochs 1 --repair");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--repair needs --doctor"), std::string::npos) << r.output;
+  const auto bench = dir / "b.toml";
+  std::ofstream(bench) << "name = \"b\"\n[experiment]\ndata = \"blobs\"\nepochs = 4\n"
+                          "[[case]]\nname = \"ok\"\nexpect = \"healthy\"\n"
+                          "experiment = { net = \"dense:2:8\" }\n";
+  r = run_detdl("doctor-bench " + bench.string() + " --out " + (dir / "out").string() +
+                " --quiet --no-repairs --arm detdl");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("| healthy: flagged | 0/1 (0%) |"), std::string::npos) << r.output;
+  r = run_detdl("doctor-bench " + (dir / "none.toml").string() + " --out " +
+                (dir / "out").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("none.toml"), std::string::npos) << r.output;
+  r = run_detdl("doctor-bench " + bench.string() + " --out " + (dir / "out").string() +
+                " --arm nurse");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("nurse"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(DoctorCli, BadFlagsAndFilesNameThemselves) {
   const auto dir = temp_dir();
   auto r = run_detdl("train --net mlp --data blobs --epochs 1 --doctor nurse");

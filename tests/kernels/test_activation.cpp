@@ -18,13 +18,16 @@
 namespace detdl {
 namespace {
 
-constexpr Activation kAll[] = {Activation::identity, Activation::relu, Activation::leaky_relu,
-                               Activation::elu,      Activation::selu, Activation::tanh,
-                               Activation::sigmoid};
+constexpr Activation kAll[] = {
+    Activation::identity, Activation::relu, Activation::leaky_relu, Activation::elu,
+    Activation::selu,     Activation::tanh, Activation::sigmoid,    Activation::thresholded_relu};
 static_assert(sizeof(kAll) / sizeof(kAll[0]) == kActivationCount);
 
 float alpha_for(Activation a) {
-  return a == Activation::leaky_relu ? 0.01f : a == Activation::elu ? 1.3f : 0.0f;
+  return a == Activation::leaky_relu         ? 0.01f
+         : a == Activation::elu              ? 1.3f
+         : a == Activation::thresholded_relu ? 1.0f  // Keras's default theta
+                                             : 0.0f;
 }
 
 // Float64 forward with the float constants the kernel uses.
@@ -39,6 +42,7 @@ double ref_forward(Activation a, double x, double alpha) {
                    : double(kSeluScale) * double(kSeluAlpha) * std::expm1(x);
     case Activation::tanh: return std::tanh(x);
     case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-x));
+    case Activation::thresholded_relu: return x > alpha ? x : 0;
   }
   return 0;
 }
@@ -59,6 +63,7 @@ double ref_derivative(Activation a, double x, double alpha) {
       const double s = 1.0 / (1.0 + std::exp(-x));
       return s * (1 - s);
     }
+    case Activation::thresholded_relu: return x > alpha ? 1 : 0;
   }
   return 0;
 }
@@ -119,6 +124,11 @@ TEST(Activation, BackwardAgainstFloat64) {
   // ReLU's derivative at 0 is 0; leaky ReLU's is alpha.
   EXPECT_EQ(act_backward(Activation::relu, 0.0f, 0.0f, 1.0f, 0), 0.0f);
   EXPECT_EQ(act_backward(Activation::leaky_relu, 0.0f, 0.0f, 1.0f, 0.01f), 0.01f);
+  // Keras's ThresholdedReLU: x > theta strictly, so x = theta gives 0 and no gradient.
+  EXPECT_EQ(act_forward(Activation::thresholded_relu, 1.0f, 1.0f), 0.0f);
+  EXPECT_EQ(act_forward(Activation::thresholded_relu, 1.5f, 1.0f), 1.5f);
+  EXPECT_EQ(act_backward(Activation::thresholded_relu, 1.0f, 0.0f, 1.0f, 1.0f), 0.0f);
+  EXPECT_EQ(act_backward(Activation::thresholded_relu, 1.5f, 1.5f, 1.0f, 1.0f), 1.0f);
 }
 
 // The analytic float64 derivative itself against central differences of the float64
