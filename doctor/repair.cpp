@@ -234,13 +234,19 @@ RepairResult repair(const Experiment& e, const RepairOptions& o) {
 
   Experiment base = e;
   Problem problem = first->problems.front();
+  // The random baseline's order is drawn per experiment (FNV-1a of its JSON form, mixed with
+  // the repair seed): every case gets its own order, and the same case the same one.
+  std::uint64_t random_key = 1469598103934665603ull;
+  for (unsigned char ch : nets::to_json(e).dump())
+    random_key = (random_key ^ ch) * 1099511628211ull;
+  random_key ^= o.repair_seed * 0x9E3779B97F4A7C15ull;
   std::map<Problem, std::vector<Solution>> remaining;
   std::set<Problem> attempted;
   for (int round = 1; round <= o.max_rounds; ++round) {
     r.rounds = round;
     attempted.insert(problem);
     if (!remaining.count(problem))
-      remaining[problem] = o.random ? random_order(o.repair_seed, round) : solutions_for(problem);
+      remaining[problem] = o.random ? random_order(random_key, round) : solutions_for(problem);
     auto& sols = remaining[problem];
     const std::size_t take =
         std::min<std::size_t>(sols.size(), static_cast<std::size_t>(o.max_solutions));

@@ -79,8 +79,8 @@ struct RepairOptions {
   int max_rounds = 10;
   int max_solutions = 10;  // per round (issue_repair's max_try)
   // The random-repair baseline (the independent study's): each round tries the solutions
-  // of every problem, each with its tries, in an order drawn from the repair seed, instead
-  // of the diagnosed problem's list.
+  // of every problem, each with its tries, in an order drawn from the repair seed and the
+  // experiment (each case its own order), instead of the diagnosed problem's list.
   bool random = false;
   // The original run's diagnosis when already known (a benchmark's twin run): the loop
   // starts with the repairs. Its accuracy is initial_best_held_accuracy.

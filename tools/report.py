@@ -3,8 +3,8 @@
 
     report.py OUT_DIR STUDY_NAME
 
-Reads OUT_DIR/{detdl_result,detdl_raw,butter_summary,divergence,implementation_spread}.csv
-and table.txt; writes OUT_DIR/{accuracy_spread,loss_spread,class_spread,loss_curves,divergence}.png
+Reads OUT_DIR/{detdl_result,detdl_raw,butter_summary,divergence,implementation_spread,monitor}.csv
+and table.txt; writes OUT_DIR/{accuracy_spread,loss_spread,class_spread,loss_curves,divergence,monitor}.png
 (accuracy_spread for classification settings, loss_spread for regression ones) and
 OUT_DIR/index.html. Needs matplotlib (Debian: python3-matplotlib); nothing else.
 
@@ -218,6 +218,56 @@ def divergence(div, out):
     return True
 
 
+def draw_monitor(rows):
+    """The training monitor's probes (monitor.csv): per setting, the median over runs of each
+    weight tensor's gradient norm (log scale) and of each activation layer's dead-unit share,
+    per probed epoch."""
+    if not rows:
+        return None
+    settings = ordered_settings(rows)
+    fig, axes = plt.subplots(len(settings), 2, figsize=(11, 3.2 * len(settings)), squeeze=False)
+    for i, setting in enumerate(settings):
+        mine = [r for r in rows if r["setting"] == setting]
+        for col, (kind, field, label) in enumerate(
+            [("param", "grad_norm", "gradient norm (median over runs)"),
+             ("activation", "dead", "dead-unit share (median over runs)")]
+        ):
+            ax = axes[i][col]
+            series = {}
+            for r in mine:
+                if r["kind"] != kind or (kind == "param" and not r["name"].endswith("weight")):
+                    continue
+                v = num(r[field])
+                if v is None or not math.isfinite(v):
+                    continue
+                series.setdefault(r["name"], {}).setdefault(int(r["epoch"]), []).append(v)
+            for name, by_epoch in series.items():
+                epochs = sorted(by_epoch)
+                med = [sorted(by_epoch[e])[len(by_epoch[e]) // 2] for e in epochs]
+                if kind == "param":
+                    med = [max(m, 1e-30) for m in med]
+                ax.plot(epochs, med, marker=".", label=name)
+            if kind == "param":
+                ax.set_yscale("log")
+            else:
+                ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{setting}: {label}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if series:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def monitor(rows, out):
+    fig = draw_monitor(rows)
+    if fig is None:
+        return False
+    save(fig, out, "monitor.png")
+    return True
+
+
 def table_html(rows):
     if not rows:
         return "<p>(none)</p>"
@@ -245,6 +295,8 @@ def main():
         pictures.append(("loss_curves.png", "Loss curves with quartile bands"))
     if divergence(read_csv(os.path.join(out, "divergence.csv")), out):
         pictures.append(("divergence.png", "Divergence over steps"))
+    if monitor(read_csv(os.path.join(out, "monitor.csv")), out):
+        pictures.append(("monitor.png", "Training monitor: gradient norms and dead units per layer"))
     text = ""
     if os.path.exists(os.path.join(out, "table.txt")):
         with open(os.path.join(out, "table.txt")) as f:

@@ -252,6 +252,10 @@ void add_study_command(CLI::App& app) {
                   "run only this repetition's rows (repeat for several; a slice of the plan)")
       ->check(CLI::NonNegativeNumber);
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
+  run->add_option("--monitor", r->opt.monitor_every,
+                  "the training monitor every N epochs into each record (report: monitor.png; "
+                  "runs go alone, not batched)")
+      ->check(integer_text(1, 1'000'000));
   run->add_flag("--no-epoch-predictions", r->no_epoch_predictions,
                 "do not record each epoch's test predictions (long runs, large test sets)");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");

@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "engine/monitor.h"
 #include "variance/divergence.h"
 #include "variance/export.h"
 #include "variance/study.h"
@@ -155,6 +156,24 @@ Analysis analyze(const Store& store, const std::string& study) {
   for (auto& r : a.runs) {
     const nlohmann::json record = store.record(r.key);
     hashes_of[r.key] = step_hashes(record);
+    if (record.contains("epochs") && record["epochs"].is_array())
+      for (const auto& e : record["epochs"]) {
+        if (!e.is_object() || !e.contains("monitor")) continue;
+        MonitorStats m;
+        try {
+          m = monitor_from_json(e["monitor"]);
+        } catch (const std::invalid_argument& ex) {
+          throw std::invalid_argument(store.path() + ": run " + r.key + ": " + ex.what());
+        }
+        const std::int64_t epoch = e.value("epoch", std::int64_t{0});
+        for (const auto& p : m.params)
+          a.monitor.push_back({r.setting, r.repetition, epoch, "param", p.name, p.grad_norm,
+                               p.weight_norm, p.update_ratio, p.zero_grad, kNaN});
+        for (const auto& act : m.activations)
+          a.monitor.push_back({r.setting, r.repetition, epoch, "activation",
+                               std::to_string(act.index) + ":" + act.kind, kNaN, kNaN, kNaN, kNaN,
+                               act.dead});
+      }
     if (record.contains("test_class_counts") && record["test_class_counts"].is_array())
       r.test_class_counts = record["test_class_counts"].get<std::vector<std::int64_t>>();
     // The epoch times the study's convergence time is made of (EpochRow).
@@ -449,6 +468,18 @@ void write_analysis(const Analysis& a, const fs::path& dir) {
   write_analysis_raw(dir / "detdl_raw.csv", a.runs, a.criteria);
   write_comparisons(dir / "comparisons.csv", a.comparisons);
   write_butter_summary(dir / "butter_summary.csv", a.butter);
+  if (!a.monitor.empty()) {
+    std::string m =
+        "setting,repetition,epoch,kind,name,grad_norm,weight_norm,update_ratio,"
+        "zero_grad,dead\n";
+    for (const auto& r : a.monitor)
+      m += csv_field(r.setting) + "," + std::to_string(r.repetition) + "," +
+           std::to_string(r.epoch) + "," + r.kind + "," + csv_field(r.name) + "," +
+           csv_number(r.grad_norm) + "," + csv_number(r.weight_norm) + "," +
+           csv_number(r.update_ratio) + "," + csv_number(r.zero_grad) + "," + csv_number(r.dead) +
+           "\n";
+    write_text(dir / "monitor.csv", m);
+  }
   std::string s =
       "setting,n,exactly_zero,spread,spread_ci_low,spread_ci_high,sd,sd_ci_low,sd_ci_high,first_"
       "divergence_step,"

@@ -36,6 +36,15 @@ struct Analysis {
   std::vector<DivergencePair>
       pairs;  // same repetition, settings whose runs differ only in level / fast ops
   std::vector<std::string> varies;  // per setting: what_varies() of its runs
+  // The training monitor's probes (engine/monitor.h) of runs recorded with it (`study run
+  // --monitor N`): one row per run, probed epoch and parameter or activation layer.
+  struct MonitorRow {
+    std::string setting;
+    std::int64_t repetition = 0, epoch = 0;  // epoch 1-based, as the record's
+    std::string kind, name;                  // "param" + dotted name, or "activation" + index:kind
+    double grad_norm = kNaN, weight_norm = kNaN, update_ratio = kNaN, zero_grad = kNaN, dead = kNaN;
+  };
+  std::vector<MonitorRow> monitor;
   // Settings with more usable runs than one group (kGroupSize): their max - min in 16-run
   // groups resampled from the pool, and the largest over kGroups groups (stats.h).
   struct Groups {

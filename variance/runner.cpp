@@ -56,6 +56,7 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
     ro.step_hashes = opt.step_hashes;
     ro.epoch_predictions = opt.epoch_predictions;
     ro.keep_weights_up_to = opt.keep_weights_up_to;
+    ro.monitor.every = opt.monitor_every;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<nets::RunOutput> outs;
     if (rows.size() == 1) {
@@ -153,7 +154,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   // would have kept busy.
   std::map<std::string, std::int64_t> batch_cap;
   for (const PlanRow* row : pending) ++batch_cap[row->setting];
-  for (auto& [setting, n] : batch_cap) n = std::min(opt.batch, (n + opt.jobs - 1) / opt.jobs);
+  for (auto& [setting, n] : batch_cap)
+    n = opt.monitor_every > 0 ? 1 : std::min(opt.batch, (n + opt.jobs - 1) / opt.jobs);
 
   // Load every data set the pending runs need, once, here: the workers inherit it.
   for (const PlanRow* row : pending)

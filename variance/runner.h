@@ -50,6 +50,9 @@ struct RunnerOptions {
   // A setting's rows are split evenly over the jobs (with --jobs 2, 30 rows make two
   // batches of 15). 1: every run alone.
   std::int64_t batch = 64;
+  // The training monitor (engine/monitor.h) every this many epochs into each record (0:
+  // off). Runs with it go alone (not batched); it changes no bit of a run.
+  std::int64_t monitor_every = 0;
 };
 
 // The rows of `plan` in the slice (all rows when both sets are empty). Throws

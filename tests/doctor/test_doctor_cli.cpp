@@ -70,6 +70,39 @@ TEST(DoctorCli, TrainDiagnosesStopsAndRecords) {
   std::filesystem::remove_all(dir);
 }
 
+// `study run --monitor N` stores the probes in each record; `detdl report` exports them
+// (monitor.csv: one row per run, probed epoch and layer) and draws monitor.png; `detdl
+// doctor` then sees the probes.
+TEST(DoctorCli, StudyMonitorIsExportedAndDrawn) {
+  const auto dir = temp_dir();
+  const auto study = dir / "m.toml";
+  std::ofstream(study) << "name = \"mon\"\nrepetitions = 2\n[experiment]\nnet = \"dense:2:8\"\n"
+                          "data = \"blobs\"\nepochs = 4\n[[setting]]\nname = \"a\"\n"
+                          "vary = [\"init\"]\n";
+  const auto store = dir / "m.sqlite";
+  auto r = run_detdl("study run " + study.string() + " --store " + store.string() +
+                     " --quiet --monitor 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto out = dir / "report";
+  r = run_detdl("report " + store.string() + " --out " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream csv(out / "monitor.csv");
+  ASSERT_TRUE(csv) << r.output;
+  std::string line;
+  int rows = 0;
+  std::getline(csv, line);
+  EXPECT_EQ(line,
+            "setting,repetition,epoch,kind,name,grad_norm,weight_norm,update_ratio,zero_grad,dead");
+  while (std::getline(csv, line)) ++rows;
+  // 2 runs x epochs 1 and 3 x (6 parameters + 2 activation layers).
+  EXPECT_EQ(rows, 2 * 2 * (6 + 2));
+  EXPECT_TRUE(std::filesystem::exists(out / "monitor.png")) << r.output;
+  r = run_detdl("doctor " + store.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("4 epochs, 2 probed"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(DoctorCli, ReadsEveryRunOfAStore) {
   const auto dir = temp_dir();
   const auto study = dir / "s.toml";
