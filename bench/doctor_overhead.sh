@@ -15,9 +15,9 @@ export DETDL_DATA_DIR="${DETDL_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 nets=(
-  "mnist-dense|--net dense:3:128 --data mnist --epochs 6 --batch-size 128 --optimizer adam --lr 0.001"
+  "mnist-mlp|--net mlp:128 --data mnist --epochs 6 --batch-size 128 --optimizer adam --lr 0.001"
   "lenet5|--net lenet5:keras --data mnist --epochs 3 --batch-size 128 --optimizer sgd --lr 0.01 --threads 2"
-  "butter-wine|--preset butter --epochs 60"
+  "butter-wine|--preset butter --epochs 600"
 )
 for spec in "${nets[@]}"; do
   name=${spec%%|*}

@@ -421,6 +421,29 @@ json run_bench(const Bench& b, const std::string& out_dir, const BenchOptions& o
   }
   write_file_atomically((fs::path(out_dir) / "cases.csv").string(), csv.str(),
                         out_dir + "/cases.csv");
+  // Every repair run: what was tried, in which round, and what the retrained run showed.
+  std::ostringstream tries;
+  tries << "case,arm,round,problem,solution,try,describe,outcome,diagnosis,epochs,"
+           "best_held_accuracy,weight_hash\n";
+  auto quoted = [](const std::string& t) { return "\"" + t + "\""; };
+  for (const auto& r : results)
+    for (const std::string arm : {"autotrainer", "detdl", "random"}) {
+      if (!r.contains(arm) || !r.at(arm).contains("repair")) continue;
+      for (const auto& t : r.at(arm).at("repair").at("tries")) {
+        const auto& d = t.at("diagnosis");
+        tries << r.at("name").get<std::string>() << "," << arm << "," << t.at("round").get<int>()
+              << "," << t.at("problem").get<std::string>() << ","
+              << t.at("solution").get<std::string>() << "," << t.at("try").get<int>() << ","
+              << quoted(t.at("describe").get<std::string>()) << ","
+              << t.at("outcome").get<std::string>() << ","
+              << (d.is_null() ? "" : d.at("problems")[0].get<std::string>()) << ","
+              << t.at("epochs").get<std::int64_t>() << ","
+              << t.at("best_held_accuracy").get<double>() << ","
+              << t.at("weight_hash").get<std::string>() << "\n";
+      }
+    }
+  write_file_atomically((fs::path(out_dir) / "tries.csv").string(), tries.str(),
+                        out_dir + "/tries.csv");
   return s;
 }
 

@@ -58,8 +58,9 @@ struct BenchOptions {
 // Runs one case and returns its result (docs/doctor.md, "Benchmark results").
 nlohmann::json run_bench_case(const Bench& b, const BenchCase& c, const BenchOptions& o);
 
-// Runs the cases not yet in out_dir/cases, then writes out_dir/summary.json, summary.md and
-// cases.csv from every case result there. Returns the summary.
+// Runs the cases not yet in out_dir/cases, then writes out_dir/summary.json, summary.md,
+// cases.csv (one row per case) and tries.csv (one row per repair run) from every case
+// result there. Returns the summary.
 nlohmann::json run_bench(const Bench& b, const std::string& out_dir, const BenchOptions& o);
 
 // The summary of case results: per arm, detection per expected problem, false positives

@@ -28,26 +28,24 @@ bool all_finite(const float* v, std::int64_t n) {
   return true;
 }
 
-// Share of units (dim 1) of out (N, C, ...) that are exactly 0 on every row and position.
-double dead_share(const Tensor& out_any) {
+// Marks alive[u] for every unit (dim 1) of out (N, C, ...) that is nonzero on some row or
+// position.
+void mark_alive(const Tensor& out_any, std::vector<char>& alive) {
   const Tensor out = out_any.to(Device::cpu);
-  if (out.ndim() < 2 || out.numel() == 0) return 0.0;
+  if (out.ndim() < 2 || out.numel() == 0) return;
   const std::int64_t n = out.dim(0), c = out.dim(1), inner = out.numel() / (n * c);
+  alive.resize(static_cast<std::size_t>(c), 0);
   const float* v = out.f32();
-  std::int64_t dead = 0;
-  for (std::int64_t u = 0; u < c; ++u) {
-    bool zero = true;
-    for (std::int64_t r = 0; r < n && zero; ++r) {
+  for (std::int64_t r = 0; r < n; ++r)
+    for (std::int64_t u = 0; u < c; ++u) {
+      if (alive[u]) continue;
       const float* p = v + (r * c + u) * inner;
       for (std::int64_t k = 0; k < inner; ++k)
         if (p[k] != 0.0f) {
-          zero = false;
+          alive[u] = 1;
           break;
         }
     }
-    dead += zero ? 1 : 0;
-  }
-  return static_cast<double>(dead) / static_cast<double>(c);
 }
 
 double number_or_nan(const nlohmann::json& j, const char* key, const std::string& where) {
@@ -82,20 +80,35 @@ MonitorStats probe_model(Module& model, const TrainConfig& cfg, const MonitorCon
   const bool was_training = model.training();
   model.train(false);  // inference mode: no batch-norm update, no dropout (Keras learning phase 0)
   {
-    // Dead units: a forward of its own over the dead-count rows, without the tape.
+    // Dead units: forwards of their own over the dead-count rows, without the tape, in
+    // pieces of the probe's size (the training batch's: no larger buffers than training's,
+    // which would change how the allocator serves the steps that follow).
     st.dead_rows = std::min(std::max(mon.dead_rows, st.rows), train.size());
-    const Dataset rows = slice_rows(train, 0, st.dead_rows);
-    std::int64_t index = 0;
-    ActivationObserverScope watch([&](const Act& layer, const Tensor& out) {
-      ActivationProbe a;
-      a.index = index++;
-      a.kind = layer.kind();
-      a.units = out.ndim() >= 2 ? out.dim(1) : 1;
-      a.dead = dead_share(out);
-      st.activations.push_back(std::move(a));
-    });
+    std::vector<std::vector<char>> alive;  // per activation layer, per unit
+    std::vector<const Act*> layers;
     NoGradGuard no_tape;
-    model.forward(rows.x.to(dev));
+    for (std::int64_t begin = 0; begin < st.dead_rows; begin += st.rows) {
+      const Dataset piece = slice_rows(train, begin, std::min(st.dead_rows, begin + st.rows));
+      std::size_t index = 0;
+      ActivationObserverScope watch([&](const Act& layer, const Tensor& out) {
+        if (index == alive.size()) {
+          alive.emplace_back();
+          layers.push_back(&layer);
+        }
+        mark_alive(out, alive[index++]);
+      });
+      model.forward(piece.x.to(dev));
+    }
+    for (std::size_t i = 0; i < alive.size(); ++i) {
+      ActivationProbe a;
+      a.index = static_cast<std::int64_t>(i);
+      a.kind = layers[i]->kind();
+      a.units = static_cast<std::int64_t>(alive[i].size());
+      std::int64_t dead = 0;
+      for (char x : alive[i]) dead += x ? 0 : 1;
+      a.dead = a.units > 0 ? static_cast<double>(dead) / static_cast<double>(a.units) : 0.0;
+      st.activations.push_back(std::move(a));
+    }
   }
   Tensor loss = compute_loss(cfg.loss, model.forward(probe.x.to(dev)), probe.y.to(dev));
   const auto params = model.parameters();

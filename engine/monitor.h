@@ -32,9 +32,9 @@ struct MonitorConfig {
   // Probe rows: the first this many training rows in stored order (0: the batch size,
   // AutoTrainer's choice). At most the training set.
   std::int64_t rows = 0;
-  // Rows for the dead-unit count: the first max(this, probe rows) training rows, in a
-  // forward of their own (no gradient). A unit silent on one small batch may live on the
-  // others; 256 rows keep the count honest at about one forward of a few batches.
+  // Rows for the dead-unit count: the first max(this, probe rows) training rows, in
+  // forwards of their own (no gradient) in pieces of the probe's size. A unit silent on one
+  // small batch may live on the others; 256 rows keep the count honest.
   std::int64_t dead_rows = 256;
   bool on() const { return every > 0; }
   bool probes(std::int64_t epoch) const { return every > 0 && epoch % every == 0; }
