@@ -30,15 +30,6 @@ bool file_name_ok(const std::string& s) {
   return s != "." && s != "..";
 }
 
-double best_held(const TrainResult& r) {
-  double best = 0.0;
-  for (const auto& s : r.epochs) {
-    const double a = s.has_validation ? s.validation.accuracy : s.test_accuracy;
-    if (std::isfinite(a)) best = std::max(best, a);
-  }
-  return best;
-}
-
 json diagnosis_json(const std::optional<Diagnosis>& d) {
   if (!d) return nullptr;
   json j = to_json(*d, DoctorKind::detdl);
@@ -140,14 +131,7 @@ json run_bench_case(const Bench& b, const BenchCase& c, const BenchOptions& o) {
   ro.monitor.every = 1;
   double probe_seconds = 0.0, epoch_seconds = 0.0;
   ro.stop_after_epoch = [&](const EpochStats& s) {
-    EpochView v;
-    v.epoch = s.epoch;
-    v.train_loss = s.train_loss;
-    v.train_acc = s.train_accuracy;
-    const EvalResult& held = s.has_validation ? s.validation : s.test;
-    v.held_loss = held.loss;
-    v.held_acc = held.accuracy;
-    v.probe = s.monitor.get();
+    const EpochView v = epoch_view(s);
     at.observe(v);
     dd.observe(v);
     if (s.monitor) probe_seconds += s.monitor->seconds;
@@ -158,7 +142,7 @@ json run_bench_case(const Bench& b, const BenchCase& c, const BenchOptions& o) {
   const nets::RunOutput twin = nets::run_experiment(c.experiment, ro);
   const double twin_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double twin_acc = best_held(twin.result);
+  const double twin_acc = best_held_accuracy(twin.result);
   const bool twin_reaches = twin_acc >= theta && twin.result.nonfinite_loss_steps == 0;
   json r{{"name", c.name},
          {"expect", c.expect},

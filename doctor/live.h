@@ -19,6 +19,11 @@ struct DoctorOptions {
   bool stop = true;  // stop the run at the diagnosis (false: watch only, train to the end)
 };
 
+// An epoch's statistics as the doctor sees them (held-out: validation, else test).
+EpochView epoch_view(const EpochStats& s);
+// AutoTrainer's train_result: the best held-out accuracy over a run's epochs (NaN skipped).
+double best_held_accuracy(const TrainResult& r);
+
 class LiveDoctor {
  public:
   LiveDoctor(const nets::Experiment& e, DoctorOptions o);

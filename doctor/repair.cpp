@@ -49,15 +49,6 @@ std::string fmt_float(double v) {
   return buf;
 }
 
-double best_held(const TrainResult& r) {
-  double best = 0.0;
-  for (const auto& s : r.epochs) {
-    const double a = s.has_validation ? s.validation.accuracy : s.test_accuracy;
-    if (std::isfinite(a)) best = std::max(best, a);
-  }
-  return best;
-}
-
 }  // namespace
 
 std::vector<Solution> solutions_for(Problem p);
@@ -212,14 +203,14 @@ RepairResult repair(const Experiment& e, const RepairOptions& o) {
     out.record["doctor"] = live.record_entry();
     if (t != nullptr) {
       t->diagnosis = live.diagnosis();
-      t->best_held_accuracy = best_held(out.result);
+      t->best_held_accuracy = best_held_accuracy(out.result);
       t->last_test_accuracy =
           out.result.epochs.empty() ? 0.0 : out.result.epochs.back().test_accuracy;
       t->epochs = static_cast<std::int64_t>(out.result.epochs.size());
       t->weight_hash = out.result.weight_hash;
     }
     if (o.on_run) o.on_run(t, out);
-    return std::make_pair(live.diagnosis(), best_held(out.result));
+    return std::make_pair(live.diagnosis(), best_held_accuracy(out.result));
   };
   if (o.known_initial) {
     r.initial = o.known_initial;
