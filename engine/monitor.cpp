@@ -74,6 +74,7 @@ MonitorStats probe_model(Module& model, const TrainConfig& cfg, const MonitorCon
   st.epoch = epoch;
   const std::int64_t want = mon.rows > 0 ? mon.rows : cfg.batch_size;
   st.rows = std::min(want, train.size());
+  if (st.rows < 1) throw std::invalid_argument("monitor: no training rows to probe");
   const Dataset probe = slice_rows(train, 0, st.rows);
   const Device dev = model.device();
 

@@ -138,6 +138,9 @@ TEST(Monitor, ProbeNumbersMatchAPlainLoop) {
   EXPECT_FALSE(params[0].tensor.grad().defined());
   EXPECT_TRUE(net->training());
   EXPECT_EQ(tape_size(), 0u);
+  // No rows to probe: refused, not looped over.
+  const Dataset none{Tensor::zeros({0, in}), Tensor::zeros({0, out})};
+  EXPECT_THROW(probe_model(*net, cfg, mon, none, 0, start), std::invalid_argument);
 }
 
 TEST(Monitor, RecordFormRoundTripsNonFiniteAsNull) {
