@@ -51,7 +51,10 @@ nlohmann::json to_json(const NetEdits& e) {
 NetEdits edits_from_json(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw std::invalid_argument(where + ": expected an object");
   NetEdits e;
-  for (const auto& [key, v] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Plain names, not structured bindings: the lambdas below capture them (C++17).
+    const std::string key = item.key();
+    const nlohmann::json& v = item.value();
     const std::string at = where + "." + key;
     auto text = [&] {
       if (!v.is_string()) throw std::invalid_argument(at + ": expected a string");
