@@ -157,65 +157,72 @@ std::optional<Diagnosis> Doctor::check_autotrainer(const EpochView& e) {
   }
   // loss_issue: NaN anywhere in the losses, or a held-out loss past the limit.
   const auto epochs_seen = static_cast<std::int64_t>(train_loss_.size());
-  if (any_nonfinite(held_loss_) || any_nonfinite(train_loss_) || held_loss_.back() >= p_.loss_limit)
+  if (losses_blew_up())
     nan_loss_ = true;
   else
     loss_features(epochs_seen);
 
   // determine, then filtered_issue (the first problem of the highest priority).
   Diagnosis d;
-  if (nan_loss_ || nan_grad_ || nan_weight_) {
-    d.problems.push_back(Problem::exploding_gradient);
-    d.reason = nan_loss_   ? "NaN/Inf loss or held-out loss >= limit"
-               : nan_grad_ ? "NaN/Inf gradient"
-                           : "NaN/Inf weight";
-  }
+  report_nonfinite(d);
+  decide_gated(d);
+  if (d.problems.empty()) return std::nullopt;
+  return d;
+}
+
+bool Doctor::losses_blew_up() const {
+  return any_nonfinite(held_loss_) || any_nonfinite(train_loss_) ||
+         held_loss_.back() >= p_.loss_limit;
+}
+
+void Doctor::report_nonfinite(Diagnosis& d) const {
+  if (!nan_loss_ && !nan_grad_ && !nan_weight_) return;
+  d.problems.push_back(Problem::exploding_gradient);
+  d.reason = nan_loss_   ? "NaN/Inf loss or held-out loss >= limit"
+             : nan_grad_ ? "NaN/Inf gradient"
+                         : "NaN/Inf weight";
+}
+
+void Doctor::decide_gated(Diagnosis& d) const {
+  if (!d.problems.empty()) return;  // filtered_issue keeps the first of equal priority
+  const bool at = kind_ == DoctorKind::autotrainer;
+  auto pick = [&](Problem p, std::string why, const std::string& layer) {
+    d.problems.push_back(p);
+    d.reason = std::move(why);
+    d.layer = layer;  // detdl's only: AutoTrainer's signals name no layer
+  };
   if (not_converge_ || slow_) {
     const std::string gate =
         not_converge_ ? fmt("best accuracy under %.3g", p_.theta) : std::string("slow convergence");
-    std::optional<Problem> q;
-    std::string why;
-    if (relu_ >= 1) {
-      q = Problem::dying_relu;
-      why = relu_why_;
-    } else if (explode_ >= 1) {
-      q = Problem::exploding_gradient;
-      why = explode_why_;
-    } else if (vanish_ >= 1) {
-      q = Problem::vanishing_gradient;
-      why = vanish_why_;
-    } else if (slow_) {
-      q = Problem::slow_convergence;
-      why = fmt("largest accuracy gain under %.3g on train and held-out data", p_.delta);
-    }
-    if (q && d.problems.empty()) {  // filtered_issue keeps the first of equal priority
-      d.problems.push_back(*q);
-      d.reason = why + "; " + gate;
-    }
-  } else if (unstable_ && d.problems.empty()) {
-    d.problems.push_back(Problem::oscillating_loss);
-    d.reason = fmt("training accuracy oscillates (pairs >= %.3g apart in >= %.3g of the epochs)",
-                   p_.zeta, p_.eta);
+    const std::string sc =
+        fmt("largest accuracy gain under %.3g on train and held-out data", p_.delta);
+    if (relu_ >= 1)
+      pick(Problem::dying_relu, relu_why_ + "; " + gate, relu_layer_);
+    else if (explode_ >= 1)
+      pick(Problem::exploding_gradient, explode_why_ + "; " + gate, explode_layer_);
+    else if (vanish_ >= 1)
+      pick(Problem::vanishing_gradient, vanish_why_ + "; " + gate, vanish_layer_);
+    else if (slow_)
+      pick(Problem::slow_convergence, at ? sc + "; " + gate : sc, "");
+  } else if (unstable_) {
+    pick(Problem::oscillating_loss,
+         at ? fmt("training accuracy oscillates (pairs >= %.3g apart in >= %.3g of the epochs)",
+                  p_.zeta, p_.eta)
+            : fmt("training loss oscillates (pairs >= %.3g relative in >= %.3g of the epochs)",
+                  p_.zeta, p_.eta),
+         "");
   }
-  if (d.problems.empty()) return std::nullopt;
-  return d;
 }
 
 std::optional<Diagnosis> Doctor::check_detdl(const EpochView& e) {
   const MonitorStats* m = e.probe;
   Diagnosis d;
   // Certain: NaN / Inf anywhere, reported at once.
-  if (any_nonfinite(held_loss_) || any_nonfinite(train_loss_) || held_loss_.back() >= p_.loss_limit)
-    nan_loss_ = true;
+  if (losses_blew_up()) nan_loss_ = true;
   if (m != nullptr && (m->nonfinite_grad || !std::isfinite(m->loss))) nan_grad_ = true;
   if (m != nullptr && m->nonfinite_weight) nan_weight_ = true;
-  if (nan_loss_ || nan_grad_ || nan_weight_) {
-    d.problems.push_back(Problem::exploding_gradient);
-    d.reason = nan_loss_   ? "NaN/Inf loss or held-out loss >= limit"
-               : nan_grad_ ? "NaN/Inf gradient"
-                           : "NaN/Inf weight";
-    return d;
-  }
+  report_nonfinite(d);
+  if (!d.problems.empty()) return d;
   if (m != nullptr) {
     // Dead units on the ReLU layers' outputs. A layer with every unit dead passes no
     // gradient, so nothing below it moves: dead at two checks in a row (momentum spent) it
@@ -262,30 +269,7 @@ std::optional<Diagnosis> Doctor::check_detdl(const EpochView& e) {
     return d;
   }
   loss_features(static_cast<std::int64_t>(train_loss_.size()));
-  if (not_converge_ || slow_) {
-    const std::string gate =
-        not_converge_ ? fmt("best accuracy under %.3g", p_.theta) : std::string("slow convergence");
-    if (relu_ >= 1) {
-      d.problems.push_back(Problem::dying_relu);
-      d.reason = relu_why_ + "; " + gate;
-      d.layer = relu_layer_;
-    } else if (explode_ >= 1) {
-      d.problems.push_back(Problem::exploding_gradient);
-      d.reason = explode_why_ + "; " + gate;
-      d.layer = explode_layer_;
-    } else if (vanish_ >= 1) {
-      d.problems.push_back(Problem::vanishing_gradient);
-      d.reason = vanish_why_ + "; " + gate;
-      d.layer = vanish_layer_;
-    } else if (slow_) {
-      d.problems.push_back(Problem::slow_convergence);
-      d.reason = fmt("largest accuracy gain under %.3g on train and held-out data", p_.delta);
-    }
-  } else if (unstable_) {
-    d.problems.push_back(Problem::oscillating_loss);
-    d.reason = fmt("training loss oscillates (pairs >= %.3g relative in >= %.3g of the epochs)",
-                   p_.zeta, p_.eta);
-  }
+  decide_gated(d);
   if (d.problems.empty()) return std::nullopt;
   return d;
 }

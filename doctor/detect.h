@@ -98,6 +98,13 @@ class Doctor {
   std::optional<Diagnosis> check_autotrainer(const EpochView& e);
   std::optional<Diagnosis> check_detdl(const EpochView& e);
   void loss_features(std::int64_t epochs_seen);
+  // NaN / Inf in a training or held-out loss, or a held-out loss past the limit.
+  bool losses_blew_up() const;
+  // EG for the NaN / Inf signals seen (d unchanged when none).
+  void report_nonfinite(Diagnosis& d) const;
+  // monitor.py's determine, shared: when not converged or slow, the first of DR, EG, VG, SC
+  // seen; otherwise OL if oscillating. Only when d holds no problem yet.
+  void decide_gated(Diagnosis& d) const;
 
   DoctorKind kind_;
   std::int64_t total_epochs_;

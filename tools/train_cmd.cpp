@@ -259,6 +259,27 @@ void check_outputs(const TrainFlags& f) {
     throw std::invalid_argument("--record and --checkpoint name the same file " + f.record);
 }
 
+// The doctor's flags that need no data: checked before anything is loaded or trained.
+void check_doctor_flags(const TrainFlags& f) {
+  if (!(f.doctor_theta >= 0.0 && f.doctor_theta <= 1.0))
+    throw std::invalid_argument("--doctor-theta: expected an accuracy in [0, 1], got " +
+                                std::to_string(f.doctor_theta));
+  if (f.doctor_watch && f.doctor.empty())
+    throw std::invalid_argument("--doctor-watch needs --doctor autotrainer or --doctor detdl");
+}
+
+// --doctor, --doctor-theta and --doctor-watch as the doctor's options (--doctor given).
+doctor::DoctorOptions doctor_options(const TrainFlags& f) {
+  const auto kind = doctor::parse_doctor(f.doctor);
+  if (!kind)
+    throw std::invalid_argument("--doctor: expected autotrainer or detdl, got '" + f.doctor + "'");
+  doctor::DoctorOptions o;
+  o.kind = *kind;
+  o.params.theta = f.doctor_theta;
+  o.stop = !f.doctor_watch;
+  return o;
+}
+
 // --repair: the doctor's repair loop (doctor/repair.h); one line per run, the record of the
 // run that solved it (else of the original) with the whole loop under "repair".
 int run_repair(const TrainFlags& f, const nets::Experiment& e) {
@@ -268,12 +289,8 @@ int run_repair(const TrainFlags& f, const nets::Experiment& e) {
     throw std::invalid_argument(
         "--repair: no --checkpoint, --resume or --stop-after (every "
         "repaired run starts afresh)");
-  const auto kind = doctor::parse_doctor(f.doctor);
-  if (!kind)
-    throw std::invalid_argument("--doctor: expected autotrainer or detdl, got '" + f.doctor + "'");
   doctor::RepairOptions o;
-  o.doctor.kind = *kind;
-  o.doctor.params.theta = f.doctor_theta;
+  o.doctor = doctor_options(f);
   o.repair_seed = f.repair_seed;
   nlohmann::json chosen;
   o.on_run = [&](const doctor::RepairTry* t, const nets::RunOutput& out) {
@@ -319,6 +336,7 @@ int run_train(const TrainFlags& f) {
         "--impl vendor needs --device cuda (cuBLAS/cuDNN run only on the GPU; CPU runs "
         "always use the own kernels)");
   check_outputs(f);
+  check_doctor_flags(f);
   if (f.repair) return run_repair(f, e);
   const bool resuming = f.resume && std::filesystem::exists(f.checkpoint);
   if (f.resume && !resuming && !f.quiet)
@@ -333,21 +351,8 @@ int run_train(const TrainFlags& f) {
   ro.stop_after_steps = f.stop_after;
   if (f.monitor > 0) ro.monitor.every = f.monitor;
   std::optional<doctor::LiveDoctor> live;
-  if (!(f.doctor_theta >= 0.0 && f.doctor_theta <= 1.0))
-    throw std::invalid_argument("--doctor-theta: expected an accuracy in [0, 1], got " +
-                                std::to_string(f.doctor_theta));
-  if (f.doctor_watch && f.doctor.empty())
-    throw std::invalid_argument("--doctor-watch needs --doctor autotrainer or --doctor detdl");
   if (!f.doctor.empty()) {
-    const auto kind = doctor::parse_doctor(f.doctor);
-    if (!kind)
-      throw std::invalid_argument("--doctor: expected autotrainer or detdl, got '" + f.doctor +
-                                  "'");
-    doctor::DoctorOptions dopt;
-    dopt.kind = *kind;
-    dopt.params.theta = f.doctor_theta;
-    dopt.stop = !f.doctor_watch;
-    live.emplace(e, dopt);
+    live.emplace(e, doctor_options(f));
     live->attach(ro);  // its probes replace --monitor's
   }
   std::int64_t train_rows = 0;
