@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 
@@ -247,6 +248,10 @@ i64 conv_scratch_budget() { return g_scratch_budget.load(); }
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
                     const float* bias, float* y) {
   check_conv2d_shape(s);
+  if (conv_direct::forward_applies(s)) {  // one chunk, stride-1 rows: no im2col (conv_direct.h)
+    conv_direct::forward(s, x, w, bias, y);
+    return;
+  }
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
   for_tiles(tiles.count, [&](i64 t) {
@@ -285,6 +290,10 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
 void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
                           float* dx) {
   check_conv2d_shape(s);
+  if (conv_direct::backward_data_applies(s)) {  // stride 1, one chunk over O: no col2im
+    conv_direct::backward_data(s, dy, w, dx);
+    return;
+  }
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
   for_tiles(tiles.count, [&](i64 t) {
@@ -305,6 +314,10 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
 void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
                             float* dw) {
   check_conv2d_shape(s);
+  if (conv_direct::backward_weight_applies(s, level)) {  // no im2col, no packing of x
+    conv_direct::backward_weight(s, x, dy, dw);
+    return;
+  }
   const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O;
   const int threads = num_threads();
 
@@ -407,21 +420,37 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, fl
     // every (channel, chunk) partial is its own task, each the chunk's adds in index order
     // from +0.0f; then each channel folds its partials in chunk order through the tree.
     // Same partials, same tree: the same bits as the loop below, on any thread count.
+    // Tasks of up to 8 chunks of one channel: the chunks' values are gathered into a
+    // contiguous buffer and summed as 8 independent chains (one per chunk, each in index
+    // order from +0.0f), so the adds overlap instead of waiting on each other.
+    constexpr i64 kGroup = 8;
+    const i64 groups = (n_chunks + kGroup - 1) / kGroup;
     std::vector<float> partial(static_cast<std::size_t>(s.O * n_chunks));
-    parallel_ranges(s.O * n_chunks, [&](i64 b, i64 e, int) {
+    parallel_ranges(s.O * groups, [&](i64 b, i64 e, int) {
+      thread_local std::vector<float> buf;
+      buf.resize(static_cast<std::size_t>(kGroup * kChunkValues));
       for (i64 t = b; t < e; ++t) {
-        const i64 o = t / n_chunks, c = t % n_chunks;
-        const i64 i0 = c * kChunkValues, i1 = std::min(L, i0 + kChunkValues);
-        i64 n = i0 / OHW, j = i0 % OHW;
-        float acc = 0.0f;
-        for (i64 i = i0; i < i1;) {
-          const float* row = dy + (n * s.O + o) * OHW;
-          const i64 stop = std::min(OHW, j + (i1 - i));
-          for (; j < stop; ++j, ++i) acc = acc + row[j];
-          j = 0;
-          ++n;
+        const i64 o = t / groups, c0 = t % groups * kGroup, c1 = std::min(n_chunks, c0 + kGroup);
+        const i64 i0 = c0 * kChunkValues, i1 = std::min(L, c1 * kChunkValues);
+        for (i64 i = i0; i < i1;) {  // values [i0, i1) of channel o's (n, oh, ow) sequence
+          const i64 n = i / OHW, j = i % OHW, len = std::min(OHW - j, i1 - i);
+          std::memcpy(buf.data() + (i - i0), dy + (n * s.O + o) * OHW + j,
+                      static_cast<std::size_t>(len) * sizeof(float));
+          i += len;
         }
-        partial[static_cast<std::size_t>(t)] = acc;
+        float acc[kGroup] = {};
+        const i64 full = (i1 - i0) / kChunkValues;  // whole chunks; the last may be short
+        if (full == kGroup) {
+          for (i64 k = 0; k < kChunkValues; ++k)
+            for (i64 l = 0; l < kGroup; ++l) acc[l] = acc[l] + buf[l * kChunkValues + k];
+        } else {
+          for (i64 l = 0; l < c1 - c0; ++l) {
+            const i64 len = std::min<i64>(kChunkValues, i1 - i0 - l * kChunkValues);
+            for (i64 k = 0; k < len; ++k) acc[l] = acc[l] + buf[l * kChunkValues + k];
+          }
+        }
+        for (i64 l = 0; l < c1 - c0; ++l)
+          partial[static_cast<std::size_t>(o * n_chunks + c0 + l)] = acc[l];
       }
     });
     for (i64 o = 0; o < s.O; ++o) {

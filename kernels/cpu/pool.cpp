@@ -2,6 +2,8 @@
 // output and never change a bit.
 #include "kernels/cpu/pool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,6 +28,56 @@ Taps taps(i64 o, i64 stride, i64 pad, i64 k_size, i64 size) {
   const i64 start = o * stride - pad;
   const i64 lo = std::max<i64>(0, -start), hi = std::min<i64>(k_size, size - start);
   return {lo, std::max(lo, hi)};
+}
+
+// One output row of the 2x2 / stride-2 max pool, 8 outputs per step: rows r0 (x) and r1
+// (x + W); candidates in the order (r0, 2ow), (r0, 2ow+1), (r1, 2ow), (r1, 2ow+1), each taken
+// when v > best or when v is the first NaN, exactly as the generic loop decides per output.
+// `base`: the plane index of x[0], for argmax. A short last step loads and stores only its
+// own lanes.
+void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at) {
+  alignas(32) static const std::int32_t kLanes[24] = {
+      -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  auto first = [&](i64 n) {  // lanes [0, n) of a vector, n in [0, 8]
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 16 - n));
+  };
+  const __m256i two = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  for (i64 ow = 0; ow < OW; ow += 8) {
+    const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
+    const __m256i ma = first(std::min<i64>(8, m)), mb = first(std::max<i64>(0, m - 8));
+    __m256 best = _mm256_setzero_ps();
+    __m256i idx = _mm256_setzero_si256();
+    for (int row = 0; row < 2; ++row) {
+      const float* r = x + row * W + 2 * ow;
+      const __m256 a = _mm256_maskload_ps(r, ma), b = _mm256_maskload_ps(r + 8, mb);
+      // Deinterleave: even and odd columns of the 16 inputs, in output order.
+      const __m256 even = _mm256_castpd_ps(_mm256_permute4x64_pd(
+          _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+      const __m256 odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
+          _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+      const __m256i i0 = _mm256_add_epi32(
+          _mm256_set1_epi32(base + static_cast<std::int32_t>(row * W + 2 * ow)), two);
+      const __m256 cand[2] = {even, odd};
+      for (int q = 0; q < 2; ++q) {
+        const __m256 v = cand[q];
+        const __m256i iv = _mm256_add_epi32(i0, _mm256_set1_epi32(q));
+        if (row == 0 && q == 0) {
+          best = v;
+          idx = iv;
+          continue;
+        }
+        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                         _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q),
+                                                          _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+        best = _mm256_blendv_ps(best, v, take);
+        idx = _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(iv), take));
+      }
+    }
+    const __m256i mo = first(n);
+    _mm256_maskstore_ps(y + ow, mo, best);
+    _mm256_maskstore_epi32(at + ow, mo, idx);
+  }
 }
 
 // Runs fn(plane) for every (n, c) plane on the pool.
@@ -54,23 +106,9 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
       const float* xp = x + p * HW;
       float* yp = y + p * OHW;
       std::int32_t* ap = argmax + p * OHW;
-      for (i64 oh = 0; oh < s.OH; ++oh) {
-        const i64 r0 = 2 * oh * s.W, r1 = r0 + s.W;
-        for (i64 ow = 0; ow < s.OW; ++ow) {
-          const i64 idx[4] = {r0 + 2 * ow, r0 + 2 * ow + 1, r1 + 2 * ow, r1 + 2 * ow + 1};
-          float best = xp[idx[0]];
-          i64 at = idx[0];
-          for (int q = 1; q < 4; ++q) {
-            const float v = xp[idx[q]];
-            if (v > best || (std::isnan(v) && !std::isnan(best))) {
-              best = v;
-              at = idx[q];
-            }
-          }
-          yp[oh * s.OW + ow] = best;
-          ap[oh * s.OW + ow] = static_cast<std::int32_t>(at);
-        }
-      }
+      for (i64 oh = 0; oh < s.OH; ++oh)
+        max2x2_row(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
+                   yp + oh * s.OW, ap + oh * s.OW);
     });
     return;
   }

@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kernels/common/philox.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/parallel.h"
 #include "tests/kernels/reference.h"
 
@@ -433,6 +435,74 @@ TEST(Conv, FastLevelIsCloseAndDependsOnSchedule) {
   };
   EXPECT_TRUE(differ(db_runs)) << "fast bias gradient did not depend on the schedule";
   EXPECT_TRUE(differ(dw_runs)) << "fast weight gradient did not depend on the schedule";
+}
+
+// The direct kernels (conv_direct.h: forward with stride-1 rows and K <= 4096, data gradient
+// with stride 1 and O <= 4096) on the shapes that exercise their tiling: rows of more than 8
+// positions (several vectors per row, a short last one), rows of 8 or fewer (two rows per
+// tile), an odd number of vectors, channel counts that leave 1..5 rows in the last tile,
+// padding wider than the kernel, output rows past the input, a vertical stride. Each must
+// equal the canonical loops (check_all) and the im2col + sgemm path, bit for bit, also
+// with NaN, infinite and signed-zero weights and subnormal inputs.
+TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
+  using namespace detdl::cpu;
+  const std::vector<Case> shapes = {
+      {"lenet5_c1", conv2d_shape_same(3, 1, 28, 28, 6, 5, 5, 1)},
+      {"lenet5_c2_O13_C7", conv2d_shape_same(2, 7, 14, 14, 13, 5, 5, 1)},
+      {"rows_of_8", conv2d_shape(2, 3, 8, 8, 5, 3, 3, 1, 1)},
+      {"odd_vectors_9x9", conv2d_shape(2, 2, 9, 9, 7, 3, 3, 1, 1)},
+      {"valid_12x12_O4", conv2d_shape_valid(2, 2, 12, 12, 4, 5, 5, 1)},
+      {"pad_past_kernel", conv2d_shape(1, 2, 5, 6, 3, 3, 3, 1, 3)},
+      {"stride_h2_w1", Conv2dShape{2, 3, 9, 11, 8, 3, 3, 2, 1, 1, 1, 5, 11}},
+      {"out_past_input", Conv2dShape{2, 2, 6, 5, 3, 3, 2, 1, 1, 1, 0, 7, 5}},
+      {"N1_C12_O2", conv2d_shape(1, 12, 4, 19, 2, 3, 3, 1, 1)},
+      {"weight_3_chunks_O20", conv2d_shape_same(5, 2, 48, 48, 20, 3, 3, 1)},
+      {"rows_of_16_O40", conv2d_shape_same(2, 3, 16, 16, 40, 3, 3, 1)},
+      {"rows_of_32_O9", conv2d_shape_same(2, 2, 32, 32, 9, 5, 5, 1)},
+  };
+  // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
+  // tiles; the AVX2 tiles run them too, with AVX-512 held off.
+  for (bool avx512 : {true, false}) {
+    conv_direct::set_avx512_allowed(avx512);
+    for (const Case& c : shapes) {
+      ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
+      ASSERT_TRUE(conv_direct::backward_weight_applies(c.s, Level::portable)) << c.name;
+      check_all(c.s, std::string(c.name) + (avx512 ? "" : " avx2"), /*sweep=*/true, /*fd=*/false);
+    }
+  }
+  conv_direct::set_avx512_allowed(true);
+  for (const Case& c : shapes) {
+    const Conv2dShape& s = c.s;
+    Vec x = random_vec(x_size(s), 5), w = random_vec(w_size(s), 6), b = random_vec(s.O, 7);
+    const Vec dy = random_vec(y_size(s), 8);
+    x[0] = 1e-40f;  // subnormal
+    if (x.size() > 3) x[3] = -0.0f;
+    w[1] = -0.0f;
+    if (w.size() > 9) w[9] = std::numeric_limits<float>::infinity();
+    w[w.size() - 1] = std::numeric_limits<float>::quiet_NaN();
+    for (int threads : {1, 2, 3}) {
+      use_threads(threads);
+      conv_direct::set_avx512_allowed(threads != 3);  // 3 threads: the AVX2 tiles
+      Vec y1(y_size(s)), y2(y_size(s)), dx1(x_size(s), 7.0f), dx2(x_size(s), 7.0f);
+      Vec dw1(w_size(s), 7.0f), dw2(w_size(s), 7.0f);
+      conv_direct::set_enabled(true);
+      conv2d_forward(Level::portable, s, x.data(), w.data(), b.data(), y1.data());
+      conv2d_backward_data(Level::portable, s, dy.data(), w.data(), dx1.data());
+      conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), dw1.data());
+      conv_direct::set_enabled(false);
+      conv2d_forward(Level::portable, s, x.data(), w.data(), b.data(), y2.data());
+      conv2d_backward_data(Level::portable, s, dy.data(), w.data(), dx2.data());
+      conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), dw2.data());
+      conv_direct::set_enabled(true);
+      const std::string at = std::string(c.name) + " threads=" + std::to_string(threads) + " ";
+      expect_bits(y1, y2, at + "forward direct vs gemm");
+      expect_bits(dx1, dx2, at + "backward_data direct vs gemm");
+      expect_bits(dw1, dw2, at + "backward_weight direct vs gemm");
+    }
+  }
+  use_threads(1);
+  conv_direct::set_enabled(true);
+  conv_direct::set_avx512_allowed(true);
 }
 
 }  // namespace

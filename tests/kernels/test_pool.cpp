@@ -275,6 +275,31 @@ TEST(Pool, MaxPool) {
   }
 }
 
+// The 2x2 / stride-2 path runs 8 outputs per vector step: rows of 18, 14, 8 and 7 outputs
+// (several steps, a short last one, a whole row in one short step), values from a few levels
+// (ties everywhere) with NaNs and infinities, against the plain loop bit for bit.
+TEST(Pool, MaxPool2x2VectorRowsTiesAndNans) {
+  using namespace detdl::cpu;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Pool2dShape& s :
+       {pool2d_shape_valid(2, 3, 36, 37, 2, 2, 2), pool2d_shape_valid(2, 2, 28, 28, 2, 2, 2),
+        pool2d_shape_valid(1, 2, 16, 17, 2, 2, 2), pool2d_shape_valid(3, 1, 14, 14, 2, 2, 2)}) {
+    Vec x(in_size(s));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u;
+      x[i] = static_cast<float>(static_cast<int>(h >> 28) % 4) - 1.5f;
+      if (h % 37 == 0) x[i] = nan;
+      if (h % 41 == 0) x[i] = (h & 1) ? kInf : -kInf;
+    }
+    Vec y(out_size(s)), want;
+    Idx arg(out_size(s)), want_arg;
+    maxpool2d_forward(s, x.data(), y.data(), arg.data());
+    ref_maxpool(s, x, want, want_arg);
+    expect_bits(y, want, "2x2 vector rows: values");
+    for (std::size_t i = 0; i < arg.size(); ++i) ASSERT_EQ(arg[i], want_arg[i]) << "argmax " << i;
+  }
+}
+
 TEST(Pool, MaxPoolTiesNanInfAndAllPadding) {
   using namespace detdl::cpu;
   const Pool2dShape s = pool2d_shape_valid(1, 1, 2, 6, 2, 2, 2);  // three 2x2 windows

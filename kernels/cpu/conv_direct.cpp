@@ -1,0 +1,297 @@
+// Direct convolutions (conv_direct.h): the drivers. They pad, pack the weights, cut the
+// work into tiles and tasks, and call the register tiles of one ISA (conv_direct_tiles.h).
+#include "kernels/cpu/conv_direct.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "kernels/common/reduction.h"
+#include "kernels/cpu/conv_direct_tiles.h"
+#include "kernels/cpu/parallel.h"
+
+namespace detdl::cpu::conv_direct {
+namespace {
+
+using i64 = std::int64_t;
+
+std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_avx512_allowed{true};
+
+i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
+
+// The tiles for a dimension of `extent` lanes' worth (OW, W or O): AVX-512 where the CPU has
+// it and 16-lane vectors waste no more lanes than 8-lane ones, AVX2 otherwise. Either gives
+// the same bits (conv_direct_tiles.h).
+const TileSet& tiles_for(i64 extent) {
+  static const bool has512 = __builtin_cpu_supports("avx512f");
+  if (has512 && g_avx512_allowed.load() && round_up(extent, 16) == round_up(extent, 8))
+    return tiles_avx512();
+  return tiles_avx2();
+}
+
+// A vector's worth of positions: row `row`, columns [col, col + lanes).
+struct Seg {
+  i64 row, col, lanes;
+};
+// The rows of a rows x cols plane cut into vectors of `width` lanes (the last of a row
+// shorter); consecutive vectors pair up into tiles, so short rows pair with the next row.
+std::vector<Seg> segments(i64 rows, i64 cols, i64 width) {
+  std::vector<Seg> out;
+  for (i64 r = 0; r < rows; ++r)
+    for (i64 c = 0; c < cols; c += width) out.push_back({r, c, std::min(width, cols - c)});
+  return out;
+}
+
+// Per-thread grow-only scratch, kept between calls.
+float* scratch(i64 n) {
+  thread_local std::vector<float> buf;
+  if (static_cast<i64>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+// The weight gradient's shared scratch (the padded batch, the chunk partials), owned by the
+// calling thread.
+struct WeightScratch {
+  std::vector<float> xall, part;
+};
+WeightScratch& weight_scratch() {
+  thread_local WeightScratch w;
+  return w;
+}
+
+// Copies one (C, H, W) input into (C, p.rows, p.cols) planes at offset (pad_top, pad_left),
+// zeros elsewhere.
+void fill_input_pad(const Conv2dShape& s, const Pad& p, i64 channels, const float* src,
+                    float* dst) {
+  std::fill(dst, dst + channels * p.plane, 0.0f);
+  const i64 q0 = s.pad_left, q1 = std::min(p.cols, s.pad_left + s.W);
+  if (q1 <= q0) return;
+  for (i64 c = 0; c < channels; ++c)
+    for (i64 r = 0; r < p.rows; ++r) {
+      const i64 ih = r - s.pad_top;
+      if (ih >= 0 && ih < s.H)
+        std::memcpy(dst + c * p.plane + r * p.cols + q0, src + (c * s.H + ih) * s.W,
+                    static_cast<std::size_t>(q1 - q0) * sizeof(float));
+    }
+}
+
+// dst[i][l] = src[l][i] for l < rows, 0 for rows <= l < width; i < cols. src rows are `ld`
+// apart, dst rows `width` (a multiple of 8) apart. Blocks of 8 x 8 go through registers.
+void transpose_rows(const float* src, i64 ld, i64 rows, i64 cols, float* dst, i64 width) {
+  i64 i = 0;
+  for (; i + 8 <= cols; i += 8)
+    for (i64 l0 = 0; l0 < width; l0 += 8) {
+      __m256 r[8];
+      for (i64 l = 0; l < 8; ++l)
+        r[l] = l0 + l < rows ? _mm256_loadu_ps(src + (l0 + l) * ld + i) : _mm256_setzero_ps();
+      // 8 x 8 transpose: r[l][k] -> r[k][l].
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + i * width + l0;
+      _mm256_storeu_ps(d + 0 * width, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + 1 * width, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+  for (; i < cols; ++i)
+    for (i64 l = 0; l < width; ++l) dst[i * width + l] = l < rows ? src[l * ld + i] : 0.0f;
+}
+
+}  // namespace
+
+void set_enabled(bool on) { g_enabled.store(on); }
+bool enabled() { return g_enabled.load(); }
+void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
+bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
+
+bool forward_applies(const Conv2dShape& s) {
+  return enabled() && s.stride_w == 1 && s.C * s.KH * s.KW <= kChunkProducts;
+}
+
+// The padded input of one sample: xpad[c][r][q] = x[c][r - pad_top][q - pad_left] inside
+// the input, 0 elsewhere; rows cover every output row's window, columns every lane of the
+// last vector of a row (lanes past OW compute on zeros and are never stored).
+void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  const TileSet& ts = tiles_for(s.OW);
+  const i64 L = ts.lanes, K = s.C * s.KH * s.KW, blocks = (s.O + kMR - 1) / kMR;
+  const i64 OHW = s.OH * s.OW;
+  // wp[blk][k][r] = w[blk*6 + r][k], zero past O: each tile's weights as it reads them.
+  std::vector<float> wp(static_cast<std::size_t>(blocks * K * kMR), 0.0f);
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 k = 0; k < K; ++k) wp[((o / kMR) * K + k) * kMR + o % kMR] = w[o * K + k];
+  const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = round_up(s.OW, L) + s.KW - 1;
+  const Pad pad{rows, cols, rows * cols};
+  const std::vector<Seg> segs = segments(s.OH, s.OW, L);
+  const i64 nseg = static_cast<i64>(segs.size());
+  const int kwi = s.KW == 5 ? 0 : s.KW == 3 ? 1 : 2;
+  parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
+    float* xpad = scratch(s.C * pad.plane);
+    for (i64 n = n0; n < n1; ++n) {
+      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, xpad);
+      for (i64 blk = 0; blk < blocks; ++blk) {
+        const i64 mr = std::min<i64>(kMR, s.O - blk * kMR);
+        const float* wb = wp.data() + blk * K * kMR;
+        const float* bb = bias ? bias + blk * kMR : nullptr;
+        float* yb = y + (n * s.O + blk * kMR) * OHW;
+        for (i64 i = 0; i < nseg; i += 2) {
+          const i64 nv = i + 1 < nseg ? 2 : 1;
+          const float* b[2];
+          float* out[2];
+          i64 lanes[2];
+          for (i64 v = 0; v < nv; ++v) {
+            const Seg& g = segs[static_cast<std::size_t>(i + v)];
+            b[v] = xpad + g.row * s.stride_h * pad.cols + g.col;
+            out[v] = yb + g.row * s.OW + g.col;
+            lanes[v] = g.lanes;
+          }
+          ts.fwd[kwi][nv - 1][mr - 1](s, pad, wb, b, bb, out, lanes);
+        }
+      }
+    }
+  });
+}
+
+bool backward_data_applies(const Conv2dShape& s) {
+  return enabled() && s.stride_h == 1 && s.stride_w == 1 && s.O <= kChunkProducts;
+}
+
+// The padded output gradient of one sample: dypad[o][r][q] = dy[o][oh][ow] with
+// r = oh + KH-1 - pad_top, q = ow + KW-1 - pad_left, 0 where (oh, ow) is outside dy. Pixel
+// (i, j) at tap (kh, kw) then reads dypad[o][i + KH-1 - kh][j + KW-1 - kw].
+void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const TileSet& ts = tiles_for(s.W);
+  const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
+  // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
+  std::vector<float> wt(static_cast<std::size_t>(blocks * taps * s.O * kMR), 0.0f);
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 c = 0; c < s.C; ++c)
+      for (i64 t = 0; t < taps; ++t)
+        wt[(((c / kMR) * taps + t) * s.O + o) * kMR + c % kMR] = w[(o * s.C + c) * taps + t];
+  const i64 rows = s.H + s.KH - 1, cols = round_up(s.W, L) + s.KW - 1;
+  const Pad pad{rows, cols, rows * cols};
+  const i64 dr = s.KH - 1 - s.pad_top, dq = s.KW - 1 - s.pad_left;
+  const i64 ow0 = std::max<i64>(0, -dq), ow1 = std::min(s.OW, cols - dq);
+  const i64 oh0 = std::max<i64>(0, -dr), oh1 = std::min(s.OH, rows - dr);
+  const std::vector<Seg> segs = segments(s.H, s.W, L);
+  const i64 nseg = static_cast<i64>(segs.size());
+  parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
+    float* dypad = scratch(s.O * pad.plane);
+    for (i64 n = n0; n < n1; ++n) {
+      std::fill(dypad, dypad + s.O * pad.plane, 0.0f);
+      const float* dyn = dy + n * s.O * s.OH * s.OW;
+      for (i64 o = 0; o < s.O && ow1 > ow0; ++o)
+        for (i64 oh = oh0; oh < oh1; ++oh)
+          std::memcpy(dypad + o * pad.plane + (oh + dr) * pad.cols + ow0 + dq,
+                      dyn + (o * s.OH + oh) * s.OW + ow0,
+                      static_cast<std::size_t>(ow1 - ow0) * sizeof(float));
+      for (i64 blk = 0; blk < blocks; ++blk) {
+        const i64 mr = std::min<i64>(kMR, s.C - blk * kMR);
+        const float* wb = wt.data() + blk * taps * s.O * kMR;
+        float* db = dx + (n * s.C + blk * kMR) * HW;
+        for (i64 i = 0; i < nseg; i += 2) {
+          const i64 nv = i + 1 < nseg ? 2 : 1;
+          const float* b[2];
+          float* out[2];
+          i64 row[2], col[2], lanes[2];
+          for (i64 v = 0; v < nv; ++v) {
+            const Seg& g = segs[static_cast<std::size_t>(i + v)];
+            b[v] = dypad + g.row * pad.cols + g.col;
+            out[v] = db + g.row * s.W + g.col;
+            row[v] = g.row, col[v] = g.col, lanes[v] = g.lanes;
+          }
+          ts.data[nv - 1][mr - 1](s, pad, wb, row, col, lanes, b, out);
+        }
+      }
+    }
+  });
+}
+
+bool backward_weight_applies(const Conv2dShape& s, Level level) {
+  if (!enabled() || level == Level::fast) return false;
+  const i64 K = s.C * s.KH * s.KW;
+  const i64 chunks = (s.N * s.OH * s.OW + kChunkProducts - 1) / kChunkProducts;
+  const i64 sample = s.C * ((s.OH - 1) * s.stride_h + s.KH) * ((s.OW - 1) * s.stride_w + s.KW);
+  // The chunk partials and the padded batch must fit in memory of the scratch budget's order.
+  return chunks * K * round_up(s.O, 32) <= (i64{8} << 20) && s.N * sample <= (i64{64} << 20);
+}
+
+// The padded batch: xall[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the input,
+// 0 elsewhere, covering every window. Tasks (chunk, channel panel, group of tap blocks)
+// write chunk partials; each element's partials are then folded by the canonical tree.
+void backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const TileSet& ts = s.O > 8 ? tiles_for(s.O) : tiles_avx2();
+  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW, total = s.N * OHW;
+  const i64 chunks = (total + kChunkProducts - 1) / kChunkProducts;
+  const i64 nv = s.O > ts.lanes ? 2 : 1, width = ts.lanes * nv;
+  const i64 panels = (s.O + width - 1) / width, Opad = panels * width;
+  const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = (s.OW - 1) * s.stride_w + s.KW;
+  const Pad pad{rows, cols, rows * cols};
+  const i64 sample = s.C * pad.plane;
+  WeightScratch& ws = weight_scratch();
+  if (static_cast<i64>(ws.xall.size()) < s.N * sample)
+    ws.xall.resize(static_cast<std::size_t>(s.N * sample));
+  float* xall = ws.xall.data();
+  parallel_ranges(s.N, [&](i64 b, i64 e, int) {
+    for (i64 n = b; n < e; ++n)
+      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, xall + n * sample);
+  });
+  std::vector<i64> off(static_cast<std::size_t>(K));
+  for (i64 c = 0; c < s.C; ++c)
+    for (i64 kh = 0; kh < s.KH; ++kh)
+      for (i64 kw = 0; kw < s.KW; ++kw)
+        off[static_cast<std::size_t>((c * s.KH + kh) * s.KW + kw)] =
+            c * pad.plane + kh * pad.cols + kw;
+  // part[chunk] (K, Opad): one chain per element over the chunk's positions.
+  if (static_cast<i64>(ws.part.size()) < chunks * K * Opad)
+    ws.part.resize(static_cast<std::size_t>(chunks * K * Opad));
+  float* part = ws.part.data();
+  // About four tasks per thread; fewer groups repack dy less often. Only speed depends on it.
+  const i64 tile_taps = nv == 2 ? kMR : 2 * kMR;  // one vector: the wide tiles
+  const i64 tap_blocks = (K + tile_taps - 1) / tile_taps;
+  const i64 want =
+      std::min(tap_blocks, (4 * num_threads() + chunks * panels - 1) / (chunks * panels));
+  const i64 per_group = (tap_blocks + want - 1) / want;
+  const i64 groups = (tap_blocks + per_group - 1) / per_group;
+  const int swi = s.stride_w == 1 ? 0 : 1;
+  parallel_for(chunks * panels * groups, [&](i64 task) {
+    const i64 chunk = task / (panels * groups), panel = task / groups % panels, g = task % groups;
+    const i64 p0 = chunk * kChunkProducts, p1 = std::min(total, p0 + kChunkProducts);
+    const i64 o0 = panel * width, on = std::min(width, s.O - o0);
+    float* dyt = scratch((p1 - p0) * width);  // dyt[q - p0][l] = dy[n][o0 + l][j]
+    for (i64 q = p0; q < p1;) {
+      const i64 n = q / OHW, j = q % OHW, len = std::min(OHW - j, p1 - q);
+      transpose_rows(dy + (n * s.O + o0) * OHW + j, OHW, on, len, dyt + (q - p0) * width, width);
+      q += len;
+    }
+    for (i64 blk = g * per_group; blk < std::min(tap_blocks, (g + 1) * per_group); ++blk) {
+      const i64 mr = std::min(tile_taps, K - blk * tile_taps);
+      const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
+      tile(s, pad, sample, xall, off.data() + blk * tile_taps, p0, p1, dyt,
+           part + (chunk * K + blk * tile_taps) * Opad + o0, Opad);
+    }
+  });
+  // dw[o][k] = the chunk partials of (k, o) folded by the canonical tree, in chunk order.
+  parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
+    for (i64 i = b; i < e; ++i) {
+      const i64 o = i / K, k = i % K;
+      ChunkTree tree;
+      for (i64 c = 0; c < chunks; ++c) tree.push(part[(c * K + k) * Opad + o]);
+      dw[i] = tree.root();
+    }
+  });
+}
+
+}  // namespace detdl::cpu::conv_direct

@@ -1,0 +1,60 @@
+// Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each sample's input (forward) or output gradient (data gradient) is copied once
+// into a zero-padded buffer, and the register tiles of the GEMM micro-kernel read their B
+// rows straight from it: a tile is MR (<= 6) channels x two vectors of 8 consecutive
+// output positions of one row (a row of at most 8 positions pairs with the next row).
+//
+// Why the bits are conv.h's canonical ones, exactly:
+//   forward: every output lane is one fmaf chain from +0.0f over k = (c, kh, kw) in
+//     row-major order, with the padding's zeros as terms (what im2col writes), then
+//     + bias[o] — the canonical dot when K = C*KH*KW <= kChunkProducts (one chunk).
+//   data gradient: for each tap (kh, kw) in row-major order, t = one fmaf chain from +0.0f
+//     over o (the canonical dot when O <= kChunkProducts), then acc = acc + t from acc =
+//     +0.0f. Lanes whose output position for that tap lies outside dy take t = +0.0f
+//     exactly (the product chain is masked, so a non-finite weight does not leak into
+//     them); acc + (+0.0f) == acc for every acc this sum can hold (round-to-nearest never
+//     makes -0.0f from a +0.0f start), so those lanes see exactly col2im's adds.
+// Only the partition of work changes with the thread count (whole samples per task).
+#pragma once
+#include "kernels/common/level.h"
+#include "kernels/common/shapes.h"
+
+namespace detdl::cpu::conv_direct {
+
+// conv2d_forward can run here: stride_w == 1 and C*KH*KW <= kChunkProducts.
+bool forward_applies(const Conv2dShape& s);
+void forward(const Conv2dShape& s,
+             const float* x,     // (N, C, H, W)
+             const float* w,     // (O, C, KH, KW)
+             const float* bias,  // (O) or nullptr
+             float* y);          // (N, O, OH, OW)
+
+// conv2d_backward_data can run here: stride 1 both ways and O <= kChunkProducts.
+bool backward_data_applies(const Conv2dShape& s);
+void backward_data(const Conv2dShape& s,
+                   const float* dy,  // (N, O, OH, OW)
+                   const float* w,   // (O, C, KH, KW)
+                   float* dx);       // (N, C, H, W)
+
+// conv2d_backward_weight can run here: `portable` or `repeatable` (the chunk partials are
+// folded by the canonical tree; `fast` keeps its own schedule-dependent combine in conv.cpp),
+// and the padded batch and the chunk partials fit in memory of the order of the scratch
+// budget. Any stride: the tiles broadcast input values, their vectors run over channels.
+//   backward weight: dw[o][k] = the canonical tree over chunks of kChunkProducts positions
+//     of the flat (n, oh, ow) space, each chunk one fmaf chain from +0.0f in position order
+//     of dy[n][o][oh][ow] * xpad[n][c][oh*sh - pt + kh][ow*sw - pl + kw], k = (c, kh, kw).
+bool backward_weight_applies(const Conv2dShape& s, Level level);
+void backward_weight(const Conv2dShape& s,
+                     const float* x,   // (N, C, H, W)
+                     const float* dy,  // (N, O, OH, OW)
+                     float* dw);       // (O, C, KH, KW)
+
+// Test and benchmark hook: false sends every convolution through im2col + sgemm, so the
+// two paths can be compared bit for bit. Default true.
+void set_enabled(bool on);
+bool enabled();
+// Test hook: false keeps the AVX-512 tiles off on a CPU that has them (the AVX2 tiles must
+// give the same bits). Default true.
+void set_avx512_allowed(bool on);
+bool avx512_available();
+
+}  // namespace detdl::cpu::conv_direct

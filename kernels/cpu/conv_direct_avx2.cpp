@@ -1,0 +1,45 @@
+// The direct convolutions' tiles for AVX2 (8 lanes): conv_direct_tiles.inc over __m256.
+#include <immintrin.h>
+
+#include "kernels/cpu/conv_direct_tiles.h"
+
+namespace detdl::cpu::conv_direct {
+namespace {
+
+struct V {
+  using reg = __m256;
+  static constexpr int lanes = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static __m256i first(std::int64_t n) {  // lanes [0, n) set
+    alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                        0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n));
+  }
+  static void store(float* p, reg v, std::int64_t n) {
+    if (n >= lanes)
+      _mm256_storeu_ps(p, v);
+    else
+      _mm256_maskstore_ps(p, first(n), v);
+  }
+  static reg keep(reg v, std::int64_t lo, std::int64_t hi) {
+    const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i below = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lo)), i);
+    const __m256i under = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), i);
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_andnot_si256(below, under)));
+  }
+};
+
+#include "kernels/cpu/conv_direct_tiles.inc"
+
+}  // namespace
+
+const TileSet& tiles_avx2() {
+  static const TileSet t = make_tiles();
+  return t;
+}
+
+}  // namespace detdl::cpu::conv_direct

@@ -1,0 +1,58 @@
+// The register tiles of the direct convolutions (conv_direct.h), one set per vector ISA:
+// AVX2 (8 lanes, always) and AVX-512 (16 lanes, where the CPU has it). Both sets run the
+// same per-lane fmaf chains in the same order, so they give the same bits; conv_direct.cpp
+// picks one per call, by the CPU and by which one wastes fewer lanes on the shape.
+//
+// The tiles are compiled per ISA from conv_direct_tiles.inc in files of their own
+// (conv_direct_avx2.cpp, conv_direct_avx512.cpp) and reached only through TileSet's
+// pointers: the AVX-512 file holds nothing but these functions, so no inline function
+// compiled for AVX-512 can be picked by the linker for code that runs on any CPU.
+#pragma once
+#include <cstdint>
+
+#include "kernels/common/shapes.h"
+
+namespace detdl::cpu::conv_direct {
+
+inline constexpr int kMR = 6;  // channels (forward, data) or taps (weight) per tile
+
+// Geometry of a zero-padded buffer of planes: rows x cols per plane.
+struct Pad {
+  std::int64_t rows, cols, plane;
+};
+
+// Forward tile: MR output channels x NV vectors. wp: the channels' packed weights (K, kMR);
+// b[v]: xpad at row oh*stride_h, column ow0 of vector v's segment; bias: MR values or null;
+// y[v]: the output at (first channel, segment), channel rows OH*OW apart; lanes[v]: lanes
+// of vector v that are stored.
+using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wp, const float* const* b,
+                         const float* bias, float* const* y, const std::int64_t* lanes);
+
+// Data-gradient tile: MR input channels x NV vectors of pixels. wt: the channels' packed
+// weights (KH*KW, O, kMR); row[v], col[v], lanes[v]: vector v's pixel row, first column and
+// stored lanes; b[v]: dypad at (row, col); dx[v]: the gradient at (first channel, pixel),
+// channel rows H*W apart.
+using DataTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wt,
+                          const std::int64_t* row, const std::int64_t* col,
+                          const std::int64_t* lanes, const float* const* b, float* const* dx);
+
+// Weight-gradient tile: MR taps x NV vectors of output channels, one chain per lane over
+// positions [p0, p1) of the (n, oh, ow) space. xall: the padded batch, `sample` floats per
+// sample; off[r]: tap r's offset in a padded sample; dyt: (p1 - p0, lanes * NV) gradients,
+// zero past O; out: (MR, ldo).
+using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sample,
+                            const float* xall, const std::int64_t* off, std::int64_t p0,
+                            std::int64_t p1, const float* dyt, float* out, std::int64_t ldo);
+
+struct TileSet {
+  int lanes;                           // floats per vector
+  FwdTile fwd[3][2][kMR];              // [KW 5, 3, any][NV - 1][MR - 1]
+  DataTile data[2][kMR];               // [NV - 1][MR - 1]
+  WeightTile weight[2][kMR];           // two vectors: [stride_w 1, any][MR - 1]
+  WeightTile weight_wide[2][2 * kMR];  // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
+};
+
+const TileSet& tiles_avx2();
+const TileSet& tiles_avx512();  // call only where the CPU has AVX-512F
+
+}  // namespace detdl::cpu::conv_direct
