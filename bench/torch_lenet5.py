@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch peer for detdl's LeNet-5 epoch time on real MNIST (CPU).
+"""PyTorch peer for detdl's LeNet-5 (and LeNet-1) epoch time on real MNIST (CPU).
 
 The network is the dl-variance study's LeNet-5 (../shared/design/VARIANCE.md):
 conv 6@5x5 'same' ReLU -> maxpool 2 -> conv 16@5x5 'same' ReLU -> maxpool 2 -> flatten (784)
 -> dense 120 ReLU -> dense 84 ReLU -> dense 10, softmax cross-entropy; 107,786 parameters.
+With --variant 1, LeNet-1 (detdl's lenet1:keras): conv 4@5x5 'same' ReLU -> maxpool 2 ->
+conv 12@5x5 'same' ReLU -> maxpool 2 -> flatten (588) -> dense 10; 7,206 parameters.
 Weights are Glorot-uniform and biases zero (Keras's defaults, as detdl's preset comparison
 uses), inputs x/255, every epoch reshuffled, the last partial batch kept (as Keras does).
 
@@ -11,7 +13,8 @@ Epoch seconds cover the training loop only (shuffle, batch gather, forward, back
 step); the test-set evaluation after each epoch is timed separately and not included.
 
 Needs a Python with torch and numpy (on Debian: python3-torch, run with /usr/bin/python3).
-Example: /usr/bin/python3 bench/torch_lenet5.py --epochs 1 --threads 2
+MNIST is read from --mnist, by default $DETDL_DATA_DIR/mnist (else ../shared/data/mnist).
+Example: /usr/bin/python3 bench/torch_lenet5.py --epochs 1 --threads 2 [--variant 1]
 """
 import argparse
 import gzip
@@ -26,6 +29,7 @@ import torch
 from torch import nn
 
 LENET5_PARAMETERS = 107_786  # VARIANCE.md's count for this layout
+LENET1_PARAMETERS = 7_206  # 4*25+4 + 12*4*25+12 + 588*10+10
 
 
 def read_idx(path, magic, dims):
@@ -55,15 +59,17 @@ def load_mnist(directory, split):
     return x, y
 
 
-def lenet5():
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16 * 7 * 7, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10),
-    )
+def lenet(variant=5):
+    """LeNet-5 (variant 5) or LeNet-1 (variant 1), 'same' convolutions on 28 x 28 inputs."""
+    c1, c2, hidden = (6, 16, [120, 84]) if variant == 5 else (4, 12, [])
+    layers = [nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Flatten()]
+    width = c2 * 7 * 7
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    model = nn.Sequential(*layers, nn.Linear(width, 10))
     # Keras defaults: Glorot-uniform kernels (fans as Keras computes them for conv and dense
     # alike: fan_in = C*KH*KW, fan_out = O*KH*KW), zero biases.
     for m in model.modules():
@@ -71,8 +77,9 @@ def lenet5():
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
     count = sum(p.numel() for p in model.parameters())
-    if count != LENET5_PARAMETERS:
-        raise RuntimeError(f"LeNet-5 has {count} parameters, expected {LENET5_PARAMETERS}")
+    expected = LENET5_PARAMETERS if variant == 5 else LENET1_PARAMETERS
+    if count != expected:
+        raise RuntimeError(f"LeNet-{variant} has {count} parameters, expected {expected}")
     return model
 
 
@@ -97,8 +104,10 @@ def positive_int(s):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mnist", default=os.path.join(here, "..", "..", "shared", "data", "mnist"),
-                    help="folder with the four MNIST IDX .gz files")
+    data_root = os.environ.get("DETDL_DATA_DIR") or os.path.join(here, "..", "..", "shared", "data")
+    ap.add_argument("--mnist", default=os.path.join(data_root, "mnist"),
+                    help="folder with the four MNIST IDX .gz files (default $DETDL_DATA_DIR/mnist)")
+    ap.add_argument("--variant", type=int, choices=[1, 5], default=5, help="LeNet-5 or LeNet-1")
     ap.add_argument("--epochs", type=positive_int, default=2)
     ap.add_argument("--batch", type=positive_int, default=128)
     ap.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
@@ -112,7 +121,7 @@ def main():
     torch.manual_seed(args.seed)
     x_train, y_train = load_mnist(args.mnist, "train")
     x_test, y_test = load_mnist(args.mnist, "t10k")
-    model = lenet5()
+    model = lenet(args.variant)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=0.01 if args.lr is None else args.lr, momentum=args.momentum)
     else:
@@ -122,7 +131,7 @@ def main():
     order_gen = torch.Generator().manual_seed(args.seed)
 
     n = x_train.shape[0]
-    print(f"pytorch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, "
+    print(f"pytorch {torch.__version__}, lenet{args.variant}, threads {torch.get_num_threads()}, batch {args.batch}, "
           f"optimizer {args.optimizer}, train {n}, test {x_test.shape[0]}", flush=True)
     epoch_seconds, test_accuracy = [], []
     for epoch in range(1, args.epochs + 1):
@@ -143,7 +152,8 @@ def main():
         print(f"epoch {epoch}  train_loss {loss_sum / n:.4f}  test_accuracy {acc:.4f}  "
               f"epoch_seconds {seconds:.2f}  images/s {n / seconds:.0f}", flush=True)
 
-    print(json.dumps({"framework": "pytorch", "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+    print(json.dumps({"framework": "pytorch", "torch_version": torch.__version__, "net": f"lenet{args.variant}",
+                      "threads": torch.get_num_threads(),
                       "batch": args.batch, "optimizer": args.optimizer, "epoch_seconds": epoch_seconds,
                       "test_accuracy": test_accuracy}))
     return 0

@@ -7,10 +7,12 @@ one epoch on CIFAR-shaped generated data (50,000 images, batch 128, Adam 1e-3).
 
     torch_resnet56.py --mode deterministic   # FP32, TF32 off, deterministic algorithms
     torch_resnet56.py --mode default         # cuDNN autotuning, TF32 allowed (PyTorch's defaults)
+    torch_resnet56.py --device cpu --depth 20 --images 2560 --threads 2   # CPU (bench/peers.sh)
 
 Prints one JSON line: {"framework": "pytorch", "mode", "device", "depth", "epoch_seconds",
-"images_per_second", "parameters"}. Needs torch (Debian: python3-torch; on the GPU machine
-any CUDA build). Run by bench/gpu_resnet56.sh, which runs detdl beside it.
+"images_per_second", "parameters", "threads"}. Needs torch (Debian: python3-torch; on the GPU machine
+any CUDA build). Run by bench/gpu_resnet56.sh and, on the CPU, bench/peers.sh, which run detdl
+beside it.
 """
 import argparse
 import json
@@ -69,9 +71,14 @@ def main():
     ap.add_argument("--images", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     a = ap.parse_args()
     if a.images < a.batch or a.batch < 1:
         ap.error("--images must be at least --batch, and --batch positive")
+    if a.threads < 0:
+        ap.error("--threads must be >= 0")
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     if a.mode == "deterministic":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -112,7 +119,8 @@ def main():
     print(json.dumps({"framework": "pytorch", "torch_version": torch.__version__, "mode": a.mode,
                       "device": str(dev) + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""),
                       "depth": a.depth, "parameters": sum(p.numel() for p in model.parameters()),
-                      "epoch_seconds": secs, "images_per_second": steps * a.batch / secs}))
+                      "epoch_seconds": secs, "images_per_second": steps * a.batch / secs,
+                      "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
                             float* dw) {
   check_conv2d_shape(s);
   if (conv_direct::backward_weight_applies(s, level)) {  // no im2col, no packing of x
-    conv_direct::backward_weight(s, x, dy, dw);
+    conv_direct::backward_weight(level, s, x, dy, dw);
     return;
   }
   const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O;

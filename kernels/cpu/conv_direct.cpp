@@ -110,6 +110,53 @@ void transpose_rows(const float* src, i64 ld, i64 rows, i64 cols, float* dst, i6
     for (i64 l = 0; l < width; ++l) dst[i * width + l] = l < rows ? src[l * ld + i] : 0.0f;
 }
 
+// `fast`: tasks go to threads by timing (parallel_dynamic). Each thread adds the chunk
+// partials of the tasks it ran into running sums, in the order it ran them, and the threads'
+// sums are added in the order the threads finished. Which chunks meet in which sum changes
+// with the schedule, and so do the bits (with 2+ threads).
+template <class Task>
+void fast_fold(const Conv2dShape& s, i64 K, i64 chunks, i64 panels, i64 groups, i64 width,
+               i64 group_taps, i64 Opad, i64 n_tasks, const Task& run_task, const float* part,
+               float* dw) {
+  const int T = static_cast<int>(std::min<i64>(num_threads(), n_tasks));
+  std::vector<std::vector<i64>> ran(static_cast<std::size_t>(T));  // tasks per thread, in order
+  std::vector<i64> finished(static_cast<std::size_t>(T), -1);
+  std::atomic<i64> stamp{0};
+  parallel_dynamic(n_tasks, [&](i64 task, int worker) {
+    run_task(task);
+    ran[static_cast<std::size_t>(worker)].push_back(task);
+    finished[static_cast<std::size_t>(worker)] = stamp.fetch_add(1);
+  });
+  std::vector<int> order;
+  for (int w = 0; w < T; ++w)
+    if (finished[static_cast<std::size_t>(w)] >= 0) order.push_back(w);
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    return finished[static_cast<std::size_t>(a)] < finished[static_cast<std::size_t>(b)];
+  });
+  (void)chunks;
+  parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
+    for (i64 i = b; i < e; ++i) {
+      const i64 o = i / K, k = i % K, panel = o / width, g = k / group_taps;
+      float total = 0.0f;
+      bool first_thread = true;
+      for (int w : order) {
+        float sum = 0.0f;
+        bool any = false;
+        for (i64 task : ran[static_cast<std::size_t>(w)]) {
+          if (task / groups % panels != panel || task % groups != g) continue;
+          const float v = part[(task / (panels * groups) * K + k) * Opad + o];
+          sum = any ? sum + v : v;
+          any = true;
+        }
+        if (!any) continue;
+        total = first_thread ? sum : total + sum;
+        first_thread = false;
+      }
+      dw[i] = total;
+    }
+  });
+}
+
 }  // namespace
 
 void set_enabled(bool on) { g_enabled.store(on); }
@@ -220,7 +267,7 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
 }
 
 bool backward_weight_applies(const Conv2dShape& s, Level level) {
-  if (!enabled() || level == Level::fast) return false;
+  if (!enabled()) return false;
   const i64 K = s.C * s.KH * s.KW;
   const i64 chunks = (s.N * s.OH * s.OW + kChunkProducts - 1) / kChunkProducts;
   const i64 sample = s.C * ((s.OH - 1) * s.stride_h + s.KH) * ((s.OW - 1) * s.stride_w + s.KW);
@@ -231,7 +278,8 @@ bool backward_weight_applies(const Conv2dShape& s, Level level) {
 // The padded batch: xall[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the input,
 // 0 elsewhere, covering every window. Tasks (chunk, channel panel, group of tap blocks)
 // write chunk partials; each element's partials are then folded by the canonical tree.
-void backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+void backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
+                     float* dw) {
   const TileSet& ts = s.O > 8 ? tiles_for(s.O) : tiles_avx2();
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW, total = s.N * OHW;
   const i64 chunks = (total + kChunkProducts - 1) / kChunkProducts;
@@ -266,7 +314,8 @@ void backward_weight(const Conv2dShape& s, const float* x, const float* dy, floa
   const i64 per_group = (tap_blocks + want - 1) / want;
   const i64 groups = (tap_blocks + per_group - 1) / per_group;
   const int swi = s.stride_w == 1 ? 0 : 1;
-  parallel_for(chunks * panels * groups, [&](i64 task) {
+  const i64 n_tasks = chunks * panels * groups;
+  auto run_task = [&](i64 task) {
     const i64 chunk = task / (panels * groups), panel = task / groups % panels, g = task % groups;
     const i64 p0 = chunk * kChunkProducts, p1 = std::min(total, p0 + kChunkProducts);
     const i64 o0 = panel * width, on = std::min(width, s.O - o0);
@@ -282,7 +331,13 @@ void backward_weight(const Conv2dShape& s, const float* x, const float* dy, floa
       tile(s, pad, sample, xall, off.data() + blk * tile_taps, p0, p1, dyt,
            part + (chunk * K + blk * tile_taps) * Opad + o0, Opad);
     }
-  });
+  };
+  if (level == Level::fast && chunks > 1 && num_threads() > 1) {
+    fast_fold(s, K, chunks, panels, groups, width, per_group * tile_taps, Opad, n_tasks, run_task,
+              part, dw);
+    return;
+  }
+  parallel_for(n_tasks, run_task);
   // dw[o][k] = the chunk partials of (k, o) folded by the canonical tree, in chunk order.
   parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
     for (i64 i = b; i < e; ++i) {

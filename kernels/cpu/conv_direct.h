@@ -35,15 +35,17 @@ void backward_data(const Conv2dShape& s,
                    const float* w,   // (O, C, KH, KW)
                    float* dx);       // (N, C, H, W)
 
-// conv2d_backward_weight can run here: `portable` or `repeatable` (the chunk partials are
-// folded by the canonical tree; `fast` keeps its own schedule-dependent combine in conv.cpp),
-// and the padded batch and the chunk partials fit in memory of the order of the scratch
-// budget. Any stride: the tiles broadcast input values, their vectors run over channels.
+// conv2d_backward_weight can run here when the padded batch and the chunk partials fit in
+// memory of the order of the scratch budget. Any stride: the tiles broadcast input values,
+// their vectors run over channels. `portable` / `repeatable` fold the chunk partials by the
+// canonical tree; `fast` hands tasks to threads by timing and adds each thread's chunks in
+// the order it ran them, then the threads' sums in the order they finished (bits that vary
+// run to run on 2+ threads, like the GEMM path's `fast`).
 //   backward weight: dw[o][k] = the canonical tree over chunks of kChunkProducts positions
 //     of the flat (n, oh, ow) space, each chunk one fmaf chain from +0.0f in position order
 //     of dy[n][o][oh][ow] * xpad[n][c][oh*sh - pt + kh][ow*sw - pl + kw], k = (c, kh, kw).
 bool backward_weight_applies(const Conv2dShape& s, Level level);
-void backward_weight(const Conv2dShape& s,
+void backward_weight(Level level, const Conv2dShape& s,
                      const float* x,   // (N, C, H, W)
                      const float* dy,  // (N, O, OH, OW)
                      float* dw);       // (O, C, KH, KW)
