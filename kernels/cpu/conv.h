@@ -1,4 +1,6 @@
-// 2-D convolution on the CPU: im2col into a scratch buffer, then one sgemm per tile.
+// 2-D convolution on the CPU: the direct kernels of conv_direct.h where the shape allows
+// (one-chunk reductions, stride-1 rows; the weight gradient at any stride), otherwise
+// im2col into a scratch buffer and one sgemm per tile. Both routes give the orders below.
 // Activations are NCHW, weights (O, C, KH, KW). Padding may be asymmetric (Keras 'same'
 // with stride 2 pads 0 before and 1 after), so a convolution is described by its output
 // size and its top/left padding (Conv2dShape, kernels/common/shapes.h); output positions

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -224,6 +225,15 @@ void micro_edge(i64 kc, const float* a, const float* b, float* c, i64 ldc, bool 
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_avx512_allowed{true};
+}  // namespace
+void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
+bool avx512_in_use() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has && g_avx512_allowed.load();
+}
+
 void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i64 k1,
                 bool accumulate, float* C, i64 ldc) {
   thread_local AlignedBuffer a_buf, b_buf;
@@ -235,6 +245,7 @@ void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i6
     return;
   }
   const bool direct = N <= 4 * kNR;  // at most 4 column panels reuse a packed A panel
+  const bool wide = avx512_in_use();
   const i64 nc_max = std::min<i64>(kNC, (N + kNR - 1) / kNR * kNR);
   const i64 mc_max = std::min<i64>(kMC, (M + kMR - 1) / kMR * kMR);
   float* bp = b_buf.get(static_cast<std::size_t>(nc_max * kKC));
@@ -258,16 +269,26 @@ void gemm_chain(Operand a, Operand b, i64 m0, i64 m1, i64 n0, i64 n1, i64 k0, i6
         for (i64 jr = 0; jr < nc; jr += kNR) {
           const i64 nr = std::min<i64>(kNR, nc - jr);
           const float* bpanel = bp + jr * kc;
+          // The A panel of rows ir.. (packed, or op(A) in place) and its strides.
+          auto panel = [&](i64 ir, i64& rs, i64& ks) -> const float* {
+            rs = 1, ks = kMR;
+            if (ir >= full) return ap + (ir - full) * kc;
+            const i64 m = m0 + ic + ir;  // op(A)[m][k] in place
+            rs = a.trans ? 1 : a.ld;
+            ks = a.trans ? a.ld : 1;
+            return a.trans ? a.data + pc * a.ld + m : a.data + m * a.ld + pc;
+          };
           for (i64 ir = 0; ir < mc; ir += kMR) {
             const i64 mr = std::min<i64>(kMR, mc - ir);
             float* c = C + (ic + ir) * ldc + jc + jr;
-            const float* apanel = ap + (ir - (ir < full ? 0 : full)) * kc;
-            i64 rs = 1, ks = kMR;
-            if (ir < full) {  // op(A)[m][k] in place
-              const i64 m = m0 + ic + ir;
-              apanel = a.trans ? a.data + pc * a.ld + m : a.data + m * a.ld + pc;
-              rs = a.trans ? 1 : a.ld;
-              ks = a.trans ? a.ld : 1;
+            i64 rs, ks;
+            const float* apanel = panel(ir, rs, ks);
+            if (wide && nr == kNR && ir + 2 * kMR <= mc && (ir >= full || ir + kMR < full)) {
+              i64 rs1, ks1;  // two full panels of the same kind: one 12-row AVX-512 tile
+              const float* apanel1 = panel(ir + kMR, rs1, ks1);
+              micro_12x16_avx512(kc, apanel, apanel1, rs, ks, bpanel, c, ldc, load);
+              ir += kMR;
+              continue;
             }
             if (mr == kMR && nr == kNR)
               micro_6x16(kc, apanel, bpanel, c, ldc, load, rs, ks);

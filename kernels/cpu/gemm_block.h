@@ -45,4 +45,15 @@ void pack_a(Operand a, std::int64_t m0, std::int64_t mc, std::int64_t k0, std::i
 void pack_b(Operand b, std::int64_t k0, std::int64_t kc, std::int64_t n0, std::int64_t nc,
             float* dst);
 
+// The AVX-512F tile (gemm_avx512.cpp): C rows [0, 6) from A panel a0, rows [6, 12) from a1
+// (each read at a[r * rs + k * ks], as micro_6x16), one packed 16-column B panel, C (12, 16)
+// at c. Call only where the CPU has AVX-512F.
+void micro_12x16_avx512(std::int64_t kc, const float* a0, const float* a1, std::int64_t rs,
+                        std::int64_t ks, const float* b, float* c, std::int64_t ldc, bool load);
+
+// Test hook: false keeps gemm_chain on the AVX2 tiles on a CPU with AVX-512F (the tiles
+// give the same bits). Default true.
+void set_avx512_allowed(bool on);
+bool avx512_in_use();  // the CPU has AVX-512F and it is allowed
+
 }  // namespace detdl::cpu::gemm_detail

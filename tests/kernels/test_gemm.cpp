@@ -3,6 +3,7 @@
 // canonical_dot, and against a float64 reference (tolerance); 1, 2 and 3 threads; all four
 // transpose combinations; leading dimensions larger than minimal; `fast` within tolerance.
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_block.h"
 
 #include <gtest/gtest.h>
 
@@ -160,6 +161,33 @@ TEST(Gemm, AwkwardShapesAllTransposesAllThreadCountsMatchCanonicalLoop) {
           << "threads " << t << " M=" << p.M << " N=" << p.N << " K=" << p.K;
     }
   }
+}
+
+// Where the CPU has AVX-512F, gemm_chain runs 12 x 16 tiles of two A panels in __m512
+// registers; the AVX2 6 x 16 tiles must give the same bits (and both the canonical ones), on
+// packed and in-place A panels (N > 64 and N <= 64), every transpose, K past one chunk.
+TEST(Gemm, Avx512AndAvx2TilesGiveTheSameBits) {
+  ThreadsGuard guard;
+  std::uint64_t seed = 500;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (i64 M : {12, 30, 100})
+        for (i64 N : {16, 48, 100})
+          for (i64 K : {7, 300, 4100}) {
+            if (K == 4100 && M * N > 1500) continue;  // keep the canonical loop short
+            const Problem p(M, N, K, ta, tb, seed++);
+            for (int t : {1, 2}) {
+              use_threads(t);
+              detdl::cpu::gemm_detail::set_avx512_allowed(true);
+              const std::vector<float> wide = p.run(Level::portable);
+              detdl::cpu::gemm_detail::set_avx512_allowed(false);
+              const std::vector<float> narrow = p.run(Level::portable);
+              detdl::cpu::gemm_detail::set_avx512_allowed(true);
+              ASSERT_EQ(0, std::memcmp(wide.data(), narrow.data(), wide.size() * sizeof(float)))
+                  << "M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb;
+              if (t == 1) expect_canonical(p, wide, "avx512 tiles");
+            }
+          }
 }
 
 TEST(Gemm, LongReductionsFollowTheChunkTree) {
