@@ -164,30 +164,65 @@ bool enabled() { return g_enabled.load(); }
 void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
 bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
 
-bool forward_applies(const Conv2dShape& s) {
-  return enabled() && s.stride_w == 1 && s.C * s.KH * s.KW <= kChunkProducts;
+// A strided 1x1 convolution (a ResNet projection) reads every stride-th input: its padded
+// copy costs more than im2col's gather, so it stays on the im2col + sgemm path.
+bool strided_1x1(const Conv2dShape& s) {
+  return s.KH * s.KW == 1 && (s.stride_h > 1 || s.stride_w > 1);
 }
 
-// The padded input of one sample: xpad[c][r][q] = x[c][r - pad_top][q - pad_left] inside
-// the input, 0 elsewhere; rows cover every output row's window, columns every lane of the
-// last vector of a row (lanes past OW compute on zeros and are never stored).
+bool forward_applies(const Conv2dShape& s) {
+  return enabled() && s.C * s.KH * s.KW <= kChunkProducts && !strided_1x1(s);
+}
+
+// The padded input of one sample, its columns split by phase so that every tap reads
+// consecutive output positions from consecutive floats at any horizontal stride S: row r of
+// plane c holds, for each phase f in [0, S), the padded columns q = q'*S + f at q' in
+// [0, colsP), i.e. xpad[c][r][f][q'] = x[c][r - pad_top][q'*S + f - pad_left] inside the
+// input, 0 elsewhere. Output column ow at tap kw reads q = ow*S + kw: phase kw % S, q' = ow +
+// kw / S. Rows cover every output row's window; columns every lane of a row's last vector
+// (lanes past OW compute on zeros or real inputs and are never stored).
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const TileSet& ts = tiles_for(s.OW);
   const i64 L = ts.lanes, K = s.C * s.KH * s.KW, blocks = (s.O + kMR - 1) / kMR;
-  const i64 OHW = s.OH * s.OW;
+  const i64 OHW = s.OH * s.OW, S = s.stride_w;
   // wp[blk][k][r] = w[blk*6 + r][k], zero past O: each tile's weights as it reads them.
   std::vector<float> wp(static_cast<std::size_t>(blocks * K * kMR), 0.0f);
   for (i64 o = 0; o < s.O; ++o)
     for (i64 k = 0; k < K; ++k) wp[((o / kMR) * K + k) * kMR + o % kMR] = w[o * K + k];
-  const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = round_up(s.OW, L) + s.KW - 1;
-  const Pad pad{rows, cols, rows * cols};
+  const i64 rows = (s.OH - 1) * s.stride_h + s.KH, colsP = round_up(s.OW, L) + (s.KW - 1) / S;
+  const Pad pad{rows, S * colsP, rows * S * colsP};
+  std::vector<i64> kwoff(static_cast<std::size_t>(s.KW));
+  for (i64 kw = 0; kw < s.KW; ++kw) kwoff[static_cast<std::size_t>(kw)] = kw % S * colsP + kw / S;
   const std::vector<Seg> segs = segments(s.OH, s.OW, L);
   const i64 nseg = static_cast<i64>(segs.size());
   const int kwi = s.KW == 5 ? 0 : s.KW == 3 ? 1 : 2;
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     float* xpad = scratch(s.C * pad.plane);
     for (i64 n = n0; n < n1; ++n) {
-      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, xpad);
+      const float* xn = x + n * s.C * s.H * s.W;
+      if (S == 1) {
+        fill_input_pad(s, pad, s.C, xn, xpad);
+      } else {
+        for (i64 c = 0; c < s.C; ++c)
+          for (i64 r = 0; r < rows; ++r) {
+            const i64 ih = r - s.pad_top;
+            float* dst = xpad + c * pad.plane + r * pad.cols;
+            if (ih < 0 || ih >= s.H) {
+              std::fill(dst, dst + pad.cols, 0.0f);
+              continue;
+            }
+            const float* src = xn + (c * s.H + ih) * s.W;
+            for (i64 f = 0; f < S; ++f) {  // q in [lo, hi) reads inside the row
+              float* d = dst + f * colsP;
+              const i64 lo = std::min(colsP, std::max<i64>(0, (s.pad_left - f + S - 1) / S));
+              const i64 hi = std::max(lo, std::min(colsP, (s.W + s.pad_left - f + S - 1) / S));
+              std::fill(d, d + lo, 0.0f);
+              const float* from = src + (lo * S + f - s.pad_left);
+              for (i64 q = lo; q < hi; ++q, from += S) d[q] = *from;
+              std::fill(d + hi, d + colsP, 0.0f);
+            }
+          }
+      }
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mr = std::min<i64>(kMR, s.O - blk * kMR);
         const float* wb = wp.data() + blk * K * kMR;
@@ -204,7 +239,7 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
             out[v] = yb + g.row * s.OW + g.col;
             lanes[v] = g.lanes;
           }
-          ts.fwd[kwi][nv - 1][mr - 1](s, pad, wb, b, bb, out, lanes);
+          ts.fwd[kwi][nv - 1][mr - 1](s, pad, kwoff.data(), wb, b, bb, out, lanes);
         }
       }
     }
@@ -212,14 +247,17 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
 }
 
 bool backward_data_applies(const Conv2dShape& s) {
-  return enabled() && s.stride_h == 1 && s.stride_w == 1 && s.O <= kChunkProducts;
+  return enabled() && s.O <= kChunkProducts && !strided_1x1(s);
 }
 
-// The padded output gradient of one sample: dypad[o][r][q] = dy[o][oh][ow] with
-// r = oh + KH-1 - pad_top, q = ow + KW-1 - pad_left, 0 where (oh, ow) is outside dy. Pixel
-// (i, j) at tap (kh, kw) then reads dypad[o][i + KH-1 - kh][j + KW-1 - kw].
+// Pixels are taken by column phase f = j mod stride_w: pixel (i, j'*S + f) at tap (kh, kw)
+// reads dy[oh][ow] with oh = (i + pad_top - kh) / stride_h and ow = j' + (f + pad_left - kw) / S
+// (when both divide exactly), consecutive in j'. The padded dy of one sample covers every
+// (oh, ow) any pixel's taps name: dypad[o][oh - oh0][ow - ow0], 0 outside dy. With S > 1 the
+// tiles write phase rows (c, i, f, j') and the sample's dx is gathered from them.
 void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  const TileSet& ts = tiles_for(s.W);
+  const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
+  const TileSet& ts = tiles_for(J);
   const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
   // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
   std::vector<float> wt(static_cast<std::size_t>(blocks * taps * s.O * kMR), 0.0f);
@@ -227,41 +265,72 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
     for (i64 c = 0; c < s.C; ++c)
       for (i64 t = 0; t < taps; ++t)
         wt[(((c / kMR) * taps + t) * s.O + o) * kMR + c % kMR] = w[(o * s.C + c) * taps + t];
-  const i64 rows = s.H + s.KH - 1, cols = round_up(s.W, L) + s.KW - 1;
-  const Pad pad{rows, cols, rows * cols};
-  const i64 dr = s.KH - 1 - s.pad_top, dq = s.KW - 1 - s.pad_left;
-  const i64 ow0 = std::max<i64>(0, -dq), ow1 = std::min(s.OW, cols - dq);
-  const i64 oh0 = std::max<i64>(0, -dr), oh1 = std::min(s.OH, rows - dr);
-  const std::vector<Seg> segs = segments(s.H, s.W, L);
+  auto floor_div = [](i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+  const i64 oh0 = floor_div(s.pad_top - (s.KH - 1), s.stride_h);
+  const i64 oh1 = floor_div(s.H - 1 + s.pad_top, s.stride_h);
+  const i64 ow0 = floor_div(s.pad_left - (s.KW - 1), S);
+  const i64 ow1 = round_up(J, L) - 1 + floor_div(S - 1 + s.pad_left, S);
+  Pad pad{oh1 - oh0 + 1, ow1 - ow0 + 1, 0, oh0, ow0, 0};
+  pad.plane = pad.rows * pad.cols;
+  const i64 JL = round_up(J, L);  // a phase row of the S > 1 output buffer
+  pad.out_plane = S == 1 ? HW : s.H * S * JL;
+  // Vectors (row i, first j', lanes) with their phase f, grouped by (f, i mod stride_h): the
+  // two vectors of a tile then take the same taps (strided rows and phases take different
+  // ones), so neither computes a tap only for the other.
+  std::vector<Seg> segs;
+  std::vector<i64> seg_phase;
+  for (i64 f = 0; f < S; ++f)
+    for (i64 ri = 0; ri < s.stride_h; ++ri)
+      for (i64 i = ri; i < s.H; i += s.stride_h) {
+        const i64 Jf = (s.W - f + S - 1) / S;
+        for (i64 j = 0; j < Jf; j += L) {
+          segs.push_back({i, j, std::min(L, Jf - j)});
+          seg_phase.push_back(f);
+        }
+      }
   const i64 nseg = static_cast<i64>(segs.size());
+  const i64 rlo = std::max<i64>(0, oh0), rhi = std::min(s.OH, oh1 + 1);
+  const i64 clo = std::max<i64>(0, ow0), chi = std::min(s.OW, ow1 + 1);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
+    thread_local std::vector<float> phased;  // (C, H, S, JL) when S > 1
+    if (S > 1 && static_cast<i64>(phased.size()) < s.C * pad.out_plane)
+      phased.resize(static_cast<std::size_t>(s.C * pad.out_plane));
     float* dypad = scratch(s.O * pad.plane);
     for (i64 n = n0; n < n1; ++n) {
       std::fill(dypad, dypad + s.O * pad.plane, 0.0f);
       const float* dyn = dy + n * s.O * s.OH * s.OW;
-      for (i64 o = 0; o < s.O && ow1 > ow0; ++o)
-        for (i64 oh = oh0; oh < oh1; ++oh)
-          std::memcpy(dypad + o * pad.plane + (oh + dr) * pad.cols + ow0 + dq,
-                      dyn + (o * s.OH + oh) * s.OW + ow0,
-                      static_cast<std::size_t>(ow1 - ow0) * sizeof(float));
+      for (i64 o = 0; o < s.O && chi > clo; ++o)
+        for (i64 oh = rlo; oh < rhi; ++oh)
+          std::memcpy(dypad + o * pad.plane + (oh - oh0) * pad.cols + (clo - ow0),
+                      dyn + (o * s.OH + oh) * s.OW + clo,
+                      static_cast<std::size_t>(chi - clo) * sizeof(float));
+      float* dxn = dx + n * s.C * HW;
+      float* target = S == 1 ? dxn : phased.data();
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mr = std::min<i64>(kMR, s.C - blk * kMR);
         const float* wb = wt.data() + blk * taps * s.O * kMR;
-        float* db = dx + (n * s.C + blk * kMR) * HW;
+        float* db = target + blk * kMR * pad.out_plane;
         for (i64 i = 0; i < nseg; i += 2) {
           const i64 nv = i + 1 < nseg ? 2 : 1;
-          const float* b[2];
           float* out[2];
-          i64 row[2], col[2], lanes[2];
+          i64 row[2], phase[2], col[2], lanes[2];
           for (i64 v = 0; v < nv; ++v) {
             const Seg& g = segs[static_cast<std::size_t>(i + v)];
-            b[v] = dypad + g.row * pad.cols + g.col;
-            out[v] = db + g.row * s.W + g.col;
-            row[v] = g.row, col[v] = g.col, lanes[v] = g.lanes;
+            const i64 f = seg_phase[static_cast<std::size_t>(i + v)];
+            out[v] = S == 1 ? db + g.row * s.W + g.col : db + (g.row * S + f) * JL + g.col;
+            row[v] = g.row, phase[v] = f, col[v] = g.col, lanes[v] = g.lanes;
           }
-          ts.data[nv - 1][mr - 1](s, pad, wb, row, col, lanes, b, out);
+          ts.data[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out);
         }
       }
+      if (S > 1)  // dx[c][i][j'*S + f] = phased[c][i][f][j']
+        for (i64 c = 0; c < s.C; ++c)
+          for (i64 i = 0; i < s.H; ++i) {
+            const float* src = phased.data() + c * pad.out_plane + i * S * JL;
+            float* drow = dxn + c * HW + i * s.W;
+            for (i64 f = 0; f < S; ++f)
+              for (i64 j = f, q = 0; j < s.W; j += S, ++q) drow[j] = src[f * JL + q];
+          }
     }
   });
 }

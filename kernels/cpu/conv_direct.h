@@ -1,7 +1,10 @@
-// Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each sample's input (forward) or output gradient (data gradient) is copied once
-// into a zero-padded buffer, and the register tiles of the GEMM micro-kernel read their B
-// rows straight from it: a tile is MR (<= 6) channels x two vectors of 8 consecutive
-// output positions of one row (a row of at most 8 positions pairs with the next row).
+// Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each
+// sample's input (forward) or output gradient (data gradient), or the whole batch's input
+// (weight gradient), is copied once into a zero-padded buffer, and register tiles read it in
+// place: forward and data-gradient tiles are MR (<= 6) channels x two vectors of consecutive
+// output positions (or pixels) of one row (a row shorter than a vector pairs with the next
+// row); weight-gradient tiles are taps x vectors of output channels, input values broadcast.
+// The tiles are conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
 //   forward: every output lane is one fmaf chain from +0.0f over k = (c, kh, kw) in
@@ -20,7 +23,8 @@
 
 namespace detdl::cpu::conv_direct {
 
-// conv2d_forward can run here: stride_w == 1 and C*KH*KW <= kChunkProducts.
+// conv2d_forward can run here: C*KH*KW <= kChunkProducts (any stride: the padded input's
+// columns are split by phase, so a tap's lanes read consecutive floats).
 bool forward_applies(const Conv2dShape& s);
 void forward(const Conv2dShape& s,
              const float* x,     // (N, C, H, W)
@@ -28,7 +32,8 @@ void forward(const Conv2dShape& s,
              const float* bias,  // (O) or nullptr
              float* y);          // (N, O, OH, OW)
 
-// conv2d_backward_data can run here: stride 1 both ways and O <= kChunkProducts.
+// conv2d_backward_data can run here: O <= kChunkProducts (any stride: pixels are taken by
+// column phase, so one tap reaches a vector's pixels all or none, from consecutive dy).
 bool backward_data_applies(const Conv2dShape& s);
 void backward_data(const Conv2dShape& s,
                    const float* dy,  // (N, O, OH, OW)

@@ -16,25 +16,32 @@ namespace detdl::cpu::conv_direct {
 
 inline constexpr int kMR = 6;  // channels (forward, data) or taps (weight) per tile
 
-// Geometry of a zero-padded buffer of planes: rows x cols per plane.
+// Geometry of a zero-padded buffer of planes: rows x cols per plane. The data gradient's
+// buffer holds dy row oh at buffer row oh - row0, column ow at ow - col0, and its tile writes
+// channel rows out_plane apart.
 struct Pad {
   std::int64_t rows, cols, plane;
+  std::int64_t row0 = 0, col0 = 0, out_plane = 0;
 };
 
-// Forward tile: MR output channels x NV vectors. wp: the channels' packed weights (K, kMR);
-// b[v]: xpad at row oh*stride_h, column ow0 of vector v's segment; bias: MR values or null;
+// Forward tile: MR output channels x NV vectors. kwoff[kw]: tap kw's offset in a padded row
+// from a vector's start; wp: the channels' packed weights (K, kMR); b[v]: xpad at row
+// oh*stride_h and vector v's first output column; bias: MR values or null;
 // y[v]: the output at (first channel, segment), channel rows OH*OW apart; lanes[v]: lanes
 // of vector v that are stored.
-using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wp, const float* const* b,
-                         const float* bias, float* const* y, const std::int64_t* lanes);
+using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
+                         const float* wp, const float* const* b, const float* bias, float* const* y,
+                         const std::int64_t* lanes);
 
 // Data-gradient tile: MR input channels x NV vectors of pixels. wt: the channels' packed
-// weights (KH*KW, O, kMR); row[v], col[v], lanes[v]: vector v's pixel row, first column and
-// stored lanes; b[v]: dypad at (row, col); dx[v]: the gradient at (first channel, pixel),
-// channel rows H*W apart.
+// weights (KH*KW, O, kMR); vector v's pixels are row row[v], columns (col[v] + lane) *
+// stride_w + phase[v], lanes[v] of them stored; dypad: the padded dy of the sample (Pad's
+// row0 / col0); dx[v]: where vector v's first channel's values go, channel rows
+// p.out_plane apart.
 using DataTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wt,
-                          const std::int64_t* row, const std::int64_t* col,
-                          const std::int64_t* lanes, const float* const* b, float* const* dx);
+                          const std::int64_t* row, const std::int64_t* phase,
+                          const std::int64_t* col, const std::int64_t* lanes, const float* dypad,
+                          float* const* dx);
 
 // Weight-gradient tile: MR taps x NV vectors of output channels, one chain per lane over
 // positions [p0, p1) of the (n, oh, ow) space. xall: the padded batch, `sample` floats per

@@ -437,11 +437,12 @@ TEST(Conv, FastLevelIsCloseAndDependsOnSchedule) {
   EXPECT_TRUE(differ(dw_runs)) << "fast weight gradient did not depend on the schedule";
 }
 
-// The direct kernels (conv_direct.h: forward with stride-1 rows and K <= 4096, data gradient
-// with stride 1 and O <= 4096) on the shapes that exercise their tiling: rows of more than 8
+// The direct kernels (conv_direct.h: forward with K <= 4096, data gradient with O <= 4096,
+// any stride; the weight gradient) on the shapes that exercise their tiling: rows of more than 8
 // positions (several vectors per row, a short last one), rows of 8 or fewer (two rows per
 // tile), an odd number of vectors, channel counts that leave 1..5 rows in the last tile,
-// padding wider than the kernel, output rows past the input, a vertical stride. Each must
+// padding wider than the kernel, output rows past the input, strides 2 and 3 (input columns
+// split by phase in the forward, pixels taken by phase in the data gradient). Each must
 // equal the canonical loops (check_all) and the im2col + sgemm path, bit for bit, also
 // with NaN, infinite and signed-zero weights and subnormal inputs.
 TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
@@ -459,6 +460,10 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"weight_3_chunks_O20", conv2d_shape_same(5, 2, 48, 48, 20, 3, 3, 1)},
       {"rows_of_16_O40", conv2d_shape_same(2, 3, 16, 16, 40, 3, 3, 1)},
       {"rows_of_32_O9", conv2d_shape_same(2, 2, 32, 32, 9, 5, 5, 1)},
+      {"stride2_same_keras", conv2d_shape_same(3, 4, 16, 16, 8, 3, 3, 2)},
+      {"stride2_1x2", conv2d_shape(2, 5, 9, 9, 7, 1, 2, 2, 0)},
+      {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
+      {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
@@ -466,6 +471,7 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
     conv_direct::set_avx512_allowed(avx512);
     for (const Case& c : shapes) {
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
+      ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_weight_applies(c.s, Level::portable)) << c.name;
       check_all(c.s, std::string(c.name) + (avx512 ? "" : " avx2"), /*sweep=*/true, /*fd=*/false);
     }
