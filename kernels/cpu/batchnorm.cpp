@@ -20,6 +20,53 @@ constexpr i64 kChannelBlock = 16;
 
 // Canonical per-channel sums for channels [c0, c1): out[c] = canonical sum over
 // k = n*HW + hw of term(i, c), where i = (n*C + c)*HW + hw is the flat index of x.
+// Channel c's chunk `chunk` of its (n, hw) sequence: p = p + term(...) in order from +0.0f.
+template <class Term>
+float one_chunk(i64 C, i64 HW, i64 count, i64 c, i64 chunk, Term term) {
+  const i64 s = chunk * kChunkValues, e = std::min(count, s + kChunkValues);
+  i64 n = s / HW, hw = s % HW;
+  float p = 0.0f;
+  for (i64 k = s; k < e; ++k) {
+    p = p + term((n * C + c) * HW + hw, c);
+    if (++hw == HW) hw = 0, ++n;
+  }
+  return p;
+}
+
+// Eight whole chunks of channel c from chunk0 on, each exactly as one_chunk computes it,
+// as eight independent chains side by side (one chain alone waits on every add's latency).
+template <class Term>
+void eight_chunks(i64 C, i64 HW, i64 c, i64 chunk0, Term term, float* out) {
+  constexpr int kL = 8;
+  i64 n[kL], hw[kL];
+  float p[kL];
+  for (int l = 0; l < kL; ++l) {
+    const i64 i = (chunk0 + l) * kChunkValues;
+    n[l] = i / HW, hw[l] = i % HW, p[l] = 0.0f;
+  }
+  for (i64 done = 0; done < kChunkValues;) {
+    i64 len = kChunkValues - done;  // a run inside one plane for every lane
+    for (int l = 0; l < kL; ++l) len = std::min(len, HW - hw[l]);
+    i64 base[kL];
+    for (int l = 0; l < kL; ++l) base[l] = (n[l] * C + c) * HW + hw[l];
+    for (i64 k = 0; k < len; ++k)
+      for (int l = 0; l < kL; ++l) p[l] = p[l] + term(base[l] + k, c);
+    done += len;
+    for (int l = 0; l < kL; ++l)
+      if ((hw[l] += len) == HW) hw[l] = 0, ++n[l];
+  }
+  for (int l = 0; l < kL; ++l) out[l] = p[l];
+}
+
+// Chunk partials [j0, j1) of channel c into part[j0 - j0 .. ], eight at a time where whole.
+template <class Term>
+void chunk_partials(i64 C, i64 HW, i64 count, i64 c, i64 j0, i64 j1, Term term, float* part) {
+  const i64 whole = count / kChunkValues;
+  i64 j = j0;
+  for (; j + 8 <= std::min(j1, whole); j += 8) eight_chunks(C, HW, c, j, term, part + (j - j0));
+  for (; j < j1; ++j) part[j - j0] = one_chunk(C, HW, count, c, j, term);
+}
+
 template <class Term>
 void channel_sums_block(i64 N, i64 C, i64 HW, i64 c0, i64 c1, Term term, float* out) {
   const i64 count = N * HW;
@@ -44,27 +91,14 @@ void channel_sums_block(i64 N, i64 C, i64 HW, i64 c0, i64 c1, Term term, float* 
     return;
   }
   // Planes (N, C, HW): channel c's values are N runs of HW contiguous floats; a chunk may
-  // span runs, so the chunk fill level is carried from one run to the next.
+  // span runs. The chunk partials, eight chains at a time, then the tree in chunk order.
+  const i64 chunks = (count + kChunkValues - 1) / kChunkValues;
+  std::vector<float> part(static_cast<std::size_t>(chunks));
   for (i64 c = c0; c < c1; ++c) {
+    chunk_partials(C, HW, count, c, 0, chunks, term, part.data());
     ChunkTree tree;
-    float p = 0.0f;
-    i64 filled = 0;
-    for (i64 n = 0; n < N; ++n) {
-      const i64 base = (n * C + c) * HW;
-      for (i64 hw = 0; hw < HW;) {
-        const i64 take = std::min(HW - hw, kChunkValues - filled);
-        for (i64 k = 0; k < take; ++k) p = p + term(base + hw + k, c);
-        hw += take;
-        filled += take;
-        if (filled == kChunkValues) {
-          tree.push(p);
-          p = 0.0f;
-          filled = 0;
-        }
-      }
-    }
-    if (filled > 0) tree.push(p);
-    out[c] = tree.root();
+    for (i64 j = 0; j < chunks; ++j) tree.push(part[static_cast<std::size_t>(j)]);
+    out[c] = count == 0 ? 0.0f : tree.root();
   }
 }
 
@@ -106,21 +140,11 @@ void channel_sums(Level level, i64 N, i64 C, i64 HW, Term term, float* out) {
     // Few channel blocks for the threads (e.g. 8 or 16 channels of large planes): give
     // each (channel, chunk) pair its own task instead, then fold every channel's chunk
     // partials in chunk order. Same chunks, same adds, same tree: the canonical sum.
-    const i64 chunks = (count + kChunkValues - 1) / kChunkValues;
+    const i64 chunks = (count + kChunkValues - 1) / kChunkValues, groups = (chunks + 7) / 8;
     std::vector<float> part(static_cast<std::size_t>(C * chunks));
-    parallel_for(C * chunks, [&](i64 t) {
-      const i64 c = t / chunks, s = (t % chunks) * kChunkValues,
-                e = std::min(count, s + kChunkValues);
-      i64 n = s / HW, hw = s % HW;
-      float p = 0.0f;
-      for (i64 k = s; k < e; ++k) {
-        p = p + term((n * C + c) * HW + hw, c);
-        if (++hw == HW) {
-          hw = 0;
-          ++n;
-        }
-      }
-      part[t] = p;
+    parallel_for(C * groups, [&](i64 t) {  // (channel, group of 8 chunks)
+      const i64 c = t / groups, j0 = (t % groups) * 8, j1 = std::min(chunks, j0 + 8);
+      chunk_partials(C, HW, count, c, j0, j1, term, part.data() + c * chunks + j0);
     });
     for (i64 c = 0; c < C; ++c) {
       ChunkTree tree;

@@ -62,6 +62,14 @@ WeightScratch& weight_scratch() {
   return w;
 }
 
+// Copies n floats: the rows copied here are short (tens of floats) and many, where a
+// memcpy call costs more than the copy.
+inline void copy_row(float* dst, const float* src, i64 n) {
+  i64 i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
 // Copies one (C, H, W) input into (C, p.rows, p.cols) planes at offset (pad_top, pad_left),
 // zeros elsewhere.
 void fill_input_pad(const Conv2dShape& s, const Pad& p, i64 channels, const float* src,
@@ -73,8 +81,7 @@ void fill_input_pad(const Conv2dShape& s, const Pad& p, i64 channels, const floa
     for (i64 r = 0; r < p.rows; ++r) {
       const i64 ih = r - s.pad_top;
       if (ih >= 0 && ih < s.H)
-        std::memcpy(dst + c * p.plane + r * p.cols + q0, src + (c * s.H + ih) * s.W,
-                    static_cast<std::size_t>(q1 - q0) * sizeof(float));
+        copy_row(dst + c * p.plane + r * p.cols + q0, src + (c * s.H + ih) * s.W, q1 - q0);
     }
 }
 
@@ -301,9 +308,8 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
       const float* dyn = dy + n * s.O * s.OH * s.OW;
       for (i64 o = 0; o < s.O && chi > clo; ++o)
         for (i64 oh = rlo; oh < rhi; ++oh)
-          std::memcpy(dypad + o * pad.plane + (oh - oh0) * pad.cols + (clo - ow0),
-                      dyn + (o * s.OH + oh) * s.OW + clo,
-                      static_cast<std::size_t>(chi - clo) * sizeof(float));
+          copy_row(dypad + o * pad.plane + (oh - oh0) * pad.cols + (clo - ow0),
+                   dyn + (o * s.OH + oh) * s.OW + clo, chi - clo);
       float* dxn = dx + n * s.C * HW;
       float* target = S == 1 ? dxn : phased.data();
       for (i64 blk = 0; blk < blocks; ++blk) {

@@ -158,8 +158,12 @@ Backward run_backward(Level level, const Shape& s, const Inputs& in, const Vec& 
 
 // Awkward shapes: several chunks per channel (N*HW = 291, 600, 514), one value per
 // channel, dense layouts with more channels than one block, HW just over a chunk.
+// The last three have 10-17 chunks per channel (eight chunks are summed side by side):
+// planes that cross chunk boundaries at varying offsets (300), that divide a chunk (64) and
+// that hold several whole chunks (1024).
 const std::vector<Shape> kShapes = {{3, 5, 97},  {600, 7, 1}, {1, 1, 1},    {2, 3, 300},
-                                    {1, 4, 257}, {5, 37, 1},  {257, 18, 2}, {2, 2, 1}};
+                                    {1, 4, 257}, {5, 37, 1},  {257, 18, 2}, {2, 2, 1},
+                                    {9, 3, 300}, {40, 2, 64}, {4, 2, 1024}};
 
 // Switches the pool only when the count changes.
 void use_threads(int n) {
