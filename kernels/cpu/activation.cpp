@@ -1,5 +1,7 @@
 #include "kernels/cpu/activation.h"
 
+#include <immintrin.h>
+
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu {
@@ -19,18 +21,52 @@ void for_elements(std::int64_t n, const Body& body) {
   });
 }
 
+// for_elements' split, handing each task its range [b, e).
+template <class Body>
+void for_ranges(std::int64_t n, const Body& body) {
+  if (n <= 0) return;
+  parallel_ranges((n + kGrain - 1) / kGrain, [&](std::int64_t t0, std::int64_t t1, int) {
+    body(t0 * kGrain, t1 * kGrain < n ? t1 * kGrain : n);
+  });
+}
+
 // One loop per activation kind and variant, so the kind's switch and the variant's choices
 // are resolved outside the loop and the compiler can vectorise the simple ones (ReLU: a
 // compare and a blend per 8 lanes). Each lane still runs exactly the shared formula, so
 // the bits are those of the scalar loop.
 template <Activation A, bool Alt>
 void forward_as(float alpha, const float* x, float* y, std::int64_t n) {
+  if constexpr (A == Activation::relu) {
+    // x > 0 ? x : 0 as (x > 0 mask) & x: the same bits (a false compare, NaN included,
+    // gives +0.0f). Written out because GCC left this loop scalar.
+    for_ranges(n, [&](std::int64_t b, std::int64_t e) {
+      std::int64_t i = b;
+      for (; i + 8 <= e; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(y + i,
+                         _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ)));
+      }
+      for (; i < e; ++i) y[i] = act_forward_impl(A, x[i], alpha, Alt);
+    });
+    return;
+  }
   for_elements(n, [&](std::int64_t i) { y[i] = act_forward_impl(A, x[i], alpha, Alt); });
 }
 
 template <Activation A, bool Alt, std::uint32_t Fuse>
 void backward_as(float alpha, const float* x, const float* y, const float* dy, float* dx,
                  std::int64_t n) {
+  if constexpr (A == Activation::relu) {  // x > 0 ? dy : 0 as (x > 0 mask) & dy
+    for_ranges(n, [&](std::int64_t b, std::int64_t e) {
+      std::int64_t i = b;
+      for (; i + 8 <= e; i += 8) {
+        const __m256 m = _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+        _mm256_storeu_ps(dx + i, _mm256_and_ps(_mm256_loadu_ps(dy + i), m));
+      }
+      for (; i < e; ++i) dx[i] = act_backward_impl(A, x[i], y[i], dy[i], alpha, Alt, Fuse);
+    });
+    return;
+  }
   for_elements(n, [&](std::int64_t i) {
     dx[i] = act_backward_impl(A, x[i], y[i], dy[i], alpha, Alt, Fuse);
   });

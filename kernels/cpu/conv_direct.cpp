@@ -190,12 +190,12 @@ bool forward_applies(const Conv2dShape& s) {
 // (lanes past OW compute on zeros or real inputs and are never stored).
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const TileSet& ts = tiles_for(s.OW);
-  const i64 L = ts.lanes, K = s.C * s.KH * s.KW, blocks = (s.O + kMR - 1) / kMR;
+  const i64 L = ts.lanes, R = ts.fwd_rows, K = s.C * s.KH * s.KW, blocks = (s.O + R - 1) / R;
   const i64 OHW = s.OH * s.OW, S = s.stride_w;
-  // wp[blk][k][r] = w[blk*6 + r][k], zero past O: each tile's weights as it reads them.
-  std::vector<float> wp(static_cast<std::size_t>(blocks * K * kMR), 0.0f);
+  // wp[blk][k][r] = w[blk*R + r][k], zero past O: each tile's weights as it reads them.
+  std::vector<float> wp(static_cast<std::size_t>(blocks * K * R), 0.0f);
   for (i64 o = 0; o < s.O; ++o)
-    for (i64 k = 0; k < K; ++k) wp[((o / kMR) * K + k) * kMR + o % kMR] = w[o * K + k];
+    for (i64 k = 0; k < K; ++k) wp[((o / R) * K + k) * R + o % R] = w[o * K + k];
   const i64 rows = (s.OH - 1) * s.stride_h + s.KH, colsP = round_up(s.OW, L) + (s.KW - 1) / S;
   const Pad pad{rows, S * colsP, rows * S * colsP};
   std::vector<i64> kwoff(static_cast<std::size_t>(s.KW));
@@ -231,10 +231,10 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
           }
       }
       for (i64 blk = 0; blk < blocks; ++blk) {
-        const i64 mr = std::min<i64>(kMR, s.O - blk * kMR);
-        const float* wb = wp.data() + blk * K * kMR;
-        const float* bb = bias ? bias + blk * kMR : nullptr;
-        float* yb = y + (n * s.O + blk * kMR) * OHW;
+        const i64 mr = std::min(R, s.O - blk * R);
+        const float* wb = wp.data() + blk * K * R;
+        const float* bb = bias ? bias + blk * R : nullptr;
+        float* yb = y + (n * s.O + blk * R) * OHW;
         for (i64 i = 0; i < nseg; i += 2) {
           const i64 nv = i + 1 < nseg ? 2 : 1;
           const float* b[2];

@@ -9,6 +9,7 @@ namespace {
 struct V {
   using reg = __m256;
   static constexpr int lanes = 8;
+  static constexpr int fwd_rows = 6;  // forward tiles: 12 (of 16) registers
   static reg zero() { return _mm256_setzero_ps(); }
   static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }

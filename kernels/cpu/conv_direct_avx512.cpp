@@ -11,6 +11,7 @@ namespace {
 struct V {
   using reg = __m512;
   static constexpr int lanes = 16;
+  static constexpr int fwd_rows = 8;  // forward tiles: 16 (of 32) registers
   static reg zero() { return _mm512_setzero_ps(); }
   static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }

@@ -25,7 +25,7 @@ struct Pad {
 };
 
 // Forward tile: MR output channels x NV vectors. kwoff[kw]: tap kw's offset in a padded row
-// from a vector's start; wp: the channels' packed weights (K, kMR); b[v]: xpad at row
+// from a vector's start; wp: the channels' packed weights (K, fwd_rows); b[v]: xpad at row
 // oh*stride_h and vector v's first output column; bias: MR values or null;
 // y[v]: the output at (first channel, segment), channel rows OH*OW apart; lanes[v]: lanes
 // of vector v that are stored.
@@ -51,9 +51,12 @@ using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sam
                             const float* xall, const std::int64_t* off, std::int64_t p0,
                             std::int64_t p1, const float* dyt, float* out, std::int64_t ldo);
 
+inline constexpr int kFwdRowsMax = 8;  // the forward's tiles: up to 8 output channels
+
 struct TileSet {
   int lanes;                           // floats per vector
-  FwdTile fwd[3][2][kMR];              // [KW 5, 3, any][NV - 1][MR - 1]
+  int fwd_rows;                        // output channels per forward tile and panel (6 or 8)
+  FwdTile fwd[3][2][kFwdRowsMax];      // [KW 5, 3, any][NV - 1][MR - 1], MR <= fwd_rows
   DataTile data[2][kMR];               // [NV - 1][MR - 1]
   WeightTile weight[2][kMR];           // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];  // one vector, up to 12 taps: [stride_w 1, any][MR - 1]

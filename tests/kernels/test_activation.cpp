@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -168,6 +169,19 @@ TEST(Activation, KernelsBitEqualScalarOnAnyThreadCount) {
       for (std::int64_t i = 0; i < n; ++i) {
         x[i] = (philox_uniform(3, RandomStream::test, 0, i) - 0.5f) * 24.0f;
         dy[i] = philox_uniform(3, RandomStream::test, 1, i) - 0.5f;
+      }
+      // Special values among them (the vector loops must keep the scalar formula's answer
+      // for NaN, signed zeros, infinities and subnormals, in x and in dy).
+      const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
+                                -0.0f,
+                                0.0f,
+                                std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity(),
+                                1e-40f,
+                                -1e-40f};
+      for (std::int64_t i = 0; i < n; i += 5) {
+        x[i] = specials[(i / 5) % 7];
+        if (i % 3 == 0) dy[i] = specials[(i / 3) % 7];
       }
       for (Activation a : kAll) {
         const float alpha = alpha_for(a);
