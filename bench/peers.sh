@@ -173,7 +173,10 @@ fi
 # ---- convolution passes ----
 say "convolution passes (bench_conv)"
 HAVE_DNNL=1
-"$BUILD/bench/bench_conv" --benchmark_list_tests | grep -q '/onednn/' || HAVE_DNNL=0
+# (The list is captured first: `cmd | grep -q` can fail under pipefail when grep exits on
+# its first match and cmd is killed by SIGPIPE.)
+conv_list=$("$BUILD/bench/bench_conv" --benchmark_list_tests)
+grep -q '/onednn/' <<< "$conv_list" || HAVE_DNNL=0
 [ "$HAVE_DNNL" = 1 ] ||
   skip conv "bench_conv was built without oneDNN (Debian: apt-get install libdnnl-dev, then reconfigure $BUILD): detdl's rows only"
 run "${NATIVE[@]}" "$BUILD/bench/bench_conv" "${CONV_REPS[@]}" --benchmark_out="$out/conv.json" --benchmark_out_format=json
