@@ -12,21 +12,20 @@ namespace {
 // gives the same bits.
 constexpr std::int64_t kGrain = 1 << 14;
 
-template <class Body>
-void for_elements(std::int64_t n, const Body& body) {
-  if (n <= 0) return;
-  parallel_ranges((n + kGrain - 1) / kGrain, [&](std::int64_t t0, std::int64_t t1, int) {
-    const std::int64_t end = t1 * kGrain < n ? t1 * kGrain : n;
-    for (std::int64_t i = t0 * kGrain; i < end; ++i) body(i);
-  });
-}
-
-// for_elements' split, handing each task its range [b, e).
+// Runs body(b, e) over [0, n) in tasks of kGrain elements.
 template <class Body>
 void for_ranges(std::int64_t n, const Body& body) {
   if (n <= 0) return;
   parallel_ranges((n + kGrain - 1) / kGrain, [&](std::int64_t t0, std::int64_t t1, int) {
     body(t0 * kGrain, t1 * kGrain < n ? t1 * kGrain : n);
+  });
+}
+
+// Runs body(i) for every i in [0, n).
+template <class Body>
+void for_elements(std::int64_t n, const Body& body) {
+  for_ranges(n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) body(i);
   });
 }
 

@@ -314,7 +314,7 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
 void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
                             float* dw) {
   check_conv2d_shape(s);
-  if (conv_direct::backward_weight_applies(s, level)) {  // no im2col, no packing of x
+  if (conv_direct::backward_weight_applies(s)) {  // no im2col, no packing of x
     conv_direct::backward_weight(level, s, x, dy, dw);
     return;
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct_tiles.h"
 #include "kernels/cpu/parallel.h"
 
@@ -94,24 +95,8 @@ void transpose_rows(const float* src, i64 ld, i64 rows, i64 cols, float* dst, i6
       __m256 r[8];
       for (i64 l = 0; l < 8; ++l)
         r[l] = l0 + l < rows ? _mm256_loadu_ps(src + (l0 + l) * ld + i) : _mm256_setzero_ps();
-      // 8 x 8 transpose: r[l][k] -> r[k][l].
-      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + i * width + l0;
-      _mm256_storeu_ps(d + 0 * width, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(d + 1 * width, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(d + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(d + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(d + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(d + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(d + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
+      avx2::transpose8(r);  // r[l][k] -> r[k][l]
+      for (i64 k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (i + k) * width + l0, r[k]);
     }
   for (; i < cols; ++i)
     for (i64 l = 0; l < width; ++l) dst[i * width + l] = l < rows ? src[l * ld + i] : 0.0f;
@@ -122,9 +107,8 @@ void transpose_rows(const float* src, i64 ld, i64 rows, i64 cols, float* dst, i6
 // sums are added in the order the threads finished. Which chunks meet in which sum changes
 // with the schedule, and so do the bits (with 2+ threads).
 template <class Task>
-void fast_fold(const Conv2dShape& s, i64 K, i64 chunks, i64 panels, i64 groups, i64 width,
-               i64 group_taps, i64 Opad, i64 n_tasks, const Task& run_task, const float* part,
-               float* dw) {
+void fast_fold(const Conv2dShape& s, i64 K, i64 panels, i64 groups, i64 width, i64 group_taps,
+               i64 Opad, i64 n_tasks, const Task& run_task, const float* part, float* dw) {
   const int T = static_cast<int>(std::min<i64>(num_threads(), n_tasks));
   std::vector<std::vector<i64>> ran(static_cast<std::size_t>(T));  // tasks per thread, in order
   std::vector<i64> finished(static_cast<std::size_t>(T), -1);
@@ -140,7 +124,6 @@ void fast_fold(const Conv2dShape& s, i64 K, i64 chunks, i64 panels, i64 groups, 
   std::sort(order.begin(), order.end(), [&](int a, int b) {
     return finished[static_cast<std::size_t>(a)] < finished[static_cast<std::size_t>(b)];
   });
-  (void)chunks;
   parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
     for (i64 i = b; i < e; ++i) {
       const i64 o = i / K, k = i % K, panel = o / width, g = k / group_taps;
@@ -272,7 +255,6 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
     for (i64 c = 0; c < s.C; ++c)
       for (i64 t = 0; t < taps; ++t)
         wt[(((c / kMR) * taps + t) * s.O + o) * kMR + c % kMR] = w[(o * s.C + c) * taps + t];
-  auto floor_div = [](i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
   const i64 oh0 = floor_div(s.pad_top - (s.KH - 1), s.stride_h);
   const i64 oh1 = floor_div(s.H - 1 + s.pad_top, s.stride_h);
   const i64 ow0 = floor_div(s.pad_left - (s.KW - 1), S);
@@ -341,7 +323,7 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   });
 }
 
-bool backward_weight_applies(const Conv2dShape& s, Level level) {
+bool backward_weight_applies(const Conv2dShape& s) {
   if (!enabled()) return false;
   const i64 K = s.C * s.KH * s.KW;
   const i64 chunks = (s.N * s.OH * s.OW + kChunkProducts - 1) / kChunkProducts;
@@ -408,8 +390,8 @@ void backward_weight(Level level, const Conv2dShape& s, const float* x, const fl
     }
   };
   if (level == Level::fast && chunks > 1 && num_threads() > 1) {
-    fast_fold(s, K, chunks, panels, groups, width, per_group * tile_taps, Opad, n_tasks, run_task,
-              part, dw);
+    fast_fold(s, K, panels, groups, width, per_group * tile_taps, Opad, n_tasks, run_task, part,
+              dw);
     return;
   }
   parallel_for(n_tasks, run_task);

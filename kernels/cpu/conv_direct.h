@@ -49,7 +49,7 @@ void backward_data(const Conv2dShape& s,
 //   backward weight: dw[o][k] = the canonical tree over chunks of kChunkProducts positions
 //     of the flat (n, oh, ow) space, each chunk one fmaf chain from +0.0f in position order
 //     of dy[n][o][oh][ow] * xpad[n][c][oh*sh - pt + kh][ow*sw - pl + kw], k = (c, kh, kw).
-bool backward_weight_applies(const Conv2dShape& s, Level level);
+bool backward_weight_applies(const Conv2dShape& s);
 void backward_weight(Level level, const Conv2dShape& s,
                      const float* x,   // (N, C, H, W)
                      const float* dy,  // (N, O, OH, OW)

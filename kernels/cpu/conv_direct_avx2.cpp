@@ -1,6 +1,7 @@
 // The direct convolutions' tiles for AVX2 (8 lanes): conv_direct_tiles.inc over __m256.
 #include <immintrin.h>
 
+#include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct_tiles.h"
 
 namespace detdl::cpu::conv_direct {
@@ -15,16 +16,11 @@ struct V {
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static __m256i first(std::int64_t n) {  // lanes [0, n) set
-    alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                        0,  0,  0,  0,  0,  0,  0,  0};
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n));
-  }
   static void store(float* p, reg v, std::int64_t n) {
     if (n >= lanes)
       _mm256_storeu_ps(p, v);
     else
-      _mm256_maskstore_ps(p, first(n), v);
+      _mm256_maskstore_ps(p, avx2::first_lanes(n), v);
   }
   static reg keep(reg v, std::int64_t lo, std::int64_t hi) {
     const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

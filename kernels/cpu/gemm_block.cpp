@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "kernels/cpu/avx2.h"
+
 namespace detdl::cpu::gemm_detail {
 namespace {
 
@@ -29,26 +31,6 @@ struct AlignedBuffer {
     return p.get();
   }
 };
-
-// Transposes an 8x8 block: rows r[0..7] (8 floats each) become columns.
-inline void transpose8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 }  // namespace
 
@@ -75,7 +57,7 @@ void pack_a(Operand a, i64 m0, i64 mc, i64 k0, i64 kc, float* dst) {
           __m256 r[8];
           for (int i = 0; i < kMR; ++i) r[i] = _mm256_loadu_ps(rows[i] + k);
           r[6] = r[7] = _mm256_setzero_ps();
-          transpose8(r);
+          avx2::transpose8(r);
           // Each store writes 8 floats where 6 belong; the 2 extra are overwritten by the
           // next store (the last one's land in the next k block, the next panel, or the
           // buffer's slack), so stores must stay in this order.
@@ -115,7 +97,7 @@ void pack_b(Operand b, i64 k0, i64 kc, i64 n0, i64 nc, float* dst) {
           for (int half = 0; half < 2; ++half) {
             __m256 r[8];
             for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(cols + (half * 8 + c) * b.ld + k);
-            transpose8(r);
+            avx2::transpose8(r);
             for (int j = 0; j < 8; ++j) _mm256_store_ps(dst + (k + j) * kNR + half * 8, r[j]);
           }
       }
@@ -176,11 +158,9 @@ void micro_6x16(i64 kc, const float* __restrict a, const float* __restrict b, fl
 template <bool kTwo>
 void micro_6xn(i64 kc, const float* __restrict a, const float* __restrict b, float* c, i64 ldc,
                bool load, i64 nr, i64 rs, i64 ks) {
-  alignas(32) static const std::int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                      0,  0,  0,  0,  0,  0,  0,  0};
   // The mask of the last vector: its first (nr - 8 or nr) lanes.
   const i64 last = kTwo ? nr - 8 : nr;
-  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - last));
+  const __m256i mask = avx2::first_lanes(last);
   __m256 c0[kMR], c1[kMR];
   for (int r = 0; r < kMR; ++r) {
     if (kTwo) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/avx2.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu {
@@ -36,15 +37,11 @@ Taps taps(i64 o, i64 stride, i64 pad, i64 k_size, i64 size) {
 // `base`: the plane index of x[0], for argmax. A short last step loads and stores only its
 // own lanes.
 void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at) {
-  alignas(32) static const std::int32_t kLanes[24] = {
-      -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  auto first = [&](i64 n) {  // lanes [0, n) of a vector, n in [0, 8]
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 16 - n));
-  };
   const __m256i two = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   for (i64 ow = 0; ow < OW; ow += 8) {
     const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
-    const __m256i ma = first(std::min<i64>(8, m)), mb = first(std::max<i64>(0, m - 8));
+    const __m256i ma = avx2::first_lanes(std::min<i64>(8, m)),
+                  mb = avx2::first_lanes(std::max<i64>(0, m - 8));
     __m256 best = _mm256_setzero_ps();
     __m256i idx = _mm256_setzero_si256();
     for (int row = 0; row < 2; ++row) {
@@ -74,7 +71,7 @@ void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std:
             _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(iv), take));
       }
     }
-    const __m256i mo = first(n);
+    const __m256i mo = avx2::first_lanes(n);
     _mm256_maskstore_ps(y + ow, mo, best);
     _mm256_maskstore_epi32(at + ow, mo, idx);
   }

@@ -472,7 +472,7 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
     for (const Case& c : shapes) {
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
-      ASSERT_TRUE(conv_direct::backward_weight_applies(c.s, Level::portable)) << c.name;
+      ASSERT_TRUE(conv_direct::backward_weight_applies(c.s)) << c.name;
       check_all(c.s, std::string(c.name) + (avx512 ? "" : " avx2"), /*sweep=*/true, /*fd=*/false);
     }
   }
