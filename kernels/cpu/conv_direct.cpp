@@ -34,6 +34,14 @@ const TileSet& tiles_for(i64 extent) {
   return tiles_avx2();
 }
 
+// The paired tiles (two rows of at most 8 lanes per 16-lane vector) for a dimension of
+// `extent` lanes (OW or J), where the CPU has AVX-512 and the AVX2 tiles would fill 8 lanes
+// with one short row each.
+bool use_pairs(i64 extent, i64 rows) {
+  static const bool has512 = __builtin_cpu_supports("avx512f");
+  return has512 && g_avx512_allowed.load() && extent <= 8 && rows >= 2;
+}
+
 // A vector's worth of positions: row `row`, columns [col, col + lanes).
 struct Seg {
   i64 row, col, lanes;
@@ -68,21 +76,79 @@ WeightScratch& weight_scratch() {
 inline void copy_row(float* dst, const float* src, i64 n) {
   i64 i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
-  for (; i < n; ++i) dst[i] = src[i];
+  if (i < n) {  // the last 1..7 floats: masked (a masked load reads nothing past them)
+    const __m256i m = avx2::first_lanes(n - i);
+    _mm256_maskstore_ps(dst + i, m, _mm256_maskload_ps(src + i, m));
+  }
+}
+
+// Zeros n floats (short runs, like copy_row).
+inline void zero_row(float* dst, i64 n) {
+  i64 i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_setzero_ps());
+  if (i < n) _mm256_maskstore_ps(dst + i, avx2::first_lanes(n - i), _mm256_setzero_ps());
+}
+
+// dst[q] = src[q + q0] where 0 <= q + q0 < len, +0.0f elsewhere, for q < n. The in-range
+// span [lo, hi) is the same for every row of a call, so a row costs no division.
+struct RowWindow {
+  i64 n, q0, lo, hi;
+  RowWindow(i64 n_, i64 q0_, i64 len)
+      : n(n_), q0(q0_), lo(std::clamp<i64>(-q0_, 0, n_)), hi(std::clamp<i64>(len - q0_, lo, n_)) {}
+  void operator()(float* dst, const float* src) const {
+    zero_row(dst, lo);
+    copy_row(dst + lo, src + q0 + lo, hi - lo);
+    zero_row(dst + hi, n - hi);
+  }
+};
+
+// dst[f][j] = src[j*S + f] for f < S, j < m, dst rows `ld` apart; src holds m*S floats and
+// 16 more that may be read. Stride 2 splits pairs in registers.
+void split_phases(const float* src, i64 S, i64 m, float* dst, i64 ld) {
+  i64 j = 0;
+  if (S == 2)
+    for (; j + 8 <= m; j += 8) {
+      const __m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
+      const __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 a4 ..
+      const __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));  // a1 a3 b1 b3 a5 ..
+      const int order = _MM_SHUFFLE(3, 1, 2, 0);  // 64-bit pairs 0 2 1 3: a0 a2 a4 a6 b0 ..
+      _mm256_storeu_ps(dst + j,
+                       _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), order)));
+      _mm256_storeu_ps(dst + ld + j,
+                       _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), order)));
+    }
+  for (; j < m; ++j)
+    for (i64 f = 0; f < S; ++f) dst[f * ld + j] = src[j * S + f];
+}
+
+// The inverse: dst[j*S + f] = src[f*ld + j] for j*S + f < n. Stride 2 interleaves pairs of
+// rows in registers.
+void merge_phases(const float* src, i64 ld, i64 S, i64 n, float* dst) {
+  i64 j = 0;
+  if (S == 2)
+    for (; 2 * j + 16 <= n; j += 8) {
+      const __m256 a = _mm256_loadu_ps(src + j), b = _mm256_loadu_ps(src + ld + j);
+      const __m256 lo = _mm256_unpacklo_ps(a, b),
+                   hi = _mm256_unpackhi_ps(a, b);                               // a0 b0 a1 b1 a4 ..
+      _mm256_storeu_ps(dst + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));      // a0 b0 .. a3 b3
+      _mm256_storeu_ps(dst + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));  // a4 b4 .. a7 b7
+    }
+  for (i64 q = j * S; q < n; ++q) dst[q] = src[q % S * ld + q / S];
 }
 
 // Copies one (C, H, W) input into (C, p.rows, p.cols) planes at offset (pad_top, pad_left),
 // zeros elsewhere.
 void fill_input_pad(const Conv2dShape& s, const Pad& p, i64 channels, const float* src,
                     float* dst) {
-  std::fill(dst, dst + channels * p.plane, 0.0f);
-  const i64 q0 = s.pad_left, q1 = std::min(p.cols, s.pad_left + s.W);
-  if (q1 <= q0) return;
+  const RowWindow window(p.cols, -s.pad_left, s.W);  // every float written once
   for (i64 c = 0; c < channels; ++c)
     for (i64 r = 0; r < p.rows; ++r) {
       const i64 ih = r - s.pad_top;
+      float* row = dst + c * p.plane + r * p.cols;
       if (ih >= 0 && ih < s.H)
-        copy_row(dst + c * p.plane + r * p.cols + q0, src + (c * s.H + ih) * s.W, q1 - q0);
+        window(row, src + (c * s.H + ih) * s.W);
+      else
+        std::fill(row, row + p.cols, 0.0f);
     }
 }
 
@@ -154,14 +220,8 @@ bool enabled() { return g_enabled.load(); }
 void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
 bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
 
-// A strided 1x1 convolution (a ResNet projection) reads every stride-th input: its padded
-// copy costs more than im2col's gather, so it stays on the im2col + sgemm path.
-bool strided_1x1(const Conv2dShape& s) {
-  return s.KH * s.KW == 1 && (s.stride_h > 1 || s.stride_w > 1);
-}
-
 bool forward_applies(const Conv2dShape& s) {
-  return enabled() && s.C * s.KH * s.KW <= kChunkProducts && !strided_1x1(s);
+  return enabled() && s.C * s.KH * s.KW <= kChunkProducts;
 }
 
 // The padded input of one sample, its columns split by phase so that every tap reads
@@ -172,8 +232,12 @@ bool forward_applies(const Conv2dShape& s) {
 // kw / S. Rows cover every output row's window; columns every lane of a row's last vector
 // (lanes past OW compute on zeros or real inputs and are never stored).
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  const TileSet& ts = tiles_for(s.OW);
-  const i64 L = ts.lanes, R = ts.fwd_rows, K = s.C * s.KH * s.KW, blocks = (s.O + R - 1) / R;
+  const bool pairs = use_pairs(s.OW, s.OH);
+  const TileSet& ts = pairs ? tiles_avx512() : tiles_for(s.OW);
+  // L: the lanes one row of a vector takes (a half vector when paired).
+  const i64 L = pairs ? 8 : ts.lanes, R = ts.fwd_rows, NV = ts.fwd_vectors;
+  const i64 K = s.C * s.KH * s.KW;
+  const i64 blocks = (s.O + R - 1) / R;
   const i64 OHW = s.OH * s.OW, S = s.stride_w;
   // wp[blk][k][r] = w[blk*R + r][k], zero past O: each tile's weights as it reads them.
   std::vector<float> wp(static_cast<std::size_t>(blocks * K * R), 0.0f);
@@ -183,11 +247,27 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
   const Pad pad{rows, S * colsP, rows * S * colsP};
   std::vector<i64> kwoff(static_cast<std::size_t>(s.KW));
   for (i64 kw = 0; kw < s.KW; ++kw) kwoff[static_cast<std::size_t>(kw)] = kw % S * colsP + kw / S;
-  const std::vector<Seg> segs = segments(s.OH, s.OW, L);
+  // Paired: one vector per two output rows (oh, oh + 1), the second half `second` floats on
+  // in the padded input (0 for a lone last row).
+  std::vector<Seg> segs;
+  std::vector<i64> second;
+  if (pairs) {
+    for (i64 oh = 0; oh < s.OH; oh += 2) {
+      segs.push_back({oh, 0, s.OW});
+      second.push_back(oh + 1 < s.OH ? s.stride_h * pad.cols : 0);
+    }
+  } else {
+    segs = segments(s.OH, s.OW, L);
+  }
   const i64 nseg = static_cast<i64>(segs.size());
   const int kwi = s.KW == 5 ? 0 : s.KW == 3 ? 1 : 2;
+  const auto& tiles = pairs ? ts.fwd_pair : ts.fwd;
+  const RowWindow window(S * colsP, -s.pad_left, s.W);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     float* xpad = scratch(s.C * pad.plane);
+    thread_local std::vector<float> rowbuf;  // a padded row before its phases are split
+    rowbuf.resize(static_cast<std::size_t>(S * colsP));
+    float* prow = rowbuf.data();
     for (i64 n = n0; n < n1; ++n) {
       const float* xn = x + n * s.C * s.H * s.W;
       if (S == 1) {
@@ -195,22 +275,15 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
       } else {
         for (i64 c = 0; c < s.C; ++c)
           for (i64 r = 0; r < rows; ++r) {
+            if (s.KH < s.stride_h && r % s.stride_h >= s.KH) continue;  // no tap reads it
             const i64 ih = r - s.pad_top;
             float* dst = xpad + c * pad.plane + r * pad.cols;
             if (ih < 0 || ih >= s.H) {
               std::fill(dst, dst + pad.cols, 0.0f);
               continue;
             }
-            const float* src = xn + (c * s.H + ih) * s.W;
-            for (i64 f = 0; f < S; ++f) {  // q in [lo, hi) reads inside the row
-              float* d = dst + f * colsP;
-              const i64 lo = std::min(colsP, std::max<i64>(0, (s.pad_left - f + S - 1) / S));
-              const i64 hi = std::max(lo, std::min(colsP, (s.W + s.pad_left - f + S - 1) / S));
-              std::fill(d, d + lo, 0.0f);
-              const float* from = src + (lo * S + f - s.pad_left);
-              for (i64 q = lo; q < hi; ++q, from += S) d[q] = *from;
-              std::fill(d + hi, d + colsP, 0.0f);
-            }
+            window(prow, xn + (c * s.H + ih) * s.W);  // prow[q] = padded column q
+            split_phases(prow, S, colsP, dst, colsP);
           }
       }
       for (i64 blk = 0; blk < blocks; ++blk) {
@@ -218,27 +291,31 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
         const float* wb = wp.data() + blk * K * R;
         const float* bb = bias ? bias + blk * R : nullptr;
         float* yb = y + (n * s.O + blk * R) * OHW;
-        for (i64 i = 0; i < nseg; i += 2) {
-          const i64 nv = i + 1 < nseg ? 2 : 1;
-          const float* b[2];
-          float* out[2];
-          i64 lanes[2];
+        for (i64 i = 0; i < nseg;) {
+          // Vectors in groups of NV, as even as they go (a lone vector pays a whole tile's
+          // broadcasts).
+          const i64 left = nseg - i,
+                    nv = (left + (left + NV - 1) / NV - 1) / ((left + NV - 1) / NV);
+          const float* b[kFwdVectorsMax];
+          float* out[kFwdVectorsMax];
+          i64 lanes[kFwdVectorsMax];
+          PairSteps ps{{0, 0, 0}, s.OW};
           for (i64 v = 0; v < nv; ++v) {
             const Seg& g = segs[static_cast<std::size_t>(i + v)];
             b[v] = xpad + g.row * s.stride_h * pad.cols + g.col;
             out[v] = yb + g.row * s.OW + g.col;
             lanes[v] = g.lanes;
+            if (pairs) ps.in_step[v] = second[static_cast<std::size_t>(i + v)];
           }
-          ts.fwd[kwi][nv - 1][mr - 1](s, pad, kwoff.data(), wb, b, bb, out, lanes);
+          tiles[kwi][nv - 1][mr - 1](s, pad, kwoff.data(), wb, b, bb, out, lanes, &ps);
+          i += nv;
         }
       }
     }
   });
 }
 
-bool backward_data_applies(const Conv2dShape& s) {
-  return enabled() && s.O <= kChunkProducts && !strided_1x1(s);
-}
+bool backward_data_applies(const Conv2dShape& s) { return enabled() && s.O <= kChunkProducts; }
 
 // Pixels are taken by column phase f = j mod stride_w: pixel (i, j'*S + f) at tap (kh, kw)
 // reads dy[oh][ow] with oh = (i + pad_top - kh) / stride_h and ow = j' + (f + pad_left - kw) / S
@@ -247,8 +324,10 @@ bool backward_data_applies(const Conv2dShape& s) {
 // tiles write phase rows (c, i, f, j') and the sample's dx is gathered from them.
 void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
-  const TileSet& ts = tiles_for(J);
-  const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
+  const bool pairs = use_pairs(J, s.H);
+  const TileSet& ts = pairs ? tiles_avx512() : tiles_for(J);
+  const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
+  const i64 taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
   // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
   std::vector<float> wt(static_cast<std::size_t>(blocks * taps * s.O * kMR), 0.0f);
   for (i64 o = 0; o < s.O; ++o)
@@ -266,32 +345,40 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   // Vectors (row i, first j', lanes) with their phase f, grouped by (f, i mod stride_h): the
   // two vectors of a tile then take the same taps (strided rows and phases take different
   // ones), so neither computes a tap only for the other.
+  // Paired: one vector per two such rows (i, i + stride_h), the second half reading dy one
+  // padded row below (second = pad.cols; 0 for a lone last row).
   std::vector<Seg> segs;
-  std::vector<i64> seg_phase;
+  std::vector<i64> seg_phase, second;
   for (i64 f = 0; f < S; ++f)
     for (i64 ri = 0; ri < s.stride_h; ++ri)
-      for (i64 i = ri; i < s.H; i += s.stride_h) {
+      for (i64 i = ri; i < s.H; i += pairs ? 2 * s.stride_h : s.stride_h) {
         const i64 Jf = (s.W - f + S - 1) / S;
         for (i64 j = 0; j < Jf; j += L) {
           segs.push_back({i, j, std::min(L, Jf - j)});
           seg_phase.push_back(f);
+          second.push_back(pairs && i + s.stride_h < s.H ? pad.cols : 0);
         }
       }
+  const auto& tiles = pairs ? ts.data_pair : ts.data;
+  const PairSteps ps0{{0, 0, 0}, S == 1 ? s.stride_h * s.W : s.stride_h * S * JL};
   const i64 nseg = static_cast<i64>(segs.size());
-  const i64 rlo = std::max<i64>(0, oh0), rhi = std::min(s.OH, oh1 + 1);
-  const i64 clo = std::max<i64>(0, ow0), chi = std::min(s.OW, ow1 + 1);
+  const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> phased;  // (C, H, S, JL) when S > 1
     if (S > 1 && static_cast<i64>(phased.size()) < s.C * pad.out_plane)
       phased.resize(static_cast<std::size_t>(s.C * pad.out_plane));
     float* dypad = scratch(s.O * pad.plane);
     for (i64 n = n0; n < n1; ++n) {
-      std::fill(dypad, dypad + s.O * pad.plane, 0.0f);
       const float* dyn = dy + n * s.O * s.OH * s.OW;
-      for (i64 o = 0; o < s.O && chi > clo; ++o)
-        for (i64 oh = rlo; oh < rhi; ++oh)
-          copy_row(dypad + o * pad.plane + (oh - oh0) * pad.cols + (clo - ow0),
-                   dyn + (o * s.OH + oh) * s.OW + clo, chi - clo);
+      for (i64 o = 0; o < s.O; ++o)
+        for (i64 r = 0; r < pad.rows; ++r) {  // every float written once
+          const i64 oh = r + oh0;
+          float* row = dypad + o * pad.plane + r * pad.cols;
+          if (oh >= 0 && oh < s.OH)
+            window(row, dyn + (o * s.OH + oh) * s.OW);
+          else
+            std::fill(row, row + pad.cols, 0.0f);
+        }
       float* dxn = dx + n * s.C * HW;
       float* target = S == 1 ? dxn : phased.data();
       for (i64 blk = 0; blk < blocks; ++blk) {
@@ -302,13 +389,15 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
           const i64 nv = i + 1 < nseg ? 2 : 1;
           float* out[2];
           i64 row[2], phase[2], col[2], lanes[2];
+          PairSteps ps = ps0;
           for (i64 v = 0; v < nv; ++v) {
             const Seg& g = segs[static_cast<std::size_t>(i + v)];
             const i64 f = seg_phase[static_cast<std::size_t>(i + v)];
             out[v] = S == 1 ? db + g.row * s.W + g.col : db + (g.row * S + f) * JL + g.col;
             row[v] = g.row, phase[v] = f, col[v] = g.col, lanes[v] = g.lanes;
+            ps.in_step[v] = second[static_cast<std::size_t>(i + v)];
           }
-          ts.data[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out);
+          tiles[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, &ps);
         }
       }
       if (S > 1)  // dx[c][i][j'*S + f] = phased[c][i][f][j']
@@ -316,8 +405,7 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
           for (i64 i = 0; i < s.H; ++i) {
             const float* src = phased.data() + c * pad.out_plane + i * S * JL;
             float* drow = dxn + c * HW + i * s.W;
-            for (i64 f = 0; f < S; ++f)
-              for (i64 j = f, q = 0; j < s.W; j += S, ++q) drow[j] = src[f * JL + q];
+            merge_phases(src, JL, S, s.W, drow);
           }
     }
   });

@@ -1,10 +1,13 @@
 // Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each
 // sample's input (forward) or output gradient (data gradient), or the whole batch's input
 // (weight gradient), is copied once into a zero-padded buffer, and register tiles read it in
-// place: forward and data-gradient tiles are MR (<= 6) channels x two vectors of consecutive
-// output positions (or pixels) of one row (a row shorter than a vector pairs with the next
-// row); weight-gradient tiles are taps x vectors of output channels, input values broadcast.
-// The tiles are conv_direct_tiles.h's, for AVX2 and AVX-512F.
+// place. Forward tiles are up to 8 output channels (6 with AVX2) x up to 3 vectors (2) of
+// consecutive output positions of one row; data-gradient tiles 6 input channels x 2 vectors
+// of pixels of one row and column phase; a row shorter than a vector shares a tile with the
+// next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
+// holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
+// channels, input values broadcast. The tiles are conv_direct_tiles.h's, for AVX2 and
+// AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
 //   forward: every output lane is one fmaf chain from +0.0f over k = (c, kh, kw) in

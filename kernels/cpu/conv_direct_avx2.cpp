@@ -10,7 +10,8 @@ namespace {
 struct V {
   using reg = __m256;
   static constexpr int lanes = 8;
-  static constexpr int fwd_rows = 6;  // forward tiles: 12 (of 16) registers
+  static constexpr int fwd_rows = 6;  // forward tiles: 6 x 2 accumulators (of 16 registers)
+  static constexpr int fwd_vectors = 2;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
@@ -21,6 +22,13 @@ struct V {
       _mm256_storeu_ps(p, v);
     else
       _mm256_maskstore_ps(p, avx2::first_lanes(n), v);
+  }
+  // No paired tiles with 8 lanes; these only let the shared template compile.
+  static constexpr bool pairs = false;
+  static reg load_pair(const float* p, std::int64_t) { return loadu(p); }
+  static void store_pair(float* p, std::int64_t, reg v, std::int64_t n, bool) { store(p, v, n); }
+  static reg keep_pair(reg v, std::int64_t lo, std::int64_t hi, bool, bool) {
+    return keep(v, lo, hi);
   }
   static reg keep(reg v, std::int64_t lo, std::int64_t hi) {
     const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

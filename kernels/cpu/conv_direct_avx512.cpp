@@ -11,7 +11,8 @@ namespace {
 struct V {
   using reg = __m512;
   static constexpr int lanes = 16;
-  static constexpr int fwd_rows = 8;  // forward tiles: 16 (of 32) registers
+  static constexpr int fwd_rows = 8;  // forward tiles: 8 x 3 accumulators (of 32 registers)
+  static constexpr int fwd_vectors = 3;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
@@ -22,6 +23,37 @@ struct V {
       _mm512_storeu_ps(p, v);
     else
       _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+  }
+  // Paired tiles: a vector is two half vectors of 8 lanes (conv_direct_tiles.h's PairSteps).
+  // AVX-512F only: the 256-bit halves move as 64-bit groups.
+  static constexpr bool pairs = true;
+  static reg load_pair(const float* p, std::int64_t step) {
+    const __m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(p)));
+    const __m256d hi = _mm256_castps_pd(_mm256_loadu_ps(p + step));
+    return _mm512_castpd_ps(_mm512_maskz_insertf64x4(0xFF, lo, hi, 1));  // maskz: GCC 12 warns
+                                                                         // on the plain form
+  }
+  // Lanes [0, n) of each half (n <= 8); the second half only when `second`.
+  static void store_pair(float* p, std::int64_t step, reg v, std::int64_t n, bool second) {
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
+    if (second && step == 8 && n == 8) {  // the two rows are adjacent in memory
+      _mm512_storeu_ps(p, v);
+      return;
+    }
+    _mm512_mask_storeu_ps(p, m, v);
+    if (second)  // lanes 8..15 down to 0..7
+      _mm512_mask_storeu_ps(p + step, m,
+                            _mm512_maskz_shuffle_f32x4(0xFFFF, v, v, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // keep() per half, lane index i mod 8; a half whose row is out (first / second false) is
+  // +0.0f throughout.
+  static reg keep_pair(reg v, std::int64_t lo, std::int64_t hi, bool first, bool second) {
+    const __m512i i = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+    const __mmask16 in =
+        _mm512_cmp_epi32_mask(_mm512_set1_epi32(static_cast<int>(lo)), i, _MM_CMPINT_LE) &
+        _mm512_cmp_epi32_mask(i, _mm512_set1_epi32(static_cast<int>(hi)), _MM_CMPINT_LT);
+    const unsigned rows = (first ? 0x00FFu : 0u) | (second ? 0xFF00u : 0u);
+    return _mm512_maskz_mov_ps(static_cast<__mmask16>(in & rows), v);
   }
   static reg keep(reg v, std::int64_t lo, std::int64_t hi) {
     const __m512i i = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);

@@ -24,6 +24,14 @@ struct Pad {
   std::int64_t row0 = 0, col0 = 0, out_plane = 0;
 };
 
+// The paired tiles (AVX-512, rows of at most 8 lanes): each 16-lane vector is two half
+// vectors, two rows. Vector v's second half reads in_step[v] floats after its first (0: a
+// lone last row, whose second half is not stored) and is stored out_step floats after it.
+struct PairSteps {
+  std::int64_t in_step[3];
+  std::int64_t out_step;
+};
+
 // Forward tile: MR output channels x NV vectors. kwoff[kw]: tap kw's offset in a padded row
 // from a vector's start; wp: the channels' packed weights (K, fwd_rows); b[v]: xpad at row
 // oh*stride_h and vector v's first output column; bias: MR values or null;
@@ -31,7 +39,7 @@ struct Pad {
 // of vector v that are stored.
 using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
                          const float* wp, const float* const* b, const float* bias, float* const* y,
-                         const std::int64_t* lanes);
+                         const std::int64_t* lanes, const PairSteps* ps);
 
 // Data-gradient tile: MR input channels x NV vectors of pixels. wt: the channels' packed
 // weights (KH*KW, O, kMR); vector v's pixels are row row[v], columns (col[v] + lane) *
@@ -41,7 +49,7 @@ using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t*
 using DataTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wt,
                           const std::int64_t* row, const std::int64_t* phase,
                           const std::int64_t* col, const std::int64_t* lanes, const float* dypad,
-                          float* const* dx);
+                          float* const* dx, const PairSteps* ps);
 
 // Weight-gradient tile: MR taps x NV vectors of output channels, one chain per lane over
 // positions [p0, p1) of the (n, oh, ow) space. xall: the padded batch, `sample` floats per
@@ -51,13 +59,18 @@ using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sam
                             const float* xall, const std::int64_t* off, std::int64_t p0,
                             std::int64_t p1, const float* dyt, float* out, std::int64_t ldo);
 
-inline constexpr int kFwdRowsMax = 8;  // the forward's tiles: up to 8 output channels
+inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
+inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
 
 struct TileSet {
-  int lanes;                           // floats per vector
-  int fwd_rows;                        // output channels per forward tile and panel (6 or 8)
-  FwdTile fwd[3][2][kFwdRowsMax];      // [KW 5, 3, any][NV - 1][MR - 1], MR <= fwd_rows
-  DataTile data[2][kMR];               // [NV - 1][MR - 1]
+  int lanes;        // floats per vector
+  int fwd_rows;     // output channels per forward tile and panel (6 or 8)
+  int fwd_vectors;  // vectors per forward tile (2 or 3)
+  FwdTile fwd[3][kFwdVectorsMax][kFwdRowsMax];  // [KW 5, 3, any][NV - 1][MR - 1], MR <= fwd_rows
+  DataTile data[2][kMR];                        // [NV - 1][MR - 1]
+  bool pairs;                                   // the paired tiles below exist (AVX-512)
+  FwdTile fwd_pair[3][kFwdVectorsMax][kFwdRowsMax];
+  DataTile data_pair[2][kMR];
   WeightTile weight[2][kMR];           // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];  // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
 };

@@ -462,6 +462,7 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"rows_of_32_O9", conv2d_shape_same(2, 2, 32, 32, 9, 5, 5, 1)},
       {"stride2_same_keras", conv2d_shape_same(3, 4, 16, 16, 8, 3, 3, 2)},
       {"stride2_1x2", conv2d_shape(2, 5, 9, 9, 7, 1, 2, 2, 0)},
+      {"projection_1x1_s2", conv2d_shape(2, 6, 10, 10, 9, 1, 1, 2, 0)},
       {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
       {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
   };
