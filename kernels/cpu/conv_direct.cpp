@@ -470,12 +470,19 @@ void backward_weight(Level level, const Conv2dShape& s, const float* x, const fl
       transpose_rows(dy + (n * s.O + o0) * OHW + j, OHW, on, len, dyt + (q - p0) * width, width);
       q += len;
     }
-    for (i64 blk = g * per_group; blk < std::min(tap_blocks, (g + 1) * per_group); ++blk) {
-      const i64 mr = std::min(tile_taps, K - blk * tile_taps);
-      const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
-      tile(s, pad, sample, xall, off.data() + blk * tile_taps, p0, p1, dyt,
-           part + (chunk * K + blk * tile_taps) * Opad + o0, Opad);
-    }
+    // The chains start at +0.0f in part and run over the chunk in blocks of positions whose
+    // gradients stay in L1 (every tap block of the group takes a block before the next).
+    const i64 b0 = g * per_group, b1 = std::min(tap_blocks, (g + 1) * per_group);
+    const i64 k0 = b0 * tile_taps, k1 = std::min(K, b1 * tile_taps);
+    for (i64 k = k0; k < k1; ++k) std::fill_n(part + (chunk * K + k) * Opad + o0, width, 0.0f);
+    const i64 step = std::max<i64>(64, 4096 / width);  // 16 KiB of gradients
+    for (i64 q0 = p0; q0 < p1; q0 += step)
+      for (i64 blk = b0; blk < b1; ++blk) {
+        const i64 mr = std::min(tile_taps, K - blk * tile_taps);
+        const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
+        tile(s, pad, sample, xall, off.data() + blk * tile_taps, q0, std::min(p1, q0 + step),
+             dyt + (q0 - p0) * width, part + (chunk * K + blk * tile_taps) * Opad + o0, Opad);
+      }
   };
   if (level == Level::fast && chunks > 1 && num_threads() > 1) {
     fast_fold(s, K, panels, groups, width, per_group * tile_taps, Opad, n_tasks, run_task, part,
