@@ -13,6 +13,7 @@
 #include <sstream>
 #include <fstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "tools/cli_checks.h"
 #include "tools/commands.h"
@@ -232,6 +233,7 @@ void add_study_command(CLI::App& app) {
     variance::RunnerOptions opt;
     bool no_step_hashes = false, no_epoch_predictions = false;
     bool no_wait = false;
+    std::string shard;
   };
   auto r = std::make_shared<RunArgs>();
   CLI::App* run =
@@ -251,6 +253,9 @@ void add_study_command(CLI::App& app) {
   run->add_option("--only-repetition", r->opt.only_repetitions,
                   "run only this repetition's rows (repeat for several; a slice of the plan)")
       ->check(CLI::NonNegativeNumber);
+  run->add_option("--shard", r->shard,
+                  "run only shard I of N of the plan (I/N, 0 <= I < N; rows by key): N runners "
+                  "(a Slurm array) cover the plan once, each into its own store; then study merge");
   run->add_flag("--no-step-hashes", r->no_step_hashes, "do not record each step's weight hash");
   run->add_option("--monitor", r->opt.monitor_every,
                   "the training monitor every N epochs into each record (report: monitor.png; "
@@ -268,6 +273,8 @@ void add_study_command(CLI::App& app) {
       "return when nothing is left to claim, without waiting for rows other runners hold");
   run->callback([r] {
     const variance::Study s = build_study(r->study);
+    if (!r->shard.empty())
+      std::tie(r->opt.shard_index, r->opt.shard_count) = variance::parse_shard(r->shard);
     r->opt.step_hashes = !r->no_step_hashes;
     r->opt.epoch_predictions = !r->no_epoch_predictions;
     r->opt.wait_for_others = !r->no_wait;
@@ -285,6 +292,7 @@ void add_study_command(CLI::App& app) {
     std::set<std::string> only_settings;
     std::set<std::int64_t> only_repetitions;
     bool summary = false;
+    std::string shard;
   };
   auto p = std::make_shared<PlanArgs>();
   CLI::App* plan =
@@ -295,6 +303,8 @@ void add_study_command(CLI::App& app) {
   plan->add_option("--only-repetition", p->only_repetitions,
                    "list only this repetition's rows (repeat)")
       ->check(CLI::NonNegativeNumber);
+  plan->add_option("--shard", p->shard,
+                   "list only shard I of N (I/N), as study run --shard runs it");
   plan->add_flag("--summary", p->summary,
                  "count the experiments and runs per data set, BUTTER shape and depth (and the "
                  "nets outside BUTTER's 20% size rule) without planning: for whole sweeps");
@@ -323,7 +333,13 @@ void add_study_command(CLI::App& app) {
                 : "claimed";
     }
     const auto full = variance::make_plan(s);
-    const auto slice = variance::plan_slice(full, p->only_settings, p->only_repetitions);
+    auto slice = variance::plan_slice(full, p->only_settings, p->only_repetitions);
+    if (!p->shard.empty()) {
+      const auto [index, count] = variance::parse_shard(p->shard);
+      std::erase_if(slice, [&](const variance::PlanRow* row) {
+        return variance::shard_of(row->key, count) != index;
+      });
+    }
     std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status",
                 "seeds (init order augment dropout label_noise split [impl])");
     for (const variance::PlanRow* r : slice) {
@@ -342,6 +358,34 @@ void add_study_command(CLI::App& app) {
                   (unsigned long long)sd.augment, (unsigned long long)sd.dropout,
                   (unsigned long long)sd.label_noise, (unsigned long long)sd.split, impl.c_str());
     }
+  });
+
+  struct MergeArgs {
+    std::string out;
+    std::vector<std::string> shards;
+  };
+  auto m = std::make_shared<MergeArgs>();
+  CLI::App* merge = study->add_subcommand(
+      "merge",
+      "join study stores (the shards of study run --shard, runs of several machines) into one: "
+      "rows it lacks are copied, identical rows kept once, conflicting rows refused");
+  merge->add_option("out", m->out, "SQLite store to merge into (created if missing)")->required();
+  merge->add_option("shards", m->shards, "SQLite stores to merge from")->required();
+  merge->callback([m] {
+    for (const auto& shard : m->shards)
+      if (!fs::exists(shard)) throw std::invalid_argument("study merge: no store " + shard);
+    variance::Store out(m->out);
+    std::int64_t added = 0, identical = 0;
+    for (const auto& shard : m->shards) {
+      if (fs::exists(m->out) && fs::equivalent(shard, m->out))
+        throw std::invalid_argument("study merge: " + shard + " is the output store itself");
+      const auto got = out.merge_from(shard);
+      std::printf("%s: %lld run(s) added, %lld already there\n", shard.c_str(),
+                  static_cast<long long>(got.added), static_cast<long long>(got.identical));
+      added += got.added, identical += got.identical;
+    }
+    std::printf("%s: %lld run(s) added from %zu store(s), %lld already there\n", m->out.c_str(),
+                static_cast<long long>(added), m->shards.size(), static_cast<long long>(identical));
   });
 
   struct TableArgs {

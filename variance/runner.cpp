@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "engine/hash.h"
 #include "kernels/cpu/parallel.h"
 #include "nets/experiment.h"
 #include "variance/store.h"
@@ -118,13 +119,45 @@ std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
   return out;
 }
 
+std::int64_t shard_of(const std::string& key, std::int64_t shards) {
+  if (shards < 1) throw std::invalid_argument("shard_of: shards must be >= 1");
+  Fnv1a64 h;
+  h.update(key.data(), key.size());
+  return static_cast<std::int64_t>(h.value() % static_cast<std::uint64_t>(shards));
+}
+
+std::pair<std::int64_t, std::int64_t> parse_shard(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return std::invalid_argument("--shard: '" + text + "' " + why +
+                                 " (want I/N: shard I of N, 0 <= I < N)");
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) throw bad("has no '/'");
+  const auto number = [&](const std::string& part) {
+    if (part.empty() || part.size() > 9 ||
+        part.find_first_not_of("0123456789") != std::string::npos)
+      throw bad("is not two whole numbers");
+    return std::stoll(part);
+  };
+  const std::int64_t i = number(text.substr(0, slash)), n = number(text.substr(slash + 1));
+  if (n < 1) throw bad("has N < 1");
+  if (i >= n) throw bad("has I >= N");
+  return {i, n};
+}
+
 RunnerSummary run_study(const Study& study, const std::string& store_path,
                         const RunnerOptions& opt) {
   if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
   if (opt.batch < 1) throw std::invalid_argument("--batch: must be at least 1");
+  if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
+    throw std::invalid_argument("--shard: want 0 <= I < N, got " + std::to_string(opt.shard_index) +
+                                "/" + std::to_string(opt.shard_count));
   const std::vector<PlanRow> full = make_plan(study);
-  const std::vector<const PlanRow*> plan =
-      plan_slice(full, opt.only_settings, opt.only_repetitions);
+  std::vector<const PlanRow*> plan = plan_slice(full, opt.only_settings, opt.only_repetitions);
+  if (opt.shard_count > 1)
+    std::erase_if(plan, [&](const PlanRow* row) {
+      return shard_of(row->key, opt.shard_count) != opt.shard_index;
+    });
   RunnerSummary sum;
   sum.planned = static_cast<std::int64_t>(plan.size());
   std::deque<const PlanRow*> pending;  // rows to claim, in plan order

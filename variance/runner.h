@@ -17,6 +17,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "variance/study.h"
@@ -43,6 +44,10 @@ struct RunnerOptions {
   // runs the whole study would store. A name or repetition that matches no row is an error.
   std::set<std::string> only_settings;
   std::set<std::int64_t> only_repetitions;
+  // A shard of the plan (--shard I/N): only rows with shard_of(key, shard_count) ==
+  // shard_index run. N runners with I = 0..N-1 (a Slurm array) cover the plan exactly once,
+  // each into its own store; `detdl study merge` joins the stores.
+  std::int64_t shard_index = 0, shard_count = 1;
   // Repetitions trained together (nets::run_experiments_batched): consecutive rows of one
   // setting that differ only in their seeds and that batch_refusal allows (BUTTER nets on
   // the CPU at portable or repeatable) run as one batched computation of at most this many
@@ -60,6 +65,14 @@ struct RunnerOptions {
 std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
                                        const std::set<std::string>& only_settings,
                                        const std::set<std::int64_t>& only_repetitions);
+
+// The shard of a run key among `shards` (>= 1): FNV-1a 64 of the key modulo shards, the same
+// on every machine and for every plan the key is in.
+std::int64_t shard_of(const std::string& key, std::int64_t shards);
+
+// Parses "I/N" (0 <= I < N), the --shard option's value; throws std::invalid_argument
+// naming the option otherwise.
+std::pair<std::int64_t, std::int64_t> parse_shard(const std::string& text);
 
 struct RunnerSummary {
   std::int64_t planned = 0;    // rows in the plan

@@ -155,6 +155,19 @@ class Store {
   // The study's claims, by key.
   std::vector<Claim> claims(const std::string& study) const;
 
+  // ---- merging stores (`detdl study merge`; variance/store_merge.cpp) ----
+  struct MergeResult {
+    std::int64_t added = 0;      // runs copied here
+    std::int64_t identical = 0;  // runs already here with the same weight hash
+  };
+  // Copies every study and run of the store at `other` that this one lacks, each run with
+  // its epochs, class accuracies, final weights and per-epoch predictions, in one
+  // transaction. A run already here with the same key and weight hash is left as it is; one
+  // with another weight hash (or a study of the same name with another spec) throws
+  // std::runtime_error naming both stores and the row, and nothing is copied. Claims are
+  // not copied. `other` is opened as a store first (an older schema is brought up to date).
+  MergeResult merge_from(const std::string& other);
+
  private:
   struct Closer {
     void operator()(sqlite3* db) const;
