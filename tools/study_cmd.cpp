@@ -19,6 +19,7 @@
 #include "tools/commands.h"
 #include "variance/analysis.h"
 #include "variance/grid.h"
+#include "variance/mpi_runner.h"
 #include "variance/runner.h"
 #include "variance/sweep.h"
 #include "variance/store.h"
@@ -234,6 +235,7 @@ void add_study_command(CLI::App& app) {
     bool no_step_hashes = false, no_epoch_predictions = false;
     bool no_wait = false;
     std::string shard;
+    bool mpi = false;
   };
   auto r = std::make_shared<RunArgs>();
   CLI::App* run =
@@ -253,6 +255,9 @@ void add_study_command(CLI::App& app) {
   run->add_option("--only-repetition", r->opt.only_repetitions,
                   "run only this repetition's rows (repeat for several; a slice of the plan)")
       ->check(CLI::NonNegativeNumber);
+  run->add_flag("--mpi", r->mpi,
+                "under mpirun -np N: rank 0 hands rows to the other ranks as they free up and "
+                "stores their results (docs/scale.md); runs go alone, without claims");
   run->add_option("--shard", r->shard,
                   "run only shard I of N of the plan (I/N, 0 <= I < N; rows by key): N runners "
                   "(a Slurm array) cover the plan once, each into its own store; then study merge");
@@ -271,7 +276,7 @@ void add_study_command(CLI::App& app) {
   run->add_flag(
       "--no-wait", r->no_wait,
       "return when nothing is left to claim, without waiting for rows other runners hold");
-  run->callback([r] {
+  run->callback([r, run] {
     const variance::Study s = build_study(r->study);
     if (!r->shard.empty())
       std::tie(r->opt.shard_index, r->opt.shard_count) = variance::parse_shard(r->shard);
@@ -280,7 +285,20 @@ void add_study_command(CLI::App& app) {
     r->opt.wait_for_others = !r->no_wait;
     // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
-    const auto sum = variance::run_study(s, r->store.empty() ? default_store(s) : r->store, r->opt);
+    const std::string store = r->store.empty() ? default_store(s) : r->store;
+    if (r->mpi) {
+      if (run->count("--jobs") || run->count("--batch") || run->count("--claim-lease") ||
+          r->no_wait)
+        throw std::invalid_argument(
+            "--mpi: --jobs, --batch, --claim-lease and --no-wait do not apply (one row per rank; "
+            "rank 0 alone writes the store)");
+      const auto sum = variance::run_study_mpi(s, store, r->opt);
+      if (sum.failed > 0)
+        throw std::runtime_error(std::to_string(sum.failed) +
+                                 " run(s) failed; run the same command again to retry them");
+      return;
+    }
+    const auto sum = variance::run_study(s, store, r->opt);
     if (sum.failed > 0)
       throw std::runtime_error(std::to_string(sum.failed) +
                                " run(s) failed; run the same command again to retry them");

@@ -145,19 +145,25 @@ std::pair<std::int64_t, std::int64_t> parse_shard(const std::string& text) {
   return {i, n};
 }
 
-RunnerSummary run_study(const Study& study, const std::string& store_path,
-                        const RunnerOptions& opt) {
-  if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
-  if (opt.batch < 1) throw std::invalid_argument("--batch: must be at least 1");
+std::vector<const PlanRow*> runner_rows(const std::vector<PlanRow>& full,
+                                        const RunnerOptions& opt) {
   if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
     throw std::invalid_argument("--shard: want 0 <= I < N, got " + std::to_string(opt.shard_index) +
                                 "/" + std::to_string(opt.shard_count));
-  const std::vector<PlanRow> full = make_plan(study);
   std::vector<const PlanRow*> plan = plan_slice(full, opt.only_settings, opt.only_repetitions);
   if (opt.shard_count > 1)
     std::erase_if(plan, [&](const PlanRow* row) {
       return shard_of(row->key, opt.shard_count) != opt.shard_index;
     });
+  return plan;
+}
+
+RunnerSummary run_study(const Study& study, const std::string& store_path,
+                        const RunnerOptions& opt) {
+  if (opt.jobs < 1) throw std::invalid_argument("--jobs: must be at least 1");
+  if (opt.batch < 1) throw std::invalid_argument("--batch: must be at least 1");
+  const std::vector<PlanRow> full = make_plan(study);
+  const std::vector<const PlanRow*> plan = runner_rows(full, opt);
   RunnerSummary sum;
   sum.planned = static_cast<std::int64_t>(plan.size());
   std::deque<const PlanRow*> pending;  // rows to claim, in plan order

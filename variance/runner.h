@@ -66,6 +66,10 @@ std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
                                        const std::set<std::string>& only_settings,
                                        const std::set<std::int64_t>& only_repetitions);
 
+// The rows `opt` asks for: the slice (plan_slice), then the shard (shard_of). Throws
+// std::invalid_argument naming the option for a bad slice or shard.
+std::vector<const PlanRow*> runner_rows(const std::vector<PlanRow>& plan, const RunnerOptions& opt);
+
 // The shard of a run key among `shards` (>= 1): FNV-1a 64 of the key modulo shards, the same
 // on every machine and for every plan the key is in.
 std::int64_t shard_of(const std::string& key, std::int64_t shards);

@@ -10,10 +10,10 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <functional>
 #include <string>
 
 #include "tests/cli_run.h"
+#include "tests/variance/study_rows.h"
 #include "variance/runner.h"
 #include "variance/store.h"
 
@@ -33,24 +33,8 @@ const char* kStudy =
     "epochs = 1\nbatch_size = 32\n[[setting]]\nname = \"fixed\"\n[[setting]]\nname = "
     "\"varied\"\nvary = [\"all\"]\n[[setting]]\nname = \"init\"\nvary = [\"init\"]\n";
 
-// key -> setting/repetition/weight hash/epoch rows/record, for the study's runs.
 std::map<std::string, std::string> rows(const std::string& store) {
-  std::map<std::string, std::string> out;
-  Store s(store);
-  for (const auto& r : s.runs("shards")) {
-    // The record without its clock readings (the same run twice differs only in those);
-    // compared through a digest, so that a failure prints short rows.
-    nlohmann::json rec = s.record(r.key);
-    for (const char* clock : {"started_at", "timings", "host"}) rec.erase(clock);
-    for (auto& e : rec["epochs"])
-      for (const char* clock : {"seconds", "train_seconds", "test_seconds", "validation_seconds"})
-        e.erase(clock);
-    out[r.key] = r.setting + "/" + std::to_string(r.repetition) + "/" + r.weight_hash + "/" +
-                 std::to_string(r.epochs.size()) + "/record " +
-                 std::to_string(std::hash<std::string>{}(rec.dump())) + "/weights " +
-                 std::to_string(s.weights(r.key).size());
-  }
-  return out;
+  return test_util::study_rows(store, "shards");
 }
 
 void sql(const std::string& path, const std::string& statement) {
