@@ -4,10 +4,12 @@
 // the row named, and nothing of that merge is written; bad input is refused by name.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -251,6 +253,24 @@ fi
   EXPECT_NE(r.output.find("stored"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("todo"), std::string::npos) << r.output;
   fs::remove_all(dir);
+}
+
+// A real one-node Slurm cluster (munge, slurmctld, slurmd), started by
+// scripts/slurm/one-node-check.sh in a temporary directory: a 4-task array of a tiny study
+// and the merge give the local run's rows. Skipped (exit 77) where Slurm cannot start within
+// a minute or the test is not root.
+TEST(Merge, OneNodeSlurmClusterRunsTheArrayAndTheMerge) {
+  const std::string cmd = "bash " DETDL_SOURCE_DIR "/scripts/slurm/one-node-check.sh " +
+                          std::string(DETDL_BINARY_DIR) + "/detdl > /tmp/detdl-slurm-check-" +
+                          std::to_string(::getpid()) + ".log 2>&1";
+  const int st = std::system(cmd.c_str());
+  const std::string log = "/tmp/detdl-slurm-check-" + std::to_string(::getpid()) + ".log";
+  std::ifstream in(log);
+  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(log);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 77) GTEST_SKIP() << out;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_NE(out.find("merged store = local run"), std::string::npos) << out;
 }
 
 }  // namespace
