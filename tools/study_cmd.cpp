@@ -209,15 +209,23 @@ void print_sweep_summary(const variance::SweepSummary& m) {
   else
     std::printf(" (kept: the file has no [conformance])");
   std::printf("\n");
+  constexpr double kYear = 365.25 * 24 * 3600;
+  if (m.total.work > 0)  // docs/scale.md: the cost model
+    std::printf(
+        "  work: %.3g parameter-row-epochs; estimated cost %.3g core-years (%.3g "
+        "core-hours per run; one run per core, docs/scale.md)\n",
+        m.total.work, m.total.core_seconds / kYear,
+        m.total.runs > 0 ? m.total.core_seconds / 3600.0 / static_cast<double>(m.total.runs) : 0.0);
   for (const auto& [title, list] :
        {std::pair{"data set", &m.by_data}, std::pair{"shape", &m.by_shape},
         std::pair{"depth", &m.by_depth}}) {
-    std::printf("\n%-22s %11s %11s %11s %9s\n", title, "experiments", "runs", "outside 20%",
-                "left out");
+    std::printf("\n%-22s %11s %11s %11s %9s %12s\n", title, "experiments", "runs", "outside 20%",
+                "left out", "core-years");
     for (const auto& c : *list)
-      std::printf("%-22s %11lld %11lld %11lld %9lld\n", c.value.c_str(),
+      std::printf("%-22s %11lld %11lld %11lld %9lld %12.3g\n", c.value.c_str(),
                   static_cast<long long>(c.experiments), static_cast<long long>(c.runs),
-                  static_cast<long long>(c.outside_20), static_cast<long long>(c.left_out));
+                  static_cast<long long>(c.outside_20), static_cast<long long>(c.left_out),
+                  c.core_seconds / kYear);
   }
 }
 
@@ -332,7 +340,8 @@ void add_study_command(CLI::App& app) {
       const nlohmann::json spec = build_spec(p->study, where);
       const std::string dir =
           spec.contains("experiment") ? spec["experiment"].value("data_dir", "") : "";
-      print_sweep_summary(variance::summarize_sweep(spec, where, variance::loaded_data_dims(dir)));
+      print_sweep_summary(variance::summarize_sweep(spec, where, variance::loaded_data_dims(dir),
+                                                    variance::loaded_data_rows(dir)));
       return;
     }
     const variance::Study s = build_study(p->study);

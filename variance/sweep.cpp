@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -51,6 +52,32 @@ DataDims loaded_data_dims(const std::string& data_dir) {
   };
 }
 
+double butter_core_seconds_per_work(std::int64_t size) {
+  // (log2 size, core-seconds per parameter-row-epoch): `detdl train --preset butter --net
+  // butter:rectangle:3:SIZE --data pmlb:wine_quality_white --threads 1`, epochs after the
+  // first (docs/scale.md).
+  static constexpr std::pair<double, double> kTable[] = {
+      {10, 3.28e-10}, {12, 1.51e-10}, {14, 9.14e-11}, {16, 7.0e-11},
+      {18, 6.44e-11}, {20, 6.9e-11},  {22, 7.25e-11}};
+  const double x = std::log2(static_cast<double>(std::max<std::int64_t>(size, 1)));
+  if (x <= kTable[0].first) return kTable[0].second;
+  for (std::size_t i = 1; i < std::size(kTable); ++i)
+    if (x <= kTable[i].first) {
+      const auto [x0, y0] = kTable[i - 1];
+      const auto [x1, y1] = kTable[i];
+      return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+    }
+  return kTable[std::size(kTable) - 1].second;
+}
+
+DataRows loaded_data_rows(const std::string& data_dir) {
+  return [data_dir](const std::string& data) {
+    data::DataOptions o;
+    o.root = data_dir;
+    return data::load_data(data, o)->train.size();
+  };
+}
+
 double read_max_size_distance(const json& spec, const std::string& where) {
   if (!spec.contains("conformance")) return -1;
   const json& c = spec["conformance"];
@@ -76,7 +103,8 @@ double butter_size_distance(const std::string& net, std::int64_t n_in, std::int6
   return plan.relative_distance();
 }
 
-SweepSummary summarize_sweep(const json& spec, const std::string& where, const DataDims& dims) {
+SweepSummary summarize_sweep(const json& spec, const std::string& where, const DataDims& dims,
+                             const DataRows& rows) {
   SweepSummary out;
   out.name = spec.value("name", std::string());
   out.max_size_distance = read_max_size_distance(spec, where);
@@ -90,6 +118,7 @@ SweepSummary summarize_sweep(const json& spec, const std::string& where, const D
   out.settings = static_cast<std::int64_t>(spec["setting"].size());
   const std::int64_t study_reps = spec.value("repetitions", std::int64_t{1});
   std::map<std::string, std::pair<std::int64_t, std::int64_t>> dims_of;  // per data set
+  std::map<std::string, std::int64_t> rows_of;                           // per data set
   for (const json& point : grid_points(grid))
     for (const json& st : spec["setting"]) {
       json e = apply_grid_point(base, point);
@@ -100,17 +129,30 @@ SweepSummary summarize_sweep(const json& spec, const std::string& where, const D
       std::string shape = "-", depth = "-", size;
       const bool butter = butter_parts(net, shape, depth, size);
       bool outside = false, left_out = false;
+      double work = 0, cost = 0;  // per run
       if (butter) {
         auto it = dims_of.find(data);
         if (it == dims_of.end()) it = dims_of.emplace(data, dims(data)).first;
         const double d = butter_size_distance(net, it->second.first, it->second.second);
         outside = std::abs(d) > 0.2;
         left_out = out.max_size_distance >= 0 && std::abs(d) > out.max_size_distance;
+        if (rows) {
+          auto r = rows_of.find(data);
+          if (r == rows_of.end()) r = rows_of.emplace(data, rows(data)).first;
+          const auto plan =
+              nets::butter_plan(*nets::parse_butter_shape(shape), std::stoll(size),
+                                std::stoll(depth), it->second.first, it->second.second);
+          work = static_cast<double>(plan.params) * static_cast<double>(r->second) *
+                 static_cast<double>(e.value("epochs", std::int64_t{0}));
+          cost = work * butter_core_seconds_per_work(std::stoll(size));
+        }
       }
       for (SweepCount* c : {&out.total, &count_of(out.by_data, data),
                             &count_of(out.by_shape, shape), &count_of(out.by_depth, depth)}) {
         c->experiments += 1;
         c->runs += left_out ? 0 : reps;
+        c->work += left_out ? 0.0 : work * static_cast<double>(reps);
+        c->core_seconds += left_out ? 0.0 : cost * static_cast<double>(reps);
         c->outside_20 += outside;
         c->left_out += left_out;
       }

@@ -23,7 +23,20 @@ struct SweepCount {
   std::int64_t experiments = 0, runs = 0;
   std::int64_t outside_20 = 0;  // BUTTER nets more than 20% from their size
   std::int64_t left_out = 0;    // experiments the file's [conformance] leaves out
+  // The runs' arithmetic, in parameter-row-epochs: sum over the counted runs of the net's
+  // parameters x the data set's training rows x the epochs (BUTTER nets, when the training
+  // rows are known; 0 otherwise). A run's cost is about proportional to it (docs/scale.md).
+  double work = 0;
+  // The runs' estimated cost in core-seconds: each run's work x butter_core_seconds_per_work
+  // at its size (one run alone on one core of the machine the table was measured on).
+  double core_seconds = 0;
 };
+
+// Core-seconds per parameter-row-epoch of a BUTTER run of `size` parameters, one run alone on
+// one thread, interpolated in log2(size) between measurements at 2^10 .. 2^22 (wine, 1
+// thread, the 2-core Xeon of bench/RESULTS.md, 2026-12-02; docs/scale.md has the table) and
+// held at the ends. Small nets cost more per parameter: their GEMMs are narrow.
+double butter_core_seconds_per_work(std::int64_t size);
 
 struct SweepSummary {
   std::string name;
@@ -41,10 +54,15 @@ using DataDims = std::function<std::pair<std::int64_t, std::int64_t>(const std::
 // n_in = the row's values, n_out = the outputs.
 DataDims loaded_data_dims(const std::string& data_dir);
 
+// The training rows of a data set (the tool loads it; tests give a table).
+using DataRows = std::function<std::int64_t(const std::string& data)>;
+DataRows loaded_data_rows(const std::string& data_dir);
+
 // `spec`: the study file as JSON (after --grid slices). Grid bounds here are 10^6 points
 // (counting, not planning). Throws std::invalid_argument naming `where` for a bad grid.
+// `rows` (optional): the data sets' training rows, for SweepCount::work.
 SweepSummary summarize_sweep(const nlohmann::json& spec, const std::string& where,
-                             const DataDims& dims);
+                             const DataDims& dims, const DataRows& rows = {});
 
 // [conformance] max_size_distance: -1 when absent; else a fraction >= 0 (throws otherwise).
 double read_max_size_distance(const nlohmann::json& spec, const std::string& where);

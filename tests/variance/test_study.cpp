@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/cli_run.h"
+#include "nets/butter.h"
 #include "variance/study.h"
 #include "variance/sweep.h"
 
@@ -391,6 +392,30 @@ name = "s"
   EXPECT_EQ(sum.total.outside_20, 2);
   EXPECT_EQ(sum.total.left_out, 2);
   EXPECT_EQ(sum.total.runs, 4);  // the two kept experiments x 2 repetitions
+  // The work of the kept runs: parameters x training rows x epochs (1) x repetitions (2),
+  // and their cost at butter_core_seconds_per_work(1024); 0 without a rows function.
+  EXPECT_EQ(sum.total.work, 0.0);
+  const auto costed = summarize_sweep(
+      read_study_file(
+          write_file("c3.toml", base + "[conformance]\nmax_size_distance = 0.2\n").string()),
+      "c3",
+      [](const std::string&) {
+        return std::pair<std::int64_t, std::int64_t>{16, 4};
+      },
+      [](const std::string&) { return std::int64_t{1000}; });
+  double want = 0;
+  for (const char* shape : {"rectangle", "trapezoid"})
+    want += 2.0 * 1000.0 *
+            static_cast<double>(
+                nets::butter_plan(*nets::parse_butter_shape(shape), 1024, 2, 16, 4).params);
+  EXPECT_DOUBLE_EQ(costed.total.work, want);
+  EXPECT_DOUBLE_EQ(costed.total.core_seconds, want * butter_core_seconds_per_work(1024));
+  // The cost table: its points, interpolation in log2(size) between them, held at the ends.
+  EXPECT_DOUBLE_EQ(butter_core_seconds_per_work(1 << 10), 3.28e-10);
+  EXPECT_DOUBLE_EQ(butter_core_seconds_per_work(1 << 16), 7.0e-11);
+  EXPECT_DOUBLE_EQ(butter_core_seconds_per_work(1 << 11), (3.28e-10 + 1.51e-10) / 2);
+  EXPECT_DOUBLE_EQ(butter_core_seconds_per_work(8), 3.28e-10);
+  EXPECT_DOUBLE_EQ(butter_core_seconds_per_work(std::int64_t{1} << 25), 7.25e-11);
   // Errors, by name.
   std::string no_size = base;
   no_size.replace(no_size.find("\"butter.size\" = [8, 1024]\n"), 26, "");
