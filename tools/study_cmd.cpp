@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -20,6 +21,7 @@
 #include "variance/analysis.h"
 #include "variance/grid.h"
 #include "variance/mpi_runner.h"
+#include "variance/pg_store.h"
 #include "variance/runner.h"
 #include "variance/sweep.h"
 #include "variance/store.h"
@@ -196,6 +198,30 @@ variance::Study build_study(const StudyFlags& f) {
 }
 
 // `study plan --summary`: what the sweep asks for, counted without planning it.
+// A store to read: an SQLite path as it is, or a PostgreSQL URL copied into a temporary
+// SQLite store first (removed when the returned holder goes).
+struct ReadableStore {
+  std::string path, temp;
+  ~ReadableStore() {
+    std::error_code ec;
+    if (!temp.empty()) fs::remove(temp, ec);
+  }
+};
+std::unique_ptr<ReadableStore> readable_store(const std::string& store, const char* command) {
+  auto r = std::make_unique<ReadableStore>();
+  if (!variance::is_postgres_url(store)) {
+    require_file(store, command);
+    r->path = store;
+    return r;
+  }
+  r->temp = (fs::temp_directory_path() / ("detdl-read-" + std::to_string(::getpid()) + ".sqlite"))
+                .string();
+  fs::remove(r->temp);
+  variance::merge_postgres_into_sqlite(store, r->temp);
+  r->path = r->temp;
+  return r;
+}
+
 void print_sweep_summary(const variance::SweepSummary& m) {
   std::printf("sweep %s: %lld grid points x %lld setting(s) = %lld experiments, %lld runs\n",
               m.name.c_str(), static_cast<long long>(m.grid_points),
@@ -294,6 +320,11 @@ void add_study_command(CLI::App& app) {
     // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
     const std::string store = r->store.empty() ? default_store(s) : r->store;
+    if (variance::is_postgres_url(store))
+      throw std::invalid_argument(
+          "--store " + store +
+          ": study run does not write to PostgreSQL yet; run into an SQLite store and move the "
+          "rows with study merge URL STORE.sqlite (docs/scale.md)");
     if (r->mpi) {
       if (run->count("--jobs") || run->count("--batch") || run->count("--claim-lease") ||
           r->no_wait)
@@ -396,17 +427,38 @@ void add_study_command(CLI::App& app) {
       "merge",
       "join study stores (the shards of study run --shard, runs of several machines) into one: "
       "rows it lacks are copied, identical rows kept once, conflicting rows refused");
-  merge->add_option("out", m->out, "SQLite store to merge into (created if missing)")->required();
-  merge->add_option("shards", m->shards, "SQLite stores to merge from")->required();
+  merge
+      ->add_option("out", m->out,
+                   "store to merge into: an SQLite file (created if missing) or a PostgreSQL URL "
+                   "(postgresql://...; tables created if missing)")
+      ->required();
+  merge
+      ->add_option("shards", m->shards,
+                   "stores to merge from: SQLite files, or PostgreSQL URLs when OUT is SQLite")
+      ->required();
   merge->callback([m] {
-    for (const auto& shard : m->shards)
-      if (!fs::exists(shard)) throw std::invalid_argument("study merge: no store " + shard);
-    variance::Store out(m->out);
+    const bool to_pg = variance::is_postgres_url(m->out);
+    for (const auto& shard : m->shards) {
+      if (shard == m->out)
+        throw std::invalid_argument("study merge: " + shard + " is the output store itself");
+      if (variance::is_postgres_url(shard)) {
+        if (to_pg)
+          throw std::invalid_argument("study merge: from PostgreSQL into PostgreSQL (" + shard +
+                                      "): merge into an SQLite store first");
+      } else if (!fs::exists(shard)) {
+        throw std::invalid_argument("study merge: no store " + shard);
+      }
+    }
+    std::unique_ptr<variance::Store> out;
+    if (!to_pg) out = std::make_unique<variance::Store>(m->out);
     std::int64_t added = 0, identical = 0;
     for (const auto& shard : m->shards) {
-      if (fs::exists(m->out) && fs::equivalent(shard, m->out))
+      if (!to_pg && !variance::is_postgres_url(shard) && fs::equivalent(shard, m->out))
         throw std::invalid_argument("study merge: " + shard + " is the output store itself");
-      const auto got = out.merge_from(shard);
+      const auto got = to_pg ? variance::merge_sqlite_into_postgres(shard, m->out)
+                       : variance::is_postgres_url(shard)
+                           ? variance::merge_postgres_into_sqlite(shard, m->out)
+                           : out->merge_from(shard);
       std::printf("%s: %lld run(s) added, %lld already there\n", shard.c_str(),
                   static_cast<long long>(got.added), static_cast<long long>(got.identical));
       added += got.added, identical += got.identical;
@@ -425,8 +477,8 @@ void add_study_command(CLI::App& app) {
   table->add_option("--study", t->study, "study name (default: the store's only study)");
   table->add_option("--out", t->out, "directory for the CSV files");
   table->callback([t] {
-    require_file(t->store, "study table");
-    const variance::Store store(t->store);
+    const auto local = readable_store(t->store, "study table");
+    const variance::Store store(local->path);
     const auto a = variance::analyze(store, pick_study(store, t->study));
     variance::print_analysis(a, std::cout);
     if (!t->out.empty()) {
@@ -442,11 +494,14 @@ void add_study_command(CLI::App& app) {
   report->add_option("--study", rep->study, "study name (default: the store's only study)");
   report->add_option("--out", rep->out, "output directory (default: <store>-report)");
   report->callback([rep] {
-    require_file(rep->store, "report");
-    const variance::Store store(rep->store);
+    const auto local = readable_store(rep->store, "report");
+    const variance::Store store(local->path);
     const auto a = variance::analyze(store, pick_study(store, rep->study));
     const std::string out = rep->out.empty()
-                                ? fs::path(rep->store).replace_extension("").string() + "-report"
+                                ? (variance::is_postgres_url(rep->store)
+                                       ? std::string("postgres")
+                                       : fs::path(rep->store).replace_extension("").string()) +
+                                      "-report"
                                 : rep->out;
     variance::write_analysis(a, out);
     // The table as text, for the HTML page.

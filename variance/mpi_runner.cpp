@@ -44,8 +44,9 @@ namespace {
 enum Tag : int { kReady = 1, kResult = 2, kFailed = 3, kAssign = 4, kStop = 5 };
 
 void put_i64(std::vector<char>& b, std::int64_t v) {
-  const auto* p = reinterpret_cast<const char*>(&v);
-  b.insert(b.end(), p, p + sizeof v);
+  const std::size_t at = b.size();
+  b.resize(at + sizeof v);
+  std::memcpy(b.data() + at, &v, sizeof v);
 }
 std::int64_t get_i64(const std::vector<char>& b, std::size_t& at) {
   if (at + sizeof(std::int64_t) > b.size()) throw std::runtime_error("--mpi: truncated message");

@@ -1,0 +1,155 @@
+// PostgreSQL stores (variance/pg_store.h) against a throwaway server that
+// scripts/pg-temp-server.sh starts in a temporary directory (as the postgres user when the
+// test runs as root): a study's SQLite store moved into PostgreSQL and back is the same
+// store row for row (records, final weights, and the seeds with their SQLite types);
+// merging again keeps identical rows once; a conflicting row is refused by name with
+// nothing written; `study table` reads a database; `study run --store postgresql://` is
+// refused. Skipped where the build has no libpq or no PostgreSQL server is installed.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "tests/cli_run.h"
+#include "tests/variance/study_rows.h"
+#include "variance/pg_store.h"
+#include "variance/runner.h"
+
+namespace detdl::variance {
+namespace {
+namespace fs = std::filesystem;
+
+const char* kStudy =
+    "name = \"pg\"\nrepetitions = 3\n[experiment]\nnet = \"mlp:8\"\ndata = \"blobs\"\n"
+    "epochs = 2\nbatch_size = 32\n[[setting]]\nname = \"fixed\"\n[[setting]]\nname = "
+    "\"varied\"\nvary = [\"all\"]\n";
+
+std::map<std::string, std::string> rows(const std::string& store) {
+  return test_util::study_rows(store, "pg");
+}
+
+// Every run's seed columns as SQLite holds them: type and value.
+std::string seeds(const std::string& store) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(store.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT key, typeof(seed_init), seed_init, typeof(seed_split), seed_split, "
+                     "typeof(seed_impl) FROM runs ORDER BY key",
+                     -1, &st, nullptr);
+  std::string out;
+  while (sqlite3_step(st) == SQLITE_ROW)
+    for (int c = 0; c < 6; ++c) {
+      const auto* t = sqlite3_column_text(st, c);
+      out += (t ? reinterpret_cast<const char*>(t) : "NULL") + std::string(c == 5 ? "\n" : " ");
+    }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int st = pclose(p);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) out = "exit " + std::to_string(st) + ": " + out;
+  return out;
+}
+
+TEST(PgStore, SqliteToPostgresAndBackIsTheSameStore) {
+  if (!postgres_available()) GTEST_SKIP() << "this build has no libpq";
+  const fs::path dir = fs::temp_directory_path() / ("detdl_pg_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string server = (dir / "server").string();
+  const std::string port = std::to_string(20000 + ::getpid() % 20000);
+  const std::string script = DETDL_SOURCE_DIR "/scripts/pg-temp-server.sh";
+  const int started = std::system(("bash " + script + " start " + server + " " + port + " > " +
+                                   (dir / "url").string() + " 2> " + (dir / "start.log").string())
+                                      .c_str());
+  if (WIFEXITED(started) && WEXITSTATUS(started) == 77) GTEST_SKIP() << "no PostgreSQL server";
+  ASSERT_EQ(started, 0) << std::ifstream(dir / "start.log").rdbuf();
+  struct Stop {
+    std::string cmd;
+    ~Stop() { std::system(cmd.c_str()); }
+  } stop{"bash " + script + " stop " + server};
+  std::string url;
+  std::getline(std::ifstream(dir / "url"), url);
+  ASSERT_TRUE(is_postgres_url(url)) << url;
+
+  std::ofstream(dir / "s.toml") << kStudy;
+  const Study s = load_study((dir / "s.toml").string());
+  RunnerOptions opt;
+  opt.quiet = true;
+  const std::string single = (dir / "single.sqlite").string();
+  ASSERT_EQ(run_study(s, single, opt).ran, 6);
+  const auto want = rows(single);
+
+  auto in = merge_sqlite_into_postgres(single, url);
+  EXPECT_EQ(in.added, 6);
+  in = merge_sqlite_into_postgres(single, url);  // again: identical rows kept once
+  EXPECT_EQ(in.added, 0);
+  EXPECT_EQ(in.identical, 6);
+  const std::string back = (dir / "back.sqlite").string();
+  const auto out = merge_postgres_into_sqlite(url, back);
+  EXPECT_EQ(out.added, 6);
+  EXPECT_EQ(rows(back), want);
+  EXPECT_EQ(seeds(back), seeds(single));  // seeds past INT64_MAX stay text, the rest integers
+  EXPECT_NE(seeds(single).find(" text "), std::string::npos) << "no seed past INT64_MAX";
+
+  // A conflicting row: refused naming the database, the SQLite store and the key; nothing
+  // of that merge is written.
+  const std::string bad = (dir / "bad.sqlite").string();
+  fs::copy_file(single, bad);
+  const std::string key = want.begin()->first;
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(bad.c_str(), &db);
+    sqlite3_exec(
+        db, ("UPDATE runs SET weight_hash = '0000000000000000' WHERE key = '" + key + "'").c_str(),
+        nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  try {
+    merge_sqlite_into_postgres(bad, url);
+    ADD_FAILURE() << "a conflicting row was merged";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(key), std::string::npos) << msg;
+    EXPECT_NE(msg.find(bad), std::string::npos) << msg;
+    EXPECT_NE(msg.find(url), std::string::npos) << msg;
+  }
+  const std::string again = (dir / "again.sqlite").string();
+  merge_postgres_into_sqlite(url, again);
+  EXPECT_EQ(rows(again), want);
+
+  // The command line: study merge either way, study table on the database, study run into
+  // it refused, an unreachable server named.
+  const std::string bin = DETDL_BINARY_DIR "/detdl";
+  const std::string via_cli = (dir / "cli.sqlite").string();
+  EXPECT_NE(run(bin + " study merge " + via_cli + " '" + url + "' 2>&1").find("6 run(s) added"),
+            std::string::npos);
+  EXPECT_EQ(rows(via_cli), want);
+  const std::string table = run(bin + " study table '" + url + "' 2>&1");
+  EXPECT_NE(table.find("study pg: 6 runs"), std::string::npos) << table;
+  auto r =
+      test_util::run_detdl("study run " + (dir / "s.toml").string() + " --store '" + url + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("PostgreSQL"), std::string::npos) << r.output;
+  r = test_util::run_detdl("study merge " + via_cli + " 'postgresql://nobody@/x?host=" +
+                           (dir / "nowhere").string() + "&port=1'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace detdl::variance
