@@ -275,7 +275,9 @@ void add_study_command(CLI::App& app) {
   CLI::App* run =
       study->add_subcommand("run", "run every run of the plan not yet in the store (resumable)");
   add_study_flags(run, r->study);
-  run->add_option("--store", r->store, "SQLite store (default: <study name>.sqlite)");
+  run->add_option("--store", r->store,
+                  "SQLite store (default: <study name>.sqlite), or a PostgreSQL URL "
+                  "(postgresql://...: runners on many machines share it; docs/scale.md)");
   run->add_option("--jobs", r->opt.jobs, "runs at once (worker processes)")
       ->check(integer_text(1, 256));
   run->add_option("--max-runs", r->opt.max_runs, "start at most this many runs, then stop");
@@ -320,11 +322,9 @@ void add_study_command(CLI::App& app) {
     // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
     const std::string store = r->store.empty() ? default_store(s) : r->store;
-    if (variance::is_postgres_url(store))
-      throw std::invalid_argument(
-          "--store " + store +
-          ": study run does not write to PostgreSQL yet; run into an SQLite store and move the "
-          "rows with study merge URL STORE.sqlite (docs/scale.md)");
+    if (variance::is_postgres_url(store) && r->mpi)
+      throw std::invalid_argument("--mpi: rank 0 writes an SQLite store; --store " + store +
+                                  " is PostgreSQL (merge the SQLite store into it afterwards)");
     if (r->mpi) {
       if (run->count("--jobs") || run->count("--batch") || run->count("--claim-lease") ||
           r->no_wait)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "variance/store_sql.h"
@@ -26,6 +28,44 @@ bool is_postgres_url(const std::string& s) {
   return s.rfind("postgresql://", 0) == 0 || s.rfind("postgres://", 0) == 0;
 }
 
+namespace {
+// The SQLite store as the runner uses it.
+class SqliteRowStore final : public RowStore {
+ public:
+  SqliteRowStore(std::string path, std::int64_t lease) : path_(std::move(path)), lease_(lease) {}
+  void put_study(const std::string& name, const nlohmann::json& spec) override {
+    Store(path_).put_study(name, spec);
+  }
+  std::set<std::string> run_keys(const std::string& study) override {
+    return Store(path_).run_keys(study);
+  }
+  ClaimResult claim(const std::string& key, const std::string& study, const Claimant& by) override {
+    return Store(path_).claim_run(key, study, by, lease_);
+  }
+  void release(const std::string& key, const Claimant& by) override {
+    Store(path_).release_claim(key, by);
+  }
+  void heartbeat(const Claimant& by) override { Store(path_).heartbeat(by); }
+  bool put_run(const std::string& key, const std::string& study, const std::string& setting,
+               std::int64_t repetition, const nlohmann::json& record,
+               const std::vector<float>& weights) override {
+    return Store(path_).put_run(key, study, setting, repetition, record, weights);
+  }
+
+ private:
+  std::string path_;
+  std::int64_t lease_;
+};
+
+std::unique_ptr<RowStore> open_pg_row_store(const std::string& url, std::int64_t lease);
+}  // namespace
+
+std::unique_ptr<RowStore> open_row_store(const std::string& path_or_url,
+                                         std::int64_t lease_seconds) {
+  if (is_postgres_url(path_or_url)) return open_pg_row_store(path_or_url, lease_seconds);
+  return std::make_unique<SqliteRowStore>(path_or_url, lease_seconds);
+}
+
 #if !DETDL_HAVE_LIBPQ
 
 bool postgres_available() { return false; }
@@ -36,6 +76,8 @@ namespace {
                            ": this detdl was built without libpq (apt-get install libpq-dev, "
                            "then configure and build again)");
 }
+
+std::unique_ptr<RowStore> open_pg_row_store(const std::string& url, std::int64_t) { no_libpq(url); }
 }  // namespace
 
 Store::MergeResult merge_sqlite_into_postgres(const std::string&, const std::string& url) {
@@ -363,6 +405,155 @@ Store::MergeResult merge_postgres_into_sqlite(const std::string& url, const std:
   Store out(to);
   return out.merge_from(tmp);
 }
+
+namespace {
+
+std::string temp_store_path(const char* what) {
+  static std::atomic<int> n{0};
+  return (std::filesystem::temp_directory_path() /
+          ("detdl-" + std::string(what) + "-" + std::to_string(::getpid()) + "-" +
+           std::to_string(n.fetch_add(1)) + ".sqlite"))
+      .string();
+}
+
+// The SQLite schema's columns, read once from a fresh store.
+const Schema& fresh_schema() {
+  static const Schema schema = [] {
+    const std::string tmp = temp_store_path("schema");
+    { Store create(tmp); }
+    Schema s;
+    {
+      SqliteDb db(tmp, SQLITE_OPEN_READONLY);
+      s = read_schema(db.db, tmp);
+    }
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return s;
+  }();
+  return schema;
+}
+
+std::string worker_id(const Claimant& by) {
+  return by.host + "/" + by.machine + "/" + std::to_string(by.pid) + "/" +
+         std::to_string(by.start_time);
+}
+
+class PgRowStore final : public RowStore {
+ public:
+  PgRowStore(std::string url, std::int64_t lease) : url_(std::move(url)), lease_(lease) {
+    Pg pg(url_);
+    pg.exec("BEGIN");
+    ensure_pg_schema(pg, fresh_schema(), url_);
+    pg.exec(
+        "CREATE TABLE IF NOT EXISTS claims(key TEXT PRIMARY KEY, study TEXT NOT NULL, worker TEXT "
+        "NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(), lease_until TIMESTAMPTZ NOT "
+        "NULL)");
+    pg.exec("COMMIT");
+  }
+  void put_study(const std::string& name, const nlohmann::json& spec) override {
+    Pg pg(url_);
+    pg.query(
+        "INSERT INTO studies(name, spec_json, created_at) VALUES ($1, $2, "
+        "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) "
+        "ON CONFLICT (name) DO UPDATE SET spec_json = EXCLUDED.spec_json",
+        {{false, false, name}, {false, false, spec.dump()}});
+  }
+  std::set<std::string> run_keys(const std::string& study) override {
+    Pg pg(url_);
+    const auto r = pg.query("SELECT key FROM runs WHERE study = $1", {{false, false, study}});
+    std::set<std::string> out;
+    for (int i = 0; i < r.rows(); ++i) out.insert(r.text(i, 0));
+    return out;
+  }
+  ClaimResult claim(const std::string& key, const std::string& study, const Claimant& by) override {
+    Pg pg(url_);
+    const std::string me = worker_id(by), lease = std::to_string(lease_);
+    pg.exec("BEGIN");
+    if (pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) {
+      pg.exec("COMMIT");
+      return ClaimResult::stored;
+    }
+    const auto fresh = pg.query(
+        "INSERT INTO claims(key, study, worker, lease_until) VALUES ($1, $2, $3, now() + "
+        "make_interval(secs => $4::double precision)) ON CONFLICT (key) DO NOTHING RETURNING key",
+        {{false, false, key}, {false, false, study}, {false, false, me}, {false, false, lease}});
+    if (fresh.rows()) {
+      pg.exec("COMMIT");
+      return ClaimResult::claimed;
+    }
+    // Held already: take it when the lease has expired or it is ours; a row another
+    // runner is deciding on right now is skipped, not waited for.
+    const auto held = pg.query(
+        "SELECT worker = $2 OR lease_until < now() FROM claims WHERE key = $1 FOR UPDATE SKIP "
+        "LOCKED",
+        {{false, false, key}, {false, false, me}});
+    if (!held.rows() || held.text(0, 0) != "t") {
+      pg.exec("COMMIT");
+      return ClaimResult::held;
+    }
+    pg.query(
+        "UPDATE claims SET worker = $2, claimed_at = now(), lease_until = now() + "
+        "make_interval(secs => $3::double precision) WHERE key = $1",
+        {{false, false, key}, {false, false, me}, {false, false, lease}});
+    pg.exec("COMMIT");
+    return ClaimResult::claimed;
+  }
+  void release(const std::string& key, const Claimant& by) override {
+    Pg pg(url_);
+    pg.query("DELETE FROM claims WHERE key = $1 AND worker = $2",
+             {{false, false, key}, {false, false, worker_id(by)}});
+  }
+  void heartbeat(const Claimant& by) override {
+    Pg pg(url_);
+    pg.query(
+        "UPDATE claims SET lease_until = now() + make_interval(secs => $2::double precision) "
+        "WHERE worker = $1",
+        {{false, false, worker_id(by)}, {false, false, std::to_string(lease_)}});
+  }
+  // Through a one-run SQLite store and merge_sqlite_into_postgres (its transaction, its rules),
+  // then the claim goes. A worker killed between the two leaves the run stored and its claim
+  // to expire: the runner that takes the row over finds it stored.
+  bool put_run(const std::string& key, const std::string& study, const std::string& setting,
+               std::int64_t repetition, const nlohmann::json& record,
+               const std::vector<float>& weights) override {
+    const std::string tmp = temp_store_path("run");
+    struct Remove {
+      std::string path;
+      ~Remove() {
+        std::error_code ec;
+        for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+          std::filesystem::remove(path + suffix, ec);
+      }
+    } remove_later{tmp};
+    nlohmann::json spec;
+    {
+      Pg pg(url_);
+      const auto r =
+          pg.query("SELECT spec_json FROM studies WHERE name = $1", {{false, false, study}});
+      if (!r.rows()) throw std::runtime_error("store " + url_ + ": no study " + study);
+      spec = nlohmann::json::parse(r.text(0, 0));
+    }
+    {
+      Store one(tmp);
+      one.put_study(study, spec);
+      one.put_run(key, study, setting, repetition, record, weights);
+    }
+    const auto merged = merge_sqlite_into_postgres(tmp, url_);
+    Pg pg(url_);
+    pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
+    return merged.added == 1;
+  }
+
+ private:
+  std::string url_;
+  std::int64_t lease_;
+};
+
+std::unique_ptr<RowStore> open_pg_row_store(const std::string& url, std::int64_t lease) {
+  return std::make_unique<PgRowStore>(url, lease);
+}
+
+}  // namespace
 
 #endif
 

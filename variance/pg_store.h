@@ -5,12 +5,16 @@
 // SQLite type). A database is named by a URL, postgresql://... or postgres://... (libpq's
 // connection URI).
 //
-// What exists so far: moving rows between SQLite and PostgreSQL either way, with `study
-// merge`'s rules (variance/store.h, Store::merge_from), and reading a database through a
-// local SQLite copy (`study table`, `report`). Running a study straight into a database
-// (workers claiming rows with FOR UPDATE SKIP LOCKED and leases) is the next step.
+// `study run --store URL` runs a study straight into a database (RowStore below: rows
+// claimed with leases); `study merge` moves rows between SQLite and PostgreSQL either way,
+// with its rules (variance/store.h, Store::merge_from); `study table` and `report` read a
+// database through a local SQLite copy.
 #pragma once
+#include <cstdint>
+#include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "variance/store.h"
 
@@ -34,5 +38,32 @@ Store::MergeResult merge_sqlite_into_postgres(const std::string& from, const std
 // Copies the database's studies and runs into the SQLite store `to` (created if missing),
 // with Store::merge_from's rules.
 Store::MergeResult merge_postgres_into_sqlite(const std::string& url, const std::string& to);
+
+// The store operations the study runner uses (variance/runner.cpp), on an SQLite store or a
+// PostgreSQL database. Each call opens its own connection, so none crosses the runner's
+// forks. On PostgreSQL a row is claimed in the `claims` table: a new row is inserted, or an
+// existing one whose lease has expired (or that this runner already holds) is taken with
+// SELECT ... FOR UPDATE SKIP LOCKED, so two runners never claim a row at once and a claim a
+// runner holds while it decides is skipped, not waited for; a runner renews its leases by
+// heartbeat, and a row whose runner died goes back to the others when its lease expires.
+class RowStore {
+ public:
+  virtual ~RowStore() = default;
+  virtual void put_study(const std::string& name, const nlohmann::json& spec) = 0;
+  virtual std::set<std::string> run_keys(const std::string& study) = 0;
+  virtual ClaimResult claim(const std::string& key, const std::string& study,
+                            const Claimant& by) = 0;
+  virtual void release(const std::string& key, const Claimant& by) = 0;
+  virtual void heartbeat(const Claimant& by) = 0;
+  // Stores a run and drops its claim; false when the key was stored already.
+  virtual bool put_run(const std::string& key, const std::string& study, const std::string& setting,
+                       std::int64_t repetition, const nlohmann::json& record,
+                       const std::vector<float>& weights) = 0;
+};
+
+// An SQLite path or a PostgreSQL URL; `lease_seconds`: how long a claim holds without a
+// heartbeat (on SQLite, for claims of other machines: variance/claims.h).
+std::unique_ptr<RowStore> open_row_store(const std::string& path_or_url,
+                                         std::int64_t lease_seconds);
 
 }  // namespace detdl::variance

@@ -16,6 +16,7 @@
 #include "engine/hash.h"
 #include "kernels/cpu/parallel.h"
 #include "nets/experiment.h"
+#include "variance/pg_store.h"
 #include "variance/store.h"
 
 namespace detdl::variance {
@@ -69,11 +70,11 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
     }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    Store store(store_path);
+    const auto store = open_row_store(store_path, opt.claim_lease_seconds);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const PlanRow& row = *rows[i];
-      const bool stored = store.put_run(row.key, study.name, row.setting, row.repetition,
-                                        outs[i].record, outs[i].final_weights);
+      const bool stored = store->put_run(row.key, study.name, row.setting, row.repetition,
+                                         outs[i].record, outs[i].final_weights);
       if (!stored) code = kExitAlreadyStored;
       if (!opt.quiet) report(row, outs[i], secs, !stored);
     }
@@ -170,9 +171,9 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   {
     // Every connection of the parent is closed before a fork: SQLite connections must not
     // cross a fork, so every worker opens its own (and the parent opens one per use).
-    Store store(store_path);
-    store.put_study(study.name, study.spec);
-    const std::set<std::string> done = store.run_keys(study.name);
+    const auto store = open_row_store(store_path, opt.claim_lease_seconds);
+    store->put_study(study.name, study.spec);
+    const std::set<std::string> done = store->run_keys(study.name);
     for (const PlanRow* row : plan) {
       if (done.count(row->key)) {
         ++sum.stored;
@@ -217,7 +218,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   auto claim_next = [&]() -> std::vector<const PlanRow*> {
     std::vector<const PlanRow*> rows;
     if (pending.empty()) return rows;
-    Store store(store_path);  // closed again before the fork
+    const auto store = open_row_store(store_path, opt.claim_lease_seconds);  // closed again
+                                                                             // before the fork
     // Whether `row` may join the rows claimed so far.
     auto joins = [&](const PlanRow* row) {
       if (rows.empty()) return true;
@@ -231,7 +233,7 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     while (!pending.empty() && joins(pending.front())) {
       const PlanRow* row = pending.front();
       pending.pop_front();
-      switch (store.claim_run(row->key, study.name, me, opt.claim_lease_seconds)) {
+      switch (store->claim(row->key, study.name, me)) {
         case ClaimResult::claimed: rows.push_back(row); break;
         case ClaimResult::stored: ++sum.by_others; break;
         case ClaimResult::held: held.push_back(row); break;
@@ -249,7 +251,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
       std::fflush(stderr);
       const pid_t pid = fork();
       if (pid < 0) {
-        for (const PlanRow* row : rows) Store(store_path).release_claim(row->key, me);
+        for (const PlanRow* row : rows)
+          open_row_store(store_path, opt.claim_lease_seconds)->release(row->key, me);
         throw std::runtime_error("study: fork failed");
       }
       if (pid == 0) worker(study, rows, store_path, opt, parent);
@@ -273,7 +276,7 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
       continue;
     }
     if (!running.empty() && Clock::now() >= next_heartbeat) {
-      Store(store_path).heartbeat(me);
+      open_row_store(store_path, opt.claim_lease_seconds)->heartbeat(me);
       next_heartbeat = Clock::now() + std::chrono::seconds(opt.heartbeat_seconds);
     }
     int status = 0;
@@ -293,7 +296,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
       sum.ran += n;
     } else {
       // The claims go, so that another runner (or this command run again) may try the rows.
-      for (const PlanRow* row : rows) Store(store_path).release_claim(row->key, me);
+      for (const PlanRow* row : rows)
+        open_row_store(store_path, opt.claim_lease_seconds)->release(row->key, me);
       if (code == kExitAlreadyStored) {
         sum.duplicates += n;
       } else {
@@ -309,7 +313,8 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   }
   if (!opt.quiet) {
     // What the store holds of this plan, counted there (not from this runner's tallies).
-    const std::set<std::string> keys = Store(store_path).run_keys(study.name);
+    const std::set<std::string> keys =
+        open_row_store(store_path, opt.claim_lease_seconds)->run_keys(study.name);
     std::int64_t stored = 0;
     for (const auto& row : plan) stored += keys.count(row->key);
     std::printf(

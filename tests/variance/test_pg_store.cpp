@@ -3,14 +3,20 @@
 // test runs as root): a study's SQLite store moved into PostgreSQL and back is the same
 // store row for row (records, final weights, and the seeds with their SQLite types);
 // merging again keeps identical rows once; a conflicting row is refused by name with
-// nothing written; `study table` reads a database; `study run --store postgresql://` is
-// refused. Skipped where the build has no libpq or no PostgreSQL server is installed.
+// nothing written; `study table` reads a database. `study run --store postgresql://...`:
+// runners share a study in the database; one SIGKILLed mid-study leaves a claim that
+// expires, the others take its row over, and the database ends with the single-process
+// study's rows. Skipped where the build has no libpq or no PostgreSQL server is installed.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <iterator>
+#include <thread>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -64,25 +70,45 @@ std::string run(const std::string& cmd) {
   return out;
 }
 
+// A throwaway server for one test: started in `dir`, stopped when this goes.
+struct Server {
+  std::string url, stop_cmd;
+  bool skipped = false;
+  std::string error;
+  explicit Server(const fs::path& dir) {
+    const std::string server = (dir / "server").string();
+    const std::string port =
+        std::to_string(20000 + (::getpid() * 7 + int(dir.string().size())) % 20000);
+    const std::string script = DETDL_SOURCE_DIR "/scripts/pg-temp-server.sh";
+    const int started = std::system(("bash " + script + " start " + server + " " + port + " > " +
+                                     (dir / "url").string() + " 2> " + (dir / "start.log").string())
+                                        .c_str());
+    if (WIFEXITED(started) && WEXITSTATUS(started) == 77) {
+      skipped = true;
+      return;
+    }
+    stop_cmd = "bash " + script + " stop " + server;
+    if (started != 0) {
+      std::ifstream log(dir / "start.log");
+      error.assign(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
+      return;
+    }
+    std::getline(std::ifstream(dir / "url"), url);
+  }
+  ~Server() {
+    if (!stop_cmd.empty()) std::system(stop_cmd.c_str());
+  }
+};
+
 TEST(PgStore, SqliteToPostgresAndBackIsTheSameStore) {
   if (!postgres_available()) GTEST_SKIP() << "this build has no libpq";
   const fs::path dir = fs::temp_directory_path() / ("detdl_pg_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const std::string server = (dir / "server").string();
-  const std::string port = std::to_string(20000 + ::getpid() % 20000);
-  const std::string script = DETDL_SOURCE_DIR "/scripts/pg-temp-server.sh";
-  const int started = std::system(("bash " + script + " start " + server + " " + port + " > " +
-                                   (dir / "url").string() + " 2> " + (dir / "start.log").string())
-                                      .c_str());
-  if (WIFEXITED(started) && WEXITSTATUS(started) == 77) GTEST_SKIP() << "no PostgreSQL server";
-  ASSERT_EQ(started, 0) << std::ifstream(dir / "start.log").rdbuf();
-  struct Stop {
-    std::string cmd;
-    ~Stop() { std::system(cmd.c_str()); }
-  } stop{"bash " + script + " stop " + server};
-  std::string url;
-  std::getline(std::ifstream(dir / "url"), url);
+  Server pg(dir);
+  if (pg.skipped) GTEST_SKIP() << "no PostgreSQL server";
+  ASSERT_TRUE(pg.error.empty()) << pg.error;
+  const std::string url = pg.url;
   ASSERT_TRUE(is_postgres_url(url)) << url;
 
   std::ofstream(dir / "s.toml") << kStudy;
@@ -140,14 +166,88 @@ TEST(PgStore, SqliteToPostgresAndBackIsTheSameStore) {
   EXPECT_EQ(rows(via_cli), want);
   const std::string table = run(bin + " study table '" + url + "' 2>&1");
   EXPECT_NE(table.find("study pg: 6 runs"), std::string::npos) << table;
-  auto r =
-      test_util::run_detdl("study run " + (dir / "s.toml").string() + " --store '" + url + "'");
-  EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.output.find("PostgreSQL"), std::string::npos) << r.output;
-  r = test_util::run_detdl("study merge " + via_cli + " 'postgresql://nobody@/x?host=" +
-                           (dir / "nowhere").string() + "&port=1'");
+  // The study run again into the database: every row is there already.
+  const std::string again_run =
+      run(bin + " study run " + (dir / "s.toml").string() + " --store '" + url + "' 2>&1");
+  EXPECT_NE(again_run.find("6 already stored"), std::string::npos) << again_run;
+  auto r = test_util::run_detdl("study merge " + via_cli + " 'postgresql://nobody@/x?host=" +
+                                (dir / "nowhere").string() + "&port=1'");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+std::int64_t count(const std::string& url, const std::string& table) {
+  const std::string out = run("psql '" + url + "' -Atc 'SELECT count(*) FROM " + table + "' 2>&1");
+  try {
+    return std::stoll(out);
+  } catch (...) {
+    return -1;  // not there yet
+  }
+}
+
+pid_t start(const std::string& cmd) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+TEST(PgStore, RunnersShareAStudyAndAKilledRunnersRowIsTakenOver) {
+  if (!postgres_available()) GTEST_SKIP() << "this build has no libpq";
+  const fs::path dir = fs::temp_directory_path() / ("detdl_pgrun_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Server pg(dir);
+  if (pg.skipped) GTEST_SKIP() << "no PostgreSQL server";
+  ASSERT_TRUE(pg.error.empty()) << pg.error;
+  const std::string study =
+      "name = \"pgrun\"\nrepetitions = 4\n[experiment]\nnet = \"mlp:32\"\ndata = \"blobs\"\n"
+      "epochs = 30\nbatch_size = 32\n[[setting]]\nname = \"fixed\"\n[[setting]]\nname = "
+      "\"varied\"\nvary = [\"all\"]\n[[setting]]\nname = \"init\"\nvary = [\"init\"]\n";
+  std::ofstream(dir / "s.toml") << study;
+  const Study s = load_study((dir / "s.toml").string());
+  RunnerOptions opt;
+  opt.quiet = true;
+  const std::string single = (dir / "single.sqlite").string();
+  ASSERT_EQ(run_study(s, single, opt).ran, 12);
+  const auto want = test_util::study_rows(single, "pgrun");
+
+  const std::string run_cmd = std::string(DETDL_BINARY_DIR) + "/detdl study run " +
+                              (dir / "s.toml").string() + " --store '" + pg.url +
+                              "' --claim-lease 10 --quiet";
+  // Runner A: SIGKILLed (with its worker) once it has stored a row and holds another.
+  const pid_t a = start(run_cmd + " > /dev/null 2>&1");
+  bool killed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto stored = count(pg.url, "runs"), held = count(pg.url, "claims");
+    if (stored >= 1 && held >= 1 && stored < static_cast<std::int64_t>(want.size())) {
+      killed = kill(-a, SIGKILL) == 0;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  int status = 0;
+  waitpid(a, &status, 0);
+  if (!killed) GTEST_SKIP() << "runner A finished before it could be killed";
+  const auto left = count(pg.url, "claims");
+  EXPECT_GE(left, 1) << "the killed runner's claim";
+  // Runners B and C together: the rest, and A's row once its lease has expired.
+  const pid_t b = start(run_cmd + " > " + (dir / "b.log").string() + " 2>&1");
+  const pid_t c = start(run_cmd + " > " + (dir / "c.log").string() + " 2>&1");
+  int sb = 0, sc = 0;
+  waitpid(b, &sb, 0);
+  waitpid(c, &sc, 0);
+  EXPECT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << std::ifstream(dir / "b.log").rdbuf();
+  EXPECT_TRUE(WIFEXITED(sc) && WEXITSTATUS(sc) == 0) << std::ifstream(dir / "c.log").rdbuf();
+  EXPECT_EQ(count(pg.url, "claims"), 0);
+  const std::string back = (dir / "back.sqlite").string();
+  merge_postgres_into_sqlite(pg.url, back);
+  EXPECT_EQ(test_util::study_rows(back, "pgrun"), want);
   fs::remove_all(dir);
 }
 
