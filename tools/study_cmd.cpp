@@ -379,7 +379,10 @@ void add_study_command(CLI::App& app) {
     const std::string path = p->store.empty() ? default_store(s) : p->store;
     std::set<std::string> done;
     std::map<std::string, std::string> claimed;  // key -> "claimed" (its runner lives) | "stale"
-    if (fs::exists(path)) {
+    if (variance::is_postgres_url(path)) {       // stored rows; claims are the database's
+      done = variance::open_row_store(path, variance::RunnerOptions{}.claim_lease_seconds)
+                 ->run_keys(s.name);
+    } else if (fs::exists(path)) {
       const variance::Store store(path);
       done = store.run_keys(s.name);
       const auto me = variance::Claimant::self();

@@ -170,6 +170,10 @@ TEST(PgStore, SqliteToPostgresAndBackIsTheSameStore) {
   const std::string again_run =
       run(bin + " study run " + (dir / "s.toml").string() + " --store '" + url + "' 2>&1");
   EXPECT_NE(again_run.find("6 already stored"), std::string::npos) << again_run;
+  const std::string plan =
+      run(bin + " study plan " + (dir / "s.toml").string() + " --store '" + url + "' 2>&1");
+  EXPECT_EQ(plan.find("todo"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("stored"), std::string::npos) << plan;
   auto r = test_util::run_detdl("study merge " + via_cli + " 'postgresql://nobody@/x?host=" +
                                 (dir / "nowhere").string() + "&port=1'");
   EXPECT_NE(r.status, 0);
