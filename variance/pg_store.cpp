@@ -283,6 +283,27 @@ bool canonical_int64(const std::string& s) {
   return errno == 0 && *end == '\0' && std::to_string(v) == s;
 }
 
+// A temporary SQLite store's path, unique in this process, removed (with its journal) when
+// this goes.
+struct TempStore {
+  std::string path;
+  explicit TempStore(const char* what) {
+    static std::atomic<int> n{0};
+    path = (std::filesystem::temp_directory_path() /
+            ("detdl-" + std::string(what) + "-" + std::to_string(::getpid()) + "-" +
+             std::to_string(n.fetch_add(1)) + ".sqlite"))
+               .string();
+    std::filesystem::remove(path);
+  }
+  ~TempStore() {
+    std::error_code ec;
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+      std::filesystem::remove(path + suffix, ec);
+  }
+  TempStore(const TempStore&) = delete;
+  TempStore& operator=(const TempStore&) = delete;
+};
+
 }  // namespace
 
 bool postgres_available() { return true; }
@@ -341,18 +362,8 @@ Store::MergeResult merge_sqlite_into_postgres(const std::string& from, const std
 
 Store::MergeResult merge_postgres_into_sqlite(const std::string& url, const std::string& to) {
   // The database's rows into a fresh SQLite store first, then merged with merge_from's rules.
-  const std::string tmp = (std::filesystem::temp_directory_path() /
-                           ("detdl-pg-" + std::to_string(::getpid()) + ".sqlite"))
-                              .string();
-  std::filesystem::remove(tmp);
-  struct Remove {
-    std::string path;
-    ~Remove() {
-      std::error_code ec;
-      for (const char* suffix : {"", "-journal", "-wal", "-shm"})
-        std::filesystem::remove(path + suffix, ec);
-    }
-  } remove_later{tmp};
+  const TempStore temp("pg");
+  const std::string& tmp = temp.path;
   { Store create(tmp); }
   {
     SqliteDb dst(tmp, SQLITE_OPEN_READWRITE);
@@ -408,27 +419,13 @@ Store::MergeResult merge_postgres_into_sqlite(const std::string& url, const std:
 
 namespace {
 
-std::string temp_store_path(const char* what) {
-  static std::atomic<int> n{0};
-  return (std::filesystem::temp_directory_path() /
-          ("detdl-" + std::string(what) + "-" + std::to_string(::getpid()) + "-" +
-           std::to_string(n.fetch_add(1)) + ".sqlite"))
-      .string();
-}
-
 // The SQLite schema's columns, read once from a fresh store.
 const Schema& fresh_schema() {
   static const Schema schema = [] {
-    const std::string tmp = temp_store_path("schema");
-    { Store create(tmp); }
-    Schema s;
-    {
-      SqliteDb db(tmp, SQLITE_OPEN_READONLY);
-      s = read_schema(db.db, tmp);
-    }
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    return s;
+    const TempStore temp("schema");
+    { Store create(temp.path); }
+    SqliteDb db(temp.path, SQLITE_OPEN_READONLY);
+    return read_schema(db.db, temp.path);
   }();
   return schema;
 }
@@ -516,15 +513,8 @@ class PgRowStore final : public RowStore {
   bool put_run(const std::string& key, const std::string& study, const std::string& setting,
                std::int64_t repetition, const nlohmann::json& record,
                const std::vector<float>& weights) override {
-    const std::string tmp = temp_store_path("run");
-    struct Remove {
-      std::string path;
-      ~Remove() {
-        std::error_code ec;
-        for (const char* suffix : {"", "-journal", "-wal", "-shm"})
-          std::filesystem::remove(path + suffix, ec);
-      }
-    } remove_later{tmp};
+    const TempStore temp("run");
+    const std::string& tmp = temp.path;
     nlohmann::json spec;
     {
       Pg pg(url_);
