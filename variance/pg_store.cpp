@@ -193,6 +193,9 @@ Schema read_schema(sqlite3* db, const std::string& path) {
 
 // Creates the tables in the database when missing, and checks its schema version.
 void ensure_pg_schema(Pg& pg, const Schema& schema, const std::string& url) {
+  // Runners starting together would race on CREATE TABLE IF NOT EXISTS (PostgreSQL can fail
+  // one of two concurrent creations): one at a time, until the transaction ends.
+  pg.exec("SELECT pg_advisory_xact_lock(7465746464)");  // "detdl" in a number
   pg.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   pg.query("INSERT INTO meta(key, value) VALUES ('schema_version', $1) ON CONFLICT DO NOTHING",
            {{false, false, std::to_string(kStoreSchemaVersion)}});

@@ -1,5 +1,5 @@
 // The MPI runner (`mpirun -np N detdl study run --mpi`, variance/mpi_runner.h), run as a user
-// runs it: its store equals the single-process study's row for row; a worker rank SIGKILLed
+// runs it: its store equals the single-process study's row for row (3, 2 and 1 ranks); a worker rank SIGKILLed
 // mid-study ends the job with every finished row stored and none twice, and the same command
 // again completes the study to the same rows. Skipped where this build has no MPI or no
 // mpirun is on PATH (CI installs both: scripts/setup.sh).
@@ -88,6 +88,13 @@ TEST(MpiRunner, StoreEqualsTheSingleProcessStudy) {
                            (dir / "s.toml").string() + " --mpi --quiet --store " + one + " 2>&1";
   ASSERT_EQ(std::system(cmd1.c_str()), 0) << cmd1;
   EXPECT_EQ(rows(one), rows(single));
+  // Two ranks: one worker.
+  const std::string two = (dir / "two.sqlite").string();
+  fs::remove(two);
+  const std::string cmd2 = mpirun(2) + DETDL_BINARY_DIR "/detdl study run " +
+                           (dir / "s.toml").string() + " --mpi --quiet --store " + two + " 2>&1";
+  ASSERT_EQ(std::system(cmd2.c_str()), 0) << cmd2;
+  EXPECT_EQ(rows(two), rows(single));
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_EQ(rows(mpi), rows(single));
   // Options that do not apply under --mpi are refused by name.
