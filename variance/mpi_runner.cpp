@@ -56,15 +56,6 @@ std::int64_t get_i64(const std::vector<char>& b, std::size_t& at) {
   return v;
 }
 
-nets::RunOptions run_options(const RunnerOptions& opt) {
-  nets::RunOptions ro;
-  ro.step_hashes = opt.step_hashes;
-  ro.epoch_predictions = opt.epoch_predictions;
-  ro.keep_weights_up_to = opt.keep_weights_up_to;
-  ro.monitor.every = opt.monitor_every;
-  return ro;
-}
-
 void report(const PlanRow& row, const std::string& hash, double secs, int rank) {
   std::printf("  done  %-20s rep %3lld  key %s  hash %s  %.1fs  (rank %d)\n", row.setting.c_str(),
               static_cast<long long>(row.repetition), row.key.c_str(), hash.c_str(), secs, rank);

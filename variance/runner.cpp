@@ -54,11 +54,7 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
   if (getppid() != parent) _exit(kExitNotChild);
   int code = kExitStored;
   try {
-    nets::RunOptions ro;
-    ro.step_hashes = opt.step_hashes;
-    ro.epoch_predictions = opt.epoch_predictions;
-    ro.keep_weights_up_to = opt.keep_weights_up_to;
-    ro.monitor.every = opt.monitor_every;
+    const nets::RunOptions ro = run_options(opt);
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<nets::RunOutput> outs;
     if (rows.size() == 1) {
@@ -118,6 +114,15 @@ std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
         (only_repetitions.empty() || only_repetitions.count(row.repetition)))
       out.push_back(&row);
   return out;
+}
+
+nets::RunOptions run_options(const RunnerOptions& opt) {
+  nets::RunOptions ro;
+  ro.step_hashes = opt.step_hashes;
+  ro.epoch_predictions = opt.epoch_predictions;
+  ro.keep_weights_up_to = opt.keep_weights_up_to;
+  ro.monitor.every = opt.monitor_every;
+  return ro;
 }
 
 std::int64_t shard_of(const std::string& key, std::int64_t shards) {

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "nets/experiment.h"
 #include "variance/study.h"
 
 namespace detdl::variance {
@@ -69,6 +70,9 @@ std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
 // The rows `opt` asks for: the slice (plan_slice), then the shard (shard_of). Throws
 // std::invalid_argument naming the option for a bad slice or shard.
 std::vector<const PlanRow*> runner_rows(const std::vector<PlanRow>& plan, const RunnerOptions& opt);
+
+// What a run records and keeps, from the runner's options (both runners' workers use it).
+nets::RunOptions run_options(const RunnerOptions& opt);
 
 // The shard of a run key among `shards` (>= 1): FNV-1a 64 of the key modulo shards, the same
 // on every machine and for every plan the key is in.

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include "nets/butter.h"
@@ -93,14 +94,22 @@ double read_max_size_distance(const json& spec, const std::string& where) {
   return v.get<double>();
 }
 
-double butter_size_distance(const std::string& net, std::int64_t n_in, std::int64_t n_out) {
+namespace {
+// The widths and parameters of a BUTTER net "butter:SHAPE:DEPTH:SIZE" on data of (n_in,
+// n_out); none for any other net.
+std::optional<nets::ButterPlan> butter_plan_of(const std::string& net, std::int64_t n_in,
+                                               std::int64_t n_out) {
   std::string shape, depth, size;
-  if (!butter_parts(net, shape, depth, size)) return std::numeric_limits<double>::quiet_NaN();
+  if (!butter_parts(net, shape, depth, size)) return std::nullopt;
   const auto s = nets::parse_butter_shape(shape);
   if (!s) throw std::invalid_argument("net '" + net + "': unknown BUTTER shape '" + shape + "'");
-  const nets::ButterPlan plan =
-      nets::butter_plan(*s, std::stoll(size), std::stoll(depth), n_in, n_out);
-  return plan.relative_distance();
+  return nets::butter_plan(*s, std::stoll(size), std::stoll(depth), n_in, n_out);
+}
+}  // namespace
+
+double butter_size_distance(const std::string& net, std::int64_t n_in, std::int64_t n_out) {
+  const auto plan = butter_plan_of(net, n_in, n_out);
+  return plan ? plan->relative_distance() : std::numeric_limits<double>::quiet_NaN();
 }
 
 SweepSummary summarize_sweep(const json& spec, const std::string& where, const DataDims& dims,
@@ -133,16 +142,14 @@ SweepSummary summarize_sweep(const json& spec, const std::string& where, const D
       if (butter) {
         auto it = dims_of.find(data);
         if (it == dims_of.end()) it = dims_of.emplace(data, dims(data)).first;
-        const double d = butter_size_distance(net, it->second.first, it->second.second);
+        const auto plan = butter_plan_of(net, it->second.first, it->second.second);
+        const double d = plan->relative_distance();
         outside = std::abs(d) > 0.2;
         left_out = out.max_size_distance >= 0 && std::abs(d) > out.max_size_distance;
         if (rows) {
           auto r = rows_of.find(data);
           if (r == rows_of.end()) r = rows_of.emplace(data, rows(data)).first;
-          const auto plan =
-              nets::butter_plan(*nets::parse_butter_shape(shape), std::stoll(size),
-                                std::stoll(depth), it->second.first, it->second.second);
-          work = static_cast<double>(plan.params) * static_cast<double>(r->second) *
+          work = static_cast<double>(plan->params) * static_cast<double>(r->second) *
                  static_cast<double>(e.value("epochs", std::int64_t{0}));
           cost = work * butter_core_seconds_per_work(std::stoll(size));
         }

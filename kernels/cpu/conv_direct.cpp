@@ -27,20 +27,21 @@ i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
 // The tiles for a dimension of `extent` lanes' worth (OW, W or O): AVX-512 where the CPU has
 // it and 16-lane vectors waste no more lanes than 8-lane ones, AVX2 otherwise. Either gives
 // the same bits (conv_direct_tiles.h).
-const TileSet& tiles_for(i64 extent) {
+// AVX-512 tiles may run: the CPU has AVX-512F and the test hook allows them.
+bool avx512_usable() {
   static const bool has512 = __builtin_cpu_supports("avx512f");
-  if (has512 && g_avx512_allowed.load() && round_up(extent, 16) == round_up(extent, 8))
-    return tiles_avx512();
+  return has512 && g_avx512_allowed.load();
+}
+
+const TileSet& tiles_for(i64 extent) {
+  if (avx512_usable() && round_up(extent, 16) == round_up(extent, 8)) return tiles_avx512();
   return tiles_avx2();
 }
 
 // The paired tiles (two rows of at most 8 lanes per 16-lane vector) for a dimension of
 // `extent` lanes (OW or J), where the CPU has AVX-512 and the AVX2 tiles would fill 8 lanes
 // with one short row each.
-bool use_pairs(i64 extent, i64 rows) {
-  static const bool has512 = __builtin_cpu_supports("avx512f");
-  return has512 && g_avx512_allowed.load() && extent <= 8 && rows >= 2;
-}
+bool use_pairs(i64 extent, i64 rows) { return avx512_usable() && extent <= 8 && rows >= 2; }
 
 // A vector's worth of positions: row `row`, columns [col, col + lanes).
 struct Seg {
