@@ -4,13 +4,15 @@
 # 50,000 CIFAR-shaped images, batch 128, Adam 1e-3. For a GPU machine; record the output
 # in bench/RESULTS.md with the GPU model and date.
 #   usage: bench/gpu_resnet56.sh [BUILD_DIR]   (default build-gpu, as tests/gpu/run.sh builds it)
+#   RESNET_IMAGES=N: images per epoch (default 50000; tests/gpu/device-check.sh uses 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-gpu}
 PY=${PYTHON:-python3}
+IMAGES=${RESNET_IMAGES:-50000}
 nvidia-smi -L
 for level in portable fast; do
-  "$BUILD/detdl" train --device cuda --net resnet56 --data synthetic-cifar10:50000 --epochs 2 --batch-size 128 \
+  "$BUILD/detdl" train --device cuda --net resnet56 --data "synthetic-cifar10:$IMAGES" --epochs 2 --batch-size 128 \
     --optimizer adam --lr 1e-3 --eps 1e-7 --level "$level" --no-metrics --force --record "/tmp/detdl_resnet56_$level.json" --quiet
   "$PY" - "/tmp/detdl_resnet56_$level.json" "$level" <<'PY'
 import json, sys
@@ -21,5 +23,5 @@ print(json.dumps({"framework": "detdl", "level": sys.argv[2], "epoch_seconds": s
 PY
 done
 for mode in deterministic default; do
-  "$PY" bench/torch_resnet56.py --mode "$mode" --device cuda
+  "$PY" bench/torch_resnet56.py --mode "$mode" --device cuda --images "$IMAGES"
 done

@@ -3,7 +3,8 @@
 #   asan: the whole CPU test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #         (+ LeakSanitizer) in build-asan/, all ctest tests;
 #   tsan: the threaded kernel tests, the study runner and store tests under
-#         ThreadSanitizer in build-tsan/.
+#         ThreadSanitizer in build-tsan/, with the CUDA kernels' tests in host mode
+#         (racecheck: a missing barrier in a test kernel must be reported).
 # Any sanitizer report fails the run, also one from a child process (the detdl command
 # line the CLI tests start, the runner's forked workers): reports go to files
 # (log_path) which are checked after the tests, whatever the tests' own verdicts.
@@ -31,7 +32,11 @@ ASAN_SKIP=${DETDL_ASAN_SKIP-MpiRunner}
 TSAN_TESTS=(test_activation test_batchnorm test_conv test_dropout test_gemm test_loss test_optim
             test_pool test_reduction test_runner test_store
             test_emulated_gemm test_emulated_conv test_emulated_reduce test_emulated_loss
-            test_emulated_elementwise test_butter_batched)
+            test_emulated_elementwise test_butter_batched
+            test_host_mode test_gpu_kernels)
+
+# Extra configure arguments of the next configure_build.
+EXTRA_CMAKE=()
 
 # configure_build DIR SANITIZERS TARGET...
 configure_build() {
@@ -43,7 +48,8 @@ configure_build() {
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1" \
     -DCMAKE_CXX_COMPILER="$SAN_CXX" -DCMAKE_C_COMPILER="$SAN_CC" -DDETDL_SANITIZE="$san" \
-    -DDETDL_CUDA=OFF -DDETDL_BUILD_BENCH=OFF -DDETDL_BUILD_TESTS=ON >"$dir/configure.log" 2>&1 ||
+    -DDETDL_CUDA=OFF -DDETDL_BUILD_BENCH=OFF -DDETDL_BUILD_TESTS=ON ${EXTRA_CMAKE[@]+"${EXTRA_CMAKE[@]}"} \
+    >"$dir/configure.log" 2>&1 ||
     { cat "$dir/configure.log"; exit 1; }
   cmake --build "$dir" -j"$JOBS" ${1:+--target "$@"} >"$dir/build.log" 2>&1 ||
     { grep -B2 -A12 -m5 'error' "$dir/build.log" | head -80; echo "sanitize: build failed ($dir/build.log)"; exit 1; }
@@ -80,10 +86,29 @@ if [ "$MODE" = asan ] || [ "$MODE" = all ]; then
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 if [ "$MODE" = tsan ] || [ "$MODE" = all ]; then
+  # Host mode (docs/gpu.md): the CUDA kernels' tests run here too, every CUDA thread a fiber
+  # that ThreadSanitizer sees as a thread of its own: it stands in for compute-sanitizer's
+  # racecheck (races on shared memory between the threads of a block).
+  EXTRA_CMAKE=(-DDETDL_CUDA_HOST=ON)
   configure_build build-tsan thread "${TSAN_TESTS[@]}" detdl
+  EXTRA_CMAKE=()
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$ROOT/build-tsan/sanitizer-logs/tsan"
   # Only the executables above are built; ctest lists the others as <name>_NOT_BUILT.
   run_ctest build-tsan "TSan" -E '_NOT_BUILT$' || status=1
+  # The racecheck's own check: a kernel without its barrier must be reported.
+  race_logs="$ROOT/build-tsan/race-check-logs"
+  rm -rf "$race_logs"
+  mkdir -p "$race_logs"
+  TSAN_OPTIONS="halt_on_error=0:exitcode=0:log_path=$race_logs/tsan" DETDL_TSAN_RACE_CHECK=1 \
+    build-tsan/tests/gpu/test_host_mode --gtest_filter=HostMode.AMissingBarrierShowsInTheResults \
+    >"$race_logs/test.log" 2>&1 || true
+  if cat "$race_logs"/tsan* 2>/dev/null | grep -q "data race" &&
+    cat "$race_logs"/tsan* | grep -q "neighbour_kernel"; then
+    echo "sanitize: racecheck: TSan reports the missing barrier of neighbour_kernel (as it must)"
+  else
+    echo "sanitize: racecheck: TSan did NOT report the missing barrier of neighbour_kernel"
+    status=1
+  fi
   unset TSAN_OPTIONS
 fi
 exit $status

@@ -52,32 +52,32 @@ __global__ void dropout_backward_kernel(std::int64_t n, float scale, const float
 void binary_map(BinaryOp op, std::int64_t n, const float* a, const float* b, float* y,
                 cudaStream_t stream) {
   if (n <= 0) return;
-  binary_kernel<<<blocks_for(n), kBlock, 0, stream>>>(op, n, a, b, y);
+  DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, binary_kernel)(op, n, a, b, y);
   DETDL_CUDA_CHECK_LAUNCH("binary_kernel");
 }
 
 void scale(std::int64_t n, const float* a, float s, float* y, cudaStream_t stream) {
   if (n <= 0) return;
-  scale_kernel<<<blocks_for(n), kBlock, 0, stream>>>(n, a, s, y);
+  DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, scale_kernel)(n, a, s, y);
   DETDL_CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 void add_inplace(std::int64_t n, float* acc, const float* g, cudaStream_t stream) {
   if (n <= 0) return;
-  add_inplace_kernel<<<blocks_for(n), kBlock, 0, stream>>>(n, acc, g);
+  DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, add_inplace_kernel)(n, acc, g);
   DETDL_CUDA_CHECK_LAUNCH("add_inplace_kernel");
 }
 
 void add_row_bias(std::int64_t rows, std::int64_t cols, float* y, const float* b,
                   cudaStream_t stream) {
   if (rows * cols <= 0) return;
-  row_bias_kernel<<<blocks_for(rows * cols), kBlock, 0, stream>>>(rows, cols, y, b);
+  DETDL_LAUNCH(blocks_for(rows * cols), kBlock, 0, stream, row_bias_kernel)(rows, cols, y, b);
   DETDL_CUDA_CHECK_LAUNCH("row_bias_kernel");
 }
 
 void fill(std::int64_t n, float value, float* y, cudaStream_t stream) {
   if (n <= 0) return;
-  fill_kernel<<<blocks_for(n), kBlock, 0, stream>>>(n, value, y);
+  DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, fill_kernel)(n, value, y);
   DETDL_CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
@@ -90,7 +90,7 @@ void dropout_backward(float p, std::int64_t n, const float* dy, const std::uint8
     return;
   }
   const float scale = 1.0f / (1.0f - p);  // the CPU kernel's rounding of the same expression
-  dropout_backward_kernel<<<blocks_for(n), kBlock, 0, stream>>>(n, scale, dy, mask, dx);
+  DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, dropout_backward_kernel)(n, scale, dy, mask, dx);
   DETDL_CUDA_CHECK_LAUNCH("dropout_backward_kernel");
 }
 

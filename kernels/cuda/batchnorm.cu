@@ -103,8 +103,8 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
   detail::value_reduce(level, C, N * HW, SquaredDeviationTerm{x, save_mean, C, HW},
                        StoreVar{batch_var, save_inv_std, count, eps}, stream);
   if (N * HW == 0) return;
-  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
-      N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y);
+  DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, normalize_kernel)
+  (N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
@@ -130,11 +130,11 @@ void batchnorm_update_running_keras(i64 C, i64 count, float momentum, float eps,
                                     float* biased_mean, float* biased_var, float* steps,
                                     float* running_mean, float* running_var, cudaStream_t stream) {
   if (C <= 0) return;
-  bump_steps_kernel<<<1, 1, 0, stream>>>(steps);
+  DETDL_LAUNCH(1, 1, 0, stream, bump_steps_kernel)(steps);
   DETDL_CUDA_CHECK_LAUNCH("bump_steps_kernel");
-  keras_running_kernel<<<grid_for(C), kBlock, 0, stream>>>(
-      C, momentum, keras_variance_factor(count, eps), steps, batch_mean, batch_var, biased_mean,
-      biased_var, running_mean, running_var);
+  DETDL_LAUNCH(grid_for(C), kBlock, 0, stream, keras_running_kernel)
+  (C, momentum, keras_variance_factor(count, eps), steps, batch_mean, batch_var, biased_mean,
+   biased_var, running_mean, running_var);
   DETDL_CUDA_CHECK_LAUNCH("keras_running_kernel");
 }
 
@@ -145,8 +145,8 @@ void batchnorm_update_running(i64 C, i64 count, float momentum, const float* bat
   const float keep = 1.0f - momentum;
   const float correction =
       unbiased && count > 1 ? static_cast<float>(count) / static_cast<float>(count - 1) : 1.0f;
-  update_running_kernel<<<grid_for(C), kBlock, 0, stream>>>(
-      C, momentum, keep, correction, batch_mean, batch_var, running_mean, running_var);
+  DETDL_LAUNCH(grid_for(C), kBlock, 0, stream, update_running_kernel)
+  (C, momentum, keep, correction, batch_mean, batch_var, running_mean, running_var);
   DETDL_CUDA_CHECK_LAUNCH("update_running_kernel");
 }
 
@@ -154,8 +154,8 @@ void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* g
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, cudaStream_t stream) {
   if (N * C * HW <= 0) return;
-  normalize_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(N, C, HW, x, running_mean, nullptr,
-                                                                running_var, eps, gamma, beta, y);
+  DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, normalize_kernel)
+  (N, C, HW, x, running_mean, nullptr, running_var, eps, gamma, beta, y);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
@@ -175,8 +175,8 @@ void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const
   if (dgamma)
     DETDL_CUDA_CHECK(cudaMemcpyAsync(dgamma, dg.get(), bytes, cudaMemcpyDeviceToDevice, stream));
   if (N * HW == 0) return;
-  bn_backward_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
-      N, C, HW, count, x, dy, gamma, save_mean, save_inv_std, db.get(), dg.get(), dx);
+  DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, bn_backward_kernel)
+  (N, C, HW, count, x, dy, gamma, save_mean, save_inv_std, db.get(), dg.get(), dx);
   DETDL_CUDA_CHECK_LAUNCH("bn_backward_kernel");
 }
 

@@ -85,7 +85,7 @@ __global__ void add_kernel(const float* a, const float* b, float* dst, i64 n) {
 }
 
 void add(const float* a, const float* b, float* dst, i64 n, cudaStream_t stream) {
-  add_kernel<<<grid_for(n), kBlock, 0, stream>>>(a, b, dst, n);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, add_kernel)(a, b, dst, n);
   DETDL_CUDA_CHECK_LAUNCH("add_kernel");
 }
 
@@ -122,11 +122,11 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
   DeviceBuffer<float> out(static_cast<std::size_t>(s.O * tile * OHW), stream);
   for (i64 n0 = 0; n0 < s.N; n0 += tile) {
     const i64 nt = std::min(tile, s.N - n0), P = nt * OHW;
-    im2col_kernel<<<grid_for(K * P), kBlock, 0, stream>>>(s, x, n0 * OHW, P, cols.get());
+    DETDL_LAUNCH(grid_for(K * P), kBlock, 0, stream, im2col_kernel)(s, x, n0 * OHW, P, cols.get());
     DETDL_CUDA_CHECK_LAUNCH("im2col_kernel");
     sgemm(level, false, false, s.O, P, K, w, K, cols.get(), P, out.get(), P, stream);
-    scatter_out_kernel<<<grid_for(nt * s.O * OHW), kBlock, 0, stream>>>(s, out.get(), n0, nt, bias,
-                                                                        y);
+    DETDL_LAUNCH(grid_for(nt * s.O * OHW), kBlock, 0, stream, scatter_out_kernel)
+    (s, out.get(), n0, nt, bias, y);
     DETDL_CUDA_CHECK_LAUNCH("scatter_out_kernel");
   }
 }
@@ -140,11 +140,12 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
   DeviceBuffer<float> dcols(static_cast<std::size_t>(K * tile * OHW), stream);
   for (i64 n0 = 0; n0 < s.N; n0 += tile) {
     const i64 nt = std::min(tile, s.N - n0), P = nt * OHW;
-    gather_dy_kernel<<<grid_for(s.O * P), kBlock, 0, stream>>>(s, dy, n0 * OHW, P, dyt.get());
+    DETDL_LAUNCH(grid_for(s.O * P), kBlock, 0, stream, gather_dy_kernel)
+    (s, dy, n0 * OHW, P, dyt.get());
     DETDL_CUDA_CHECK_LAUNCH("gather_dy_kernel");
     sgemm(level, true, false, K, P, s.O, w, K, dyt.get(), P, dcols.get(), P, stream);
-    col2im_gather_kernel<<<grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream>>>(s, dcols.get(), n0,
-                                                                                nt, dx);
+    DETDL_LAUNCH(grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream, col2im_gather_kernel)
+    (s, dcols.get(), n0, nt, dx);
     DETDL_CUDA_CHECK_LAUNCH("col2im_gather_kernel");
   }
 }
@@ -165,9 +166,9 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
   DeviceBuffer<float> dyt(static_cast<std::size_t>(s.O * tile), stream);
   auto tile_gemm = [&](i64 t, float* out) {  // out (O, K) = dY (O, P) * cols (K, P)^T
     const i64 p0 = t * tile, P = std::min(total, p0 + tile) - p0;
-    im2col_kernel<<<grid_for(K * P), kBlock, 0, stream>>>(s, x, p0, P, cols.get());
+    DETDL_LAUNCH(grid_for(K * P), kBlock, 0, stream, im2col_kernel)(s, x, p0, P, cols.get());
     DETDL_CUDA_CHECK_LAUNCH("im2col_kernel");
-    gather_dy_kernel<<<grid_for(s.O * P), kBlock, 0, stream>>>(s, dy, p0, P, dyt.get());
+    DETDL_LAUNCH(grid_for(s.O * P), kBlock, 0, stream, gather_dy_kernel)(s, dy, p0, P, dyt.get());
     DETDL_CUDA_CHECK_LAUNCH("gather_dy_kernel");
     sgemm(level, false, true, s.O, K, P, dyt.get(), P, cols.get(), P, out, K, stream);
   };

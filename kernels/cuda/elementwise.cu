@@ -33,13 +33,14 @@ __global__ void dropout_kernel(std::uint64_t seed, std::uint32_t sub, std::uint6
 
 void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n,
                         cudaStream_t stream) {
-  if (n > 0) act_fwd_kernel<<<blocks_for(n), kBlock, 0, stream>>>(a, alpha, x, y, n);
+  if (n > 0) DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_fwd_kernel)(a, alpha, x, y, n);
   DETDL_CUDA_CHECK_LAUNCH("act_fwd_kernel");
 }
 
 void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
                          float* dx, std::int64_t n, cudaStream_t stream) {
-  if (n > 0) act_bwd_kernel<<<blocks_for(n), kBlock, 0, stream>>>(a, alpha, x, y, dy, dx, n);
+  if (n > 0)
+    DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_bwd_kernel)(a, alpha, x, y, dy, dx, n);
   DETDL_CUDA_CHECK_LAUNCH("act_bwd_kernel");
 }
 
@@ -49,9 +50,10 @@ void dropout_forward(std::uint64_t seed, std::uint32_t sub, std::uint64_t index_
   if (!(p >= 0.0f && p < 1.0f))
     check_cuda(cudaErrorInvalidValue, "dropout_forward (p in [0, 1))", __FILE__, __LINE__);
   const float scale = 1.0f / (1.0f - p);  // the CPU kernel's rounding of the same expression
-  if (n > 0)
-    dropout_kernel<<<blocks_for(n), kBlock, 0, stream>>>(seed, sub, index_base, p, scale, n, x, y,
-                                                         mask);
+  if (n > 0) {
+    DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, dropout_kernel)
+    (seed, sub, index_base, p, scale, n, x, y, mask);
+  }
   DETDL_CUDA_CHECK_LAUNCH("dropout_kernel");
 }
 

@@ -8,6 +8,7 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 
 namespace detdl::cuda {
 namespace {
@@ -33,8 +34,8 @@ template <bool kTree, bool kAtomic>
 __global__ void __launch_bounds__(kThreads)
     gemm_tiles(bool ta, bool tb, i64 M, i64 N, i64 K, const float* A, i64 lda, const float* B,
                i64 ldb, i64 k_per_group, float* out, i64 ldo, i64 out_z_stride) {
-  __shared__ float As[kBK][kBM];  // As[kk][r] = opA[m0 + r][k0 + kk]
-  __shared__ float Bs[kBK][kBN];  // Bs[kk][c] = opB[k0 + kk][n0 + c]
+  DETDL_SHARED(float, As, [kBK][kBM]);  // As[kk][r] = opA[m0 + r][k0 + kk]
+  DETDL_SHARED(float, Bs, [kBK][kBN]);  // Bs[kk][c] = opB[k0 + kk][n0 + c]
   const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
   const i64 m0 = static_cast<i64>(blockIdx.y) * kBM, n0 = static_cast<i64>(blockIdx.x) * kBN;
   const i64 kb = static_cast<i64>(blockIdx.z) * k_per_group;
@@ -168,8 +169,8 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
 
   if (level == Level::fast) {
     if (wanted == 1 || K < 2 * kChunkProducts) {  // one chain over all of K per output
-      gemm_tiles<false, false><<<dim3(tiles_n, tiles_m, 1), block, 0, stream>>>(
-          trans_a, trans_b, M, N, K, A, lda, B, ldb, std::max<i64>(K, 1), C, ldc, 0);
+      DETDL_LAUNCH(dim3(tiles_n, tiles_m, 1), block, 0, stream, gemm_tiles<false, false>)
+      (trans_a, trans_b, M, N, K, A, lda, B, ldb, std::max<i64>(K, 1), C, ldc, 0);
       DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<chain>");
       return;
     }
@@ -177,8 +178,9 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
     const i64 pieces = std::min<i64>(wanted, ceil_div(K, 1024));
     const i64 piece = ceil_div(ceil_div(K, pieces), kBK) * kBK;
     DETDL_CUDA_CHECK(cudaMemset2DAsync(C, ldc * sizeof(float), 0, N * sizeof(float), M, stream));
-    gemm_tiles<false, true><<<dim3(tiles_n, tiles_m, ceil_div(K, piece)), block, 0, stream>>>(
-        trans_a, trans_b, M, N, K, A, lda, B, ldb, piece, C, ldc, 0);
+    DETDL_LAUNCH(dim3(tiles_n, tiles_m, ceil_div(K, piece)), block, 0, stream,
+                 gemm_tiles<false, true>)
+    (trans_a, trans_b, M, N, K, A, lda, B, ldb, piece, C, ldc, 0);
     DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<split-k atomic>");
     return;
   }
@@ -194,17 +196,17 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   const i64 groups = ceil_div(chunks, group_chunks);
   const i64 k_per_group = group_chunks * kChunkProducts;
   if (groups == 1) {
-    gemm_tiles<true, false><<<dim3(tiles_n, tiles_m, 1), block, 0, stream>>>(
-        trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, C, ldc, 0);
+    DETDL_LAUNCH(dim3(tiles_n, tiles_m, 1), block, 0, stream, gemm_tiles<true, false>)
+    (trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, C, ldc, 0);
     DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<tree>");
     return;
   }
   DeviceBuffer<float> partials(static_cast<std::size_t>(groups * M * N), stream);
-  gemm_tiles<true, false><<<dim3(tiles_n, tiles_m, groups), block, 0, stream>>>(
-      trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, partials.get(), N, M * N);
+  DETDL_LAUNCH(dim3(tiles_n, tiles_m, groups), block, 0, stream, gemm_tiles<true, false>)
+  (trans_a, trans_b, M, N, K, A, lda, B, ldb, k_per_group, partials.get(), N, M * N);
   DETDL_CUDA_CHECK_LAUNCH("gemm_tiles<tree groups>");
-  fold_groups<<<static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream>>>(
-      M, N, groups, partials.get(), C, ldc);
+  DETDL_LAUNCH(static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream, fold_groups)
+  (M, N, groups, partials.get(), C, ldc);
   DETDL_CUDA_CHECK_LAUNCH("fold_groups");
 }
 

@@ -142,7 +142,7 @@ struct SquareTerm {
 
 void softmax_forward(i64 N, i64 K, const float* logits, float* probs, cudaStream_t stream) {
   if (K <= 0 || N <= 0) return;
-  softmax_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, logits, probs);
+  DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, softmax_kernel)(N, K, logits, probs);
   DETDL_CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 
@@ -155,7 +155,8 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
     DeviceBuffer<unsigned long long> first_bad(1, stream);
     DETDL_CUDA_CHECK(
         cudaMemcpyAsync(first_bad.get(), &kNone, sizeof kNone, cudaMemcpyHostToDevice, stream));
-    check_labels_kernel<<<grid_for(N), kBlock, 0, stream>>>(N, K, labels, first_bad.get());
+    DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, check_labels_kernel)
+    (N, K, labels, first_bad.get());
     DETDL_CUDA_CHECK_LAUNCH("check_labels_kernel");
     unsigned long long bad = kNone;
     DETDL_CUDA_CHECK(
@@ -173,9 +174,9 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
   DeviceBuffer<float> own_loss(loss_per_sample ? 0 : static_cast<std::size_t>(N), stream);
   DeviceBuffer<float> own_e(dlogits ? 0 : static_cast<std::size_t>(N * K), stream);
   float* loss = loss_per_sample ? loss_per_sample : own_loss.get();
-  cross_entropy_kernel<<<grid_for(N), kBlock, 0, stream>>>(
-      N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr,
-      form == CrossEntropyForm::keras_clipped);
+  DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, cross_entropy_kernel)
+  (N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr,
+   form == CrossEntropyForm::keras_clipped);
   DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   return detail::scalar_reduce(level, N, ValueTerm{loss}, stream) / count;
 }
@@ -187,8 +188,8 @@ float binary_cross_entropy(Level level, i64 n, const float* input, const float* 
   const float count = static_cast<float>(n);
   DeviceBuffer<float> own(loss_per_element ? 0 : static_cast<std::size_t>(n), stream);
   float* loss = loss_per_element ? loss_per_element : own.get();
-  bce_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, input, target, from_logits, loss,
-                                                 dinput);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, bce_kernel)
+  (n, count, input, target, from_logits, loss, dinput);
   DETDL_CUDA_CHECK_LAUNCH("bce_kernel");
   return detail::scalar_reduce(level, n, ValueTerm{loss}, stream) / count;
 }
@@ -198,7 +199,8 @@ float mean_squared_error(Level level, i64 n, const float* pred, const float* tar
   if (n <= 0) return 0.0f;
   const float count = static_cast<float>(n);
   if (loss_per_element || dpred) {
-    mse_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, count, pred, target, loss_per_element, dpred);
+    DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, mse_kernel)
+    (n, count, pred, target, loss_per_element, dpred);
     DETDL_CUDA_CHECK_LAUNCH("mse_kernel");
   }
   return detail::scalar_reduce(level, n, SquaredDifferenceTerm{pred, target}, stream) / count;
@@ -214,14 +216,14 @@ float l2_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {
 
 void l1_penalty_grad_add(i64 n, const float* w, float lambda, float* g, cudaStream_t stream) {
   if (n <= 0) return;
-  l1_grad_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, w, lambda, g);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, l1_grad_kernel)(n, w, lambda, g);
   DETDL_CUDA_CHECK_LAUNCH("l1_grad_kernel");
 }
 
 void l2_penalty_grad_add(i64 n, const float* w, float lambda, float* g, cudaStream_t stream) {
   if (n <= 0) return;
   const float twice = 2.0f * lambda;
-  l2_grad_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, w, twice, g);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, l2_grad_kernel)(n, w, twice, g);
   DETDL_CUDA_CHECK_LAUNCH("l2_grad_kernel");
 }
 

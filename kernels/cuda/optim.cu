@@ -44,7 +44,7 @@ __global__ void rmsprop_kernel(i64 n, float* p, const float* g, float* v, float*
 void sgd_update(i64 n, float* p, const float* g, float* buf, const SgdParams& s,
                 cudaStream_t stream) {
   if (n <= 0) return;
-  sgd_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, buf, s);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, sgd_kernel)(n, p, g, buf, s);
   DETDL_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
@@ -52,14 +52,14 @@ void adam_update(i64 n, float* p, const float* g, float* m, float* v, const Adam
                  cudaStream_t stream) {
   if (n <= 0) return;
   const float lr_t = a.keras ? adam_keras_lr(a.lr, a.bc1, a.bc2) : 0.0f;  // host, once, as the CPU
-  adam_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, m, v, a, lr_t);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, adam_kernel)(n, p, g, m, v, a, lr_t);
   DETDL_CUDA_CHECK_LAUNCH("adam_kernel");
 }
 
 void rmsprop_update(i64 n, float* p, const float* g, float* v, float* buf, const RmspropParams& r,
                     cudaStream_t stream) {
   if (n <= 0) return;
-  rmsprop_kernel<<<grid_for(n), kBlock, 0, stream>>>(n, p, g, v, buf, r);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, rmsprop_kernel)(n, p, g, v, buf, r);
   DETDL_CUDA_CHECK_LAUNCH("rmsprop_kernel");
 }
 

@@ -147,7 +147,7 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
                        cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
-  maxpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, x, y, argmax);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, maxpool_fwd_kernel)(s, x, y, argmax);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_fwd_kernel");
 }
 
@@ -155,7 +155,7 @@ void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_
                         float* dx, cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
-  maxpool_bwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, dy, argmax, dx);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, maxpool_bwd_kernel)(s, dy, argmax, dx);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_bwd_kernel");
 }
 
@@ -163,7 +163,7 @@ void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float
                        cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.OH * s.OW;
-  avgpool_fwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, count_include_pad, x, y);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, avgpool_fwd_kernel)(s, count_include_pad, x, y);
   DETDL_CUDA_CHECK_LAUNCH("avgpool_fwd_kernel");
 }
 
@@ -171,7 +171,7 @@ void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const floa
                         cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
-  avgpool_bwd_kernel<<<grid_for(n), kBlock, 0, stream>>>(s, count_include_pad, dy, dx);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, avgpool_bwd_kernel)(s, count_include_pad, dy, dx);
   DETDL_CUDA_CHECK_LAUNCH("avgpool_bwd_kernel");
 }
 
@@ -189,8 +189,8 @@ void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx,
   require_positive("N", N);
   require_positive("C", C);
   require_positive("HW", HW);
-  global_avg_bwd_kernel<<<grid_for(N * C * HW), kBlock, 0, stream>>>(
-      N * C, HW, static_cast<float>(HW), dy, dx);
+  DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, global_avg_bwd_kernel)
+  (N * C, HW, static_cast<float>(HW), dy, dx);
   DETDL_CUDA_CHECK_LAUNCH("global_avg_bwd_kernel");
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/common/reduction.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
 
 namespace detdl::cuda {
@@ -40,9 +41,9 @@ cudaError_t canonical_sum(const float* x, std::int64_t n, float* partials, float
                           cudaStream_t stream) {
   const std::int64_t chunks = (n + kChunkValues - 1) / kChunkValues;
   if (chunks > 0)
-    chunk_partials_sum<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(x, n,
-                                                                                        partials);
-  fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
+    DETDL_LAUNCH(static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream, chunk_partials_sum)
+  (x, n, partials);
+  DETDL_LAUNCH(1, 1, 0, stream, fold_partials)(partials, chunks, out);
   return cudaGetLastError();
 }
 
@@ -50,9 +51,9 @@ cudaError_t canonical_dot(const float* a, const float* b, std::int64_t n, float*
                           float* out, cudaStream_t stream) {
   const std::int64_t chunks = (n + kChunkProducts - 1) / kChunkProducts;
   if (chunks > 0)
-    chunk_partials_dot<<<static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream>>>(a, b, n,
-                                                                                        partials);
-  fold_partials<<<1, 1, 0, stream>>>(partials, chunks, out);
+    DETDL_LAUNCH(static_cast<unsigned>((chunks + 127) / 128), 128, 0, stream, chunk_partials_dot)
+  (a, b, n, partials);
+  DETDL_LAUNCH(1, 1, 0, stream, fold_partials)(partials, chunks, out);
   return cudaGetLastError();
 }
 

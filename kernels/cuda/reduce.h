@@ -8,7 +8,7 @@
 //   `fast`: the chunk partials are atomicAdd-ed into the zeroed output in whatever order
 //     the threads arrive, so the bits may change from run to run.
 //
-// Under nvcc this header also gives the device templates the other kernels build their
+// Under nvcc (and in host mode, docs/gpu.md) this header also gives the device templates the other kernels build their
 // value reductions from (value_reduce: out[o] = post(o, canonical sum over k of
 // term(o, k))).
 #pragma once
@@ -38,12 +38,13 @@ float sum_all(Level level, std::int64_t n, const float* x, cudaStream_t stream);
 
 }  // namespace detdl::cuda
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(DETDL_CUDA_HOST)
 #include <algorithm>
 
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 
 namespace detdl::cuda::detail {
 
@@ -112,22 +113,23 @@ void value_reduce(Level level, std::int64_t outs, std::int64_t length, Term term
     DETDL_CUDA_CHECK(
         cudaMemsetAsync(acc.get(), 0, static_cast<std::size_t>(outs) * sizeof(float), stream));
     if (chunks > 0) {
-      value_chunk_atomic<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(outs, length, chunks,
-                                                                               term, acc.get());
+      DETDL_LAUNCH(grid_for(outs * chunks), kReduceBlock, 0, stream, value_chunk_atomic)
+      (outs, length, chunks, term, acc.get());
       DETDL_CUDA_CHECK_LAUNCH("value_chunk_atomic");
     }
-    value_post<<<grid_for(outs), kReduceBlock, 0, stream>>>(outs, acc.get(), post);
+    DETDL_LAUNCH(grid_for(outs), kReduceBlock, 0, stream, value_post)(outs, acc.get(), post);
     DETDL_CUDA_CHECK_LAUNCH("value_post");
     return;
   }
   DeviceBuffer<float> partials(static_cast<std::size_t>(std::max<std::int64_t>(1, outs * chunks)),
                                stream);
   if (chunks > 0) {
-    value_chunk_partials<<<grid_for(outs * chunks), kReduceBlock, 0, stream>>>(
-        outs, length, chunks, term, partials.get());
+    DETDL_LAUNCH(grid_for(outs * chunks), kReduceBlock, 0, stream, value_chunk_partials)
+    (outs, length, chunks, term, partials.get());
     DETDL_CUDA_CHECK_LAUNCH("value_chunk_partials");
   }
-  value_fold<<<grid_for(outs), kReduceBlock, 0, stream>>>(outs, chunks, partials.get(), post);
+  DETDL_LAUNCH(grid_for(outs), kReduceBlock, 0, stream, value_fold)
+  (outs, chunks, partials.get(), post);
   DETDL_CUDA_CHECK_LAUNCH("value_fold");
 }
 

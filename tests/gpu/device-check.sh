@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The prepared device check (docs/gpu.md, "On a GPU machine"): everything a session with a
+# lent GPU machine (an H200 with 16 cores, about 15 minutes of lease) should run, in one
+# call, about 10 minutes, each step under its own time limit so that one slow step cannot
+# eat the others. Writes everything under $OUT (the device tool's folder that comes back;
+# default device-check-out/):
+#   machine.txt            GPU, driver, toolkit, cores, date
+#   run.log                tests/gpu/run.sh: kernel tests, engine tests, cuDNN tests,
+#                          golden (CPU and --device cuda), compute-sanitizer
+#   bench_gpu_kernels.json SGEMM vs cuBLAS FP32 / TF32 (4096^3 and network shapes),
+#                          conv passes vs cuDNN (Google Benchmark JSON)
+#   resnet56.jsonl         ResNet-56 epoch: detdl portable / fast vs PyTorch deterministic /
+#                          default (bench/gpu_resnet56.sh)
+#   summary.txt            one line per step (PASS / FAIL / SKIP / TIMEOUT, seconds) and
+#                          the benchmark ratios; bench/gpu_summary.py writes it
+#
+#   tests/gpu/device-check.sh        (BUILD_DIR=build-gpu, RESNET_IMAGES=10000 to override)
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+OUT=${OUT:-device-check-out}
+BUILD=${BUILD_DIR:-build-gpu}
+JOBS=$(nproc)
+IMAGES=${RESNET_IMAGES:-10000}
+mkdir -p "$OUT"
+STEPS="$OUT/steps.txt"
+: >"$STEPS"
+
+step() {  # step NAME LIMIT_SECONDS COMMAND...: runs it under `timeout`, logs to $OUT/NAME.log
+  local name=$1 limit=$2 t0=$SECONDS rc=0
+  shift 2
+  echo "==== $name (limit ${limit} s): $*"
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1 || rc=$?
+  local verdict=PASS
+  [ $rc = 0 ] || verdict="FAIL (exit $rc)"
+  [ $rc = 124 ] && verdict=TIMEOUT
+  printf '%-22s %-16s %5d s\n' "$name" "$verdict" $((SECONDS - t0)) | tee -a "$STEPS"
+  tail -5 "$OUT/$name.log"
+}
+
+{
+  date -u
+  nvidia-smi -L 2>&1 || echo "nvidia-smi: not found"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2
+  echo "cores: $JOBS"
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+# 1. Configure and build with every core (tests/gpu/run.sh then finds the build done).
+step configure 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DDETDL_CUDA=ON \
+  -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=ON
+step build 300 cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine \
+  test_gpu_cudnn bench_gpu_kernels
+# 2. The GPU tests: kernels == CPU, engine == CPU, golden on the device, compute-sanitizer
+#    (which may answer "Device not supported" on some runtimes: run.sh records that as SKIP).
+step run 240 env BUILD_DIR="$BUILD" JOBS="$JOBS" bash tests/gpu/run.sh
+cp "$OUT/run.log" "$OUT/run-full.log" 2>/dev/null
+# 3. Kernel benchmarks against cuBLAS and cuDNN.
+step bench 150 "$BUILD/bench/bench_gpu_kernels" --benchmark_min_time=0.2 \
+  --benchmark_out="$OUT/bench_gpu_kernels.json" --benchmark_out_format=json
+# 4. A ResNet-56 epoch against PyTorch on the same GPU.
+step resnet56 150 env RESNET_IMAGES="$IMAGES" bash bench/gpu_resnet56.sh "$BUILD"
+grep '^{' "$OUT/resnet56.log" >"$OUT/resnet56.jsonl" 2>/dev/null
+
+python3 bench/gpu_summary.py "$OUT" >"$OUT/summary.txt" 2>&1 || cat "$STEPS" >"$OUT/summary.txt"
+cat "$OUT/summary.txt"
+! grep -qE 'FAIL|TIMEOUT' "$STEPS"
