@@ -83,6 +83,10 @@ def main():
             print(line)
     print()
 
+    print("## SGEMM versions (kernels/cuda/dev/sgemm.cu)")
+    print((read(os.path.join(out, "dev_sgemm.log")) or "dev_sgemm.log: missing").strip())
+    print()
+
     print("## ResNet-56 epoch (seconds)")
     text = read(os.path.join(out, "resnet56.jsonl"))
     if not text:

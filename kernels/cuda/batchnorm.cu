@@ -17,11 +17,21 @@ using i64 = std::int64_t;
 
 // Flat index of value k = n*HW + hw of channel c.
 __device__ i64 flat(i64 c, i64 k, i64 C, i64 HW) { return ((k / HW) * C + c) * HW + k % HW; }
+// The same indices walked from k0 without a division per value (reduce.h PlaneWalk).
+__device__ detail::PlaneWalk walk(i64 c, i64 k0, i64 C, i64 HW) {
+  return detail::PlaneWalk(c, k0, HW, HW, C * HW);
+}
 
 struct XTerm {
   const float* x;
   i64 C, HW;
   __device__ float operator()(i64 c, i64 k) const { return x[flat(c, k, C, HW)]; }
+  struct Walk {
+    const float* x;
+    detail::PlaneWalk w;
+    __device__ float next() { return x[w.next()]; }
+  };
+  __device__ Walk chunk(i64 c, i64 k0) const { return Walk{x, walk(c, k0, C, HW)}; }
 };
 struct SquaredDeviationTerm {  // (x - mean)^2, the difference rounded, then squared
   const float* x;
@@ -31,6 +41,16 @@ struct SquaredDeviationTerm {  // (x - mean)^2, the difference rounded, then squ
     const float d = x[flat(c, k, C, HW)] - mean[c];
     return d * d;
   }
+  struct Walk {
+    const float* x;
+    float mean;
+    detail::PlaneWalk w;
+    __device__ float next() {
+      const float d = x[w.next()] - mean;
+      return d * d;
+    }
+  };
+  __device__ Walk chunk(i64 c, i64 k0) const { return Walk{x, mean[c], walk(c, k0, C, HW)}; }
 };
 struct DyXhatTerm {  // dy * ((x - mean) * inv_std)
   const float* x;
@@ -41,6 +61,19 @@ struct DyXhatTerm {  // dy * ((x - mean) * inv_std)
   __device__ float operator()(i64 c, i64 k) const {
     const i64 i = flat(c, k, C, HW);
     return dy[i] * ((x[i] - mean[c]) * inv_std[c]);
+  }
+  struct Walk {
+    const float* x;
+    const float* dy;
+    float mean, inv_std;
+    detail::PlaneWalk w;
+    __device__ float next() {
+      const i64 i = w.next();
+      return dy[i] * ((x[i] - mean) * inv_std);
+    }
+  };
+  __device__ Walk chunk(i64 c, i64 k0) const {
+    return Walk{x, dy, mean[c], inv_std[c], walk(c, k0, C, HW)};
   }
 };
 struct StoreMean {

@@ -101,6 +101,14 @@ struct BiasTerm {  // term(o, k) = dy[n][o][hw] with k = n * OHW + hw
   __device__ float operator()(i64 o, i64 k) const {
     return dy[((k / OHW) * O + o) * OHW + k % OHW];
   }
+  struct Walk {  // the same terms without a division per term (reduce.h PlaneWalk)
+    const float* dy;
+    detail::PlaneWalk w;
+    __device__ float next() { return dy[w.next()]; }
+  };
+  __device__ Walk chunk(i64 o, i64 k0) const {
+    return Walk{dy, detail::PlaneWalk(o, k0, OHW, OHW, O * OHW)};
+  }
 };
 
 }  // namespace

@@ -4,18 +4,16 @@
 // `portable` and `repeatable` (the same code): C[m][n] is exactly the canonical dot over
 // k = 0..K-1 (chunks of kChunkProducts = 4096, one fmaf chain per chunk in k order from
 // +0.0f, balanced pairwise tree over the chunks), bit for bit the CPU's sgemm.
-//   Tiling: a block owns a 64 x 64 tile of C, each thread 4 x 4 outputs; k is walked in
-//   slices of 16 staged in shared memory, and each thread's 16 accumulators are fmaf
-//   chains in k order (the slices only stage data, they never reorder a chain). At each
-//   4096 boundary the 16 chunk partials are pushed onto a per-thread binary-counter stack
-//   (ChunkTree's merges, so the same nodes as the level-by-level tree).
-//   When the C tiles are too few to fill the GPU (weight gradients: small M x N, long K)
-//   the chunks are cut into groups of 2^g consecutive chunks starting at multiples of 2^g,
-//   one group per blockIdx.z. Such a group is a subtree of the canonical tree (the last,
-//   shorter group is the same node with the same pairing), so each block writes its
-//   subtree's root to scratch and a second kernel folds the group roots per element with
-//   ChunkTree: the same root bit for bit, whatever the group size (which depends on the
-//   number of SMs).
+//   Tiling: a block owns a 128 x 128 tile of C with 8 x 8 outputs per thread (64 x 64 and
+//   4 x 4 for C with fewer than 96 rows or columns); k is walked in slices of 8, loaded as
+//   float4 where the layout allows, staged in double-buffered shared memory (one barrier
+//   per slice; the next slice's loads are in flight during the current one's products).
+//   Each thread's accumulators are fmaf chains in k order: the slices only stage data,
+//   they never reorder a chain. The 4096 boundaries: K <= 4096 is one chunk, written
+//   directly; otherwise blockIdx.z runs chunk z (k in [4096 z, 4096 (z + 1))), its chains
+//   written to scratch, and a second kernel folds each element's chunk partials with
+//   ChunkTree in chunk order (row panels keep the scratch under 1 GiB). No per-thread
+//   stack, and long-K products (weight gradients) get one block per chunk and C tile.
 // `fast`: no chunk tree, one fmaf chain over all of K per output (equal to portable for
 //   K <= 4096); when the C tiles are too few and K >= 8192, split-K: pieces of K on
 //   separate blocks whose chains are atomicAdd-ed into the zeroed C in arrival order, so
@@ -37,5 +35,10 @@ void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t
            std::int64_t ldb,
            float* C,  // (M, N) ldc >= N
            std::int64_t ldc, cudaStream_t stream);
+
+// The most floats of chunk-partial scratch one `portable` call uses (default 2^28, 1 GiB);
+// longer products run in panels of 128-row multiples. Returns the previous value. For
+// tests (a small budget forces the panels).
+std::int64_t set_sgemm_partial_budget(std::int64_t floats);
 
 }  // namespace detdl::cuda

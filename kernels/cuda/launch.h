@@ -7,7 +7,8 @@
 // Neither changes a result: every item is computed by one thread from its own inputs.
 //
 // Every launch is written DETDL_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...)
-// and every __shared__ array DETDL_SHARED(type, name, [dims]), so that nvcc and the C++
+// and every __shared__ array DETDL_SHARED(type, name, [dims]) (16-byte aligned, so float4
+// reads are allowed), so that nvcc and the C++
 // compiler of host mode (kernels/cuda/host/runtime.h, docs/gpu.md) both accept the source:
 // under nvcc they are the <<<...>>> launch and the __shared__ declaration themselves.
 #pragma once
@@ -39,7 +40,7 @@ inline unsigned grid_for(std::int64_t n) {
 #if defined(__CUDACC__)
 #define DETDL_LAUNCH(grid, block, shared_bytes, stream, ...) \
   __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
-#define DETDL_SHARED(type, name, dims) __shared__ type name dims
+#define DETDL_SHARED(type, name, dims) __shared__ __align__(16) type name dims
 #else
 // The kernel is called by name inside a generic lambda, so template arguments are deduced
 // from the call's arguments as a <<<...>>> launch deduces them.

@@ -197,10 +197,12 @@ struct GemmProblem {
   GemmCase g;
   i64 lda, ldb, ldc;
   Vec A, B;
-  GemmProblem(GemmCase c, std::uint32_t sub) : g(c) {
-    lda = (c.ta ? c.M : c.K) + 3;
-    ldb = (c.tb ? c.K : c.N) + 2;
-    ldc = c.N + 1;
+  // aligned: leading dimensions that are multiples of 4 (the kernels' float4 paths), else
+  // odd paddings (scalar paths).
+  GemmProblem(GemmCase c, std::uint32_t sub, bool aligned = false) : g(c) {
+    lda = (c.ta ? c.M : c.K) + (aligned ? (4 - (c.ta ? c.M : c.K) % 4) % 4 + 4 : 3);
+    ldb = (c.tb ? c.K : c.N) + (aligned ? (4 - (c.tb ? c.K : c.N) % 4) % 4 + 4 : 2);
+    ldc = c.N + (aligned ? (4 - c.N % 4) % 4 + 4 : 1);
     A = random_vec((c.ta ? c.K : c.M) * lda, sub);
     B = random_vec((c.tb ? c.N : c.K) * ldb, sub + 1);
   }
@@ -269,10 +271,38 @@ TEST_F(Gpu, GemmPortableEqualsCpuBitForBit) {
 }
 
 TEST_F(Gpu, GemmPortableWithManyTilesUsesOneGroupAndStillEqualsCpu) {
-  // Enough C tiles (17 x 17 >= 2 per SM on an H100) that K is not split: each thread runs
-  // the whole chunk stack itself.
+  // Many 128 x 128 tiles over two chunks (the chunk partials and their fold).
   const GemmProblem p({1040, 1040, 4500, false, false}, 40);
   EXPECT_TRUE(same_bits(p.run_cpu(Level::portable), p.run_gpu(Level::portable, stream)));
+}
+
+TEST_F(Gpu, GemmAlignedLayoutsTakeTheFloat4PathsAndEqualCpu) {
+  // Leading dimensions that are multiples of 4: float4 loads of A and B in every transpose
+  // combination and float4 stores of C, in both tile sizes (128 x 128 from 96 rows and
+  // columns, 64 x 64 below), with edge tiles and partial k slices.
+  const GemmCase cases[] = {
+      {200, 136, 5000, false, false}, {200, 136, 5000, true, false}, {131, 97, 300, false, true},
+      {96, 100, 8201, true, true},    {40, 52, 4100, false, false},  {33, 20, 77, true, true},
+  };
+  std::uint32_t sub = 70;
+  for (const GemmCase& c : cases) {
+    SCOPED_TRACE(::testing::Message() << "M " << c.M << " N " << c.N << " K " << c.K << " ta "
+                                      << c.ta << " tb " << c.tb);
+    const GemmProblem p(c, sub += 2, /*aligned=*/true);
+    const Vec ref = p.run_cpu(Level::portable);
+    EXPECT_TRUE(same_bits(ref, p.run_gpu(Level::portable, stream)));
+    EXPECT_TRUE(p.within(ref, p.run_gpu(Level::fast, stream), c.K * 0x1p-23));
+  }
+}
+
+TEST_F(Gpu, GemmPortableInRowPanelsUnderASmallScratchBudgetEqualsCpu) {
+  // 300 rows, 3 chunks: a budget of 3 * 40 * 128 floats gives panels of 128, 128 and 44 rows.
+  const GemmProblem p({300, 40, 9000, true, false}, 90);
+  const std::int64_t old = cuda::set_sgemm_partial_budget(3 * 40 * 128);
+  const Vec got = p.run_gpu(Level::portable, stream);
+  cuda::set_sgemm_partial_budget(old);
+  EXPECT_TRUE(same_bits(p.run_cpu(Level::portable), got));
+  EXPECT_THROW(cuda::set_sgemm_partial_budget(0), std::invalid_argument);
 }
 
 TEST_F(Gpu, GemmFastIsCloseAndEqualsPortableForOneChunk) {
@@ -329,6 +359,27 @@ TEST_F(Gpu, ColumnSumsAndSumAllEqualCpu) {
     EXPECT_NEAR(cpu::sum_all(Level::portable, n, x.data()),
                 cuda::sum_all(Level::fast, n, dx.get(), stream), 1e-6 * n);
   }
+}
+
+TEST_F(Gpu, LongReductionsFoldTheirChunksByTreesAndEqualCpu) {
+  // More than 64 chunks: the warp and block trees (reduce.h value_tree_level) instead of one
+  // thread per output: 274 chunks of 3 columns (one level, a partial last group of 18), and
+  // 65,836 chunks of one sum (three levels: 258 groups, then 2, then 1), against the CPU's
+  // ChunkTree bit for bit.
+  {
+    const i64 rows = 70000, cols = 3;
+    const Vec x = random_vec(rows * cols, 72);
+    Vec ref(static_cast<std::size_t>(cols));
+    cpu::column_sums(Level::portable, rows, cols, x.data(), ref.data());
+    Dev<float> dx(x), out(static_cast<std::size_t>(cols));
+    cuda::column_sums(Level::portable, rows, cols, dx.get(), out.get(), stream);
+    EXPECT_TRUE(same_bits(ref, out.host()));
+  }
+  const i64 n = 256 * (65536 + 300) - 17;
+  const Vec x = random_vec(n, 73);
+  Dev<float> dx(x);
+  EXPECT_TRUE(same_bits(cpu::sum_all(Level::portable, n, x.data()),
+                        cuda::sum_all(Level::portable, n, dx.get(), stream)));
 }
 
 // ---------------------------------------------------------------- convolution

@@ -108,11 +108,25 @@ Fiber::~Fiber() {
   munmap(stack_, kStackBytes + page_size());
 }
 
-// Not instrumented for ThreadSanitizer: the first frame written here is the fiber's own
-// stack, which the fiber overwrites later without any synchronisation with this writer.
-__attribute__((no_sanitize("thread"))) void Fiber::reset(void (*entry)(void*), void* arg) {
+void Fiber::reset(void (*entry)(void*), void* arg) {
   store(entry_, entry);
   store(arg_, arg);
+  if (load(parked_)) return;
+  if (started_) {
+    // Abandoned inside an entry: its stack and (for ThreadSanitizer) its shadow stack
+    // hold frames that will never return. Start over from a fresh first frame.
+#if defined(DETDL_FIBER_TSAN)
+    __tsan_destroy_fiber(tsan_fiber_);
+    tsan_fiber_ = __tsan_create_fiber(0);
+#endif
+  }
+  build_first_frame();
+  started_ = true;
+}
+
+// Not instrumented for ThreadSanitizer: the first frame written here is the fiber's own
+// stack, which the fiber overwrites later without any synchronisation with this writer.
+__attribute__((no_sanitize("thread"))) void Fiber::build_first_frame() {
   char* bottom = static_cast<char*>(stack_) + page_size();
 #if defined(__x86_64__)
   auto top = reinterpret_cast<std::uintptr_t>(bottom + kStackBytes) & ~std::uintptr_t{15};
@@ -157,15 +171,13 @@ void Fiber::resume() {
   (void)fake_stack;
 }
 
-void Fiber::switch_out(bool final) {
+void Fiber::yield() {
 #if defined(DETDL_FIBER_ASAN)
-  __sanitizer_start_switch_fiber(final ? nullptr : &asan_fake_stack_, caller_stack_bottom_,
-                                 caller_stack_size_);
+  __sanitizer_start_switch_fiber(&asan_fake_stack_, caller_stack_bottom_, caller_stack_size_);
 #endif
 #if defined(DETDL_FIBER_TSAN)
   __tsan_switch_to_fiber(load(tsan_caller_), __tsan_switch_to_fiber_no_sync);
 #endif
-  (void) final;
 #if defined(__x86_64__)
   detdl_fiber_switch(&sp_, caller_sp_);
 #else
@@ -176,20 +188,17 @@ void Fiber::switch_out(bool final) {
 #endif
 }
 
-void Fiber::yield() { switch_out(false); }
-
-void Fiber::finish() {
-  switch_out(true);
-  std::abort();  // a finished fiber is never resumed before reset()
-}
-
 void Fiber::start() {
   Fiber* self = load(t_starting);
 #if defined(DETDL_FIBER_ASAN)
   __sanitizer_finish_switch_fiber(nullptr, &self->caller_stack_bottom_, &self->caller_stack_size_);
 #endif
-  load(self->entry_)(load(self->arg_));
-  self->finish();
+  for (;;) {
+    store(self->parked_, false);
+    load(self->entry_)(load(self->arg_));
+    store(self->parked_, true);
+    self->yield();
+  }
 }
 
 }  // namespace detdl::cuda::host

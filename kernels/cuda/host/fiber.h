@@ -20,24 +20,28 @@ class Fiber {
   Fiber(const Fiber&) = delete;
   Fiber& operator=(const Fiber&) = delete;
 
-  // Prepares the fiber to run entry(arg) from the top of its stack at the next resume().
+  // Makes the next resume() run entry(arg). A fiber runs its entries in a loop: when an
+  // entry returns, the fiber parks (back to resume()) at the top of the loop, so its frames
+  // stay balanced (ThreadSanitizer keeps a shadow stack per fiber). A fiber left inside an
+  // entry (an abandoned block) starts again from a fresh first frame.
   void reset(void (*entry)(void*), void* arg);
-  // Runs the fiber until it calls yield() (or finish()); returns on the caller's stack.
+  // Runs the fiber until it calls yield() or its entry returns; returns on the caller's
+  // stack.
   void resume();
   // From inside the fiber: back to the resume() that ran it.
   void yield();
-  // From inside the fiber, its last act: back to resume(), never to return.
-  [[noreturn]] void finish();
 
   static constexpr std::size_t kStackBytes = std::size_t{256} << 10;
 
  private:
-  static void start();  // the first frame of every fiber
-  void switch_out(bool final);
+  static void start();  // the first frame of every fiber: the loop over entries
+  void build_first_frame();
 
   void* stack_ = nullptr;  // kStackBytes plus a guard page below it
   void (*entry_)(void*) = nullptr;
   void* arg_ = nullptr;
+  bool parked_ = false;   // at the top of the loop, its last entry returned
+  bool started_ = false;  // has a first frame (the resuming side's own flag)
 #if defined(__x86_64__)
   void* sp_ = nullptr;         // the fiber's saved stack pointer
   void* caller_sp_ = nullptr;  // resume()'s
