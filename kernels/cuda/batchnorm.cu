@@ -15,9 +15,8 @@ namespace {
 
 using i64 = std::int64_t;
 
-// Flat index of value k = n*HW + hw of channel c.
-__device__ i64 flat(i64 c, i64 k, i64 C, i64 HW) { return ((k / HW) * C + c) * HW + k % HW; }
-// The same indices walked from k0 without a division per value (reduce.h PlaneWalk).
+// The flat indices ((n * C + c) * HW + hw) of values k = n * HW + hw of channel c, walked
+// from k0 without a division per value (reduce.h PlaneWalk).
 __device__ detail::PlaneWalk walk(i64 c, i64 k0, i64 C, i64 HW) {
   return detail::PlaneWalk(c, k0, HW, HW, C * HW);
 }
@@ -25,7 +24,6 @@ __device__ detail::PlaneWalk walk(i64 c, i64 k0, i64 C, i64 HW) {
 struct XTerm {
   const float* x;
   i64 C, HW;
-  __device__ float operator()(i64 c, i64 k) const { return x[flat(c, k, C, HW)]; }
   struct Walk {
     const float* x;
     detail::PlaneWalk w;
@@ -37,10 +35,6 @@ struct SquaredDeviationTerm {  // (x - mean)^2, the difference rounded, then squ
   const float* x;
   const float* mean;
   i64 C, HW;
-  __device__ float operator()(i64 c, i64 k) const {
-    const float d = x[flat(c, k, C, HW)] - mean[c];
-    return d * d;
-  }
   struct Walk {
     const float* x;
     float mean;
@@ -58,10 +52,6 @@ struct DyXhatTerm {  // dy * ((x - mean) * inv_std)
   const float* mean;
   const float* inv_std;
   i64 C, HW;
-  __device__ float operator()(i64 c, i64 k) const {
-    const i64 i = flat(c, k, C, HW);
-    return dy[i] * ((x[i] - mean[c]) * inv_std[c]);
-  }
   struct Walk {
     const float* x;
     const float* dy;

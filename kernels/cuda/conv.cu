@@ -1,4 +1,6 @@
-// CUDA convolution: im2col / gathers around cuda::sgemm; the orders are in conv.h.
+// CUDA convolution as implicit GEMM on the tile kernel of gemm_tiles.h: the im2col
+// matrix and the gathered dy are read from the tensors as the tiles need them; the orders
+// are in conv.h.
 #include "kernels/cuda/conv.h"
 
 #include <algorithm>
@@ -11,8 +13,9 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/launch.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/gemm_tiles.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
 
 namespace detdl::cuda {
@@ -22,40 +25,112 @@ using i64 = std::int64_t;
 
 std::atomic<i64> g_budget{i64{64} << 20};
 
-// cols[r][q] = xpad[n][c][ih][iw] for tap r = (c, kh, kw) and flat output position p0 + q of
-// the (n, oh, ow) space; 0.0f where the tap falls outside the input (as the CPU's im2col).
-__global__ void im2col_kernel(Conv2dShape s, const float* x, i64 p0, i64 P, float* cols) {
-  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  DETDL_GRID_STRIDE(t, K * P) {
-    const i64 r = t / P, p = p0 + t % P;
-    const i64 c = r / (s.KH * s.KW), kh = (r / s.KW) % s.KH, kw = r % s.KW;
-    const i64 n = p / OHW, oh = (p % OHW) / s.OW, ow = p % s.OW;
-    const i64 ih = oh * s.stride_h - s.pad_top + kh, iw = ow * s.stride_w - s.pad_left + kw;
-    cols[t] = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
-                  ? x[((n * s.C + c) * s.H + ih) * s.W + iw]
-                  : 0.0f;
+// The im2col matrix of x, never written out: value(tap, p) = x[n][c][ih][iw] for
+// tap = (c, kh, kw) and flat output position p = (n, oh, ow); 0.0f where the tap falls
+// outside the input (the CPU's im2col). run() gives E consecutive positions of one tap with
+// one set of divisions for the first.
+struct Im2col {
+  Conv2dShape s;
+  const float* x;
+  i64 taps, positions;
+  template <int E>
+  __device__ __forceinline__ void run(i64 tap, i64 p, i64 p_end, float (&v)[E]) const {
+    if (tap >= taps) {
+      for (int e = 0; e < E; ++e) v[e] = 0.0f;
+      return;
+    }
+    const i64 KHW = s.KH * s.KW, OHW = s.OH * s.OW;
+    const i64 c = tap / KHW, kh = tap / s.KW % s.KH, kw = tap % s.KW;
+    i64 n = p / OHW, oh = p % OHW / s.OW, ow = p % s.OW;
+    for (int e = 0; e < E; ++e) {
+      float value = 0.0f;
+      if (p + e < p_end) {
+        const i64 ih = oh * s.stride_h - s.pad_top + kh, iw = ow * s.stride_w - s.pad_left + kw;
+        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+          value = x[((n * s.C + c) * s.H + ih) * s.W + iw];
+      }
+      v[e] = value;
+      if (++ow == s.OW) {
+        ow = 0;
+        if (++oh == s.OH) oh = 0, ++n;
+      }
+    }
   }
-}
+};
 
-// dyt[o][q] = dy[n][o][oh][ow] for flat position p0 + q.
-__global__ void gather_dy_kernel(Conv2dShape s, const float* dy, i64 p0, i64 P, float* dyt) {
-  const i64 OHW = s.OH * s.OW;
-  DETDL_GRID_STRIDE(t, s.O * P) {
-    const i64 o = t / P, p = p0 + t % P;
-    dyt[t] = dy[((p / OHW) * s.O + o) * OHW + p % OHW];
+// Forward's B: op(B)[tap][p] = im2col, rows p (from p0), loads along p.
+struct ForwardCols {
+  Im2col im;
+  i64 p0;
+  static constexpr bool along_k = false;
+  template <int E>
+  __device__ __forceinline__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const {
+    if (k >= ke) {
+      for (int e = 0; e < E; ++e) v[e] = 0.0f;
+      return;
+    }
+    im.run<E>(k, p0 + r, im.positions, v);
   }
-}
+};
 
-// y[n0 + nl][o][j] = out[o][nl * OHW + j] (+ bias[o]) for the samples of a tile.
-__global__ void scatter_out_kernel(Conv2dShape s, const float* out, i64 n0, i64 nt,
-                                   const float* bias, float* y) {
-  const i64 OHW = s.OH * s.OW, P = nt * OHW;
-  DETDL_GRID_STRIDE(t, nt * s.O * OHW) {
-    const i64 nl = t / (s.O * OHW), o = (t / OHW) % s.O, j = t % OHW;
-    const float v = out[o * P + nl * OHW + j];
-    y[(n0 * s.O) * OHW + t] = bias ? v + bias[o] : v;
+// The weight gradient's B: op(B)[p][tap] = im2col, rows taps, loads along p (= k).
+struct WeightGradCols {
+  Im2col im;
+  static constexpr bool along_k = true;
+  template <int E>
+  __device__ __forceinline__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const {
+    im.run<E>(r, k, ke, v);
   }
-}
+};
+
+// dy as an (O, N*OH*OW) matrix, read in place: dy[n][o][oh][ow] for p = (n, oh, ow).
+// Weight gradient's A (rows o, k = p, loads along p) or the data gradient's B (rows p from
+// p0, k = o, loads along p).
+struct DyPlanes {
+  const float* dy;
+  i64 O, OHW, positions, p0;
+  bool along_k;
+  template <int E>
+  __device__ __forceinline__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const {
+    const i64 o = along_k ? r : k;
+    const i64 p = along_k ? k : p0 + r, p_end = along_k ? ke : positions;
+    if (o >= (along_k ? O : ke)) {
+      for (int e = 0; e < E; ++e) v[e] = 0.0f;
+      return;
+    }
+    i64 n = p / OHW, j = p % OHW;
+    for (int e = 0; e < E; ++e) {
+      v[e] = p + e < p_end ? dy[(n * O + o) * OHW + j] : 0.0f;
+      if (++j == OHW) j = 0, ++n;
+    }
+  }
+};
+
+// An operand whose k index starts at k0 (a group of chunks of the weight gradient).
+template <class Op>
+struct OffsetK {
+  Op op;
+  i64 k0;
+  bool along_k;
+  template <int E>
+  __device__ __forceinline__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const {
+    op.template load<E>(r, k0 + k, k0 + ke, v);
+  }
+};
+
+// Forward's output (O, positions) into y (N, O, OH, OW), + bias[o] after the root.
+struct ForwardOut {
+  float* y;
+  const float* bias;
+  i64 O, OHW, p0;
+  __device__ void finish(i64 o, i64 p, float root) const {
+    y[((p / OHW) * O + o) * OHW + p % OHW] = bias ? root + bias[o] : root;
+  }
+  __device__ void put(i64, i64 o, i64 q, const float (&v)[4], int count) const {
+    for (int j = 0; j < count; ++j) finish(o, p0 + q + j, v[j]);
+  }
+  __device__ void operator()(i64 o, i64 q, float root) const { finish(o, p0 + q, root); }
+};
 
 // dx pixel (n0 + nl, c, i, j) = +0.0f + dcols[tap][position] over the taps (kh, kw) in
 // row-major order whose output position is whole and inside the output.
@@ -79,16 +154,6 @@ __global__ void col2im_gather_kernel(Conv2dShape s, const float* dcols, i64 n0, 
   }
 }
 
-// dst = a + b element-wise (a is the left operand: the earlier part of the reduction).
-__global__ void add_kernel(const float* a, const float* b, float* dst, i64 n) {
-  DETDL_GRID_STRIDE(t, n) dst[t] = a[t] + b[t];
-}
-
-void add(const float* a, const float* b, float* dst, i64 n, cudaStream_t stream) {
-  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, add_kernel)(a, b, dst, n);
-  DETDL_CUDA_CHECK_LAUNCH("add_kernel");
-}
-
 // Samples per forward / data-gradient tile: fits the budget with `per_position` floats per
 // output position; at least one sample.
 i64 samples_per_tile(const Conv2dShape& s, i64 per_position) {
@@ -98,10 +163,7 @@ i64 samples_per_tile(const Conv2dShape& s, i64 per_position) {
 struct BiasTerm {  // term(o, k) = dy[n][o][hw] with k = n * OHW + hw
   const float* dy;
   i64 O, OHW;
-  __device__ float operator()(i64 o, i64 k) const {
-    return dy[((k / OHW) * O + o) * OHW + k % OHW];
-  }
-  struct Walk {  // the same terms without a division per term (reduce.h PlaneWalk)
+  struct Walk {  // walked without a division per term (reduce.h PlaneWalk)
     const float* dy;
     detail::PlaneWalk w;
     __device__ float next() { return dy[w.next()]; }
@@ -124,34 +186,51 @@ i64 conv_scratch_budget() { return g_budget.load(); }
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
                     const float* bias, float* y, cudaStream_t stream) {
   check_conv2d_shape(s);
-  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  const i64 tile = samples_per_tile(s, K + s.O);
-  DeviceBuffer<float> cols(static_cast<std::size_t>(K * tile * OHW), stream);
-  DeviceBuffer<float> out(static_cast<std::size_t>(s.O * tile * OHW), stream);
-  for (i64 n0 = 0; n0 < s.N; n0 += tile) {
-    const i64 nt = std::min(tile, s.N - n0), P = nt * OHW;
-    DETDL_LAUNCH(grid_for(K * P), kBlock, 0, stream, im2col_kernel)(s, x, n0 * OHW, P, cols.get());
-    DETDL_CUDA_CHECK_LAUNCH("im2col_kernel");
-    sgemm(level, false, false, s.O, P, K, w, K, cols.get(), P, out.get(), P, stream);
-    DETDL_LAUNCH(grid_for(nt * s.O * OHW), kBlock, 0, stream, scatter_out_kernel)
-    (s, out.get(), n0, nt, bias, y);
-    DETDL_CUDA_CHECK_LAUNCH("scatter_out_kernel");
+  const i64 taps = s.C * s.KH * s.KW, OHW = s.OH * s.OW, positions = s.N * OHW;
+  // y (O, positions) = W (O, taps) * cols (taps, positions), cols gathered from x.
+  const tiles::Dense a{w, taps, s.O, true, tiles::aligned16(w, taps)};
+  const Im2col im{s, x, taps, positions};
+  const i64 chunks = level == Level::fast ? 1 : tiles::ceil_div(taps, kChunkProducts);
+  if (chunks <= 1) {  // one chain per output (`fast`: always), + bias, straight into y
+    tiles::launch(s.O, positions, taps, a, ForwardCols{im, 0}, 1, std::max<i64>(taps, 1),
+                  ForwardOut{y, bias, s.O, OHW, 0}, stream);
+    return;
+  }
+  // Chunk partials per panel of positions (under the scratch budget), folded into y.
+  i64 panel = std::max<i64>(128, g_budget.load() / (chunks * s.O) / 128 * 128);
+  panel = std::min(panel, positions);
+  DeviceBuffer<float> partials(static_cast<std::size_t>(chunks * s.O * panel), stream);
+  for (i64 p0 = 0; p0 < positions; p0 += panel) {
+    const i64 P = std::min(panel, positions - p0);
+    tiles::launch(s.O, P, taps, a, ForwardCols{im, p0}, chunks, kChunkProducts,
+                  tiles::DenseOut<false>{partials.get(), P, s.O * P, false}, stream);
+    tiles::fold(s.O, P, chunks, partials.get(), ForwardOut{y, bias, s.O, OHW, p0}, stream);
   }
 }
 
 void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
                           float* dx, cudaStream_t stream) {
   check_conv2d_shape(s);
-  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  const i64 tile = samples_per_tile(s, K + s.O);
-  DeviceBuffer<float> dyt(static_cast<std::size_t>(s.O * tile * OHW), stream);
-  DeviceBuffer<float> dcols(static_cast<std::size_t>(K * tile * OHW), stream);
+  const i64 taps = s.C * s.KH * s.KW, OHW = s.OH * s.OW, positions = s.N * OHW;
+  // Per tile of samples: dcols (taps, P) = W^T (taps, O) * dY (O, P), dY read in place;
+  // then the col2im gather into dx.
+  const tiles::Dense a{w, taps, taps, false, tiles::aligned16(w, taps)};
+  const i64 chunks = level == Level::fast ? 1 : tiles::ceil_div(s.O, kChunkProducts);
+  const i64 tile = samples_per_tile(s, taps * std::max<i64>(chunks, 1) + taps);
+  DeviceBuffer<float> dcols(static_cast<std::size_t>(taps * tile * OHW), stream);
+  DeviceBuffer<float> partials(
+      static_cast<std::size_t>(chunks > 1 ? chunks * taps * tile * OHW : 1), stream);
   for (i64 n0 = 0; n0 < s.N; n0 += tile) {
     const i64 nt = std::min(tile, s.N - n0), P = nt * OHW;
-    DETDL_LAUNCH(grid_for(s.O * P), kBlock, 0, stream, gather_dy_kernel)
-    (s, dy, n0 * OHW, P, dyt.get());
-    DETDL_CUDA_CHECK_LAUNCH("gather_dy_kernel");
-    sgemm(level, true, false, K, P, s.O, w, K, dyt.get(), P, dcols.get(), P, stream);
+    const DyPlanes b{dy, s.O, OHW, positions, n0 * OHW, false};
+    if (chunks <= 1) {
+      tiles::launch(taps, P, s.O, a, b, 1, std::max<i64>(s.O, 1),
+                    tiles::DenseOut<false>{dcols.get(), P, 0, false}, stream);
+    } else {
+      tiles::launch(taps, P, s.O, a, b, chunks, kChunkProducts,
+                    tiles::DenseOut<false>{partials.get(), P, taps * P, false}, stream);
+      tiles::fold(taps, P, chunks, partials.get(), tiles::DenseFinish{dcols.get(), P}, stream);
+    }
     DETDL_LAUNCH(grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream, col2im_gather_kernel)
     (s, dcols.get(), n0, nt, dx);
     DETDL_CUDA_CHECK_LAUNCH("col2im_gather_kernel");
@@ -161,60 +240,59 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
 void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
                             float* dw, cudaStream_t stream) {
   check_conv2d_shape(s);
-  const i64 K = s.C * s.KH * s.KW, total = s.N * s.OH * s.OW, per_position = K + s.O,
-            size = s.O * K;
-  // One tile when the whole reduction fits; else tiles of 2^g whole chunks (subtrees).
-  i64 tile = total;
-  if (per_position * total > g_budget.load()) {
-    tile = kChunkProducts;
-    while (tile * 2 < total && tile * 2 * per_position <= g_budget.load()) tile *= 2;
-  }
-  const i64 ntiles = (total + tile - 1) / tile;
-  DeviceBuffer<float> cols(static_cast<std::size_t>(K * tile), stream);
-  DeviceBuffer<float> dyt(static_cast<std::size_t>(s.O * tile), stream);
-  auto tile_gemm = [&](i64 t, float* out) {  // out (O, K) = dY (O, P) * cols (K, P)^T
-    const i64 p0 = t * tile, P = std::min(total, p0 + tile) - p0;
-    DETDL_LAUNCH(grid_for(K * P), kBlock, 0, stream, im2col_kernel)(s, x, p0, P, cols.get());
-    DETDL_CUDA_CHECK_LAUNCH("im2col_kernel");
-    DETDL_LAUNCH(grid_for(s.O * P), kBlock, 0, stream, gather_dy_kernel)(s, dy, p0, P, dyt.get());
-    DETDL_CUDA_CHECK_LAUNCH("gather_dy_kernel");
-    sgemm(level, false, true, s.O, K, P, dyt.get(), P, cols.get(), P, out, K, stream);
-  };
-  if (ntiles == 1) {
-    tile_gemm(0, dw);
+  const i64 taps = s.C * s.KH * s.KW, OHW = s.OH * s.OW, positions = s.N * OHW;
+  // dW (O, taps) = dY (O, positions) * cols^T (positions, taps): one reduction over the
+  // flattened (n, oh, ow), both operands read in place.
+  const DyPlanes a{dy, s.O, OHW, positions, 0, true};
+  const WeightGradCols b{Im2col{s, x, taps, positions}};
+  const tiles::DenseOut<false> direct{dw, taps, 0, tiles::aligned16(dw, taps)};
+  if (level == Level::fast) {
+    const i64 pieces = tiles::fast_pieces(s.O, taps, positions);
+    if (pieces == 1) {
+      tiles::launch(s.O, taps, positions, a, b, 1, std::max<i64>(positions, 1), direct, stream);
+      return;
+    }
+    // Split-K: pieces of positions chained per block, added by atomics in arrival order.
+    const i64 piece = tiles::ceil_div(tiles::ceil_div(positions, pieces), tiles::kBK) * tiles::kBK;
+    DETDL_CUDA_CHECK(
+        cudaMemsetAsync(dw, 0, static_cast<std::size_t>(s.O * taps) * sizeof(float), stream));
+    tiles::launch(s.O, taps, positions, a, b, tiles::ceil_div(positions, piece), piece,
+                  tiles::DenseOut<true>{dw, taps, 0, false}, stream);
     return;
   }
-  if (level == Level::fast) {  // tiles added in tile order, no tree
-    DeviceBuffer<float> part(static_cast<std::size_t>(size), stream);
-    tile_gemm(0, dw);
-    for (i64 t = 1; t < ntiles; ++t) {
-      tile_gemm(t, part.get());
-      add(dw, part.get(), dw, size, stream);
-    }
+  const i64 chunks = std::max<i64>(1, tiles::ceil_div(positions, kChunkProducts));
+  if (chunks == 1) {
+    tiles::launch(s.O, taps, positions, a, b, 1, kChunkProducts, direct, stream);
     return;
   }
-  // Binary-counter stack of tile results (ChunkTree::push per element), then the fold.
-  std::vector<std::unique_ptr<DeviceBuffer<float>>> slots;
-  std::vector<int> height;
-  int depth = 0;
-  for (i64 t = 0; t < ntiles; ++t) {
-    if (static_cast<int>(slots.size()) <= depth) {
-      slots.push_back(
-          std::make_unique<DeviceBuffer<float>>(static_cast<std::size_t>(size), stream));
-      height.push_back(0);
-    }
-    tile_gemm(t, slots[depth]->get());
-    int h = 0;
-    while (depth > 0 && height[depth - 1] == h) {
-      add(slots[depth - 1]->get(), slots[depth]->get(), slots[depth - 1]->get(), size, stream);
-      --depth;
-      ++h;
-    }
-    height[depth++] = h;
+  // Chunk partials in groups of 2^g chunks that start at multiples of 2^g (subtrees of the
+  // canonical tree, the last one shorter): each group is folded to its root, then the
+  // roots are folded in group order, which is the canonical root bit for bit.
+  const i64 size = s.O * taps;
+  i64 group = 1;
+  while (group < chunks && 2 * group * size <= g_budget.load()) group *= 2;
+  if (group >= chunks) group = chunks;
+  const i64 groups = tiles::ceil_div(chunks, group);
+  DeviceBuffer<float> partials(static_cast<std::size_t>(group * size), stream);
+  if (groups == 1) {
+    tiles::launch(s.O, taps, positions, a, b, chunks, kChunkProducts,
+                  tiles::DenseOut<false>{partials.get(), taps, size, false}, stream);
+    tiles::fold(s.O, taps, chunks, partials.get(), tiles::DenseFinish{dw, taps}, stream);
+    return;
   }
-  DETDL_CUDA_CHECK(cudaMemcpyAsync(dw, slots[depth - 1]->get(), size * sizeof(float),
-                                   cudaMemcpyDeviceToDevice, stream));
-  for (int d = depth - 2; d >= 0; --d) add(slots[d]->get(), dw, dw, size, stream);
+  DeviceBuffer<float> roots(static_cast<std::size_t>(groups * size), stream);
+  for (i64 g = 0; g < groups; ++g) {
+    const i64 k0 = g * group * kChunkProducts;
+    const i64 in_group = std::min(group, chunks - g * group);
+    // The group's positions [k0, k0 + in_group * 4096), as k from 0.
+    const i64 length = std::min(positions - k0, in_group * kChunkProducts);
+    tiles::launch(s.O, taps, length, OffsetK<DyPlanes>{a, k0, a.along_k},
+                  OffsetK<WeightGradCols>{b, k0, b.along_k}, in_group, kChunkProducts,
+                  tiles::DenseOut<false>{partials.get(), taps, size, false}, stream);
+    tiles::fold(s.O, taps, in_group, partials.get(),
+                tiles::DenseFinish{roots.get() + g * size, taps}, stream);
+  }
+  tiles::fold(s.O, taps, groups, roots.get(), tiles::DenseFinish{dw, taps}, stream);
 }
 
 void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, float* db,

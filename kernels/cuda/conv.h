@@ -1,24 +1,25 @@
 // CUDA 2-D convolution with the CPU's shapes, layouts and orders (kernels/cpu/conv.h:
 // NCHW activations, (O, C, KH, KW) weights, output size + top/left padding, Keras 'same'
-// through conv2d_shape_same). im2col / gather into scratch from the caching
-// allocator, then cuda::sgemm (gemm.h), so every sum of products is one sgemm reduction:
-//   forward:          per tile of samples, cols (C*KH*KW, P) = im2col, out (O, P) = W * cols,
-//                     then y = out (+ bias[o] after the root). Canonical dot over (c, kh, kw).
-//   backward_data:    per tile of samples, dcols (C*KH*KW, P) = W^T * dY, then each dx pixel
-//                     is gathered by one thread: +0.0f + t(kh0, kw0) + t(kh1, kw1) + ... over
-//                     the taps that reach it, in (kh, kw) row-major order (the CPU's col2im
-//                     adds into a zeroed dx in the same order).
+// through conv2d_shape_same). Implicit GEMM on the tile kernel of gemm_tiles.h: the im2col
+// matrix (taps x positions) and dY as an (O, positions) matrix are read from x and dy as the
+// tiles need them, never written out; every sum of products is one canonical reduction:
+//   forward:          y (O, N*OH*OW) = W (O, C*KH*KW) * cols, canonical dot over (c, kh, kw),
+//                     + bias[o] after the root, stored straight into NCHW; more than 4096
+//                     taps: chunk partials per panel of positions (scratch budget), folded.
+//   backward_data:    per tile of samples, dcols (C*KH*KW, P) = W^T * dY (dY read in place),
+//                     then each dx pixel is gathered by one thread: +0.0f + t(kh0, kw0) +
+//                     t(kh1, kw1) + ... over the taps that reach it, in (kh, kw) row-major
+//                     order (the CPU's col2im adds into a zeroed dx in the same order).
 //   backward_weight:  dw (O, C*KH*KW) = dY (O, N*OH*OW) * cols^T: one reduction over the
-//                     flattened (n, oh, ow). When it does not fit the scratch budget it is cut
-//                     into tiles of 2^g * 4096 positions (aligned groups of chunks, i.e.
-//                     subtrees), and the tile results are combined on a binary-counter stack
-//                     of device buffers (left + right), folded right to left: the canonical
-//                     root, exactly as the CPU's tiling does.
+//                     flattened (n, oh, ow), one chunk per blockIdx.z, the partials folded
+//                     with ChunkTree; when they do not fit the scratch budget, aligned groups
+//                     of 2^g chunks (subtrees) are folded to their roots, then the roots in
+//                     group order: the canonical root, as the CPU's tiling gives it.
 //   backward_bias:    canonical sum of values over (n, oh, ow) per o (reduce.h value_reduce).
-// Levels: `portable` = `repeatable` = the orders above, bit for bit the CPU's. `fast`: sgemm
-// `fast` (one chain over K, split-K with atomics for the weight gradient), tiles of the
-// weight gradient added in tile order without the tree, and the bias gradient's chunk
-// partials combined by atomics, so the weight and bias gradients may vary run to run.
+// Levels: `portable` = `repeatable` = the orders above, bit for bit the CPU's. `fast`: one
+// chain over K per output, the weight gradient split into pieces of positions added by
+// atomics when its tiles are too few for the GPU, and the bias gradient's chunk partials
+// combined by atomics, so the weight and bias gradients may vary run to run.
 // Outputs are overwritten. Pointers are device pointers. Throws std::invalid_argument on a
 // bad shape (check_conv2d_shape) and std::runtime_error on a CUDA error.
 #pragma once

@@ -82,8 +82,8 @@ struct PlaneWalk {
   }
 };
 
-// A Term is callable as term(o, k); one that also has term.chunk(o, k0), returning an
-// object whose next() gives term(o, k0), term(o, k0 + 1), ..., is walked that way.
+// A Term is callable as term(o, k), or has term.chunk(o, k0) returning an object whose
+// next() gives term(o, k0), term(o, k0 + 1), ... (walked that way when it has one).
 template <class T, class = void>
 struct HasChunk : std::false_type {};
 template <class T>

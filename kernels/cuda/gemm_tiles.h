@@ -1,0 +1,264 @@
+// The tile kernel under cuda::sgemm (gemm.cu) and the implicit-GEMM convolutions (conv.cu):
+// C (M, N) = opA (M, K) * opB (K, N) where the operands are read through loaders, so a
+// convolution's im2col matrix is never written out: its tiles are gathered from the image
+// as they are needed. Device code: include only from .cu files.
+//
+// Order (gemm.h): every output is one fmaf chain over the block's k range in k order from
+// +0.0f; the k slices only stage data. Tiling: 128 x 128 outputs per block with 8 x 8 per
+// thread, or 64 x 64 with 4 x 4; k slices of 8 in double-buffered shared memory, padded
+// rows; one barrier per slice.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/common/reduction.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
+
+namespace detdl::cuda::tiles {
+
+using i64 = std::int64_t;
+
+constexpr int kThreads = 256;
+constexpr int kBK = 8;   // k slice; kChunkProducts % kBK == 0, so no slice straddles a chunk
+constexpr int kPad = 4;  // shared rows of R + 4 floats: the two k halves of a row's stores
+                         // land 16 banks apart, and float4 reads stay 16-byte aligned
+static_assert(kChunkProducts % kBK == 0, "k slices must not straddle a chunk boundary");
+
+// Operands: op(X)[r][k] for r < rows, k < K. An operand has
+//   bool along_k;  // the layout its loads prefer: a thread's E values are E consecutive k
+//                  // of one row (along_k), or E consecutive rows of one k
+//   template <int E> __device__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const;
+//                  // the E values from (r, k) in that direction; 0.0f past `rows` or ke
+//
+// A dense row-major matrix: op(X)[r][k] = X[r * ld + k] (k_contiguous) or X[k * ld + r].
+struct Dense {
+  const float* X;
+  i64 ld, rows;
+  bool along_k;  // = k contiguous: loads follow the memory
+  bool vec;      // X 16-byte aligned and ld % 4 == 0: four values are one float4
+  template <int E>
+  __device__ __forceinline__ void load(i64 r, i64 k, i64 ke, float (&v)[E]) const {
+    if (along_k) {
+      if constexpr (E == 4) {
+        if (vec && r < rows && k + 4 <= ke) {
+          const float4 q = *reinterpret_cast<const float4*>(X + r * ld + k);
+          v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+          return;
+        }
+      }
+      for (int e = 0; e < E; ++e) v[e] = (r < rows && k + e < ke) ? X[r * ld + k + e] : 0.0f;
+    } else {
+      if constexpr (E == 4) {
+        if (vec && k < ke && r + 4 <= rows) {
+          const float4 q = *reinterpret_cast<const float4*>(X + k * ld + r);
+          v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+          return;
+        }
+      }
+      for (int e = 0; e < E; ++e) v[e] = (k < ke && r + e < rows) ? X[k * ld + r + e] : 0.0f;
+    }
+  }
+};
+
+// One k slice of op(X) for rows [r0, r0 + R): E values per thread; consecutive threads take
+// consecutive positions in the operand's preferred direction.
+template <int R, int E, class Op>
+__device__ __forceinline__ void load_slice(const Op& op, i64 r0, i64 k0, i64 ke, float (&v)[E]) {
+  const int e0 = static_cast<int>(threadIdx.x) * E;
+  if (op.along_k)
+    op.template load<E>(r0 + e0 / kBK, k0 + e0 % kBK, ke, v);
+  else
+    op.template load<E>(r0 + e0 % R, k0 + e0 / R, ke, v);
+}
+
+// Xs[kk][r] = the values load_slice read.
+template <int R, int E>
+__device__ __forceinline__ void store_slice(bool along_k, const float (&v)[E],
+                                            float (*Xs)[R + kPad]) {
+  const int e0 = static_cast<int>(threadIdx.x) * E;
+  if (along_k) {
+    const int r = e0 / kBK, kk = e0 % kBK;
+    for (int e = 0; e < E; ++e) Xs[kk + e][r] = v[e];
+  } else {
+    const int kk = e0 / R, r = e0 % R;
+    for (int e = 0; e < E; ++e) Xs[kk][r + e] = v[e];
+  }
+}
+
+// Outputs: out.put(z, m, n, v, count) takes v[0..count) for (m, n .. n + count - 1), the
+// chains of slice z (count <= 4, n % 4 == 0 within the tile).
+// A dense row-major destination: out + z * z_stride, row stride ld; stored or atomicAdd-ed.
+template <bool kAtomic>
+struct DenseOut {
+  float* out;
+  i64 ld, z_stride;
+  bool vec;  // out 16-byte aligned, ld and z_stride multiples of 4
+  __device__ __forceinline__ void put(i64 z, i64 m, i64 n, const float (&v)[4], int count) const {
+    float* row = out + z * z_stride + m * ld + n;
+    if (!kAtomic && vec && count == 4) {
+      *reinterpret_cast<float4*>(row) = make_float4(v[0], v[1], v[2], v[3]);
+      return;
+    }
+    for (int j = 0; j < count; ++j) {
+      if (kAtomic)
+        atomicAdd(row + j, v[j]);
+      else
+        row[j] = v[j];
+    }
+  }
+};
+
+// Block (x, y, z) owns C tile (y, x) and k in [z * k_per_z, min(K, (z + 1) * k_per_z)):
+// every output is one fmaf chain over that range in k order from +0.0f, handed to
+// out.put. Padding terms never enter a chain (a fmaf(0, 0, -0.0f) would turn -0.0f into
+// +0.0f). A thread's rows are ty * 4 + {0..3} + g * 4 * (BM / TM) for its TM / 4 groups g
+// (and so for columns), so its float4 reads of a shared k row are aligned and a warp's
+// are spread.
+template <int BM, int BN, int TM, int TN, class OpA, class OpB, class Out>
+__global__ void __launch_bounds__(kThreads)
+    gemm_tiles(i64 M, i64 N, i64 K, OpA a, OpB b, i64 k_per_z, Out out) {
+  constexpr int kTX = BN / TN, kTY = BM / TM;                          // threads along n, m
+  constexpr int kEA = BM * kBK / kThreads, kEB = BN * kBK / kThreads;  // loads per thread
+  static_assert(kTX * kTY == kThreads && TM % 4 == 0 && TN % 4 == 0, "one tile per thread");
+  static_assert(kEA >= 1 && kEB >= 1 && kBK % kEA == 0 && kBK % kEB == 0, "whole loads");
+  DETDL_SHARED(float, As, [2][kBK][BM + kPad]);  // As[b][kk][r] = opA[m0 + r][k0 + kk]
+  DETDL_SHARED(float, Bs, [2][kBK][BN + kPad]);  // Bs[b][kk][c] = opB[k0 + kk][n0 + c]
+  const int tx = static_cast<int>(threadIdx.x) % kTX, ty = static_cast<int>(threadIdx.x) / kTX;
+  const i64 m0 = static_cast<i64>(blockIdx.y) * BM, n0 = static_cast<i64>(blockIdx.x) * BN;
+  const i64 kb = static_cast<i64>(blockIdx.z) * k_per_z;
+  const i64 ke = kb + k_per_z < K ? kb + k_per_z : K;
+
+  float acc[TM][TN];
+  for (int i = 0; i < TM; ++i)
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+  float va[kEA], vb[kEB];
+  if (kb < ke) {
+    load_slice<BM, kEA>(a, m0, kb, ke, va);
+    load_slice<BN, kEB>(b, n0, kb, ke, vb);
+    store_slice<BM, kEA>(a.along_k, va, As[0]);
+    store_slice<BN, kEB>(b.along_k, vb, Bs[0]);
+  }
+  __syncthreads();
+  int buf = 0;
+  for (i64 k0 = kb; k0 < ke; k0 += kBK) {
+    const bool more = k0 + kBK < ke;
+    if (more) {  // the next slice's loads are in flight while this one is multiplied
+      load_slice<BM, kEA>(a, m0, k0 + kBK, ke, va);
+      load_slice<BN, kEB>(b, n0, k0 + kBK, ke, vb);
+    }
+    const int kmax = ke - k0 < kBK ? static_cast<int>(ke - k0) : kBK;
+    for (int kk = 0; kk < kmax; ++kk) {
+      float av[TM], bv[TN];
+      for (int g = 0; g < TM / 4; ++g) {
+        const float4 q = *reinterpret_cast<const float4*>(&As[buf][kk][g * 4 * kTY + ty * 4]);
+        av[4 * g] = q.x, av[4 * g + 1] = q.y, av[4 * g + 2] = q.z, av[4 * g + 3] = q.w;
+      }
+      for (int g = 0; g < TN / 4; ++g) {
+        const float4 q = *reinterpret_cast<const float4*>(&Bs[buf][kk][g * 4 * kTX + tx * 4]);
+        bv[4 * g] = q.x, bv[4 * g + 1] = q.y, bv[4 * g + 2] = q.z, bv[4 * g + 3] = q.w;
+      }
+      for (int i = 0; i < TM; ++i)
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    if (more) {  // into the other buffer: the barrier below orders it before its readers
+      store_slice<BM, kEA>(a.along_k, va, As[buf ^ 1]);
+      store_slice<BN, kEB>(b.along_k, vb, Bs[buf ^ 1]);
+    }
+    __syncthreads();
+    buf ^= 1;
+  }
+
+  for (int i = 0; i < TM; ++i) {
+    const i64 m = m0 + (i / 4) * 4 * kTY + ty * 4 + i % 4;
+    if (m >= M) continue;
+    for (int g = 0; g < TN / 4; ++g) {
+      const i64 n = n0 + g * 4 * kTX + tx * 4;
+      if (n >= N) continue;
+      const float v[4] = {acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]};
+      out.put(static_cast<i64>(blockIdx.z), m, n, v, N - n < 4 ? static_cast<int>(N - n) : 4);
+    }
+  }
+}
+
+inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// Blocks that keep every SM busy (2 per SM): below this many C tiles, `fast` splits K.
+inline i64 target_blocks() {
+  static const i64 value = [] {
+    int device = 0, sms = 0;
+    DETDL_CUDA_CHECK(cudaGetDevice(&device));
+    DETDL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return static_cast<i64>(2) * (sms > 1 ? sms : 1);
+  }();
+  return value;
+}
+
+// `fast` split-K: the number of k pieces for an M x N product (1: one chain per output).
+inline i64 fast_pieces(i64 M, i64 N, i64 K) {
+  const i64 tiles = ceil_div(M, 64) * ceil_div(N, 64);
+  if (tiles >= target_blocks() || K < 2 * kChunkProducts) return 1;
+  const i64 wanted = ceil_div(target_blocks(), tiles);
+  return wanted < ceil_div(K, 1024) ? wanted : ceil_div(K, 1024);
+}
+
+inline bool aligned16(const void* p, i64 ld) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0 && ld % 4 == 0;
+}
+
+// Runs gemm_tiles over `z` k ranges of k_per_z: 128 x 128 tiles where C has at least 96
+// rows and columns, else 64 x 64 (skinny products: weight gradients, small layers).
+// Throws std::invalid_argument when the grid cannot hold the problem.
+template <class OpA, class OpB, class Out>
+void launch(i64 M, i64 N, i64 K, const OpA& a, const OpB& b, i64 z, i64 k_per_z, const Out& out,
+            cudaStream_t stream) {
+  const bool big = M >= 96 && N >= 96;
+  const i64 tile = big ? 128 : 64;
+  const i64 tiles_m = ceil_div(M, tile), tiles_n = ceil_div(N, tile);
+  if (tiles_m > 65535 || z > 65535 || tiles_n > 0x7fffffff)
+    throw std::invalid_argument("cuda gemm tiles: problem too large for the grid (M " +
+                                std::to_string(M) + ", N " + std::to_string(N) + ", k ranges " +
+                                std::to_string(z) + ")");
+  const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
+                  static_cast<unsigned>(z));
+  if (big) {
+    DETDL_LAUNCH(grid, kThreads, 0, stream, gemm_tiles<128, 128, 8, 8, OpA, OpB, Out>)
+    (M, N, K, a, b, k_per_z, out);
+  } else {
+    DETDL_LAUNCH(grid, kThreads, 0, stream, gemm_tiles<64, 64, 4, 4, OpA, OpB, Out>)
+    (M, N, K, a, b, k_per_z, out);
+  }
+  DETDL_CUDA_CHECK_LAUNCH("gemm_tiles");
+}
+
+// C[m][n] = ChunkTree over z of partials[z][m][n] (chunk partials in chunk order), then
+// finish(m, n, root) stores it.
+template <class Finish>
+__global__ void fold_chunks(i64 M, i64 N, i64 chunks, const float* partials, Finish finish) {
+  const i64 t = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x;
+  if (t >= M * N) return;
+  ChunkTree tree;
+  for (i64 z = 0; z < chunks; ++z) tree.push(partials[z * M * N + t]);
+  finish(t / N, t % N, tree.root());
+}
+
+template <class Finish>
+void fold(i64 M, i64 N, i64 chunks, const float* partials, const Finish& finish,
+          cudaStream_t stream) {
+  DETDL_LAUNCH(static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream, fold_chunks)
+  (M, N, chunks, partials, finish);
+  DETDL_CUDA_CHECK_LAUNCH("fold_chunks");
+}
+
+// finish for a dense destination: C[m * ldc + n] = root.
+struct DenseFinish {
+  float* C;
+  i64 ldc;
+  __device__ void operator()(i64 m, i64 n, float root) const { C[m * ldc + n] = root; }
+};
+
+}  // namespace detdl::cuda::tiles
