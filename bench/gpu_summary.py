@@ -86,6 +86,9 @@ def main():
     print("## SGEMM versions (kernels/cuda/dev/sgemm.cu)")
     print((read(os.path.join(out, "dev_sgemm.log")) or "dev_sgemm.log: missing").strip())
     print()
+    print("## convolution versions (kernels/cuda/dev/conv.cu)")
+    print((read(os.path.join(out, "dev_conv.log")) or "dev_conv.log: missing").strip())
+    print()
 
     print("## ResNet-56 epoch (seconds)")
     text = read(os.path.join(out, "resnet56.jsonl"))

@@ -13,8 +13,8 @@ JOBS=${JOBS:-$(nproc)}
 t0=$SECONDS
 cmake -S . -B build-host -DCMAKE_BUILD_TYPE=Release -DDETDL_CUDA=OFF -DDETDL_CUDA_HOST=ON \
   -DDETDL_BUILD_BENCH=OFF -DDETDL_BUILD_TESTS=ON >/dev/null
-cmake --build build-host -j"$JOBS" --target test_gpu_kernels test_gpu_engine test_host_mode dev_sgemm
+cmake --build build-host -j"$JOBS" --target test_gpu_kernels test_gpu_engine test_host_mode dev_sgemm dev_conv
 echo "host-mode: built in $((SECONDS - t0)) s"
 cd build-host
 ctest --output-on-failure -j"$JOBS" \
-  -R '^(test_host_mode|test_gpu_kernels|test_gpu_kernels_seeded_schedule|test_gpu_engine|dev_sgemm_validate)$' "$@"
+  -R '^(test_host_mode|test_gpu_kernels|test_gpu_kernels_seeded_schedule|test_gpu_engine|dev_sgemm_validate|dev_conv_validate)$' "$@"

@@ -13,6 +13,7 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/conv_data_grad.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gemm_tiles.h"
 #include "kernels/cuda/launch.h"
@@ -211,9 +212,11 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
 void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
                           float* dx, cudaStream_t stream) {
   check_conv2d_shape(s);
+  // One fused implicit GEMM (conv_data_grad.h) whenever each tap's dot is one chunk.
+  if (detail::conv2d_backward_data_fused(s, dy, w, dx, stream)) return;
   const i64 taps = s.C * s.KH * s.KW, OHW = s.OH * s.OW, positions = s.N * OHW;
-  // Per tile of samples: dcols (taps, P) = W^T (taps, O) * dY (O, P), dY read in place;
-  // then the col2im gather into dx.
+  // O > 4096: per tile of samples, dcols (taps, P) = W^T (taps, O) * dY (O, P) with the
+  // chunk tree over o, dY read in place; then the col2im gather into dx.
   const tiles::Dense a{w, taps, taps, false, tiles::aligned16(w, taps)};
   const i64 chunks = level == Level::fast ? 1 : tiles::ceil_div(s.O, kChunkProducts);
   const i64 tile = samples_per_tile(s, taps * std::max<i64>(chunks, 1) + taps);

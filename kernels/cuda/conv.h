@@ -6,10 +6,12 @@
 //   forward:          y (O, N*OH*OW) = W (O, C*KH*KW) * cols, canonical dot over (c, kh, kw),
 //                     + bias[o] after the root, stored straight into NCHW; more than 4096
 //                     taps: chunk partials per panel of positions (scratch budget), folded.
-//   backward_data:    per tile of samples, dcols (C*KH*KW, P) = W^T * dY (dY read in place),
-//                     then each dx pixel is gathered by one thread: +0.0f + t(kh0, kw0) +
-//                     t(kh1, kw1) + ... over the taps that reach it, in (kh, kw) row-major
-//                     order (the CPU's col2im adds into a zeroed dx in the same order).
+//   backward_data:    per dx pixel, +0.0f + t(kh0, kw0) + t(kh1, kw1) + ... over the taps
+//                     that reach it, in (kh, kw) row-major order, t the tap's canonical dot
+//                     over o (the CPU's col2im adds into a zeroed dx in the same order). One
+//                     fused implicit GEMM (conv_data_grad.h) when O <= 4096; beyond, per
+//                     tile of samples dcols (C*KH*KW, P) = W^T * dY with the chunk tree over
+//                     o, then a gather of the taps.
 //   backward_weight:  dw (O, C*KH*KW) = dY (O, N*OH*OW) * cols^T: one reduction over the
 //                     flattened (n, oh, ow), one chunk per blockIdx.z, the partials folded
 //                     with ChunkTree; when they do not fit the scratch budget, aligned groups

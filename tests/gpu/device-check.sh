@@ -10,6 +10,7 @@
 #   bench_gpu_kernels.json SGEMM vs cuBLAS FP32 / TF32 (4096^3 and network shapes),
 #                          conv passes vs cuDNN (Google Benchmark JSON)
 #   dev_sgemm.log          every SGEMM version == CPU, then timed against cuBLAS
+#   dev_conv.log           every convolution version == CPU, then timed against cuDNN
 #   resnet56.jsonl         ResNet-56 epoch: detdl portable / fast vs PyTorch deterministic /
 #                          default (bench/gpu_resnet56.sh)
 #   summary.txt            one line per step (PASS / FAIL / SKIP / TIMEOUT, seconds) and
@@ -52,7 +53,7 @@ cat "$OUT/machine.txt"
 step configure 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DDETDL_CUDA=ON \
   -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=ON
 step build 300 cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine \
-  test_gpu_cudnn bench_gpu_kernels dev_sgemm
+  test_gpu_cudnn bench_gpu_kernels dev_sgemm dev_conv
 # 2. The GPU tests: kernels == CPU, engine == CPU, golden on the device, compute-sanitizer
 #    (which may answer "Device not supported" on some runtimes: run.sh records that as SKIP).
 step run 240 env BUILD_DIR="$BUILD" JOBS="$JOBS" bash tests/gpu/run.sh
@@ -62,6 +63,7 @@ step bench 150 "$BUILD/bench/bench_gpu_kernels" --benchmark_min_time=0.2 \
   --benchmark_out="$OUT/bench_gpu_kernels.json" --benchmark_out_format=json
 # 3b. The SGEMM versions of kernels/cuda/dev/ (each validated against the CPU, then timed).
 step dev_sgemm 90 "$BUILD/dev_sgemm" --reps 5
+step dev_conv 90 "$BUILD/dev_conv" --reps 5
 # 4. A ResNet-56 epoch against PyTorch on the same GPU.
 step resnet56 150 env RESNET_IMAGES="$IMAGES" bash bench/gpu_resnet56.sh "$BUILD"
 grep '^{' "$OUT/resnet56.log" >"$OUT/resnet56.jsonl" 2>/dev/null
