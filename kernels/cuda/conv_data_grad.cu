@@ -69,77 +69,34 @@ struct TapDy {
 template <int BM, int BN, int TM, int TN>
 __global__ void __launch_bounds__(kThreads)
     data_grad_tiles(Conv2dShape s, const float* dy, const float* w, float* dx, i64 positions) {
-  constexpr int kTX = BN / TN, kTY = BM / TM;
-  constexpr int kEA = BM * kBK / kThreads, kEB = BN * kBK / kThreads;
-  static_assert(kTX * kTY == kThreads && TM % 4 == 0 && TN % 4 == 0, "one tile per thread");
   DETDL_SHARED(float, As, [2][kBK][BM + kPad]);  // As[b][kk][r] = w[o0 + kk][c0 + r][tap]
   DETDL_SHARED(float, Bs, [2][kBK][BN + kPad]);  // Bs[b][kk][q] = dy the tap reads back
-  const int tx = static_cast<int>(threadIdx.x) % kTX, ty = static_cast<int>(threadIdx.x) / kTX;
   const i64 c0 = static_cast<i64>(blockIdx.y) * BM, q0 = static_cast<i64>(blockIdx.x) * BN;
-  const i64 KHW = s.KH * s.KW, HW = s.H * s.W, O = s.O;
+  const i64 KHW = s.KH * s.KW, HW = s.H * s.W;
 
   float acc[TM][TN];
   for (int i = 0; i < TM; ++i)
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-
   for (i64 tap = 0; tap < KHW; ++tap) {
     const i64 kh = tap / s.KW, kw = tap % s.KW;
-    const TapWeights a{w, s.C, KHW, tap};
-    const TapDy b{s, dy, kh, kw, positions};
     float t[TM][TN];  // this tap's dot over o, one fmaf chain in o order from +0.0f
     for (int i = 0; i < TM; ++i)
       for (int j = 0; j < TN; ++j) t[i][j] = 0.0f;
-    float va[kEA], vb[kEB];
-    if (O > 0) {
-      tiles::load_slice<BM, kEA>(a, c0, 0, O, va);
-      tiles::load_slice<BN, kEB>(b, q0, 0, O, vb);
-      tiles::store_slice<BM, kEA>(a.along_k, va, As[0]);
-      tiles::store_slice<BN, kEB>(b.along_k, vb, Bs[0]);
-    }
-    __syncthreads();
-    int buf = 0;
-    for (i64 k0 = 0; k0 < O; k0 += kBK) {
-      const bool more = k0 + kBK < O;
-      if (more) {
-        tiles::load_slice<BM, kEA>(a, c0, k0 + kBK, O, va);
-        tiles::load_slice<BN, kEB>(b, q0, k0 + kBK, O, vb);
-      }
-      const int kmax = O - k0 < kBK ? static_cast<int>(O - k0) : kBK;
-      for (int kk = 0; kk < kmax; ++kk) {
-        float av[TM], bv[TN];
-        for (int g = 0; g < TM / 4; ++g) {
-          const float4 q = *reinterpret_cast<const float4*>(&As[buf][kk][g * 4 * kTY + ty * 4]);
-          av[4 * g] = q.x, av[4 * g + 1] = q.y, av[4 * g + 2] = q.z, av[4 * g + 3] = q.w;
-        }
-        for (int g = 0; g < TN / 4; ++g) {
-          const float4 q = *reinterpret_cast<const float4*>(&Bs[buf][kk][g * 4 * kTX + tx * 4]);
-          bv[4 * g] = q.x, bv[4 * g + 1] = q.y, bv[4 * g + 2] = q.z, bv[4 * g + 3] = q.w;
-        }
-        for (int i = 0; i < TM; ++i)
-          for (int j = 0; j < TN; ++j) t[i][j] = fmaf(av[i], bv[j], t[i][j]);
-      }
-      if (more) {
-        tiles::store_slice<BM, kEA>(a.along_k, va, As[buf ^ 1]);
-        tiles::store_slice<BN, kEB>(b.along_k, vb, Bs[buf ^ 1]);
-      }
-      __syncthreads();
-      buf ^= 1;
-    }
+    tiles::chain_range<BM, BN, TM, TN>(TapWeights{w, s.C, KHW, tap},
+                                       TapDy{s, dy, kh, kw, positions}, c0, q0, 0, s.O, As, Bs, t);
     // Only taps that reach the pixel are added (adding a +0.0f would turn -0.0f into +0.0f).
     for (int j = 0; j < TN; ++j) {
-      const i64 q = q0 + (j / 4) * 4 * kTX + tx * 4 + j % 4;
-      if (q >= positions) continue;
+      const i64 q = q0 + tiles::tile_col<BN, TN>(j);
       i64 oh = 0, ow = 0;
-      if (!tap_source(s, q % HW / s.W, q % s.W, kh, kw, oh, ow)) continue;
+      if (q >= positions || !tap_source(s, q % HW / s.W, q % s.W, kh, kw, oh, ow)) continue;
       for (int i = 0; i < TM; ++i) acc[i][j] = acc[i][j] + t[i][j];
     }
   }
-
   for (int i = 0; i < TM; ++i) {
-    const i64 c = c0 + (i / 4) * 4 * kTY + ty * 4 + i % 4;
+    const i64 c = c0 + tiles::tile_row<BM, TM>(i);
     if (c >= s.C) continue;
     for (int j = 0; j < TN; ++j) {
-      const i64 q = q0 + (j / 4) * 4 * kTX + tx * 4 + j % 4;
+      const i64 q = q0 + tiles::tile_col<BN, TN>(j);
       if (q < positions) dx[((q / HW) * s.C + c) * HW + q % HW] = acc[i][j];
     }
   }

@@ -112,30 +112,22 @@ struct DenseOut {
   }
 };
 
-// Block (x, y, z) owns C tile (y, x) and k in [z * k_per_z, min(K, (z + 1) * k_per_z)):
-// every output is one fmaf chain over that range in k order from +0.0f, handed to
-// out.put. Padding terms never enter a chain (a fmaf(0, 0, -0.0f) would turn -0.0f into
-// +0.0f). A thread's rows are ty * 4 + {0..3} + g * 4 * (BM / TM) for its TM / 4 groups g
-// (and so for columns), so its float4 reads of a shared k row are aligned and a warp's
-// are spread.
-template <int BM, int BN, int TM, int TN, class OpA, class OpB, class Out>
-__global__ void __launch_bounds__(kThreads)
-    gemm_tiles(i64 M, i64 N, i64 K, OpA a, OpB b, i64 k_per_z, Out out) {
+// acc[i][j] = fmaf(opA[m0 + row i][k], opB[k][n0 + col j], acc[i][j]) for k in [kb, ke), in
+// k order: the slices are staged through As / Bs (double-buffered, one barrier per slice;
+// the next slice's loads are in flight while this one is multiplied). Padding terms never
+// enter a chain (a fmaf(0, 0, -0.0f) would turn -0.0f into +0.0f). A thread's rows are
+// ty * 4 + {0..3} + g * 4 * (BM / TM) for its TM / 4 groups g (and so for columns), so its
+// float4 reads of a shared k row are aligned and a warp's are spread. Every thread of the
+// block calls it (it has barriers); on return the shared buffers are free again.
+template <int BM, int BN, int TM, int TN, class OpA, class OpB>
+__device__ __forceinline__ void chain_range(const OpA& a, const OpB& b, i64 m0, i64 n0, i64 kb,
+                                            i64 ke, float (*As)[kBK][BM + kPad],
+                                            float (*Bs)[kBK][BN + kPad], float (&acc)[TM][TN]) {
   constexpr int kTX = BN / TN, kTY = BM / TM;                          // threads along n, m
   constexpr int kEA = BM * kBK / kThreads, kEB = BN * kBK / kThreads;  // loads per thread
   static_assert(kTX * kTY == kThreads && TM % 4 == 0 && TN % 4 == 0, "one tile per thread");
   static_assert(kEA >= 1 && kEB >= 1 && kBK % kEA == 0 && kBK % kEB == 0, "whole loads");
-  DETDL_SHARED(float, As, [2][kBK][BM + kPad]);  // As[b][kk][r] = opA[m0 + r][k0 + kk]
-  DETDL_SHARED(float, Bs, [2][kBK][BN + kPad]);  // Bs[b][kk][c] = opB[k0 + kk][n0 + c]
   const int tx = static_cast<int>(threadIdx.x) % kTX, ty = static_cast<int>(threadIdx.x) / kTX;
-  const i64 m0 = static_cast<i64>(blockIdx.y) * BM, n0 = static_cast<i64>(blockIdx.x) * BN;
-  const i64 kb = static_cast<i64>(blockIdx.z) * k_per_z;
-  const i64 ke = kb + k_per_z < K ? kb + k_per_z : K;
-
-  float acc[TM][TN];
-  for (int i = 0; i < TM; ++i)
-    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-
   float va[kEA], vb[kEB];
   if (kb < ke) {
     load_slice<BM, kEA>(a, m0, kb, ke, va);
@@ -147,7 +139,7 @@ __global__ void __launch_bounds__(kThreads)
   int buf = 0;
   for (i64 k0 = kb; k0 < ke; k0 += kBK) {
     const bool more = k0 + kBK < ke;
-    if (more) {  // the next slice's loads are in flight while this one is multiplied
+    if (more) {
       load_slice<BM, kEA>(a, m0, k0 + kBK, ke, va);
       load_slice<BN, kEB>(b, n0, k0 + kBK, ke, vb);
     }
@@ -172,12 +164,38 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     buf ^= 1;
   }
+}
 
+// The C row of a thread's output i and the C column of its output j (see chain_range).
+template <int BM, int TM>
+__device__ __forceinline__ i64 tile_row(int i) {
+  return (i / 4) * 4 * (BM / TM) + static_cast<int>(threadIdx.x) / (kThreads / (BM / TM)) * 4 +
+         i % 4;
+}
+template <int BN, int TN>
+__device__ __forceinline__ i64 tile_col(int j) {
+  return (j / 4) * 4 * (BN / TN) + static_cast<int>(threadIdx.x) % (BN / TN) * 4 + j % 4;
+}
+
+// Block (x, y, z) owns C tile (y, x) and k in [z * k_per_z, min(K, (z + 1) * k_per_z)):
+// every output is one fmaf chain over that range (chain_range), handed to out.put.
+template <int BM, int BN, int TM, int TN, class OpA, class OpB, class Out>
+__global__ void __launch_bounds__(kThreads)
+    gemm_tiles(i64 M, i64 N, i64 K, OpA a, OpB b, i64 k_per_z, Out out) {
+  DETDL_SHARED(float, As, [2][kBK][BM + kPad]);  // As[b][kk][r] = opA[m0 + r][k0 + kk]
+  DETDL_SHARED(float, Bs, [2][kBK][BN + kPad]);  // Bs[b][kk][c] = opB[k0 + kk][n0 + c]
+  const i64 m0 = static_cast<i64>(blockIdx.y) * BM, n0 = static_cast<i64>(blockIdx.x) * BN;
+  const i64 kb = static_cast<i64>(blockIdx.z) * k_per_z;
+  const i64 ke = kb + k_per_z < K ? kb + k_per_z : K;
+  float acc[TM][TN];
+  for (int i = 0; i < TM; ++i)
+    for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+  chain_range<BM, BN, TM, TN>(a, b, m0, n0, kb, ke, As, Bs, acc);
   for (int i = 0; i < TM; ++i) {
-    const i64 m = m0 + (i / 4) * 4 * kTY + ty * 4 + i % 4;
+    const i64 m = m0 + tile_row<BM, TM>(i);
     if (m >= M) continue;
     for (int g = 0; g < TN / 4; ++g) {
-      const i64 n = n0 + g * 4 * kTX + tx * 4;
+      const i64 n = n0 + tile_col<BN, TN>(4 * g);
       if (n >= N) continue;
       const float v[4] = {acc[i][4 * g], acc[i][4 * g + 1], acc[i][4 * g + 2], acc[i][4 * g + 3]};
       out.put(static_cast<i64>(blockIdx.z), m, n, v, N - n < 4 ? static_cast<int>(N - n) : 4);

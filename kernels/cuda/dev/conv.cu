@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -31,6 +30,7 @@
 #include "kernels/cpu/conv.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/dev/harness.h"
 #include "kernels/cuda/conv.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/launch.h"
@@ -222,38 +222,15 @@ using detdl::Level;
 using i64 = std::int64_t;
 
 std::vector<float> random_vec(i64 n, std::uint32_t sub) {
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i)
-    v[i] = detdl::philox_uniform_range(-1.0f, 1.0f, 23, detdl::RandomStream::test, sub, i);
-  return v;
+  return detdl::cuda::dev::random_vec(n, sub, 23);
 }
 
-struct DevBuf {
-  float* p = nullptr;
-  std::size_t n;
-  explicit DevBuf(const std::vector<float>& h) : n(h.size()) {
-    DETDL_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(float)));
-    if (n) DETDL_CUDA_CHECK(cudaMemcpy(p, h.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-  }
-  ~DevBuf() { cudaFree(p); }
-  std::vector<float> host() const {
-    std::vector<float> h(n);
-    if (n) DETDL_CUDA_CHECK(cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return h;
-  }
-};
+using detdl::cuda::dev::DevBuf;
 
-// pass 0 forward, 1 data gradient, 2 weight gradient.
 using Variant = std::function<void(int pass, const Conv2dShape&, const float* x, const float* w,
                                    const float* dy, float* out)>;
 
 int run(bool validate_only, int reps) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    std::printf("dev_conv: no CUDA device: nothing to do\n");
-    return 0;
-  }
   namespace cu = detdl::cuda;
   const std::vector<std::pair<std::string, Variant>> variants = {
       {"1 im2col+sgemm",
@@ -312,7 +289,9 @@ int run(bool validate_only, int reps) {
       if (pass == 2)
         detdl::cpu::conv2d_backward_weight(Level::portable, s, x.data(), dy.data(), ref.data());
       DevBuf out(std::vector<float>(ref.size()));
-      for (const auto& [name, call] : variants) {
+      for (const auto& variant : variants) {
+        const std::string& name = variant.first;
+        const Variant& call = variant.second;  // (a structured binding cannot be captured in C++17)
         call(pass, s, dx.p, dw.p, ddy.p, out.p);
         const std::vector<float> got = out.host();
         const bool same = std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0;
@@ -322,11 +301,8 @@ int run(bool validate_only, int reps) {
                       same ? "== CPU" : "DIFFERS from the CPU");
           continue;
         }
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int r = 0; r < reps; ++r) call(pass, s, dx.p, dw.p, ddy.p, out.p);
-        DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-        const double sec =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+        const double sec = detdl::cuda::dev::seconds_per_call(
+            reps, [&] { call(pass, s, dx.p, dw.p, ddy.p, out.p); });
         std::printf("  %-12s %-16s == CPU  %9.3f ms  %8.0f GFLOP/s\n", kPass[pass], name.c_str(),
                     sec * 1e3, flops / sec * 1e-9);
       }
@@ -335,21 +311,14 @@ int run(bool validate_only, int reps) {
         std::printf("  %-12s %-16s n/a (built without cuDNN)\n", kPass[pass], "cuDNN det");
         continue;
       }
-      auto call = [&] {
+      const double sec = detdl::cuda::dev::seconds_per_call(reps, [&] {
         if (pass == 0)
           cu::cudnn_conv2d_forward(Level::repeatable, s, dx.p, dw.p, nullptr, out.p, nullptr);
         if (pass == 1)
           cu::cudnn_conv2d_backward_data(Level::repeatable, s, ddy.p, dw.p, out.p, nullptr);
         if (pass == 2)
           cu::cudnn_conv2d_backward_weight(Level::repeatable, s, dx.p, ddy.p, out.p, nullptr);
-      };
-      call();
-      DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int r = 0; r < reps; ++r) call();
-      DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-      const double sec =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+      });
       std::printf("  %-12s %-16s        %9.3f ms  %8.0f GFLOP/s\n", kPass[pass], "cuDNN det",
                   sec * 1e3, flops / sec * 1e-9);
     }
@@ -360,27 +329,5 @@ int run(bool validate_only, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool validate_only = false;
-  int reps = 10;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--validate") {
-      validate_only = true;
-    } else if (arg == "--reps" && i + 1 < argc) {
-      reps = std::atoi(argv[++i]);
-      if (reps < 1) {
-        std::fprintf(stderr, "dev_conv: --reps must be >= 1\n");
-        return 2;
-      }
-    } else {
-      std::fprintf(stderr, "dev_conv: unknown argument '%s' (use --validate, --reps N)\n", argv[i]);
-      return 2;
-    }
-  }
-  try {
-    return run(validate_only, reps);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dev_conv: %s\n", e.what());
-    return 1;
-  }
+  return detdl::cuda::dev::harness_main(argc, argv, "dev_conv", run);
 }

@@ -15,7 +15,6 @@
 //                               network shapes (skinny M, long K); on a GPU machine
 #include <cuda_runtime.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -26,6 +25,7 @@
 #include "kernels/common/random.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/dev/harness.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/vendor.h"
@@ -247,31 +247,14 @@ struct Shape {
 };
 
 std::vector<float> random_vec(i64 n, std::uint32_t sub) {
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (i64 i = 0; i < n; ++i)
-    v[i] = detdl::philox_uniform_range(-1.0f, 1.0f, 17, detdl::RandomStream::test, sub, i);
-  return v;
+  return detdl::cuda::dev::random_vec(n, sub, 17);
 }
 
-struct DevBuf {
-  float* p = nullptr;
-  explicit DevBuf(const std::vector<float>& h) {
-    DETDL_CUDA_CHECK(cudaMalloc(&p, std::max<std::size_t>(h.size(), 1) * sizeof(float)));
-    if (!h.empty())
-      DETDL_CUDA_CHECK(cudaMemcpy(p, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
-  }
-  ~DevBuf() { cudaFree(p); }
-};
+using detdl::cuda::dev::DevBuf;
 
 using Variant = std::function<void(const Shape&, const float*, const float*, float*)>;
 
 int run(bool validate_only, int reps) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    std::printf("dev_sgemm: no CUDA device: nothing to do\n");
-    return 0;
-  }
   const std::vector<std::pair<std::string, Variant>> variants = {
       {"1 first draft",
        [](const Shape& s, const float* a, const float* b, float* c) {
@@ -305,39 +288,28 @@ int run(bool validate_only, int reps) {
     std::printf("%lld x %lld x %lld (%s)\n", static_cast<long long>(s.M),
                 static_cast<long long>(s.N), static_cast<long long>(s.K), s.what);
     const double flops = 2.0 * s.M * s.N * s.K;
-    for (const auto& [name, call] : variants) {
+    for (const auto& variant : variants) {
+      const std::string& name = variant.first;
+      const Variant& call = variant.second;  // (a structured binding cannot be captured in C++17)
       call(s, a.p, b.p, c.p);
-      std::vector<float> got(ref.size());
-      DETDL_CUDA_CHECK(
-          cudaMemcpy(got.data(), c.p, got.size() * sizeof(float), cudaMemcpyDeviceToHost));
+      const std::vector<float> got = c.host();
       const bool same = std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)) == 0;
       if (!same) status = 1;
       if (validate_only || !same) {
         std::printf("  %-16s %s\n", name.c_str(), same ? "== CPU" : "DIFFERS from the CPU");
         continue;
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int r = 0; r < reps; ++r) call(s, a.p, b.p, c.p);
-      DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-      const double sec =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+      const double sec = detdl::cuda::dev::seconds_per_call(reps, [&] { call(s, a.p, b.p, c.p); });
       std::printf("  %-16s == CPU  %9.3f ms  %8.0f GFLOP/s\n", name.c_str(), sec * 1e3,
                   flops / sec * 1e-9);
     }
     if (validate_only) continue;
     for (bool tf32 : {false, true}) {
       try {
-        auto call = [&] {
+        const double sec = detdl::cuda::dev::seconds_per_call(reps, [&] {
           detdl::cuda::cublas_sgemm(tf32, s.ta, s.tb, s.M, s.N, s.K, a.p, s.ta ? s.M : s.K, b.p,
                                     s.tb ? s.K : s.N, c.p, s.N, nullptr);
-        };
-        call();
-        DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int r = 0; r < reps; ++r) call();
-        DETDL_CUDA_CHECK(cudaDeviceSynchronize());
-        const double sec =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+        });
         std::printf("  %-16s         %9.3f ms  %8.0f GFLOP/s\n",
                     tf32 ? "cuBLAS TF32" : "cuBLAS FP32", sec * 1e3, flops / sec * 1e-9);
       } catch (const std::exception& e) {
@@ -351,28 +323,5 @@ int run(bool validate_only, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool validate_only = false;
-  int reps = 10;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--validate") {
-      validate_only = true;
-    } else if (arg == "--reps" && i + 1 < argc) {
-      reps = std::atoi(argv[++i]);
-      if (reps < 1) {
-        std::fprintf(stderr, "dev_sgemm: --reps must be >= 1\n");
-        return 2;
-      }
-    } else {
-      std::fprintf(stderr, "dev_sgemm: unknown argument '%s' (use --validate, --reps N)\n",
-                   argv[i]);
-      return 2;
-    }
-  }
-  try {
-    return run(validate_only, reps);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dev_sgemm: %s\n", e.what());
-    return 1;
-  }
+  return detdl::cuda::dev::harness_main(argc, argv, "dev_sgemm", run);
 }

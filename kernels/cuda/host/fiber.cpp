@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "kernels/cuda/host/relaxed.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define DETDL_FIBER_ASAN 1
 #elif defined(__has_feature)
@@ -70,17 +72,8 @@ namespace {
 
 thread_local Fiber* t_starting = nullptr;  // the fiber whose start() is about to run
 
-// The fields that the resuming side writes and the fiber reads (and back) are accessed
-// atomically: ThreadSanitizer sees each fiber as a thread of its own, with no
-// synchronisation on a switch, and these are the switch's own bookkeeping.
-template <class T>
-T load(const T& v) {
-  return __atomic_load_n(&v, __ATOMIC_RELAXED);
-}
-template <class T>
-void store(T& v, T value) {
-  __atomic_store_n(&v, value, __ATOMIC_RELAXED);
-}
+// The fields that the resuming side writes and the fiber reads (and back) go through
+// relaxed.h's load / store.
 
 std::size_t page_size() {
   static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kernels/cuda/host/fiber.h"
+#include "kernels/cuda/host/relaxed.h"
 #include "kernels/cuda/host/runtime.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -53,15 +54,6 @@ constexpr std::size_t kDynamicSharedLimit = std::size_t{48} << 10;  // without a
 constexpr int kMaxDeclarations = 64;
 
 enum class State : int { runnable, barrier, warp, done };
-
-template <class T>
-T load(const T& v) {
-  return __atomic_load_n(&v, __ATOMIC_RELAXED);
-}
-template <class T>
-void store(T& v, T value) {
-  __atomic_store_n(&v, value, __ATOMIC_RELAXED);
-}
 
 struct Block;
 
