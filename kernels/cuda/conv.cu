@@ -198,13 +198,12 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
     return;
   }
   // Chunk partials per panel of positions (under the scratch budget), folded into y.
-  i64 panel = std::max<i64>(128, g_budget.load() / (chunks * s.O) / 128 * 128);
-  panel = std::min(panel, positions);
+  const i64 panel = tiles::panel_rows(g_budget.load(), chunks, s.O, positions);
   DeviceBuffer<float> partials(static_cast<std::size_t>(chunks * s.O * panel), stream);
   for (i64 p0 = 0; p0 < positions; p0 += panel) {
     const i64 P = std::min(panel, positions - p0);
     tiles::launch(s.O, P, taps, a, ForwardCols{im, p0}, chunks, kChunkProducts,
-                  tiles::DenseOut<false>{partials.get(), P, s.O * P, false}, stream);
+                  tiles::dense_out<false>(partials.get(), P, s.O * P), stream);
     tiles::fold(s.O, P, chunks, partials.get(), ForwardOut{y, bias, s.O, OHW, p0}, stream);
   }
 }
@@ -228,10 +227,10 @@ void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, co
     const DyPlanes b{dy, s.O, OHW, positions, n0 * OHW, false};
     if (chunks <= 1) {
       tiles::launch(taps, P, s.O, a, b, 1, std::max<i64>(s.O, 1),
-                    tiles::DenseOut<false>{dcols.get(), P, 0, false}, stream);
+                    tiles::dense_out<false>(dcols.get(), P, 0), stream);
     } else {
       tiles::launch(taps, P, s.O, a, b, chunks, kChunkProducts,
-                    tiles::DenseOut<false>{partials.get(), P, taps * P, false}, stream);
+                    tiles::dense_out<false>(partials.get(), P, taps * P), stream);
       tiles::fold(taps, P, chunks, partials.get(), tiles::DenseFinish{dcols.get(), P}, stream);
     }
     DETDL_LAUNCH(grid_for(nt * s.C * s.H * s.W), kBlock, 0, stream, col2im_gather_kernel)
@@ -248,7 +247,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
   // flattened (n, oh, ow), both operands read in place.
   const DyPlanes a{dy, s.O, OHW, positions, 0, true};
   const WeightGradCols b{Im2col{s, x, taps, positions}};
-  const tiles::DenseOut<false> direct{dw, taps, 0, tiles::aligned16(dw, taps)};
+  const auto direct = tiles::dense_out<false>(dw, taps, 0);
   if (level == Level::fast) {
     const i64 pieces = tiles::fast_pieces(s.O, taps, positions);
     if (pieces == 1) {
@@ -260,7 +259,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
     DETDL_CUDA_CHECK(
         cudaMemsetAsync(dw, 0, static_cast<std::size_t>(s.O * taps) * sizeof(float), stream));
     tiles::launch(s.O, taps, positions, a, b, tiles::ceil_div(positions, piece), piece,
-                  tiles::DenseOut<true>{dw, taps, 0, false}, stream);
+                  tiles::dense_out<true>(dw, taps, 0), stream);
     return;
   }
   const i64 chunks = std::max<i64>(1, tiles::ceil_div(positions, kChunkProducts));
@@ -279,7 +278,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
   DeviceBuffer<float> partials(static_cast<std::size_t>(group * size), stream);
   if (groups == 1) {
     tiles::launch(s.O, taps, positions, a, b, chunks, kChunkProducts,
-                  tiles::DenseOut<false>{partials.get(), taps, size, false}, stream);
+                  tiles::dense_out<false>(partials.get(), taps, size), stream);
     tiles::fold(s.O, taps, chunks, partials.get(), tiles::DenseFinish{dw, taps}, stream);
     return;
   }
@@ -291,7 +290,7 @@ void conv2d_backward_weight(Level level, const Conv2dShape& s, const float* x, c
     const i64 length = std::min(positions - k0, in_group * kChunkProducts);
     tiles::launch(s.O, taps, length, OffsetK<DyPlanes>{a, k0, a.along_k},
                   OffsetK<WeightGradCols>{b, k0, b.along_k}, in_group, kChunkProducts,
-                  tiles::DenseOut<false>{partials.get(), taps, size, false}, stream);
+                  tiles::dense_out<false>(partials.get(), taps, size), stream);
     tiles::fold(s.O, taps, in_group, partials.get(),
                 tiles::DenseFinish{roots.get() + g * size, taps}, stream);
   }

@@ -33,11 +33,6 @@ void check_args(i64 M, i64 N, i64 K, bool ta, bool tb, i64 lda, i64 ldb, i64 ldc
   if (ldc < N) bad("ldc too small", ldc);
 }
 
-template <bool kAtomic>
-tiles::DenseOut<kAtomic> dense_out(float* out, i64 ld, i64 z_stride) {
-  return {out, ld, z_stride, !kAtomic && aligned16(out, ld) && z_stride % 4 == 0};
-}
-
 // Scratch for the chunk partials of one row panel is kept under this many floats (1 GiB
 // by default; set_sgemm_partial_budget).
 std::atomic<i64> g_partial_floats{i64{1} << 28};
@@ -63,13 +58,15 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   if (level == Level::fast) {
     const i64 pieces = tiles::fast_pieces(M, N, K);
     if (pieces == 1) {  // one chain over all of K per output
-      tiles::launch(M, N, K, a, b, 1, std::max<i64>(K, 1), dense_out<false>(C, ldc, 0), stream);
+      tiles::launch(M, N, K, a, b, 1, std::max<i64>(K, 1), tiles::dense_out<false>(C, ldc, 0),
+                    stream);
       return;
     }
     // Split-K: pieces (multiples of the k slice, >= 1024) chained per block, then atomics.
     const i64 piece = ceil_div(ceil_div(K, pieces), tiles::kBK) * tiles::kBK;
     DETDL_CUDA_CHECK(cudaMemset2DAsync(C, ldc * sizeof(float), 0, N * sizeof(float), M, stream));
-    tiles::launch(M, N, K, a, b, ceil_div(K, piece), piece, dense_out<true>(C, ldc, 0), stream);
+    tiles::launch(M, N, K, a, b, ceil_div(K, piece), piece, tiles::dense_out<true>(C, ldc, 0),
+                  stream);
     return;
   }
 
@@ -77,13 +74,12 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   // ChunkTree; a single chunk (K <= 4096) is the result itself.
   const i64 chunks = std::max<i64>(1, ceil_div(K, kChunkProducts));
   if (chunks == 1) {
-    tiles::launch(M, N, K, a, b, 1, kChunkProducts, dense_out<false>(C, ldc, 0), stream);
+    tiles::launch(M, N, K, a, b, 1, kChunkProducts, tiles::dense_out<false>(C, ldc, 0), stream);
     return;
   }
   // Row panels keep the partials' scratch bounded (a multiple of 128 rows, or all of M).
-  i64 panel = std::max<i64>(1, g_partial_floats.load() / (chunks * N));
-  panel = panel >= M ? M : std::max<i64>(128, panel / 128 * 128);
-  DeviceBuffer<float> partials(static_cast<std::size_t>(chunks * std::min(panel, M) * N), stream);
+  const i64 panel = tiles::panel_rows(g_partial_floats.load(), chunks, N, M);
+  DeviceBuffer<float> partials(static_cast<std::size_t>(chunks * panel * N), stream);
   for (i64 r0 = 0; r0 < M; r0 += panel) {
     const i64 rows = std::min(panel, M - r0);
     tiles::Dense ap = a;
@@ -91,7 +87,7 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
     ap.rows = rows;
     ap.vec = aligned16(ap.X, lda);
     tiles::launch(rows, N, K, ap, b, chunks, kChunkProducts,
-                  dense_out<false>(partials.get(), N, rows * N), stream);
+                  tiles::dense_out<false>(partials.get(), N, rows * N), stream);
     tiles::fold(rows, N, chunks, partials.get(), tiles::DenseFinish{C + r0 * ldc, ldc}, stream);
   }
 }

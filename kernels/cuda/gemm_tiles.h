@@ -272,6 +272,21 @@ void fold(i64 M, i64 N, i64 chunks, const float* partials, const Finish& finish,
   DETDL_CUDA_CHECK_LAUNCH("fold_chunks");
 }
 
+// A dense destination with its float4 flag derived (stores only: atomics stay scalar).
+template <bool kAtomic>
+DenseOut<kAtomic> dense_out(float* out, i64 ld, i64 z_stride) {
+  return {out, ld, z_stride, !kAtomic && aligned16(out, ld) && z_stride % 4 == 0};
+}
+
+// Rows (or positions) per panel of a chunked product whose partials take chunks * width
+// floats per row: as many as the budget holds, a multiple of 128 (at least 128), at most
+// `total`.
+inline i64 panel_rows(i64 budget_floats, i64 chunks, i64 width, i64 total) {
+  const i64 fit = budget_floats / (chunks * width) / 128 * 128;
+  const i64 panel = fit > 128 ? fit : 128;
+  return panel < total ? panel : total;
+}
+
 // finish for a dense destination: C[m * ldc + n] = root.
 struct DenseFinish {
   float* C;

@@ -193,17 +193,12 @@ unsigned lane_id();
 // The block's shared region for the calling thread's next DETDL_SHARED declaration
 // (bytes, alignment 16); every thread of the block gets the same address for its n-th one.
 void* shared_declaration(std::size_t bytes);
-// The dynamic shared memory of the launch (extern __shared__).
-void* dynamic_shared();
 
 // The scheduler's seed: 0 runs blocks and threads in index order; any other value permutes
 // both (seeded, reproducible: the n-th launch after set_schedule_seed(s) always runs in the
 // same order). The default is DETDL_HOST_SCHEDULE from the environment, or 0.
 void set_schedule_seed(std::uint64_t seed);
 std::uint64_t schedule_seed();
-
-// Launches so far in this process (tests use it to check that a path ran).
-std::uint64_t launch_count();
 
 template <class T>
 std::uint64_t to_bits(T v) {

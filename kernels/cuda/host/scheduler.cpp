@@ -79,7 +79,7 @@ struct Block {
   void* ctx = nullptr;
   std::vector<Thread> threads;
   std::vector<WarpSlots> warps;
-  unsigned char* shared = nullptr;            // static declarations, then the dynamic region
+  unsigned char* shared = nullptr;            // the DETDL_SHARED declarations, in order
   std::size_t shared_static = 0;              // bytes of static declarations so far
   std::size_t declared[kMaxDeclarations][2];  // offset, bytes of the n-th declaration
   int declarations = 0;
@@ -97,9 +97,11 @@ char g_block_start;
 struct Runtime {
   std::mutex mutex;  // one launch at a time in the process
   std::vector<std::unique_ptr<Fiber>> fibers;
-  std::vector<unsigned char> shared_arena;
+  // Every block's shared memory (blocks run one at a time), NaN bytes wherever the last
+  // block did not write: shared_dirty bytes from the start may hold its values.
+  std::vector<unsigned char> shared_arena = std::vector<unsigned char>(kStaticSharedLimit, 0xff);
+  std::size_t shared_dirty = 0;
   std::uint64_t seed = 0;
-  std::uint64_t launches = 0;
   std::uint64_t launches_since_seed = 0;  // each launch's order comes from (seed, this)
   Runtime() {
     if (const char* s = std::getenv("DETDL_HOST_SCHEDULE")) {
@@ -195,10 +197,11 @@ void run_block(Block& b, std::uint64_t seed, std::uint64_t block_key) {
     store(t.state, State::runnable);
     t.fiber->reset(&thread_main, &t);
   }
-  // Shared memory starts as NaN bytes: a read before any write shows in the results (the
-  // arena starts so; refill what the last block declared, and the dynamic region).
-  std::memset(b.shared, 0xff, b.shared_static);
-  std::memset(b.shared + kStaticSharedLimit, 0xff, b.launch->dynamic_shared);
+  // Shared memory starts as NaN bytes: a read before any write shows in the results. Until
+  // this block ends normally, all of the arena counts as written (a block abandoned by
+  // kernel_error leaves whatever it wrote).
+  std::memset(b.shared, 0xff, rt.shared_dirty);
+  rt.shared_dirty = kStaticSharedLimit;
   b.shared_static = 0;
   b.declarations = 0;
   DETDL_HB_RELEASE(&g_block_start);
@@ -262,6 +265,7 @@ void run_block(Block& b, std::uint64_t seed, std::uint64_t block_key) {
   }
   store(t_thread, static_cast<Thread*>(nullptr));
   __atomic_store_n(&t_coords, static_cast<const ThreadCoords*>(nullptr), __ATOMIC_RELAXED);
+  rt.shared_dirty = load(b.shared_static);
   DETDL_HB_ACQUIRE(&b.end_sync);
 }
 
@@ -284,13 +288,9 @@ void run_grid(const Launch& launch, void (*body)(void*), void* ctx) {
   }
   Runtime& rt = runtime();
   std::lock_guard<std::mutex> lock(rt.mutex);
-  ++rt.launches;
   const std::uint64_t launch_index = rt.launches_since_seed++;
   const unsigned nthreads = launch.block.x * launch.block.y * launch.block.z;
   while (rt.fibers.size() < nthreads) rt.fibers.push_back(std::make_unique<Fiber>());
-  const std::size_t arena = kStaticSharedLimit + launch.dynamic_shared;
-  if (rt.shared_arena.size() < arena) rt.shared_arena.resize(arena);
-  std::memset(rt.shared_arena.data(), 0xff, arena);  // what an earlier launch left
 
   auto b = std::make_unique<Block>();
   b->launch = &launch;
@@ -385,11 +385,6 @@ void* shared_declaration(std::size_t bytes) {
   return b.shared + offset;
 }
 
-void* dynamic_shared() {
-  Thread& t = current("extern __shared__");
-  return t.block->shared + kStaticSharedLimit;
-}
-
 void set_schedule_seed(std::uint64_t seed) {
   Runtime& rt = runtime();
   std::lock_guard<std::mutex> lock(rt.mutex);
@@ -401,12 +396,6 @@ std::uint64_t schedule_seed() {
   Runtime& rt = runtime();
   std::lock_guard<std::mutex> lock(rt.mutex);
   return rt.seed;
-}
-
-std::uint64_t launch_count() {
-  Runtime& rt = runtime();
-  std::lock_guard<std::mutex> lock(rt.mutex);
-  return rt.launches;
 }
 
 }  // namespace detdl::cuda::host
