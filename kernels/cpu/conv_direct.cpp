@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "kernels/common/reduction.h"
@@ -233,21 +235,50 @@ bool forward_applies(const Conv2dShape& s) {
 // kw / S. Rows cover every output row's window; columns every lane of a row's last vector
 // (lanes past OW compute on zeros or real inputs and are never stored).
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  forward_ordered(ForwardOrder::chw, s, x, w, bias, y);
+}
+
+// The other orders run the same tiles on a shape that makes the tile's loops walk them:
+//   hwc: C' = 1, KW' = KW*C, and tap kw' = kw*C + c at kwoff'[kw'] = c*plane + kwoff[kw], so
+//     the tile's (kh, kw') loop is the (kh, kw, c) chain; the weights packed in that order.
+//   per_tap: the per-tap tiles (fwd_tap_tile: per tap a chain over c, added in registers),
+//     6 channels x 2 vectors, weights packed (tap, c).
+void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, const float* w,
+                     const float* bias, float* y) {
   const bool pairs = use_pairs(s.OW, s.OH);
   const TileSet& ts = pairs ? tiles_avx512() : tiles_for(s.OW);
   // L: the lanes one row of a vector takes (a half vector when paired).
-  const i64 L = pairs ? 8 : ts.lanes, R = ts.fwd_rows, NV = ts.fwd_vectors;
-  const i64 K = s.C * s.KH * s.KW;
+  const bool taps = order == ForwardOrder::per_tap;
+  const i64 L = pairs ? 8 : ts.lanes;
+  const i64 R = taps ? kMR : ts.fwd_rows, NV = taps ? 2 : ts.fwd_vectors;
+  const i64 T = s.KH * s.KW, K = s.C * T;
   const i64 blocks = (s.O + R - 1) / R;
   const i64 OHW = s.OH * s.OW, S = s.stride_w;
-  // wp[blk][k][r] = w[blk*R + r][k], zero past O: each tile's weights as it reads them.
-  std::vector<float> wp(static_cast<std::size_t>(blocks * K * R), 0.0f);
-  for (i64 o = 0; o < s.O; ++o)
-    for (i64 k = 0; k < K; ++k) wp[((o / R) * K + k) * R + o % R] = w[o * K + k];
   const i64 rows = (s.OH - 1) * s.stride_h + s.KH, colsP = round_up(s.OW, L) + (s.KW - 1) / S;
   const Pad pad{rows, S * colsP, rows * S * colsP};
   std::vector<i64> kwoff(static_cast<std::size_t>(s.KW));
   for (i64 kw = 0; kw < s.KW; ++kw) kwoff[static_cast<std::size_t>(kw)] = kw % S * colsP + kw / S;
+  // The tile's shape and column offsets, and k's place in the weights: wp[blk][k'][r] =
+  // w[blk*R + r][k(k')], zero past O (per_tap: k' = tap*C + c, each tap's C rows in turn).
+  Conv2dShape st = s;
+  std::vector<i64> tile_kwoff = kwoff;
+  std::vector<i64> k_of(static_cast<std::size_t>(K));
+  for (i64 k = 0; k < K; ++k) k_of[static_cast<std::size_t>(k)] = k;
+  if (order != ForwardOrder::chw) {
+    for (i64 t = 0; t < T; ++t)
+      for (i64 c = 0; c < s.C; ++c) k_of[static_cast<std::size_t>(t * s.C + c)] = c * T + t;
+  }
+  if (order == ForwardOrder::hwc) {
+    st.C = 1, st.KW = s.KW * s.C;
+    tile_kwoff.resize(static_cast<std::size_t>(st.KW));
+    for (i64 kw = 0; kw < s.KW; ++kw)
+      for (i64 c = 0; c < s.C; ++c)
+        tile_kwoff[static_cast<std::size_t>(kw * s.C + c)] = c * pad.plane + kwoff[kw];
+  }
+  std::vector<float> wp(static_cast<std::size_t>(blocks * K * R), 0.0f);
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 k = 0; k < K; ++k)
+      wp[((o / R) * K + k) * R + o % R] = w[o * K + k_of[static_cast<std::size_t>(k)]];
   // Paired: one vector per two output rows (oh, oh + 1), the second half `second` floats on
   // in the padded input (0 for a lone last row).
   std::vector<Seg> segs;
@@ -261,8 +292,9 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
     segs = segments(s.OH, s.OW, L);
   }
   const i64 nseg = static_cast<i64>(segs.size());
-  const int kwi = s.KW == 5 ? 0 : s.KW == 3 ? 1 : 2;
+  const int kwi = st.KW == 5 ? 0 : st.KW == 3 ? 1 : 2;
   const auto& tiles = pairs ? ts.fwd_pair : ts.fwd;
+  const auto& tap_tiles = pairs ? ts.fwd_tap_pair : ts.fwd_tap;
   const RowWindow window(S * colsP, -s.pad_left, s.W);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     float* xpad = scratch(s.C * pad.plane);
@@ -289,9 +321,9 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
       }
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mr = std::min(R, s.O - blk * R);
-        const float* wb = wp.data() + blk * K * R;
         const float* bb = bias ? bias + blk * R : nullptr;
         float* yb = y + (n * s.O + blk * R) * OHW;
+        const float* wb = wp.data() + blk * K * R;
         for (i64 i = 0; i < nseg;) {
           // Vectors in groups of NV, as even as they go (a lone vector pays a whole tile's
           // broadcasts).
@@ -308,7 +340,8 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
             lanes[v] = g.lanes;
             if (pairs) ps.in_step[v] = second[static_cast<std::size_t>(i + v)];
           }
-          tiles[kwi][nv - 1][mr - 1](s, pad, kwoff.data(), wb, b, bb, out, lanes, &ps);
+          const FwdTile tile = taps ? tap_tiles[nv - 1][mr - 1] : tiles[kwi][nv - 1][mr - 1];
+          tile(st, pad, tile_kwoff.data(), wb, b, bb, out, lanes, &ps);
           i += nv;
         }
       }
@@ -324,8 +357,17 @@ bool backward_data_applies(const Conv2dShape& s) { return enabled() && s.O <= kC
 // (oh, ow) any pixel's taps name: dypad[o][oh - oh0][ow - ow0], 0 outside dy. With S > 1 the
 // tiles write phase rows (c, i, f, j') and the sample's dx is gathered from them.
 void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  backward_data_ordered(DataOrder{}, s, dy, w, dx);
+}
+
+// The canonical order runs data_tile (pairs where they fit); another order runs
+// data_ordered_tile, the same tile with the taps in the plan's order and the reduction over o
+// in slices combined in registers (no pairs).
+void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float* dy,
+                           const float* w, float* dx) {
+  const bool canonical = d.slices <= 1 && d.taps == nullptr;
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
-  const bool pairs = use_pairs(J, s.H);
+  const bool pairs = canonical && use_pairs(J, s.H);
   const TileSet& ts = pairs ? tiles_avx512() : tiles_for(J);
   const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
   const i64 taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
@@ -364,6 +406,11 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   const PairSteps ps0{{0, 0, 0}, S == 1 ? s.stride_h * s.W : s.stride_h * S * JL};
   const i64 nseg = static_cast<i64>(segs.size());
   const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
+  const std::int64_t whole[2] = {0, s.O};
+  const std::int32_t first = 0;
+  const DataSlices slices = d.slices > 1
+                                ? DataSlices{d.cuts, d.slices, d.tree, d.slice_order, d.taps}
+                                : DataSlices{whole, 1, false, &first, d.taps};
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> phased;  // (C, H, S, JL) when S > 1
     if (S > 1 && static_cast<i64>(phased.size()) < s.C * pad.out_plane)
@@ -398,7 +445,11 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
             row[v] = g.row, phase[v] = f, col[v] = g.col, lanes[v] = g.lanes;
             ps.in_step[v] = second[static_cast<std::size_t>(i + v)];
           }
-          tiles[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, &ps);
+          if (canonical) {
+            tiles[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, &ps);
+            continue;
+          }
+          ts.data_ordered[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, slices);
         }
       }
       if (S > 1)  // dx[c][i][j'*S + f] = phased[c][i][f][j']
@@ -421,14 +472,24 @@ bool backward_weight_applies(const Conv2dShape& s) {
   return chunks * K * round_up(s.O, 32) <= (i64{8} << 20) && s.N * sample <= (i64{64} << 20);
 }
 
-// The padded batch: xall[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the input,
-// 0 elsewhere, covering every window. Tasks (chunk, channel panel, group of tap blocks)
-// write chunk partials; each element's partials are then folded by the canonical tree.
-void backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
-                     float* dw) {
+namespace {
+
+// The weight gradient's partials over ranges of the flat (n, oh, ow) position space, as
+// tasks. The padded batch: xall[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the
+// input, 0 elsewhere, covering every window. Task (range, channel panel, group of tap blocks)
+// writes part[range] (K, Opad): one fmaf chain from +0.0f per element over the range's
+// positions in order.
+struct WeightRanges {
+  i64 K = 0, width = 0, panels = 0, Opad = 0, groups = 0, group_taps = 0, n_tasks = 0;
+  float* part = nullptr;  // (ranges, K, Opad)
+  std::function<void(i64)> run_task;
+};
+
+WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy, const i64* bounds,
+                           i64 ranges) {
   const TileSet& ts = s.O > 8 ? tiles_for(s.O) : tiles_avx2();
-  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW, total = s.N * OHW;
-  const i64 chunks = (total + kChunkProducts - 1) / kChunkProducts;
+  WeightRanges wr;
+  const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const i64 nv = s.O > ts.lanes ? 2 : 1, width = ts.lanes * nv;
   const i64 panels = (s.O + width - 1) / width, Opad = panels * width;
   const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = (s.OW - 1) * s.stride_w + s.KW;
@@ -437,60 +498,78 @@ void backward_weight(Level level, const Conv2dShape& s, const float* x, const fl
   WeightScratch& ws = weight_scratch();
   if (static_cast<i64>(ws.xall.size()) < s.N * sample)
     ws.xall.resize(static_cast<std::size_t>(s.N * sample));
-  float* xall = ws.xall.data();
+  const float* xall = ws.xall.data();
   parallel_ranges(s.N, [&](i64 b, i64 e, int) {
     for (i64 n = b; n < e; ++n)
-      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, xall + n * sample);
+      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, ws.xall.data() + n * sample);
   });
-  std::vector<i64> off(static_cast<std::size_t>(K));
+  auto off = std::make_shared<std::vector<i64>>(static_cast<std::size_t>(K));
   for (i64 c = 0; c < s.C; ++c)
     for (i64 kh = 0; kh < s.KH; ++kh)
       for (i64 kw = 0; kw < s.KW; ++kw)
-        off[static_cast<std::size_t>((c * s.KH + kh) * s.KW + kw)] =
+        (*off)[static_cast<std::size_t>((c * s.KH + kh) * s.KW + kw)] =
             c * pad.plane + kh * pad.cols + kw;
-  // part[chunk] (K, Opad): one chain per element over the chunk's positions.
-  if (static_cast<i64>(ws.part.size()) < chunks * K * Opad)
-    ws.part.resize(static_cast<std::size_t>(chunks * K * Opad));
+  if (static_cast<i64>(ws.part.size()) < ranges * K * Opad)
+    ws.part.resize(static_cast<std::size_t>(ranges * K * Opad));
   float* part = ws.part.data();
   // About four tasks per thread; fewer groups repack dy less often. Only speed depends on it.
   const i64 tile_taps = nv == 2 ? kMR : 2 * kMR;  // one vector: the wide tiles
   const i64 tap_blocks = (K + tile_taps - 1) / tile_taps;
   const i64 want =
-      std::min(tap_blocks, (4 * num_threads() + chunks * panels - 1) / (chunks * panels));
+      std::min(tap_blocks, (4 * num_threads() + ranges * panels - 1) / (ranges * panels));
   const i64 per_group = (tap_blocks + want - 1) / want;
   const i64 groups = (tap_blocks + per_group - 1) / per_group;
   const int swi = s.stride_w == 1 ? 0 : 1;
-  const i64 n_tasks = chunks * panels * groups;
-  auto run_task = [&](i64 task) {
-    const i64 chunk = task / (panels * groups), panel = task / groups % panels, g = task % groups;
-    const i64 p0 = chunk * kChunkProducts, p1 = std::min(total, p0 + kChunkProducts);
+  wr.K = K, wr.width = width, wr.panels = panels, wr.Opad = Opad, wr.groups = groups;
+  wr.group_taps = per_group * tile_taps, wr.n_tasks = ranges * panels * groups, wr.part = part;
+  wr.run_task = [=, &s, &ts](i64 task) {
+    const i64 range = task / (panels * groups), panel = task / groups % panels, g = task % groups;
+    const i64 p0 = bounds[range], p1 = bounds[range + 1];
     const i64 o0 = panel * width, on = std::min(width, s.O - o0);
-    float* dyt = scratch((p1 - p0) * width);  // dyt[q - p0][l] = dy[n][o0 + l][j]
-    for (i64 q = p0; q < p1;) {
-      const i64 n = q / OHW, j = q % OHW, len = std::min(OHW - j, p1 - q);
-      transpose_rows(dy + (n * s.O + o0) * OHW + j, OHW, on, len, dyt + (q - p0) * width, width);
-      q += len;
-    }
-    // The chains start at +0.0f in part and run over the chunk in blocks of positions whose
-    // gradients stay in L1 (every tap block of the group takes a block before the next).
     const i64 b0 = g * per_group, b1 = std::min(tap_blocks, (g + 1) * per_group);
     const i64 k0 = b0 * tile_taps, k1 = std::min(K, b1 * tile_taps);
-    for (i64 k = k0; k < k1; ++k) std::fill_n(part + (chunk * K + k) * Opad + o0, width, 0.0f);
+    for (i64 k = k0; k < k1; ++k) std::fill_n(part + (range * K + k) * Opad + o0, width, 0.0f);
+    // The chains start at +0.0f in part and run over the range in blocks of positions whose
+    // gradients stay in L1 (every tap block of the group takes a block before the next).
     const i64 step = std::max<i64>(64, 4096 / width);  // 16 KiB of gradients
-    for (i64 q0 = p0; q0 < p1; q0 += step)
+    float* dyt = scratch(step * width);                // dyt[q - q0][l] = dy[n][o0 + l][j]
+    for (i64 q0 = p0; q0 < p1; q0 += step) {
+      const i64 q1 = std::min(p1, q0 + step);
+      for (i64 q = q0; q < q1;) {
+        const i64 n = q / OHW, j = q % OHW, len = std::min(OHW - j, q1 - q);
+        transpose_rows(dy + (n * s.O + o0) * OHW + j, OHW, on, len, dyt + (q - q0) * width, width);
+        q += len;
+      }
       for (i64 blk = b0; blk < b1; ++blk) {
         const i64 mr = std::min(tile_taps, K - blk * tile_taps);
         const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
-        tile(s, pad, sample, xall, off.data() + blk * tile_taps, q0, std::min(p1, q0 + step),
-             dyt + (q0 - p0) * width, part + (chunk * K + blk * tile_taps) * Opad + o0, Opad);
+        tile(s, pad, sample, xall, off->data() + blk * tile_taps, q0, q1, dyt,
+             part + (range * K + blk * tile_taps) * Opad + o0, Opad);
       }
+    }
   };
+  return wr;
+}
+
+}  // namespace
+
+// Tasks (chunk, channel panel, group of tap blocks) write chunk partials (weight_ranges);
+// each element's partials are then folded by the canonical tree.
+void backward_weight(Level level, const Conv2dShape& s, const float* x, const float* dy,
+                     float* dw) {
+  const i64 total = s.N * s.OH * s.OW;
+  const i64 chunks = (total + kChunkProducts - 1) / kChunkProducts;
+  std::vector<i64> bounds(static_cast<std::size_t>(chunks + 1));
+  for (i64 c = 0; c <= chunks; ++c) bounds[c] = std::min(total, c * kChunkProducts);
+  const WeightRanges wr = weight_ranges(s, x, dy, bounds.data(), chunks);
+  const i64 K = wr.K, Opad = wr.Opad;
+  const float* part = wr.part;
   if (level == Level::fast && chunks > 1 && num_threads() > 1) {
-    fast_fold(s, K, panels, groups, width, per_group * tile_taps, Opad, n_tasks, run_task, part,
-              dw);
+    fast_fold(s, K, wr.panels, wr.groups, wr.width, wr.group_taps, Opad, wr.n_tasks, wr.run_task,
+              part, dw);
     return;
   }
-  parallel_for(n_tasks, run_task);
+  parallel_for(wr.n_tasks, wr.run_task);
   // dw[o][k] = the chunk partials of (k, o) folded by the canonical tree, in chunk order.
   parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
     for (i64 i = b; i < e; ++i) {
@@ -498,6 +577,21 @@ void backward_weight(Level level, const Conv2dShape& s, const float* x, const fl
       ChunkTree tree;
       for (i64 c = 0; c < chunks; ++c) tree.push(part[(c * K + k) * Opad + o]);
       dw[i] = tree.root();
+    }
+  });
+}
+
+void backward_weight_ranges(const Conv2dShape& s, const float* x, const float* dy,
+                            const std::int64_t* bounds, std::int64_t ranges, float* const* parts) {
+  const WeightRanges wr = weight_ranges(s, x, dy, bounds, ranges);
+  parallel_for(wr.n_tasks, wr.run_task);
+  const i64 K = wr.K, Opad = wr.Opad;
+  parallel_ranges(ranges * s.O, [&](i64 b, i64 e, int) {
+    for (i64 i = b; i < e; ++i) {
+      const i64 r = i / s.O, o = i % s.O;
+      const float* src = wr.part + r * K * Opad + o;
+      float* dst = parts[r] + o * K;
+      for (i64 k = 0; k < K; ++k) dst[k] = src[k * Opad];
     }
   });
 }

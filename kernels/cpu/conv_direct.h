@@ -21,6 +21,8 @@
 //     makes -0.0f from a +0.0f start), so those lanes see exactly col2im's adds.
 // Only the partition of work changes with the thread count (whole samples per task).
 #pragma once
+#include <cstdint>
+
 #include "kernels/common/level.h"
 #include "kernels/common/shapes.h"
 
@@ -35,6 +37,17 @@ void forward(const Conv2dShape& s,
              const float* bias,  // (O) or nullptr
              float* y);          // (N, O, OH, OW)
 
+// The forward in another order of the same sums, where forward_applies (the `emulated`
+// level's algorithms, emulated_conv.h): hwc is one fmaf chain from +0.0f over k = (kh, kw,
+// c), then + bias; per_tap is, per tap (kh, kw), one chain from +0.0f over c, added into
+// y = +0.0f in (kh, kw) order, then + bias. chw is forward's order.
+enum class ForwardOrder { chw, hwc, per_tap };
+void forward_ordered(ForwardOrder order, const Conv2dShape& s,
+                     const float* x,     // (N, C, H, W)
+                     const float* w,     // (O, C, KH, KW)
+                     const float* bias,  // (O) or nullptr
+                     float* y);          // (N, O, OH, OW)
+
 // conv2d_backward_data can run here: O <= kChunkProducts (any stride: pixels are taken by
 // column phase, so one tap reaches a vector's pixels all or none, from consecutive dy).
 bool backward_data_applies(const Conv2dShape& s);
@@ -42,6 +55,24 @@ void backward_data(const Conv2dShape& s,
                    const float* dy,  // (N, O, OH, OW)
                    const float* w,   // (O, C, KH, KW)
                    float* dx);       // (N, C, H, W)
+
+// The data gradient in another order of the same sums, where backward_data_applies (the
+// `emulated` level's plans, emulated_conv.h): per tap, the reduction over o is cut into
+// `slices` slices [cuts[j], cuts[j + 1]), each one fmaf chain from +0.0f, combined by
+// arrival (+0.0f + slice_order[0] + slice_order[1] + ...) or as the pairwise tree; the taps'
+// values are added into dx = +0.0f in the order `taps` (KH*KW indices; nullptr: row-major).
+// slices <= 1 with taps == nullptr is backward_data's canonical order.
+struct DataOrder {
+  const std::int64_t* cuts = nullptr;  // (slices + 1), cuts[0] = 0, cuts[slices] = O
+  std::int64_t slices = 1;
+  bool tree = false;
+  const std::int32_t* slice_order = nullptr;  // (slices), arrival only
+  const std::int32_t* taps = nullptr;         // (KH*KW) or nullptr
+};
+void backward_data_ordered(const DataOrder& order, const Conv2dShape& s,
+                           const float* dy,  // (N, O, OH, OW)
+                           const float* w,   // (O, C, KH, KW)
+                           float* dx);       // (N, C, H, W)
 
 // conv2d_backward_weight can run here when the padded batch and the chunk partials fit in
 // memory of the order of the scratch budget. Any stride: the tiles broadcast input values,
@@ -57,6 +88,17 @@ void backward_weight(Level level, const Conv2dShape& s,
                      const float* x,   // (N, C, H, W)
                      const float* dy,  // (N, O, OH, OW)
                      float* dw);       // (O, C, KH, KW)
+
+// The weight gradient's partials over ranges of the flat (n, oh, ow) position space, where
+// backward_weight_applies: parts[r] (O, C*KH*KW) = one fmaf chain from +0.0f per element
+// over positions [bounds[r], bounds[r + 1]) in order, of the same products as
+// backward_weight's. The `emulated` level's batch groups (emulated_conv.h) run on it.
+void backward_weight_ranges(const Conv2dShape& s,
+                            const float* x,              // (N, C, H, W)
+                            const float* dy,             // (N, O, OH, OW)
+                            const std::int64_t* bounds,  // (ranges + 1), increasing
+                            std::int64_t ranges,
+                            float* const* parts);  // ranges pointers to (O, C*KH*KW)
 
 // Test and benchmark hook: false sends every convolution through im2col + sgemm, so the
 // two paths can be compared bit for bit. Default true.

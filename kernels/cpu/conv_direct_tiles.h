@@ -51,6 +51,22 @@ using DataTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wt,
                           const std::int64_t* col, const std::int64_t* lanes, const float* dypad,
                           float* const* dx, const PairSteps* ps);
 
+// The ordered data gradient's plan (conv_direct.h DataOrder, with slices >= 1 and cuts set):
+// slice j is o in [cuts[j], cuts[j + 1]); taps: (KH*KW) tap indices or null (row-major).
+struct DataSlices {
+  const std::int64_t* cuts;
+  std::int64_t slices;
+  bool tree;
+  const std::int32_t* slice_order;
+  const std::int32_t* taps;
+};
+// Data-gradient tile in another order (MR input channels x NV vectors, no pairs): as
+// DataTile, with the plan.
+using DataOrderedTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wt,
+                                 const std::int64_t* row, const std::int64_t* phase,
+                                 const std::int64_t* col, const std::int64_t* lanes,
+                                 const float* dypad, float* const* dx, const DataSlices& o);
+
 // Weight-gradient tile: MR taps x NV vectors of output channels, one chain per lane over
 // positions [p0, p1) of the (n, oh, ow) space. xall: the padded batch, `sample` floats per
 // sample; off[r]: tap r's offset in a padded sample; dyt: (p1 - p0, lanes * NV) gradients,
@@ -71,8 +87,11 @@ struct TileSet {
   bool pairs;                                   // the paired tiles below exist (AVX-512)
   FwdTile fwd_pair[3][kFwdVectorsMax][kFwdRowsMax];
   DataTile data_pair[2][kMR];
-  WeightTile weight[2][kMR];           // two vectors: [stride_w 1, any][MR - 1]
-  WeightTile weight_wide[2][2 * kMR];  // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
+  FwdTile fwd_tap[2][kMR];  // forward per tap (emulated): [NV - 1][MR - 1]
+  FwdTile fwd_tap_pair[2][kMR];
+  DataOrderedTile data_ordered[2][kMR];  // data gradient in another order: [NV - 1][MR - 1]
+  WeightTile weight[2][kMR];             // two vectors: [stride_w 1, any][MR - 1]
+  WeightTile weight_wide[2][2 * kMR];    // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
 };
 
 const TileSet& tiles_avx2();

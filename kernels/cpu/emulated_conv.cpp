@@ -14,6 +14,7 @@
 
 #include "kernels/common/level.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 
@@ -113,6 +114,12 @@ void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s, const float* x
     return;
   }
   check_conv2d_shape(s);
+  if (conv_direct::forward_applies(s)) {  // the direct tiles, no im2col (conv_direct.h)
+    conv_direct::forward_ordered(algo == ConvAlgo::im2col_hwc ? conv_direct::ForwardOrder::hwc
+                                                              : conv_direct::ForwardOrder::per_tap,
+                                 s, x, w, bias, y);
+    return;
+  }
   const i64 T = s.KH * s.KW, K = s.C * T, OHW = s.OH * s.OW;
   Scratch& sc = scratch();
   // Weight columns in the same (kh, kw, c) order as the im2col rows: wt (O, KH, KW, C).
@@ -172,6 +179,16 @@ void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan*
                                    const std::int32_t* tap_order, const float* dy, const float* w,
                                    float* dx) {
   check_conv2d_shape(s);
+  if (conv_direct::backward_data_applies(s)) {  // the direct tiles, no col2im (conv_direct.h)
+    conv_direct::DataOrder order;
+    if (plan) {
+      order.cuts = plan->cuts.data(), order.slices = plan->slices();
+      order.tree = plan->combine == SplitCombine::tree, order.slice_order = plan->order.data();
+    }
+    order.taps = tap_order;
+    conv_direct::backward_data_ordered(order, s, dy, w, dx);
+    return;
+  }
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
   const SampleTiles tiles = sample_tiles(s, K + s.O, num_threads());
   for_tiles(tiles.count, [&](i64 t) {
@@ -228,6 +245,13 @@ void emulated_conv2d_backward_weight(const WeightGradPlan& plan, const Conv2dSha
   if (static_cast<i64>(sc.parts.size()) < G) sc.parts.resize(static_cast<std::size_t>(G));
   std::vector<float*> parts(static_cast<std::size_t>(G));
   for (i64 g = 0; g < G; ++g) parts[g] = G == 1 ? dw : grow(sc.parts[g], size);  // (O, K) each
+  if (conv_direct::backward_weight_applies(s)) {  // the direct tiles, no im2col (conv_direct.h)
+    std::vector<i64> bounds(static_cast<std::size_t>(G + 1));
+    for (i64 g = 0; g <= G; ++g) bounds[g] = s.N * g / G * OHW;
+    conv_direct::backward_weight_ranges(s, x, dy, bounds.data(), G, parts.data());
+    if (G > 1) combine_partials(plan.combine, plan.order.data(), G, parts.data(), size, dw);
+    return;
+  }
   const int threads = static_cast<int>(std::min<i64>(num_threads(), G));
   // Positions per tile: the budget's worth (split among the threads that run groups at once);
   // a tile continues its group's chain exactly.

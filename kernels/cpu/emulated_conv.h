@@ -29,6 +29,11 @@
 //     deterministic split-reduce). g = 1 is one chain over the whole batch.
 //   bias gradient: emulated_plane_sums (emulated_reduce.h), drawn from ImplFamily::reduce.
 //
+// Where the direct convolutions apply (conv_direct.h), every order above runs on their
+// register tiles (forward_ordered, backward_data_ordered, backward_weight_ranges) without
+// im2col, col2im or packing; elsewhere on im2col + emulated_sgemm / chain_sgemm. Both paths
+// give the same bits (tests/kernels/test_emulated_conv.cpp).
+//
 // All outputs are overwritten; every element is computed by one task in a fixed order, so
 // the bits never depend on the thread count or the scratch budget.
 #pragma once

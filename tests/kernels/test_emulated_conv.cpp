@@ -20,6 +20,7 @@
 
 #include "kernels/common/philox.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu {
@@ -236,6 +237,8 @@ std::vector<Case> cases() {
       {"manual_3x2_past", Conv2dShape{2, 2, 6, 5, 3, 3, 2, 1, 2, 1, 0, 7, 3}},
       {"lenet_c2", conv2d_shape_valid(9, 6, 14, 14, 16, 5, 5, 1)},
       {"long_k", conv2d_shape_same(2, 24, 6, 5, 3, 5, 5, 1)},  // K = 600: gemm_chain slices
+      // rows of several vectors, 20 output channels (two weight panels), 7 input channels
+      {"wide_rows", conv2d_shape_same(2, 7, 5, 19, 20, 3, 3, 1)},
   };
 }
 
@@ -418,6 +421,30 @@ TEST(EmulatedConv, SameBitsOnOneTwoThreeThreadsAndAnyBudget) {
     set_conv_scratch_budget(500);  // tiles of one sample, weight tiles of a few positions
     expect_bits(everything(c.s, d), one, std::string(c.name) + " small budget");
     set_conv_scratch_budget(i64{4} << 20);
+  }
+}
+
+// The emulated orders run on the direct tiles where conv_direct applies (and there on
+// AVX-512 or AVX2), on im2col + GEMM elsewhere: every path gives the same bits.
+TEST(EmulatedConv, DirectTilesAndIm2colPathsGiveTheSameBits) {
+  struct Restore {
+    ~Restore() {
+      conv_direct::set_enabled(true);
+      conv_direct::set_avx512_allowed(true);
+    }
+  } restore;
+  for (const Case& c : cases()) {
+    const Data d = make(c.s);
+    conv_direct::set_enabled(true);
+    const Vec direct = everything(c.s, d);
+    conv_direct::set_enabled(false);
+    expect_bits(everything(c.s, d), direct, std::string(c.name) + " im2col path");
+    conv_direct::set_enabled(true);
+    if (conv_direct::avx512_available()) {
+      conv_direct::set_avx512_allowed(false);
+      expect_bits(everything(c.s, d), direct, std::string(c.name) + " AVX2 tiles");
+      conv_direct::set_avx512_allowed(true);
+    }
   }
 }
 
