@@ -16,9 +16,12 @@
 
 #include "engine/allocator.h"
 #include "kernels/common/activation.h"
+#include "kernels/common/batchnorm_fma.h"
 #include "kernels/common/binary_op.h"
 #include "kernels/common/cross_entropy.h"
 #include "kernels/common/level.h"
+#include "kernels/common/loss_form.h"
+#include "kernels/common/optim_formulas.h"
 #include "kernels/common/optim_params.h"
 #include "kernels/common/shapes.h"
 

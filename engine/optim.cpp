@@ -96,9 +96,7 @@ void Optimizer::step(float lr) {
     auto& s = slots_[i];
     const Device dev = same_device({p, g, s[0].second}, "optimizer step");
     if (!impl.canonical()) {
-      if (dev == Device::cuda && gpu_runs(impl))
-        step_on_gpu(n, p, g, s, lr, bc1, bc2, impl.form);
-      else if (dev == Device::cuda)
+      if (dev == Device::cuda)
         step_variant_on_gpu(n, p, g, s, lr, bc1, bc2, impl);
       else
         step_variant(n, p.f32(), g.f32(), s[0].second.f32(),
@@ -128,18 +126,11 @@ void Optimizer::step(float lr) {
   }
 }
 
-bool Optimizer::gpu_runs(const OptimizerImpl& impl) const {
-  return impl.fuse == 0 && !(cfg_.kind == OptimizerConfig::Kind::adam &&
-                             impl.form == static_cast<int>(AdamForm::torch));
-}
-
 void Optimizer::step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                             std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1,
-                            float bc2, int form) {
-  // The Keras forms are the last of sgd's and adam's and the second of rmsprop's (the
-  // configured rmsprop is always PyTorch's).
-  const bool keras = form < 0 ? cfg_.keras_form && cfg_.kind != OptimizerConfig::Kind::rmsprop
-                              : form == optimizer_form_count(cfg_.kind) - 1;
+                            float bc2) {
+  // The configured rmsprop is always PyTorch's.
+  const bool keras = cfg_.keras_form && cfg_.kind != OptimizerConfig::Kind::rmsprop;
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::sgd:
       gpu::sgd_update(n, p.data_f32(), g.data_f32(), s[0].second.data_f32(),
@@ -194,16 +185,31 @@ void Optimizer::step_variant(std::int64_t n, float* p, const float* g, float* s0
 void Optimizer::step_variant_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                                     std::vector<std::pair<std::string, Tensor>>& s, float lr,
                                     float bc1, float bc2, const OptimizerImpl& impl) const {
-  Tensor ph = p.to(Device::cpu);
-  const Tensor gh = g.to(Device::cpu);
-  std::vector<Tensor> sh;
-  for (auto& [name, t] : s) sh.push_back(t.to(Device::cpu));
-  step_variant(n, ph.f32(), gh.f32(), sh[0].f32(), sh.size() > 1 ? sh[1].f32() : nullptr, lr, bc1,
-               bc2, impl);
-  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
-  gpu::copy_to_device(p.data_f32(), ph.f32(), bytes);
-  for (std::size_t j = 0; j < s.size(); ++j)
-    gpu::copy_to_device(s[j].second.data_f32(), sh[j].f32(), bytes);
+  const bool drawn = impl.form >= 0;  // as step_variant, on the device's kernels
+  float* s0 = s[0].second.data_f32();
+  switch (cfg_.kind) {
+    case OptimizerConfig::Kind::sgd:
+      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s0,
+                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1,
+                       drawn ? impl.form == 1 : cfg_.keras_form},
+                      impl.fuse);
+      break;
+    case OptimizerConfig::Kind::adam: {
+      const AdamForm form = drawn ? static_cast<AdamForm>(impl.form)
+                                  : (cfg_.keras_form ? AdamForm::keras : AdamForm::textbook);
+      gpu::adam_update(n, p.data_f32(), g.data_f32(), s0, s[1].second.data_f32(),
+                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
+                        cfg_.decoupled, form == AdamForm::keras},
+                       form, impl.fuse);
+      break;
+    }
+    case OptimizerConfig::Kind::rmsprop: {
+      RmspropParams r{lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
+      r.keras = drawn && impl.form == 1;
+      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s0, s[1].second.data_f32(), r, impl.fuse);
+      break;
+    }
+  }
 }
 
 void Optimizer::to(Device d) {

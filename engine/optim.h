@@ -74,18 +74,13 @@ class Optimizer {
   void load_state(const TensorFile& file, const std::string& prefix, std::int64_t steps);
 
  private:
-  // form: the drawn form (its fuse must be 0), or -1 for the configured one.
+  // The configured update of a CUDA parameter.
   void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
-                   std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2,
-                   int form = -1);
-  // Whether the CUDA kernels have the drawn implementation (they take the forms that the
-  // params' keras flag selects, without contraction).
-  bool gpu_runs(const OptimizerImpl& impl) const;
+                   std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2);
   // One parameter's update on the host arrays with the drawn implementation.
   void step_variant(std::int64_t n, float* p, const float* g, float* s0, float* s1, float lr,
                     float bc1, float bc2, const OptimizerImpl& impl) const;
-  // The same for a CUDA parameter whose variant the CUDA kernels lack (gpu_runs): its
-  // arrays go to the host and back, so the bits are the CPU run's.
+  // The same for a CUDA parameter, on the CUDA variants (kernels/cuda/optim.h): the CPU's bits.
   void step_variant_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                            std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1,
                            float bc2, const OptimizerImpl& impl) const;

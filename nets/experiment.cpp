@@ -377,12 +377,29 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     e.implementation = Implementation::vendor;
   else
     r.bad("implementation", "expected own or vendor, got '" + implementation + "'");
-  // The emulated kernels are the CPU backend's (docs/determinism.md): a CUDA run would
-  // silently run canonical kernels instead.
-  if (e.emulation_on() && e.device != Device::cpu)
-    r.bad(e.level == Level::emulated ? "level" : "emulated_ops",
-          "emulation runs on the CPU backend only (device cpu); this run asks for device " +
-              std::string(device_name(e.device)));
+  // The CUDA backend emulates the per-element families only (docs/determinism.md); a CUDA
+  // run of any other family would silently run canonical kernels instead, and cuDNN's
+  // kernels (implementation vendor) take no drawn choice at all.
+  if (e.emulation_on() && e.device != Device::cpu) {
+    std::string missing;
+    for (int i = 0; i < kImplFamilyCount; ++i) {
+      const auto f = static_cast<ImplFamily>(i);
+      const bool on =
+          e.level == Level::emulated ||
+          std::find(e.emulated_ops.begin(), e.emulated_ops.end(), f) != e.emulated_ops.end();
+      if (on && !cuda_emulates(f))
+        missing += (missing.empty() ? "" : ", ") + std::string(impl_family_name(f));
+    }
+    if (!missing.empty())
+      r.bad(e.level == Level::emulated ? "level" : "emulated_ops",
+            "the CUDA backend does not emulate " + missing + " (device " +
+                std::string(device_name(e.device)) + "); it emulates " + cuda_emulated_names() +
+                ": choose them with --emulated-op, or run on device cpu");
+    else if (e.implementation == Implementation::vendor)
+      r.bad("implementation",
+            "emulation runs on detdl's own CUDA kernels; cuDNN and cuBLAS (implementation "
+            "vendor) take no drawn choice");
+  }
   r.finish();
   return e;
 }

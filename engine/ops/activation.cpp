@@ -31,19 +31,18 @@ ActImpl draw_activation_impl(Activation kind) {
 Tensor activation(const Tensor& x, Activation kind, float alpha) {
   check_dtype(x, DType::f32, "activation");
   const Device dev = x.device();
-  // Emulation is the CPU backend's (a CUDA run is refused at `emulated`): CUDA tensors run
-  // the canonical kernels and take no place in the families.
-  const ActImpl impl = dev == Device::cpu ? draw_activation_impl(kind) : ActImpl{};
+  // Both backends draw the same implementation (the CUDA kernels take ActImpl too).
+  const ActImpl impl = draw_activation_impl(kind);
   Tensor y = Tensor::empty_on(dev, x.shape());
   if (dev == Device::cuda)
-    gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel());
+    gpu::activation_forward(kind, alpha, x.data_f32(), y.data_f32(), x.numel(), impl);
   else
     cpu::activation_forward(kind, alpha, x.f32(), y.f32(), x.numel(), impl);
   record(OpKind::activation, {x}, y, [x, y, kind, alpha, dev, impl](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, x.shape());
     if (dev == Device::cuda)
       gpu::activation_backward(kind, alpha, x.data_f32(), y.data_f32(), g.data_f32(), gx.data_f32(),
-                               x.numel());
+                               x.numel(), impl);
     else
       cpu::activation_backward(kind, alpha, x.f32(), y.f32(), g.f32(), gx.f32(), x.numel(), impl);
     return std::vector<Tensor>{gx};

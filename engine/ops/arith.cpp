@@ -112,12 +112,11 @@ Tensor mean(const Tensor& a) {
   check_dtype(a, DType::f32, "mean");
   if (a.numel() == 0) throw std::invalid_argument("mean of an empty tensor");
   const float n = static_cast<float>(a.numel());
-  // At `emulated` (CPU), the loss family draws the mean's form: root / n or root * (1 / n)
-  // (kernels/cpu/loss.h), for the value and its gradient alike.
+  // At `emulated`, the loss family draws the mean's form: root / n or root * (1 / n)
+  // (kernels/cpu/loss.h), for the value and its gradient alike, on either device.
   bool reciprocal = false;
-  if (a.device() == Device::cpu)
-    if (const auto d = context().impl_draw(ImplFamily::loss))
-      reciprocal = cpu::loss_impl(&*d, nullptr, nullptr).reciprocal_mean;
+  if (const auto d = context().impl_draw(ImplFamily::loss))
+    reciprocal = cpu::loss_impl(&*d, nullptr, nullptr).reciprocal_mean;
   const float inv = 1.0f / n;
   const float root = sum_of(a);
   Tensor y = Tensor::scalar(reciprocal ? root * inv : root / n);

@@ -60,6 +60,17 @@ std::optional<cpu::LossImpl> emulated_softmax() {
   return cpu::loss_impl(l ? &*l : nullptr, m ? &*m : nullptr, nullptr);
 }
 
+// The CUDA kernels' form of an emulated loss call (the same draws as the CPU's, in the same
+// order): LossImpl's loss and math choices. The CUDA backend does not emulate the reduce
+// family (nets/experiment.cpp refuses it there).
+LossForm cuda_form(const std::optional<cpu::LossImpl>& e) {
+  if (!e) return {};
+  if (e->reduce != cpu::ReduceShape::canonical)
+    throw std::logic_error("loss: the reduce family is not emulated on the CUDA backend");
+  return {e->subtract_max, e->log_of_softmax, e->reciprocal_mean, e->log_softmax_grad,
+          e->alt_exp,      e->alt_log,        e->alt_log1p};
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& logits) {
@@ -67,7 +78,8 @@ Tensor softmax(const Tensor& logits) {
   check_dtype(logits, DType::f32, "softmax input");
   Tensor p = Tensor::empty_on(logits.device(), logits.shape());
   if (logits.device() == Device::cuda)
-    gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32());
+    gpu::softmax_forward(logits.dim(0), logits.dim(1), logits.data_f32(), p.data_f32(),
+                         cuda_form(emulated_softmax()));
   else if (const auto e = emulated_softmax())
     cpu::softmax_forward(*e, logits.dim(0), logits.dim(1), logits.f32(), p.f32());
   else
@@ -88,7 +100,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, CrossEn
   float loss;
   if (dev == Device::cuda)
     loss = gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
-                                      nullptr, dp, form);
+                                      nullptr, dp, form, cuda_form(emulated_loss(true)));
   else if (const auto e = emulated_loss(true))
     loss = cpu::softmax_cross_entropy(*e, N, K, logits.f32(), labels.i32(), nullptr, dp, form);
   else
@@ -112,7 +124,7 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
   float loss;
   if (dev == Device::cuda)
     loss = gpu::binary_cross_entropy(loss_level(), n, input.data_f32(), targets.data_f32(),
-                                     from_logits, nullptr, dp);
+                                     from_logits, nullptr, dp, cuda_form(emulated_loss(true)));
   else if (const auto e = emulated_loss(true))
     loss = cpu::binary_cross_entropy(*e, n, input.f32(), targets.f32(), from_logits, nullptr, dp);
   else
@@ -135,8 +147,8 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
   const std::int64_t n = pred.numel();
   float loss;
   if (dev == Device::cuda)
-    loss =
-        gpu::mean_squared_error(loss_level(), n, pred.data_f32(), target.data_f32(), nullptr, dp);
+    loss = gpu::mean_squared_error(loss_level(), n, pred.data_f32(), target.data_f32(), nullptr, dp,
+                                   cuda_form(emulated_loss(false)));
   else if (const auto e = emulated_loss(false))  // no transcendental: no math draw
     loss = cpu::mean_squared_error(*e, n, pred.f32(), target.f32(), nullptr, dp);
   else

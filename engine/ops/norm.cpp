@@ -24,6 +24,17 @@ std::optional<cpu::BatchnormImpl> emulated_batchnorm(bool with_sums) {
   return cpu::batchnorm_impl(r ? &*r : nullptr, c ? &*c : nullptr);
 }
 
+// The same draws for a CUDA kernel call (the draws, in the same order, keep every later
+// call's place in its family the CPU run's): its contraction choices. The CUDA backend does
+// not emulate the reduce family (nets/experiment.cpp refuses it there).
+BatchnormFma cuda_batchnorm_fma(bool with_sums) {
+  const auto e = emulated_batchnorm(with_sums);
+  if (!e) return {};
+  if (e->reduce != cpu::ReduceShape::canonical)
+    throw std::logic_error("batch_norm: the reduce family is not emulated on the CUDA backend");
+  return {e->fma_affine, e->fma_count_dy, e->fma_xhat_dgamma};
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
@@ -53,7 +64,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       case Route::cuda:
         gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
                                     running_mean.data_f32(), running_var.data_f32(), eps,
-                                    y.data_f32());
+                                    y.data_f32(), cuda_batchnorm_fma(false));
         break;
       case Route::vendor:
         gpu::cudnn_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
@@ -106,7 +117,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     case Route::cuda:
       gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
                                    eps, y.data_f32(), mean.data_f32(), inv_std.data_f32(),
-                                   var.data_f32());
+                                   var.data_f32(), cuda_batchnorm_fma(true));
       if (keras)
         gpu::batchnorm_update_running_keras(C, N * HW, momentum, eps, mean.data_f32(),
                                             var.data_f32(), keras->biased_mean.data_f32(),
@@ -139,7 +150,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
              case Route::cuda:
                gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
                                        mean.data_f32(), inv_std.data_f32(), gx.data_f32(),
-                                       gg.data_f32(), gb.data_f32());
+                                       gg.data_f32(), gb.data_f32(), cuda_batchnorm_fma(true));
                break;
              case Route::vendor:
                gpu::cudnn_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),

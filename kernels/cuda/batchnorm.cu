@@ -86,11 +86,12 @@ struct StoreVar {
 // running variance (1 / sqrtf(var + eps)) when eval_var is given.
 __global__ void normalize_kernel(i64 N, i64 C, i64 HW, const float* x, const float* shift,
                                  const float* scale, const float* eval_var, float eps,
-                                 const float* gamma, const float* beta, float* y) {
+                                 const float* gamma, const float* beta, float* y, bool fused) {
   DETDL_GRID_STRIDE(i, N * C * HW) {
     const i64 c = (i / HW) % C;
     const float s = eval_var ? 1.0f / sqrtf(eval_var[c] + eps) : scale[c];
-    y[i] = ((x[i] - shift[c]) * s) * gamma[c] + beta[c];
+    const float xhat = (x[i] - shift[c]) * s;
+    y[i] = fused ? fmaf(xhat, gamma[c], beta[c]) : xhat * gamma[c] + beta[c];
   }
 }
 
@@ -106,12 +107,13 @@ __global__ void update_running_kernel(i64 C, float momentum, float keep, float c
 __global__ void bn_backward_kernel(i64 N, i64 C, i64 HW, float count, const float* x,
                                    const float* dy, const float* gamma, const float* mean,
                                    const float* inv_std, const float* db, const float* dg,
-                                   float* dx) {
+                                   float* dx, BatchnormFma fma) {
   DETDL_GRID_STRIDE(i, N * C * HW) {
     const i64 c = (i / HW) % C;
     const float kc = (gamma[c] * inv_std[c]) / count;  // the CPU's per-channel k, same expression
     const float xhat = (x[i] - mean[c]) * inv_std[c];
-    dx[i] = kc * ((count * dy[i] - db[c]) - xhat * dg[c]);
+    const float t = fma.count_dy ? fmaf(count, dy[i], -db[c]) : count * dy[i] - db[c];
+    dx[i] = kc * (fma.xhat_dgamma ? fmaf(-xhat, dg[c], t) : t - xhat * dg[c]);
   }
 }
 
@@ -120,6 +122,14 @@ __global__ void bn_backward_kernel(i64 N, i64 C, i64 HW, float count, const floa
 void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
                              const float* beta, float eps, float* y, float* save_mean,
                              float* save_inv_std, float* batch_var, cudaStream_t stream) {
+  batchnorm_forward_train(level, N, C, HW, x, gamma, beta, eps, y, save_mean, save_inv_std,
+                          batch_var, BatchnormFma{}, stream);
+}
+
+void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                             const float* beta, float eps, float* y, float* save_mean,
+                             float* save_inv_std, float* batch_var, const BatchnormFma& fma,
+                             cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
   detail::value_reduce(level, C, N * HW, XTerm{x, C, HW}, StoreMean{save_mean, count}, stream);
@@ -127,7 +137,7 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
                        StoreVar{batch_var, save_inv_std, count, eps}, stream);
   if (N * HW == 0) return;
   DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, normalize_kernel)
-  (N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y);
+  (N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y, fma.affine);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
@@ -176,15 +186,30 @@ void batchnorm_update_running(i64 C, i64 count, float momentum, const float* bat
 void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, cudaStream_t stream) {
+  batchnorm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y,
+                         BatchnormFma{}, stream);
+}
+
+void batchnorm_forward_eval(i64 N, i64 C, i64 HW, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var,
+                            float eps, float* y, const BatchnormFma& fma, cudaStream_t stream) {
   if (N * C * HW <= 0) return;
   DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, normalize_kernel)
-  (N, C, HW, x, running_mean, nullptr, running_var, eps, gamma, beta, y);
+  (N, C, HW, x, running_mean, nullptr, running_var, eps, gamma, beta, y, fma.affine);
   DETDL_CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
 void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_inv_std,
                         float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
+  batchnorm_backward(level, N, C, HW, x, dy, gamma, save_mean, save_inv_std, dx, dgamma, dbeta,
+                     BatchnormFma{}, stream);
+}
+
+void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_inv_std,
+                        float* dx, float* dgamma, float* dbeta, const BatchnormFma& fma,
+                        cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
   DeviceBuffer<float> db(static_cast<std::size_t>(C), stream),
@@ -199,7 +224,7 @@ void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const
     DETDL_CUDA_CHECK(cudaMemcpyAsync(dgamma, dg.get(), bytes, cudaMemcpyDeviceToDevice, stream));
   if (N * HW == 0) return;
   DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, bn_backward_kernel)
-  (N, C, HW, count, x, dy, gamma, save_mean, save_inv_std, db.get(), dg.get(), dx);
+  (N, C, HW, count, x, dy, gamma, save_mean, save_inv_std, db.get(), dg.get(), dx, fma);
   DETDL_CUDA_CHECK_LAUNCH("bn_backward_kernel");
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "kernels/common/batchnorm_fma.h"
 #include "kernels/common/level.h"
 
 namespace detdl::cuda {
@@ -71,5 +72,26 @@ void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_
                         float* dgamma,              // (C) or nullptr
                         float* dbeta,               // (C) or nullptr
                         cudaStream_t stream);
+
+// The `emulated` level's contraction choices (kernels/common/batchnorm_fma.h), as the CPU's
+// BatchnormImpl with a canonical reduce shape: bit for bit its emulated kernels. The
+// functions above are these with BatchnormFma{}.
+void batchnorm_forward_train(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
+                             const float* x /*(N, C, HW)*/, const float* gamma /*(C)*/,
+                             const float* beta /*(C)*/, float eps, float* y /*(N, C, HW)*/,
+                             float* save_mean /*(C)*/, float* save_inv_std /*(C)*/,
+                             float* batch_var /*(C) or nullptr*/, const BatchnormFma& fma,
+                             cudaStream_t stream);
+void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
+                            const float* x /*(N, C, HW)*/, const float* gamma /*(C)*/,
+                            const float* beta /*(C)*/, const float* running_mean /*(C)*/,
+                            const float* running_var /*(C)*/, float eps, float* y /*(N, C, HW)*/,
+                            const BatchnormFma& fma, cudaStream_t stream);
+void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
+                        const float* x /*(N, C, HW)*/, const float* dy /*(N, C, HW)*/,
+                        const float* gamma /*(C)*/, const float* save_mean /*(C)*/,
+                        const float* save_inv_std /*(C)*/, float* dx /*(N, C, HW)*/,
+                        float* dgamma /*(C) or nullptr*/, float* dbeta /*(C) or nullptr*/,
+                        const BatchnormFma& fma, cudaStream_t stream);
 
 }  // namespace detdl::cuda

@@ -6,16 +6,16 @@
 namespace detdl::cuda {
 namespace {
 
-__global__ void act_fwd_kernel(Activation a, float alpha, const float* x, float* y,
-                               std::int64_t n) {
+__global__ void act_fwd_kernel(Activation a, float alpha, const float* x, float* y, std::int64_t n,
+                               ActImpl impl) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) y[i] = act_forward(a, x[i], alpha);
+  if (i < n) y[i] = act_forward_impl(a, x[i], alpha, impl.alt_math);
 }
 
 __global__ void act_bwd_kernel(Activation a, float alpha, const float* x, const float* y,
-                               const float* dy, float* dx, std::int64_t n) {
+                               const float* dy, float* dx, std::int64_t n, ActImpl impl) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) dx[i] = act_backward(a, x[i], y[i], dy[i], alpha);
+  if (i < n) dx[i] = act_backward_impl(a, x[i], y[i], dy[i], alpha, impl.alt_math, impl.fuse);
 }
 
 __global__ void dropout_kernel(std::uint64_t seed, std::uint32_t sub, std::uint64_t base, float p,
@@ -32,15 +32,16 @@ __global__ void dropout_kernel(std::uint64_t seed, std::uint32_t sub, std::uint6
 }  // namespace
 
 void activation_forward(Activation a, float alpha, const float* x, float* y, std::int64_t n,
-                        cudaStream_t stream) {
-  if (n > 0) DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_fwd_kernel)(a, alpha, x, y, n);
+                        const ActImpl& impl, cudaStream_t stream) {
+  if (n > 0)
+    DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_fwd_kernel)(a, alpha, x, y, n, impl);
   DETDL_CUDA_CHECK_LAUNCH("act_fwd_kernel");
 }
 
 void activation_backward(Activation a, float alpha, const float* x, const float* y, const float* dy,
-                         float* dx, std::int64_t n, cudaStream_t stream) {
+                         float* dx, std::int64_t n, const ActImpl& impl, cudaStream_t stream) {
   if (n > 0)
-    DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_bwd_kernel)(a, alpha, x, y, dy, dx, n);
+    DETDL_LAUNCH(blocks_for(n), kBlock, 0, stream, act_bwd_kernel)(a, alpha, x, y, dy, dx, n, impl);
   DETDL_CUDA_CHECK_LAUNCH("act_bwd_kernel");
 }
 

@@ -12,11 +12,13 @@
 
 namespace detdl::cuda {
 
+// impl: the `emulated` level's math and contraction choices (kernels/common/activation.h);
+// ActImpl{} is the canonical formula.
 void activation_forward(Activation a, float alpha, const float* x /*(n)*/, float* y /*(n)*/,
-                        std::int64_t n, cudaStream_t stream);
+                        std::int64_t n, const ActImpl& impl, cudaStream_t stream);
 void activation_backward(Activation a, float alpha, const float* x /*(n)*/, const float* y /*(n)*/,
                          const float* dy /*(n)*/, float* dx /*(n)*/, std::int64_t n,
-                         cudaStream_t stream);
+                         const ActImpl& impl, cudaStream_t stream);
 
 // Inverted dropout with the CPU's keying (kernels/cpu/dropout.h). p outside [0, 1) throws
 // (as cudaErrorInvalidValue, the error it has always reported).

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "kernels/common/detmath.h"
+#include "kernels/common/detmath_alt.h"
+#include "kernels/common/loss_form.h"
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
@@ -17,19 +19,22 @@ namespace {
 
 using i64 = std::int64_t;
 
-// The CPU's row_exp: m = max (k ascending), e_k = det_expf(x_k - m) into e, s = canonical sum.
-__device__ float row_exp(const float* x, i64 K, float* e, float& m) {
-  m = x[0];
-  for (i64 k = 1; k < K; ++k) m = x[k] > m ? x[k] : m;
-  for (i64 k = 0; k < K; ++k) e[k] = det_expf(x[k] - m);
+// The CPU's row_exp (impl_row_exp at `emulated`): the max in k order, m = the max (or 0 in
+// the fast form inside its guard), e_k = exp(x_k - m) into e, s = the canonical sum.
+__device__ float row_exp(const LossForm& f, const float* x, i64 K, float* e, float& m) {
+  float mx = x[0];
+  for (i64 k = 1; k < K; ++k) mx = x[k] > mx ? x[k] : mx;
+  const bool fast = !f.subtract_max && mx <= kFastSoftmaxGuard && mx >= -kFastSoftmaxGuard;
+  m = fast ? 0.0f : mx;
+  for (i64 k = 0; k < K; ++k) e[k] = impl_expf(f.alt_exp, x[k] - m);
   return ::detdl::canonical_sum(e, K);  // the shared reference, not cuda::canonical_sum
 }
 
-__global__ void softmax_kernel(i64 N, i64 K, const float* logits, float* probs) {
+__global__ void softmax_kernel(i64 N, i64 K, const float* logits, float* probs, LossForm f) {
   DETDL_GRID_STRIDE(i, N) {
     float m;
     float* p = probs + i * K;
-    const float s = row_exp(logits + i * K, K, p, m);
+    const float s = row_exp(f, logits + i * K, K, p, m);
     for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
   }
 }
@@ -42,66 +47,75 @@ __global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels,
   }
 }
 
-// loss[i] = det_logf(s) - (x[label] - m); the exps live in dlogits (or in scratch) and
-// become the gradient (p_k - [k == label]) / count.
+// loss[i] = log(s) - (x[label] - m) (or -log(p_y)); the exps live in dlogits (or in
+// scratch) and become the gradient, as the CPU's rows (kernels/cpu/loss.cpp).
 struct LogOf {
-  __device__ float operator()(float v) const { return det_logf(v); }
-};
-struct DivideBy {
-  float count;
-  __device__ float operator()(float v) const { return v / count; }
+  bool alt;
+  __device__ float operator()(float v) const { return impl_logf(alt, v); }
 };
 
-__global__ void cross_entropy_kernel(i64 N, i64 K, float count, const float* logits,
-                                     const std::int32_t* labels, float* loss, float* e_rows,
-                                     bool write_grad, bool keras) {
+__global__ void cross_entropy_kernel(i64 N, i64 K, const float* logits, const std::int32_t* labels,
+                                     float* loss, float* e_rows, bool write_grad, bool keras,
+                                     LossForm f) {
+  const LossMean mean(f, static_cast<float>(N));
+  const float nll_grad = -1.0f / static_cast<float>(N);  // PyTorch's -weight / total_weight
   DETDL_GRID_STRIDE(i, N) {
     const float* x = logits + i * K;
     float* e = e_rows + i * K;
     float m;
-    const float s = row_exp(x, K, e, m);
+    const float s = row_exp(f, x, K, e, m);
     if (keras) {  // kernels/common/cross_entropy.h, as the CPU's keras_clipped rows
       for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;
-      const KerasRow r = keras_row(e, K, labels[i], LogOf{});
+      const KerasRow r = keras_row(e, K, labels[i], LogOf{f.alt_log});
       loss[i] = r.loss;
       if (write_grad)
-        for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], DivideBy{count});
+        for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], mean);
       continue;
     }
-    loss[i] = det_logf(s) - (x[labels[i]] - m);
-    if (write_grad)
-      for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
+    const float p = e[labels[i]] / s;
+    loss[i] = f.log_of_softmax && p > 0.0f ? -impl_logf(f.alt_log, p)
+                                           : impl_logf(f.alt_log, s) - (x[labels[i]] - m);
+    if (write_grad && f.log_softmax_grad) {
+      const float ls = impl_logf(f.alt_log, s);
+      for (i64 k = 0; k < K; ++k)
+        e[k] =
+            (k == labels[i] ? nll_grad : 0.0f) - impl_expf(f.alt_exp, (x[k] - m) - ls) * nll_grad;
+    } else if (write_grad) {
+      for (i64 k = 0; k < K; ++k) e[k] = mean(e[k] / s - (k == labels[i] ? 1.0f : 0.0f));
+    }
   }
 }
 
-__global__ void bce_kernel(i64 n, float count, const float* input, const float* target,
-                           bool from_logits, float* loss, float* dinput) {
+__global__ void bce_kernel(i64 n, const float* input, const float* target, bool from_logits,
+                           float* loss, float* dinput, LossForm f) {
   constexpr float kEps = 1e-7f;
   constexpr float kOneMinusEps = 1.0f - kEps;
+  const LossMean mean(f, static_cast<float>(n));
   DETDL_GRID_STRIDE(i, n) {
     const float x = input[i], t = target[i];
     if (from_logits) {
-      const float ex = det_expf(-det_fabsf(x));
-      loss[i] = ((x > 0.0f ? x : 0.0f) - x * t) + det_log1pf(ex);
+      const float ex = impl_expf(f.alt_exp, -det_fabsf(x));
+      loss[i] = ((x > 0.0f ? x : 0.0f) - x * t) + impl_log1pf(f.alt_log1p, ex);
       if (dinput) {
         const float sig = x >= 0.0f ? 1.0f / (1.0f + ex) : ex / (1.0f + ex);
-        dinput[i] = (sig - t) / count;
+        dinput[i] = mean(sig - t);
       }
     } else {
       const bool below = x<kEps, above = x> kOneMinusEps;
       const float q = below ? kEps : (above ? kOneMinusEps : x);
-      loss[i] = -(t * det_logf(q) + (1.0f - t) * det_logf(1.0f - q));
-      if (dinput) dinput[i] = below || above ? 0.0f : ((q - t) / (q * (1.0f - q))) / count;
+      loss[i] = -(t * impl_logf(f.alt_log, q) + (1.0f - t) * impl_logf(f.alt_log, 1.0f - q));
+      if (dinput) dinput[i] = below || above ? 0.0f : mean((q - t) / (q * (1.0f - q)));
     }
   }
 }
 
-__global__ void mse_kernel(i64 n, float count, const float* pred, const float* target, float* loss,
-                           float* dpred) {
+__global__ void mse_kernel(i64 n, const float* pred, const float* target, float* loss, float* dpred,
+                           LossForm f) {
+  const LossMean mean(f, static_cast<float>(n));
   DETDL_GRID_STRIDE(i, n) {
     const float d = pred[i] - target[i];
     if (loss) loss[i] = d * d;
-    if (dpred) dpred[i] = (2.0f * d) / count;
+    if (dpred) dpred[i] = mean(2.0f * d);
   }
 }
 
@@ -141,14 +155,26 @@ struct SquareTerm {
 }  // namespace
 
 void softmax_forward(i64 N, i64 K, const float* logits, float* probs, cudaStream_t stream) {
+  softmax_forward(N, K, logits, probs, LossForm{}, stream);
+}
+
+void softmax_forward(i64 N, i64 K, const float* logits, float* probs, const LossForm& f,
+                     cudaStream_t stream) {
   if (K <= 0 || N <= 0) return;
-  DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, softmax_kernel)(N, K, logits, probs);
+  DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, softmax_kernel)(N, K, logits, probs, f);
   DETDL_CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 
 float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                             const std::int32_t* labels, float* loss_per_sample, float* dlogits,
                             CrossEntropyForm form, cudaStream_t stream) {
+  return softmax_cross_entropy(level, N, K, logits, labels, loss_per_sample, dlogits, form,
+                               LossForm{}, stream);
+}
+
+float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
+                            const std::int32_t* labels, float* loss_per_sample, float* dlogits,
+                            CrossEntropyForm form, const LossForm& f, cudaStream_t stream) {
   if (N <= 0) return 0.0f;
   {
     constexpr unsigned long long kNone = ~0ull;
@@ -170,40 +196,53 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                                   std::to_string(K) + ")");
     }
   }
-  const float count = static_cast<float>(N);
   DeviceBuffer<float> own_loss(loss_per_sample ? 0 : static_cast<std::size_t>(N), stream);
   DeviceBuffer<float> own_e(dlogits ? 0 : static_cast<std::size_t>(N * K), stream);
   float* loss = loss_per_sample ? loss_per_sample : own_loss.get();
   DETDL_LAUNCH(grid_for(N), kBlock, 0, stream, cross_entropy_kernel)
-  (N, K, count, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr,
-   form == CrossEntropyForm::keras_clipped);
+  (N, K, logits, labels, loss, dlogits ? dlogits : own_e.get(), dlogits != nullptr,
+   form == CrossEntropyForm::keras_clipped, f);
   DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
-  return detail::scalar_reduce(level, N, ValueTerm{loss}, stream) / count;
+  const LossMean mean(f, static_cast<float>(N));
+  return mean(detail::scalar_reduce(level, N, ValueTerm{loss}, stream));
 }
 
 float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
                            bool from_logits, float* loss_per_element, float* dinput,
                            cudaStream_t stream) {
+  return binary_cross_entropy(level, n, input, target, from_logits, loss_per_element, dinput,
+                              LossForm{}, stream);
+}
+
+float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
+                           bool from_logits, float* loss_per_element, float* dinput,
+                           const LossForm& f, cudaStream_t stream) {
   if (n <= 0) return 0.0f;
-  const float count = static_cast<float>(n);
   DeviceBuffer<float> own(loss_per_element ? 0 : static_cast<std::size_t>(n), stream);
   float* loss = loss_per_element ? loss_per_element : own.get();
   DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, bce_kernel)
-  (n, count, input, target, from_logits, loss, dinput);
+  (n, input, target, from_logits, loss, dinput, f);
   DETDL_CUDA_CHECK_LAUNCH("bce_kernel");
-  return detail::scalar_reduce(level, n, ValueTerm{loss}, stream) / count;
+  const LossMean mean(f, static_cast<float>(n));
+  return mean(detail::scalar_reduce(level, n, ValueTerm{loss}, stream));
 }
 
 float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
                          float* loss_per_element, float* dpred, cudaStream_t stream) {
+  return mean_squared_error(level, n, pred, target, loss_per_element, dpred, LossForm{}, stream);
+}
+
+float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
+                         float* loss_per_element, float* dpred, const LossForm& f,
+                         cudaStream_t stream) {
   if (n <= 0) return 0.0f;
-  const float count = static_cast<float>(n);
   if (loss_per_element || dpred) {
     DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, mse_kernel)
-    (n, count, pred, target, loss_per_element, dpred);
+    (n, pred, target, loss_per_element, dpred, f);
     DETDL_CUDA_CHECK_LAUNCH("mse_kernel");
   }
-  return detail::scalar_reduce(level, n, SquaredDifferenceTerm{pred, target}, stream) / count;
+  const LossMean mean(f, static_cast<float>(n));
+  return mean(detail::scalar_reduce(level, n, SquaredDifferenceTerm{pred, target}, stream));
 }
 
 float l1_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {

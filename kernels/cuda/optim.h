@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "kernels/common/optim_formulas.h"
 #include "kernels/common/optim_params.h"
 
 namespace detdl::cuda {
@@ -32,5 +33,17 @@ void rmsprop_update(std::int64_t n,
                     float* v,        // (n) square average
                     float* buf,      // (n) momentum buffer
                     const RmspropParams& r, cudaStream_t stream);
+
+// The `emulated` level's variants, as kernels/cpu/optim.h's: `fuse` fuses the formula's
+// contraction sites (kernels/common/optim_formulas.h), Adam takes `form` (a.keras ignored),
+// sgd and rmsprop their params' keras flag. Bit for bit the CPU's variants.
+void sgd_update(std::int64_t n, float* p /*(n)*/, const float* g /*(n)*/, float* buf /*(n)*/,
+                const SgdParams& s, std::uint32_t fuse, cudaStream_t stream);
+void adam_update(std::int64_t n, float* p /*(n)*/, const float* g /*(n)*/, float* m /*(n)*/,
+                 float* v /*(n)*/, const AdamParams& a, AdamForm form, std::uint32_t fuse,
+                 cudaStream_t stream);
+void rmsprop_update(std::int64_t n, float* p /*(n)*/, const float* g /*(n)*/, float* v /*(n)*/,
+                    float* buf /*(n)*/, const RmspropParams& r, std::uint32_t fuse,
+                    cudaStream_t stream);
 
 }  // namespace detdl::cuda

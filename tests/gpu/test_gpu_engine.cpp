@@ -240,6 +240,36 @@ TEST(GpuEngine, GoldenCasesReproduceTheCpuHashesOnCuda) {
   }
 }
 
+// The families the CUDA backend emulates (contraction, math, optimizer, loss), each alone
+// and all together, give the CPU's bits: the same draws in the same order, the same
+// formulas. At least one of them must move the weights off the canonical run (not inert).
+TEST(GpuEngine, EmulatedFamiliesOnCudaGiveTheCpuBits) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<std::vector<ImplFamily>> sets = {
+      {ImplFamily::contraction},
+      {ImplFamily::math},
+      {ImplFamily::optimizer},
+      {ImplFamily::loss},
+      {ImplFamily::contraction, ImplFamily::math, ImplFamily::optimizer, ImplFamily::loss}};
+  int moved = 0;
+  for (const auto& c : nets::golden_cases()) {
+    if (c.name != "lenet5" && c.name != "resnet20" && c.name != "butter") continue;
+    const std::string canonical = nets::golden_hash(c, 1, Device::cpu);
+    for (const auto& families : sets) {
+      nets::Experiment e = c.experiment;
+      e.emulated_ops = families;
+      e.seeds.impl = 11;
+      const std::string cpu = nets::run_experiment(e).result.weight_hash;
+      e.device = Device::cuda;
+      const std::string gpu = nets::run_experiment(e).result.weight_hash;
+      EXPECT_EQ(gpu, cpu) << c.name << " with " << families.size() << " families, first "
+                          << impl_family_name(families[0]);
+      moved += cpu != canonical;
+    }
+  }
+  EXPECT_GT(moved, 0);
+}
+
 TEST(GpuEngine, RunWithMetricsAndResumeMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   // lenet1 on 48 synthetic images, batch 16: 3 steps an epoch, 2 epochs, metrics on (the

@@ -26,6 +26,7 @@
 #include "kernels/common/philox.h"
 #include "kernels/common/random.h"
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/gemm.h"
@@ -37,6 +38,7 @@
 #include "kernels/cuda/batchnorm.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/conv.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/loss.h"
 #include "kernels/cuda/optim.h"
@@ -823,6 +825,195 @@ TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
             cuda::rmsprop_update(n, p, g, v, b, r, stream);
           });
     }
+}
+
+// ---------------------------------------------------------------- `emulated` variants
+// The families the CUDA backend emulates (contraction, math, optimizer, loss): every
+// choice the CPU's emulated kernels take, each alone and together, bit for bit.
+
+TEST_F(Gpu, EmulatedActivationsEqualCpu) {
+  const i64 n = 4099;
+  const Vec x = random_vec(n, 1200, -6.0f, 6.0f), dy = random_vec(n, 1201);
+  Dev<float> gx(x), gdy(dy), gy(n), gdx(n);
+  for (int k = 0; k < detdl::kActivationCount; ++k)
+    for (bool alt : {false, true})
+      for (std::uint32_t fuse : {0u, 1u << detdl::kActSiteTanhGrad}) {
+        const auto a = static_cast<detdl::Activation>(k);
+        SCOPED_TRACE(::testing::Message()
+                     << detdl::activation_name(a) << " alt " << alt << " fuse " << fuse);
+        detdl::ActImpl impl;
+        impl.alt_math = alt;
+        impl.fuse = fuse;
+        Vec y(n), dx(n);
+        cpu::activation_forward(a, 0.3f, x.data(), y.data(), n, impl);
+        cpu::activation_backward(a, 0.3f, x.data(), y.data(), dy.data(), dx.data(), n, impl);
+        cuda::activation_forward(a, 0.3f, gx.get(), gy.get(), n, impl, stream);
+        EXPECT_TRUE(same_bits(y, gy.host())) << "forward";
+        Dev<float> gyc(y);  // the CPU's y, so the backward's inputs are the same
+        cuda::activation_backward(a, 0.3f, gx.get(), gyc.get(), gdy.get(), gdx.get(), n, impl,
+                                  stream);
+        EXPECT_TRUE(same_bits(dx, gdx.host())) << "backward";
+      }
+}
+
+TEST_F(Gpu, EmulatedBatchNormContractionsEqualCpu) {
+  const i64 N = 6, C = 5, HW = 37, n = N * C * HW;
+  const Vec x = random_vec(n, 1210, -2.0f, 3.0f), dy = random_vec(n, 1211);
+  const Vec gamma = random_vec(C, 1212, 0.5f, 1.5f), beta = random_vec(C, 1213);
+  const Vec rm = random_vec(C, 1214), rv = random_vec(C, 1215, 0.5f, 2.0f);
+  Dev<float> gx(x), gdy(dy), ggamma(gamma), gbeta(beta), grm(rm), grv(rv);
+  for (int bitsel = 0; bitsel < 8; ++bitsel) {
+    SCOPED_TRACE(::testing::Message() << "fma bits " << bitsel);
+    const detdl::BatchnormFma fma{(bitsel & 1) != 0, (bitsel & 2) != 0, (bitsel & 4) != 0};
+    cpu::BatchnormImpl impl;
+    impl.fma_affine = fma.affine, impl.fma_count_dy = fma.count_dy;
+    impl.fma_xhat_dgamma = fma.xhat_dgamma;
+    Vec y(n), mean(C), inv(C), var(C), dx(n), dg(C), db(C), ye(n);
+    cpu::batchnorm_forward_train(impl, N, C, HW, x.data(), gamma.data(), beta.data(), 1e-5f,
+                                 y.data(), mean.data(), inv.data(), var.data());
+    cpu::batchnorm_backward(impl, N, C, HW, x.data(), dy.data(), gamma.data(), mean.data(),
+                            inv.data(), dx.data(), dg.data(), db.data());
+    cpu::batchnorm_forward_eval(impl, N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(),
+                                rv.data(), 1e-3f, ye.data());
+    Dev<float> gy(n), gmean(C), ginv(C), gvar(C), gdx(n), gdg(C), gdb(C), gye(n);
+    cuda::batchnorm_forward_train(Level::portable, N, C, HW, gx.get(), ggamma.get(), gbeta.get(),
+                                  1e-5f, gy.get(), gmean.get(), ginv.get(), gvar.get(), fma,
+                                  stream);
+    cuda::batchnorm_backward(Level::portable, N, C, HW, gx.get(), gdy.get(), ggamma.get(),
+                             gmean.get(), ginv.get(), gdx.get(), gdg.get(), gdb.get(), fma, stream);
+    cuda::batchnorm_forward_eval(N, C, HW, gx.get(), ggamma.get(), gbeta.get(), grm.get(),
+                                 grv.get(), 1e-3f, gye.get(), fma, stream);
+    EXPECT_TRUE(same_bits(y, gy.host())) << "y";
+    EXPECT_TRUE(same_bits(dx, gdx.host())) << "dx";
+    EXPECT_TRUE(same_bits(dg, gdg.host())) << "dgamma";
+    EXPECT_TRUE(same_bits(db, gdb.host())) << "dbeta";
+    EXPECT_TRUE(same_bits(ye, gye.host())) << "eval y";
+  }
+}
+
+TEST_F(Gpu, EmulatedLossFormsEqualCpu) {
+  const i64 N = 41, K = 13;
+  const Vec logits = random_vec(N * K, 1220, -8.0f, 8.0f);
+  Vec big = logits;  // rows beyond the fast softmax's guard take the max anyway
+  for (i64 i = 0; i < N; i += 4) big[i * K] = 95.0f;
+  std::vector<std::int32_t> labels(N);
+  for (i64 i = 0; i < N; ++i) labels[i] = static_cast<std::int32_t>((i * 5) % K);
+  const i64 n = 3001;
+  const Vec in = random_vec(n, 1221, -20.0f, 20.0f), target = random_vec(n, 1222, 0.0f, 1.0f);
+  const Vec probs = random_vec(n, 1223, 0.0f, 1.0f);
+  Dev<std::int32_t> glabels(labels);
+  Dev<float> gtarget(target), gp(N * K), gl(N), gd(N * K), gle(n), gde(n);
+  // Each choice alone, then all of them.
+  for (int which = 0; which <= 7; ++which) {
+    SCOPED_TRACE(::testing::Message() << "choice " << which);
+    cpu::LossImpl impl;
+    impl.subtract_max = which != 0 && which != 7 ? true : false;
+    impl.log_of_softmax = which == 1 || which == 7;
+    impl.reciprocal_mean = which == 2 || which == 7;
+    impl.log_softmax_grad = which == 3 || which == 7;
+    impl.alt_exp = which == 4 || which == 7;
+    impl.alt_log = which == 5 || which == 7;
+    impl.alt_log1p = which == 6 || which == 7;
+    const detdl::LossForm f{impl.subtract_max,     impl.log_of_softmax, impl.reciprocal_mean,
+                            impl.log_softmax_grad, impl.alt_exp,        impl.alt_log,
+                            impl.alt_log1p};
+    for (const Vec* lx : std::initializer_list<const Vec*>{&logits, &big}) {
+      Dev<float> glx(*lx);
+      Vec p(N * K);
+      cpu::softmax_forward(impl, N, K, lx->data(), p.data());
+      cuda::softmax_forward(N, K, glx.get(), gp.get(), f, stream);
+      EXPECT_TRUE(same_bits(p, gp.host())) << "softmax";
+      for (auto form : {CrossEntropyForm::exact, CrossEntropyForm::keras_clipped}) {
+        Vec l(N), d(N * K);
+        const float m = cpu::softmax_cross_entropy(impl, N, K, lx->data(), labels.data(), l.data(),
+                                                   d.data(), form);
+        EXPECT_TRUE(same_bits(
+            m, cuda::softmax_cross_entropy(Level::portable, N, K, glx.get(), glabels.get(),
+                                           gl.get(), gd.get(), form, f, stream)))
+            << "cross-entropy mean";
+        EXPECT_TRUE(same_bits(l, gl.host())) << "cross-entropy per sample";
+        EXPECT_TRUE(same_bits(d, gd.host())) << "cross-entropy gradient";
+      }
+    }
+    for (bool from_logits : {true, false}) {
+      const Vec& v = from_logits ? in : probs;
+      Dev<float> gv(v);
+      Vec l(n), d(n);
+      const float m = cpu::binary_cross_entropy(impl, n, v.data(), target.data(), from_logits,
+                                                l.data(), d.data());
+      EXPECT_TRUE(
+          same_bits(m, cuda::binary_cross_entropy(Level::portable, n, gv.get(), gtarget.get(),
+                                                  from_logits, gle.get(), gde.get(), f, stream)))
+          << "bce mean";
+      EXPECT_TRUE(same_bits(l, gle.host())) << "bce per element";
+      EXPECT_TRUE(same_bits(d, gde.host())) << "bce gradient";
+    }
+    Dev<float> gin(in);
+    Vec l(n), d(n);
+    const float m = cpu::mean_squared_error(impl, n, in.data(), target.data(), l.data(), d.data());
+    EXPECT_TRUE(same_bits(m, cuda::mean_squared_error(Level::portable, n, gin.get(), gtarget.get(),
+                                                      gle.get(), gde.get(), f, stream)))
+        << "mse mean";
+    EXPECT_TRUE(same_bits(d, gde.host())) << "mse gradient";
+  }
+}
+
+TEST_F(Gpu, EmulatedOptimizerVariantsEqualCpu) {
+  const i64 n = 1001;
+  const Vec p0 = random_vec(n, 1230);
+  std::vector<Vec> grads;
+  for (int t = 0; t < 3; ++t) grads.push_back(random_vec(n, 1231 + t));
+  auto run = [&](const std::string& name, auto cpu_step, auto gpu_step) {
+    SCOPED_TRACE(name);
+    Vec p = p0, s1(n, 0.0f), s2(n, 0.0f);
+    Dev<float> gp(p), gs1(s1), gs2(s2);
+    for (int t = 0; t < 3; ++t) {
+      Dev<float> gg(grads[t]);
+      cpu_step(t, p.data(), grads[t].data(), s1.data(), s2.data());
+      gpu_step(t, gp.get(), gg.get(), gs1.get(), gs2.get());
+    }
+    EXPECT_TRUE(same_bits(p, gp.host())) << "parameters";
+    EXPECT_TRUE(same_bits(s1, gs1.host())) << "state 1";
+    EXPECT_TRUE(same_bits(s2, gs2.host())) << "state 2";
+  };
+  for (std::uint32_t fuse : {0u, 0x15u, 0x2au, 0x3fu}) {
+    const std::string f = " fuse " + std::to_string(fuse);
+    for (bool keras : {false, true}) {
+      auto params = [&](int t) {
+        return detdl::SgdParams{0.05f, 0.9f, 1e-4f, true, t == 0, keras};
+      };
+      run((keras ? "sgd keras" : "sgd torch") + f,
+          [&](int t, float* p, const float* g, float* b, float*) {
+            cpu::sgd_update(n, p, g, b, params(t), fuse);
+          },
+          [&](int t, float* p, const float* g, float* b, float*) {
+            cuda::sgd_update(n, p, g, b, params(t), fuse, stream);
+          });
+      const detdl::RmspropParams r{1e-2f, 0.9f, 1e-7f, 0.8f, 1e-4f, keras};
+      run((keras ? "rmsprop keras" : "rmsprop torch") + f,
+          [&](int, float* p, const float* g, float* v, float* b) {
+            cpu::rmsprop_update(n, p, g, v, b, r, fuse);
+          },
+          [&](int, float* p, const float* g, float* v, float* b) {
+            cuda::rmsprop_update(n, p, g, v, b, r, fuse, stream);
+          });
+    }
+    for (auto form : {detdl::AdamForm::textbook, detdl::AdamForm::torch, detdl::AdamForm::keras})
+      for (bool decoupled : {false, true}) {
+        auto params = [&](int t) {
+          const auto [bc1, bc2] = cpu::adam_bias_corrections(0.9f, 0.999f, t + 1);
+          return detdl::AdamParams{1e-3f, 0.9f, 0.999f, 1e-7f, bc1, bc2, 0.01f, decoupled, false};
+        };
+        run(
+            "adam form " + std::to_string(static_cast<int>(form)) + f,
+            [&](int t, float* p, const float* g, float* m, float* v) {
+              cpu::adam_update(n, p, g, m, v, params(t), form, fuse);
+            },
+            [&](int t, float* p, const float* g, float* m, float* v) {
+              cuda::adam_update(n, p, g, m, v, params(t), form, fuse, stream);
+            });
+      }
+  }
 }
 
 }  // namespace

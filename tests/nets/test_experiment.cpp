@@ -84,10 +84,21 @@ TEST(ExperimentJson, EmulationFieldsOnlyWhereEmulationIsOn) {
   };
   EXPECT_NE(message({{"emulated_ops", {"winograd"}}}).find("x.emulated_ops: unknown"),
             std::string::npos);
-  EXPECT_NE(message({{"level", "emulated"}, {"device", "cuda"}}).find("x.level: emulation runs"),
+  // The CUDA backend emulates contraction, math, optimizer and loss only: every other
+  // family is refused by name, and so is cuDNN / cuBLAS.
+  const std::string all = message({{"level", "emulated"}, {"device", "cuda"}});
+  EXPECT_NE(all.find("x.level: the CUDA backend does not emulate matmul, conv, scatter, reduce"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(message({{"emulated_ops", {"conv", "math"}}, {"device", "cuda"}})
+                .find("x.emulated_ops: the CUDA backend does not emulate conv ("),
             std::string::npos);
-  EXPECT_NE(message({{"emulated_ops", {"conv"}}, {"device", "cuda"}}).find("x.emulated_ops"),
+  EXPECT_NE(message({{"emulated_ops", {"math"}}, {"device", "cuda"}, {"implementation", "vendor"}})
+                .find("x.implementation: emulation runs on detdl's own CUDA kernels"),
             std::string::npos);
+  EXPECT_EQ(
+      message({{"emulated_ops", {"contraction", "math", "optimizer", "loss"}}, {"device", "cuda"}}),
+      "no error");
   EXPECT_NE(message({{"seeds", {{"impl", -3}}}}).find("x.seeds.impl"), std::string::npos);
 }
 
