@@ -152,63 +152,64 @@ void Optimizer::step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
   }
 }
 
+Optimizer::VariantParams Optimizer::variant_params(float lr, float bc1, float bc2,
+                                                   const OptimizerImpl& impl) const {
+  const bool drawn = impl.form >= 0;
+  VariantParams v;
+  v.sgd = {lr,
+           cfg_.momentum,
+           cfg_.weight_decay,
+           cfg_.nesterov,
+           steps_ == 1,
+           drawn ? impl.form == 1 : cfg_.keras_form};
+  v.form = drawn ? static_cast<AdamForm>(impl.form)
+                 : (cfg_.keras_form ? AdamForm::keras : AdamForm::textbook);
+  v.adam = {lr,
+            cfg_.beta1,
+            cfg_.beta2,
+            cfg_.eps,
+            bc1,
+            bc2,
+            cfg_.weight_decay,
+            cfg_.decoupled,
+            v.form == AdamForm::keras};
+  // The configured run never reads keras_form for rmsprop (step() passes PyTorch's form):
+  // the drawn form only replaces it at `emulated`.
+  v.rmsprop = {lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
+  v.rmsprop.keras = drawn && impl.form == 1;
+  return v;
+}
+
 void Optimizer::step_variant(std::int64_t n, float* p, const float* g, float* s0, float* s1,
                              float lr, float bc1, float bc2, const OptimizerImpl& impl) const {
-  const bool drawn = impl.form >= 0;
+  const VariantParams v = variant_params(lr, bc1, bc2, impl);
   switch (cfg_.kind) {
-    case OptimizerConfig::Kind::sgd:
-      cpu::sgd_update(n, p, g, s0,
-                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1,
-                       drawn ? impl.form == 1 : cfg_.keras_form},
-                      impl.fuse);
+    case OptimizerConfig::Kind::sgd: cpu::sgd_update(n, p, g, s0, v.sgd, impl.fuse); break;
+    case OptimizerConfig::Kind::adam:
+      cpu::adam_update(n, p, g, s0, s1, v.adam, v.form, impl.fuse);
       break;
-    case OptimizerConfig::Kind::adam: {
-      const AdamForm form = drawn ? static_cast<AdamForm>(impl.form)
-                                  : (cfg_.keras_form ? AdamForm::keras : AdamForm::textbook);
-      cpu::adam_update(n, p, g, s0, s1,
-                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
-                        cfg_.decoupled, form == AdamForm::keras},
-                       form, impl.fuse);
+    case OptimizerConfig::Kind::rmsprop:
+      cpu::rmsprop_update(n, p, g, s0, s1, v.rmsprop, impl.fuse);
       break;
-    }
-    case OptimizerConfig::Kind::rmsprop: {
-      // The configured run never reads keras_form for rmsprop (step() passes PyTorch's
-      // form): the drawn form only replaces it at `emulated`.
-      RmspropParams r{lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
-      r.keras = drawn && impl.form == 1;
-      cpu::rmsprop_update(n, p, g, s0, s1, r, impl.fuse);
-      break;
-    }
   }
 }
 
 void Optimizer::step_variant_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                                     std::vector<std::pair<std::string, Tensor>>& s, float lr,
                                     float bc1, float bc2, const OptimizerImpl& impl) const {
-  const bool drawn = impl.form >= 0;  // as step_variant, on the device's kernels
+  const VariantParams v = variant_params(lr, bc1, bc2, impl);
   float* s0 = s[0].second.data_f32();
+  float* s1 = s.size() > 1 ? s[1].second.data_f32() : nullptr;
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::sgd:
-      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s0,
-                      {lr, cfg_.momentum, cfg_.weight_decay, cfg_.nesterov, steps_ == 1,
-                       drawn ? impl.form == 1 : cfg_.keras_form},
-                      impl.fuse);
+      gpu::sgd_update(n, p.data_f32(), g.data_f32(), s0, v.sgd, impl.fuse);
       break;
-    case OptimizerConfig::Kind::adam: {
-      const AdamForm form = drawn ? static_cast<AdamForm>(impl.form)
-                                  : (cfg_.keras_form ? AdamForm::keras : AdamForm::textbook);
-      gpu::adam_update(n, p.data_f32(), g.data_f32(), s0, s[1].second.data_f32(),
-                       {lr, cfg_.beta1, cfg_.beta2, cfg_.eps, bc1, bc2, cfg_.weight_decay,
-                        cfg_.decoupled, form == AdamForm::keras},
-                       form, impl.fuse);
+    case OptimizerConfig::Kind::adam:
+      gpu::adam_update(n, p.data_f32(), g.data_f32(), s0, s1, v.adam, v.form, impl.fuse);
       break;
-    }
-    case OptimizerConfig::Kind::rmsprop: {
-      RmspropParams r{lr, cfg_.alpha, cfg_.eps, cfg_.momentum, cfg_.weight_decay};
-      r.keras = drawn && impl.form == 1;
-      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s0, s[1].second.data_f32(), r, impl.fuse);
+    case OptimizerConfig::Kind::rmsprop:
+      gpu::rmsprop_update(n, p.data_f32(), g.data_f32(), s0, s1, v.rmsprop, impl.fuse);
       break;
-    }
   }
 }
 

@@ -12,6 +12,8 @@
 
 #include "engine/checkpoint.h"
 #include "engine/nn.h"
+#include "kernels/common/optim_formulas.h"
+#include "kernels/common/optim_params.h"
 
 namespace detdl {
 
@@ -77,6 +79,14 @@ class Optimizer {
   // The configured update of a CUDA parameter.
   void step_on_gpu(std::int64_t n, Tensor& p, const Tensor& g,
                    std::vector<std::pair<std::string, Tensor>>& s, float lr, float bc1, float bc2);
+  // The drawn implementation's parameters (form -1: the configured one), for either device.
+  struct VariantParams {
+    SgdParams sgd;
+    AdamParams adam;
+    AdamForm form = AdamForm::textbook;
+    RmspropParams rmsprop;
+  };
+  VariantParams variant_params(float lr, float bc1, float bc2, const OptimizerImpl& impl) const;
   // One parameter's update on the host arrays with the drawn implementation.
   void step_variant(std::int64_t n, float* p, const float* g, float* s0, float* s1, float lr,
                     float bc1, float bc2, const OptimizerImpl& impl) const;

@@ -8,6 +8,7 @@
 #include "kernels/common/cross_entropy.h"
 #include "kernels/common/detmath.h"
 #include "kernels/common/detmath_alt.h"
+#include "kernels/common/loss_form.h"
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/detmath_avx2.h"
 #include "kernels/cpu/parallel.h"
@@ -218,10 +219,6 @@ void l2_penalty_grad_add(i64 n, const float* w, float lambda, float* g) {
 
 namespace {
 
-// Beyond this max logit the fast softmax would overflow (exp(88.7) = inf) or underflow the
-// whole row, so it subtracts the max as the canonical form does.
-constexpr float kFastSoftmaxGuard = 80.0f;
-
 // Sum of term(i), i in [0, n), in impl's shape (sum k of the call: its own arrival order).
 template <class Term>
 float impl_sum(const LossImpl& impl, i64 n, std::uint32_t k, Term term) {
@@ -229,26 +226,13 @@ float impl_sum(const LossImpl& impl, i64 n, std::uint32_t k, Term term) {
   return shaped_sum_of(impl.reduce, order.data(), n, term);
 }
 
-// root / n, or root * (1 / n) with the reciprocal computed once.
-struct Divide {
-  float count, inv;
-  bool reciprocal;
-  Divide(const LossImpl& impl, i64 n)
-      : count(static_cast<float>(n)),
-        inv(1.0f / static_cast<float>(n)),
-        reciprocal(impl.reciprocal_mean) {}
-  float operator()(float v) const { return reciprocal ? v * inv : v / count; }
-};
-
-// One softmax row in impl's form: e_k = exp(x_k - m) with m the max, or m = 0 in the fast
-// form inside its guard; returns s = the canonical sum of the e_k.
-float impl_row_exp(const LossImpl& impl, const float* x, i64 K, float* e, float& m) {
-  float mx = x[0];
-  for (i64 k = 1; k < K; ++k) mx = x[k] > mx ? x[k] : mx;
-  const bool fast = !impl.subtract_max && mx <= kFastSoftmaxGuard && mx >= -kFastSoftmaxGuard;
-  m = fast ? 0.0f : mx;
-  for (i64 k = 0; k < K; ++k) e[k] = impl_expf(impl.alt_exp, x[k] - m);
-  return canonical_sum(e, K);
+// The per-element part of impl (kernels/common/loss_form.h), and its mean over n.
+LossForm form_of(const LossImpl& impl) {
+  return {impl.subtract_max, impl.log_of_softmax, impl.reciprocal_mean, impl.log_softmax_grad,
+          impl.alt_exp,      impl.alt_log,        impl.alt_log1p};
+}
+LossMean mean_of(const LossImpl& impl, i64 n) {
+  return LossMean(form_of(impl), static_cast<float>(n));
 }
 
 }  // namespace
@@ -273,11 +257,12 @@ LossImpl loss_impl(const ImplDraw* loss, const ImplDraw* math, const ImplDraw* r
 
 void softmax_forward(const LossImpl& impl, i64 N, i64 K, const float* logits, float* probs) {
   if (K <= 0) return;
+  const LossForm f = form_of(impl);
   parallel_ranges(N, [&](i64 r0, i64 r1, int) {
     for (i64 i = r0; i < r1; ++i) {
       float m;
       float* p = probs + i * K;
-      const float s = impl_row_exp(impl, logits + i * K, K, p, m);
+      const float s = loss_row_exp(f, logits + i * K, K, p, m);
       for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
     }
   });
@@ -294,35 +279,19 @@ float softmax_cross_entropy(const LossImpl& impl, i64 N, i64 K, const float* log
     own.resize(static_cast<std::size_t>(N));
     loss = own.data();
   }
-  const Divide mean(impl, N);
+  const LossForm f = form_of(impl);
+  const LossMean mean = mean_of(impl, N);
   const float nll_grad = -1.0f / static_cast<float>(N);  // PyTorch's -weight / total_weight
+  const bool keras = form == CrossEntropyForm::keras_clipped;
   parallel_ranges(N, [&](i64 r0, i64 r1, int) {
     std::vector<float> scratch(dlogits ? 0 : static_cast<std::size_t>(K));
     for (i64 i = r0; i < r1; ++i) {
       const float* x = logits + i * K;
       float* e = dlogits ? dlogits + i * K : scratch.data();  // exps, then the gradient
       float m;
-      const float s = impl_row_exp(impl, x, K, e, m);
-      if (form == CrossEntropyForm::keras_clipped) {  // already -log(p): no log-softmax forms
-        for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;
-        const KerasRow r =
-            keras_row(e, K, labels[i], [&impl](float v) { return impl_logf(impl.alt_log, v); });
-        loss[i] = r.loss;
-        if (dlogits)
-          for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], mean);
-        continue;
-      }
-      const float p = e[labels[i]] / s;
-      loss[i] = impl.log_of_softmax && p > 0.0f ? -impl_logf(impl.alt_log, p)
-                                                : impl_logf(impl.alt_log, s) - (x[labels[i]] - m);
-      if (dlogits && impl.log_softmax_grad) {
-        const float ls = impl_logf(impl.alt_log, s);
-        for (i64 k = 0; k < K; ++k)
-          e[k] = (k == labels[i] ? nll_grad : 0.0f) -
-                 impl_expf(impl.alt_exp, (x[k] - m) - ls) * nll_grad;
-      } else if (dlogits) {
-        for (i64 k = 0; k < K; ++k) e[k] = mean(e[k] / s - (k == labels[i] ? 1.0f : 0.0f));
-      }
+      const float s = loss_row_exp(f, x, K, e, m);
+      loss[i] =
+          cross_entropy_row(f, x, K, labels[i], e, s, m, dlogits != nullptr, keras, mean, nll_grad);
     }
   });
   return mean(impl_sum(impl, N, 0, [loss](i64 i) { return loss[i]; }));
@@ -337,7 +306,7 @@ float binary_cross_entropy(const LossImpl& impl, i64 n, const float* input, cons
     own.resize(static_cast<std::size_t>(n));
     loss = own.data();
   }
-  const Divide mean(impl, n);
+  const LossMean mean = mean_of(impl, n);
   constexpr float kEps = 1e-7f;
   constexpr float kOneMinusEps = 1.0f - kEps;
   for_ranges(n, [&](i64 b, i64 e) {
@@ -365,7 +334,7 @@ float binary_cross_entropy(const LossImpl& impl, i64 n, const float* input, cons
 float mean_squared_error(const LossImpl& impl, i64 n, const float* pred, const float* target,
                          float* loss_per_element, float* dpred) {
   if (n == 0) return 0.0f;
-  const Divide mean(impl, n);
+  const LossMean mean = mean_of(impl, n);
   if (loss_per_element || dpred)
     for_ranges(n, [&](i64 b, i64 e) {
       for (i64 i = b; i < e; ++i) {

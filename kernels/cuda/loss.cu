@@ -19,22 +19,11 @@ namespace {
 
 using i64 = std::int64_t;
 
-// The CPU's row_exp (impl_row_exp at `emulated`): the max in k order, m = the max (or 0 in
-// the fast form inside its guard), e_k = exp(x_k - m) into e, s = the canonical sum.
-__device__ float row_exp(const LossForm& f, const float* x, i64 K, float* e, float& m) {
-  float mx = x[0];
-  for (i64 k = 1; k < K; ++k) mx = x[k] > mx ? x[k] : mx;
-  const bool fast = !f.subtract_max && mx <= kFastSoftmaxGuard && mx >= -kFastSoftmaxGuard;
-  m = fast ? 0.0f : mx;
-  for (i64 k = 0; k < K; ++k) e[k] = impl_expf(f.alt_exp, x[k] - m);
-  return ::detdl::canonical_sum(e, K);  // the shared reference, not cuda::canonical_sum
-}
-
 __global__ void softmax_kernel(i64 N, i64 K, const float* logits, float* probs, LossForm f) {
   DETDL_GRID_STRIDE(i, N) {
     float m;
     float* p = probs + i * K;
-    const float s = row_exp(f, logits + i * K, K, p, m);
+    const float s = loss_row_exp(f, logits + i * K, K, p, m);
     for (i64 k = 0; k < K; ++k) p[k] = p[k] / s;
   }
 }
@@ -47,13 +36,8 @@ __global__ void check_labels_kernel(i64 N, i64 K, const std::int32_t* labels,
   }
 }
 
-// loss[i] = log(s) - (x[label] - m) (or -log(p_y)); the exps live in dlogits (or in
-// scratch) and become the gradient, as the CPU's rows (kernels/cpu/loss.cpp).
-struct LogOf {
-  bool alt;
-  __device__ float operator()(float v) const { return impl_logf(alt, v); }
-};
-
+// One thread per row: loss_form.h's row functions, as the CPU's (kernels/cpu/loss.cpp). The
+// exps live in dlogits (or in scratch) and become the gradient.
 __global__ void cross_entropy_kernel(i64 N, i64 K, const float* logits, const std::int32_t* labels,
                                      float* loss, float* e_rows, bool write_grad, bool keras,
                                      LossForm f) {
@@ -63,26 +47,8 @@ __global__ void cross_entropy_kernel(i64 N, i64 K, const float* logits, const st
     const float* x = logits + i * K;
     float* e = e_rows + i * K;
     float m;
-    const float s = row_exp(f, x, K, e, m);
-    if (keras) {  // kernels/common/cross_entropy.h, as the CPU's keras_clipped rows
-      for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;
-      const KerasRow r = keras_row(e, K, labels[i], LogOf{f.alt_log});
-      loss[i] = r.loss;
-      if (write_grad)
-        for (i64 k = 0; k < K; ++k) e[k] = keras_grad(r, e[k], k == labels[i], mean);
-      continue;
-    }
-    const float p = e[labels[i]] / s;
-    loss[i] = f.log_of_softmax && p > 0.0f ? -impl_logf(f.alt_log, p)
-                                           : impl_logf(f.alt_log, s) - (x[labels[i]] - m);
-    if (write_grad && f.log_softmax_grad) {
-      const float ls = impl_logf(f.alt_log, s);
-      for (i64 k = 0; k < K; ++k)
-        e[k] =
-            (k == labels[i] ? nll_grad : 0.0f) - impl_expf(f.alt_exp, (x[k] - m) - ls) * nll_grad;
-    } else if (write_grad) {
-      for (i64 k = 0; k < K; ++k) e[k] = mean(e[k] / s - (k == labels[i] ? 1.0f : 0.0f));
-    }
+    const float s = loss_row_exp(f, x, K, e, m);
+    loss[i] = cross_entropy_row(f, x, K, labels[i], e, s, m, write_grad, keras, mean, nll_grad);
   }
 }
 

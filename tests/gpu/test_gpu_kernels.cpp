@@ -766,23 +766,33 @@ TEST_F(Gpu, BinaryCrossEntropyMseAndPenaltiesEqualCpu) {
 
 // ---------------------------------------------------------------- optimizers
 
+// One optimizer run per step function, on the CPU and on the GPU from the same parameters p0
+// and zeroed state, one step per gradient: the parameters and both states must end with the
+// same bits. step(t, p, g, s1, s2) for t = 0, 1, ...
+template <class CpuStep, class GpuStep>
+void same_steps(const std::string& name, const Vec& p0, const std::vector<Vec>& grads,
+                CpuStep cpu_step, GpuStep gpu_step) {
+  SCOPED_TRACE(name);
+  const i64 n = static_cast<i64>(p0.size());
+  Vec p = p0, s1(n, 0.0f), s2(n, 0.0f);
+  Dev<float> gp(p), gs1(s1), gs2(s2);
+  for (int t = 0; t < static_cast<int>(grads.size()); ++t) {
+    Dev<float> gg(grads[t]);
+    cpu_step(t, p.data(), grads[t].data(), s1.data(), s2.data());
+    gpu_step(t, gp.get(), gg.get(), gs1.get(), gs2.get());
+  }
+  EXPECT_TRUE(same_bits(p, gp.host())) << "parameters";
+  EXPECT_TRUE(same_bits(s1, gs1.host())) << "state 1";
+  EXPECT_TRUE(same_bits(s2, gs2.host())) << "state 2";
+}
+
 TEST_F(Gpu, OptimizerUpdatesEqualCpuOverSeveralSteps) {
   const i64 n = 1001;
   const Vec p0 = random_vec(n, 1000);
   std::vector<Vec> grads;
   for (int t = 0; t < 3; ++t) grads.push_back(random_vec(n, 1001 + t));
-  auto run = [&](const char* name, auto cpu_step, auto gpu_step) {
-    SCOPED_TRACE(name);
-    Vec p = p0, s1(n, 0.0f), s2(n, 0.0f);
-    Dev<float> gp(p), gs1(s1), gs2(s2);
-    for (int t = 0; t < 3; ++t) {
-      Dev<float> gg(grads[t]);
-      cpu_step(t, p.data(), grads[t].data(), s1.data(), s2.data());
-      gpu_step(t, gp.get(), gg.get(), gs1.get(), gs2.get());
-    }
-    EXPECT_TRUE(same_bits(p, gp.host())) << "parameters";
-    EXPECT_TRUE(same_bits(s1, gs1.host())) << "state 1";
-    EXPECT_TRUE(same_bits(s2, gs2.host())) << "state 2";
+  auto run = [&](const std::string& name, auto cpu_step, auto gpu_step) {
+    same_steps(name, p0, grads, cpu_step, gpu_step);
   };
   for (bool keras : {false, true})
     for (bool nesterov : {false, true}) {
@@ -964,17 +974,7 @@ TEST_F(Gpu, EmulatedOptimizerVariantsEqualCpu) {
   std::vector<Vec> grads;
   for (int t = 0; t < 3; ++t) grads.push_back(random_vec(n, 1231 + t));
   auto run = [&](const std::string& name, auto cpu_step, auto gpu_step) {
-    SCOPED_TRACE(name);
-    Vec p = p0, s1(n, 0.0f), s2(n, 0.0f);
-    Dev<float> gp(p), gs1(s1), gs2(s2);
-    for (int t = 0; t < 3; ++t) {
-      Dev<float> gg(grads[t]);
-      cpu_step(t, p.data(), grads[t].data(), s1.data(), s2.data());
-      gpu_step(t, gp.get(), gg.get(), gs1.get(), gs2.get());
-    }
-    EXPECT_TRUE(same_bits(p, gp.host())) << "parameters";
-    EXPECT_TRUE(same_bits(s1, gs1.host())) << "state 1";
-    EXPECT_TRUE(same_bits(s2, gs2.host())) << "state 2";
+    same_steps(name, p0, grads, cpu_step, gpu_step);
   };
   for (std::uint32_t fuse : {0u, 0x15u, 0x2au, 0x3fu}) {
     const std::string f = " fuse " + std::to_string(fuse);
