@@ -219,6 +219,29 @@ json to_json(const Experiment& e) {
   return j;
 }
 
+std::pair<std::string, std::string> device_emulation_refusal(const Experiment& e) {
+  if (!e.emulation_on() || e.device == Device::cpu) return {};
+  std::string missing;
+  for (int i = 0; i < kImplFamilyCount; ++i) {
+    const auto f = static_cast<ImplFamily>(i);
+    const bool on =
+        e.level == Level::emulated ||
+        std::find(e.emulated_ops.begin(), e.emulated_ops.end(), f) != e.emulated_ops.end();
+    if (on && !cuda_emulates(f))
+      missing += (missing.empty() ? "" : ", ") + std::string(impl_family_name(f));
+  }
+  if (!missing.empty())
+    return {e.level == Level::emulated ? "level" : "emulated_ops",
+            "the CUDA backend does not emulate " + missing + " (device " +
+                std::string(device_name(e.device)) + "); it emulates " + cuda_emulated_names() +
+                ": choose them with --emulated-op, or run on device cpu"};
+  if (e.implementation == Implementation::vendor)
+    return {"implementation",
+            "emulation runs on detdl's own CUDA kernels; cuDNN and cuBLAS (implementation "
+            "vendor) take no drawn choice"};
+  return {};
+}
+
 Experiment experiment_from_json(const json& j, const std::string& where) {
   Experiment e;
   reject_nulls(j, where);
@@ -380,26 +403,7 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   // The CUDA backend emulates the per-element families only (docs/determinism.md); a CUDA
   // run of any other family would silently run canonical kernels instead, and cuDNN's
   // kernels (implementation vendor) take no drawn choice at all.
-  if (e.emulation_on() && e.device != Device::cpu) {
-    std::string missing;
-    for (int i = 0; i < kImplFamilyCount; ++i) {
-      const auto f = static_cast<ImplFamily>(i);
-      const bool on =
-          e.level == Level::emulated ||
-          std::find(e.emulated_ops.begin(), e.emulated_ops.end(), f) != e.emulated_ops.end();
-      if (on && !cuda_emulates(f))
-        missing += (missing.empty() ? "" : ", ") + std::string(impl_family_name(f));
-    }
-    if (!missing.empty())
-      r.bad(e.level == Level::emulated ? "level" : "emulated_ops",
-            "the CUDA backend does not emulate " + missing + " (device " +
-                std::string(device_name(e.device)) + "); it emulates " + cuda_emulated_names() +
-                ": choose them with --emulated-op, or run on device cpu");
-    else if (e.implementation == Implementation::vendor)
-      r.bad("implementation",
-            "emulation runs on detdl's own CUDA kernels; cuDNN and cuBLAS (implementation "
-            "vendor) take no drawn choice");
-  }
+  if (const auto [field, why] = device_emulation_refusal(e); !why.empty()) r.bad(field, why);
   r.finish();
   return e;
 }
@@ -555,6 +559,10 @@ std::function<void(Tensor&, const std::int64_t*, std::int64_t)> with_input_noise
 }  // namespace
 
 PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
+  // An experiment built in code skips the JSON checks: a family the device does not emulate
+  // would silently run canonical kernels.
+  if (const auto [field, why] = device_emulation_refusal(e); !why.empty())
+    throw std::invalid_argument("experiment " + field + ": " + why);
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
   if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
   // The vendor libraries (cuBLAS, cuDNN) run only on the GPU: a CPU run asking for them

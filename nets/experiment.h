@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -80,6 +81,12 @@ struct Experiment {
 inline constexpr std::int64_t kMaxEpochs = 1'000'000;
 inline constexpr std::int64_t kMaxBatchSize = 1 << 24;
 inline constexpr int kMaxThreads = 1024;
+
+// Emulation the experiment's device cannot run (kernels/common/impl_choice.h cuda_emulates:
+// the CUDA backend emulates contraction, math, optimizer and loss, on its own kernels only):
+// {field, reason}, or two empty strings when it can. experiment_from_json and prepare_run
+// refuse with it.
+std::pair<std::string, std::string> device_emulation_refusal(const Experiment& e);
 
 nlohmann::json to_json(const Experiment& e);
 // JSON null anywhere in `j` is an error naming its path: a config merged over a preset

@@ -100,6 +100,19 @@ TEST(ExperimentJson, EmulationFieldsOnlyWhereEmulationIsOn) {
       message({{"emulated_ops", {"contraction", "math", "optimizer", "loss"}}, {"device", "cuda"}}),
       "no error");
   EXPECT_NE(message({{"seeds", {{"impl", -3}}}}).find("x.seeds.impl"), std::string::npos);
+  // An experiment built in code is refused too, before any device or data is touched.
+  Experiment coded;
+  coded.device = Device::cuda;
+  coded.emulated_ops = {ImplFamily::math, ImplFamily::reduce};
+  try {
+    run_experiment(coded);
+    ADD_FAILURE() << "a CUDA run emulating reduce was not refused";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find(
+                  "experiment emulated_ops: the CUDA backend does not emulate reduce ("),
+              std::string::npos)
+        << ex.what();
+  }
 }
 
 TEST(ExperimentJson, ErrorsNameTheField) {
