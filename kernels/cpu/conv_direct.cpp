@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include "kernels/common/reduction.h"
@@ -503,11 +502,11 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
     for (i64 n = b; n < e; ++n)
       fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, ws.xall.data() + n * sample);
   });
-  auto off = std::make_shared<std::vector<i64>>(static_cast<std::size_t>(K));
+  std::vector<i64> off(static_cast<std::size_t>(K));  // tap k's offset in a padded sample
   for (i64 c = 0; c < s.C; ++c)
     for (i64 kh = 0; kh < s.KH; ++kh)
       for (i64 kw = 0; kw < s.KW; ++kw)
-        (*off)[static_cast<std::size_t>((c * s.KH + kh) * s.KW + kw)] =
+        off[static_cast<std::size_t>((c * s.KH + kh) * s.KW + kw)] =
             c * pad.plane + kh * pad.cols + kw;
   if (static_cast<i64>(ws.part.size()) < ranges * K * Opad)
     ws.part.resize(static_cast<std::size_t>(ranges * K * Opad));
@@ -522,7 +521,7 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   const int swi = s.stride_w == 1 ? 0 : 1;
   wr.K = K, wr.width = width, wr.panels = panels, wr.Opad = Opad, wr.groups = groups;
   wr.group_taps = per_group * tile_taps, wr.n_tasks = ranges * panels * groups, wr.part = part;
-  wr.run_task = [=, &s, &ts](i64 task) {
+  wr.run_task = [=, off = std::move(off), &s, &ts](i64 task) {
     const i64 range = task / (panels * groups), panel = task / groups % panels, g = task % groups;
     const i64 p0 = bounds[range], p1 = bounds[range + 1];
     const i64 o0 = panel * width, on = std::min(width, s.O - o0);
@@ -543,7 +542,7 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
       for (i64 blk = b0; blk < b1; ++blk) {
         const i64 mr = std::min(tile_taps, K - blk * tile_taps);
         const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
-        tile(s, pad, sample, xall, off->data() + blk * tile_taps, q0, q1, dyt,
+        tile(s, pad, sample, xall, off.data() + blk * tile_taps, q0, q1, dyt,
              part + (range * K + blk * tile_taps) * Opad + o0, Opad);
       }
     }
