@@ -18,12 +18,16 @@
 #include "kernels/common/activation.h"
 #include "kernels/common/batchnorm_fma.h"
 #include "kernels/common/binary_op.h"
+#include "kernels/common/conv_plan.h"
 #include "kernels/common/cross_entropy.h"
 #include "kernels/common/level.h"
 #include "kernels/common/loss_form.h"
+#include "kernels/common/reduce_shape.h"
 #include "kernels/common/optim_formulas.h"
 #include "kernels/common/optim_params.h"
+#include "kernels/common/pool_scatter.h"
 #include "kernels/common/shapes.h"
+#include "kernels/common/split_k_plan.h"
 
 namespace detdl::gpu {
 

@@ -82,8 +82,8 @@ inline constexpr std::int64_t kMaxEpochs = 1'000'000;
 inline constexpr std::int64_t kMaxBatchSize = 1 << 24;
 inline constexpr int kMaxThreads = 1024;
 
-// Emulation the experiment's device cannot run (kernels/common/impl_choice.h cuda_emulates:
-// the CUDA backend emulates contraction, math, optimizer and loss, on its own kernels only):
+// Emulation the experiment's device cannot run (the CUDA backend emulates every family, on
+// its own kernels only: not with implementation vendor):
 // {field, reason}, or two empty strings when it can. experiment_from_json and prepare_run
 // refuse with it.
 std::pair<std::string, std::string> device_emulation_refusal(const Experiment& e);

@@ -38,13 +38,13 @@ Tensor map2(const Tensor& a, const Tensor& b, BinaryOp op, F f) {
   return y;
 }
 
-// The canonical sum of all elements at the loss_reduce level, on a's device; on the CPU in
-// the reduce family's drawn shape when it is emulated (kernels/cpu/emulated_reduce.h).
+// The canonical sum of all elements at the loss_reduce level, on a's device; in the reduce
+// family's drawn shape when it is emulated (kernels/cpu/emulated_reduce.h).
 float sum_of(const Tensor& a) {
   const Level lv = context().level(OpFamily::loss_reduce);
-  if (a.device() == Device::cuda) return gpu::sum_all(lv, a.numel(), a.data_f32());
-  if (const auto d = context().impl_draw(ImplFamily::reduce))
-    return cpu::emulated_sum(*d, a.numel(), a.f32());
+  const auto d = context().impl_draw(ImplFamily::reduce);  // one draw on either device
+  if (a.device() == Device::cuda) return gpu::sum_all(SumOrder::of(lv, d), a.numel(), a.data_f32());
+  if (d) return cpu::emulated_sum(*d, a.numel(), a.f32());
   return cpu::sum_all(lv, a.numel(), a.f32());
 }
 

@@ -2,10 +2,11 @@
 // kernels/cuda/conv.h (the same reduction orders, named in kernels/cpu/conv.h). The weight
 // gradient runs at OpFamily::conv_wgrad's level, the bias gradient at bias_grad's, the
 // forward and data gradient at matmul's.
-// At `emulated` (kernels/common/impl_choice.h), CPU convolutions take their algorithm, the
-// data gradient's split over o and the weight gradient's batch split from ImplFamily::conv,
-// col2im's tap order from ImplFamily::scatter (kernels/cpu/emulated_conv.h), and the bias
-// gradient's tree from ImplFamily::reduce; one draw per family per kernel call, taken here.
+// At `emulated` (kernels/common/impl_choice.h), convolutions take their algorithm, the data
+// gradient's split over o and the weight gradient's batch split from ImplFamily::conv,
+// col2im's tap order from ImplFamily::scatter (kernels/common/conv_plan.h), and the bias
+// gradient's tree from ImplFamily::reduce; one draw per family per kernel call, taken here
+// in the same order for either device (the CPU's and the CUDA kernels give the same bits).
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -32,18 +33,27 @@ void cpu_forward(Level lv, const Conv2dShape& s, const float* x, const float* w,
     cpu::conv2d_forward(lv, s, x, w, bias, y);
 }
 
+// The data gradient's draws: the reduction over o (conv) and col2im's tap order (scatter).
+struct DataDraws {
+  std::optional<EmulatedGemmPlan> plan;
+  std::vector<std::int32_t> taps;  // (KH*KW), or empty
+  const EmulatedGemmPlan* plan_or_null() const { return plan ? &*plan : nullptr; }
+  const std::int32_t* taps_or_null() const { return taps.empty() ? nullptr : taps.data(); }
+};
+DataDraws data_draws(const Conv2dShape& s) {
+  DataDraws r;
+  if (auto d = context().impl_draw(ImplFamily::conv)) r.plan = conv_data_plan(*d, s);
+  if (auto d = context().impl_draw(ImplFamily::scatter)) r.taps = scatter_tap_order(*d, s);
+  return r;
+}
+
 // dy (N, O, OH, OW), w (O, C, KH, KW) -> dx (N, C, H, W).
 void cpu_backward_data(Level lv, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  std::optional<cpu::EmulatedGemmPlan> plan;  // the reduction over o
-  std::vector<std::int32_t> taps;             // col2im's tap order; (KH*KW)
-  if (auto d = context().impl_draw(ImplFamily::conv)) plan = cpu::conv_data_plan(*d, s);
-  if (auto d = context().impl_draw(ImplFamily::scatter)) taps = cpu::scatter_tap_order(*d, s);
-  if (!plan && taps.empty()) {
+  const DataDraws e = data_draws(s);
+  if (!e.plan && e.taps.empty())
     cpu::conv2d_backward_data(lv, s, dy, w, dx);
-    return;
-  }
-  cpu::emulated_conv2d_backward_data(s, plan ? &*plan : nullptr,
-                                     taps.empty() ? nullptr : taps.data(), dy, w, dx);
+  else
+    cpu::emulated_conv2d_backward_data(s, e.plan_or_null(), e.taps_or_null(), dy, w, dx);
 }
 
 // x (N, C, H, W), dy (N, O, OH, OW) -> dw (O, C, KH, KW).
@@ -53,6 +63,30 @@ void cpu_backward_weight(Level lv, const Conv2dShape& s, const float* x, const f
     cpu::emulated_conv2d_backward_weight(cpu::conv_weight_plan(*d, s), s, x, dy, dw);
   else
     cpu::conv2d_backward_weight(lv, s, x, dy, dw);
+}
+
+// The same on the CUDA kernels, with the same draws.
+void cuda_forward(Level lv, const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                  float* y) {
+  if (auto d = context().impl_draw(ImplFamily::conv))
+    gpu::conv2d_forward(conv_forward_algo(*d, s), s, x, w, bias, y);
+  else
+    gpu::conv2d_forward(lv, s, x, w, bias, y);
+}
+void cuda_backward_data(Level lv, const Conv2dShape& s, const float* dy, const float* w,
+                        float* dx) {
+  const DataDraws e = data_draws(s);
+  if (!e.plan && e.taps.empty())
+    gpu::conv2d_backward_data(lv, s, dy, w, dx);
+  else
+    gpu::conv2d_backward_data(e.plan_or_null(), e.taps_or_null(), s, dy, w, dx);
+}
+void cuda_backward_weight(Level lv, const Conv2dShape& s, const float* x, const float* dy,
+                          float* dw) {
+  if (auto d = context().impl_draw(ImplFamily::conv))
+    gpu::conv2d_backward_weight(conv_weight_plan(*d, s), s, x, dy, dw);
+  else
+    gpu::conv2d_backward_weight(lv, s, x, dy, dw);
 }
 
 // dy (N, O, OH, OW) -> db (O).
@@ -83,9 +117,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   const Level lv = context().level(OpFamily::matmul);
   switch (route_conv2d(dev, s)) {
     case Route::cpu: cpu_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
-    case Route::cuda:
-      gpu::conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32());
-      break;
+    case Route::cuda: cuda_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32()); break;
     case Route::vendor:
       gpu::cudnn_conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32());
       break;
@@ -98,7 +130,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       switch (route_conv2d(dev, s)) {
         case Route::cpu: cpu_backward_data(lv, s, g.f32(), w.f32(), gx.f32()); break;
         case Route::cuda:
-          gpu::conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
+          cuda_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
           break;
         case Route::vendor:
           gpu::cudnn_conv2d_backward_data(lv, s, g.data_f32(), w.data_f32(), gx.data_f32());
@@ -111,7 +143,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       switch (route_conv2d(dev, s)) {
         case Route::cpu: cpu_backward_weight(lv, s, x.f32(), g.f32(), gw.f32()); break;
         case Route::cuda:
-          gpu::conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
+          cuda_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
           break;
         case Route::vendor:
           gpu::cudnn_conv2d_backward_weight(lv, s, x.data_f32(), g.data_f32(), gw.data_f32());
@@ -123,7 +155,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
       const Level lv = context().level(OpFamily::bias_grad);
       switch (route_conv2d(dev, s)) {
         case Route::cpu: cpu_backward_bias(lv, s, g.f32(), gb.f32()); break;
-        case Route::cuda: gpu::conv2d_backward_bias(lv, s, g.data_f32(), gb.data_f32()); break;
+        case Route::cuda:
+          gpu::conv2d_backward_bias(SumOrder::of(lv, context().impl_draw(ImplFamily::reduce)), s,
+                                    g.data_f32(), gb.data_f32());
+          break;
         case Route::vendor: gpu::cudnn_conv2d_backward_bias(s, g.data_f32(), gb.data_f32()); break;
       }
     }

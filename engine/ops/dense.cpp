@@ -3,9 +3,10 @@
 // Reduction orders: y[n][o] = canonical dot over i of x[n][i] * w[o][i], then + b[o];
 // dx[n][i] = canonical dot over o; dw[o][i] = canonical dot over n (the batch);
 // db[o] = canonical sum of values over n (OpFamily::bias_grad).
-// At `emulated` (kernels/common/impl_choice.h), a CPU product with the matmul family on runs
-// a drawn split-K plan (kernels/cpu/emulated_gemm.h) and a bias gradient with the reduce
-// family on a drawn tree (kernels/cpu/emulated_reduce.h); each kernel call takes one draw.
+// At `emulated` (kernels/common/impl_choice.h), a product with the matmul family on runs a
+// drawn split-K plan (kernels/common/split_k_plan.h) and a bias gradient with the reduce
+// family on a drawn tree (kernels/common/reduce_shape.h), on either device with the same
+// bits; each kernel call takes one draw.
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -35,17 +36,20 @@ void gemm(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N
   }
 }
 
-// gemm, or at `emulated` with the matmul family on (CPU tensors only) the drawn split-K
-// plan. One draw per product, taken here in the op's order, never inside a kernel.
+// gemm, or at `emulated` with the matmul family on the drawn split-K plan (the CPU's
+// emulated GEMM or the CUDA GEMM with the plan: the same bits). One draw per product, taken
+// here in the op's order, never inside a kernel.
 // C (M, N) = opA (M, K) * opB (K, N), arguments as gemm's.
 void product(Device dev, Level lv, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K,
              const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
              std::int64_t ldc) {
-  if (dev == Device::cpu) {
-    if (auto d = context().impl_draw(ImplFamily::matmul)) {
-      cpu::emulated_sgemm(cpu::emulated_gemm_plan(*d, K), ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
-      return;
-    }
+  if (auto d = context().impl_draw(ImplFamily::matmul)) {
+    const EmulatedGemmPlan plan = emulated_gemm_plan(*d, K);
+    if (dev == Device::cpu)
+      cpu::emulated_sgemm(plan, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    else
+      gpu::sgemm(plan, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    return;
   }
   gemm(dev, lv, ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 }
@@ -122,9 +126,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     if (b.defined() && b.requires_grad()) {
       gb = Tensor::empty_on(dev, {O});
       const Level blv = context().level(OpFamily::bias_grad);
+      const auto d = context().impl_draw(ImplFamily::reduce);  // one draw on either device
       if (dev == Device::cuda) {
-        gpu::column_sums(blv, N, O, g.data_f32(), gb.data_f32());
-      } else if (auto d = context().impl_draw(ImplFamily::reduce)) {
+        gpu::column_sums(SumOrder::of(blv, d), N, O, g.data_f32(), gb.data_f32());
+      } else if (d) {
         cpu::emulated_column_sums(*d, N, O, g.f32(), gb.f32());  // g (N, O) -> gb (O)
       } else {
         cpu::column_sums(blv, N, O, g.f32(), gb.f32());

@@ -43,11 +43,15 @@ std::optional<cpu::LossImpl> emulated_loss(bool with_math) {
   return cpu::loss_impl(l ? &*l : nullptr, m ? &*m : nullptr, r ? &*r : nullptr);
 }
 
-// A CPU penalty sum: the reduce family's shape when emulated, else the level's order.
+// A penalty sum on w's device: the reduce family's shape when emulated (one draw on either
+// device), else the level's order.
 float penalty_sum(const Tensor& w, float (*canonical)(Level, std::int64_t, const float*),
-                  float (*emulated)(const cpu::LossImpl&, std::int64_t, const float*)) {
-  if (const auto r = context().impl_draw(ImplFamily::reduce))
-    return emulated(cpu::loss_impl(nullptr, nullptr, &*r), w.numel(), w.f32());
+                  float (*emulated)(const cpu::LossImpl&, std::int64_t, const float*),
+                  float (*on_gpu)(const SumOrder&, std::int64_t, const float*)) {
+  const auto r = context().impl_draw(ImplFamily::reduce);
+  if (w.device() == Device::cuda)
+    return on_gpu(SumOrder::of(loss_level(), r), w.numel(), w.data_f32());
+  if (r) return emulated(cpu::loss_impl(nullptr, nullptr, &*r), w.numel(), w.f32());
   return canonical(loss_level(), w.numel(), w.f32());
 }
 
@@ -61,14 +65,17 @@ std::optional<cpu::LossImpl> emulated_softmax() {
 }
 
 // The CUDA kernels' form of an emulated loss call (the same draws as the CPU's, in the same
-// order): LossImpl's loss and math choices. The CUDA backend does not emulate the reduce
-// family (nets/experiment.cpp refuses it there).
+// order): LossImpl's loss and math choices.
 LossForm cuda_form(const std::optional<cpu::LossImpl>& e) {
   if (!e) return {};
-  if (e->reduce != cpu::ReduceShape::canonical)
-    throw std::logic_error("loss: the reduce family is not emulated on the CUDA backend");
   return {e->subtract_max, e->log_of_softmax, e->reciprocal_mean, e->log_softmax_grad,
           e->alt_exp,      e->alt_log,        e->alt_log1p};
+}
+
+// The order of the loss mean on CUDA: LossImpl's reduce shape, else the level's.
+SumOrder cuda_order(const std::optional<cpu::LossImpl>& e) {
+  if (e && e->reduce != cpu::ReduceShape::canonical) return {loss_level(), e->reduce_draw};
+  return loss_level();
 }
 
 }  // namespace
@@ -98,10 +105,11 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, CrossEn
   Tensor d = grad ? Tensor::empty_on(dev, logits.shape()) : Tensor();
   float* dp = grad ? d.data_f32() : nullptr;
   float loss;
+  const auto e = emulated_loss(true);
   if (dev == Device::cuda)
-    loss = gpu::softmax_cross_entropy(loss_level(), N, K, logits.data_f32(), labels.data_i32(),
-                                      nullptr, dp, form, cuda_form(emulated_loss(true)));
-  else if (const auto e = emulated_loss(true))
+    loss = gpu::softmax_cross_entropy(cuda_order(e), N, K, logits.data_f32(), labels.data_i32(),
+                                      nullptr, dp, form, cuda_form(e));
+  else if (e)
     loss = cpu::softmax_cross_entropy(*e, N, K, logits.f32(), labels.i32(), nullptr, dp, form);
   else
     loss = cpu::softmax_cross_entropy(loss_level(), N, K, logits.f32(), labels.i32(), nullptr, dp,
@@ -122,10 +130,11 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& targets, bool fro
   float* dp = grad ? d.data_f32() : nullptr;
   const std::int64_t n = input.numel();
   float loss;
+  const auto e = emulated_loss(true);
   if (dev == Device::cuda)
-    loss = gpu::binary_cross_entropy(loss_level(), n, input.data_f32(), targets.data_f32(),
-                                     from_logits, nullptr, dp, cuda_form(emulated_loss(true)));
-  else if (const auto e = emulated_loss(true))
+    loss = gpu::binary_cross_entropy(cuda_order(e), n, input.data_f32(), targets.data_f32(),
+                                     from_logits, nullptr, dp, cuda_form(e));
+  else if (e)
     loss = cpu::binary_cross_entropy(*e, n, input.f32(), targets.f32(), from_logits, nullptr, dp);
   else
     loss = cpu::binary_cross_entropy(loss_level(), n, input.f32(), targets.f32(), from_logits,
@@ -146,10 +155,11 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
   float* dp = grad ? d.data_f32() : nullptr;
   const std::int64_t n = pred.numel();
   float loss;
+  const auto e = emulated_loss(false);  // no transcendental: no math draw
   if (dev == Device::cuda)
-    loss = gpu::mean_squared_error(loss_level(), n, pred.data_f32(), target.data_f32(), nullptr, dp,
-                                   cuda_form(emulated_loss(false)));
-  else if (const auto e = emulated_loss(false))  // no transcendental: no math draw
+    loss = gpu::mean_squared_error(cuda_order(e), n, pred.data_f32(), target.data_f32(), nullptr,
+                                   dp, cuda_form(e));
+  else if (e)
     loss = cpu::mean_squared_error(*e, n, pred.f32(), target.f32(), nullptr, dp);
   else
     loss = cpu::mean_squared_error(loss_level(), n, pred.f32(), target.f32(), nullptr, dp);
@@ -162,8 +172,7 @@ Tensor mean_squared_error(const Tensor& pred, const Tensor& target) {
 Tensor l1_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y =
-      Tensor::scalar(lambda * (on_gpu ? gpu::l1_penalty(loss_level(), w.numel(), w.data_f32())
-                                      : penalty_sum(w, cpu::l1_penalty, cpu::l1_penalty)));
+      Tensor::scalar(lambda * penalty_sum(w, cpu::l1_penalty, cpu::l1_penalty, gpu::l1_penalty));
   record(OpKind::l1_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu)
@@ -179,8 +188,7 @@ Tensor l1_penalty(const Tensor& w, float lambda) {
 Tensor l2_penalty(const Tensor& w, float lambda) {
   const bool on_gpu = w.device() == Device::cuda;
   Tensor y =
-      Tensor::scalar(lambda * (on_gpu ? gpu::l2_penalty(loss_level(), w.numel(), w.data_f32())
-                                      : penalty_sum(w, cpu::l2_penalty, cpu::l2_penalty)));
+      Tensor::scalar(lambda * penalty_sum(w, cpu::l2_penalty, cpu::l2_penalty, gpu::l2_penalty));
   record(OpKind::l2_penalty, {w}, y, [w, lambda, on_gpu](const Tensor& g) {
     Tensor d = Tensor::zeros(w.shape()).to(w.device());
     if (on_gpu)

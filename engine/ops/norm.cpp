@@ -25,14 +25,17 @@ std::optional<cpu::BatchnormImpl> emulated_batchnorm(bool with_sums) {
 }
 
 // The same draws for a CUDA kernel call (the draws, in the same order, keep every later
-// call's place in its family the CPU run's): its contraction choices. The CUDA backend does
-// not emulate the reduce family (nets/experiment.cpp refuses it there).
-BatchnormFma cuda_batchnorm_fma(bool with_sums) {
+// call's place in its family the CPU run's): its channel sums' order and contraction choices.
+struct CudaBatchnorm {
+  SumOrder order;
+  BatchnormFma fma;
+};
+CudaBatchnorm cuda_batchnorm(Level lv, bool with_sums) {
   const auto e = emulated_batchnorm(with_sums);
-  if (!e) return {};
-  if (e->reduce != cpu::ReduceShape::canonical)
-    throw std::logic_error("batch_norm: the reduce family is not emulated on the CUDA backend");
-  return {e->fma_affine, e->fma_count_dy, e->fma_xhat_dgamma};
+  if (!e) return {lv, {}};
+  const BatchnormFma fma{e->fma_affine, e->fma_count_dy, e->fma_xhat_dgamma};
+  if (e->reduce != cpu::ReduceShape::canonical) return {SumOrder(lv, e->reduce_draw), fma};
+  return {lv, fma};
 }
 
 }  // namespace
@@ -64,7 +67,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
       case Route::cuda:
         gpu::batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
                                     running_mean.data_f32(), running_var.data_f32(), eps,
-                                    y.data_f32(), cuda_batchnorm_fma(false));
+                                    y.data_f32(), cuda_batchnorm(Level::portable, false).fma);
         break;
       case Route::vendor:
         gpu::cudnn_batchnorm_forward_eval(N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
@@ -114,10 +117,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         cpu::batchnorm_update_running(C, N * HW, momentum, mean.f32(), var.f32(),
                                       running_mean.f32(), running_var.f32(), unbiased);
       break;
-    case Route::cuda:
-      gpu::batchnorm_forward_train(lv, N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(),
-                                   eps, y.data_f32(), mean.data_f32(), inv_std.data_f32(),
-                                   var.data_f32(), cuda_batchnorm_fma(true));
+    case Route::cuda: {
+      const CudaBatchnorm b = cuda_batchnorm(lv, true);
+      gpu::batchnorm_forward_train(b.order, N, C, HW, x.data_f32(), gamma.data_f32(),
+                                   beta.data_f32(), eps, y.data_f32(), mean.data_f32(),
+                                   inv_std.data_f32(), var.data_f32(), b.fma);
       if (keras)
         gpu::batchnorm_update_running_keras(C, N * HW, momentum, eps, mean.data_f32(),
                                             var.data_f32(), keras->biased_mean.data_f32(),
@@ -127,6 +131,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
         gpu::batchnorm_update_running(C, N * HW, momentum, mean.data_f32(), var.data_f32(),
                                       running_mean.data_f32(), running_var.data_f32(), unbiased);
       break;
+    }
     case Route::vendor:  // cuDNN also updates the running statistics (unbiased, as routed)
       gpu::cudnn_batchnorm_forward_train(
           N, C, HW, x.data_f32(), gamma.data_f32(), beta.data_f32(), eps, momentum, y.data_f32(),
@@ -147,11 +152,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
                  cpu::batchnorm_backward(lv, N, C, HW, x.f32(), g.f32(), gamma.f32(), mean.f32(),
                                          inv_std.f32(), gx.f32(), gg.f32(), gb.f32());
                break;
-             case Route::cuda:
-               gpu::batchnorm_backward(lv, N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
-                                       mean.data_f32(), inv_std.data_f32(), gx.data_f32(),
-                                       gg.data_f32(), gb.data_f32(), cuda_batchnorm_fma(true));
+             case Route::cuda: {
+               const CudaBatchnorm b = cuda_batchnorm(lv, true);
+               gpu::batchnorm_backward(b.order, N, C, HW, x.data_f32(), g.data_f32(),
+                                       gamma.data_f32(), mean.data_f32(), inv_std.data_f32(),
+                                       gx.data_f32(), gg.data_f32(), gb.data_f32(), b.fma);
                break;
+             }
              case Route::vendor:
                gpu::cudnn_batchnorm_backward(N, C, HW, x.data_f32(), g.data_f32(), gamma.data_f32(),
                                              mean.data_f32(), inv_std.data_f32(), eps,

@@ -33,10 +33,14 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
     cpu::maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
   record(OpKind::max_pool2d, {x}, y, [s, argmax, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
-    if (dev == Device::cuda)
+    const auto d = context().impl_draw(ImplFamily::scatter);  // one draw on either device
+    if (dev == Device::cuda && d)
+      gpu::maxpool2d_backward(scatter_order(*d), *d, s, g.data_f32(), argmax.data_i32(),
+                              gx.data_f32());
+    else if (dev == Device::cuda)
       gpu::maxpool2d_backward(s, g.data_f32(), argmax.data_i32(), gx.data_f32());
-    else if (const auto d = context().impl_draw(ImplFamily::scatter))
-      cpu::maxpool2d_backward(cpu::scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
+    else if (d)
+      cpu::maxpool2d_backward(scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
     else
       cpu::maxpool2d_backward(s, g.f32(), argmax.i32(), gx.f32());
     return std::vector<Tensor>{gx};
@@ -54,10 +58,13 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o) {
     cpu::avgpool2d_forward(s, o.count_include_pad, x.f32(), y.f32());
   record(OpKind::avg_pool2d, {x}, y, [s, inc = o.count_include_pad, dev](const Tensor& g) {
     Tensor gx = Tensor::empty_on(dev, {s.N, s.C, s.H, s.W});
-    if (dev == Device::cuda)
+    const auto d = context().impl_draw(ImplFamily::scatter);  // one draw on either device
+    if (dev == Device::cuda && d)
+      gpu::avgpool2d_backward(scatter_order(*d), *d, s, inc, g.data_f32(), gx.data_f32());
+    else if (dev == Device::cuda)
       gpu::avgpool2d_backward(s, inc, g.data_f32(), gx.data_f32());
-    else if (const auto d = context().impl_draw(ImplFamily::scatter))
-      cpu::avgpool2d_backward(cpu::scatter_order(*d), *d, s, inc, g.f32(), gx.f32());
+    else if (d)
+      cpu::avgpool2d_backward(scatter_order(*d), *d, s, inc, g.f32(), gx.f32());
     else
       cpu::avgpool2d_backward(s, inc, g.f32(), gx.f32());
     return std::vector<Tensor>{gx};
@@ -72,7 +79,9 @@ Tensor global_avg_pool2d(const Tensor& x) {
   const Device dev = x.device();
   Tensor y = Tensor::empty_on(dev, {N, C});
   if (dev == Device::cuda)
-    gpu::global_avgpool_forward(N, C, HW, x.data_f32(), y.data_f32());
+    gpu::global_avgpool_forward(
+        SumOrder::of(Level::portable, context().impl_draw(ImplFamily::reduce)), N, C, HW,
+        x.data_f32(), y.data_f32());
   else if (const auto d = context().impl_draw(ImplFamily::reduce))
     cpu::global_avgpool_forward(cpu::reduce_shape(*d), *d, N, C, HW, x.f32(), y.f32());
   else

@@ -63,21 +63,6 @@ inline std::string impl_family_names() {
   return out;
 }
 
-// The families the CUDA backend emulates too (bit for bit the CPU's draws): the per-element
-// formula choices. The others (matmul, conv, scatter, reduce) are emulated on the CPU only.
-constexpr bool cuda_emulates(ImplFamily f) {
-  return f == ImplFamily::contraction || f == ImplFamily::math || f == ImplFamily::optimizer ||
-         f == ImplFamily::loss;
-}
-
-inline std::string cuda_emulated_names() {
-  std::string out;
-  for (int i = 0; i < kImplFamilyCount; ++i)
-    if (cuda_emulates(static_cast<ImplFamily>(i)))
-      out += (out.empty() ? "" : ", ") + std::string(impl_family_name(static_cast<ImplFamily>(i)));
-  return out;
-}
-
 inline std::optional<ImplFamily> parse_impl_family(std::string_view s) {
   for (int i = 0; i < kImplFamilyCount; ++i)
     if (impl_family_name(static_cast<ImplFamily>(i)) == s) return static_cast<ImplFamily>(i);

@@ -103,10 +103,6 @@ Scratch& scratch() {
 
 }  // namespace
 
-ConvAlgo conv_forward_algo(const ImplDraw& d, const Conv2dShape& s) {
-  return static_cast<ConvAlgo>(d.choose(0, kConvAlgoCount));
-}
-
 void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s, const float* x, const float* w,
                              const float* bias, float* y) {
   if (algo == ConvAlgo::im2col_chw) {  // the canonical kernel is this algorithm
@@ -160,21 +156,6 @@ void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s, const float* x
   });
 }
 
-EmulatedGemmPlan conv_data_plan(const ImplDraw& d, const Conv2dShape& s) {
-  return emulated_gemm_plan(d, s.O);
-}
-
-std::vector<std::int32_t> scatter_tap_order(const ImplDraw& d, const Conv2dShape& s) {
-  const i64 T = s.KH * s.KW;
-  std::vector<std::int32_t> order(static_cast<std::size_t>(T));
-  if (d.choose(0, 2) == 0) {
-    std::iota(order.begin(), order.end(), 0);
-  } else {
-    impl_permutation(d, 1, T, order.data());
-  }
-  return order;
-}
-
 void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan* plan,
                                    const std::int32_t* tap_order, const float* dy, const float* w,
                                    float* dx) {
@@ -208,30 +189,6 @@ void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan*
     }
     col2im_ordered(s, dcols, n0, n1, tap_order, dx);
   });
-}
-
-WeightGradPlan weight_grad_plan(const Conv2dShape& s, int groups, SplitCombine combine,
-                                std::vector<std::int32_t> order) {
-  WeightGradPlan p;
-  p.groups = static_cast<int>(std::clamp<i64>(groups, 1, s.N));
-  p.combine = combine;
-  if (order.empty()) {
-    order.resize(static_cast<std::size_t>(p.groups));
-    std::iota(order.begin(), order.end(), 0);
-  }
-  if (static_cast<i64>(order.size()) != p.groups)
-    throw std::invalid_argument("weight_grad_plan: order has " + std::to_string(order.size()) +
-                                " entries for " + std::to_string(p.groups) + " groups");
-  p.order = std::move(order);
-  return p;
-}
-
-WeightGradPlan conv_weight_plan(const ImplDraw& d, const Conv2dShape& s) {
-  const int g = static_cast<int>(std::min<i64>(kWeightGroups[d.choose(0, kWeightGroupCount)], s.N));
-  std::vector<std::int32_t> order(static_cast<std::size_t>(g));
-  impl_permutation(d, 2, g, order.data());
-  return weight_grad_plan(s, g, d.coin(1) ? SplitCombine::tree : SplitCombine::arrival,
-                          std::move(order));
 }
 
 void emulated_conv2d_backward_weight(const WeightGradPlan& plan, const Conv2dShape& s,

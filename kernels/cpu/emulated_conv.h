@@ -40,30 +40,31 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/common/conv_plan.h"
 #include "kernels/common/impl_choice.h"
 #include "kernels/common/shapes.h"
 #include "kernels/cpu/emulated_gemm.h"
 
 namespace detdl::cpu {
 
-enum class ConvAlgo : std::uint8_t { im2col_chw, im2col_hwc, per_tap };
-inline constexpr int kConvAlgoCount = 3;
-
-// The forward algorithm of the draw's place (choose 0).
-ConvAlgo conv_forward_algo(const ImplDraw& d, const Conv2dShape& s);
+// The plans and their draws live in kernels/common/conv_plan.h (the CUDA convolution runs
+// the same ones); named here too, as the CPU's callers know them.
+using detdl::conv_data_plan;
+using detdl::conv_forward_algo;
+using detdl::conv_weight_plan;
+using detdl::ConvAlgo;
+using detdl::kConvAlgoCount;
+using detdl::kWeightGroupCount;
+using detdl::kWeightGroups;
+using detdl::scatter_tap_order;
+using detdl::weight_grad_plan;
+using detdl::WeightGradPlan;
 
 void emulated_conv2d_forward(ConvAlgo algo, const Conv2dShape& s,
                              const float* x,     // (N, C, H, W)
                              const float* w,     // (O, C, KH, KW)
                              const float* bias,  // (O) or nullptr
                              float* y);          // (N, O, OH, OW)
-
-// The data gradient's GEMM plan for the reduction over o (emulated_gemm_plan with K = O).
-EmulatedGemmPlan conv_data_plan(const ImplDraw& d, const Conv2dShape& s);
-
-// The col2im tap order of the scatter draw: (kh, kw) row-major (choose 0 == 0) or a
-// permutation of the taps redrawn every step (per_step 1). Returns (KH*KW) tap indices.
-std::vector<std::int32_t> scatter_tap_order(const ImplDraw& d, const Conv2dShape& s);
 
 // plan == nullptr: the canonical GEMM (conv.h); tap_order == nullptr: (kh, kw) row-major.
 // Both null gives conv2d_backward_data's bits.
@@ -72,20 +73,6 @@ void emulated_conv2d_backward_data(const Conv2dShape& s, const EmulatedGemmPlan*
                                    const float* dy,                // (N, O, OH, OW)
                                    const float* w,                 // (O, C, KH, KW)
                                    float* dx);                     // (N, C, H, W)
-
-inline constexpr int kWeightGroups[] = {1, 2, 4, 8};
-inline constexpr int kWeightGroupCount = 4;
-
-struct WeightGradPlan {
-  int groups = 1;  // capped at N
-  SplitCombine combine = SplitCombine::tree;
-  std::vector<std::int32_t> order;  // arrival order of the groups; (groups)
-};
-// groups (choose 0), combine (choose 1), arrival order (per_step 2).
-WeightGradPlan conv_weight_plan(const ImplDraw& d, const Conv2dShape& s);
-// groups capped at N; empty order means 0, 1, 2, ...
-WeightGradPlan weight_grad_plan(const Conv2dShape& s, int groups, SplitCombine combine,
-                                std::vector<std::int32_t> order = {});
 
 void emulated_conv2d_backward_weight(const WeightGradPlan& plan, const Conv2dShape& s,
                                      const float* x,   // (N, C, H, W)

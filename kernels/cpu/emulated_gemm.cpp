@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
-#include <numeric>
 #include <stdexcept>
 #include <utility>
 
@@ -245,33 +244,6 @@ void plan_block_short(const EmulatedGemmPlan& p, Operand a, Operand b, i64 m0, i
 }
 
 }  // namespace
-
-EmulatedGemmPlan split_k_plan(i64 K, int split, SplitCombine combine,
-                              std::vector<std::int32_t> order) {
-  const i64 s = std::max<i64>(1, std::min<i64>(split, K));
-  EmulatedGemmPlan p;
-  p.cuts.resize(static_cast<std::size_t>(s + 1));
-  for (i64 j = 0; j <= s; ++j) p.cuts[j] = K * j / s;
-  p.combine = combine;
-  if (order.empty()) {
-    order.resize(static_cast<std::size_t>(s));
-    std::iota(order.begin(), order.end(), 0);
-  }
-  if (static_cast<i64>(order.size()) != s)
-    throw std::invalid_argument("split_k_plan: order has " + std::to_string(order.size()) +
-                                " entries for " + std::to_string(s) + " slices");
-  p.order = std::move(order);
-  return p;
-}
-
-EmulatedGemmPlan emulated_gemm_plan(const ImplDraw& d, i64 K) {
-  const int split = kSplitFactors[d.choose(0, kSplitFactorCount)];
-  const SplitCombine combine = d.coin(1) ? SplitCombine::tree : SplitCombine::arrival;
-  const i64 s = std::max<i64>(1, std::min<i64>(split, K));
-  std::vector<std::int32_t> order(static_cast<std::size_t>(s));
-  impl_permutation(d, 2, s, order.data());
-  return split_k_plan(K, split, combine, std::move(order));
-}
 
 void emulated_sgemm(const EmulatedGemmPlan& plan, bool trans_a, bool trans_b, i64 M, i64 N, i64 K,
                     const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc) {

@@ -21,29 +21,18 @@
 #include <vector>
 
 #include "kernels/common/impl_choice.h"
+#include "kernels/common/split_k_plan.h"
 
 namespace detdl::cpu {
 
-enum class SplitCombine : std::uint8_t { arrival, tree };
-
-inline constexpr int kSplitFactors[] = {1, 2, 3, 4, 8, 16};
-inline constexpr int kSplitFactorCount = 6;
-
-struct EmulatedGemmPlan {
-  // Slice boundaries: slice j is k in [cuts[j], cuts[j+1]); cuts.front() == 0, cuts.back() == K.
-  std::vector<std::int64_t> cuts{0, 0};
-  SplitCombine combine = SplitCombine::tree;
-  std::vector<std::int32_t> order;  // arrival order of the slices (combine == arrival); (slices)
-  std::int64_t slices() const { return static_cast<std::int64_t>(cuts.size()) - 1; }
-};
-
-// Slices of equal length (capped at K); order empty means slice order 0, 1, 2, ...
-EmulatedGemmPlan split_k_plan(std::int64_t K, int split, SplitCombine combine,
-                              std::vector<std::int32_t> order = {});
-
-// The draw's plan for a reduction of length K: split factor (choose 0), combine (choose 1),
-// arrival order (per_step 2).
-EmulatedGemmPlan emulated_gemm_plan(const ImplDraw& d, std::int64_t K);
+// The plans and their draw live in kernels/common/split_k_plan.h (the CUDA GEMM runs the
+// same ones); named here too, as the CPU's callers know them.
+using detdl::emulated_gemm_plan;
+using detdl::EmulatedGemmPlan;
+using detdl::kSplitFactorCount;
+using detdl::kSplitFactors;
+using detdl::split_k_plan;
+using detdl::SplitCombine;
 
 // C (M, N) = opA (M, K) * opB (K, N) in the plan's order; arguments as sgemm's (gemm.h).
 // plan.cuts.back() must equal K.

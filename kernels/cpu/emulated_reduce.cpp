@@ -24,13 +24,6 @@ float* contiguous(i64 n) {
 
 }  // namespace
 
-std::vector<i64> arrival_order(ReduceShape s, const ImplDraw& d, i64 n, std::uint32_t k) {
-  if (s != ReduceShape::block_atomic) return {};
-  std::vector<i64> order(static_cast<std::size_t>((n + kAtomicBlockTerms - 1) / kAtomicBlockTerms));
-  impl_permutation(d, kArrivalWhat + k, static_cast<i64>(order.size()), order.data());
-  return order;
-}
-
 void shaped_column_sums(ReduceShape s, const ImplDraw& d, i64 rows, i64 cols, const float* x,
                         float* out) {
   const std::vector<i64> order = arrival_order(s, d, rows);

@@ -33,32 +33,19 @@
 #include <vector>
 
 #include "kernels/common/impl_choice.h"
+#include "kernels/common/reduce_shape.h"
 #include "kernels/common/reduction.h"
 
 namespace detdl::cpu {
 
-enum class ReduceShape : std::uint8_t {
-  canonical,
-  sequential,
-  warp_tree_256,
-  warp_tree_1024,
-  block_atomic,
-  count_,
-};
-inline constexpr int kReduceShapeCount = static_cast<int>(ReduceShape::count_);
-
-// The draw -> shape mapping: decision 0 of the call's reduce draw, uniform over the shapes.
-inline ReduceShape reduce_shape(const ImplDraw& d) {
-  return static_cast<ReduceShape>(d.choose(0, kReduceShapeCount));
-}
-
-inline constexpr std::int64_t kAtomicBlockTerms = 256;  // terms per block in block_atomic
-inline constexpr std::uint32_t kArrivalWhat = 8;        // decisions 8, 9, ...: arrival orders
-
-// The block arrival order of block_atomic for a sum of n terms (empty for other shapes):
-// a per-step permutation of ceil(n / 256) blocks from decision kArrivalWhat + k.
-std::vector<std::int64_t> arrival_order(ReduceShape s, const ImplDraw& d, std::int64_t n,
-                                        std::uint32_t k = 0);
+// The shapes and their draw live in kernels/common/reduce_shape.h (the CUDA kernels run the
+// same ones); named here too, as the CPU's callers know them.
+using detdl::arrival_order;
+using detdl::kArrivalWhat;
+using detdl::kAtomicBlockTerms;
+using detdl::kReduceShapeCount;
+using detdl::reduce_shape;
+using detdl::ReduceShape;
 
 namespace detail {
 

@@ -214,10 +214,6 @@ void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx) {
 
 // ---- The `emulated` level (pool.h, "The emulated level") ----
 
-bool pool_windows_overlap(const Pool2dShape& s) {
-  return (s.stride_h < s.KH && s.OH > 1) || (s.stride_w < s.KW && s.OW > 1);
-}
-
 void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
                         const float* dy, const std::int32_t* argmax, float* dx) {
   if (order == ScatterOrder::canonical || !pool_windows_overlap(s)) {
@@ -226,8 +222,7 @@ void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape
   }
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
-  std::vector<i64> perm(static_cast<std::size_t>(OHW));
-  impl_permutation(d, 0, OHW, perm.data());
+  const std::vector<i64> perm = pool_arrival_order(d, s);
   for_planes(s.N * s.C, [&](i64 p) {
     float* dxp = dx + p * HW;
     std::fill(dxp, dxp + HW, 0.0f);
@@ -246,8 +241,7 @@ void avgpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape
   }
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
-  std::vector<i64> perm(static_cast<std::size_t>(OHW));
-  impl_permutation(d, 0, OHW, perm.data());
+  const std::vector<i64> perm = pool_arrival_order(d, s);
   for_planes(s.N * s.C, [&](i64 p) {
     float* dxp = dx + p * HW;
     std::fill(dxp, dxp + HW, 0.0f);

@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "kernels/common/impl_choice.h"
+#include "kernels/common/pool_scatter.h"
 #include "kernels/common/shapes.h"
 #include "kernels/cpu/emulated_reduce.h"
 
@@ -75,15 +76,12 @@ void global_avgpool_backward(std::int64_t N, std::int64_t C, std::int64_t HW,
 // overlapping pools (e.g. 3x3 / stride 2).
 // ImplFamily::reduce, global_avgpool_forward: each plane's sum in the drawn shape
 // (emulated_reduce.h; block_atomic's order shared by every plane), then / HW.
-enum class ScatterOrder : std::uint8_t { canonical, arrival, count_ };
-
-// The draw -> choice mapping: decision 0 of the call's scatter draw.
-inline ScatterOrder scatter_order(const ImplDraw& d) {
-  return static_cast<ScatterOrder>(d.choose(0, static_cast<std::uint32_t>(ScatterOrder::count_)));
-}
-
-// Whether some input position lies in two windows (stride < kernel in a dimension).
-bool pool_windows_overlap(const Pool2dShape& s);
+// The choice, its draw and the order live in kernels/common/pool_scatter.h (the CUDA kernels
+// run the same ones); named here too, as the CPU's callers know them.
+using detdl::pool_arrival_order;
+using detdl::pool_windows_overlap;
+using detdl::scatter_order;
+using detdl::ScatterOrder;
 
 void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
                         const float* dy,             // (N, C, OH, OW)

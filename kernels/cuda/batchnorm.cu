@@ -126,15 +126,15 @@ void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, 
                           batch_var, BatchnormFma{}, stream);
 }
 
-void batchnorm_forward_train(Level level, i64 N, i64 C, i64 HW, const float* x, const float* gamma,
-                             const float* beta, float eps, float* y, float* save_mean,
-                             float* save_inv_std, float* batch_var, const BatchnormFma& fma,
-                             cudaStream_t stream) {
+void batchnorm_forward_train(const SumOrder& order, i64 N, i64 C, i64 HW, const float* x,
+                             const float* gamma, const float* beta, float eps, float* y,
+                             float* save_mean, float* save_inv_std, float* batch_var,
+                             const BatchnormFma& fma, cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
-  detail::value_reduce(level, C, N * HW, XTerm{x, C, HW}, StoreMean{save_mean, count}, stream);
-  detail::value_reduce(level, C, N * HW, SquaredDeviationTerm{x, save_mean, C, HW},
-                       StoreVar{batch_var, save_inv_std, count, eps}, stream);
+  detail::value_reduce(order, C, N * HW, XTerm{x, C, HW}, StoreMean{save_mean, count}, stream, 0);
+  detail::value_reduce(order, C, N * HW, SquaredDeviationTerm{x, save_mean, C, HW},
+                       StoreVar{batch_var, save_inv_std, count, eps}, stream, 1);
   if (N * HW == 0) return;
   DETDL_LAUNCH(grid_for(N * C * HW), kBlock, 0, stream, normalize_kernel)
   (N, C, HW, x, save_mean, save_inv_std, nullptr, eps, gamma, beta, y, fma.affine);
@@ -206,17 +206,17 @@ void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const
                      BatchnormFma{}, stream);
 }
 
-void batchnorm_backward(Level level, i64 N, i64 C, i64 HW, const float* x, const float* dy,
-                        const float* gamma, const float* save_mean, const float* save_inv_std,
-                        float* dx, float* dgamma, float* dbeta, const BatchnormFma& fma,
-                        cudaStream_t stream) {
+void batchnorm_backward(const SumOrder& order, i64 N, i64 C, i64 HW, const float* x,
+                        const float* dy, const float* gamma, const float* save_mean,
+                        const float* save_inv_std, float* dx, float* dgamma, float* dbeta,
+                        const BatchnormFma& fma, cudaStream_t stream) {
   if (C <= 0) return;
   const float count = static_cast<float>(N * HW);
   DeviceBuffer<float> db(static_cast<std::size_t>(C), stream),
       dg(static_cast<std::size_t>(C), stream);
-  detail::value_reduce(level, C, N * HW, XTerm{dy, C, HW}, detail::StoreSum{db.get()}, stream);
-  detail::value_reduce(level, C, N * HW, DyXhatTerm{x, dy, save_mean, save_inv_std, C, HW},
-                       detail::StoreSum{dg.get()}, stream);
+  detail::value_reduce(order, C, N * HW, XTerm{dy, C, HW}, detail::StoreSum{db.get()}, stream, 0);
+  detail::value_reduce(order, C, N * HW, DyXhatTerm{x, dy, save_mean, save_inv_std, C, HW},
+                       detail::StoreSum{dg.get()}, stream, 1);
   const std::size_t bytes = static_cast<std::size_t>(C) * sizeof(float);
   if (dbeta)
     DETDL_CUDA_CHECK(cudaMemcpyAsync(dbeta, db.get(), bytes, cudaMemcpyDeviceToDevice, stream));

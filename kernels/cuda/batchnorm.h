@@ -16,6 +16,7 @@
 
 #include "kernels/common/batchnorm_fma.h"
 #include "kernels/common/level.h"
+#include "kernels/common/reduce_shape.h"
 
 namespace detdl::cuda {
 
@@ -73,10 +74,12 @@ void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_
                         float* dbeta,               // (C) or nullptr
                         cudaStream_t stream);
 
-// The `emulated` level's contraction choices (kernels/common/batchnorm_fma.h), as the CPU's
-// BatchnormImpl with a canonical reduce shape: bit for bit its emulated kernels. The
-// functions above are these with BatchnormFma{}.
-void batchnorm_forward_train(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
+// The `emulated` level (the CPU's BatchnormImpl, bit for bit its emulated kernels): the
+// contraction choices (kernels/common/batchnorm_fma.h) and the channel sums' order (a level,
+// or the reduce family's drawn shape: sum 0 and 1 of the call as the CPU numbers them, S1
+// then S2 forward, dbeta then dgamma backward). The functions above are these with their
+// level and BatchnormFma{}.
+void batchnorm_forward_train(const SumOrder& order, std::int64_t N, std::int64_t C, std::int64_t HW,
                              const float* x /*(N, C, HW)*/, const float* gamma /*(C)*/,
                              const float* beta /*(C)*/, float eps, float* y /*(N, C, HW)*/,
                              float* save_mean /*(C)*/, float* save_inv_std /*(C)*/,
@@ -87,7 +90,7 @@ void batchnorm_forward_eval(std::int64_t N, std::int64_t C, std::int64_t HW,
                             const float* beta /*(C)*/, const float* running_mean /*(C)*/,
                             const float* running_var /*(C)*/, float eps, float* y /*(N, C, HW)*/,
                             const BatchnormFma& fma, cudaStream_t stream);
-void batchnorm_backward(Level level, std::int64_t N, std::int64_t C, std::int64_t HW,
+void batchnorm_backward(const SumOrder& order, std::int64_t N, std::int64_t C, std::int64_t HW,
                         const float* x /*(N, C, HW)*/, const float* dy /*(N, C, HW)*/,
                         const float* gamma /*(C)*/, const float* save_mean /*(C)*/,
                         const float* save_inv_std /*(C)*/, float* dx /*(N, C, HW)*/,

@@ -92,4 +92,33 @@ void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const f
   }
 }
 
+void sgemm(const EmulatedGemmPlan& plan, bool trans_a, bool trans_b, i64 M, i64 N, i64 K,
+           const float* A, i64 lda, const float* B, i64 ldb, float* C, i64 ldc,
+           cudaStream_t stream) {
+  check_args(M, N, K, trans_a, trans_b, lda, ldb, ldc);
+  const i64 S = plan.slices();
+  if (S < 1 || plan.cuts.front() != 0 || plan.cuts.back() != K)
+    throw std::invalid_argument("cuda::sgemm: the plan's " + std::to_string(S) +
+                                " slices do not cover K = " + std::to_string(K));
+  if (M == 0 || N == 0) return;
+  // Slice [k0, k1) of op(A) and op(B): the operands moved to column k0.
+  auto slice = [&](i64 j, float* out, i64 ld) {
+    const i64 k0 = plan.cuts[j], len = plan.cuts[j + 1] - k0;
+    const float* As = trans_a ? A + k0 * lda : A + k0;
+    const float* Bs = trans_b ? B + k0 : B + k0 * ldb;
+    const tiles::Dense a{As, lda, M, !trans_a, aligned16(As, lda)};
+    const tiles::Dense b{Bs, ldb, N, trans_b, aligned16(Bs, ldb)};
+    tiles::launch(M, N, len, a, b, 1, std::max<i64>(len, 1), tiles::dense_out<false>(out, ld, 0),
+                  stream);
+  };
+  if (S == 1) {
+    slice(0, C, ldc);
+    return;
+  }
+  DeviceBuffer<float> parts(static_cast<std::size_t>(S * M * N), stream);
+  for (i64 j = 0; j < S; ++j) slice(j, parts.get() + j * M * N, N);
+  tiles::combine(M, N, S, plan.combine, tiles::parts_order(plan.order, S), parts.get(),
+                 tiles::DenseFinish{C, ldc}, stream);
+}
+
 }  // namespace detdl::cuda

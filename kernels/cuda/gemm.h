@@ -18,6 +18,10 @@
 //   K <= 4096); when the C tiles are too few and K >= 8192, split-K: pieces of K on
 //   separate blocks whose chains are atomicAdd-ed into the zeroed C in arrival order, so
 //   the bits may change from run to run.
+// `emulated` with the matmul family on (kernels/common/split_k_plan.h): the drawn split-K
+//   plan, bit for bit the CPU's emulated_sgemm: each slice of k one fmaf chain from +0.0f
+//   (one tile launch per slice into scratch of slices * M * N floats), then one thread per
+//   element combines the slices in arrival order from +0.0f or by the pairwise ChunkTree.
 // Throws std::runtime_error on a CUDA error. Pointers are device pointers.
 #pragma once
 #include <cuda_runtime.h>
@@ -25,10 +29,21 @@
 #include <cstdint>
 
 #include "kernels/common/level.h"
+#include "kernels/common/split_k_plan.h"
 
 namespace detdl::cuda {
 
 void sgemm(Level level, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
+           const float* A,  // (M, K) lda >= K, or (K, M) lda >= M when trans_a
+           std::int64_t lda,
+           const float* B,  // (K, N) ldb >= N, or (N, K) ldb >= K when trans_b
+           std::int64_t ldb,
+           float* C,  // (M, N) ldc >= N
+           std::int64_t ldc, cudaStream_t stream);
+
+// The same product in the plan's order (plan.cuts.back() == K, at most kMaxSplit slices).
+void sgemm(const EmulatedGemmPlan& plan, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
+           std::int64_t K,
            const float* A,  // (M, K) lda >= K, or (K, M) lda >= M when trans_a
            std::int64_t lda,
            const float* B,  // (K, N) ldb >= N, or (N, K) ldb >= K when trans_b

@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/common/reduction.h"
+#include "kernels/common/split_k_plan.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.h"
 
@@ -270,6 +272,52 @@ void fold(i64 M, i64 N, i64 chunks, const float* partials, const Finish& finish,
   DETDL_LAUNCH(static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream, fold_chunks)
   (M, N, chunks, partials, finish);
   DETDL_CUDA_CHECK_LAUNCH("fold_chunks");
+}
+
+// The arrival order of an emulated plan's partials (kernels/common/split_k_plan.h), passed
+// by value: at[j] is the j-th partial to land; given == false means 0, 1, 2, ... (per-tap
+// convolutions, whose taps are more than kMaxSplit).
+struct PartsOrder {
+  std::int32_t at[kMaxSplit];
+  bool given;
+};
+
+// The order of `count` partials: `order` (count <= kMaxSplit) or, when empty, index order.
+inline PartsOrder parts_order(const std::vector<std::int32_t>& order, i64 count) {
+  PartsOrder p{};
+  p.given = !order.empty();
+  if (p.given && (count > kMaxSplit || static_cast<i64>(order.size()) != count))
+    throw std::invalid_argument("cuda combine: an order of " + std::to_string(order.size()) +
+                                " for " + std::to_string(count) + " partials");
+  for (std::size_t j = 0; p.given && j < order.size(); ++j) p.at[j] = order[j];
+  return p;
+}
+
+// finish(m, n, value) with value the combine of parts[j][m][n] over j < count: arrival is
+// +0.0f + parts[at[0]] + parts[at[1]] + ... (what atomics landing in that order compute);
+// tree is ChunkTree over j in index order (a deterministic split-K reduction).
+template <class Finish>
+__global__ void combine_parts(i64 M, i64 N, i64 count, bool tree, PartsOrder order,
+                              const float* parts /*(count, M, N)*/, Finish finish) {
+  const i64 t = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x;
+  if (t >= M * N) return;
+  float r = 0.0f;
+  if (tree) {
+    ChunkTree fold;
+    for (i64 j = 0; j < count; ++j) fold.push(parts[j * M * N + t]);
+    r = fold.root();
+  } else {
+    for (i64 j = 0; j < count; ++j) r = r + parts[(order.given ? order.at[j] : j) * M * N + t];
+  }
+  finish(t / N, t % N, r);
+}
+
+template <class Finish>
+void combine(i64 M, i64 N, i64 count, SplitCombine how, const PartsOrder& order, const float* parts,
+             const Finish& finish, cudaStream_t stream) {
+  DETDL_LAUNCH(static_cast<unsigned>(ceil_div(M * N, 256)), 256, 0, stream, combine_parts)
+  (M, N, count, how == SplitCombine::tree, order, parts, finish);
+  DETDL_CUDA_CHECK_LAUNCH("combine_parts");
 }
 
 // A dense destination with its float4 flag derived (stores only: atomics stay scalar).

@@ -138,7 +138,7 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                                LossForm{}, stream);
 }
 
-float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
+float softmax_cross_entropy(const SumOrder& order, i64 N, i64 K, const float* logits,
                             const std::int32_t* labels, float* loss_per_sample, float* dlogits,
                             CrossEntropyForm form, const LossForm& f, cudaStream_t stream) {
   if (N <= 0) return 0.0f;
@@ -170,7 +170,7 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
    form == CrossEntropyForm::keras_clipped, f);
   DETDL_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
   const LossMean mean(f, static_cast<float>(N));
-  return mean(detail::scalar_reduce(level, N, ValueTerm{loss}, stream));
+  return mean(detail::scalar_reduce(order, N, ValueTerm{loss}, stream));
 }
 
 float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
@@ -180,7 +180,7 @@ float binary_cross_entropy(Level level, i64 n, const float* input, const float* 
                               LossForm{}, stream);
 }
 
-float binary_cross_entropy(Level level, i64 n, const float* input, const float* target,
+float binary_cross_entropy(const SumOrder& order, i64 n, const float* input, const float* target,
                            bool from_logits, float* loss_per_element, float* dinput,
                            const LossForm& f, cudaStream_t stream) {
   if (n <= 0) return 0.0f;
@@ -190,7 +190,7 @@ float binary_cross_entropy(Level level, i64 n, const float* input, const float* 
   (n, input, target, from_logits, loss, dinput, f);
   DETDL_CUDA_CHECK_LAUNCH("bce_kernel");
   const LossMean mean(f, static_cast<float>(n));
-  return mean(detail::scalar_reduce(level, n, ValueTerm{loss}, stream));
+  return mean(detail::scalar_reduce(order, n, ValueTerm{loss}, stream));
 }
 
 float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
@@ -198,7 +198,7 @@ float mean_squared_error(Level level, i64 n, const float* pred, const float* tar
   return mean_squared_error(level, n, pred, target, loss_per_element, dpred, LossForm{}, stream);
 }
 
-float mean_squared_error(Level level, i64 n, const float* pred, const float* target,
+float mean_squared_error(const SumOrder& order, i64 n, const float* pred, const float* target,
                          float* loss_per_element, float* dpred, const LossForm& f,
                          cudaStream_t stream) {
   if (n <= 0) return 0.0f;
@@ -208,15 +208,15 @@ float mean_squared_error(Level level, i64 n, const float* pred, const float* tar
     DETDL_CUDA_CHECK_LAUNCH("mse_kernel");
   }
   const LossMean mean(f, static_cast<float>(n));
-  return mean(detail::scalar_reduce(level, n, SquaredDifferenceTerm{pred, target}, stream));
+  return mean(detail::scalar_reduce(order, n, SquaredDifferenceTerm{pred, target}, stream));
 }
 
-float l1_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {
-  return detail::scalar_reduce(level, n, AbsTerm{w}, stream);
+float l1_penalty(const SumOrder& order, i64 n, const float* w, cudaStream_t stream) {
+  return detail::scalar_reduce(order, n, AbsTerm{w}, stream);
 }
 
-float l2_penalty(Level level, i64 n, const float* w, cudaStream_t stream) {
-  return detail::scalar_reduce(level, n, SquareTerm{w}, stream);
+float l2_penalty(const SumOrder& order, i64 n, const float* w, cudaStream_t stream) {
+  return detail::scalar_reduce(order, n, SquareTerm{w}, stream);
 }
 
 void l1_penalty_grad_add(i64 n, const float* w, float lambda, float* g, cudaStream_t stream) {

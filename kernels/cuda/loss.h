@@ -17,6 +17,7 @@
 
 #include "kernels/common/cross_entropy.h"
 #include "kernels/common/level.h"
+#include "kernels/common/reduce_shape.h"
 #include "kernels/common/loss_form.h"
 
 namespace detdl::cuda {
@@ -51,8 +52,11 @@ float mean_squared_error(Level level, std::int64_t n,
                          float* dpred,             // (n) or nullptr
                          cudaStream_t stream);
 
-float l1_penalty(Level level, std::int64_t n, const float* w /*(n)*/, cudaStream_t stream);
-float l2_penalty(Level level, std::int64_t n, const float* w /*(n)*/, cudaStream_t stream);
+// The sums of |w| and w^2 in order's order (a level, or the reduce family's drawn shape).
+float l1_penalty(const SumOrder& order, std::int64_t n, const float* w /*(n)*/,
+                 cudaStream_t stream);
+float l2_penalty(const SumOrder& order, std::int64_t n, const float* w /*(n)*/,
+                 cudaStream_t stream);
 
 void l1_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda,
                          float* g /*(n) accumulated*/, cudaStream_t stream);
@@ -60,22 +64,22 @@ void l2_penalty_grad_add(std::int64_t n, const float* w /*(n)*/, float lambda,
                          float* g /*(n) accumulated*/, cudaStream_t stream);
 
 // The `emulated` level's forms (kernels/common/loss_form.h: the loss and math families'
-// choices, as the CPU's LossImpl without its reduce shape): the CPU's emulated rows and
-// elements, bit for bit; the sums stay canonical (Level's order). LossForm{} is the
+// choices) and the mean's order (a level, or the reduce family's drawn shape): the CPU's
+// LossImpl, its emulated rows, elements and sums bit for bit. A level and LossForm{} is the
 // functions above.
 void softmax_forward(std::int64_t N, std::int64_t K, const float* logits /*(N, K)*/,
                      float* probs /*(N, K)*/, const LossForm& f, cudaStream_t stream);
-float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
+float softmax_cross_entropy(const SumOrder& order, std::int64_t N, std::int64_t K,
                             const float* logits /*(N, K)*/, const std::int32_t* labels /*(N)*/,
                             float* loss_per_sample /*(N) or nullptr*/,
                             float* dlogits /*(N, K) or nullptr*/, CrossEntropyForm form,
                             const LossForm& f, cudaStream_t stream);
-float binary_cross_entropy(Level level, std::int64_t n, const float* input /*(n)*/,
+float binary_cross_entropy(const SumOrder& order, std::int64_t n, const float* input /*(n)*/,
                            const float* target /*(n)*/, bool from_logits,
                            float* loss_per_element /*(n) or nullptr*/,
                            float* dinput /*(n) or nullptr*/, const LossForm& f,
                            cudaStream_t stream);
-float mean_squared_error(Level level, std::int64_t n, const float* pred /*(n)*/,
+float mean_squared_error(const SumOrder& order, std::int64_t n, const float* pred /*(n)*/,
                          const float* target /*(n)*/, float* loss_per_element /*(n) or nullptr*/,
                          float* dpred /*(n) or nullptr*/, const LossForm& f, cudaStream_t stream);
 

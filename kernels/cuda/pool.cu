@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/common/detmath.h"
+#include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/reduce.h"
@@ -65,8 +67,34 @@ __global__ void maxpool_fwd_kernel(Pool2dShape s, const float* x, float* y, std:
   }
 }
 
+// add(oh, ow) for the outputs in [rows) x [cols), in (oh, ow) row-major order (rank null)
+// or in increasing rank[oh * OW + ow] (the scatter family's drawn arrival order; each step
+// takes the smallest rank above the last one: no per-thread list).
+template <class Add>
+__device__ void for_outputs(const Taps& rows, const Taps& cols, i64 OW, const std::int32_t* rank,
+                            const Add& add) {
+  if (!rank) {
+    for (i64 oh = rows.lo; oh < rows.hi; ++oh)
+      for (i64 ow = cols.lo; ow < cols.hi; ++ow) add(oh, ow);
+    return;
+  }
+  std::int32_t last = -1;
+  for (;;) {
+    std::int32_t best = 0x7fffffff;
+    i64 at = -1;
+    for (i64 oh = rows.lo; oh < rows.hi; ++oh)
+      for (i64 ow = cols.lo; ow < cols.hi; ++ow) {
+        const std::int32_t r = rank[oh * OW + ow];
+        if (r > last && r < best) best = r, at = oh * OW + ow;
+      }
+    if (at < 0) return;
+    add(at / OW, at % OW);
+    last = best;
+  }
+}
+
 __global__ void maxpool_bwd_kernel(Pool2dShape s, const float* dy, const std::int32_t* argmax,
-                                   float* dx) {
+                                   const std::int32_t* rank, float* dx) {
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   DETDL_GRID_STRIDE(t, s.N * s.C * HW) {
     const i64 p = t / HW, ih = (t % HW) / s.W, iw = t % s.W;
@@ -74,11 +102,10 @@ __global__ void maxpool_bwd_kernel(Pool2dShape s, const float* dy, const std::in
     const Taps rows = outputs_holding(ih, s.stride_h, s.pad_top, s.KH, s.OH);
     const Taps cols = outputs_holding(iw, s.stride_w, s.pad_left, s.KW, s.OW);
     float acc = 0.0f;
-    for (i64 oh = rows.lo; oh < rows.hi; ++oh)
-      for (i64 ow = cols.lo; ow < cols.hi; ++ow) {
-        const i64 j = p * OHW + oh * s.OW + ow;
-        if (argmax[j] == me) acc = acc + dy[j];
-      }
+    for_outputs(rows, cols, s.OW, rank, [&](i64 oh, i64 ow) {
+      const i64 j = p * OHW + oh * s.OW + ow;
+      if (argmax[j] == me) acc = acc + dy[j];
+    });
     dx[t] = acc;
   }
 }
@@ -100,22 +127,21 @@ __global__ void avgpool_fwd_kernel(Pool2dShape s, bool include_pad, const float*
   }
 }
 
-__global__ void avgpool_bwd_kernel(Pool2dShape s, bool include_pad, const float* dy, float* dx) {
+__global__ void avgpool_bwd_kernel(Pool2dShape s, bool include_pad, const float* dy,
+                                   const std::int32_t* rank, float* dx) {
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   DETDL_GRID_STRIDE(t, s.N * s.C * HW) {
     const i64 p = t / HW, ih = (t % HW) / s.W, iw = t % s.W;
     const Taps rows = outputs_holding(ih, s.stride_h, s.pad_top, s.KH, s.OH);
     const Taps cols = outputs_holding(iw, s.stride_w, s.pad_left, s.KW, s.OW);
     float acc = 0.0f;
-    for (i64 oh = rows.lo; oh < rows.hi; ++oh) {
+    for_outputs(rows, cols, s.OW, rank, [&](i64 oh, i64 ow) {
       const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H);
-      for (i64 ow = cols.lo; ow < cols.hi; ++ow) {
-        const Taps c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
-        const i64 count = window_count(s, include_pad, r, c);
-        if (count == 0) continue;  // cannot happen for a window that holds a pixel
-        acc = acc + dy[p * OHW + oh * s.OW + ow] / static_cast<float>(count);
-      }
-    }
+      const Taps c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
+      const i64 count = window_count(s, include_pad, r, c);
+      if (count == 0) return;  // cannot happen for a window that holds a pixel
+      acc = acc + dy[p * OHW + oh * s.OW + ow] / static_cast<float>(count);
+    });
     dx[t] = acc;
   }
 }
@@ -155,8 +181,52 @@ void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_
                         float* dx, cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
-  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, maxpool_bwd_kernel)(s, dy, argmax, dx);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, maxpool_bwd_kernel)(s, dy, argmax, nullptr, dx);
   DETDL_CUDA_CHECK_LAUNCH("maxpool_bwd_kernel");
+}
+
+namespace {
+
+// The ranks of the outputs in the scatter draw's arrival order (rank[j] = the place of
+// output j), on the device; empty (null) where the canonical order runs: canonical drawn,
+// or no overlapping windows (every input then has at most one contribution).
+struct ArrivalRanks {
+  DeviceBuffer<std::int32_t> rank;
+  bool used;
+  ArrivalRanks(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s, cudaStream_t stream)
+      : rank(static_cast<std::size_t>(s.OH * s.OW), stream),
+        used(order == ScatterOrder::arrival && pool_windows_overlap(s)) {
+    if (!used) return;
+    const std::vector<i64> perm = pool_arrival_order(d, s);
+    std::vector<std::int32_t> host(perm.size());
+    for (std::size_t q = 0; q < perm.size(); ++q)
+      host[static_cast<std::size_t>(perm[q])] = static_cast<std::int32_t>(q);
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(rank.get(), host.data(), host.size() * sizeof(std::int32_t),
+                                     cudaMemcpyHostToDevice, stream));
+    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));  // `host` dies at the return
+  }
+  const std::int32_t* get() const { return used ? rank.get() : nullptr; }
+};
+
+}  // namespace
+
+void maxpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        const float* dy, const std::int32_t* argmax, float* dx,
+                        cudaStream_t stream) {
+  check_pool2d_shape(s);
+  const ArrivalRanks ranks(order, d, s, stream);
+  DETDL_LAUNCH(grid_for(s.N * s.C * s.H * s.W), kBlock, 0, stream, maxpool_bwd_kernel)
+  (s, dy, argmax, ranks.get(), dx);
+  DETDL_CUDA_CHECK_LAUNCH("maxpool_bwd_kernel");
+}
+
+void avgpool2d_backward(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s,
+                        bool count_include_pad, const float* dy, float* dx, cudaStream_t stream) {
+  check_pool2d_shape(s);
+  const ArrivalRanks ranks(order, d, s, stream);
+  DETDL_LAUNCH(grid_for(s.N * s.C * s.H * s.W), kBlock, 0, stream, avgpool_bwd_kernel)
+  (s, count_include_pad, dy, ranks.get(), dx);
+  DETDL_CUDA_CHECK_LAUNCH("avgpool_bwd_kernel");
 }
 
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y,
@@ -171,17 +241,23 @@ void avgpool2d_backward(const Pool2dShape& s, bool count_include_pad, const floa
                         cudaStream_t stream) {
   check_pool2d_shape(s);
   const i64 n = s.N * s.C * s.H * s.W;
-  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, avgpool_bwd_kernel)(s, count_include_pad, dy, dx);
+  DETDL_LAUNCH(grid_for(n), kBlock, 0, stream, avgpool_bwd_kernel)
+  (s, count_include_pad, dy, nullptr, dx);
   DETDL_CUDA_CHECK_LAUNCH("avgpool_bwd_kernel");
 }
 
 void global_avgpool_forward(i64 N, i64 C, i64 HW, const float* x, float* y, cudaStream_t stream) {
+  // No level changes the plane sums: canonical unless emulated (the CPU kernel's too).
+  global_avgpool_forward(Level::portable, N, C, HW, x, y, stream);
+}
+
+void global_avgpool_forward(const SumOrder& order, i64 N, i64 C, i64 HW, const float* x, float* y,
+                            cudaStream_t stream) {
   require_positive("N", N);
   require_positive("C", C);
   require_positive("HW", HW);
-  // No Level: the plane sums are always canonical (the CPU kernel takes none either).
-  detail::value_reduce(Level::portable, N * C, HW, PlaneTerm{x, HW},
-                       StoreMean{y, static_cast<float>(HW)}, stream);
+  detail::value_reduce(order, N * C, HW, PlaneTerm{x, HW}, StoreMean{y, static_cast<float>(HW)},
+                       stream);
 }
 
 void global_avgpool_backward(i64 N, i64 C, i64 HW, const float* dy, float* dx,

@@ -77,13 +77,13 @@ struct FlatTerm {
 
 }  // namespace
 
-void column_sums(Level level, std::int64_t rows, std::int64_t cols, const float* x, float* out,
-                 cudaStream_t stream) {
-  detail::value_reduce(level, cols, rows, ColumnTerm{x, cols}, detail::StoreSum{out}, stream);
+void column_sums(const SumOrder& order, std::int64_t rows, std::int64_t cols, const float* x,
+                 float* out, cudaStream_t stream) {
+  detail::value_reduce(order, cols, rows, ColumnTerm{x, cols}, detail::StoreSum{out}, stream);
 }
 
-float sum_all(Level level, std::int64_t n, const float* x, cudaStream_t stream) {
-  return detail::scalar_reduce(level, n, FlatTerm{x}, stream);
+float sum_all(const SumOrder& order, std::int64_t n, const float* x, cudaStream_t stream) {
+  return detail::scalar_reduce(order, n, FlatTerm{x}, stream);
 }
 
 }  // namespace detdl::cuda

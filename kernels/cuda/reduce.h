@@ -10,6 +10,13 @@
 //     level. Bit for bit the CPU's either way.
 //   `fast`: the chunk partials are atomicAdd-ed into the zeroed output in whatever order
 //     the threads arrive, so the bits may change from run to run.
+//   `emulated`, the reduce family on (SumOrder with a drawn shape, kernels/common/
+//     reduce_shape.h): the shape's order as real GPU code, bit for bit the CPU's
+//     shaped_sum_of (kernels/cpu/emulated_reduce.h): sequential is one thread per output;
+//     warp_tree_256 / _1024 one block of 256 / 1024 threads per output (grid-stride chains,
+//     __shfl_down_sync trees 16..1 in each warp, the same tree over the warp partials);
+//     block_atomic one 256-thread block per 256 terms, whose partials one thread per output
+//     then adds in the drawn arrival order (what atomics landing in that order compute).
 //
 // Under nvcc (and in host mode, docs/gpu.md) this header also gives the device templates
 // the other kernels build their value reductions from (value_reduce: out[o] = post(o,
@@ -20,6 +27,7 @@
 #include <cstdint>
 
 #include "kernels/common/level.h"
+#include "kernels/common/reduce_shape.h"
 
 namespace detdl::cuda {
 
@@ -31,13 +39,13 @@ cudaError_t canonical_dot(const float* a, const float* b, std::int64_t n, float*
                           float* out, cudaStream_t stream);
 
 // out[j] = sum over rows i of x[i][j] (see above). Throws std::runtime_error on a CUDA error.
-void column_sums(Level level, std::int64_t rows, std::int64_t cols,
+void column_sums(const SumOrder& order, std::int64_t rows, std::int64_t cols,
                  const float* x,  // (rows, cols) device
                  float* out,      // (cols) device
                  cudaStream_t stream);
 
 // Sum of x (n) device; synchronises `stream` and returns the value on the host.
-float sum_all(Level level, std::int64_t n, const float* x, cudaStream_t stream);
+float sum_all(const SumOrder& order, std::int64_t n, const float* x, cudaStream_t stream);
 
 }  // namespace detdl::cuda
 
@@ -47,6 +55,7 @@ float sum_all(Level level, std::int64_t n, const float* x, cudaStream_t stream);
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "kernels/common/reduction.h"
 #include "kernels/cuda/allocator.h"
@@ -187,16 +196,134 @@ __global__ void value_post(std::int64_t outs, const float* acc, Post post) {
   if (o < outs) post(o, acc[o]);
 }
 
+// ---- The reduce family's emulated shapes (kernels/cpu/emulated_reduce.h has the orders) ----
+
+// term(o, k) alone, for a Term that may be walked only (HasChunk without operator()).
+template <class Term>
+__device__ __forceinline__ float term_at(const Term& term, std::int64_t o, std::int64_t k) {
+  if constexpr (HasChunk<Term>::value)
+    return term.chunk(o, k).next();
+  else
+    return term(o, k);
+}
+
+// sequential: one thread per output, one chain from +0.0f in index order.
+template <class Term, class Post>
+__global__ void shaped_sequential(std::int64_t outs, std::int64_t length, Term term, Post post) {
+  const std::int64_t o = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (o < outs) post(o, chunk_chain(term, o, 0, length));
+}
+
+// Shuffle-down tree within a warp: v = v + (lane + off's v) for off = lanes/2, ..., 1. Lane
+// l < off reads a lane below 2 off, whose value the previous level made final, so lane 0
+// ends with the CPU's shuffle_tree over the first `lanes` lanes; the other lanes' values
+// are not used.
+__device__ __forceinline__ float warp_shuffle_tree(float v, int lanes) {
+  for (int off = lanes / 2; off >= 1; off /= 2) v = v + __shfl_down_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Block b of B threads reduces segment b % segments of output b / segments: terms [s0, s0 +
+// len) with s0 = (b % segments) * segment, as the CPU's block_reduce(B, len): thread t
+// chains terms s0 + t, s0 + t + B, ... from +0.0f, a shuffle tree per warp, then the same
+// tree over the B/32 warp partials. Thread 0 stores the segment's partial in out[b].
+template <int B, class Term>
+__global__ void __launch_bounds__(B)
+    shaped_block_tree(std::int64_t length, std::int64_t segments, std::int64_t segment, Term term,
+                      float* out /*(outs * segments)*/) {
+  DETDL_SHARED(float, warp_partials, [B / 32]);
+  const std::int64_t b = blockIdx.x, o = b / segments, s0 = (b % segments) * segment;
+  const std::int64_t len = length - s0 < segment ? length - s0 : segment;
+  const int t = static_cast<int>(threadIdx.x), lane = t % 32, warp = t / 32;
+  float v = 0.0f;
+  for (std::int64_t k = t; k < len; k += B) v = v + term_at(term, o, s0 + k);
+  v = warp_shuffle_tree(v, 32);
+  if (lane == 0) warp_partials[warp] = v;
+  __syncthreads();
+  if (warp != 0) return;
+  float w = lane < B / 32 ? warp_partials[lane] : 0.0f;
+  w = warp_shuffle_tree(w, B / 32);
+  if (lane == 0) out[b] = w;
+}
+
+// One thread per output. order null (one segment): post(o, partial). Otherwise block_atomic's
+// landing: +0.0f, then the segment partials added in arrival order (order: (segments) device).
+template <class Post>
+__global__ void shaped_finish(std::int64_t outs, std::int64_t segments, const float* partials,
+                              const std::int64_t* order, Post post) {
+  const std::int64_t o = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (o >= outs) return;
+  if (!order) {
+    post(o, partials[o]);
+    return;
+  }
+  float acc = 0.0f;
+  for (std::int64_t j = 0; j < segments; ++j) acc = acc + partials[o * segments + order[j]];
+  post(o, acc);
+}
+
+// value_reduce in an emulated shape; `which` numbers the call's sums (block_atomic's arrival
+// order is drawn per sum, as on the CPU).
+template <class Term, class Post>
+void shaped_reduce(const SumOrder& order, std::uint32_t which, std::int64_t outs,
+                   std::int64_t length, Term term, Post post, cudaStream_t stream) {
+  if (order.shape == ReduceShape::sequential) {
+    DETDL_LAUNCH(grid_for(outs), kReduceBlock, 0, stream, shaped_sequential)
+    (outs, length, term, post);
+    DETDL_CUDA_CHECK_LAUNCH("shaped_sequential");
+    return;
+  }
+  const bool atomic = order.shape == ReduceShape::block_atomic;
+  const std::int64_t segments = atomic ? (length + kAtomicBlockTerms - 1) / kAtomicBlockTerms : 1;
+  const std::int64_t segment = atomic ? kAtomicBlockTerms : length;
+  if (outs * segments > 0x7fffffff)
+    throw std::invalid_argument("value_reduce: " + std::to_string(outs * segments) +
+                                " blocks exceed the grid");
+  DeviceBuffer<float> partials(static_cast<std::size_t>(std::max<std::int64_t>(1, outs * segments)),
+                               stream);
+  if (segments > 0) {
+    const unsigned grid = static_cast<unsigned>(outs * segments);
+    if (order.shape == ReduceShape::warp_tree_1024) {
+      DETDL_LAUNCH(grid, 1024, 0, stream, shaped_block_tree<1024>)
+      (length, segments, segment, term, partials.get());
+    } else {
+      DETDL_LAUNCH(grid, 256, 0, stream, shaped_block_tree<256>)
+      (length, segments, segment, term, partials.get());
+    }
+    DETDL_CUDA_CHECK_LAUNCH("shaped_block_tree");
+  }
+  DeviceBuffer<std::int64_t> arrival(static_cast<std::size_t>(std::max<std::int64_t>(1, segments)),
+                                     stream);
+  if (atomic) {
+    const std::vector<std::int64_t> host = order.arrival(length, which);
+    if (!host.empty())
+      DETDL_CUDA_CHECK(cudaMemcpyAsync(arrival.get(), host.data(),
+                                       host.size() * sizeof(std::int64_t), cudaMemcpyHostToDevice,
+                                       stream));
+    // The host vector must outlive the copy: wait for it (emulation is not the fast path).
+    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  DETDL_LAUNCH(grid_for(outs), kReduceBlock, 0, stream, shaped_finish)
+  (outs, segments, partials.get(), atomic ? arrival.get() : nullptr, post);
+  DETDL_CUDA_CHECK_LAUNCH("shaped_finish");
+}
+
 // Chunk counts above this are folded by value_tree_level, at most this many serially.
 constexpr std::int64_t kSerialFoldChunks = 64;
 
 // For o in [0, outs): post(o, S_o) with S_o the sum over k in [0, length) of term(o, k):
-// the canonical sum of values (portable, repeatable) or chunk partials added by atomics
-// (fast). term and post are device callables (functors or __device__ lambdas).
+// the canonical sum of values (portable, repeatable), chunk partials added by atomics
+// (fast), or the drawn shape (order.emulated(); `which` numbers the call's sums). term and
+// post are device callables (functors or __device__ lambdas).
 template <class Term, class Post>
-void value_reduce(Level level, std::int64_t outs, std::int64_t length, Term term, Post post,
-                  cudaStream_t stream) {
+void value_reduce(const SumOrder& order, std::int64_t outs, std::int64_t length, Term term,
+                  Post post, cudaStream_t stream, std::uint32_t which = 0) {
   if (outs <= 0) return;
+  if (order.emulated()) {
+    shaped_reduce(order, which, outs, length, term, post, stream);
+    return;
+  }
+  const Level level = order.level;
   const std::int64_t chunks = (length + kChunkValues - 1) / kChunkValues;
   if (level == Level::fast) {
     DeviceBuffer<float> acc(static_cast<std::size_t>(outs), stream);
@@ -260,9 +387,9 @@ struct ScalarTerm {
 
 // A scalar sum of term(k), k in [0, n), copied back to the host (synchronises `stream`).
 template <class Term>
-float scalar_reduce(Level level, std::int64_t n, Term term, cudaStream_t stream) {
+float scalar_reduce(const SumOrder& order, std::int64_t n, Term term, cudaStream_t stream) {
   DeviceBuffer<float> out(1, stream);
-  value_reduce(level, 1, n, ScalarTerm<Term>{term}, StoreSum{out.get()}, stream);
+  value_reduce(order, 1, n, ScalarTerm<Term>{term}, StoreSum{out.get()}, stream);
   float host = 0.0f;
   DETDL_CUDA_CHECK(
       cudaMemcpyAsync(&host, out.get(), sizeof(float), cudaMemcpyDeviceToHost, stream));

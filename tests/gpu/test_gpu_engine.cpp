@@ -240,17 +240,19 @@ TEST(GpuEngine, GoldenCasesReproduceTheCpuHashesOnCuda) {
   }
 }
 
-// The families the CUDA backend emulates (contraction, math, optimizer, loss), each alone
-// and all together, give the CPU's bits: the same draws in the same order, the same
-// formulas. At least one of them must move the weights off the canonical run (not inert).
+// Every emulated family on the CUDA backend, each alone and all together (the `emulated`
+// level), gives the CPU's bits: the same draws in the same order, the same plans, shapes,
+// orders and formulas. At least one of them must move the weights off the canonical run
+// (not inert).
 TEST(GpuEngine, EmulatedFamiliesOnCudaGiveTheCpuBits) {
   SKIP_WITHOUT_GPU();
-  const std::vector<std::vector<ImplFamily>> sets = {
-      {ImplFamily::contraction},
-      {ImplFamily::math},
-      {ImplFamily::optimizer},
-      {ImplFamily::loss},
-      {ImplFamily::contraction, ImplFamily::math, ImplFamily::optimizer, ImplFamily::loss}};
+  std::vector<std::vector<ImplFamily>> sets;
+  std::vector<ImplFamily> all;
+  for (int f = 0; f < kImplFamilyCount; ++f) {
+    sets.push_back({static_cast<ImplFamily>(f)});
+    all.push_back(static_cast<ImplFamily>(f));
+  }
+  sets.push_back(all);
   int moved = 0;
   for (const auto& c : nets::golden_cases()) {
     if (c.name != "lenet5" && c.name != "resnet20" && c.name != "butter") continue;

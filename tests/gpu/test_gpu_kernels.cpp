@@ -29,6 +29,9 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/emulated_conv.h"
+#include "kernels/cpu/emulated_gemm.h"
+#include "kernels/cpu/emulated_reduce.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/optim.h"
@@ -966,6 +969,265 @@ TEST_F(Gpu, EmulatedLossFormsEqualCpu) {
         << "mse mean";
     EXPECT_TRUE(same_bits(d, gde.host())) << "mse gradient";
   }
+}
+
+// The reduce family's shapes (kernels/common/reduce_shape.h): every CUDA value reduction in
+// each shape gives the CPU's shaped sums bit for bit: dense bias gradients (column sums), a
+// flat sum, the convolution bias gradient, global average pooling, batch norm's four channel
+// sums (sums 0 and 1 of each call: block_atomic's arrival orders differ), the loss mean and
+// the penalties. Sizes cross one block of 256 and one of 1024 terms (grid-stride rounds), so
+// block_atomic lands several blocks; one column is all -0.0f (the chains start at +0.0f).
+TEST_F(Gpu, EmulatedReduceShapesEqualCpu) {
+  const detdl::ImplDraw d{31, detdl::ImplFamily::reduce, 2, 5};
+  const i64 rows = 2600, cols = 7, n = 5000;
+  Vec cx = random_vec(rows * cols, 1250);
+  for (i64 i = 0; i < rows; ++i) cx[i * cols + 3] = -0.0f;
+  const Vec flat = random_vec(n, 1251, -2.0f, 3.0f);
+  const detdl::Conv2dShape cs = detdl::conv2d_shape(3, 2, 23, 23, 4, 3, 3, 1, 0);  // 3 x 441
+  const Vec dy = random_vec(cs.N * cs.O * cs.OH * cs.OW, 1252);
+  const i64 PN = 2, PC = 3, HW = 1300;  // global pooling: 6 planes of 1300
+  const Vec planes = random_vec(PN * PC * HW, 1253);
+  const i64 BN = 6, BC = 5, BHW = 237;  // batch norm: 1422 terms per channel
+  const Vec bx = random_vec(BN * BC * BHW, 1254, -2.0f, 3.0f),
+            bdy = random_vec(BN * BC * BHW, 1255);
+  const Vec gamma = random_vec(BC, 1256, 0.5f, 1.5f), beta = random_vec(BC, 1257);
+  const i64 LN = 700, LK = 9;  // the loss mean over 700 samples
+  const Vec logits = random_vec(LN * LK, 1258, -4.0f, 4.0f);
+  std::vector<std::int32_t> labels(LN);
+  for (i64 i = 0; i < LN; ++i) labels[i] = static_cast<std::int32_t>((i * 7) % LK);
+  Dev<float> gcx(cx), gflat(flat), gdy(dy), gplanes(planes), gbx(bx), gbdy(bdy), ggamma(gamma),
+      gbeta(beta), glogits(logits);
+  Dev<std::int32_t> glabels(labels);
+  int differs = 0;  // shapes whose flat sum differs from the canonical one (not inert)
+  const float canonical = cpu::shaped_sum(detdl::ReduceShape::canonical, d, n, flat.data());
+  for (int si = 0; si < detdl::kReduceShapeCount; ++si) {
+    const auto shape = static_cast<detdl::ReduceShape>(si);
+    SCOPED_TRACE(::testing::Message() << "shape " << si);
+    detdl::SumOrder order(Level::portable, d);
+    order.shape = shape;
+    // Column sums and a flat sum.
+    Vec cb(cols);
+    cpu::shaped_column_sums(shape, d, rows, cols, cx.data(), cb.data());
+    Dev<float> gcb(cols);
+    cuda::column_sums(order, rows, cols, gcx.get(), gcb.get(), stream);
+    EXPECT_TRUE(same_bits(cb, gcb.host())) << "column sums";
+    const float sum = cpu::shaped_sum(shape, d, n, flat.data());
+    EXPECT_TRUE(same_bits(sum, cuda::sum_all(order, n, gflat.get(), stream))) << "flat sum";
+    differs += bits(sum) != bits(canonical);
+    // The convolution bias gradient: dy (N, O, OH*OW) -> (O).
+    Vec db(cs.O);
+    cpu::shaped_plane_sums(shape, d, cs.N, cs.O, cs.OH * cs.OW, dy.data(), db.data());
+    Dev<float> gdb(cs.O);
+    cuda::conv2d_backward_bias(order, cs, gdy.get(), gdb.get(), stream);
+    EXPECT_TRUE(same_bits(db, gdb.host())) << "conv bias gradient";
+    // Global average pooling.
+    Vec py(PN * PC);
+    cpu::global_avgpool_forward(shape, d, PN, PC, HW, planes.data(), py.data());
+    Dev<float> gpy(PN * PC);
+    cuda::global_avgpool_forward(order, PN, PC, HW, gplanes.get(), gpy.get(), stream);
+    EXPECT_TRUE(same_bits(py, gpy.host())) << "global average pooling";
+    // Batch norm's statistics and their gradients (and everything computed from them).
+    cpu::BatchnormImpl bi;
+    bi.reduce = shape;
+    bi.reduce_draw = d;
+    const i64 bn = BN * BC * BHW;
+    Vec y(bn), mean(BC), inv(BC), var(BC), dx(bn), dg(BC), dbeta(BC);
+    cpu::batchnorm_forward_train(bi, BN, BC, BHW, bx.data(), gamma.data(), beta.data(), 1e-5f,
+                                 y.data(), mean.data(), inv.data(), var.data());
+    cpu::batchnorm_backward(bi, BN, BC, BHW, bx.data(), bdy.data(), gamma.data(), mean.data(),
+                            inv.data(), dx.data(), dg.data(), dbeta.data());
+    Dev<float> gy(bn), gmean(BC), ginv(BC), gvar(BC), gdx(bn), gdg(BC), gdbeta(BC);
+    cuda::batchnorm_forward_train(order, BN, BC, BHW, gbx.get(), ggamma.get(), gbeta.get(), 1e-5f,
+                                  gy.get(), gmean.get(), ginv.get(), gvar.get(), {}, stream);
+    cuda::batchnorm_backward(order, BN, BC, BHW, gbx.get(), gbdy.get(), ggamma.get(), gmean.get(),
+                             ginv.get(), gdx.get(), gdg.get(), gdbeta.get(), {}, stream);
+    EXPECT_TRUE(same_bits(mean, gmean.host())) << "batch mean";
+    EXPECT_TRUE(same_bits(var, gvar.host())) << "batch variance";
+    EXPECT_TRUE(same_bits(y, gy.host())) << "y";
+    EXPECT_TRUE(same_bits(dbeta, gdbeta.host())) << "dbeta";
+    EXPECT_TRUE(same_bits(dg, gdg.host())) << "dgamma";
+    EXPECT_TRUE(same_bits(dx, gdx.host())) << "dx";
+    // The loss mean and the penalties.
+    cpu::LossImpl li;
+    li.reduce = shape;
+    li.reduce_draw = d;
+    const float loss =
+        cpu::softmax_cross_entropy(li, LN, LK, logits.data(), labels.data(), nullptr, nullptr);
+    EXPECT_TRUE(same_bits(
+        loss, cuda::softmax_cross_entropy(order, LN, LK, glogits.get(), glabels.get(), nullptr,
+                                          nullptr, CrossEntropyForm::exact, {}, stream)))
+        << "loss mean";
+    EXPECT_TRUE(same_bits(cpu::l1_penalty(li, n, flat.data()),
+                          cuda::l1_penalty(order, n, gflat.get(), stream)))
+        << "l1 penalty";
+    EXPECT_TRUE(same_bits(cpu::l2_penalty(li, n, flat.data()),
+                          cuda::l2_penalty(order, n, gflat.get(), stream)))
+        << "l2 penalty";
+  }
+  EXPECT_GE(differs, 2);
+}
+
+// The matmul family's split-K plans (kernels/common/split_k_plan.h): the CUDA GEMM with a
+// plan gives the CPU's emulated_sgemm bit for bit, for every split factor and both
+// combines, with the four transpose layouts, padded leading dimensions and slices of
+// unequal length (K = 203 is no multiple of 3, 8 or 16); a reversed arrival order too.
+TEST_F(Gpu, EmulatedGemmPlansEqualCpu) {
+  const i64 M = 37, N = 70, K = 203;
+  int differs = 0;  // plans whose C differs from the one-chain plan's (not inert)
+  for (int layout = 0; layout < 4; ++layout) {
+    const bool ta = (layout & 1) != 0, tb = (layout & 2) != 0;
+    const i64 lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+    const Vec A = random_vec((ta ? K : M) * lda, 1260 + layout);
+    const Vec B = random_vec((tb ? N : K) * ldb, 1270 + layout);
+    Dev<float> gA(A), gB(B);
+    Vec one(M * ldc, 0.0f);
+    for (int f = 0; f < cpu::kSplitFactorCount; ++f)
+      for (const auto combine : {cpu::SplitCombine::arrival, cpu::SplitCombine::tree}) {
+        const int split = cpu::kSplitFactors[f];
+        std::vector<std::int32_t> order(static_cast<std::size_t>(std::min<i64>(split, K)));
+        for (std::size_t j = 0; j < order.size(); ++j)
+          order[j] = static_cast<std::int32_t>(order.size() - 1 - j);
+        const cpu::EmulatedGemmPlan plan = cpu::split_k_plan(K, split, combine, order);
+        SCOPED_TRACE(::testing::Message() << "layout " << layout << " split " << split << " tree "
+                                          << (combine == cpu::SplitCombine::tree));
+        Vec C(M * ldc, 0.0f);
+        cpu::emulated_sgemm(plan, ta, tb, M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc);
+        Dev<float> gC(C);  // the padding columns keep their values: compared too
+        cuda::sgemm(plan, ta, tb, M, N, K, gA.get(), lda, gB.get(), ldb, gC.get(), ldc, stream);
+        EXPECT_TRUE(same_bits(C, gC.host()));
+        if (split == 1) one = C;
+        differs += std::memcmp(C.data(), one.data(), C.size() * sizeof(float)) != 0;
+      }
+  }
+  EXPECT_GE(differs, 20);
+}
+
+// The conv family's orders (kernels/common/conv_plan.h) on the CUDA convolution give the
+// CPU's emulated_conv.h bits: every forward algorithm (with and without bias; per-tap also
+// in panels under a small scratch budget), the data gradient with split plans over o,
+// col2im tap orders and both, the weight gradient with every batch grouping and both
+// combines. Shapes: 3x3 pad 1, 5x5 stride 2 (taps that miss pixels), 1x1 (one tap).
+TEST_F(Gpu, EmulatedConvOrdersEqualCpu) {
+  const std::vector<detdl::Conv2dShape> shapes = {detdl::conv2d_shape(3, 5, 13, 13, 7, 3, 3, 1, 1),
+                                                  detdl::conv2d_shape(5, 3, 11, 11, 6, 5, 5, 2, 2),
+                                                  detdl::conv2d_shape(2, 4, 5, 5, 3, 1, 1, 1, 0)};
+  int differs = 0;  // alternatives whose result differs from the canonical one (not inert)
+  for (std::size_t si = 0; si < shapes.size(); ++si) {
+    const detdl::Conv2dShape& cs = shapes[si];
+    SCOPED_TRACE(::testing::Message() << "shape " << si);
+    const i64 T = cs.KH * cs.KW, xn = cs.N * cs.C * cs.H * cs.W, wn = cs.O * cs.C * T,
+              yn = cs.N * cs.O * cs.OH * cs.OW;
+    const Vec x = random_vec(xn, 1300 + si), w = random_vec(wn, 1310 + si),
+              b = random_vec(cs.O, 1320 + si), dy = random_vec(yn, 1330 + si);
+    Dev<float> gx(x), gw(w), gb(b), gdy(dy);
+    // Forward.
+    Vec canonical(yn);
+    cpu::conv2d_forward(Level::portable, cs, x.data(), w.data(), b.data(), canonical.data());
+    for (int algo = 0; algo < cpu::kConvAlgoCount; ++algo)
+      for (const i64 budget : {i64{64} << 20, i64{300}})
+        for (const bool bias : {true, false}) {
+          SCOPED_TRACE(::testing::Message()
+                       << "forward algo " << algo << " budget " << budget << " bias " << bias);
+          const auto a = static_cast<cpu::ConvAlgo>(algo);
+          Vec y(yn);
+          cpu::emulated_conv2d_forward(a, cs, x.data(), w.data(), bias ? b.data() : nullptr,
+                                       y.data());
+          Dev<float> gy(yn);
+          const i64 saved = cuda::conv_scratch_budget();
+          cuda::set_conv_scratch_budget(budget);
+          cuda::conv2d_forward(a, cs, gx.get(), gw.get(), bias ? gb.get() : nullptr, gy.get(),
+                               stream);
+          const Vec got = gy.host();
+          cuda::set_conv_scratch_budget(saved);
+          EXPECT_TRUE(same_bits(y, got));
+          differs += bias && std::memcmp(y.data(), canonical.data(), yn * sizeof(float)) != 0;
+        }
+    // Data gradient: plans over o, tap orders, both.
+    std::vector<std::int32_t> reversed(static_cast<std::size_t>(T));
+    for (i64 t = 0; t < T; ++t) reversed[t] = static_cast<std::int32_t>(T - 1 - t);
+    for (const int split : {0, 1, 2, 3, 16})
+      for (const auto combine : {cpu::SplitCombine::arrival, cpu::SplitCombine::tree})
+        for (const bool taps : {false, true}) {
+          if (split == 0 && (!taps || combine == cpu::SplitCombine::tree)) continue;
+          SCOPED_TRACE(::testing::Message()
+                       << "data split " << split << " tree " << (combine == cpu::SplitCombine::tree)
+                       << " taps " << taps);
+          std::vector<std::int32_t> order(static_cast<std::size_t>(std::min<i64>(split, cs.O)));
+          for (std::size_t j = 0; j < order.size(); ++j)
+            order[j] = static_cast<std::int32_t>((j * 5 + 1) % order.size());
+          const cpu::EmulatedGemmPlan plan =
+              split ? cpu::split_k_plan(cs.O, split, combine, order) : cpu::EmulatedGemmPlan{};
+          const cpu::EmulatedGemmPlan* pp = split ? &plan : nullptr;
+          const std::int32_t* tp = taps ? reversed.data() : nullptr;
+          Vec dx(xn);
+          cpu::emulated_conv2d_backward_data(cs, pp, tp, dy.data(), w.data(), dx.data());
+          Dev<float> gdx(xn);
+          cuda::conv2d_backward_data(pp, tp, cs, gdy.get(), gw.get(), gdx.get(), stream);
+          EXPECT_TRUE(same_bits(dx, gdx.host()));
+        }
+    // Weight gradient: groups of samples, both combines, a non-identity arrival order.
+    for (const int groups : {1, 2, 4, 8})
+      for (const auto combine : {cpu::SplitCombine::arrival, cpu::SplitCombine::tree}) {
+        SCOPED_TRACE(::testing::Message() << "weight groups " << groups << " tree "
+                                          << (combine == cpu::SplitCombine::tree));
+        const i64 g = std::min<i64>(groups, cs.N);
+        std::vector<std::int32_t> order(static_cast<std::size_t>(g));
+        for (i64 j = 0; j < g; ++j) order[j] = static_cast<std::int32_t>(g - 1 - j);
+        const cpu::WeightGradPlan plan = cpu::weight_grad_plan(cs, groups, combine, order);
+        Vec dw(wn);
+        cpu::emulated_conv2d_backward_weight(plan, cs, x.data(), dy.data(), dw.data());
+        Dev<float> gdw(wn);
+        cuda::conv2d_backward_weight(plan, cs, gx.get(), gdy.get(), gdw.get(), stream);
+        EXPECT_TRUE(same_bits(dw, gdw.host()));
+      }
+  }
+  EXPECT_GE(differs, 2);
+}
+
+// The scatter family on pooling backward (kernels/common/pool_scatter.h): overlapping 3x3 /
+// stride 2 windows, max and average (both count rules), each dx pixel adding its outputs in
+// the drawn arrival order, give the CPU's scatter in that order; canonical too.
+TEST_F(Gpu, EmulatedPoolScatterEqualCpu) {
+  const detdl::Pool2dShape ps = detdl::pool2d_shape(2, 3, 9, 9, 3, 3, 2, 1);
+  const i64 xn = ps.N * ps.C * ps.H * ps.W, yn = ps.N * ps.C * ps.OH * ps.OW;
+  Vec x = random_vec(xn, 1340);
+  const Vec dy = random_vec(yn, 1341);
+  // Peaks at odd (row, col) pixels 4 apart: each is the maximum of the 4 windows that hold
+  // it, so its gradient adds 4 contributions and their order shows.
+  for (i64 p = 0; p < ps.N * ps.C; ++p)
+    for (i64 i = 1; i < ps.H; i += 4)
+      for (i64 j = 1; j < ps.W; j += 4)
+        x[(p * ps.H + i) * ps.W + j] = 10.0f + static_cast<float>(p);
+  Vec y(yn);
+  std::vector<std::int32_t> argmax(yn);
+  cpu::maxpool2d_forward(ps, x.data(), y.data(), argmax.data());
+  Dev<float> gdy(dy);
+  Dev<std::int32_t> gargmax(argmax);
+  int differs = 0;
+  for (std::uint32_t step = 0; step < 3; ++step)
+    for (const auto order : {cpu::ScatterOrder::canonical, cpu::ScatterOrder::arrival}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "step " << step << " arrival " << (order == cpu::ScatterOrder::arrival));
+      const detdl::ImplDraw d{41, detdl::ImplFamily::scatter, 1, step};
+      Vec dx(xn), canonical(xn);
+      cpu::maxpool2d_backward(order, d, ps, dy.data(), argmax.data(), dx.data());
+      cpu::maxpool2d_backward(ps, dy.data(), argmax.data(), canonical.data());
+      Dev<float> gdx(xn);
+      cuda::maxpool2d_backward(order, d, ps, gdy.get(), gargmax.get(), gdx.get(), stream);
+      EXPECT_TRUE(same_bits(dx, gdx.host())) << "max";
+      differs += std::memcmp(dx.data(), canonical.data(), xn * sizeof(float)) != 0;
+      for (const bool include_pad : {false, true}) {
+        Vec adx(xn);
+        cpu::avgpool2d_backward(order, d, ps, include_pad, dy.data(), adx.data());
+        Dev<float> gadx(xn);
+        cuda::avgpool2d_backward(order, d, ps, include_pad, gdy.get(), gadx.get(), stream);
+        EXPECT_TRUE(same_bits(adx, gadx.host())) << "avg, count_include_pad " << include_pad;
+        Vec acanonical(xn);
+        cpu::avgpool2d_backward(ps, include_pad, dy.data(), acanonical.data());
+        differs += std::memcmp(adx.data(), acanonical.data(), xn * sizeof(float)) != 0;
+      }
+    }
+  EXPECT_GE(differs, 6);  // max and both averages at each of the three steps
 }
 
 TEST_F(Gpu, EmulatedOptimizerVariantsEqualCpu) {
