@@ -13,6 +13,8 @@
 #   dev_conv.log           every convolution version == CPU, then timed against cuDNN
 #   resnet56.jsonl         ResNet-56 epoch: detdl portable / fast vs PyTorch deterministic /
 #                          default (bench/gpu_resnet56.sh)
+#   emulated.jsonl         LeNet-5 epoch at `emulated` vs `portable` on the GPU, and the
+#                          emulated weight hash against the CPU's (bench/gpu_emulated.sh)
 #   summary.txt            one line per step (PASS / FAIL / SKIP / TIMEOUT, seconds) and
 #                          the benchmark ratios; bench/gpu_summary.py writes it
 #
@@ -67,6 +69,9 @@ step dev_conv 90 "$BUILD/dev_conv" --reps 5
 # 4. A ResNet-56 epoch against PyTorch on the same GPU.
 step resnet56 150 env RESNET_IMAGES="$IMAGES" bash bench/gpu_resnet56.sh "$BUILD"
 grep '^{' "$OUT/resnet56.log" >"$OUT/resnet56.jsonl" 2>/dev/null
+# 5. What `emulated` costs on the GPU, and that its bits are the CPU's.
+step emulated 90 bash bench/gpu_emulated.sh "$BUILD"
+grep '^{' "$OUT/emulated.log" >"$OUT/emulated.jsonl" 2>/dev/null
 
 python3 bench/gpu_summary.py "$OUT" >"$OUT/summary.txt" 2>&1 || cat "$STEPS" >"$OUT/summary.txt"
 cat "$OUT/summary.txt"
