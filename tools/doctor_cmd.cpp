@@ -1,12 +1,15 @@
 // `detdl doctor RECORD|STORE`: the training doctor after the fact. Replays the epochs of a
 // run record (a JSON file from `detdl train --record`) or of every run in a study store
-// through AutoTrainer's rules and detdl's (doctor/detect.h), and prints each diagnosis.
+// through AutoTrainer's rules and detdl's (doctor/detect.h), and prints each diagnosis with
+// its twin verdict (below), and for a store the verdicts per setting.
 // The gradient and dead-unit rules need the monitor's probes (`--monitor N` or `--doctor`
 // when the run trained); without them only the loss and accuracy rules can speak.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -65,6 +68,39 @@ std::vector<Named> load(const std::string& path) {
   return out;
 }
 
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Twin judging (docs/doctor.md): a doctor only watching changes no bit, so a stored run that
+// trained to the end is the undoctored twin of the run a doctor would have stopped at its
+// diagnosis. Its best held-out accuracy judges the diagnosis: a false positive when the
+// twin reaches the target, a problem confirmed when it does not; a run that ends under the
+// target without a diagnosis is a miss. A record cut short (by a doctor or a stop) has no
+// twin: verdict "no_twin".
+std::string twin_verdict(bool diagnosed, bool whole, double twin_best, double theta) {
+  if (!whole) return "no_twin";
+  const bool reaches = twin_best >= theta;
+  if (diagnosed) return reaches ? "false_positive" : "confirmed";
+  return reaches ? "healthy" : "missed";
+}
+
+// Best held-out accuracy over the record's epochs (NaN skipped), as best_held_accuracy.
+double twin_best_held(const std::vector<doctor::EpochView>& views) {
+  double best = 0.0;
+  for (const auto& v : views)
+    if (std::isfinite(v.held_acc)) best = std::max(best, v.held_acc);
+  return best;
+}
+
+// Per setting (a store's study/setting) and doctor: how many runs got each verdict.
+struct Tally {
+  std::map<std::string, int> verdicts;
+  int runs = 0;
+};
+
 int run_doctor(const DoctorFlags& f) {
   std::vector<doctor::DoctorKind> kinds;
   if (f.kind == "both")
@@ -80,31 +116,66 @@ int run_doctor(const DoctorFlags& f) {
   doctor::DoctorParams params;
   params.theta = f.theta;
   nlohmann::json all = nlohmann::json::array();
+  std::map<std::string, std::map<std::string, Tally>> tallies;  // group -> doctor -> tally
   for (const auto& [name, record] : load(f.path)) {
     std::vector<MonitorStats> probes;
     const auto views = doctor::record_epochs(record, probes, name);
-    nlohmann::json row{{"run", name}, {"epochs", views.size()}, {"probes", probes.size()}};
+    const bool whole = !record.value("stopped_early", false);
+    const double best = twin_best_held(views);
+    nlohmann::json row{{"run", name},
+                       {"epochs", views.size()},
+                       {"probes", probes.size()},
+                       {"twin_best_held", whole ? nlohmann::json(best) : nlohmann::json(nullptr)}};
     if (!f.json)
-      std::printf("%s: %zu epochs, %zu probed%s\n", name.c_str(), views.size(), probes.size(),
-                  probes.empty() ? " (no probes: only the loss and accuracy rules apply)" : "");
+      std::printf("%s: %zu epochs, %zu probed%s; %s\n", name.c_str(), views.size(), probes.size(),
+                  probes.empty() ? " (no probes: only the loss and accuracy rules apply)" : "",
+                  whole ? ("best held-out accuracy " + fixed(best, 4) + " (the twin)").c_str()
+                        : "stopped early: no twin");
+    const std::string group = name.substr(0, name.rfind('/'));
     for (const auto kind : kinds) {
+      const std::string kname(doctor::doctor_name(kind));
       const auto d = doctor::diagnose_record(record, kind, params, name);
-      row[std::string(doctor::doctor_name(kind))] =
-          d ? doctor::to_json(*d, kind) : nlohmann::json(nullptr);
+      const std::string verdict = twin_verdict(d.has_value(), whole, best, f.theta);
+      nlohmann::json entry = d ? doctor::to_json(*d, kind) : nlohmann::json(nullptr);
+      row[kname] = entry;
+      row[kname + "_verdict"] = verdict;
+      Tally& t = tallies[group][kname];
+      ++t.runs;
+      ++t.verdicts[verdict];
       if (f.json) continue;
       if (d)
-        std::printf("  %-11s %s (%s) after epoch %lld: %s%s\n",
-                    std::string(doctor::doctor_name(kind)).c_str(),
+        std::printf("  %-11s %s (%s) after epoch %lld: %s%s -> %s\n", kname.c_str(),
                     std::string(doctor::problem_name(d->problems.front())).c_str(),
                     std::string(doctor::problem_code(d->problems.front())).c_str(),
                     static_cast<long long>(d->epoch + 1), d->reason.c_str(),
-                    d->layer.empty() ? "" : (" [" + d->layer + "]").c_str());
+                    d->layer.empty() ? "" : (" [" + d->layer + "]").c_str(), verdict.c_str());
       else
-        std::printf("  %-11s no problem\n", std::string(doctor::doctor_name(kind)).c_str());
+        std::printf("  %-11s no problem -> %s\n", kname.c_str(), verdict.c_str());
     }
     all.push_back(row);
   }
-  if (f.json) std::cout << all.dump(1) << "\n";
+  if (f.json) {
+    std::cout << all.dump(1) << "\n";
+    return 0;
+  }
+  // A store: the verdicts per setting (a single record's line above says it all).
+  if (all.size() > 1) {
+    std::printf(
+        "\ntwin verdicts (theta %s): confirmed = diagnosed, the twin ends under theta; "
+        "false_positive = diagnosed, the twin reaches it; missed = no diagnosis, ends "
+        "under it\n%-32s %-12s %5s %9s %14s %7s %8s %8s\n",
+        fixed(f.theta, 3).c_str(), "setting", "doctor", "runs", "confirmed", "false_positive",
+        "missed", "healthy", "no_twin");
+    for (const auto& [group, by_kind] : tallies)
+      for (const auto& [kname, t] : by_kind) {
+        auto n = [&t](const char* v) {
+          const auto it = t.verdicts.find(v);
+          return it == t.verdicts.end() ? 0 : it->second;
+        };
+        std::printf("%-32s %-12s %5d %9d %14d %7d %8d %8d\n", group.c_str(), kname.c_str(), t.runs,
+                    n("confirmed"), n("false_positive"), n("missed"), n("healthy"), n("no_twin"));
+      }
+  }
   return 0;
 }
 

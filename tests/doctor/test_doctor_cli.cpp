@@ -103,12 +103,17 @@ TEST(DoctorCli, StudyMonitorIsExportedAndDrawn) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(DoctorCli, ReadsEveryRunOfAStore) {
+// Every run of a store is diagnosed and judged by its twin: a stored run that trained to
+// the end is the undoctored twin of the run a doctor would have stopped, so its best
+// held-out accuracy says whether a diagnosis was a false positive; then the verdicts per
+// setting.
+TEST(DoctorCli, ReadsEveryRunOfAStoreAndJudgesItsTwin) {
   const auto dir = temp_dir();
   const auto study = dir / "s.toml";
   std::ofstream(study) << "name = \"doc\"\nrepetitions = 2\n[experiment]\nnet = \"mlp:16\"\n"
                           "data = \"blobs\"\nepochs = 4\n[[setting]]\nname = \"slow\"\n"
-                          "vary = [\"init\"]\n[setting.experiment]\nschedule = { lr = 1e-7 }\n";
+                          "vary = [\"init\"]\n[setting.experiment]\nschedule = { lr = 1e-7 }\n"
+                          "[[setting]]\nname = \"healthy\"\nvary = [\"init\"]\n";
   const auto store = dir / "s.sqlite";
   auto r = run_detdl("study run " + study.string() + " --store " + store.string() + " --quiet");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -118,6 +123,45 @@ TEST(DoctorCli, ReadsEveryRunOfAStore) {
   EXPECT_NE(r.output.find("doc/slow/1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no probes"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("slow_convergence"), std::string::npos) << r.output;
+  // At theta 0.7 the slow runs' twins end under it (the diagnoses stand), the healthy ones
+  // reach it without a diagnosis: 2 confirmed per doctor, 2 healthy.
+  EXPECT_NE(r.output.find("doc/slow                         autotrainer      2         2"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("doc/healthy                      detdl            2         0"),
+            std::string::npos)
+      << r.output;
+  // At theta 0.1 the slow runs reach the target, and their slow-convergence diagnoses
+  // (accuracy flat over the epochs) become false positives by their twins.
+  r = run_detdl("doctor " + store.string() + " --theta 0.1 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto runs = nlohmann::json::parse(r.output);
+  int checked = 0;
+  for (const auto& row : runs) {
+    if (row["run"].get<std::string>().rfind("doc/slow/", 0) != 0) continue;
+    EXPECT_GE(row["twin_best_held"].get<double>(), 0.1) << row.dump();
+    EXPECT_EQ(row["detdl_verdict"], "false_positive") << row.dump();
+    EXPECT_EQ(row["autotrainer_verdict"], "false_positive") << row.dump();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+  std::filesystem::remove_all(dir);
+}
+
+// A record cut short at a diagnosis is no twin: its verdict says so.
+TEST(DoctorCli, AStoppedRecordHasNoTwin) {
+  const auto dir = temp_dir();
+  const auto rec = dir / "stopped.json";
+  auto r = run_detdl(
+      "train --net mlp --data blobs --epochs 10 --lr 1e-6 --quiet --doctor detdl "
+      "--record " +
+      rec.string() + " --force");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_detdl("doctor " + rec.string() + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto row = nlohmann::json::parse(r.output).at(0);
+  EXPECT_TRUE(row["twin_best_held"].is_null()) << row.dump();
+  EXPECT_EQ(row["detdl_verdict"], "no_twin") << row.dump();
   std::filesystem::remove_all(dir);
 }
 
