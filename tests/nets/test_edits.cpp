@@ -107,7 +107,9 @@ TEST(NetEdits, InitialisersOfHiddenLayersOnly) {
     const bool bias = p.tensor.ndim() == 1;
     for (float x : v) {
       if (output) {
-        if (bias) EXPECT_EQ(x, 0.0f) << p.name;  // Keras's default: zeros
+        if (bias) {
+          EXPECT_EQ(x, 0.0f) << p.name;  // Keras's default: zeros
+        }
       } else {
         EXPECT_EQ(x, bias ? -3.0f : 0.0f) << p.name;
       }
