@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
@@ -11,9 +12,14 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string fmt(const char* f, double a, double b = 0.0, double c = 0.0) {
+// printf-style, checked by the compiler: a count of %-conversions that differs from the
+// arguments is a build warning, not garbage in a diagnosis.
+__attribute__((format(printf, 1, 2))) std::string fmt(const char* f, ...) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, f, a, b, c);
+  va_list args;
+  va_start(args, f);
+  std::vsnprintf(buf, sizeof buf, f, args);
+  va_end(args);
   return buf;
 }
 
@@ -93,6 +99,12 @@ double max_rise(const std::vector<double>& a) {
   return best;
 }
 
+double max_change(const std::vector<double>& a) {
+  double best = 0.0;
+  for (std::size_t i = 0; i + 1 < a.size(); ++i) best = std::max(best, std::fabs(a[i + 1] - a[i]));
+  return best;
+}
+
 Doctor::Doctor(DoctorKind kind, std::int64_t total_epochs, DoctorParams params)
     : kind_(kind), total_epochs_(total_epochs), p_(params) {
   if (total_epochs < 1) throw std::invalid_argument("doctor: the epoch budget must be at least 1");
@@ -126,7 +138,15 @@ void Doctor::loss_features(std::int64_t epochs_seen) {
   const double best_held = *std::max_element(held_acc_.begin(), held_acc_.end());
   const double best_train = *std::max_element(train_acc_.begin(), train_acc_.end());
   if (best_held < p_.theta || best_train < p_.theta) not_converge_ = true;
-  if (max_rise(held_acc_) < p_.delta && max_rise(train_acc_) < p_.delta) slow_ = true;
+  if (kind_ == DoctorKind::autotrainer) {
+    if (max_rise(held_acc_) < p_.delta && max_rise(train_acc_) < p_.delta) slow_ = true;
+  } else if (epochs_seen >= 3 && max_change(held_acc_) < p_.delta &&
+             max_change(train_acc_) < p_.delta) {
+    // detdl: a stalled run, seen over two epoch-to-epoch changes at least. AutoTrainer's
+    // rule counts rises only, so a run whose accuracy falls by 15 points in one epoch (an
+    // oscillation's first swing) is "slow" to it; one change is not a trend either.
+    slow_ = true;
+  }
 }
 
 std::optional<Diagnosis> Doctor::check_autotrainer(const EpochView& e) {
@@ -144,8 +164,7 @@ std::optional<Diagnosis> Doctor::check_autotrainer(const EpochView& e) {
         if (ratio < p_.beta1 && kernel.front() < p_.beta2) {
           if (vanish_++ == 0)
             vanish_why_ = fmt("gradient ratio %.3g < %.3g and first gradient norm %.3g < %.3g",
-                              ratio, p_.beta1, kernel.front()) +
-                          fmt(" (beta2 %.3g)", p_.beta2);
+                              ratio, p_.beta1, kernel.front(), p_.beta2);
         }
         if (ratio > p_.beta3 && explode_++ == 0)
           explode_why_ = fmt("gradient ratio %.3g > %.3g", ratio, p_.beta3);

@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/cuda/check.h"
+
 namespace detdl::cuda {
 
 struct AllocatorStats {
@@ -79,10 +81,25 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_) { o.ptr_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
   T* get() const { return ptr_; }
 
  private:
   T* ptr_;
 };
+
+// Scratch holding a copy of `host` (a host-drawn order or rank table) for `stream`. The
+// source is pageable, so cudaMemcpyAsync returns once the bytes are staged (the runtime
+// API's synchronisation rules for pageable host->device copies): `host` may die at once,
+// and no stream synchronisation is needed.
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& host, cudaStream_t stream) {
+  DeviceBuffer<T> d(host.empty() ? 1 : host.size(), stream);
+  if (!host.empty())
+    DETDL_CUDA_CHECK(cudaMemcpyAsync(d.get(), host.data(), host.size() * sizeof(T),
+                                     cudaMemcpyHostToDevice, stream));
+  return d;
+}
 
 }  // namespace detdl::cuda

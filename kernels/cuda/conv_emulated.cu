@@ -147,9 +147,7 @@ void conv2d_backward_data(const EmulatedGemmPlan* plan, const std::int32_t* tap_
     std::copy(tap_order, tap_order + T, host.begin());
   else
     std::iota(host.begin(), host.end(), 0);
-  DeviceBuffer<std::int32_t> order(host.size(), stream);
-  DETDL_CUDA_CHECK(cudaMemcpyAsync(order.get(), host.data(), host.size() * sizeof(std::int32_t),
-                                   cudaMemcpyHostToDevice, stream));
+  const DeviceBuffer<std::int32_t> order = upload(host, stream);
   // dcols (taps, P) = W^T (taps, O) * dY (O, P) per tile of samples, dY read in place.
   const tiles::Dense a{w, taps, taps, false, tiles::aligned16(w, taps)};
   const i64 per_position = taps * (S > 1 ? S + 1 : 1);

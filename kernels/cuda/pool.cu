@@ -2,6 +2,7 @@
 #include "kernels/cuda/pool.h"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -191,21 +192,16 @@ namespace {
 // output j), on the device; empty (null) where the canonical order runs: canonical drawn,
 // or no overlapping windows (every input then has at most one contribution).
 struct ArrivalRanks {
-  DeviceBuffer<std::int32_t> rank;
-  bool used;
-  ArrivalRanks(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s, cudaStream_t stream)
-      : rank(static_cast<std::size_t>(s.OH * s.OW), stream),
-        used(order == ScatterOrder::arrival && pool_windows_overlap(s)) {
-    if (!used) return;
+  std::optional<DeviceBuffer<std::int32_t>> rank;  // only where the order is drawn
+  ArrivalRanks(ScatterOrder order, const ImplDraw& d, const Pool2dShape& s, cudaStream_t stream) {
+    if (order != ScatterOrder::arrival || !pool_windows_overlap(s)) return;
     const std::vector<i64> perm = pool_arrival_order(d, s);
     std::vector<std::int32_t> host(perm.size());
     for (std::size_t q = 0; q < perm.size(); ++q)
       host[static_cast<std::size_t>(perm[q])] = static_cast<std::int32_t>(q);
-    DETDL_CUDA_CHECK(cudaMemcpyAsync(rank.get(), host.data(), host.size() * sizeof(std::int32_t),
-                                     cudaMemcpyHostToDevice, stream));
-    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));  // `host` dies at the return
+    rank.emplace(upload(host, stream));
   }
-  const std::int32_t* get() const { return used ? rank.get() : nullptr; }
+  const std::int32_t* get() const { return rank ? rank->get() : nullptr; }
 };
 
 }  // namespace

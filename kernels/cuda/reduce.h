@@ -51,6 +51,7 @@ float sum_all(const SumOrder& order, std::int64_t n, const float* x, cudaStream_
 
 #if defined(__CUDACC__) || defined(DETDL_CUDA_HOST)
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -292,19 +293,11 @@ void shaped_reduce(const SumOrder& order, std::uint32_t which, std::int64_t outs
     }
     DETDL_CUDA_CHECK_LAUNCH("shaped_block_tree");
   }
-  DeviceBuffer<std::int64_t> arrival(static_cast<std::size_t>(std::max<std::int64_t>(1, segments)),
-                                     stream);
-  if (atomic) {
-    const std::vector<std::int64_t> host = order.arrival(length, which);
-    if (!host.empty())
-      DETDL_CUDA_CHECK(cudaMemcpyAsync(arrival.get(), host.data(),
-                                       host.size() * sizeof(std::int64_t), cudaMemcpyHostToDevice,
-                                       stream));
-    // The host vector must outlive the copy: wait for it (emulation is not the fast path).
-    DETDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-  }
+  // block_atomic's arrival order, drawn per sum (the other shapes read none).
+  std::optional<DeviceBuffer<std::int64_t>> arrival;
+  if (atomic) arrival.emplace(upload(order.arrival(length, which), stream));
   DETDL_LAUNCH(grid_for(outs), kReduceBlock, 0, stream, shaped_finish)
-  (outs, segments, partials.get(), atomic ? arrival.get() : nullptr, post);
+  (outs, segments, partials.get(), arrival ? arrival->get() : nullptr, post);
   DETDL_CUDA_CHECK_LAUNCH("shaped_finish");
 }
 
