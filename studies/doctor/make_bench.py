@@ -10,8 +10,12 @@ problem's, and three healthy ones:
                       updates grow until the loss is NaN
   dying_relu          ReLU layers whose biases start at -3: most units start (and stay)
                       silent, so their weights get no gradient
-  oscillating_loss    sigmoid layers, SGD 0.5 with momentum 0.99: steps far too long for
-                      the valley, so the accuracy swings from epoch to epoch
+  oscillating_loss    cyclic rates: Adam at 1e-3 and F x 1e-3 in turn, epoch by epoch
+                      (starting low): each high-rate epoch throws the net out of the
+                      valley the low-rate epoch found, so the training accuracy swings.
+                      tanh units, which cannot die at the high rate (banana: ReLU, whose
+                      tanh nets stay under its target in 20 epochs); F per data set, the
+                      band between swings under AutoTrainer's 3% and a dead net
   slow_convergence    SGD 1e-5: every epoch changes the accuracy by less than 1%
   healthy             Adam 1e-3 (ReLU, and tanh), SGD 0.01 with momentum 0.9 (ReLU)
 
@@ -19,25 +23,31 @@ Usage: python3 studies/doctor/make_bench.py [--probe] > studies/doctor/bench.tom
 """
 import sys
 
-# data set, epochs, batch size, accuracy target
+# data set, epochs, batch size, accuracy target, the oscillation case's (activation, F)
 DATA = [
-    ("mnist", 6, 128, 0.7),
-    ("fashion-mnist", 6, 128, 0.7),
-    ("splice", 20, 32, 0.7),
-    ("nursery", 20, 32, 0.7),
-    ("adult", 10, 64, 0.8),  # 76% of its rows are one class
-    ("connect_4", 8, 128, 0.7),
-    ("banana", 20, 32, 0.7),
-    ("wine_quality_white", 20, 32, 0.5),  # its best dense nets reach about 0.55
+    ("mnist", 6, 128, 0.7, ("tanh", 50)),
+    ("fashion-mnist", 6, 128, 0.7, ("tanh", 50)),
+    ("splice", 20, 32, 0.7, ("tanh", 100)),
+    ("nursery", 20, 32, 0.7, ("tanh", 100)),
+    ("adult", 10, 64, 0.8, ("tanh", 100)),  # 76% of its rows are one class
+    ("connect_4", 8, 128, 0.7, ("tanh", 100)),
+    ("banana", 20, 32, 0.7, ("relu", 40)),
+    ("wine_quality_white", 20, 32, 0.5, ("tanh", 50)),  # its best dense nets reach about 0.55
 ]
 
 SGD = '{ kind = "sgd", momentum = 0.0, keras_form = true }'
 SGD_M = '{ kind = "sgd", momentum = 0.9, keras_form = true }'
-SGD_MM = '{ kind = "sgd", momentum = 0.99, keras_form = true }'
 ADAM = '{ kind = "adam", keras_form = true, eps = 1e-7 }'
 
 
-def cases(data, epochs, batch, theta):
+def cyclic(epochs, factor):
+    """A piecewise schedule: the base rate on even epochs, factor x it on odd ones."""
+    milestones = ", ".join(str(e) for e in range(1, epochs))
+    factors = ", ".join(str(factor if e % 2 else 1) for e in range(1, epochs))
+    return f'{{ kind = "piecewise", lr = 0.001, milestones = [{milestones}], factors = [{factors}] }}'
+
+
+def cases(data, epochs, batch, theta, ol):
     short = data.replace("_", "-").replace("wine-quality-white", "wine").replace("fashion-mnist", "fashion")
     base = f'data = "{data}", epochs = {epochs}, batch_size = {batch}'
     yield (f"vg-{short}", "vanishing_gradient", theta,
@@ -46,8 +56,11 @@ def cases(data, epochs, batch, theta):
            "ELU layers, SGD 3.0 with momentum 0.9", f'net = "dense:4:64:elu", {base}, optimizer = {SGD_M}, schedule = {{ lr = 3.0 }}')
     yield (f"dr-{short}", "dying_relu", theta,
            "ReLU layers with biases starting at -3", f'net = "dense:3:64", {base}, optimizer = {SGD_M}, schedule = {{ lr = 0.01 }}, edits = {{ bias_init = "constant:-3" }}')
+    act, factor = ol
+    net = "dense:2:64" + ("" if act == "relu" else f":{act}")
     yield (f"ol-{short}", "oscillating_loss", theta,
-           "sigmoid layers, SGD 0.5 with momentum 0.99", f'net = "dense:2:64:sigmoid", {base}, optimizer = {SGD_MM}, schedule = {{ lr = 0.5 }}')
+           f"{act} layers, Adam at 1e-3 and {factor}e-3 in turn by epoch",
+           f'net = "{net}", {base}, optimizer = {ADAM}, schedule = {cyclic(epochs, factor)}')
     yield (f"sc-{short}", "slow_convergence", theta,
            "plain SGD at 1e-5", f'net = "dense:2:64", {base}, optimizer = {SGD}, schedule = {{ lr = 1e-5 }}')
     yield (f"ok-adam-{short}", "healthy", theta,
