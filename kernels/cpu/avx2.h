@@ -16,6 +16,32 @@ inline __m256i first_lanes(std::int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n));
 }
 
+// Stores the first n lanes of v at p (n in [1, 8]), touching nothing past them: 16-, 8-
+// and 4-byte stores. A masked store (vmaskmovps) does the same in one instruction, but
+// costs about 5x a plain store on AMD Zen 3 (measured: 4.4-6.3 ns against 1.0), and the
+// edges of narrow tiles store one per row.
+inline void store_first(float* p, __m256 v, std::int64_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  __m128 h = _mm256_castps256_ps128(v);
+  if (n >= 4) {
+    _mm_storeu_ps(p, h);
+    h = _mm256_extractf128_ps(v, 1);
+    p += 4, n -= 4;
+  }
+  if (n >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+    h = _mm_movehl_ps(h, h);
+    p += 2, n -= 2;
+  }
+  if (n >= 1) _mm_store_ss(p, h);
+}
+inline void store_first(std::int32_t* p, __m256i v, std::int64_t n) {
+  store_first(reinterpret_cast<float*>(p), _mm256_castsi256_ps(v), n);
+}
+
 // Transposes an 8x8 block: rows r[0..7] (8 floats each) become columns.
 inline void transpose8(__m256 r[8]) {
   __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);

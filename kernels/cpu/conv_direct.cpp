@@ -78,17 +78,15 @@ WeightScratch& weight_scratch() {
 inline void copy_row(float* dst, const float* src, i64 n) {
   i64 i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
-  if (i < n) {  // the last 1..7 floats: masked (a masked load reads nothing past them)
-    const __m256i m = avx2::first_lanes(n - i);
-    _mm256_maskstore_ps(dst + i, m, _mm256_maskload_ps(src + i, m));
-  }
+  if (i < n)  // the last 1..7 floats: a masked load reads nothing past them
+    avx2::store_first(dst + i, _mm256_maskload_ps(src + i, avx2::first_lanes(n - i)), n - i);
 }
 
 // Zeros n floats (short runs, like copy_row).
 inline void zero_row(float* dst, i64 n) {
   i64 i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_setzero_ps());
-  if (i < n) _mm256_maskstore_ps(dst + i, avx2::first_lanes(n - i), _mm256_setzero_ps());
+  if (i < n) avx2::store_first(dst + i, _mm256_setzero_ps(), n - i);
 }
 
 // dst[q] = src[q + q0] where 0 <= q + q0 < len, +0.0f elsewhere, for q < n. The in-range

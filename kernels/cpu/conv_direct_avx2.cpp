@@ -17,12 +17,7 @@ struct V {
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static void store(float* p, reg v, std::int64_t n) {
-    if (n >= lanes)
-      _mm256_storeu_ps(p, v);
-    else
-      _mm256_maskstore_ps(p, avx2::first_lanes(n), v);
-  }
+  static void store(float* p, reg v, std::int64_t n) { avx2::store_first(p, v, n); }
   // No paired tiles with 8 lanes; these only let the shared template compile.
   static constexpr bool pairs = false;
   static reg load_pair(const float* p, std::int64_t) { return loadu(p); }

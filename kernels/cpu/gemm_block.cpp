@@ -185,9 +185,9 @@ void micro_6xn(i64 kc, const float* __restrict a, const float* __restrict b, flo
   for (int r = 0; r < kMR; ++r) {
     if (kTwo) {
       _mm256_storeu_ps(c + r * ldc, c0[r]);
-      _mm256_maskstore_ps(c + r * ldc + 8, mask, c1[r]);
+      avx2::store_first(c + r * ldc + 8, c1[r], last);
     } else {
-      _mm256_maskstore_ps(c + r * ldc, mask, c0[r]);
+      avx2::store_first(c + r * ldc, c0[r], last);
     }
   }
 }

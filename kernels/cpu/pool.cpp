@@ -71,9 +71,8 @@ void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std:
             _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(iv), take));
       }
     }
-    const __m256i mo = avx2::first_lanes(n);
-    _mm256_maskstore_ps(y + ow, mo, best);
-    _mm256_maskstore_epi32(at + ow, mo, idx);
+    avx2::store_first(y + ow, best, n);
+    avx2::store_first(at + ow, idx, n);
   }
 }
 
