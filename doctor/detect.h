@@ -125,8 +125,6 @@ class Doctor {
 std::int64_t oscillation_pairs(const std::vector<double>& series, double zeta, bool relative);
 // AutoTrainer's max_delta_acc: the largest rise from one epoch to the next (0 if none).
 double max_rise(const std::vector<double>& series);
-// detdl's stall measure: the largest change from one epoch to the next, either way.
-double max_change(const std::vector<double>& series);
 
 // The epochs of a run record (docs/cli.md, "Run records") as the doctor sees them; the
 // probes are read into `probes` (which the views point into). Throws std::invalid_argument
