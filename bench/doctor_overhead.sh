@@ -2,7 +2,9 @@
 # What the training monitor costs (issue 14: free when off, at most 2% of an epoch when on).
 # Healthy runs of three nets, each trained REPS times in an alternating order without the
 # monitor, with AutoTrainer's schedule (--monitor 3: a probe after epochs 1, 4, 7, ...) and
-# with detdl's (--monitor 1: every epoch); the figure is the whole run's wall time (training,
+# with every epoch probed (--monitor 1), and under `--doctor detdl --doctor-watch` (detdl's
+# doctor: its probes spaced so that they cost at most 2% of the steps, engine/monitor.h's
+# budget; BUTTER's 16-step epochs are probed every 5th epoch); the figure is the whole run's wall time (training,
 # evaluation and probes: what the monitor adds is its probes), the fastest of REPS, and the
 # probes' own seconds from the records. With PREV=path/to/an/older/detdl (one built before
 # the monitor existed) it also times that binary: "free when off" is the off row against it.
@@ -23,11 +25,12 @@ for spec in "${nets[@]}"; do
   name=${spec%%|*}
   flags=${spec#*|}
   for r in $(seq 1 "$REPS"); do
-    for arm in off at detdl prev; do
+    for arm in off at detdl doctor prev; do
       case $arm in
         off) extra=(); bin=$DETDL ;;
         at) extra=(--monitor 3); bin=$DETDL ;;
         detdl) extra=(--monitor 1); bin=$DETDL ;;
+        doctor) extra=(--doctor detdl --doctor-watch); bin=$DETDL ;;
         prev) [ -n "${PREV:-}" ] || continue; extra=(); bin=$PREV ;;
       esac
       t0=$(date +%s.%N)
@@ -57,7 +60,7 @@ print("|---|---|---|---|---|")
 names = sorted({k[0] for k in best}, key=lambda n: list(best).index((n, "off")))
 for name in names:
     off = best[(name, "off")]
-    for arm, label in [("prev", "before the monitor existed"), ("off", "off"), ("at", "every 3 epochs (autotrainer)"), ("detdl", "every epoch (detdl)")]:
+    for arm, label in [("prev", "before the monitor existed"), ("off", "off"), ("at", "every 3 epochs (autotrainer)"), ("detdl", "every epoch"), ("doctor", "detdl's doctor (probes within 2% of the steps)")]:
         if (name, arm) not in best:
             continue
         print(f"| {name} | {label} | {best[(name, arm)]:.2f} | {best[(name, arm)] / off:.3f} | {probes(name, arm):.3f} |")

@@ -125,15 +125,24 @@ json run_bench_case(const Bench& b, const BenchCase& c, const BenchOptions& o) {
   params.theta = c.theta > 0.0 ? c.theta : b.theta;
   const double theta = params.theta;
   const std::int64_t epochs = c.experiment.epochs;
-  // The twin: the full budget, probed every epoch, both doctors watching.
+  // The twin: the full budget, probed every epoch, both doctors watching. Each doctor sees
+  // the probes of its own schedule only (DoctorParams::monitor), as it would live.
   Doctor at(DoctorKind::autotrainer, epochs, params), dd(DoctorKind::detdl, epochs, params);
   nets::RunOptions ro;
   ro.monitor.every = 1;
+  std::int64_t steps_per_epoch = 0;
+  ro.on_start = [&](const data::DataBundle& bundle, const nets::NetSpec&) {
+    const std::int64_t rows = bundle.train.size(), batch = c.experiment.batch_size;
+    steps_per_epoch = (rows + batch - 1) / batch;
+  };
   double probe_seconds = 0.0, epoch_seconds = 0.0;
   ro.stop_after_epoch = [&](const EpochStats& s) {
-    const EpochView v = epoch_view(s);
-    at.observe(v);
-    dd.observe(v);
+    for (const auto& [kind, doctor] : {std::pair<DoctorKind, Doctor*>{DoctorKind::autotrainer, &at},
+                                       std::pair<DoctorKind, Doctor*>{DoctorKind::detdl, &dd}}) {
+      EpochView v = epoch_view(s);
+      if (!params.monitor(kind).probes(s.epoch, steps_per_epoch)) v.probe = nullptr;
+      doctor->observe(v);
+    }
     if (s.monitor) probe_seconds += s.monitor->seconds;
     epoch_seconds += s.seconds;
     return false;  // watching

@@ -65,6 +65,19 @@ struct DoctorParams {
   std::int64_t check_every(DoctorKind k) const {
     return every > 0 ? every : k == DoctorKind::autotrainer ? 3 : 1;
   }
+  // detdl's probes cost at most this share of the training (MonitorConfig::budget): on
+  // short epochs (BUTTER's 16 steps) they are spaced out, while the loss and accuracy rules
+  // still check every epoch. AutoTrainer's doctor probes at its own checks (every third
+  // epoch) as published; so does an explicit `every`.
+  double probe_budget = 0.02;
+  // The monitor that feeds a doctor of kind k.
+  MonitorConfig monitor(DoctorKind k) const {
+    MonitorConfig m;
+    m.every = check_every(k);
+    m.rows = 0;  // AutoTrainer's: the first batch_size training rows
+    m.budget = k == DoctorKind::detdl && every == 0 ? probe_budget : 0.0;
+    return m;
+  }
 };
 
 // One epoch as the doctor sees it. held_*: the validation set's (or the test set's when the

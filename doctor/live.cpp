@@ -31,8 +31,7 @@ LiveDoctor::LiveDoctor(const nets::Experiment& e, DoctorOptions o)
     : o_(o), doctor_(o.kind, e.epochs, o.params) {}
 
 void LiveDoctor::attach(nets::RunOptions& ro) {
-  ro.monitor.every = o_.params.check_every(o_.kind);
-  ro.monitor.rows = 0;  // AutoTrainer's: the first batch_size training rows
+  ro.monitor = o_.params.monitor(o_.kind);
   auto before = std::move(ro.stop_after_epoch);
   ro.stop_after_epoch = [this, before](const EpochStats& s) {
     const bool stop_before = before && before(s);
@@ -46,6 +45,7 @@ nlohmann::json LiveDoctor::record_entry() const {
                    {"stop", o_.stop},
                    {"theta", o_.params.theta},
                    {"check_every", o_.params.check_every(o_.kind)},
+                   {"probe_budget", o_.params.monitor(o_.kind).budget},
                    {"features", doctor_.features()}};
   j["diagnosis"] = diagnosis() ? to_json(*diagnosis(), o_.kind) : nlohmann::json(nullptr);
   return j;

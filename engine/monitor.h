@@ -13,6 +13,7 @@
 // dropped afterwards, and the next step starts as it would have. A run with the monitor on
 // has the weight hash of the same run with it off (tests/engine/test_monitor.cpp).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,8 +37,26 @@ struct MonitorConfig {
   // forwards of their own (no gradient) in pieces of the probe's size. A unit silent on one
   // small batch may live on the others; 256 rows keep the count honest.
   std::int64_t dead_rows = 256;
+  // > 0: the probes' cost is held under this share of the training. A probe costs about
+  // kProbeSteps training steps (a gradient on one batch, the dead-unit forwards, the norms;
+  // bench/RESULTS.md, "The training monitor's cost"), so the probes are spaced to every
+  // max(every, ceil(kProbeSteps / (budget x steps per epoch))) epochs: BUTTER's 16-step
+  // epochs at 0.02 are probed every 5th epoch, MNIST's 469-step ones every epoch. A
+  // function of the run's shape, never of its timing, so a doctored run's bits stay fixed.
+  double budget = 0.0;
+  static constexpr double kProbeSteps = 1.5;
   bool on() const { return every > 0; }
-  bool probes(std::int64_t epoch) const { return every > 0 && epoch % every == 0; }
+  // The epochs between probes for a run of `steps_per_epoch` steps (0: off).
+  std::int64_t spacing(std::int64_t steps_per_epoch) const {
+    if (every <= 0) return 0;
+    if (!(budget > 0.0) || steps_per_epoch <= 0) return every;
+    const double need = std::ceil(kProbeSteps / (budget * static_cast<double>(steps_per_epoch)));
+    return need > static_cast<double>(every) ? static_cast<std::int64_t>(need) : every;
+  }
+  bool probes(std::int64_t epoch, std::int64_t steps_per_epoch) const {
+    const std::int64_t s = spacing(steps_per_epoch);
+    return s > 0 && epoch % s == 0;
+  }
 };
 
 struct ParamProbe {

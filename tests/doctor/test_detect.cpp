@@ -287,5 +287,45 @@ TEST(LiveDoctor, ADiagnosisStopsTheRunAtItsEpoch) {
   EXPECT_FALSE(out.record["epochs"][1].contains("monitor"));
 }
 
+// detdl's probes cost at most 2% of the training: on short epochs they are spaced out (a
+// function of the run's shape only), and the record carries them at those epochs.
+TEST(LiveDoctor, DetdlSpacesItsProbesOnShortEpochs) {
+  MonitorConfig m;
+  m.every = 1;
+  m.budget = 0.02;  // a probe is about 1.5 steps: 1.5 / (0.02 x S) epochs apart
+  EXPECT_EQ(m.spacing(16), 5);
+  EXPECT_EQ(m.spacing(50), 2);
+  EXPECT_EQ(m.spacing(469), 1);
+  m.every = 3;  // never closer than `every`
+  EXPECT_EQ(m.spacing(469), 3);
+  EXPECT_EQ(m.spacing(16), 5);
+  m.budget = 0.0;
+  EXPECT_EQ(m.spacing(16), 3);
+  m.every = 0;
+  EXPECT_EQ(m.spacing(16), 0);
+  DoctorParams p;
+  EXPECT_EQ(p.monitor(DoctorKind::autotrainer).budget, 0.0);  // AutoTrainer's schedule
+  EXPECT_EQ(p.monitor(DoctorKind::detdl).budget, 0.02);
+  p.every = 2;
+  EXPECT_EQ(p.monitor(DoctorKind::detdl).budget, 0.0);  // an explicit schedule is kept
+
+  const nets::Experiment e = mlp_run(0.01f);
+  DoctorOptions o;
+  o.kind = DoctorKind::detdl;
+  o.stop = false;
+  LiveDoctor live(e, o);
+  nets::RunOptions ro;
+  live.attach(ro);
+  const nets::RunOutput out = nets::run_experiment(e, ro);
+  const auto epochs = static_cast<std::int64_t>(out.result.epochs.size());
+  ASSERT_EQ(epochs, e.epochs);
+  const std::int64_t steps = out.result.steps / epochs;
+  const std::int64_t every = o.params.monitor(DoctorKind::detdl).spacing(steps);
+  EXPECT_GT(every, 1) << steps << " steps per epoch";
+  for (std::int64_t i = 0; i < epochs; ++i)
+    EXPECT_EQ(out.record["epochs"][i].contains("monitor"), i % every == 0) << "epoch " << i;
+  EXPECT_EQ(live.record_entry()["probe_budget"], 0.02);
+}
+
 }  // namespace
 }  // namespace detdl::doctor
