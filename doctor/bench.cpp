@@ -140,7 +140,8 @@ json run_bench_case(const Bench& b, const BenchCase& c, const BenchOptions& o) {
     for (const auto& [kind, doctor] : {std::pair<DoctorKind, Doctor*>{DoctorKind::autotrainer, &at},
                                        std::pair<DoctorKind, Doctor*>{DoctorKind::detdl, &dd}}) {
       EpochView v = epoch_view(s);
-      if (!params.monitor(kind).probes(s.epoch, steps_per_epoch)) v.probe = nullptr;
+      if (!params.monitor(kind).probes(s.epoch, steps_per_epoch, c.experiment.batch_size))
+        v.probe = nullptr;
       doctor->observe(v);
     }
     if (s.monitor) probe_seconds += s.monitor->seconds;

@@ -37,24 +37,33 @@ struct MonitorConfig {
   // forwards of their own (no gradient) in pieces of the probe's size. A unit silent on one
   // small batch may live on the others; 256 rows keep the count honest.
   std::int64_t dead_rows = 256;
-  // > 0: the probes' cost is held under this share of the training. A probe costs about
-  // kProbeSteps training steps (a gradient on one batch, the dead-unit forwards, the norms;
-  // bench/RESULTS.md, "The training monitor's cost"), so the probes are spaced to every
-  // max(every, ceil(kProbeSteps / (budget x steps per epoch))) epochs: BUTTER's 16-step
-  // epochs at 0.02 are probed every 5th epoch, MNIST's 469-step ones every epoch. A
-  // function of the run's shape, never of its timing, so a doctored run's bits stay fixed.
+  // > 0: the probes' cost is held under this share of the training, by spacing them to
+  // every max(every, ceil(probe_steps(batch) / (budget x steps per epoch))) epochs: at
+  // 0.02, BUTTER's 16-step epochs of 256 rows are probed every 5th epoch, a 100-step epoch
+  // of 32 rows every 2nd, MNIST's 469 steps of 128 every epoch. A function of the run's
+  // shape, never of its timing, so a doctored run's bits stay fixed.
   double budget = 0.0;
-  static constexpr double kProbeSteps = 1.5;
   bool on() const { return every > 0; }
-  // The epochs between probes for a run of `steps_per_epoch` steps (0: off).
-  std::int64_t spacing(std::int64_t steps_per_epoch) const {
+  // A probe's cost in training steps of `batch` rows: the gradient on the probe rows (a
+  // step's work per row), the dead-unit forwards (about a third of a step's work per row)
+  // and the norms and weight snapshot (about a fifth of a step): 1.5 steps at batch 256
+  // (measured, bench/RESULTS.md "The training monitor's cost"), 3.9 at batch 32.
+  double probe_steps(std::int64_t batch) const {
+    const double b = static_cast<double>(batch > 0 ? batch : 1);
+    const double grad = static_cast<double>(rows > 0 ? rows : batch);
+    const double dead = dead_rows > grad ? static_cast<double>(dead_rows) : grad;
+    return (grad + dead / 3.0) / b + 0.2;
+  }
+  // The epochs between probes for a run of `steps_per_epoch` steps of `batch` rows (0: off).
+  std::int64_t spacing(std::int64_t steps_per_epoch, std::int64_t batch) const {
     if (every <= 0) return 0;
     if (!(budget > 0.0) || steps_per_epoch <= 0) return every;
-    const double need = std::ceil(kProbeSteps / (budget * static_cast<double>(steps_per_epoch)));
+    const double need =
+        std::ceil(probe_steps(batch) / (budget * static_cast<double>(steps_per_epoch)));
     return need > static_cast<double>(every) ? static_cast<std::int64_t>(need) : every;
   }
-  bool probes(std::int64_t epoch, std::int64_t steps_per_epoch) const {
-    const std::int64_t s = spacing(steps_per_epoch);
+  bool probes(std::int64_t epoch, std::int64_t steps_per_epoch, std::int64_t batch) const {
+    const std::int64_t s = spacing(steps_per_epoch, batch);
     return s > 0 && epoch % s == 0;
   }
 };

@@ -401,7 +401,8 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     const std::int64_t epoch = step / spe, first = (step % spe) * cfg_.batch_size;
     if (order_epoch != epoch) order = epoch_order(n, cfg_, order_epoch = epoch);
     // The update ratios' reference: the weights as this epoch starts (a resumed epoch has none).
-    if (first == 0 && cfg_.monitor.probes(epoch, spe)) epoch_start = snapshot_parameters(model_);
+    if (first == 0 && cfg_.monitor.probes(epoch, spe, cfg_.batch_size))
+      epoch_start = snapshot_parameters(model_);
     const float loss = train_step(train, order.data() + first, std::min(cfg_.batch_size, n - first),
                                   step, epoch, prog);
     if (!std::isfinite(loss)) ++result.nonfinite_loss_steps;
@@ -422,7 +423,7 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
                                               : st.train_loss;
         plateau_.update(cfg_.plateau, plateau_.apply(cfg_.schedule.lr(epoch)), held);
       }
-      if (cfg_.monitor.probes(epoch, spe)) {
+      if (cfg_.monitor.probes(epoch, spe, cfg_.batch_size)) {
         result.epochs.back().monitor = std::make_shared<const MonitorStats>(
             probe_model(model_, cfg_, cfg_.monitor, train, epoch, epoch_start));
         epoch_start.clear();

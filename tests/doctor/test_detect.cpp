@@ -292,17 +292,20 @@ TEST(LiveDoctor, ADiagnosisStopsTheRunAtItsEpoch) {
 TEST(LiveDoctor, DetdlSpacesItsProbesOnShortEpochs) {
   MonitorConfig m;
   m.every = 1;
-  m.budget = 0.02;  // a probe is about 1.5 steps: 1.5 / (0.02 x S) epochs apart
-  EXPECT_EQ(m.spacing(16), 5);
-  EXPECT_EQ(m.spacing(50), 2);
-  EXPECT_EQ(m.spacing(469), 1);
-  m.every = 3;  // never closer than `every`
-  EXPECT_EQ(m.spacing(469), 3);
-  EXPECT_EQ(m.spacing(16), 5);
+  m.budget = 0.02;  // a probe of P steps: P / (0.02 x S) epochs apart
+  EXPECT_NEAR(m.probe_steps(256), (256.0 + 256.0 / 3) / 256 + 0.2, 1e-12);  // 1.53
+  EXPECT_NEAR(m.probe_steps(32), (32.0 + 256.0 / 3) / 32 + 0.2, 1e-12);     // 3.87
+  EXPECT_EQ(m.spacing(16, 256), 5);                                         // BUTTER's wine epochs
+  EXPECT_EQ(m.spacing(50, 256), 2);
+  EXPECT_EQ(m.spacing(80, 32), 3);    // small batches: the dead-unit forwards weigh more
+  EXPECT_EQ(m.spacing(469, 128), 1);  // MNIST
+  m.every = 3;                        // never closer than `every`
+  EXPECT_EQ(m.spacing(469, 128), 3);
+  EXPECT_EQ(m.spacing(16, 256), 5);
   m.budget = 0.0;
-  EXPECT_EQ(m.spacing(16), 3);
+  EXPECT_EQ(m.spacing(16, 256), 3);
   m.every = 0;
-  EXPECT_EQ(m.spacing(16), 0);
+  EXPECT_EQ(m.spacing(16, 256), 0);
   DoctorParams p;
   EXPECT_EQ(p.monitor(DoctorKind::autotrainer).budget, 0.0);  // AutoTrainer's schedule
   EXPECT_EQ(p.monitor(DoctorKind::detdl).budget, 0.02);
@@ -320,7 +323,7 @@ TEST(LiveDoctor, DetdlSpacesItsProbesOnShortEpochs) {
   const auto epochs = static_cast<std::int64_t>(out.result.epochs.size());
   ASSERT_EQ(epochs, e.epochs);
   const std::int64_t steps = out.result.steps / epochs;
-  const std::int64_t every = o.params.monitor(DoctorKind::detdl).spacing(steps);
+  const std::int64_t every = o.params.monitor(DoctorKind::detdl).spacing(steps, e.batch_size);
   EXPECT_GT(every, 1) << steps << " steps per epoch";
   for (std::int64_t i = 0; i < epochs; ++i)
     EXPECT_EQ(out.record["epochs"][i].contains("monitor"), i % every == 0) << "epoch " << i;
