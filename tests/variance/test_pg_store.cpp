@@ -70,12 +70,15 @@ std::string run(const std::string& cmd) {
   return out;
 }
 
-// A throwaway server for one test: started in `dir`, stopped when this goes.
+// A throwaway server for one test: started in `dir`; when this goes, the server is stopped
+// and then `dir` removed (in that order: pg_ctl stop needs the data directory, so a test
+// that removed `dir` itself would leave its server running).
 struct Server {
   std::string url, stop_cmd;
   bool skipped = false;
   std::string error;
-  explicit Server(const fs::path& dir) {
+  fs::path dir;
+  explicit Server(const fs::path& d) : dir(d) {
     const std::string server = (dir / "server").string();
     const std::string port =
         std::to_string(20000 + (::getpid() * 7 + int(dir.string().size())) % 20000);
@@ -97,6 +100,8 @@ struct Server {
   }
   ~Server() {
     if (!stop_cmd.empty()) std::system(stop_cmd.c_str());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
   }
 };
 
@@ -178,7 +183,6 @@ TEST(PgStore, SqliteToPostgresAndBackIsTheSameStore) {
                                 (dir / "nowhere").string() + "&port=1'");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
-  fs::remove_all(dir);
 }
 
 std::int64_t count(const std::string& url, const std::string& table) {
@@ -225,7 +229,7 @@ TEST(PgStore, RunnersShareAStudyAndAKilledRunnersRowIsTakenOver) {
                               (dir / "s.toml").string() + " --store '" + pg.url +
                               "' --claim-lease 10 --quiet";
   // Runners A and B share the study; A is SIGKILLed (with its worker) once rows are stored
-  // and it holds a claim.
+  // and it holds a claim (seen while A is stopped).
   const pid_t a = start(run_cmd + " > /dev/null 2>&1");
   const pid_t b = start(run_cmd + " > " + (dir / "b.log").string() + " 2>&1");
   const std::string held_by_a = "claims WHERE worker LIKE '%/" + std::to_string(a) +
@@ -235,9 +239,16 @@ TEST(PgStore, RunnersShareAStudyAndAKilledRunnersRowIsTakenOver) {
   while (std::chrono::steady_clock::now() < deadline) {
     const auto stored = count(pg.url, "runs");
     if (stored >= static_cast<std::int64_t>(want.size())) break;
-    if (stored >= 1 && count(pg.url, held_by_a) >= 1) {
-      killed = kill(-a, SIGKILL) == 0;
-      break;
+    if (stored >= 1) {
+      // Stop A before looking at its claim: a running A may store its row and drop the
+      // claim between the look and the kill, leaving nothing to take over. A stopped A
+      // cannot commit, so what the look sees is what the kill leaves.
+      kill(-a, SIGSTOP);
+      if (count(pg.url, held_by_a) >= 1) {
+        killed = kill(-a, SIGKILL) == 0;
+        break;
+      }
+      kill(-a, SIGCONT);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -253,7 +264,6 @@ TEST(PgStore, RunnersShareAStudyAndAKilledRunnersRowIsTakenOver) {
   const std::string back = (dir / "back.sqlite").string();
   merge_postgres_into_sqlite(pg.url, back);
   EXPECT_EQ(test_util::study_rows(back, "pgrun"), want);
-  fs::remove_all(dir);
 }
 
 }  // namespace

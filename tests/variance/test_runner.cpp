@@ -285,19 +285,27 @@ TEST(Runner, ClaimOfAKilledRunnerIsTakenOver) {
           "--quiet", static_cast<char*>(nullptr));
     _exit(127);
   }
+  // Once a claim shows, it is read again with the runner stopped, and the kill follows: a
+  // running runner may store its row and drop the claim between a look and the kill.
+  const auto claims = [&] {
+    try {
+      return Store(store).claims("resume");
+    } catch (const std::exception&) {
+      return std::vector<Claim>{};
+    }
+  };
   std::vector<Claim> held;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (held.empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (!fs::exists(store)) continue;
-    try {
-      held = Store(store).claims("resume");
-    } catch (const std::exception&) {
-    }
+    if (!fs::exists(store) || claims().empty()) continue;
+    kill(-pid, SIGSTOP);
+    held = claims();
+    if (held.empty()) kill(-pid, SIGCONT);
   }
+  kill(-pid, SIGKILL);  // the runner and its worker
   ASSERT_EQ(held.size(), 1u);
   EXPECT_EQ(held[0].by.pid, pid);
-  kill(-pid, SIGKILL);  // the runner and its worker
   waitpid(pid, nullptr, 0);
   const auto left = Store(store).claims("resume");
   ASSERT_EQ(left.size(), 1u) << "the killed runner's claim stays in the store";
