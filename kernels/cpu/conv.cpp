@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
@@ -47,6 +48,32 @@ Scratch& scratch() {
 float* grow(std::vector<float>& v, i64 n) {
   if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
   return v.data();
+}
+
+// The bias gradient's tasks: groups of this many chunks of one channel.
+constexpr i64 kBiasGroup = 16;
+
+// sums[l] = buf[l*kChunkValues] + ... in index order from +0.0f, one chain per chunk l of
+// the 16 in buf (kChunkValues floats each). Two vectors of 8 chains: 8x8 blocks are
+// transposed so that lane l of an add takes chunk l's next value, and the two vectors' add
+// chains overlap. Each lane does exactly the scalar loop's adds.
+void chunk_sums16(const float* buf, float* sums) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (i64 k = 0; k < kChunkValues; k += 8) {
+    __m256 r0[8], r1[8];
+    for (int l = 0; l < 8; ++l) {
+      r0[l] = _mm256_loadu_ps(buf + l * kChunkValues + k);
+      r1[l] = _mm256_loadu_ps(buf + (8 + l) * kChunkValues + k);
+    }
+    avx2::transpose8(r0);  // r0[i] lane l = chunk l's value k + i
+    avx2::transpose8(r1);
+    for (int i = 0; i < 8; ++i) {
+      acc0 = _mm256_add_ps(acc0, r0[i]);
+      acc1 = _mm256_add_ps(acc1, r1[i]);
+    }
+  }
+  _mm256_storeu_ps(sums, acc0);
+  _mm256_storeu_ps(sums + 8, acc1);
 }
 
 // Output indices [lo, hi) whose window tap `k` lands inside [0, size) of the input:
@@ -413,81 +440,40 @@ void conv2d_backward_bias(Level level, const Conv2dShape& s, const float* dy, fl
     return;
   }
   // Canonical sum over (n, oh, ow): chunks of kChunkValues run across sample boundaries.
-  constexpr i64 kLanes = 8;
+  // Every (channel, chunk) partial is the chunk's adds in index order from +0.0f; each
+  // channel then folds its partials in chunk order through the tree (ChunkTree). Tasks are
+  // (channel, group of 16 chunks), so few channels (LeNet's 6) still fill every thread, and
+  // the partition never touches the bits.
   const i64 L = s.N * OHW, n_chunks = (L + kChunkValues - 1) / kChunkValues;
-  if ((s.O + kLanes - 1) / kLanes < num_threads() && n_chunks > 1) {
-    // Few channels (LeNet's 6 or 16): channel blocks alone would leave threads idle, so
-    // every (channel, chunk) partial is its own task, each the chunk's adds in index order
-    // from +0.0f; then each channel folds its partials in chunk order through the tree.
-    // Same partials, same tree: the same bits as the loop below, on any thread count.
-    // Tasks of up to 8 chunks of one channel: the chunks' values are gathered into a
-    // contiguous buffer and summed as 8 independent chains (one per chunk, each in index
-    // order from +0.0f), so the adds overlap instead of waiting on each other.
-    constexpr i64 kGroup = 8;
-    const i64 groups = (n_chunks + kGroup - 1) / kGroup;
-    std::vector<float> partial(static_cast<std::size_t>(s.O * n_chunks));
-    parallel_ranges(s.O * groups, [&](i64 b, i64 e, int) {
-      thread_local std::vector<float> buf;
-      buf.resize(static_cast<std::size_t>(kGroup * kChunkValues));
-      for (i64 t = b; t < e; ++t) {
-        const i64 o = t / groups, c0 = t % groups * kGroup, c1 = std::min(n_chunks, c0 + kGroup);
-        const i64 i0 = c0 * kChunkValues, i1 = std::min(L, c1 * kChunkValues);
-        for (i64 i = i0; i < i1;) {  // values [i0, i1) of channel o's (n, oh, ow) sequence
-          const i64 n = i / OHW, j = i % OHW, len = std::min(OHW - j, i1 - i);
-          std::memcpy(buf.data() + (i - i0), dy + (n * s.O + o) * OHW + j,
-                      static_cast<std::size_t>(len) * sizeof(float));
-          i += len;
-        }
-        float acc[kGroup] = {};
-        const i64 full = (i1 - i0) / kChunkValues;  // whole chunks; the last may be short
-        if (full == kGroup) {
-          for (i64 k = 0; k < kChunkValues; ++k)
-            for (i64 l = 0; l < kGroup; ++l) acc[l] = acc[l] + buf[l * kChunkValues + k];
-        } else {
-          for (i64 l = 0; l < c1 - c0; ++l) {
-            const i64 len = std::min<i64>(kChunkValues, i1 - i0 - l * kChunkValues);
-            for (i64 k = 0; k < len; ++k) acc[l] = acc[l] + buf[l * kChunkValues + k];
-          }
-        }
-        for (i64 l = 0; l < c1 - c0; ++l)
-          partial[static_cast<std::size_t>(o * n_chunks + c0 + l)] = acc[l];
+  const i64 groups = (n_chunks + kBiasGroup - 1) / kBiasGroup;
+  std::vector<float> partial(static_cast<std::size_t>(s.O * n_chunks));
+  parallel_ranges(s.O * groups, [&](i64 b, i64 e, int) {
+    thread_local std::vector<float> buf;
+    buf.resize(static_cast<std::size_t>(kBiasGroup * kChunkValues));
+    for (i64 t = b; t < e; ++t) {
+      const i64 o = t / groups, c0 = t % groups * kBiasGroup,
+                c1 = std::min(n_chunks, c0 + kBiasGroup);
+      const i64 i0 = c0 * kChunkValues, i1 = std::min(L, c1 * kChunkValues);
+      for (i64 i = i0; i < i1;) {  // values [i0, i1) of channel o's (n, oh, ow) sequence
+        const i64 n = i / OHW, j = i % OHW, len = std::min(OHW - j, i1 - i);
+        std::memcpy(buf.data() + (i - i0), dy + (n * s.O + o) * OHW + j,
+                    static_cast<std::size_t>(len) * sizeof(float));
+        i += len;
       }
-    });
-    for (i64 o = 0; o < s.O; ++o) {
-      ChunkTree tree;
-      for (i64 c = 0; c < n_chunks; ++c)
-        tree.push(partial[static_cast<std::size_t>(o * n_chunks + c)]);
-      db[o] = tree.root();
-    }
-    return;
-  }
-  // A task takes up to kLanes channels in lockstep (independent add chains, same chunk
-  // boundaries), each channel still doing exactly its own canonical sequence of adds.
-  parallel_ranges((s.O + kLanes - 1) / kLanes, [&](i64 b, i64 e, int) {
-    for (i64 blk = b; blk < e; ++blk) {
-      const i64 o0 = blk * kLanes, lanes = std::min(kLanes, s.O - o0);
-      ChunkTree tree[kLanes];
-      float p[kLanes] = {};
-      int in_chunk = 0;
-      for (i64 n = 0; n < s.N; ++n) {
-        const float* rows = dy + (n * s.O + o0) * OHW;  // lane l's row is rows + l*OHW
-        for (i64 j = 0; j < OHW; ++j) {
-          for (i64 l = 0; l < lanes; ++l) p[l] = p[l] + rows[l * OHW + j];
-          if (++in_chunk == kChunkValues) {
-            for (i64 l = 0; l < lanes; ++l) {
-              tree[l].push(p[l]);
-              p[l] = 0.0f;
-            }
-            in_chunk = 0;
-          }
-        }
-      }
-      for (i64 l = 0; l < lanes; ++l) {
-        if (in_chunk > 0) tree[l].push(p[l]);
-        db[o0 + l] = tree[l].root();
-      }
+      // Past the last value: zeros. A chain from +0.0f never holds -0.0f, so p + 0.0f == p
+      // (NaN and infinities stay): a short last chunk keeps its sum exactly.
+      std::fill(buf.data() + (i1 - i0), buf.data() + kBiasGroup * kChunkValues, 0.0f);
+      float sums[kBiasGroup];
+      chunk_sums16(buf.data(), sums);
+      std::copy(sums, sums + (c1 - c0), partial.begin() + o * n_chunks + c0);
     }
   });
+  for (i64 o = 0; o < s.O; ++o) {
+    ChunkTree tree;
+    for (i64 c = 0; c < n_chunks; ++c)
+      tree.push(partial[static_cast<std::size_t>(o * n_chunks + c)]);
+    db[o] = tree.root();
+  }
 }
 
 }  // namespace detdl::cpu
