@@ -15,6 +15,7 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_pointwise.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 
@@ -275,6 +276,11 @@ i64 conv_scratch_budget() { return g_scratch_budget.load(); }
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
                     const float* bias, float* y) {
   check_conv2d_shape(s);
+  if (conv_pointwise::forward_applies(
+          s)) {  // 1x1, unpadded: weights x positions (conv_pointwise.h)
+    conv_pointwise::forward(s, x, w, bias, y);
+    return;
+  }
   if (conv_direct::forward_applies(s)) {  // one chunk, stride-1 rows: no im2col (conv_direct.h)
     conv_direct::forward(s, x, w, bias, y);
     return;
@@ -317,6 +323,10 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
 void conv2d_backward_data(Level level, const Conv2dShape& s, const float* dy, const float* w,
                           float* dx) {
   check_conv2d_shape(s);
+  if (conv_pointwise::backward_data_applies(s)) {  // 1x1, unpadded (conv_pointwise.h)
+    conv_pointwise::backward_data(s, dy, w, dx);
+    return;
+  }
   if (conv_direct::backward_data_applies(s)) {  // stride 1, one chunk over O: no col2im
     conv_direct::backward_data(s, dy, w, dx);
     return;

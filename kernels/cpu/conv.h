@@ -1,4 +1,5 @@
-// 2-D convolution on the CPU: the direct kernels of conv_direct.h where the shape allows
+// 2-D convolution on the CPU: the pointwise kernels of conv_pointwise.h for unpadded 1x1
+// convolutions, the direct kernels of conv_direct.h where the shape allows
 // (one-chunk reductions, stride-1 rows; the weight gradient at any stride), otherwise
 // im2col into a scratch buffer and one sgemm per tile. Both routes give the orders below.
 // Activations are NCHW, weights (O, C, KH, KW). Padding may be asymmetric (Keras 'same'

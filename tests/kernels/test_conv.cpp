@@ -463,6 +463,13 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"stride2_same_keras", conv2d_shape_same(3, 4, 16, 16, 8, 3, 3, 2)},
       {"stride2_1x2", conv2d_shape(2, 5, 9, 9, 7, 1, 2, 2, 0)},
       {"projection_1x1_s2", conv2d_shape(2, 6, 10, 10, 9, 1, 1, 2, 0)},
+      // The pointwise kernels (conv_pointwise.h): flat positions in pairs of vectors with a
+      // short last pair, 6-channel blocks with a short last one, strides 1, 2, 3, rows of
+      // 20 at stride 2 (the vector spread), and output smaller than the input.
+      {"pointwise_s1_P35_O13", conv2d_shape(3, 7, 5, 7, 13, 1, 1, 1, 0)},
+      {"pointwise_s2_rows_of_20", conv2d_shape(2, 4, 6, 40, 8, 1, 1, 2, 0)},
+      {"pointwise_s3_O7", conv2d_shape(2, 5, 11, 10, 7, 1, 1, 3, 0)},
+      {"pointwise_sh2_sw1_short", Conv2dShape{2, 3, 9, 11, 6, 1, 1, 2, 1, 0, 0, 4, 10}},
       {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
       {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
   };

@@ -1,0 +1,38 @@
+// Pointwise convolutions: 1x1 kernels without padding (ResNet's projection shortcuts, at
+// stride 2), forward and data gradient. Without a window, a sample's forward is the product
+// of the weights (O, C) with its input at the output positions, (C, OH*OW) — the input
+// itself at stride 1, its strided columns gathered once at stride 2 or more — and the data
+// gradient is the product of the weights' transpose with dy, spread back onto the strided
+// pixels. Register tiles of 6 channels x 2 vectors run over the flat positions, so rows
+// shorter than a vector waste no lanes, and no padded copy or phase split is made.
+//
+// The bits are conv.h's canonical ones (only the canonical order; the `emulated` orders
+// keep conv_direct's tiles):
+//   forward: one fmaf chain from +0.0f over c per output, then + bias[o] (the canonical dot
+//     when C <= kChunkProducts: one chunk).
+//   data gradient: a pixel the one tap reaches gets +0.0f + t, t one fmaf chain from +0.0f
+//     over o (O <= kChunkProducts); every other pixel +0.0f. (+0.0f + t turns -0.0f into
+//     +0.0f, as col2im's add into a zeroed dx does.)
+// Work is split by whole samples, so the thread count changes nothing.
+#pragma once
+#include "kernels/common/shapes.h"
+
+namespace detdl::cpu::conv_pointwise {
+
+// conv2d_forward can run here: KH = KW = 1, no padding, every output position's pixel inside
+// the input, C <= kChunkProducts, and conv_direct::enabled() (the tests' switch to im2col).
+bool forward_applies(const Conv2dShape& s);
+void forward(const Conv2dShape& s,
+             const float* x,     // (N, C, H, W)
+             const float* w,     // (O, C, 1, 1)
+             const float* bias,  // (O) or nullptr
+             float* y);          // (N, O, OH, OW)
+
+// conv2d_backward_data can run here: as forward_applies, with O <= kChunkProducts.
+bool backward_data_applies(const Conv2dShape& s);
+void backward_data(const Conv2dShape& s,
+                   const float* dy,  // (N, O, OH, OW)
+                   const float* w,   // (O, C, 1, 1)
+                   float* dx);       // (N, C, H, W)
+
+}  // namespace detdl::cpu::conv_pointwise
