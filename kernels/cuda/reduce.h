@@ -9,7 +9,8 @@
 //     more by warp-shuffle and block trees over aligned groups of 256 chunks, level after
 //     level. Bit for bit the CPU's either way.
 //   `fast`: the chunk partials are atomicAdd-ed into the zeroed output in whatever order
-//     the threads arrive, so the bits may change from run to run.
+//     the threads arrive, so the bits may change from run to run; on a device a scalar sum
+//     (one output) is CUB's DeviceReduce::Sum instead (host mode has no CUB).
 //   `emulated`, the reduce family on (SumOrder with a drawn shape, kernels/common/
 //     reduce_shape.h): the shape's order as real GPU code, bit for bit the CPU's
 //     shaped_sum_of (kernels/cpu/emulated_reduce.h): sequential is one thread per output;
@@ -62,6 +63,12 @@ float sum_all(const SumOrder& order, std::int64_t n, const float* x, cudaStream_
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/launch.h"
+
+#if defined(__CUDACC__)  // CUB and Thrust exist for nvcc only; host mode keeps the atomics
+#include <cub/device/device_reduce.cuh>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+#endif
 
 namespace detdl::cuda::detail {
 
@@ -126,6 +133,35 @@ __global__ void value_chunk_partials(std::int64_t outs, std::int64_t length, std
   const std::int64_t s = c * kChunkValues,
                      e = s + kChunkValues < length ? s + kChunkValues : length;
   partials[t] = chunk_chain(term, o, s, e);
+}
+
+// Few outputs (a scalar sum; fewer than 32 columns): in value_chunk_partials neighbouring
+// threads would read terms 1 KiB apart. Here each warp takes 32 consecutive chunks of output
+// blockIdx.y and stages them through shared memory 32 terms at a time: for each of its 32
+// chunks j the warp reads terms [start_j + 32 r, start_j + 32 r + 32) (lane i the i-th:
+// coalesced), then lane j adds chunk j's 32 staged terms in order. Every chunk's chain is
+// the same adds in the same order; terms past `length` are not read, +0.0f stands in for
+// them (a chain from +0.0f never holds -0.0f, so p + 0.0f == p). Terms callable as
+// term(o, k) only (plane walks keep value_chunk_partials).
+template <class Term>
+__global__ void __launch_bounds__(kReduceBlock)
+    value_chunk_partials_staged(std::int64_t outs, std::int64_t length, std::int64_t chunks,
+                                Term term, float* partials /*(chunks, outs)*/) {
+  DETDL_SHARED(float, tile, [kReduceBlock / 32][32][33]);  // [warp][chunk][term], padded
+  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
+  const std::int64_t o = blockIdx.y;
+  const std::int64_t c0 = (static_cast<std::int64_t>(blockIdx.x) * (kReduceBlock / 32) + warp) * 32;
+  float p = 0.0f;  // lane j's chain: chunk c0 + j
+  for (int r = 0; r < kChunkValues / 32; ++r) {
+    for (int j = 0; j < 32; ++j) {
+      const std::int64_t k = (c0 + j) * kChunkValues + r * 32 + lane;
+      tile[warp][j][lane] = c0 + j < chunks && k < length ? term(o, k) : 0.0f;
+    }
+    __syncwarp();
+    for (int i = 0; i < 32; ++i) p = p + tile[warp][lane][i];
+    __syncwarp();
+  }
+  if (c0 + lane < chunks) partials[(c0 + lane) * outs + o] = p;
 }
 
 // `fast`: as value_chunk_partials, but each chunk partial is atomicAdd-ed into acc[o].
@@ -301,6 +337,35 @@ void shaped_reduce(const SumOrder& order, std::uint32_t which, std::int64_t outs
   DETDL_CUDA_CHECK_LAUNCH("shaped_finish");
 }
 
+#if defined(__CUDACC__)
+// term(0, k) as a function of k, for CUB's input iterator.
+template <class Term>
+struct ScalarAt {
+  Term term;
+  __device__ float operator()(std::int64_t k) const {
+    if constexpr (HasChunk<Term>::value) {
+      auto walk = term.chunk(0, k);
+      return walk.next();
+    } else {
+      return term(0, k);
+    }
+  }
+};
+
+// `fast` scalar sums on a device: CUB's DeviceReduce::Sum over term(0, k), the device-wide
+// reduction the frameworks' sums use (CUB's own tree, not the canonical order; the same
+// bits run to run on one GPU and launch shape). out: one float on the device.
+template <class Term>
+void cub_scalar_sum(std::int64_t length, const Term& term, float* out, cudaStream_t stream) {
+  const auto in = thrust::make_transform_iterator(thrust::counting_iterator<std::int64_t>(0),
+                                                  ScalarAt<Term>{term});
+  std::size_t bytes = 0;
+  DETDL_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, bytes, in, out, length, stream));
+  DeviceBuffer<unsigned char> temp(std::max<std::size_t>(bytes, 1), stream);
+  DETDL_CUDA_CHECK(cub::DeviceReduce::Sum(temp.get(), bytes, in, out, length, stream));
+}
+#endif
+
 // Chunk counts above this are folded by value_tree_level, at most this many serially.
 constexpr std::int64_t kSerialFoldChunks = 64;
 
@@ -320,6 +385,15 @@ void value_reduce(const SumOrder& order, std::int64_t outs, std::int64_t length,
   const std::int64_t chunks = (length + kChunkValues - 1) / kChunkValues;
   if (level == Level::fast) {
     DeviceBuffer<float> acc(static_cast<std::size_t>(outs), stream);
+#if defined(__CUDACC__)
+    if (outs == 1 && length > 0) {  // a scalar sum (a loss, a penalty): CUB's, as PyTorch's
+      cub_scalar_sum(length, term, acc.get(), stream);
+      DETDL_LAUNCH(1, 1, 0, stream, value_post)(outs, acc.get(), post);
+      DETDL_CUDA_CHECK_LAUNCH("value_post");
+      return;
+    }
+#endif
+    // Otherwise (and always in host mode, which has no CUB): chunk partials by atomics.
     DETDL_CUDA_CHECK(
         cudaMemsetAsync(acc.get(), 0, static_cast<std::size_t>(outs) * sizeof(float), stream));
     if (chunks > 0) {
@@ -333,7 +407,18 @@ void value_reduce(const SumOrder& order, std::int64_t outs, std::int64_t length,
   }
   DeviceBuffer<float> partials(static_cast<std::size_t>(std::max<std::int64_t>(1, outs * chunks)),
                                stream);
-  if (chunks > 0) {
+  bool chunks_done = false;
+  if constexpr (!HasChunk<Term>::value) {
+    if (chunks > 0 && outs < 32) {
+      const std::int64_t blocks = (chunks + kReduceBlock - 1) / kReduceBlock;
+      DETDL_LAUNCH(dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(outs)), kReduceBlock,
+                   0, stream, value_chunk_partials_staged)
+      (outs, length, chunks, term, partials.get());
+      DETDL_CUDA_CHECK_LAUNCH("value_chunk_partials_staged");
+      chunks_done = true;
+    }
+  }
+  if (chunks > 0 && !chunks_done) {
     DETDL_LAUNCH(grid_for(outs * chunks), kReduceBlock, 0, stream, value_chunk_partials)
     (outs, length, chunks, term, partials.get());
     DETDL_CUDA_CHECK_LAUNCH("value_chunk_partials");
