@@ -162,7 +162,18 @@ bool Module::set_init(const std::string& name, const InitSpec& spec) {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& l : layers_) h = l->forward(h);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (i + 1 < layers_.size() && activation_observer == nullptr) {
+      const auto* act = dynamic_cast<const Act*>(layers_[i].get());
+      const auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());
+      if (act != nullptr && pool != nullptr && act->activation() == Activation::relu) {
+        h = ops::relu_max_pool2d(h, pool->options());
+        ++i;
+        continue;
+      }
+    }
+    h = layers_[i]->forward(h);
+  }
   return h;
 }
 

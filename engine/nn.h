@@ -163,6 +163,7 @@ class MaxPool2d final : public Module {
   explicit MaxPool2d(ops::Pool2dOptions o) : o_(o) {}
   Tensor forward(const Tensor& x) override { return ops::max_pool2d(x, o_); }
   std::string kind() const override { return "MaxPool2d"; }
+  const ops::Pool2dOptions& options() const { return o_; }
 
  private:
   ops::Pool2dOptions o_;
@@ -201,6 +202,9 @@ class Dropout final : public Module {
 };
 
 // Runs its children in order; children are named "0", "1", ...
+// Layers in turn. A relu layer followed by a max pool runs as one op (ops::relu_max_pool2d:
+// the same bits, without the relu's tensor) unless an ActivationObserver is installed (the
+// monitor's probes see every activation layer's output).
 class Sequential : public Module {
  public:
   Sequential() = default;

@@ -62,6 +62,10 @@ struct Pool2dOptions {
   bool count_include_pad = false;  // average pooling only
 };
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o);
+// max_pool2d(relu(x), o) without the relu's tensor (LeNet's relu layer then max pool; the
+// engine's Sequential fuses the two): bit for bit the two ops in turn, forward and backward
+// (kernels/cpu/pool.h relu_maxpool2d_*). CUDA tensors run the two ops in turn.
+Tensor relu_max_pool2d(const Tensor& x, const Pool2dOptions& o);
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o);
 Tensor global_avg_pool2d(const Tensor& x);  // (N,C,H,W) -> (N,C)
 

@@ -35,7 +35,8 @@ Taps taps(i64 o, i64 stride, i64 pad, i64 k_size, i64 size) {
 // (x + W); candidates in the order (r0, 2ow), (r0, 2ow+1), (r1, 2ow), (r1, 2ow+1), each taken
 // when v > best or when v is the first NaN, exactly as the generic loop decides per output.
 // `base`: the plane index of x[0], for argmax. A short last step loads and stores only its
-// own lanes.
+// own lanes. RELU: every candidate is relu(v) first (relu_maxpool2d_forward).
+template <bool RELU>
 void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at) {
   const __m256i two = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   for (i64 ow = 0; ow < OW; ow += 8) {
@@ -46,7 +47,11 @@ void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std:
     __m256i idx = _mm256_setzero_si256();
     for (int row = 0; row < 2; ++row) {
       const float* r = x + row * W + 2 * ow;
-      const __m256 a = _mm256_maskload_ps(r, ma), b = _mm256_maskload_ps(r + 8, mb);
+      __m256 a = _mm256_maskload_ps(r, ma), b = _mm256_maskload_ps(r + 8, mb);
+      if (RELU) {  // relu(v) = v > 0 ? v : +0.0f as (v > 0 mask) & v (NaN: +0.0f)
+        a = _mm256_and_ps(a, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ));
+        b = _mm256_and_ps(b, _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_GT_OQ));
+      }
       // Deinterleave: even and odd columns of the 16 inputs, in output order.
       const __m256 even = _mm256_castpd_ps(_mm256_permute4x64_pd(
           _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
@@ -88,9 +93,10 @@ i64 window_count(const Pool2dShape& s, bool count_include_pad, const Taps& r, co
   return count_include_pad ? s.KH * s.KW : (r.hi - r.lo) * (c.hi - c.lo);
 }
 
-}  // namespace
-
-void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
+// maxpool2d_forward; RELU: of relu(x), each candidate v taken as v > 0 ? v : +0.0f (padding
+// stays -inf), which is what the pool sees after activation_forward(relu).
+template <bool RELU>
+void maxpool_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 &&
@@ -103,8 +109,8 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
       float* yp = y + p * OHW;
       std::int32_t* ap = argmax + p * OHW;
       for (i64 oh = 0; oh < s.OH; ++oh)
-        max2x2_row(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
-                   yp + oh * s.OW, ap + oh * s.OW);
+        max2x2_row<RELU>(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
+                         yp + oh * s.OW, ap + oh * s.OW);
     });
     return;
   }
@@ -120,7 +126,7 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
           const i64 row = (oh * s.stride_h - s.pad_top + kh) * s.W;
           for (i64 kw = c.lo; kw < c.hi; ++kw) {
             const i64 i = row + ow * s.stride_w - s.pad_left + kw;
-            const float v = xp[i];
+            const float v = RELU ? (xp[i] > 0.0f ? xp[i] : 0.0f) : xp[i];
             // Strict > keeps the first maximum; a first NaN wins and then stays.
             if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
               best = v;
@@ -135,8 +141,19 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
   });
 }
 
-void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax,
-                        float* dx) {
+// dx[i] = x[i] > 0 ? dx[i] : +0.0f over one plane: relu's backward, (x > 0 mask) & dx.
+void relu_mask(const float* x, float* dx, i64 n) {
+  i64 i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 m = _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+    _mm256_storeu_ps(dx + i, _mm256_and_ps(_mm256_loadu_ps(dx + i), m));
+  }
+  for (; i < n; ++i) dx[i] = x[i] > 0.0f ? dx[i] : 0.0f;
+}
+
+// maxpool2d_backward; with relu_x, each plane then masked by relu_x > 0 while in cache.
+void maxpool_backward(const Pool2dShape& s, const float* relu_x, const float* dy,
+                      const std::int32_t* argmax, float* dx) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   for_planes(s.N * s.C, [&](i64 p) {
@@ -146,7 +163,28 @@ void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_
       const std::int32_t i = argmax[p * OHW + j];
       if (i >= 0) dxp[i] = dxp[i] + dy[p * OHW + j];
     }
+    if (relu_x) relu_mask(relu_x + p * HW, dxp, HW);
   });
+}
+
+}  // namespace
+
+void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
+  maxpool_forward<false>(s, x, y, argmax);
+}
+
+void relu_maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
+  maxpool_forward<true>(s, x, y, argmax);
+}
+
+void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax,
+                        float* dx) {
+  maxpool_backward(s, nullptr, dy, argmax, dx);
+}
+
+void relu_maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy,
+                             const std::int32_t* argmax, float* dx) {
+  maxpool_backward(s, x, dy, argmax, dx);
 }
 
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y) {

@@ -45,6 +45,21 @@ void maxpool2d_backward(const Pool2dShape& s,
                         const std::int32_t* argmax,  // (N, C, OH, OW)
                         float* dx);                  // (N, C, H, W)
 
+// The max pool of relu(x), without writing relu(x) (a relu layer followed by a max pool, as
+// in LeNet). Forward: maxpool2d_forward with every candidate v taken as relu(v) = v > 0 ? v
+// : +0.0f (padding stays -inf): y and argmax bit for bit maxpool2d_forward's on
+// activation_forward(relu, x). Backward: maxpool2d_backward's dx, then dx = x > 0 ? dx :
+// +0.0f per plane while it is in cache: bit for bit relu's backward (activation.h) on it.
+void relu_maxpool2d_forward(const Pool2dShape& s,
+                            const float* x,         // (N, C, H, W), before the relu
+                            float* y,               // (N, C, OH, OW)
+                            std::int32_t* argmax);  // (N, C, OH, OW)
+void relu_maxpool2d_backward(const Pool2dShape& s,
+                             const float* x,              // (N, C, H, W), before the relu
+                             const float* dy,             // (N, C, OH, OW)
+                             const std::int32_t* argmax,  // (N, C, OH, OW)
+                             float* dx);                  // (N, C, H, W)
+
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad,
                        const float* x,  // (N, C, H, W)
                        float* y);       // (N, C, OH, OW)

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
+#include <optional>
 
 #include "engine/context.h"
+#include "engine/nn.h"
 #include "engine/ops/ops.h"
 #include "gradcheck.h"
 #include "kernels/cpu/parallel.h"
@@ -83,6 +86,58 @@ TEST(PoolOps, GradientsAndThreadInvariance) {
   expect_thread_invariant(ap, {random_tensor({2, 3, 6, 5}, 8)});
   auto gp = [](const std::vector<Tensor>& in) { return ops::global_avg_pool2d(in[0]); };
   expect_gradients_match(gp, {random_tensor({2, 3, 4, 3}, 9)});
+}
+
+// The fused relu + max pool: by finite differences (values away from 0 and from ties, where
+// the derivative jumps), on 1..3 threads, and bit for bit the two ops in turn (output and
+// input gradient), also with zeros, NaN and overlapping windows; and a Sequential of a relu
+// layer then a max pool runs it, unless an activation observer asks to see the relu's
+// output, with the same bits either way.
+TEST(PoolOps, ReluMaxPoolIsReluThenMaxPool) {
+  Tensor x = Tensor::empty({2, 3, 6, 5});
+  for (std::int64_t i = 0; i < x.numel(); ++i)
+    x.f32()[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.01f;
+  const ops::Pool2dOptions two{2, 2, 0, false, false}, three{3, 2, 1, false, false};
+  auto fused = [&](const std::vector<Tensor>& in) { return ops::relu_max_pool2d(in[0], two); };
+  expect_gradients_match(fused, {x}, 1e-3f);
+  expect_thread_invariant(fused, {x});
+  Tensor z = random_tensor({2, 3, 7, 6}, 21);
+  z.f32()[0] = 0.0f, z.f32()[1] = -0.0f, z.f32()[5] = std::numeric_limits<float>::quiet_NaN();
+  z.f32()[8] = std::numeric_limits<float>::infinity();
+  for (const auto& o : {two, three}) {
+    const auto a =
+        forward_backward([&](const auto& in) { return ops::relu_max_pool2d(in[0], o); }, {z}, 1);
+    const auto b = forward_backward(
+        [&](const auto& in) { return ops::max_pool2d(ops::relu(in[0]), o); }, {z}, 1);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "kernel " << o.kernel;
+  }
+  Sequential seq;
+  seq.emplace<Act>(Activation::relu);
+  seq.emplace<MaxPool2d>(two);
+  const auto run = [&](bool watch) {
+    int seen = 0;
+    std::optional<ActivationObserverScope> scope;
+    if (watch) scope.emplace([&](const Act&, const Tensor&) { ++seen; });
+    auto out = forward_backward([&](const auto& in) { return seq.forward(in[0]); }, {z}, 1);
+    EXPECT_EQ(seen, watch ? 1 : 0);
+    return out;
+  };
+  const auto fused_run = run(false), observed_run = run(true);
+  EXPECT_EQ(std::memcmp(fused_run.data(), observed_run.data(), fused_run.size() * 4), 0);
+  // One tape node when fused, two (relu, then the pool) when the observer watches.
+  Tensor w = z.clone();
+  w.set_requires_grad(true);
+  clear_tape();
+  seq.forward(w);
+  EXPECT_EQ(tape_size(), 1u);
+  clear_tape();
+  {
+    ActivationObserverScope scope([](const Act&, const Tensor&) {});
+    seq.forward(w);
+  }
+  EXPECT_EQ(tape_size(), 2u);
+  clear_tape();
 }
 
 // Inference mode (running statistics as constants): the training monitor's probe takes

@@ -145,6 +145,21 @@ TEST(GpuEngine, ConvAndPoolingAreBitEqual) {
                    [](std::vector<Tensor>& x) { return ops::global_avg_pool2d(x[0]); });
 }
 
+// The fused relu + max pool: CPU tensors run the fused kernels, CUDA tensors the relu and
+// the max pool in turn; the same bits either way (values on both sides of 0, overlapping
+// windows too).
+TEST(GpuEngine, ReluMaxPoolIsBitEqual) {
+  SKIP_WITHOUT_GPU();
+  expect_bit_equal("relu_max_pool2d", {{random_tensor({2, 3, 8, 8}, 18)}},
+                   [](std::vector<Tensor>& x) {
+                     return ops::relu_max_pool2d(x[0], {2, 2, 0, false, false});
+                   });
+  expect_bit_equal("relu_max_pool2d overlapping", {{random_tensor({2, 3, 9, 9}, 19)}},
+                   [](std::vector<Tensor>& x) {
+                     return ops::relu_max_pool2d(x[0], {3, 2, 1, false, false});
+                   });
+}
+
 TEST(GpuEngine, NormActivationsDropoutConcatAreBitEqual) {
   SKIP_WITHOUT_GPU();
   const std::vector<Input> bn{{random_tensor({4, 3, 5, 5}, 20)},

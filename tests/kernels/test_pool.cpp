@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/common/philox.h"
+#include "kernels/cpu/activation.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/pool.h"
 
@@ -297,6 +298,49 @@ TEST(Pool, MaxPool2x2VectorRowsTiesAndNans) {
     ref_maxpool(s, x, want, want_arg);
     expect_bits(y, want, "2x2 vector rows: values");
     for (std::size_t i = 0; i < arg.size(); ++i) ASSERT_EQ(arg[i], want_arg[i]) << "argmax " << i;
+  }
+}
+
+// The fused relu + max pool (pool.h relu_maxpool2d_*) against the two kernels in turn, bit
+// for bit: values with negatives, both zeros, NaN and infinities (relu's NaN -> +0.0f must
+// not win the window as the unfused pool's NaN rule would have it), the 2x2 vector rows and
+// the generic loop (overlapping 3x3 / stride 2 windows with padding, where an input gets
+// several contributions before the mask), on 1, 2 and 3 threads.
+TEST(Pool, ReluMaxPoolIsReluThenMaxPool) {
+  using namespace detdl::cpu;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Pool2dShape& s :
+       {pool2d_shape_valid(2, 3, 28, 28, 2, 2, 2), pool2d_shape_valid(2, 2, 14, 17, 2, 2, 2),
+        pool2d_shape(2, 3, 9, 11, 3, 3, 2, 1), pool2d_shape_same(1, 2, 7, 7, 3, 3, 2)}) {
+    Vec x(in_size(s)), dy = random_vec(out_size(s), 3);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u;
+      x[i] = static_cast<float>(static_cast<int>(h >> 28) % 5) - 2.5f;
+      if (h % 7 == 0) x[i] = 0.0f;
+      if (h % 11 == 0) x[i] = -0.0f;
+      if (h % 37 == 0) x[i] = nan;
+      if (h % 41 == 0) x[i] = (h & 1) ? kInf : -kInf;
+    }
+    const i64 n = in_size(s);
+    Vec r(n), y_want(out_size(s)), dr(n), dx_want(n);
+    Idx arg_want(out_size(s));
+    activation_forward(detdl::Activation::relu, 0.0f, x.data(), r.data(), n);
+    maxpool2d_forward(s, r.data(), y_want.data(), arg_want.data());
+    maxpool2d_backward(s, dy.data(), arg_want.data(), dr.data());
+    activation_backward(detdl::Activation::relu, 0.0f, x.data(), r.data(), dr.data(),
+                        dx_want.data(), n);
+    for (int threads : {1, 2, 3}) {
+      use_threads(threads);
+      const std::string at = "threads " + std::to_string(threads) + " ";
+      Vec y(out_size(s)), dx(n, 7.0f);
+      Idx arg(out_size(s));
+      relu_maxpool2d_forward(s, x.data(), y.data(), arg.data());
+      expect_bits(y, y_want, at + "forward");
+      expect_bits(arg, arg_want, at + "argmax");
+      relu_maxpool2d_backward(s, x.data(), dy.data(), arg.data(), dx.data());
+      expect_bits(dx, dx_want, at + "backward");
+    }
+    use_threads(1);
   }
 }
 
