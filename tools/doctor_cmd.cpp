@@ -168,7 +168,7 @@ int run_doctor(const DoctorFlags& f) {
         "missed", "healthy", "no_twin");
     for (const auto& [group, by_kind] : tallies)
       for (const auto& [kname, t] : by_kind) {
-        auto n = [&t](const char* v) {
+        auto n = [&t = t](const char* v) {
           const auto it = t.verdicts.find(v);
           return it == t.verdicts.end() ? 0 : it->second;
         };

@@ -397,7 +397,7 @@ void add_study_command(CLI::App& app) {
     auto slice = variance::plan_slice(full, p->only_settings, p->only_repetitions);
     if (!p->shard.empty()) {
       const auto [index, count] = variance::parse_shard(p->shard);
-      std::erase_if(slice, [&](const variance::PlanRow* row) {
+      std::erase_if(slice, [index = index, count = count](const variance::PlanRow* row) {
         return variance::shard_of(row->key, count) != index;
       });
     }

@@ -166,7 +166,9 @@ TEST(SoftmaxCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
 }
 
 TEST(SoftmaxCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
-  for (auto [N, K] : {std::pair<i64, i64>{3, 5}, {7, 300}, {1, 1}}) {
+  for (auto [n_rows, n_classes] : {std::pair<i64, i64>{3, 5}, {7, 300}, {1, 1}}) {
+    // Plain copies: clang 14 (the sanitizer builds) cannot capture structured bindings.
+    const i64 N = n_rows, K = n_classes;
     const Vec x = random_vec(N * K, 4, -4.0f, 4.0f);
     const auto labels = random_labels(N, K, 5);
     Vec d(N * K);
@@ -273,7 +275,8 @@ TEST(KerasCrossEntropy, ClipRegionsCapTheLossAndZeroTheGradient) {
 }
 
 TEST(KerasCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
-  for (auto [N, K] : {std::pair<i64, i64>{3, 5}, {7, 300}, {9, 10}}) {
+  for (auto [n_rows, n_classes] : {std::pair<i64, i64>{3, 5}, {7, 300}, {9, 10}}) {
+    const i64 N = n_rows, K = n_classes;  // see above: clang 14 and structured bindings
     const auto labels = random_labels(N, K, 23);
     const Vec x = keras_logits(N, K, labels);
     Vec d(N * K);
