@@ -335,10 +335,16 @@ Store::MergeResult merge_sqlite_into_postgres(const std::string& from, const std
                         st.text(0), pg, "studies", schema.tables[0]);
     }
   }
+  // A stored row is no longer claimed (variance/claims.h): its claim goes in this
+  // transaction, as Store::put_run does in SQLite, so that no kill can leave a claim on a
+  // stored row behind (no runner would ever take such a row over, nor drop its claim).
+  const bool has_claims =
+      pg.query("SELECT to_regclass('claims') IS NOT NULL", {}).text(0, 0) == "t";
   Statement runs(src.db, "SELECT key, setting, repetition, weight_hash FROM runs ORDER BY key",
                  from);
   while (runs.step()) {
     const std::string key = runs.text(0);
+    if (has_claims) pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
     const auto there =
         pg.query("SELECT weight_hash FROM runs WHERE key = $1", {{false, false, key}});
     if (there.rows()) {
@@ -470,6 +476,8 @@ class PgRowStore final : public RowStore {
     const std::string me = worker_id(by), lease = std::to_string(lease_);
     pg.exec("BEGIN");
     if (pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) {
+      // A claim left on a stored row (by a version that dropped it after the commit) goes.
+      pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
       pg.exec("COMMIT");
       return ClaimResult::stored;
     }
@@ -510,9 +518,8 @@ class PgRowStore final : public RowStore {
         "WHERE worker = $1",
         {{false, false, worker_id(by)}, {false, false, std::to_string(lease_)}});
   }
-  // Through a one-run SQLite store and merge_sqlite_into_postgres (its transaction, its rules),
-  // then the claim goes. A worker killed between the two leaves the run stored and its claim
-  // to expire: the runner that takes the row over finds it stored.
+  // Through a one-run SQLite store and merge_sqlite_into_postgres (its transaction, its rules,
+  // and the row's claim deleted in it).
   bool put_run(const std::string& key, const std::string& study, const std::string& setting,
                std::int64_t repetition, const nlohmann::json& record,
                const std::vector<float>& weights) override {
@@ -531,10 +538,7 @@ class PgRowStore final : public RowStore {
       one.put_study(study, spec);
       one.put_run(key, study, setting, repetition, record, weights);
     }
-    const auto merged = merge_sqlite_into_postgres(tmp, url_);
-    Pg pg(url_);
-    pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
-    return merged.added == 1;
+    return merge_sqlite_into_postgres(tmp, url_).added == 1;
   }
 
  private:
