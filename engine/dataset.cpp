@@ -1,5 +1,6 @@
 #include "engine/dataset.h"
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -26,6 +27,16 @@ Tensor gather_rows(const Tensor& t, const std::int64_t* idx, std::int64_t count)
   const std::size_t row = static_cast<std::size_t>(t.numel() / t.dim(0)) * dtype_size(t.dtype());
   const auto* src = static_cast<const char*>(t.impl().storage->data);
   auto* dst = static_cast<char*>(out.impl().storage->data);
+  if (row % 4 == 0 && row <= 64) {
+    // Narrow rows (a label, a PMLB row of a few features): a plain loop of 4-byte words. A
+    // libc memcpy per row cost 5% of a BUTTER run's time at 44-byte rows.
+    const std::int64_t words = static_cast<std::int64_t>(row / 4);
+    const auto* s4 = reinterpret_cast<const std::uint32_t*>(src);
+    auto* d4 = reinterpret_cast<std::uint32_t*>(dst);
+    for (std::int64_t i = 0; i < count; ++i)
+      for (std::int64_t k = 0; k < words; ++k) d4[i * words + k] = s4[idx[i] * words + k];
+    return out;
+  }
   for (std::int64_t i = 0; i < count; ++i) std::memcpy(dst + i * row, src + idx[i] * row, row);
   return out;
 }

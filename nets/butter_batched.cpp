@@ -14,6 +14,7 @@
 #include "engine/hash.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/lanes.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
@@ -165,6 +166,25 @@ void ensure(std::vector<float>& v, i64 n) {
   if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
 }
 
+// Up to cpu::lanes::kLanes repetitions stepping together in SIMD lanes (BatchOrder::by_lanes):
+// their layers' weights, activations and gradients in kernels/cpu/lanes.h's layout, the
+// same names as Rep's (per layer: w, b; per hidden layer: z, a, sum, g, dz).
+struct LaneGroup {
+  std::span<Rep> reps;
+  std::vector<std::vector<float>> w, b, z, a, sum, g, dz;
+  std::vector<float> x, zo, dzo, t, dw, db;
+  std::vector<const float*> src;  // per repetition, for interleave / deinterleave
+  std::vector<float*> dst;
+};
+
+// The lanes give each repetition the bits of its run alone where every product and bias
+// gradient of the run is at `portable` (the lane kernels are the canonical order).
+bool lanes_apply(std::span<const Rep> reps) {
+  for (const Rep& r : reps)
+    if (r.matmul != Level::portable || r.bias_grad != Level::portable) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStack& stack) {
@@ -232,11 +252,9 @@ std::vector<TrainResult> fit_batched(
       throw std::invalid_argument("repetitions trained together: matmul levels differ");
 
   auto t_epoch = std::chrono::steady_clock::now();
-  // Step `step` of the repetitions in `reps`: layer by layer over all of them.
-  auto step_of = [&](std::span<Rep> reps, i64 step) {
+  // The batch of each repetition (its own order and training set) and its buffers.
+  auto prepare = [&](std::span<Rep> reps, i64 step) {
     const i64 epoch = step / spe, first = (step % spe) * B, count = std::min(B, n - first);
-    const bool epoch_end = (step + 1) % spe == 0;
-    // The batch of each repetition (its own order and training set).
     per_rep(reps, [&](Rep& r) {
       const BatchedRun& run = *r.run;
       if (r.order_epoch != epoch) r.order = epoch_order(n, run.cfg, r.order_epoch = epoch);
@@ -257,6 +275,52 @@ std::vector<TrainResult> fit_batched(
       }
       ensure(r.dzo, count * K);
     });
+  };
+  // Loss, penalties and the epoch's bookkeeping, then dL/d z of the output layer (r.zo holds
+  // the output layer's pre-activation).
+  auto loss_step = [&](std::span<Rep> reps, i64 count) {
+    per_rep(reps, [&](Rep& r) {
+      const TrainConfig& cfg = r.run->cfg;
+      if (stack.sigmoid_output)
+        cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(), count * K);
+      const float data_loss = loss_and_grad(r, cfg.loss, count, K);
+      if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
+      record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
+      if (stack.sigmoid_output)
+        cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
+                                 r.dzo.data(), count * K);
+      else
+        std::copy(r.dout.f32(), r.dout.f32() + count * K, r.dzo.data());
+    });
+  };
+  // The update, then the step's hash and, at an epoch's end, its summary.
+  auto update = [&](std::span<Rep> reps, i64 step) {
+    const i64 epoch = step / spe;
+    const bool epoch_end = (step + 1) % spe == 0;
+    per_rep(reps, [&](Rep& r) {
+      const TrainConfig& cfg = r.run->cfg;
+      std::vector<float> l2, l1;
+      for (std::size_t i = 0; i < r.params.size(); ++i) {
+        if (penalized(cfg, r.params[i]))
+          add_penalty_grads(cfg, r.params[i], r.grads[i].data_f32(), l2, l1);
+        accumulate_grad(r.params[i].tensor, r.grads[i]);
+      }
+      r.opt->step(cfg.schedule.lr(epoch));
+      r.opt->zero_grad();
+      r.result.steps = step + 1;
+      if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
+      if (epoch_end) {
+        r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
+                                  penalty_value(*r.run->model, cfg), t_epoch);
+        r.prog = EpochProgress{};
+      }
+    });
+  };
+
+  // Step `step` of the repetitions in `reps`: layer by layer over all of them.
+  auto step_of = [&](std::span<Rep> reps, i64 step) {
+    const i64 first = (step % spe) * B, count = std::min(B, n - first);
+    prepare(reps, step);
 
     // Forward: one batched product per layer, then the element-wise work per repetition.
     i64 fan_in = stack.n_in;
@@ -270,9 +334,6 @@ std::vector<TrainResult> fit_batched(
         const float* b = r.params[2 * d + 1].tensor.f32();
         if (d == out_layer) {
           add_bias(r.zo.data_f32(), b, count, w);
-          if (stack.sigmoid_output)
-            cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(),
-                                    count * w);
           return;
         }
         add_bias(r.z[d].data(), b, count, w);
@@ -286,18 +347,7 @@ std::vector<TrainResult> fit_batched(
       fan_in = w;
     }
 
-    // Loss, penalties and the epoch's bookkeeping, then dL/d z of the output layer.
-    per_rep(reps, [&](Rep& r) {
-      const TrainConfig& cfg = r.run->cfg;
-      const float data_loss = loss_and_grad(r, cfg.loss, count, K);
-      if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
-      record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
-      if (stack.sigmoid_output)
-        cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
-                                 r.dzo.data(), count * K);
-      else
-        std::copy(r.dout.f32(), r.dout.f32() + count * K, r.dzo.data());
-    });
+    loss_step(reps, count);
 
     // Backward, layer by layer from the output: dW and (below the first layer) dL/d in as
     // batched products, then the bias gradient and the activation's backward per repetition.
@@ -331,26 +381,107 @@ std::vector<TrainResult> fit_batched(
       });
     }
 
-    // The update, then the step's hash and, at an epoch's end, its summary.
-    per_rep(reps, [&](Rep& r) {
-      const TrainConfig& cfg = r.run->cfg;
-      std::vector<float> l2, l1;
-      for (std::size_t i = 0; i < r.params.size(); ++i) {
-        if (penalized(cfg, r.params[i]))
-          add_penalty_grads(cfg, r.params[i], r.grads[i].data_f32(), l2, l1);
-        accumulate_grad(r.params[i].tensor, r.grads[i]);
-      }
-      r.opt->step(cfg.schedule.lr(epoch));
-      r.opt->zero_grad();
-      r.result.steps = step + 1;
-      if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
-      if (epoch_end) {
-        r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
-                                  penalty_value(*r.run->model, cfg), t_epoch);
-        r.prog = EpochProgress{};
-      }
-    });
+    update(reps, step);
   };
+  // Step `step` of a group in lanes: step_of's arithmetic lane by lane (the products, bias
+  // adds and gradients, the activations and the skips on the lane layout), the loss, metrics
+  // and update per repetition as step_of's, on the output and gradients moved out of the lanes.
+  constexpr i64 LN = cpu::lanes::kLanes;
+  auto lane_step = [&](LaneGroup& gr, i64 step) {
+    const i64 first = (step % spe) * B, count = std::min(B, n - first);
+    const std::span<Rep> reps = gr.reps;
+    const i64 G = static_cast<i64>(reps.size());
+    prepare(reps, step);
+    auto into_lanes = [&](i64 numel, auto&& of, std::vector<float>& dst) {
+      ensure(dst, numel * LN);
+      gr.src.clear();
+      for (Rep& r : reps) gr.src.push_back(of(r));
+      cpu::lanes::interleave(numel, gr.src.data(), G, dst.data());
+    };
+    auto out_of_lanes = [&](i64 numel, const std::vector<float>& src, auto&& of) {
+      gr.dst.clear();
+      for (Rep& r : reps) gr.dst.push_back(of(r));
+      cpu::lanes::deinterleave(numel, src.data(), G, gr.dst.data());
+    };
+    auto lane_in = [&](std::size_t d) -> float* {  // layer_in's lanes
+      if (d == 0) return gr.x.data();
+      return residual_at(stack, d - 1) ? gr.sum[d - 1].data() : gr.a[d - 1].data();
+    };
+    into_lanes(
+        count * stack.n_in, [](Rep& r) { return r.xb.f32(); }, gr.x);
+    i64 fan_in = stack.n_in;
+    for (std::size_t d = 0; d < L; ++d) {
+      const i64 w = stack.widths[d];
+      into_lanes(
+          w * fan_in, [d](Rep& r) { return r.params[2 * d].tensor.f32(); }, gr.w[d]);
+      into_lanes(
+          w, [d](Rep& r) { return r.params[2 * d + 1].tensor.f32(); }, gr.b[d]);
+      fan_in = w;
+    }
+
+    // Forward.
+    fan_in = stack.n_in;
+    for (std::size_t d = 0; d < L; ++d) {
+      const i64 w = stack.widths[d], m = count * w * LN;
+      std::vector<float>& zd = d == out_layer ? gr.zo : gr.z[d];
+      ensure(zd, m);
+      cpu::lanes::dot(count, w, fan_in, lane_in(d), fan_in, 1, gr.w[d].data(), fan_in, 1, zd.data(),
+                      w, 1);
+      cpu::lanes::add_rows(count, w, gr.b[d].data(), zd.data());
+      if (d != out_layer) {
+        ensure(gr.a[d], m);
+        cpu::activation_forward(Activation::relu, 0.0f, zd.data(), gr.a[d].data(), m);
+        if (residual_at(stack, d)) {  // ops::add(relu(...), x)
+          ensure(gr.sum[d], m);
+          const float* x = lane_in(d);
+          float* s = gr.sum[d].data();
+          for (i64 i = 0; i < m; ++i) s[i] = gr.a[d][i] + x[i];
+        }
+      }
+      fan_in = w;
+    }
+    out_of_lanes(count * K, gr.zo, [](Rep& r) { return r.zo.data_f32(); });
+    loss_step(reps, count);
+    into_lanes(
+        count * K, [](Rep& r) { return r.dzo.data(); }, gr.dzo);
+
+    // Backward.
+    for (std::size_t d = L; d-- > 0;) {
+      const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
+      const float* dz = d == out_layer ? gr.dzo.data() : gr.dz[d].data();
+      ensure(gr.dw, w * in * LN);
+      cpu::lanes::dot(w, in, count, dz, 1, w, lane_in(d), 1, in, gr.dw.data(), in, 1);
+      out_of_lanes(w * in, gr.dw, [d](Rep& r) { return r.grads[2 * d].data_f32(); });
+      ensure(gr.db, w * LN);
+      cpu::lanes::column_sums(count, w, dz, gr.db.data());
+      out_of_lanes(w, gr.db, [d](Rep& r) { return r.grads[2 * d + 1].data_f32(); });
+      if (d == 0) continue;
+      const std::size_t h = d - 1;  // the hidden layer below
+      const i64 m = count * in * LN;
+      ensure(gr.g[h], m), ensure(gr.dz[h], m);
+      float* gin = gr.g[h].data();  // dL/d out(h)
+      float* prod = residual_at(stack, d) ? (ensure(gr.t, m), gr.t.data()) : gin;
+      cpu::lanes::dot(count, in, w, dz, w, 1, gr.w[d].data(), 1, in, prod, in, 1);
+      if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it
+        const float* gout = gr.g[d].data();
+        for (i64 i = 0; i < m; ++i) gin[i] = gout[i] + gr.t[i];
+      }
+      cpu::activation_backward(Activation::relu, 0.0f, gr.z[h].data(), gr.a[h].data(), gin,
+                               gr.dz[h].data(), m);
+    }
+    update(reps, step);
+  };
+  if (order == BatchOrder::by_lanes && !lanes_apply(reps)) order = BatchOrder::by_repetition;
+  std::vector<LaneGroup> groups;
+  if (order == BatchOrder::by_lanes)
+    for (std::size_t g0 = 0; g0 < reps.size(); g0 += LN) {
+      LaneGroup& gr = groups.emplace_back();
+      gr.reps = std::span<Rep>(reps).subspan(g0, std::min<std::size_t>(LN, reps.size() - g0));
+      gr.w.resize(L), gr.b.resize(L);
+      gr.z.resize(L - 1), gr.a.resize(L - 1), gr.sum.resize(L - 1), gr.g.resize(L - 1),
+          gr.dz.resize(L - 1);
+    }
+
   for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
     const i64 first_step = epoch * spe, end_step = first_step + spe;
     // The epoch's end of repetition i: its summary into its result, and the callback.
@@ -362,6 +493,13 @@ std::vector<TrainResult> fit_batched(
       for (i64 step = first_step; step < end_step; ++step) step_of(reps, step);
       cpu::parallel_for(static_cast<i64>(reps.size()),
                         [&](i64 i) { finish(static_cast<std::size_t>(i)); });
+    } else if (order == BatchOrder::by_lanes) {  // each task a whole epoch of one group
+      cpu::parallel_for(static_cast<i64>(groups.size()), [&](i64 gi) {
+        LaneGroup& gr = groups[static_cast<std::size_t>(gi)];
+        for (i64 step = first_step; step < end_step; ++step) lane_step(gr, step);
+        const auto g0 = static_cast<std::size_t>(gr.reps.data() - reps.data());
+        for (std::size_t i = 0; i < gr.reps.size(); ++i) finish(g0 + i);
+      });
     } else {  // by repetition: each task runs a whole epoch of one, its state staying in cache
       cpu::parallel_for(static_cast<i64>(reps.size()), [&](i64 i) {
         const std::span<Rep> one(&reps[static_cast<std::size_t>(i)], 1);

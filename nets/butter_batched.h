@@ -57,8 +57,14 @@ std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStac
 //                  (cpu::sgemm_batched), the element-wise work a pass over them: the
 //                  form a GPU wants (one launch per layer for all repetitions).
 //   by_repetition: the thread pool takes whole steps of one repetition (its products and
-//                  element-wise work back to back, in cache): on the CPU the faster one.
-enum class BatchOrder { by_layer, by_repetition };
+//                  element-wise work back to back, in cache).
+//   by_lanes:      groups of cpu::lanes::kLanes repetitions, each repetition one SIMD lane
+//                  (kernels/cpu/lanes.h): the products, bias gradients, activations and
+//                  skips of a group are each one pass for all of its repetitions, with no
+//                  lane wasted on narrow layers; the loss, metrics and update per repetition.
+//                  The pool takes whole epochs of one group. Runs whose products or bias
+//                  gradients are not at `portable` take by_repetition instead.
+enum class BatchOrder { by_layer, by_repetition, by_lanes };
 
 // Trains the runs together on `threads` threads; result r is run r's, as Trainer::fit gives
 // it (steps, epochs, step hashes, weight hash). on_epoch(r, stats) is called for every run
@@ -69,6 +75,6 @@ enum class BatchOrder { by_layer, by_repetition };
 std::vector<TrainResult> fit_batched(
     std::vector<BatchedRun>& runs, const DenseStack& stack, int threads,
     const std::function<void(std::size_t, const EpochStats&)>& on_epoch = {},
-    BatchOrder order = BatchOrder::by_repetition);
+    BatchOrder order = BatchOrder::by_lanes);
 
 }  // namespace detdl::nets

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/train.h"
+#include "nets/butter_batched.h"
 #include "nets/data/registry.h"
 #include "nets/edits.h"
 #include "nets/zoo.h"
@@ -151,10 +152,11 @@ std::string batch_refusal(const std::vector<Experiment>& es);
 // record), except its timings, which are the batch's (all repetitions together), and
 // record["batched"] = {"repetitions": R, "index": i}. The options may not ask for
 // checkpoints, a step limit or per-step callbacks. Throws std::invalid_argument with
-// batch_refusal's reason. by_layer: the step order of nets::BatchOrder (the same bits;
-// by repetition is the faster on the CPU).
+// batch_refusal's reason. order: nets::BatchOrder (every order gives the same bits; by
+// lanes is the fastest on the CPU).
 std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es,
-                                               const RunOptions& opt = {}, bool by_layer = false);
+                                               const RunOptions& opt = {},
+                                               BatchOrder order = BatchOrder::by_lanes);
 
 // The current time as ISO 8601 UTC ("2026-12-01T14:49:08Z"), for records and stores.
 std::string utc_now();

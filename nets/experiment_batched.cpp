@@ -54,7 +54,7 @@ std::string batch_refusal(const std::vector<Experiment>& es) {
 }
 
 std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es,
-                                               const RunOptions& opt, bool by_layer) {
+                                               const RunOptions& opt, BatchOrder order) {
   if (const std::string why = batch_refusal(es); !why.empty())
     throw std::invalid_argument("repetitions trained together: " + why);
   if (opt.resume || !opt.checkpoint_path.empty() || opt.stop_after_steps >= 0 || opt.on_step ||
@@ -85,8 +85,7 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
     };
   std::vector<TrainResult> results = fit_batched(
       batch, stack, es[0].threads,
-      [&](std::size_t i, const EpochStats& s) { record_epoch(runs[i], es[i], each, s); },
-      by_layer ? BatchOrder::by_layer : BatchOrder::by_repetition);
+      [&](std::size_t i, const EpochStats& s) { record_epoch(runs[i], es[i], each, s); }, order);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<RunOutput> outs(runs.size());
   cpu::parallel_for(static_cast<std::int64_t>(runs.size()), [&](std::int64_t j) {

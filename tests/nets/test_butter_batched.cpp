@@ -55,13 +55,16 @@ void expect_same_as_alone(const std::vector<Experiment>& es) {
   ro.step_hashes = true;
   ro.epoch_predictions = true;
   ro.keep_weights_up_to = 1'000'000;
-  const std::vector<RunOutput> together = run_experiments_batched(es, ro);
-  const std::vector<RunOutput> by_layer = run_experiments_batched(es, ro, /*by_layer=*/true);
+  const std::vector<RunOutput> together = run_experiments_batched(es, ro);  // by lanes
+  const std::vector<RunOutput> by_layer = run_experiments_batched(es, ro, BatchOrder::by_layer);
+  const std::vector<RunOutput> by_rep = run_experiments_batched(es, ro, BatchOrder::by_repetition);
   ASSERT_EQ(together.size(), es.size());
   ASSERT_EQ(by_layer.size(), es.size());
+  ASSERT_EQ(by_rep.size(), es.size());
   std::set<std::string> hashes;
   for (std::size_t i = 0; i < es.size(); ++i) {
     EXPECT_EQ(without_times(by_layer[i].record), without_times(together[i].record));
+    EXPECT_EQ(without_times(by_rep[i].record), without_times(together[i].record));
     SCOPED_TRACE("repetition " + std::to_string(i) + " of " + es[i].net + " on " + es[i].data);
     const RunOutput alone = run_experiment(es[i], ro);
     EXPECT_EQ(together[i].result.weight_hash, alone.result.weight_hash);
@@ -114,7 +117,7 @@ TEST(ButterBatched, RegressionWithSgdAndRmsprop) {
 }
 
 // Images go in flattened (BUTTER's pixel columns); a short last batch; more repetitions
-// than threads and fewer; one thread.
+// than threads and fewer; one thread; more repetitions than one lane group holds.
 TEST(ButterBatched, FlattenedImagesAndThreadCounts) {
   Experiment e = butter("synthetic-mnist:700", "wide_first_4x", 3, 4096);
   e.batch_size = 128;  // 560 training rows: the last batch has 48
@@ -123,6 +126,7 @@ TEST(ButterBatched, FlattenedImagesAndThreadCounts) {
     expect_same_as_alone(repetitions(e, 1));
     expect_same_as_alone(repetitions(e, 5));
   }
+  expect_same_as_alone(repetitions(e, 10));  // two lane groups, the second of 2
 }
 
 TEST(ButterBatched, RefusesWhatItCannotTrainTogether) {

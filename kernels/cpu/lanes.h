@@ -1,0 +1,47 @@
+// Dense-layer kernels on problems interleaved in SIMD lanes: up to kLanes independent
+// problems of one shape (BUTTER's repetitions of one experiment) stored element by element
+// side by side, element i of problem l at [i * kLanes + l]. One AVX2 vector then holds the
+// same element of 8 problems, and each vector instruction is every problem's scalar step:
+// nothing is reduced across lanes, so each lane's result is bit for bit what the canonical
+// kernel gives its problem alone, and no lane of a tile is wasted however narrow the layer
+// (a 7-wide product fills 7 of 16 lanes in the row-major GEMM; here all 8).
+//
+// Why: BUTTER's networks are a few dozen units wide (11 -> 23 -> 23 -> 7 at size 1024); a
+// row-major GEMM of that shape spends more time packing and on edge tiles than on products
+// (bench/RESULTS.md, "BUTTER's repetitions"). nets/butter_batched.cpp's by_lanes order runs
+// the products and the element-wise work of a group of repetitions here.
+//
+// Layout of every array below: its logical shape with kLanes floats per element (lanes at or
+// past the group's size hold whatever the caller put there, zeros from interleave()).
+#pragma once
+#include <cstdint>
+
+namespace detdl::cpu::lanes {
+
+inline constexpr int kLanes = 8;
+
+// c(i, j) = the canonical dot over r in [0, R) of a(i, r) * b(j, r) (chunks of
+// kChunkProducts terms, each one fmaf chain from +0.0f in r order, the chunks combined by the
+// canonical tree), for i < I, j < J. Element (i, r) of a is at a + (i * a_i + r * a_r) *
+// kLanes, (j, r) of b at b + (j * b_j + r * b_r) * kLanes, (i, j) of c at c + (i * c_i + j *
+// c_j) * kLanes. A dense layer's three products:
+//   forward       y (N, O) = x (N, K) w^T:  I = N, J = O, R = K; a = x (K, 1), b = w (K, 1)
+//   weight grad  dw (O, K) = dy^T x:        I = O, J = K, R = N; a = dy (1, O), b = x (1, K)
+//   data grad    dx (N, K) = dy w:          I = N, J = K, R = O; a = dy (O, 1), b = w (1, K)
+void dot(std::int64_t I, std::int64_t J, std::int64_t R,  //
+         const float* a, std::int64_t a_i, std::int64_t a_r, const float* b, std::int64_t b_j,
+         std::int64_t b_r, float* c, std::int64_t c_i, std::int64_t c_j);
+
+// s (J) = the canonical sum over n of x (N, J)'s column j (chunks of kChunkValues terms):
+// reduce.h's column_sums, lane by lane (a dense layer's bias gradient).
+void column_sums(std::int64_t N, std::int64_t J, const float* x, float* s);
+
+// y (N, J) = y + b (J), row by row (ops::linear's bias add).
+void add_rows(std::int64_t N, std::int64_t J, const float* b, float* y);
+
+// dst (n) = src[l][i] in lane l for l < count (count <= kLanes), +0.0f in the other lanes.
+void interleave(std::int64_t n, const float* const* src, std::int64_t count, float* dst);
+// dst[l][i] = src (n)'s lane l, for l < count.
+void deinterleave(std::int64_t n, const float* src, std::int64_t count, float* const* dst);
+
+}  // namespace detdl::cpu::lanes

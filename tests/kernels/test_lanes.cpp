@@ -1,0 +1,161 @@
+// The lane kernels (kernels/cpu/lanes.h): every lane's result is the canonical reduction of
+// its own problem, bit for bit, written here as plain loops over one problem (chunks, then
+// the level-by-level tree of tests/kernels/reference.h), and within rounding of a float64
+// reference; the layout helpers move exactly the right floats.
+#include "kernels/cpu/lanes.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "tests/kernels/reference.h"
+
+namespace detdl::cpu::lanes {
+namespace {
+
+using i64 = std::int64_t;
+constexpr i64 L = kLanes;
+
+// Problem l's n floats, uniform in [-1, 1) from seed + l.
+std::vector<std::vector<float>> problems(i64 count, i64 n, unsigned seed) {
+  std::vector<std::vector<float>> p(static_cast<std::size_t>(count));
+  for (i64 l = 0; l < count; ++l) {
+    std::mt19937 gen(seed + static_cast<unsigned>(l));
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (i64 i = 0; i < n; ++i) p[l].push_back(u(gen));
+  }
+  return p;
+}
+
+// The lane layout written out by hand (not with interleave(), which is tested below).
+std::vector<float> by_hand(const std::vector<std::vector<float>>& p, i64 n) {
+  std::vector<float> v(static_cast<std::size_t>(n * L), 0.0f);
+  for (std::size_t l = 0; l < p.size(); ++l)
+    for (i64 i = 0; i < n; ++i) v[i * L + l] = p[l][i];
+  return v;
+}
+
+// The canonical dot of one problem, plainly: chunks of 4096 chains from +0.0f, the tree.
+float canonical_dot(i64 R, const std::vector<float>& a, i64 a0, i64 a_r,
+                    const std::vector<float>& b, i64 b0, i64 b_r) {
+  std::vector<float> parts;
+  for (i64 s = 0; s < R; s += 4096) {
+    float p = 0.0f;
+    for (i64 r = s; r < std::min(R, s + 4096); ++r)
+      p = std::fmaf(a[a0 + r * a_r], b[b0 + r * b_r], p);
+    parts.push_back(p);
+  }
+  return reference::level_tree(parts);
+}
+
+struct Case {
+  i64 I, J, R;
+  i64 a_i, a_r, b_j, b_r;  // strides of a (I, R) and b (J, R) in elements
+  i64 a_n, b_n;            // elements in a and b
+  i64 count;               // problems in the group
+};
+
+void check_dot(const Case& t) {
+  const auto a = problems(t.count, t.a_n, 11), b = problems(t.count, t.b_n, 29);
+  const std::vector<float> al = by_hand(a, t.a_n), bl = by_hand(b, t.b_n);
+  std::vector<float> c(static_cast<std::size_t>(t.I * t.J * L), -7.0f);
+  dot(t.I, t.J, t.R, al.data(), t.a_i, t.a_r, bl.data(), t.b_j, t.b_r, c.data(), t.J, 1);
+  for (i64 l = 0; l < t.count; ++l)
+    for (i64 i = 0; i < t.I; ++i)
+      for (i64 j = 0; j < t.J; ++j) {
+        const float got = c[(i * t.J + j) * L + l];
+        const float want = canonical_dot(t.R, a[l], i * t.a_i, t.a_r, b[l], j * t.b_j, t.b_r);
+        ASSERT_EQ(got, want) << "lane " << l << " (" << i << ", " << j << ")";
+        double ref = 0.0, mag = 0.0;
+        for (i64 r = 0; r < t.R; ++r) {
+          const double p = static_cast<double>(a[l][i * t.a_i + r * t.a_r]) *
+                           static_cast<double>(b[l][j * t.b_j + r * t.b_r]);
+          ref += p;
+          mag += std::fabs(p);
+        }
+        ASSERT_NEAR(got, ref, 1.2e-7 * static_cast<double>(t.R) * mag);  // |error| <= R u sum|p|
+      }
+  for (i64 l = t.count; l < L; ++l)  // zero lanes give zeros
+    for (i64 e = 0; e < t.I * t.J; ++e) ASSERT_EQ(c[e * L + l], 0.0f);
+}
+
+TEST(Lanes, ForwardProductEveryLaneIsItsCanonicalDot) {
+  // y (N, O) = x (N, K) w^T: a = x (K, 1), b = w (K, 1); shapes that leave edge tiles.
+  for (i64 count : {8, 5, 1}) {
+    const i64 N = 37, O = 11, K = 23;
+    check_dot({N, O, K, K, 1, K, 1, N * K, O * K, count});
+  }
+}
+
+TEST(Lanes, WeightGradientOverMoreThanOneChunk) {
+  // dw (O, K) = dy (N, O)^T x (N, K) with N = 4096 + 700: two chunks and the tree.
+  const i64 N = 4096 + 700, O = 5, K = 7;
+  check_dot({O, K, N, 1, O, 1, K, N * O, N * K, 8});
+  check_dot({O, K, 3 * 4096 + 1, 1, O, 1, K, (3 * 4096 + 1) * O, (3 * 4096 + 1) * K, 3});
+}
+
+TEST(Lanes, DataGradient) {
+  // dx (N, K) = dy (N, O) w (O, K): a = dy (O, 1), b = w (1, K).
+  const i64 N = 19, O = 7, K = 13;
+  check_dot({N, K, O, O, 1, 1, K, N * O, O * K, 6});
+}
+
+TEST(Lanes, EmptyReductionIsPositiveZero) {
+  std::vector<float> a(L), b(L), c(4 * L, 5.0f);
+  dot(2, 2, 0, a.data(), 1, 1, b.data(), 1, 1, c.data(), 2, 1);
+  for (float v : c) {
+    ASSERT_EQ(v, 0.0f);
+    ASSERT_FALSE(std::signbit(v));
+  }
+}
+
+TEST(Lanes, ColumnSumsAreCanonicalPerLane) {
+  for (i64 N : {1, 100, 256, 257, 700}) {
+    const i64 J = 6;
+    const auto x = problems(8, N * J, 3);
+    const std::vector<float> xl = by_hand(x, N * J);
+    std::vector<float> s(static_cast<std::size_t>(J * L), -1.0f);
+    column_sums(N, J, xl.data(), s.data());
+    for (i64 l = 0; l < 8; ++l)
+      for (i64 j = 0; j < J; ++j) {
+        std::vector<float> col;
+        for (i64 n = 0; n < N; ++n) col.push_back(x[l][n * J + j]);
+        ASSERT_EQ(s[j * L + l], reference::chunked_sum(col)) << "N " << N << " lane " << l;
+      }
+  }
+}
+
+TEST(Lanes, AddRowsAddsTheBiasToEveryRow) {
+  const i64 N = 3, J = 5;
+  const auto y = problems(8, N * J, 5), b = problems(8, J, 6);
+  std::vector<float> yl = by_hand(y, N * J);
+  const std::vector<float> bl = by_hand(b, J);
+  add_rows(N, J, bl.data(), yl.data());
+  for (i64 l = 0; l < 8; ++l)
+    for (i64 n = 0; n < N; ++n)
+      for (i64 j = 0; j < J; ++j) ASSERT_EQ(yl[(n * J + j) * L + l], y[l][n * J + j] + b[l][j]);
+}
+
+TEST(Lanes, InterleaveAndDeinterleaveMoveEveryFloat) {
+  for (i64 count : {8, 3}) {
+    const i64 n = 8 * 5 + 3;  // whole 8 x 8 blocks and a tail
+    const auto p = problems(count, n, 9);
+    std::vector<const float*> src;
+    for (const auto& v : p) src.push_back(v.data());
+    std::vector<float> il(static_cast<std::size_t>(n * L), -3.0f);
+    interleave(n, src.data(), count, il.data());
+    EXPECT_EQ(il, by_hand(p, n));  // the other lanes zero
+    std::vector<std::vector<float>> back(static_cast<std::size_t>(count),
+                                         std::vector<float>(static_cast<std::size_t>(n)));
+    std::vector<float*> dst;
+    for (auto& v : back) dst.push_back(v.data());
+    deinterleave(n, il.data(), count, dst.data());
+    EXPECT_EQ(back, p);
+  }
+}
+
+}  // namespace
+}  // namespace detdl::cpu::lanes
