@@ -166,7 +166,7 @@ void ensure(std::vector<float>& v, i64 n) {
   if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
 }
 
-// Up to cpu::lanes::kLanes repetitions stepping together in SIMD lanes (BatchOrder::by_lanes):
+// Up to cpu::lanes::kernels().lanes repetitions stepping together in SIMD lanes (BatchOrder::by_lanes):
 // their layers' weights, activations and gradients in kernels/cpu/lanes.h's layout, the
 // same names as Rep's (per layer: w, b; per hidden layer: z, a, sum, g, dz).
 struct LaneGroup {
@@ -386,7 +386,8 @@ std::vector<TrainResult> fit_batched(
   // Step `step` of a group in lanes: step_of's arithmetic lane by lane (the products, bias
   // adds and gradients, the activations and the skips on the lane layout), the loss, metrics
   // and update per repetition as step_of's, on the output and gradients moved out of the lanes.
-  constexpr i64 LN = cpu::lanes::kLanes;
+  const cpu::lanes::Kernels& lk = cpu::lanes::kernels();
+  const i64 LN = lk.lanes;
   auto lane_step = [&](LaneGroup& gr, i64 step) {
     const i64 first = (step % spe) * B, count = std::min(B, n - first);
     const std::span<Rep> reps = gr.reps;
@@ -396,12 +397,12 @@ std::vector<TrainResult> fit_batched(
       ensure(dst, numel * LN);
       gr.src.clear();
       for (Rep& r : reps) gr.src.push_back(of(r));
-      cpu::lanes::interleave(numel, gr.src.data(), G, dst.data());
+      cpu::lanes::interleave(lk.lanes, numel, gr.src.data(), G, dst.data());
     };
     auto out_of_lanes = [&](i64 numel, const std::vector<float>& src, auto&& of) {
       gr.dst.clear();
       for (Rep& r : reps) gr.dst.push_back(of(r));
-      cpu::lanes::deinterleave(numel, src.data(), G, gr.dst.data());
+      cpu::lanes::deinterleave(lk.lanes, numel, src.data(), G, gr.dst.data());
     };
     auto lane_in = [&](std::size_t d) -> float* {  // layer_in's lanes
       if (d == 0) return gr.x.data();
@@ -425,9 +426,9 @@ std::vector<TrainResult> fit_batched(
       const i64 w = stack.widths[d], m = count * w * LN;
       std::vector<float>& zd = d == out_layer ? gr.zo : gr.z[d];
       ensure(zd, m);
-      cpu::lanes::dot(count, w, fan_in, lane_in(d), fan_in, 1, gr.w[d].data(), fan_in, 1, zd.data(),
-                      w, 1);
-      cpu::lanes::add_rows(count, w, gr.b[d].data(), zd.data());
+      cpu::lanes::dot(lk, count, w, fan_in, lane_in(d), fan_in, 1, gr.w[d].data(), fan_in, 1,
+                      zd.data(), w, 1);
+      lk.add_rows(count, w, gr.b[d].data(), zd.data());
       if (d != out_layer) {
         ensure(gr.a[d], m);
         cpu::activation_forward(Activation::relu, 0.0f, zd.data(), gr.a[d].data(), m);
@@ -450,10 +451,10 @@ std::vector<TrainResult> fit_batched(
       const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
       const float* dz = d == out_layer ? gr.dzo.data() : gr.dz[d].data();
       ensure(gr.dw, w * in * LN);
-      cpu::lanes::dot(w, in, count, dz, 1, w, lane_in(d), 1, in, gr.dw.data(), in, 1);
+      cpu::lanes::dot(lk, w, in, count, dz, 1, w, lane_in(d), 1, in, gr.dw.data(), in, 1);
       out_of_lanes(w * in, gr.dw, [d](Rep& r) { return r.grads[2 * d].data_f32(); });
       ensure(gr.db, w * LN);
-      cpu::lanes::column_sums(count, w, dz, gr.db.data());
+      lk.column_sums(count, w, dz, gr.db.data());
       out_of_lanes(w, gr.db, [d](Rep& r) { return r.grads[2 * d + 1].data_f32(); });
       if (d == 0) continue;
       const std::size_t h = d - 1;  // the hidden layer below
@@ -461,7 +462,7 @@ std::vector<TrainResult> fit_batched(
       ensure(gr.g[h], m), ensure(gr.dz[h], m);
       float* gin = gr.g[h].data();  // dL/d out(h)
       float* prod = residual_at(stack, d) ? (ensure(gr.t, m), gr.t.data()) : gin;
-      cpu::lanes::dot(count, in, w, dz, w, 1, gr.w[d].data(), 1, in, prod, in, 1);
+      cpu::lanes::dot(lk, count, in, w, dz, w, 1, gr.w[d].data(), 1, in, prod, in, 1);
       if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it
         const float* gout = gr.g[d].data();
         for (i64 i = 0; i < m; ++i) gin[i] = gout[i] + gr.t[i];
@@ -474,9 +475,10 @@ std::vector<TrainResult> fit_batched(
   if (order == BatchOrder::by_lanes && !lanes_apply(reps)) order = BatchOrder::by_repetition;
   std::vector<LaneGroup> groups;
   if (order == BatchOrder::by_lanes)
-    for (std::size_t g0 = 0; g0 < reps.size(); g0 += LN) {
+    for (std::size_t g0 = 0; g0 < reps.size(); g0 += static_cast<std::size_t>(LN)) {
       LaneGroup& gr = groups.emplace_back();
-      gr.reps = std::span<Rep>(reps).subspan(g0, std::min<std::size_t>(LN, reps.size() - g0));
+      gr.reps = std::span<Rep>(reps).subspan(
+          g0, std::min(static_cast<std::size_t>(LN), reps.size() - g0));
       gr.w.resize(L), gr.b.resize(L);
       gr.z.resize(L - 1), gr.a.resize(L - 1), gr.sum.resize(L - 1), gr.g.resize(L - 1),
           gr.dz.resize(L - 1);

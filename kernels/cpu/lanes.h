@@ -11,37 +11,57 @@
 // (bench/RESULTS.md, "BUTTER's repetitions"). nets/butter_batched.cpp's by_lanes order runs
 // the products and the element-wise work of a group of repetitions here.
 //
-// Layout of every array below: its logical shape with kLanes floats per element (lanes at or
-// past the group's size hold whatever the caller put there, zeros from interleave()).
+// Layout of every array below: its logical shape with `lanes` floats per element, 8 (AVX2) or
+// 16 (AVX-512F, where the CPU has it); lanes at or past the group's size hold whatever the
+// caller put there (zeros from interleave()). Both widths give every problem the same bits.
 #pragma once
 #include <cstdint>
 
 namespace detdl::cpu::lanes {
 
-inline constexpr int kLanes = 8;
+inline constexpr int kMaxLanes = 16;
+
+struct Kernels {
+  int lanes;  // floats per element: 8 or 16
+
+  // dot()'s products over r in [0, R) for R <= kChunkProducts (one chain per output).
+  void (*dot_chunk)(std::int64_t I, std::int64_t J, std::int64_t R,  //
+                    const float* a, std::int64_t a_i, std::int64_t a_r, const float* b,
+                    std::int64_t b_j, std::int64_t b_r, float* c, std::int64_t c_i,
+                    std::int64_t c_j);
+
+  // s (J) = the canonical sum over n of x (N, J)'s column j (chunks of kChunkValues terms):
+  // reduce.h's column_sums, lane by lane (a dense layer's bias gradient).
+  void (*column_sums)(std::int64_t N, std::int64_t J, const float* x, float* s);
+
+  // y (N, J) = y + b (J), row by row (ops::linear's bias add).
+  void (*add_rows)(std::int64_t N, std::int64_t J, const float* b, float* y);
+};
+
+// The widest kernels this CPU runs (AVX-512F's where it has it and they are allowed).
+const Kernels& kernels();
+const Kernels& kernels_avx2();
+const Kernels& kernels_avx512();  // call only where avx512_available()
+bool avx512_available();
+// Test hook: false makes kernels() the AVX2 ones on a CPU with AVX-512F. Default true.
+void set_avx512_allowed(bool on);
 
 // c(i, j) = the canonical dot over r in [0, R) of a(i, r) * b(j, r) (chunks of
 // kChunkProducts terms, each one fmaf chain from +0.0f in r order, the chunks combined by the
-// canonical tree), for i < I, j < J. Element (i, r) of a is at a + (i * a_i + r * a_r) *
-// kLanes, (j, r) of b at b + (j * b_j + r * b_r) * kLanes, (i, j) of c at c + (i * c_i + j *
-// c_j) * kLanes. A dense layer's three products:
+// canonical tree), for i < I, j < J, with k's kernels. Element (i, r) of a is at a + (i * a_i
+// + r * a_r) * k.lanes, (j, r) of b at b + (j * b_j + r * b_r) * k.lanes, (i, j) of c at
+// c + (i * c_i + j * c_j) * k.lanes. A dense layer's three products:
 //   forward       y (N, O) = x (N, K) w^T:  I = N, J = O, R = K; a = x (K, 1), b = w (K, 1)
 //   weight grad  dw (O, K) = dy^T x:        I = O, J = K, R = N; a = dy (1, O), b = x (1, K)
 //   data grad    dx (N, K) = dy w:          I = N, J = K, R = O; a = dy (O, 1), b = w (1, K)
-void dot(std::int64_t I, std::int64_t J, std::int64_t R,  //
+void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R,  //
          const float* a, std::int64_t a_i, std::int64_t a_r, const float* b, std::int64_t b_j,
          std::int64_t b_r, float* c, std::int64_t c_i, std::int64_t c_j);
 
-// s (J) = the canonical sum over n of x (N, J)'s column j (chunks of kChunkValues terms):
-// reduce.h's column_sums, lane by lane (a dense layer's bias gradient).
-void column_sums(std::int64_t N, std::int64_t J, const float* x, float* s);
-
-// y (N, J) = y + b (J), row by row (ops::linear's bias add).
-void add_rows(std::int64_t N, std::int64_t J, const float* b, float* y);
-
-// dst (n) = src[l][i] in lane l for l < count (count <= kLanes), +0.0f in the other lanes.
-void interleave(std::int64_t n, const float* const* src, std::int64_t count, float* dst);
+// dst (n) = src[l][i] in lane l for l < count (count <= lanes), +0.0f in the other lanes.
+void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t count, float* dst);
 // dst[l][i] = src (n)'s lane l, for l < count.
-void deinterleave(std::int64_t n, const float* src, std::int64_t count, float* const* dst);
+void deinterleave(int lanes, std::int64_t n, const float* src, std::int64_t count,
+                  float* const* dst);
 
 }  // namespace detdl::cpu::lanes

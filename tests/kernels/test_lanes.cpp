@@ -17,7 +17,13 @@ namespace detdl::cpu::lanes {
 namespace {
 
 using i64 = std::int64_t;
-constexpr i64 L = kLanes;
+
+// Every kernel set this CPU runs: AVX2's, and AVX-512F's where the CPU has it.
+std::vector<const Kernels*> kernel_sets() {
+  std::vector<const Kernels*> ks{&kernels_avx2()};
+  if (avx512_available()) ks.push_back(&kernels_avx512());
+  return ks;
+}
 
 // Problem l's n floats, uniform in [-1, 1) from seed + l.
 std::vector<std::vector<float>> problems(i64 count, i64 n, unsigned seed) {
@@ -31,7 +37,7 @@ std::vector<std::vector<float>> problems(i64 count, i64 n, unsigned seed) {
 }
 
 // The lane layout written out by hand (not with interleave(), which is tested below).
-std::vector<float> by_hand(const std::vector<std::vector<float>>& p, i64 n) {
+std::vector<float> by_hand(const std::vector<std::vector<float>>& p, i64 n, i64 L) {
   std::vector<float> v(static_cast<std::size_t>(n * L), 0.0f);
   for (std::size_t l = 0; l < p.size(); ++l)
     for (i64 i = 0; i < n; ++i) v[i * L + l] = p[l][i];
@@ -58,11 +64,14 @@ struct Case {
   i64 count;               // problems in the group
 };
 
-void check_dot(const Case& t) {
+void check_dot(const Kernels& k, const Case& t) {
+  if (t.count > k.lanes) return;  // a group of 16 on the 8-lane kernels
+  SCOPED_TRACE(std::to_string(k.lanes) + " lanes");
+  const i64 L = k.lanes;
   const auto a = problems(t.count, t.a_n, 11), b = problems(t.count, t.b_n, 29);
-  const std::vector<float> al = by_hand(a, t.a_n), bl = by_hand(b, t.b_n);
+  const std::vector<float> al = by_hand(a, t.a_n, L), bl = by_hand(b, t.b_n, L);
   std::vector<float> c(static_cast<std::size_t>(t.I * t.J * L), -7.0f);
-  dot(t.I, t.J, t.R, al.data(), t.a_i, t.a_r, bl.data(), t.b_j, t.b_r, c.data(), t.J, 1);
+  dot(k, t.I, t.J, t.R, al.data(), t.a_i, t.a_r, bl.data(), t.b_j, t.b_r, c.data(), t.J, 1);
   for (i64 l = 0; l < t.count; ++l)
     for (i64 i = 0; i < t.I; ++i)
       for (i64 j = 0; j < t.J; ++j) {
@@ -82,9 +91,13 @@ void check_dot(const Case& t) {
     for (i64 e = 0; e < t.I * t.J; ++e) ASSERT_EQ(c[e * L + l], 0.0f);
 }
 
+void check_dot(const Case& t) {
+  for (const Kernels* k : kernel_sets()) check_dot(*k, t);
+}
+
 TEST(Lanes, ForwardProductEveryLaneIsItsCanonicalDot) {
   // y (N, O) = x (N, K) w^T: a = x (K, 1), b = w (K, 1); shapes that leave edge tiles.
-  for (i64 count : {8, 5, 1}) {
+  for (i64 count : {16, 8, 5, 1}) {
     const i64 N = 37, O = 11, K = 23;
     check_dot({N, O, K, K, 1, K, 1, N * K, O * K, count});
   }
@@ -104,57 +117,63 @@ TEST(Lanes, DataGradient) {
 }
 
 TEST(Lanes, EmptyReductionIsPositiveZero) {
-  std::vector<float> a(L), b(L), c(4 * L, 5.0f);
-  dot(2, 2, 0, a.data(), 1, 1, b.data(), 1, 1, c.data(), 2, 1);
-  for (float v : c) {
-    ASSERT_EQ(v, 0.0f);
-    ASSERT_FALSE(std::signbit(v));
+  for (const Kernels* k : kernel_sets()) {
+    std::vector<float> a(16), b(16), c(4 * 16, 5.0f);
+    dot(*k, 2, 2, 0, a.data(), 1, 1, b.data(), 1, 1, c.data(), 2, 1);
+    for (i64 e = 0; e < 4 * k->lanes; ++e) {
+      ASSERT_EQ(c[e], 0.0f);
+      ASSERT_FALSE(std::signbit(c[e]));
+    }
   }
 }
 
 TEST(Lanes, ColumnSumsAreCanonicalPerLane) {
-  for (i64 N : {1, 100, 256, 257, 700}) {
-    const i64 J = 6;
-    const auto x = problems(8, N * J, 3);
-    const std::vector<float> xl = by_hand(x, N * J);
-    std::vector<float> s(static_cast<std::size_t>(J * L), -1.0f);
-    column_sums(N, J, xl.data(), s.data());
-    for (i64 l = 0; l < 8; ++l)
-      for (i64 j = 0; j < J; ++j) {
-        std::vector<float> col;
-        for (i64 n = 0; n < N; ++n) col.push_back(x[l][n * J + j]);
-        ASSERT_EQ(s[j * L + l], reference::chunked_sum(col)) << "N " << N << " lane " << l;
-      }
-  }
+  for (const Kernels* k : kernel_sets())
+    for (i64 N : {0, 1, 100, 256, 257, 700}) {
+      const i64 J = 6, L = k->lanes;
+      const auto x = problems(L, N * J, 3);
+      const std::vector<float> xl = by_hand(x, N * J, L);
+      std::vector<float> s(static_cast<std::size_t>(J * L), -1.0f);
+      k->column_sums(N, J, xl.data(), s.data());
+      for (i64 l = 0; l < L; ++l)
+        for (i64 j = 0; j < J; ++j) {
+          std::vector<float> col;
+          for (i64 n = 0; n < N; ++n) col.push_back(x[l][n * J + j]);
+          ASSERT_EQ(s[j * L + l], reference::chunked_sum(col)) << "N " << N << " lane " << l;
+        }
+    }
 }
 
 TEST(Lanes, AddRowsAddsTheBiasToEveryRow) {
-  const i64 N = 3, J = 5;
-  const auto y = problems(8, N * J, 5), b = problems(8, J, 6);
-  std::vector<float> yl = by_hand(y, N * J);
-  const std::vector<float> bl = by_hand(b, J);
-  add_rows(N, J, bl.data(), yl.data());
-  for (i64 l = 0; l < 8; ++l)
-    for (i64 n = 0; n < N; ++n)
-      for (i64 j = 0; j < J; ++j) ASSERT_EQ(yl[(n * J + j) * L + l], y[l][n * J + j] + b[l][j]);
+  for (const Kernels* k : kernel_sets()) {
+    const i64 N = 3, J = 5, L = k->lanes;
+    const auto y = problems(L, N * J, 5), b = problems(L, J, 6);
+    std::vector<float> yl = by_hand(y, N * J, L);
+    const std::vector<float> bl = by_hand(b, J, L);
+    k->add_rows(N, J, bl.data(), yl.data());
+    for (i64 l = 0; l < L; ++l)
+      for (i64 n = 0; n < N; ++n)
+        for (i64 j = 0; j < J; ++j) ASSERT_EQ(yl[(n * J + j) * L + l], y[l][n * J + j] + b[l][j]);
+  }
 }
 
 TEST(Lanes, InterleaveAndDeinterleaveMoveEveryFloat) {
-  for (i64 count : {8, 3}) {
-    const i64 n = 8 * 5 + 3;  // whole 8 x 8 blocks and a tail
-    const auto p = problems(count, n, 9);
-    std::vector<const float*> src;
-    for (const auto& v : p) src.push_back(v.data());
-    std::vector<float> il(static_cast<std::size_t>(n * L), -3.0f);
-    interleave(n, src.data(), count, il.data());
-    EXPECT_EQ(il, by_hand(p, n));  // the other lanes zero
-    std::vector<std::vector<float>> back(static_cast<std::size_t>(count),
-                                         std::vector<float>(static_cast<std::size_t>(n)));
-    std::vector<float*> dst;
-    for (auto& v : back) dst.push_back(v.data());
-    deinterleave(n, il.data(), count, dst.data());
-    EXPECT_EQ(back, p);
-  }
+  for (int L : {8, 16})
+    for (i64 count : {i64{L}, i64{3}}) {
+      const i64 n = 8 * 5 + 3;  // whole 8 x 8 blocks and a tail
+      const auto p = problems(count, n, 9);
+      std::vector<const float*> src;
+      for (const auto& v : p) src.push_back(v.data());
+      std::vector<float> il(static_cast<std::size_t>(n * L), -3.0f);
+      interleave(L, n, src.data(), count, il.data());
+      EXPECT_EQ(il, by_hand(p, n, L));  // the other lanes zero
+      std::vector<std::vector<float>> back(static_cast<std::size_t>(count),
+                                           std::vector<float>(static_cast<std::size_t>(n)));
+      std::vector<float*> dst;
+      for (auto& v : back) dst.push_back(v.data());
+      deinterleave(L, n, il.data(), count, dst.data());
+      EXPECT_EQ(back, p);
+    }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/lanes.h"
 #include "nets/experiment.h"
 
 namespace detdl::nets {
@@ -127,6 +128,25 @@ TEST(ButterBatched, FlattenedImagesAndThreadCounts) {
     expect_same_as_alone(repetitions(e, 5));
   }
   expect_same_as_alone(repetitions(e, 10));  // two lane groups, the second of 2
+}
+
+// The lanes at both widths (AVX2's 8 and, where the CPU has it, AVX-512F's 16): 18
+// repetitions are groups of 8, 8, 2 or of 16, 2, and each is its run alone.
+TEST(ButterBatched, BothLaneWidthsGiveEachRepetitionItsOwnBits) {
+  Experiment e = butter("synthetic-mnist:300", "rectangle_residual", 4, 2048);
+  e.batch_size = 64;
+  const auto es = repetitions(e, 18);
+  RunOptions ro;
+  ro.step_hashes = true;
+  const std::vector<RunOutput> by_rep = run_experiments_batched(es, ro, BatchOrder::by_repetition);
+  cpu::lanes::set_avx512_allowed(false);
+  const std::vector<RunOutput> lanes8 = run_experiments_batched(es, ro);
+  cpu::lanes::set_avx512_allowed(true);
+  const std::vector<RunOutput> lanes_cpu = run_experiments_batched(es, ro);
+  for (std::size_t i = 0; i < es.size(); ++i) {
+    EXPECT_EQ(without_times(lanes8[i].record), without_times(by_rep[i].record)) << i;
+    EXPECT_EQ(without_times(lanes_cpu[i].record), without_times(by_rep[i].record)) << i;
+  }
 }
 
 TEST(ButterBatched, RefusesWhatItCannotTrainTogether) {
