@@ -103,7 +103,15 @@ void MetricAccumulator::add(const float* pred, const float* target, std::int64_t
   cpu::metric_log_args(pred, target, elems, kl_log.data(), p_log.data(), y_log.data());
   cpu::det_logf_n(kl_log.data(), kl_log.data(), elems);
   cpu::det_logf_n(p_log.data(), p_log.data(), elems);
-  cpu::det_logf_n(y_log.data(), y_log.data(), elems);
+  if (binary_targets) {
+    // 0/1 targets (one-hot, binary labels) have two logarithms between them: the same
+    // det_logf of the same arguments, taken once.
+    const float at0 = det_logf(max_keep_nan(0.0f, kEps) + 1.0f);
+    const float at1 = det_logf(max_keep_nan(1.0f, kEps) + 1.0f);
+    for (std::int64_t e = 0; e < elems; ++e) y_log[e] = target[e] == 1.0f ? at1 : at0;
+  } else {
+    cpu::det_logf_n(y_log.data(), y_log.data(), elems);
+  }
   // Whole groups of 8 samples in the lanes (metrics_avx2.h: the same values bit for bit),
   // the rest one by one below.
   const std::int64_t n8 = k <= kChunkValues ? n / 8 * 8 : 0;

@@ -63,14 +63,18 @@ std::int64_t count_correct(LossKind kind, const Tensor& out, const Tensor& y) {
     return false;
   };
   std::int64_t correct = 0;
+  const float* outs = out.f32();  // (n, k)
+  const bool labels = takes_class_labels(kind);
+  const std::int32_t* y_label = labels ? y.i32() : nullptr;  // (n)
+  const float* y_dense = labels ? nullptr : y.f32();         // (n, k)
   for (std::int64_t i = 0; i < n; ++i) {
-    const float* p = out.f32() + i * k;  // (k)
+    const float* p = outs + i * k;  // (k)
     if (any_nan(p)) continue;
-    if (takes_class_labels(kind)) {
-      correct += argmax(p) == y.i32()[i];
+    if (labels) {
+      correct += argmax(p) == y_label[i];
       continue;
     }
-    const float* t = y.f32() + i * k;  // (k)
+    const float* t = y_dense + i * k;  // (k)
     if (any_nan(t)) continue;
     correct += k == 1 ? ((p[0] > 0.5f) == (t[0] > 0.5f)) : (argmax(p) == argmax(t));
   }
@@ -97,6 +101,50 @@ void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vecto
 
 }  // namespace
 
+void EvalScorer::add(const Tensor& out, const Tensor& yb, float batch_loss, const float* probs) {
+  const std::int64_t c = out.dim(0);
+  if (c == 0) return;
+  weighted_.push_back(batch_loss * static_cast<float>(c));
+  correct_ += count_correct(loss_, out, yb);
+  k_ = out.numel() / c;
+  if (metrics_ && probs && takes_class_labels(loss_)) {
+    const std::vector<float> dense = one_hot(yb.i32(), c, k_);
+    acc_.add(probs, dense.data(), c, k_);
+  } else if (metrics_) {
+    std::vector<float> p, t;
+    metric_inputs(loss_, out, yb, p, t);
+    acc_.add(p.data(), t.data(), c, k_);
+  }
+  if (takes_class_labels(loss_)) {
+    const float* o = out.f32();
+    scores_.insert(scores_.end(), o, o + c * k_);
+  }
+}
+
+EvalResult EvalScorer::finish(const Dataset& data, float penalty) const {
+  EvalResult r;
+  const std::int64_t n = data.size();
+  const float total = canonical_sum(weighted_.data(), static_cast<std::int64_t>(weighted_.size()));
+  r.loss = n ? total / static_cast<float>(n) + penalty : 0.0f;
+  r.accuracy = n ? static_cast<float>(correct_) / static_cast<float>(n) : 0.0f;
+  if (metrics_ && n) {
+    const auto m = acc_.result();
+    std::copy(m.begin(), m.end(), r.metrics.begin());
+  }
+  if (takes_class_labels(loss_) && n) {
+    r.per_class_accuracy = per_class_accuracy(scores_.data(), data.y.i32(), n, k_);
+    r.predictions.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* row = scores_.data() + i * k_;
+      std::int32_t best = 0;
+      for (std::int64_t j = 1; j < k_; ++j)
+        if (row[j] > row[best]) best = static_cast<std::int32_t>(j);
+      r.predictions[i] = best;
+    }
+  }
+  return r;
+}
+
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
                          std::int64_t eval_batch, float penalty) {
   NoGradGuard ng;
@@ -104,12 +152,7 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
   const bool was_training = model.training();
   model.train(false);
   const std::int64_t n = data.size();
-  std::vector<float> weighted;
-  std::int64_t correct = 0;
-  MetricAccumulator acc;
-  EvalResult r;
-  std::vector<float> scores;  // softmax-CE: all rows' logits, for per-class accuracy
-  std::int64_t k = 0;
+  EvalScorer scorer(loss, metrics);
   std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) idx[i] = i;
   for (std::int64_t s = 0; s < n; s += eval_batch) {
@@ -118,40 +161,11 @@ EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool
     Tensor yb = gather_rows(data.y, idx.data() + s, c);
     context().begin_step_places();  // each batch's layers draw as the training forward's do
     const Tensor out_dev = model.forward(xb.to(dev));
-    weighted.push_back(compute_loss(loss, out_dev, yb.to(dev)).item() * static_cast<float>(c));
-    const Tensor out = out_dev.to(Device::cpu);  // the metrics below run on the host
-    correct += count_correct(loss, out, yb);
-    k = out.numel() / c;
-    if (metrics) {
-      std::vector<float> p, t;
-      metric_inputs(loss, out, yb, p, t);
-      acc.add(p.data(), t.data(), c, k);
-    }
-    if (takes_class_labels(loss)) {
-      const float* o = out.f32();
-      scores.insert(scores.end(), o, o + c * k);
-    }
+    const float batch_loss = compute_loss(loss, out_dev, yb.to(dev)).item();
+    scorer.add(out_dev.to(Device::cpu), yb, batch_loss);  // the metrics run on the host
   }
   model.train(was_training);
-  const float total = canonical_sum(weighted.data(), static_cast<std::int64_t>(weighted.size()));
-  r.loss = n ? total / static_cast<float>(n) + penalty : 0.0f;
-  r.accuracy = n ? static_cast<float>(correct) / static_cast<float>(n) : 0.0f;
-  if (metrics && n) {
-    const auto m = acc.result();
-    std::copy(m.begin(), m.end(), r.metrics.begin());
-  }
-  if (takes_class_labels(loss) && n) {
-    r.per_class_accuracy = per_class_accuracy(scores.data(), data.y.i32(), n, k);
-    r.predictions.resize(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) {
-      const float* row = scores.data() + i * k;
-      std::int32_t best = 0;
-      for (std::int64_t j = 1; j < k; ++j)
-        if (row[j] > row[best]) best = static_cast<std::int32_t>(j);
-      r.predictions[i] = best;
-    }
-  }
-  return r;
+  return scorer.finish(data, penalty);
 }
 
 std::pair<float, float> evaluate(Module& model, const Dataset& data, LossKind loss,
@@ -298,20 +312,27 @@ float Trainer::train_step(const Dataset& train, const std::int64_t* rows, std::i
 }
 
 void record_batch(LossKind kind, bool metrics, const Tensor& out, const Tensor& y, float total_loss,
-                  EpochProgress& prog) {
+                  EpochProgress& prog, const float* probs) {
   prog.batch_losses.push_back(total_loss);
   prog.correct += count_correct(kind, out, y);
   if (metrics) {
     // Train metrics on the batch's outputs before the update: Keras's running mean.
+    const std::int64_t n = out.dim(0), k = n ? out.numel() / n : 0;
+    if (probs && takes_class_labels(kind) && n) {
+      const std::vector<float> dense = one_hot(y.i32(), n, k);
+      prog.metrics.add(probs, dense.data(), n, k);
+      return;
+    }
     std::vector<float> p, t;
     metric_inputs(kind, out, y, p, t);
-    prog.metrics.add(p.data(), t.data(), out.dim(0), out.numel() / out.dim(0));
+    prog.metrics.add(p.data(), t.data(), n, k);
   }
 }
 
 EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t epoch,
                            std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
-                           float penalty, std::chrono::steady_clock::time_point began) {
+                           float penalty, std::chrono::steady_clock::time_point began,
+                           const DoneEval* test_done) {
   EpochStats st;
   st.epoch = epoch;
   // Keras's epoch loss (BaseLogger): each batch's loss weighted by its row count, over the
@@ -329,20 +350,24 @@ EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t e
     const auto m = prog.metrics.result();
     std::copy(m.begin(), m.end(), st.train_metrics.begin());
   }
-  st.train_seconds = seconds_since(began);
+  // A test evaluation made before this call ran after the steps: not training time.
+  st.train_seconds = seconds_since(began) - (test_done ? test_done->seconds : 0.0);
   if (evals.validation) {
     const auto t = std::chrono::steady_clock::now();
-    st.validation = evaluate_full(model, *evals.validation, cfg.loss, cfg.metrics, 1000, penalty);
+    st.validation =
+        evaluate_full(model, *evals.validation, cfg.loss, cfg.metrics, kEvalBatch, penalty);
     st.has_validation = true;
     st.validation_seconds = seconds_since(t);
   }
   if (evals.test) {
     const auto t = std::chrono::steady_clock::now();
-    st.test = evaluate_full(model, *evals.test, cfg.loss, cfg.metrics, 1000, penalty);
+    st.test = test_done
+                  ? test_done->result
+                  : evaluate_full(model, *evals.test, cfg.loss, cfg.metrics, kEvalBatch, penalty);
     st.has_test = true;
     st.test_loss = st.test.loss;
     st.test_accuracy = st.test.accuracy;
-    st.test_seconds = seconds_since(t);
+    st.test_seconds = test_done ? test_done->seconds : seconds_since(t);
   }
   st.seconds = seconds_since(began);
   st.weight_hash = weight_hash(model);

@@ -171,14 +171,45 @@ Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y);
 EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
                          std::int64_t eval_batch = 1000, float penalty = 0.0f);
 
+// The rows per batch of the epochs' held-out evaluations (Keras's evaluate default is 32,
+// but the loss here is weighted per batch, so any fixed size gives the mean; 1000 keeps
+// the batches few).
+inline constexpr std::int64_t kEvalBatch = 1000;
+
+// evaluate_full's bookkeeping after the forward, batch by batch: a caller that computed a
+// data set's outputs another way (the batched dense trainer, in SIMD lanes) scores them
+// with the same code, so both report the same bits. Batches in row order, of evaluate_full's
+// eval_batch rows (the loss is weighted per batch).
+class EvalScorer {
+ public:
+  EvalScorer(LossKind loss, bool metrics) : loss_(loss), metrics_(metrics) {}
+  // out (c, k): the net's output on the host for the next c rows; yb their targets;
+  // batch_loss: compute_loss's value for them (the data loss's mean over the c rows);
+  // probs: as record_batch's (softmax(out) for the class-label losses, or nullptr).
+  void add(const Tensor& out, const Tensor& yb, float batch_loss, const float* probs = nullptr);
+  // The result over all rows added; `data` is the set scored (its labels give per-class
+  // accuracy), `penalty` is added to the loss as evaluate_full adds it.
+  EvalResult finish(const Dataset& data, float penalty) const;
+
+ private:
+  LossKind loss_;
+  bool metrics_;
+  std::vector<float> weighted_;  // each batch's loss x its rows
+  std::int64_t correct_ = 0, k_ = 0;
+  MetricAccumulator acc_;
+  std::vector<float> scores_;  // class-label losses: every row's output, for per-class accuracy
+};
+
 // The pieces of a step and an epoch that Trainer and the batched dense trainer
 // (nets/butter_batched.h) share, so that both report the same bits.
 
 // Adds one training batch to the epoch so far: its total loss (data + penalties), its
 // correct rows and (with `metrics`) the BUTTER series of its outputs before the update.
 // out (N, K) the net's output on the host, y the batch's targets (as compute_loss's).
+// probs: for the class-label losses, softmax(out) where the caller has it already (the
+// loss kernel's `probs`), else nullptr and it is computed here.
 void record_batch(LossKind kind, bool metrics, const Tensor& out, const Tensor& y, float total_loss,
-                  EpochProgress& prog);
+                  EpochProgress& prog, const float* probs = nullptr);
 
 // The L1/L2 penalty terms of `model` at its current weights, summed as the training step
 // adds them (parameters in order, l1 then l2; 0 without penalties).
@@ -187,9 +218,16 @@ float penalty_value(const Module& model, const TrainConfig& cfg);
 // An epoch's summary: the training series from `prog` (rows: the training set's size),
 // then the held-out sets evaluated (`penalty` added to their losses), the times since
 // `began` and the weight hash.
+// test_done: the test set's evaluation where the caller made it already (its result and
+// seconds), used in place of evaluating evals.test.
+struct DoneEval {
+  EvalResult result;
+  double seconds = 0.0;
+};
 EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t epoch,
                            std::int64_t rows, const EpochProgress& prog, const EvalSets& evals,
-                           float penalty, std::chrono::steady_clock::time_point began);
+                           float penalty, std::chrono::steady_clock::time_point began,
+                           const DoneEval* test_done = nullptr);
 
 // Whether the L1/L2 penalties apply to p (cfg.penalize, or weights by default).
 bool penalized(const TrainConfig& cfg, const NamedTensor& p);

@@ -41,6 +41,8 @@ struct Rep {
   Tensor xb, yb;         // the batch (count, n_in) and its targets
   Tensor zo, out, dout;  // the output layer's pre-activation, output and dL/d out
   std::vector<float> dzo;
+  std::vector<float> probs;     // softmax of the output (class-label losses), for the metrics
+  std::vector<float> test_out;  // by_lanes: the test set's outputs at an epoch's end
   std::vector<i64> order;
   i64 order_epoch = -1;
   EpochProgress prog;
@@ -104,26 +106,53 @@ void batched(std::span<Rep> reps, bool ta, bool tb, i64 M, i64 N, i64 K, A a, i6
                      pb.data(), ldb, pc.data(), ldc);
 }
 
+void ensure(std::vector<float>& v, i64 n) {
+  if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+}
+
 // y (count, O) = y + b row by row (ops::linear's bias add).
 void add_bias(float* y, const float* b, i64 count, i64 O) {
   for (i64 n = 0; n < count; ++n)
     for (i64 o = 0; o < O; ++o) y[n * O + o] = y[n * O + o] + b[o];
 }
 
-// The data loss of the batch and dL/d out (compute_loss's kernels, upstream gradient 1).
+// The data loss of the batch and dL/d out (compute_loss's kernels, upstream gradient 1);
+// for the class-label losses also the softmax of the output into r.probs (the metrics').
 float loss_and_grad(Rep& r, LossKind kind, i64 count, i64 K) {
   float* d = r.dout.data_f32();
   switch (kind) {
     case LossKind::softmax_ce:
     case LossKind::keras_ce:
+      ensure(r.probs, count * K);
       return cpu::softmax_cross_entropy(
           r.loss, count, K, r.out.f32(), r.yb.i32(), nullptr, d,
-          kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact);
+          kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact,
+          r.probs.data());
     case LossKind::bce:
       return cpu::binary_cross_entropy(r.loss, count * K, r.out.f32(), r.yb.f32(), false, nullptr,
                                        d);
     case LossKind::mse:
       return cpu::mean_squared_error(r.loss, count * K, r.out.f32(), r.yb.f32(), nullptr, d);
+  }
+  throw std::logic_error("unknown loss");
+}
+
+// A held-out batch's data loss: compute_loss's kernel without a gradient (ops::'s path
+// under NoGradGuard). out (count, K) the net's output, yb the targets; probs (count, K)
+// receives the softmax for the class-label losses.
+float data_loss(const Rep& r, LossKind kind, i64 count, i64 K, const float* out, const Tensor& yb,
+                float* probs) {
+  switch (kind) {
+    case LossKind::softmax_ce:
+    case LossKind::keras_ce:
+      return cpu::softmax_cross_entropy(
+          r.loss, count, K, out, yb.i32(), nullptr, nullptr,
+          kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact,
+          probs);
+    case LossKind::bce:
+      return cpu::binary_cross_entropy(r.loss, count * K, out, yb.f32(), false, nullptr, nullptr);
+    case LossKind::mse:
+      return cpu::mean_squared_error(r.loss, count * K, out, yb.f32(), nullptr, nullptr);
   }
   throw std::logic_error("unknown loss");
 }
@@ -162,10 +191,6 @@ void add_penalty_grads(const TrainConfig& cfg, const NamedTensor& p, float* grad
   }
 }
 
-void ensure(std::vector<float>& v, i64 n) {
-  if (static_cast<i64>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-}
-
 // Up to cpu::lanes::kernels().lanes repetitions stepping together in SIMD lanes (BatchOrder::by_lanes):
 // their layers' weights, activations and gradients in kernels/cpu/lanes.h's layout, the
 // same names as Rep's (per layer: w, b; per hidden layer: z, a, sum, g, dz).
@@ -173,6 +198,7 @@ struct LaneGroup {
   std::span<Rep> reps;
   std::vector<std::vector<float>> w, b, z, a, sum, g, dz;
   std::vector<float> x, zo, dzo, t, dw, db;
+  std::vector<float> tx;          // the test rows (the same every epoch), once filled
   std::vector<const float*> src;  // per repetition, for interleave / deinterleave
   std::vector<float*> dst;
 };
@@ -285,7 +311,8 @@ std::vector<TrainResult> fit_batched(
         cpu::activation_forward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.data_f32(), count * K);
       const float data_loss = loss_and_grad(r, cfg.loss, count, K);
       if (!std::isfinite(data_loss)) ++r.result.nonfinite_loss_steps;
-      record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog);
+      record_batch(cfg.loss, cfg.metrics, r.out, r.yb, total_loss(r, data_loss), r.prog,
+                   takes_class_labels(cfg.loss) ? r.probs.data() : nullptr);
       if (stack.sigmoid_output)
         cpu::activation_backward(Activation::sigmoid, 0.0f, r.zo.f32(), r.out.f32(), r.dout.f32(),
                                  r.dzo.data(), count * K);
@@ -294,9 +321,18 @@ std::vector<TrainResult> fit_batched(
     });
   };
   // The update, then the step's hash and, at an epoch's end, its summary.
-  auto update = [&](std::span<Rep> reps, i64 step) {
+  // The epoch's summary of one repetition (its test set's evaluation passed in where the
+  // lanes made it), and a fresh epoch.
+  auto summarize = [&](Rep& r, i64 epoch, const DoneEval* test_done) {
+    const TrainConfig& cfg = r.run->cfg;
+    r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
+                              penalty_value(*r.run->model, cfg), t_epoch, test_done);
+    r.prog = EpochProgress{};
+  };
+  // summarize_here: false where the caller summarizes the epoch itself (lane_step).
+  auto update = [&](std::span<Rep> reps, i64 step, bool summarize_here = true) {
     const i64 epoch = step / spe;
-    const bool epoch_end = (step + 1) % spe == 0;
+    const bool epoch_end = summarize_here && (step + 1) % spe == 0;
     per_rep(reps, [&](Rep& r) {
       const TrainConfig& cfg = r.run->cfg;
       std::vector<float> l2, l1;
@@ -309,11 +345,7 @@ std::vector<TrainResult> fit_batched(
       r.opt->zero_grad();
       r.result.steps = step + 1;
       if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
-      if (epoch_end) {
-        r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
-                                  penalty_value(*r.run->model, cfg), t_epoch);
-        r.prog = EpochProgress{};
-      }
+      if (epoch_end) summarize(r, epoch, nullptr);
     });
   };
 
@@ -388,45 +420,55 @@ std::vector<TrainResult> fit_batched(
   // and update per repetition as step_of's, on the output and gradients moved out of the lanes.
   const cpu::lanes::Kernels& lk = cpu::lanes::kernels();
   const i64 LN = lk.lanes;
-  auto lane_step = [&](LaneGroup& gr, i64 step) {
-    const i64 first = (step % spe) * B, count = std::min(B, n - first);
-    const std::span<Rep> reps = gr.reps;
-    const i64 G = static_cast<i64>(reps.size());
-    prepare(reps, step);
-    auto into_lanes = [&](i64 numel, auto&& of, std::vector<float>& dst) {
-      ensure(dst, numel * LN);
-      gr.src.clear();
-      for (Rep& r : reps) gr.src.push_back(of(r));
-      cpu::lanes::interleave(lk.lanes, numel, gr.src.data(), G, dst.data());
-    };
-    auto out_of_lanes = [&](i64 numel, const std::vector<float>& src, auto&& of) {
-      gr.dst.clear();
-      for (Rep& r : reps) gr.dst.push_back(of(r));
-      cpu::lanes::deinterleave(lk.lanes, numel, src.data(), G, gr.dst.data());
-    };
-    auto lane_in = [&](std::size_t d) -> float* {  // layer_in's lanes
-      if (d == 0) return gr.x.data();
-      return residual_at(stack, d - 1) ? gr.sum[d - 1].data() : gr.a[d - 1].data();
-    };
-    into_lanes(
-        count * stack.n_in, [](Rep& r) { return r.xb.f32(); }, gr.x);
+  // by_lanes evaluates the test sets in lanes too where every repetition has one, of the
+  // same rows, with the stack's inputs and the loss's kind of targets (else evaluate_full).
+  bool lane_test = true;
+  for (const Rep& r : reps) {
+    const Dataset* t = r.run->evals.test;
+    lane_test = lane_test && t && t->size() > 0 && t->size() == reps[0].run->evals.test->size() &&
+                t->x.dtype() == DType::f32 && t->x.numel() == t->size() * stack.n_in &&
+                t->y.dim(0) == t->size() &&
+                takes_class_labels(r.run->cfg.loss) == (t->y.dtype() == DType::i32);
+  }
+  auto into_lanes = [&](LaneGroup& gr, i64 numel, auto&& of, std::vector<float>& dst) {
+    ensure(dst, numel * LN);
+    gr.src.clear();
+    for (Rep& r : gr.reps) gr.src.push_back(of(r));
+    cpu::lanes::interleave(lk.lanes, numel, gr.src.data(), static_cast<i64>(gr.reps.size()),
+                           dst.data());
+  };
+  auto out_of_lanes = [&](LaneGroup& gr, i64 numel, const std::vector<float>& src, auto&& of) {
+    gr.dst.clear();
+    for (Rep& r : gr.reps) gr.dst.push_back(of(r));
+    cpu::lanes::deinterleave(lk.lanes, numel, src.data(), static_cast<i64>(gr.reps.size()),
+                             gr.dst.data());
+  };
+  // Every layer's weights and biases into the lanes (after each update).
+  auto weights_into_lanes = [&](LaneGroup& gr) {
     i64 fan_in = stack.n_in;
     for (std::size_t d = 0; d < L; ++d) {
       const i64 w = stack.widths[d];
       into_lanes(
-          w * fan_in, [d](Rep& r) { return r.params[2 * d].tensor.f32(); }, gr.w[d]);
+          gr, w * fan_in, [d](Rep& r) { return r.params[2 * d].tensor.f32(); }, gr.w[d]);
       into_lanes(
-          w, [d](Rep& r) { return r.params[2 * d + 1].tensor.f32(); }, gr.b[d]);
+          gr, w, [d](Rep& r) { return r.params[2 * d + 1].tensor.f32(); }, gr.b[d]);
       fan_in = w;
     }
-
-    // Forward.
-    fan_in = stack.n_in;
+  };
+  // layer_in's lanes; x: the rows' inputs in lanes (count, n_in).
+  auto lane_in = [&](LaneGroup& gr, const float* x, std::size_t d) -> const float* {
+    if (d == 0) return x;
+    return residual_at(stack, d - 1) ? gr.sum[d - 1].data() : gr.a[d - 1].data();
+  };
+  // The forward of `count` rows x (count, n_in) in lanes: step_of's layers, the output
+  // layer's pre-activation into gr.zo.
+  auto lane_forward = [&](LaneGroup& gr, const float* x, i64 count) {
+    i64 fan_in = stack.n_in;
     for (std::size_t d = 0; d < L; ++d) {
       const i64 w = stack.widths[d], m = count * w * LN;
       std::vector<float>& zd = d == out_layer ? gr.zo : gr.z[d];
       ensure(zd, m);
-      cpu::lanes::dot(lk, count, w, fan_in, lane_in(d), fan_in, 1, gr.w[d].data(), fan_in, 1,
+      cpu::lanes::dot(lk, count, w, fan_in, lane_in(gr, x, d), fan_in, 1, gr.w[d].data(), fan_in, 1,
                       zd.data(), w, 1);
       lk.add_rows(count, w, gr.b[d].data(), zd.data());
       if (d != out_layer) {
@@ -434,28 +476,92 @@ std::vector<TrainResult> fit_batched(
         cpu::activation_forward(Activation::relu, 0.0f, zd.data(), gr.a[d].data(), m);
         if (residual_at(stack, d)) {  // ops::add(relu(...), x)
           ensure(gr.sum[d], m);
-          const float* x = lane_in(d);
+          const float* in = lane_in(gr, x, d);
           float* s = gr.sum[d].data();
-          for (i64 i = 0; i < m; ++i) s[i] = gr.a[d][i] + x[i];
+          for (i64 i = 0; i < m; ++i) s[i] = gr.a[d][i] + in[i];
         }
       }
       fan_in = w;
     }
-    out_of_lanes(count * K, gr.zo, [](Rep& r) { return r.zo.data_f32(); });
+  };
+  // The epoch's end of a group whose repetitions all have test sets of one size: the test
+  // set's forward in lanes (evaluate_full's arithmetic: the same products, bias adds and
+  // activations; rows do not meet in a dense forward, so any row blocking gives the same
+  // bits), then each repetition's outputs scored by evaluate_full's own EvalScorer.
+  auto lane_test_epoch_end = [&](LaneGroup& gr, i64 epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const i64 nt = gr.reps[0].run->evals.test->size();
+    if (gr.tx.empty())  // the test rows never change: into the lanes once
+      into_lanes(
+          gr, nt * stack.n_in, [](Rep& r) { return r.run->evals.test->x.f32(); }, gr.tx);
+    weights_into_lanes(gr);
+    for (i64 row0 = 0; row0 < nt; row0 += B) {
+      const i64 c = std::min(B, nt - row0);
+      lane_forward(gr, gr.tx.data() + row0 * stack.n_in * LN, c);
+      out_of_lanes(gr, c * K, gr.zo, [&](Rep& r) {
+        ensure(r.test_out, nt * K);
+        return r.test_out.data() + row0 * K;
+      });
+    }
+    const double shared =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    per_rep(gr.reps, [&](Rep& r) {
+      const auto t1 = std::chrono::steady_clock::now();
+      const TrainConfig& cfg = r.run->cfg;
+      const Dataset& test = *r.run->evals.test;
+      const float* outs = r.test_out.data();  // (nt, K) the net's outputs
+      std::vector<float> sig;
+      if (stack.sigmoid_output) {
+        sig.resize(static_cast<std::size_t>(nt * K));
+        cpu::activation_forward(Activation::sigmoid, 0.0f, outs, sig.data(), nt * K);
+        outs = sig.data();
+      }
+      const float penalty = penalty_value(*r.run->model, cfg);
+      EvalScorer scorer(cfg.loss, cfg.metrics);
+      std::vector<i64> rows;
+      std::vector<float> probs;
+      for (i64 s = 0; s < nt; s += kEvalBatch) {
+        const i64 c = std::min(kEvalBatch, nt - s);
+        rows.resize(static_cast<std::size_t>(c));
+        for (i64 i = 0; i < c; ++i) rows[static_cast<std::size_t>(i)] = s + i;
+        const Tensor yb = gather_rows(test.y, rows.data(), c);
+        Tensor out = Tensor::empty({c, K});
+        std::copy(outs + s * K, outs + (s + c) * K, out.data_f32());
+        probs.resize(static_cast<std::size_t>(c * K));
+        const float loss = data_loss(r, cfg.loss, c, K, out.f32(), yb, probs.data());
+        scorer.add(out, yb, loss, takes_class_labels(cfg.loss) ? probs.data() : nullptr);
+      }
+      DoneEval done{scorer.finish(test, penalty), 0.0};
+      done.seconds =
+          shared + std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+      summarize(r, epoch, &done);
+    });
+  };
+  auto lane_step = [&](LaneGroup& gr, i64 step) {
+    const i64 first = (step % spe) * B, count = std::min(B, n - first);
+    const std::span<Rep> reps = gr.reps;
+    prepare(reps, step);
+    into_lanes(
+        gr, count * stack.n_in, [](Rep& r) { return r.xb.f32(); }, gr.x);
+    weights_into_lanes(gr);
+
+    lane_forward(gr, gr.x.data(), count);
+    out_of_lanes(gr, count * K, gr.zo, [](Rep& r) { return r.zo.data_f32(); });
     loss_step(reps, count);
     into_lanes(
-        count * K, [](Rep& r) { return r.dzo.data(); }, gr.dzo);
+        gr, count * K, [](Rep& r) { return r.dzo.data(); }, gr.dzo);
 
     // Backward.
     for (std::size_t d = L; d-- > 0;) {
       const i64 w = stack.widths[d], in = d == 0 ? stack.n_in : stack.widths[d - 1];
       const float* dz = d == out_layer ? gr.dzo.data() : gr.dz[d].data();
       ensure(gr.dw, w * in * LN);
-      cpu::lanes::dot(lk, w, in, count, dz, 1, w, lane_in(d), 1, in, gr.dw.data(), in, 1);
-      out_of_lanes(w * in, gr.dw, [d](Rep& r) { return r.grads[2 * d].data_f32(); });
+      cpu::lanes::dot(lk, w, in, count, dz, 1, w, lane_in(gr, gr.x.data(), d), 1, in, gr.dw.data(),
+                      in, 1);
+      out_of_lanes(gr, w * in, gr.dw, [d](Rep& r) { return r.grads[2 * d].data_f32(); });
       ensure(gr.db, w * LN);
       lk.column_sums(count, w, dz, gr.db.data());
-      out_of_lanes(w, gr.db, [d](Rep& r) { return r.grads[2 * d + 1].data_f32(); });
+      out_of_lanes(gr, w, gr.db, [d](Rep& r) { return r.grads[2 * d + 1].data_f32(); });
       if (d == 0) continue;
       const std::size_t h = d - 1;  // the hidden layer below
       const i64 m = count * in * LN;
@@ -470,7 +576,9 @@ std::vector<TrainResult> fit_batched(
       cpu::activation_backward(Activation::relu, 0.0f, gr.z[h].data(), gr.a[h].data(), gin,
                                gr.dz[h].data(), m);
     }
-    update(reps, step);
+    const bool epoch_end = (step + 1) % spe == 0;
+    update(reps, step, !(epoch_end && lane_test));
+    if (epoch_end && lane_test) lane_test_epoch_end(gr, step / spe);
   };
   if (order == BatchOrder::by_lanes && !lanes_apply(reps)) order = BatchOrder::by_repetition;
   std::vector<LaneGroup> groups;

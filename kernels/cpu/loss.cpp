@@ -101,7 +101,7 @@ void softmax_forward(i64 N, i64 K, const float* logits, float* probs) {
 
 float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
                             const std::int32_t* labels, float* loss_per_sample, float* dlogits,
-                            CrossEntropyForm form) {
+                            CrossEntropyForm form, float* probs) {
   check_labels(N, K, labels);
   if (N == 0) return 0.0f;
   std::vector<float> own;
@@ -120,6 +120,8 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
       const float* x = logits + i * K;
       float* e = exps + (i - r0) * K;
       const float m = ms[i - r0], s = ss[i - r0];
+      if (probs)
+        for (i64 k = 0; k < K; ++k) probs[i * K + k] = e[k] / s;  // as softmax_forward
       if (form == CrossEntropyForm::keras_clipped) {
         for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;  // the softmax output p
         const KerasRow r = keras_row(e, K, labels[i], [](float v) { return det_logf(v); });

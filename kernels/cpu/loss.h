@@ -45,12 +45,16 @@ void softmax_forward(std::int64_t N, std::int64_t K,
 // softmax output (kernels/common/cross_entropy.h: p_k = e_k / s as softmax_forward, S = the
 // canonical sum of the p_k, loss_i = -det_logf(clip(p_y / S)), dlogits = (p_k / S -
 // [k == y]) / N inside the clip and 0 outside); the mean is the same canonical sum / N.
+// probs, where given, receives the softmax p_k = e_k / s on the way: softmax_forward's
+// values bit for bit, so a caller that needs both (the BUTTER metrics on a training batch)
+// does not take the exponentials twice.
 float softmax_cross_entropy(Level level, std::int64_t N, std::int64_t K,
                             const float* logits,         // (N, K)
                             const std::int32_t* labels,  // (N)
                             float* loss_per_sample,      // (N) or nullptr
                             float* dlogits,              // (N, K) or nullptr
-                            CrossEntropyForm form = CrossEntropyForm::exact);
+                            CrossEntropyForm form = CrossEntropyForm::exact,
+                            float* probs = nullptr);  // (N, K) or nullptr
 
 // Binary cross-entropy averaged over n elements; returns the mean.
 // from_logits (the stable form): with a = |x| and e = det_expf(-a),

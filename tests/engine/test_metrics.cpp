@@ -304,6 +304,32 @@ TEST(Metrics, EightLaneValuesAreTheOneByOneValues) {
     }
 }
 
+// A batch of 0/1 targets takes MSLE's target logarithms from two values computed once; a
+// batch with any other target takes each element's. The same rows give the same MSLE (and
+// KL) bits either way: a one-hot batch against itself with one more row of 0.5 targets.
+TEST(Metrics, ZeroOneTargetsTakeTheSameLogarithmsAsAnyOthers) {
+  std::mt19937 rng(13);
+  for (std::int64_t k : {1, 7, 10}) {
+    const std::int64_t n = 21;  // 2 groups of 8 in the lanes, 5 alone
+    const Batch b = random_batch(rng, n, k, k == 1 ? Kind::sigmoid_binary : Kind::softmax_onehot);
+    std::vector<float> pred = b.pred, target = b.target;
+    for (std::int64_t j = 0; j < k; ++j) {
+      pred.push_back(0.25f);
+      target.push_back(0.5f);  // not 0 or 1: the batch takes every logarithm
+    }
+    MetricAccumulator zero_one, other;
+    zero_one.add(b.pred.data(), b.target.data(), n, k);
+    other.add(pred.data(), target.data(), n + 1, k);
+    for (Metric m : {Metric::mean_squared_logarithmic_error, Metric::kl_divergence}) {
+      const auto& a = zero_one.values(m);
+      const auto& c = other.values(m);
+      ASSERT_EQ(a.size() + 1, c.size());
+      EXPECT_EQ(std::memcmp(a.data(), c.data(), a.size() * sizeof(float)), 0)
+          << metric_name(m) << " k=" << k;
+    }
+  }
+}
+
 TEST(Metrics, NanPredictionGivesNanNotACrash) {
   std::mt19937 rng(3);
   Batch b = random_batch(rng, 5, 4, Kind::softmax_onehot);

@@ -165,6 +165,40 @@ TEST(SoftmaxCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
   }
 }
 
+// The optional softmax output (the BUTTER metrics take it from the loss kernel instead of
+// a second softmax): softmax_forward's values bit for bit, in both forms, on any threads,
+// with and without the gradient, and the loss and gradient unchanged by asking for it.
+TEST(SoftmaxCrossEntropy, ProbsOutputIsSoftmaxForwardBitForBit) {
+  ThreadGuard guard;
+  for (int threads : {1, 2, 3}) {
+    use_threads(threads);
+    for (auto [N, K] : {std::pair<i64, i64>{1, 1}, {37, 7}, {300, 10}, {5, 300}}) {
+      const Vec x = random_vec(N * K, 4, -30.0f, 30.0f);  // wide: some rows in Keras's clip
+      const auto labels = random_labels(N, K, 5);
+      Vec want(N * K);
+      cpu::softmax_forward(N, K, x.data(), want.data());
+      for (detdl::CrossEntropyForm form :
+           {detdl::CrossEntropyForm::exact, detdl::CrossEntropyForm::keras_clipped}) {
+        SCOPED_TRACE(testing::Message()
+                     << "N=" << N << " K=" << K << " threads=" << threads
+                     << " keras=" << (form == detdl::CrossEntropyForm::keras_clipped));
+        Vec loss0(N), d0(N * K), loss1(N), d1(N * K), p1(N * K, -1.0f), p2(N * K, -1.0f);
+        const float m0 = cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(),
+                                                    loss0.data(), d0.data(), form);
+        const float m1 = cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(),
+                                                    loss1.data(), d1.data(), form, p1.data());
+        cpu::softmax_cross_entropy(Level::portable, N, K, x.data(), labels.data(), nullptr, nullptr,
+                                   form, p2.data());
+        EXPECT_TRUE(same_bits(m0, m1));
+        EXPECT_TRUE(same_bits(loss0, loss1));
+        EXPECT_TRUE(same_bits(d0, d1));
+        EXPECT_TRUE(same_bits(p1, want));
+        EXPECT_TRUE(same_bits(p2, want));
+      }
+    }
+  }
+}
+
 TEST(SoftmaxCrossEntropy, CloseToFloat64AndGradientMatchesFiniteDifferences) {
   for (auto [n_rows, n_classes] : {std::pair<i64, i64>{3, 5}, {7, 300}, {1, 1}}) {
     // Plain copies: clang 14 (the sanitizer builds) cannot capture structured bindings.
