@@ -26,6 +26,10 @@ DATA="${3:-wine_quality_white}"
 NET="${4:-rectangle:3:1024}"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+"$PY" -c 'import torch' 2> /dev/null || {
+  echo "bench/butter_batched.sh: no PyTorch for $PY, the peer (Debian: apt-get install python3-torch)" >&2
+  exit 1
+}
 DETDL=${DETDL:-build/detdl}
 ROOT="${DETDL_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 export DETDL_DATA_DIR="$ROOT"
