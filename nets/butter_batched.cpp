@@ -582,15 +582,23 @@ std::vector<TrainResult> fit_batched(
   };
   if (order == BatchOrder::by_lanes && !lanes_apply(reps)) order = BatchOrder::by_repetition;
   std::vector<LaneGroup> groups;
-  if (order == BatchOrder::by_lanes)
-    for (std::size_t g0 = 0; g0 < reps.size(); g0 += static_cast<std::size_t>(LN)) {
+  if (order == BatchOrder::by_lanes) {
+    // As few groups as the lanes allow, of sizes that differ by at most one (30 repetitions
+    // in 8 lanes: 8, 8, 7, 7, not 8, 8, 8, 6): a group's lane work is the same however full
+    // it is, its per-repetition work (loss, metrics, update) is not, and the pool's threads
+    // take whole groups, so even groups even out the threads.
+    const std::size_t R = reps.size(), per = static_cast<std::size_t>(LN);
+    const std::size_t count = (R + per - 1) / per, base = R / count, extra = R % count;
+    for (std::size_t gi = 0, g0 = 0; gi < count; ++gi) {
+      const std::size_t size = base + (gi < extra ? 1 : 0);
       LaneGroup& gr = groups.emplace_back();
-      gr.reps = std::span<Rep>(reps).subspan(
-          g0, std::min(static_cast<std::size_t>(LN), reps.size() - g0));
+      gr.reps = std::span<Rep>(reps).subspan(g0, size);
+      g0 += size;
       gr.w.resize(L), gr.b.resize(L);
       gr.z.resize(L - 1), gr.a.resize(L - 1), gr.sum.resize(L - 1), gr.g.resize(L - 1),
           gr.dz.resize(L - 1);
     }
+  }
 
   for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
     const i64 first_step = epoch * spe, end_step = first_step + spe;

@@ -58,7 +58,8 @@ std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStac
 //                  form a GPU wants (one launch per layer for all repetitions).
 //   by_repetition: the thread pool takes whole steps of one repetition (its products and
 //                  element-wise work back to back, in cache).
-//   by_lanes:      groups of 16 repetitions (AVX-512F; 8 with AVX2), each repetition one SIMD
+//   by_lanes:      groups of up to 16 repetitions (AVX-512F; 8 with AVX2; the fewest groups,
+//                  of sizes differing by at most one), each repetition one SIMD
 //                  lane (kernels/cpu/lanes.h): the products, bias gradients, activations and
 //                  skips of a group are each one pass for all of its repetitions, with no
 //                  lane wasted on narrow layers; the loss, metrics and update per repetition.

@@ -127,11 +127,11 @@ TEST(ButterBatched, FlattenedImagesAndThreadCounts) {
     expect_same_as_alone(repetitions(e, 1));
     expect_same_as_alone(repetitions(e, 5));
   }
-  expect_same_as_alone(repetitions(e, 10));  // two lane groups, the second of 2
+  expect_same_as_alone(repetitions(e, 10));  // groups of 5 and 5 with AVX2's 8 lanes
 }
 
 // The lanes at both widths (AVX2's 8 and, where the CPU has it, AVX-512F's 16): 18
-// repetitions are groups of 8, 8, 2 or of 16, 2, and each is its run alone.
+// repetitions are groups of 6, 6, 6 or of 9, 9, and each is its run alone.
 TEST(ButterBatched, BothLaneWidthsGiveEachRepetitionItsOwnBits) {
   Experiment e = butter("synthetic-mnist:300", "rectangle_residual", 4, 2048);
   e.batch_size = 64;
