@@ -99,6 +99,21 @@ void metric_inputs(LossKind kind, const Tensor& out, const Tensor& y, std::vecto
   }
 }
 
+// Adds a batch's outputs to the BUTTER series: out (n, k), y its targets; probs: softmax(out)
+// for the class-label losses where the caller has it (the loss kernel's), else nullptr.
+void add_metrics(MetricAccumulator& acc, LossKind kind, const Tensor& out, const Tensor& y,
+                 const float* probs) {
+  const std::int64_t n = out.dim(0), k = n ? out.numel() / n : 0;
+  if (probs && takes_class_labels(kind) && n) {
+    const std::vector<float> dense = one_hot(y.i32(), n, k);
+    acc.add(probs, dense.data(), n, k);
+    return;
+  }
+  std::vector<float> p, t;
+  metric_inputs(kind, out, y, p, t);
+  acc.add(p.data(), t.data(), n, k);
+}
+
 }  // namespace
 
 void EvalScorer::add(const Tensor& out, const Tensor& yb, float batch_loss, const float* probs) {
@@ -107,14 +122,7 @@ void EvalScorer::add(const Tensor& out, const Tensor& yb, float batch_loss, cons
   weighted_.push_back(batch_loss * static_cast<float>(c));
   correct_ += count_correct(loss_, out, yb);
   k_ = out.numel() / c;
-  if (metrics_ && probs && takes_class_labels(loss_)) {
-    const std::vector<float> dense = one_hot(yb.i32(), c, k_);
-    acc_.add(probs, dense.data(), c, k_);
-  } else if (metrics_) {
-    std::vector<float> p, t;
-    metric_inputs(loss_, out, yb, p, t);
-    acc_.add(p.data(), t.data(), c, k_);
-  }
+  if (metrics_) add_metrics(acc_, loss_, out, yb, probs);
   if (takes_class_labels(loss_)) {
     const float* o = out.f32();
     scores_.insert(scores_.end(), o, o + c * k_);
@@ -315,18 +323,8 @@ void record_batch(LossKind kind, bool metrics, const Tensor& out, const Tensor& 
                   EpochProgress& prog, const float* probs) {
   prog.batch_losses.push_back(total_loss);
   prog.correct += count_correct(kind, out, y);
-  if (metrics) {
-    // Train metrics on the batch's outputs before the update: Keras's running mean.
-    const std::int64_t n = out.dim(0), k = n ? out.numel() / n : 0;
-    if (probs && takes_class_labels(kind) && n) {
-      const std::vector<float> dense = one_hot(y.i32(), n, k);
-      prog.metrics.add(probs, dense.data(), n, k);
-      return;
-    }
-    std::vector<float> p, t;
-    metric_inputs(kind, out, y, p, t);
-    prog.metrics.add(p.data(), t.data(), n, k);
-  }
+  // Train metrics on the batch's outputs before the update: Keras's running mean.
+  if (metrics) add_metrics(prog.metrics, kind, out, y, probs);
 }
 
 EpochStats summarize_epoch(Module& model, const TrainConfig& cfg, std::int64_t epoch,

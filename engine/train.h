@@ -168,13 +168,11 @@ Tensor compute_loss(LossKind kind, const Tensor& out, const Tensor& y);
 // data loss's mean over the rows plus `penalty` (the trainer passes its L1/L2 penalty terms:
 // Keras's evaluate reports the total loss, regularisation included, and the dl-variance
 // best_loss criterion selected on that).
-EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
-                         std::int64_t eval_batch = 1000, float penalty = 0.0f);
-
-// The rows per batch of the epochs' held-out evaluations (Keras's evaluate default is 32,
-// but the loss here is weighted per batch, so any fixed size gives the mean; 1000 keeps
-// the batches few).
+// The rows per batch of the epochs' held-out evaluations (the loss is each batch's mean
+// weighted by its rows, so the size moves only rounding; fixed, so the bits are fixed too).
 inline constexpr std::int64_t kEvalBatch = 1000;
+EvalResult evaluate_full(Module& model, const Dataset& data, LossKind loss, bool metrics,
+                         std::int64_t eval_batch = kEvalBatch, float penalty = 0.0f);
 
 // evaluate_full's bookkeeping after the forward, batch by batch: a caller that computed a
 // data set's outputs another way (the batched dense trainer, in SIMD lanes) scores them

@@ -116,45 +116,32 @@ void add_bias(float* y, const float* b, i64 count, i64 O) {
     for (i64 o = 0; o < O; ++o) y[n * O + o] = y[n * O + o] + b[o];
 }
 
-// The data loss of the batch and dL/d out (compute_loss's kernels, upstream gradient 1);
-// for the class-label losses also the softmax of the output into r.probs (the metrics').
-float loss_and_grad(Rep& r, LossKind kind, i64 count, i64 K) {
-  float* d = r.dout.data_f32();
+// The data loss of `count` rows (compute_loss's kernels; ops:: calls the same ones, with no
+// gradient under NoGradGuard): out (count, K) the net's output, yb the targets; dout
+// (count, K) receives dL/d out (upstream gradient 1) and probs (count, K) the softmax for
+// the class-label losses (the metrics'), each where given.
+float data_loss(const Rep& r, LossKind kind, i64 count, i64 K, const float* out, const Tensor& yb,
+                float* dout, float* probs) {
   switch (kind) {
     case LossKind::softmax_ce:
     case LossKind::keras_ce:
-      ensure(r.probs, count * K);
       return cpu::softmax_cross_entropy(
-          r.loss, count, K, r.out.f32(), r.yb.i32(), nullptr, d,
+          r.loss, count, K, out, yb.i32(), nullptr, dout,
           kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact,
-          r.probs.data());
+          probs);
     case LossKind::bce:
-      return cpu::binary_cross_entropy(r.loss, count * K, r.out.f32(), r.yb.f32(), false, nullptr,
-                                       d);
+      return cpu::binary_cross_entropy(r.loss, count * K, out, yb.f32(), false, nullptr, dout);
     case LossKind::mse:
-      return cpu::mean_squared_error(r.loss, count * K, r.out.f32(), r.yb.f32(), nullptr, d);
+      return cpu::mean_squared_error(r.loss, count * K, out, yb.f32(), nullptr, dout);
   }
   throw std::logic_error("unknown loss");
 }
 
-// A held-out batch's data loss: compute_loss's kernel without a gradient (ops::'s path
-// under NoGradGuard). out (count, K) the net's output, yb the targets; probs (count, K)
-// receives the softmax for the class-label losses.
-float data_loss(const Rep& r, LossKind kind, i64 count, i64 K, const float* out, const Tensor& yb,
-                float* probs) {
-  switch (kind) {
-    case LossKind::softmax_ce:
-    case LossKind::keras_ce:
-      return cpu::softmax_cross_entropy(
-          r.loss, count, K, out, yb.i32(), nullptr, nullptr,
-          kind == LossKind::keras_ce ? CrossEntropyForm::keras_clipped : CrossEntropyForm::exact,
-          probs);
-    case LossKind::bce:
-      return cpu::binary_cross_entropy(r.loss, count * K, out, yb.f32(), false, nullptr, nullptr);
-    case LossKind::mse:
-      return cpu::mean_squared_error(r.loss, count * K, out, yb.f32(), nullptr, nullptr);
-  }
-  throw std::logic_error("unknown loss");
+// The training batch's data loss, its gradient into r.dout and (class-label losses) its
+// softmax into r.probs.
+float loss_and_grad(Rep& r, LossKind kind, i64 count, i64 K) {
+  ensure(r.probs, count * K);
+  return data_loss(r, kind, count, K, r.out.f32(), r.yb, r.dout.data_f32(), r.probs.data());
 }
 
 // The step's training loss: the data loss plus each penalised parameter's terms, in
@@ -323,10 +310,9 @@ std::vector<TrainResult> fit_batched(
   // The update, then the step's hash and, at an epoch's end, its summary.
   // The epoch's summary of one repetition (its test set's evaluation passed in where the
   // lanes made it), and a fresh epoch.
-  auto summarize = [&](Rep& r, i64 epoch, const DoneEval* test_done) {
-    const TrainConfig& cfg = r.run->cfg;
-    r.stats = summarize_epoch(*r.run->model, cfg, epoch, n, r.prog, r.run->evals,
-                              penalty_value(*r.run->model, cfg), t_epoch, test_done);
+  auto summarize = [&](Rep& r, i64 epoch, float penalty, const DoneEval* test_done) {
+    r.stats = summarize_epoch(*r.run->model, r.run->cfg, epoch, n, r.prog, r.run->evals, penalty,
+                              t_epoch, test_done);
     r.prog = EpochProgress{};
   };
   // summarize_here: false where the caller summarizes the epoch itself (lane_step).
@@ -345,7 +331,7 @@ std::vector<TrainResult> fit_batched(
       r.opt->zero_grad();
       r.result.steps = step + 1;
       if (cfg.step_hashes) r.result.step_hashes.push_back(weight_hash(*r.run->model));
-      if (epoch_end) summarize(r, epoch, nullptr);
+      if (epoch_end) summarize(r, epoch, penalty_value(*r.run->model, cfg), nullptr);
     });
   };
 
@@ -528,13 +514,13 @@ std::vector<TrainResult> fit_batched(
         Tensor out = Tensor::empty({c, K});
         std::copy(outs + s * K, outs + (s + c) * K, out.data_f32());
         probs.resize(static_cast<std::size_t>(c * K));
-        const float loss = data_loss(r, cfg.loss, c, K, out.f32(), yb, probs.data());
+        const float loss = data_loss(r, cfg.loss, c, K, out.f32(), yb, nullptr, probs.data());
         scorer.add(out, yb, loss, takes_class_labels(cfg.loss) ? probs.data() : nullptr);
       }
       DoneEval done{scorer.finish(test, penalty), 0.0};
       done.seconds =
           shared + std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-      summarize(r, epoch, &done);
+      summarize(r, epoch, penalty, &done);
     });
   };
   auto lane_step = [&](LaneGroup& gr, i64 step) {
