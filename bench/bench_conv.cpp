@@ -382,6 +382,13 @@ int main(int argc, char** argv) {
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
         }
+#if DETDL_HAVE_DNNL
+  // The oneDNN actually loaded, into the JSON's context (bench/peers.sh may run a copy
+  // packed from another machine, where the package manager knows another version).
+  const dnnl_version_t* v = dnnl_version();
+  benchmark::AddCustomContext("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) +
+                                            "." + std::to_string(v->patch));
+#endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -106,4 +106,14 @@ void args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(gemm)->Apply(args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // The OpenBLAS actually loaded (its version and the kernel it picked for this CPU), into
+  // the JSON's context: bench/peers.sh may run a copy packed from another machine.
+  benchmark::AddCustomContext("openblas", openblas_get_config());
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -34,7 +34,10 @@ def bench_rows(path):
     for b in json.loads(text).get("benchmarks", []):
         if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
             continue
-        rows.append((b["name"], b.get("label", ""), b.get("GFLOP/s")))
+        gflops = b.get("GFLOP")
+        if gflops is None and b.get("GFLOP/s") is not None:
+            gflops = b["GFLOP/s"] / 1e9  # before 2026-12-04 the counter held FLOP/s
+        rows.append((b["name"], b.get("label", ""), gflops))
     return rows
 
 
@@ -105,9 +108,9 @@ def main():
         for mine in ("detdl portable", "detdl fast"):
             for peer in [k for k in epochs if not k.startswith("detdl")]:
                 if epochs.get(mine) and epochs.get(peer):
-                    print("%s / %s = %.2f" % (mine, peer, epochs[mine] / epochs[peer]))
-    steps = read(os.path.join(out, "steps.txt")) or ""
-    return 1 if re.search(r"FAIL|TIMEOUT", steps) else 0
+                    print("time %s / %s = %.2f" % (mine, peer, epochs[mine] / epochs[peer]))
+    # The verdict is device-check.sh's (its last line); this summary only reports.
+    return 0
 
 
 if __name__ == "__main__":

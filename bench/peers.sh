@@ -13,13 +13,15 @@
 # also run capped to AVX2 (OPENBLAS_CORETYPE=Haswell, ONEDNN_MAX_CPU_ISA=AVX2), so both are on
 # record: what a user of the library gets, and the library on AVX2 (as detdl's AVX2 kernels).
 #
-#   usage: bench/peers.sh [--build DIR] [--quick] [--no-write] [--no-build] [--keep]
+#   usage: bench/peers.sh [--build DIR] [--quick] [--no-write] [--no-build] [--keep] [--out DIR]
 #     --build DIR   build folder (default build-cpu if it has detdl, else build); configured
 #                   with -DDETDL_BUILD_BENCH=ON. Its detdl and benches are built first
 #                   (cmake --build, a no-op when up to date) unless --no-build.
 #     --quick       fewer repetitions and smaller ResNet / BUTTER runs: a smoke test (2-4 min)
 #     --no-write    print the section instead of rewriting bench/RESULTS.md
 #     --keep        keep the raw outputs (benchmark JSON, run records, log) and say where
+#     --out DIR     keep them in DIR (made if missing); bench/peers_tables.py DIR prints the
+#                   tables again later, on any machine (a run on the GPU machine's 16 cores)
 # The full run takes about 10 minutes on 2 cores. Keep the machine otherwise idle.
 # A missing peer (python3-torch, libdnnl-dev, OpenBLAS) or data set (MNIST, PMLB
 # wine_quality_white under $DETDL_DATA_DIR) skips its table with a line that says so.
@@ -31,6 +33,7 @@ QUICK=0
 WRITE=1
 DO_BUILD=1
 KEEP=0
+OUT_DIR=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD="${2:?--build needs a folder}"; shift 2 ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
     --no-write) WRITE=0; shift ;;
     --no-build) DO_BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --out) OUT_DIR="${2:?--out needs a folder}"; KEEP=1; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "peers.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -50,13 +54,26 @@ grep -q '^DETDL_BUILD_BENCH:BOOL=ON' "$BUILD/CMakeCache.txt" || {
   echo "peers.sh: $BUILD was configured without the benchmarks: cmake -S . -B $BUILD -DDETDL_BUILD_BENCH=ON" >&2
   exit 1
 }
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+# The first python3 with PyTorch (Debian's /usr/bin/python3 with python3-torch, or the one on
+# PATH, as on the GPU machine's image), else the first that exists.
+PY=""
+for cand in /usr/bin/python3 python3; do
+  if "$cand" -c 'import torch, numpy' 2> /dev/null; then PY=$cand; break; fi
+done
+if [ -z "$PY" ]; then
+  PY=/usr/bin/python3
+  [ -x "$PY" ] || PY=python3
+fi
 command -v "$PY" > /dev/null || { echo "peers.sh: needs python3 (it parses the results and writes the tables)" >&2; exit 1; }
 export DETDL_DATA_DIR="${DETDL_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 NPROC=$(nproc)
 
-out=$(mktemp -d)
+if [ -n "$OUT_DIR" ]; then
+  mkdir -p "$OUT_DIR"
+  out=$(cd "$OUT_DIR" && pwd)
+else
+  out=$(mktemp -d)
+fi
 if [ "$KEEP" = 1 ]; then
   trap 'echo "peers.sh: the raw outputs are in $out" >&2' EXIT
 else

@@ -102,6 +102,16 @@ class Section:
 
     def header(self):
         m = self.machine
+        # The libraries' own word (bench_gemm / bench_conv write it into their JSON's context)
+        # over the package manager's, which may describe another copy than the one loaded.
+        for key, name in (("openblas", "gemm.json"), ("onednn", "conv.json")):
+            try:
+                with open(self.path(name)) as f:
+                    ctx = json.load(f).get("context", {})
+            except (OSError, ValueError):
+                continue
+            if ctx.get(key):
+                m[key] = re.sub(r"^OpenBLAS ", "", ctx[key].strip())
         self.p(f"- Machine: {m['cpu']}, {m['cpus']} CPUs ({m['threads_per_core']} thread per core"
                + (f", {m['hypervisor']} guest" if m.get("hypervisor") else "") + f"), ISA {m['isa'].strip()}.",
                f"- Date: {m['date']}; commit {m['commit']}; load average at the start {m['load']}.",

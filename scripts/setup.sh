@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(g++ cmake make pkg-config libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
       nlohmann-json3-dev zlib1g-dev libsqlite3-dev libopenblas-dev libdnnl-dev libtomlplusplus-dev
       python3-matplotlib python3-venv dataset-fashion-mnist
-      libopenmpi-dev openmpi-bin libpq-dev postgresql)
+      libopenmpi-dev openmpi-bin libpq-dev postgresql
+      patchelf)  # patchelf: tests/gpu/pack-prebuilt.sh (binaries carried to a GPU machine)
 # The campaign (scripts/campaign.sh: fuzzers, sanitizer builds; docs/fuzzing.md): clang with
 # libFuzzer and its sanitizer runtimes (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev
 # for Debian 12's clang 14), llvm-symbolizer (llvm) for the stacks. g++'s ASan/UBSan/TSan

@@ -5,7 +5,8 @@
 # the golden hashes on the CPU and with the whole training on the GPU (--device cuda),
 # then compute-sanitizer memcheck and racecheck on a few small GPU tests, and prints a
 # summary table. Exits non-zero if any step fails.
-#   tests/gpu/run.sh              (from anywhere; BUILD_DIR=..., JOBS=... to override)
+#   tests/gpu/run.sh              (from anywhere; BUILD_DIR=..., JOBS=... to override;
+#                                  SKIP_BUILD=1 to use binaries already in BUILD_DIR)
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD_DIR:-build-gpu}
@@ -35,9 +36,13 @@ step() {  # step NAME COMMAND...: runs it, records PASS / FAIL
   if "$@"; then record "$name" PASS; else record "$name" FAIL; fi
 }
 
-step configure cmake -S . -B "$BUILD" -DDETDL_CUDA=ON -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=OFF \
-  -DCMAKE_BUILD_TYPE=Release
-step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine test_gpu_cudnn
+if [ "${SKIP_BUILD:-0}" = 1 ]; then  # binaries built elsewhere (tests/gpu/device-check.sh PREBUILT=1)
+  record "build (prebuilt)" SKIP
+else
+  step configure cmake -S . -B "$BUILD" -DDETDL_CUDA=ON -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=Release
+  step build cmake --build "$BUILD" -j "$JOBS" --target detdl test_gpu_kernels test_gpu_engine test_gpu_cudnn
+fi
 
 have_gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then have_gpu=1; fi

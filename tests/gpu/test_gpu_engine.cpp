@@ -4,11 +4,13 @@
 //   - every golden case (nets/golden.h) trained on CUDA reproduces tests/golden/hashes.json.
 // Every test skips when no CUDA device is usable, so the binary is harmless in CPU-only CI.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -312,7 +314,11 @@ TEST(GpuEngine, RunWithMetricsAndResumeMatchesTheCpu) {
     EXPECT_EQ(c.test.predictions, g.test.predictions) << "epoch " << i;
     EXPECT_EQ(c.weight_hash, g.weight_hash) << "epoch " << i;
   }
-  const std::string path = std::string(DETDL_BINARY_DIR) + "/gpu_resume_test.safetensors";
+  // In the temporary folder, not the build folder: the device check runs binaries built on
+  // another machine, whose build folder does not exist where they run.
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("detdl_gpu_resume_" + std::to_string(::getpid()) + ".safetensors"))
+                               .string();
   std::remove(path.c_str());
   nets::RunOptions ro;
   ro.checkpoint_path = path;
