@@ -46,6 +46,8 @@ i64 set_sgemm_partial_budget(i64 floats) {
   return g_partial_floats.exchange(floats);
 }
 
+bool set_gemm_fill_sms(bool fill) { return tiles::fill_sms_rule().exchange(fill); }
+
 void sgemm(Level level, bool trans_a, bool trans_b, i64 M, i64 N, i64 K, const float* A, i64 lda,
            const float* B, i64 ldb, float* C, i64 ldc, cudaStream_t stream) {
   check_args(M, N, K, trans_a, trans_b, lda, ldb, ldc);

@@ -56,4 +56,10 @@ void sgemm(const EmulatedGemmPlan& plan, bool trans_a, bool trans_b, std::int64_
 // tests (a small budget forces the panels).
 std::int64_t set_sgemm_partial_budget(std::int64_t floats);
 
+// The tile rule of the GEMM tiles (sgemm and the implicit-GEMM convolutions): with `fill`
+// (the default) 128 x 128 tiles only where they give every SM a block, else 64 x 64; without,
+// 128 x 128 wherever C has 96 rows and columns. A speed choice only (the bits are the same
+// either way); tests switch it off to run both kernels on small shapes. Returns the old value.
+bool set_gemm_fill_sms(bool fill);
+
 }  // namespace detdl::cuda

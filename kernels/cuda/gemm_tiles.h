@@ -10,6 +10,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -231,12 +232,28 @@ inline bool aligned16(const void* p, i64 ld) {
 }
 
 // Runs gemm_tiles over `z` k ranges of k_per_z: 128 x 128 tiles where C has at least 96
-// rows and columns, else 64 x 64 (skinny products: weight gradients, small layers).
+// rows and columns and those tiles (times z) give every SM a block, else 64 x 64 (skinny
+// products: weight gradients, small layers, and a batch of 128 rows against a wide layer,
+// whose 128 x 128 tiles would leave three quarters of an H200's 132 SMs idle: the device
+// check of 2026-12-04 measured 128 x 4096 x 4096 at 0.17x cuBLAS). The tile size is a
+// speed choice only: every output is the same fmaf chain in k order under either.
 // Throws std::invalid_argument when the grid cannot hold the problem.
+// Whether the SM rule applies (true by default; tests switch it off to run the 128 x 128
+// kernel on shapes too small to fill the SMs: set_gemm_fill_sms in gemm.h).
+inline std::atomic<bool>& fill_sms_rule() {
+  static std::atomic<bool> value{true};
+  return value;
+}
+
+inline bool big_tiles(i64 M, i64 N, i64 z) {
+  if (M < 96 || N < 96) return false;
+  return !fill_sms_rule().load() || ceil_div(M, 128) * ceil_div(N, 128) * z >= target_blocks() / 2;
+}
+
 template <class OpA, class OpB, class Out>
 void launch(i64 M, i64 N, i64 K, const OpA& a, const OpB& b, i64 z, i64 k_per_z, const Out& out,
             cudaStream_t stream) {
-  const bool big = M >= 96 && N >= 96;
+  const bool big = big_tiles(M, N, z);
   const i64 tile = big ? 128 : 64;
   const i64 tiles_m = ceil_div(M, tile), tiles_n = ceil_div(N, tile);
   if (tiles_m > 65535 || z > 65535 || tiles_n > 0x7fffffff)
