@@ -485,10 +485,7 @@ class PgRowStore final : public RowStore {
         "INSERT INTO claims(key, study, worker, lease_until) VALUES ($1, $2, $3, now() + "
         "make_interval(secs => $4::double precision)) ON CONFLICT (key) DO NOTHING RETURNING key",
         {{false, false, key}, {false, false, study}, {false, false, me}, {false, false, lease}});
-    if (fresh.rows()) {
-      pg.exec("COMMIT");
-      return ClaimResult::claimed;
-    }
+    if (fresh.rows()) return settle(pg, key);
     // Held already: take it when the lease has expired or it is ours; a row another
     // runner is deciding on right now is skipped, not waited for.
     const auto held = pg.query(
@@ -503,6 +500,21 @@ class PgRowStore final : public RowStore {
         "UPDATE claims SET worker = $2, claimed_at = now(), lease_until = now() + "
         "make_interval(secs => $3::double precision) WHERE key = $1",
         {{false, false, key}, {false, false, me}, {false, false, lease}});
+    return settle(pg, key);
+  }
+  // The end of a claim that got the row: whether the row was stored meanwhile, looked at
+  // again. Under READ COMMITTED each statement sees what was committed before it began, and
+  // the INSERT above waits for a runner whose storing transaction deletes this row's claim:
+  // when that commits, the INSERT goes through (the conflicting claim is gone) although the
+  // first look, taken earlier, saw no run. Without this second look the claim stayed on a
+  // stored row, where no runner would ever take it over or drop it if its holder died
+  // before its worker found the row stored (seen in CI: PgStore.RunnersShareAStudy...).
+  static ClaimResult settle(Pg& pg, const std::string& key) {
+    if (pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) {
+      pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
+      pg.exec("COMMIT");
+      return ClaimResult::stored;
+    }
     pg.exec("COMMIT");
     return ClaimResult::claimed;
   }
