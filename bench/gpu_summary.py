@@ -14,7 +14,6 @@ Missing inputs are reported as missing, never invented.
 """
 import json
 import os
-import re
 import sys
 
 

@@ -475,12 +475,8 @@ class PgRowStore final : public RowStore {
     Pg pg(url_);
     const std::string me = worker_id(by), lease = std::to_string(lease_);
     pg.exec("BEGIN");
-    if (pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) {
-      // A claim left on a stored row (by a version that dropped it after the commit) goes.
-      pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
-      pg.exec("COMMIT");
-      return ClaimResult::stored;
-    }
+    // A claim left on a stored row (by a version that dropped it after the commit) goes.
+    if (drop_if_stored(pg, key)) return ClaimResult::stored;
     const auto fresh = pg.query(
         "INSERT INTO claims(key, study, worker, lease_until) VALUES ($1, $2, $3, now() + "
         "make_interval(secs => $4::double precision)) ON CONFLICT (key) DO NOTHING RETURNING key",
@@ -510,13 +506,17 @@ class PgRowStore final : public RowStore {
   // stored row, where no runner would ever take it over or drop it if its holder died
   // before its worker found the row stored (seen in CI: PgStore.RunnersShareAStudy...).
   static ClaimResult settle(Pg& pg, const std::string& key) {
-    if (pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) {
-      pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
-      pg.exec("COMMIT");
-      return ClaimResult::stored;
-    }
+    if (drop_if_stored(pg, key)) return ClaimResult::stored;
     pg.exec("COMMIT");
     return ClaimResult::claimed;
+  }
+  // Inside claim's transaction: when the row is stored, its claim goes and the transaction
+  // commits (true); else nothing is done (false).
+  static bool drop_if_stored(Pg& pg, const std::string& key) {
+    if (!pg.query("SELECT 1 FROM runs WHERE key = $1", {{false, false, key}}).rows()) return false;
+    pg.query("DELETE FROM claims WHERE key = $1", {{false, false, key}});
+    pg.exec("COMMIT");
+    return true;
   }
   void release(const std::string& key, const Claimant& by) override {
     Pg pg(url_);

@@ -231,13 +231,6 @@ inline bool aligned16(const void* p, i64 ld) {
   return reinterpret_cast<std::uintptr_t>(p) % 16 == 0 && ld % 4 == 0;
 }
 
-// Runs gemm_tiles over `z` k ranges of k_per_z: 128 x 128 tiles where C has at least 96
-// rows and columns and those tiles (times z) give every SM a block, else 64 x 64 (skinny
-// products: weight gradients, small layers, and a batch of 128 rows against a wide layer,
-// whose 128 x 128 tiles would leave three quarters of an H200's 132 SMs idle: the device
-// check of 2026-12-04 measured 128 x 4096 x 4096 at 0.17x cuBLAS). The tile size is a
-// speed choice only: every output is the same fmaf chain in k order under either.
-// Throws std::invalid_argument when the grid cannot hold the problem.
 // Whether the SM rule applies (true by default; tests switch it off to run the 128 x 128
 // kernel on shapes too small to fill the SMs: set_gemm_fill_sms in gemm.h).
 inline std::atomic<bool>& fill_sms_rule() {
@@ -250,6 +243,13 @@ inline bool big_tiles(i64 M, i64 N, i64 z) {
   return !fill_sms_rule().load() || ceil_div(M, 128) * ceil_div(N, 128) * z >= target_blocks() / 2;
 }
 
+// Runs gemm_tiles over `z` k ranges of k_per_z: 128 x 128 tiles where C has at least 96
+// rows and columns and those tiles (times z) give every SM a block, else 64 x 64 (skinny
+// products: weight gradients, small layers, and a batch of 128 rows against a wide layer,
+// whose 128 x 128 tiles would leave three quarters of an H200's 132 SMs idle: the device
+// check of 2026-12-04 measured 128 x 4096 x 4096 at 0.17x cuBLAS). The tile size is a
+// speed choice only: every output is the same fmaf chain in k order under either.
+// Throws std::invalid_argument when the grid cannot hold the problem.
 template <class OpA, class OpB, class Out>
 void launch(i64 M, i64 N, i64 K, const OpA& a, const OpB& b, i64 z, i64 k_per_z, const Out& out,
             cudaStream_t stream) {

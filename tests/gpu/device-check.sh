@@ -42,21 +42,25 @@ OUT=$WORK  # every step writes here; the end packs it into $FINAL_OUT
 STEPS="$OUT/steps.txt"
 : >"$STEPS"
 
+verdict() {  # verdict NAME TEXT SECONDS: one line of steps.txt
+  printf '%-22s %-16s %5d s\n' "$1" "$2" "$3" | tee -a "$STEPS"
+}
+
 step() {  # step NAME LIMIT_SECONDS COMMAND...: runs it under `timeout`, logs to $OUT/NAME.log
   local name=$1 limit=$2 t0=$SECONDS rc=0
   shift 2
   local left=$((DEADLINE - SECONDS - 20))  # 20 s kept for the summary and the archive
   if [ "$left" -lt 10 ]; then
-    printf '%-22s %-16s %5d s\n' "$name" "SKIP (no time)" 0 | tee -a "$STEPS"
+    verdict "$name" "SKIP (no time)" 0
     return 0
   fi
   [ "$left" -lt "$limit" ] && limit=$left
   echo "==== $name (limit ${limit} s): $*"
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1 || rc=$?
-  local verdict=PASS
-  [ $rc = 0 ] || verdict="FAIL (exit $rc)"
-  [ $rc = 124 ] && verdict=TIMEOUT
-  printf '%-22s %-16s %5d s\n' "$name" "$verdict" $((SECONDS - t0)) | tee -a "$STEPS"
+  local result=PASS
+  [ $rc = 0 ] || result="FAIL (exit $rc)"
+  [ $rc = 124 ] && result=TIMEOUT
+  verdict "$name" "$result" $((SECONDS - t0))
   tail -5 "$OUT/$name.log"
 }
 
@@ -74,7 +78,7 @@ cat "$OUT/machine.txt"
 
 # 1. Configure and build with every core (tests/gpu/run.sh then finds the build done).
 if [ "$PREBUILT" = 1 ]; then
-  printf '%-22s %-16s %5d s\n' build "SKIP (prebuilt)" 0 | tee -a "$STEPS"
+  verdict build "SKIP (prebuilt)" 0
 else
   step configure 120 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DDETDL_CUDA=ON \
     -DDETDL_BUILD_TESTS=ON -DDETDL_BUILD_BENCH=ON

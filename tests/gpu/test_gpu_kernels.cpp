@@ -293,17 +293,19 @@ TEST_F(Gpu, GemmAlignedLayoutsTakeTheFloat4PathsAndEqualCpu) {
   std::uint32_t sub = 70;
   // Under both tile rules: filling the SMs sends these small products to the 64 x 64 tiles,
   // so the 128 x 128 kernel is run here with the rule off (set_gemm_fill_sms).
-  for (bool fill : {true, false})
+  const bool old_fill = cuda::set_gemm_fill_sms(true);
+  for (bool fill : {true, false}) {
+    cuda::set_gemm_fill_sms(fill);
     for (const GemmCase& c : cases) {
       SCOPED_TRACE(::testing::Message() << "M " << c.M << " N " << c.N << " K " << c.K << " ta "
                                         << c.ta << " tb " << c.tb << " fill_sms " << fill);
-      const bool old_fill = cuda::set_gemm_fill_sms(fill);
       const GemmProblem p(c, sub += 2, /*aligned=*/true);
       const Vec ref = p.run_cpu(Level::portable);
       EXPECT_TRUE(same_bits(ref, p.run_gpu(Level::portable, stream)));
       EXPECT_TRUE(p.within(ref, p.run_gpu(Level::fast, stream), c.K * 0x1p-23));
-      cuda::set_gemm_fill_sms(old_fill);
     }
+  }
+  cuda::set_gemm_fill_sms(old_fill);
 }
 
 TEST_F(Gpu, GemmPortableInRowPanelsUnderASmallScratchBudgetEqualsCpu) {
