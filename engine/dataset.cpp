@@ -33,8 +33,17 @@ Tensor gather_rows(const Tensor& t, const std::int64_t* idx, std::int64_t count)
     const std::int64_t words = static_cast<std::int64_t>(row / 4);
     const auto* s4 = reinterpret_cast<const std::uint32_t*>(src);
     auto* d4 = reinterpret_cast<std::uint32_t*>(dst);
-    for (std::int64_t i = 0; i < count; ++i)
+    // The rows are far apart (a shuffled order): ask for the row kAhead rows on while this
+    // one is copied, both of its cache lines, so the loads do not wait one after the other.
+    constexpr std::int64_t kAhead = 8;
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (i + kAhead < count) {
+        const std::uint32_t* next = s4 + idx[i + kAhead] * words;
+        __builtin_prefetch(next);
+        __builtin_prefetch(next + words - 1);
+      }
       for (std::int64_t k = 0; k < words; ++k) d4[i * words + k] = s4[idx[i] * words + k];
+    }
     return out;
   }
   for (std::int64_t i = 0; i < count; ++i) std::memcpy(dst + i * row, src + idx[i] * row, row);

@@ -16,8 +16,13 @@ inline std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_
                                                     RandomStream stream, std::uint32_t sub) {
   std::vector<std::int64_t> p(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) p[i] = i;
+  // Draw i is philox_u32(seed, stream, sub, i); its block of four is computed once.
+  Philox4 block{};
+  std::int64_t held = -1;  // the block index in `block`
   for (std::int64_t i = n - 1; i > 0; --i) {
-    const std::uint64_t u = philox_u32(seed, stream, sub, static_cast<std::uint64_t>(i));
+    if ((i >> 2) != held)
+      block = philox_block(seed, stream, sub, static_cast<std::uint64_t>(held = i >> 2));
+    const std::uint64_t u = block.v[i & 3];
     const auto j = static_cast<std::int64_t>((u * static_cast<std::uint64_t>(i + 1)) >> 32);
     std::swap(p[i], p[j]);
   }

@@ -55,14 +55,19 @@ enum class RandomStream : std::uint32_t {
 // Counter layout: word0/word1 = index / 4 (64 bits), word2 = sub, word3 = stream;
 // key = the source's 64-bit seed. Draw `index` is word (index % 4) of its block, so a draw
 // depends only on (seed, stream, sub, index): never on threads, batch or device.
-DETDL_HD std::uint32_t philox_u32(std::uint64_t seed, RandomStream stream, std::uint32_t sub,
-                                  std::uint64_t index) {
-  const std::uint64_t block = index >> 2;
-  const Philox4 out = philox4x32_10(
+// The block of four draws that holds draws 4 * block .. 4 * block + 3 (for loops that take
+// consecutive draws: one block computed per four).
+DETDL_HD Philox4 philox_block(std::uint64_t seed, RandomStream stream, std::uint32_t sub,
+                              std::uint64_t block) {
+  return philox4x32_10(
       Philox4{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), sub,
                static_cast<std::uint32_t>(stream)}},
       static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
-  return out.v[index & 3];
+}
+
+DETDL_HD std::uint32_t philox_u32(std::uint64_t seed, RandomStream stream, std::uint32_t sub,
+                                  std::uint64_t index) {
+  return philox_block(seed, stream, sub, index >> 2).v[index & 3];
 }
 
 // Uniform in [0, 1): the top 24 bits, exactly representable.
