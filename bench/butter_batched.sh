@@ -16,8 +16,10 @@
 #   detdl one by one, 1 thread     study run --batch 1 --jobs 1 (one run after the other)
 #   detdl one by one, 2 at a time  study run --batch 1 --jobs 2 (two 1-thread runs at once)
 #   PyTorch one by one, 1 thread   bench/torch_butter.py
-# Every detdl row stores its runs (SQLite, records without step hashes) and checks that the
-# runs' weight hashes agree between the rows (trained together = alone, bit for bit).
+# Every detdl row stores its runs (SQLite, records without step hashes and without the
+# per-epoch test predictions: those are detdl's, for churn, not a BUTTER series, and BUTTER
+# sweeps run with --no-epoch-predictions, docs/butter.md) and checks that the runs' weight
+# hashes agree between the rows (trained together = alone, bit for bit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS="${1:-300}"
@@ -58,7 +60,7 @@ timed() {  # timed NAME THREADS ARGS... : wall seconds of one study run into its
   shift 2
   local t0 t1
   t0=$(date +%s.%N)
-  "$DETDL" study run "$(study "$threads")" --store "$out/$name.sqlite" --quiet --no-step-hashes "$@" > /dev/null
+  "$DETDL" study run "$(study "$threads")" --store "$out/$name.sqlite" --quiet --no-step-hashes --no-epoch-predictions "$@" > /dev/null
   t1=$(date +%s.%N)
   echo "$name $(echo "$t1 - $t0" | bc)" >> "$out/times"
 }

@@ -179,9 +179,14 @@ std::array<double, kMetricCount> MetricAccumulator::result() const {
   std::array<double, kMetricCount> out;
   out.fill(std::numeric_limits<double>::quiet_NaN());
   if (samples_ == 0) return out;
+  // Every series holds one value per sample: the sums run side by side (the same bits).
+  std::array<const float*, kMetricCount> series;
+  for (int m = 0; m < kMetricCount; ++m)
+    series[static_cast<std::size_t>(m)] = per_sample_[m].data();
+  std::array<float, kMetricCount> totals;
+  canonical_sums<kMetricCount>(series.data(), samples_, totals.data());
   for (int m = 0; m < kMetricCount; ++m) {
-    const std::vector<float>& v = per_sample_[static_cast<std::size_t>(m)];
-    const float total = canonical_sum(v.data(), static_cast<std::int64_t>(v.size()));
+    const float total = totals[static_cast<std::size_t>(m)];
     // RMSE: Keras's sqrt(total / count) over elements; the others: mean over samples.
     out[static_cast<std::size_t>(m)] = (static_cast<Metric>(m) == Metric::root_mean_squared_error)
                                            ? std::sqrt(total / static_cast<float>(samples_ * k_))

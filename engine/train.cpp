@@ -51,16 +51,22 @@ std::int64_t count_correct(LossKind kind, const Tensor& out, const Tensor& y) {
   const std::int64_t n = out.dim(0);
   if (n == 0) return 0;
   const std::int64_t k = out.numel() / n;
+  // Without branches on the values (the first largest wins): a branch per output
+  // mispredicted about twice a row on shuffled batches, 3.5% of a BUTTER run's time.
   auto argmax = [k](const float* r) {
     std::int64_t best = 0;
-    for (std::int64_t j = 1; j < k; ++j)
-      if (r[j] > r[best]) best = j;
+    float top = r[0];
+    for (std::int64_t j = 1; j < k; ++j) {
+      const bool above = r[j] > top;
+      best = above ? j : best;
+      top = above ? r[j] : top;
+    }
     return best;
   };
   auto any_nan = [k](const float* r) {
-    for (std::int64_t j = 0; j < k; ++j)
-      if (std::isnan(r[j])) return true;
-    return false;
+    bool nan = false;
+    for (std::int64_t j = 0; j < k; ++j) nan |= std::isnan(r[j]);
+    return nan;
   };
   std::int64_t correct = 0;
   const float* outs = out.f32();  // (n, k)

@@ -56,6 +56,25 @@ DETDL_HD float canonical_sum(const float* x, std::int64_t n, std::int64_t stride
   return tree.root();
 }
 
+// M canonical sums of n values each, out[m] = canonical_sum(xs[m], n), with the M chains of
+// a chunk run side by side: each chain keeps its own order (the same bits), and M
+// independent adds per term fill the adder's pipeline where one chain waits on each add.
+template <int M>
+inline void canonical_sums(const float* const* xs, std::int64_t n, float* out) {
+  ChunkTree tree[M];
+  for (std::int64_t s = 0; s < n; s += kChunkValues) {
+    const std::int64_t e = (s + kChunkValues < n) ? s + kChunkValues : n;
+    float p[M];
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) p[m] = 0.0f;
+    for (std::int64_t k = s; k < e; ++k)
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m) p[m] = p[m] + xs[m][k];
+    for (int m = 0; m < M; ++m) tree[m].push(p[m]);
+  }
+  for (int m = 0; m < M; ++m) out[m] = tree[m].root();
+}
+
 // Canonical dot product sum_k a[k*sa] * b[k*sb] (chunk kChunkProducts).
 DETDL_HD float canonical_dot(const float* a, std::int64_t sa, const float* b, std::int64_t sb,
                              std::int64_t n) {

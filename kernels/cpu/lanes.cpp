@@ -25,6 +25,8 @@ struct V {
   static void storeu(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  // x > 0 ? x : +0.0f as (x > 0 mask) & x: activation.cpp's relu, the same bits (NaN: +0.0f).
+  static reg relu(reg v) { return _mm256_and_ps(v, _mm256_cmp_ps(v, zero(), _CMP_GT_OQ)); }
 };
 
 #include "kernels/cpu/lanes_kernels.inc"

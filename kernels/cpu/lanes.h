@@ -36,6 +36,10 @@ struct Kernels {
 
   // y (N, J) = y + b (J), row by row (ops::linear's bias add).
   void (*add_rows)(std::int64_t N, std::int64_t J, const float* b, float* y);
+
+  // add_rows, then a (N, J) = relu(y) (activation.cpp's relu, bit for bit): a hidden dense
+  // layer's bias and activation in one pass over y.
+  void (*add_rows_relu)(std::int64_t N, std::int64_t J, const float* b, float* y, float* a);
 };
 
 // The widest kernels this CPU runs (AVX-512F's where it has it and they are allowed).

@@ -21,6 +21,10 @@ struct V {
   static void storeu(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // x > 0 ? x : +0.0f: activation.cpp's relu, the same bits (NaN: +0.0f).
+  static reg relu(reg v) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero(), _CMP_GT_OQ), v);
+  }
 };
 
 #include "kernels/cpu/lanes_kernels.inc"

@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <limits>
 #include <vector>
 
+#include "kernels/common/activation.h"
 #include "tests/kernels/reference.h"
 
 namespace detdl::cpu::lanes {
@@ -154,6 +157,35 @@ TEST(Lanes, AddRowsAddsTheBiasToEveryRow) {
     for (i64 l = 0; l < L; ++l)
       for (i64 n = 0; n < N; ++n)
         for (i64 j = 0; j < J; ++j) ASSERT_EQ(yl[(n * J + j) * L + l], y[l][n * J + j] + b[l][j]);
+  }
+}
+
+// The bias add and relu in one pass: y + b as add_rows, a = relu(y) as the relu of
+// kernels/common/activation.h (x > 0 ? x : +0.0f), on values that include +-0.0f, NaN and
+// infinities (a NaN's relu is +0.0f), compared as bits.
+TEST(Lanes, AddRowsReluIsTheBiasAddThenRelu) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  for (const Kernels* k : kernel_sets()) {
+    const i64 N = 4, J = 6, L = k->lanes;
+    auto y = problems(L, N * J, 11), b = problems(L, J, 12);
+    y[0][0] = -0.0f, b[0][0] = 0.0f;   // -0 + +0 = +0
+    y[1][1] = -0.0f, b[1][1] = -0.0f;  // -0: relu gives +0
+    y[2][2] = nan, y[3][3] = inf, y[4][4] = -inf, b[5][5] = nan;
+    std::vector<float> yl = by_hand(y, N * J, L);
+    std::vector<float> al(yl.size(), 7.0f);
+    k->add_rows_relu(N, J, by_hand(b, J, L).data(), yl.data(), al.data());
+    for (i64 l = 0; l < L; ++l)
+      for (i64 n = 0; n < N; ++n)
+        for (i64 j = 0; j < J; ++j) {
+          const float z = y[l][n * J + j] + b[l][j];
+          const i64 at = (n * J + j) * L + l;
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(yl[at]), std::bit_cast<std::uint32_t>(z));
+          ASSERT_EQ(
+              std::bit_cast<std::uint32_t>(al[at]),
+              std::bit_cast<std::uint32_t>(act_forward_impl(Activation::relu, z, 0.0f, false)))
+              << "lane " << l << " (" << n << ", " << j << ")";
+        }
   }
 }
 
