@@ -76,17 +76,20 @@ void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R, const
 
 // 8 x 8 blocks: eight problems' rows of 8 elements in, transposed, each element's 8 lanes
 // out (the two halves of a 16-lane element are two blocks).
+// A group of fewer problems than lanes (30 repetitions as 8, 8, 7, 7) takes the blocks too,
+// with zeros for the missing problems' rows (interleave) or their rows not stored
+// (deinterleave).
 void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t count,
                 float* dst) {
   std::int64_t i = 0;
-  if (count == lanes)
-    for (; i + 8 <= n; i += 8)
-      for (int half = 0; half < lanes; half += 8) {
-        __m256 r[8];
-        for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src[half + l] + i);
-        avx2::transpose8(r);
-        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (i + k) * lanes + half, r[k]);
-      }
+  for (; i + 8 <= n; i += 8)
+    for (int half = 0; half < lanes; half += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; ++l)
+        r[l] = half + l < count ? _mm256_loadu_ps(src[half + l] + i) : _mm256_setzero_ps();
+      avx2::transpose8(r);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (i + k) * lanes + half, r[k]);
+    }
   for (; i < n; ++i)
     for (std::int64_t l = 0; l < lanes; ++l) dst[i * lanes + l] = l < count ? src[l][i] : 0.0f;
 }
@@ -94,14 +97,13 @@ void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t
 void deinterleave(int lanes, std::int64_t n, const float* src, std::int64_t count,
                   float* const* dst) {
   std::int64_t i = 0;
-  if (count == lanes)
-    for (; i + 8 <= n; i += 8)
-      for (int half = 0; half < lanes; half += 8) {
-        __m256 r[8];
-        for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + (i + k) * lanes + half);
-        avx2::transpose8(r);
-        for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst[half + l] + i, r[l]);
-      }
+  for (; i + 8 <= n; i += 8)
+    for (int half = 0; half < lanes && half < count; half += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + (i + k) * lanes + half);
+      avx2::transpose8(r);
+      for (int l = 0; l < 8 && half + l < count; ++l) _mm256_storeu_ps(dst[half + l] + i, r[l]);
+    }
   for (; i < n; ++i)
     for (std::int64_t l = 0; l < count; ++l) dst[l][i] = src[i * lanes + l];
 }

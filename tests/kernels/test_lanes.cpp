@@ -191,7 +191,7 @@ TEST(Lanes, AddRowsReluIsTheBiasAddThenRelu) {
 
 TEST(Lanes, InterleaveAndDeinterleaveMoveEveryFloat) {
   for (int L : {8, 16})
-    for (i64 count : {i64{L}, i64{3}}) {
+    for (i64 count : {i64{L}, i64{L - 1}, i64{3}, i64{L > 8 ? 11 : 5}}) {  // full, short groups
       const i64 n = 8 * 5 + 3;  // whole 8 x 8 blocks and a tail
       const auto p = problems(count, n, 9);
       std::vector<const float*> src;
