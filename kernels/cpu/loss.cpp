@@ -1,5 +1,7 @@
 #include "kernels/cpu/loss.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -10,6 +12,7 @@
 #include "kernels/common/detmath_alt.h"
 #include "kernels/common/loss_form.h"
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/avx2.h"
 #include "kernels/cpu/detmath_avx2.h"
 #include "kernels/cpu/parallel.h"
 
@@ -17,6 +20,27 @@ namespace detdl::cpu {
 namespace {
 
 using i64 = std::int64_t;
+
+// dst[k] = src[k] / s for k < K, and with `grad` (the exact form's gradient)
+// (src[k] / s - (k == label ? 1 : 0)) / count instead: eight lanes at a time, each lane the
+// scalar formula's IEEE operations (the same bits). The scalar loop waited on two dependent
+// divisions per element (two thirds of a BUTTER batch's loss time).
+void row_divide(const float* src, i64 K, float s, float* dst, bool grad = false, i64 label = -1,
+                float count = 1.0f) {
+  const __m256 vs = _mm256_set1_ps(s), vc = _mm256_set1_ps(count), one = _mm256_set1_ps(1.0f);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (i64 k = 0; k < K; k += 8) {
+    const i64 n = std::min<i64>(8, K - k);
+    const __m256i m = avx2::first_lanes(n);
+    __m256 v = _mm256_div_ps(_mm256_maskload_ps(src + k, m), vs);
+    if (grad) {
+      const __m256i hit = _mm256_cmpeq_epi32(lanes, _mm256_set1_epi32(static_cast<int>(label - k)));
+      const __m256 onehot = _mm256_and_ps(_mm256_castsi256_ps(hit), one);  // 1.0f or +0.0f
+      v = _mm256_div_ps(_mm256_sub_ps(v, onehot), vc);
+    }
+    avx2::store_first(dst + k, v, n);
+  }
+}
 
 // Element ranges below this run on the calling thread: a pool job costs more.
 constexpr i64 kSerialElements = 1 << 14;
@@ -123,8 +147,7 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
       const float* x = logits + i * K;
       float* e = exps + (i - r0) * K;
       const float m = ms[i - r0], s = ss[i - r0];
-      if (probs)
-        for (i64 k = 0; k < K; ++k) probs[i * K + k] = e[k] / s;  // as softmax_forward
+      if (probs) row_divide(e, K, s, probs + i * K);  // as softmax_forward
       if (form == CrossEntropyForm::keras_clipped) {
         for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;  // the softmax output p
         const KerasRow r = keras_row(e, K, labels[i], [](float v) { return det_logf(v); });
@@ -135,8 +158,7 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
         continue;
       }
       loss[i] = log_s[i - r0] - (x[labels[i]] - m);
-      if (dlogits)
-        for (i64 k = 0; k < K; ++k) e[k] = (e[k] / s - (k == labels[i] ? 1.0f : 0.0f)) / count;
+      if (dlogits) row_divide(e, K, s, e, /*grad=*/true, labels[i], count);
     }
   });
   return reduce_values(level, N, [loss](i64 i) { return loss[i]; }) / count;

@@ -4,6 +4,9 @@
 #include <immintrin.h>
 
 #include <limits>
+#include <vector>
+
+#include "kernels/cpu/avx2.h"
 
 namespace detdl::cpu {
 namespace {
@@ -17,9 +20,19 @@ __m256 clip_keep_nan(__m256 x, __m256 lo, __m256 hi) {
   return _mm256_blendv_ps(max_keep_nan(x, lo), hi, _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
 }
 
-// Element j of the 8 samples starting at row i: a gather of column j (stride k).
-__m256 column(const float* base, __m256i rows, std::int64_t j) {
-  return _mm256_i32gather_ps(base + j, rows, 4);
+// The columns of 8 rows of k floats at base (rows k apart): cols[j * 8 + s] = base[s * k + j],
+// by 8 x 8 transposes of the rows' blocks of 8 columns (the last block's loads masked, so
+// nothing past a row is read). Element j of the 8 samples is then one load; a gather per
+// element and array (seven per element) took most of metric_values8's time.
+void block_columns(const float* base, std::int64_t k, float* cols) {
+  for (std::int64_t jb = 0; jb < k; jb += 8) {
+    const std::int64_t w = k - jb < 8 ? k - jb : 8;
+    const __m256i m = avx2::first_lanes(w);
+    __m256 r[8];
+    for (int s = 0; s < 8; ++s) r[s] = _mm256_maskload_ps(base + s * k + jb, m);
+    avx2::transpose8(r);
+    for (std::int64_t c = 0; c < w; ++c) _mm256_storeu_ps(cols + (jb + c) * 8, r[c]);
+  }
 }
 
 }  // namespace
@@ -51,17 +64,28 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
                kf = _mm256_set1_ps(static_cast<float>(k));
   const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const int ki = static_cast<int>(k);
-  const __m256i rows = _mm256_setr_epi32(0, ki, 2 * ki, 3 * ki, 4 * ki, 5 * ki, 6 * ki, 7 * ki);
+  // The block's columns of pred, target and the three logarithms, (k, 8) each.
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<std::size_t>(5 * 8 * k));
+  float *cp = buf.data(), *cy = cp + 8 * k, *ckl = cy + 8 * k, *clp = ckl + 8 * k,
+        *cly = clp + 8 * k;
+  const auto column = [](const float* cols, std::int64_t j) {
+    return _mm256_loadu_ps(cols + 8 * j);
+  };
   for (std::int64_t i = 0; i < n; i += 8) {
     const std::int64_t off = i * k;
-    const float *p = pred + off, *y = target + off;
+    block_columns(pred + off, k, cp);
+    block_columns(target + off, k, cy);
+    block_columns(kl_log + off, k, ckl);
+    block_columns(p_log + off, k, clp);
+    block_columns(y_log + off, k, cly);
+    const float *p = cp, *y = cy;
     // NaN anywhere in the row; sums of squares; the first maxima (argmax_first).
     __m256 any_nan = zero, ssy = zero, ssp = zero;
-    __m256 best_p = column(p, rows, 0), best_y = column(y, rows, 0);
+    __m256 best_p = column(p, 0), best_y = column(y, 0);
     __m256 arg_p = zero, arg_y = zero;
     for (std::int64_t j = 0; j < k; ++j) {
-      const __m256 pj = column(p, rows, j), yj = column(y, rows, j);
+      const __m256 pj = column(p, j), yj = column(y, j);
       any_nan = _mm256_or_ps(any_nan, _mm256_cmp_ps(pj, yj, _CMP_UNORD_Q));
       ssy = _mm256_add_ps(ssy, _mm256_mul_ps(yj, yj));
       ssp = _mm256_add_ps(ssp, _mm256_mul_ps(pj, pj));
@@ -73,7 +97,7 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
     }
     __m256 acc;
     if (k == 1) {
-      const __m256 p0 = column(p, rows, 0), y0 = column(y, rows, 0);
+      const __m256 p0 = column(p, 0), y0 = column(y, 0);
       acc = _mm256_and_ps(_mm256_xor_ps(_mm256_xor_ps(_mm256_cmp_ps(p0, half, _CMP_GT_OQ),
                                                       _mm256_cmp_ps(y0, half, _CMP_GT_OQ)),
                                         _mm256_castsi256_ps(_mm256_set1_epi32(-1))),
@@ -84,20 +108,20 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
     const __m256 norm_y = _mm256_sqrt_ps(max_keep_nan(ssy, _mm256_set1_ps(kMetricNormFloor)));
     const __m256 norm_p = _mm256_sqrt_ps(max_keep_nan(ssp, _mm256_set1_ps(kMetricNormFloor)));
     __m256 cos = zero, hinge = zero, sq_hinge = zero, kl = zero, mae = zero, se = zero, msle = zero;
-    const float *kll = kl_log + off, *lp = p_log + off, *ly = y_log + off;
+    const float *kll = ckl, *lp = clp, *ly = cly;
     for (std::int64_t j = 0; j < k; ++j) {
-      const __m256 pj = column(p, rows, j), yj = column(y, rows, j);
+      const __m256 pj = column(p, j), yj = column(y, j);
       cos = _mm256_add_ps(cos, _mm256_mul_ps(_mm256_div_ps(yj, norm_y), _mm256_div_ps(pj, norm_p)));
       const __m256 ys =
           binary_targets ? _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f), yj), one) : yj;
       const __m256 h = max_keep_nan(_mm256_sub_ps(one, _mm256_mul_ps(ys, pj)), zero);
       hinge = _mm256_add_ps(hinge, h);
       sq_hinge = _mm256_add_ps(sq_hinge, _mm256_mul_ps(h, h));
-      kl = _mm256_add_ps(kl, _mm256_mul_ps(clip_keep_nan(yj, eps, one), column(kll, rows, j)));
+      kl = _mm256_add_ps(kl, _mm256_mul_ps(clip_keep_nan(yj, eps, one), column(kll, j)));
       const __m256 d = _mm256_sub_ps(pj, yj);
       mae = _mm256_add_ps(mae, _mm256_and_ps(d, abs_mask));
       se = _mm256_add_ps(se, _mm256_mul_ps(d, d));
-      const __m256 dl = _mm256_sub_ps(column(lp, rows, j), column(ly, rows, j));
+      const __m256 dl = _mm256_sub_ps(column(lp, j), column(ly, j));
       msle = _mm256_add_ps(msle, _mm256_mul_ps(dl, dl));
     }
     const __m256 values[kMetricValues] = {acc,

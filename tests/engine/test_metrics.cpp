@@ -283,7 +283,7 @@ TEST(Metrics, BatchSplitDoesNotChangeABit) {
 TEST(Metrics, EightLaneValuesAreTheOneByOneValues) {
   std::mt19937 rng(11);
   for (Kind kind : {Kind::softmax_onehot, Kind::regression, Kind::sigmoid_binary})
-    for (std::int64_t k : {1, 6, 7, 10}) {
+    for (std::int64_t k : {1, 6, 7, 8, 10, 17}) {  // blocks of 8 columns: short, whole, two, three
       if ((kind == Kind::sigmoid_binary) != (k == 1)) continue;
       const std::int64_t n = 37;  // 4 groups of 8, 5 alone
       Batch b = random_batch(rng, n, k, kind);

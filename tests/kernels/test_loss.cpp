@@ -138,8 +138,8 @@ TEST(Softmax, NanLogitPoisonsItsRowOnly) {
 
 TEST(SoftmaxCrossEntropy, MatchesDocumentedOrderBitForBitOnAnyThreads) {
   ThreadGuard guard;
-  const std::vector<std::pair<i64, i64>> shapes = {
-      {1, 1}, {3, 300}, {300, 10}, {1100, 3}, {4097, 2}};
+  const std::vector<std::pair<i64, i64>> shapes = {{1, 1},    {3, 300}, {300, 10}, {1100, 3},
+                                                   {4097, 2}, {37, 7},  {9, 8},    {6, 17}};
   for (int threads : {1, 2, 3}) {
     use_threads(threads);
     for (auto [N, K] : shapes) {
