@@ -196,6 +196,7 @@ RunnerSummary coordinate(const Study& study, const std::string& store_path,
       MPI_Send(&next, 1, MPI_INT64_T, rank, kAssign, MPI_COMM_WORLD);
     }
   }
+  store.checkpoint();  // every run in the .sqlite file itself (Store::checkpoint)
   return sum;
 }
 

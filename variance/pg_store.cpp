@@ -51,6 +51,7 @@ class SqliteRowStore final : public RowStore {
                const std::vector<float>& weights) override {
     return Store(path_).put_run(key, study, setting, repetition, record, weights);
   }
+  void finish() override { Store(path_).checkpoint(); }
 
  private:
   std::string path_;

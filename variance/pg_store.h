@@ -59,6 +59,8 @@ class RowStore {
   virtual bool put_run(const std::string& key, const std::string& study, const std::string& setting,
                        std::int64_t repetition, const nlohmann::json& record,
                        const std::vector<float>& weights) = 0;
+  // The runner is done with the store (SQLite: its log checkpointed into the file).
+  virtual void finish() {}
 };
 
 // An SQLite path or a PostgreSQL URL; `lease_seconds`: how long a claim holds without a

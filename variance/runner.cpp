@@ -316,6 +316,7 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     }
     running.erase(it);
   }
+  open_row_store(store_path, opt.claim_lease_seconds)->finish();
   if (!opt.quiet) {
     // What the store holds of this plan, counted there (not from this runner's tallies).
     const std::set<std::string> keys =

@@ -154,6 +154,10 @@ class Store {
   void heartbeat(const Claimant& by);
   // The study's claims, by key.
   std::vector<Claim> claims(const std::string& study) const;
+  // Moves the write-ahead log into the database file and empties it (closing a connection
+  // does not: see the constructor), so the .sqlite file alone holds every run. A runner
+  // calls it when its study ends.
+  void checkpoint();
 
   // ---- merging stores (`detdl study merge`; variance/store_merge.cpp) ----
   struct MergeResult {
