@@ -458,8 +458,9 @@ std::vector<TrainResult> fit_batched(
       ensure(zd, m);
       cpu::lanes::dot(lk, count, w, fan_in, lane_in(gr, x, d), fan_in, 1, gr.w[d].data(), fan_in, 1,
                       zd.data(), w, 1);
-      if (d == out_layer) lk.add_rows(count, w, gr.b[d].data(), zd.data());
-      if (d != out_layer) {
+      if (d == out_layer) {
+        lk.add_rows(count, w, gr.b[d].data(), zd.data());
+      } else {
         ensure(gr.a[d], m);
         lk.add_rows_relu(count, w, gr.b[d].data(), zd.data(), gr.a[d].data());
         if (residual_at(stack, d)) {  // ops::add(relu(...), x)

@@ -149,7 +149,7 @@ float softmax_cross_entropy(Level level, i64 N, i64 K, const float* logits,
       const float m = ms[i - r0], s = ss[i - r0];
       if (probs) row_divide(e, K, s, probs + i * K);  // as softmax_forward
       if (form == CrossEntropyForm::keras_clipped) {
-        for (i64 k = 0; k < K; ++k) e[k] = e[k] / s;  // the softmax output p
+        row_divide(e, K, s, e);  // the softmax output p
         const KerasRow r = keras_row(e, K, labels[i], [](float v) { return det_logf(v); });
         loss[i] = r.loss;
         if (dlogits)

@@ -67,19 +67,17 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
   // The block's columns of pred, target and the three logarithms, (k, 8) each.
   thread_local std::vector<float> buf;
   buf.resize(static_cast<std::size_t>(5 * 8 * k));
-  float *cp = buf.data(), *cy = cp + 8 * k, *ckl = cy + 8 * k, *clp = ckl + 8 * k,
-        *cly = clp + 8 * k;
+  float *p = buf.data(), *y = p + 8 * k, *kll = y + 8 * k, *lp = kll + 8 * k, *ly = lp + 8 * k;
   const auto column = [](const float* cols, std::int64_t j) {
     return _mm256_loadu_ps(cols + 8 * j);
   };
   for (std::int64_t i = 0; i < n; i += 8) {
     const std::int64_t off = i * k;
-    block_columns(pred + off, k, cp);
-    block_columns(target + off, k, cy);
-    block_columns(kl_log + off, k, ckl);
-    block_columns(p_log + off, k, clp);
-    block_columns(y_log + off, k, cly);
-    const float *p = cp, *y = cy;
+    block_columns(pred + off, k, p);
+    block_columns(target + off, k, y);
+    block_columns(kl_log + off, k, kll);
+    block_columns(p_log + off, k, lp);
+    block_columns(y_log + off, k, ly);
     // NaN anywhere in the row; sums of squares; the first maxima (argmax_first).
     __m256 any_nan = zero, ssy = zero, ssp = zero;
     __m256 best_p = column(p, 0), best_y = column(y, 0);
@@ -108,7 +106,6 @@ void metric_values8(const float* pred, const float* target, const float* kl_log,
     const __m256 norm_y = _mm256_sqrt_ps(max_keep_nan(ssy, _mm256_set1_ps(kMetricNormFloor)));
     const __m256 norm_p = _mm256_sqrt_ps(max_keep_nan(ssp, _mm256_set1_ps(kMetricNormFloor)));
     __m256 cos = zero, hinge = zero, sq_hinge = zero, kl = zero, mae = zero, se = zero, msle = zero;
-    const float *kll = ckl, *lp = clp, *ly = cly;
     for (std::int64_t j = 0; j < k; ++j) {
       const __m256 pj = column(p, j), yj = column(y, j);
       cos = _mm256_add_ps(cos, _mm256_mul_ps(_mm256_div_ps(yj, norm_y), _mm256_div_ps(pj, norm_p)));
