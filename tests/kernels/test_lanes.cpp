@@ -113,6 +113,19 @@ TEST(Lanes, WeightGradientOverMoreThanOneChunk) {
   check_dot({O, K, 3 * 4096 + 1, 1, O, 1, K, (3 * 4096 + 1) * O, (3 * 4096 + 1) * K, 3});
 }
 
+TEST(Lanes, WeightGradientInPassesOfRows) {
+  // A batch of more rows than two passes (the kernels continue each chain from c pass by
+  // pass): whole passes, a short last one, edge tiles in both directions, and exactly two
+  // passes' worth (not split).
+  for (i64 N : {300, 256, 97, 64}) {
+    const i64 O = 20, K = 50;
+    check_dot({O, K, N, 1, O, 1, K, N * O, N * K, 8});
+    check_dot({O, K, N, 1, O, 1, K, N * O, N * K, 5});
+  }
+  // One output unit (a regression net's last layer: a's r stride is 1).
+  check_dot({1, 23, 300, 1, 1, 1, 23, 300, 300 * 23, 7});
+}
+
 TEST(Lanes, DataGradient) {
   // dx (N, K) = dy (N, O) w (O, K): a = dy (O, 1), b = w (1, K).
   const i64 N = 19, O = 7, K = 13;
