@@ -175,6 +175,17 @@ void MetricAccumulator::add(const float* pred, const float* target, std::int64_t
   samples_ += n;
 }
 
+void MetricAccumulator::append(const float* const* values, std::int64_t n, std::int64_t k) {
+  check_counts("MetricAccumulator::append", n, k);
+  if (k_ != 0 && k != k_)
+    throw std::invalid_argument("MetricAccumulator::append: k = " + std::to_string(k) +
+                                " differs from this epoch's k = " + std::to_string(k_));
+  k_ = k;
+  for (int m = 0; m < kMetricCount; ++m)
+    per_sample_[static_cast<std::size_t>(m)].insert(per_sample_[m].end(), values[m], values[m] + n);
+  samples_ += n;
+}
+
 std::array<double, kMetricCount> MetricAccumulator::result() const {
   std::array<double, kMetricCount> out;
   out.fill(std::numeric_limits<double>::quiet_NaN());

@@ -44,6 +44,10 @@ class MetricAccumulator {
   // Hinge converts 0/1 targets to -1/+1 when every target value of this batch is 0 or 1
   // (Keras's _maybe_convert_labels works per batch too).
   void add(const float* pred, const float* target, std::int64_t n, std::int64_t k);
+  // Appends n samples' values computed elsewhere (the lane kernels of repetitions trained
+  // together, kernels/cpu/lanes_loss.h): values[m] (n) the per-sample values of metric m, as
+  // add() would have pushed them for those samples' k outputs.
+  void append(const float* const* values, std::int64_t n, std::int64_t k);
   // Each metric's value, computed in float and widened; all NaN before any sample.
   std::array<double, kMetricCount> result() const;
   std::int64_t samples() const { return samples_; }

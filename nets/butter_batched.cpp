@@ -4,6 +4,7 @@
 // decides bits (a residual input's gradient; a penalised weight's).
 #include "nets/butter_batched.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/lanes.h"
+#include "kernels/cpu/lanes_loss.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
@@ -41,8 +43,9 @@ struct Rep {
   Tensor xb, yb;         // the batch (count, n_in) and its targets
   Tensor zo, out, dout;  // the output layer's pre-activation, output and dL/d out
   std::vector<float> dzo;
-  std::vector<float> probs;     // softmax of the output (class-label losses), for the metrics
-  std::vector<float> test_out;  // by_lanes: the test set's outputs at an epoch's end
+  std::vector<float> probs;          // softmax of the output (class-label losses), for the metrics
+  std::vector<float> test_out;       // by_lanes: the test set's outputs at an epoch's end
+  std::vector<float> metric_values;  // by_lanes: the batch's per-sample metrics (Metric, count)
   std::vector<i64> order;
   i64 order_epoch = -1;
   EpochProgress prog;
@@ -185,8 +188,10 @@ struct LaneGroup {
   std::span<Rep> reps;
   std::vector<std::vector<float>> w, b, z, a, sum, g, dz;
   std::vector<float> x, zo, dzo, t, dw, db;
-  std::vector<float> tx;          // the test rows (the same every epoch), once filled
-  std::vector<const float*> src;  // per repetition, for interleave / deinterleave
+  std::vector<float> probs, metric_values;  // lane_loss_step's softmax and per-sample metrics
+  std::vector<std::int32_t> labels;         // the batch's labels (lane_loss_step)
+  std::vector<float> tx;                    // the test rows (the same every epoch), once filled
+  std::vector<const float*> src;            // per repetition, for interleave / deinterleave
   std::vector<float*> dst;
 };
 
@@ -425,11 +430,13 @@ std::vector<TrainResult> fit_batched(
     cpu::lanes::interleave(lk.lanes, numel, gr.src.data(), static_cast<i64>(gr.reps.size()),
                            dst.data());
   };
-  auto out_of_lanes = [&](LaneGroup& gr, i64 numel, const std::vector<float>& src, auto&& of) {
+  // src_offset: where in src the numel elements start (in floats).
+  auto out_of_lanes = [&](LaneGroup& gr, i64 numel, const std::vector<float>& src, auto&& of,
+                          i64 src_offset = 0) {
     gr.dst.clear();
     for (Rep& r : gr.reps) gr.dst.push_back(of(r));
-    cpu::lanes::deinterleave(lk.lanes, numel, src.data(), static_cast<i64>(gr.reps.size()),
-                             gr.dst.data());
+    cpu::lanes::deinterleave(lk.lanes, numel, src.data() + src_offset,
+                             static_cast<i64>(gr.reps.size()), gr.dst.data());
   };
   // Every layer's weights and biases into the lanes (after each update).
   auto weights_into_lanes = [&](LaneGroup& gr) {
@@ -526,6 +533,53 @@ std::vector<TrainResult> fit_batched(
       summarize(r, epoch, penalty, &done);
     });
   };
+  // The loss, its gradient, the accuracy and the metrics in the lanes too
+  // (kernels/cpu/lanes_loss.h) where every repetition's loss is a softmax cross-entropy of one
+  // form on logits (no sigmoid output) of at most kChunkValues classes: loss_step's values bit
+  // for bit, without moving the outputs out of the lanes and the gradient back in.
+  bool lane_loss =
+      takes_class_labels(reps[0].run->cfg.loss) && !stack.sigmoid_output && K <= kChunkValues;
+  for (const Rep& r : reps) lane_loss = lane_loss && r.run->cfg.loss == reps[0].run->cfg.loss;
+  const CrossEntropyForm lane_form = reps[0].run->cfg.loss == LossKind::keras_ce
+                                         ? CrossEntropyForm::keras_clipped
+                                         : CrossEntropyForm::exact;
+  auto lane_loss_step = [&](LaneGroup& gr, i64 count) {
+    const std::span<Rep> reps = gr.reps;
+    gr.labels.assign(static_cast<std::size_t>(count * LN), 0);  // padding lanes: label 0
+    for (std::size_t l = 0; l < reps.size(); ++l) {
+      const std::int32_t* y = reps[l].yb.i32();
+      for (i64 i = 0; i < count; ++i) gr.labels[static_cast<std::size_t>(i * LN) + l] = y[i];
+    }
+    bool metrics = false;
+    for (const Rep& r : reps) metrics = metrics || r.run->cfg.metrics;
+    ensure(gr.dzo, count * K * LN), ensure(gr.probs, count * K * LN);
+    if (metrics) ensure(gr.metric_values, kMetricCount * count * LN);
+    const cpu::lanes::ClassLoss cl = cpu::lanes::softmax_ce(
+        lk.lanes, count, K, gr.zo.data(), gr.labels.data(), lane_form, gr.dzo.data(),
+        gr.probs.data(), metrics ? gr.metric_values.data() : nullptr);
+    for (std::size_t l = 0; l < reps.size(); ++l) {  // record_batch's bookkeeping
+      Rep& r = reps[l];
+      if (!std::isfinite(cl.loss[l])) ++r.result.nonfinite_loss_steps;
+      r.prog.batch_losses.push_back(total_loss(r, cl.loss[l]));
+      r.prog.correct += cl.correct[l];
+    }
+    if (!metrics) return;
+    for (int m = 0; m < kMetricCount; ++m)
+      out_of_lanes(
+          gr, count, gr.metric_values,
+          [&, m](Rep& r) {
+            ensure(r.metric_values, kMetricCount * count);
+            return r.metric_values.data() + m * count;
+          },
+          m * count * LN);
+    for (Rep& r : reps) {
+      if (!r.run->cfg.metrics) continue;
+      std::array<const float*, kMetricCount> v;
+      for (int m = 0; m < kMetricCount; ++m)
+        v[static_cast<std::size_t>(m)] = r.metric_values.data() + m * count;
+      r.prog.metrics.append(v.data(), count, K);
+    }
+  };
   auto lane_step = [&](LaneGroup& gr, i64 step) {
     const i64 first = (step % spe) * B, count = std::min(B, n - first);
     const std::span<Rep> reps = gr.reps;
@@ -551,10 +605,14 @@ std::vector<TrainResult> fit_batched(
     weights_into_lanes(gr);
 
     lane_forward(gr, gr.x.data(), count);
-    out_of_lanes(gr, count * K, gr.zo, [](Rep& r) { return r.zo.data_f32(); });
-    loss_step(reps, count);
-    into_lanes(
-        gr, count * K, [](Rep& r) { return r.dzo.data(); }, gr.dzo);
+    if (lane_loss) {
+      lane_loss_step(gr, count);
+    } else {
+      out_of_lanes(gr, count * K, gr.zo, [](Rep& r) { return r.zo.data_f32(); });
+      loss_step(reps, count);
+      into_lanes(
+          gr, count * K, [](Rep& r) { return r.dzo.data(); }, gr.dzo);
+    }
 
     // Backward.
     for (std::size_t d = L; d-- > 0;) {

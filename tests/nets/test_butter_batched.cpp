@@ -1,6 +1,7 @@
 // Repetitions trained together (nets/butter_batched.h, run_experiments_batched): every
 // repetition's bits and record are those of training it alone (in both step orders), for every BUTTER shape (the
-// residual one included), each loss (softmax cross-entropy, binary cross-entropy, MSE), each
+// residual one included), each loss (softmax cross-entropy in both forms, binary
+// cross-entropy, MSE), with and without the metrics, each
 // optimizer, with and without label noise and L1/L2 penalties, with repetitions that differ
 // in every seed (their own splits and noisy labels).
 #include <gtest/gtest.h>
@@ -91,6 +92,18 @@ TEST_P(EveryShape, EachRepetitionIsItsRunAloneWithAndWithoutLabelNoise) {
 INSTANTIATE_TEST_SUITE_P(ButterBatched, EveryShape,
                          ::testing::Values("rectangle", "trapezoid", "exponential", "wide_first_2x",
                                            "wide_first_16x", "rectangle_residual"));
+
+// Keras's clipped cross-entropy (the lanes' loss kernel has both forms), with a rate high
+// enough to push rows outside the clip; and a run without the metrics.
+TEST(ButterBatched, KerasCrossEntropyAndNoMetrics) {
+  Experiment e = butter("wine_quality_white", "rectangle", 3, 1024);
+  e.loss = "keras_ce";
+  e.schedule.base_lr = 0.05f;
+  expect_same_as_alone(repetitions(e, 3));
+  e.loss = "softmax_ce";
+  e.metrics = false;
+  expect_same_as_alone(repetitions(e, 2));
+}
 
 TEST(ButterBatched, BinaryCrossEntropyWithPenalties) {
   Experiment e = butter("banana", "rectangle_residual", 5, 2048);  // one sigmoid output
