@@ -463,13 +463,16 @@ std::vector<TrainResult> fit_batched(
       const i64 w = stack.widths[d], m = count * w * LN;
       std::vector<float>& zd = d == out_layer ? gr.zo : gr.z[d];
       ensure(zd, m);
-      cpu::lanes::dot(lk, count, w, fan_in, lane_in(gr, x, d), fan_in, 1, gr.w[d].data(), fan_in, 1,
-                      zd.data(), w, 1);
-      if (d == out_layer) {
-        lk.add_rows(count, w, gr.b[d].data(), zd.data());
-      } else {
+      // The bias add and (hidden layers) relu as the product's epilogue.
+      cpu::lanes::Epilogue ep;
+      ep.bias = gr.b[d].data();
+      if (d != out_layer) {
         ensure(gr.a[d], m);
-        lk.add_rows_relu(count, w, gr.b[d].data(), zd.data(), gr.a[d].data());
+        ep.relu = gr.a[d].data();
+      }
+      cpu::lanes::dot(lk, count, w, fan_in, lane_in(gr, x, d), fan_in, 1, gr.w[d].data(), fan_in, 1,
+                      zd.data(), w, 1, &ep);
+      if (d != out_layer) {
         if (residual_at(stack, d)) {  // ops::add(relu(...), x)
           ensure(gr.sum[d], m);
           const float* in = lane_in(gr, x, d);
@@ -630,6 +633,15 @@ std::vector<TrainResult> fit_batched(
       const i64 m = count * in * LN;
       ensure(gr.g[h], m), ensure(gr.dz[h], m);
       float* gin = gr.g[h].data();  // dL/d out(h)
+      if (!residual_at(stack, d) && !residual_at(stack, h)) {
+        // No skip needs dL/d out(h): relu's backward as the product's epilogue, straight
+        // into dL/dz(h).
+        cpu::lanes::Epilogue ep;
+        ep.relu_grad_of = gr.z[h].data();
+        cpu::lanes::dot(lk, count, in, w, dz, w, 1, gr.w[d].data(), 1, in, gr.dz[h].data(), in, 1,
+                        &ep);
+        continue;
+      }
       float* prod = residual_at(stack, d) ? (ensure(gr.t, m), gr.t.data()) : gin;
       cpu::lanes::dot(lk, count, in, w, dz, w, 1, gr.w[d].data(), 1, in, prod, in, 1);
       if (residual_at(stack, d)) {  // the skip's gradient, then the layer's added to it

@@ -27,6 +27,10 @@ struct V {
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   // x > 0 ? x : +0.0f as (x > 0 mask) & x: activation.cpp's relu, the same bits (NaN: +0.0f).
   static reg relu(reg v) { return _mm256_and_ps(v, _mm256_cmp_ps(v, zero(), _CMP_GT_OQ)); }
+  // z > 0 ? g : +0.0f as (z > 0 mask) & g: activation.cpp's relu backward, the same bits.
+  static reg relu_grad(reg z, reg g) {
+    return _mm256_and_ps(g, _mm256_cmp_ps(z, zero(), _CMP_GT_OQ));
+  }
 };
 
 #include "kernels/cpu/lanes_kernels.inc"
@@ -51,9 +55,9 @@ const Kernels& kernels() {
 
 void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R, const float* a,
          std::int64_t a_i, std::int64_t a_r, const float* b, std::int64_t b_j, std::int64_t b_r,
-         float* c, std::int64_t c_i, std::int64_t c_j) {
+         float* c, std::int64_t c_i, std::int64_t c_j, const Epilogue* ep) {
   if (R <= kChunkProducts) {  // one chunk (or none: +0.0f): the tree's root is its chain
-    k.dot_chunk(I, J, R, a, a_i, a_r, b, b_j, b_r, c, c_i, c_j);
+    k.dot_chunk(I, J, R, a, a_i, a_r, b, b_j, b_r, c, c_i, c_j, ep);
     return;
   }
   // Long reductions (a weight gradient over a batch of more than kChunkProducts rows): each
@@ -64,13 +68,18 @@ void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R, const
   for (std::int64_t ch = 0; ch < chunks; ++ch) {
     const std::int64_t r0 = ch * kChunkProducts, n = std::min<std::int64_t>(kChunkProducts, R - r0);
     k.dot_chunk(I, J, n, a + r0 * a_r * L, a_i, a_r, b + r0 * b_r * L, b_j, b_r,
-                parts.data() + ch * IJ * L, J, 1);
+                parts.data() + ch * IJ * L, J, 1, nullptr);
   }
   for (std::int64_t e = 0; e < IJ; ++e)
     for (std::int64_t l = 0; l < L; ++l) {
       ChunkTree tree;
       for (std::int64_t ch = 0; ch < chunks; ++ch) tree.push(parts[(ch * IJ + e) * L + l]);
-      c[((e / J) * c_i + (e % J) * c_j) * L + l] = tree.root();
+      const std::int64_t at = ((e / J) * c_i + (e % J) * c_j) * L + l;
+      float v = tree.root();
+      if (ep && ep->bias) v = v + ep->bias[(e % J) * L + l];
+      if (ep && ep->relu_grad_of) v = ep->relu_grad_of[at] > 0.0f ? v : 0.0f;
+      if (ep && ep->relu) ep->relu[at] = v > 0.0f ? v : 0.0f;
+      c[at] = v;
     }
 }
 

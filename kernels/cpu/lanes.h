@@ -21,6 +21,21 @@ namespace detdl::cpu::lanes {
 
 inline constexpr int kMaxLanes = 16;
 
+// What dot() does with each output once its reduction is complete, in this order (every
+// pointer optional; the bits are those of the separate passes: a float kept in a register is
+// the float stored):
+//   bias (J):               c = c + bias[j]             (ops::linear's bias add)
+//   relu_grad_of (I, J):    c = z > 0 ? c : +0.0f       (relu's backward at its input z)
+//   relu (I, J):            relu = c > 0 ? c : +0.0f    (relu's forward; c keeps its value)
+// relu and relu_grad_of are laid out as c (c_i, c_j). A dense layer's forward takes bias and
+// relu (z and a = relu(z) in one pass), its data gradient relu_grad_of (dL/dz of the layer
+// below without writing dL/da first).
+struct Epilogue {
+  const float* bias = nullptr;
+  const float* relu_grad_of = nullptr;
+  float* relu = nullptr;
+};
+
 struct Kernels {
   int lanes;  // floats per element: 8 or 16
 
@@ -28,18 +43,11 @@ struct Kernels {
   void (*dot_chunk)(std::int64_t I, std::int64_t J, std::int64_t R,  //
                     const float* a, std::int64_t a_i, std::int64_t a_r, const float* b,
                     std::int64_t b_j, std::int64_t b_r, float* c, std::int64_t c_i,
-                    std::int64_t c_j);
+                    std::int64_t c_j, const Epilogue* ep);
 
   // s (J) = the canonical sum over n of x (N, J)'s column j (chunks of kChunkValues terms):
   // reduce.h's column_sums, lane by lane (a dense layer's bias gradient).
   void (*column_sums)(std::int64_t N, std::int64_t J, const float* x, float* s);
-
-  // y (N, J) = y + b (J), row by row (ops::linear's bias add).
-  void (*add_rows)(std::int64_t N, std::int64_t J, const float* b, float* y);
-
-  // add_rows, then a (N, J) = relu(y) (activation.cpp's relu, bit for bit): a hidden dense
-  // layer's bias and activation in one pass over y.
-  void (*add_rows_relu)(std::int64_t N, std::int64_t J, const float* b, float* y, float* a);
 };
 
 // The widest kernels this CPU runs (AVX-512F's where it has it and they are allowed).
@@ -58,9 +66,11 @@ void set_avx512_allowed(bool on);
 //   forward       y (N, O) = x (N, K) w^T:  I = N, J = O, R = K; a = x (K, 1), b = w (K, 1)
 //   weight grad  dw (O, K) = dy^T x:        I = O, J = K, R = N; a = dy (1, O), b = x (1, K)
 //   data grad    dx (N, K) = dy w:          I = N, J = K, R = O; a = dy (O, 1), b = w (1, K)
+// ep: the epilogue applied to every output (nullptr: none).
 void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R,  //
          const float* a, std::int64_t a_i, std::int64_t a_r, const float* b, std::int64_t b_j,
-         std::int64_t b_r, float* c, std::int64_t c_i, std::int64_t c_j);
+         std::int64_t b_r, float* c, std::int64_t c_i, std::int64_t c_j,
+         const Epilogue* ep = nullptr);
 
 // dst (n) = src[l][i] in lane l for l < count (count <= lanes), +0.0f in the other lanes.
 void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t count, float* dst);

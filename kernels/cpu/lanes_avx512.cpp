@@ -25,6 +25,10 @@ struct V {
   static reg relu(reg v) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero(), _CMP_GT_OQ), v);
   }
+  // z > 0 ? g : +0.0f: activation.cpp's relu backward, the same bits (NaN z: +0.0f).
+  static reg relu_grad(reg z, reg g) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, zero(), _CMP_GT_OQ), g);
+  }
 };
 
 #include "kernels/cpu/lanes_kernels.inc"

@@ -160,46 +160,59 @@ TEST(Lanes, ColumnSumsAreCanonicalPerLane) {
     }
 }
 
-TEST(Lanes, AddRowsAddsTheBiasToEveryRow) {
-  for (const Kernels* k : kernel_sets()) {
-    const i64 N = 3, J = 5, L = k->lanes;
-    const auto y = problems(L, N * J, 5), b = problems(L, J, 6);
-    std::vector<float> yl = by_hand(y, N * J, L);
-    const std::vector<float> bl = by_hand(b, J, L);
-    k->add_rows(N, J, bl.data(), yl.data());
-    for (i64 l = 0; l < L; ++l)
-      for (i64 n = 0; n < N; ++n)
-        for (i64 j = 0; j < J; ++j) ASSERT_EQ(yl[(n * J + j) * L + l], y[l][n * J + j] + b[l][j]);
-  }
-}
-
-// The bias add and relu in one pass: y + b as add_rows, a = relu(y) as the relu of
-// kernels/common/activation.h (x > 0 ? x : +0.0f), on values that include +-0.0f, NaN and
-// infinities (a NaN's relu is +0.0f), compared as bits.
-TEST(Lanes, AddRowsReluIsTheBiasAddThenRelu) {
+// The epilogues: each output the canonical dot, then + bias[j] (ops::linear), then relu's
+// backward at z or relu's forward into a second array (kernels/common/activation.h's
+// formulas), compared as bits; values include +-0.0f, NaN and infinities (a bias of -dot
+// makes an exact +0.0f). Shapes: the forward (one pass), a weight gradient in passes of rows
+// (the epilogue on the last pass only) and a reduction of two chunks (the tree's root).
+void check_epilogue(const Kernels& k, const Case& t, bool bias, bool relu_grad, bool relu) {
+  SCOPED_TRACE(::testing::Message()
+               << k.lanes << " lanes, R " << t.R << (bias ? ", bias" : "")
+               << (relu_grad ? ", relu backward" : "") << (relu ? ", relu" : ""));
   const float nan = std::numeric_limits<float>::quiet_NaN(),
               inf = std::numeric_limits<float>::infinity();
-  for (const Kernels* k : kernel_sets()) {
-    const i64 N = 4, J = 6, L = k->lanes;
-    auto y = problems(L, N * J, 11), b = problems(L, J, 12);
-    y[0][0] = -0.0f, b[0][0] = 0.0f;   // -0 + +0 = +0
-    y[1][1] = -0.0f, b[1][1] = -0.0f;  // -0: relu gives +0
-    y[2][2] = nan, y[3][3] = inf, y[4][4] = -inf, b[5][5] = nan;
-    std::vector<float> yl = by_hand(y, N * J, L);
-    std::vector<float> al(yl.size(), 7.0f);
-    k->add_rows_relu(N, J, by_hand(b, J, L).data(), yl.data(), al.data());
-    for (i64 l = 0; l < L; ++l)
-      for (i64 n = 0; n < N; ++n)
-        for (i64 j = 0; j < J; ++j) {
-          const float z = y[l][n * J + j] + b[l][j];
-          const i64 at = (n * J + j) * L + l;
-          ASSERT_EQ(std::bit_cast<std::uint32_t>(yl[at]), std::bit_cast<std::uint32_t>(z));
-          ASSERT_EQ(
-              std::bit_cast<std::uint32_t>(al[at]),
-              std::bit_cast<std::uint32_t>(act_forward_impl(Activation::relu, z, 0.0f, false)))
-              << "lane " << l << " (" << n << ", " << j << ")";
-        }
-  }
+  const i64 L = k.lanes, IJ = t.I * t.J;
+  const auto a = problems(t.count, t.a_n, 11), b = problems(t.count, t.b_n, 29);
+  auto want = std::vector<std::vector<float>>(static_cast<std::size_t>(t.count));
+  for (i64 l = 0; l < t.count; ++l)
+    for (i64 i = 0; i < t.I; ++i)
+      for (i64 j = 0; j < t.J; ++j)
+        want[l].push_back(canonical_dot(t.R, a[l], i * t.a_i, t.a_r, b[l], j * t.b_j, t.b_r));
+  auto bv = problems(t.count, t.J, 41), z = problems(t.count, IJ, 43);
+  bv[0][1] = nan, bv[0][2] = inf, bv[0][3] = -inf, bv[1][0] = -want[1][0];  // exact +0
+  z[0][0] = -0.0f, z[0][1] = 0.0f, z[0][2] = nan, z[1][1] = inf, z[1][3] = -inf;
+  const std::vector<float> al = by_hand(a, t.a_n, L), bl = by_hand(b, t.b_n, L),
+                           bias_l = by_hand(bv, t.J, L), z_l = by_hand(z, IJ, L);
+  std::vector<float> c(static_cast<std::size_t>(IJ * L), -7.0f), act(c.size(), -5.0f);
+  Epilogue ep;
+  if (bias) ep.bias = bias_l.data();
+  if (relu_grad) ep.relu_grad_of = z_l.data();
+  if (relu) ep.relu = act.data();
+  dot(k, t.I, t.J, t.R, al.data(), t.a_i, t.a_r, bl.data(), t.b_j, t.b_r, c.data(), t.J, 1, &ep);
+  auto bits = [](float v) { return std::bit_cast<std::uint32_t>(v); };
+  for (i64 l = 0; l < t.count; ++l)
+    for (i64 e = 0; e < IJ; ++e) {
+      float v = want[l][e];
+      if (bias) v = v + bv[l][e % t.J];
+      if (relu_grad) v = act_backward(Activation::relu, z[l][e], 0.0f, v, 0.0f);
+      ASSERT_EQ(bits(c[e * L + l]), bits(v)) << "lane " << l << " output " << e;
+      if (relu)
+        ASSERT_EQ(bits(act[e * L + l]), bits(act_forward_impl(Activation::relu, v, 0.0f, false)))
+            << "lane " << l << " output " << e;
+    }
+}
+
+TEST(Lanes, EpiloguesAreTheSeparatePassesBitForBit) {
+  const i64 N = 300, O = 6, K = 5;
+  for (const Kernels* k : kernel_sets())
+    for (int mask = 1; mask < 8; ++mask) {
+      const bool bias = mask & 1, relu_grad = mask & 2, relu = mask & 4;
+      const i64 L = k->lanes;
+      check_epilogue(*k, {7, O, K, K, 1, K, 1, 7 * K, O * K, L}, bias, relu_grad, relu);
+      check_epilogue(*k, {O, K, N, 1, O, 1, K, N * O, N * K, L - 2}, bias, relu_grad, relu);
+      const i64 R = 4096 + 9;
+      check_epilogue(*k, {O, K, R, 1, O, 1, K, R * O, R * K, 3}, bias, relu_grad, relu);
+    }
 }
 
 TEST(Lanes, InterleaveAndDeinterleaveMoveEveryFloat) {
