@@ -103,6 +103,44 @@ void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t
     for (std::int64_t l = 0; l < lanes; ++l) dst[i * lanes + l] = l < count ? src[l][i] : 0.0f;
 }
 
+void gather_rows(int lanes, std::int64_t rows, std::int64_t n, const float* const* src,
+                 const std::int64_t* const* order, std::int64_t count, float* dst) {
+  // The rows are far apart (shuffled): each lane's row kAhead rows on is asked for while this
+  // one moves (its first and last line), so the loads do not wait one after the other.
+  constexpr std::int64_t kAhead = 4;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (i + kAhead < rows)
+      for (std::int64_t l = 0; l < count; ++l) {
+        const float* next = src[l] + order[l][i + kAhead] * n;
+        __builtin_prefetch(next);
+        __builtin_prefetch(next + n - 1);
+      }
+    float* out = dst + i * n * lanes;
+    for (int half = 0; half < lanes; half += 8) {
+      const float* row[8];
+      for (int l = 0; l < 8; ++l)
+        row[l] = half + l < count ? src[half + l] + order[half + l][i] * n : nullptr;
+      std::int64_t f = 0;
+      for (; f + 8 <= n; f += 8) {  // 8 x 8 blocks
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l)
+          r[l] = row[l] ? _mm256_loadu_ps(row[l] + f) : _mm256_setzero_ps();
+        avx2::transpose8(r);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(out + (f + k) * lanes + half, r[k]);
+      }
+      if (f < n) {  // the last columns: loads masked to the row, w vectors stored
+        const std::int64_t w = n - f;
+        const __m256i m = avx2::first_lanes(w);
+        __m256 r[8];
+        for (int l = 0; l < 8; ++l)
+          r[l] = row[l] ? _mm256_maskload_ps(row[l] + f, m) : _mm256_setzero_ps();
+        avx2::transpose8(r);
+        for (std::int64_t k = 0; k < w; ++k) _mm256_storeu_ps(out + (f + k) * lanes + half, r[k]);
+      }
+    }
+  }
+}
+
 void deinterleave(int lanes, std::int64_t n, const float* src, std::int64_t count,
                   float* const* dst) {
   std::int64_t i = 0;

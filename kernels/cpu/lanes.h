@@ -74,6 +74,11 @@ void dot(const Kernels& k, std::int64_t I, std::int64_t J, std::int64_t R,  //
 
 // dst (n) = src[l][i] in lane l for l < count (count <= lanes), +0.0f in the other lanes.
 void interleave(int lanes, std::int64_t n, const float* const* src, std::int64_t count, float* dst);
+// dst (rows, n): row i of problem l is the row order[l][i] of src[l] (rows of n floats: each
+// repetition's training set in its own shuffled order), for l < count; +0.0f in the other
+// lanes. interleave() of each lane's gathered rows, without the gathered copies.
+void gather_rows(int lanes, std::int64_t rows, std::int64_t n, const float* const* src,
+                 const std::int64_t* const* order, std::int64_t count, float* dst);
 // dst[l][i] = src (n)'s lane l, for l < count.
 void deinterleave(int lanes, std::int64_t n, const float* src, std::int64_t count,
                   float* const* dst);

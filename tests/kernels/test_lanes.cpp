@@ -215,6 +215,31 @@ TEST(Lanes, EpiloguesAreTheSeparatePassesBitForBit) {
     }
 }
 
+TEST(Lanes, GatherRowsIsInterleaveOfTheGatheredRows) {
+  for (int L : {8, 16})
+    for (i64 n : {1, 3, 8, 11, 20, 784})  // a tail only, one block, blocks and tails
+      for (i64 count : {i64{L}, i64{L - 3}}) {
+        const i64 total = 50, rows = 37;  // each problem's table of rows; a batch of them
+        const auto tables = problems(count, total * n, 17);
+        std::vector<std::vector<i64>> order(static_cast<std::size_t>(count));
+        std::vector<const float*> src;
+        std::vector<const i64*> ord;
+        for (i64 l = 0; l < count; ++l) {
+          std::mt19937 gen(static_cast<unsigned>(l));
+          for (i64 i = 0; i < rows; ++i) order[l].push_back(static_cast<i64>(gen() % total));
+          src.push_back(tables[l].data());
+          ord.push_back(order[l].data());
+        }
+        std::vector<float> got(static_cast<std::size_t>(rows * n * L), -3.0f);
+        gather_rows(L, rows, n, src.data(), ord.data(), count, got.data());
+        std::vector<std::vector<float>> gathered(static_cast<std::size_t>(count));
+        for (i64 l = 0; l < count; ++l)
+          for (i64 i = 0; i < rows; ++i)
+            for (i64 f = 0; f < n; ++f) gathered[l].push_back(tables[l][order[l][i] * n + f]);
+        ASSERT_EQ(got, by_hand(gathered, rows * n, L)) << "n " << n << ", " << count << " of " << L;
+      }
+}
+
 TEST(Lanes, InterleaveAndDeinterleaveMoveEveryFloat) {
   for (int L : {8, 16})
     for (i64 count : {i64{L}, i64{L - 1}, i64{3}, i64{L > 8 ? 11 : 5}}) {  // full, short groups
