@@ -194,6 +194,14 @@ variance::Study build_study(const StudyFlags& f) {
   const nlohmann::json spec = build_spec(f, where);
   variance::Study s = variance::study_from_json(spec, where);
   s.source = f.file;
+  // The store keeps the whole study, not the --grid slice a runner was given: the tables
+  // analyse every run of the study (its plan's keys), so a stored slice would hide the runs
+  // of the study's other slices (a sweep run size by size showed only the last size's).
+  if (!f.grid.empty()) {
+    StudyFlags whole = f;
+    whole.grid.clear();
+    s.spec = build_spec(whole, where);
+  }
   return s;
 }
 

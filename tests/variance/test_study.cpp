@@ -766,5 +766,35 @@ name = "s"
   EXPECT_NE(r.output.find("no grid axis 'colour'"), std::string::npos) << r.output;
 }
 
+// A sweep run slice by slice into one store is still the whole study: the store keeps the
+// study file's grid, not the last slice's, so the tables count the runs of every slice.
+TEST(StudySweep, SlicesRunIntoOneStoreAreOneStudy) {
+  const fs::path sweep = write_file("slices.toml", R"(
+name = "slices"
+repetitions = 2
+[experiment]
+preset = "butter"
+data = "blobs"
+epochs = 1
+[grid]
+"butter.shape" = ["rectangle"]
+"butter.depth" = [2]
+"butter.size" = [64, 128]
+[[setting]]
+name = "s"
+)");
+  const fs::path store = fs::path(::testing::TempDir()) / "slices.sqlite";
+  fs::remove(store);
+  for (const char* size : {"64", "128"}) {
+    const auto r =
+        detdl::test_util::run_detdl("study run " + sweep.string() + " --store " + store.string() +
+                                    " --quiet --grid butter.size=" + size);
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  const auto r = detdl::test_util::run_detdl("study table " + store.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("study slices: 4 runs, 2 settings"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace detdl::variance
