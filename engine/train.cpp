@@ -135,6 +135,16 @@ void EvalScorer::add(const Tensor& out, const Tensor& yb, float batch_loss, cons
   }
 }
 
+void EvalScorer::add_scored(std::int64_t c, std::int64_t k, float batch_loss, std::int64_t correct,
+                            const float* const* metric_values, const float* scores) {
+  if (c == 0) return;
+  weighted_.push_back(batch_loss * static_cast<float>(c));
+  correct_ += correct;
+  k_ = k;
+  if (metrics_) acc_.append(metric_values, c, k);
+  if (takes_class_labels(loss_)) scores_.insert(scores_.end(), scores, scores + c * k);
+}
+
 EvalResult EvalScorer::finish(const Dataset& data, float penalty) const {
   EvalResult r;
   const std::int64_t n = data.size();

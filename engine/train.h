@@ -185,6 +185,12 @@ class EvalScorer {
   // batch_loss: compute_loss's value for them (the data loss's mean over the c rows);
   // probs: as record_batch's (softmax(out) for the class-label losses, or nullptr).
   void add(const Tensor& out, const Tensor& yb, float batch_loss, const float* probs = nullptr);
+  // add() with its values computed elsewhere (the lane kernels of repetitions trained
+  // together, kernels/cpu/lanes_loss.h) for the next c rows of k outputs: batch_loss as add's,
+  // correct the rows count_correct counts, metric_values[m] (c) each metric's per-sample values
+  // (read only with metrics), scores (c, k) the net's outputs (kept for class-label losses).
+  void add_scored(std::int64_t c, std::int64_t k, float batch_loss, std::int64_t correct,
+                  const float* const* metric_values, const float* scores);
   // The result over all rows added; `data` is the set scored (its labels give per-class
   // accuracy), `penalty` is added to the loss as evaluate_full adds it.
   EvalResult finish(const Dataset& data, float penalty) const;

@@ -190,6 +190,8 @@ struct LaneGroup {
   std::vector<float> x, zo, dzo, t, dw, db;
   std::vector<float> probs, metric_values;  // lane_loss_step's softmax and per-sample metrics
   std::vector<std::int32_t> labels;         // the batch's labels (lane_loss_step)
+  std::vector<float> test_zo;               // the test set's outputs (lane_test_scores)
+  std::vector<std::int32_t> test_labels;    // the test set's labels, once filled
   std::vector<float> tx;                    // the test rows (the same every epoch), once filled
   std::vector<const float*> src;            // per repetition, for interleave / deinterleave
   std::vector<float*> dst;
@@ -425,6 +427,16 @@ std::vector<TrainResult> fit_batched(
                 t->y.dim(0) == t->size() &&
                 takes_class_labels(r.run->cfg.loss) == (t->y.dtype() == DType::i32);
   }
+  // The loss, its gradient, the accuracy and the metrics in the lanes too
+  // (kernels/cpu/lanes_loss.h) where every repetition's loss is a softmax cross-entropy of one
+  // form on logits (no sigmoid output) of at most kChunkValues classes: loss_step's values bit
+  // for bit, without moving the outputs out of the lanes and the gradient back in.
+  bool lane_loss =
+      takes_class_labels(reps[0].run->cfg.loss) && !stack.sigmoid_output && K <= kChunkValues;
+  for (const Rep& r : reps) lane_loss = lane_loss && r.run->cfg.loss == reps[0].run->cfg.loss;
+  const CrossEntropyForm lane_form = reps[0].run->cfg.loss == LossKind::keras_ce
+                                         ? CrossEntropyForm::keras_clipped
+                                         : CrossEntropyForm::exact;
   auto into_lanes = [&](LaneGroup& gr, i64 numel, auto&& of, std::vector<float>& dst) {
     ensure(dst, numel * LN);
     gr.src.clear();
@@ -489,6 +501,61 @@ std::vector<TrainResult> fit_batched(
   // set's forward in lanes (evaluate_full's arithmetic: the same products, bias adds and
   // activations; rows do not meet in a dense forward, so any row blocking gives the same
   // bits), then each repetition's outputs scored by evaluate_full's own EvalScorer.
+  // lane_test_epoch_end's scoring where the loss is in the lanes (lane_loss): evaluate_full's
+  // batches of kEvalBatch rows, each lane's loss, correct rows and metrics what data_loss,
+  // count_correct and add_metrics give its repetition alone (lanes::softmax_ce), handed to
+  // each repetition's EvalScorer. gr.test_zo (nt, K) holds the test set's outputs in lanes,
+  // each r.test_out its own.
+  auto lane_test_scores = [&](LaneGroup& gr, i64 epoch, i64 nt,
+                              std::chrono::steady_clock::time_point t0) {
+    if (gr.test_labels.empty()) {  // the test labels never change: into the lanes once
+      gr.test_labels.assign(static_cast<std::size_t>(nt * LN), 0);
+      for (std::size_t l = 0; l < gr.reps.size(); ++l) {
+        const std::int32_t* y = gr.reps[l].run->evals.test->y.i32();
+        for (i64 i = 0; i < nt; ++i) gr.test_labels[static_cast<std::size_t>(i * LN) + l] = y[i];
+      }
+    }
+    bool metrics = false;
+    for (const Rep& r : gr.reps) metrics = metrics || r.run->cfg.metrics;
+    std::vector<EvalScorer> scorers;
+    for (const Rep& r : gr.reps) scorers.emplace_back(r.run->cfg.loss, r.run->cfg.metrics);
+    for (i64 s = 0; s < nt; s += kEvalBatch) {
+      const i64 c = std::min(kEvalBatch, nt - s);
+      ensure(gr.dzo, c * K * LN), ensure(gr.probs, c * K * LN);
+      if (metrics) ensure(gr.metric_values, kMetricCount * c * LN);
+      const cpu::lanes::ClassLoss cl = cpu::lanes::softmax_ce(
+          lk.lanes, c, K, gr.test_zo.data() + s * K * LN, gr.test_labels.data() + s * LN, lane_form,
+          gr.dzo.data(), gr.probs.data(), metrics ? gr.metric_values.data() : nullptr);
+      if (metrics)
+        for (int m = 0; m < kMetricCount; ++m)
+          out_of_lanes(
+              gr, c, gr.metric_values,
+              [&, m](Rep& r) {
+                ensure(r.metric_values, kMetricCount * c);
+                return r.metric_values.data() + m * c;
+              },
+              m * c * LN);
+      for (std::size_t l = 0; l < gr.reps.size(); ++l) {
+        Rep& r = gr.reps[l];
+        std::array<const float*, kMetricCount> v{};
+        if (metrics)
+          for (int m = 0; m < kMetricCount; ++m)
+            v[static_cast<std::size_t>(m)] = r.metric_values.data() + m * c;
+        scorers[l].add_scored(c, K, cl.loss[l], cl.correct[l], v.data(), r.test_out.data() + s * K);
+      }
+    }
+    const double shared =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    per_rep(gr.reps, [&](Rep& r) {
+      const auto t1 = std::chrono::steady_clock::now();
+      const float penalty = penalty_value(*r.run->model, r.run->cfg);
+      const auto l = static_cast<std::size_t>(&r - gr.reps.data());
+      DoneEval done{scorers[l].finish(*r.run->evals.test, penalty), 0.0};
+      done.seconds =
+          shared + std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+      summarize(r, epoch, penalty, &done);
+    });
+  };
   auto lane_test_epoch_end = [&](LaneGroup& gr, i64 epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const i64 nt = gr.reps[0].run->evals.test->size();
@@ -496,6 +563,7 @@ std::vector<TrainResult> fit_batched(
       into_lanes(
           gr, nt * stack.n_in, [](Rep& r) { return r.run->evals.test->x.f32(); }, gr.tx);
     weights_into_lanes(gr);
+    if (lane_loss) ensure(gr.test_zo, nt * K * LN);
     for (i64 row0 = 0; row0 < nt; row0 += B) {
       const i64 c = std::min(B, nt - row0);
       lane_forward(gr, gr.tx.data() + row0 * stack.n_in * LN, c);
@@ -503,6 +571,11 @@ std::vector<TrainResult> fit_batched(
         ensure(r.test_out, nt * K);
         return r.test_out.data() + row0 * K;
       });
+      if (lane_loss) std::copy_n(gr.zo.data(), c * K * LN, gr.test_zo.data() + row0 * K * LN);
+    }
+    if (lane_loss) {
+      lane_test_scores(gr, epoch, nt, t0);
+      return;
     }
     const double shared =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -538,16 +611,6 @@ std::vector<TrainResult> fit_batched(
       summarize(r, epoch, penalty, &done);
     });
   };
-  // The loss, its gradient, the accuracy and the metrics in the lanes too
-  // (kernels/cpu/lanes_loss.h) where every repetition's loss is a softmax cross-entropy of one
-  // form on logits (no sigmoid output) of at most kChunkValues classes: loss_step's values bit
-  // for bit, without moving the outputs out of the lanes and the gradient back in.
-  bool lane_loss =
-      takes_class_labels(reps[0].run->cfg.loss) && !stack.sigmoid_output && K <= kChunkValues;
-  for (const Rep& r : reps) lane_loss = lane_loss && r.run->cfg.loss == reps[0].run->cfg.loss;
-  const CrossEntropyForm lane_form = reps[0].run->cfg.loss == LossKind::keras_ce
-                                         ? CrossEntropyForm::keras_clipped
-                                         : CrossEntropyForm::exact;
   auto lane_loss_step = [&](LaneGroup& gr, i64 count) {
     const std::span<Rep> reps = gr.reps;
     // The batch's labels straight from the training sets (prepare gathers none here).

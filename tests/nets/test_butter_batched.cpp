@@ -105,6 +105,14 @@ TEST(ButterBatched, KerasCrossEntropyAndNoMetrics) {
   expect_same_as_alone(repetitions(e, 2));
 }
 
+// A test set of more rows than one evaluation batch (kEvalBatch = 1,000): the lanes score it
+// in evaluate_full's batches, each batch's loss weighted by its rows.
+TEST(ButterBatched, TestSetOfSeveralEvaluationBatches) {
+  Experiment e = butter("synthetic-mnist:5500", "rectangle", 3, 2048);  // 1,100 test rows
+  e.epochs = 1;
+  expect_same_as_alone(repetitions(e, 3));
+}
+
 TEST(ButterBatched, BinaryCrossEntropyWithPenalties) {
   Experiment e = butter("banana", "rectangle_residual", 5, 2048);  // one sigmoid output
   e.l1 = 1e-4f;
