@@ -452,6 +452,26 @@ std::vector<TrainResult> fit_batched(
     cpu::lanes::deinterleave(lk.lanes, numel, src.data() + src_offset,
                              static_cast<i64>(gr.reps.size()), gr.dst.data());
   };
+  // The per-sample metric values of `count` rows, gr.metric_values (kMetricCount, count) in
+  // lanes, into each repetition's r.metric_values (kMetricCount, count); metric_series(r,
+  // count) points at each metric's values there.
+  auto metrics_out_of_lanes = [&](LaneGroup& gr, i64 count) {
+    for (int m = 0; m < kMetricCount; ++m)
+      out_of_lanes(
+          gr, count, gr.metric_values,
+          [&, m](Rep& r) {
+            ensure(r.metric_values, kMetricCount * count);
+            return r.metric_values.data() + m * count;
+          },
+          m * count * LN);
+  };
+  auto metric_series = [](const Rep& r, i64 count) {
+    std::array<const float*, kMetricCount> v{};
+    if (!r.metric_values.empty())
+      for (int m = 0; m < kMetricCount; ++m)
+        v[static_cast<std::size_t>(m)] = r.metric_values.data() + m * count;
+    return v;
+  };
   // Every layer's weights and biases into the lanes (after each update).
   auto weights_into_lanes = [&](LaneGroup& gr) {
     i64 fan_in = stack.n_in;
@@ -526,22 +546,11 @@ std::vector<TrainResult> fit_batched(
       const cpu::lanes::ClassLoss cl = cpu::lanes::softmax_ce(
           lk.lanes, c, K, gr.test_zo.data() + s * K * LN, gr.test_labels.data() + s * LN, lane_form,
           gr.dzo.data(), gr.probs.data(), metrics ? gr.metric_values.data() : nullptr);
-      if (metrics)
-        for (int m = 0; m < kMetricCount; ++m)
-          out_of_lanes(
-              gr, c, gr.metric_values,
-              [&, m](Rep& r) {
-                ensure(r.metric_values, kMetricCount * c);
-                return r.metric_values.data() + m * c;
-              },
-              m * c * LN);
+      if (metrics) metrics_out_of_lanes(gr, c);
       for (std::size_t l = 0; l < gr.reps.size(); ++l) {
         Rep& r = gr.reps[l];
-        std::array<const float*, kMetricCount> v{};
-        if (metrics)
-          for (int m = 0; m < kMetricCount; ++m)
-            v[static_cast<std::size_t>(m)] = r.metric_values.data() + m * c;
-        scorers[l].add_scored(c, K, cl.loss[l], cl.correct[l], v.data(), r.test_out.data() + s * K);
+        scorers[l].add_scored(c, K, cl.loss[l], cl.correct[l], metric_series(r, c).data(),
+                              r.test_out.data() + s * K);
       }
     }
     const double shared =
@@ -634,20 +643,10 @@ std::vector<TrainResult> fit_batched(
       r.prog.correct += cl.correct[l];
     }
     if (!metrics) return;
-    for (int m = 0; m < kMetricCount; ++m)
-      out_of_lanes(
-          gr, count, gr.metric_values,
-          [&, m](Rep& r) {
-            ensure(r.metric_values, kMetricCount * count);
-            return r.metric_values.data() + m * count;
-          },
-          m * count * LN);
+    metrics_out_of_lanes(gr, count);
     for (Rep& r : reps) {
       if (!r.run->cfg.metrics) continue;
-      std::array<const float*, kMetricCount> v;
-      for (int m = 0; m < kMetricCount; ++m)
-        v[static_cast<std::size_t>(m)] = r.metric_values.data() + m * count;
-      r.prog.metrics.append(v.data(), count, K);
+      r.prog.metrics.append(metric_series(r, count).data(), count, K);
     }
   };
   auto lane_step = [&](LaneGroup& gr, i64 step) {
