@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
@@ -52,8 +53,15 @@ class FieldReader {
         if (!it->is_boolean()) throw std::invalid_argument("expected true or false");
       } else if constexpr (std::is_integral_v<T>) {
         if (!it->is_number_integer()) throw std::invalid_argument("expected an integer");
-        if (std::is_unsigned_v<T> && it->get<long long>() < 0)
+        // JSON keeps a positive integer unsigned: a seed of 2^63 or more (half of all seeds)
+        // must not be read back as a negative long long, and no value may wrap into T.
+        const bool positive = it->is_number_unsigned();
+        if (std::is_unsigned_v<T> && !positive && it->get<long long>() < 0)
           throw std::invalid_argument("expected a non-negative integer");
+        if (positive ? it->get<unsigned long long>() >
+                           static_cast<unsigned long long>(std::numeric_limits<T>::max())
+                     : it->get<long long>() < static_cast<long long>(std::numeric_limits<T>::min()))
+          throw std::invalid_argument("out of range for this field");
       } else if constexpr (std::is_floating_point_v<T>) {
         if (!it->is_number()) throw std::invalid_argument("expected a number");
       } else if constexpr (std::is_same_v<T, std::string>) {

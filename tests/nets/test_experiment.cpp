@@ -3,6 +3,8 @@
 // threads, label noise and augmentation keyed by their own seeds, a BUTTER run.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -104,6 +106,25 @@ TEST(ExperimentJson, EmulationFieldsOnlyWhereEmulationIsOn) {
               std::string::npos)
         << ex.what();
   }
+}
+
+// Seeds are 64-bit unsigned: those of 2^63 and more (half of all the studies' derived seeds)
+// come back from a record's JSON as themselves (they were refused as negative, so a stored
+// run could not be re-run from its record with `train --config`), and an integer field
+// refuses a value it cannot hold instead of wrapping.
+TEST(ExperimentJson, SeedsOfSixtyFourBitsRoundTrip) {
+  Experiment e;
+  e.seeds.init = 9853754936388950388ull;
+  e.seeds.order = std::numeric_limits<std::uint64_t>::max();
+  e.seeds.split = (std::uint64_t{1} << 63);
+  const auto j = to_json(e);
+  const Experiment back = experiment_from_json(j);
+  EXPECT_EQ(back.seeds.init, e.seeds.init);
+  EXPECT_EQ(back.seeds.order, e.seeds.order);
+  EXPECT_EQ(back.seeds.split, e.seeds.split);
+  EXPECT_EQ(to_json(back), j);
+  nlohmann::json big = {{"epochs", std::numeric_limits<std::uint64_t>::max()}};
+  EXPECT_THROW(experiment_from_json(big, "x"), std::invalid_argument);  // int64 field
 }
 
 TEST(ExperimentJson, ErrorsNameTheField) {
