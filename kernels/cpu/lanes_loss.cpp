@@ -108,9 +108,6 @@ ClassLoss softmax_ce(int lanes, i64 count, i64 K, const float* logits, const std
     // Keras's clipped form (cross_entropy.h): p = e / s; S = the chain of the p; q = p_y / S
     // clipped to [eps, 1 - eps]; loss = -log(clip(q)); dlogits = (p / S - [k == y]) / count
     // where eps <= q <= 1 - eps, +0.0f elsewhere.
-    thread_local std::vector<float> sums, active;
-    sums.resize(ms.size());
-    active.resize(ms.size());
     const __m256 eps = _mm256_set1_ps(kKerasEpsilon), top = _mm256_set1_ps(kKerasOneMinusEpsilon);
     for (i64 i = 0; i < count; ++i)
       for (int h = 0; h < L; h += 8) {
@@ -134,12 +131,10 @@ ClassLoss softmax_ce(int lanes, i64 count, i64 K, const float* logits, const std
                      above = _mm256_cmp_ps(q, top, _CMP_GT_OQ);
         const __m256 clipped = _mm256_blendv_ps(_mm256_blendv_ps(q, top, above), eps, below);
         _mm256_storeu_ps(row_loss.data() + r, clipped);
-        _mm256_storeu_ps(sums.data() + r, S);
-        _mm256_storeu_ps(active.data() + r,
-                         _mm256_andnot_ps(_mm256_or_ps(below, above),
-                                          _mm256_castsi256_ps(_mm256_set1_epi32(-1))));
         float* d = dlogits + i * row + h;
-        const __m256 on = _mm256_loadu_ps(active.data() + r);
+        // eps <= q <= 1 - eps (the clip passes the gradient) as a mask.
+        const __m256 on = _mm256_andnot_ps(_mm256_or_ps(below, above),
+                                           _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
         for (i64 k = 0; k < K; ++k) {
           const __m256 v = _mm256_div_ps(
               _mm256_sub_ps(_mm256_div_ps(_mm256_loadu_ps(p + k * L), S), one_hot(y, k)), vcount);
