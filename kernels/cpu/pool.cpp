@@ -68,9 +68,13 @@ void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std:
           idx = iv;
           continue;
         }
-        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
-                                         _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q),
-                                                          _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+        // After relu no candidate is NaN (relu(NaN) = +0.0f), so the NaN rule never fires
+        // and v > best alone decides.
+        const __m256 take =
+            RELU ? _mm256_cmp_ps(v, best, _CMP_GT_OQ)
+                 : _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q),
+                                                 _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
         best = _mm256_blendv_ps(best, v, take);
         idx = _mm256_castps_si256(
             _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(iv), take));
@@ -79,6 +83,12 @@ void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std:
     avx2::store_first(y + ow, best, n);
     avx2::store_first(at + ow, idx, n);
   }
+}
+
+// The common 2x2 / stride 2 window that never touches padding (LeNet, most CNNs).
+bool is_2x2_stride2(const Pool2dShape& s) {
+  return s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 &&
+         s.pad_left == 0 && 2 * s.OH <= s.H && 2 * s.OW <= s.W;
 }
 
 // Runs fn(plane) for every (n, c) plane on the pool.
@@ -99,8 +109,7 @@ template <bool RELU>
 void maxpool_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
-  if (s.KH == 2 && s.KW == 2 && s.stride_h == 2 && s.stride_w == 2 && s.pad_top == 0 &&
-      s.pad_left == 0 && 2 * s.OH <= s.H && 2 * s.OW <= s.W) {
+  if (is_2x2_stride2(s)) {
     // The common 2x2 / stride 2 window that never touches padding (LeNet, most CNNs): the
     // generic loop below without its per-window tap clipping. Same candidates in the same
     // order with the same rule, so the same result bit for bit (tested against it).
@@ -151,11 +160,69 @@ void relu_mask(const float* x, float* dx, i64 n) {
   for (; i < n; ++i) dx[i] = x[i] > 0.0f ? dx[i] : 0.0f;
 }
 
+// One output row of the 2x2 / stride-2 max pool's backward: input rows r0 (dx) and r1
+// (dx + W), columns [0, 2 OW), 8 outputs (16 inputs per row) per step. Each input is the
+// window's argmax or not: dx = +0.0f + dy there, +0.0f elsewhere, what zeroing the plane and
+// adding each output's dy at its argmax gives when every argmax lies in its own window (the
+// forward's 2x2 rows write only such). RELU_X: then masked by relu_x > 0 (relu_mask).
+// `base`: the plane index of dx[0].
+void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW, std::int32_t base,
+                         const float* relu_x, float* dx) {
+  const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
+                dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7),
+                iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 zero = _mm256_setzero_ps();
+  for (i64 ow = 0; ow < OW; ow += 8) {
+    const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
+    const __m256i mo = avx2::first_lanes(n);
+    // +0.0f + dy: the add of the zeroed plane (turns a -0.0f dy into +0.0f, as it did).
+    const __m256 d = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, mo));
+    const __m256i a = _mm256_maskload_epi32(at + ow, mo);
+    const __m256 d_lo = _mm256_permutevar8x32_ps(d, dup_lo),
+                 d_hi = _mm256_permutevar8x32_ps(d, dup_hi);
+    const __m256i a_lo = _mm256_permutevar8x32_epi32(a, dup_lo),
+                  a_hi = _mm256_permutevar8x32_epi32(a, dup_hi);
+    const i64 m_lo = std::min<i64>(8, m), m_hi = std::max<i64>(0, m - 8);
+    for (int row = 0; row < 2; ++row) {
+      const i64 off = row * W + 2 * ow;
+      const __m256i pos =
+          _mm256_add_epi32(_mm256_set1_epi32(base + static_cast<std::int32_t>(off)), iota);
+      __m256 lo = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a_lo, pos)), d_lo);
+      __m256 hi = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                    a_hi, _mm256_add_epi32(pos, _mm256_set1_epi32(8)))),
+                                d_hi);
+      if (relu_x) {
+        const __m256 x_lo = _mm256_maskload_ps(relu_x + off, avx2::first_lanes(m_lo));
+        const __m256 x_hi = _mm256_maskload_ps(relu_x + off + 8, avx2::first_lanes(m_hi));
+        lo = _mm256_and_ps(lo, _mm256_cmp_ps(x_lo, zero, _CMP_GT_OQ));
+        hi = _mm256_and_ps(hi, _mm256_cmp_ps(x_hi, zero, _CMP_GT_OQ));
+      }
+      avx2::store_first(dx + off, lo, m_lo);
+      if (m_hi > 0) avx2::store_first(dx + off + 8, hi, m_hi);
+    }
+  }
+  for (int row = 0; row < 2; ++row)  // an odd width's last column: in no window
+    std::fill(dx + row * W + 2 * OW, dx + row * W + W, 0.0f);
+}
+
 // maxpool2d_backward; with relu_x, each plane then masked by relu_x > 0 while in cache.
 void maxpool_backward(const Pool2dShape& s, const float* relu_x, const float* dy,
                       const std::int32_t* argmax, float* dx) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
+  if (is_2x2_stride2(s)) {
+    // The forward's 2x2 rows (maxpool_forward) put every argmax in its own window, which
+    // no other window overlaps: each input is written once, in one pass over the plane.
+    for_planes(s.N * s.C, [&](i64 p) {
+      float* dxp = dx + p * HW;
+      for (i64 oh = 0; oh < s.OH; ++oh)
+        max2x2_backward_row(dy + p * OHW + oh * s.OW, argmax + p * OHW + oh * s.OW, s.W, s.OW,
+                            static_cast<std::int32_t>(2 * oh * s.W),
+                            relu_x ? relu_x + p * HW + 2 * oh * s.W : nullptr, dxp + 2 * oh * s.W);
+      std::fill(dxp + 2 * s.OH * s.W, dxp + HW, 0.0f);  // an odd height's last row
+    });
+    return;
+  }
   for_planes(s.N * s.C, [&](i64 p) {
     float* dxp = dx + p * HW;
     std::fill(dxp, dxp + HW, 0.0f);

@@ -298,6 +298,18 @@ TEST(Pool, MaxPool2x2VectorRowsTiesAndNans) {
     ref_maxpool(s, x, want, want_arg);
     expect_bits(y, want, "2x2 vector rows: values");
     for (std::size_t i = 0; i < arg.size(); ++i) ASSERT_EQ(arg[i], want_arg[i]) << "argmax " << i;
+    // The backward's 2x2 rows (one pass per plane) against the zero-then-scatter loop: odd
+    // widths and heights (inputs in no window), -0.0f and NaN gradients, 1 and 3 threads.
+    Vec dy = random_vec(out_size(s), 4);
+    for (std::size_t i = 0; i < dy.size(); i += 3) dy[i] = -0.0f;
+    dy[dy.size() / 2] = nan;
+    for (int threads : {1, 3}) {
+      use_threads(threads);
+      Vec dx(in_size(s), 7.0f);
+      maxpool2d_backward(s, dy.data(), arg.data(), dx.data());
+      expect_bits(dx, ref_maxpool_backward(s, dy, arg), "2x2 vector rows: backward");
+    }
+    use_threads(1);
   }
 }
 
@@ -313,6 +325,7 @@ TEST(Pool, ReluMaxPoolIsReluThenMaxPool) {
        {pool2d_shape_valid(2, 3, 28, 28, 2, 2, 2), pool2d_shape_valid(2, 2, 14, 17, 2, 2, 2),
         pool2d_shape(2, 3, 9, 11, 3, 3, 2, 1), pool2d_shape_same(1, 2, 7, 7, 3, 3, 2)}) {
     Vec x(in_size(s)), dy = random_vec(out_size(s), 3);
+    for (std::size_t i = 0; i < dy.size(); i += 5) dy[i] = -0.0f;  // +0.0f + -0.0f = +0.0f
     for (std::size_t i = 0; i < x.size(); ++i) {
       const std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u;
       x[i] = static_cast<float>(static_cast<int>(h >> 28) % 5) - 2.5f;
@@ -326,7 +339,7 @@ TEST(Pool, ReluMaxPoolIsReluThenMaxPool) {
     Idx arg_want(out_size(s));
     activation_forward(detdl::Activation::relu, 0.0f, x.data(), r.data(), n);
     maxpool2d_forward(s, r.data(), y_want.data(), arg_want.data());
-    maxpool2d_backward(s, dy.data(), arg_want.data(), dr.data());
+    dr = ref_maxpool_backward(s, dy, arg_want);  // the plain loop, not the 2x2 rows
     activation_backward(detdl::Activation::relu, 0.0f, x.data(), r.data(), dr.data(),
                         dx_want.data(), n);
     for (int threads : {1, 2, 3}) {
