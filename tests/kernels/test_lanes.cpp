@@ -196,9 +196,10 @@ void check_epilogue(const Kernels& k, const Case& t, bool bias, bool relu_grad, 
       if (bias) v = v + bv[l][e % t.J];
       if (relu_grad) v = act_backward(Activation::relu, z[l][e], 0.0f, v, 0.0f);
       ASSERT_EQ(bits(c[e * L + l]), bits(v)) << "lane " << l << " output " << e;
-      if (relu)
+      if (relu) {
         ASSERT_EQ(bits(act[e * L + l]), bits(act_forward_impl(Activation::relu, v, 0.0f, false)))
             << "lane " << l << " output " << e;
+      }
     }
 }
 
