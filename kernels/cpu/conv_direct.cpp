@@ -63,10 +63,15 @@ float* scratch(i64 n) {
   if (static_cast<i64>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
   return buf.data();
 }
-// The weight gradient's shared scratch (the padded batch, the chunk partials), owned by the
-// calling thread.
+// A second per-thread scratch: the weight gradient's padded input of one task.
+float* padded_scratch(i64 n) {
+  thread_local std::vector<float> buf;
+  if (static_cast<i64>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+// The weight gradient's shared scratch (the chunk partials), owned by the calling thread.
 struct WeightScratch {
-  std::vector<float> xall, part;
+  std::vector<float> part;
 };
 WeightScratch& weight_scratch() {
   thread_local WeightScratch w;
@@ -465,14 +470,15 @@ bool backward_weight_applies(const Conv2dShape& s) {
   const i64 K = s.C * s.KH * s.KW;
   const i64 chunks = (s.N * s.OH * s.OW + kChunkProducts - 1) / kChunkProducts;
   const i64 sample = s.C * ((s.OH - 1) * s.stride_h + s.KH) * ((s.OW - 1) * s.stride_w + s.KW);
-  // The chunk partials and the padded batch must fit in memory of the scratch budget's order.
-  return chunks * K * round_up(s.O, 32) <= (i64{8} << 20) && s.N * sample <= (i64{64} << 20);
+  // The chunk partials must fit in memory of the scratch budget's order; a task pads a
+  // chunk's samples (the bound on the batch keeps that bounded too).
+  return chunks * K * round_up(s.O, 64) <= (i64{8} << 20) && s.N * sample <= (i64{64} << 20);
 }
 
 namespace {
 
 // The weight gradient's partials over ranges of the flat (n, oh, ow) position space, as
-// tasks. The padded batch: xall[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the
+// tasks. The padded input: xpad[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the
 // input, 0 elsewhere, covering every window. Task (range, channel panel, group of tap blocks)
 // writes part[range] (K, Opad): one fmaf chain from +0.0f per element over the range's
 // positions in order.
@@ -487,20 +493,23 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   const TileSet& ts = s.O > 8 ? tiles_for(s.O) : tiles_avx2();
   WeightRanges wr;
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
-  const i64 nv = s.O > ts.lanes ? 2 : 1, width = ts.lanes * nv;
+  // The row tiles where KW is 1, 3 or 5 (up to 4 vectors of channels with AVX-512), else the
+  // tap tiles (up to 2 vectors).
+  const int kwi = s.KW == 1 ? 0 : s.KW == 3 ? 1 : s.KW == 5 ? 2 : -1;
+  const i64 nv = kwi >= 0 ? std::min<i64>(ts.weight_vectors, (s.O + ts.lanes - 1) / ts.lanes)
+                          : (s.O > ts.lanes ? 2 : 1);
+  const i64 width = ts.lanes * nv;
   const i64 panels = (s.O + width - 1) / width, Opad = panels * width;
   const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = (s.OW - 1) * s.stride_w + s.KW;
-  const Pad pad{rows, cols, rows * cols};
-  const i64 sample = s.C * pad.plane;
+  // The tiles read the input itself where every window lies inside it (no padding: LeNet's
+  // valid convolutions, the unpadded projections), rows W apart; otherwise each task pads the
+  // samples and channels it reads into its thread's scratch (a chunk's worth, which stays in
+  // L2, where one padded copy of the batch went out to memory and back).
+  const bool inside = s.pad_top == 0 && s.pad_left == 0 && rows <= s.H && cols <= s.W;
+  const Pad pad = inside ? Pad{s.H, s.W, s.H * s.W} : Pad{rows, cols, rows * cols};
+  const i64 sample = s.C * pad.plane, taps = s.KH * s.KW;
   WeightScratch& ws = weight_scratch();
-  if (static_cast<i64>(ws.xall.size()) < s.N * sample)
-    ws.xall.resize(static_cast<std::size_t>(s.N * sample));
-  const float* xall = ws.xall.data();
-  parallel_ranges(s.N, [&](i64 b, i64 e, int) {
-    for (i64 n = b; n < e; ++n)
-      fill_input_pad(s, pad, s.C, x + n * s.C * s.H * s.W, ws.xall.data() + n * sample);
-  });
-  std::vector<i64> off(static_cast<std::size_t>(K));  // tap k's offset in a padded sample
+  std::vector<i64> off(static_cast<std::size_t>(K));  // tap k's offset in a (padded) sample
   for (i64 c = 0; c < s.C; ++c)
     for (i64 kh = 0; kh < s.KH; ++kh)
       for (i64 kw = 0; kw < s.KW; ++kw)
@@ -510,7 +519,14 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
     ws.part.resize(static_cast<std::size_t>(ranges * K * Opad));
   float* part = ws.part.data();
   // About four tasks per thread; fewer groups repack dy less often. Only speed depends on it.
-  const i64 tile_taps = nv == 2 ? kMR : 2 * kMR;  // one vector: the wide tiles
+  // Row tiles: the (c, kh) rows in blocks of at most the rows that fit, as even as they go
+  // (ResNet's stem, 9 rows: 5 + 4, not 8 + 1, whose 3 chains would wait on the FMA latency).
+  i64 tile_taps = nv == 2 ? kMR : 2 * kMR;  // tap tiles with one vector: the wide ones
+  if (kwi >= 0) {
+    const i64 fit = std::min<i64>(kWeightRowsMax, ts.weight_acc / (s.KW * nv));
+    const i64 all_rows = s.C * s.KH, blocks = (all_rows + fit - 1) / fit;
+    tile_taps = (all_rows + blocks - 1) / blocks * s.KW;
+  }
   const i64 tap_blocks = (K + tile_taps - 1) / tile_taps;
   const i64 want =
       std::min(tap_blocks, (4 * num_threads() + ranges * panels - 1) / (ranges * panels));
@@ -530,6 +546,19 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
     // gradients stay in L1 (every tap block of the group takes a block before the next).
     const i64 step = std::max<i64>(64, 4096 / width);  // 16 KiB of gradients
     float* dyt = scratch(step * width);                // dyt[q - q0][l] = dy[n][o0 + l][j]
+    // What the tiles read: the input, or samples [n0, n1) x channels [c0, c1) padded, with
+    // positions and tap offsets shifted to match.
+    const float* xs = x;
+    i64 smp = sample, shift = 0, cut = 0;
+    if (!inside) {
+      const i64 n0 = p0 / OHW, n1 = (p1 - 1) / OHW + 1, c0 = k0 / taps, c1 = (k1 - 1) / taps + 1;
+      smp = (c1 - c0) * pad.plane, shift = n0 * OHW, cut = c0 * pad.plane;
+      float* buf = padded_scratch((n1 - n0) * smp);
+      for (i64 n = n0; n < n1; ++n)
+        fill_input_pad(s, pad, c1 - c0, x + (n * s.C + c0) * s.H * s.W, buf + (n - n0) * smp);
+      xs = buf;
+    }
+    i64 toff[kWeightRowsMax * 5 > 2 * kMR ? kWeightRowsMax * 5 : 2 * kMR];
     for (i64 q0 = p0; q0 < p1; q0 += step) {
       const i64 q1 = std::min(p1, q0 + step);
       for (i64 q = q0; q < q1;) {
@@ -539,8 +568,11 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
       }
       for (i64 blk = b0; blk < b1; ++blk) {
         const i64 mr = std::min(tile_taps, K - blk * tile_taps);
-        const WeightTile tile = nv == 2 ? ts.weight[swi][mr - 1] : ts.weight_wide[swi][mr - 1];
-        tile(s, pad, sample, xall, off.data() + blk * tile_taps, q0, q1, dyt,
+        const WeightTile tile = kwi >= 0  ? ts.weight_rows[kwi][nv - 1][mr / s.KW - 1]
+                                : nv == 2 ? ts.weight[swi][mr - 1]
+                                          : ts.weight_wide[swi][mr - 1];
+        for (i64 r = 0; r < mr; ++r) toff[r] = off[blk * tile_taps + r] - cut;
+        tile(s, pad, smp, xs, toff, q0 - shift, q1 - shift, dyt,
              part + (range * K + blk * tile_taps) * Opad + o0, Opad);
       }
     }
@@ -567,13 +599,27 @@ void backward_weight(Level level, const Conv2dShape& s, const float* x, const fl
     return;
   }
   parallel_for(wr.n_tasks, wr.run_task);
-  // dw[o][k] = the chunk partials of (k, o) folded by the canonical tree, in chunk order.
-  parallel_ranges(s.O * K, [&](i64 b, i64 e, int) {
+  // dw[o][k] = the chunk partials of (k, o) folded by the canonical tree, in chunk order: 8
+  // channels o at a time (consecutive in part), each lane ChunkTree's adds in its order.
+  const i64 oblocks = Opad / 8;
+  parallel_ranges(K * oblocks, [&](i64 b, i64 e, int) {
+    __m256 stack[64];
+    int height[64];
     for (i64 i = b; i < e; ++i) {
-      const i64 o = i / K, k = i % K;
-      ChunkTree tree;
-      for (i64 c = 0; c < chunks; ++c) tree.push(part[(c * K + k) * Opad + o]);
-      dw[i] = tree.root();
+      const i64 k = i / oblocks, o0 = i % oblocks * 8;
+      if (o0 >= s.O) continue;
+      int depth = 0;
+      for (i64 c = 0; c < chunks; ++c) {  // ChunkTree::push
+        __m256 v = _mm256_loadu_ps(part + (c * K + k) * Opad + o0);
+        int h = 0;
+        while (depth > 0 && height[depth - 1] == h) v = _mm256_add_ps(stack[--depth], v), ++h;
+        stack[depth] = v, height[depth++] = h;
+      }
+      __m256 r = stack[depth - 1];  // ChunkTree::root
+      for (int d = depth - 2; d >= 0; --d) r = _mm256_add_ps(stack[d], r);
+      alignas(32) float lane[8];
+      _mm256_store_ps(lane, r);
+      for (i64 o = o0; o < std::min(s.O, o0 + 8); ++o) dw[o * K + k] = lane[o - o0];
     }
   });
 }

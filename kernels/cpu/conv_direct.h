@@ -6,8 +6,9 @@
 // of pixels of one row and column phase; a row shorter than a vector shares a tile with the
 // next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
 // holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
-// channels, input values broadcast. The tiles are conv_direct_tiles.h's, for AVX2 and
-// AVX-512F.
+// channels (up to 4 vectors with AVX-512), input values broadcast; where KW is 1, 3 or 5 the
+// taps are whole (c, kh) rows read through one pointer per row. The tiles are
+// conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
 //   forward: every output lane is one fmaf chain from +0.0f over k = (c, kh, kw) in
@@ -74,8 +75,8 @@ void backward_data_ordered(const DataOrder& order, const Conv2dShape& s,
                            const float* w,   // (O, C, KH, KW)
                            float* dx);       // (N, C, H, W)
 
-// conv2d_backward_weight can run here when the padded batch and the chunk partials fit in
-// memory of the order of the scratch budget. Any stride: the tiles broadcast input values,
+// conv2d_backward_weight can run here when the chunk partials and a padded sample fit in
+// memory of the order of the scratch budget (each task pads the samples it reads). Any stride: the tiles broadcast input values,
 // their vectors run over channels. `portable` / `repeatable` fold the chunk partials by the
 // canonical tree; `fast` hands tasks to threads by timing and adds each thread's chunks in
 // the order it ran them, then the threads' sums in the order they finished (bits that vary

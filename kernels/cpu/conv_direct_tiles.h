@@ -68,12 +68,19 @@ using DataOrderedTile = void (*)(const Conv2dShape& s, const Pad& p, const float
                                  const float* dypad, float* const* dx, const DataSlices& o);
 
 // Weight-gradient tile: MR taps x NV vectors of output channels, one chain per lane over
-// positions [p0, p1) of the (n, oh, ow) space. xall: the padded batch, `sample` floats per
-// sample; off[r]: tap r's offset in a padded sample; dyt: (p1 - p0, lanes * NV) gradients,
-// zero past O; out: (MR, ldo).
+// positions [p0, p1) of the (n, oh, ow) space. xall: the (padded) input, `sample` floats per
+// sample, sample 0 at position 0 (the driver shifts positions to its copy's first sample);
+// off[r]: tap r's offset in a sample; dyt: (p1 - p0, lanes * NV) gradients, zero past O;
+// out: (MR, ldo).
 using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sample,
                             const float* xall, const std::int64_t* off, std::int64_t p0,
                             std::int64_t p1, const float* dyt, float* out, std::int64_t ldo);
+
+// Weight-gradient tiles by rows (weight_rows_tile): R rows (c, kh) of KW taps x NV vectors;
+// off[r * KW] is row r's first tap. R <= kWeightRowsMax and R * KW * NV <= TileSet's
+// weight_acc; KW 1, 3 or 5 (the shapes of LeNet's and ResNet's layers), others take the
+// weight / weight_wide tiles.
+inline constexpr int kWeightRowsMax = 12;
 
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
@@ -92,6 +99,9 @@ struct TileSet {
   DataOrderedTile data_ordered[2][kMR];  // data gradient in another order: [NV - 1][MR - 1]
   WeightTile weight[2][kMR];             // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];    // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
+  int weight_acc;                        // accumulators of a weight_rows tile: 24 or 12
+  int weight_vectors;                    // vectors of a weight_rows tile: up to 4 or 2
+  WeightTile weight_rows[3][4][kWeightRowsMax];  // [KW 1, 3, 5][NV - 1][R - 1], null: no fit
 };
 
 const TileSet& tiles_avx2();

@@ -472,6 +472,12 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"pointwise_sh2_sw1_short", Conv2dShape{2, 3, 9, 11, 6, 1, 1, 2, 1, 0, 0, 4, 10}},
       {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
       {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
+      // The weight gradient's row tiles (conv_direct_tiles.inc, weight_rows_tile): 4 vectors
+      // of channels with AVX-512 (O 64), a short last panel (O 70: 64 + 6), 5x5 taps with two
+      // vectors on the input itself (valid: no padded copy), 1x1 at stride 2 on the input.
+      {"weight_rows_O64_3x3", conv2d_shape_same(2, 3, 8, 8, 64, 3, 3, 1)},
+      {"weight_rows_O30_5x5_valid", conv2d_shape_valid(3, 4, 11, 11, 30, 5, 5, 1)},
+      {"weight_rows_O70_1x1_s2", conv2d_shape(2, 5, 9, 9, 70, 1, 1, 2, 0)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
