@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <functional>
 #include <vector>
 
@@ -57,17 +60,42 @@ std::vector<Seg> segments(i64 rows, i64 cols, i64 width) {
   return out;
 }
 
-// Per-thread grow-only scratch, kept between calls.
+// A grow-only float buffer on 64-byte boundaries: the tiles' whole-vector loads of packed
+// weights and gradients then never straddle two cache lines (a split load costs two).
+class AlignedFloats {
+ public:
+  float* get(i64 n) {
+    if (n > cap_) {
+      const std::size_t bytes = static_cast<std::size_t>((n * 4 + 63) / 64 * 64);
+      p_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+      if (!p_) throw std::bad_alloc();
+      cap_ = n;
+    }
+    return p_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> p_;
+  i64 cap_ = 0;
+};
+
+// Per-thread grow-only scratch, kept between calls (contents not kept when it grows).
 float* scratch(i64 n) {
-  thread_local std::vector<float> buf;
-  if (static_cast<i64>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
-  return buf.data();
+  thread_local AlignedFloats buf;
+  return buf.get(n);
 }
-// A second per-thread scratch: the weight gradient's padded input of one task.
+// Another per-thread scratch: the lanes-over-channels forward's outputs of one sample.
+float* chan_scratch(i64 n) {
+  thread_local AlignedFloats buf;
+  return buf.get(n);
+}
+// A third per-thread scratch: the weight gradient's padded input of one task.
 float* padded_scratch(i64 n) {
-  thread_local std::vector<float> buf;
-  if (static_cast<i64>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
-  return buf.data();
+  thread_local AlignedFloats buf;
+  return buf.get(n);
 }
 // The weight gradient's shared scratch (the chunk partials), owned by the calling thread.
 struct WeightScratch {
@@ -89,6 +117,12 @@ inline void copy_row(float* dst, const float* src, i64 n) {
 
 // Zeros n floats (short runs, like copy_row).
 inline void zero_row(float* dst, i64 n) {
+  if (n <= 2) {  // a padding's column or two: plain stores (a masked store costs more; a loop
+                 // here became a memset call)
+    if (n > 0) dst[0] = 0.0f;
+    if (n > 1) dst[1] = 0.0f;
+    return;
+  }
   i64 i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_setzero_ps());
   if (i < n) avx2::store_first(dst + i, _mm256_setzero_ps(), n - i);
@@ -247,11 +281,16 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
 //     6 channels x 2 vectors, weights packed (tap, c).
 void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, const float* w,
                      const float* bias, float* y) {
-  const bool pairs = use_pairs(s.OW, s.OH);
-  const TileSet& ts = pairs ? tiles_avx512() : tiles_for(s.OW);
-  // L: the lanes one row of a vector takes (a half vector when paired).
+  // chan: lanes over output channels (fwd_chan_tile) where AVX-512 has two vectors' worth of
+  // them and rows are at most 8 wide (ResNet's 8 x 8 stage), which the paired tiles run at
+  // about half oneDNN's speed; on wider rows the position tiles measured faster
+  // (bench/RESULTS.md, 2026-12-05).
+  const bool chan = order == ForwardOrder::chw && avx512_usable() && s.O >= 32 && s.OW <= 8;
+  const bool pairs = !chan && use_pairs(s.OW, s.OH);
+  const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(s.OW);
+  // L: the lanes one row of a vector takes (a half vector when paired; chan: one position).
   const bool taps = order == ForwardOrder::per_tap;
-  const i64 L = pairs ? 8 : ts.lanes;
+  const i64 L = chan ? 1 : pairs ? 8 : ts.lanes;
   const i64 R = taps ? kMR : ts.fwd_rows, NV = taps ? 2 : ts.fwd_vectors;
   const i64 T = s.KH * s.KW, K = s.C * T;
   const i64 blocks = (s.O + R - 1) / R;
@@ -277,10 +316,22 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
       for (i64 c = 0; c < s.C; ++c)
         tile_kwoff[static_cast<std::size_t>(kw * s.C + c)] = c * pad.plane + kwoff[kw];
   }
-  std::vector<float> wp(static_cast<std::size_t>(blocks * K * R), 0.0f);
+  // chan: wp[panel][k][l] = w[panel*CW + l][k], bq[o] = bias[o], both zero past O.
+  const i64 CW = kFwdChanVectors * 16, panels = (s.O + CW - 1) / CW;
+  const i64 Rw = chan ? CW : R, nblk = chan ? panels : blocks;
+  AlignedFloats wp_buf;
+  float* wp = wp_buf.get(nblk * K * Rw);
+  std::fill_n(wp, nblk * K * Rw, 0.0f);
   for (i64 o = 0; o < s.O; ++o)
     for (i64 k = 0; k < K; ++k)
-      wp[((o / R) * K + k) * R + o % R] = w[o * K + k_of[static_cast<std::size_t>(k)]];
+      wp[((o / Rw) * K + k) * Rw + o % Rw] = w[o * K + k_of[static_cast<std::size_t>(k)]];
+  std::vector<float> bq(static_cast<std::size_t>(chan && bias ? panels * CW : 0), 0.0f);
+  if (chan && bias) std::copy(bias, bias + s.O, bq.begin());
+  // chan: each output row in segments of at most kFwdChanRows positions, as even as they go.
+  const i64 row_segs = (s.OW + kFwdChanRows - 1) / kFwdChanRows;
+  const i64 seg_len = (s.OW + row_segs - 1) / row_segs;
+  // chan: input channels per block, about 16 KiB of weights.
+  const i64 chan_block = std::max<i64>(1, 4096 / (T * CW));
   // Paired: one vector per two output rows (oh, oh + 1), the second half `second` floats on
   // in the padded input (0 for a lone last row).
   std::vector<Seg> segs;
@@ -321,11 +372,35 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
             split_phases(prow, S, colsP, dst, colsP);
           }
       }
+      if (chan) {
+        // Per panel: the channels in blocks whose weights stay in L1 (every position takes
+        // a block before the next), the sample's outputs in acc (OHW, CW), then y.
+        float* acc = chan_scratch(OHW * CW);
+        for (i64 panel = 0; panel < panels; ++panel) {
+          const i64 o0 = panel * CW, on = std::min(CW, s.O - o0);
+          for (i64 c0 = 0; c0 < s.C; c0 += chan_block) {
+            const i64 c1 = std::min(s.C, c0 + chan_block);
+            const float* wq = wp + (panel * K + c0 * T) * CW;
+            const float* bp = bias && c1 == s.C ? bq.data() + o0 : nullptr;
+            for (i64 oh = 0; oh < s.OH; ++oh)
+              for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
+                const i64 len = std::min(seg_len, s.OW - ow0);
+                ts.fwd_chan[kwi][len - 1](st, pad, tile_kwoff.data(), wq,
+                                          xpad + oh * s.stride_h * pad.cols + ow0, c0, c1, bp,
+                                          acc + (oh * s.OW + ow0) * CW);
+              }
+          }
+          float* yp = y + (n * s.O + o0) * OHW;
+          for (i64 l = 0; l < on; ++l)
+            for (i64 q = 0; q < OHW; ++q) yp[l * OHW + q] = acc[q * CW + l];
+        }
+        continue;
+      }
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mr = std::min(R, s.O - blk * R);
         const float* bb = bias ? bias + blk * R : nullptr;
         float* yb = y + (n * s.O + blk * R) * OHW;
-        const float* wb = wp.data() + blk * K * R;
+        const float* wb = wp + blk * K * R;
         for (i64 i = 0; i < nseg;) {
           // Vectors in groups of NV, as even as they go (a lone vector pays a whole tile's
           // broadcasts).
@@ -369,8 +444,13 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
                            const float* w, float* dx) {
   const bool canonical = d.slices <= 1 && d.taps == nullptr;
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
-  const bool pairs = canonical && use_pairs(J, s.H);
-  const TileSet& ts = pairs ? tiles_avx512() : tiles_for(J);
+  // chan: lanes over input channels (data_chan_tile) on rows of at most 8 at unit strides
+  // with two vectors' worth of channels (ResNet's 8 x 8 stage), where the paired tiles run
+  // their inserts on an FMA port.
+  const bool chan =
+      canonical && avx512_usable() && S == 1 && s.stride_h == 1 && s.W <= 8 && s.C >= 32;
+  const bool pairs = !chan && canonical && use_pairs(J, s.H);
+  const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(J);
   const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
   const i64 taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
   // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
@@ -408,6 +488,15 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const PairSteps ps0{{0, 0, 0}, S == 1 ? s.stride_h * s.W : s.stride_h * S * JL};
   const i64 nseg = static_cast<i64>(segs.size());
   const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
+  // chan: wq[panel][tap][o][l] = w[o][panel*CW + l][tap], zero past C.
+  const i64 CW = kDataChanVectors * 16, cpanels = chan ? (s.C + CW - 1) / CW : 0;
+  AlignedFloats wq_buf;
+  float* wq = wq_buf.get(cpanels * taps * s.O * CW);
+  std::fill_n(wq, cpanels * taps * s.O * CW, 0.0f);
+  for (i64 o = 0; o < s.O && chan; ++o)
+    for (i64 c = 0; c < s.C; ++c)
+      for (i64 t = 0; t < taps; ++t)
+        wq[(((c / CW) * taps + t) * s.O + o) * CW + c % CW] = w[(o * s.C + c) * taps + t];
   const std::int64_t whole[2] = {0, s.O};
   const std::int32_t first = 0;
   const DataSlices slices = d.slices > 1
@@ -430,6 +519,19 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
             std::fill(row, row + pad.cols, 0.0f);
         }
       float* dxn = dx + n * s.C * HW;
+      if (chan) {
+        float tmp[kDataChanRows * 32];
+        for (i64 panel = 0; panel < cpanels; ++panel) {
+          const i64 c0 = panel * CW, cn = std::min(CW, s.C - c0);
+          for (i64 i = 0; i < s.H; ++i) {
+            ts.data_chan[s.W - 1](s, pad, wq + panel * taps * s.O * CW, i, 0, dypad, tmp);
+            float* drow = dxn + c0 * HW + i * s.W;
+            for (i64 l = 0; l < cn; ++l)
+              for (i64 j = 0; j < s.W; ++j) drow[l * HW + j] = tmp[j * CW + l];
+          }
+        }
+        continue;
+      }
       float* target = S == 1 ? dxn : phased.data();
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mr = std::min<i64>(kMR, s.C - blk * kMR);

@@ -82,6 +82,28 @@ using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sam
 // weight / weight_wide tiles.
 inline constexpr int kWeightRowsMax = 12;
 
+// Forward tile with lanes over output channels (fwd_chan_tile, AVX-512): R <= kFwdChanRows
+// positions of one output row x kFwdChanVectors vectors of channels. kwoff: as FwdTile's;
+// wq: the panel's packed weights (K, lanes * kFwdChanVectors); xb: the padded input at the
+// row's first position (its first window's top-left); c0, c1: the input channels this call
+// runs (from +0.0f at c0 = 0, else continuing from tmp); bias: lanes * kFwdChanVectors
+// values, or null (always null before the last channels); tmp: (R, lanes * kFwdChanVectors)
+// outputs.
+inline constexpr int kFwdChanRows = 12;
+inline constexpr int kFwdChanVectors = 2;
+using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
+                             const float* wq, const float* xb, std::int64_t c0, std::int64_t c1,
+                             const float* bias, float* tmp);
+
+// Data-gradient tile with lanes over input channels (data_chan_tile, AVX-512, unit strides):
+// R <= kDataChanRows pixels (i, j0 + r) of one row x kDataChanVectors vectors of channels.
+// wq: the panel's packed weights (KH*KW, O, lanes * kDataChanVectors); dypad: as DataTile's;
+// tmp: (R, lanes * kDataChanVectors) results.
+inline constexpr int kDataChanRows = 8;
+inline constexpr int kDataChanVectors = 2;
+using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wq, std::int64_t i,
+                              std::int64_t j0, const float* dypad, float* tmp);
+
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
 
@@ -96,11 +118,13 @@ struct TileSet {
   DataTile data_pair[2][kMR];
   FwdTile fwd_tap[2][kMR];  // forward per tap (emulated): [NV - 1][MR - 1]
   FwdTile fwd_tap_pair[2][kMR];
-  DataOrderedTile data_ordered[2][kMR];  // data gradient in another order: [NV - 1][MR - 1]
-  WeightTile weight[2][kMR];             // two vectors: [stride_w 1, any][MR - 1]
-  WeightTile weight_wide[2][2 * kMR];    // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
-  int weight_acc;                        // accumulators of a weight_rows tile: 24 or 12
-  int weight_vectors;                    // vectors of a weight_rows tile: up to 4 or 2
+  DataOrderedTile data_ordered[2][kMR];   // data gradient in another order: [NV - 1][MR - 1]
+  WeightTile weight[2][kMR];              // two vectors: [stride_w 1, any][MR - 1]
+  WeightTile weight_wide[2][2 * kMR];     // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
+  FwdChanTile fwd_chan[3][kFwdChanRows];  // [KW 5, 3, any][R - 1]; AVX-512 only, else null
+  DataChanTile data_chan[kDataChanRows];  // [R - 1]; AVX-512 only, else null
+  int weight_acc;                         // accumulators of a weight_rows tile: 24 or 12
+  int weight_vectors;                     // vectors of a weight_rows tile: up to 4 or 2
   WeightTile weight_rows[3][4][kWeightRowsMax];  // [KW 1, 3, 5][NV - 1][R - 1], null: no fit
 };
 

@@ -478,6 +478,11 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"weight_rows_O64_3x3", conv2d_shape_same(2, 3, 8, 8, 64, 3, 3, 1)},
       {"weight_rows_O30_5x5_valid", conv2d_shape_valid(3, 4, 11, 11, 30, 5, 5, 1)},
       {"weight_rows_O70_1x1_s2", conv2d_shape(2, 5, 9, 9, 70, 1, 1, 2, 0)},
+      // Lanes over channels (AVX-512; conv_direct_tiles.inc fwd_chan_tile, data_chan_tile):
+      // rows of at most 8 with 32+ output channels (forward) or input channels (data
+      // gradient), a short last panel (40 = 32 + 8), 5x5 valid with dy smaller than dx.
+      {"chan_8x8_C40_O36", conv2d_shape_same(2, 40, 8, 8, 36, 3, 3, 1)},
+      {"chan_valid_5x5_C33", conv2d_shape_valid(2, 33, 8, 7, 5, 5, 5, 1)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
