@@ -7,7 +7,10 @@
 // next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
 // holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
 // channels (up to 4 vectors with AVX-512), input values broadcast; where KW is 1, 3 or 5 the
-// taps are whole (c, kh) rows read through one pointer per row. The tiles are
+// taps are whole (c, kh) rows read through one pointer per row. With AVX-512, narrow rows
+// run tiles whose lanes are channels instead of positions (oneDNN's blocked layout, without
+// its reorders): the forward on rows of at most 8 with 32+ output channels, the data
+// gradient on rows of at most 16 at unit strides with 32+ input channels. The tiles are
 // conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:

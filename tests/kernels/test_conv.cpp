@@ -483,6 +483,7 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       // gradient), a short last panel (40 = 32 + 8), 5x5 valid with dy smaller than dx.
       {"chan_8x8_C40_O36", conv2d_shape_same(2, 40, 8, 8, 36, 3, 3, 1)},
       {"chan_valid_5x5_C33", conv2d_shape_valid(2, 33, 8, 7, 5, 5, 5, 1)},
+      {"chan_rows_of_13_C32", conv2d_shape_same(2, 32, 5, 13, 6, 3, 3, 1)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
