@@ -444,15 +444,14 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
                            const float* w, float* dx) {
   const bool canonical = d.slices <= 1 && d.taps == nullptr;
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
-  // chan: lanes over input channels (data_chan_tile) on rows of at most 16 at unit strides
-  // with two vectors' worth of channels (ResNet's 16 x 16 and 8 x 8 stages), where the
-  // paired tiles run their inserts on an FMA port and a 16-channel chain per tap is short
-  // for the position tiles (measured: bench/RESULTS.md, 2026-12-05). Rows in segments of at
-  // most kDataChanRows pixels, as even as they go.
-  const bool chan =
-      canonical && avx512_usable() && S == 1 && s.stride_h == 1 && s.W <= 16 && s.C >= 32;
-  const i64 row_segs = (s.W + kDataChanRows - 1) / kDataChanRows;
-  const i64 chan_seg = (s.W + row_segs - 1) / row_segs;
+  // chan: lanes over input channels (data_chan_tile) on rows of at most 16 pixels per
+  // column phase with two vectors' worth of channels (ResNet's 16 x 16 and 8 x 8 stages),
+  // where the paired tiles run their inserts on an FMA port and a 16-channel chain per tap is
+  // short for the position tiles (measured: bench/RESULTS.md, 2026-12-05). Phase rows in
+  // segments of at most kDataChanRows pixels, as even as they go.
+  const bool chan = canonical && avx512_usable() && J <= 16 && s.C >= 32;
+  const i64 row_segs = (J + kDataChanRows - 1) / kDataChanRows;
+  const i64 chan_seg = (J + row_segs - 1) / row_segs;
   const bool pairs = !chan && canonical && use_pairs(J, s.H);
   const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(J);
   const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
@@ -528,12 +527,15 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
         for (i64 panel = 0; panel < cpanels; ++panel) {
           const i64 c0 = panel * CW, cn = std::min(CW, s.C - c0);
           for (i64 i = 0; i < s.H; ++i)
-            for (i64 j0 = 0; j0 < s.W; j0 += chan_seg) {
-              const i64 len = std::min(chan_seg, s.W - j0);
-              ts.data_chan[len - 1](s, pad, wq + panel * taps * s.O * CW, i, j0, dypad, tmp);
-              float* drow = dxn + c0 * HW + i * s.W + j0;
-              for (i64 l = 0; l < cn; ++l)
-                for (i64 j = 0; j < len; ++j) drow[l * HW + j] = tmp[j * CW + l];
+            for (i64 f = 0; f < S; ++f) {
+              const i64 Jf = (s.W - f + S - 1) / S;  // pixels of phase f in a row
+              for (i64 j0 = 0; j0 < Jf; j0 += chan_seg) {
+                const i64 len = std::min(chan_seg, Jf - j0);
+                ts.data_chan[len - 1](s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
+                float* drow = dxn + c0 * HW + i * s.W + j0 * S + f;
+                for (i64 l = 0; l < cn; ++l)
+                  for (i64 j = 0; j < len; ++j) drow[l * HW + j * S] = tmp[j * CW + l];
+              }
             }
         }
         continue;

@@ -95,14 +95,15 @@ using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int6
                              const float* wq, const float* xb, std::int64_t c0, std::int64_t c1,
                              const float* bias, float* tmp);
 
-// Data-gradient tile with lanes over input channels (data_chan_tile, AVX-512, unit strides):
+// Data-gradient tile with lanes over input channels (data_chan_tile, AVX-512), pixels of one
+// row and column phase f (j = (j0 + r) * stride_w + f):
 // R <= kDataChanRows pixels (i, j0 + r) of one row x kDataChanVectors vectors of channels.
 // wq: the panel's packed weights (KH*KW, O, lanes * kDataChanVectors); dypad: as DataTile's;
 // tmp: (R, lanes * kDataChanVectors) results.
 inline constexpr int kDataChanRows = 8;
 inline constexpr int kDataChanVectors = 2;
 using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wq, std::int64_t i,
-                              std::int64_t j0, const float* dypad, float* tmp);
+                              std::int64_t j0, std::int64_t f, const float* dypad, float* tmp);
 
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors

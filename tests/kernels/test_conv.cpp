@@ -484,6 +484,11 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan_8x8_C40_O36", conv2d_shape_same(2, 40, 8, 8, 36, 3, 3, 1)},
       {"chan_valid_5x5_C33", conv2d_shape_valid(2, 33, 8, 7, 5, 5, 5, 1)},
       {"chan_rows_of_13_C32", conv2d_shape_same(2, 32, 5, 13, 6, 3, 3, 1)},
+      // ... and at strides: Keras 'same' at stride 2 (padding 0 before, 1 after), a vertical
+      // stride alone, stride 3 with 5x5 taps (three column phases).
+      {"chan_stride2_same_C32", conv2d_shape_same(2, 32, 16, 15, 9, 3, 3, 2)},
+      {"chan_stride_h2_w1_C34", Conv2dShape{2, 34, 9, 11, 5, 3, 3, 2, 1, 1, 1, 5, 11}},
+      {"chan_stride3_5x5_C32", conv2d_shape(2, 32, 17, 19, 6, 5, 5, 3, 2)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
