@@ -82,18 +82,12 @@ class AlignedFloats {
   i64 cap_ = 0;
 };
 
-// Per-thread grow-only scratch, kept between calls (contents not kept when it grows).
+// Per-thread grow-only scratch, kept between calls (contents not kept when it grows). Slot
+// 0 serves every pass; a pass that needs a second buffer while slot 0 is in use takes slot
+// 1 (the lanes-over-channels forward's outputs of one sample, the weight gradient's padded
+// input of one task).
+template <int Slot = 0>
 float* scratch(i64 n) {
-  thread_local AlignedFloats buf;
-  return buf.get(n);
-}
-// Another per-thread scratch: the lanes-over-channels forward's outputs of one sample.
-float* chan_scratch(i64 n) {
-  thread_local AlignedFloats buf;
-  return buf.get(n);
-}
-// A third per-thread scratch: the weight gradient's padded input of one task.
-float* padded_scratch(i64 n) {
   thread_local AlignedFloats buf;
   return buf.get(n);
 }
@@ -375,7 +369,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
       if (chan) {
         // Per panel: the channels in blocks whose weights stay in L1 (every position takes
         // a block before the next), the sample's outputs in acc (OHW, CW), then y.
-        float* acc = chan_scratch(OHW * CW);
+        float* acc = scratch<1>(OHW * CW);
         for (i64 panel = 0; panel < panels; ++panel) {
           const i64 o0 = panel * CW, on = std::min(CW, s.O - o0);
           for (i64 c0 = 0; c0 < s.C; c0 += chan_block) {
@@ -663,12 +657,15 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
     if (!inside) {
       const i64 n0 = p0 / OHW, n1 = (p1 - 1) / OHW + 1, c0 = k0 / taps, c1 = (k1 - 1) / taps + 1;
       smp = (c1 - c0) * pad.plane, shift = n0 * OHW, cut = c0 * pad.plane;
-      float* buf = padded_scratch((n1 - n0) * smp);
+      float* buf = scratch<1>((n1 - n0) * smp);
       for (i64 n = n0; n < n1; ++n)
         fill_input_pad(s, pad, c1 - c0, x + (n * s.C + c0) * s.H * s.W, buf + (n - n0) * smp);
       xs = buf;
     }
-    i64 toff[kWeightRowsMax * 5 > 2 * kMR ? kWeightRowsMax * 5 : 2 * kMR];
+    // The group's tap offsets in what the tiles read, once per task.
+    thread_local std::vector<i64> goff;
+    goff.resize(static_cast<std::size_t>(k1 - k0));
+    for (i64 k = k0; k < k1; ++k) goff[static_cast<std::size_t>(k - k0)] = off[k] - cut;
     for (i64 q0 = p0; q0 < p1; q0 += step) {
       const i64 q1 = std::min(p1, q0 + step);
       for (i64 q = q0; q < q1;) {
@@ -681,8 +678,7 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
         const WeightTile tile = kwi >= 0  ? ts.weight_rows[kwi][nv - 1][mr / s.KW - 1]
                                 : nv == 2 ? ts.weight[swi][mr - 1]
                                           : ts.weight_wide[swi][mr - 1];
-        for (i64 r = 0; r < mr; ++r) toff[r] = off[blk * tile_taps + r] - cut;
-        tile(s, pad, smp, xs, toff, q0 - shift, q1 - shift, dyt,
+        tile(s, pad, smp, xs, goff.data() + (blk * tile_taps - k0), q0 - shift, q1 - shift, dyt,
              part + (range * K + blk * tile_taps) * Opad + o0, Opad);
       }
     }
