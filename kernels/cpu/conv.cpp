@@ -276,8 +276,9 @@ i64 conv_scratch_budget() { return g_scratch_budget.load(); }
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
                     const float* bias, float* y) {
   check_conv2d_shape(s);
-  if (conv_pointwise::forward_applies(
-          s)) {  // 1x1, unpadded: weights x positions (conv_pointwise.h)
+  // 1x1, unpadded: weights x positions (conv_pointwise.h), unless conv_direct's lanes over
+  // channels run it (the same sums; they read the strided input in place).
+  if (conv_pointwise::forward_applies(s) && !conv_direct::forward_by_channels(s)) {
     conv_pointwise::forward(s, x, w, bias, y);
     return;
   }

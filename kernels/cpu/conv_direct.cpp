@@ -201,6 +201,27 @@ void transpose_rows(const float* src, i64 ld, i64 rows, i64 cols, float* dst, i6
     for (i64 l = 0; l < width; ++l) dst[i * width + l] = l < rows ? src[l * ld + i] : 0.0f;
 }
 
+// dst[l*ldd + j*step] = src[j*lds + l] for j < nj, l < nl: the lanes-over-channels tiles'
+// (position, channel) results into planes. Blocks of 8 x 8 go through registers where step
+// is 1 (a strided scalar loop had been a tenth of the 8 x 8 forward's time).
+void transpose_out(const float* src, i64 lds, i64 nj, i64 nl, float* dst, i64 ldd, i64 step) {
+  i64 j0 = 0;
+  if (step == 1)
+    for (; j0 + 8 <= nj; j0 += 8) {
+      i64 l0 = 0;
+      for (; l0 + 8 <= nl; l0 += 8) {
+        __m256 r[8];
+        for (i64 j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + (j0 + j) * lds + l0);
+        avx2::transpose8(r);  // r[j][l] -> r[l][j]
+        for (i64 l = 0; l < 8; ++l) _mm256_storeu_ps(dst + (l0 + l) * ldd + j0, r[l]);
+      }
+      for (; l0 < nl; ++l0)
+        for (i64 j = j0; j < j0 + 8; ++j) dst[l0 * ldd + j] = src[j * lds + l0];
+    }
+  for (i64 l = 0; l < nl; ++l)
+    for (i64 j = j0; j < nj; ++j) dst[l * ldd + j * step] = src[j * lds + l];
+}
+
 // `fast`: tasks go to threads by timing (parallel_dynamic). Each thread adds the chunk
 // partials of the tasks it ran into running sums, in the order it ran them, and the threads'
 // sums are added in the order the threads finished. Which chunks meet in which sum changes
@@ -257,6 +278,16 @@ bool forward_applies(const Conv2dShape& s) {
   return enabled() && s.C * s.KH * s.KW <= kChunkProducts;
 }
 
+// Lanes over output channels where AVX-512 has two vectors' worth of them and rows are at
+// most 8 wide (ResNet's 8 x 8 stage), which the paired tiles run at about half oneDNN's
+// speed, or at most 16 wide at stride 2, where these tiles read the input without the
+// column-phase split (ResNet's downsampling layers and projections). On wider rows at stride
+// 1 the position tiles measured faster (bench/RESULTS.md, 2026-12-05).
+bool forward_by_channels(const Conv2dShape& s) {
+  return forward_applies(s) && avx512_usable() && s.O >= 32 &&
+         (s.OW <= 8 || (s.stride_w == 2 && s.OW <= 16));
+}
+
 // The padded input of one sample, its columns split by phase so that every tap reads
 // consecutive output positions from consecutive floats at any horizontal stride S: row r of
 // plane c holds, for each phase f in [0, S), the padded columns q = q'*S + f at q' in
@@ -275,11 +306,8 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
 //     6 channels x 2 vectors, weights packed (tap, c).
 void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, const float* w,
                      const float* bias, float* y) {
-  // chan: lanes over output channels (fwd_chan_tile) where AVX-512 has two vectors' worth of
-  // them and rows are at most 8 wide (ResNet's 8 x 8 stage), which the paired tiles run at
-  // about half oneDNN's speed; on wider rows the position tiles measured faster
-  // (bench/RESULTS.md, 2026-12-05).
-  const bool chan = order == ForwardOrder::chw && avx512_usable() && s.O >= 32 && s.OW <= 8;
+  // chan: lanes over output channels (fwd_chan_tile; forward_by_channels).
+  const bool chan = order == ForwardOrder::chw && forward_by_channels(s);
   const bool pairs = !chan && use_pairs(s.OW, s.OH);
   const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(s.OW);
   // L: the lanes one row of a vector takes (a half vector when paired; chan: one position).
@@ -289,10 +317,21 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
   const i64 T = s.KH * s.KW, K = s.C * T;
   const i64 blocks = (s.O + R - 1) / R;
   const i64 OHW = s.OH * s.OW, S = s.stride_w;
-  const i64 rows = (s.OH - 1) * s.stride_h + s.KH, colsP = round_up(s.OW, L) + (s.KW - 1) / S;
-  const Pad pad{rows, S * colsP, rows * S * colsP};
+  // chan at horizontal stride 1 or 2 reads the input padded as it is, its broadcasts SW
+  // floats apart, not split by column phase (the split had been a quarter of a stride-2
+  // forward's time); and where no window reads padding (the 1x1 projection), x itself.
+  const bool plain = chan && S <= 2;
+  const i64 SW = plain ? S : 1;
+  const i64 rows = (s.OH - 1) * s.stride_h + s.KH;
+  const bool direct =
+      plain && s.pad_top == 0 && s.pad_left == 0 && rows <= s.H && (s.OW - 1) * S + s.KW <= s.W;
+  const i64 colsP = round_up(s.OW, L) + (s.KW - 1) / S, colsX = (s.OW - 1) * S + s.KW;
+  const Pad pad = direct  ? Pad{s.H, s.W, s.H * s.W}
+                  : plain ? Pad{rows, colsX, rows * colsX}
+                          : Pad{rows, S * colsP, rows * S * colsP};
   std::vector<i64> kwoff(static_cast<std::size_t>(s.KW));
-  for (i64 kw = 0; kw < s.KW; ++kw) kwoff[static_cast<std::size_t>(kw)] = kw % S * colsP + kw / S;
+  for (i64 kw = 0; kw < s.KW; ++kw)
+    kwoff[static_cast<std::size_t>(kw)] = plain ? kw : kw % S * colsP + kw / S;
   // The tile's shape and column offsets, and k's place in the weights: wp[blk][k'][r] =
   // w[blk*R + r][k(k')], zero past O (per_tap: k' = tap*C + c, each tap's C rows in turn).
   Conv2dShape st = s;
@@ -344,14 +383,15 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
   const auto& tap_tiles = pairs ? ts.fwd_tap_pair : ts.fwd_tap;
   const RowWindow window(S * colsP, -s.pad_left, s.W);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
-    float* xpad = scratch(s.C * pad.plane);
+    float* xpad = direct ? nullptr : scratch(s.C * pad.plane);
     thread_local std::vector<float> rowbuf;  // a padded row before its phases are split
     rowbuf.resize(static_cast<std::size_t>(S * colsP));
     float* prow = rowbuf.data();
     for (i64 n = n0; n < n1; ++n) {
       const float* xn = x + n * s.C * s.H * s.W;
-      if (S == 1) {
-        fill_input_pad(s, pad, s.C, xn, xpad);
+      const float* xs = direct ? xn : xpad;  // what the tiles read
+      if (S == 1 || plain) {
+        if (!direct) fill_input_pad(s, pad, s.C, xn, xpad);
       } else {
         for (i64 c = 0; c < s.C; ++c)
           for (i64 r = 0; r < rows; ++r) {
@@ -379,14 +419,12 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
             for (i64 oh = 0; oh < s.OH; ++oh)
               for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
                 const i64 len = std::min(seg_len, s.OW - ow0);
-                ts.fwd_chan[kwi][len - 1](st, pad, tile_kwoff.data(), wq,
-                                          xpad + oh * s.stride_h * pad.cols + ow0, c0, c1, bp,
-                                          acc + (oh * s.OW + ow0) * CW);
+                ts.fwd_chan[kwi][SW - 1][len - 1](st, pad, tile_kwoff.data(), wq,
+                                                  xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
+                                                  c1, bp, acc + (oh * s.OW + ow0) * CW);
               }
           }
-          float* yp = y + (n * s.O + o0) * OHW;
-          for (i64 l = 0; l < on; ++l)
-            for (i64 q = 0; q < OHW; ++q) yp[l * OHW + q] = acc[q * CW + l];
+          transpose_out(acc, CW, OHW, on, y + (n * s.O + o0) * OHW, OHW, 1);
         }
         continue;
       }
@@ -526,9 +564,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
               for (i64 j0 = 0; j0 < Jf; j0 += chan_seg) {
                 const i64 len = std::min(chan_seg, Jf - j0);
                 ts.data_chan[len - 1](s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
-                float* drow = dxn + c0 * HW + i * s.W + j0 * S + f;
-                for (i64 l = 0; l < cn; ++l)
-                  for (i64 j = 0; j < len; ++j) drow[l * HW + j * S] = tmp[j * CW + l];
+                transpose_out(tmp, CW, len, cn, dxn + c0 * HW + i * s.W + j0 * S + f, HW, S);
               }
             }
         }
@@ -602,6 +638,12 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   const int kwi = s.KW == 1 ? 0 : s.KW == 3 ? 1 : s.KW == 5 ? 2 : -1;
   const i64 nv = kwi >= 0 ? std::min<i64>(ts.weight_vectors, (s.O + ts.lanes - 1) / ts.lanes)
                           : (s.O > ts.lanes ? 2 : 1);
+  // At stride 1 with 3 or 5 taps per row and one or two vectors of channels, the sliding
+  // row tiles (each input column broadcast once for its row's taps), where one fits.
+  const i64 slide_fit = s.stride_w == 1 && (s.KW == 3 || s.KW == 5) && nv <= 2
+                            ? std::min<i64>(kWeightRowsMax, (ts.regs - 1) / (s.KW * nv) - 1)
+                            : 0;
+  const bool slide = slide_fit >= 1;
   const i64 width = ts.lanes * nv;
   const i64 panels = (s.O + width - 1) / width, Opad = panels * width;
   const i64 rows = (s.OH - 1) * s.stride_h + s.KH, cols = (s.OW - 1) * s.stride_w + s.KW;
@@ -627,7 +669,7 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   // (ResNet's stem, 9 rows: 5 + 4, not 8 + 1, whose 3 chains would wait on the FMA latency).
   i64 tile_taps = nv == 2 ? kMR : 2 * kMR;  // tap tiles with one vector: the wide ones
   if (kwi >= 0) {
-    const i64 fit = std::min<i64>(kWeightRowsMax, ts.weight_acc / (s.KW * nv));
+    const i64 fit = slide ? slide_fit : std::min<i64>(kWeightRowsMax, ts.weight_acc / (s.KW * nv));
     const i64 all_rows = s.C * s.KH, blocks = (all_rows + fit - 1) / fit;
     tile_taps = (all_rows + blocks - 1) / blocks * s.KW;
   }
@@ -675,9 +717,10 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
       }
       for (i64 blk = b0; blk < b1; ++blk) {
         const i64 mr = std::min(tile_taps, K - blk * tile_taps);
-        const WeightTile tile = kwi >= 0  ? ts.weight_rows[kwi][nv - 1][mr / s.KW - 1]
-                                : nv == 2 ? ts.weight[swi][mr - 1]
-                                          : ts.weight_wide[swi][mr - 1];
+        const WeightTile tile = slide      ? ts.weight_slide[kwi - 1][nv - 1][mr / s.KW - 1]
+                                : kwi >= 0 ? ts.weight_rows[kwi][nv - 1][mr / s.KW - 1]
+                                : nv == 2  ? ts.weight[swi][mr - 1]
+                                           : ts.weight_wide[swi][mr - 1];
         tile(s, pad, smp, xs, goff.data() + (blk * tile_taps - k0), q0 - shift, q1 - shift, dyt,
              part + (range * K + blk * tile_taps) * Opad + o0, Opad);
       }

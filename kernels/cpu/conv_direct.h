@@ -7,10 +7,13 @@
 // next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
 // holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
 // channels (up to 4 vectors with AVX-512), input values broadcast; where KW is 1, 3 or 5 the
-// taps are whole (c, kh) rows read through one pointer per row. With AVX-512, narrow rows
-// run tiles whose lanes are channels instead of positions (oneDNN's blocked layout, without
-// its reorders): the forward on rows of at most 8 with 32+ output channels, the data
-// gradient on rows of at most 16 at unit strides with 32+ input channels. The tiles are
+// taps are whole (c, kh) rows read through one pointer per row, and at stride 1 with one or
+// two vectors each input column is broadcast once for its row's taps (the sliding tiles).
+// With AVX-512, narrow rows run tiles whose lanes are channels instead of positions
+// (oneDNN's blocked layout, without its reorders): the forward with 32+ output channels on
+// rows of at most 8, or 16 at stride 2 (reading the input at its stride, without the phase
+// split; unpadded, x itself), the data gradient on rows of at most 16 pixels per column
+// phase with 32+ input channels. The tiles are
 // conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
@@ -35,6 +38,9 @@ namespace detdl::cpu::conv_direct {
 // conv2d_forward can run here: C*KH*KW <= kChunkProducts (any stride: the padded input's
 // columns are split by phase, so a tap's lanes read consecutive floats).
 bool forward_applies(const Conv2dShape& s);
+// forward runs its lanes-over-output-channels tiles on this shape (AVX-512, 32+ output
+// channels, narrow rows): conv2d_forward then takes it before conv_pointwise's 8-lane tiles.
+bool forward_by_channels(const Conv2dShape& s);
 void forward(const Conv2dShape& s,
              const float* x,     // (N, C, H, W)
              const float* w,     // (O, C, KH, KW)
@@ -79,11 +85,12 @@ void backward_data_ordered(const DataOrder& order, const Conv2dShape& s,
                            float* dx);       // (N, C, H, W)
 
 // conv2d_backward_weight can run here when the chunk partials and a padded sample fit in
-// memory of the order of the scratch budget (each task pads the samples it reads). Any stride: the tiles broadcast input values,
-// their vectors run over channels. `portable` / `repeatable` fold the chunk partials by the
-// canonical tree; `fast` hands tasks to threads by timing and adds each thread's chunks in
-// the order it ran them, then the threads' sums in the order they finished (bits that vary
-// run to run on 2+ threads, like the GEMM path's `fast`).
+// memory of the order of the scratch budget (each task pads the samples it reads). Any
+// stride: the tiles broadcast input values, their vectors run over channels. `portable` /
+// `repeatable` fold the chunk partials by the canonical tree; `fast` hands tasks to threads
+// by timing and adds each thread's chunks in the order it ran them, then the threads' sums in
+// the order they finished (bits that vary run to run on 2+ threads, like the GEMM path's
+// `fast`).
 //   backward weight: dw[o][k] = the canonical tree over chunks of kChunkProducts positions
 //     of the flat (n, oh, ow) space, each chunk one fmaf chain from +0.0f in position order
 //     of dy[n][o][oh][ow] * xpad[n][c][oh*sh - pt + kh][ow*sw - pl + kw], k = (c, kh, kw).

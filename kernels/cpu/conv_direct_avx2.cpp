@@ -13,6 +13,7 @@ struct V {
   static constexpr int fwd_rows = 6;  // forward tiles: 6 x 2 accumulators (of 16 registers)
   static constexpr int fwd_vectors = 2;
   static constexpr int weight_acc = 12;  // weight_rows tiles: accumulators (of 16 registers)
+  static constexpr int regs = 16;        // vector registers
   static constexpr int weight_vectors = 2;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg loadu(const float* p) { return _mm256_loadu_ps(p); }

@@ -14,6 +14,7 @@ struct V {
   static constexpr int fwd_rows = 8;  // forward tiles: 8 x 3 accumulators (of 32 registers)
   static constexpr int fwd_vectors = 3;
   static constexpr int weight_acc = 24;  // weight_rows tiles: accumulators (of 32 registers)
+  static constexpr int regs = 32;        // vector registers
   static constexpr int weight_vectors = 4;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg loadu(const float* p) { return _mm512_loadu_ps(p); }

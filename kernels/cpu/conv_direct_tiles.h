@@ -83,12 +83,13 @@ using WeightTile = void (*)(const Conv2dShape& s, const Pad& p, std::int64_t sam
 inline constexpr int kWeightRowsMax = 12;
 
 // Forward tile with lanes over output channels (fwd_chan_tile, AVX-512): R <= kFwdChanRows
-// positions of one output row x kFwdChanVectors vectors of channels. kwoff: as FwdTile's;
-// wq: the panel's packed weights (K, lanes * kFwdChanVectors); xb: the padded input at the
-// row's first position (its first window's top-left); c0, c1: the input channels this call
-// runs (from +0.0f at c0 = 0, else continuing from tmp); bias: lanes * kFwdChanVectors
-// values, or null (always null before the last channels); tmp: (R, lanes * kFwdChanVectors)
-// outputs.
+// positions of one output row x kFwdChanVectors vectors of channels, whose windows start SW
+// floats apart (SW 1 or 2). kwoff[kw]: tap kw's offset in an input row; wq: the panel's
+// packed weights (K, lanes * kFwdChanVectors); xb: the input at the row's first position
+// (its first window's top-left), rows p.cols and channels p.plane floats apart; c0, c1: the
+// input channels this call runs (from +0.0f at c0 = 0, else continuing from tmp); bias:
+// lanes * kFwdChanVectors values, or null (always null before the last channels); tmp:
+// (R, lanes * kFwdChanVectors) outputs.
 inline constexpr int kFwdChanRows = 12;
 inline constexpr int kFwdChanVectors = 2;
 using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
@@ -119,14 +120,18 @@ struct TileSet {
   DataTile data_pair[2][kMR];
   FwdTile fwd_tap[2][kMR];  // forward per tap (emulated): [NV - 1][MR - 1]
   FwdTile fwd_tap_pair[2][kMR];
-  DataOrderedTile data_ordered[2][kMR];   // data gradient in another order: [NV - 1][MR - 1]
-  WeightTile weight[2][kMR];              // two vectors: [stride_w 1, any][MR - 1]
-  WeightTile weight_wide[2][2 * kMR];     // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
-  FwdChanTile fwd_chan[3][kFwdChanRows];  // [KW 5, 3, any][R - 1]; AVX-512 only, else null
-  DataChanTile data_chan[kDataChanRows];  // [R - 1]; AVX-512 only, else null
-  int weight_acc;                         // accumulators of a weight_rows tile: 24 or 12
-  int weight_vectors;                     // vectors of a weight_rows tile: up to 4 or 2
+  DataOrderedTile data_ordered[2][kMR];      // data gradient in another order: [NV - 1][MR - 1]
+  WeightTile weight[2][kMR];                 // two vectors: [stride_w 1, any][MR - 1]
+  WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
+  FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only
+  DataChanTile data_chan[kDataChanRows];     // [R - 1]; AVX-512 only, else null
+  int weight_acc;                            // accumulators of a weight_rows tile: 24 or 12
+  int weight_vectors;                        // vectors of a weight_rows tile: up to 4 or 2
   WeightTile weight_rows[3][4][kWeightRowsMax];  // [KW 1, 3, 5][NV - 1][R - 1], null: no fit
+  // Rows at stride_w 1, each input read once (weight_slide_tile): as weight_rows, with
+  // (R + 1) * KW * NV + 1 <= regs.
+  WeightTile weight_slide[2][2][kWeightRowsMax];  // [KW 3, 5][NV - 1][R - 1], null: no fit
+  int regs;                                       // vector registers: 16 or 32
 };
 
 const TileSet& tiles_avx2();

@@ -478,10 +478,20 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"weight_rows_O64_3x3", conv2d_shape_same(2, 3, 8, 8, 64, 3, 3, 1)},
       {"weight_rows_O30_5x5_valid", conv2d_shape_valid(3, 4, 11, 11, 30, 5, 5, 1)},
       {"weight_rows_O70_1x1_s2", conv2d_shape(2, 5, 9, 9, 70, 1, 1, 2, 0)},
+      // ... and the sliding ones (weight_slide_tile, stride 1, 3 or 5 taps per row): a chunk
+      // edge leaving a segment shorter than a row's taps (4096 = 91 * 45 + 1, 65 * 63 + 1),
+      // rows of 2 positions under 3 taps.
+      {"weight_slide_chunk_edge_3x3", conv2d_shape_same(2, 2, 50, 45, 16, 3, 3, 1)},
+      {"weight_slide_chunk_edge_5x5", conv2d_shape_same(2, 1, 40, 63, 16, 5, 5, 1)},
+      {"weight_slide_rows_of_2", conv2d_shape(2, 2, 4, 2, 16, 3, 3, 1, 1)},
       // Lanes over channels (AVX-512; conv_direct_tiles.inc fwd_chan_tile, data_chan_tile):
       // rows of at most 8 with 32+ output channels (forward) or input channels (data
       // gradient), a short last panel (40 = 32 + 8), 5x5 valid with dy smaller than dx.
       {"chan_8x8_C40_O36", conv2d_shape_same(2, 40, 8, 8, 36, 3, 3, 1)},
+      // The results' transposition in 8 x 8 blocks with short edges both ways: 49
+      // positions of 40 channels (forward), 8-pixel rows of 44 channels (data gradient).
+      {"chan_7x7_O40", conv2d_shape_same(2, 16, 7, 7, 40, 3, 3, 1)},
+      {"chan_8x8_C44", conv2d_shape_same(2, 44, 8, 8, 12, 3, 3, 1)},
       {"chan_valid_5x5_C33", conv2d_shape_valid(2, 33, 8, 7, 5, 5, 5, 1)},
       {"chan_rows_of_13_C32", conv2d_shape_same(2, 32, 5, 13, 6, 3, 3, 1)},
       // ... and at strides: Keras 'same' at stride 2 (padding 0 before, 1 after), a vertical
@@ -489,6 +499,12 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan_stride2_same_C32", conv2d_shape_same(2, 32, 16, 15, 9, 3, 3, 2)},
       {"chan_stride_h2_w1_C34", Conv2dShape{2, 34, 9, 11, 5, 3, 3, 2, 1, 1, 1, 5, 11}},
       {"chan_stride3_5x5_C32", conv2d_shape(2, 32, 17, 19, 6, 5, 5, 3, 2)},
+      // The forward's channel lanes at stride 2 on rows of 9..16, reading the input at its
+      // stride: padded ('same', a short last panel), unpadded (valid 3x3, and the 1x1
+      // projection, taken from conv_pointwise), where the tiles read x itself.
+      {"chan_fwd_stride2_rows_of_14_O36", conv2d_shape_same(2, 5, 24, 27, 36, 3, 3, 2)},
+      {"chan_fwd_stride2_valid_O33", conv2d_shape_valid(2, 3, 17, 21, 33, 3, 3, 2)},
+      {"chan_fwd_projection_O40", conv2d_shape(2, 6, 20, 22, 40, 1, 1, 2, 0)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
