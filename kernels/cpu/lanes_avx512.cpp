@@ -15,7 +15,7 @@ namespace {
 struct V {
   using reg = __m512;
   static constexpr int lanes = 16;
-  static constexpr int kIB = 4, kJB = 4;  // 16 accumulators + 4 + 1 of 32 registers
+  static constexpr int kIB = 4, kJB = 6;  // 24 accumulators + 4 + 1 of 32 registers
   static reg zero() { return _mm512_setzero_ps(); }
   static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, reg v) { _mm512_storeu_ps(p, v); }
