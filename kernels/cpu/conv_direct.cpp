@@ -555,18 +555,29 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
         }
       float* dxn = dx + n * s.C * HW;
       if (chan) {
+        // With S > 1 a row's phases are transposed into rowbuf (cn, S, J), each channel's
+        // then merged into its row of dx (a strided scalar scatter had been a third of the
+        // stride-2 data gradient's time).
         float tmp[kDataChanRows * 32];
+        float* rowbuf = S > 1 ? scratch<1>(CW * S * J) : nullptr;
         for (i64 panel = 0; panel < cpanels; ++panel) {
           const i64 c0 = panel * CW, cn = std::min(CW, s.C - c0);
-          for (i64 i = 0; i < s.H; ++i)
+          for (i64 i = 0; i < s.H; ++i) {
             for (i64 f = 0; f < S; ++f) {
               const i64 Jf = (s.W - f + S - 1) / S;  // pixels of phase f in a row
               for (i64 j0 = 0; j0 < Jf; j0 += chan_seg) {
                 const i64 len = std::min(chan_seg, Jf - j0);
                 ts.data_chan[len - 1](s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
-                transpose_out(tmp, CW, len, cn, dxn + c0 * HW + i * s.W + j0 * S + f, HW, S);
+                if (S == 1)
+                  transpose_out(tmp, CW, len, cn, dxn + c0 * HW + i * s.W + j0, HW, 1);
+                else
+                  transpose_out(tmp, CW, len, cn, rowbuf + f * J + j0, S * J, 1);
               }
             }
+            if (S > 1)  // dx[c][i][j'*S + f] = rowbuf[c][f][j']
+              for (i64 l = 0; l < cn; ++l)
+                merge_phases(rowbuf + l * S * J, J, S, s.W, dxn + (c0 + l) * HW + i * s.W);
+          }
         }
         continue;
       }
