@@ -486,6 +486,12 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const i64 chan_seg = (J + row_segs - 1) / row_segs;
   const bool pairs = !chan && canonical && use_pairs(J, s.H);
   const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(J);
+  // mem: 8-channel tiles with the pixels' sums in memory (data_mem_tile) where the AVX-512
+  // position tiles run on 8+ input channels: 16 channels as 8 + 8 where 6-channel blocks made
+  // 6 + 6 + 4, up to 3 vectors. Channel blocks as even as they go.
+  const bool mem = canonical && !chan && !pairs && ts.lanes == 16 && s.C >= 8;
+  const i64 mem_blocks = (s.C + kDataMemRows - 1) / kDataMemRows;
+  const i64 mem_rows = (s.C + mem_blocks - 1) / mem_blocks;
   const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
   const i64 taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
   // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
@@ -532,6 +538,17 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
     for (i64 c = 0; c < s.C; ++c)
       for (i64 t = 0; t < taps; ++t)
         wq[(((c / CW) * taps + t) * s.O + o) * CW + c % CW] = w[(o * s.C + c) * taps + t];
+  // mem: wm[blk][tap][o][r] = w[o][blk*mem_rows + r][tap], zero past the block.
+  AlignedFloats wm_buf;
+  float* wm = wm_buf.get(mem ? mem_blocks * taps * s.O * kDataMemRows : 1);
+  if (mem) {
+    std::fill_n(wm, mem_blocks * taps * s.O * kDataMemRows, 0.0f);
+    for (i64 o = 0; o < s.O; ++o)
+      for (i64 c = 0; c < s.C; ++c)
+        for (i64 t = 0; t < taps; ++t)
+          wm[(((c / mem_rows) * taps + t) * s.O + o) * kDataMemRows + c % mem_rows] =
+              w[(o * s.C + c) * taps + t];
+  }
   const std::int64_t whole[2] = {0, s.O};
   const std::int32_t first = 0;
   const DataSlices slices = d.slices > 1
@@ -582,7 +599,26 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
         continue;
       }
       float* target = S == 1 ? dxn : phased.data();
-      for (i64 blk = 0; blk < blocks; ++blk) {
+      for (i64 blk = 0; blk < mem_blocks && mem; ++blk) {
+        const i64 c0 = blk * mem_rows, mr = std::min(mem_rows, s.C - c0);
+        const float* wb = wm + blk * taps * s.O * kDataMemRows;
+        float* db = target + c0 * pad.out_plane;
+        for (i64 i = 0; i < nseg;) {
+          // Vectors in groups of up to 3, as even as they go.
+          const i64 left = nseg - i, nv = (left + (left + 2) / 3 - 1) / ((left + 2) / 3);
+          float* out[3];
+          i64 row[3], phase[3], col[3], lanes[3];
+          for (i64 v = 0; v < nv; ++v) {
+            const Seg& g = segs[static_cast<std::size_t>(i + v)];
+            const i64 f = seg_phase[static_cast<std::size_t>(i + v)];
+            out[v] = S == 1 ? db + g.row * s.W + g.col : db + (g.row * S + f) * JL + g.col;
+            row[v] = g.row, phase[v] = f, col[v] = g.col, lanes[v] = g.lanes;
+          }
+          ts.data_mem[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, nullptr);
+          i += nv;
+        }
+      }
+      for (i64 blk = 0; blk < blocks && !mem; ++blk) {
         const i64 mr = std::min<i64>(kMR, s.C - blk * kMR);
         const float* wb = wt.data() + blk * taps * s.O * kMR;
         float* db = target + blk * kMR * pad.out_plane;

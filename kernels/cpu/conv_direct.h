@@ -3,7 +3,7 @@
 // (weight gradient), is copied once into a zero-padded buffer, and register tiles read it in
 // place. Forward tiles are up to 8 output channels (6 with AVX2) x up to 3 vectors (2) of
 // consecutive output positions of one row; data-gradient tiles 6 input channels x 2 vectors
-// of pixels of one row and column phase; a row shorter than a vector shares a tile with the
+// of pixels of one row and column phase (8 x 3, the sums in memory, with AVX-512); a row shorter than a vector shares a tile with the
 // next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
 // holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
 // channels (up to 4 vectors with AVX-512), input values broadcast; where KW is 1, 3 or 5 the

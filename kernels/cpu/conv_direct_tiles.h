@@ -106,6 +106,11 @@ inline constexpr int kDataChanVectors = 2;
 using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wq, std::int64_t i,
                               std::int64_t j0, std::int64_t f, const float* dypad, float* tmp);
 
+// Data-gradient tiles with the sums in memory (data_mem_tile, AVX-512): up to kDataMemRows
+// input channels x up to 3 vectors, as DataTile (no pairs: ps unused); wt: the block's
+// weights packed (KH*KW, O, kDataMemRows).
+inline constexpr int kDataMemRows = 8;
+
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
 
@@ -125,6 +130,7 @@ struct TileSet {
   WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only
   DataChanTile data_chan[kDataChanRows];     // [R - 1]; AVX-512 only, else null
+  DataTile data_mem[3][kDataMemRows];        // [NV - 1][MR - 1]; AVX-512 only, else null
   int weight_acc;                            // accumulators of a weight_rows tile: 24 or 12
   int weight_vectors;                        // vectors of a weight_rows tile: up to 4 or 2
   WeightTile weight_rows[3][4][kWeightRowsMax];  // [KW 1, 3, 5][NV - 1][R - 1], null: no fit

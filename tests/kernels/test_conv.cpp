@@ -484,6 +484,13 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"weight_slide_chunk_edge_3x3", conv2d_shape_same(2, 2, 50, 45, 16, 3, 3, 1)},
       {"weight_slide_chunk_edge_5x5", conv2d_shape_same(2, 1, 40, 63, 16, 5, 5, 1)},
       {"weight_slide_rows_of_2", conv2d_shape(2, 2, 4, 2, 16, 3, 3, 1, 1)},
+      // The data gradient's 8-channel tiles with the sums in memory (AVX-512,
+      // data_mem_tile): 16 channels as 8 + 8 on rows of two vectors, 11 as 6 + 5 at stride 2
+      // (phase rows of 14 and 13), 9 as 5 + 4 under 5x5 valid taps (dy smaller than dx);
+      // groups of 3, 2 and 1 vectors.
+      {"data_mem_C16_rows_of_32", conv2d_shape_same(2, 16, 6, 32, 5, 3, 3, 1)},
+      {"data_mem_C11_stride2", conv2d_shape_same(2, 11, 7, 27, 4, 3, 3, 2)},
+      {"data_mem_C9_valid_5x5", conv2d_shape_valid(2, 9, 12, 13, 3, 5, 5, 1)},
       // Lanes over channels (AVX-512; conv_direct_tiles.inc fwd_chan_tile, data_chan_tile):
       // rows of at most 8 with 32+ output channels (forward) or input channels (data
       // gradient), a short last panel (40 = 32 + 8), 5x5 valid with dy smaller than dx.
