@@ -1,19 +1,19 @@
-// Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each
-// sample's input (forward) or output gradient (data gradient), or the whole batch's input
-// (weight gradient), is copied once into a zero-padded buffer, and register tiles read it in
-// place. Forward tiles are up to 8 output channels (6 with AVX2) x up to 3 vectors (2) of
+// Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each sample's
+// input (forward) or output gradient (data gradient), or the whole batch's input (weight
+// gradient), is copied once into a zero-padded buffer, and register tiles read it in place.
+// Forward tiles are up to 8 output channels (6 with AVX2) x up to 3 vectors (2) of
 // consecutive output positions of one row; data-gradient tiles 6 input channels x 2 vectors
-// of pixels of one row and column phase (8 x 3, the sums in memory, with AVX-512); a row shorter than a vector shares a tile with the
-// next rows, and where rows are at most 8 wide and the CPU has AVX-512 each 16-lane vector
-// holds two of them (the paired tiles). Weight-gradient tiles are taps x vectors of output
-// channels (up to 4 vectors with AVX-512), input values broadcast; where KW is 1, 3 or 5 the
-// taps are whole (c, kh) rows read through one pointer per row, and at stride 1 with one or
-// two vectors each input column is broadcast once for its row's taps (the sliding tiles).
-// With AVX-512, narrow rows run tiles whose lanes are channels instead of positions
-// (oneDNN's blocked layout, without its reorders): the forward with 32+ output channels on
-// rows of at most 8, or 16 at stride 2 (reading the input at its stride, without the phase
-// split; unpadded, x itself), the data gradient on rows of at most 16 pixels per column
-// phase with 32+ input channels. The tiles are
+// of pixels of one row and column phase (8 x 3, the sums in memory, with AVX-512); a row
+// shorter than a vector shares a tile with the next rows, and where rows are at most 8 wide
+// and the CPU has AVX-512 each 16-lane vector holds two of them (the paired tiles).
+// Weight-gradient tiles are taps x vectors of output channels (up to 4 vectors with AVX-512),
+// input values broadcast; where KW is 1, 3 or 5 the taps are whole (c, kh) rows read through
+// one pointer per row, and at stride 1 with one or two vectors each input column is broadcast
+// once for its row's taps (the sliding tiles). With AVX-512, narrow rows run tiles whose
+// lanes are channels instead of positions (oneDNN's blocked layout, without its reorders):
+// the forward with 32+ output channels on rows of at most 8, or 16 at stride 2 (reading the
+// input at its stride, without the phase split; unpadded, x itself), the data gradient on
+// rows of at most 16 pixels per column phase with 32+ input channels. The tiles are
 // conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
