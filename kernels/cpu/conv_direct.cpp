@@ -100,6 +100,25 @@ WeightScratch& weight_scratch() {
   return w;
 }
 
+// How many of `left` items the next group takes when groups of at most `most` share them as
+// evenly as they go (a lone vector pays a whole tile's broadcasts).
+i64 even_group(i64 left, i64 most) {
+  const i64 groups = (left + most - 1) / most;
+  return (left + groups - 1) / groups;
+}
+
+// dst[blk][tap][o][r] = w[o][blk*rows + r][tap] for r < rows (input channels in blocks of
+// `rows`), each (blk, tap, o) `width` floats apart, zero elsewhere: the data gradient's tiles'
+// weights.
+void pack_data_weights(const Conv2dShape& s, const float* w, i64 rows, i64 width, float* dst) {
+  const i64 taps = s.KH * s.KW, blocks = (s.C + rows - 1) / rows;
+  std::fill_n(dst, blocks * taps * s.O * width, 0.0f);
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 c = 0; c < s.C; ++c)
+      for (i64 t = 0; t < taps; ++t)
+        dst[(((c / rows) * taps + t) * s.O + o) * width + c % rows] = w[(o * s.C + c) * taps + t];
+}
+
 // Copies n floats: the rows copied here are short (tens of floats) and many, where a
 // memcpy call costs more than the copy.
 inline void copy_row(float* dst, const float* src, i64 n) {
@@ -434,10 +453,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
         float* yb = y + (n * s.O + blk * R) * OHW;
         const float* wb = wp + blk * K * R;
         for (i64 i = 0; i < nseg;) {
-          // Vectors in groups of NV, as even as they go (a lone vector pays a whole tile's
-          // broadcasts).
-          const i64 left = nseg - i,
-                    nv = (left + (left + NV - 1) / NV - 1) / ((left + NV - 1) / NV);
+          const i64 nv = even_group(nseg - i, NV);  // vectors in groups of NV
           const float* b[kFwdVectorsMax];
           float* out[kFwdVectorsMax];
           i64 lanes[kFwdVectorsMax];
@@ -494,12 +510,10 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const i64 mem_rows = (s.C + mem_blocks - 1) / mem_blocks;
   const i64 L = pairs ? 8 : ts.lanes;  // the lanes of one row of a vector
   const i64 taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR, HW = s.H * s.W;
-  // wt[blk][tap][o][r] = w[o][blk*6 + r][tap], zero past C.
-  std::vector<float> wt(static_cast<std::size_t>(blocks * taps * s.O * kMR), 0.0f);
-  for (i64 o = 0; o < s.O; ++o)
-    for (i64 c = 0; c < s.C; ++c)
-      for (i64 t = 0; t < taps; ++t)
-        wt[(((c / kMR) * taps + t) * s.O + o) * kMR + c % kMR] = w[(o * s.C + c) * taps + t];
+  // The position tiles' weights in 6-channel blocks (the other paths pack their own below).
+  const bool six = !chan && !mem;
+  std::vector<float> wt(static_cast<std::size_t>(six ? blocks * taps * s.O * kMR : 0));
+  if (six) pack_data_weights(s, w, kMR, kMR, wt.data());
   const i64 oh0 = floor_div(s.pad_top - (s.KH - 1), s.stride_h);
   const i64 oh1 = floor_div(s.H - 1 + s.pad_top, s.stride_h);
   const i64 ow0 = floor_div(s.pad_left - (s.KW - 1), S);
@@ -529,26 +543,13 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const PairSteps ps0{{0, 0, 0}, S == 1 ? s.stride_h * s.W : s.stride_h * S * JL};
   const i64 nseg = static_cast<i64>(segs.size());
   const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
-  // chan: wq[panel][tap][o][l] = w[o][panel*CW + l][tap], zero past C.
+  // chan: the weights in panels of CW channels; mem: in blocks of mem_rows, kDataMemRows apart.
   const i64 CW = kDataChanVectors * 16, cpanels = chan ? (s.C + CW - 1) / CW : 0;
-  AlignedFloats wq_buf;
-  float* wq = wq_buf.get(cpanels * taps * s.O * CW);
-  std::fill_n(wq, cpanels * taps * s.O * CW, 0.0f);
-  for (i64 o = 0; o < s.O && chan; ++o)
-    for (i64 c = 0; c < s.C; ++c)
-      for (i64 t = 0; t < taps; ++t)
-        wq[(((c / CW) * taps + t) * s.O + o) * CW + c % CW] = w[(o * s.C + c) * taps + t];
-  // mem: wm[blk][tap][o][r] = w[o][blk*mem_rows + r][tap], zero past the block.
-  AlignedFloats wm_buf;
+  AlignedFloats wq_buf, wm_buf;
+  float* wq = wq_buf.get(chan ? cpanels * taps * s.O * CW : 1);
+  if (chan) pack_data_weights(s, w, CW, CW, wq);
   float* wm = wm_buf.get(mem ? mem_blocks * taps * s.O * kDataMemRows : 1);
-  if (mem) {
-    std::fill_n(wm, mem_blocks * taps * s.O * kDataMemRows, 0.0f);
-    for (i64 o = 0; o < s.O; ++o)
-      for (i64 c = 0; c < s.C; ++c)
-        for (i64 t = 0; t < taps; ++t)
-          wm[(((c / mem_rows) * taps + t) * s.O + o) * kDataMemRows + c % mem_rows] =
-              w[(o * s.C + c) * taps + t];
-  }
+  if (mem) pack_data_weights(s, w, mem_rows, kDataMemRows, wm);
   const std::int64_t whole[2] = {0, s.O};
   const std::int32_t first = 0;
   const DataSlices slices = d.slices > 1
@@ -604,8 +605,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
         const float* wb = wm + blk * taps * s.O * kDataMemRows;
         float* db = target + c0 * pad.out_plane;
         for (i64 i = 0; i < nseg;) {
-          // Vectors in groups of up to 3, as even as they go.
-          const i64 left = nseg - i, nv = (left + (left + 2) / 3 - 1) / ((left + 2) / 3);
+          const i64 nv = even_group(nseg - i, 3);  // vectors in groups of up to 3
           float* out[3];
           i64 row[3], phase[3], col[3], lanes[3];
           for (i64 v = 0; v < nv; ++v) {
