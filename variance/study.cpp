@@ -272,7 +272,20 @@ Study study_from_json(const json& j, const std::string& where) {
         throw std::invalid_argument(at + ".name: '" + sp.name + "' is used twice (also " +
                                     other->second.substr(where.size() + 2) +
                                     "); setting names must be unique");
-      sp.experiment = experiment_over(base, merged, here);
+      if (merged.contains("preset")) {
+        // The setting's (or grid point's) preset takes the place of the base's preset: the
+        // base's other fields still apply over it, and the setting's own over those, so a
+        // file's `epochs = 2` holds for every preset its settings name.
+        json over = base_patch;
+        over.erase("preset");
+        json own = merged;
+        own.erase("preset");
+        over.merge_patch(own);
+        over["preset"] = merged["preset"];
+        sp.experiment = experiment_over(nets::to_json(nets::Experiment{}), over, here);
+      } else {
+        sp.experiment = experiment_over(base, merged, here);
+      }
       // Varying the impl seed of a run that emulates nothing gives identical runs.
       if (std::find(sp.vary.begin(), sp.vary.end(), SeedSource::impl) != sp.vary.end() &&
           !sp.experiment.emulation_on())

@@ -437,6 +437,59 @@ name = "s"
 namespace detdl::variance {
 namespace {
 
+// A setting's or grid point's preset takes the base preset's place; the base's other fields
+// still hold (a screening study's `epochs = 2` for every net), the setting's own win.
+TEST(StudyFile, ASettingsPresetKeepsTheBasesOtherFields) {
+  const Study s = load_study(write_file("presets.toml", R"(
+name = "screen"
+repetitions = 2
+[experiment]
+preset = "lenet1"
+epochs = 2
+threads = 1
+[[setting]]
+name = "lenet1"
+vary = ["all"]
+[[setting]]
+name = "lenet4"
+vary = ["all"]
+[setting.experiment]
+preset = "lenet4"
+[[setting]]
+name = "lenet5-long"
+vary = ["all"]
+[setting.experiment]
+preset = "lenet5"
+epochs = 3
+)")
+                                 .string());
+  ASSERT_EQ(s.settings.size(), 3u);
+  EXPECT_EQ(s.settings[0].experiment.net, "lenet1");
+  EXPECT_EQ(s.settings[1].experiment.net, "lenet4");
+  EXPECT_EQ(s.settings[1].experiment.epochs, 2);  // the base's, not the preset's 50
+  EXPECT_EQ(s.settings[1].experiment.threads, 1);
+  EXPECT_EQ(s.settings[1].experiment.loss, nets::preset("lenet4").loss);  // the preset's
+  EXPECT_EQ(s.settings[2].experiment.net, "lenet5");
+  EXPECT_EQ(s.settings[2].experiment.epochs, 3);  // the setting's own field wins
+  // A preset as a grid axis: each point's preset under the base's fields.
+  const Study g = load_study(write_file("preset-grid.toml", R"(
+name = "screen-grid"
+[experiment]
+preset = "lenet1"
+epochs = 2
+[grid]
+preset = ["lenet4", "lenet5"]
+[[setting]]
+name = "a"
+)")
+                                 .string());
+  ASSERT_EQ(g.settings.size(), 2u);
+  EXPECT_EQ(g.settings[0].experiment.net, "lenet4");
+  EXPECT_EQ(g.settings[1].experiment.net, "lenet5");
+  EXPECT_EQ(g.settings[0].experiment.epochs, 2);
+  EXPECT_EQ(g.settings[1].experiment.epochs, 2);
+}
+
 TEST(StudyGrid, EverySettingAtEveryPoint) {
   const std::string text = R"(
 name = "g"
