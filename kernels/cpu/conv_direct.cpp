@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -384,6 +385,16 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
   const i64 seg_len = (s.OW + row_segs - 1) / row_segs;
   // chan: input channels per block, about 16 KiB of weights.
   const i64 chan_block = std::max<i64>(1, 4096 / (T * CW));
+  // The kernel rows that read only the padding's zeros for every output row of a tile are
+  // left out when every weight is finite: each of their terms is fmaf(0, w, p) = p exactly
+  // (p is never -0.0f: conv_direct_tiles.h), while 0 x inf or 0 x NaN would make the output
+  // NaN. At the 8 x 8 stage's 3 x 3 taps that is 2 of 24 kernel rows.
+  const bool skip_pad_rows = std::all_of(w, w + s.O * K, [](float v) { return std::isfinite(v); });
+  // [kh0, kh1): the kernel rows any of output rows [first, last] reads inside the input.
+  const auto kernel_rows = [&](i64 first, i64 last, i64* kh0, i64* kh1) {
+    *kh0 = skip_pad_rows ? std::clamp<i64>(s.pad_top - last * s.stride_h, 0, s.KH) : 0;
+    *kh1 = skip_pad_rows ? std::clamp<i64>(s.H + s.pad_top - first * s.stride_h, *kh0, s.KH) : s.KH;
+  };
   // Paired: one vector per two output rows (oh, oh + 1), the second half `second` floats on
   // in the padded input (0 for a lone last row).
   std::vector<Seg> segs;
@@ -397,6 +408,23 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
     segs = segments(s.OH, s.OW, L);
   }
   const i64 nseg = static_cast<i64>(segs.size());
+  // The vectors in groups of NV, one tile each, and the kernel rows each tile computes: its
+  // output rows are its vectors' (consecutive segments, rows ascending; a paired vector's
+  // second row one below its first). The same for every sample and channel block.
+  struct TileRows {
+    i64 first, vectors, kh0, kh1;
+  };
+  std::vector<TileRows> tile_rows;
+  for (i64 i = 0; i < nseg && !chan;) {
+    TileRows t{i, even_group(nseg - i, NV), 0, 0};
+    const i64 last = i + t.vectors - 1;
+    kernel_rows(segs[static_cast<std::size_t>(i)].row,
+                segs[static_cast<std::size_t>(last)].row +
+                    (pairs && second[static_cast<std::size_t>(last)] ? 1 : 0),
+                &t.kh0, &t.kh1);
+    tile_rows.push_back(t);
+    i += t.vectors;
+  }
   const int kwi = st.KW == 5 ? 0 : st.KW == 3 ? 1 : 2;
   const auto& tiles = pairs ? ts.fwd_pair : ts.fwd;
   const auto& tap_tiles = pairs ? ts.fwd_tap_pair : ts.fwd_tap;
@@ -435,13 +463,16 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
             const i64 c1 = std::min(s.C, c0 + chan_block);
             const float* wq = wp + (panel * K + c0 * T) * CW;
             const float* bp = bias && c1 == s.C ? bq.data() + o0 : nullptr;
-            for (i64 oh = 0; oh < s.OH; ++oh)
+            for (i64 oh = 0; oh < s.OH; ++oh) {
+              i64 kh0 = 0, kh1 = 0;
+              kernel_rows(oh, oh, &kh0, &kh1);
               for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
                 const i64 len = std::min(seg_len, s.OW - ow0);
                 ts.fwd_chan[kwi][SW - 1][len - 1](st, pad, tile_kwoff.data(), wq,
                                                   xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
-                                                  c1, bp, acc + (oh * s.OW + ow0) * CW);
+                                                  c1, kh0, kh1, bp, acc + (oh * s.OW + ow0) * CW);
               }
+            }
           }
           transpose_out(acc, CW, OHW, on, y + (n * s.O + o0) * OHW, OHW, 1);
         }
@@ -452,8 +483,8 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
         const float* bb = bias ? bias + blk * R : nullptr;
         float* yb = y + (n * s.O + blk * R) * OHW;
         const float* wb = wp + blk * K * R;
-        for (i64 i = 0; i < nseg;) {
-          const i64 nv = even_group(nseg - i, NV);  // vectors in groups of NV
+        for (const TileRows& t : tile_rows) {
+          const i64 i = t.first, nv = t.vectors;
           const float* b[kFwdVectorsMax];
           float* out[kFwdVectorsMax];
           i64 lanes[kFwdVectorsMax];
@@ -466,8 +497,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
             if (pairs) ps.in_step[v] = second[static_cast<std::size_t>(i + v)];
           }
           const FwdTile tile = taps ? tap_tiles[nv - 1][mr - 1] : tiles[kwi][nv - 1][mr - 1];
-          tile(st, pad, tile_kwoff.data(), wb, b, bb, out, lanes, &ps);
-          i += nv;
+          tile(st, pad, tile_kwoff.data(), wb, b, t.kh0, t.kh1, bb, out, lanes, &ps);
         }
       }
     }

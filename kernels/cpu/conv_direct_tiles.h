@@ -36,10 +36,12 @@ struct PairSteps {
 // from a vector's start; wp: the channels' packed weights (K, fwd_rows); b[v]: xpad at row
 // oh*stride_h and vector v's first output column; bias: MR values or null;
 // y[v]: the output at (first channel, segment), channel rows OH*OW apart; lanes[v]: lanes
-// of vector v that are stored.
+// of vector v that are stored; kh0, kh1: the kernel rows [kh0, kh1) whose terms it computes
+// (as fwd_chan_tile's below: rows of the padding's zeros alone left out, finite weights only).
 using FwdTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
-                         const float* wp, const float* const* b, const float* bias, float* const* y,
-                         const std::int64_t* lanes, const PairSteps* ps);
+                         const float* wp, const float* const* b, std::int64_t kh0, std::int64_t kh1,
+                         const float* bias, float* const* y, const std::int64_t* lanes,
+                         const PairSteps* ps);
 
 // Data-gradient tile: MR input channels x NV vectors of pixels. wt: the channels' packed
 // weights (KH*KW, O, kMR); vector v's pixels are row row[v], columns (col[v] + lane) *
@@ -89,12 +91,15 @@ inline constexpr int kWeightRowsMax = 12;
 // (its first window's top-left), rows p.cols and channels p.plane floats apart; c0, c1: the
 // input channels this call runs (from +0.0f at c0 = 0, else continuing from tmp); bias:
 // lanes * kFwdChanVectors values, or null (always null before the last channels); tmp:
-// (R, lanes * kFwdChanVectors) outputs.
+// (R, lanes * kFwdChanVectors) outputs. kh0, kh1: the kernel rows [kh0, kh1) whose terms
+// it computes; the driver leaves out only rows that read the padding's zeros and only when
+// every weight is finite, where such a term is fmaf(0, w, p) = p exactly (p starts at +0.0f
+// and an fmaf chain from +0.0f is never -0.0f), so the chain's value is the same.
 inline constexpr int kFwdChanRows = 12;
 inline constexpr int kFwdChanVectors = 2;
 using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
                              const float* wq, const float* xb, std::int64_t c0, std::int64_t c1,
-                             const float* bias, float* tmp);
+                             std::int64_t kh0, std::int64_t kh1, const float* bias, float* tmp);
 
 // Data-gradient tile with lanes over input channels (data_chan_tile, AVX-512), pixels of one
 // row and column phase f (j = (j0 + r) * stride_w + f):

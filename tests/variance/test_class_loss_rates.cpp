@@ -137,8 +137,7 @@ TEST(ClassLossRates, CountsIntervalsAndGroupChances) {
   EXPECT_NEAR(std::stod(out.at("s/loses_a_class/1").at("ci90_low")), 0.0129, 5e-5);
   EXPECT_NEAR(std::stod(out.at("s/loses_a_class/1").at("ci90_high")), 0.1167, 5e-5);
   // No event in 20: the upper bound is 1 - 0.05^(1/20) in closed form.
-  EXPECT_NEAR(std::stod(out.at("t/weak/1").at("ci90_high")), 1.0 - std::pow(0.05, 1.0 / 20),
-              1e-6);
+  EXPECT_NEAR(std::stod(out.at("t/weak/1").at("ci90_high")), 1.0 - std::pow(0.05, 1.0 / 20), 1e-6);
   EXPECT_EQ(std::stod(out.at("t/weak/1").at("ci90_low")), 0.0);
   // A 16-run group holds k or more: at k = 1 the closed form, and any of 24 groups.
   const double r = 3.0 / 64;
