@@ -13,8 +13,16 @@ paper's figures are the largest over about two dozen 16-run groups
 detdl's rate or needs another rate. `--flagged` lists the runs that lose a class instead
 (the seeds to train to the end). studies/dl-variance/lenet-screen.toml is its input.
 
+`--outcomes` checks a screen against the same seeds trained to the end: for each repetition
+of `--setting` that the outcome files (another study's detdl_raw.csv, its setting
+`--outcome-setting`, criterion `--outcome-criterion`) also hold, the classes lost at the
+screen and at the end, and the end's accuracy; a summary of how the two agree on stderr.
+
   python3 studies/dl-variance/class_loss_rates.py results/detdl_raw.csv
   python3 studies/dl-variance/class_loss_rates.py --flagged results/detdl_raw.csv
+  python3 studies/dl-variance/class_loss_rates.py --setting lenet4 \
+      --outcomes studies/results/dl-variance-lenet4/store-2026-12-04c/detdl_raw.csv \
+      results/detdl_raw.csv
 """
 import argparse
 import csv
@@ -116,6 +124,11 @@ def main():
     ap.add_argument("--groups", type=int, default=24)
     ap.add_argument("--at-least", default="1,2,4", help="k values, comma-separated")
     ap.add_argument("--flagged", action="store_true", help="list the runs that lose a class")
+    ap.add_argument("--outcomes", action="append", default=[],
+                    help="detdl_raw.csv of the same seeds trained to the end (repeatable)")
+    ap.add_argument("--setting", help="with --outcomes: the screen's setting")
+    ap.add_argument("--outcome-setting", default="default-portable")
+    ap.add_argument("--outcome-criterion", default="best_loss")
     a = ap.parse_args()
     try:
         ks = [int(k) for k in a.at_least.split(",")]
@@ -125,6 +138,31 @@ def main():
         sys.exit("--group, --groups and --at-least must be at least 1")
     runs = read_runs(a.files, a.criterion)
     out = csv.writer(sys.stdout, lineterminator="\n")
+    if a.outcomes:
+        if a.setting not in runs:
+            sys.exit(f"--setting: '{a.setting}' is not among the screen's settings "
+                     f"({', '.join(sorted(runs))})")
+        ends = read_runs(a.outcomes, a.outcome_criterion).get(a.outcome_setting)
+        if not ends:
+            sys.exit(f"--outcome-setting: no rows of '{a.outcome_setting}' in "
+                     f"{', '.join(a.outcomes)}")
+        def lost(classes):
+            return sum(v < a.threshold for v in classes)
+
+        out.writerow(["repetition", "classes_lost_screen", "classes_lost_end", "end_accuracy"])
+        both = screen_only = end_only = 0
+        common = sorted(set(runs[a.setting]) & set(ends))
+        for rep in common:
+            ls, le = lost(runs[a.setting][rep][1]), lost(ends[rep][1])
+            both += ls > 0 and le > 0
+            screen_only += ls > 0 and le == 0
+            end_only += ls == 0 and le > 0
+            out.writerow([rep, ls, le, f"{ends[rep][0]:.4f}"])
+        sys.stdout.flush()  # the rows before the summary where both go to one place
+        print(f"{len(common)} repetitions in both: {both} lose a class at the screen and at the "
+              f"end, {screen_only} at the screen only, {end_only} at the end only",
+              file=sys.stderr)
+        return
     if a.flagged:
         out.writerow(["setting", "repetition", "test_accuracy", "classes_lost", "lost"])
         for setting in sorted(runs):

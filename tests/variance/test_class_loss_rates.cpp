@@ -168,6 +168,53 @@ TEST(ClassLossRates, FlaggedListsTheRunsThatLoseClassesOfOneCriterion) {
   EXPECT_NE(out.find("s,30,0.9700,1,2\n"), std::string::npos) << out;
 }
 
+// --outcomes: the screen's runs against the same repetitions trained to the end (another
+// file, another setting and criterion), only the repetitions both hold.
+TEST(ClassLossRates, OutcomesPairTheScreenWithTheEnd) {
+  Dir d;
+  const fs::path screen = write_runs(d.path);
+  const fs::path end = d.path / "end.csv";
+  {
+    std::ofstream o(end);
+    o << "setting,repetition,criterion,test_accuracy";
+    for (int c = 0; c < 10; ++c) o << ",acc_class_" << c;
+    o << "\n";
+    // Repetition 5 recovers, 9 stays two classes down, 40 loses one it kept at the screen;
+    // 100 is not in the screen; a row of another setting and one of another criterion.
+    const std::vector<std::pair<int, std::vector<int>>> reps = {
+        {5, {}}, {9, {1, 7}}, {20, {0, 1, 2, 3, 4, 5, 6, 7, 8}}, {40, {6}}, {41, {}}, {100, {2}}};
+    for (const auto& [rep, lost] : reps) {
+      o << "default-portable," << rep << ",best_loss,0.9";
+      for (int c = 0; c < 10; ++c) {
+        bool dead = false;
+        for (int l : lost) dead |= l == c;
+        o << "," << (dead ? 0.0 : 0.98);
+      }
+      o << "\n";
+    }
+    o << "other,41,best_loss,0.1,0,0,0,0,0,0,0,0,0,0\n";
+    o << "default-portable,41,last,0.1,0,0,0,0,0,0,0,0,0,0\n";
+  }
+  int st = 0;
+  // stdout's rows, then stderr's summary (capture takes both).
+  const std::string out = capture(
+      python() + " " + kScript + " --setting s --outcomes " + end.string() + " " + screen.string(),
+      &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(out,
+            "repetition,classes_lost_screen,classes_lost_end,end_accuracy\n"
+            "5,1,0,0.9000\n9,2,2,0.9000\n20,9,9,0.9000\n40,0,1,0.9000\n41,0,0,0.9000\n"
+            "5 repetitions in both: 2 lose a class at the screen and at the end, 1 at the screen "
+            "only, 1 at the end only\n");
+  const std::string bad = capture(python() + " " + kScript + " --setting nope --outcomes " +
+                                      end.string() + " " + screen.string(),
+                                  &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(bad.find("--setting: 'nope' is not among the screen's settings (s, t)"),
+            std::string::npos)
+      << bad;
+}
+
 TEST(ClassLossRates, BadInputIsNamed) {
   Dir d;
   int st = 0;
