@@ -15,34 +15,19 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli_run.h"
+
 namespace {
 namespace fs = std::filesystem;
 
 const std::string kScript = DETDL_SOURCE_DIR "/studies/dl-variance/class_loss_rates.py";
 
-std::string python() { return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+using detdl::test_util::python3;
+using detdl::test_util::split_fields;
 
-// Runs cmd (stderr with stdout); its output, and the exit status in *status.
+// The script's stdout and stderr; its exit status in *status.
 std::string capture(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-std::vector<std::string> split(const std::string& line, char sep) {
-  std::vector<std::string> f;
-  std::stringstream ss(line);
-  std::string x;
-  while (std::getline(ss, x, sep)) f.push_back(x);
-  return f;
+  return detdl::test_util::run_command(cmd, status, /*with_stderr=*/true);
 }
 
 // "setting/event/k" -> column -> value.
@@ -50,10 +35,10 @@ std::map<std::string, std::map<std::string, std::string>> rows(const std::string
   std::stringstream ss(csv);
   std::string line;
   std::getline(ss, line);
-  const auto head = split(line, ',');
+  const auto head = split_fields(line, ',');
   std::map<std::string, std::map<std::string, std::string>> out;
   while (std::getline(ss, line)) {
-    const auto f = split(line, ',');
+    const auto f = split_fields(line, ',');
     if (f.size() != head.size()) continue;
     std::map<std::string, std::string> r;
     for (std::size_t i = 0; i < head.size(); ++i) r[head[i]] = f[i];
@@ -115,7 +100,7 @@ TEST(ClassLossRates, CountsIntervalsAndGroupChances) {
   Dir d;
   const fs::path f = write_runs(d.path);
   int st = 0;
-  const auto out = rows(capture(python() + " " + kScript + " " + f.string(), &st));
+  const auto out = rows(capture(python3() + " " + kScript + " " + f.string(), &st));
   ASSERT_EQ(st, 0);
   ASSERT_EQ(out.size(), 2u * 3u * 3u);  // settings x events x k
   EXPECT_EQ(out.at("s/loses_a_class/1").at("events"), "3");
@@ -156,14 +141,14 @@ TEST(ClassLossRates, FlaggedListsTheRunsThatLoseClassesOfOneCriterion) {
   Dir d;
   const fs::path f = write_runs(d.path);
   int st = 0;
-  std::string out = capture(python() + " " + kScript + " --flagged " + f.string(), &st);
+  std::string out = capture(python3() + " " + kScript + " --flagged " + f.string(), &st);
   ASSERT_EQ(st, 0);
   EXPECT_EQ(out,
             "setting,repetition,test_accuracy,classes_lost,lost\n"
             "s,5,0.8800,1,3\n"
             "s,9,0.7800,2,1 7\n"
             "s,20,0.0960,9,0 1 2 3 4 5 6 7 8\n");
-  out = capture(python() + " " + kScript + " --flagged --criterion best_loss " + f.string(), &st);
+  out = capture(python3() + " " + kScript + " --flagged --criterion best_loss " + f.string(), &st);
   ASSERT_EQ(st, 0);
   EXPECT_NE(out.find("s,30,0.9700,1,2\n"), std::string::npos) << out;
 }
@@ -198,7 +183,7 @@ TEST(ClassLossRates, OutcomesPairTheScreenWithTheEnd) {
   int st = 0;
   // stdout's rows, then stderr's summary (capture takes both).
   const std::string out = capture(
-      python() + " " + kScript + " --setting s --outcomes " + end.string() + " " + screen.string(),
+      python3() + " " + kScript + " --setting s --outcomes " + end.string() + " " + screen.string(),
       &st);
   ASSERT_EQ(st, 0) << out;
   EXPECT_EQ(out,
@@ -206,7 +191,7 @@ TEST(ClassLossRates, OutcomesPairTheScreenWithTheEnd) {
             "5,1,0,0.9000\n9,2,2,0.9000\n20,9,9,0.9000\n40,0,1,0.9000\n41,0,0,0.9000\n"
             "5 repetitions in both: 2 lose a class at the screen and at the end, 1 at the screen "
             "only, 1 at the end only\n");
-  const std::string bad = capture(python() + " " + kScript + " --setting nope --outcomes " +
+  const std::string bad = capture(python3() + " " + kScript + " --setting nope --outcomes " +
                                       end.string() + " " + screen.string(),
                                   &st);
   EXPECT_NE(st, 0);
@@ -218,20 +203,20 @@ TEST(ClassLossRates, OutcomesPairTheScreenWithTheEnd) {
 TEST(ClassLossRates, BadInputIsNamed) {
   Dir d;
   int st = 0;
-  std::string out = capture(python() + " " + kScript + " " + (d.path / "none.csv").string(), &st);
+  std::string out = capture(python3() + " " + kScript + " " + (d.path / "none.csv").string(), &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("none.csv: cannot read"), std::string::npos) << out;
   std::ofstream(d.path / "other.csv") << "a,b\n1,2\n";
-  out = capture(python() + " " + kScript + " " + (d.path / "other.csv").string(), &st);
+  out = capture(python3() + " " + kScript + " " + (d.path / "other.csv").string(), &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("other.csv: no 'setting' column"), std::string::npos) << out;
   std::ofstream(d.path / "nan.csv")
       << "setting,repetition,criterion,test_accuracy,acc_class_0\ns,0,last,nan,0.5\n";
-  out = capture(python() + " " + kScript + " " + (d.path / "nan.csv").string(), &st);
+  out = capture(python3() + " " + kScript + " " + (d.path / "nan.csv").string(), &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("nan.csv:2: NaN accuracy"), std::string::npos) << out;
   const fs::path f = write_runs(d.path);
-  out = capture(python() + " " + kScript + " --at-least 1,x " + f.string(), &st);
+  out = capture(python3() + " " + kScript + " --at-least 1,x " + f.string(), &st);
   EXPECT_NE(st, 0);
   EXPECT_NE(out.find("--at-least"), std::string::npos) << out;
 }

@@ -16,35 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli_run.h"
+
 namespace {
 namespace fs = std::filesystem;
 
 const std::string kScript = DETDL_SOURCE_DIR "/studies/dl-variance/pool_groups.py";
 const std::string kLenet1 = DETDL_SOURCE_DIR "/studies/results/dl-variance-lenet1/";
 
-std::string python() { return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+using detdl::test_util::python3;
+using detdl::test_util::split_fields;
 
-// Runs cmd; its stdout, and the exit status in *status.
+// The script's stdout; its exit status in *status.
 std::string capture(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
-
-std::vector<std::string> split(const std::string& line, char sep) {
-  std::vector<std::string> f;
-  std::stringstream ss(line);
-  std::string x;
-  while (std::getline(ss, x, sep)) f.push_back(x);
-  return f;
+  return detdl::test_util::run_command(cmd, status, /*with_stderr=*/false);
 }
 
 // criterion -> column -> value of the script's CSV output.
@@ -52,10 +37,10 @@ std::map<std::string, std::map<std::string, std::string>> rows(const std::string
   std::stringstream ss(csv);
   std::string line;
   std::getline(ss, line);
-  const auto head = split(line, ',');
+  const auto head = split_fields(line, ',');
   std::map<std::string, std::map<std::string, std::string>> out;
   while (std::getline(ss, line)) {
-    const auto f = split(line, ',');
+    const auto f = split_fields(line, ',');
     for (std::size_t i = 0; i < head.size() && i < f.size(); ++i) out[f[0]][head[i]] = f[i];
   }
   return out;
@@ -64,17 +49,17 @@ std::map<std::string, std::map<std::string, std::string>> rows(const std::string
 TEST(PoolGroups, MatchesStudyTableOnOneStore) {
   int status = 0;
   const auto got = rows(capture(
-      python() + " " + kScript + " --published 10.8 " + kLenet1 + "detdl_raw.csv", &status));
+      python3() + " " + kScript + " --published 10.8 " + kLenet1 + "detdl_raw.csv", &status));
   ASSERT_EQ(status, 0);
   // study table's group_spread.csv: fractions; the script prints percent with 2 decimals.
   std::ifstream in(kLenet1 + "group_spread.csv");
   ASSERT_TRUE(in) << kLenet1 << "group_spread.csv";
   std::string line;
   std::getline(in, line);
-  const auto head = split(line, ',');
+  const auto head = split_fields(line, ',');
   int compared = 0;
   while (std::getline(in, line)) {
-    const auto f = split(line, ',');
+    const auto f = split_fields(line, ',');
     std::map<std::string, std::string> want;
     for (std::size_t i = 0; i < head.size(); ++i) want[head[i]] = f[i];
     const std::string crit = want["criterion"];
@@ -104,15 +89,15 @@ TEST(PoolGroups, TwoFilesPoolAsOne) {
   even << head << "\n";
   odd << head << "\n";
   while (std::getline(in, line)) {
-    const int rep = std::stoi(split(line, ',')[1]);
+    const int rep = std::stoi(split_fields(line, ',')[1]);
     (rep % 2 ? odd : even) << line << "\n";
   }
   even.close();
   odd.close();
   int s1 = 0, s2 = 0;
   const std::string whole =
-      capture(python() + " " + kScript + " " + kLenet1 + "detdl_raw.csv", &s1);
-  const std::string pooled = capture(python() + " " + kScript + " " + (dir / "odd.csv").string() +
+      capture(python3() + " " + kScript + " " + kLenet1 + "detdl_raw.csv", &s1);
+  const std::string pooled = capture(python3() + " " + kScript + " " + (dir / "odd.csv").string() +
                                          " " + (dir / "even.csv").string(),
                                      &s2);
   EXPECT_EQ(s1, 0);
@@ -131,10 +116,10 @@ TEST(PoolGroups, ConflictingRepetitionAndMissingSettingAreRefused) {
   std::ofstream(dir / "b.csv") << head << "default-portable,3,k,best_loss,5,0.8\n";
   int status = 0;
   capture(
-      python() + " " + kScript + " " + (dir / "a.csv").string() + " " + (dir / "b.csv").string(),
+      python3() + " " + kScript + " " + (dir / "a.csv").string() + " " + (dir / "b.csv").string(),
       &status);
   EXPECT_NE(status, 0) << "one repetition with two accuracies";
-  capture(python() + " " + kScript + " --setting nope " + (dir / "a.csv").string(), &status);
+  capture(python3() + " " + kScript + " --setting nope " + (dir / "a.csv").string(), &status);
   EXPECT_NE(status, 0) << "a setting no file has";
   fs::remove_all(dir);
 }
