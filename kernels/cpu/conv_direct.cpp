@@ -425,6 +425,11 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
     tile_rows.push_back(t);
     i += t.vectors;
   }
+  // chan: each output row's kernel rows (kh0, kh1), the same for every sample and block.
+  std::vector<i64> chan_rows(static_cast<std::size_t>(chan ? 2 * s.OH : 0));
+  for (i64 oh = 0; chan && oh < s.OH; ++oh)
+    kernel_rows(oh, oh, &chan_rows[static_cast<std::size_t>(2 * oh)],
+                &chan_rows[static_cast<std::size_t>(2 * oh + 1)]);
   const int kwi = st.KW == 5 ? 0 : st.KW == 3 ? 1 : 2;
   const auto& tiles = pairs ? ts.fwd_pair : ts.fwd;
   const auto& tap_tiles = pairs ? ts.fwd_tap_pair : ts.fwd_tap;
@@ -464,8 +469,8 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
             const float* wq = wp + (panel * K + c0 * T) * CW;
             const float* bp = bias && c1 == s.C ? bq.data() + o0 : nullptr;
             for (i64 oh = 0; oh < s.OH; ++oh) {
-              i64 kh0 = 0, kh1 = 0;
-              kernel_rows(oh, oh, &kh0, &kh1);
+              const i64 kh0 = chan_rows[static_cast<std::size_t>(2 * oh)];
+              const i64 kh1 = chan_rows[static_cast<std::size_t>(2 * oh + 1)];
               for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
                 const i64 len = std::min(seg_len, s.OW - ow0);
                 ts.fwd_chan[kwi][SW - 1][len - 1](st, pad, tile_kwoff.data(), wq,
