@@ -167,9 +167,15 @@ ResumePosition check_position(const std::string& path, const TensorFile& f, std:
 }
 
 void save_training_checkpoint(const std::string& path, const Module& model, const Optimizer& opt,
-                              std::int64_t step, const EpochProgress& progress,
-                              const Identity& id) {
+                              std::int64_t step, const EpochProgress& progress, const Identity& id,
+                              const std::map<std::string, std::string>& extra) {
   TensorFile f;
+  for (const auto& [key, value] : extra) {
+    if (key.rfind("caller.", 0) != 0)
+      throw std::invalid_argument("checkpoint " + path + ": extra metadata key '" + key +
+                                  "' does not start with 'caller.'");
+    f.metadata[key] = value;
+  }
   for (const auto& p : model.parameters()) f.tensors.emplace_back("model." + p.name, p.tensor);
   for (const auto& b : model.buffers()) f.tensors.emplace_back("model." + b.name, b.tensor);
   for (auto& [name, t] : opt.state()) f.tensors.emplace_back("optim." + name, t);

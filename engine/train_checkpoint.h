@@ -43,8 +43,11 @@ struct RunShape {
 
 // Writes model (parameters and buffers, "model.<name>"), optimizer state ("optim.<name>"),
 // the epoch so far ("train.*") and the identity to `path` (atomically, engine/atomic_file.h).
+// `extra`: the caller's own metadata, under keys that start with "caller." (the batched
+// trainer's record so far: nets/experiment_batched.cpp), covered by the metadata's CRC.
 void save_training_checkpoint(const std::string& path, const Module& model, const Optimizer& opt,
-                              std::int64_t step, const EpochProgress& progress, const Identity& id);
+                              std::int64_t step, const EpochProgress& progress, const Identity& id,
+                              const std::map<std::string, std::string>& extra = {});
 
 // Restores model, optimizer and progress from `path` after checking every field (below and
 // the weights against model.hash); returns the step to continue from. Throws

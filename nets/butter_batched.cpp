@@ -13,6 +13,7 @@
 
 #include "engine/autograd.h"
 #include "engine/hash.h"
+#include "engine/train_checkpoint.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/lanes.h"
@@ -240,9 +241,14 @@ std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStac
 
 std::vector<TrainResult> fit_batched(
     std::vector<BatchedRun>& runs, const DenseStack& stack, int threads,
-    const std::function<void(std::size_t, const EpochStats&)>& on_epoch, BatchOrder order) {
+    const std::function<void(std::size_t, const EpochStats&)>& on_epoch, BatchOrder order,
+    const BatchedCheckpoints* checkpoints) {
   if (const std::string why = batched_refusal(runs, stack); !why.empty())
     throw std::invalid_argument("repetitions trained together: " + why);
+  if (checkpoints && checkpoints->paths.size() != runs.size())
+    throw std::invalid_argument(
+        "repetitions trained together: " + std::to_string(checkpoints->paths.size()) +
+        " checkpoint paths for " + std::to_string(runs.size()) + " runs");
   cpu::set_num_threads(threads);
   const std::size_t L = stack.widths.size(), out_layer = L - 1;
   const i64 K = stack.widths.back(), n = runs[0].train->size(), B = runs[0].cfg.batch_size;
@@ -272,6 +278,44 @@ std::vector<TrainResult> fit_batched(
   for (const Rep& r : reps)
     if (r.matmul != reps[0].matmul)
       throw std::invalid_argument("repetitions trained together: matmul levels differ");
+
+  // Where the runs start: epoch 0, or their checkpoints' shared epoch end.
+  i64 start_epoch = 0;
+  if (checkpoints && checkpoints->resume) {
+    for (std::size_t i = 0; i < reps.size(); ++i) {
+      Rep& r = reps[i];
+      const TrainConfig& cfg = runs[i].cfg;
+      const std::string& path = checkpoints->paths[i];
+      const RunShape shape{n, B, spe, spe * cfg.epochs, cfg.metrics};
+      const i64 step = restore_training_checkpoint(path, *runs[i].model, *r.opt, r.prog,
+                                                   training_identity(cfg), shape);
+      if (step % spe != 0)
+        throw std::runtime_error(
+            "checkpoint " + path + ": step " + std::to_string(step) +
+            " is inside an epoch; runs trained together resume at an epoch's end");
+      if (i > 0 && step != start_epoch * spe)
+        throw std::runtime_error("checkpoint " + path + ": at epoch " + std::to_string(step / spe) +
+                                 ", " + checkpoints->paths[0] + " at epoch " +
+                                 std::to_string(start_epoch) +
+                                 " (runs trained together step in lockstep)");
+      start_epoch = step / spe;
+      r.result.resumed = true;
+      r.result.first_step = r.result.steps = step;
+    }
+  }
+  // Every run's checkpoint after `epochs_done` epochs (the epoch's progress is empty then).
+  auto last_write = std::chrono::steady_clock::now();
+  auto write_checkpoints = [&](i64 epochs_done) {
+    for (std::size_t i = 0; i < reps.size(); ++i) {
+      const Rep& r = reps[i];
+      const TrainConfig& cfg = runs[i].cfg;
+      save_training_checkpoint(checkpoints->paths[i], *runs[i].model, *r.opt, epochs_done * spe,
+                               r.prog, training_identity(cfg),
+                               checkpoints->extra ? checkpoints->extra(i, r.result)
+                                                  : std::map<std::string, std::string>{});
+    }
+    last_write = std::chrono::steady_clock::now();
+  };
 
   auto t_epoch = std::chrono::steady_clock::now();
   // The batch of each repetition (its own order and training set) and its buffers.
@@ -734,7 +778,7 @@ std::vector<TrainResult> fit_batched(
     }
   }
 
-  for (i64 epoch = 0; epoch < runs[0].cfg.epochs; ++epoch) {
+  for (i64 epoch = start_epoch; epoch < runs[0].cfg.epochs; ++epoch) {
     const i64 first_step = epoch * spe, end_step = first_step + spe;
     // The epoch's end of repetition i: its summary into its result, and the callback.
     auto finish = [&](std::size_t i) {
@@ -760,6 +804,16 @@ std::vector<TrainResult> fit_batched(
       });
     }
     t_epoch = std::chrono::steady_clock::now();
+    if (checkpoints && epoch + 1 < runs[0].cfg.epochs) {
+      const bool stop = epoch + 1 == checkpoints->stop_after_epochs;
+      if (stop ||
+          std::chrono::duration<double>(t_epoch - last_write).count() >= checkpoints->every_seconds)
+        write_checkpoints(epoch + 1);
+      if (stop) {
+        for (Rep& r : reps) r.result.stopped_early = true;
+        break;
+      }
+    }
   }
   std::vector<TrainResult> results;
   for (Rep& r : reps) {

@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -67,15 +68,38 @@ std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStac
 //                  gradients are not at `portable` take by_repetition instead.
 enum class BatchOrder { by_layer, by_repetition, by_lanes };
 
+// Checkpoints of runs trained together, so that a batch that dies resumes where it was (a
+// study's batch of 1,000-epoch runs takes hours; docs/studies.md). The runs step in
+// lockstep, so every run's file is written at the same epoch's end, in Trainer's format
+// (engine/train_checkpoint.h: weights, optimizer state, the run's identity, all checked on
+// resume). A resumed run's bits are those of the run never stopped: an epoch's steps depend
+// only on the weights, the optimizer's state and the epoch's number.
+struct BatchedCheckpoints {
+  std::vector<std::string> paths;  // run i's file
+  bool resume = false;             // restore every run from its file (one epoch's end for all)
+  // Written at the first epoch end at least this many seconds after the start or the last
+  // write (0: at every epoch end); never after the last epoch (the caller stores the runs).
+  double every_seconds = 600.0;
+  // Stop once this many epochs are done, after writing their checkpoints; the results then
+  // have stopped_early set (tests: a batch that dies). -1: run to the end.
+  std::int64_t stop_after_epochs = -1;
+  // Run i's extra metadata at a write (keys "caller.*"; the caller's record so far), given
+  // its result so far (steps, step hashes, non-finite steps; not its epochs).
+  std::function<std::map<std::string, std::string>(std::size_t, const TrainResult&)> extra;
+};
+
 // Trains the runs together on `threads` threads; result r is run r's, as Trainer::fit gives
 // it (steps, epochs, step hashes, weight hash). on_epoch(r, stats) is called for every run
 // at each epoch end, on the pool's threads: calls for different runs may run at once (the
 // callback must allow that), each run's calls come in epoch order. Each epoch's times are the batched
 // epoch's (all repetitions together). Throws std::invalid_argument with batched_refusal's
-// reason.
+// reason. With `checkpoints`, a resumed run's result starts at its checkpoint (resumed,
+// first_step: its epochs, step hashes and non-finite steps are this call's); a checkpoint
+// that is missing, corrupt, of another run or not at an epoch's end shared by every run
+// throws std::runtime_error naming the file.
 std::vector<TrainResult> fit_batched(
     std::vector<BatchedRun>& runs, const DenseStack& stack, int threads,
     const std::function<void(std::size_t, const EpochStats&)>& on_epoch = {},
-    BatchOrder order = BatchOrder::by_lanes);
+    BatchOrder order = BatchOrder::by_lanes, const BatchedCheckpoints* checkpoints = nullptr);
 
 }  // namespace detdl::nets

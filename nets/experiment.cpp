@@ -713,8 +713,10 @@ RunOutput finish_run(PreparedRun& run, const Experiment& e, const RunOptions& op
   json net_record{
       {"name", e.net}, {"description", net.description}, {"parameters", out.parameters}};
   if (net.info.is_object()) net_record.update(net.info);
+  // From the record's epochs: a resumed batch's result holds only the epochs since its
+  // checkpoint (nets/experiment_batched.cpp).
   json epoch_seconds = json::array();
-  for (const auto& s : out.result.epochs) epoch_seconds.push_back(s.seconds);
+  for (const auto& ep : epochs) epoch_seconds.push_back(ep.at("seconds"));
   out.record = json{
       {"record_version", 1},
       {"detdl_version", DETDL_VERSION},

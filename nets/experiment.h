@@ -154,9 +154,16 @@ std::string batch_refusal(const std::vector<Experiment>& es);
 // checkpoints, a step limit or per-step callbacks. Throws std::invalid_argument with
 // batch_refusal's reason. order: nets::BatchOrder (every order gives the same bits; by
 // lanes is the fastest on the CPU).
+//
+// checkpoints (paths, resume, every_seconds, stop_after_epochs; its `extra` is this
+// function's): each run's file also holds its record so far (metadata
+// "caller.record_so_far"), so a resumed run's output is the uninterrupted run's (its record
+// says resumed_from_step; its timings add the time before the checkpoint). Stopped by
+// stop_after_epochs, it returns no outputs.
 std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es,
                                                const RunOptions& opt = {},
-                                               BatchOrder order = BatchOrder::by_lanes);
+                                               BatchOrder order = BatchOrder::by_lanes,
+                                               const BatchedCheckpoints* checkpoints = nullptr);
 
 // The current time as ISO 8601 UTC ("2026-12-01T14:49:08Z"), for records and stores.
 std::string utc_now();

@@ -278,6 +278,7 @@ void add_study_command(CLI::App& app) {
     bool no_wait = false;
     std::string shard;
     bool mpi = false;
+    bool no_checkpoints = false;
   };
   auto r = std::make_shared<RunArgs>();
   CLI::App* run =
@@ -313,6 +314,15 @@ void add_study_command(CLI::App& app) {
   run->add_flag("--no-epoch-predictions", r->no_epoch_predictions,
                 "do not record each epoch's test predictions (long runs, large test sets)");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
+  run->add_option("--checkpoint-dir", r->opt.checkpoint_dir,
+                  "where batches keep their checkpoints, one file per run (default: the store's "
+                  "path + .checkpoints; for PostgreSQL, <study name>.checkpoints here): a batch "
+                  "that dies resumes there when the study runs again");
+  run->add_option("--checkpoint-every", r->opt.checkpoint_seconds,
+                  "seconds between a batch's checkpoints (written at epoch ends; 0: every epoch)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  run->add_flag("--no-checkpoints", r->no_checkpoints, "batches write no checkpoints");
   run->add_option(
          "--claim-lease", r->opt.claim_lease_seconds,
          "seconds without a heartbeat after which another machine's claim on a row is taken over")
@@ -330,6 +340,13 @@ void add_study_command(CLI::App& app) {
     // Heartbeats well inside the lease, so that a slow store never makes a live runner stale.
     r->opt.heartbeat_seconds = std::max<std::int64_t>(1, r->opt.claim_lease_seconds / 10);
     const std::string store = r->store.empty() ? default_store(s) : r->store;
+    if (r->no_checkpoints && (run->count("--checkpoint-dir") || run->count("--checkpoint-every")))
+      throw std::invalid_argument(
+          "--no-checkpoints: --checkpoint-dir and --checkpoint-every do not apply");
+    if (r->no_checkpoints)
+      r->opt.checkpoint_dir.clear();
+    else if (r->opt.checkpoint_dir.empty())
+      r->opt.checkpoint_dir = (variance::is_postgres_url(store) ? s.name : store) + ".checkpoints";
     if (variance::is_postgres_url(store) && r->mpi)
       throw std::invalid_argument("--mpi: rank 0 writes an SQLite store; --store " + store +
                                   " is PostgreSQL (merge the SQLite store into it afterwards)");

@@ -8,12 +8,15 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <thread>
 
+#include "engine/checkpoint.h"
 #include "engine/hash.h"
+#include "engine/train_checkpoint.h"
 #include "kernels/cpu/parallel.h"
 #include "nets/experiment.h"
 #include "variance/pg_store.h"
@@ -30,6 +33,31 @@ data::DataOptions data_options(const nets::Experiment& e) {
   d.preprocess = e.preprocess;
   d.split_seed = e.seeds.split;
   return d;
+}
+
+// A stored row's checkpoint goes, with the temporaries of writes that a kill interrupted
+// (engine/atomic_file.h: "<file>.tmp.XXXXXX"); the row's claim keeps other writers away.
+void remove_checkpoint(const std::string& dir, const std::string& key) {
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  const fs::path file = checkpoint_path(dir, key);
+  fs::remove(file, ignored);
+  const std::string tmp = file.filename().string() + ".tmp.";
+  for (auto it = fs::directory_iterator(dir, ignored); !ignored && it != fs::directory_iterator();
+       it.increment(ignored))
+    if (it->path().filename().string().rfind(tmp, 0) == 0) fs::remove(it->path(), ignored);
+}
+
+// Where a row's checkpoint stands: -1 without a file, its step, or -2 for a file that
+// cannot be read (such rows batch together, and their worker names the file).
+std::int64_t saved_step(const std::string& path) {
+  if (!std::filesystem::exists(path)) return -1;
+  try {
+    const TensorFile f = load_safetensors(path);
+    return metadata_int(path, f, "train.step");
+  } catch (const std::exception&) {
+    return -2;
+  }
 }
 
 // Worker exit codes the parent tells apart.
@@ -57,12 +85,38 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
     const nets::RunOptions ro = run_options(opt);
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<nets::RunOutput> outs;
-    if (rows.size() == 1) {
+    // A row alone trains alone, unless it has a checkpoint to resume (a batch of one).
+    const bool resumable =
+        !opt.checkpoint_dir.empty() &&
+        std::filesystem::exists(checkpoint_path(opt.checkpoint_dir, rows[0]->key)) &&
+        nets::batch_refusal({rows[0]->experiment}).empty();
+    if (rows.size() == 1 && !resumable) {
       outs.push_back(nets::run_experiment(rows[0]->experiment, ro));
     } else {
       std::vector<nets::Experiment> es;
       for (const PlanRow* row : rows) es.push_back(row->experiment);
-      outs = nets::run_experiments_batched(es, ro);
+      nets::BatchedCheckpoints ck;
+      if (!opt.checkpoint_dir.empty()) {
+        std::filesystem::create_directories(opt.checkpoint_dir);
+        for (const PlanRow* row : rows)
+          ck.paths.push_back(checkpoint_path(opt.checkpoint_dir, row->key));
+        // The runner batches only rows at one checkpoint: the first's file says which.
+        ck.resume = std::filesystem::exists(ck.paths[0]);
+        ck.every_seconds = opt.checkpoint_seconds;
+      }
+      try {
+        outs = nets::run_experiments_batched(es, ro, nets::BatchOrder::by_lanes,
+                                             opt.checkpoint_dir.empty() ? nullptr : &ck);
+      } catch (const std::runtime_error& e) {
+        if (!ck.resume) throw;
+        throw std::runtime_error(std::string(e.what()) + " (delete the batch's files in " +
+                                 opt.checkpoint_dir + " to train its runs from the start)");
+      }
+      if (ck.resume && !opt.quiet)
+        std::printf("  resumed %zu runs of %s at step %lld from %s\n", rows.size(),
+                    rows[0]->setting.c_str(),
+                    static_cast<long long>(outs[0].record["resumed_from_step"].get<std::int64_t>()),
+                    opt.checkpoint_dir.c_str());
     }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -72,6 +126,7 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
       const bool stored = store->put_run(row.key, study.name, row.setting, row.repetition,
                                          outs[i].record, outs[i].final_weights);
       if (!stored) code = kExitAlreadyStored;
+      if (!opt.checkpoint_dir.empty()) remove_checkpoint(opt.checkpoint_dir, row.key);
       if (!opt.quiet) report(row, outs[i], secs, !stored);
     }
   } catch (const std::exception& e) {
@@ -86,6 +141,10 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
 }
 
 }  // namespace
+
+std::string checkpoint_path(const std::string& dir, const std::string& key) {
+  return (std::filesystem::path(dir) / (key + ".safetensors")).string();
+}
 
 std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
                                        const std::set<std::string>& only_settings,
@@ -202,6 +261,13 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   for (auto& [setting, n] : batch_cap)
     n = opt.monitor_every > 0 ? 1 : std::min(opt.batch, (n + opt.jobs - 1) / opt.jobs);
 
+  // Each pending row's checkpoint (rows batch only with rows at the same one).
+  std::map<std::string, std::int64_t> saved;
+  if (!opt.checkpoint_dir.empty()) {
+    for (const PlanRow* row : pending)
+      saved[row->key] = saved_step(checkpoint_path(opt.checkpoint_dir, row->key));
+  }
+
   // Load every data set the pending runs need, once, here: the workers inherit it.
   for (const PlanRow* row : pending)
     data::load_data(row->experiment.data, data_options(row->experiment));
@@ -231,7 +297,7 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
       const auto n = static_cast<std::int64_t>(rows.size());
       if (n >= batch_cap[rows[0]->setting] ||
           (opt.max_runs >= 0 && sum.started + n >= opt.max_runs) ||
-          row->setting != rows[0]->setting)
+          row->setting != rows[0]->setting || saved[row->key] != saved[rows[0]->key])
         return false;
       return nets::batch_refusal({rows[0]->experiment, row->experiment}).empty();
     };
@@ -317,6 +383,11 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
     running.erase(it);
   }
   open_row_store(store_path, opt.claim_lease_seconds)->finish();
+  if (!opt.checkpoint_dir.empty()) {  // the folder goes when no checkpoint is left in it
+    std::error_code ignored;
+    if (std::filesystem::is_empty(opt.checkpoint_dir, ignored) && !ignored)
+      std::filesystem::remove(opt.checkpoint_dir, ignored);
+  }
   if (!opt.quiet) {
     // What the store holds of this plan, counted there (not from this runner's tallies).
     const std::set<std::string> keys =

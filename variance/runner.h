@@ -59,7 +59,19 @@ struct RunnerOptions {
   // The training monitor (engine/monitor.h) every this many epochs into each record (0:
   // off). Runs with it go alone (not batched); it changes no bit of a run.
   std::int64_t monitor_every = 0;
+  // Checkpoints of batches (nets::BatchedCheckpoints): every row of a batch keeps its
+  // training state and its record so far in checkpoint_dir/<key>.safetensors, written at the
+  // first epoch end checkpoint_seconds after the last (0: every epoch end). A batch that dies
+  // (a killed runner, a machine taken back) resumes there when the study runs again, with
+  // the bits and record of a batch never stopped; a row's file goes once the row is stored.
+  // Rows join a batch only with rows at the same checkpoint (or none); a row left alone
+  // that has a file resumes from it as a batch of one. Empty: no checkpoints.
+  std::string checkpoint_dir;
+  double checkpoint_seconds = 600.0;
 };
+
+// The checkpoint file of the run with this key in `dir` (RunnerOptions::checkpoint_dir).
+std::string checkpoint_path(const std::string& dir, const std::string& key);
 
 // The rows of `plan` in the slice (all rows when both sets are empty). Throws
 // std::invalid_argument naming a setting or repetition that matches no row.

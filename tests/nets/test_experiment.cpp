@@ -237,8 +237,23 @@ TEST(DataRegistry, LoadsOnceAndShares) {
   EXPECT_EQ(a.get(), b.get());
   EXPECT_EQ(a->train.x.impl().storage.get(), b->train.x.impl().storage.get());
   data::DataOptions other;
-  other.split_seed = 2;  // a different key: a different bundle
-  EXPECT_NE(data::load_data("blobs", other).get(), a.get());
+  other.split_seed = 2;  // blobs is not split by seed: the same bundle
+  other.test_fraction = 0.3;
+  EXPECT_EQ(data::load_data("blobs", other).get(), a.get());
+  EXPECT_EQ(data::load_data("synthetic-mnist:64", other).get(),
+            data::load_data("synthetic-mnist:64").get());
+  other.root = DETDL_SHARED_DIR "/data";
+  data::DataOptions same_root;
+  same_root.root = other.root;
+  EXPECT_EQ(data::load_data("mnist", other).get(), data::load_data("mnist", same_root).get());
+  // A tabular set is split by seed: another seed, another bundle (and another split).
+  const auto w1 = data::load_data("wine_quality_white", same_root);
+  const auto w2 = data::load_data("wine_quality_white", other);
+  EXPECT_NE(w1.get(), w2.get());
+  EXPECT_NE(w1->test.size(), w2->test.size());  // 20% and 30% of the rows
+  other.preprocess = "pixel-mean";  // options that change the bundle still make a new one
+  EXPECT_NE(data::load_data("synthetic-mnist:64", other).get(),
+            data::load_data("synthetic-mnist:64").get());
   try {
     data::load_data("no-such-data-set");
     FAIL() << "no error";

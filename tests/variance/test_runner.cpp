@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "nets/experiment.h"
 #include "variance/runner.h"
 #include "variance/store.h"
 
@@ -174,6 +175,70 @@ TEST(Runner, BatchedRepetitionsStoreTheRowsOfRunsAlone) {
     EXPECT_EQ(Store(two).record(r.key)["batched"]["repetitions"], 2) << r.key;
 }
 
+// A batch that died resumes from its checkpoints (RunnerOptions::checkpoint_dir): the rows
+// stored are those of a study never stopped, each resumed row says where it resumed, rows
+// batch only with rows at the same checkpoint (a row alone with a file resumes as a batch
+// of one; one without trains alone), and a stored row's file goes.
+TEST(Runner, BatchesResumeFromTheirCheckpoints) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "ck.toml";
+  std::ofstream(file) << "name = \"resume\"\nrepetitions = 5\n[experiment]\nnet = "
+                         "\"butter:rectangle:3:512\"\ndata = \"wine_quality_white\"\n"
+                         "data_dir = \"" DETDL_SHARED_DIR
+                         "/data\"\nepochs = 4\nbatch_size = 256\n"
+                         "[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n";
+  const Study s = load_study(file.string());
+  RunnerOptions opt;
+  opt.quiet = true;
+  const std::string whole = (dir / "ck-whole.sqlite").string(),
+                    resumed = (dir / "ck-resumed.sqlite").string();
+  const fs::path ck = dir / "ck-files";
+  fs::remove(whole);
+  fs::remove(resumed);
+  fs::remove_all(ck);
+  ASSERT_EQ(run_study(s, whole, opt).ran, 5);
+
+  // Repetitions 0-2 died after epoch 2 together, repetition 3 after epoch 1 alone.
+  const std::vector<PlanRow> plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 5u);
+  nets::RunOptions ro = run_options(opt);
+  auto die_after = [&](std::vector<std::size_t> idx, std::int64_t epochs) {
+    std::vector<nets::Experiment> es;
+    nets::BatchedCheckpoints c;
+    for (std::size_t i : idx) {
+      es.push_back(plan[i].experiment);
+      c.paths.push_back(checkpoint_path(ck.string(), plan[i].key));
+    }
+    c.stop_after_epochs = epochs;
+    fs::create_directories(ck);
+    ASSERT_TRUE(nets::run_experiments_batched(es, ro, nets::BatchOrder::by_lanes, &c).empty());
+  };
+  die_after({0, 1, 2}, 2);
+  die_after({3}, 1);
+  opt.checkpoint_dir = ck.string();
+  opt.checkpoint_seconds = 1e9;
+  ASSERT_EQ(run_study(s, resumed, opt).ran, 5);
+
+  EXPECT_EQ(rows(resumed), rows(whole));
+  const std::int64_t spe = Store(whole).record(plan[0].key)["steps"].get<std::int64_t>() / 4;
+  const std::vector<nlohmann::json> from = {2 * spe, 2 * spe, 2 * spe, spe, nullptr};
+  const std::vector<nlohmann::json> batch = {3, 3, 3, 1, nullptr};
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    SCOPED_TRACE("repetition " + std::to_string(i));
+    nlohmann::json a = Store(whole).record(plan[i].key), t = Store(resumed).record(plan[i].key);
+    EXPECT_EQ(t["resumed_from_step"], from[i]);
+    EXPECT_EQ(t.contains("batched") ? t["batched"]["repetitions"] : nlohmann::json(), batch[i]);
+    for (auto* j : {&a, &t}) {
+      for (const char* k : {"timings", "started_at", "batched", "resumed_from_step"}) j->erase(k);
+      for (auto& ep : (*j)["epochs"])
+        for (const char* k : {"seconds", "train_seconds", "validation_seconds", "test_seconds"})
+          ep.erase(k);
+    }
+    EXPECT_EQ(a, t);
+  }
+  EXPECT_FALSE(fs::exists(ck));  // every row stored: no file left, and the folder gone
+}
+
 TEST(Runner, KilledStudyResumesToTheSameRows) {
   const fs::path dir = temp_dir();
   const fs::path file = dir / "k.toml";
@@ -221,6 +286,76 @@ TEST(Runner, KilledStudyResumesToTheSameRows) {
                 (exe + " study run " + file.string() + " --store " + killed + " --quiet").c_str()),
             0);
   EXPECT_EQ(rows(killed), rows(full));
+}
+
+// `detdl study run` killed in the middle of a batch (SIGKILL: no clean-up) and run again
+// resumes the batch from its checkpoints (written at every epoch end here) and stores the
+// rows of a study never stopped.
+TEST(Runner, KilledBatchResumesFromItsCheckpoints) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "kb.toml";
+  std::ofstream(file) << "name = \"resume\"\nrepetitions = 4\n[experiment]\nnet = "
+                         "\"butter:rectangle:3:512\"\ndata = \"wine_quality_white\"\n"
+                         "data_dir = \"" DETDL_SHARED_DIR
+                         "/data\"\nepochs = 300\nbatch_size = 256\n"
+                         "[[setting]]\nname = \"varied\"\nvary = [\"all\"]\n";
+  const std::string full = (dir / "kb-full.sqlite").string(),
+                    killed = (dir / "kb-killed.sqlite").string();
+  const fs::path ck = killed + ".checkpoints";
+  fs::remove(full);
+  fs::remove(killed);
+  fs::remove_all(ck);
+  const std::string exe = std::string(DETDL_BINARY_DIR) + "/detdl";
+  const std::string flags = " --quiet --no-step-hashes --no-epoch-predictions";
+  ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + full + flags +
+                         " --no-checkpoints")
+                            .c_str()),
+            0);
+  EXPECT_FALSE(fs::exists(full + ".checkpoints"));
+
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(exe.c_str(), exe.c_str(), "study", "run", file.c_str(), "--store", killed.c_str(),
+          "--quiet", "--no-step-hashes", "--no-epoch-predictions", "--checkpoint-every", "0",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Kill it once every run has a checkpoint a few epochs in.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  bool written = false;
+  while (!written && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::size_t files = 0;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(ck, ec); !ec && it != fs::directory_iterator(); ++it)
+      files += it->path().extension() == ".safetensors";
+    written = files == 4;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(written) << "no checkpoints appeared";
+  ASSERT_TRUE(rows(killed).empty()) << "the batch finished before it was killed: make it longer";
+
+  ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + killed + flags +
+                         " --checkpoint-every 0")
+                            .c_str()),
+            0);
+  EXPECT_EQ(rows(killed), rows(full));
+  for (const auto& r : Store(killed).runs("resume")) {
+    const nlohmann::json t = Store(killed).record(r.key);
+    EXPECT_GT(t["resumed_from_step"].get<std::int64_t>(), 0) << r.key;
+    nlohmann::json a = Store(full).record(r.key)["epochs"], b = t["epochs"];
+    EXPECT_EQ(b.size(), 300u);
+    for (auto* j : {&a, &b})
+      for (auto& ep : *j)
+        for (const char* k : {"seconds", "train_seconds", "validation_seconds", "test_seconds"})
+          ep.erase(k);
+    EXPECT_EQ(a, b) << r.key;  // every epoch's series, those before the kill included
+  }
+  EXPECT_FALSE(fs::exists(ck));
 }
 
 // Issue 9 (11): two runners started together on one store share the plan: every row is
