@@ -157,7 +157,8 @@ std::string batch_refusal(const std::vector<Experiment>& es);
 //
 // checkpoints (paths, resume, every_seconds, stop_after_epochs; its `extra` is this
 // function's): each run's file also holds its record so far (metadata
-// "caller.record_so_far"), so a resumed run's output is the uninterrupted run's (its record
+// "caller.record_so_far"; "caller.epochs_done" its epochs), so a resumed run's output is the
+// uninterrupted run's (its record
 // says resumed_from_step; its timings add the time before the checkpoint). Stopped by
 // stop_after_epochs, it returns no outputs.
 std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es,

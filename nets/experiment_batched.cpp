@@ -150,7 +150,8 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       return std::map<std::string, std::string>{
-          {kSoFarKey, so_far_json(runs[i], before[i], now, secs).dump()}};
+          {kSoFarKey, so_far_json(runs[i], before[i], now, secs).dump()},
+          {"caller.epochs_done", std::to_string(runs[i].epochs.size())}};
     };
   }
   // Epochs are recorded on the pool's threads, each run into its own record; the caller's

@@ -375,6 +375,7 @@ void add_study_command(CLI::App& app) {
     std::set<std::int64_t> only_repetitions;
     bool summary = false;
     std::string shard;
+    std::string checkpoint_dir;
   };
   auto p = std::make_shared<PlanArgs>();
   CLI::App* plan =
@@ -387,6 +388,9 @@ void add_study_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   plan->add_option("--shard", p->shard,
                    "list only shard I of N (I/N), as study run --shard runs it");
+  plan->add_option("--checkpoint-dir", p->checkpoint_dir,
+                   "where study run keeps batches' checkpoints (as its option); a row with one "
+                   "shows its epochs: todo@420");
   plan->add_flag("--summary", p->summary,
                  "count the experiments and runs per data set, BUTTER shape and depth (and the "
                  "nets outside BUTTER's 20% size rule) without planning: for whole sweeps");
@@ -418,6 +422,11 @@ void add_study_command(CLI::App& app) {
                 ? "stale"
                 : "claimed";
     }
+    // Rows not stored that a batch left a checkpoint of (study run's default folder).
+    const std::string ck_dir =
+        p->checkpoint_dir.empty()
+            ? (variance::is_postgres_url(path) ? s.name : path) + ".checkpoints"
+            : p->checkpoint_dir;
     const auto full = variance::make_plan(s);
     auto slice = variance::plan_slice(full, p->only_settings, p->only_repetitions);
     if (!p->shard.empty()) {
@@ -426,18 +435,23 @@ void add_study_command(CLI::App& app) {
         return variance::shard_of(row->key, count) != index;
       });
     }
-    std::printf("%-16s %-22s %4s %-10s %-7s %s\n", "key", "setting", "rep", "level", "status",
+    std::printf("%-16s %-22s %4s %-10s %-9s %s\n", "key", "setting", "rep", "level", "status",
                 "seeds (init order augment dropout label_noise split [impl])");
     for (const variance::PlanRow* r : slice) {
       const variance::PlanRow& row = *r;
       const auto& sd = row.experiment.seeds;
-      const std::string status = done.count(row.key)      ? "stored"
-                                 : claimed.count(row.key) ? claimed[row.key]
-                                                          : "todo";
+      std::string status = done.count(row.key)      ? "stored"
+                           : claimed.count(row.key) ? claimed[row.key]
+                                                    : "todo";
+      if (!done.count(row.key)) {  // "todo@420": a checkpoint after 420 epochs ("@?": unreadable)
+        const std::int64_t at =
+            variance::checkpoint_epochs(variance::checkpoint_path(ck_dir, row.key));
+        if (at != -1) status += "@" + (at >= 0 ? std::to_string(at) : std::string("?"));
+      }
       // The impl seed only where the run emulates (it changes nothing elsewhere).
       const std::string impl =
           row.experiment.emulation_on() ? " " + std::to_string(sd.impl) : std::string();
-      std::printf("%-16s %-22s %4lld %-10s %-7s %llu %llu %llu %llu %llu %llu%s\n", row.key.c_str(),
+      std::printf("%-16s %-22s %4lld %-10s %-9s %llu %llu %llu %llu %llu %llu%s\n", row.key.c_str(),
                   row.setting.c_str(), static_cast<long long>(row.repetition),
                   std::string(level_name(row.experiment.level)).c_str(), status.c_str(),
                   (unsigned long long)sd.init, (unsigned long long)sd.order,

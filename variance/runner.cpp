@@ -146,6 +146,15 @@ std::string checkpoint_path(const std::string& dir, const std::string& key) {
   return (std::filesystem::path(dir) / (key + ".safetensors")).string();
 }
 
+std::int64_t checkpoint_epochs(const std::string& path) {
+  if (!std::filesystem::exists(path)) return -1;
+  try {
+    return metadata_int(path, load_safetensors(path), "caller.epochs_done");
+  } catch (const std::exception&) {
+    return -2;
+  }
+}
+
 std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,
                                        const std::set<std::string>& only_settings,
                                        const std::set<std::int64_t>& only_repetitions) {

@@ -73,6 +73,10 @@ struct RunnerOptions {
 // The checkpoint file of the run with this key in `dir` (RunnerOptions::checkpoint_dir).
 std::string checkpoint_path(const std::string& dir, const std::string& key);
 
+// The epochs a run's checkpoint file holds (`study plan`'s status): -1 without a file, -2
+// for a file that cannot be read or was not written by a batch.
+std::int64_t checkpoint_epochs(const std::string& path);
+
 // The rows of `plan` in the slice (all rows when both sets are empty). Throws
 // std::invalid_argument naming a setting or repetition that matches no row.
 std::vector<const PlanRow*> plan_slice(const std::vector<PlanRow>& plan,

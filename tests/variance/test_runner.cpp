@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "nets/experiment.h"
+#include "tests/cli_run.h"
 #include "variance/runner.h"
 #include "variance/store.h"
 
@@ -338,6 +339,16 @@ TEST(Runner, KilledBatchResumesFromItsCheckpoints) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(written) << "no checkpoints appeared";
   ASSERT_TRUE(rows(killed).empty()) << "the batch finished before it was killed: make it longer";
+  // `study plan` shows each row's checkpoint: "todo@E" (or "claimed@E": the killed runner's
+  // claims are stale only after their lease).
+  const test_util::CliResult plan =
+      test_util::run_detdl("study plan " + file.string() + " --store " + killed);
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  std::size_t at = 0;
+  for (std::size_t pos = plan.output.find('@'); pos != std::string::npos;
+       pos = plan.output.find('@', pos + 1))
+    at += std::isdigit(static_cast<unsigned char>(plan.output[pos + 1])) != 0;
+  EXPECT_EQ(at, 4u) << plan.output;
 
   ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + killed + flags +
                          " --checkpoint-every 0")
