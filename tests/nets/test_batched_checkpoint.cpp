@@ -13,35 +13,15 @@
 
 #include "engine/checkpoint.h"
 #include "nets/experiment.h"
+#include "tests/nets/butter_experiments.h"
 
 namespace detdl::nets {
 namespace {
 
+using test_butter::butter;
+using test_butter::repetitions;
+
 namespace fs = std::filesystem;
-
-Experiment butter(const std::string& data, const std::string& net, int epochs) {
-  Experiment e;
-  e.net = net;
-  e.data = data;
-  e.data_dir = DETDL_SHARED_DIR "/data";
-  e.epochs = epochs;
-  e.batch_size = 256;
-  e.optimizer.kind = OptimizerConfig::Kind::adam;
-  e.optimizer.eps = 1e-7f;
-  e.optimizer.keras_form = true;
-  e.schedule.base_lr = 1e-3f;
-  e.threads = 2;
-  return e;
-}
-
-std::vector<Experiment> repetitions(const Experiment& e, int R) {
-  std::vector<Experiment> es(static_cast<std::size_t>(R), e);
-  for (int r = 0; r < R; ++r) {
-    const std::uint64_t s = 300 + static_cast<std::uint64_t>(r);
-    es[static_cast<std::size_t>(r)].seeds = {s, s + 10, s + 20, s + 30, s + 40, s + 50};
-  }
-  return es;
-}
 
 // The record as stored (JSON text: NaN is null, as a resumed record's epochs are), without
 // what says when and how long, and without whether it was resumed.
@@ -110,9 +90,10 @@ std::vector<RunOutput> stopped_and_resumed(const std::vector<Experiment>& es, co
 
 TEST(BatchedCheckpoint, AStoppedBatchResumesToTheBitsOfOneNeverStopped) {
   // Softmax cross-entropy with the BUTTER metrics, label noise (each run its own labels).
-  Experiment e = butter("wine_quality_white", "butter:rectangle_residual:4:1024", 4);
+  Experiment e = butter("wine_quality_white", "rectangle_residual", 4, 1024);
+  e.epochs = 4;
   e.label_noise = 0.05;
-  const std::vector<Experiment> es = repetitions(e, 5);  // one lane group, or two with AVX2
+  const std::vector<Experiment> es = repetitions(e, 5, 300);  // one lane group, two with AVX2
   const std::vector<RunOutput> whole = run_experiments_batched(es, options());
   const fs::path dir = fresh_dir("whole");
   const std::int64_t spe = whole[0].result.steps / 4;
@@ -137,10 +118,11 @@ TEST(BatchedCheckpoint, AStoppedBatchResumesToTheBitsOfOneNeverStopped) {
 
 TEST(BatchedCheckpoint, StoppedTwiceAndWrittenEveryEpoch) {
   // Binary cross-entropy on one sigmoid output, L1 and L2 penalties.
-  Experiment e = butter("banana", "butter:rectangle:3:512", 5);
+  Experiment e = butter("banana", "rectangle", 3, 512);
+  e.epochs = 5;
   e.l1 = 1e-4f;
   e.l2 = 1e-3f;
-  const std::vector<Experiment> es = repetitions(e, 3);
+  const std::vector<Experiment> es = repetitions(e, 3, 300);
   const std::vector<RunOutput> whole = run_experiments_batched(es, options());
   const fs::path dir = fresh_dir("twice");
   BatchedCheckpoints ck = files_in(dir, es.size());
@@ -161,8 +143,9 @@ TEST(BatchedCheckpoint, StoppedTwiceAndWrittenEveryEpoch) {
 }
 
 TEST(BatchedCheckpoint, FilesThatDoNotFitAreRefusedWithTheFileNamed) {
-  const Experiment e = butter("wine_quality_white", "butter:rectangle:3:512", 3);
-  const std::vector<Experiment> es = repetitions(e, 2);
+  Experiment e = butter("wine_quality_white", "rectangle", 3, 512);
+  e.epochs = 3;
+  const std::vector<Experiment> es = repetitions(e, 2, 300);
   const fs::path dir = fresh_dir("refused");
   BatchedCheckpoints ck = files_in(dir, es.size());
   auto refused = [&](const std::vector<Experiment>& runs, const std::string& file,

@@ -12,34 +12,13 @@
 
 #include "kernels/cpu/lanes.h"
 #include "nets/experiment.h"
+#include "tests/nets/butter_experiments.h"
 
 namespace detdl::nets {
 namespace {
 
-Experiment butter(const std::string& data, const std::string& shape, int depth, int size) {
-  Experiment e;
-  e.net = "butter:" + shape + ":" + std::to_string(depth) + ":" + std::to_string(size);
-  e.data = data;
-  e.data_dir = DETDL_SHARED_DIR "/data";
-  e.epochs = 2;
-  e.batch_size = 256;
-  e.optimizer.kind = OptimizerConfig::Kind::adam;
-  e.optimizer.eps = 1e-7f;
-  e.optimizer.keras_form = true;
-  e.schedule.base_lr = 1e-3f;
-  e.threads = 2;
-  return e;
-}
-
-// R copies of e, repetition r with every seed its own.
-std::vector<Experiment> repetitions(const Experiment& e, int R) {
-  std::vector<Experiment> es(static_cast<std::size_t>(R), e);
-  for (int r = 0; r < R; ++r) {
-    const std::uint64_t s = 100 + static_cast<std::uint64_t>(r);
-    es[static_cast<std::size_t>(r)].seeds = {s, s + 10, s + 20, s + 30, s + 40, s + 50};
-  }
-  return es;
-}
+using test_butter::butter;
+using test_butter::repetitions;
 
 // The record without what only says when and how long (and that it was batched).
 nlohmann::json without_times(nlohmann::json r) {
