@@ -14,9 +14,12 @@ detdl's rate or needs another rate. `--flagged` lists the runs that lose a class
 (the seeds to train to the end). studies/dl-variance/lenet-screen.toml is its input.
 
 `--outcomes` checks a screen against the same seeds trained to the end: for each repetition
-of `--setting` that the outcome files (another study's detdl_raw.csv, its setting
-`--outcome-setting`, criterion `--outcome-criterion`) also hold, the classes lost at the
-screen and at the end, and the end's accuracy; a summary of how the two agree on stderr.
+of `--setting` that the outcome files (another study's detdl_raw.csv or the screen's own,
+settings `--outcome-setting`, repeatable, criterion `--outcome-criterion`) also hold, the
+classes lost at the screen and at the end, and the end's accuracy; on stderr a summary of
+how the two agree, and the end rate over every screened seed taking the screen as necessary
+(a seed that keeps every class at the screen keeps them: the summary's "at the end only"
+tests it), with the flagged seeds that have no outcome yet named.
 
   python3 studies/dl-variance/class_loss_rates.py results/detdl_raw.csv
   python3 studies/dl-variance/class_loss_rates.py --flagged results/detdl_raw.csv
@@ -127,7 +130,9 @@ def main():
     ap.add_argument("--outcomes", action="append", default=[],
                     help="detdl_raw.csv of the same seeds trained to the end (repeatable)")
     ap.add_argument("--setting", help="with --outcomes: the screen's setting")
-    ap.add_argument("--outcome-setting", default="default-portable")
+    ap.add_argument("--outcome-setting", action="append", default=[],
+                    help="the outcome files' setting (repeatable: the screen file's own *-50 "
+                         "settings and another study's; default default-portable)")
     ap.add_argument("--outcome-criterion", default="best_loss")
     a = ap.parse_args()
     try:
@@ -142,10 +147,17 @@ def main():
         if a.setting not in runs:
             sys.exit(f"--setting: '{a.setting}' is not among the screen's settings "
                      f"({', '.join(sorted(runs))})")
-        ends = read_runs(a.outcomes, a.outcome_criterion).get(a.outcome_setting)
-        if not ends:
-            sys.exit(f"--outcome-setting: no rows of '{a.outcome_setting}' in "
-                     f"{', '.join(a.outcomes)}")
+        outcome_settings = a.outcome_setting or ["default-portable"]
+        by_setting = read_runs(a.outcomes, a.outcome_criterion)
+        ends = {}
+        for name in outcome_settings:
+            if name not in by_setting:
+                sys.exit(f"--outcome-setting: no rows of '{name}' in {', '.join(a.outcomes)}")
+            for rep, value in by_setting[name].items():
+                if rep in ends and ends[rep] != value:
+                    sys.exit(f"--outcome-setting: repetition {rep} has different outcomes in "
+                             f"{', '.join(outcome_settings)}")
+                ends[rep] = value
         def lost(classes):
             return sum(v < a.threshold for v in classes)
 
@@ -162,6 +174,22 @@ def main():
         print(f"{len(common)} repetitions in both: {both} lose a class at the screen and at the "
               f"end, {screen_only} at the screen only, {end_only} at the end only",
               file=sys.stderr)
+        # The end rate over every screened seed, taking the screen as necessary (a seed that
+        # keeps every class at the screen keeps them to the end; end_only above tests it):
+        # the flagged seeds' outcomes decide. Flagged seeds without one bound it.
+        screened = runs[a.setting]
+        flagged = [rep for rep, (_, cl) in screened.items() if lost(cl) > 0]
+        missing = [rep for rep in flagged if rep not in ends]
+        k = sum(1 for rep in flagged if rep in ends and lost(ends[rep][1]) > 0)
+        weak = sum(1 for rep in flagged if rep in ends and ends[rep][0] < a.weak)
+        n = len(screened)
+        low, high = clopper_pearson(k, n)
+        line = (f"end rate, the screen taken as necessary: {k} of {n} screened seeds lose a class "
+                f"at the end ({k / n:.4f}, 90% CI {low:.4f}-{high:.4f}), {weak} weak; "
+                f"{len(flagged) - len(missing)} of {len(flagged)} flagged seeds have an outcome")
+        if missing:
+            line += f" (without: {' '.join(str(r) for r in sorted(missing))}; at most {k + len(missing)})"
+        print(line, file=sys.stderr)
         return
     if a.flagged:
         out.writerow(["setting", "repetition", "test_accuracy", "classes_lost", "lost"])

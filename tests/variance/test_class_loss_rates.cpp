@@ -58,6 +58,25 @@ double tail_at_least(int k, int n, double p) {
   return static_cast<double>(s);
 }
 
+// The exact 90% interval of x events in n, "low-high" at 4 decimals, by bisection on the
+// tails above (each tail 0.05 at its bound).
+std::string ci(int x, int n) {
+  auto solve = [](auto f, double target) {  // f increasing in p
+    double lo = 0.0, hi = 1.0;
+    for (int i = 0; i < 200; ++i) {
+      const double mid = (lo + hi) / 2.0;
+      (f(mid) < target ? lo : hi) = mid;
+    }
+    return (lo + hi) / 2.0;
+  };
+  const double low = x == 0 ? 0.0 : solve([&](double p) { return tail_at_least(x, n, p); }, 0.05);
+  const double high =
+      x == n ? 1.0 : solve([&](double p) { return tail_at_least(x + 1, n, p); }, 0.95);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f-%.4f", low, high);
+  return buf;
+}
+
 struct Dir {
   fs::path path = fs::temp_directory_path() / ("detdl_class_rates_" + std::to_string(::getpid()));
   Dir() { fs::create_directories(path); }
@@ -190,7 +209,29 @@ TEST(ClassLossRates, OutcomesPairTheScreenWithTheEnd) {
             "repetition,classes_lost_screen,classes_lost_end,end_accuracy\n"
             "5,1,0,0.9000\n9,2,2,0.9000\n20,9,9,0.9000\n40,0,1,0.9000\n41,0,0,0.9000\n"
             "5 repetitions in both: 2 lose a class at the screen and at the end, 1 at the screen "
-            "only, 1 at the end only\n");
+            "only, 1 at the end only\n"
+            "end rate, the screen taken as necessary: 2 of 64 screened seeds lose a class at the "
+            "end (0.0312, 90% CI " +
+                ci(2, 64) + "), 0 weak; 3 of 3 flagged seeds have an outcome\n");
+  // Outcomes from two settings (here: the end file's and a second file's own), one flagged
+  // seed without an outcome: named, and the bound it leaves.
+  const fs::path end2 = d.path / "end2.csv";
+  {
+    std::ofstream o(end2);
+    o << "setting,repetition,criterion,test_accuracy";
+    for (int c = 0; c < 10; ++c) o << ",acc_class_" << c;
+    o << "\ns-50,9,best_loss,0.9,0.98,0.0,0.98,0.98,0.98,0.98,0.98,0.0,0.98,0.98\n";
+  }
+  const std::string two = capture(
+      python3() + " " + kScript + " --setting s --outcomes " + end.string() + " --outcomes " +
+          end2.string() + " --outcome-setting other --outcome-setting s-50 " + screen.string(),
+      &st);
+  ASSERT_EQ(st, 0) << two;
+  EXPECT_NE(two.find("1 of 64 screened seeds lose a class at the end (0.0156, 90% CI " + ci(1, 64) +
+                     "), 0 weak; 1 of 3 flagged seeds have an outcome (without: 5 "
+                     "20; at most 3)"),
+            std::string::npos)
+      << two;
   const std::string bad = capture(python3() + " " + kScript + " --setting nope --outcomes " +
                                       end.string() + " " + screen.string(),
                                   &st);
