@@ -273,8 +273,14 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   // Each pending row's checkpoint (rows batch only with rows at the same one).
   std::map<std::string, std::int64_t> saved;
   if (!opt.checkpoint_dir.empty()) {
-    for (const PlanRow* row : pending)
+    std::size_t with_file = 0;
+    for (const PlanRow* row : pending) {
       saved[row->key] = saved_step(checkpoint_path(opt.checkpoint_dir, row->key));
+      with_file += saved[row->key] != -1;
+    }
+    if (with_file > 0 && !opt.quiet)
+      std::printf("study %s: %zu of them resume from checkpoints in %s\n", study.name.c_str(),
+                  with_file, opt.checkpoint_dir.c_str());
   }
 
   // Load every data set the pending runs need, once, here: the workers inherit it.

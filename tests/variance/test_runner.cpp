@@ -349,10 +349,16 @@ TEST(Runner, KilledBatchResumesFromItsCheckpoints) {
     at += std::isdigit(static_cast<unsigned char>(plan.output[pos + 1])) != 0;
   EXPECT_EQ(at, 4u) << plan.output;
 
-  ASSERT_EQ(std::system((exe + " study run " + file.string() + " --store " + killed + flags +
-                         " --checkpoint-every 0")
-                            .c_str()),
-            0);
+  // Not quiet: it says what resumes.
+  const test_util::CliResult again =
+      test_util::run_detdl("study run " + file.string() + " --store " + killed +
+                           " --no-step-hashes --no-epoch-predictions --checkpoint-every 0");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("4 of them resume from checkpoints in " + ck.string()),
+            std::string::npos)
+      << again.output;
+  EXPECT_NE(again.output.find("  resumed 4 runs of varied at step "), std::string::npos)
+      << again.output;
   EXPECT_EQ(rows(killed), rows(full));
   for (const auto& r : Store(killed).runs("resume")) {
     const nlohmann::json t = Store(killed).record(r.key);
