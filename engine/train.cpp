@@ -410,9 +410,13 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
   std::int64_t step = std::max<std::int64_t>(restored, 0);
   result.first_step = result.steps =
       step;  // a resumed run that is already complete reports where it is
+  auto last_save = std::chrono::steady_clock::now();
   auto save = [&] {
-    if (!cfg_.checkpoint_path.empty())
-      save_training_checkpoint(cfg_.checkpoint_path, model_, opt_, step, prog, identity);
+    if (cfg_.checkpoint_path.empty()) return;
+    save_training_checkpoint(cfg_.checkpoint_path, model_, opt_, step, prog, identity,
+                             cfg_.checkpoint_extra ? cfg_.checkpoint_extra(result)
+                                                   : std::map<std::string, std::string>{});
+    last_save = std::chrono::steady_clock::now();
   };
 
   if (cfg_.device != Device::cpu) gpu::require("training on device cuda");
@@ -468,8 +472,11 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
         epoch_start.clear();
       }
       if (on_epoch) on_epoch(result.epochs.back());
-      save();
+      const bool due =
+          cfg_.checkpoint_seconds <= 0.0 || seconds_since(last_save) >= cfg_.checkpoint_seconds;
+      if (due) save();
       if (cfg_.stop_after_epoch && cfg_.stop_after_epoch(result.epochs.back())) {
+        if (!due) save();  // a stopped run has its checkpoint
         result.stopped_early = result.stopped_after_epoch = true;
         break;
       }

@@ -38,6 +38,7 @@ struct StepProgress {
 };
 
 struct EpochStats;
+struct TrainResult;
 
 struct TrainConfig {
   std::int64_t epochs = 1;
@@ -71,6 +72,13 @@ struct TrainConfig {
   int threads = 1;
   std::string checkpoint_path;        // empty: none
   std::int64_t checkpoint_every = 0;  // steps between checkpoints (0: at epoch ends only)
+  // With checkpoint_every 0: an epoch end's checkpoint only this many seconds after the
+  // last one (0: every epoch end); a stop (stop_after_steps) always writes one.
+  double checkpoint_seconds = 0.0;
+  // The caller's metadata written into each checkpoint (keys "caller.*";
+  // save_training_checkpoint), given the result so far (the study runner's record so far:
+  // nets/experiment.cpp).
+  std::function<std::map<std::string, std::string>(const TrainResult&)> checkpoint_extra;
   std::int64_t stop_after_steps =
       -1;  // stop (after checkpointing) once this many steps are done (0: before the first)
   // Settings outside this config that decide the run's bits (the data set, the net, ...),

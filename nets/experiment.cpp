@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -601,6 +603,7 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   cfg.device = e.device;
   cfg.checkpoint_path = opt.checkpoint_path;
   cfg.checkpoint_every = opt.checkpoint_every;
+  cfg.checkpoint_seconds = opt.checkpoint_seconds;
   cfg.stop_after_steps = opt.stop_after_steps;
   cfg.step_hashes = opt.step_hashes;
   cfg.on_step_model = opt.on_step_model;
@@ -685,11 +688,30 @@ RunOutput run_experiment(const Experiment& e, const RunOptions& opt) {
   if (opt.on_start) opt.on_start(*run.bundle, run.net);
   run.started = utc_now();
   const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // The record so far in each checkpoint, restored on resume (RunOptions::record_in_checkpoint).
+  SoFar before;
+  const bool with_record = opt.record_in_checkpoint && !opt.checkpoint_path.empty();
+  if (with_record && opt.resume && std::filesystem::exists(opt.checkpoint_path))
+    before = read_so_far(opt.checkpoint_path, run);
+  if (with_record)
+    run.cfg.checkpoint_extra = [&](const TrainResult& now) {
+      return std::map<std::string, std::string>{
+          {kSoFarKey, so_far_json(run, before, now, seconds()).dump()},
+          {kEpochsDoneKey, std::to_string(run.epochs.size())}};
+    };
   Trainer trainer(*run.net.model, run.cfg);
   TrainResult result = trainer.fit(run.train, run.evals(), opt.resume,
                                    [&](const EpochStats& s) { record_epoch(run, e, opt, s); });
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return finish_run(run, e, opt, std::move(result), total);
+  const double total = seconds();
+  if (!with_record || !result.resumed) return finish_run(run, e, opt, std::move(result), total);
+  const std::int64_t resumed_at = result.first_step;
+  merge_so_far(result, before);
+  RunOutput out = finish_run(run, e, opt, std::move(result), before.seconds + total);
+  out.record["resumed_from_step"] = resumed_at;
+  return out;
 }
 
 RunOutput finish_run(PreparedRun& run, const Experiment& e, const RunOptions& opt,

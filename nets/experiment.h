@@ -114,7 +114,12 @@ struct RunOptions {
   std::function<void(const StepProgress&)> on_step;  // after every step (progress display)
   std::string checkpoint_path;                       // empty: none
   std::int64_t checkpoint_every = 0;
+  double checkpoint_seconds = 0.0;  // TrainConfig::checkpoint_seconds
   bool resume = false;
+  // The checkpoints also hold the run's record so far (nets/run_parts.h), and a resume
+  // restores it: the output is the uninterrupted run's, its record saying resumed_from_step
+  // (the study runner's; `detdl train --resume` records the resumed call only).
+  bool record_in_checkpoint = false;
   std::int64_t stop_after_steps = -1;
   bool step_hashes = false;  // record the weight hash after every step ("step_hashes")
   std::function<void(std::int64_t step, const Module& model)> on_step_model;  // after each step

@@ -23,63 +23,6 @@ nlohmann::json batch_form(const Experiment& e) {
   return j;
 }
 
-// A checkpointed run's record so far, in its file's metadata: what run_experiment's record
-// gathers over the run (the epochs' series, the last test predictions, the step hashes) and
-// what a resumed run adds to (its start, the seconds already spent, non-finite steps).
-constexpr const char* kSoFarKey = "caller.record_so_far";
-
-struct SoFar {
-  std::vector<std::string> step_hashes;
-  std::int64_t nonfinite_loss_steps = 0;
-  double seconds = 0.0;
-};
-
-nlohmann::json so_far_json(const PreparedRun& run, const SoFar& before, const TrainResult& now,
-                           double seconds) {
-  std::vector<std::string> hashes = before.step_hashes;
-  hashes.insert(hashes.end(), now.step_hashes.begin(), now.step_hashes.end());
-  return {{"epochs", run.epochs},
-          {"test_predictions", run.last_predictions},
-          {"started_at", run.started},
-          {"seconds", before.seconds + seconds},
-          {"step_hashes", hashes},
-          {"nonfinite_loss_steps", before.nonfinite_loss_steps + now.nonfinite_loss_steps}};
-}
-
-// Restores run's record so far from its checkpoint at `path`; throws std::runtime_error
-// naming the file when the metadata is missing, malformed, or holds other than the epochs
-// its weights have trained (the file's train.step).
-SoFar read_so_far(const std::string& path, PreparedRun& run) {
-  const TensorFile f = load_safetensors(path);
-  const auto it = f.metadata.find(kSoFarKey);
-  if (it == f.metadata.end())
-    throw std::runtime_error("checkpoint " + path + ": cannot resume runs trained together: no " +
-                             kSoFarKey + " (not written by a batch)");
-  SoFar so;
-  try {
-    const nlohmann::json j = nlohmann::json::parse(it->second);
-    run.epochs = j.at("epochs");
-    if (!run.epochs.is_array()) throw std::runtime_error("epochs is not an array");
-    run.last_predictions = j.at("test_predictions").get<std::vector<std::int32_t>>();
-    run.started = j.at("started_at").get<std::string>();
-    so.seconds = j.at("seconds").get<double>();
-    so.step_hashes = j.at("step_hashes").get<std::vector<std::string>>();
-    so.nonfinite_loss_steps = j.at("nonfinite_loss_steps").get<std::int64_t>();
-  } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint " + path + ": cannot resume: metadata " + kSoFarKey +
-                             " is malformed: " + e.what());
-  }
-  const std::int64_t rows = run.train.size(), batch = run.cfg.batch_size;
-  const std::int64_t spe = (rows + batch - 1) / batch;
-  const std::int64_t step = metadata_int(path, f, "train.step");
-  if (static_cast<std::int64_t>(run.epochs.size()) * spe != step)
-    throw std::runtime_error("checkpoint " + path + ": cannot resume: its record holds " +
-                             std::to_string(run.epochs.size()) +
-                             " epochs, its weights are at step " + std::to_string(step) + " (" +
-                             std::to_string(spe) + " steps per epoch)");
-  return so;
-}
-
 DenseStack stack_of(const PreparedRun& run) {
   const nlohmann::json& b = run.net.info.at("butter");
   DenseStack s;
@@ -151,7 +94,7 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       return std::map<std::string, std::string>{
           {kSoFarKey, so_far_json(runs[i], before[i], now, secs).dump()},
-          {"caller.epochs_done", std::to_string(runs[i].epochs.size())}};
+          {kEpochsDoneKey, std::to_string(runs[i].epochs.size())}};
     };
   }
   // Epochs are recorded on the pool's threads, each run into its own record; the caller's
@@ -174,12 +117,7 @@ std::vector<RunOutput> run_experiments_batched(const std::vector<Experiment>& es
     const auto i = static_cast<std::size_t>(j);
     TrainResult& res = results[i];
     const std::int64_t resumed_at = res.first_step;
-    if (res.resumed) {  // the whole run's hashes and counts, as if never stopped
-      res.step_hashes.insert(res.step_hashes.begin(), before[i].step_hashes.begin(),
-                             before[i].step_hashes.end());
-      res.nonfinite_loss_steps += before[i].nonfinite_loss_steps;
-      res.first_step = 0;
-    }
+    if (res.resumed) merge_so_far(res, before[i]);
     outs[i] = finish_run(runs[i], es[i], opt, std::move(res), before[i].seconds + total);
     if (outs[i].result.resumed) outs[i].record["resumed_from_step"] = resumed_at;
     outs[i].record["batched"] = {{"repetitions", runs.size()}, {"index", i}};

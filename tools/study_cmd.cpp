@@ -315,14 +315,14 @@ void add_study_command(CLI::App& app) {
                 "do not record each epoch's test predictions (long runs, large test sets)");
   run->add_flag("--quiet", r->opt.quiet, "no per-run lines");
   run->add_option("--checkpoint-dir", r->opt.checkpoint_dir,
-                  "where batches keep their checkpoints, one file per run (default: the store's "
-                  "path + .checkpoints; for PostgreSQL, <study name>.checkpoints here): a batch "
+                  "where runs keep their checkpoints, one file each (default: the store's "
+                  "path + .checkpoints; for PostgreSQL, <study name>.checkpoints here): a run "
                   "that dies resumes there when the study runs again");
   run->add_option("--checkpoint-every", r->opt.checkpoint_seconds,
-                  "seconds between a batch's checkpoints (written at epoch ends; 0: every epoch)")
+                  "seconds between a run's checkpoints (written at epoch ends; 0: every epoch)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e9));
-  run->add_flag("--no-checkpoints", r->no_checkpoints, "batches write no checkpoints");
+  run->add_flag("--no-checkpoints", r->no_checkpoints, "runs write no checkpoints");
   run->add_option(
          "--claim-lease", r->opt.claim_lease_seconds,
          "seconds without a heartbeat after which another machine's claim on a row is taken over")

@@ -91,7 +91,28 @@ void report(const PlanRow& row, const nets::RunOutput& out, double secs, bool du
         std::filesystem::exists(checkpoint_path(opt.checkpoint_dir, rows[0]->key)) &&
         nets::batch_refusal({rows[0]->experiment}).empty();
     if (rows.size() == 1 && !resumable) {
-      outs.push_back(nets::run_experiment(rows[0]->experiment, ro));
+      // A run alone keeps the trainer's checkpoints with its record so far (not with the
+      // plateau, which a checkpoint cannot hold).
+      nets::RunOptions one = ro;
+      if (!opt.checkpoint_dir.empty() && !rows[0]->experiment.plateau.on) {
+        std::filesystem::create_directories(opt.checkpoint_dir);
+        one.checkpoint_path = checkpoint_path(opt.checkpoint_dir, rows[0]->key);
+        one.resume = true;  // where the file exists
+        one.record_in_checkpoint = true;
+        one.checkpoint_seconds = opt.checkpoint_seconds;
+      }
+      try {
+        outs.push_back(nets::run_experiment(rows[0]->experiment, one));
+      } catch (const std::runtime_error& e) {
+        if (one.checkpoint_path.empty() || !std::filesystem::exists(one.checkpoint_path)) throw;
+        throw std::runtime_error(std::string(e.what()) + " (delete " + one.checkpoint_path +
+                                 " to train the run from the start)");
+      }
+      if (!opt.quiet && outs[0].result.resumed)
+        std::printf("  resumed %s rep %lld at step %lld from %s\n", rows[0]->setting.c_str(),
+                    static_cast<long long>(rows[0]->repetition),
+                    static_cast<long long>(outs[0].record["resumed_from_step"].get<std::int64_t>()),
+                    one.checkpoint_path.c_str());
     } else {
       std::vector<nets::Experiment> es;
       for (const PlanRow* row : rows) es.push_back(row->experiment);

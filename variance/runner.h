@@ -59,13 +59,14 @@ struct RunnerOptions {
   // The training monitor (engine/monitor.h) every this many epochs into each record (0:
   // off). Runs with it go alone (not batched); it changes no bit of a run.
   std::int64_t monitor_every = 0;
-  // Checkpoints of batches (nets::BatchedCheckpoints): every row of a batch keeps its
-  // training state and its record so far in checkpoint_dir/<key>.safetensors, written at the
-  // first epoch end checkpoint_seconds after the last (0: every epoch end). A batch that dies
-  // (a killed runner, a machine taken back) resumes there when the study runs again, with
-  // the bits and record of a batch never stopped; a row's file goes once the row is stored.
-  // Rows join a batch only with rows at the same checkpoint (or none); a row left alone
-  // that has a file resumes from it as a batch of one. Empty: no checkpoints.
+  // Checkpoints (docs/studies.md): every run keeps its training state and its record so far
+  // in checkpoint_dir/<key>.safetensors (a batch's rows: nets::BatchedCheckpoints; a run
+  // alone: nets::RunOptions::record_in_checkpoint), written at the first epoch end
+  // checkpoint_seconds after the last (0: every epoch end). A run that dies (a killed runner,
+  // a machine taken back) resumes there when the study runs again, with the bits and record
+  // of a run never stopped; a row's file goes once the row is stored. Rows join a batch only
+  // with rows at the same checkpoint (or none); a batchable row left alone that has a file
+  // resumes from it as a batch of one. Empty: no checkpoints.
   std::string checkpoint_dir;
   double checkpoint_seconds = 600.0;
 };

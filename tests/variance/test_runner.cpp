@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -292,6 +293,43 @@ TEST(Runner, KilledStudyResumesToTheSameRows) {
   EXPECT_EQ(rows(killed), rows(full));
 }
 
+// A run alone resumes from its trainer checkpoint with its record so far (written by the
+// runner's workers every --checkpoint-every seconds; here made by stopping one inside an
+// epoch): the study's rows are those of one never stopped, and its file goes once stored.
+TEST(Runner, RunsAloneResumeFromTheirCheckpoints) {
+  const fs::path dir = temp_dir();
+  const fs::path file = dir / "alone-ck.toml";
+  std::ofstream(file) << study_text(3);
+  const Study s = load_study(file.string());
+  RunnerOptions opt;
+  opt.quiet = true;
+  const std::string whole = (dir / "alone-ck-whole.sqlite").string(),
+                    resumed = (dir / "alone-ck-resumed.sqlite").string();
+  const fs::path ck = dir / "alone-ck-files";
+  fs::remove(whole);
+  fs::remove(resumed);
+  fs::remove_all(ck);
+  ASSERT_EQ(run_study(s, whole, opt).ran, 9);
+  const std::vector<PlanRow> plan = make_plan(s);
+  const PlanRow& row = plan[4];  // "varied", repetition 1
+  nets::RunOptions ro = run_options(opt);
+  ro.checkpoint_path = checkpoint_path(ck.string(), row.key);
+  ro.record_in_checkpoint = true;
+  ro.stop_after_steps = 70;  // inside the second epoch (63 steps each)
+  fs::create_directories(ck);
+  ASSERT_TRUE(nets::run_experiment(row.experiment, ro).result.stopped_early);
+  opt.checkpoint_dir = ck.string();
+  ASSERT_EQ(run_study(s, resumed, opt).ran, 9);
+  EXPECT_EQ(rows(resumed), rows(whole));
+  for (const PlanRow& r : plan) {
+    const nlohmann::json t = Store(resumed).record(r.key);
+    EXPECT_EQ(t["resumed_from_step"], r.key == row.key ? nlohmann::json(70) : nlohmann::json())
+        << r.key;
+    EXPECT_EQ(without_times(Store(whole).record(r.key)), without_times(t)) << r.key;
+  }
+  EXPECT_FALSE(fs::exists(ck));
+}
+
 // `detdl study run` killed in the middle of a batch (SIGKILL: no clean-up) and run again
 // resumes the batch from its checkpoints (written at every epoch end here) and stores the
 // rows of a study never stopped.
@@ -357,8 +395,14 @@ TEST(Runner, KilledBatchResumesFromItsCheckpoints) {
   EXPECT_NE(again.output.find("4 of them resume from checkpoints in " + ck.string()),
             std::string::npos)
       << again.output;
-  EXPECT_NE(again.output.find("  resumed 4 runs of varied at step "), std::string::npos)
-      << again.output;
+  // Four runs resume: as one batch, or as two where the kill fell between the batch's
+  // files of one epoch's end (each run's file is written in turn: rows batch only with rows
+  // at the same checkpoint).
+  int resumed_runs = 0;
+  for (std::size_t pos = again.output.find("  resumed "); pos != std::string::npos;
+       pos = again.output.find("  resumed ", pos + 1))
+    resumed_runs += std::atoi(again.output.c_str() + pos + 10);
+  EXPECT_EQ(resumed_runs, 4) << again.output;
   EXPECT_EQ(rows(killed), rows(full));
   for (const auto& r : Store(killed).runs("resume")) {
     const nlohmann::json t = Store(killed).record(r.key);
