@@ -48,18 +48,6 @@ void remove_checkpoint(const std::string& dir, const std::string& key) {
     if (it->path().filename().string().rfind(tmp, 0) == 0) fs::remove(it->path(), ignored);
 }
 
-// Where a row's checkpoint stands: -1 without a file, its step, or -2 for a file that
-// cannot be read (such rows batch together, and their worker names the file).
-std::int64_t saved_step(const std::string& path) {
-  if (!std::filesystem::exists(path)) return -1;
-  try {
-    const TensorFile f = load_safetensors(path);
-    return metadata_int(path, f, "train.step");
-  } catch (const std::exception&) {
-    return -2;
-  }
-}
-
 // Worker exit codes the parent tells apart.
 constexpr int kExitStored = 0, kExitFailed = 2, kExitNotChild = 3, kExitAlreadyStored = 4;
 
@@ -291,12 +279,13 @@ RunnerSummary run_study(const Study& study, const std::string& store_path,
   for (auto& [setting, n] : batch_cap)
     n = opt.monitor_every > 0 ? 1 : std::min(opt.batch, (n + opt.jobs - 1) / opt.jobs);
 
-  // Each pending row's checkpoint (rows batch only with rows at the same one).
+  // Each pending row's checkpoint, by its epochs (rows batch only with rows at the same one;
+  // unreadable files, -2, together: their worker names them).
   std::map<std::string, std::int64_t> saved;
   if (!opt.checkpoint_dir.empty()) {
     std::size_t with_file = 0;
     for (const PlanRow* row : pending) {
-      saved[row->key] = saved_step(checkpoint_path(opt.checkpoint_dir, row->key));
+      saved[row->key] = checkpoint_epochs(checkpoint_path(opt.checkpoint_dir, row->key));
       with_file += saved[row->key] != -1;
     }
     if (with_file > 0 && !opt.quiet)
