@@ -3,6 +3,9 @@
 // for a lane group of repetitions, one thread. GFLOP/s counts every lane (2 * I * J * R *
 // lanes per call). No peer: the lanes' arithmetic has no library equivalent (a batched GEMM
 // of tiny matrices is what the rows of bench/RESULTS.md compare against, end to end).
+// `subnormal_dy` 1 scales the output gradient into the subnormals (x 1e-39): what the
+// backward passes see once a net's softmax saturates on its training set (an overfit
+// BUTTER net's p - y), where products and sums of subnormals take the CPU's slow path.
 //
 //   build-cpu/bench/bench_lanes --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -32,10 +35,13 @@ enum Pass { fwd = 0, wgrad = 1, dgrad = 2 };
 void lane_product(benchmark::State& state) {
   const auto pass = static_cast<Pass>(state.range(0));
   const i64 rows = state.range(1), in = state.range(2), out = state.range(3);
+  const bool subnormal_dy = state.range(4) != 0;
   const Kernels& k = detdl::cpu::lanes::kernels();
   const i64 L = k.lanes;
-  const std::vector<float> x = filled(rows * in * L, 1), w = filled(out * in * L, 2),
-                           dy = filled(rows * out * L, 3);
+  const std::vector<float> x = filled(rows * in * L, 1), w = filled(out * in * L, 2);
+  std::vector<float> dy = filled(rows * out * L, 3);
+  if (subnormal_dy)
+    for (float& v : dy) v *= 1e-39f;
   std::vector<float> c(static_cast<std::size_t>(std::max(rows, out) * std::max(in, out) * L));
   i64 I = 0, J = 0, R = 0;
   for (auto _ : state) {
@@ -62,23 +68,30 @@ void lane_product(benchmark::State& state) {
   state.counters["lanes"] = static_cast<double>(L);
 }
 
-// {pass, rows, in, out}: mnist at 2^14 (784 -> 20 -> 20 -> 10) and wine_quality_white at
-// 2^10 (11 -> 23 -> 23 -> 7), batch 256.
+// {pass, rows, in, out, subnormal_dy}: mnist at 2^14 (784 -> 20 -> 20 -> 10) and
+// wine_quality_white at 2^10 (11 -> 23 -> 23 -> 7), batch 256; mnist at 2^15 (784 -> 39 ->
+// 39 -> 10) with normal and subnormal output gradients.
 BENCHMARK(lane_product)
-    ->ArgNames({"pass", "rows", "in", "out"})
-    ->Args({fwd, 256, 784, 20})
-    ->Args({wgrad, 256, 784, 20})
-    ->Args({fwd, 256, 20, 20})
-    ->Args({wgrad, 256, 20, 20})
-    ->Args({dgrad, 256, 20, 20})
-    ->Args({fwd, 256, 11, 23})
-    ->Args({wgrad, 256, 11, 23})
-    ->Args({fwd, 256, 23, 23})
-    ->Args({wgrad, 256, 23, 23})
-    ->Args({dgrad, 256, 23, 23})
-    ->Args({fwd, 256, 23, 7})
-    ->Args({wgrad, 256, 23, 7})
-    ->Args({dgrad, 256, 23, 7});
+    ->ArgNames({"pass", "rows", "in", "out", "subnormal_dy"})
+    ->Args({fwd, 256, 784, 20, 0})
+    ->Args({wgrad, 256, 784, 20, 0})
+    ->Args({fwd, 256, 20, 20, 0})
+    ->Args({wgrad, 256, 20, 20, 0})
+    ->Args({dgrad, 256, 20, 20, 0})
+    ->Args({fwd, 256, 11, 23, 0})
+    ->Args({wgrad, 256, 11, 23, 0})
+    ->Args({fwd, 256, 23, 23, 0})
+    ->Args({wgrad, 256, 23, 23, 0})
+    ->Args({dgrad, 256, 23, 23, 0})
+    ->Args({fwd, 256, 23, 7, 0})
+    ->Args({wgrad, 256, 23, 7, 0})
+    ->Args({dgrad, 256, 23, 7, 0})
+    ->Args({wgrad, 256, 784, 39, 0})
+    ->Args({wgrad, 256, 784, 39, 1})
+    ->Args({wgrad, 256, 39, 39, 0})
+    ->Args({wgrad, 256, 39, 39, 1})
+    ->Args({dgrad, 256, 39, 39, 0})
+    ->Args({dgrad, 256, 39, 39, 1});
 
 }  // namespace
 
