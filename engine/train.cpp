@@ -14,6 +14,7 @@
 #include "engine/train_checkpoint.h"
 #include "kernels/common/philox.h"
 #include "kernels/common/reduction.h"
+#include "kernels/cpu/fpmode.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl {
@@ -396,6 +397,11 @@ TrainResult Trainer::fit(const Dataset& train, const EvalSets& evals, bool resum
     throw std::invalid_argument("inputs and targets differ in length: " + std::to_string(n) +
                                 " vs " + std::to_string(train.y.dim(0)));
   cpu::set_num_threads(cfg_.threads);
+  if (cfg_.flush_subnormals && cfg_.device != Device::cpu)
+    throw std::invalid_argument(
+        "flush_subnormals is a CPU mode (TensorFlow's CPU threads); the CUDA kernels keep "
+        "subnormals (built with --ftz=false)");
+  const cpu::FlushSubnormalsScope flush(cfg_.flush_subnormals);
   RunContext ctx = cfg_.context;
   ctx.dropout_seed = cfg_.dropout_seed;
   ContextGuard guard(ctx);

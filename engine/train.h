@@ -70,6 +70,9 @@ struct TrainConfig {
   // are computed on the host from the outputs copied back.
   Device device = Device::cpu;
   int threads = 1;
+  // TensorFlow's CPU arithmetic: subnormal floats flushed to zero, as results (FTZ) and as
+  // operands (DAZ), in every thread of the run (kernels/cpu/fpmode.h). CPU only.
+  bool flush_subnormals = false;
   std::string checkpoint_path;        // empty: none
   std::int64_t checkpoint_every = 0;  // steps between checkpoints (0: at epoch ends only)
   // With checkpoint_every 0: an epoch end's checkpoint only this many seconds after the

@@ -72,6 +72,7 @@ Identity training_identity(const TrainConfig& cfg) {
   id["seeds.order"] = std::to_string(cfg.order_seed);
   id["seeds.dropout"] = std::to_string(cfg.dropout_seed);
   if (cfg.init_nudge != 0) id["init_nudge"] = std::to_string(cfg.init_nudge);
+  if (cfg.flush_subnormals) id["flush_subnormals"] = "true";
   id["shuffle"] = cfg.shuffle ? "true" : "false";
   std::string levels;
   for (int i = 0; i < kOpFamilyCount; ++i)
@@ -109,6 +110,11 @@ void check_identity(const std::string& path, const std::map<std::string, std::st
                ", this run " + (v.empty() ? "(none)" : v);
     }
   }
+  // A field recorded only when set (init_nudge, clip_value, flush_subnormals, ...) that the
+  // checkpoint has and this run has not is a difference too.
+  for (const auto& [k, v] : meta)
+    if (k.rfind("id.", 0) == 0 && !want.count(k.substr(3)))
+      diffs += "\n  " + k.substr(3) + ": checkpoint " + v + ", this run (none)";
   if (!missing.empty())
     refuse(path, "it does not record " + missing +
                      " (written by an older detdl or another tool), so this run cannot be shown to "

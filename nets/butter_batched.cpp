@@ -19,6 +19,7 @@
 #include "kernels/cpu/lanes.h"
 #include "kernels/cpu/lanes_loss.h"
 #include "kernels/cpu/loss.h"
+#include "kernels/cpu/fpmode.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/reduce.h"
 
@@ -225,6 +226,8 @@ std::string batched_refusal(const std::vector<BatchedRun>& runs, const DenseStac
     for (int f = 0; f < kOpFamilyCount; ++f)
       if (c.context.level_of[f] == Level::fast) return at + "an op family at level fast";
     if (c.augment) return at + "augmentation";
+    if (c.flush_subnormals != first.cfg.flush_subnormals)
+      return at + "its flush_subnormals differs from run 0's";
     if (!c.checkpoint_path.empty() || c.stop_after_steps >= 0) return at + "checkpoints";
     if (c.on_step || c.on_step_model) return at + "per-step callbacks";
     if (c.batch_size < 1 || c.epochs < 0) return at + "a bad batch size or epoch count";
@@ -250,6 +253,7 @@ std::vector<TrainResult> fit_batched(
         "repetitions trained together: " + std::to_string(checkpoints->paths.size()) +
         " checkpoint paths for " + std::to_string(runs.size()) + " runs");
   cpu::set_num_threads(threads);
+  const cpu::FlushSubnormalsScope flush(runs[0].cfg.flush_subnormals);  // all alike (refusal)
   const std::size_t L = stack.widths.size(), out_layer = L - 1;
   const i64 K = stack.widths.back(), n = runs[0].train->size(), B = runs[0].cfg.batch_size;
   const i64 spe = (n + B - 1) / B;

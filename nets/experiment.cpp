@@ -15,6 +15,7 @@
 
 #include "engine/cuda_backend.h"
 #include "kernels/common/random.h"
+#include "kernels/cpu/fpmode.h"
 #include "nets/compat.h"
 #include "nets/run_parts.h"
 #include "nets/data/idx.h"
@@ -109,6 +110,10 @@ std::string num(double v) {
 }
 
 constexpr double kHuge = 3.4028234663852886e38;  // FLT_MAX: every finite float
+
+constexpr const char* kFlushCpuOnly =
+    "a CPU mode (TensorFlow's CPU threads flush subnormals); detdl's CUDA kernels keep them "
+    "(built with --ftz=false), so a CUDA run would not be the arithmetic asked for";
 
 // v must be finite and in [lo, hi]; `expected` says so in words.
 void in_range(const FieldReader& r, const std::string& key, double v, double lo, double hi,
@@ -212,6 +217,7 @@ json to_json(const Experiment& e) {
   if (e.device != Device::cpu) j["device"] = std::string(device_name(e.device));
   if (e.implementation != Implementation::own) j["implementation"] = "vendor";
   if (e.init_nudge != 0) j["init_nudge"] = e.init_nudge;
+  if (e.flush_subnormals) j["flush_subnormals"] = true;
   if (e.validation_rows != 0) j["validation_rows"] = e.validation_rows;
   if (!e.edits.empty()) j["edits"] = to_json(e.edits);
   if (e.plateau.on)
@@ -382,6 +388,9 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
     r.bad("threads",
           "expected 1 to " + std::to_string(kMaxThreads) + ", got " + std::to_string(e.threads));
   r.get("metrics", e.metrics);
+  r.get("flush_subnormals", e.flush_subnormals);
+  if (e.flush_subnormals && !cpu::can_flush_subnormals())
+    r.bad("flush_subnormals", "this build's CPU has no FTZ/DAZ control (x86-64's MXCSR only)");
   std::string device = std::string(device_name(e.device));
   r.get("device", device);
   if (device == "cpu")
@@ -402,6 +411,7 @@ Experiment experiment_from_json(const json& j, const std::string& where) {
   // run of any other family would silently run canonical kernels instead, and cuDNN's
   // kernels (implementation vendor) take no drawn choice at all.
   if (const auto [field, why] = device_emulation_refusal(e); !why.empty()) r.bad(field, why);
+  if (e.flush_subnormals && e.device != Device::cpu) r.bad("flush_subnormals", kFlushCpuOnly);
   r.finish();
   return e;
 }
@@ -561,6 +571,8 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   // would silently run canonical kernels.
   if (const auto [field, why] = device_emulation_refusal(e); !why.empty())
     throw std::invalid_argument("experiment " + field + ": " + why);
+  if (e.flush_subnormals && e.device != Device::cpu)
+    throw std::invalid_argument(std::string("experiment flush_subnormals: ") + kFlushCpuOnly);
   // Before loading anything: a CUDA run without CUDA fails at once, naming the field.
   if (e.device == Device::cuda) gpu::require("experiment device \"cuda\"");
   // The vendor libraries (cuBLAS, cuDNN) run only on the GPU: a CPU run asking for them
@@ -600,6 +612,7 @@ PreparedRun prepare_run(const Experiment& e, const RunOptions& opt) {
   cfg.metrics = e.metrics;
   cfg.context = e.context();
   cfg.threads = e.threads;
+  cfg.flush_subnormals = e.flush_subnormals;
   cfg.device = e.device;
   cfg.checkpoint_path = opt.checkpoint_path;
   cfg.checkpoint_every = opt.checkpoint_every;

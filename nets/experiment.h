@@ -65,6 +65,10 @@ struct Experiment {
   // other runs keep the form and identity they had before the level existed.
   std::vector<ImplFamily> emulated_ops;
   int threads = 1;
+  // TensorFlow's CPU arithmetic (TrainConfig::flush_subnormals, kernels/cpu/fpmode.h):
+  // subnormals flushed to zero in every thread. CPU only. In the JSON form only when true,
+  // so every other record keeps its form and identity.
+  bool flush_subnormals = false;
   bool metrics = true;  // the 20 BUTTER series and per-class accuracy
   // Where the steps run: cpu | cuda (TrainConfig::device). In the JSON form only when it is
   // not cpu, so CPU records keep the form (and identity) they had before devices existed.

@@ -113,6 +113,7 @@ std::string flag_message(const std::string& what) {
       {"flags.label_noise", "--label-noise"},
       {"flags.validation_rows", "--validation-rows"},
       {"flags.threads", "--threads"},
+      {"flags.flush_subnormals", "--flush-subnormals"},
       {"flags.level", "--level"},
       {"flags.emulated_ops", "--emulated-op"},
       {"flags.l1", "--l1"},
@@ -222,6 +223,7 @@ nets::Experiment build_experiment(const TrainFlags& f) {
       e.emulated_ops.push_back(*fam);
   }
   if (given(f, "--threads")) e.threads = v.threads;
+  if (given(f, "--flush-subnormals")) e.flush_subnormals = v.flush_subnormals;
   if (given(f, "--device")) e.device = parse_device(f.device, "--device");
   if (given(f, "--impl")) {
     if (f.impl == "own")
@@ -384,6 +386,8 @@ int run_train(const TrainFlags& f) {
         std::string(level_name(e.level)).c_str(), std::string(device_name(e.device)).c_str(),
         e.threads, e.optimizer.describe().c_str(), e.schedule.describe().c_str(),
         static_cast<long long>(e.batch_size), static_cast<long long>(e.epochs));
+    if (e.flush_subnormals)
+      std::printf("  flush_subnormals: subnormal floats flushed to zero (TensorFlow's CPU)\n");
     if (resuming) std::printf("  resuming from %s\n", f.checkpoint.c_str());
     std::fflush(stdout);
   };
@@ -489,6 +493,9 @@ void add_train_command(CLI::App& app) {
       "--emulated-op", f->emulated_ops,
       "emulate this implementation family at any level (repeatable flag): " + impl_family_names());
   o["--threads"] = c->add_option("--threads", v.threads, "CPU threads")->check(integer_text());
+  o["--flush-subnormals"] = c->add_flag(
+      "--flush-subnormals", v.flush_subnormals,
+      "TensorFlow's CPU arithmetic: subnormal floats flushed to zero (FTZ+DAZ) in every thread");
   o["--device"] = c->add_option(
       "--device", f->device, "where the steps run: cpu (default) or cuda (bit-equal in portable)");
   o["--impl"] = c->add_option(

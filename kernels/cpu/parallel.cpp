@@ -1,5 +1,7 @@
 #include "kernels/cpu/parallel.h"
 
+#include "kernels/cpu/fpmode.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -53,6 +55,9 @@ class Pool {
 
   int threads() const { return threads_; }
 
+  void set_flush(bool on) { flush_.store(on, std::memory_order_relaxed); }
+  bool flush() const { return flush_.load(std::memory_order_relaxed); }
+
   void run(std::int64_t n, const std::function<void(std::int64_t, std::int64_t, int)>& fn) {
     if (n <= 0) return;
     const int T = static_cast<int>(std::min<std::int64_t>(threads_, n));
@@ -66,6 +71,7 @@ class Pool {
       job_ = &fn;
       job_n_ = n;
       job_threads_ = T;
+      job_flush_ = flush_.load(std::memory_order_relaxed);
       pending_ = T - 1;
       ++generation_;
     }
@@ -85,6 +91,7 @@ class Pool {
       const std::function<void(std::int64_t, std::int64_t, int)>* job;
       std::int64_t n;
       int T;
+      bool flush;
       for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen; ++i)
         cpu_relax();
       {
@@ -95,8 +102,11 @@ class Pool {
         job = job_;
         n = job_n_;
         T = job_threads_;
+        flush = job_flush_;
       }
       if (w < T) {
+        // The run's subnormal mode (fpmode.h), read from this thread's MXCSR: a few cycles.
+        if (thread_flushes_subnormals() != flush) set_thread_flush_subnormals(flush);
         in_job_ = true;
         (*job)(n * w / T, n * (w + 1) / T, w);
         in_job_ = false;
@@ -113,6 +123,8 @@ class Pool {
   const std::function<void(std::int64_t, std::int64_t, int)>* job_ = nullptr;
   std::int64_t job_n_ = 0;
   int job_threads_ = 1;
+  bool job_flush_ = false;
+  std::atomic<bool> flush_{false};  // the process-wide subnormal mode (fpmode.h)
   // Written under m_; read without it only while spinning.
   std::atomic<int> pending_{0};
   std::atomic<std::uint64_t> generation_{0};
@@ -136,6 +148,9 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return pool().threads(); }
+
+void set_pool_flush_subnormals(bool on) { pool().set_flush(on); }
+bool pool_flush_subnormals() { return pool().flush(); }
 
 void parallel_ranges(std::int64_t n,
                      const std::function<void(std::int64_t, std::int64_t, int)>& fn) {

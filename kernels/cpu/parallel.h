@@ -13,6 +13,11 @@ namespace detdl::cpu {
 void set_num_threads(int n);
 int num_threads();
 
+// The subnormal mode the workers run jobs in (kernels/cpu/fpmode.h, whose
+// set_flush_subnormals also sets the calling thread's: use that).
+void set_pool_flush_subnormals(bool on);
+bool pool_flush_subnormals();
+
 // Runs fn(task) for task in [0, n_tasks) on the pool; returns when all are done. Tasks are
 // dealt in contiguous blocks: thread t runs tasks [t*n/T, (t+1)*n/T). Nested calls run
 // serially on the calling thread.

@@ -149,6 +149,17 @@ TEST(ButterBatched, BothLaneWidthsGiveEachRepetitionItsOwnBits) {
   }
 }
 
+// TensorFlow's CPU arithmetic (flush_subnormals): the lanes run on the same pool threads,
+// which flush as the run alone does; a batch may not mix the two arithmetics.
+TEST(ButterBatched, FlushingSubnormalsTogetherAsAlone) {
+  Experiment e = butter("wine_quality_white", "rectangle", 3, 1024);
+  e.flush_subnormals = true;
+  expect_same_as_alone(repetitions(e, 2));
+  auto mixed = repetitions(e, 2);
+  mixed[1].flush_subnormals = false;
+  EXPECT_NE(batch_refusal(mixed).find("experiment 1 differs"), std::string::npos);
+}
+
 TEST(ButterBatched, RefusesWhatItCannotTrainTogether) {
   const Experiment e = butter("wine_quality_white", "rectangle", 3, 1024);
   EXPECT_EQ(batch_refusal(repetitions(e, 3)), "");
