@@ -5,7 +5,9 @@
 // of tiny matrices is what the rows of bench/RESULTS.md compare against, end to end).
 // `subnormal_dy` 1 scales the output gradient into the subnormals (x 1e-39): what the
 // backward passes see once a net's softmax saturates on its training set (an overfit
-// BUTTER net's p - y), where products and sums of subnormals take the CPU's slow path.
+// BUTTER net's p - y), where products and sums of subnormals take the CPU's slow path;
+// `subnormal_dy` 2 does the same under flush_subnormals (FTZ+DAZ, kernels/cpu/fpmode.h:
+// TensorFlow's CPU arithmetic), where the subnormal operands read as zero.
 //
 //   build-cpu/bench/bench_lanes --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -14,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/fpmode.h"
 #include "kernels/cpu/lanes.h"
 
 namespace {
@@ -36,6 +39,7 @@ void lane_product(benchmark::State& state) {
   const auto pass = static_cast<Pass>(state.range(0));
   const i64 rows = state.range(1), in = state.range(2), out = state.range(3);
   const bool subnormal_dy = state.range(4) != 0;
+  const detdl::cpu::FlushSubnormalsScope flush(state.range(4) == 2);
   const Kernels& k = detdl::cpu::lanes::kernels();
   const i64 L = k.lanes;
   const std::vector<float> x = filled(rows * in * L, 1), w = filled(out * in * L, 2);
@@ -70,7 +74,7 @@ void lane_product(benchmark::State& state) {
 
 // {pass, rows, in, out, subnormal_dy}: mnist at 2^14 (784 -> 20 -> 20 -> 10) and
 // wine_quality_white at 2^10 (11 -> 23 -> 23 -> 7), batch 256; mnist at 2^15 (784 -> 39 ->
-// 39 -> 10) with normal and subnormal output gradients.
+// 39 -> 10) with normal output gradients (0), subnormal ones (1) and subnormal ones flushed (2).
 BENCHMARK(lane_product)
     ->ArgNames({"pass", "rows", "in", "out", "subnormal_dy"})
     ->Args({fwd, 256, 784, 20, 0})
@@ -88,10 +92,13 @@ BENCHMARK(lane_product)
     ->Args({dgrad, 256, 23, 7, 0})
     ->Args({wgrad, 256, 784, 39, 0})
     ->Args({wgrad, 256, 784, 39, 1})
+    ->Args({wgrad, 256, 784, 39, 2})
     ->Args({wgrad, 256, 39, 39, 0})
     ->Args({wgrad, 256, 39, 39, 1})
+    ->Args({wgrad, 256, 39, 39, 2})
     ->Args({dgrad, 256, 39, 39, 0})
-    ->Args({dgrad, 256, 39, 39, 1});
+    ->Args({dgrad, 256, 39, 39, 1})
+    ->Args({dgrad, 256, 39, 39, 2});
 
 }  // namespace
 
