@@ -184,6 +184,22 @@ TEST(ResumeChecks, ChangedHyperparametersAreRefusedNamingEachField) {
   EXPECT_NE(resume_error(t).find("does not record data"), std::string::npos);
 }
 
+// Fields recorded only when set (init_nudge, clip_value, flush_subnormals) are compared both
+// ways: a checkpoint of the nudged run is not resumed by the run without the nudge.
+TEST(ResumeChecks, AFieldOnlyTheCheckpointRecordsIsADifference) {
+  const std::string p = temp_path("nudged.st");
+  fs::remove(p);
+  RunParts nudged = make_setup(p);
+  nudged.cfg.init_nudge = 7;
+  nudged.cfg.stop_after_steps = 10;
+  Trainer(*nudged.model, nudged.cfg).fit(nudged.train, nullptr);
+  const std::string err = resume_error(make_setup(p));
+  EXPECT_NE(err.find("init_nudge: checkpoint 7, this run (none)"), std::string::npos) << err;
+  RunParts again = make_setup(p);
+  again.cfg.init_nudge = 7;
+  EXPECT_EQ(resume_error(again), "");
+}
+
 TEST(ResumeChecks, RaisingEpochsTrainsTheSameRunLonger) {
   const std::string p = checkpoint_at("longer.st", 10);
   RunParts s = make_setup(p);
