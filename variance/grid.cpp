@@ -51,11 +51,15 @@ void check_butter_value(const std::string& path, const json& v, const std::strin
 
 // Throws unless `path` names a field of nets::Experiment's JSON form. The fields are those
 // of a default experiment's JSON plus the ones that form leaves out at their defaults
-// (device, implementation) and `preset` (a whole experiment).
+// (device, implementation, flush_subnormals, init_nudge, validation_rows) and `preset` (a
+// whole experiment).
 void check_experiment_path(const std::string& path, const std::string& where) {
   json fields = nets::to_json(nets::Experiment{});
   fields["device"] = "cpu";
   fields["implementation"] = "own";
+  fields["flush_subnormals"] = false;  // IEEE against TensorFlow's arithmetic: a study's axis
+  fields["init_nudge"] = 0;
+  fields["validation_rows"] = 0;
   fields["preset"] = "";
   const json* node = &fields;
   std::string prefix = "experiment";

@@ -490,6 +490,31 @@ name = "a"
   EXPECT_EQ(g.settings[1].experiment.epochs, 2);
 }
 
+// A field the JSON form leaves out at its default is still an axis: IEEE subnormals against
+// TensorFlow's flushing, one setting each, the false one keyed as if the field were absent.
+TEST(StudyGrid, FlushSubnormalsIsAnAxis) {
+  const std::string text = R"(
+name = "ftz"
+repetitions = 1
+[experiment]
+net = "mlp:8"
+epochs = 1
+[grid]
+flush_subnormals = [false, true]
+[[setting]]
+name = "a"
+)";
+  const Study s = load_study(write_file("ftz.toml", text).string());
+  ASSERT_EQ(s.settings.size(), 2u);
+  EXPECT_FALSE(s.settings[0].experiment.flush_subnormals);
+  EXPECT_TRUE(s.settings[1].experiment.flush_subnormals);
+  const auto plan = make_plan(s);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_NE(plan[0].key, plan[1].key);
+  nets::Experiment plain = s.settings[0].experiment;
+  EXPECT_FALSE(nets::to_json(plain).contains("flush_subnormals"));
+}
+
 TEST(StudyGrid, EverySettingAtEveryPoint) {
   const std::string text = R"(
 name = "g"
