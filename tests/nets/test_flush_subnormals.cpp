@@ -95,8 +95,7 @@ TEST(FlushSubnormalsRuns, SameBitsOnOneAndTwoThreads) {
 }
 
 TEST(FlushSubnormalsRuns, CheckpointOfTheOtherArithmeticIsRefused) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("detdl_flush_" + std::to_string(::getpid()));
+  const fs::path dir = fs::temp_directory_path() / ("detdl_flush_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (bool flushed_first : {true, false}) {
     const std::string path = (dir / (flushed_first ? "a.safetensors" : "b.safetensors")).string();
