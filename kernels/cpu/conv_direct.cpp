@@ -304,8 +304,11 @@ bool forward_applies(const Conv2dShape& s) {
 // column-phase split (ResNet's downsampling layers and projections). On wider rows at stride
 // 1 the position tiles measured faster (bench/RESULTS.md, 2026-12-05).
 bool forward_by_channels(const Conv2dShape& s) {
-  return forward_applies(s) && avx512_usable() && s.O >= 32 &&
-         (s.OW <= 8 || (s.stride_w == 2 && s.OW <= 16));
+  if (!forward_applies(s) || !avx512_usable()) return false;
+  // Exactly 16 output channels (one vector of them) on rows of 9..16 positions, which fill
+  // 9..16 of a position tile's lanes: LeNet-5's second layer (10-wide rows).
+  if (s.O == 16 && s.OW > 8 && s.OW <= 16) return true;
+  return s.O >= 32 && (s.OW <= 8 || (s.stride_w == 2 && s.OW <= 16));
 }
 
 // The padded input of one sample, its columns split by phase so that every tap reads
@@ -370,7 +373,9 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
         tile_kwoff[static_cast<std::size_t>(kw * s.C + c)] = c * pad.plane + kwoff[kw];
   }
   // chan: wp[panel][k][l] = w[panel*CW + l][k], bq[o] = bias[o], both zero past O.
-  const i64 CW = kFwdChanVectors * 16, panels = (s.O + CW - 1) / CW;
+  // One vector of channels where there are 16 (fwd_chan1), else kFwdChanVectors.
+  const bool chan1 = chan && s.O <= 16;
+  const i64 CW = (chan1 ? 1 : kFwdChanVectors) * 16, panels = (s.O + CW - 1) / CW;
   const i64 Rw = chan ? CW : R, nblk = chan ? panels : blocks;
   AlignedFloats wp_buf;
   float* wp = wp_buf.get(nblk * K * Rw);
@@ -381,7 +386,8 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
   std::vector<float> bq(static_cast<std::size_t>(chan && bias ? panels * CW : 0), 0.0f);
   if (chan && bias) std::copy(bias, bias + s.O, bq.begin());
   // chan: each output row in segments of at most kFwdChanRows positions, as even as they go.
-  const i64 row_segs = (s.OW + kFwdChanRows - 1) / kFwdChanRows;
+  const i64 chan_rows_max = chan1 ? kFwdChan1Rows : kFwdChanRows;
+  const i64 row_segs = (s.OW + chan_rows_max - 1) / chan_rows_max;
   const i64 seg_len = (s.OW + row_segs - 1) / row_segs;
   // chan: input channels per block, about 16 KiB of weights.
   const i64 chan_block = std::max<i64>(1, 4096 / (T * CW));
@@ -473,7 +479,9 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
               const i64 kh1 = chan_rows[static_cast<std::size_t>(2 * oh + 1)];
               for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
                 const i64 len = std::min(seg_len, s.OW - ow0);
-                ts.fwd_chan[kwi][SW - 1][len - 1](st, pad, tile_kwoff.data(), wq,
+                const FwdChanTile tile = chan1 ? ts.fwd_chan1[kwi][SW - 1][len - 1]
+                                               : ts.fwd_chan[kwi][SW - 1][len - 1];
+                tile(st, pad, tile_kwoff.data(), wq,
                                                   xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
                                                   c1, kh0, kh1, bp, acc + (oh * s.OW + ow0) * CW);
               }

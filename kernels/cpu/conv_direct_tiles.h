@@ -97,6 +97,10 @@ inline constexpr int kWeightRowsMax = 12;
 // and an fmaf chain from +0.0f is never -0.0f), so the chain's value is the same.
 inline constexpr int kFwdChanRows = 12;
 inline constexpr int kFwdChanVectors = 2;
+// The same tile with one vector of channels (fwd_chan1: 16 output channels, LeNet-5's second
+// layer, whose 10-wide rows fill 10 of a position tile's 16 lanes): up to kFwdChan1Rows
+// positions, so a row of up to 16 is one tile (16 accumulators).
+inline constexpr int kFwdChan1Rows = 16;
 using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
                              const float* wq, const float* xb, std::int64_t c0, std::int64_t c1,
                              std::int64_t kh0, std::int64_t kh1, const float* bias, float* tmp);
@@ -134,6 +138,7 @@ struct TileSet {
   WeightTile weight[2][kMR];                 // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only
+  FwdChanTile fwd_chan1[3][2][kFwdChan1Rows];  // one vector of channels; AVX-512 only
   DataChanTile data_chan[kDataChanRows];     // [R - 1]; AVX-512 only, else null
   DataTile data_mem[3][kDataMemRows];        // [NV - 1][MR - 1]; AVX-512 only, else null
   int weight_acc;                            // accumulators of a weight_rows tile: 24 or 12

@@ -512,6 +512,12 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan_fwd_stride2_rows_of_14_O36", conv2d_shape_same(2, 5, 24, 27, 36, 3, 3, 2)},
       {"chan_fwd_stride2_valid_O33", conv2d_shape_valid(2, 3, 17, 21, 33, 3, 3, 2)},
       {"chan_fwd_projection_O40", conv2d_shape(2, 6, 20, 22, 40, 1, 1, 2, 0)},
+      // One vector of channel lanes (fwd_chan1, exactly 16 output channels on rows of 9..16):
+      // LeNet-5's second layer, 'same' 3x3 rows of 13, stride 2 rows of 16, a 1x1 row of 11.
+      {"chan1_lenet5_c2_valid_5x5", conv2d_shape_valid(2, 6, 14, 14, 16, 5, 5, 1)},
+      {"chan1_same_3x3_rows_of_13", conv2d_shape_same(2, 5, 6, 13, 16, 3, 3, 1)},
+      {"chan1_stride2_rows_of_16", conv2d_shape_same(2, 3, 9, 32, 16, 3, 3, 2)},
+      {"chan1_1x1_rows_of_11", conv2d_shape(2, 7, 4, 11, 16, 1, 1, 1, 0)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
