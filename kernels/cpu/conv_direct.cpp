@@ -479,11 +479,10 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
               const i64 kh1 = chan_rows[static_cast<std::size_t>(2 * oh + 1)];
               for (i64 ow0 = 0; ow0 < s.OW; ow0 += seg_len) {
                 const i64 len = std::min(seg_len, s.OW - ow0);
-                const FwdChanTile tile = chan1 ? ts.fwd_chan1[kwi][SW - 1][len - 1]
-                                               : ts.fwd_chan[kwi][SW - 1][len - 1];
-                tile(st, pad, tile_kwoff.data(), wq,
-                                                  xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
-                                                  c1, kh0, kh1, bp, acc + (oh * s.OW + ow0) * CW);
+                const FwdChanTile tile =
+                    chan1 ? ts.fwd_chan1[kwi][SW - 1][len - 1] : ts.fwd_chan[kwi][SW - 1][len - 1];
+                tile(st, pad, tile_kwoff.data(), wq, xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
+                     c1, kh0, kh1, bp, acc + (oh * s.OW + ow0) * CW);
               }
             }
           }

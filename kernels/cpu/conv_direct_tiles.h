@@ -138,11 +138,11 @@ struct TileSet {
   WeightTile weight[2][kMR];                 // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only
-  FwdChanTile fwd_chan1[3][2][kFwdChan1Rows];  // one vector of channels; AVX-512 only
-  DataChanTile data_chan[kDataChanRows];     // [R - 1]; AVX-512 only, else null
-  DataTile data_mem[3][kDataMemRows];        // [NV - 1][MR - 1]; AVX-512 only, else null
-  int weight_acc;                            // accumulators of a weight_rows tile: 24 or 12
-  int weight_vectors;                        // vectors of a weight_rows tile: up to 4 or 2
+  FwdChanTile fwd_chan1[3][2][kFwdChan1Rows];    // one vector of channels; AVX-512 only
+  DataChanTile data_chan[kDataChanRows];         // [R - 1]; AVX-512 only, else null
+  DataTile data_mem[3][kDataMemRows];            // [NV - 1][MR - 1]; AVX-512 only, else null
+  int weight_acc;                                // accumulators of a weight_rows tile: 24 or 12
+  int weight_vectors;                            // vectors of a weight_rows tile: up to 4 or 2
   WeightTile weight_rows[3][4][kWeightRowsMax];  // [KW 1, 3, 5][NV - 1][R - 1], null: no fit
   // Rows at stride_w 1, each input read once (weight_slide_tile): as weight_rows, with
   // (R + 1) * KW * NV + 1 <= regs.
