@@ -539,8 +539,11 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   // where the paired tiles run their inserts on an FMA port and a 16-channel chain per tap is
   // short for the position tiles (measured: bench/RESULTS.md, 2026-12-05). Phase rows in
   // segments of at most kDataChanRows pixels, as even as they go.
-  const bool chan = canonical && avx512_usable() && J <= 16 && s.C >= 32;
-  const i64 row_segs = (J + kDataChanRows - 1) / kDataChanRows;
+  // chan1: one vector of channels where there are exactly 16 (data_chan1), whole phase rows.
+  const bool chan1 = canonical && avx512_usable() && J <= 16 && s.C == 16;
+  const bool chan = chan1 || (canonical && avx512_usable() && J <= 16 && s.C >= 32);
+  const i64 chan_rows_max = chan1 ? kDataChan1Rows : kDataChanRows;
+  const i64 row_segs = (J + chan_rows_max - 1) / chan_rows_max;
   const i64 chan_seg = (J + row_segs - 1) / row_segs;
   const bool pairs = !chan && canonical && use_pairs(J, s.H);
   const TileSet& ts = pairs || chan ? tiles_avx512() : tiles_for(J);
@@ -586,7 +589,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const i64 nseg = static_cast<i64>(segs.size());
   const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
   // chan: the weights in panels of CW channels; mem: in blocks of mem_rows, kDataMemRows apart.
-  const i64 CW = kDataChanVectors * 16, cpanels = chan ? (s.C + CW - 1) / CW : 0;
+  const i64 CW = (chan1 ? 1 : kDataChanVectors) * 16, cpanels = chan ? (s.C + CW - 1) / CW : 0;
   AlignedFloats wq_buf, wm_buf;
   float* wq = wq_buf.get(chan ? cpanels * taps * s.O * CW : 1);
   if (chan) pack_data_weights(s, w, CW, CW, wq);
@@ -618,6 +621,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
         // With S > 1 a row's phases are transposed into rowbuf (cn, S, J), each channel's
         // then merged into its row of dx (a strided scalar scatter had been a third of the
         // stride-2 data gradient's time).
+        static_assert(kDataChan1Rows * 16 <= kDataChanRows * 32);
         float tmp[kDataChanRows * 32];
         float* rowbuf = S > 1 ? scratch<1>(CW * S * J) : nullptr;
         for (i64 panel = 0; panel < cpanels; ++panel) {
@@ -627,7 +631,8 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
               const i64 Jf = (s.W - f + S - 1) / S;  // pixels of phase f in a row
               for (i64 j0 = 0; j0 < Jf; j0 += chan_seg) {
                 const i64 len = std::min(chan_seg, Jf - j0);
-                ts.data_chan[len - 1](s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
+                const DataChanTile tile = chan1 ? ts.data_chan1[len - 1] : ts.data_chan[len - 1];
+                tile(s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
                 if (S == 1)
                   transpose_out(tmp, CW, len, cn, dxn + c0 * HW + i * s.W + j0, HW, 1);
                 else

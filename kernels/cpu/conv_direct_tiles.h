@@ -112,6 +112,9 @@ using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int6
 // tmp: (R, lanes * kDataChanVectors) results.
 inline constexpr int kDataChanRows = 8;
 inline constexpr int kDataChanVectors = 2;
+// The same tile with one vector of channels (data_chan1: exactly 16 input channels, ResNet's
+// first stage under its stride-2 layer): up to kDataChan1Rows pixels, a phase row of 16 whole.
+inline constexpr int kDataChan1Rows = 16;
 using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wq, std::int64_t i,
                               std::int64_t j0, std::int64_t f, const float* dypad, float* tmp);
 
@@ -140,6 +143,7 @@ struct TileSet {
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only
   FwdChanTile fwd_chan1[3][2][kFwdChan1Rows];    // one vector of channels; AVX-512 only
   DataChanTile data_chan[kDataChanRows];         // [R - 1]; AVX-512 only, else null
+  DataChanTile data_chan1[kDataChan1Rows];       // one vector of channels; AVX-512 only
   DataTile data_mem[3][kDataMemRows];            // [NV - 1][MR - 1]; AVX-512 only, else null
   int weight_acc;                                // accumulators of a weight_rows tile: 24 or 12
   int weight_vectors;                            // vectors of a weight_rows tile: up to 4 or 2

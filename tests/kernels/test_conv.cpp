@@ -518,6 +518,10 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan1_same_3x3_rows_of_13", conv2d_shape_same(2, 5, 6, 13, 16, 3, 3, 1)},
       {"chan1_stride2_rows_of_16", conv2d_shape_same(2, 3, 9, 32, 16, 3, 3, 2)},
       {"chan1_1x1_rows_of_11", conv2d_shape(2, 7, 4, 11, 16, 1, 1, 1, 0)},
+      // ... and the data gradient's (data_chan1, exactly 16 input channels, phase rows of up
+      // to 16): stride 2 on rows of 31 (phases of 16 and 15), stride 1 on rows of 13.
+      {"chan1_data_stride2_C16", conv2d_shape_same(2, 16, 7, 31, 5, 3, 3, 2)},
+      {"chan1_data_rows_of_13_C16", conv2d_shape_same(2, 16, 5, 13, 7, 3, 3, 1)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
