@@ -588,6 +588,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   const PairSteps ps0{{0, 0, 0}, S == 1 ? s.stride_h * s.W : s.stride_h * S * JL};
   const i64 nseg = static_cast<i64>(segs.size());
   const RowWindow window(pad.cols, ow0, s.OW);  // dypad column q = dy column q + ow0
+  const bool neighbours_cover = s.O * s.OH * s.OW >= std::max<i64>(-ow0, ow1 - (s.OW - 1));
   // chan: the weights in panels of CW channels; mem: in blocks of mem_rows, kDataMemRows apart.
   const i64 CW = (chan1 ? 1 : kDataChanVectors) * 16, cpanels = chan ? (s.C + CW - 1) / CW : 0;
   AlignedFloats wq_buf, wm_buf;
@@ -604,26 +605,41 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
     thread_local std::vector<float> phased;  // (C, H, S, JL) when S > 1
     if (S > 1 && static_cast<i64>(phased.size()) < s.C * pad.out_plane)
       phased.resize(static_cast<std::size_t>(s.C * pad.out_plane));
-    float* dypad = scratch(s.O * pad.plane);
+    float* dybuf = scratch(s.O * pad.plane);
     for (i64 n = n0; n < n1; ++n) {
       const float* dyn = dy + n * s.O * s.OH * s.OW;
-      for (i64 o = 0; o < s.O; ++o)
-        for (i64 r = 0; r < pad.rows; ++r) {  // every float written once
-          const i64 oh = r + oh0;
-          float* row = dypad + o * pad.plane + r * pad.cols;
-          if (oh >= 0 && oh < s.OH)
-            window(row, dyn + (o * s.OH + oh) * s.OW);
-          else
-            std::fill(row, row + pad.cols, 0.0f);
-        }
+      // The channel-lane and sums-in-memory tiles keep only the pixels whose (oh, ow) lies in
+      // dy (their masks, not the padding's zeros, make col2im's adds), so inside the batch
+      // they read dy in place: a lane past a row's end reads a neighbouring row or plane of
+      // the same or the next sample and is dropped. The copy had been 12-15% of their time
+      // (its reads waited on memory, where the tiles' reads overlap their FMAs). The first and
+      // last samples are copied, and a sample's reads reach at most -ow0 floats before it
+      // and ow1 - (OW - 1) after it (a padded row's columns), so that no read leaves dy.
+      const bool in_place = (chan || mem) && n > 0 && n + 1 < s.N && neighbours_cover;
+      Pad pad_n = pad;
+      const float* dypad = dybuf;
+      if (in_place) {
+        pad_n.rows = s.OH, pad_n.cols = s.OW, pad_n.plane = s.OH * s.OW;
+        pad_n.row0 = 0, pad_n.col0 = 0;
+        dypad = dyn;
+      } else {
+        for (i64 o = 0; o < s.O; ++o)
+          for (i64 r = 0; r < pad.rows; ++r) {  // every float written once
+            const i64 oh = r + oh0;
+            float* row = dybuf + o * pad.plane + r * pad.cols;
+            if (oh >= 0 && oh < s.OH)
+              window(row, dyn + (o * s.OH + oh) * s.OW);
+            else
+              std::fill(row, row + pad.cols, 0.0f);
+          }
+      }
       float* dxn = dx + n * s.C * HW;
       if (chan) {
-        // With S > 1 a row's phases are transposed into rowbuf (cn, S, J), each channel's
-        // then merged into its row of dx (a strided scalar scatter had been a third of the
-        // stride-2 data gradient's time).
-        static_assert(kDataChan1Rows * 16 <= kDataChanRows * 32);
-        float tmp[kDataChanRows * 32];
-        float* rowbuf = S > 1 ? scratch<1>(CW * S * J) : nullptr;
+        // A row's results (S, J, CW) go into its channels' rows of dx with the column
+        // phases interleaved on the way (chan_out: transposed in 16 x 16 blocks). Before, 8 x 8
+        // transposes into phase rows and then each channel's phases merged had been a sixth
+        // of the stride-2 data gradient's time.
+        float* tmp = scratch<1>(S * J * CW);
         for (i64 panel = 0; panel < cpanels; ++panel) {
           const i64 c0 = panel * CW, cn = std::min(CW, s.C - c0);
           for (i64 i = 0; i < s.H; ++i) {
@@ -632,16 +648,13 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
               for (i64 j0 = 0; j0 < Jf; j0 += chan_seg) {
                 const i64 len = std::min(chan_seg, Jf - j0);
                 const DataChanTile tile = chan1 ? ts.data_chan1[len - 1] : ts.data_chan[len - 1];
-                tile(s, pad, wq + panel * taps * s.O * CW, i, j0, f, dypad, tmp);
-                if (S == 1)
-                  transpose_out(tmp, CW, len, cn, dxn + c0 * HW + i * s.W + j0, HW, 1);
-                else
-                  transpose_out(tmp, CW, len, cn, rowbuf + f * J + j0, S * J, 1);
+                tile(s, pad_n, wq + panel * taps * s.O * CW, i, j0, f, dypad,
+                     tmp + (f * J + j0) * CW);
               }
             }
-            if (S > 1)  // dx[c][i][j'*S + f] = rowbuf[c][f][j']
-              for (i64 l = 0; l < cn; ++l)
-                merge_phases(rowbuf + l * S * J, J, S, s.W, dxn + (c0 + l) * HW + i * s.W);
+            for (i64 g = 0; g < cn; g += 16)
+              ts.chan_out(tmp + g, S, J * CW, CW, std::min<i64>(16, cn - g), s.W,
+                          dxn + (c0 + g) * HW + i * s.W, HW);
           }
         }
         continue;
@@ -661,7 +674,7 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
             out[v] = S == 1 ? db + g.row * s.W + g.col : db + (g.row * S + f) * JL + g.col;
             row[v] = g.row, phase[v] = f, col[v] = g.col, lanes[v] = g.lanes;
           }
-          ts.data_mem[nv - 1][mr - 1](s, pad, wb, row, phase, col, lanes, dypad, out, nullptr);
+          ts.data_mem[nv - 1][mr - 1](s, pad_n, wb, row, phase, col, lanes, dypad, out, nullptr);
           i += nv;
         }
       }

@@ -126,6 +126,13 @@ inline constexpr int kDataMemRows = 8;
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
 
+// The lanes-over-channels data gradient's results into planes (AVX-512): dst[c * ldd + q] =
+// src[(q % S) * phase_ld + (q / S) * ld + c] for c < cn <= 16, q < n, i.e. the tiles'
+// (phase, pixel, channel) results of one row into that row of cn channel planes, the
+// column phases interleaved on the way (16 x 16 blocks through registers).
+using ChanOut = void (*)(const float* src, std::int64_t S, std::int64_t phase_ld, std::int64_t ld,
+                         std::int64_t cn, std::int64_t n, float* dst, std::int64_t ldd);
+
 struct TileSet {
   int lanes;        // floats per vector
   int fwd_rows;     // output channels per forward tile and panel (6 or 8)
@@ -152,6 +159,7 @@ struct TileSet {
   // (R + 1) * KW * NV + 1 <= regs.
   WeightTile weight_slide[2][2][kWeightRowsMax];  // [KW 3, 5][NV - 1][R - 1], null: no fit
   int regs;                                       // vector registers: 16 or 32
+  ChanOut chan_out;                               // AVX-512 only, else null
 };
 
 const TileSet& tiles_avx2();

@@ -488,9 +488,9 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       // data_mem_tile): 16 channels as 8 + 8 on rows of two vectors, 11 as 6 + 5 at stride 2
       // (phase rows of 14 and 13), 9 as 5 + 4 under 5x5 valid taps (dy smaller than dx);
       // groups of 3, 2 and 1 vectors.
-      {"data_mem_C16_rows_of_32", conv2d_shape_same(2, 16, 6, 32, 5, 3, 3, 1)},
-      {"data_mem_C11_stride2", conv2d_shape_same(2, 11, 7, 27, 4, 3, 3, 2)},
-      {"data_mem_C9_valid_5x5", conv2d_shape_valid(2, 9, 12, 13, 3, 5, 5, 1)},
+      {"data_mem_C16_rows_of_32", conv2d_shape_same(3, 16, 6, 32, 5, 3, 3, 1)},
+      {"data_mem_C11_stride2", conv2d_shape_same(3, 11, 7, 27, 4, 3, 3, 2)},
+      {"data_mem_C9_valid_5x5", conv2d_shape_valid(3, 9, 12, 13, 3, 5, 5, 1)},
       // Lanes over channels (AVX-512; conv_direct_tiles.inc fwd_chan_tile, data_chan_tile):
       // rows of at most 8 with 32+ output channels (forward) or input channels (data
       // gradient), a short last panel (40 = 32 + 8), 5x5 valid with dy smaller than dx.
@@ -498,14 +498,14 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       // The results' transposition in 8 x 8 blocks with short edges both ways: 49
       // positions of 40 channels (forward), 8-pixel rows of 44 channels (data gradient).
       {"chan_7x7_O40", conv2d_shape_same(2, 16, 7, 7, 40, 3, 3, 1)},
-      {"chan_8x8_C44", conv2d_shape_same(2, 44, 8, 8, 12, 3, 3, 1)},
+      {"chan_8x8_C44", conv2d_shape_same(3, 44, 8, 8, 12, 3, 3, 1)},
       {"chan_valid_5x5_C33", conv2d_shape_valid(2, 33, 8, 7, 5, 5, 5, 1)},
       {"chan_rows_of_13_C32", conv2d_shape_same(2, 32, 5, 13, 6, 3, 3, 1)},
       // ... and at strides: Keras 'same' at stride 2 (padding 0 before, 1 after), a vertical
       // stride alone, stride 3 with 5x5 taps (three column phases).
-      {"chan_stride2_same_C32", conv2d_shape_same(2, 32, 16, 15, 9, 3, 3, 2)},
-      {"chan_stride_h2_w1_C34", Conv2dShape{2, 34, 9, 11, 5, 3, 3, 2, 1, 1, 1, 5, 11}},
-      {"chan_stride3_5x5_C32", conv2d_shape(2, 32, 17, 19, 6, 5, 5, 3, 2)},
+      {"chan_stride2_same_C32", conv2d_shape_same(3, 32, 16, 15, 9, 3, 3, 2)},
+      {"chan_stride_h2_w1_C34", Conv2dShape{3, 34, 9, 11, 5, 3, 3, 2, 1, 1, 1, 5, 11}},
+      {"chan_stride3_5x5_C32", conv2d_shape(3, 32, 17, 19, 6, 5, 5, 3, 2)},
       // The forward's channel lanes at stride 2 on rows of 9..16, reading the input at its
       // stride: padded ('same', a short last panel), unpadded (valid 3x3, and the 1x1
       // projection, taken from conv_pointwise), where the tiles read x itself.
@@ -520,8 +520,8 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan1_1x1_rows_of_11", conv2d_shape(2, 7, 4, 11, 16, 1, 1, 1, 0)},
       // ... and the data gradient's (data_chan1, exactly 16 input channels, phase rows of up
       // to 16): stride 2 on rows of 31 (phases of 16 and 15), stride 1 on rows of 13.
-      {"chan1_data_stride2_C16", conv2d_shape_same(2, 16, 7, 31, 5, 3, 3, 2)},
-      {"chan1_data_rows_of_13_C16", conv2d_shape_same(2, 16, 5, 13, 7, 3, 3, 1)},
+      {"chan1_data_stride2_C16", conv2d_shape_same(3, 16, 7, 31, 5, 3, 3, 2)},
+      {"chan1_data_rows_of_13_C16", conv2d_shape_same(3, 16, 5, 13, 7, 3, 3, 1)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
