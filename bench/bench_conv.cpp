@@ -79,9 +79,14 @@ enum class Pass { fwd, bwd_data, bwd_weight };
 const char* pass_name(Pass p) {
   return p == Pass::fwd ? "fwd" : p == Pass::bwd_data ? "bwd_data" : "bwd_weight";
 }
-enum class Impl { detdl_portable, detdl_fast, onednn, onednn_nchw };
+// onednn: its own layouts, the reorders into them done once outside the timing (as a framework
+// that keeps its tensors blocked pays them); onednn_reorders: the same kernels with the
+// reorders from and back to NCHW / OIHW inside the timing (what a caller whose tensors are
+// NCHW pays per call, as detdl's do); onednn_nchw: forced onto NCHW / OIHW.
+enum class Impl { detdl_portable, detdl_fast, onednn, onednn_reorders, onednn_nchw };
 const char* impl_name(Impl i) {
-  static const char* k[] = {"detdl_portable", "detdl_fast", "onednn", "onednn_nchw"};
+  static const char* k[] = {"detdl_portable", "detdl_fast", "onednn", "onednn_reorders",
+                            "onednn_nchw"};
   return k[static_cast<int>(i)];
 }
 
@@ -131,7 +136,8 @@ void run_detdl(Level level, Pass p, const Problem& pr, float* out) {
 #if DETDL_HAVE_DNNL
 // One oneDNN convolution pass, set up outside the timed loop: primitive descriptor, the
 // primitive's memories in its chosen layouts, the inputs reordered into them. execute()
-// is what is timed; fetch() reorders the output back to detdl's layout.
+// is what is timed for `onednn`, execute_with_reorders() for `onednn_reorders`; fetch()
+// reorders the output back to detdl's layout.
 class OnednnPass {
  public:
   OnednnPass(Pass p, const Problem& pr, bool plain)
@@ -204,6 +210,17 @@ class OnednnPass {
     strm_.wait();
   }
 
+  // The inputs reordered from the caller's NCHW / OIHW again, the pass, its output reordered
+  // back into `out` (where the primitive's layouts are the caller's, no reorder runs).
+  void execute_with_reorders(float* out) {
+    for (Move& m : in_moves_) m.r.execute(strm_, m.from, m.to);
+    prim_.execute(strm_, args_);
+    dnnl::memory dst(out_user_md_, eng_, out);
+    if (args_[out_arg_].get_desc() != out_user_md_)
+      dnnl::reorder(args_[out_arg_], dst).execute(strm_, args_[out_arg_], dst);
+    strm_.wait();
+  }
+
   // out: the pass's output in detdl's layout (NCHW or OIHW).
   void fetch(float* out) {
     dnnl::memory dst(out_user_md_, eng_, out);
@@ -220,11 +237,18 @@ class OnednnPass {
       return;
     }
     dnnl::memory m(want, eng_);
-    dnnl::reorder(user, m).execute(strm_, user, m);
+    dnnl::reorder r(user, m);
+    r.execute(strm_, user, m);
     strm_.wait();
     args_[arg] = m;
+    in_moves_.push_back({r, user, m});
   }
 
+  struct Move {
+    dnnl::reorder r;
+    dnnl::memory from, to;
+  };
+  std::vector<Move> in_moves_;  // the inputs' reorders, for execute_with_reorders
   dnnl::engine eng_;
   dnnl::stream strm_;
   dnnl::primitive prim_;
@@ -305,7 +329,10 @@ void conv_pass(benchmark::State& state, const Conv2dShape& s, Pass p, Impl impl,
   std::unique_ptr<OnednnPass> dnnl_pass;
   if (!detdl) {
     dnnl_pass = std::make_unique<OnednnPass>(p, pr, impl == Impl::onednn_nchw);
-    run = [&] { dnnl_pass->execute(); };
+    if (impl == Impl::onednn_reorders)
+      run = [&] { dnnl_pass->execute_with_reorders(out.data()); };
+    else
+      run = [&] { dnnl_pass->execute(); };
   }
 #endif
   run();  // warm-up: page in the output, grow detdl's scratch, oneDNN's first-run setup
@@ -363,16 +390,43 @@ std::vector<int> take_threads_flag(int& argc, char** argv) {
   return threads;
 }
 
+// "--batch=N" (taken out the same way): every shape with N samples instead of 128. A small
+// batch keeps a pass's operands in the caches (ResNet-20's s2_16to32 at N = 8: 768 KiB), so
+// that the ratio to oneDNN with and without the trips to L3 and memory can be compared.
+std::int64_t take_batch_flag(int& argc, char** argv) {
+  std::int64_t batch = 0;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--batch=", 0) != 0) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    char* end = nullptr;
+    batch = std::strtoll(a.c_str() + 8, &end, 10);
+    if (end == a.c_str() + 8 || *end != '\0' || batch < 1) {
+      std::fprintf(stderr, "bench_conv: --batch wants a positive sample count, got '%s'\n",
+                   a.c_str());
+      std::exit(2);
+    }
+  }
+  argc = kept;
+  return batch;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<int> thread_counts = take_threads_flag(argc, argv);
+  const std::int64_t batch = take_batch_flag(argc, argv);
 #if DETDL_HAVE_DNNL
-  const Impl kImpls[] = {Impl::detdl_portable, Impl::detdl_fast, Impl::onednn, Impl::onednn_nchw};
+  const Impl kImpls[] = {Impl::detdl_portable, Impl::detdl_fast, Impl::onednn,
+                         Impl::onednn_reorders, Impl::onednn_nchw};
 #else
   const Impl kImpls[] = {Impl::detdl_portable, Impl::detdl_fast};  // no peer to time
 #endif
-  for (const NamedShape& ns : shapes())
+  for (NamedShape ns : shapes()) {
+    if (batch > 0) ns.s.N = batch;
     for (Pass p : {Pass::fwd, Pass::bwd_data, Pass::bwd_weight})
       for (int threads : thread_counts)
         for (Impl impl : kImpls) {
@@ -382,6 +436,7 @@ int main(int argc, char** argv) {
               ->UseRealTime()
               ->Unit(benchmark::kMillisecond);
         }
+  }
 #if DETDL_HAVE_DNNL
   // The oneDNN actually loaded, into the JSON's context (bench/peers.sh may run a copy
   // packed from another machine, where the package manager knows another version).

@@ -160,6 +160,8 @@ class Section:
         if "conv" in self.skipped:
             self.p(f"oneDNN: {self.skipped['conv']}.", "")
         self.p("oneDNN: f32, convolution_direct, layouts its own (format_tag::any; reorders outside the timing); "
+               "oneDNN + reorders: the same kernels with the reorders from and back to NCHW / OIHW timed too (what "
+               "a caller whose tensors are NCHW pays per call, as PyTorch's CPU convolutions on NCHW tensors do); "
                "oneDNN nchw: forced onto detdl's plain NCHW / OIHW. No bias. Every row's output checked against "
                "the other library's (relative 1e-3)." + (" oneDNN (AVX2): ONEDNN_MAX_CPU_ISA=AVX2, oneDNN limited to AVX2 kernels; oneDNN: its "
                                      "kernels for this CPU." if self.avx512 else ""),
@@ -173,33 +175,37 @@ class Section:
         out, goal = [], {}
         for shape, pas, t in cases:
             g = lambda rs, impl: ms(rs.get(f"conv/{shape}/{pas}/{impl}/{t}"))
-            port, fast, dnn, nchw, dnn2 = (g(rows, "detdl_portable"), g(rows, "detdl_fast"), g(rows, "onednn"),
-                                           g(rows, "onednn_nchw"), g(avx2, "onednn"))
+            port, fast, dnn, reo, nchw, dnn2 = (g(rows, "detdl_portable"), g(rows, "detdl_fast"), g(rows, "onednn"),
+                                                g(rows, "onednn_reorders"), g(rows, "onednn_nchw"), g(avx2, "onednn"))
             sp = ratio(dnn, port)  # speed ratio: oneDNN time / detdl time
             sp2 = ratio(dnn2, port)
-            goal.setdefault(pas, []).append(((sp, sp2), shape))
-            out.append([shape, pas, t[1:], port, fast, dnn] + ([dnn2] if self.avx512 else []) + [nchw, sp]
-                       + ([sp2] if self.avx512 else []) + [ratio(port, dnn), ratio(dnn, fast)])
+            spr = ratio(reo, port)
+            goal.setdefault(pas, []).append(((sp, sp2, spr), shape))
+            out.append([shape, pas, t[1:], port, fast, dnn] + ([dnn2] if self.avx512 else []) + [reo, nchw, sp]
+                       + ([sp2] if self.avx512 else []) + [spr, ratio(port, dnn), ratio(dnn, fast)])
         head = ["shape", "pass", "threads", "detdl portable", "detdl fast", "oneDNN"]
         head += ["oneDNN (AVX2)"] if self.avx512 else []
-        head += ["oneDNN nchw", "speed portable / oneDNN"]
+        head += ["oneDNN + reorders", "oneDNN nchw", "speed portable / oneDNN"]
         head += ["speed portable / oneDNN (AVX2)"] if self.avx512 else []
-        head += ["time portable / oneDNN", "speed fast / oneDNN"]
+        head += ["speed portable / oneDNN + reorders", "time portable / oneDNN", "speed fast / oneDNN"]
         self.p(*table(head, out), "")
         summary = []
         for pas, pairs in goal.items():
             # The first layers' data gradients (C = 1 or 3) are left out: training never needs
             # them (the images need no gradient), and oneDNN's blocked layout pads C to the block.
             pairs = [pr for pr, shape in pairs if not (pas == "bwd_data" and shape in FIRST_LAYERS)]
-            native = [a for a, _ in pairs if a]
-            capped = [b for _, b in pairs if b]
+            native = [a for a, _, _ in pairs if a]
+            capped = [b for _, b, _ in pairs if b]
+            moved = [c for _, _, c in pairs if c]
             line = [pas, geomean(native), f"{sum(a >= 0.8 for a in native)} of {len(native)}"]
             if self.avx512:
                 line += [geomean(capped), f"{sum(b >= 0.8 for b in capped)} of {len(capped)}"]
+            line += [geomean(moved), f"{sum(c >= 0.8 for c in moved)} of {len(moved)}"]
             summary.append(line)
         head = ["pass", "speed portable / oneDNN, geometric mean over the rows", "rows >= 0.8"]
         if self.avx512:
             head += ["same against oneDNN (AVX2)", "rows >= 0.8 (AVX2)"]
+        head += ["same against oneDNN + reorders", "rows >= 0.8 (+ reorders)"]
         self.p(*table(head, summary), "",
                "(bwd_data of the first layers, " + ", ".join(FIRST_LAYERS) + ", is left out of the summary: training "
                "never needs the images' gradient.)", "")

@@ -293,6 +293,7 @@ void set_enabled(bool on) { g_enabled.store(on); }
 bool enabled() { return g_enabled.load(); }
 void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
 bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
+bool avx512_enabled() { return avx512_usable(); }
 
 bool forward_applies(const Conv2dShape& s) {
   return enabled() && s.C * s.KH * s.KW <= kChunkProducts;

@@ -119,5 +119,7 @@ bool enabled();
 // give the same bits). Default true.
 void set_avx512_allowed(bool on);
 bool avx512_available();
+// The CPU has AVX-512F and the hook above allows it (conv_pointwise's tiles ask too).
+bool avx512_enabled();
 
 }  // namespace detdl::cpu::conv_direct

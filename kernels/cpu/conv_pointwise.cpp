@@ -10,6 +10,7 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_pointwise_avx512.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu::conv_pointwise {
@@ -86,15 +87,14 @@ void any_block(i64 mr, const float* a, i64 K, const float* b, i64 ldb, i64 P, co
 // The last `n` lanes of a store: the first n of v at p (n >= 8: all).
 inline void put(float* p, __m256 v, i64 n) { avx2::store_first(p, v, std::min<i64>(8, n)); }
 
-// packed[blk][k][r] = m[(blk*kRows + r)*rs + k*ks], zero past `rows` (the tiles' operand
-// a: rows of the block side by side for each k).
-std::vector<float> pack(const float* m, i64 rows, i64 K, i64 rs, i64 ks) {
-  const i64 blocks = (rows + kRows - 1) / kRows;
-  std::vector<float> packed(static_cast<std::size_t>(blocks * K * kRows), 0.0f);
+// packed[blk][k][r] = m[(blk*R + r)*rs + k*ks], zero past `rows` (the tiles' operand a:
+// rows of the block side by side for each k; R = kRows, or kRows512 for the AVX-512 tiles).
+std::vector<float> pack(const float* m, i64 rows, i64 K, i64 rs, i64 ks, i64 R = kRows) {
+  const i64 blocks = (rows + R - 1) / R;
+  std::vector<float> packed(static_cast<std::size_t>(blocks * K * R), 0.0f);
   for (i64 i = 0; i < rows; ++i)
     for (i64 k = 0; k < K; ++k)
-      packed[static_cast<std::size_t>(((i / kRows) * K + k) * kRows + i % kRows)] =
-          m[i * rs + k * ks];
+      packed[static_cast<std::size_t>(((i / R) * K + k) * R + i % R)] = m[i * rs + k * ks];
   return packed;
 }
 
@@ -146,9 +146,13 @@ bool backward_data_applies(const Conv2dShape& s) {
   return shape_applies(s) && s.O <= kChunkProducts;
 }
 
+// With AVX-512 the blocks are 8 rows of 16-lane tiles (conv_pointwise_avx512.h), else 6 rows
+// of 8-lane ones; either way each output is the same chain.
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const i64 P = s.OH * s.OW, HW = s.H * s.W;
-  const std::vector<float> wp = pack(w, s.O, s.C, s.C, 1);  // (blocks, C, 6)
+  const bool wide = conv_direct::avx512_enabled();
+  const i64 R = wide ? kRows512 : kRows;
+  const std::vector<float> wp = pack(w, s.O, s.C, s.C, 1, R);  // (blocks, C, R)
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> cols;  // (C, P): the input at the output positions
     for (i64 n = n0; n < n1; ++n) {
@@ -162,9 +166,13 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
                            cols.data() + c * P + oh * s.OW);
         b = cols.data();
       }
-      for (i64 o0 = 0; o0 < s.O; o0 += kRows) {
+      for (i64 o0 = 0; o0 < s.O; o0 += R) {
         float* yb = y + (n * s.O + o0) * P;
         const float* bb = bias ? bias + o0 : nullptr;
+        if (wide) {
+          block_avx512(std::min(R, s.O - o0), wp.data() + o0 * s.C, s.C, b, P, P, bb, false, yb, P);
+          continue;
+        }
         any_block(std::min<i64>(kRows, s.O - o0), wp.data() + o0 * s.C, s.C, b, P, P,
                   [&](int r, i64 p, __m256 acc) {
                     if (bb) acc = _mm256_add_ps(acc, _mm256_broadcast_ss(bb + r));
@@ -177,7 +185,9 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
 
 void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const i64 P = s.OH * s.OW, HW = s.H * s.W;
-  const std::vector<float> wt = pack(w, s.C, s.O, 1, s.C);  // (blocks, O, 6)
+  const bool wide = conv_direct::avx512_enabled();
+  const i64 R = wide ? kRows512 : kRows;
+  const std::vector<float> wt = pack(w, s.C, s.O, 1, s.C, R);  // (blocks, O, R)
   const bool direct = unstrided(s);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> t;  // (C, P) when strided: +0.0f + each pixel's tap
@@ -186,11 +196,17 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
       float* dxn = dx + n * s.C * HW;
       float* out = direct ? dxn : t.data();  // rows P apart either way (P == HW when direct)
       const __m256 zero = _mm256_setzero_ps();
-      for (i64 c0 = 0; c0 < s.C; c0 += kRows)
+      for (i64 c0 = 0; c0 < s.C; c0 += R) {
+        if (wide) {
+          block_avx512(std::min(R, s.C - c0), wt.data() + c0 * s.O, s.O, dy + n * s.O * P, P, P,
+                       nullptr, true, out + c0 * P, P);
+          continue;
+        }
         any_block(std::min<i64>(kRows, s.C - c0), wt.data() + c0 * s.O, s.O, dy + n * s.O * P, P, P,
                   [&](int r, i64 p, __m256 acc) {
                     put(out + (c0 + r) * P + p, _mm256_add_ps(zero, acc), P - p);
                   });
+      }
       if (direct) continue;
       for (i64 c = 0; c < s.C; ++c)
         for (i64 i = 0; i < s.H; ++i) {

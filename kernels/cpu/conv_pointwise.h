@@ -3,8 +3,10 @@
 // of the weights (O, C) with its input at the output positions, (C, OH*OW) — the input
 // itself at stride 1, its strided columns gathered once at stride 2 or more — and the data
 // gradient is the product of the weights' transpose with dy, spread back onto the strided
-// pixels. Register tiles of 6 channels x 2 vectors run over the flat positions, so rows
-// shorter than a vector waste no lanes, and no padded copy or phase split is made.
+// pixels. Register tiles of 6 channels x 2 vectors of 8 lanes (AVX2), or 8 channels x 3
+// vectors of 16 where the CPU has AVX-512 (conv_pointwise_avx512.h), run over the flat
+// positions, so rows shorter than a vector waste no lanes, and no padded copy or phase split
+// is made.
 //
 // The bits are conv.h's canonical ones (only the canonical order; the `emulated` orders
 // keep conv_direct's tiles):
