@@ -2,7 +2,8 @@
 # Every CPU peer comparison in one sitting (issue 15), written into bench/RESULTS.md between
 # <!-- peers:begin --> and <!-- peers:end --> (nothing else in the file is touched):
 #   GEMM                 bench_gemm: detdl portable / fast against OpenBLAS
-#   convolution passes   bench_conv: detdl portable / fast against oneDNN (libdnnl)
+#   convolution passes   bench_conv: detdl portable / fast against oneDNN (libdnnl), its own
+#                        layouts with and without the NCHW reorders timed
 #   LeNet-5, LeNet-1     one epoch on real MNIST against PyTorch (bench/torch_lenet5.py)
 #   ResNet-20            one epoch of CIFAR-shaped generated data against PyTorch (torch_resnet56.py)
 #   BUTTER MLP           wine_quality_white rectangle 3 x 1024 against PyTorch (torch_butter.py)
