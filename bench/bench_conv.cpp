@@ -5,16 +5,20 @@
 //   build-cpu/bench/bench_conv --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 //
 //   build-cpu/bench/bench_conv --threads=1,2,4,8 --benchmark_filter=resnet20_s1_16   (scaling)
+//   build-cpu/bench/bench_conv --batch=8      (every shape with 8 samples: operands in cache)
 //
 // Rows are named conv/<shape>/<pass>/<impl>/t<threads>, pass fwd | bwd_data | bwd_weight,
-// impl detdl_portable | detdl_fast | onednn | onednn_nchw:
+// impl detdl_portable | detdl_fast | onednn | onednn_reorders | onednn_nchw:
 //   onednn       the primitive picks its own layouts (format_tag::any: blocked, nChw8c on
 //                AVX2, nChw16c on AVX-512), which is what a framework keeps its tensors
 //                in; the reorders from and to detdl's NCHW / OIHW run once, outside the
-//                timed loop.
+//                timed loop. Only the primitive's execution is timed.
+//   onednn_reorders  the same primitive with those reorders timed too: what a caller whose
+//                tensors are NCHW / OIHW pays per call (as detdl's callers, and PyTorch's CPU
+//                convolutions on NCHW tensors).
 //   onednn_nchw  the primitive is forced onto plain NCHW / OIHW (no reorders at all).
-// Only the primitive's execution is timed. No bias in any pass (detdl adds it after the
-// root, oneDNN fuses it: either way a small fraction of the time).
+// No bias in any pass (detdl adds it after the root, oneDNN fuses it: either way a small
+// fraction of the time).
 //
 // Threads: detdl's pool via cpu::set_num_threads; Debian's libdnnl is built with OpenMP
 // (DNNL_CPU_RUNTIME OMP, libgomp), so omp_set_num_threads(T) before a oneDNN primitive is
