@@ -367,54 +367,55 @@ void conv_pass(benchmark::State& state, const Conv2dShape& s, Pass p, Impl impl,
   cpu::set_num_threads(1);
 }
 
-// "--threads=1,2,4" (this suite's own flag, taken out before Google Benchmark sees argv):
-// the thread counts to register; default 1,2. bench/peers.sh's scaling table uses it.
-std::vector<int> take_threads_flag(int& argc, char** argv) {
-  std::vector<int> threads;
+// The values of this suite's own "--<name>=value" arguments, taken out of argv before Google
+// Benchmark sees it.
+std::vector<std::string> take_flag(int& argc, char** argv, const std::string& prefix) {
+  std::vector<std::string> values;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a.rfind("--threads=", 0) != 0) {
+    if (a.rfind(prefix, 0) == 0)
+      values.push_back(a.substr(prefix.size()));
+    else
       argv[kept++] = argv[i];
-      continue;
-    }
-    for (std::size_t pos = 10; pos <= a.size();) {
-      const std::size_t comma = std::min(a.find(',', pos), a.size());
-      const int t = std::atoi(a.substr(pos, comma - pos).c_str());
+  }
+  argc = kept;
+  return values;
+}
+
+// "--threads=1,2,4": the thread counts to register; default 1,2. bench/peers.sh's scaling
+// table uses it.
+std::vector<int> take_threads_flag(int& argc, char** argv) {
+  std::vector<int> threads;
+  for (const std::string& v : take_flag(argc, argv, "--threads="))
+    for (std::size_t pos = 0; pos <= v.size();) {
+      const std::size_t comma = std::min(v.find(',', pos), v.size());
+      const int t = std::atoi(v.substr(pos, comma - pos).c_str());
       if (t < 1) {
-        std::fprintf(stderr, "bench_conv: --threads wants positive counts, got '%s'\n", a.c_str());
+        std::fprintf(stderr, "bench_conv: --threads wants positive counts, got '%s'\n", v.c_str());
         std::exit(2);
       }
       threads.push_back(t);
       pos = comma + 1;
     }
-  }
-  argc = kept;
   if (threads.empty()) threads = {1, 2};
   return threads;
 }
 
-// "--batch=N" (taken out the same way): every shape with N samples instead of 128. A small
-// batch keeps a pass's operands in the caches (ResNet-20's s2_16to32 at N = 8: 768 KiB), so
-// that the ratio to oneDNN with and without the trips to L3 and memory can be compared.
+// "--batch=N": every shape with N samples instead of 128 (the last one given). A small batch
+// keeps a pass's operands in the caches (ResNet-20's s2_16to32 at N = 8: 768 KiB), so that
+// the ratio to oneDNN with and without the trips to L3 and memory can be compared.
 std::int64_t take_batch_flag(int& argc, char** argv) {
   std::int64_t batch = 0;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--batch=", 0) != 0) {
-      argv[kept++] = argv[i];
-      continue;
-    }
+  for (const std::string& v : take_flag(argc, argv, "--batch=")) {
     char* end = nullptr;
-    batch = std::strtoll(a.c_str() + 8, &end, 10);
-    if (end == a.c_str() + 8 || *end != '\0' || batch < 1) {
+    batch = std::strtoll(v.c_str(), &end, 10);
+    if (end == v.c_str() || *end != '\0' || batch < 1) {
       std::fprintf(stderr, "bench_conv: --batch wants a positive sample count, got '%s'\n",
-                   a.c_str());
+                   v.c_str());
       std::exit(2);
     }
   }
-  argc = kept;
   return batch;
 }
 
