@@ -1,6 +1,8 @@
 // Direct convolutions: the three passes without im2col, col2im or GEMM packing. Each sample's
 // input (forward) or output gradient (data gradient), or the whole batch's input (weight
-// gradient), is copied once into a zero-padded buffer, and register tiles read it in place.
+// gradient), is copied once into a zero-padded buffer, and register tiles read it in place
+// (the AVX-512 data-gradient tiles below, whose masks alone decide what a pixel takes, read
+// dy itself for every sample but the batch's first and last).
 // Forward tiles are up to 8 output channels (6 with AVX2) x up to 3 vectors (2) of
 // consecutive output positions of one row; data-gradient tiles 6 input channels x 2 vectors
 // of pixels of one row and column phase (8 x 3, the sums in memory, with AVX-512); a row
