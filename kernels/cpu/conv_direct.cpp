@@ -32,21 +32,15 @@ i64 round_up(i64 a, i64 b) { return (a + b - 1) / b * b; }
 // The tiles for a dimension of `extent` lanes' worth (OW, W or O): AVX-512 where the CPU has
 // it and 16-lane vectors waste no more lanes than 8-lane ones, AVX2 otherwise. Either gives
 // the same bits (conv_direct_tiles.h).
-// AVX-512 tiles may run: the CPU has AVX-512F and the test hook allows them.
-bool avx512_usable() {
-  static const bool has512 = __builtin_cpu_supports("avx512f");
-  return has512 && g_avx512_allowed.load();
-}
-
 const TileSet& tiles_for(i64 extent) {
-  if (avx512_usable() && round_up(extent, 16) == round_up(extent, 8)) return tiles_avx512();
+  if (avx512_enabled() && round_up(extent, 16) == round_up(extent, 8)) return tiles_avx512();
   return tiles_avx2();
 }
 
 // The paired tiles (two rows of at most 8 lanes per 16-lane vector) for a dimension of
 // `extent` lanes (OW or J), where the CPU has AVX-512 and the AVX2 tiles would fill 8 lanes
 // with one short row each.
-bool use_pairs(i64 extent, i64 rows) { return avx512_usable() && extent <= 8 && rows >= 2; }
+bool use_pairs(i64 extent, i64 rows) { return avx512_enabled() && extent <= 8 && rows >= 2; }
 
 // A vector's worth of positions: row `row`, columns [col, col + lanes).
 struct Seg {
@@ -293,7 +287,11 @@ void set_enabled(bool on) { g_enabled.store(on); }
 bool enabled() { return g_enabled.load(); }
 void set_avx512_allowed(bool on) { g_avx512_allowed.store(on); }
 bool avx512_available() { return __builtin_cpu_supports("avx512f"); }
-bool avx512_enabled() { return avx512_usable(); }
+// AVX-512 tiles may run: the CPU has AVX-512F and the test hook allows them.
+bool avx512_enabled() {
+  static const bool has512 = __builtin_cpu_supports("avx512f");
+  return has512 && g_avx512_allowed.load();
+}
 
 bool forward_applies(const Conv2dShape& s) {
   return enabled() && s.C * s.KH * s.KW <= kChunkProducts;
@@ -305,7 +303,7 @@ bool forward_applies(const Conv2dShape& s) {
 // column-phase split (ResNet's downsampling layers and projections). On wider rows at stride
 // 1 the position tiles measured faster (bench/RESULTS.md, 2026-12-05).
 bool forward_by_channels(const Conv2dShape& s) {
-  if (!forward_applies(s) || !avx512_usable()) return false;
+  if (!forward_applies(s) || !avx512_enabled()) return false;
   // Exactly 16 output channels (one vector of them) on rows of 9..16 positions, which fill
   // 9..16 of a position tile's lanes: LeNet-5's second layer (10-wide rows).
   if (s.O == 16 && s.OW > 8 && s.OW <= 16) return true;
@@ -541,8 +539,8 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
   // short for the position tiles (measured: bench/RESULTS.md, 2026-12-05). Phase rows in
   // segments of at most kDataChanRows pixels, as even as they go.
   // chan1: one vector of channels where there are exactly 16 (data_chan1), whole phase rows.
-  const bool chan1 = canonical && avx512_usable() && J <= 16 && s.C == 16;
-  const bool chan = chan1 || (canonical && avx512_usable() && J <= 16 && s.C >= 32);
+  const bool chan1 = canonical && avx512_enabled() && J <= 16 && s.C == 16;
+  const bool chan = chan1 || (canonical && avx512_enabled() && J <= 16 && s.C >= 32);
   const i64 chan_rows_max = chan1 ? kDataChan1Rows : kDataChanRows;
   const i64 row_segs = (J + chan_rows_max - 1) / chan_rows_max;
   const i64 chan_seg = (J + row_segs - 1) / row_segs;
