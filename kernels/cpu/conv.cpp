@@ -277,8 +277,10 @@ void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const flo
                     const float* bias, float* y) {
   check_conv2d_shape(s);
   // 1x1, unpadded: weights x positions (conv_pointwise.h), unless conv_direct's lanes over
-  // channels run it (the same sums; they read the strided input in place).
-  if (conv_pointwise::forward_applies(s) && !conv_direct::forward_by_channels(s)) {
+  // channels run it (the same sums; they read the strided input in place, as conv_pointwise
+  // does at stride 2 on rows of 16k, where it writes y without their transposes).
+  if (conv_pointwise::forward_applies(s) &&
+      (conv_pointwise::forward_in_place(s) || !conv_direct::forward_by_channels(s))) {
     conv_pointwise::forward(s, x, w, bias, y);
     return;
   }

@@ -17,6 +17,8 @@
 #include "kernels/common/reduction.h"
 #include "kernels/cpu/avx2.h"
 #include "kernels/cpu/conv_direct_tiles.h"
+#include "kernels/cpu/conv_pointwise.h"
+#include "kernels/cpu/conv_pointwise_avx512.h"
 #include "kernels/cpu/parallel.h"
 
 namespace detdl::cpu::conv_direct {
@@ -739,6 +741,24 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   const TileSet& ts = s.O > 8 ? tiles_for(s.O) : tiles_avx2();
   WeightRanges wr;
   const i64 K = s.C * s.KH * s.KW, OHW = s.OH * s.OW;
+  WeightScratch& ws = weight_scratch();
+  // 1x1 on at most 16 input channels (ResNet's projections, 16 -> 32): lanes over the input
+  // channels (conv_pointwise_avx512.h), which transpose x where these tiles would transpose dy
+  // (half as many floats there), one task per range. The same chains, so the same partials.
+  if (conv_pointwise::weight_by_input_lanes(s) &&
+      std::all_of(bounds, bounds + ranges + 1, [](i64 b) { return b % 16 == 0; })) {
+    const i64 Opad = round_up(s.O, 8);  // the fold reads 8 channels at a time
+    if (static_cast<i64>(ws.part.size()) < ranges * K * Opad)
+      ws.part.resize(static_cast<std::size_t>(ranges * K * Opad));
+    float* part = ws.part.data();
+    wr.K = K, wr.width = Opad, wr.panels = 1, wr.Opad = Opad, wr.groups = 1, wr.group_taps = K;
+    wr.n_tasks = ranges, wr.part = part;
+    wr.run_task = [=, &s](i64 r) {
+      conv_pointwise::weight_chunk_avx512(s, x, dy, bounds[r], bounds[r + 1], part + r * K * Opad,
+                                          Opad);
+    };
+    return wr;
+  }
   // The row tiles where KW is 1, 3 or 5 (up to 4 vectors of channels with AVX-512), else the
   // tap tiles (up to 2 vectors).
   const int kwi = s.KW == 1 ? 0 : s.KW == 3 ? 1 : s.KW == 5 ? 2 : -1;
@@ -760,7 +780,6 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   const bool inside = s.pad_top == 0 && s.pad_left == 0 && rows <= s.H && cols <= s.W;
   const Pad pad = inside ? Pad{s.H, s.W, s.H * s.W} : Pad{rows, cols, rows * cols};
   const i64 sample = s.C * pad.plane, taps = s.KH * s.KW;
-  WeightScratch& ws = weight_scratch();
   std::vector<i64> off(static_cast<std::size_t>(K));  // tap k's offset in a (padded) sample
   for (i64 c = 0; c < s.C; ++c)
     for (i64 kh = 0; kh < s.KH; ++kh)

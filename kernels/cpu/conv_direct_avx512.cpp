@@ -3,6 +3,7 @@
 // AVX-512 code can end up where a CPU without it runs (conv_direct_tiles.h).
 #include <immintrin.h>
 
+#include "kernels/cpu/avx512.h"
 #include "kernels/cpu/conv_direct_tiles.h"
 
 namespace detdl::cpu::conv_direct {
@@ -69,32 +70,6 @@ struct V {
 
 #include "kernels/cpu/conv_direct_tiles.inc"
 
-// r[k][l] -> r[l][k]: 16 x 16 floats in four rounds of shuffles (the maskz forms with every
-// lane kept: GCC 12 warns on the plain forms, as in load_pair).
-inline void transpose16(__m512 r[16]) {
-  constexpr __mmask16 kAll = 0xFFFF;
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_maskz_unpacklo_ps(kAll, r[i], r[i + 1]);
-    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_maskz_shuffle_ps(kAll, t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_maskz_shuffle_ps(kAll, t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int h = 0; h < 16; h += 8)
-    for (int i = 0; i < 4; ++i) {
-      t[h + i] = _mm512_maskz_shuffle_f32x4(kAll, r[h + i], r[h + i + 4], 0x88);
-      t[h + i + 4] = _mm512_maskz_shuffle_f32x4(kAll, r[h + i], r[h + i + 4], 0xDD);
-    }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_maskz_shuffle_f32x4(kAll, t[i], t[i + 8], 0xDD);
-  }
-}
-
 // conv_direct_tiles.h's ChanOut: 16 columns q at a time, each column's channel vector loaded
 // from its phase row, transposed, and stored as 16 floats of each channel's row (masked past n).
 void chan_out16(const float* src, i64 S, i64 phase_ld, i64 ld, i64 cn, i64 n, float* dst, i64 ldd) {
@@ -106,7 +81,7 @@ void chan_out16(const float* src, i64 S, i64 phase_ld, i64 ld, i64 cn, i64 n, fl
       r[k] = k < m ? _mm512_loadu_ps(src + f * phase_ld + j * ld) : _mm512_setzero_ps();
       if (++f == S) f = 0, ++j;
     }
-    transpose16(r);
+    avx512::transpose16(r);
     const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1u);
     for (i64 c = 0; c < cn; ++c) _mm512_mask_storeu_ps(dst + c * ldd + q0, keep, r[c]);
   }

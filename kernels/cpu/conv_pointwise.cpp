@@ -142,6 +142,18 @@ void spread_columns(const float* src, i64 S, i64 n, i64 W, float* dst) {
 }  // namespace
 
 bool forward_applies(const Conv2dShape& s) { return shape_applies(s) && s.C <= kChunkProducts; }
+bool forward_in_place(const Conv2dShape& s) {
+  return forward_applies(s) && conv_direct::avx512_enabled() && s.stride_w == 2 && s.OW % 16 == 0;
+}
+bool weight_by_input_lanes(const Conv2dShape& s) {
+  return conv_direct::avx512_enabled() && shape_applies(s) && s.C <= 16 &&
+         (s.stride_w == 1 || s.stride_w == 2) && s.OW % 16 == 0;
+}
+// backward_data writes dx in place: as forward_in_place, with every column covered (2*OW >= W).
+static bool data_in_place(const Conv2dShape& s) {
+  return backward_data_applies(s) && conv_direct::avx512_enabled() && s.stride_w == 2 &&
+         s.OW % 16 == 0 && 2 * s.OW >= s.W;
+}
 bool backward_data_applies(const Conv2dShape& s) {
   return shape_applies(s) && s.O <= kChunkProducts;
 }
@@ -153,17 +165,28 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
   const bool wide = conv_direct::avx512_enabled();
   const i64 R = wide ? kRows512 : kRows;
   const std::vector<float> wp = pack(w, s.O, s.C, s.C, 1, R);  // (blocks, C, R)
+  const bool in_place = forward_in_place(s);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> cols;  // (C, P): the input at the output positions
     for (i64 n = n0; n < n1; ++n) {
       const float* xn = x + n * s.C * HW;
       const float* b = xn;
+      if (in_place) {
+        block_s2_avx512(s.O, wp.data(), s.C, xn, HW, s.W, s.stride_h * s.W, s.OH, s.OW, bias,
+                        y + n * s.O * P, P);
+        continue;
+      }
       if (!unstrided(s)) {
         cols.resize(static_cast<std::size_t>(s.C * P));
         for (i64 c = 0; c < s.C; ++c)
-          for (i64 oh = 0; oh < s.OH; ++oh)
-            gather_columns(xn + c * HW + oh * s.stride_h * s.W, s.stride_w, s.OW,
-                           cols.data() + c * P + oh * s.OW);
+          for (i64 oh = 0; oh < s.OH; ++oh) {
+            const float* row = xn + c * HW + oh * s.stride_h * s.W;
+            float* dst = cols.data() + c * P + oh * s.OW;
+            if (wide && s.stride_w == 2)
+              gather_even_avx512(row, s.W, s.OW, dst);
+            else
+              gather_columns(row, s.stride_w, s.OW, dst);
+          }
         b = cols.data();
       }
       for (i64 o0 = 0; o0 < s.O; o0 += R) {
@@ -188,12 +211,22 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   const bool wide = conv_direct::avx512_enabled();
   const i64 R = wide ? kRows512 : kRows;
   const std::vector<float> wt = pack(w, s.C, s.O, 1, s.C, R);  // (blocks, O, R)
-  const bool direct = unstrided(s);
+  const bool direct = unstrided(s), spread_in_place = data_in_place(s);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> t;  // (C, P) when strided: +0.0f + each pixel's tap
-    if (!direct) t.resize(static_cast<std::size_t>(s.C * P));
+    if (!direct && !spread_in_place) t.resize(static_cast<std::size_t>(s.C * P));
     for (i64 n = n0; n < n1; ++n) {
       float* dxn = dx + n * s.C * HW;
+      if (spread_in_place) {
+        // The rows past the last output row's that no output row maps to (none at H = 2 * OH);
+        // the tiles write every other row whole.
+        for (i64 c = 0; c < s.C; ++c)
+          for (i64 i = s.OH * s.stride_h; i < s.H; ++i)
+            std::memset(dxn + c * HW + i * s.W, 0, static_cast<std::size_t>(s.W) * sizeof(float));
+        data_s2_avx512(s.C, wt.data(), s.O, dy + n * s.O * P, P, dxn, s.H, s.W, s.stride_h, s.OH,
+                       s.OW);
+        continue;
+      }
       float* out = direct ? dxn : t.data();  // rows P apart either way (P == HW when direct)
       const __m256 zero = _mm256_setzero_ps();
       for (i64 c0 = 0; c0 < s.C; c0 += R) {

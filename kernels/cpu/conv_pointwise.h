@@ -6,7 +6,10 @@
 // pixels. Register tiles of 6 channels x 2 vectors of 8 lanes (AVX2), or 8 channels x 3
 // vectors of 16 where the CPU has AVX-512 (conv_pointwise_avx512.h), run over the flat
 // positions, so rows shorter than a vector waste no lanes, and no padded copy or phase split
-// is made.
+// is made. With AVX-512 at horizontal stride 2 on output rows of 16k positions, the forward
+// reads x itself (a two-source permute takes the even columns of 32 floats) and the data
+// gradient writes dx itself (the same permute interleaves each result vector with zeros; the
+// rows between written as zeros by the same tiles): no gathered or spread copy.
 //
 // The bits are conv.h's canonical ones (only the canonical order; the `emulated` orders
 // keep conv_direct's tiles):
@@ -29,6 +32,15 @@ void forward(const Conv2dShape& s,
              const float* w,     // (O, C, 1, 1)
              const float* bias,  // (O) or nullptr
              float* y);          // (N, O, OH, OW)
+
+// forward reads x in place (AVX-512, stride_w 2, OW a multiple of 16: each vector of 16
+// positions the even columns of 32 input floats, split in registers).
+bool forward_in_place(const Conv2dShape& s);
+
+// conv_direct's weight gradient runs its chunk partials on conv_pointwise_avx512.h's
+// weight_chunk_avx512: AVX-512, 1x1, unpadded, C <= 16 (the input channels are the lanes),
+// horizontal stride 1 or 2, OW a multiple of 16, every output position's pixel inside x.
+bool weight_by_input_lanes(const Conv2dShape& s);
 
 // conv2d_backward_data can run here: as forward_applies, with O <= kChunkProducts.
 bool backward_data_applies(const Conv2dShape& s);

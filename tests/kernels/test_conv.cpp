@@ -16,6 +16,7 @@
 #include "kernels/common/philox.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_pointwise.h"
 #include "kernels/cpu/parallel.h"
 #include "tests/kernels/reference.h"
 
@@ -470,6 +471,19 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"pointwise_s2_rows_of_20", conv2d_shape(2, 4, 6, 40, 8, 1, 1, 2, 0)},
       {"pointwise_s3_O7", conv2d_shape(2, 5, 11, 10, 7, 1, 1, 3, 0)},
       {"pointwise_sh2_sw1_short", Conv2dShape{2, 3, 9, 11, 6, 1, 1, 2, 1, 0, 0, 4, 10}},
+      // ... and with AVX-512 at stride 2 on rows of 16k, x read and dx written in place
+      // (forward_in_place): rows of 32 (two vectors), rows of 31 (the second 16 floats of a
+      // vector's 32 masked to 15; the last output row on the last input row, no zero row
+      // below it), stride 3 down (two zero rows per output row), rows past the last output
+      // row's (zeroed apart), channel blocks of 8 with short last ones.
+      {"pointwise_s2_in_place_rows_of_64", conv2d_shape(2, 5, 6, 64, 11, 1, 1, 2, 0)},
+      {"pointwise_s2_in_place_rows_of_31", conv2d_shape(3, 9, 7, 31, 17, 1, 1, 2, 0)},
+      {"pointwise_s2_in_place_sh3", Conv2dShape{2, 3, 10, 32, 5, 1, 1, 3, 2, 0, 0, 4, 16}},
+      {"pointwise_s2_in_place_rows_past", Conv2dShape{2, 10, 11, 32, 9, 1, 1, 2, 2, 0, 0, 4, 16}},
+      // The weight gradient's lanes over input channels (conv_pointwise_avx512.h, C <= 16, OW
+      // a multiple of 16; the four above too): 16 channels at stride 1 over two chunks, the
+      // boundary mid-sample and mid-row (4096 = 2304 + 37 * 48 + 16), 24 + 23 output channels.
+      {"weight_by_input_lanes_2_chunks", conv2d_shape(3, 16, 48, 48, 47, 1, 1, 1, 0)},
       {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
       {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
       // The weight gradient's row tiles (conv_direct_tiles.inc, weight_rows_tile): 4 vectors
@@ -528,6 +542,13 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
   for (bool avx512 : {true, false}) {
     conv_direct::set_avx512_allowed(avx512);
     for (const Case& c : shapes) {
+      if (std::string(c.name).rfind("pointwise_s2_in_place", 0) == 0) {  // the path they are for
+        ASSERT_EQ(conv_pointwise::forward_in_place(c.s), avx512 && conv_direct::avx512_available())
+            << c.name;
+        ASSERT_EQ(conv_pointwise::weight_by_input_lanes(c.s),
+                  avx512 && conv_direct::avx512_available())
+            << c.name;
+      }
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_weight_applies(c.s)) << c.name;
