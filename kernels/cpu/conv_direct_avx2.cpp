@@ -19,6 +19,8 @@ struct V {
   static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  // AVX2 has no broadcast inside an FMA: a broadcast, then the FMA (GCC shares it).
+  static reg fma_bcast(const float* p, reg b, reg c) { return _mm256_fmadd_ps(bcast(p), b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static void store(float* p, reg v, std::int64_t n) { avx2::store_first(p, v, n); }
   // No paired tiles with 8 lanes; these only let the shared template compile.

@@ -21,6 +21,13 @@ struct V {
   static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // c + *p * b with the broadcast inside the FMA (its {1to16} memory form), where GCC loads a
+  // broadcast that two FMAs share into a register first: a load and a shuffle more per
+  // broadcast, which measured 3-6% of the channel-lane forward (bench/RESULTS.md, 2026-12-06).
+  static reg fma_bcast(const float* p, reg b, reg c) {
+    asm("vfmadd231ps %[m]%{1to16%}, %[b], %[c]" : [c] "+v"(c) : [b] "v"(b), [m] "m"(*p));
+    return c;
+  }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static void store(float* p, reg v, std::int64_t n) {
     if (n >= lanes)
