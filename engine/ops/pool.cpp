@@ -57,7 +57,7 @@ Tensor relu_max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   cpu::relu_maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
   // The relu draws nothing; the pool's backward draws its scatter order as max_pool2d's does,
   // so the two ops in turn and this one draw the same.
-  record(OpKind::relu_max_pool2d, {x}, y, [s, x, argmax](const Tensor& g) {
+  record(OpKind::relu_max_pool2d, {x}, y, [s, x, y, argmax](const Tensor& g) {
     Tensor gx = Tensor::empty_on(Device::cpu, {s.N, s.C, s.H, s.W});
     if (const auto d = context().impl_draw(ImplFamily::scatter)) {
       cpu::maxpool2d_backward(scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
@@ -65,7 +65,7 @@ Tensor relu_max_pool2d(const Tensor& x, const Pool2dOptions& o) {
       cpu::activation_backward(Activation::relu, 0.0f, x.f32(), x.f32(), gx.f32(), gx.f32(),
                                x.numel());
     } else {
-      cpu::relu_maxpool2d_backward(s, x.f32(), g.f32(), argmax.i32(), gx.f32());
+      cpu::relu_maxpool2d_backward(s, x.f32(), y.f32(), g.f32(), argmax.i32(), gx.f32());
     }
     return std::vector<Tensor>{gx};
   });

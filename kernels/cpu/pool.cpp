@@ -164,10 +164,12 @@ void relu_mask(const float* x, float* dx, i64 n) {
 // (dx + W), columns [0, 2 OW), 8 outputs (16 inputs per row) per step. Each input is the
 // window's argmax or not: dx = +0.0f + dy there, +0.0f elsewhere, what zeroing the plane and
 // adding each output's dy at its argmax gives when every argmax lies in its own window (the
-// forward's 2x2 rows write only such). RELU_X: then masked by relu_x > 0 (relu_mask).
-// `base`: the plane index of dx[0].
+// forward's 2x2 rows write only such). RELU_Y (the fused relu's pooled outputs): each dy
+// first masked by relu_y > 0, which holds exactly where x > 0 at the argmax (relu_y =
+// relu(x[argmax])), so the result is relu_mask's by x without reading x, four times the
+// floats. `base`: the plane index of dx[0].
 void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW, std::int32_t base,
-                         const float* relu_x, float* dx) {
+                         const float* relu_y, float* dx) {
   const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
                 dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7),
                 iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -176,7 +178,9 @@ void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW,
     const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
     const __m256i mo = avx2::first_lanes(n);
     // +0.0f + dy: the add of the zeroed plane (turns a -0.0f dy into +0.0f, as it did).
-    const __m256 d = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, mo));
+    __m256 d = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, mo));
+    if (relu_y)
+      d = _mm256_and_ps(d, _mm256_cmp_ps(_mm256_maskload_ps(relu_y + ow, mo), zero, _CMP_GT_OQ));
     const __m256i a = _mm256_maskload_epi32(at + ow, mo);
     const __m256 d_lo = _mm256_permutevar8x32_ps(d, dup_lo),
                  d_hi = _mm256_permutevar8x32_ps(d, dup_hi);
@@ -187,16 +191,10 @@ void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW,
       const i64 off = row * W + 2 * ow;
       const __m256i pos =
           _mm256_add_epi32(_mm256_set1_epi32(base + static_cast<std::int32_t>(off)), iota);
-      __m256 lo = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a_lo, pos)), d_lo);
-      __m256 hi = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                    a_hi, _mm256_add_epi32(pos, _mm256_set1_epi32(8)))),
-                                d_hi);
-      if (relu_x) {
-        const __m256 x_lo = _mm256_maskload_ps(relu_x + off, avx2::first_lanes(m_lo));
-        const __m256 x_hi = _mm256_maskload_ps(relu_x + off + 8, avx2::first_lanes(m_hi));
-        lo = _mm256_and_ps(lo, _mm256_cmp_ps(x_lo, zero, _CMP_GT_OQ));
-        hi = _mm256_and_ps(hi, _mm256_cmp_ps(x_hi, zero, _CMP_GT_OQ));
-      }
+      const __m256 lo = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a_lo, pos)), d_lo);
+      const __m256 hi = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                          a_hi, _mm256_add_epi32(pos, _mm256_set1_epi32(8)))),
+                                      d_hi);
       avx2::store_first(dx + off, lo, m_lo);
       if (m_hi > 0) avx2::store_first(dx + off + 8, hi, m_hi);
     }
@@ -205,9 +203,10 @@ void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW,
     std::fill(dx + row * W + 2 * OW, dx + row * W + W, 0.0f);
 }
 
-// maxpool2d_backward; with relu_x, each plane then masked by relu_x > 0 while in cache.
-void maxpool_backward(const Pool2dShape& s, const float* relu_x, const float* dy,
-                      const std::int32_t* argmax, float* dx) {
+// maxpool2d_backward; with relu_x (and relu_y, the fused relu's pooled outputs), masked as
+// relu's backward by x: by relu_y at the 2x2 rows, else each plane by relu_x > 0 in cache.
+void maxpool_backward(const Pool2dShape& s, const float* relu_x, const float* relu_y,
+                      const float* dy, const std::int32_t* argmax, float* dx) {
   check_pool2d_shape(s);
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
   if (is_2x2_stride2(s)) {
@@ -218,7 +217,7 @@ void maxpool_backward(const Pool2dShape& s, const float* relu_x, const float* dy
       for (i64 oh = 0; oh < s.OH; ++oh)
         max2x2_backward_row(dy + p * OHW + oh * s.OW, argmax + p * OHW + oh * s.OW, s.W, s.OW,
                             static_cast<std::int32_t>(2 * oh * s.W),
-                            relu_x ? relu_x + p * HW + 2 * oh * s.W : nullptr, dxp + 2 * oh * s.W);
+                            relu_y ? relu_y + p * OHW + oh * s.OW : nullptr, dxp + 2 * oh * s.W);
       std::fill(dxp + 2 * s.OH * s.W, dxp + HW, 0.0f);  // an odd height's last row
     });
     return;
@@ -246,12 +245,12 @@ void relu_maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std:
 
 void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax,
                         float* dx) {
-  maxpool_backward(s, nullptr, dy, argmax, dx);
+  maxpool_backward(s, nullptr, nullptr, dy, argmax, dx);
 }
 
-void relu_maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy,
+void relu_maxpool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy,
                              const std::int32_t* argmax, float* dx) {
-  maxpool_backward(s, x, dy, argmax, dx);
+  maxpool_backward(s, x, y, dy, argmax, dx);
 }
 
 void avgpool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y) {

@@ -49,13 +49,16 @@ void maxpool2d_backward(const Pool2dShape& s,
 // in LeNet). Forward: maxpool2d_forward with every candidate v taken as relu(v) = v > 0 ? v
 // : +0.0f (padding stays -inf): y and argmax bit for bit maxpool2d_forward's on
 // activation_forward(relu, x). Backward: maxpool2d_backward's dx, then dx = x > 0 ? dx :
-// +0.0f per plane while it is in cache: bit for bit relu's backward (activation.h) on it.
+// +0.0f: bit for bit relu's backward (activation.h) on it. (2x2 / stride 2 windows take that
+// mask from y instead, y > 0 exactly where x > 0 at the argmax, without reading x; other
+// windows mask each plane by x while it is in cache.)
 void relu_maxpool2d_forward(const Pool2dShape& s,
                             const float* x,         // (N, C, H, W), before the relu
                             float* y,               // (N, C, OH, OW)
                             std::int32_t* argmax);  // (N, C, OH, OW)
 void relu_maxpool2d_backward(const Pool2dShape& s,
                              const float* x,              // (N, C, H, W), before the relu
+                             const float* y,              // (N, C, OH, OW): the forward's
                              const float* dy,             // (N, C, OH, OW)
                              const std::int32_t* argmax,  // (N, C, OH, OW)
                              float* dx);                  // (N, C, H, W)

@@ -350,7 +350,7 @@ TEST(Pool, ReluMaxPoolIsReluThenMaxPool) {
       relu_maxpool2d_forward(s, x.data(), y.data(), arg.data());
       expect_bits(y, y_want, at + "forward");
       expect_bits(arg, arg_want, at + "argmax");
-      relu_maxpool2d_backward(s, x.data(), dy.data(), arg.data(), dx.data());
+      relu_maxpool2d_backward(s, x.data(), y.data(), dy.data(), arg.data(), dx.data());
       expect_bits(dx, dx_want, at + "backward");
     }
     use_threads(1);
