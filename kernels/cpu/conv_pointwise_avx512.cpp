@@ -16,6 +16,28 @@ namespace {
 
 using i64 = std::int64_t;
 
+// The tiles' one step: acc[v][r] = fmaf(a[r], x[v], acc[v][r]) for every row and vector (a[r]
+// broadcast once for its row's vectors).
+template <int MR, int NV>
+__attribute__((always_inline)) inline void step(const float* a, const __m512 (&x)[NV],
+                                                __m512 (&acc)[NV][MR]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const __m512 wv = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[v][r] = _mm512_fmadd_ps(wv, x[v], acc[v][r]);
+  }
+}
+
+// Every accumulator +0.0f.
+template <int MR, int NV>
+__attribute__((always_inline)) inline void zero(__m512 (&acc)[NV][MR]) {
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[v][r] = _mm512_setzero_ps();
+}
+
 // MR rows x NV vectors at b; lanes[v] of vector v are real (1..16), the rest masked. FULL:
 // every mask is whole, and plain loads and stores run (the masks then stay out of the loop,
 // where GCC had reloaded them from the stack every step).
@@ -25,21 +47,13 @@ __attribute__((always_inline)) inline void tile(const float* __restrict a, i64 K
                                                 const __mmask16* m, const float* bias,
                                                 bool plus_zero, float* out, i64 ldo) {
   __m512 acc[NV][MR];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v)
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) acc[v][r] = _mm512_setzero_ps();
+  zero<MR, NV>(acc);
   for (i64 k = 0; k < K; ++k, a += kRows512, b += ldb) {
     __m512 x[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
       x[v] = FULL ? _mm512_loadu_ps(b + 16 * v) : _mm512_maskz_loadu_ps(m[v], b + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512 wv = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[v][r] = _mm512_fmadd_ps(wv, x[v], acc[v][r]);
-    }
+    step<MR, NV>(a, x, acc);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -96,10 +110,7 @@ __attribute__((always_inline)) inline void tile_s2(const float* __restrict a, i6
                                                    float* out, i64 ldo) {
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   __m512 acc[NV][MR];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v)
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) acc[v][r] = _mm512_setzero_ps();
+  zero<MR, NV>(acc);
   const float* p[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) p[v] = in[v];
@@ -111,12 +122,7 @@ __attribute__((always_inline)) inline void tile_s2(const float* __restrict a, i6
                                     _mm512_maskz_loadu_ps(hi[v], p[v] + 16));
       p[v] += plane;
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512 wv = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[v][r] = _mm512_fmadd_ps(wv, x[v], acc[v][r]);
-    }
+    step<MR, NV>(a, x, acc);
   }
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -137,20 +143,12 @@ __attribute__((always_inline)) inline void tile_spread(const float* __restrict a
                                                        const __mmask16* hi, i64 gap,
                                                        const i64* gap_rows) {
   __m512 acc[NV][MR];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; ++v)
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) acc[v][r] = _mm512_setzero_ps();
+  zero<MR, NV>(acc);
   for (i64 k = 0; k < K; ++k, a += kRows512, b += ldb) {
     __m512 x[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512 wv = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[v][r] = _mm512_fmadd_ps(wv, x[v], acc[v][r]);
-    }
+    step<MR, NV>(a, x, acc);
   }
   // Lane j of the chain goes to column 2j: lanes 0..7 into the first 16 floats, 8..15 into
   // the second, a zero (index 16: the second source's lane 0) after each.
