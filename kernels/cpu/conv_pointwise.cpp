@@ -142,17 +142,19 @@ void spread_columns(const float* src, i64 S, i64 n, i64 W, float* dst) {
 }  // namespace
 
 bool forward_applies(const Conv2dShape& s) { return shape_applies(s) && s.C <= kChunkProducts; }
-bool forward_in_place(const Conv2dShape& s) {
-  return forward_applies(s) && conv_direct::avx512_enabled() && s.stride_w == 2 && s.OW % 16 == 0;
+// The AVX-512 tiles' output rows: whole vectors of 16 positions, at horizontal stride 2 (or
+// also 1).
+static bool rows_of_16(const Conv2dShape& s, bool stride1_too) {
+  return conv_direct::avx512_enabled() && s.OW % 16 == 0 &&
+         (s.stride_w == 2 || (stride1_too && s.stride_w == 1));
 }
+bool forward_in_place(const Conv2dShape& s) { return forward_applies(s) && rows_of_16(s, false); }
 bool weight_by_input_lanes(const Conv2dShape& s) {
-  return conv_direct::avx512_enabled() && shape_applies(s) && s.C <= 16 &&
-         (s.stride_w == 1 || s.stride_w == 2) && s.OW % 16 == 0;
+  return shape_applies(s) && s.C <= 16 && rows_of_16(s, true);
 }
 // backward_data writes dx in place: as forward_in_place, with every column covered (2*OW >= W).
 static bool data_in_place(const Conv2dShape& s) {
-  return backward_data_applies(s) && conv_direct::avx512_enabled() && s.stride_w == 2 &&
-         s.OW % 16 == 0 && 2 * s.OW >= s.W;
+  return backward_data_applies(s) && rows_of_16(s, false) && 2 * s.OW >= s.W;
 }
 bool backward_data_applies(const Conv2dShape& s) {
   return shape_applies(s) && s.O <= kChunkProducts;

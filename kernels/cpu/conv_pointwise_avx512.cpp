@@ -38,6 +38,14 @@ __attribute__((always_inline)) inline void zero(__m512 (&acc)[NV][MR]) {
     for (int r = 0; r < MR; ++r) acc[v][r] = _mm512_setzero_ps();
 }
 
+// How many of `left` vectors the next tile takes when tiles of at most 3 share them as evenly
+// as they go (16: 3 3 3 3 2 2, where 3 x 5 + 1 left a lone vector whose tile is all
+// broadcasts).
+inline i64 next_group(i64 left) {
+  const i64 groups = (left + 2) / 3;
+  return (left + groups - 1) / groups;
+}
+
 // MR rows x NV vectors at b; lanes[v] of vector v are real (1..16), the rest masked. FULL:
 // every mask is whole, and plain loads and stores run (the masks then stay out of the loop,
 // where GCC had reloaded them from the stack every step).
@@ -71,21 +79,14 @@ __attribute__((always_inline)) inline void tile(const float* __restrict a, i64 K
     }
 }
 
-// Flat positions in groups of up to 3 vectors, as even as they go (16 vectors: 3 3 3 3 2 2,
-// where 3 x 5 + 1 left a lone vector whose tile is all broadcasts).
+// Flat positions in groups of up to 3 vectors, as even as they go (next_group).
 template <int MR>
 void block(const float* a, i64 K, const float* b, i64 ldb, i64 P, const float* bias, bool plus_zero,
            float* out, i64 ldo) {
   for (i64 p = 0; p < P;) {
-    const i64 vectors = (P - p + 15) / 16, groups = (vectors + 2) / 3;
-    const i64 nv = (vectors + groups - 1) / groups, left = P - p;
+    const i64 left = P - p, nv = next_group((left + 15) / 16);
     __mmask16 m[3];
-    for (i64 v = 0; v < 3; ++v) {
-      const i64 n = left - 16 * v;
-      m[v] = n >= 16 ? static_cast<__mmask16>(0xFFFF)
-             : n > 0 ? static_cast<__mmask16>((1u << n) - 1u)
-                     : static_cast<__mmask16>(0);
-    }
+    for (i64 v = 0; v < 3; ++v) m[v] = avx512::first_lanes(left - 16 * v);
     const bool full = left >= 16 * nv;
     if (nv == 3)
       full ? tile<MR, 3, true>(a, K, b + p, ldb, m, bias, plus_zero, out + p, ldo)
@@ -255,7 +256,7 @@ void block_s2_avx512(i64 O, const float* a, i64 K, const float* x, i64 plane, i6
                      i64 OH, i64 OW, const float* bias, float* out, i64 ldo) {
   const i64 per_row = OW / 16, vectors = OH * per_row;
   for (i64 g = 0; g < vectors;) {
-    const i64 left = vectors - g, groups = (left + 2) / 3, nv = (left + groups - 1) / groups;
+    const i64 nv = next_group(vectors - g);
     const float* in[3];
     __mmask16 hi[3];
     for (i64 v = 0; v < nv; ++v) {
@@ -285,14 +286,14 @@ void data_s2_avx512(i64 C, const float* a, i64 K, const float* dy, i64 P, float*
   const i64 plane = H * W, row_step = stride_h * W;
   const i64 per_row = OW / 16, vectors = OH * per_row;
   for (i64 g = 0; g < vectors;) {
-    const i64 left = vectors - g, groups = (left + 2) / 3, nv = (left + groups - 1) / groups;
+    const i64 nv = next_group(vectors - g);
     float* out[3];
     __mmask16 hi[3];
     i64 gaps[3];
     for (i64 v = 0; v < nv; ++v) {
       const i64 row = (g + v) / per_row, col = (g + v) % per_row * 16;
       out[v] = dx + row * row_step + 2 * col;
-      gaps[v] = std::min(row_step / W - 1, H - 1 - row * (row_step / W));
+      gaps[v] = std::min(stride_h - 1, H - 1 - row * stride_h);
       hi[v] = avx512::first_lanes(W - 2 * col - 16);
     }
     for (i64 c0 = 0; c0 < C; c0 += kRows512) {
