@@ -432,6 +432,21 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
     tile_rows.push_back(t);
     i += t.vectors;
   }
+  // chan: each row segment's taps' positions inside the input (FwdChanTile's cols): per
+  // segment, per tap kw, [lo, hi) of its positions whose input column (ow0 + r) * S + kw -
+  // pad_left lies in [0, W); every position unless every weight is finite.
+  std::vector<i64> chan_cols;
+  for (i64 ow0 = 0; chan && ow0 < s.OW; ow0 += seg_len) {
+    const i64 len = std::min(seg_len, s.OW - ow0);
+    for (i64 kw = 0; kw < s.KW; ++kw) {
+      i64 lo = 0, hi = len;
+      if (skip_pad_rows) {
+        while (lo < hi && (ow0 + lo) * S + kw - s.pad_left < 0) ++lo;
+        while (hi > lo && (ow0 + hi - 1) * S + kw - s.pad_left >= s.W) --hi;
+      }
+      chan_cols.push_back(lo), chan_cols.push_back(hi);
+    }
+  }
   // chan: each output row's kernel rows (kh0, kh1), the same for every sample and block.
   std::vector<i64> chan_rows(static_cast<std::size_t>(chan ? 2 * s.OH : 0));
   for (i64 oh = 0; chan && oh < s.OH; ++oh)
@@ -482,8 +497,10 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
                 const i64 len = std::min(seg_len, s.OW - ow0);
                 const FwdChanTile tile =
                     chan1 ? ts.fwd_chan1[kwi][SW - 1][len - 1] : ts.fwd_chan[kwi][SW - 1][len - 1];
-                tile(st, pad, tile_kwoff.data(), wq, xs + oh * s.stride_h * pad.cols + ow0 * SW, c0,
-                     c1, kh0, kh1, bp, acc + (oh * s.OW + ow0) * CW);
+                const i64* cols = chan_cols.data() + ow0 / seg_len * 2 * s.KW;
+                tile(st, pad, tile_kwoff.data(), cols, wq,
+                     xs + oh * s.stride_h * pad.cols + ow0 * SW, c0, c1, kh0, kh1, bp,
+                     acc + (oh * s.OW + ow0) * CW);
               }
             }
           }

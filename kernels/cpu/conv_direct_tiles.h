@@ -94,7 +94,10 @@ inline constexpr int kWeightRowsMax = 12;
 // (R, lanes * kFwdChanVectors) outputs. kh0, kh1: the kernel rows [kh0, kh1) whose terms
 // it computes; the driver leaves out only rows that read the padding's zeros and only when
 // every weight is finite, where such a term is fmaf(0, w, p) = p exactly (p starts at +0.0f
-// and an fmaf chain from +0.0f is never -0.0f), so the chain's value is the same.
+// and an fmaf chain from +0.0f is never -0.0f), so the chain's value is the same. cols[2 * kw],
+// cols[2 * kw + 1]: the positions [lo, hi) whose terms tap kw computes, the others reading
+// the padding's zeros at that tap (the same rule: all of [0, R) unless every weight is
+// finite; at 'same' 3 x 3 taps a row's first and last position leave out one tap in three).
 inline constexpr int kFwdChanRows = 12;
 inline constexpr int kFwdChanVectors = 2;
 // The same tile with one vector of channels (fwd_chan1: 16 output channels, LeNet-5's second
@@ -102,8 +105,9 @@ inline constexpr int kFwdChanVectors = 2;
 // positions, so a row of up to 16 is one tile (16 accumulators).
 inline constexpr int kFwdChan1Rows = 16;
 using FwdChanTile = void (*)(const Conv2dShape& s, const Pad& p, const std::int64_t* kwoff,
-                             const float* wq, const float* xb, std::int64_t c0, std::int64_t c1,
-                             std::int64_t kh0, std::int64_t kh1, const float* bias, float* tmp);
+                             const std::int64_t* cols, const float* wq, const float* xb,
+                             std::int64_t c0, std::int64_t c1, std::int64_t kh0, std::int64_t kh1,
+                             const float* bias, float* tmp);
 
 // Data-gradient tile with lanes over input channels (data_chan_tile, AVX-512), pixels of one
 // row and column phase f (j = (j0 + r) * stride_w + f):

@@ -532,6 +532,12 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"chan1_same_3x3_rows_of_13", conv2d_shape_same(2, 5, 6, 13, 16, 3, 3, 1)},
       {"chan1_stride2_rows_of_16", conv2d_shape_same(2, 3, 9, 32, 16, 3, 3, 2)},
       {"chan1_1x1_rows_of_11", conv2d_shape(2, 7, 4, 11, 16, 1, 1, 1, 0)},
+      // The channel-lane forward's taps leave out the positions whose window has them in
+      // the padding (FwdChanTile's cols): 'same' 5x5 (two positions at each end: LeNet-5's
+      // second layer in Keras), 5x5 on rows of 3, 7x7 on rows of 3 (taps with no position).
+      {"chan1_lenet5_c2_same_5x5", conv2d_shape_same(2, 6, 14, 14, 16, 5, 5, 1)},
+      {"chan_same_5x5_rows_of_3_O32", conv2d_shape_same(2, 4, 5, 3, 32, 5, 5, 1)},
+      {"chan_same_7x7_rows_of_3_O32", conv2d_shape_same(2, 3, 4, 3, 32, 7, 7, 1)},
       // ... and the data gradient's (data_chan1, exactly 16 input channels, phase rows of up
       // to 16): stride 2 on rows of 31 (phases of 16 and 15), stride 1 on rows of 13.
       {"chan1_data_stride2_C16", conv2d_shape_same(3, 16, 7, 31, 5, 3, 3, 2)},
