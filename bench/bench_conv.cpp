@@ -76,6 +76,7 @@ std::vector<NamedShape> shapes() {
       {"resnet20_s2_16to32", conv2d_shape_same(128, 16, 32, 32, 32, 3, 3, 2)},
       {"resnet20_s2_32to64", conv2d_shape_same(128, 32, 16, 16, 64, 3, 3, 2)},
       {"resnet20_proj_16to32", conv2d_shape_same(128, 16, 32, 32, 32, 1, 1, 2)},
+      {"resnet20_proj_32to64", conv2d_shape_same(128, 32, 16, 16, 64, 1, 1, 2)},
   };
 }
 

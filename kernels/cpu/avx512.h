@@ -15,6 +15,14 @@ inline __mmask16 first_lanes(std::int64_t n) {
                  : static_cast<__mmask16>(0);
 }
 
+// c + *p * b, the broadcast inside the FMA (its {1to16} memory form). Where a broadcast is
+// a register of its own (vbroadcastss, which GCC emits for _mm512_set1_ps of a load even when
+// one FMA uses it), Zen 4 runs it on an FP pipe beside the FMAs; here the load unit does it.
+inline __m512 fma_bcast(const float* p, __m512 b, __m512 c) {
+  asm("vfmadd231ps %[m]%{1to16%}, %[b], %[c]" : [c] "+v"(c) : [b] "v"(b), [m] "m"(*p));
+  return c;
+}
+
 // r[k][l] -> r[l][k]: 16 x 16 floats in four rounds of shuffles (the maskz forms with every
 // lane kept: GCC 12 warns on the plain forms).
 inline void transpose16(__m512 r[16]) {

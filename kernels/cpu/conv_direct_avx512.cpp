@@ -24,10 +24,7 @@ struct V {
   // c + *p * b with the broadcast inside the FMA (its {1to16} memory form), where GCC loads a
   // broadcast that two FMAs share into a register first: a load and a shuffle more per
   // broadcast, which measured 3-6% of the channel-lane forward (bench/RESULTS.md, 2026-12-06).
-  static reg fma_bcast(const float* p, reg b, reg c) {
-    asm("vfmadd231ps %[m]%{1to16%}, %[b], %[c]" : [c] "+v"(c) : [b] "v"(b), [m] "m"(*p));
-    return c;
-  }
+  static reg fma_bcast(const float* p, reg b, reg c) { return avx512::fma_bcast(p, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static void store(float* p, reg v, std::int64_t n) {
     if (n >= lanes)

@@ -148,13 +148,24 @@ static bool rows_of_16(const Conv2dShape& s, bool stride1_too) {
   return conv_direct::avx512_enabled() && s.OW % 16 == 0 &&
          (s.stride_w == 2 || (stride1_too && s.stride_w == 1));
 }
-bool forward_in_place(const Conv2dShape& s) { return forward_applies(s) && rows_of_16(s, false); }
-bool weight_by_input_lanes(const Conv2dShape& s) {
-  return shape_applies(s) && s.C <= 16 && rows_of_16(s, true);
+// ... or, for the data and weight gradients, two output rows of 8 per vector at stride 2
+// (each one x / dx row of 15 or 16 floats: ResNet's 32 -> 64 projection on 16 x 16), an even
+// count of them.
+// (The forward on such rows stays with conv_direct's channel lanes: at --batch=8 they measured
+// 0.024 ms against 0.027 for the pairs read in place, bench/RESULTS.md.)
+static bool row_pairs_of_8(const Conv2dShape& s) {
+  return conv_direct::avx512_enabled() && s.stride_w == 2 && s.OW == 8 && s.W <= 16 &&
+         s.OH % 2 == 0;
 }
-// backward_data writes dx in place: as forward_in_place, with every column covered (2*OW >= W).
-static bool data_in_place(const Conv2dShape& s) {
-  return backward_data_applies(s) && rows_of_16(s, false) && 2 * s.OW >= s.W;
+bool forward_in_place(const Conv2dShape& s) { return forward_applies(s) && rows_of_16(s, false); }
+// Up to 16 input channels: one vector of them. 17..32: two, where that is no more FMAs than
+// lanes over output channels take (O * 2 <= C * ceil(O / 16): ResNet's 32 -> 64 projection).
+bool weight_by_input_lanes(const Conv2dShape& s) {
+  const bool lanes = s.C <= 16 || (s.C <= 32 && s.O * 2 <= s.C * ((s.O + 15) / 16));
+  return shape_applies(s) && lanes && (rows_of_16(s, true) || row_pairs_of_8(s));
+}
+bool backward_data_in_place(const Conv2dShape& s) {
+  return backward_data_applies(s) && (rows_of_16(s, false) || row_pairs_of_8(s)) && 2 * s.OW >= s.W;
 }
 bool backward_data_applies(const Conv2dShape& s) {
   return shape_applies(s) && s.O <= kChunkProducts;
@@ -213,7 +224,7 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   const bool wide = conv_direct::avx512_enabled();
   const i64 R = wide ? kRows512 : kRows;
   const std::vector<float> wt = pack(w, s.C, s.O, 1, s.C, R);  // (blocks, O, R)
-  const bool direct = unstrided(s), spread_in_place = data_in_place(s);
+  const bool direct = unstrided(s), spread_in_place = backward_data_in_place(s);
   parallel_ranges(s.N, [&](i64 n0, i64 n1, int) {
     thread_local std::vector<float> t;  // (C, P) when strided: +0.0f + each pixel's tap
     if (!direct && !spread_in_place) t.resize(static_cast<std::size_t>(s.C * P));

@@ -9,7 +9,8 @@
 // is made. With AVX-512 at horizontal stride 2 on output rows of 16k positions, the forward
 // reads x itself (a two-source permute takes the even columns of 32 floats) and the data
 // gradient writes dx itself (the same permute interleaves each result vector with zeros; the
-// rows between written as zeros by the same tiles): no gathered or spread copy.
+// rows between written as zeros by the same tiles): no gathered or spread copy. The data
+// gradient does so on output rows of 8 too, two rows per vector.
 //
 // The bits are conv.h's canonical ones (only the canonical order; the `emulated` orders
 // keep conv_direct's tiles):
@@ -36,6 +37,12 @@ void forward(const Conv2dShape& s,
 // forward reads x in place (AVX-512, stride_w 2, OW a multiple of 16: each vector of 16
 // positions the even columns of 32 input floats, split in registers).
 bool forward_in_place(const Conv2dShape& s);
+
+// backward_data writes dx in place (AVX-512, stride_w 2, every column covered: 2 * OW >= W):
+// on output rows of 16k (each vector's results interleaved with zeros into 32 floats of one
+// dx row), or on rows of 8 with W <= 16 and OH even (two output rows per vector, each to one
+// dx row); the rows between written as zeros by the same tiles.
+bool backward_data_in_place(const Conv2dShape& s);
 
 // conv_direct's weight gradient runs its chunk partials on conv_pointwise_avx512.h's
 // weight_chunk_avx512: AVX-512, 1x1, unpadded, C <= 16 (the input channels are the lanes),

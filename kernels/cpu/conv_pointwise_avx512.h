@@ -40,10 +40,11 @@ void block_s2_avx512(std::int64_t O,
                      std::int64_t ldo);
 
 // The data gradient (block_avx512 with plus_zero) of all C channels at horizontal stride 2,
-// OW a multiple of 16 and 2 * OW >= W, spread in place: dx[c][oh * stride_h][2 * ow] = +0.0f +
-// the chain of output position (oh, ow), +0.0f at the odd columns of those rows and on the
-// stride_h - 1 rows below each (nothing at or past a row's W or the plane's H written). Rows
-// past (OH - 1) * stride_h + stride_h - 1 are not touched.
+// spread in place (conv_pointwise::backward_data_in_place: OW a multiple of 16, or OW 8 with
+// W <= 16 and OH even, two output rows per vector; 2 * OW >= W): dx[c][oh * stride_h][2 * ow]
+// = +0.0f + the chain of output position (oh, ow), +0.0f at the odd columns of those rows and
+// on the stride_h - 1 rows below each (nothing at or past a row's W or the plane's H
+// written). Rows past (OH - 1) * stride_h + stride_h - 1 are not touched.
 void data_s2_avx512(std::int64_t C,
                     const float* a,  // (ceil(C / kRows512), K, kRows512): K = O
                     std::int64_t K,

@@ -480,10 +480,23 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"pointwise_s2_in_place_rows_of_31", conv2d_shape(3, 9, 7, 31, 17, 1, 1, 2, 0)},
       {"pointwise_s2_in_place_sh3", Conv2dShape{2, 3, 10, 32, 5, 1, 1, 3, 2, 0, 0, 4, 16}},
       {"pointwise_s2_in_place_rows_past", Conv2dShape{2, 10, 11, 32, 9, 1, 1, 2, 2, 0, 0, 4, 16}},
+      // ... and the data gradient on output rows of 8, two per vector: ResNet's 32 -> 64
+      // projection (16 x 16 in, short last channel blocks), rows of 15 (each row's 16th float
+      // masked; no zero row below the last), stride 3 down (two zero rows below each), rows
+      // past the last output row's.
+      {"pointwise_s2_pairs_16x16_C32_O44", conv2d_shape(2, 32, 16, 16, 44, 1, 1, 2, 0)},
+      {"pointwise_s2_pairs_rows_of_15", conv2d_shape(3, 5, 11, 15, 9, 1, 1, 2, 0)},
+      {"pointwise_s2_pairs_sh3", Conv2dShape{2, 3, 11, 16, 5, 1, 1, 3, 2, 0, 0, 4, 8}},
+      {"pointwise_s2_pairs_rows_past", Conv2dShape{2, 4, 13, 16, 6, 1, 1, 2, 2, 0, 0, 4, 8}},
       // The weight gradient's lanes over input channels (conv_pointwise_avx512.h, C <= 16, OW
       // a multiple of 16; the four above too): 16 channels at stride 1 over two chunks, the
       // boundary mid-sample and mid-row (4096 = 2304 + 37 * 48 + 16), 24 + 23 output channels.
       {"weight_by_input_lanes_2_chunks", conv2d_shape(3, 16, 48, 48, 47, 1, 1, 1, 0)},
+      // ... two vectors of them (17..32 input channels, where O * 2 <= C * ceil(O / 16)): 24
+      // channels on rows of 32, and 20 on row pairs of 8 over two chunks (the boundary in the
+      // second sample, between two row pairs); the pairs_16x16_C32_O44 shape above too.
+      {"weight_by_input_lanes_C24_O8", conv2d_shape(2, 24, 6, 64, 8, 1, 1, 2, 0)},
+      {"weight_by_input_lanes_pairs_2_chunks", conv2d_shape(2, 20, 600, 16, 9, 1, 1, 2, 0)},
       {"stride3_5x5_p2", conv2d_shape(2, 2, 17, 19, 6, 5, 5, 3, 2)},
       {"stride2_rows_past_input", Conv2dShape{2, 2, 6, 9, 3, 3, 3, 2, 2, 1, 1, 4, 6}},
       // The weight gradient's row tiles (conv_direct_tiles.inc, weight_rows_tile): 4 vectors
@@ -555,6 +568,14 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
                   avx512 && conv_direct::avx512_available())
             << c.name;
       }
+      if (std::string(c.name).rfind("weight_by_input_lanes", 0) == 0)
+        ASSERT_EQ(conv_pointwise::weight_by_input_lanes(c.s),
+                  avx512 && conv_direct::avx512_available())
+            << c.name;
+      if (std::string(c.name).rfind("pointwise_s2_pairs", 0) == 0)
+        ASSERT_EQ(conv_pointwise::backward_data_in_place(c.s),
+                  avx512 && conv_direct::avx512_available())
+            << c.name;
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_weight_applies(c.s)) << c.name;
