@@ -16,6 +16,18 @@ inline __m256i first_lanes(std::int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n));
 }
 
+// The first n floats at p (n in [0, 8]), zeros after, reading nothing past them: a plain
+// load where n is 8. (A masked load, vmaskmovps, costs more than a plain one on AMD Zen 4
+// even with every lane set: the 2x2 max pool's rows, whose full steps took it, ran 11-13%
+// faster on plain loads; bench/RESULTS.md.)
+inline __m256 load_first(const float* p, std::int64_t n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(n));
+}
+inline __m256i load_first(const std::int32_t* p, std::int64_t n) {
+  return n >= 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                : _mm256_maskload_epi32(p, first_lanes(n));
+}
+
 // Stores the first n lanes of v at p (n in [1, 8]), touching nothing past them: 16-, 8-
 // and 4-byte stores. A masked store (vmaskmovps) does the same in one instruction, but
 // costs about 5x a plain store on AMD Zen 3 (measured: 4.4-6.3 ns against 1.0), and the

@@ -40,14 +40,16 @@ template <bool RELU>
 void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at) {
   const __m256i two = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   for (i64 ow = 0; ow < OW; ow += 8) {
-    const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
-    const __m256i ma = avx2::first_lanes(std::min<i64>(8, m)),
-                  mb = avx2::first_lanes(std::max<i64>(0, m - 8));
+    const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;                // outputs, inputs per row
+    const i64 na = std::min<i64>(8, m), nb = std::max<i64>(0, m - 8);  // inputs per half
+    const __m256i ma = avx2::first_lanes(na), mb = avx2::first_lanes(nb);
     __m256 best = _mm256_setzero_ps();
     __m256i idx = _mm256_setzero_si256();
     for (int row = 0; row < 2; ++row) {
       const float* r = x + row * W + 2 * ow;
-      __m256 a = _mm256_maskload_ps(r, ma), b = _mm256_maskload_ps(r + 8, mb);
+      // Plain loads where a half is whole (avx2::load_first's reason), the masks made once.
+      __m256 a = na == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, ma),
+             b = nb == 8 ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, mb);
       if (RELU) {  // relu(v) = v > 0 ? v : +0.0f as (v > 0 mask) & v (NaN: +0.0f)
         a = _mm256_and_ps(a, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ));
         b = _mm256_and_ps(b, _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_GT_OQ));
@@ -176,12 +178,11 @@ void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW,
   const __m256 zero = _mm256_setzero_ps();
   for (i64 ow = 0; ow < OW; ow += 8) {
     const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;  // outputs, inputs per row
-    const __m256i mo = avx2::first_lanes(n);
     // +0.0f + dy: the add of the zeroed plane (turns a -0.0f dy into +0.0f, as it did).
-    __m256 d = _mm256_add_ps(zero, _mm256_maskload_ps(dy + ow, mo));
+    __m256 d = _mm256_add_ps(zero, avx2::load_first(dy + ow, n));
     if (relu_y)
-      d = _mm256_and_ps(d, _mm256_cmp_ps(_mm256_maskload_ps(relu_y + ow, mo), zero, _CMP_GT_OQ));
-    const __m256i a = _mm256_maskload_epi32(at + ow, mo);
+      d = _mm256_and_ps(d, _mm256_cmp_ps(avx2::load_first(relu_y + ow, n), zero, _CMP_GT_OQ));
+    const __m256i a = avx2::load_first(at + ow, n);
     const __m256 d_lo = _mm256_permutevar8x32_ps(d, dup_lo),
                  d_hi = _mm256_permutevar8x32_ps(d, dup_hi);
     const __m256i a_lo = _mm256_permutevar8x32_epi32(a, dup_lo),
