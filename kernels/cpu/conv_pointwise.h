@@ -45,8 +45,10 @@ bool forward_in_place(const Conv2dShape& s);
 bool backward_data_in_place(const Conv2dShape& s);
 
 // conv_direct's weight gradient runs its chunk partials on conv_pointwise_avx512.h's
-// weight_chunk_avx512: AVX-512, 1x1, unpadded, C <= 16 (the input channels are the lanes),
-// horizontal stride 1 or 2, OW a multiple of 16, every output position's pixel inside x.
+// weight_chunk_avx512: AVX-512, 1x1, unpadded, the input channels as the lanes (C <= 16, one
+// vector; or C <= 32, two, where that is no more FMAs than lanes over output channels: O * 2
+// <= C * ceil(O / 16)), every output position's pixel inside x, and horizontal stride 1 or 2
+// on output rows of 16k, or stride 2 on rows of 8 (W <= 16, OH even: two rows per vector).
 bool weight_by_input_lanes(const Conv2dShape& s);
 
 // conv2d_backward_data can run here: as forward_applies, with O <= kChunkProducts.

@@ -54,11 +54,12 @@ void data_s2_avx512(std::int64_t C,
                     std::int64_t H, std::int64_t W, std::int64_t stride_h, std::int64_t OH,
                     std::int64_t OW);
 
-// The weight gradient's partial (where conv_pointwise::weight_by_input_lanes) over the flat (n, oh, ow) positions [p0, p1) (multiples of
-// 16): part[c * ldp + o] = one fmaf chain from +0.0f over them in order of dy[n][o][oh][ow] *
-// x[n][c][oh * stride_h][ow * stride_w], for c < C, o < O (conv_direct.h's chunk partial, with
-// lanes over input channels: x is transposed, 16 positions at a time, where the channel-lane
-// tiles transpose dy, twice as large at the projections' 16 -> 32 channels).
+// The weight gradient's partial (where conv_pointwise::weight_by_input_lanes) over the flat
+// (n, oh, ow) positions [p0, p1) (multiples of 16): part[c * ldp + o] = one fmaf chain from
+// +0.0f over them in order of dy[n][o][oh][ow] * x[n][c][oh * stride_h][ow * stride_w], for
+// c < C, o < O (conv_direct.h's chunk partial, with lanes over input channels, one or two
+// vectors of them: x is transposed, 16 positions at a time, where the channel-lane tiles
+// transpose dy, twice as large at the projections' 16 -> 32 and 32 -> 64 channels).
 void weight_chunk_avx512(const Conv2dShape& s,
                          const float* x,   // (N, C, H, W)
                          const float* dy,  // (N, O, OH, OW)
