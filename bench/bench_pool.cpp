@@ -22,7 +22,8 @@ struct NamedPool {
   Pool2dShape s;
 };
 
-// LeNet-5 / LeNet-1 in Keras form: 2x2 pools after the 28 x 28 and 14 x 14 convolutions.
+// LeNet-5 in Keras form: its 2x2 pools after the 28 x 28 and 14 x 14 convolutions (LeNet-1's
+// are the same with 4 and 12 channels).
 std::vector<NamedPool> pools() {
   return {
       {"lenet5_p1", pool2d_shape(128, 6, 28, 28, 2, 2, 2, 0)},
