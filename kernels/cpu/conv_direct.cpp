@@ -545,12 +545,109 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   backward_data_ordered(DataOrder{}, s, dy, w, dx);
 }
 
+namespace {
+
+// dst[k * L + l] = src[l * ld + k] for k < K and l < nb, +0.0f for nb <= l < L: nb rows of
+// K floats into K vectors of L lanes (L 8 or 16), through 8 x 8 transposes.
+void to_sample_lanes(const float* src, i64 ld, i64 K, i64 nb, i64 L, float* dst) {
+  for (i64 h = 0; h < L; h += 8) {
+    i64 k = 0;
+    for (; k + 8 <= K; k += 8) {
+      __m256 r[8];
+      for (i64 l = 0; l < 8; ++l)
+        r[l] = h + l < nb ? _mm256_loadu_ps(src + (h + l) * ld + k) : _mm256_setzero_ps();
+      avx2::transpose8(r);
+      for (i64 q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * L + h, r[q]);
+    }
+    for (; k < K; ++k)
+      for (i64 l = 0; l < 8; ++l) dst[k * L + h + l] = h + l < nb ? src[(h + l) * ld + k] : 0.0f;
+  }
+}
+
+// The inverse for the first nb lanes: dst[l * ld + k] = src[k * L + l], k < K, l < nb.
+void from_sample_lanes(const float* src, i64 K, i64 nb, i64 L, float* dst, i64 ld) {
+  for (i64 h = 0; h < L && h < nb; h += 8) {
+    i64 k = 0;
+    for (; k + 8 <= K; k += 8) {
+      __m256 r[8];
+      for (i64 q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(src + (k + q) * L + h);
+      avx2::transpose8(r);
+      for (i64 l = 0; l < 8 && h + l < nb; ++l) _mm256_storeu_ps(dst + (h + l) * ld + k, r[l]);
+    }
+    for (; k < K; ++k)
+      for (i64 l = 0; l < 8 && h + l < nb; ++l) dst[(h + l) * ld + k] = src[k * L + h + l];
+  }
+}
+
+// The data gradient with lanes over samples (data_sample_tile) where the canonical order runs
+// at stride 1 on fewer than 8 input channels (LeNet's second layers: 6 or 4): blocks of one
+// vector's worth of samples, the block's dy transposed into (O, OH, OW, lanes) and its dx
+// back out of (C, H, W, lanes). Position lanes had filled 14 of 16 lanes on a 14-wide row and
+// computed every edge tap on the padding's columns (a fifth of their products at 'same' 5 x
+// 5); here a tap outside dy is left out pixel by pixel. A block's buffers are bounded
+// (kSampleBlockBytes): ResNet's stem (3 -> 16 channels, 32 x 32) takes 1.2 MiB and still ran
+// 3.9 -> 2.1 ms (bench/RESULTS.md, 2026-12-06 third session).
+constexpr i64 kSampleBlockBytes = i64{2} << 20;
+bool data_by_samples(const Conv2dShape& s, i64 lanes) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.C < 8 && s.N >= lanes &&
+         (s.O * s.OH * s.OW + s.C * s.H * s.W) * lanes * 4 <= kSampleBlockBytes;
+}
+
+void data_grad_by_samples(const TileSet& ts, const Conv2dShape& s, const float* dy, const float* w,
+                          float* dx) {
+  const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR;
+  AlignedFloats wt_buf;
+  float* wt = wt_buf.get(blocks * taps * s.O * kMR);
+  pack_data_weights(s, w, kMR, kMR, wt);
+  const i64 KY = s.O * s.OH * s.OW, KX = s.C * s.H * s.W, HWL = s.H * s.W * L;
+  // A dropped pixel reads dy columns pad_left - (KW - 1) .. W - 1 + pad_left of a row
+  // inside dy: up to KW - 1 floats before the first plane, W + pad_left - OW past the last.
+  const i64 slack = std::max(s.KW, s.W + s.pad_left - s.OW) * L;
+  const i64 sample_blocks = (s.N + L - 1) / L;
+  parallel_ranges(sample_blocks, [&](i64 b0, i64 b1, int) {
+    float* ybuf = scratch(KY * L + 2 * slack);
+    float* dys = ybuf + slack;
+    float* dxs = scratch<1>(KX * L);
+    std::fill(ybuf, dys, 0.0f);  // the slack: read by dropped pixels only, zeros all the same
+    std::fill(dys + KY * L, dys + KY * L + slack, 0.0f);
+    for (i64 b = b0; b < b1; ++b) {
+      const i64 n0 = b * L, nb = std::min(L, s.N - n0);
+      to_sample_lanes(dy + n0 * KY, KY, KY, nb, L, dys);
+      for (i64 blk = 0; blk < blocks; ++blk) {
+        const i64 mc = std::min<i64>(kMR, s.C - blk * kMR);
+        const DataSampleTile* row_tiles = ts.data_sample + (mc - 1) * kDataSampleRows;
+        i64 rmax = kDataSampleRows;
+        while (row_tiles[rmax - 1] == nullptr) --rmax;
+        for (i64 i = 0; i < s.H; ++i)
+          for (i64 j0 = 0; j0 < s.W;) {
+            const i64 r = even_group(s.W - j0, rmax);
+            row_tiles[r - 1](s, wt + blk * taps * s.O * kMR, i, j0, dys, dxs + blk * kMR * HWL);
+            j0 += r;
+          }
+      }
+      from_sample_lanes(dxs, KX, nb, L, dx + n0 * KX, KX);
+    }
+  });
+}
+
+}  // namespace
+
+bool backward_data_by_samples(const Conv2dShape& s) {
+  return backward_data_applies(s) &&
+         data_by_samples(s, avx512_enabled() ? tiles_avx512().lanes : tiles_avx2().lanes);
+}
+
+// The canonical order runs data_tile (pairs where they fit); another order runs
 // The canonical order runs data_tile (pairs where they fit); another order runs
 // data_ordered_tile, the same tile with the taps in the plan's order and the reduction over o
 // in slices combined in registers (no pairs).
 void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float* dy,
                            const float* w, float* dx) {
   const bool canonical = d.slices <= 1 && d.taps == nullptr;
+  if (canonical) {
+    const TileSet& ts = avx512_enabled() ? tiles_avx512() : tiles_avx2();
+    if (data_by_samples(s, ts.lanes)) return data_grad_by_samples(ts, s, dy, w, dx);
+  }
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
   // chan: lanes over input channels (data_chan_tile) on rows of at most 16 pixels per
   // column phase with two vectors' worth of channels (ResNet's 16 x 16 and 8 x 8 stages),

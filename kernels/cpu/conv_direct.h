@@ -68,6 +68,11 @@ void backward_data(const Conv2dShape& s,
                    const float* w,   // (O, C, KH, KW)
                    float* dx);       // (N, C, H, W)
 
+// backward_data's canonical order takes lanes over samples here (blocks of a vector's worth
+// of samples, dy and dx transposed to and from them): stride 1, fewer than 8 input channels
+// (LeNet's second layers), at least a vector's worth of samples, a block's buffers within L2.
+bool backward_data_by_samples(const Conv2dShape& s);
+
 // The data gradient in another order of the same sums, where backward_data_applies (the
 // `emulated` level's plans, emulated_conv.h): per tap, the reduction over o is cut into
 // `slices` slices [cuts[j], cuts[j + 1]), each one fmaf chain from +0.0f, combined by

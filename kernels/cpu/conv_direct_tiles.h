@@ -127,6 +127,16 @@ using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* w
 // weights packed (KH*KW, O, kDataMemRows).
 inline constexpr int kDataMemRows = 8;
 
+// Data-gradient tile with lanes over samples (data_sample_tile, stride 1): a block of `lanes`
+// samples, MC <= kMR input channels x R <= kDataSampleRows pixels (i, j0 + r) of one row.
+// wt: the channels' packed weights (KH*KW, O, kMR) as DataTile's; dys: the block's dy
+// (O, OH, OW, lanes), with max(KW, W + pad_left - OW) * lanes readable floats before it and
+// after it (a pixel whose tap lies outside dy still reads there); dxs: the block's dx at the first channel,
+// (C, H, W, lanes).
+inline constexpr int kDataSampleRows = 4;
+using DataSampleTile = void (*)(const Conv2dShape& s, const float* wt, std::int64_t i,
+                                std::int64_t j0, const float* dys, float* dxs);
+
 inline constexpr int kFwdRowsMax = 8;     // the forward's tiles: up to 8 output channels
 inline constexpr int kFwdVectorsMax = 3;  // ... by up to 3 vectors
 
@@ -148,7 +158,9 @@ struct TileSet {
   DataTile data_pair[2][kMR];
   FwdTile fwd_tap[2][kMR];  // forward per tap (emulated): [NV - 1][MR - 1]
   FwdTile fwd_tap_pair[2][kMR];
-  DataOrderedTile data_ordered[2][kMR];      // data gradient in another order: [NV - 1][MR - 1]
+  DataOrderedTile data_ordered[2][kMR];  // data gradient in another order: [NV - 1][MR - 1]
+  DataSampleTile
+      data_sample[kMR * kDataSampleRows];    // [(MC - 1) * kDataSampleRows + R - 1], null: no fit
   WeightTile weight[2][kMR];                 // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only

@@ -555,6 +555,18 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       // to 16): stride 2 on rows of 31 (phases of 16 and 15), stride 1 on rows of 13.
       {"chan1_data_stride2_C16", conv2d_shape_same(3, 16, 7, 31, 5, 3, 3, 2)},
       {"chan1_data_rows_of_13_C16", conv2d_shape_same(3, 16, 5, 13, 7, 3, 3, 1)},
+      // The data gradient with lanes over samples (data_sample_tile: stride 1, C < 8, blocks
+      // of 16 or 8 samples): LeNet-5's second layer in Keras with a last block of 2 samples,
+      // 7 channels as 6 + 1 under valid 5x5 taps on rows of 9, LeNet-5's first layer (one
+      // channel, rows of 28), ResNet's stem (3 channels, 3x3), padding past the kernel on one
+      // side only (taps with no pixel), an output of 8 columns from rows of 30 (most pixels'
+      // taps read past the end of dy's rows: the buffer's slack).
+      {"samples_lenet5_c2_same_N18", conv2d_shape_same(18, 6, 14, 14, 16, 5, 5, 1)},
+      {"samples_C7_valid_5x5_rows_of_9", conv2d_shape_valid(17, 7, 11, 9, 13, 5, 5, 1)},
+      {"samples_lenet5_c1_N16", conv2d_shape_same(16, 1, 28, 28, 6, 5, 5, 1)},
+      {"samples_resnet_stem_C3", conv2d_shape_same(16, 3, 32, 32, 16, 3, 3, 1)},
+      {"samples_pad_past_kernel_C4", Conv2dShape{17, 4, 5, 7, 3, 3, 3, 1, 1, 4, 0, 7, 11}},
+      {"samples_output_narrower_than_input", Conv2dShape{17, 2, 6, 30, 3, 3, 3, 1, 1, 1, 4, 5, 8}},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
@@ -576,6 +588,8 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
         ASSERT_EQ(conv_pointwise::backward_data_in_place(c.s),
                   avx512 && conv_direct::avx512_available())
             << c.name;
+      if (std::string(c.name).rfind("samples_", 0) == 0)
+        ASSERT_TRUE(conv_direct::backward_data_by_samples(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_weight_applies(c.s)) << c.name;
