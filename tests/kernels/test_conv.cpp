@@ -580,16 +580,19 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
                   avx512 && conv_direct::avx512_available())
             << c.name;
       }
-      if (std::string(c.name).rfind("weight_by_input_lanes", 0) == 0)
+      if (std::string(c.name).rfind("weight_by_input_lanes", 0) == 0) {
         ASSERT_EQ(conv_pointwise::weight_by_input_lanes(c.s),
                   avx512 && conv_direct::avx512_available())
             << c.name;
-      if (std::string(c.name).rfind("pointwise_s2_pairs", 0) == 0)
+      }
+      if (std::string(c.name).rfind("pointwise_s2_pairs", 0) == 0) {
         ASSERT_EQ(conv_pointwise::backward_data_in_place(c.s),
                   avx512 && conv_direct::avx512_available())
             << c.name;
-      if (std::string(c.name).rfind("samples_", 0) == 0)
+      }
+      if (std::string(c.name).rfind("samples_", 0) == 0) {
         ASSERT_TRUE(conv_direct::backward_data_by_samples(c.s)) << c.name;
+      }
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_weight_applies(c.s)) << c.name;
