@@ -174,8 +174,12 @@ struct TileSet {
   // Rows at stride_w 1, each input read once (weight_slide_tile): as weight_rows, with
   // (R + 1) * KW * NV + 1 <= regs.
   WeightTile weight_slide[2][2][kWeightRowsMax];  // [KW 3, 5][NV - 1][R - 1], null: no fit
-  int regs;                                       // vector registers: 16 or 32
-  ChanOut chan_out;                               // AVX-512 only, else null
+  // The same at KW 5 leaving out the products of the padding's columns (their input is
+  // +0.0f: a row's first pad_left and those from pad_left + W on), for steps whose dy values
+  // are all finite, where each left-out fmaf(+0.0f, dy, acc) would have returned acc.
+  WeightTile weight_slide_skip[2][kWeightRowsMax];  // [NV - 1][R - 1], null: no fit
+  int regs;                                         // vector registers: 16 or 32
+  ChanOut chan_out;                                 // AVX-512 only, else null
 };
 
 const TileSet& tiles_avx2();
