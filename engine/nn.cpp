@@ -89,6 +89,9 @@ Conv2d::Conv2d(std::int64_t in, std::int64_t out, std::int64_t kernel, ops::Conv
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, w_, b_, opt_); }
+Tensor Conv2d::forward_relu_max_pool(const Tensor& x, const ops::Pool2dOptions& pool) {
+  return ops::conv2d_relu_max_pool2d(x, w_, b_, opt_, pool);
+}
 
 BatchNorm::BatchNorm(std::int64_t channels, float momentum, float eps, bool unbiased,
                      InitSpec gamma_init, bool keras_moving_stats)
@@ -163,6 +166,17 @@ bool Module::set_init(const std::string& name, const InitSpec& spec) {
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (i + 2 < layers_.size() && activation_observer == nullptr) {
+      auto* conv = dynamic_cast<Conv2d*>(layers_[i].get());
+      const auto* act = dynamic_cast<const Act*>(layers_[i + 1].get());
+      const auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 2].get());
+      if (conv != nullptr && act != nullptr && pool != nullptr &&
+          act->activation() == Activation::relu) {
+        h = conv->forward_relu_max_pool(h, pool->options());
+        i += 2;
+        continue;
+      }
+    }
     if (i + 1 < layers_.size() && activation_observer == nullptr) {
       const auto* act = dynamic_cast<const Act*>(layers_[i].get());
       const auto* pool = dynamic_cast<const MaxPool2d*>(layers_[i + 1].get());

@@ -92,6 +92,9 @@ class Conv2d final : public Module {
          bool bias = true, InitSpec weight_init = {InitKind::glorot_uniform},
          InitSpec bias_init = {InitKind::zeros});
   Tensor forward(const Tensor& x) override;
+  // forward, then relu and a max pool as one op (ops::conv2d_relu_max_pool2d; Sequential's
+  // Conv2d, relu, MaxPool2d in turn): the same bits.
+  Tensor forward_relu_max_pool(const Tensor& x, const ops::Pool2dOptions& pool);
   std::string kind() const override { return "Conv2d"; }
   Tensor weight() const { return w_; }
 
@@ -203,8 +206,9 @@ class Dropout final : public Module {
 
 // Runs its children in order; children are named "0", "1", ...
 // Layers in turn. A relu layer followed by a max pool runs as one op (ops::relu_max_pool2d:
-// the same bits, without the relu's tensor) unless an ActivationObserver is installed (the
-// monitor's probes see every activation layer's output).
+// the same bits, without the relu's tensor), and a Conv2d before them joins it
+// (ops::conv2d_relu_max_pool2d: each sample pooled right after its convolution), unless an
+// ActivationObserver is installed (the monitor's probes see every activation layer's output).
 class Sequential : public Module {
  public:
   Sequential() = default;

@@ -16,6 +16,7 @@
 #include "engine/cuda_backend.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/parts.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/emulated_conv.h"
 #include "kernels/cpu/emulated_reduce.h"
@@ -99,10 +100,13 @@ void cpu_backward_bias(Level lv, const Conv2dShape& s, const float* dy, float* d
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
+namespace parts {
+
+Conv2dShape conv2d_shape_of(const Tensor& x, const Tensor& w, const Tensor& b,
+                            const Conv2dOptions& o, Device* dev) {
   check_ndim(x, 4, "conv2d input (N, C, H, W)");
   check_ndim(w, 4, "conv2d weight (O, C, KH, KW)");
-  const Device dev = same_device({x, w, b}, "conv2d");
+  *dev = same_device({x, w, b}, "conv2d");
   if (w.dim(1) != x.dim(1))
     throw std::invalid_argument("conv2d: input has " + std::to_string(x.dim(1)) +
                                 " channels, weight " + shape_str(w.shape()) + " expects " +
@@ -112,16 +116,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
                                : conv2d_shape(x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0),
                                               w.dim(2), w.dim(3), o.stride, o.pad);
   if (b.defined()) check_shape(b, {s.O}, "conv2d bias");
-  Tensor y = Tensor::empty_on(dev, {s.N, s.O, s.OH, s.OW});
-  const float* bias = b.defined() ? b.data_f32() : nullptr;
-  const Level lv = context().level(OpFamily::matmul);
-  switch (route_conv2d(dev, s)) {
-    case Route::cpu: cpu_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
-    case Route::cuda: cuda_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32()); break;
-    case Route::vendor:
-      gpu::cudnn_conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32());
-      break;
-  }
+  return s;
+}
+
+void record_conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dShape& s,
+                   Device dev, const Tensor& y) {
   record(OpKind::conv2d, {x, w, b}, y, [x, w, b, s, dev](const Tensor& g) {
     Tensor gx, gw, gb;
     if (x.requires_grad()) {
@@ -164,6 +163,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
     }
     return std::vector<Tensor>{gx, gw, gb};
   });
+}
+
+}  // namespace parts
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
+  Device dev{};
+  const Conv2dShape s = parts::conv2d_shape_of(x, w, b, o, &dev);
+  Tensor y = Tensor::empty_on(dev, {s.N, s.O, s.OH, s.OW});
+  const float* bias = b.defined() ? b.data_f32() : nullptr;
+  const Level lv = context().level(OpFamily::matmul);
+  switch (route_conv2d(dev, s)) {
+    case Route::cpu: cpu_forward(lv, s, x.f32(), w.f32(), bias, y.f32()); break;
+    case Route::cuda: cuda_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32()); break;
+    case Route::vendor:
+      gpu::cudnn_conv2d_forward(lv, s, x.data_f32(), w.data_f32(), bias, y.data_f32());
+      break;
+  }
+  parts::record_conv2d(x, w, b, s, dev, y);
   return y;
 }
 

@@ -66,6 +66,13 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o);
 // engine's Sequential fuses the two): bit for bit the two ops in turn, forward and backward
 // (kernels/cpu/pool.h relu_maxpool2d_*). CUDA tensors run the two ops in turn.
 Tensor relu_max_pool2d(const Tensor& x, const Pool2dOptions& o);
+// relu_max_pool2d(conv2d(x, w, b, co), po) with each sample pooled right after its
+// convolution, while in cache (engine/ops/conv_pool.cpp; Sequential fuses a Conv2d, relu and
+// max pool in turn): bit for bit the two ops, forward and backward, recording their nodes.
+// Where conv2d would not run the CPU's direct kernels (CUDA, `emulated` draws, other
+// shapes), the two ops in turn.
+Tensor conv2d_relu_max_pool2d(const Tensor& x, const Tensor& w, const Tensor& b,
+                              const Conv2dOptions& co, const Pool2dOptions& po);
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& o);
 Tensor global_avg_pool2d(const Tensor& x);  // (N,C,H,W) -> (N,C)
 

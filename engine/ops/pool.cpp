@@ -6,11 +6,12 @@
 #include "engine/context.h"
 #include "engine/cuda_backend.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/parts.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/pool.h"
 
 namespace detdl::ops {
-namespace {
+namespace parts {
 
 Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what) {
   check_ndim(x, 4, what);
@@ -21,7 +22,27 @@ Pool2dShape pool_shape(const Tensor& x, const Pool2dOptions& o, const char* what
                                o.pad);
 }
 
-}  // namespace
+void record_relu_max_pool2d(const Pool2dShape& s, const Tensor& x, const Tensor& y,
+                            const Tensor& argmax) {
+  // The relu draws nothing; the pool's backward draws its scatter order as max_pool2d's does,
+  // so the two ops in turn and this one draw the same.
+  record(OpKind::relu_max_pool2d, {x}, y, [s, x, y, argmax](const Tensor& g) {
+    Tensor gx = Tensor::empty_on(Device::cpu, {s.N, s.C, s.H, s.W});
+    if (const auto d = context().impl_draw(ImplFamily::scatter)) {
+      cpu::maxpool2d_backward(scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
+      // relu's backward in place (element by element; relu reads x, not its output)
+      cpu::activation_backward(Activation::relu, 0.0f, x.f32(), x.f32(), gx.f32(), gx.f32(),
+                               x.numel());
+    } else {
+      cpu::relu_maxpool2d_backward(s, x.f32(), y.f32(), g.f32(), argmax.i32(), gx.f32());
+    }
+    return std::vector<Tensor>{gx};
+  });
+}
+
+}  // namespace parts
+
+using parts::pool_shape;
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   const Pool2dShape s = pool_shape(x, o, "max_pool2d input (N, C, H, W)");
@@ -55,20 +76,7 @@ Tensor relu_max_pool2d(const Tensor& x, const Pool2dOptions& o) {
   Tensor y = Tensor::empty_on(Device::cpu, {s.N, s.C, s.OH, s.OW});
   Tensor argmax = Tensor::empty_on(Device::cpu, {s.N, s.C, s.OH, s.OW}, DType::i32);
   cpu::relu_maxpool2d_forward(s, x.f32(), y.f32(), argmax.i32());
-  // The relu draws nothing; the pool's backward draws its scatter order as max_pool2d's does,
-  // so the two ops in turn and this one draw the same.
-  record(OpKind::relu_max_pool2d, {x}, y, [s, x, y, argmax](const Tensor& g) {
-    Tensor gx = Tensor::empty_on(Device::cpu, {s.N, s.C, s.H, s.W});
-    if (const auto d = context().impl_draw(ImplFamily::scatter)) {
-      cpu::maxpool2d_backward(scatter_order(*d), *d, s, g.f32(), argmax.i32(), gx.f32());
-      // relu's backward in place (element by element; relu reads x, not its output)
-      cpu::activation_backward(Activation::relu, 0.0f, x.f32(), x.f32(), gx.f32(), gx.f32(),
-                               x.numel());
-    } else {
-      cpu::relu_maxpool2d_backward(s, x.f32(), y.f32(), g.f32(), argmax.i32(), gx.f32());
-    }
-    return std::vector<Tensor>{gx};
-  });
+  parts::record_relu_max_pool2d(s, x, y, argmax);
   return y;
 }
 

@@ -273,14 +273,33 @@ void set_conv_scratch_budget(i64 floats) {
 }
 i64 conv_scratch_budget() { return g_scratch_budget.load(); }
 
+namespace {
+// 1x1, unpadded: weights x positions (conv_pointwise.h), unless conv_direct's lanes over
+// channels run it (the same sums; they read the strided input in place, as conv_pointwise
+// does at stride 2 on rows of 16k, where it writes y without their transposes).
+bool forward_pointwise(const Conv2dShape& s) {
+  return conv_pointwise::forward_applies(s) &&
+         (conv_pointwise::forward_in_place(s) || !conv_direct::forward_by_channels(s));
+}
+}  // namespace
+
+bool conv2d_forward_each_sample_applies(const Conv2dShape& s) {
+  return !forward_pointwise(s) && conv_direct::forward_applies(s);
+}
+
+void conv2d_forward_each_sample(const Conv2dShape& s, const float* x, const float* w,
+                                const float* bias, float* y,
+                                const std::function<void(i64)>& after_sample) {
+  check_conv2d_shape(s);
+  if (!conv2d_forward_each_sample_applies(s))
+    throw std::invalid_argument("conv2d_forward_each_sample: not the direct kernels' shape");
+  conv_direct::forward(s, x, w, bias, y, &after_sample);
+}
+
 void conv2d_forward(Level level, const Conv2dShape& s, const float* x, const float* w,
                     const float* bias, float* y) {
   check_conv2d_shape(s);
-  // 1x1, unpadded: weights x positions (conv_pointwise.h), unless conv_direct's lanes over
-  // channels run it (the same sums; they read the strided input in place, as conv_pointwise
-  // does at stride 2 on rows of 16k, where it writes y without their transposes).
-  if (conv_pointwise::forward_applies(s) &&
-      (conv_pointwise::forward_in_place(s) || !conv_direct::forward_by_channels(s))) {
+  if (forward_pointwise(s)) {
     conv_pointwise::forward(s, x, w, bias, y);
     return;
   }

@@ -58,6 +58,18 @@ void conv2d_forward(Level level, const Conv2dShape& s,
                     const float* bias,  // (O) or nullptr
                     float* y);          // (N, O, OH, OW)
 
+// conv2d_forward that calls after_sample(n) once sample n's outputs are all in y, on the
+// thread that computed them, while they are in its cache: a consumer of one sample's outputs
+// reads them there (the engine's conv2d_relu_max_pool2d pools each sample in it). The same
+// bits as conv2d_forward, where conv2d_forward_each_sample_applies (the direct kernels' path).
+bool conv2d_forward_each_sample_applies(const Conv2dShape& s);
+void conv2d_forward_each_sample(const Conv2dShape& s,
+                                const float* x,     // (N, C, H, W)
+                                const float* w,     // (O, C, KH, KW)
+                                const float* bias,  // (O) or nullptr
+                                float* y,           // (N, O, OH, OW)
+                                const std::function<void(std::int64_t)>& after_sample);
+
 void conv2d_backward_data(Level level, const Conv2dShape& s,
                           const float* dy,  // (N, O, OH, OW)
                           const float* w,   // (O, C, KH, KW)

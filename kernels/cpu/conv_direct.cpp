@@ -319,8 +319,9 @@ bool forward_by_channels(const Conv2dShape& s) {
 // input, 0 elsewhere. Output column ow at tap kw reads q = ow*S + kw: phase kw % S, q' = ow +
 // kw / S. Rows cover every output row's window; columns every lane of a row's last vector
 // (lanes past OW compute on zeros or real inputs and are never stored).
-void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  forward_ordered(ForwardOrder::chw, s, x, w, bias, y);
+void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+             const std::function<void(i64)>* after_sample) {
+  forward_ordered(ForwardOrder::chw, s, x, w, bias, y, after_sample);
 }
 
 // The other orders run the same tiles on a shape that makes the tile's loops walk them:
@@ -329,7 +330,7 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
 //   per_tap: the per-tap tiles (fwd_tap_tile: per tap a chain over c, added in registers),
 //     6 channels x 2 vectors, weights packed (tap, c).
 void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, const float* w,
-                     const float* bias, float* y) {
+                     const float* bias, float* y, const std::function<void(i64)>* after_sample) {
   // chan: lanes over output channels (fwd_chan_tile; forward_by_channels).
   const bool chan = order == ForwardOrder::chw && forward_by_channels(s);
   const bool pairs = !chan && use_pairs(s.OW, s.OH);
@@ -506,6 +507,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
           }
           transpose_out(acc, CW, OHW, on, y + (n * s.O + o0) * OHW, OHW, 1);
         }
+        if (after_sample) (*after_sample)(n);
         continue;
       }
       for (i64 blk = 0; blk < blocks; ++blk) {
@@ -530,6 +532,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
           tile(st, pad, tile_kwoff.data(), wb, b, t.kh0, t.kh1, bb, out, lanes, &ps);
         }
       }
+      if (after_sample) (*after_sample)(n);
     }
   });
 }

@@ -15,7 +15,12 @@
 // lanes are channels instead of positions (oneDNN's blocked layout, without its reorders):
 // the forward with 32+ output channels on rows of at most 8, or 16 at stride 2 (reading the
 // input at its stride, without the phase split; unpadded, x itself), the data gradient on
-// rows of at most 16 pixels per column phase with 32+ input channels. The tiles are
+// rows of at most 16 pixels per column phase with 32+ input channels. At stride 1 with fewer
+// than 8 input channels (LeNet's second layers) the data gradient's lanes are samples
+// instead (data_sample_tile): blocks of a vector's worth of samples, dy and dx transposed to
+// and from them, each pixel's taps outside dy left out one by one. The sliding weight
+// gradient's 5-tap tiles leave out the padding's columns where they are a twentieth of a
+// row's products and the step's dy is finite (weight_slide_skip). The tiles are
 // conv_direct_tiles.h's, for AVX2 and AVX-512F.
 //
 // Why the bits are conv.h's canonical ones, exactly:
@@ -31,6 +36,7 @@
 // Only the partition of work changes with the thread count (whole samples per task).
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "kernels/common/level.h"
 #include "kernels/common/shapes.h"
@@ -43,11 +49,14 @@ bool forward_applies(const Conv2dShape& s);
 // forward runs its lanes-over-output-channels tiles on this shape (AVX-512, 32+ output
 // channels, narrow rows): conv2d_forward then takes it before conv_pointwise's 8-lane tiles.
 bool forward_by_channels(const Conv2dShape& s);
+// after_sample (or null): called with n once sample n's outputs are all in y, on the thread
+// that computed them, while they are still in its cache (conv2d_forward_each_sample).
 void forward(const Conv2dShape& s,
              const float* x,     // (N, C, H, W)
              const float* w,     // (O, C, KH, KW)
              const float* bias,  // (O) or nullptr
-             float* y);          // (N, O, OH, OW)
+             float* y,           // (N, O, OH, OW)
+             const std::function<void(std::int64_t)>* after_sample = nullptr);
 
 // The forward in another order of the same sums, where forward_applies (the `emulated`
 // level's algorithms, emulated_conv.h): hwc is one fmaf chain from +0.0f over k = (kh, kw,
@@ -58,7 +67,8 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s,
                      const float* x,     // (N, C, H, W)
                      const float* w,     // (O, C, KH, KW)
                      const float* bias,  // (O) or nullptr
-                     float* y);          // (N, O, OH, OW)
+                     float* y,           // (N, O, OH, OW)
+                     const std::function<void(std::int64_t)>* after_sample = nullptr);
 
 // conv2d_backward_data can run here: O <= kChunkProducts (any stride: pixels are taken by
 // column phase, so one tap reaches a vector's pixels all or none, from consecutive dy).

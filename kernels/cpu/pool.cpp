@@ -105,51 +105,52 @@ i64 window_count(const Pool2dShape& s, bool count_include_pad, const Taps& r, co
   return count_include_pad ? s.KH * s.KW : (r.hi - r.lo) * (c.hi - c.lo);
 }
 
-// maxpool2d_forward; RELU: of relu(x), each candidate v taken as v > 0 ? v : +0.0f (padding
-// stays -inf), which is what the pool sees after activation_forward(relu).
+// maxpool2d_forward of plane p (one (n, c)); RELU: of relu(x), each candidate v taken as
+// v > 0 ? v : +0.0f (padding stays -inf), which is what the pool sees after
+// activation_forward(relu).
 template <bool RELU>
-void maxpool_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
-  check_pool2d_shape(s);
+void maxpool_plane(const Pool2dShape& s, i64 p, const float* x, float* y, std::int32_t* argmax) {
   const i64 HW = s.H * s.W, OHW = s.OH * s.OW;
+  const float* xp = x + p * HW;
   if (is_2x2_stride2(s)) {
     // The common 2x2 / stride 2 window that never touches padding (LeNet, most CNNs): the
     // generic loop below without its per-window tap clipping. Same candidates in the same
     // order with the same rule, so the same result bit for bit (tested against it).
-    for_planes(s.N * s.C, [&](i64 p) {
-      const float* xp = x + p * HW;
-      float* yp = y + p * OHW;
-      std::int32_t* ap = argmax + p * OHW;
-      for (i64 oh = 0; oh < s.OH; ++oh)
-        max2x2_row<RELU>(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
-                         yp + oh * s.OW, ap + oh * s.OW);
-    });
+    float* yp = y + p * OHW;
+    std::int32_t* ap = argmax + p * OHW;
+    for (i64 oh = 0; oh < s.OH; ++oh)
+      max2x2_row<RELU>(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
+                       yp + oh * s.OW, ap + oh * s.OW);
     return;
   }
-  for_planes(s.N * s.C, [&](i64 p) {
-    const float* xp = x + p * HW;
-    for (i64 oh = 0; oh < s.OH; ++oh) {
-      const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H);
-      for (i64 ow = 0; ow < s.OW; ++ow) {
-        const Taps c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
-        float best = -std::numeric_limits<float>::infinity();
-        i64 at = -1;
-        for (i64 kh = r.lo; kh < r.hi; ++kh) {
-          const i64 row = (oh * s.stride_h - s.pad_top + kh) * s.W;
-          for (i64 kw = c.lo; kw < c.hi; ++kw) {
-            const i64 i = row + ow * s.stride_w - s.pad_left + kw;
-            const float v = RELU ? (xp[i] > 0.0f ? xp[i] : 0.0f) : xp[i];
-            // Strict > keeps the first maximum; a first NaN wins and then stays.
-            if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
-              best = v;
-              at = i;
-            }
+  for (i64 oh = 0; oh < s.OH; ++oh) {
+    const Taps r = taps(oh, s.stride_h, s.pad_top, s.KH, s.H);
+    for (i64 ow = 0; ow < s.OW; ++ow) {
+      const Taps c = taps(ow, s.stride_w, s.pad_left, s.KW, s.W);
+      float best = -std::numeric_limits<float>::infinity();
+      i64 at = -1;
+      for (i64 kh = r.lo; kh < r.hi; ++kh) {
+        const i64 row = (oh * s.stride_h - s.pad_top + kh) * s.W;
+        for (i64 kw = c.lo; kw < c.hi; ++kw) {
+          const i64 i = row + ow * s.stride_w - s.pad_left + kw;
+          const float v = RELU ? (xp[i] > 0.0f ? xp[i] : 0.0f) : xp[i];
+          // Strict > keeps the first maximum; a first NaN wins and then stays.
+          if (at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+            best = v;
+            at = i;
           }
         }
-        y[p * OHW + oh * s.OW + ow] = best;
-        argmax[p * OHW + oh * s.OW + ow] = static_cast<std::int32_t>(at);
       }
+      y[p * OHW + oh * s.OW + ow] = best;
+      argmax[p * OHW + oh * s.OW + ow] = static_cast<std::int32_t>(at);
     }
-  });
+  }
+}
+
+template <bool RELU>
+void maxpool_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
+  check_pool2d_shape(s);
+  for_planes(s.N * s.C, [&](i64 p) { maxpool_plane<RELU>(s, p, x, y, argmax); });
 }
 
 // dx[i] = x[i] > 0 ? dx[i] : +0.0f over one plane: relu's backward, (x > 0 mask) & dx.
@@ -242,6 +243,12 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int3
 
 void relu_maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, std::int32_t* argmax) {
   maxpool_forward<true>(s, x, y, argmax);
+}
+
+void relu_maxpool2d_forward_sample(const Pool2dShape& s, std::int64_t n, const float* x, float* y,
+                                   std::int32_t* argmax) {
+  check_pool2d_shape(s);
+  for (i64 p = n * s.C; p < (n + 1) * s.C; ++p) maxpool_plane<true>(s, p, x, y, argmax);
 }
 
 void maxpool2d_backward(const Pool2dShape& s, const float* dy, const std::int32_t* argmax,

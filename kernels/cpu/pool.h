@@ -56,6 +56,14 @@ void relu_maxpool2d_forward(const Pool2dShape& s,
                             const float* x,         // (N, C, H, W), before the relu
                             float* y,               // (N, C, OH, OW)
                             std::int32_t* argmax);  // (N, C, OH, OW)
+
+// relu_maxpool2d_forward of sample n alone (its C planes, on the calling thread): the same
+// bits, for a caller that has just computed that sample's x (conv2d_relu_max_pool2d).
+void relu_maxpool2d_forward_sample(const Pool2dShape& s, std::int64_t n,
+                                   const float* x,         // (N, C, H, W)
+                                   float* y,               // (N, C, OH, OW)
+                                   std::int32_t* argmax);  // (N, C, OH, OW)
+
 void relu_maxpool2d_backward(const Pool2dShape& s,
                              const float* x,              // (N, C, H, W), before the relu
                              const float* y,              // (N, C, OH, OW): the forward's

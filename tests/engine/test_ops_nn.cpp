@@ -11,6 +11,7 @@
 #include "engine/nn.h"
 #include "engine/ops/ops.h"
 #include "gradcheck.h"
+#include "kernels/cpu/conv.h"
 #include "kernels/cpu/parallel.h"
 
 using namespace detdl;
@@ -138,6 +139,81 @@ TEST(PoolOps, ReluMaxPoolIsReluThenMaxPool) {
   }
   EXPECT_EQ(tape_size(), 2u);
   clear_tape();
+}
+
+// The fused convolution, relu and max pool (each sample pooled right after its convolution):
+// bit for bit conv2d then relu_max_pool2d, output and every input's gradient, on 1 and 2
+// threads, at LeNet-5's layers (the direct kernels' per-position and channel-lane forwards),
+// with overlapping windows, zeros, a NaN and an infinity; the shapes it does not fuse (1x1:
+// the pointwise kernels) and `emulated` draws run the two ops. A Sequential of Conv2d, relu
+// and MaxPool2d runs it, unless an activation observer asks to see the relu's output.
+TEST(Conv2dReluMaxPool, IsConv2dThenReluMaxPool) {
+  struct Case {
+    const char* name;
+    std::vector<std::int64_t> x, w;
+    ops::Conv2dOptions conv;
+    ops::Pool2dOptions pool;
+    bool fused;  // runs conv2d_forward_each_sample
+  };
+  const ops::Pool2dOptions two{2, 2, 0, false, false}, three{3, 2, 1, false, false};
+  const std::vector<Case> cases = {
+      {"lenet5_c1", {5, 1, 28, 28}, {6, 1, 5, 5}, {1, 0, true}, two, true},
+      {"lenet5_c2", {4, 6, 14, 14}, {16, 6, 5, 5}, {1, 0, true}, two, true},
+      {"valid_odd_overlapping", {3, 2, 11, 9}, {5, 2, 3, 3}, {1, 0, false}, three, true},
+      {"pointwise_1x1", {2, 3, 6, 6}, {4, 3, 1, 1}, {1, 0, false}, two, false},
+  };
+  for (const Case& c : cases) {
+    Tensor x = random_tensor(c.x, 31), w = random_tensor(c.w, 32), b = random_tensor({c.w[0]}, 33);
+    x.f32()[0] = -0.0f, x.f32()[3] = std::numeric_limits<float>::quiet_NaN();
+    x.f32()[x.numel() - 1] = std::numeric_limits<float>::infinity();
+    const Conv2dShape s = c.conv.same ? conv2d_shape_same(c.x[0], c.x[1], c.x[2], c.x[3], c.w[0],
+                                                          c.w[2], c.w[3], c.conv.stride)
+                                      : conv2d_shape(c.x[0], c.x[1], c.x[2], c.x[3], c.w[0], c.w[2],
+                                                     c.w[3], c.conv.stride, c.conv.pad);
+    EXPECT_EQ(cpu::conv2d_forward_each_sample_applies(s), c.fused) << c.name;
+    auto fused = [&](const std::vector<Tensor>& in) {
+      return ops::conv2d_relu_max_pool2d(in[0], in[1], in[2], c.conv, c.pool);
+    };
+    auto apart = [&](const std::vector<Tensor>& in) {
+      return ops::relu_max_pool2d(ops::conv2d(in[0], in[1], in[2], c.conv), c.pool);
+    };
+    for (int threads : {1, 2}) {
+      const auto a = forward_backward(fused, {x, w, b}, threads);
+      const auto e = forward_backward(apart, {x, w, b}, threads);
+      ASSERT_EQ(a.size(), e.size());
+      EXPECT_EQ(std::memcmp(a.data(), e.data(), a.size() * 4), 0)
+          << c.name << " threads " << threads;
+    }
+    RunContext emulated;
+    emulated.set_level(Level::emulated);
+    emulated.impl_seed = 7;
+    std::vector<float> a, e;
+    {
+      ContextGuard g(emulated);
+      a = forward_backward(fused, {x, w, b}, 1);
+    }
+    {
+      ContextGuard g(emulated);
+      e = forward_backward(apart, {x, w, b}, 1);
+    }
+    EXPECT_EQ(std::memcmp(a.data(), e.data(), a.size() * 4), 0) << c.name << " emulated";
+  }
+  Sequential seq;
+  seq.emplace<Conv2d>(1, 6, 5, ops::Conv2dOptions{1, 0, true});
+  seq.emplace<Act>(Activation::relu);
+  seq.emplace<MaxPool2d>(two);
+  const Tensor x = random_tensor({3, 1, 12, 12}, 34);
+  const auto run = [&](bool watch) {
+    int seen = 0;
+    std::optional<ActivationObserverScope> scope;
+    if (watch) scope.emplace([&](const Act&, const Tensor&) { ++seen; });
+    auto out = forward_backward([&](const auto& in) { return seq.forward(in[0]); }, {x}, 1);
+    EXPECT_EQ(seen, watch ? 1 : 0);
+    return out;
+  };
+  const auto fused_run = run(false), observed_run = run(true);
+  ASSERT_EQ(fused_run.size(), observed_run.size());
+  EXPECT_EQ(std::memcmp(fused_run.data(), observed_run.data(), fused_run.size() * 4), 0);
 }
 
 // Inference mode (running statistics as constants): the training monitor's probe takes
