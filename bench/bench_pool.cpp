@@ -3,6 +3,9 @@
 // need the relu as a separate pass; the rows here track detdl's own kernels.
 //   build-cpu/bench/bench_pool
 //   build-cpu/bench/bench_pool --benchmark_filter=fwd   (forward only)
+// fwd_in_cache: the forward one sample at a time on a sample in cache, as
+// conv2d_relu_max_pool2d runs it right after each sample's convolution (sample 0, N times:
+// the rate at which a batch's samples pool there).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -39,6 +42,19 @@ std::vector<float> randn(std::int64_t n, std::uint32_t seed) {
   return v;
 }
 
+void pool_in_cache(benchmark::State& state, Pool2dShape s) {
+  cpu::set_num_threads(1);
+  const std::int64_t in = s.C * s.H * s.W, out = s.C * s.OH * s.OW;  // one sample
+  const std::vector<float> x = randn(in, 1);
+  std::vector<float> y(static_cast<std::size_t>(out));
+  std::vector<std::int32_t> argmax(static_cast<std::size_t>(out));
+  for (auto _ : state) {
+    for (std::int64_t n = 0; n < s.N; ++n)
+      cpu::relu_maxpool2d_forward_sample(s, 0, x.data(), y.data(), argmax.data());
+    benchmark::ClobberMemory();
+  }
+}
+
 void pool_pass(benchmark::State& state, Pool2dShape s, bool backward, int threads) {
   cpu::set_num_threads(threads);
   const std::int64_t in = s.N * s.C * s.H * s.W, out = s.N * s.C * s.OH * s.OW;
@@ -71,6 +87,12 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       }
+  for (const NamedPool& p : pools()) {
+    const std::string name = std::string("pool/") + p.name + "/fwd_in_cache/t1";
+    benchmark::RegisterBenchmark(name.c_str(), pool_in_cache, p.s)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

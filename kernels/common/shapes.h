@@ -19,8 +19,10 @@ inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 }
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return floor_div(a + b - 1, b); }
 
-// Throws std::invalid_argument "<where>: <field> must be <what>, got <got>" unless ok.
-inline void require_field(bool ok, const char* where, const char* field, const std::string& what,
+// Throws std::invalid_argument "<where>: <field> must be <what>, got <got>" unless ok. Plain
+// C strings: a std::string parameter built one from each literal on every call, passing or
+// not, a few hundred cycles per check of a shape (per sample, where a kernel runs by samples).
+inline void require_field(bool ok, const char* where, const char* field, const char* what,
                           std::int64_t got) {
   if (!ok)
     throw std::invalid_argument(std::string(where) + ": " + field + " must be " + what + ", got " +

@@ -35,55 +35,80 @@ Taps taps(i64 o, i64 stride, i64 pad, i64 k_size, i64 size) {
 // (x + W); candidates in the order (r0, 2ow), (r0, 2ow+1), (r1, 2ow), (r1, 2ow+1), each taken
 // when v > best or when v is the first NaN, exactly as the generic loop decides per output.
 // `base`: the plane index of x[0], for argmax. A short last step loads and stores only its
-// own lanes. RELU: every candidate is relu(v) first (relu_maxpool2d_forward).
+// own lanes, unless the plane has room past them: x_room floats readable from x, y_room
+// writable from y (and at). Then its loads take whole vectors, reading the plane's next
+// rows, and its stores write whole vectors, the lanes past the row landing on the next output
+// row's first outputs, which that row writes again after (this row's caller goes in order).
+// LeNet-5's second pool, rows of 7: masked loads and split stores had been most of its time
+// in cache (conv2d_relu_max_pool2d pools each sample there). RELU: every candidate is
+// relu(v) first (relu_maxpool2d_forward).
 template <bool RELU>
-void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at) {
+void max2x2_row(const float* x, i64 W, i64 OW, std::int32_t base, float* y, std::int32_t* at,
+                i64 x_room, i64 y_room) {
   const __m256i two = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   for (i64 ow = 0; ow < OW; ow += 8) {
     const i64 n = std::min<i64>(8, OW - ow), m = 2 * n;                // outputs, inputs per row
     const i64 na = std::min<i64>(8, m), nb = std::max<i64>(0, m - 8);  // inputs per half
     const __m256i ma = avx2::first_lanes(na), mb = avx2::first_lanes(nb);
-    __m256 best = _mm256_setzero_ps();
-    __m256i idx = _mm256_setzero_si256();
+    const bool whole_in = W + 2 * ow + 16 <= x_room, whole_out = ow + 8 <= y_room;
+    // c[2 * row + q]: candidate (row, 2ow + q) of the 8 outputs, i[...] its plane index.
+    __m256 c[4];
+    __m256i i[4];
     for (int row = 0; row < 2; ++row) {
       const float* r = x + row * W + 2 * ow;
       // Plain loads where a half is whole (avx2::load_first's reason), the masks made once.
-      __m256 a = na == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, ma),
-             b = nb == 8 ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, mb);
-      if (RELU) {  // relu(v) = v > 0 ? v : +0.0f as (v > 0 mask) & v (NaN: +0.0f)
-        a = _mm256_and_ps(a, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ));
-        b = _mm256_and_ps(b, _mm256_cmp_ps(b, _mm256_setzero_ps(), _CMP_GT_OQ));
+      __m256 a = na == 8 || whole_in ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, ma),
+             b = nb == 8 || whole_in ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, mb);
+      if (RELU) {  // relu(v) = v > 0 ? v : +0.0f, maxps's second operand for NaN and +-0
+        a = _mm256_max_ps(a, _mm256_setzero_ps());
+        b = _mm256_max_ps(b, _mm256_setzero_ps());
       }
       // Deinterleave: even and odd columns of the 16 inputs, in output order.
-      const __m256 even = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      c[2 * row] = _mm256_castpd_ps(_mm256_permute4x64_pd(
           _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-      const __m256 odd = _mm256_castpd_ps(_mm256_permute4x64_pd(
+      c[2 * row + 1] = _mm256_castpd_ps(_mm256_permute4x64_pd(
           _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
-      const __m256i i0 = _mm256_add_epi32(
+      i[2 * row] = _mm256_add_epi32(
           _mm256_set1_epi32(base + static_cast<std::int32_t>(row * W + 2 * ow)), two);
-      const __m256 cand[2] = {even, odd};
-      for (int q = 0; q < 2; ++q) {
-        const __m256 v = cand[q];
-        const __m256i iv = _mm256_add_epi32(i0, _mm256_set1_epi32(q));
-        if (row == 0 && q == 0) {
-          best = v;
-          idx = iv;
-          continue;
-        }
-        // After relu no candidate is NaN (relu(NaN) = +0.0f), so the NaN rule never fires
-        // and v > best alone decides.
-        const __m256 take =
-            RELU ? _mm256_cmp_ps(v, best, _CMP_GT_OQ)
-                 : _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
-                                _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q),
-                                                 _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      i[2 * row + 1] = _mm256_add_epi32(i[2 * row], _mm256_set1_epi32(1));
+    }
+    const auto pick = [](__m256 take, __m256i u, __m256i v) {  // take ? v : u
+      return _mm256_castps_si256(
+          _mm256_blendv_ps(_mm256_castsi256_ps(u), _mm256_castsi256_ps(v), take));
+    };
+    __m256 best;
+    __m256i idx;
+    if (RELU) {
+      // After relu no candidate is NaN (relu(NaN) = +0.0f) nor -0.0f: the first maximum in
+      // candidate order is the later pair's first maximum when it is greater than the earlier
+      // pair's, else the earlier pair's, which the two pairs find side by side (two compares
+      // deep where the chain below is three).
+      const __m256 t01 = _mm256_cmp_ps(c[1], c[0], _CMP_GT_OQ),
+                   t23 = _mm256_cmp_ps(c[3], c[2], _CMP_GT_OQ);
+      const __m256 m01 = _mm256_blendv_ps(c[0], c[1], t01), m23 = _mm256_blendv_ps(c[2], c[3], t23);
+      const __m256 t = _mm256_cmp_ps(m23, m01, _CMP_GT_OQ);
+      best = _mm256_blendv_ps(m01, m23, t);
+      idx = pick(t, pick(t01, i[0], i[1]), pick(t23, i[2], i[3]));
+    } else {
+      // In order, each taken when v > best or when v is the first NaN.
+      best = c[0];
+      idx = i[0];
+      for (int q = 1; q < 4; ++q) {
+        const __m256 v = c[q];
+        const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                         _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q),
+                                                          _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
         best = _mm256_blendv_ps(best, v, take);
-        idx = _mm256_castps_si256(
-            _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(iv), take));
+        idx = pick(take, idx, i[q]);
       }
     }
-    avx2::store_first(y + ow, best, n);
-    avx2::store_first(at + ow, idx, n);
+    if (whole_out) {
+      _mm256_storeu_ps(y + ow, best);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(at + ow), idx);
+    } else {
+      avx2::store_first(y + ow, best, n);
+      avx2::store_first(at + ow, idx, n);
+    }
   }
 }
 
@@ -120,7 +145,7 @@ void maxpool_plane(const Pool2dShape& s, i64 p, const float* x, float* y, std::i
     std::int32_t* ap = argmax + p * OHW;
     for (i64 oh = 0; oh < s.OH; ++oh)
       max2x2_row<RELU>(xp + 2 * oh * s.W, s.W, s.OW, static_cast<std::int32_t>(2 * oh * s.W),
-                       yp + oh * s.OW, ap + oh * s.OW);
+                       yp + oh * s.OW, ap + oh * s.OW, HW - 2 * oh * s.W, OHW - oh * s.OW);
     return;
   }
   for (i64 oh = 0; oh < s.OH; ++oh) {
@@ -170,7 +195,8 @@ void relu_mask(const float* x, float* dx, i64 n) {
 // forward's 2x2 rows write only such). RELU_Y (the fused relu's pooled outputs): each dy
 // first masked by relu_y > 0, which holds exactly where x > 0 at the argmax (relu_y =
 // relu(x[argmax])), so the result is relu_mask's by x without reading x, four times the
-// floats. `base`: the plane index of dx[0].
+// floats. `base`: the plane index of dx[0]. (Whole vectors past the row's end, as
+// max2x2_row's, measured slower here: 0.101 -> 0.113 ms at LeNet-5's first pool.)
 void max2x2_backward_row(const float* dy, const std::int32_t* at, i64 W, i64 OW, std::int32_t base,
                          const float* relu_y, float* dx) {
   const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
