@@ -319,8 +319,160 @@ bool forward_by_channels(const Conv2dShape& s) {
 // input, 0 elsewhere. Output column ow at tap kw reads q = ow*S + kw: phase kw % S, q' = ow +
 // kw / S. Rows cover every output row's window; columns every lane of a row's last vector
 // (lanes past OW compute on zeros or real inputs and are never stored).
+namespace {
+
+// dst[k * L + l] = src[l * ld + k] for k < K and l < nb, +0.0f for nb <= l < L: nb rows of
+// K floats into K vectors of L lanes (L 8 or 16), through 8 x 8 transposes.
+void to_sample_lanes(const float* src, i64 ld, i64 K, i64 nb, i64 L, float* dst) {
+  for (i64 h = 0; h < L; h += 8) {
+    i64 k = 0;
+    for (; k + 8 <= K; k += 8) {
+      __m256 r[8];
+      for (i64 l = 0; l < 8; ++l)
+        r[l] = h + l < nb ? _mm256_loadu_ps(src + (h + l) * ld + k) : _mm256_setzero_ps();
+      avx2::transpose8(r);
+      for (i64 q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * L + h, r[q]);
+    }
+    for (; k < K; ++k)
+      for (i64 l = 0; l < 8; ++l) dst[k * L + h + l] = h + l < nb ? src[(h + l) * ld + k] : 0.0f;
+  }
+}
+
+// The inverse for the first nb lanes: dst[l * ld + k] = src[k * L + l], k < K, l < nb.
+void from_sample_lanes(const float* src, i64 K, i64 nb, i64 L, float* dst, i64 ld) {
+  for (i64 h = 0; h < L && h < nb; h += 8) {
+    i64 k = 0;
+    for (; k + 8 <= K; k += 8) {
+      __m256 r[8];
+      for (i64 q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(src + (k + q) * L + h);
+      avx2::transpose8(r);
+      for (i64 l = 0; l < 8 && h + l < nb; ++l) _mm256_storeu_ps(dst + (h + l) * ld + k, r[l]);
+    }
+    for (; k < K; ++k)
+      for (i64 l = 0; l < 8 && h + l < nb; ++l) dst[(h + l) * ld + k] = src[k * L + h + l];
+  }
+}
+
+// The data gradient with lanes over samples (data_sample_tile) where the canonical order runs
+// at stride 1 on fewer than 8 input channels (LeNet's second layers: 6 or 4): blocks of one
+// vector's worth of samples, the block's dy transposed into (O, OH, OW, lanes) and its dx
+// back out of (C, H, W, lanes). Position lanes had filled 14 of 16 lanes on a 14-wide row and
+// computed every edge tap on the padding's columns (a fifth of their products at 'same' 5 x
+// 5); here a tap outside dy is left out pixel by pixel. A block's buffers are bounded
+// (kSampleBlockBytes): ResNet's stem (3 -> 16 channels, 32 x 32) takes 1.2 MiB and still ran
+// 3.9 -> 2.1 ms (bench/RESULTS.md, 2026-12-06 third session).
+constexpr i64 kSampleBlockBytes = i64{2} << 20;
+bool data_by_samples(const Conv2dShape& s, i64 lanes) {
+  return s.stride_h == 1 && s.stride_w == 1 && s.C < 8 && s.N >= lanes &&
+         (s.O * s.OH * s.OW + s.C * s.H * s.W) * lanes * 4 <= kSampleBlockBytes;
+}
+
+void data_grad_by_samples(const TileSet& ts, const Conv2dShape& s, const float* dy, const float* w,
+                          float* dx) {
+  const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR;
+  AlignedFloats wt_buf;
+  float* wt = wt_buf.get(blocks * taps * s.O * kMR);
+  pack_data_weights(s, w, kMR, kMR, wt);
+  const i64 KY = s.O * s.OH * s.OW, KX = s.C * s.H * s.W, HWL = s.H * s.W * L;
+  // A dropped pixel reads dy columns pad_left - (KW - 1) .. W - 1 + pad_left of a row
+  // inside dy: up to KW - 1 floats before the first plane, W + pad_left - OW past the last.
+  const i64 slack = std::max(s.KW, s.W + s.pad_left - s.OW) * L;
+  const i64 sample_blocks = (s.N + L - 1) / L;
+  parallel_ranges(sample_blocks, [&](i64 b0, i64 b1, int) {
+    float* ybuf = scratch(KY * L + 2 * slack);
+    float* dys = ybuf + slack;
+    float* dxs = scratch<1>(KX * L);
+    std::fill(ybuf, dys, 0.0f);  // the slack: read by dropped pixels only, zeros all the same
+    std::fill(dys + KY * L, dys + KY * L + slack, 0.0f);
+    for (i64 b = b0; b < b1; ++b) {
+      const i64 n0 = b * L, nb = std::min(L, s.N - n0);
+      to_sample_lanes(dy + n0 * KY, KY, KY, nb, L, dys);
+      for (i64 blk = 0; blk < blocks; ++blk) {
+        const i64 mc = std::min<i64>(kMR, s.C - blk * kMR);
+        const DataSampleTile* row_tiles = ts.data_sample + (mc - 1) * kDataSampleRows;
+        i64 rmax = kDataSampleRows;
+        while (row_tiles[rmax - 1] == nullptr) --rmax;
+        for (i64 i = 0; i < s.H; ++i)
+          for (i64 j0 = 0; j0 < s.W;) {
+            const i64 r = even_group(s.W - j0, rmax);
+            row_tiles[r - 1](s, wt + blk * taps * s.O * kMR, i, j0, dys, dxs + blk * kMR * HWL);
+            j0 += r;
+          }
+      }
+      from_sample_lanes(dxs, KX, nb, L, dx + n0 * KX, KX);
+    }
+  });
+}
+
+// The forward with lanes over samples (fwd_sample_tile) where the canonical order runs at
+// stride 1 on at most 8 output channels (LeNet's first layers: 6 or 4) with AVX-512: blocks
+// of 16 samples, the block's input transposed into a zero-padded (C, rows, cols, 16) buffer
+// and its output back out of (O, OH, OW, 16). Position lanes had filled 28 of 32 lanes on a
+// 28-wide row and computed the padding's columns; here a row's positions take 16 samples'
+// worth each, and a tap all of whose positions read the padding is left out (finite
+// weights). after_sample: each sample of a block once the block's outputs are in y.
+bool fwd_by_samples(const Conv2dShape& s) {
+  if (!avx512_enabled() || s.stride_h != 1 || s.stride_w != 1 || s.O > kFwdSampleWidth || s.N < 16)
+    return false;
+  const i64 rows = s.OH - 1 + s.KH, cols = s.OW - 1 + s.KW;
+  return (s.C * rows * cols + s.O * s.OH * s.OW) * 16 * 4 <= kSampleBlockBytes;
+}
+
+void forward_by_samples(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                        float* y, const std::function<void(i64)>* after_sample) {
+  const TileSet& ts = tiles_avx512();
+  const i64 L = ts.lanes, K = s.C * s.KH * s.KW, KW8 = kFwdSampleWidth;
+  const i64 oblocks = (s.O + KW8 - 1) / KW8;
+  AlignedFloats wq_buf;
+  float* wq = wq_buf.get(oblocks * K * KW8);  // wq[ob][k][r] = w[ob * 8 + r][k], zero past O
+  std::fill_n(wq, oblocks * K * KW8, 0.0f);
+  for (i64 o = 0; o < s.O; ++o)
+    for (i64 k = 0; k < K; ++k) wq[(o / KW8 * K + k) * KW8 + o % KW8] = w[o * K + k];
+  const bool skip = std::all_of(w, w + s.O * K, [](float v) { return std::isfinite(v); });
+  const i64 rows = s.OH - 1 + s.KH, cols = s.OW - 1 + s.KW;
+  const Pad pad{rows, cols, rows * cols};
+  // The input rows and columns inside the buffer: ih in [ih0, ih1) at row ih + pad_top.
+  const i64 ih0 = std::max<i64>(0, -s.pad_top), ih1 = std::min(s.H, rows - s.pad_top);
+  const i64 iw0 = std::max<i64>(0, -s.pad_left), iw1 = std::min(s.W, cols - s.pad_left);
+  const i64 XS = s.C * s.H * s.W, YS = s.O * s.OH * s.OW, sample_blocks = (s.N + L - 1) / L;
+  parallel_ranges(sample_blocks, [&](i64 b0, i64 b1, int) {
+    float* xs = scratch(s.C * pad.plane * L);
+    float* ys = scratch<1>(YS * L);
+    std::fill_n(xs, s.C * pad.plane * L, 0.0f);  // the padding; the inside is rewritten
+    for (i64 b = b0; b < b1; ++b) {
+      const i64 n0 = b * L, nb = std::min(L, s.N - n0);
+      for (i64 c = 0; c < s.C; ++c)
+        for (i64 ih = ih0; ih < ih1; ++ih)
+          to_sample_lanes(x + n0 * XS + (c * s.H + ih) * s.W + iw0, XS, iw1 - iw0, nb, L,
+                          xs + ((c * rows + ih + s.pad_top) * cols + iw0 + s.pad_left) * L);
+      for (i64 ob = 0; ob < oblocks; ++ob) {
+        const i64 mo = std::min(KW8, s.O - ob * KW8);
+        const FwdSampleTile* row_tiles = ts.fwd_sample + (mo - 1) * kFwdSampleRows;
+        i64 rmax = kFwdSampleRows;
+        while (row_tiles[rmax - 1] == nullptr) --rmax;
+        const float* bb = bias ? bias + ob * KW8 : nullptr;
+        for (i64 oh = 0; oh < s.OH; ++oh)
+          for (i64 ow0 = 0; ow0 < s.OW;) {
+            const i64 r = even_group(s.OW - ow0, rmax);
+            row_tiles[r - 1](s, pad, wq + ob * K * KW8, bb, oh, ow0, skip, xs,
+                             ys + ob * KW8 * s.OH * s.OW * L);
+            ow0 += r;
+          }
+      }
+      from_sample_lanes(ys, YS, nb, L, y + n0 * YS, YS);
+      if (after_sample)
+        for (i64 n = n0; n < n0 + nb; ++n) (*after_sample)(n);
+    }
+  });
+}
+
+}  // namespace
+
+bool forward_by_samples(const Conv2dShape& s) { return forward_applies(s) && fwd_by_samples(s); }
+
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
              const std::function<void(i64)>* after_sample) {
+  if (fwd_by_samples(s)) return forward_by_samples(s, x, w, bias, y, after_sample);
   forward_ordered(ForwardOrder::chw, s, x, w, bias, y, after_sample);
 }
 
@@ -547,93 +699,6 @@ bool backward_data_applies(const Conv2dShape& s) { return enabled() && s.O <= kC
 void backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   backward_data_ordered(DataOrder{}, s, dy, w, dx);
 }
-
-namespace {
-
-// dst[k * L + l] = src[l * ld + k] for k < K and l < nb, +0.0f for nb <= l < L: nb rows of
-// K floats into K vectors of L lanes (L 8 or 16), through 8 x 8 transposes.
-void to_sample_lanes(const float* src, i64 ld, i64 K, i64 nb, i64 L, float* dst) {
-  for (i64 h = 0; h < L; h += 8) {
-    i64 k = 0;
-    for (; k + 8 <= K; k += 8) {
-      __m256 r[8];
-      for (i64 l = 0; l < 8; ++l)
-        r[l] = h + l < nb ? _mm256_loadu_ps(src + (h + l) * ld + k) : _mm256_setzero_ps();
-      avx2::transpose8(r);
-      for (i64 q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (k + q) * L + h, r[q]);
-    }
-    for (; k < K; ++k)
-      for (i64 l = 0; l < 8; ++l) dst[k * L + h + l] = h + l < nb ? src[(h + l) * ld + k] : 0.0f;
-  }
-}
-
-// The inverse for the first nb lanes: dst[l * ld + k] = src[k * L + l], k < K, l < nb.
-void from_sample_lanes(const float* src, i64 K, i64 nb, i64 L, float* dst, i64 ld) {
-  for (i64 h = 0; h < L && h < nb; h += 8) {
-    i64 k = 0;
-    for (; k + 8 <= K; k += 8) {
-      __m256 r[8];
-      for (i64 q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(src + (k + q) * L + h);
-      avx2::transpose8(r);
-      for (i64 l = 0; l < 8 && h + l < nb; ++l) _mm256_storeu_ps(dst + (h + l) * ld + k, r[l]);
-    }
-    for (; k < K; ++k)
-      for (i64 l = 0; l < 8 && h + l < nb; ++l) dst[(h + l) * ld + k] = src[k * L + h + l];
-  }
-}
-
-// The data gradient with lanes over samples (data_sample_tile) where the canonical order runs
-// at stride 1 on fewer than 8 input channels (LeNet's second layers: 6 or 4): blocks of one
-// vector's worth of samples, the block's dy transposed into (O, OH, OW, lanes) and its dx
-// back out of (C, H, W, lanes). Position lanes had filled 14 of 16 lanes on a 14-wide row and
-// computed every edge tap on the padding's columns (a fifth of their products at 'same' 5 x
-// 5); here a tap outside dy is left out pixel by pixel. A block's buffers are bounded
-// (kSampleBlockBytes): ResNet's stem (3 -> 16 channels, 32 x 32) takes 1.2 MiB and still ran
-// 3.9 -> 2.1 ms (bench/RESULTS.md, 2026-12-06 third session).
-constexpr i64 kSampleBlockBytes = i64{2} << 20;
-bool data_by_samples(const Conv2dShape& s, i64 lanes) {
-  return s.stride_h == 1 && s.stride_w == 1 && s.C < 8 && s.N >= lanes &&
-         (s.O * s.OH * s.OW + s.C * s.H * s.W) * lanes * 4 <= kSampleBlockBytes;
-}
-
-void data_grad_by_samples(const TileSet& ts, const Conv2dShape& s, const float* dy, const float* w,
-                          float* dx) {
-  const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR;
-  AlignedFloats wt_buf;
-  float* wt = wt_buf.get(blocks * taps * s.O * kMR);
-  pack_data_weights(s, w, kMR, kMR, wt);
-  const i64 KY = s.O * s.OH * s.OW, KX = s.C * s.H * s.W, HWL = s.H * s.W * L;
-  // A dropped pixel reads dy columns pad_left - (KW - 1) .. W - 1 + pad_left of a row
-  // inside dy: up to KW - 1 floats before the first plane, W + pad_left - OW past the last.
-  const i64 slack = std::max(s.KW, s.W + s.pad_left - s.OW) * L;
-  const i64 sample_blocks = (s.N + L - 1) / L;
-  parallel_ranges(sample_blocks, [&](i64 b0, i64 b1, int) {
-    float* ybuf = scratch(KY * L + 2 * slack);
-    float* dys = ybuf + slack;
-    float* dxs = scratch<1>(KX * L);
-    std::fill(ybuf, dys, 0.0f);  // the slack: read by dropped pixels only, zeros all the same
-    std::fill(dys + KY * L, dys + KY * L + slack, 0.0f);
-    for (i64 b = b0; b < b1; ++b) {
-      const i64 n0 = b * L, nb = std::min(L, s.N - n0);
-      to_sample_lanes(dy + n0 * KY, KY, KY, nb, L, dys);
-      for (i64 blk = 0; blk < blocks; ++blk) {
-        const i64 mc = std::min<i64>(kMR, s.C - blk * kMR);
-        const DataSampleTile* row_tiles = ts.data_sample + (mc - 1) * kDataSampleRows;
-        i64 rmax = kDataSampleRows;
-        while (row_tiles[rmax - 1] == nullptr) --rmax;
-        for (i64 i = 0; i < s.H; ++i)
-          for (i64 j0 = 0; j0 < s.W;) {
-            const i64 r = even_group(s.W - j0, rmax);
-            row_tiles[r - 1](s, wt + blk * taps * s.O * kMR, i, j0, dys, dxs + blk * kMR * HWL);
-            j0 += r;
-          }
-      }
-      from_sample_lanes(dxs, KX, nb, L, dx + n0 * KX, KX);
-    }
-  });
-}
-
-}  // namespace
 
 bool backward_data_by_samples(const Conv2dShape& s) {
   return backward_data_applies(s) &&

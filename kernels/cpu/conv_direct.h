@@ -18,7 +18,8 @@
 // rows of at most 16 pixels per column phase with 32+ input channels. At stride 1 with fewer
 // than 8 input channels (LeNet's second layers) the data gradient's lanes are samples
 // instead (data_sample_tile): blocks of a vector's worth of samples, dy and dx transposed to
-// and from them, each pixel's taps outside dy left out one by one. The sliding weight
+// and from them, each pixel's taps outside dy left out one by one; so are the forward's with
+// AVX-512 on at most 8 output channels (fwd_sample_tile: LeNet's first layers). The sliding weight
 // gradient's 5-tap tiles leave out the padding's columns where they are a twentieth of a
 // row's products and the step's dy is finite (weight_slide_skip). The tiles are
 // conv_direct_tiles.h's, for AVX2 and AVX-512F.
@@ -57,6 +58,11 @@ void forward(const Conv2dShape& s,
              const float* bias,  // (O) or nullptr
              float* y,           // (N, O, OH, OW)
              const std::function<void(std::int64_t)>* after_sample = nullptr);
+
+// forward takes lanes over samples here (blocks of 16 samples, x and y transposed to and
+// from them): AVX-512, stride 1, at most 8 output channels (LeNet's first layers), at least
+// 16 samples, a block's buffers within the scratch bound.
+bool forward_by_samples(const Conv2dShape& s);
 
 // The forward in another order of the same sums, where forward_applies (the `emulated`
 // level's algorithms, emulated_conv.h): hwc is one fmaf chain from +0.0f over k = (kh, kw,

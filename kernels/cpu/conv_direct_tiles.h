@@ -127,6 +127,18 @@ using DataChanTile = void (*)(const Conv2dShape& s, const Pad& p, const float* w
 // weights packed (KH*KW, O, kDataMemRows).
 inline constexpr int kDataMemRows = 8;
 
+// Forward tile with lanes over samples (fwd_sample_tile, stride 1): a block of `lanes`
+// samples, MO <= kFwdSampleWidth output channels x R <= kFwdSampleRows positions
+// (oh, ow0 + r) of one row. p: the block's padded input xs (C, p.rows, p.cols, lanes), input
+// (ih, iw) at (ih + pad_top, iw + pad_left), zeros around; wq: the channels' weights
+// (C*KH*KW, kFwdSampleWidth), zero past MO; bias: MO values or null; skip: every weight
+// finite; ys: the block's output (O, OH, OW, lanes) at the first channel.
+inline constexpr int kFwdSampleWidth = 8;
+inline constexpr int kFwdSampleRows = 8;
+using FwdSampleTile = void (*)(const Conv2dShape& s, const Pad& p, const float* wq,
+                               const float* bias, std::int64_t oh, std::int64_t ow0, bool skip,
+                               const float* xs, float* ys);
+
 // Data-gradient tile with lanes over samples (data_sample_tile, stride 1): a block of `lanes`
 // samples, MC <= kMR input channels x R <= kDataSampleRows pixels (i, j0 + r) of one row.
 // wt: the channels' packed weights (KH*KW, O, kMR) as DataTile's; dys: the block's dy
@@ -159,8 +171,10 @@ struct TileSet {
   FwdTile fwd_tap[2][kMR];  // forward per tap (emulated): [NV - 1][MR - 1]
   FwdTile fwd_tap_pair[2][kMR];
   DataOrderedTile data_ordered[2][kMR];  // data gradient in another order: [NV - 1][MR - 1]
-  DataSampleTile
-      data_sample[kMR * kDataSampleRows];    // [(MC - 1) * kDataSampleRows + R - 1], null: no fit
+  // [(MO - 1) * kFwdSampleRows + R - 1], null: no fit
+  FwdSampleTile fwd_sample[kFwdSampleWidth * kFwdSampleRows];
+  // [(MC - 1) * kDataSampleRows + R - 1], null: no fit
+  DataSampleTile data_sample[kMR * kDataSampleRows];
   WeightTile weight[2][kMR];                 // two vectors: [stride_w 1, any][MR - 1]
   WeightTile weight_wide[2][2 * kMR];        // one vector, up to 12 taps: [stride_w 1, any][MR - 1]
   FwdChanTile fwd_chan[3][2][kFwdChanRows];  // [KW 5, 3, any][SW - 1][R - 1]; AVX-512 only

@@ -567,6 +567,11 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       {"samples_resnet_stem_C3", conv2d_shape_same(16, 3, 32, 32, 16, 3, 3, 1)},
       {"samples_pad_past_kernel_C4", Conv2dShape{17, 4, 5, 7, 3, 3, 3, 1, 1, 4, 0, 7, 11}},
       {"samples_output_narrower_than_input", Conv2dShape{17, 2, 6, 30, 3, 3, 3, 1, 1, 1, 4, 5, 8}},
+      // ... and the forward's (fwd_sample_tile: AVX-512, stride 1, O <= 8; the shapes above
+      // with O <= 8 too): 8 channels under valid 3x3 taps on rows of 9, LeNet-1's first layer
+      // (4 channels, rows of 28) with a last block of 4 samples.
+      {"samples_fwd_O8_valid_3x3", conv2d_shape_valid(16, 2, 9, 11, 8, 3, 3, 1)},
+      {"samples_fwd_lenet1_c1_N20", conv2d_shape_same(20, 1, 28, 28, 4, 5, 5, 1)},
   };
   // On a CPU with AVX-512 the shapes whose rows or channels fill 16 lanes run the AVX-512
   // tiles; the AVX2 tiles run them too, with AVX-512 held off.
@@ -592,6 +597,9 @@ TEST(Conv, DirectKernelsMatchLoopsAndGemmPath) {
       }
       if (std::string(c.name).rfind("samples_", 0) == 0) {
         ASSERT_TRUE(conv_direct::backward_data_by_samples(c.s)) << c.name;
+        ASSERT_EQ(conv_direct::forward_by_samples(c.s),
+                  c.s.O <= 8 && avx512 && conv_direct::avx512_available())
+            << c.name;
       }
       ASSERT_TRUE(conv_direct::forward_applies(c.s)) << c.name;
       ASSERT_TRUE(conv_direct::backward_data_applies(c.s)) << c.name;
