@@ -51,6 +51,23 @@ void expect_thread_invariant(const std::function<Tensor(const std::vector<Tensor
   }
 }
 
+// A Sequential with one relu layer runs forward and backward on x the same bits whether it
+// fuses its layers (no observer) or not (an activation observer watching, which sees the
+// relu once).
+void expect_fused_as_observed(Sequential& seq, const Tensor& x) {
+  const auto run = [&](bool watch) {
+    int seen = 0;
+    std::optional<ActivationObserverScope> scope;
+    if (watch) scope.emplace([&](const Act&, const Tensor&) { ++seen; });
+    auto out = forward_backward([&](const auto& in) { return seq.forward(in[0]); }, {x}, 1);
+    EXPECT_EQ(seen, watch ? 1 : 0);
+    return out;
+  };
+  const auto fused_run = run(false), observed_run = run(true);
+  ASSERT_EQ(fused_run.size(), observed_run.size());
+  EXPECT_EQ(std::memcmp(fused_run.data(), observed_run.data(), fused_run.size() * 4), 0);
+}
+
 }  // namespace
 
 TEST(Conv2dOp, GradientsAndThreadInvariance) {
@@ -116,16 +133,7 @@ TEST(PoolOps, ReluMaxPoolIsReluThenMaxPool) {
   Sequential seq;
   seq.emplace<Act>(Activation::relu);
   seq.emplace<MaxPool2d>(two);
-  const auto run = [&](bool watch) {
-    int seen = 0;
-    std::optional<ActivationObserverScope> scope;
-    if (watch) scope.emplace([&](const Act&, const Tensor&) { ++seen; });
-    auto out = forward_backward([&](const auto& in) { return seq.forward(in[0]); }, {z}, 1);
-    EXPECT_EQ(seen, watch ? 1 : 0);
-    return out;
-  };
-  const auto fused_run = run(false), observed_run = run(true);
-  EXPECT_EQ(std::memcmp(fused_run.data(), observed_run.data(), fused_run.size() * 4), 0);
+  expect_fused_as_observed(seq, z);
   // One tape node when fused, two (relu, then the pool) when the observer watches.
   Tensor w = z.clone();
   w.set_requires_grad(true);
@@ -203,17 +211,7 @@ TEST(Conv2dReluMaxPool, IsConv2dThenReluMaxPool) {
   seq.emplace<Act>(Activation::relu);
   seq.emplace<MaxPool2d>(two);
   const Tensor x = random_tensor({3, 1, 12, 12}, 34);
-  const auto run = [&](bool watch) {
-    int seen = 0;
-    std::optional<ActivationObserverScope> scope;
-    if (watch) scope.emplace([&](const Act&, const Tensor&) { ++seen; });
-    auto out = forward_backward([&](const auto& in) { return seq.forward(in[0]); }, {x}, 1);
-    EXPECT_EQ(seen, watch ? 1 : 0);
-    return out;
-  };
-  const auto fused_run = run(false), observed_run = run(true);
-  ASSERT_EQ(fused_run.size(), observed_run.size());
-  EXPECT_EQ(std::memcmp(fused_run.data(), observed_run.data(), fused_run.size() * 4), 0);
+  expect_fused_as_observed(seq, x);
 }
 
 // Inference mode (running statistics as constants): the training monitor's probe takes
