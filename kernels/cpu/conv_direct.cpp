@@ -44,6 +44,34 @@ const TileSet& tiles_for(i64 extent) {
 // with one short row each.
 bool use_pairs(i64 extent, i64 rows) { return avx512_enabled() && extent <= 8 && rows >= 2; }
 
+// Whether every one of n floats is finite: v * 0 is +-0 for a finite v and NaN for an
+// infinity or a NaN, and a sum of them stays NaN once one is. One FMA per 8 floats.
+bool all_finite(const float* p, i64 n) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 a0 = z, a1 = z, a2 = z, a3 = z;
+  i64 i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i), z, a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 8), z, a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 16), z, a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 24), z, a3);
+  }
+  const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  bool ok = _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)) == 0;
+  for (; i < n; ++i) ok = ok && std::isfinite(p[i]);
+  return ok;
+}
+
+// The widest tiles the CPU runs: the sample-lane paths take one vector's worth of samples.
+const TileSet& widest_tiles() { return avx512_enabled() ? tiles_avx512() : tiles_avx2(); }
+
+// The most rows R of a tile family (tiles[R - 1], R <= most) whose registers fit.
+template <class Tile>
+i64 rows_that_fit(const Tile* tiles, i64 most) {
+  while (most > 1 && tiles[most - 1] == nullptr) --most;
+  return most;
+}
+
 // A vector's worth of positions: row `row`, columns [col, col + lanes).
 struct Seg {
   i64 row, col, lanes;
@@ -367,8 +395,8 @@ bool data_by_samples(const Conv2dShape& s, i64 lanes) {
          (s.O * s.OH * s.OW + s.C * s.H * s.W) * lanes * 4 <= kSampleBlockBytes;
 }
 
-void data_grad_by_samples(const TileSet& ts, const Conv2dShape& s, const float* dy, const float* w,
-                          float* dx) {
+void backward_data_sample_lanes(const TileSet& ts, const Conv2dShape& s, const float* dy,
+                                const float* w, float* dx) {
   const i64 L = ts.lanes, taps = s.KH * s.KW, blocks = (s.C + kMR - 1) / kMR;
   AlignedFloats wt_buf;
   float* wt = wt_buf.get(blocks * taps * s.O * kMR);
@@ -390,8 +418,7 @@ void data_grad_by_samples(const TileSet& ts, const Conv2dShape& s, const float* 
       for (i64 blk = 0; blk < blocks; ++blk) {
         const i64 mc = std::min<i64>(kMR, s.C - blk * kMR);
         const DataSampleTile* row_tiles = ts.data_sample + (mc - 1) * kDataSampleRows;
-        i64 rmax = kDataSampleRows;
-        while (row_tiles[rmax - 1] == nullptr) --rmax;
+        const i64 rmax = rows_that_fit(row_tiles, kDataSampleRows);
         for (i64 i = 0; i < s.H; ++i)
           for (i64 j0 = 0; j0 < s.W;) {
             const i64 r = even_group(s.W - j0, rmax);
@@ -418,8 +445,8 @@ bool fwd_by_samples(const Conv2dShape& s) {
   return (s.C * rows * cols + s.O * s.OH * s.OW) * 16 * 4 <= kSampleBlockBytes;
 }
 
-void forward_by_samples(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                        float* y, const std::function<void(i64)>* after_sample) {
+void forward_sample_lanes(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y, const std::function<void(i64)>* after_sample) {
   const TileSet& ts = tiles_avx512();
   const i64 L = ts.lanes, K = s.C * s.KH * s.KW, KW8 = kFwdSampleWidth;
   const i64 oblocks = (s.O + KW8 - 1) / KW8;
@@ -428,7 +455,7 @@ void forward_by_samples(const Conv2dShape& s, const float* x, const float* w, co
   std::fill_n(wq, oblocks * K * KW8, 0.0f);
   for (i64 o = 0; o < s.O; ++o)
     for (i64 k = 0; k < K; ++k) wq[(o / KW8 * K + k) * KW8 + o % KW8] = w[o * K + k];
-  const bool skip = std::all_of(w, w + s.O * K, [](float v) { return std::isfinite(v); });
+  const bool skip = all_finite(w, s.O * K);
   const i64 rows = s.OH - 1 + s.KH, cols = s.OW - 1 + s.KW;
   const Pad pad{rows, cols, rows * cols};
   // The input rows and columns inside the buffer: ih in [ih0, ih1) at row ih + pad_top.
@@ -448,8 +475,7 @@ void forward_by_samples(const Conv2dShape& s, const float* x, const float* w, co
       for (i64 ob = 0; ob < oblocks; ++ob) {
         const i64 mo = std::min(KW8, s.O - ob * KW8);
         const FwdSampleTile* row_tiles = ts.fwd_sample + (mo - 1) * kFwdSampleRows;
-        i64 rmax = kFwdSampleRows;
-        while (row_tiles[rmax - 1] == nullptr) --rmax;
+        const i64 rmax = rows_that_fit(row_tiles, kFwdSampleRows);
         const float* bb = bias ? bias + ob * KW8 : nullptr;
         for (i64 oh = 0; oh < s.OH; ++oh)
           for (i64 ow0 = 0; ow0 < s.OW;) {
@@ -472,7 +498,7 @@ bool forward_by_samples(const Conv2dShape& s) { return forward_applies(s) && fwd
 
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
              const std::function<void(i64)>* after_sample) {
-  if (fwd_by_samples(s)) return forward_by_samples(s, x, w, bias, y, after_sample);
+  if (fwd_by_samples(s)) return forward_sample_lanes(s, x, w, bias, y, after_sample);
   forward_ordered(ForwardOrder::chw, s, x, w, bias, y, after_sample);
 }
 
@@ -549,7 +575,7 @@ void forward_ordered(ForwardOrder order, const Conv2dShape& s, const float* x, c
   // left out when every weight is finite: each of their terms is fmaf(0, w, p) = p exactly
   // (p is never -0.0f: conv_direct_tiles.h), while 0 x inf or 0 x NaN would make the output
   // NaN. At the 8 x 8 stage's 3 x 3 taps that is 2 of 24 kernel rows.
-  const bool skip_pad_rows = std::all_of(w, w + s.O * K, [](float v) { return std::isfinite(v); });
+  const bool skip_pad_rows = all_finite(w, s.O * K);
   // [kh0, kh1): the kernel rows any of output rows [first, last] reads inside the input.
   const auto kernel_rows = [&](i64 first, i64 last, i64* kh0, i64* kh1) {
     *kh0 = skip_pad_rows ? std::clamp<i64>(s.pad_top - last * s.stride_h, 0, s.KH) : 0;
@@ -701,11 +727,9 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
 }
 
 bool backward_data_by_samples(const Conv2dShape& s) {
-  return backward_data_applies(s) &&
-         data_by_samples(s, avx512_enabled() ? tiles_avx512().lanes : tiles_avx2().lanes);
+  return backward_data_applies(s) && data_by_samples(s, widest_tiles().lanes);
 }
 
-// The canonical order runs data_tile (pairs where they fit); another order runs
 // The canonical order runs data_tile (pairs where they fit); another order runs
 // data_ordered_tile, the same tile with the taps in the plan's order and the reduction over o
 // in slices combined in registers (no pairs).
@@ -713,8 +737,8 @@ void backward_data_ordered(const DataOrder& d, const Conv2dShape& s, const float
                            const float* w, float* dx) {
   const bool canonical = d.slices <= 1 && d.taps == nullptr;
   if (canonical) {
-    const TileSet& ts = avx512_enabled() ? tiles_avx512() : tiles_avx2();
-    if (data_by_samples(s, ts.lanes)) return data_grad_by_samples(ts, s, dy, w, dx);
+    const TileSet& ts = widest_tiles();
+    if (data_by_samples(s, ts.lanes)) return backward_data_sample_lanes(ts, s, dy, w, dx);
   }
   const i64 S = s.stride_w, J = (s.W + S - 1) / S;  // pixels of phase 0 per row (the most)
   // chan: lanes over input channels (data_chan_tile) on rows of at most 16 pixels per
@@ -907,24 +931,6 @@ bool backward_weight_applies(const Conv2dShape& s) {
 
 namespace {
 
-// Whether every one of n floats is finite: v * 0 is +-0 for a finite v and NaN for an
-// infinity or a NaN, and a sum of them stays NaN once one is. One FMA per 8 floats.
-bool all_finite(const float* p, i64 n) {
-  const __m256 z = _mm256_setzero_ps();
-  __m256 a0 = z, a1 = z, a2 = z, a3 = z;
-  i64 i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i), z, a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 8), z, a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 16), z, a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 24), z, a3);
-  }
-  const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-  bool ok = _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q)) == 0;
-  for (; i < n; ++i) ok = ok && std::isfinite(p[i]);
-  return ok;
-}
-
 // The weight gradient's partials over ranges of the flat (n, oh, ow) position space, as
 // tasks. The padded input: xpad[n][c][r][q] = x[n][c][r - pad_top][q - pad_left] inside the
 // input, 0 elsewhere, covering every window. Task (range, channel panel, group of tap blocks)
@@ -983,11 +989,11 @@ WeightRanges weight_ranges(const Conv2dShape& s, const float* x, const float* dy
   // (one FMA per 8 floats, against K of the tiles' per position), which would cost more than
   // it saves on ResNet's 3 x 3 layers (2% of the stem's products) and LeNet-5's first (4%).
   // LeNet-5's second, 'same' 5 x 5 on rows of 14: 8.6%.
-  const i64 pad_right = cols - s.pad_left - s.W;
+  // A row's products on the padding's p columns at one end: p (p + 1) / 2.
+  const i64 pad_right = std::max<i64>(0, cols - s.pad_left - s.W);
+  const i64 pad_products = (s.pad_left * (s.pad_left + 1) + pad_right * (pad_right + 1)) / 2;
   const bool skip_cols = slide && s.KW == 5 && !inside && s.pad_left < s.KW && pad_right < s.KW &&
-                         20 * (s.pad_left * (s.pad_left + 1) +
-                               std::max<i64>(0, pad_right) * (std::max<i64>(0, pad_right) + 1)) >=
-                             2 * s.KW * s.OW;
+                         20 * pad_products >= s.KW * s.OW;
   const Pad pad = inside ? Pad{s.H, s.W, s.H * s.W} : Pad{rows, cols, rows * cols};
   const i64 sample = s.C * pad.plane, taps = s.KH * s.KW;
   std::vector<i64> off(static_cast<std::size_t>(K));  // tap k's offset in a (padded) sample
